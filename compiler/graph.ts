@@ -1,0 +1,107 @@
+// The graph IR: one immutable node type from model definition to kernel plan.
+// A Node is an op applied to source nodes with an attribute record; nodes are hash-consed, so two
+// equal subgraphs are the same object. Shapes and dtypes are inferred when a node is built, by the
+// op's own rule (ops/*.ts), so a malformed graph fails where it is written.
+import { ShapeError } from './errors.js';
+
+export type DType = 'f32' | 'f16' | 'bf16' | 'q8_0' | 'q4_0' | 'i32';
+export const DTYPES: readonly DType[] = ['f32', 'f16', 'bf16', 'q8_0', 'q4_0', 'i32'];
+
+export interface TensorType {
+  readonly shape: readonly number[];
+  readonly dtype: DType;
+}
+
+/** Shapes a reference sees: its sources' and its own. */
+export interface RefShapes {
+  readonly srcs: readonly (readonly number[])[];
+  readonly out: readonly number[];
+}
+
+export type Attr = Readonly<Record<string, string | number | boolean | readonly number[]>>;
+
+/** What an op is: its shape rule and its float64 reference. Kernels and lowering live beside it in ops/. */
+export interface OpDef<A extends Attr = Attr> {
+  readonly name: string;
+  /** output type from source types; throws ShapeError on a mismatch */
+  infer(srcs: readonly TensorType[], attr: A): TensorType;
+  /** the plain float64 meaning of the op (leaf ops read their value from the environment) */
+  reference(srcs: Float64Array[], attr: A, shapes: RefShapes): Float64Array;
+  /** true for ops that update their first source in place and return it (the KV-cache write) */
+  readonly inPlace?: boolean;
+}
+
+export class Node {
+  constructor(
+    readonly id: number,
+    readonly op: OpDef,
+    readonly srcs: readonly Node[],
+    readonly attr: Attr,
+    readonly type: TensorType,
+  ) {
+    Object.freeze(this);
+  }
+  get shape() { return this.type.shape; }
+  get dtype() { return this.type.dtype; }
+  /** elements in the tensor */
+  get size() { return this.type.shape.reduce((a, b) => a * b, 1); }
+  toString() { return `%${this.id}`; }
+}
+
+const attrKey = (a: Attr) => JSON.stringify(Object.keys(a).sort().map((k) => [k, a[k]]));
+
+/** Builds a graph; hash-conses nodes so each distinct (op, srcs, attr) exists once. */
+export class GraphBuilder {
+  private nodes: Node[] = [];
+  private memo = new Map<string, Node>();
+
+  apply<A extends Attr>(op: OpDef<A>, srcs: readonly Node[], attr: A): Node {
+    const key = `${op.name}(${srcs.map((s) => s.id).join(',')})${attrKey(attr)}`;
+    const hit = this.memo.get(key);
+    if (hit) return hit;
+    let type: TensorType;
+    try {
+      type = op.infer(srcs.map((s) => s.type), attr);
+    } catch (e) {
+      if (e instanceof ShapeError) throw new ShapeError(`${op.name}(${srcs.map((s) => fmtType(s.type)).join(', ')}): ${e.message}`);
+      throw e;
+    }
+    const node = new Node(this.nodes.length, op as unknown as OpDef, Object.freeze([...srcs]), Object.freeze({ ...attr }), Object.freeze({ shape: Object.freeze([...type.shape]), dtype: type.dtype }));
+    this.nodes.push(node);
+    this.memo.set(key, node);
+    return node;
+  }
+
+  finish(outputs: Record<string, Node>): Graph {
+    return new Graph(Object.freeze({ ...outputs }));
+  }
+}
+
+export const fmtType = (t: TensorType) => `${t.dtype}[${t.shape.join(',')}]`;
+
+export class Graph {
+  /** every node reachable from the outputs, sources before users */
+  readonly nodes: readonly Node[];
+  constructor(readonly outputs: Readonly<Record<string, Node>>) {
+    const seen = new Set<Node>();
+    const order: Node[] = [];
+    const visit = (n: Node) => {
+      if (seen.has(n)) return;
+      seen.add(n);
+      n.srcs.forEach(visit);
+      order.push(n);
+    };
+    Object.values(outputs).forEach(visit);
+    this.nodes = Object.freeze(order);
+  }
+
+  /** One line per node: `%12 = matvec(%3, %11) {..} : f32[64]`; leaves show their name. */
+  toString(): string {
+    const lines = this.nodes.map((n) => {
+      const attrs = Object.entries(n.attr).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(' ');
+      return `%${n.id} = ${n.op.name}(${n.srcs.map(String).join(', ')})${attrs ? ` {${attrs}}` : ''} : ${fmtType(n.type)}`;
+    });
+    const outs = Object.entries(this.outputs).map(([k, n]) => `${k}=${n}`).join(' ');
+    return `${lines.join('\n')}\nreturn ${outs}\n`;
+  }
+}

@@ -1,0 +1,49 @@
+// Kernel IR: the small, printable, JSON-serialisable form that kernels take after translation.
+// Built at build time from TypeScript (compiler/kernelc), composed and printed as WGSL at run time
+// (compiler/kernel/wgsl.ts), so the runtime needs no TypeScript compiler.
+
+export type Scalar = 'f32' | 'u32' | 'i32' | 'bool';
+
+export type Expr =
+  | { k: 'lit'; text: string; ty: Scalar | 'int' | 'float' } // 'int'/'float': abstract literals
+  | { k: 'var'; name: string; ty: Scalar }
+  | { k: 'uniform'; name: string; ty: Scalar }
+  | { k: 'builtin'; name: 'local' | 'group' | 'global' | 'size'; ty: 'u32' }
+  | { k: 'index'; array: string; index: Expr; ty: Scalar }
+  | { k: 'len'; array: string; ty: 'u32' }
+  | { k: 'bin'; op: string; a: Expr; b: Expr; ty: Scalar }
+  | { k: 'un'; op: '-' | '!' | '~'; a: Expr; ty: Scalar }
+  | { k: 'call'; fn: string; args: Expr[]; ty: Scalar } // WGSL builtin functions and conversions
+  | { k: 'select'; cond: Expr; a: Expr; b: Expr; ty: Scalar };
+
+export type LValue = { k: 'var'; name: string; ty: Scalar } | { k: 'index'; array: string; index: Expr; ty: Scalar };
+
+export type Stmt =
+  | { k: 'let'; name: string; ty: Scalar; init: Expr | null; mutable: boolean }
+  | { k: 'assign'; target: LValue; op: '=' | '+=' | '-=' | '*=' | '/=' | '%=' | '&=' | '|=' | '^=' | '<<=' | '>>='; value: Expr }
+  | { k: 'if'; cond: Expr; then: Stmt[]; else: Stmt[] }
+  | { k: 'for'; init: Stmt | null; cond: Expr | null; update: Stmt | null; body: Stmt[] }
+  | { k: 'while'; cond: Expr; body: Stmt[] }
+  | { k: 'break' }
+  | { k: 'continue' }
+  | { k: 'return' }
+  | { k: 'barrier'; scope: 'workgroup' | 'storage' };
+
+export type Param =
+  | { kind: 'in' | 'out'; name: string; elem: 'f32' | 'u32' | 'i32' }
+  | { kind: 'uniform'; name: string; ty: 'f32' | 'u32' | 'i32' };
+
+export interface KernelIR {
+  name: string;
+  /** where it was written, for error messages: "ops/matvec.ts:12" */
+  source: string;
+  workgroupSize: number;
+  params: Param[];
+  shared: { name: string; elem: 'f32' | 'u32'; size: number }[];
+  body: Stmt[];
+}
+
+/** The storage parameters of a kernel, in binding order. */
+export const storageParams = (k: KernelIR) => k.params.filter((p) => p.kind !== 'uniform');
+/** The scalar parameters of a kernel, in uniform-struct order. */
+export const uniformParams = (k: KernelIR) => k.params.filter((p): p is Extract<Param, { kind: 'uniform' }> => p.kind === 'uniform');

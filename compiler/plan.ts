@@ -1,0 +1,154 @@
+// Lowering: graph -> plan. A plan is the list of kernel dispatches for one decode step and the
+// buffers they touch, with nothing GPU-specific in it, so it can be printed and tested without a
+// device. The runtime turns it into buffers, pipelines and bind groups once, then replays it per token.
+import { type Graph, type Node } from './graph.js';
+import { ShapeError, TapirError } from './errors.js';
+import { type KernelIR, storageParams, uniformParams } from './kernel/ir.js';
+
+export type BufId = string;
+export type BufferKind = 'input' | 'weight' | 'state' | 'const' | 'activation' | 'scratch';
+
+export interface BufferSpec {
+  readonly id: BufId;
+  readonly kind: BufferKind;
+  readonly bytes: number;
+  /** for weights: which rows of which tensor; for consts: the node whose reference value it holds */
+  readonly weight?: { name: string; rowStart: number; rows: number; cols: number };
+  readonly constNode?: Node;
+}
+
+export interface Dispatch {
+  readonly kernel: string;
+  /** storage parameter name -> buffer */
+  readonly bind: Readonly<Record<string, BufId>>;
+  /** scalar parameter name -> value */
+  readonly uniforms: Readonly<Record<string, number>>;
+  /** workgroups along the (linear) grid */
+  readonly groups: number;
+  /** the graph node it computes */
+  readonly node: Node;
+}
+
+export interface Chunk { readonly buf: BufId; readonly rowStart: number; readonly rows: number }
+
+/** What an op's lowering may ask for. */
+export interface LowerCtx {
+  /** the buffer holding a (non-weight) node's value */
+  buf(n: Node): BufId;
+  /** a weight, split by rows so each piece fits one storage binding */
+  chunks(n: Node): readonly Chunk[];
+  /** a private buffer of `floats` f32 for this node (e.g. attention scores) */
+  scratch(n: Node, name: string, floats: number): BufId;
+  dispatch(kernel: string, bind: Record<string, BufId>, uniforms: Record<string, number>, groups: number): void;
+}
+
+/** Ops that produce GPU work implement this next to their kernel. */
+export interface Lowering {
+  lower(n: Node, ctx: LowerCtx): void;
+}
+export type LeafKind = 'input' | 'weight' | 'state' | 'const';
+export const leafKind = (n: Node): LeafKind | undefined => (n.op as { leaf?: LeafKind }).leaf;
+
+export interface PlanOptions {
+  kernels: Readonly<Record<string, KernelIR>>;
+  /** the device's maxStorageBufferBindingSize */
+  maxBindingBytes: number;
+}
+
+export class Plan {
+  constructor(
+    readonly graph: Graph,
+    readonly buffers: ReadonlyMap<BufId, BufferSpec>,
+    readonly dispatches: readonly Dispatch[],
+    readonly outputs: Readonly<Record<string, BufId>>,
+    readonly inputs: Readonly<Record<string, BufId>>,
+  ) {}
+
+  toString(): string {
+    const bufs = [...this.buffers.values()].map((b) => `  ${b.id} ${b.kind} ${b.bytes}B`).join('\n');
+    const ds = this.dispatches.map((d) => {
+      const bind = Object.entries(d.bind).map(([k, v]) => `${k}=${v}`).join(' ');
+      const uni = Object.entries(d.uniforms).map(([k, v]) => `${k}=${v}`).join(' ');
+      return `  ${d.kernel}[${d.groups}] ${bind}${uni ? ` | ${uni}` : ''}   ; %${d.node.id} ${d.node.op.name}`;
+    }).join('\n');
+    return `buffers:\n${bufs}\ndispatches (${this.dispatches.length}):\n${ds}\n`;
+  }
+}
+
+const F32 = 4;
+
+/** Lower every node of the graph, in order, to dispatches. */
+export function lowerGraph(graph: Graph, opts: PlanOptions): Plan {
+  const buffers = new Map<BufId, BufferSpec>();
+  const dispatches: Dispatch[] = [];
+  const inputs: Record<string, BufId> = {};
+  const nodeBuf = new Map<Node, BufId>();
+  const chunkMemo = new Map<Node, Chunk[]>();
+  let current: Node | undefined;
+
+  const add = (spec: BufferSpec) => {
+    if (spec.bytes > opts.maxBindingBytes && spec.kind !== 'weight')
+      throw new TapirError(`buffer ${spec.id} needs ${spec.bytes} bytes, over this device's ${opts.maxBindingBytes}-byte binding limit`);
+    buffers.set(spec.id, spec);
+    return spec.id;
+  };
+
+  const ctx: LowerCtx = {
+    buf(n) {
+      if (leafKind(n) === 'weight') {
+        const cs = ctx.chunks(n);
+        if (cs.length !== 1) throw new Error(`internal: weight %${n.id} is split; lower it with chunks()`);
+        return cs[0]!.buf;
+      }
+      const id = nodeBuf.get(n);
+      if (!id) throw new Error(`internal: %${n.id} (${n.op.name}) has no buffer yet`);
+      return id;
+    },
+    chunks(n) {
+      const hit = chunkMemo.get(n);
+      if (hit) return hit;
+      if (leafKind(n) !== 'weight' || n.shape.length < 1 || n.shape.length > 2) throw new ShapeError(`%${n.id} is not a 1-D or 2-D weight`);
+      // a vector is one row
+      const [rows, cols] = (n.shape.length === 2 ? n.shape : [1, n.shape[0]!]) as [number, number];
+      const perChunk = Math.max(1, Math.floor(opts.maxBindingBytes / (cols * F32)));
+      const out: Chunk[] = [];
+      for (let r = 0, i = 0; r < rows; r += perChunk, i++) {
+        const nr = Math.min(perChunk, rows - r);
+        const name = String(n.attr.name);
+        out.push({ buf: add({ id: `w:${name}#${i}`, kind: 'weight', bytes: nr * cols * F32, weight: { name, rowStart: r, rows: nr, cols } }), rowStart: r, rows: nr });
+      }
+      chunkMemo.set(n, out);
+      return out;
+    },
+    scratch(n, name, floats) {
+      return add({ id: `scratch:%${n.id}.${name}`, kind: 'scratch', bytes: Math.max(16, floats * F32) });
+    },
+    dispatch(kernel, bind, uniforms, groups) {
+      const k = opts.kernels[kernel];
+      if (!k) throw new Error(`internal: no kernel '${kernel}' (is ops/kernels.gen.ts up to date? run npm run build)`);
+      const want = storageParams(k).map((p) => p.name).sort().join(',');
+      const got = Object.keys(bind).sort().join(',');
+      if (want !== got) throw new Error(`internal: ${kernel} binds [${want}], got [${got}]`);
+      for (const p of uniformParams(k)) if (typeof uniforms[p.name] !== 'number') throw new Error(`internal: ${kernel} needs uniform ${p.name}`);
+      if (!(groups >= 1)) return; // nothing to do (e.g. an empty chunk)
+      dispatches.push({ kernel, bind, uniforms, groups, node: current! });
+    },
+  };
+
+  for (const n of graph.nodes) {
+    current = n;
+    const leaf = leafKind(n);
+    const bytes = Math.max(16, n.size * F32);
+    if (leaf === 'weight') continue; // chunked on first use
+    if (leaf === 'input') { const id = add({ id: `in:${n.attr.name}`, kind: 'input', bytes }); inputs[String(n.attr.name)] = id; nodeBuf.set(n, id); continue; }
+    if (leaf === 'state') { nodeBuf.set(n, add({ id: `state:${n.attr.name}`, kind: 'state', bytes })); continue; }
+    if (leaf === 'const') { nodeBuf.set(n, add({ id: `const:%${n.id}`, kind: 'const', bytes, constNode: n })); continue; }
+    if (n.op.inPlace) nodeBuf.set(n, ctx.buf(n.srcs[0]!));
+    else nodeBuf.set(n, add({ id: `t%${n.id}`, kind: 'activation', bytes }));
+    const lowering = n.op as unknown as Partial<Lowering>;
+    if (!lowering.lower) throw new Error(`internal: op ${n.op.name} has no lowering`);
+    lowering.lower(n, ctx);
+  }
+  const outputs = Object.fromEntries(Object.entries(graph.outputs).map(([k, n]) => [k, ctx.buf(n)]));
+  return new Plan(graph, buffers, dispatches, outputs, inputs);
+}

@@ -1,0 +1,106 @@
+// Causal self-attention for one new position, with grouped-query attention: query head h reads
+// KV head floor(h / (nHeads / nKvHeads)). Scores over positions 0..pos, softmax, weighted sum of V.
+import { type Invocation, type In, type Out, type f32, type u32, idiv, sharedF32, storageBarrier, workgroupBarrier } from '../compiler/kernel/dsl.js';
+import { type Op, expectShape } from './op.js';
+import { ShapeError } from '../compiler/errors.js';
+
+export type AttentionAttr = { nHeads: number; nKvHeads: number; headSize: number };
+
+export const attention: Op<AttentionAttr> = {
+  name: 'attention',
+  infer([q, kc, vc, pos], { nHeads, nKvHeads, headSize }) {
+    if (nHeads % nKvHeads !== 0) throw new ShapeError(`${nHeads} query heads do not divide into ${nKvHeads} KV heads`);
+    expectShape(q!, [nHeads * headSize], 'query');
+    if (kc!.shape.length !== 2) throw new ShapeError('key cache must be [context, width]');
+    expectShape(kc!, [kc!.shape[0]!, nKvHeads * headSize], 'key cache');
+    expectShape(vc!, kc!.shape, 'value cache');
+    expectShape(pos!, [1], 'position');
+    return q!;
+  },
+  reference([q, kc, vc, pos], { nHeads, nKvHeads, headSize }) {
+    const p = pos![0]!, kvDim = nKvHeads * headSize, group = nHeads / nKvHeads;
+    const out = new Float64Array(nHeads * headSize);
+    for (let h = 0; h < nHeads; h++) {
+      const ko = Math.floor(h / group) * headSize;
+      const scores = new Float64Array(p + 1);
+      for (let t = 0; t <= p; t++) {
+        let s = 0;
+        for (let d = 0; d < headSize; d++) s += q![h * headSize + d]! * kc![t * kvDim + ko + d]!;
+        scores[t] = s / Math.sqrt(headSize);
+      }
+      const max = Math.max(...scores);
+      let sum = 0;
+      for (let t = 0; t <= p; t++) sum += scores[t] = Math.exp(scores[t]! - max);
+      for (let t = 0; t <= p; t++)
+        for (let d = 0; d < headSize; d++) out[h * headSize + d]! += (scores[t]! / sum) * vc![t * kvDim + ko + d]!;
+    }
+    return out;
+  },
+  lower(n, ctx) {
+    const [q, kc, vc, pos] = n.srcs;
+    const { nHeads, nKvHeads, headSize } = n.attr as AttentionAttr;
+    const context = kc!.shape[0]!;
+    const scores = ctx.scratch(n, 'pattern', nHeads * context);
+    ctx.dispatch('attentionKernel', { q: ctx.buf(q!), kc: ctx.buf(kc!), vc: ctx.buf(vc!), pos: ctx.buf(pos!), scores, out: ctx.buf(n) },
+      { headSize, kvDim: nKvHeads * headSize, group: nHeads / nKvHeads, context, scale: 1 / Math.sqrt(headSize) }, nHeads);
+  },
+};
+
+/** A workgroup per query head. Leaves the softmaxed pattern of each head in `scores` [nHeads, context]. */
+/** @kernel @workgroupSize 64 */
+export function attentionKernel(id: Invocation, q: In<f32>, kc: In<f32>, vc: In<f32>, pos: In<u32>, scores: Out<f32>, out: Out<f32>,
+  headSize: u32, kvDim: u32, group: u32, context: u32, scale: f32) {
+  const red = sharedF32(64);
+  const h: u32 = id.group;
+  const p: u32 = pos[0];
+  const qo: u32 = h * headSize;
+  const ko: u32 = idiv(h, group) * headSize;
+  const so: u32 = h * context;
+  let best: f32 = -3.4e38;
+  for (let t: u32 = id.local; t <= p; t += id.size) {
+    let s: f32 = 0;
+    for (let d: u32 = 0; d < headSize; d++) {
+      s += q[qo + d] * kc[t * kvDim + ko + d];
+    }
+    s = s * scale;
+    scores[so + t] = s;
+    best = Math.max(best, s);
+  }
+  red[id.local] = best;
+  workgroupBarrier();
+  for (let s: u32 = id.size >> 1; s > 0; s >>= 1) {
+    if (id.local < s) {
+      red[id.local] = Math.max(red[id.local], red[id.local + s]);
+    }
+    workgroupBarrier();
+  }
+  const top: f32 = red[0];
+  workgroupBarrier();
+  let sum: f32 = 0;
+  for (let t: u32 = id.local; t <= p; t += id.size) {
+    const e: f32 = Math.exp(scores[so + t] - top);
+    scores[so + t] = e;
+    sum += e;
+  }
+  red[id.local] = sum;
+  workgroupBarrier();
+  for (let s: u32 = id.size >> 1; s > 0; s >>= 1) {
+    if (id.local < s) {
+      red[id.local] += red[id.local + s];
+    }
+    workgroupBarrier();
+  }
+  const total: f32 = red[0];
+  storageBarrier();
+  for (let d: u32 = id.local; d < headSize; d += id.size) {
+    let acc: f32 = 0;
+    for (let t: u32 = 0; t <= p; t++) {
+      acc += scores[so + t] * vc[t * kvDim + ko + d];
+    }
+    out[qo + d] = acc / total;
+  }
+  storageBarrier();
+  for (let t: u32 = id.local; t <= p; t += id.size) {
+    scores[so + t] = scores[so + t] / total;
+  }
+}

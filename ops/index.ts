@@ -1,0 +1,34 @@
+// The op set, and builders that apply ops to nodes of one graph so model code reads like math.
+import { GraphBuilder, type DType, type Node } from '../compiler/graph.js';
+import { input } from './input.js';
+import { weight } from './weight.js';
+import { state } from './state.js';
+import { ropeTable } from './rope_table.js';
+import { embedding } from './embedding.js';
+import { rmsnorm } from './rmsnorm.js';
+import { matvec } from './matvec.js';
+import { rope } from './rope.js';
+import { kvWrite } from './kv_write.js';
+import { attention, type AttentionAttr } from './attention.js';
+import { add } from './add.js';
+import { siluMul } from './silu_mul.js';
+import type { Op } from './op.js';
+
+export const OPS: readonly Op[] = [input, weight, state, ropeTable, embedding, rmsnorm, matvec, rope, kvWrite, attention, add, siluMul] as Op[];
+
+export function ops(g: GraphBuilder) {
+  return {
+    input: (name: string, shape: number[], dtype: 'i32' | 'f32' = 'i32') => g.apply(input, [], { name, shape, dtype }),
+    weight: (name: string, shape: number[], dtype: DType = 'f32') => g.apply(weight, [], { name, shape, dtype }),
+    state: (name: string, shape: number[]) => g.apply(state, [], { name, shape }),
+    ropeTable: (context: number, rotDim: number, theta: number) => g.apply(ropeTable, [], { context, rotDim, theta }),
+    embedding: (table: Node, token: Node) => g.apply(embedding, [table, token], {}),
+    rmsnorm: (x: Node, w: Node, eps: number) => g.apply(rmsnorm, [x, w], { eps }),
+    matvec: (w: Node, x: Node) => g.apply(matvec, [w, x], {}),
+    rope: (x: Node, pos: Node, table: Node, headSize: number) => g.apply(rope, [x, pos, table], { headSize }),
+    kvWrite: (cache: Node, x: Node, pos: Node) => g.apply(kvWrite, [cache, x, pos], {}),
+    attention: (q: Node, k: Node, v: Node, pos: Node, a: AttentionAttr) => g.apply(attention, [q, k, v, pos], a),
+    add: (a: Node, b: Node) => g.apply(add, [a, b], {}),
+    siluMul: (gate: Node, up: Node) => g.apply(siluMul, [gate, up], {}),
+  };
+}

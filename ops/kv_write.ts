@@ -1,0 +1,33 @@
+// KV-cache write: cache[pos, :] = x. Updates the cache in place and returns it, so attention
+// that reads the returned node is ordered after the write.
+import { type Invocation, type In, type Out, type f32, type u32 } from '../compiler/kernel/dsl.js';
+import { type Op, expectShape, groupsFor } from './op.js';
+import { ShapeError } from '../compiler/errors.js';
+
+export const kvWrite: Op = {
+  name: 'kv_write',
+  inPlace: true,
+  infer([cache, x, pos]) {
+    expectShape(pos!, [1], 'position');
+    if (cache!.shape.length !== 2) throw new ShapeError('cache must be [context, width]');
+    expectShape(x!, [cache!.shape[1]!], 'cache row');
+    return cache!;
+  },
+  reference([cache, x, pos]) {
+    cache!.set(x!, pos![0]! * x!.length);
+    return cache!;
+  },
+  lower(n, ctx) {
+    const [cache, x, pos] = n.srcs;
+    const width = x!.shape[0]!;
+    ctx.dispatch('kvWriteKernel', { x: ctx.buf(x!), pos: ctx.buf(pos!), cache: ctx.buf(cache!) }, { width }, groupsFor(width, 64));
+  },
+};
+
+/** @kernel @workgroupSize 64 */
+export function kvWriteKernel(id: Invocation, x: In<f32>, pos: In<u32>, cache: Out<f32>, width: u32) {
+  const i: u32 = id.global;
+  if (i < width) {
+    cache[pos[0] * width + i] = x[i];
+  }
+}

@@ -1,0 +1,43 @@
+// RMSNorm: out = w * x / sqrt(mean(x^2) + eps), over one vector [n].
+import { type Invocation, type In, type Out, f32, type u32, sharedF32, workgroupBarrier } from '../compiler/kernel/dsl.js';
+import { type Op, expectShape } from './op.js';
+
+export const rmsnorm: Op<{ eps: number }> = {
+  name: 'rmsnorm',
+  infer([x, w]) {
+    if (x!.shape.length !== 1) throw new Error('rmsnorm takes a vector');
+    expectShape(w!, x!.shape, 'rmsnorm weight');
+    return { shape: x!.shape, dtype: 'f32' };
+  },
+  reference([x, w], { eps }) {
+    let ss = 0;
+    for (const v of x!) ss += v * v;
+    const scale = 1 / Math.sqrt(ss / x!.length + eps);
+    return x!.map((v, i) => w![i]! * v * scale);
+  },
+  lower(n, ctx) {
+    ctx.dispatch('rmsnormKernel', { x: ctx.buf(n.srcs[0]!), w: ctx.buf(n.srcs[1]!), out: ctx.buf(n) }, { n: n.shape[0]!, eps: Number(n.attr.eps) }, 1);
+  },
+};
+
+/** One workgroup: a tree reduction of the squares, then the scaling. */
+/** @kernel @workgroupSize 64 */
+export function rmsnormKernel(id: Invocation, x: In<f32>, w: In<f32>, out: Out<f32>, n: u32, eps: f32) {
+  const partial = sharedF32(64);
+  let ss: f32 = 0;
+  for (let i: u32 = id.local; i < n; i += id.size) {
+    ss += x[i] * x[i];
+  }
+  partial[id.local] = ss;
+  workgroupBarrier();
+  for (let s: u32 = id.size >> 1; s > 0; s >>= 1) {
+    if (id.local < s) {
+      partial[id.local] += partial[id.local + s];
+    }
+    workgroupBarrier();
+  }
+  const scale: f32 = 1 / Math.sqrt(partial[0] / f32(n) + eps);
+  for (let i: u32 = id.local; i < n; i += id.size) {
+    out[i] = w[i] * (x[i] * scale);
+  }
+}

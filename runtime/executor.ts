@@ -1,0 +1,142 @@
+// Runs a plan on a WebGPU device. Everything is created once: buffers, weights uploads, uniform
+// buffers, pipelines and bind groups. Per decode step only the token id and the single-element
+// position buffer are written, then the recorded dispatch list is encoded and submitted.
+import { type Plan, type BufId } from '../compiler/plan.js';
+import { type KernelIR, storageParams, uniformParams } from '../compiler/kernel/ir.js';
+import { toWGSL, uniformBytes } from '../compiler/kernel/wgsl.js';
+import { kernels as generatedKernels } from '../ops/kernels.gen.js';
+import type { GpuContext } from './gpu.js';
+import type { WeightMap } from './weights.js';
+
+const MAX_GROUPS_PER_DIM = 65535;
+
+export interface Step {
+  readonly pipeline: GPUComputePipeline;
+  readonly bindGroup: GPUBindGroup;
+  readonly groups: readonly [number, number];
+  readonly kernel: string;
+}
+
+export function pipelineFor(gpu: GpuContext, k: KernelIR): GPUComputePipeline {
+  const code = toWGSL(k);
+  let p = gpu.pipelines.get(code);
+  if (!p) {
+    gpu.modules.push(code);
+    const module = gpu.device.createShaderModule({ code });
+    p = gpu.device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' } });
+    gpu.pipelines.set(code, p);
+  }
+  return p;
+}
+
+/** Workgroup grid for a linear count: 2-D past 65535 (kernels linearise it back). */
+export const grid = (n: number): [number, number] =>
+  n <= MAX_GROUPS_PER_DIM ? [n, 1] : [MAX_GROUPS_PER_DIM, Math.ceil(n / MAX_GROUPS_PER_DIM)];
+
+/** Build the uniform buffer contents for a kernel's scalar parameters. */
+export function uniformData(k: KernelIR, values: Readonly<Record<string, number>>): ArrayBuffer {
+  const buf = new ArrayBuffer(uniformBytes(k));
+  const view = new DataView(buf);
+  uniformParams(k).forEach((p, i) => {
+    const v = values[p.name]!;
+    if (p.ty === 'f32') view.setFloat32(i * 4, v, true);
+    else if (p.ty === 'u32') view.setUint32(i * 4, v, true);
+    else view.setInt32(i * 4, v, true);
+  });
+  return buf;
+}
+
+export class Executor {
+  readonly buffers = new Map<BufId, GPUBuffer>();
+  readonly steps: Step[] = [];
+  private readback: GPUBuffer;
+  private owned: GPUBuffer[] = [];
+  private outBytes: number;
+
+  constructor(
+    readonly gpu: GpuContext,
+    readonly plan: Plan,
+    weights: WeightMap,
+    consts: (id: BufId) => Float32Array,
+    readonly kernels: Readonly<Record<string, KernelIR>> = generatedKernels,
+  ) {
+    const d = gpu.device;
+    const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC;
+    for (const spec of plan.buffers.values()) {
+      const buf = d.createBuffer({ size: Math.ceil(spec.bytes / 4) * 4, usage });
+      this.owned.push(buf);
+      this.buffers.set(spec.id, buf);
+      if (spec.weight) {
+        const w = weights.get(spec.weight.name)!;
+        const { rowStart, rows, cols } = spec.weight;
+        d.queue.writeBuffer(buf, 0, w.data as Float32Array<ArrayBuffer>, rowStart * cols, rows * cols);
+      } else if (spec.kind === 'const') {
+        d.queue.writeBuffer(buf, 0, consts(spec.id) as Float32Array<ArrayBuffer>);
+      }
+    }
+    for (const ds of plan.dispatches) {
+      const k = this.kernels[ds.kernel]!;
+      const pipeline = pipelineFor(gpu, k);
+      const entries: GPUBindGroupEntry[] = storageParams(k).map((p, i) => ({ binding: i, resource: { buffer: this.buffers.get(ds.bind[p.name]!)! } }));
+      if (uniformParams(k).length) {
+        const ub = d.createBuffer({ size: uniformBytes(k), usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+        d.queue.writeBuffer(ub, 0, new Uint8Array(uniformData(k, ds.uniforms)));
+        this.owned.push(ub);
+        entries.push({ binding: entries.length, resource: { buffer: ub } });
+      }
+      const bindGroup = d.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
+      this.steps.push({ pipeline, bindGroup, groups: grid(ds.groups), kernel: ds.kernel });
+    }
+    this.outBytes = Math.max(...Object.values(plan.outputs).map((id) => plan.buffers.get(id)!.bytes));
+    this.readback = d.createBuffer({ size: this.outBytes, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    this.owned.push(this.readback);
+  }
+
+  /** Zero the state (KV cache) for a new sequence. */
+  reset() {
+    const enc = this.gpu.device.createCommandEncoder();
+    for (const spec of this.plan.buffers.values()) if (spec.kind === 'state') enc.clearBuffer(this.buffers.get(spec.id)!);
+    this.gpu.device.queue.submit([enc.finish()]);
+  }
+
+  /** Write the per-step inputs (by name: token, pos), run every dispatch, read back one output. */
+  async run(inputs: Readonly<Record<string, number>>, output: string): Promise<Float32Array> {
+    const d = this.gpu.device;
+    for (const [name, value] of Object.entries(inputs)) d.queue.writeBuffer(this.buffers.get(this.plan.inputs[name]!)!, 0, Int32Array.of(value));
+    const enc = d.createCommandEncoder();
+    const pass = enc.beginComputePass();
+    for (const s of this.steps) {
+      pass.setPipeline(s.pipeline);
+      pass.setBindGroup(0, s.bindGroup);
+      pass.dispatchWorkgroups(s.groups[0], s.groups[1]);
+    }
+    pass.end();
+    const outId = this.plan.outputs[output]!;
+    const bytes = this.plan.buffers.get(outId)!.bytes;
+    enc.copyBufferToBuffer(this.buffers.get(outId)!, 0, this.readback, 0, bytes);
+    d.queue.submit([enc.finish()]);
+    await this.readback.mapAsync(GPUMapMode.READ, 0, bytes);
+    const out = new Float32Array(this.readback.getMappedRange(0, bytes).slice(0));
+    this.readback.unmap();
+    return out;
+  }
+
+  /** Read any buffer of the plan (for tests and tools). */
+  async read(id: BufId): Promise<Float32Array> {
+    const d = this.gpu.device;
+    const src = this.buffers.get(id)!;
+    const tmp = d.createBuffer({ size: src.size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    const enc = d.createCommandEncoder();
+    enc.copyBufferToBuffer(src, 0, tmp, 0, src.size);
+    d.queue.submit([enc.finish()]);
+    await tmp.mapAsync(GPUMapMode.READ);
+    const out = new Float32Array(tmp.getMappedRange().slice(0));
+    tmp.destroy();
+    return out;
+  }
+
+  destroy() {
+    for (const b of this.owned) b.destroy();
+    this.owned = [];
+  }
+}

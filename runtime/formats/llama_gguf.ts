@@ -1,0 +1,89 @@
+// A Llama model from a parsed GGUF file: config from `llama.*` metadata, F32 weights, and the
+// SentencePiece vocabulary from `tokenizer.ggml.*`.
+import { FormatError } from '../../compiler/errors.js';
+import type { LlamaConfig } from '../../models/llama.js';
+import { TokenType, type Vocab } from '../tokenizer.js';
+import { f32At } from './reader.js';
+import type { GGUFFile, GGUFValue } from './gguf.js';
+import type { WeightMap } from '../weights.js';
+
+function getter(g: GGUFFile, file: string) {
+  const fail = (m: string): never => { throw new FormatError(file, m); };
+  const num = (key: string, fallback?: number): number => {
+    const v = g.metadata.get(key);
+    if (v === undefined) return fallback !== undefined ? fallback : fail(`metadata '${key}' is missing`);
+    if (typeof v !== 'number' || !Number.isFinite(v)) return fail(`metadata '${key}' should be a number, got ${typeof v}`);
+    return v;
+  };
+  const size = (key: string, fallback?: number) => {
+    const v = num(key, fallback);
+    if (!Number.isInteger(v) || v < 1 || v > 1 << 24) fail(`metadata '${key}' = ${v} is not a plausible size`);
+    return v;
+  };
+  const str = (key: string, fallback?: string): string => {
+    const v = g.metadata.get(key);
+    if (v === undefined) return fallback !== undefined ? fallback : fail(`metadata '${key}' is missing`);
+    if (typeof v !== 'string') return fail(`metadata '${key}' should be a string`);
+    return v;
+  };
+  const arr = (key: string): GGUFValue[] => {
+    const v = g.metadata.get(key);
+    if (!Array.isArray(v)) return fail(`metadata '${key}' should be an array`);
+    return v;
+  };
+  return { num, size, str, arr, fail };
+}
+
+export function llamaFromGGUF(g: GGUFFile, bytes: Uint8Array, file: string): { config: LlamaConfig; weights: WeightMap; vocab: Vocab } {
+  const m = getter(g, file);
+  const arch = m.str('general.architecture');
+  if (arch !== 'llama') m.fail(`architecture '${arch}' is not supported yet (tapir runs 'llama')`);
+  const dim = m.size('llama.embedding_length');
+  const nHeads = m.size('llama.attention.head_count');
+  const nKvHeads = m.size('llama.attention.head_count_kv', nHeads);
+  if (dim % nHeads !== 0) m.fail(`embedding_length ${dim} is not divisible by head_count ${nHeads}`);
+  if (nHeads % nKvHeads !== 0) m.fail(`head_count ${nHeads} is not divisible by head_count_kv ${nKvHeads}`);
+  const hs = dim / nHeads;
+  const rotDim = m.size('llama.rope.dimension_count', hs);
+  if (rotDim > hs || rotDim % 2) m.fail(`rope.dimension_count ${rotDim} must be even and at most the head size ${hs}`);
+  const tokens = m.arr('tokenizer.ggml.tokens');
+  const emb = g.tensors.get('token_embd.weight') ?? m.fail("tensor 'token_embd.weight' is missing");
+  const config: LlamaConfig = {
+    dim, nHeads, nKvHeads, rotDim,
+    hiddenDim: m.size('llama.feed_forward_length'),
+    nLayers: m.size('llama.block_count'),
+    vocabSize: emb.dims[1] ?? m.fail("'token_embd.weight' should be 2-D"),
+    contextLength: m.size('llama.context_length'),
+    ropeTheta: m.num('llama.rope.freq_base', 10000),
+    rmsEps: m.num('llama.attention.layer_norm_rms_epsilon', 1e-5),
+    tiedEmbeddings: !g.tensors.has('output.weight'),
+  };
+  if (!(config.ropeTheta > 0) || !(config.rmsEps > 0)) m.fail('rope.freq_base and layer_norm_rms_epsilon must be positive');
+
+  const weights: WeightMap = new Map();
+  for (const t of g.tensors.values()) {
+    if (t.type !== 'F32') m.fail(`tensor '${t.name}' is ${t.type}; this build of tapir runs F32 GGUF files`);
+    const n = t.dims.reduce((a, b) => a * b, 1);
+    weights.set(t.name, { shape: [...t.dims].reverse(), dtype: 'f32', data: f32At(bytes, t.offset, n) });
+  }
+
+  const model = m.str('tokenizer.ggml.model');
+  if (model !== 'llama') m.fail(`tokenizer '${model}' is not supported yet (tapir reads SentencePiece 'llama' vocabularies)`);
+  const scores = g.metadata.has('tokenizer.ggml.scores') ? m.arr('tokenizer.ggml.scores') : [];
+  const types = g.metadata.has('tokenizer.ggml.token_type') ? m.arr('tokenizer.ggml.token_type') : [];
+  const nTok = tokens.length;
+  if (nTok !== config.vocabSize) m.fail(`the vocabulary has ${nTok} tokens but token_embd.weight has ${config.vocabSize} rows`);
+  if ((scores.length && scores.length !== nTok) || (types.length && types.length !== nTok)) m.fail('tokenizer scores/types do not match the token count');
+  const vocab: Vocab = {
+    pieces: tokens.map((t, i) => (typeof t === 'string' ? t.replace(/\u2581/g, ' ') : m.fail(`token ${i} is not a string`))),
+    scores: Float32Array.from(scores.length ? scores.map(Number) : new Array(nTok).fill(0)),
+    types: Uint8Array.from(types.length ? types.map(Number) : new Array(nTok).fill(TokenType.Normal)),
+    bos: m.num('tokenizer.ggml.bos_token_id', 1),
+    eos: m.num('tokenizer.ggml.eos_token_id', 2),
+    unk: m.num('tokenizer.ggml.unknown_token_id', 0),
+    addSpacePrefix: g.metadata.get('tokenizer.ggml.add_space_prefix') !== false,
+  };
+  for (const k of ['bos', 'eos', 'unk'] as const)
+    if (!Number.isInteger(vocab[k]) || vocab[k] < 0 || vocab[k] >= nTok) m.fail(`tokenizer ${k} id ${vocab[k]} is outside the vocabulary`);
+  return { config, weights, vocab };
+}

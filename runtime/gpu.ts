@@ -1,0 +1,81 @@
+// Getting a WebGPU device, from the browser's navigator.gpu or (in Node) the `webgpu` package.
+// One device per process is shared (tests and tools reuse it, with its pipeline cache).
+import { GpuUnavailableError } from '../compiler/errors.js';
+
+export interface GpuContext {
+  device: GPUDevice;
+  limits: { maxStorageBufferBindingSize: number; maxStorageBuffersPerShaderStage: number; maxBufferSize: number };
+  /** compiled pipelines by WGSL text: lavapipe compiles each through LLVM, so never twice */
+  pipelines: Map<string, GPUComputePipeline>;
+  /** every WGSL module this context has created (tests check where they came from) */
+  modules: string[];
+  /** held so they are not garbage-collected while the device lives: dawn.node frees the native
+   *  instance with its JS object, and a device outliving it crashes the process */
+  readonly keepAlive: readonly unknown[];
+  destroy(): void;
+}
+
+const HOW_TO_FIX =
+  'tapir needs WebGPU. On a machine without a GPU it runs on the CPU through Mesa\'s lavapipe Vulkan driver (Mesa >= 25; ' +
+  'Debian 12 has it in bookworm-backports): run `bash scripts/setup.sh`, which installs it. Also make sure XDG_RUNTIME_DIR is set.';
+
+async function nodeGpu(): Promise<GPU> {
+  let mod: { create: (opts: string[]) => GPU; globals: Record<string, unknown> };
+  try {
+    mod = (await import('webgpu')) as unknown as typeof mod;
+  } catch (e) {
+    throw new GpuUnavailableError(`the 'webgpu' package could not be loaded (${(e as Error).message}). Run npm install. ${HOW_TO_FIX}`);
+  }
+  Object.assign(globalThis, mod.globals); // GPUBufferUsage, GPUMapMode, ...
+  return mod.create([]);
+}
+
+let shared: Promise<GpuContext> | undefined;
+
+/** The process-wide GPU context, created on first use. */
+export function getGpu(): Promise<GpuContext> {
+  shared ??= openGpu().catch((e) => { shared = undefined; throw e; });
+  return shared;
+}
+
+async function openGpu(): Promise<GpuContext> {
+  if (typeof process !== 'undefined' && !process.env.XDG_RUNTIME_DIR) process.env.XDG_RUNTIME_DIR = '/tmp';
+  const gpu: GPU = typeof navigator !== 'undefined' && (navigator as { gpu?: GPU }).gpu ? (navigator as { gpu: GPU }).gpu : await nodeGpu();
+  const adapter = await gpu.requestAdapter({ });
+  if (!adapter) throw new GpuUnavailableError(`WebGPU found no adapter. ${HOW_TO_FIX}`);
+  const l = adapter.limits;
+  const device = await adapter.requestDevice({
+    requiredLimits: {
+      maxStorageBufferBindingSize: l.maxStorageBufferBindingSize,
+      maxStorageBuffersPerShaderStage: l.maxStorageBuffersPerShaderStage,
+      maxBufferSize: l.maxBufferSize,
+    },
+  });
+  let lost = false;
+  void device.lost.then((info) => { if (info.reason !== 'destroyed' && !lost) console.error(`tapir: GPU device lost: ${info.message}`); });
+  const ctx: GpuContext = {
+    device,
+    limits: {
+      maxStorageBufferBindingSize: device.limits.maxStorageBufferBindingSize,
+      maxStorageBuffersPerShaderStage: device.limits.maxStorageBuffersPerShaderStage,
+      maxBufferSize: device.limits.maxBufferSize,
+    },
+    pipelines: new Map(),
+    modules: [],
+    keepAlive: [gpu, adapter],
+    destroy() {
+      lost = true;
+      device.destroy();
+      if (shared) shared = undefined;
+    },
+  };
+  return ctx;
+}
+
+/** Destroy the shared device so the process can exit (a live device keeps Node running). */
+export async function releaseGpu(): Promise<void> {
+  if (!shared) return;
+  const s = shared;
+  shared = undefined;
+  try { (await s).destroy(); } catch { /* it never opened */ }
+}

@@ -1,0 +1,158 @@
+// A loaded model on the GPU: its graph, the plan lowered from it, the executor that runs the plan,
+// and the tokenizer. Generation and every-position logits are built on `forward(token, pos)`.
+import { FormatError, UsageError } from '../compiler/errors.js';
+import { type Graph } from '../compiler/graph.js';
+import { lowerGraph, leafKind, type Plan } from '../compiler/plan.js';
+import { llama, type LlamaConfig } from '../models/llama.js';
+import { kernels } from '../ops/kernels.gen.js';
+import { Executor } from './executor.js';
+import { getGpu, type GpuContext } from './gpu.js';
+import { ReferenceRunner } from './reference.js';
+import { Sampler, type SamplerOptions } from './sampler.js';
+import { StreamDecoder, Tokenizer, type Vocab } from './tokenizer.js';
+import type { WeightMap } from './weights.js';
+
+export interface ModelSource {
+  config: LlamaConfig;
+  weights: WeightMap;
+  vocab: Vocab;
+  /** the file it came from, for messages */
+  file: string;
+}
+
+export interface ModelOptions {
+  /** positions the KV cache holds; default min(model's, 4096) */
+  contextLength?: number;
+  gpu?: GpuContext;
+  /** override the device's binding limit (tests use it to force weight splitting) */
+  maxBindingBytes?: number;
+}
+
+export const DEFAULT_CONTEXT_CAP = 4096;
+
+export interface GenerateOptions extends Partial<SamplerOptions> {
+  prompt?: string;
+  /** token ids to start from instead of a prompt (BOS included) */
+  tokens?: number[];
+  maxNewTokens?: number;
+  /** called with each new piece of text as it is decoded */
+  onText?: (text: string) => void;
+  /** stop at EOS / BOS (default true) */
+  stopAtEos?: boolean;
+}
+
+export interface GenerateResult {
+  tokens: number[];
+  promptTokens: number;
+  text: string;
+  timings: { prefillMs: number; decodeMs: number; decodeTokensPerSecond: number };
+  seed: number;
+}
+
+/** Check every weight the graph needs is present with the right shape and dtype. */
+function checkWeights(graph: Graph, weights: WeightMap, file: string) {
+  for (const n of graph.nodes) {
+    if (leafKind(n) !== 'weight') continue;
+    const name = String(n.attr.name);
+    const w = weights.get(name);
+    if (!w) throw new FormatError(file, `tensor '${name}' is missing`);
+    if (w.shape.join(',') !== n.shape.join(',')) throw new FormatError(file, `tensor '${name}' has shape [${w.shape}], the config implies [${n.shape}]`);
+    if (w.dtype !== n.dtype) throw new FormatError(file, `tensor '${name}' is ${w.dtype}, expected ${n.dtype}`);
+  }
+}
+
+export class Model {
+  private pos = 0;
+  private constructor(
+    readonly config: LlamaConfig,
+    readonly tokenizer: Tokenizer,
+    readonly graph: Graph,
+    readonly plan: Plan,
+    readonly executor: Executor,
+    private readonly weights: WeightMap,
+    readonly file: string,
+  ) {}
+
+  static async create(src: ModelSource, opts: ModelOptions = {}): Promise<Model> {
+    const ctx = opts.contextLength ?? Math.min(src.config.contextLength, DEFAULT_CONTEXT_CAP);
+    if (!Number.isInteger(ctx) || ctx < 1 || ctx > src.config.contextLength)
+      throw new UsageError(`context length ${ctx} must be between 1 and the model's ${src.config.contextLength}`);
+    const config = { ...src.config, contextLength: ctx };
+    const graph = llama(config);
+    checkWeights(graph, src.weights, src.file);
+    const gpu = opts.gpu ?? (await getGpu());
+    const plan = lowerGraph(graph, { kernels, maxBindingBytes: opts.maxBindingBytes ?? gpu.limits.maxStorageBufferBindingSize });
+    const constValue = (id: string) => {
+      const n = plan.buffers.get(id)!.constNode!;
+      return Float32Array.from(n.op.reference([], n.attr, { srcs: [], out: n.shape }));
+    };
+    const executor = new Executor(gpu, plan, src.weights, constValue);
+    return new Model(config, new Tokenizer(src.vocab), graph, plan, executor, src.weights, src.file);
+  }
+
+  get contextLength() { return this.config.contextLength; }
+
+  /** The float64 reference forward pass over the same graph and weights. */
+  reference(): ReferenceRunner { return new ReferenceRunner(this.graph, this.weights); }
+
+  checkTokens(tokens: readonly number[]) {
+    if (tokens.length === 0) throw new UsageError('no tokens to run');
+    if (tokens.length > this.contextLength)
+      throw new UsageError(`the prompt has ${tokens.length} tokens but the context holds ${this.contextLength} (try --context)`);
+    const bad = tokens.find((t) => !Number.isInteger(t) || t < 0 || t >= this.config.vocabSize);
+    if (bad !== undefined) throw new UsageError(`token id ${bad} is outside the vocabulary (0..${this.config.vocabSize - 1})`);
+  }
+
+  /** Start a new sequence (clears the KV cache). */
+  reset() { this.executor.reset(); this.pos = 0; }
+
+  /** Run one token at the next position; returns its next-token logits. */
+  async forward(token: number): Promise<Float32Array> {
+    if (this.pos >= this.contextLength) throw new UsageError(`the context of ${this.contextLength} positions is full`);
+    const out = await this.executor.run({ token, pos: this.pos }, 'logits');
+    this.pos++;
+    return out;
+  }
+
+  /** Logits after every position of `tokens`. */
+  async logits(tokens: readonly number[]): Promise<Float32Array[]> {
+    this.checkTokens(tokens);
+    this.reset();
+    const out: Float32Array[] = [];
+    for (const t of tokens) out.push(await this.forward(t));
+    return out;
+  }
+
+  async generate(o: GenerateOptions = {}): Promise<GenerateResult> {
+    const tokens = o.tokens ? [...o.tokens] : this.tokenizer.encode(o.prompt ?? '');
+    this.checkTokens(tokens);
+    const promptTokens = tokens.length;
+    const seed = o.seed ?? Date.now() % 2 ** 31;
+    const sampler = new Sampler({ temperature: o.temperature ?? 0, topP: o.topP ?? 0.9, seed });
+    const maxNew = Math.min(o.maxNewTokens ?? 256, this.contextLength - promptTokens);
+    const { bos, eos } = this.tokenizer.vocab;
+    const stream = new StreamDecoder(this.tokenizer);
+    if (o.onText) for (const t of tokens) { const s = stream.push(t); if (s) o.onText(s); }
+    this.reset();
+    const t0 = performance.now();
+    let logits: Float32Array | undefined;
+    for (const t of tokens) logits = await this.forward(t);
+    const t1 = performance.now();
+    for (let i = 0; i < maxNew; i++) {
+      const next = sampler.sample(logits!);
+      if (o.stopAtEos !== false && (next === eos || next === bos)) break;
+      tokens.push(next);
+      if (o.onText) { const s = stream.push(next); if (s) o.onText(s); }
+      if (i + 1 < maxNew) logits = await this.forward(next);
+    }
+    const t2 = performance.now();
+    const generated = tokens.length - promptTokens;
+    return {
+      tokens, promptTokens, seed,
+      text: this.tokenizer.decode(tokens),
+      timings: { prefillMs: t1 - t0, decodeMs: t2 - t1, decodeTokensPerSecond: generated / Math.max(1e-9, (t2 - t1) / 1000) },
+    };
+  }
+
+  dispose() { this.executor.destroy(); }
+}
