@@ -46,6 +46,12 @@ export function uniformData(k: KernelIR, values: Readonly<Record<string, number>
   return buf;
 }
 
+/** A constant's value is its op's float64 reference, rounded to f32 (e.g. the RoPE table). */
+export const constValue = (plan: Plan) => (id: BufId): Float32Array => {
+  const n = plan.buffers.get(id)!.constNode!;
+  return Float32Array.from(n.op.reference([], n.attr, { srcs: [], out: n.shape }));
+};
+
 export class Executor {
   readonly buffers = new Map<BufId, GPUBuffer>();
   readonly steps: Step[] = [];
@@ -57,7 +63,7 @@ export class Executor {
     readonly gpu: GpuContext,
     readonly plan: Plan,
     weights: WeightMap,
-    consts: (id: BufId) => Float32Array,
+    consts: (id: BufId) => Float32Array = constValue(plan),
     readonly kernels: Readonly<Record<string, KernelIR>> = generatedKernels,
   ) {
     const d = gpu.device;

@@ -82,11 +82,7 @@ export class Model {
     checkWeights(graph, src.weights, src.file);
     const gpu = opts.gpu ?? (await getGpu());
     const plan = lowerGraph(graph, { kernels, maxBindingBytes: opts.maxBindingBytes ?? gpu.limits.maxStorageBufferBindingSize });
-    const constValue = (id: string) => {
-      const n = plan.buffers.get(id)!.constNode!;
-      return Float32Array.from(n.op.reference([], n.attr, { srcs: [], out: n.shape }));
-    };
-    const executor = new Executor(gpu, plan, src.weights, constValue);
+    const executor = new Executor(gpu, plan, src.weights);
     return new Model(config, new Tokenizer(src.vocab), graph, plan, executor, src.weights, src.file);
   }
 

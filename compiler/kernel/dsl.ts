@@ -11,9 +11,9 @@ export type u32 = number;
 /** 32-bit signed integer. */
 export type i32 = number;
 
-/** A read-only storage array (`var<storage, read>`). */
+/** A read-only storage array (a read-only storage binding on the GPU). */
 export type In<T extends number = f32> = { readonly [i: number]: T; readonly length: number };
-/** A read-write storage array (`var<storage, read_write>`). */
+/** A read-write storage array (a read-write storage binding on the GPU). */
 export type Out<T extends number = f32> = { [i: number]: T; readonly length: number };
 
 /** Where this invocation sits. Dispatches are linear: `group` counts workgroups along a 1-D grid. */
@@ -35,7 +35,7 @@ export const i32 = (x: number): i32 => Math.trunc(x) | 0;
 /** Integer division (truncating), the only division allowed on u32/i32: `/` would differ from JS. */
 export const idiv = (a: number, b: number): number => Math.trunc(a / b);
 
-/** Workgroup memory: `const s = sharedF32(64)` declares `var<workgroup> s: array<f32, 64>`. */
+/** Workgroup memory: `const s = sharedF32(64)` declares 64 floats of workgroup memory. */
 export const sharedF32 = (n: number): Out<f32> => new Float32Array(n);
 export const sharedU32 = (n: number): Out<u32> => new Uint32Array(n);
 

@@ -31,6 +31,7 @@ export interface GGUFFile {
 }
 
 const MAX_DIMS = 4;
+const FORBIDDEN_KEYS = new Set(['__proto__', 'prototype', 'constructor']);
 
 function readString(r: Reader, what: string): string {
   const n = r.u64(`length of ${what}`);
@@ -88,6 +89,9 @@ export function parseGGUF(bytes: Uint8Array, file: string): GGUFFile {
     const type = r.u32(`type of '${key}'`);
     const value = readValue(r, type, `'${key}'`);
     if (metadata.has(key)) r.fail(`metadata key '${key}' appears twice`);
+    // Stored in a Map, so these could do no harm here; but no model has them, and a file that
+    // does is built to attack code that copies metadata into plain objects.
+    if (key.split('.').some((part) => FORBIDDEN_KEYS.has(part))) r.fail(`metadata key '${key}' is not allowed`);
     metadata.set(key, value);
   }
 

@@ -8,8 +8,12 @@ import { llamaFromGGUF } from '../formats/llama_gguf.js';
 import { parseLlama2c, parseLlama2cTokenizer } from '../formats/llama2c.js';
 import type { ModelSource } from '../model.js';
 
-/** The repository root (where package.json is). */
-export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..').replace(/[/\\]dist$/, '');
+/** The repository root: the nearest folder above this file with a package.json (from src or dist/). */
+export const repoRoot = (() => {
+  let d = path.dirname(fileURLToPath(import.meta.url));
+  while (!fs.existsSync(path.join(d, 'package.json')) && path.dirname(d) !== d) d = path.dirname(d);
+  return d;
+})();
 /** The shared trained models beside the checkout (never copied into the repo). */
 export const modelsDir = () => process.env.TAPIR_MODELS ?? path.resolve(repoRoot, '../shared/models');
 export const defaultModel = () => path.join(modelsDir(), 'stories260K.gguf');

@@ -1,0 +1,17 @@
+#!/usr/bin/env -S node --no-concurrent-recompilation
+// The tapir command. dawn.node can crash when V8 recompiles on another thread, so the flag above
+// turns that off (NODE_OPTIONS refuses it); setFlagsFromString covers `node bin/tapir.js`.
+import v8 from 'node:v8';
+import fs from 'node:fs';
+
+v8.setFlagsFromString('--no-concurrent-recompilation');
+const entry = new URL('../dist/cli/main.js', import.meta.url);
+if (!fs.existsSync(entry)) {
+  process.stderr.write("tapir: error: tapir is not built; run 'bash scripts/setup.sh' (or 'npm run build')\n");
+  process.exit(2);
+}
+const { main } = await import(entry.href);
+const code = await main(process.argv.slice(2));
+process.exitCode = code;
+// The GPU device is destroyed by now; if a native handle still holds the loop, do not hang.
+setTimeout(() => process.exit(code), 3000).unref();

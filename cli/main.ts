@@ -1,0 +1,208 @@
+// The `tapir` command line. Every command takes --help and --json; a user's mistake (bad flag,
+// bad file, too long a prompt) prints one line and exits with code 2.
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { TapirError, UsageError } from '../compiler/errors.js';
+import { releaseGpu } from '../runtime/gpu.js';
+import { Model } from '../runtime/model.js';
+import { defaultModel, loadModelSource } from '../runtime/node/load.js';
+import { softmax } from '../runtime/sampler.js';
+
+type Options = NonNullable<ParseArgsConfig['options']>;
+
+const COMMON: Options = {
+  model: { type: 'string', short: 'm' },
+  tokenizer: { type: 'string' },
+  context: { type: 'string' },
+  json: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+};
+
+const MODEL_HELP = `  -m, --model PATH      GGUF (F32, llama architecture) or llama2.c .bin file
+                        (default: ${'<repo>/../shared/models/stories260K.gguf'})
+      --tokenizer PATH  tokenizer.bin for a llama2.c checkpoint (default: tokenizer.bin or
+                        tok<vocab>.bin beside it)
+      --context N       positions the KV cache holds (default: the model's, at most 4096)
+      --json            print one JSON object instead of text
+  -h, --help            show this help`;
+
+const HELP: Record<string, string> = {
+  main: `tapir — run Llama-family models on WebGPU, and see why they say what they say
+
+Usage: tapir <command> [options]
+
+Commands:
+  generate   generate text from a prompt
+  logits     print the next-token logits at every position of a prompt
+  graph      print the model's op graph and its kernel plan
+
+Run 'tapir <command> --help' for a command's options.`,
+  generate: `Usage: tapir generate [-m MODEL] [-p PROMPT] [-n NEW_TOKENS] [options]
+
+Generates text. Without a prompt it starts from BOS.
+  -p, --prompt TEXT     the prompt (default: empty)
+  -n, --new-tokens N    tokens to generate (default: 256; stops early at EOS or a full context)
+      --temperature T   0 is greedy (default: 0)
+      --top-p P         nucleus sampling mass, used when T > 0 (default: 0.9; 0 or 1 turns it off)
+      --seed S          RNG seed for sampling (default: from the clock; printed with --json)
+${MODEL_HELP}
+
+--json prints {tokens (BOS first, prompt included), promptTokens, text, seed, timings}.`,
+  logits: `Usage: tapir logits [-m MODEL] (-p PROMPT | --tokens 1,403,407) [options]
+
+Runs the prompt and prints, for every position, the logits for the next token.
+  -p, --prompt TEXT     the prompt (BOS is added)
+      --tokens IDS      comma-separated token ids instead of a prompt (BOS not added)
+      --top K           how many top tokens the text output shows per position (default: 5)
+${MODEL_HELP}
+
+--json prints {"tokens":[...],"logits":[[...],...]}, one row of logits per position.`,
+  graph: `Usage: tapir graph [-m MODEL] [--plan] [options]
+
+Prints the model's op graph as text, one node per line; --plan adds the kernel dispatches.
+      --plan            also print the lowered plan (buffers and dispatches)
+${MODEL_HELP}`,
+};
+
+function parse(command: string, argv: string[], extra: Options) {
+  try {
+    return parseArgs({ args: argv, options: { ...COMMON, ...extra }, strict: true, allowPositionals: false }).values as Record<string, string | boolean | undefined>;
+  } catch (e) {
+    throw new UsageError(`${(e as Error).message.split('\n')[0]} (see 'tapir ${command} --help')`);
+  }
+}
+
+function int(v: string | boolean | undefined, name: string, min: number, fallback: number): number {
+  if (v === undefined) return fallback;
+  const n = Number(v);
+  if (typeof v !== 'string' || v.trim() === '' || !Number.isInteger(n) || n < min) throw new UsageError(`${name} must be an integer >= ${min}, got '${String(v)}'`);
+  return n;
+}
+function num(v: string | boolean | undefined, name: string, lo: number, hi: number, fallback: number): number {
+  if (v === undefined) return fallback;
+  const n = Number(v);
+  if (typeof v !== 'string' || v.trim() === '' || !Number.isFinite(n) || n < lo || n > hi) throw new UsageError(`${name} must be a number in [${lo}, ${hi}], got '${String(v)}'`);
+  return n;
+}
+
+async function openModel(o: Record<string, string | boolean | undefined>) {
+  const t0 = performance.now();
+  const file = typeof o.model === 'string' ? o.model : defaultModel();
+  const src = loadModelSource(file, { tokenizer: o.tokenizer as string | undefined });
+  const contextLength = o.context === undefined ? undefined : int(o.context, '--context', 1, 0);
+  const model = await Model.create(src, { contextLength });
+  return { model, loadMs: performance.now() - t0 };
+}
+
+const out = (s: string): void => { process.stdout.write(s); };
+
+async function generate(argv: string[]) {
+  const o = parse('generate', argv, {
+    prompt: { type: 'string', short: 'p' },
+    'new-tokens': { type: 'string', short: 'n' },
+    temperature: { type: 'string' },
+    'top-p': { type: 'string' },
+    seed: { type: 'string' },
+  });
+  if (o.help) return out(HELP.generate + '\n');
+  const maxNewTokens = int(o['new-tokens'], '--new-tokens', 0, 256);
+  const temperature = num(o.temperature, '--temperature', 0, 100, 0);
+  const topP = num(o['top-p'], '--top-p', 0, 1, 0.9);
+  const seed = o.seed === undefined ? undefined : int(o.seed, '--seed', 0, 0);
+  const { model, loadMs } = await openModel(o);
+  try {
+    const r = await model.generate({
+      prompt: (o.prompt as string | undefined) ?? '', maxNewTokens, temperature, topP, seed,
+      onText: o.json ? undefined : out,
+    });
+    if (o.json) {
+      out(JSON.stringify({
+        model: model.file, tokens: r.tokens, promptTokens: r.promptTokens, text: r.text,
+        temperature, topP, seed: r.seed, timings: { loadMs: +loadMs.toFixed(1), prefillMs: +r.timings.prefillMs.toFixed(1), decodeMs: +r.timings.decodeMs.toFixed(1), decodeTokensPerSecond: +r.timings.decodeTokensPerSecond.toFixed(2) },
+      }) + '\n');
+    } else {
+      out('\n');
+      process.stderr.write(`tapir: ${r.tokens.length - r.promptTokens} tokens at ${r.timings.decodeTokensPerSecond.toFixed(1)} tokens/s\n`);
+    }
+  } finally {
+    model.dispose();
+  }
+}
+
+function parseTokenList(s: string): number[] {
+  const parts = s.split(',').map((x) => x.trim());
+  if (parts.some((p) => !/^\d+$/.test(p))) throw new UsageError(`--tokens must be comma-separated token ids, got '${s}'`);
+  return parts.map(Number);
+}
+
+async function logits(argv: string[]) {
+  const o = parse('logits', argv, { prompt: { type: 'string', short: 'p' }, tokens: { type: 'string' }, top: { type: 'string' } });
+  if (o.help) return out(HELP.logits + '\n');
+  if ((o.prompt === undefined) === (o.tokens === undefined)) throw new UsageError("give either -p PROMPT or --tokens IDS (see 'tapir logits --help')");
+  const top = int(o.top, '--top', 1, 5);
+  const ids = typeof o.tokens === 'string' ? parseTokenList(o.tokens) : undefined;
+  const { model } = await openModel(o);
+  try {
+    const tokens = ids ?? model.tokenizer.encode(o.prompt as string);
+    const rows = await model.logits(tokens);
+    if (o.json) {
+      // one row per position, written row by row: a 128k vocabulary makes long lines
+      out(`{"tokens":${JSON.stringify(tokens)},"logits":[`);
+      rows.forEach((r, i) => out(`${i ? ',' : ''}[${Array.from(r).join(',')}]`));
+      out(']}\n');
+      return;
+    }
+    const tok = model.tokenizer;
+    rows.forEach((r, i) => {
+      const p = softmax(r);
+      const best = Array.from(p.keys()).sort((a, b) => p[b]! - p[a]!).slice(0, top);
+      out(`${String(i).padStart(4)} ${JSON.stringify(tok.piece(tokens[i]!)).padEnd(14)} -> ${best.map((b) => `${JSON.stringify(tok.piece(b))} ${r[b]!.toFixed(3)} (${(p[b]! * 100).toFixed(1)}%)`).join('  ')}\n`);
+    });
+  } finally {
+    model.dispose();
+  }
+}
+
+async function graph(argv: string[]) {
+  const o = parse('graph', argv, { plan: { type: 'boolean' } });
+  if (o.help) return out(HELP.graph + '\n');
+  const { model } = await openModel(o);
+  try {
+    if (o.json) {
+      out(JSON.stringify({
+        nodes: model.graph.nodes.map((n) => ({ id: n.id, op: n.op.name, srcs: n.srcs.map((s) => s.id), attr: n.attr, shape: n.shape, dtype: n.dtype })),
+        dispatches: o.plan ? model.plan.dispatches.map((d) => ({ kernel: d.kernel, node: d.node.id, groups: d.groups, bind: d.bind, uniforms: d.uniforms })) : undefined,
+      }) + '\n');
+    } else {
+      out(model.graph.toString());
+      if (o.plan) out('\n' + model.plan.toString());
+    }
+  } finally {
+    model.dispose();
+  }
+}
+
+const COMMANDS: Record<string, (argv: string[]) => Promise<void>> = { generate, logits, graph };
+
+/** Runs a command; returns the exit code. Always releases the GPU so the process can exit. */
+export async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  try {
+    if (!cmd || cmd === '--help' || cmd === '-h' || cmd === 'help') {
+      out(HELP.main + '\n');
+      return cmd ? 0 : 2;
+    }
+    const run = COMMANDS[cmd];
+    if (!run) throw new UsageError(`unknown command '${cmd}' (commands: ${Object.keys(COMMANDS).join(', ')})`);
+    await run(rest);
+    return 0;
+  } catch (e) {
+    if (e instanceof TapirError) {
+      process.stderr.write(`tapir: error: ${e.message}\n`);
+      return 2;
+    }
+    process.stderr.write(`tapir: internal error: ${(e as Error)?.stack ?? String(e)}\n`);
+    return 1;
+  } finally {
+    await releaseGpu();
+  }
+}

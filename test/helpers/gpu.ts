@@ -1,0 +1,36 @@
+// Runs a small graph both ways: lowered to kernels on the shared GPU, and through the ops' float64
+// references. Weights are given by name; their shapes come from the graph.
+import { GraphBuilder, type Node } from '../../compiler/graph.js';
+import { leafKind, lowerGraph } from '../../compiler/plan.js';
+import { kernels } from '../../ops/kernels.gen.js';
+import { ops } from '../../ops/index.js';
+import { Executor } from '../../runtime/executor.js';
+import { getGpu } from '../../runtime/gpu.js';
+import { ReferenceRunner } from '../../runtime/reference.js';
+import type { WeightMap } from '../../runtime/weights.js';
+
+export type Ops = ReturnType<typeof ops>;
+
+export async function runBoth(
+  build: (o: Ops) => Node,
+  data: Record<string, Float32Array>,
+  inputs: Record<string, number>,
+  opts: { maxBindingBytes?: number } = {},
+) {
+  const g = new GraphBuilder();
+  const graph = g.finish({ out: build(ops(g)) });
+  const weights: WeightMap = new Map();
+  for (const n of graph.nodes)
+    if (leafKind(n) === 'weight') weights.set(String(n.attr.name), { shape: n.shape, dtype: 'f32', data: data[String(n.attr.name)]! });
+  const gpu = await getGpu();
+  const plan = lowerGraph(graph, { kernels, maxBindingBytes: opts.maxBindingBytes ?? gpu.limits.maxStorageBufferBindingSize });
+  const ex = new Executor(gpu, plan, weights);
+  try {
+    ex.reset();
+    const out = (await ex.run(inputs, 'out')).subarray(0, graph.outputs.out!.size);
+    const ref = new ReferenceRunner(graph, weights).output(inputs, 'out');
+    return { out, ref, plan };
+  } finally {
+    ex.destroy();
+  }
+}

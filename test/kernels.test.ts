@@ -1,0 +1,75 @@
+// Every kernel against its op's float64 reference, on fresh random inputs, at sizes that are not
+// multiples of the workgroup size. Error is norm-wise: ‖out − ref‖ / ‖ref‖ ≤ 1e-5 (f32).
+import { describe, expect, it } from 'vitest';
+import { randomSource, relErr } from './helpers/numeric.js';
+import { runBoth } from './helpers/gpu.js';
+
+const TOL = 1e-5;
+const rnd = randomSource();
+const seedNote = `random seed ${rnd.seed}`;
+
+describe('kernels match their references', () => {
+  it('relErr never lets NaN pass', () => {
+    expect(relErr([1, NaN], [1, 2]) <= TOL).toBe(false);
+    expect(relErr([1, 2], [1, NaN]) <= TOL).toBe(false);
+  });
+
+  it.each([[1, 7], [67, 131], [300, 64], [5, 1000]])('matvec %i x %i', async (rows, cols) => {
+    const { out, ref } = await runBoth((o) => o.matvec(o.weight('w', [rows, cols]), o.weight('x', [cols])),
+      { w: rnd.normal(rows * cols), x: rnd.normal(cols) }, {});
+    expect(relErr(out, ref), seedNote).toBeLessThanOrEqual(TOL);
+  });
+
+  it('matvec with the weight split across bindings', async () => {
+    const rows = 100, cols = 37;
+    const { out, ref, plan } = await runBoth((o) => o.matvec(o.weight('w', [rows, cols]), o.weight('x', [cols])),
+      { w: rnd.normal(rows * cols), x: rnd.normal(cols) }, {}, { maxBindingBytes: 7 * cols * 4 + 5 });
+    expect(plan.dispatches.filter((d) => d.kernel === 'matvecKernel').length).toBe(Math.ceil(rows / 7));
+    expect(relErr(out, ref), seedNote).toBeLessThanOrEqual(TOL);
+  });
+
+  it.each([[1], [100], [1000]])('rmsnorm n=%i', async (n) => {
+    const { out, ref } = await runBoth((o) => o.rmsnorm(o.weight('x', [n]), o.weight('w', [n]), 1e-5), { x: rnd.normal(n, 3), w: rnd.normal(n) }, {});
+    expect(relErr(out, ref), seedNote).toBeLessThanOrEqual(TOL);
+  });
+
+  it.each([[true], [false]])('embedding (table split: %s)', async (split) => {
+    const vocab = 77, dim = 70;
+    const token = rnd.int(0, vocab);
+    const { out, ref } = await runBoth((o) => o.embedding(o.weight('t', [vocab, dim]), o.input('token', [1])),
+      { t: rnd.normal(vocab * dim) }, { token }, { maxBindingBytes: split ? 10 * dim * 4 : undefined });
+    expect(relErr(out, ref), seedNote).toBeLessThanOrEqual(TOL);
+    expect(Array.from(out)).toEqual(Array.from(ref).map(Math.fround));
+  });
+
+  it.each([[3, 10, 10], [5, 12, 6]])('rope: %i heads of %i, rotDim %i', async (heads, hs, rotDim) => {
+    const pos = rnd.int(0, 90);
+    const { out, ref } = await runBoth((o) => o.rope(o.weight('x', [heads * hs]), o.input('pos', [1]), o.ropeTable(97, rotDim, 10000), hs),
+      { x: rnd.normal(heads * hs) }, { pos });
+    expect(relErr(out, ref), seedNote).toBeLessThanOrEqual(TOL);
+  });
+
+  it('kv_write writes one row in place', async () => {
+    const ctx = 6, width = 37, pos = 4;
+    const { out, ref } = await runBoth((o) => o.kvWrite(o.state('c', [ctx, width]), o.weight('x', [width]), o.input('pos', [1])),
+      { x: rnd.normal(width) }, { pos });
+    expect(relErr(out, ref), seedNote).toBeLessThanOrEqual(TOL);
+    expect(out.slice(pos * width, (pos + 1) * width)).not.toContain(0);
+  });
+
+  it.each([[6, 2, 12, 0], [6, 2, 12, 66], [4, 4, 8, 129]])('attention: %i heads, %i kv heads, head size %i, pos %i', async (nHeads, nKvHeads, hs, pos) => {
+    const ctx = 140, kvDim = nKvHeads * hs;
+    const { out, ref } = await runBoth(
+      (o) => o.attention(o.weight('q', [nHeads * hs]), o.weight('k', [ctx, kvDim]), o.weight('v', [ctx, kvDim]), o.input('pos', [1]), { nHeads, nKvHeads, headSize: hs }),
+      { q: rnd.normal(nHeads * hs), k: rnd.normal(ctx * kvDim), v: rnd.normal(ctx * kvDim) }, { pos });
+    expect(relErr(out, ref), seedNote).toBeLessThanOrEqual(TOL);
+  });
+
+  it.each([[1], [130]])('add and silu_mul, n=%i', async (n) => {
+    const a = rnd.normal(n, 4), b = rnd.normal(n);
+    const sum = await runBoth((o) => o.add(o.weight('a', [n]), o.weight('b', [n])), { a, b }, {});
+    expect(relErr(sum.out, sum.ref), seedNote).toBeLessThanOrEqual(TOL);
+    const glu = await runBoth((o) => o.siluMul(o.weight('a', [n]), o.weight('b', [n])), { a, b }, {});
+    expect(relErr(glu.out, glu.ref), seedNote).toBeLessThanOrEqual(TOL);
+  });
+});
