@@ -1,0 +1,39 @@
+// A loaded Llama model written as an F32 GGUF file with llama.cpp's key and tensor names.
+import type { ModelSource } from '../model.js';
+import { writeGGUF, type GGUFWriteTensor, type GGUFWriteValue } from './gguf_write.js';
+
+export function writeLlamaGGUF(src: ModelSource, opts: { dropTensors?: string[] } = {}): Uint8Array {
+  const c = src.config, v = src.vocab;
+  const u32 = (value: number): GGUFWriteValue => ({ type: 'u32', value });
+  const f32 = (value: number): GGUFWriteValue => ({ type: 'f32', value });
+  const metadata: [string, GGUFWriteValue][] = [
+    ['general.architecture', { type: 'string', value: 'llama' }],
+    ['general.alignment', u32(32)],
+    ['llama.context_length', u32(c.contextLength)],
+    ['llama.embedding_length', u32(c.dim)],
+    ['llama.feed_forward_length', u32(c.hiddenDim)],
+    ['llama.block_count', u32(c.nLayers)],
+    ['llama.attention.head_count', u32(c.nHeads)],
+    ['llama.attention.head_count_kv', u32(c.nKvHeads)],
+    ['llama.rope.dimension_count', u32(c.rotDim)],
+    ['llama.rope.freq_base', f32(c.ropeTheta)],
+    ['llama.attention.layer_norm_rms_epsilon', f32(c.rmsEps)],
+    ['tokenizer.ggml.model', { type: 'string', value: 'llama' }],
+    ['tokenizer.ggml.tokens', { type: 'array', elem: 'string', value: v.pieces.map((p) => p.replace(/ /g, '\u2581')) }],
+    ['tokenizer.ggml.scores', { type: 'array', elem: 'f32', value: Array.from(v.scores) }],
+    ['tokenizer.ggml.token_type', { type: 'array', elem: 'i32', value: Array.from(v.types) }],
+    ['tokenizer.ggml.bos_token_id', u32(v.bos)],
+    ['tokenizer.ggml.eos_token_id', u32(v.eos)],
+    ['tokenizer.ggml.unknown_token_id', u32(v.unk)],
+  ];
+  const drop = new Set(opts.dropTensors ?? []);
+  const tensors: GGUFWriteTensor[] = [...src.weights.entries()]
+    .filter(([name]) => !drop.has(name))
+    .map(([name, w]) => ({
+      name,
+      dims: [...w.shape].reverse(),
+      type: 0,
+      data: new Uint8Array(w.data.buffer, w.data.byteOffset, w.data.byteLength),
+    }));
+  return writeGGUF(metadata, tensors);
+}
