@@ -6,6 +6,8 @@ import { releaseGpu } from '../runtime/gpu.js';
 import { Model } from '../runtime/model.js';
 import { defaultModel, loadModelSource } from '../runtime/node/load.js';
 import { softmax } from '../runtime/sampler.js';
+import { toWGSL } from '../compiler/kernel/wgsl.js';
+import { kernels } from '../ops/kernels.gen.js';
 
 type Options = NonNullable<ParseArgsConfig['options']>;
 
@@ -60,6 +62,7 @@ ${MODEL_HELP}
 
 Prints the model's op graph as text, one node per line; --plan adds the kernel dispatches.
       --plan            also print the lowered plan (buffers and dispatches)
+      --wgsl            also print the WGSL of every kernel the plan dispatches
 ${MODEL_HELP}`,
 };
 
@@ -163,18 +166,20 @@ async function logits(argv: string[]) {
 }
 
 async function graph(argv: string[]) {
-  const o = parse('graph', argv, { plan: { type: 'boolean' } });
+  const o = parse('graph', argv, { plan: { type: 'boolean' }, wgsl: { type: 'boolean' } });
   if (o.help) return out(HELP.graph + '\n');
   const { model } = await openModel(o);
   try {
     if (o.json) {
       out(JSON.stringify({
         nodes: model.graph.nodes.map((n) => ({ id: n.id, op: n.op.name, srcs: n.srcs.map((s) => s.id), attr: n.attr, shape: n.shape, dtype: n.dtype })),
+        wgsl: o.wgsl ? Object.fromEntries([...new Set(model.plan.dispatches.map((d) => d.kernel))].map((k) => [k, toWGSL(kernels[k]!)])) : undefined,
         dispatches: o.plan ? model.plan.dispatches.map((d) => ({ kernel: d.kernel, node: d.node.id, groups: d.groups, bind: d.bind, uniforms: d.uniforms })) : undefined,
       }) + '\n');
     } else {
       out(model.graph.toString());
       if (o.plan) out('\n' + model.plan.toString());
+      if (o.wgsl) for (const k of new Set(model.plan.dispatches.map((d) => d.kernel))) out('\n' + toWGSL(kernels[k]!));
     }
   } finally {
     model.dispose();

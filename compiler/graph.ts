@@ -80,7 +80,7 @@ export class GraphBuilder {
 export const fmtType = (t: TensorType) => `${t.dtype}[${t.shape.join(',')}]`;
 
 export class Graph {
-  /** every node reachable from the outputs, sources before users */
+  /** every node reachable from the outputs, in build order (sources before users) */
   readonly nodes: readonly Node[];
   constructor(readonly outputs: Readonly<Record<string, Node>>) {
     const seen = new Set<Node>();
@@ -92,7 +92,9 @@ export class Graph {
       order.push(n);
     };
     Object.values(outputs).forEach(visit);
-    this.nodes = Object.freeze(order);
+    // ids grow as the model is built and a node's sources always exist before it, so id order is
+    // a topological order that reads in the order the model definition was written
+    this.nodes = Object.freeze(order.sort((a, b) => a.id - b.id));
   }
 
   /** One line per node: `%12 = matvec(%3, %11) {..} : f32[64]`; leaves show their name. */

@@ -27,7 +27,9 @@ async function nodeGpu(): Promise<GPU> {
     throw new GpuUnavailableError(`the 'webgpu' package could not be loaded (${(e as Error).message}). Run npm install. ${HOW_TO_FIX}`);
   }
   Object.assign(globalThis, mod.globals); // GPUBufferUsage, GPUMapMode, ...
-  return mod.create([]);
+  // Dawn options, comma-separated (e.g. "enable-dawn-features=vulkan_enable_f16_on_nvidia" or "adapter=NAME")
+  const options = (process.env.TAPIR_DAWN_OPTIONS ?? '').split(/\s*;\s*/).filter(Boolean);
+  return mod.create(options);
 }
 
 let shared: Promise<GpuContext> | undefined;
@@ -41,7 +43,12 @@ export function getGpu(): Promise<GpuContext> {
 async function openGpu(): Promise<GpuContext> {
   if (typeof process !== 'undefined' && !process.env.XDG_RUNTIME_DIR) process.env.XDG_RUNTIME_DIR = '/tmp';
   const gpu: GPU = typeof navigator !== 'undefined' && (navigator as { gpu?: GPU }).gpu ? (navigator as { gpu: GPU }).gpu : await nodeGpu();
-  const adapter = await gpu.requestAdapter({ });
+  let adapter: GPUAdapter | null;
+  try {
+    adapter = await gpu.requestAdapter();
+  } catch (e) {
+    throw new GpuUnavailableError(`WebGPU could not start (${(e as Error).message.split('\n')[0]}). ${HOW_TO_FIX}`);
+  }
   if (!adapter) throw new GpuUnavailableError(`WebGPU found no adapter. ${HOW_TO_FIX}`);
   const l = adapter.limits;
   const device = await adapter.requestDevice({
