@@ -3,7 +3,8 @@
 // device. The runtime turns it into buffers, pipelines and bind groups once, then replays it per token.
 import { type Graph, type Node } from './graph.js';
 import { ShapeError, TapirError } from './errors.js';
-import { type KernelIR, storageParams, uniformParams } from './kernel/ir.js';
+import { type KernelIR, specParams, storageParams, uniformParams } from './kernel/ir.js';
+import { gpuRowWords } from '../ops/dequant.js';
 
 export type BufId = string;
 export type BufferKind = 'input' | 'weight' | 'state' | 'const' | 'activation' | 'scratch';
@@ -21,7 +22,7 @@ export interface Dispatch {
   readonly kernel: string;
   /** storage parameter name -> buffer */
   readonly bind: Readonly<Record<string, BufId>>;
-  /** scalar parameter name -> value */
+  /** scalar parameter name -> value (uniforms and specialization constants) */
   readonly uniforms: Readonly<Record<string, number>>;
   /** workgroups along the (linear) grid */
   readonly groups: number;
@@ -110,12 +111,13 @@ export function lowerGraph(graph: Graph, opts: PlanOptions): Plan {
       if (leafKind(n) !== 'weight' || n.shape.length < 1 || n.shape.length > 2) throw new ShapeError(`%${n.id} is not a 1-D or 2-D weight`);
       // a vector is one row
       const [rows, cols] = (n.shape.length === 2 ? n.shape : [1, n.shape[0]!]) as [number, number];
-      const perChunk = Math.max(1, Math.floor(opts.maxBindingBytes / (cols * F32)));
+      const rowBytes = gpuRowWords(n.dtype, cols) * 4;
+      const perChunk = Math.max(1, Math.floor(opts.maxBindingBytes / rowBytes));
       const out: Chunk[] = [];
       for (let r = 0, i = 0; r < rows; r += perChunk, i++) {
         const nr = Math.min(perChunk, rows - r);
         const name = String(n.attr.name);
-        out.push({ buf: add({ id: `w:${name}#${i}`, kind: 'weight', bytes: nr * cols * F32, weight: { name, rowStart: r, rows: nr, cols } }), rowStart: r, rows: nr });
+        out.push({ buf: add({ id: `w:${name}#${i}`, kind: 'weight', bytes: nr * rowBytes, weight: { name, rowStart: r, rows: nr, cols } }), rowStart: r, rows: nr });
       }
       chunkMemo.set(n, out);
       return out;
@@ -129,7 +131,7 @@ export function lowerGraph(graph: Graph, opts: PlanOptions): Plan {
       const want = storageParams(k).map((p) => p.name).sort().join(',');
       const got = Object.keys(bind).sort().join(',');
       if (want !== got) throw new Error(`internal: ${kernel} binds [${want}], got [${got}]`);
-      for (const p of uniformParams(k)) if (typeof uniforms[p.name] !== 'number') throw new Error(`internal: ${kernel} needs uniform ${p.name}`);
+      for (const p of [...uniformParams(k), ...specParams(k)]) if (typeof uniforms[p.name] !== 'number') throw new Error(`internal: ${kernel} needs ${p.name}`);
       if (!(groups >= 1)) return; // nothing to do (e.g. an empty chunk)
       dispatches.push({ kernel, bind, uniforms, groups, node: current! });
     },

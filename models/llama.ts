@@ -1,6 +1,6 @@
 // Llama as an op graph for one decode step: the token at position `pos` goes in, its next-token
 // logits come out, and the KV cache (state) keeps what came before.
-import { GraphBuilder, type Graph } from '../compiler/graph.js';
+import { GraphBuilder, type DType, type Graph } from '../compiler/graph.js';
 import { ops } from '../ops/index.js';
 
 /** The numbers that define a Llama model (llama2.c's Config, GGUF's `llama.*` keys). */
@@ -21,9 +21,12 @@ export interface LlamaConfig {
 
 export const headSize = (c: LlamaConfig) => c.dim / c.nHeads;
 
-export function llama(c: LlamaConfig): Graph {
+/** `dtypeOf` says how each weight is stored (f32, f16, bf16, q8_0, q4_0); kernels read it as stored. */
+export function llama(c: LlamaConfig, dtypeOf: (name: string) => DType = () => 'f32'): Graph {
   const g = new GraphBuilder();
-  const { input, weight, state, ropeTable, embedding, rmsnorm, matvec, rope, kvWrite, attention, add, siluMul } = ops(g);
+  const o = ops(g);
+  const weight = (name: string, shape: number[]) => o.weight(name, shape, dtypeOf(name));
+  const { input, state, ropeTable, embedding, rmsnorm, matvec, rope, kvWrite, attention, add, siluMul } = o;
   const hs = headSize(c);
   const kvDim = c.nKvHeads * hs;
   const token = input('token', [1]); // i32[1]

@@ -1,6 +1,7 @@
-// Token embedding: row `token` of the table [vocab, dim] -> [dim].
-import { type Invocation, type In, type Out, type f32, type u32 } from '../compiler/kernel/dsl.js';
+// Token embedding: row `token` of the table [vocab, dim] -> [dim], dequantized if the table is.
+import { type Invocation, type In, type Out, type Spec, type f32, type u32 } from '../compiler/kernel/dsl.js';
 import { type Op, expectDtype, expectShape, groupsFor } from './op.js';
+import { WEIGHT_DTYPES, WTYPE, weightAt } from './dequant.js';
 
 export const embedding: Op = {
   name: 'embedding',
@@ -8,7 +9,7 @@ export const embedding: Op = {
     if (table!.shape.length !== 2) throw new Error('embedding table must be 2-D');
     expectShape(token!, [1], 'token');
     expectDtype(token!, ['i32'], 'token');
-    expectDtype(table!, ['f32'], 'embedding table');
+    expectDtype(table!, WEIGHT_DTYPES, 'embedding table');
     return { shape: [table!.shape[1]!], dtype: 'f32' };
   },
   reference([table, token], _, shapes) {
@@ -20,16 +21,17 @@ export const embedding: Op = {
     const dim = n.shape[0]!;
     // The table may be split by rows; every piece checks whether it holds the token.
     for (const c of ctx.chunks(n.srcs[0]!))
-      ctx.dispatch('embeddingKernel', { table: c.buf, token: ctx.buf(n.srcs[1]!), out: ctx.buf(n) }, { dim, rowStart: c.rowStart, rows: c.rows }, groupsFor(dim, 64));
+      ctx.dispatch('embeddingKernel', { table: c.buf, token: ctx.buf(n.srcs[1]!), out: ctx.buf(n) },
+        { dim, rowStart: c.rowStart, rows: c.rows, wtype: WTYPE[n.srcs[0]!.dtype]! }, groupsFor(dim, 64));
   },
 };
 
 /** @kernel @workgroupSize 64 */
-export function embeddingKernel(id: Invocation, table: In<f32>, token: In<u32>, out: Out<f32>, dim: u32, rowStart: u32, rows: u32) {
+export function embeddingKernel(id: Invocation, table: In<u32>, token: In<u32>, out: Out<f32>, dim: u32, rowStart: u32, rows: u32, wtype: Spec<u32>) {
   const t: u32 = token[0];
   const i: u32 = id.global;
   if (i >= dim || t < rowStart || t >= rowStart + rows) {
     return;
   }
-  out[i] = table[(t - rowStart) * dim + i];
+  out[i] = weightAt(table, wtype, rows, dim, t - rowStart, i);
 }

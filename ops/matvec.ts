@@ -1,6 +1,8 @@
 // Matrix-vector product: W [rows, cols] times x [cols] -> [rows]. Every decode-time projection.
-import { type Invocation, type In, type Out, type f32, type u32, sharedF32, workgroupBarrier } from '../compiler/kernel/dsl.js';
+// W may be f32, f16, bf16, q8_0 or q4_0; it is dequantized element by element inside the kernel.
+import { type Invocation, type In, type Out, type Spec, type f32, type u32, sharedF32, workgroupBarrier } from '../compiler/kernel/dsl.js';
 import { type Op, expectDtype } from './op.js';
+import { BLOCK, WEIGHT_DTYPES, WTYPE, weightAt } from './dequant.js';
 import { ShapeError } from '../compiler/errors.js';
 
 export const matvec: Op = {
@@ -8,7 +10,8 @@ export const matvec: Op = {
   infer([w, x]) {
     if (w!.shape.length !== 2 || x!.shape.length !== 1) throw new ShapeError('matvec takes a matrix and a vector');
     if (w!.shape[1] !== x!.shape[0]) throw new ShapeError(`matrix has ${w!.shape[1]} columns but the vector has ${x!.shape[0]} elements`);
-    expectDtype(w!, ['f32'], 'matvec weight');
+    expectDtype(w!, WEIGHT_DTYPES, 'matvec weight');
+    if (w!.shape[1]! % BLOCK[w!.dtype]![0] !== 0) throw new ShapeError(`${w!.dtype} rows must be whole blocks of ${BLOCK[w!.dtype]![0]}, got ${w!.shape[1]} columns`);
     return { shape: [w!.shape[0]!], dtype: 'f32' };
   },
   reference([w, x], _, shapes) {
@@ -22,16 +25,17 @@ export const matvec: Op = {
     return out;
   },
   lower(n, ctx) {
-    const cols = n.srcs[0]!.shape[1]!;
+    const w = n.srcs[0]!;
+    const cols = w.shape[1]!;
     // one workgroup per row; a weight split to fit the binding limit is one dispatch per piece
-    for (const c of ctx.chunks(n.srcs[0]!))
-      ctx.dispatch('matvecKernel', { w: c.buf, x: ctx.buf(n.srcs[1]!), out: ctx.buf(n) }, { rows: c.rows, cols, outOffset: c.rowStart }, c.rows);
+    for (const c of ctx.chunks(w))
+      ctx.dispatch('matvecKernel', { w: c.buf, x: ctx.buf(n.srcs[1]!), out: ctx.buf(n) }, { rows: c.rows, cols, outOffset: c.rowStart, wtype: WTYPE[w.dtype]! }, c.rows);
   },
 };
 
 /** A workgroup per output row: strided partial dot products, then a tree reduction. */
 /** @kernel @workgroupSize 64 */
-export function matvecKernel(id: Invocation, w: In<f32>, x: In<f32>, out: Out<f32>, rows: u32, cols: u32, outOffset: u32) {
+export function matvecKernel(id: Invocation, w: In<u32>, x: In<f32>, out: Out<f32>, rows: u32, cols: u32, outOffset: u32, wtype: Spec<u32>) {
   const partial = sharedF32(64);
   const row: u32 = id.group;
   if (row >= rows) {
@@ -39,7 +43,7 @@ export function matvecKernel(id: Invocation, w: In<f32>, x: In<f32>, out: Out<f3
   }
   let acc: f32 = 0;
   for (let c: u32 = id.local; c < cols; c += id.size) {
-    acc += w[row * cols + c] * x[c];
+    acc += weightAt(w, wtype, rows, cols, row, c) * x[c];
   }
   partial[id.local] = acc;
   workgroupBarrier();

@@ -2,7 +2,8 @@
 // buffers, pipelines and bind groups. Per decode step only the token id and the single-element
 // position buffer are written, then the recorded dispatch list is encoded and submitted.
 import { type Plan, type BufId } from '../compiler/plan.js';
-import { type KernelIR, storageParams, uniformParams } from '../compiler/kernel/ir.js';
+import { type KernelIR, specParams, storageParams, uniformParams } from '../compiler/kernel/ir.js';
+import { repack } from '../ops/dequant.js';
 import { toWGSL, uniformBytes } from '../compiler/kernel/wgsl.js';
 import { kernels as generatedKernels } from '../ops/kernels.gen.js';
 import type { GpuContext } from './gpu.js';
@@ -17,14 +18,20 @@ export interface Step {
   readonly kernel: string;
 }
 
-export function pipelineFor(gpu: GpuContext, k: KernelIR): GPUComputePipeline {
+export function pipelineFor(gpu: GpuContext, k: KernelIR, values: Readonly<Record<string, number>> = {}): GPUComputePipeline {
   const code = toWGSL(k);
-  let p = gpu.pipelines.get(code);
+  const constants = Object.fromEntries(specParams(k).map((p) => [p.name, values[p.name]!]));
+  const key = `${code}\n${JSON.stringify(constants)}`;
+  let p = gpu.pipelines.get(key);
   if (!p) {
-    gpu.modules.push(code);
-    const module = gpu.device.createShaderModule({ code });
-    p = gpu.device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' } });
-    gpu.pipelines.set(code, p);
+    let module = gpu.shaderModules.get(code);
+    if (!module) {
+      gpu.modules.push(code);
+      module = gpu.device.createShaderModule({ code });
+      gpu.shaderModules.set(code, module);
+    }
+    p = gpu.device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main', constants } });
+    gpu.pipelines.set(key, p);
   }
   return p;
 }
@@ -75,14 +82,15 @@ export class Executor {
       if (spec.weight) {
         const w = weights.get(spec.weight.name)!;
         const { rowStart, rows, cols } = spec.weight;
-        d.queue.writeBuffer(buf, 0, w.data as Float32Array<ArrayBuffer>, rowStart * cols, rows * cols);
+        const rowBytes = w.bytes.byteLength / (w.shape.length === 2 ? w.shape[0]! : 1);
+        d.queue.writeBuffer(buf, 0, repack(w.dtype, w.bytes.subarray(rowStart * rowBytes, (rowStart + rows) * rowBytes), rows, cols) as Uint32Array<ArrayBuffer>);
       } else if (spec.kind === 'const') {
         d.queue.writeBuffer(buf, 0, consts(spec.id) as Float32Array<ArrayBuffer>);
       }
     }
     for (const ds of plan.dispatches) {
       const k = this.kernels[ds.kernel]!;
-      const pipeline = pipelineFor(gpu, k);
+      const pipeline = pipelineFor(gpu, k, ds.uniforms);
       const entries: GPUBindGroupEntry[] = storageParams(k).map((p, i) => ({ binding: i, resource: { buffer: this.buffers.get(ds.bind[p.name]!)! } }));
       if (uniformParams(k).length) {
         const ub = d.createBuffer({ size: uniformBytes(k), usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });

@@ -5,8 +5,9 @@ import { GpuUnavailableError } from '../compiler/errors.js';
 export interface GpuContext {
   device: GPUDevice;
   limits: { maxStorageBufferBindingSize: number; maxStorageBuffersPerShaderStage: number; maxBufferSize: number };
-  /** compiled pipelines by WGSL text: lavapipe compiles each through LLVM, so never twice */
+  /** compiled pipelines by WGSL text and constants: lavapipe compiles each through LLVM, so never twice */
   pipelines: Map<string, GPUComputePipeline>;
+  shaderModules: Map<string, GPUShaderModule>;
   /** every WGSL module this context has created (tests check where they came from) */
   modules: string[];
   /** held so they are not garbage-collected while the device lives: dawn.node frees the native
@@ -68,6 +69,7 @@ async function openGpu(): Promise<GpuContext> {
       maxBufferSize: device.limits.maxBufferSize,
     },
     pipelines: new Map(),
+    shaderModules: new Map(),
     modules: [],
     keepAlive: [gpu, adapter],
     destroy() {

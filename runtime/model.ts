@@ -78,7 +78,7 @@ export class Model {
     if (!Number.isInteger(ctx) || ctx < 1 || ctx > src.config.contextLength)
       throw new UsageError(`context length ${ctx} must be between 1 and the model's ${src.config.contextLength}`);
     const config = { ...src.config, contextLength: ctx };
-    const graph = llama(config);
+    const graph = llama(config, (name) => src.weights.get(name)?.dtype ?? 'f32');
     checkWeights(graph, src.weights, src.file);
     const gpu = opts.gpu ?? (await getGpu());
     const plan = lowerGraph(graph, { kernels, maxBindingBytes: opts.maxBindingBytes ?? gpu.limits.maxStorageBufferBindingSize });

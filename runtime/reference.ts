@@ -3,6 +3,7 @@
 import { type Graph, type Node } from '../compiler/graph.js';
 import { leafKind } from '../compiler/plan.js';
 import type { WeightMap } from './weights.js';
+import { dequantize } from '../ops/dequant.js';
 
 export class ReferenceRunner {
   private weights = new Map<string, Float64Array>();
@@ -12,7 +13,10 @@ export class ReferenceRunner {
   constructor(readonly graph: Graph, weights: WeightMap) {
     for (const n of graph.nodes) {
       const kind = leafKind(n);
-      if (kind === 'weight') this.weights.set(String(n.attr.name), Float64Array.from(weights.get(String(n.attr.name))!.data));
+      if (kind === 'weight') {
+        const w = weights.get(String(n.attr.name))!;
+        this.weights.set(String(n.attr.name), dequantize(w.dtype, w.bytes, n.size));
+      }
       if (kind === 'const') this.consts.set(n, n.op.reference([], n.attr, { srcs: [], out: n.shape }));
     }
     this.reset();

@@ -1,9 +1,18 @@
-// Weights by GGUF tensor name, shape in row-major order ([rows, cols]).
+// Weights by GGUF tensor name: shape in row-major order ([rows, cols]) and the bytes in the
+// file's own layout for their dtype (see ops/dequant.ts).
 import type { DType } from '../compiler/graph.js';
+import { quantize } from '../ops/dequant.js';
 
 export interface WeightTensor {
   readonly shape: readonly number[];
   readonly dtype: DType;
-  readonly data: Float32Array;
+  readonly bytes: Uint8Array;
 }
 export type WeightMap = Map<string, WeightTensor>;
+
+export const f32Weight = (shape: readonly number[], data: Float32Array): WeightTensor =>
+  ({ shape, dtype: 'f32', bytes: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) });
+
+/** A weight with its values stored as `dtype` (quantizing if needed). */
+export const weightOf = (shape: readonly number[], dtype: DType, values: ArrayLike<number>): WeightTensor =>
+  ({ shape, dtype, bytes: quantize(dtype, values) });

@@ -32,7 +32,7 @@ describe('GGUF reader', () => {
   it('GGUF and .bin hold the same weights', () => {
     const a = llamaFromGGUF(parseGGUF(gguf, 'g'), gguf, 'g');
     const b = parseLlama2c(bin, 'b');
-    for (const [name, w] of b.weights) expect(Array.from(a.weights.get(name)!.data), name).toEqual(Array.from(w.data));
+    for (const [name, w] of b.weights) expect(Array.from(a.weights.get(name)!.bytes), name).toEqual(Array.from(w.bytes));
     expect({ ...a.config, contextLength: 0, rmsEps: 0 }).toEqual({ ...b.config, contextLength: 0, rmsEps: 0, tiedEmbeddings: false });
   });
 

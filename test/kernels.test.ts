@@ -3,6 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { randomSource, relErr } from './helpers/numeric.js';
 import { runBoth } from './helpers/gpu.js';
+import { weightOf } from '../runtime/weights.js';
 
 const TOL = 1e-5;
 const rnd = randomSource();
@@ -71,5 +72,37 @@ describe('kernels match their references', () => {
     expect(relErr(sum.out, sum.ref), seedNote).toBeLessThanOrEqual(TOL);
     const glu = await runBoth((o) => o.siluMul(o.weight('a', [n]), o.weight('b', [n])), { a, b }, {});
     expect(relErr(glu.out, glu.ref), seedNote).toBeLessThanOrEqual(TOL);
+  });
+});
+
+describe('quantized weights are dequantized inside the kernels', () => {
+  const dtypes = ['f16', 'bf16', 'q8_0', 'q4_0'] as const;
+  it.each(dtypes)('matvec with %s weights matches the reference on the dequantized weights', async (dtype) => {
+    const rows = 45, cols = 96; // cols: whole q8_0/q4_0 blocks, not a multiple of 64
+    const w = weightOf([rows, cols], dtype, rnd.normal(rows * cols));
+    const { out, ref } = await runBoth((o) => o.matvec(o.weight('w', [rows, cols], dtype), o.weight('x', [cols])), { w, x: rnd.normal(cols) }, {});
+    expect(relErr(out, ref), seedNote).toBeLessThanOrEqual(TOL);
+  });
+
+  it.each(dtypes)('matvec with %s weights split across bindings', async (dtype) => {
+    const rows = 40, cols = 64;
+    const w = weightOf([rows, cols], dtype, rnd.normal(rows * cols));
+    const { out, ref, plan } = await runBoth((o) => o.matvec(o.weight('w', [rows, cols], dtype), o.weight('x', [cols])), { w, x: rnd.normal(cols) }, {}, { maxBindingBytes: 1000 });
+    expect(plan.dispatches.length).toBeGreaterThan(1);
+    expect(relErr(out, ref), seedNote).toBeLessThanOrEqual(TOL);
+  });
+
+  it.each(dtypes)('embedding with a %s table', async (dtype) => {
+    const vocab = 50, dim = 96;
+    const t = weightOf([vocab, dim], dtype, rnd.normal(vocab * dim));
+    const { out, ref } = await runBoth((o) => o.embedding(o.weight('t', [vocab, dim], dtype), o.input('token', [1])), { t }, { token: rnd.int(0, vocab) }, { maxBindingBytes: 1200 });
+    expect(relErr(out, ref), seedNote).toBeLessThanOrEqual(TOL);
+  });
+
+  it('f16 rows of odd length', async () => {
+    const rows = 9, cols = 33;
+    const w = weightOf([rows, cols], 'f16', rnd.normal(rows * cols));
+    const { out, ref } = await runBoth((o) => o.matvec(o.weight('w', [rows, cols], 'f16'), o.weight('x', [cols])), { w, x: rnd.normal(cols) }, {});
+    expect(relErr(out, ref), seedNote).toBeLessThanOrEqual(TOL);
   });
 });

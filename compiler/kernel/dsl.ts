@@ -16,6 +16,10 @@ export type In<T extends number = f32> = { readonly [i: number]: T; readonly len
 /** A read-write storage array (a read-write storage binding on the GPU). */
 export type Out<T extends number = f32> = { [i: number]: T; readonly length: number };
 
+/** A specialization constant (WGSL `override`): fixed when the pipeline is made, so branches on it
+ *  cost nothing. Used to pick a weight format without a kernel per format. */
+export type Spec<T extends number = u32> = T;
+
 /** Where this invocation sits. Dispatches are linear: `group` counts workgroups along a 1-D grid. */
 export interface Invocation {
   /** index within the workgroup, 0 .. size-1 */
@@ -43,3 +47,21 @@ export const sharedU32 = (n: number): Out<u32> => new Uint32Array(n);
 export function workgroupBarrier(): void {}
 /** Synchronise storage memory written by this workgroup. */
 export function storageBarrier(): void {}
+
+// Bit-level reads for packed weights (f16/bf16 pairs in a u32, int8 quads, nibbles).
+const scratch = new DataView(new ArrayBuffer(4));
+/** The u32's bits as an f32. */
+export function bitcastF32(w: u32): f32 {
+  scratch.setUint32(0, w >>> 0, true);
+  return scratch.getFloat32(0, true);
+}
+/** Half `k` (0 = low 16 bits) of a u32 holding two IEEE halves, as f32. */
+export function unpackHalf(w: u32, k: u32): f32 {
+  const h = (w >>> (k * 16)) & 0xffff;
+  const e = (h >> 10) & 31, m = h & 1023, s = h >> 15 ? -1 : 1;
+  return e === 0 ? s * m * 2 ** -24 : e === 31 ? (m ? NaN : s * Infinity) : s * (1 + m / 1024) * 2 ** (e - 15);
+}
+/** Byte `k` (0 = lowest) of a u32, sign-extended to i32. */
+export function signedByte(w: u32, k: u32): i32 {
+  return ((w >>> (k * 8)) << 24) >> 24;
+}

@@ -8,6 +8,7 @@ export type Expr =
   | { k: 'lit'; text: string; ty: Scalar | 'int' | 'float' } // 'int'/'float': abstract literals
   | { k: 'var'; name: string; ty: Scalar }
   | { k: 'uniform'; name: string; ty: Scalar }
+  | { k: 'spec'; name: string; ty: Scalar }
   | { k: 'builtin'; name: 'local' | 'group' | 'global' | 'size'; ty: 'u32' }
   | { k: 'index'; array: string; index: Expr; ty: Scalar }
   | { k: 'len'; array: string; ty: 'u32' }
@@ -31,7 +32,9 @@ export type Stmt =
 
 export type Param =
   | { kind: 'in' | 'out'; name: string; elem: 'f32' | 'u32' | 'i32' }
-  | { kind: 'uniform'; name: string; ty: 'f32' | 'u32' | 'i32' };
+  | { kind: 'uniform'; name: string; ty: 'f32' | 'u32' | 'i32' }
+  /** a specialization constant: a WGSL `override`, set when the pipeline is created */
+  | { kind: 'spec'; name: string; ty: 'u32' };
 
 export interface KernelIR {
   name: string;
@@ -44,6 +47,8 @@ export interface KernelIR {
 }
 
 /** The storage parameters of a kernel, in binding order. */
-export const storageParams = (k: KernelIR) => k.params.filter((p) => p.kind !== 'uniform');
+export const storageParams = (k: KernelIR) => k.params.filter((p): p is Extract<Param, { kind: 'in' | 'out' }> => p.kind === 'in' || p.kind === 'out');
+/** The specialization constants of a kernel. */
+export const specParams = (k: KernelIR) => k.params.filter((p) => p.kind === 'spec');
 /** The scalar parameters of a kernel, in uniform-struct order. */
 export const uniformParams = (k: KernelIR) => k.params.filter((p): p is Extract<Param, { kind: 'uniform' }> => p.kind === 'uniform');

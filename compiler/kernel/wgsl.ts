@@ -1,5 +1,5 @@
 // Kernel IR -> WGSL. The only place in tapir that writes WGSL text.
-import { type Expr, type KernelIR, type Stmt, storageParams, uniformParams } from './ir.js';
+import { type Expr, type KernelIR, type Stmt, specParams, storageParams, uniformParams } from './ir.js';
 
 // WGSL keywords and reserved words a TypeScript identifier could collide with; such names get a `_`.
 const RESERVED = new Set(
@@ -32,6 +32,7 @@ export function expr(e: Expr, k: KernelIR): string {
     case 'lit': return lit(e);
     case 'var': return wgslName(e.name);
     case 'uniform': return `u.${wgslName(e.name)}`;
+    case 'spec': return wgslName(e.name);
     case 'builtin':
       if (e.name === 'local') return 'lid.x';
       if (e.name === 'size') return `${k.workgroupSize}u`;
@@ -41,7 +42,13 @@ export function expr(e: Expr, k: KernelIR): string {
     case 'len': return `arrayLength(&${wgslName(e.array)})`;
     case 'bin': return `(${expr(e.a, k)} ${e.op} ${expr(e.b, k)})`;
     case 'un': return `(${e.op}${expr(e.a, k)})`;
-    case 'call': return `${e.fn}(${e.args.map((a) => expr(a, k)).join(', ')})`;
+    case 'call': {
+      const args = e.args.map((a) => expr(a, k));
+      if (e.fn === 'bitcastF32') return `bitcast<f32>(${args[0]})`;
+      if (e.fn === 'unpackHalf') return `unpack2x16float(${args[0]})[${args[1]}]`;
+      if (e.fn === 'signedByte') return `extractBits(bitcast<i32>(${args[0]}), ${args[1]} * 8u, 8u)`;
+      return `${e.fn}(${args.join(', ')})`;
+    }
     case 'select': return `select(${expr(e.b, k)}, ${expr(e.a, k)}, ${expr(e.cond, k)})`;
   }
 }
@@ -73,8 +80,9 @@ export function toWGSL(k: KernelIR): string {
   const storage = storageParams(k);
   storage.forEach((p, i) => {
     const access = p.kind === 'in' ? 'read' : 'read_write';
-    out.push(`@group(0) @binding(${i}) var<storage, ${access}> ${wgslName(p.name)}: array<${(p as { elem: string }).elem}>;`);
+    out.push(`@group(0) @binding(${i}) var<storage, ${access}> ${wgslName(p.name)}: array<${p.elem}>;`);
   });
+  for (const p of specParams(k)) out.push(`override ${wgslName(p.name)}: ${p.ty};`);
   const uni = uniformParams(k);
   if (uni.length) {
     out.push(`struct Params {\n${uni.map((p) => `  ${wgslName(p.name)}: ${p.ty},`).join('\n')}\n}`);

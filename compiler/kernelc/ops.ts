@@ -1,12 +1,12 @@
 // Translate every @kernel function under ops/ (used by the build and by tests).
 import fs from 'node:fs';
 import path from 'node:path';
-import { Project } from 'ts-morph';
+import { ModuleKind, ModuleResolutionKind, Project } from 'ts-morph';
 import type { KernelIR } from '../kernel/ir.js';
 import { KernelSyntaxError, translateSourceFile } from './translate.js';
 
 export function translateOps(root: string): KernelIR[] {
-  const project = new Project({ skipAddingFilesFromTsConfig: true, compilerOptions: { allowJs: false } });
+  const project = new Project({ skipAddingFilesFromTsConfig: true, compilerOptions: { allowJs: false, module: ModuleKind.NodeNext, moduleResolution: ModuleResolutionKind.NodeNext } });
   const files = fs.readdirSync(path.join(root, 'ops')).filter((f) => f.endsWith('.ts') && !f.endsWith('.gen.ts')).sort();
   const kernels: KernelIR[] = [];
   for (const f of files) kernels.push(...translateSourceFile(project.addSourceFileAtPath(path.join(root, 'ops', f)), root));

@@ -18,8 +18,19 @@ type Ty = Scalar | 'int' | 'float';
 type Binding =
   | { kind: 'local'; ty: Scalar; mutable: boolean }
   | { kind: 'uniform'; ty: Scalar }
-  | { kind: 'array'; elem: Scalar; writable: boolean }
+  | { kind: 'spec'; ty: Scalar }
+  /** `name` is the array's name in WGSL (an inline helper's parameter names the caller's array) */
+  | { kind: 'array'; elem: Scalar; writable: boolean; name: string }
+  /** an inline helper's scalar parameter: the caller's argument expression */
+  | { kind: 'alias'; expr: Expr }
   | { kind: 'invocation' };
+
+const BIT_FNS: Record<string, { args: Scalar[]; ty: Scalar }> = {
+  bitcastF32: { args: ['u32'], ty: 'f32' },
+  unpackHalf: { args: ['u32', 'u32'], ty: 'f32' },
+  signedByte: { args: ['u32', 'u32'], ty: 'i32' },
+};
+const MAX_INLINE_DEPTH = 8;
 
 const FLOAT_FNS = new Set(['sqrt', 'exp', 'log', 'cos', 'sin', 'tanh', 'floor', 'ceil', 'pow', 'exp2', 'log2', 'round']);
 const GENERIC_FNS = new Set(['abs', 'max', 'min']);
@@ -53,6 +64,7 @@ class FunctionTranslator {
     private fn: FunctionDeclaration,
     private dslNames: Map<string, string>, // local name -> dsl export
     private file: string,
+    private root: string,
   ) {}
 
   fail(node: Node, msg: string): never {
@@ -96,11 +108,14 @@ class FunctionTranslator {
       const arr = /^(In|Out)<(f32|u32|i32)>$/.exec(tn);
       if (arr) {
         params.push({ kind: arr[1] === 'In' ? 'in' : 'out', name, elem: arr[2] as 'f32' });
-        this.declare(p, name, { kind: 'array', elem: arr[2] as Scalar, writable: arr[1] === 'Out' });
+        this.declare(p, name, { kind: 'array', elem: arr[2] as Scalar, writable: arr[1] === 'Out', name });
+      } else if (tn === 'Spec<u32>') {
+        params.push({ kind: 'spec', name, ty: 'u32' });
+        this.declare(p, name, { kind: 'spec', ty: 'u32' });
       } else if (tn === 'f32' || tn === 'u32' || tn === 'i32') {
         params.push({ kind: 'uniform', name, ty: tn });
         this.declare(p, name, { kind: 'uniform', ty: tn });
-      } else this.fail(p, `parameter '${name}' has type '${tn || 'none'}'; use In<T>, Out<T>, f32, u32 or i32`);
+      } else this.fail(p, `parameter '${name}' has type '${tn || 'none'}'; use In<T>, Out<T>, Spec<u32>, f32, u32 or i32`);
     });
     const body = fn.getBody();
     if (!body || !Node.isBlock(body)) this.fail(fn, 'a kernel needs a body');
@@ -175,7 +190,7 @@ class FunctionTranslator {
         if (!Number.isInteger(size) || size < 1) this.fail(d, `${callee}() takes a literal size`);
         const elem = callee === 'sharedF32' ? 'f32' : 'u32';
         this.shared.push({ name, elem, size });
-        this.declare(d, name, { kind: 'array', elem, writable: true });
+        this.declare(d, name, { kind: 'array', elem, writable: true, name });
         return [];
       }
     }
@@ -261,6 +276,56 @@ class FunctionTranslator {
     return [a, b, ta === 'float' || tb === 'float' ? 'float' : 'int'];
   }
 
+  private inlineDepth = 0;
+
+  /** Expand a call to an `@inline` helper (a function whose body is one `return`), in the same
+   *  file or imported from another ops file: its parameters stand for the caller's arguments. */
+  private inline(call: Node, name: string, args: Expression[]): Expr {
+    const fn = resolveFunction(this.fn.getSourceFile(), name);
+    if (!fn || !fn.getJsDocs().some((d) => d.getTags().some((t) => t.getTagName() === 'inline')))
+      this.fail(call, `call to '${name}' is not supported in kernels (only the kernel DSL, Math functions and @inline helpers)`);
+    if (++this.inlineDepth > MAX_INLINE_DEPTH) this.fail(call, `@inline helpers nest deeper than ${MAX_INLINE_DEPTH} (recursion?)`);
+    const stmts = fn.getBody() && Node.isBlock(fn.getBody()!) ? (fn.getBody() as import('ts-morph').Block).getStatements() : [];
+    const ret = stmts[0];
+    if (stmts.length !== 1 || !ret || !Node.isReturnStatement(ret) || !ret.getExpression())
+      this.fail(fn, `@inline helper '${name}' must be a single \`return <expression>;\``);
+    const params = fn.getParameters();
+    if (params.length !== args.length) this.fail(call, `'${name}' takes ${params.length} argument(s)`);
+    const scope = new Map<string, Binding>();
+    params.forEach((p, i) => {
+      const tn = p.getTypeNode()?.getText().replace(/\s+/g, '') ?? '';
+      const arg = args[i]!;
+      const arr = /^(In|Out)<(f32|u32|i32)>$/.exec(tn);
+      if (arr) {
+        const b = Node.isIdentifier(arg) ? this.lookup(arg.getText()) : undefined;
+        if (!b || b.kind !== 'array' || b.elem !== arr[2]) this.fail(arg, `argument ${i + 1} of '${name}' must be an ${tn} array`);
+        scope.set(p.getName(), b);
+      } else if (tn === 'f32' || tn === 'u32' || tn === 'i32' || tn === 'Spec<u32>') {
+        const ty = tn === 'Spec<u32>' ? 'u32' : tn;
+        scope.set(p.getName(), { kind: 'alias', expr: coerce(this.expr(arg), ty, (m) => this.fail(arg, `argument ${i + 1} of '${name}': ${m}`)) });
+      } else this.fail(p, `@inline parameter '${p.getName()}' has type '${tn}'`);
+    });
+    // the helper sees its parameters only, never the caller's locals
+    const saved = this.scopes, savedFn = this.fn, savedDsl = this.dslNames, savedFile = this.file;
+    this.scopes = [scope];
+    this.fn = fn;
+    this.dslNames = dslImports(fn.getSourceFile());
+    this.file = relPath(this.root, fn.getSourceFile());
+    try {
+      const body = this.expr(ret.getExpression()!);
+      const want = fn.getReturnTypeNode()?.getText();
+      const ty = want ? SCALARS[want] : undefined;
+      if (!ty) this.fail(fn, `@inline helper '${name}' needs a return type (f32, u32, i32 or boolean)`);
+      return coerce(body, ty, (m) => this.fail(ret, m));
+    } finally {
+      this.scopes = saved;
+      this.fn = savedFn;
+      this.dslNames = savedDsl;
+      this.file = savedFile;
+      this.inlineDepth--;
+    }
+  }
+
   expr(e: Expression): Expr {
     if (Node.isParenthesizedExpression(e)) return this.expr(e.getExpression());
     if (Node.isNumericLiteral(e)) {
@@ -278,6 +343,8 @@ class FunctionTranslator {
       }
       if (b.kind === 'local') return { k: 'var', name, ty: b.ty };
       if (b.kind === 'uniform') return { k: 'uniform', name, ty: b.ty };
+      if (b.kind === 'spec') return { k: 'spec', name, ty: b.ty };
+      if (b.kind === 'alias') return b.expr;
       return this.fail(e, `'${name}' is an array; index it`);
     }
     if (Node.isPrefixUnaryExpression(e)) {
@@ -338,7 +405,7 @@ class FunctionTranslator {
       let index = this.expr(arg);
       if (!isInt(index.ty as Ty)) this.fail(e, `index '${arg.getText()}' is ${index.ty}; indices are u32 or i32`);
       if (isAbstract(index.ty as Ty)) index = coerce(index, 'u32', (m) => this.fail(e, m));
-      return { k: 'index', array: base.getText(), index, ty: b.elem };
+      return { k: 'index', array: b.name, index, ty: b.elem };
     }
     if (Node.isPropertyAccessExpression(e)) {
       const base = e.getExpression().getText();
@@ -348,7 +415,7 @@ class FunctionTranslator {
         if (prop === 'local' || prop === 'group' || prop === 'global' || prop === 'size') return { k: 'builtin', name: prop, ty: 'u32' };
         this.fail(e, `${base}.${prop}: an Invocation has local, group, global and size`);
       }
-      if (b?.kind === 'array' && prop === 'length') return { k: 'len', array: base, ty: 'u32' };
+      if (b?.kind === 'array' && prop === 'length') return { k: 'len', array: b.name, ty: 'u32' };
       return this.fail(e, `'${e.getText()}' is not supported in kernels`);
     }
     if (Node.isCallExpression(e)) {
@@ -370,6 +437,12 @@ class FunctionTranslator {
         const t: Scalar = isAbstract(ty) ? 'i32' : (ty as Scalar);
         return { k: 'bin', op: '/', a: coerce(a, t, (m) => this.fail(e, m)), b: coerce(b, t, (m) => this.fail(e, m)), ty: t };
       }
+      if (dsl && BIT_FNS[dsl]) {
+        const sig = BIT_FNS[dsl]!;
+        if (args.length !== sig.args.length) this.fail(e, `${dsl}() takes ${sig.args.length} argument(s)`);
+        return { k: 'call', fn: dsl, args: args.map((a, i) => coerce(this.expr(a), sig.args[i]!, (msg) => this.fail(e, `${dsl}: ${msg}`))), ty: sig.ty };
+      }
+      if (!dsl && Node.isIdentifier(callee)) return this.inline(e, callee.getText(), args);
       const m = /^Math\.(\w+)$/.exec(text);
       if (m) {
         const f = m[1]!;
@@ -405,15 +478,28 @@ function dslImports(sf: SourceFile): Map<string, string> {
   return names;
 }
 
+/** A function declared in `sf`, or imported into it from another file by name. */
+function resolveFunction(sf: SourceFile, name: string): FunctionDeclaration | undefined {
+  const local = sf.getFunction(name);
+  if (local) return local;
+  for (const imp of sf.getImportDeclarations()) {
+    const named = imp.getNamedImports().find((n) => (n.getAliasNode()?.getText() ?? n.getName()) === name);
+    if (named) return imp.getModuleSpecifierSourceFile()?.getFunction(named.getName());
+  }
+  return undefined;
+}
+
 /** Every `@kernel` function in a source file, translated. */
+const relPath = (root: string, sf: SourceFile) => path.relative(root, sf.getFilePath()).split(path.sep).join('/');
+
 export function translateSourceFile(sf: SourceFile, root: string): KernelIR[] {
-  const file = path.relative(root, sf.getFilePath()).split(path.sep).join('/');
+  const file = relPath(root, sf);
   const dsl = dslImports(sf);
   const out: KernelIR[] = [];
   for (const fn of sf.getFunctions()) {
     if (!fn.getJsDocs().some((d) => d.getTags().some((t) => t.getTagName() === 'kernel'))) continue;
     if (!fn.getName()) throw new KernelSyntaxError(`${file}:${fn.getStartLineNumber()}: a kernel needs a name`);
-    out.push(new FunctionTranslator(fn, dsl, file).translate());
+    out.push(new FunctionTranslator(fn, dsl, file, root).translate());
   }
   return out;
 }

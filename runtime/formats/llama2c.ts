@@ -3,7 +3,7 @@
 import { type LlamaConfig } from '../../models/llama.js';
 import { Reader, f32At } from './reader.js';
 import { TokenType, type Vocab } from '../tokenizer.js';
-import type { WeightMap } from '../weights.js';
+import { f32Weight, type WeightMap } from '../weights.js';
 
 const MAGIC_V1 = 0x616b3432; // "ak42"
 const MAX_DIM = 1 << 20;
@@ -46,9 +46,9 @@ export function parseLlama2c(bytes: Uint8Array, file: string): { config: LlamaCo
   const perLayer = (name: string, shape: number[]) => {
     const all = take([L!, ...shape]);
     const n = shape.reduce((a, b) => a * b, 1);
-    for (let l = 0; l < L!; l++) weights.set(`blk.${l}.${name}.weight`, { shape, dtype: 'f32', data: all.subarray(l * n, (l + 1) * n) });
+    for (let l = 0; l < L!; l++) weights.set(`blk.${l}.${name}.weight`, f32Weight(shape, all.subarray(l * n, (l + 1) * n)));
   };
-  const once = (name: string, shape: number[]) => weights.set(name, { shape, dtype: 'f32', data: take(shape) });
+  const once = (name: string, shape: number[]) => weights.set(name, f32Weight(shape, take(shape)));
   if (version === 0) {
     once('token_embd.weight', [vocab, dim!]);
     perLayer('attn_norm', [dim!]);

@@ -3,9 +3,10 @@
 import { FormatError } from '../../compiler/errors.js';
 import type { LlamaConfig } from '../../models/llama.js';
 import { TokenType, type Vocab } from '../tokenizer.js';
-import { f32At } from './reader.js';
 import type { GGUFFile, GGUFValue } from './gguf.js';
-import type { WeightMap } from '../weights.js';
+import { weightOf, type WeightMap } from '../weights.js';
+import { dequantize, WEIGHT_DTYPES } from '../../ops/dequant.js';
+import type { DType } from '../../compiler/graph.js';
 
 function getter(g: GGUFFile, file: string) {
   const fail = (m: string): never => { throw new FormatError(file, m); };
@@ -62,9 +63,13 @@ export function llamaFromGGUF(g: GGUFFile, bytes: Uint8Array, file: string): { c
 
   const weights: WeightMap = new Map();
   for (const t of g.tensors.values()) {
-    if (t.type !== 'F32') m.fail(`tensor '${t.name}' is ${t.type}; this build of tapir runs F32 GGUF files`);
+    const dtype = t.type.toLowerCase() as DType;
+    if (!WEIGHT_DTYPES.includes(dtype)) m.fail(`tensor '${t.name}' is ${t.type}; tapir runs F32, F16, BF16, Q8_0 and Q4_0 tensors`);
     const n = t.dims.reduce((a, b) => a * b, 1);
-    weights.set(t.name, { shape: [...t.dims].reverse(), dtype: 'f32', data: f32At(bytes, t.offset, n) });
+    const shape = [...t.dims].reverse();
+    const raw = bytes.subarray(t.offset, t.offset + t.bytes);
+    // vectors (norm weights) are tiny: keep them in f32 so every op that reads them stays simple
+    weights.set(t.name, t.dims.length === 1 && dtype !== 'f32' ? weightOf(shape, 'f32', dequantize(dtype, raw, n)) : { shape, dtype, bytes: raw });
   }
 
   const model = m.str('tokenizer.ggml.model');

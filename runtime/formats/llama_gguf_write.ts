@@ -1,5 +1,6 @@
 // A loaded Llama model written as an F32 GGUF file with llama.cpp's key and tensor names.
 import type { ModelSource } from '../model.js';
+import { GGML_TYPE_ID } from '../../ops/dequant.js';
 import { writeGGUF, type GGUFWriteTensor, type GGUFWriteValue } from './gguf_write.js';
 
 export function writeLlamaGGUF(src: ModelSource, opts: { dropTensors?: string[] } = {}): Uint8Array {
@@ -32,8 +33,8 @@ export function writeLlamaGGUF(src: ModelSource, opts: { dropTensors?: string[] 
     .map(([name, w]) => ({
       name,
       dims: [...w.shape].reverse(),
-      type: 0,
-      data: new Uint8Array(w.data.buffer, w.data.byteOffset, w.data.byteLength),
+      type: GGML_TYPE_ID[w.dtype]!,
+      data: w.bytes,
     }));
   return writeGGUF(metadata, tensors);
 }

@@ -7,13 +7,13 @@ import { ops } from '../../ops/index.js';
 import { Executor } from '../../runtime/executor.js';
 import { getGpu } from '../../runtime/gpu.js';
 import { ReferenceRunner } from '../../runtime/reference.js';
-import type { WeightMap } from '../../runtime/weights.js';
+import { f32Weight, type WeightMap, type WeightTensor } from '../../runtime/weights.js';
 
 export type Ops = ReturnType<typeof ops>;
 
 export async function runBoth(
   build: (o: Ops) => Node,
-  data: Record<string, Float32Array>,
+  data: Record<string, Float32Array | WeightTensor>,
   inputs: Record<string, number>,
   opts: { maxBindingBytes?: number } = {},
 ) {
@@ -21,7 +21,10 @@ export async function runBoth(
   const graph = g.finish({ out: build(ops(g)) });
   const weights: WeightMap = new Map();
   for (const n of graph.nodes)
-    if (leafKind(n) === 'weight') weights.set(String(n.attr.name), { shape: n.shape, dtype: 'f32', data: data[String(n.attr.name)]! });
+    if (leafKind(n) === 'weight') {
+      const d = data[String(n.attr.name)]!;
+      weights.set(String(n.attr.name), d instanceof Float32Array ? f32Weight(n.shape, d) : d);
+    }
   const gpu = await getGpu();
   const plan = lowerGraph(graph, { kernels, maxBindingBytes: opts.maxBindingBytes ?? gpu.limits.maxStorageBufferBindingSize });
   const ex = new Executor(gpu, plan, weights);

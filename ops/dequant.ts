@@ -1,0 +1,186 @@
+// Weight formats: how each dtype is stored in a GGUF file, how tapir repacks it for the GPU, and
+// how kernels read one element of it. Quantized weights stay quantized on the GPU.
+//
+// GPU layout of a block of `rows` rows × `cols` columns (a weight, or a piece of one split to fit
+// a binding), in u32 words:
+//   f32        rows*cols words, the float bits
+//   f16, bf16  row stride ceil(cols/2) words, two halves per word, low half first
+//   q8_0       rows*cols/4 words of int8 quads (row-major), then rows*cols/32 f32 scales
+//   q4_0       rows*cols/8 words of 8 nibbles (element j of a block in nibble j), then rows*cols/32 f32 scales
+// (GGUF's Q8_0 block: f16 scale + 32 int8, 34 bytes; Q4_0: f16 scale + 16 bytes where byte k holds
+//  element k in its low nibble and element k+16 in its high one, value (q - 8) * scale, 18 bytes.)
+import { type In, type Spec, type u32, bitcastF32, f32, i32, signedByte, unpackHalf } from '../compiler/kernel/dsl.js';
+import type { DType } from '../compiler/graph.js';
+
+/** Spec-constant codes for the weight dtype a kernel reads. */
+export const WTYPE: Readonly<Record<string, number>> = { f32: 0, f16: 1, bf16: 2, q8_0: 3, q4_0: 4 };
+/** [elements per block, bytes per block] in GGUF */
+export const BLOCK: Readonly<Record<string, readonly [number, number]>> = { f32: [1, 4], f16: [1, 2], bf16: [1, 2], q8_0: [32, 34], q4_0: [32, 18], i32: [1, 4] };
+export const GGML_TYPE_ID: Readonly<Record<string, number>> = { f32: 0, f16: 1, q4_0: 2, q8_0: 8, bf16: 30 };
+export const WEIGHT_DTYPES: readonly DType[] = ['f32', 'f16', 'bf16', 'q8_0', 'q4_0'];
+
+/** Bytes of `n` elements in the file's layout. */
+export const rawBytes = (dtype: DType, n: number) => (n / BLOCK[dtype]![0]) * BLOCK[dtype]![1];
+
+/** u32 words one row takes on the GPU (the scales of q8_0/q4_0 included). */
+export function gpuRowWords(dtype: DType, cols: number): number {
+  switch (dtype) {
+    case 'f32': return cols;
+    case 'f16': case 'bf16': return Math.ceil(cols / 2);
+    case 'q8_0': return cols / 4 + cols / 32;
+    case 'q4_0': return cols / 8 + cols / 32;
+    default: throw new Error(`internal: no GPU layout for ${dtype}`);
+  }
+}
+
+// ---- halves --------------------------------------------------------------------------------
+const cvt = new DataView(new ArrayBuffer(4));
+export function halfToFloat(h: number): number {
+  const e = (h >> 10) & 31, m = h & 1023, s = h >> 15 ? -1 : 1;
+  return e === 0 ? s * m * 2 ** -24 : e === 31 ? (m ? NaN : s * Infinity) : s * (1 + m / 1024) * 2 ** (e - 15);
+}
+/** IEEE half, round to nearest even (via f32). */
+export function floatToHalf(x: number): number {
+  cvt.setFloat32(0, x, true);
+  const f = cvt.getUint32(0, true);
+  const sign = (f >>> 16) & 0x8000;
+  const exp = (f >>> 23) & 0xff, man = f & 0x7fffff;
+  if (exp === 0xff) return sign | 0x7c00 | (man ? 0x200 : 0);
+  const e = exp - 127 + 15;
+  if (e >= 31) return sign | 0x7c00;
+  if (e <= 0) {
+    if (e < -10) return sign;
+    const m = man | 0x800000, shift = 14 - e;
+    let h = m >>> shift;
+    const rem = m & ((1 << shift) - 1), half = 1 << (shift - 1);
+    if (rem > half || (rem === half && h & 1)) h++;
+    return sign | h;
+  }
+  let h = (e << 10) | (man >>> 13);
+  const rem = man & 0x1fff;
+  if (rem > 0x1000 || (rem === 0x1000 && h & 1)) h++;
+  return sign | h;
+}
+export const bf16ToFloat = (b: number) => { cvt.setUint32(0, b << 16, true); return cvt.getFloat32(0, true); };
+export function floatToBf16(x: number): number {
+  cvt.setFloat32(0, x, true);
+  const f = cvt.getUint32(0, true);
+  if ((f & 0x7fffffff) > 0x7f800000) return (f >>> 16) | 0x40; // NaN stays NaN
+  return (f + 0x7fff + ((f >>> 16) & 1)) >>> 16;
+}
+
+// ---- CPU: file layout -> float64 (the reference reads weights through this) ---------------------
+export function dequantize(dtype: DType, bytes: Uint8Array, n: number): Float64Array {
+  const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const out = new Float64Array(n);
+  switch (dtype) {
+    case 'f32': for (let i = 0; i < n; i++) out[i] = v.getFloat32(i * 4, true); break;
+    case 'f16': for (let i = 0; i < n; i++) out[i] = halfToFloat(v.getUint16(i * 2, true)); break;
+    case 'bf16': for (let i = 0; i < n; i++) out[i] = bf16ToFloat(v.getUint16(i * 2, true)); break;
+    case 'q8_0':
+      for (let b = 0; b < n / 32; b++) {
+        const d = halfToFloat(v.getUint16(b * 34, true));
+        for (let j = 0; j < 32; j++) out[b * 32 + j] = d * v.getInt8(b * 34 + 2 + j);
+      }
+      break;
+    case 'q4_0':
+      for (let b = 0; b < n / 32; b++) {
+        const d = halfToFloat(v.getUint16(b * 18, true));
+        for (let k = 0; k < 16; k++) {
+          const q = v.getUint8(b * 18 + 2 + k);
+          out[b * 32 + k] = d * ((q & 15) - 8);
+          out[b * 32 + k + 16] = d * ((q >> 4) - 8);
+        }
+      }
+      break;
+    default: throw new Error(`internal: cannot dequantize ${dtype}`);
+  }
+  return out;
+}
+
+// ---- CPU: float -> file layout (synth, writers, tests) -------------------------------------------
+export function quantize(dtype: DType, x: ArrayLike<number>): Uint8Array {
+  const n = x.length;
+  const out = new Uint8Array(rawBytes(dtype, n));
+  const v = new DataView(out.buffer);
+  switch (dtype) {
+    case 'f32': for (let i = 0; i < n; i++) v.setFloat32(i * 4, x[i]!, true); break;
+    case 'f16': for (let i = 0; i < n; i++) v.setUint16(i * 2, floatToHalf(x[i]!), true); break;
+    case 'bf16': for (let i = 0; i < n; i++) v.setUint16(i * 2, floatToBf16(x[i]!), true); break;
+    case 'q8_0':
+      for (let b = 0; b < n / 32; b++) {
+        let amax = 0;
+        for (let j = 0; j < 32; j++) amax = Math.max(amax, Math.abs(x[b * 32 + j]!));
+        const d = amax / 127, id = d ? 1 / d : 0;
+        v.setUint16(b * 34, floatToHalf(d), true);
+        for (let j = 0; j < 32; j++) v.setInt8(b * 34 + 2 + j, Math.round(x[b * 32 + j]! * id));
+      }
+      break;
+    case 'q4_0':
+      for (let b = 0; b < n / 32; b++) {
+        // as ggml: the scale maps the value of largest magnitude to -8
+        let max = 0;
+        for (let j = 0; j < 32; j++) if (Math.abs(x[b * 32 + j]!) > Math.abs(max)) max = x[b * 32 + j]!;
+        const d = max / -8, id = d ? 1 / d : 0;
+        v.setUint16(b * 18, floatToHalf(d), true);
+        const q = (j: number) => Math.min(15, Math.trunc(x[b * 32 + j]! * id + 8.5));
+        for (let k = 0; k < 16; k++) v.setUint8(b * 18 + 2 + k, q(k) | (q(k + 16) << 4));
+      }
+      break;
+    default: throw new Error(`internal: cannot quantize to ${dtype}`);
+  }
+  return out;
+}
+
+// ---- CPU: file layout -> GPU layout ---------------------------------------------------------------
+/** Repack `rows` rows of `cols` columns (file layout) into the GPU layout described at the top. */
+export function repack(dtype: DType, bytes: Uint8Array, rows: number, cols: number): Uint32Array {
+  const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const out = new Uint32Array(rows * gpuRowWords(dtype, cols));
+  switch (dtype) {
+    case 'f32':
+      for (let i = 0; i < rows * cols; i++) out[i] = v.getUint32(i * 4, true);
+      break;
+    case 'f16': case 'bf16': {
+      const stride = Math.ceil(cols / 2);
+      for (let r = 0; r < rows; r++)
+        for (let c = 0; c < cols; c++) out[r * stride + (c >> 1)]! |= v.getUint16((r * cols + c) * 2, true) << ((c & 1) * 16);
+      break;
+    }
+    case 'q8_0': {
+      const blocks = (rows * cols) / 32, scales = (rows * cols) / 4;
+      const f = new Float32Array(out.buffer);
+      for (let b = 0; b < blocks; b++) {
+        f[scales + b] = halfToFloat(v.getUint16(b * 34, true));
+        for (let w = 0; w < 8; w++) out[b * 8 + w] = v.getUint32(b * 34 + 2 + w * 4, true);
+      }
+      break;
+    }
+    case 'q4_0': {
+      const blocks = (rows * cols) / 32, scales = (rows * cols) / 8;
+      const f = new Float32Array(out.buffer);
+      for (let b = 0; b < blocks; b++) {
+        f[scales + b] = halfToFloat(v.getUint16(b * 18, true));
+        for (let k = 0; k < 16; k++) {
+          const q = v.getUint8(b * 18 + 2 + k);
+          out[b * 4 + (k >> 3)]! |= (q & 15) << ((k & 7) * 4);
+          out[b * 4 + ((k + 16) >> 3)]! |= (q >> 4) << (((k + 16) & 7) * 4);
+        }
+      }
+      break;
+    }
+    default: throw new Error(`internal: no GPU layout for ${dtype}`);
+  }
+  return out;
+}
+
+// ---- GPU: one element of a weight, in any layout ---------------------------------------------------
+/** Element (r, c) of a `rows` × `cols` weight in the GPU layout of dtype `wtype` (see WTYPE). */
+/** @inline */
+export function weightAt(w: In<u32>, wtype: Spec<u32>, rows: u32, cols: u32, r: u32, c: u32): f32 {
+  return wtype === 0 ? bitcastF32(w[r * cols + c])
+    : wtype === 1 ? unpackHalf(w[r * ((cols + 1) >> 1) + (c >> 1)], c & 1)
+    : wtype === 2 ? bitcastF32(((w[r * ((cols + 1) >> 1) + (c >> 1)] >> ((c & 1) * 16)) & 0xffff) << 16)
+    : wtype === 3 ? bitcastF32(w[rows * (cols >> 2) + r * (cols >> 5) + (c >> 5)]) * f32(signedByte(w[r * (cols >> 2) + (c >> 2)], c & 3))
+    : bitcastF32(w[rows * (cols >> 3) + r * (cols >> 5) + (c >> 5)]) * f32(i32((w[r * (cols >> 3) + (c >> 3)] >> ((c & 7) * 4)) & 15) - 8);
+}
