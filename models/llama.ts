@@ -14,6 +14,8 @@ export interface LlamaConfig {
   contextLength: number; // positions the KV cache holds
   ropeTheta: number; // RoPE base frequency
   rotDim: number; // dimensions of each head that RoPE turns (= head size for Llama)
+  /** per-pair RoPE frequency divisors (Llama 3 scaling); absent = unscaled */
+  ropeFactors?: readonly number[];
   rmsEps: number;
   /** whether the unembedding is the token embedding (no separate output.weight) */
   tiedEmbeddings: boolean;
@@ -31,7 +33,7 @@ export function llama(c: LlamaConfig, dtypeOf: (name: string) => DType = () => '
   const kvDim = c.nKvHeads * hs;
   const token = input('token', [1]); // i32[1]
   const pos = input('pos', [1]); // i32[1], the only other thing written per step
-  const freqs = ropeTable(c.contextLength, c.rotDim, c.ropeTheta); // [context, rotDim/2, 2]
+  const freqs = ropeTable(c.contextLength, c.rotDim, c.ropeTheta, c.ropeFactors); // [context, rotDim/2, 2]
   const tokenEmbd = weight('token_embd.weight', [c.vocabSize, c.dim]); // [vocab, dim]
 
   let x = embedding(tokenEmbd, token); // [dim], the residual stream

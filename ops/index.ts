@@ -21,7 +21,8 @@ export function ops(g: GraphBuilder) {
     input: (name: string, shape: number[], dtype: 'i32' | 'f32' = 'i32') => g.apply(input, [], { name, shape, dtype }),
     weight: (name: string, shape: number[], dtype: DType = 'f32') => g.apply(weight, [], { name, shape, dtype }),
     state: (name: string, shape: number[]) => g.apply(state, [], { name, shape }),
-    ropeTable: (context: number, rotDim: number, theta: number) => g.apply(ropeTable, [], { context, rotDim, theta }),
+    ropeTable: (context: number, rotDim: number, theta: number, factors?: readonly number[]) =>
+      g.apply(ropeTable, [], factors ? { context, rotDim, theta, factors } : { context, rotDim, theta }),
     embedding: (table: Node, token: Node) => g.apply(embedding, [table, token], {}),
     rmsnorm: (x: Node, w: Node, eps: number) => g.apply(rmsnorm, [x, w], { eps }),
     matvec: (w: Node, x: Node) => g.apply(matvec, [w, x], {}),

@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { randomSource, relErr } from './helpers/numeric.js';
 import { runBoth } from './helpers/gpu.js';
 import { weightOf } from '../runtime/weights.js';
+import { llama3RopeFactors } from '../ops/rope_table.js';
 
 const TOL = 1e-5;
 const rnd = randomSource();
@@ -104,5 +105,33 @@ describe('quantized weights are dequantized inside the kernels', () => {
     const w = weightOf([rows, cols], 'f16', rnd.normal(rows * cols));
     const { out, ref } = await runBoth((o) => o.matvec(o.weight('w', [rows, cols], 'f16'), o.weight('x', [cols])), { w, x: rnd.normal(cols) }, {});
     expect(relErr(out, ref), seedNote).toBeLessThanOrEqual(TOL);
+  });
+});
+
+describe('Llama 3 RoPE scaling', () => {
+  const s = { factor: 32, lowFreqFactor: 1, highFreqFactor: 4, originalContext: 8192 };
+  it('matches the HF formulation of scaled inverse frequencies', () => {
+    const dim = 64, theta = 500000;
+    const factors = llama3RopeFactors(s, dim, theta);
+    for (let i = 0; i < dim / 2; i++) {
+      // HF: inv_freq / factor for long wavelengths, unchanged for short, linear blend of the two between
+      const inv = 1 / theta ** ((2 * i) / dim), wavelen = 2 * Math.PI / inv;
+      const smooth = (8192 / wavelen - 1) / (4 - 1);
+      const hf = wavelen < 8192 / 4 ? inv : wavelen > 8192 / 1 ? inv / 32 : (1 - smooth) * (inv / 32) + smooth * inv;
+      expect(inv / factors[i]!).toBeCloseTo(hf, 12);
+    }
+    expect(factors[0]).toBe(1);
+    expect(factors[31]).toBe(32);
+  });
+
+  it('the scaled table turns differently from the unscaled one at positions >= 256, and the kernel follows it', async () => {
+    const heads = 2, hs = 32, theta = 500000;
+    const factors = llama3RopeFactors(s, hs, theta);
+    const x = rnd.normal(heads * hs);
+    const pos = 300 + rnd.int(0, 200);
+    const scaled = await runBoth((o) => o.rope(o.weight('x', [heads * hs]), o.input('pos', [1]), o.ropeTable(512, hs, theta, factors), hs), { x }, { pos });
+    const plain = await runBoth((o) => o.rope(o.weight('x', [heads * hs]), o.input('pos', [1]), o.ropeTable(512, hs, theta), hs), { x }, { pos });
+    expect(relErr(scaled.out, scaled.ref), seedNote).toBeLessThanOrEqual(TOL);
+    expect(relErr(scaled.ref, plain.ref)).toBeGreaterThan(1e-3);
   });
 });

@@ -60,6 +60,13 @@ export function llamaFromGGUF(g: GGUFFile, bytes: Uint8Array, file: string): { c
     tiedEmbeddings: !g.tensors.has('output.weight'),
   };
   if (!(config.ropeTheta > 0) || !(config.rmsEps > 0)) m.fail('rope.freq_base and layer_norm_rms_epsilon must be positive');
+  // Llama 3 RoPE scaling, as llama.cpp stores it: one divisor per rotated pair
+  const freqs = g.tensors.get('rope_freqs.weight');
+  if (freqs) {
+    if (freqs.type !== 'F32' || freqs.dims.length !== 1 || freqs.dims[0] !== rotDim / 2) m.fail(`'rope_freqs.weight' must be F32 [${rotDim / 2}]`);
+    config.ropeFactors = Array.from(dequantize('f32', bytes.subarray(freqs.offset, freqs.offset + freqs.bytes), rotDim / 2));
+    if (!config.ropeFactors.every((f) => f > 0 && Number.isFinite(f))) m.fail("'rope_freqs.weight' holds a factor that is not a positive number");
+  }
 
   const weights: WeightMap = new Map();
   for (const t of g.tensors.values()) {

@@ -1,6 +1,6 @@
 // A loaded Llama model written as an F32 GGUF file with llama.cpp's key and tensor names.
 import type { ModelSource } from '../model.js';
-import { GGML_TYPE_ID } from '../../ops/dequant.js';
+import { GGML_TYPE_ID, quantize } from '../../ops/dequant.js';
 import { writeGGUF, type GGUFWriteTensor, type GGUFWriteValue } from './gguf_write.js';
 
 export function writeLlamaGGUF(src: ModelSource, opts: { dropTensors?: string[] } = {}): Uint8Array {
@@ -28,13 +28,16 @@ export function writeLlamaGGUF(src: ModelSource, opts: { dropTensors?: string[] 
     ['tokenizer.ggml.unknown_token_id', u32(v.unk)],
   ];
   const drop = new Set(opts.dropTensors ?? []);
+  const extra: GGUFWriteTensor[] = c.ropeFactors
+    ? [{ name: 'rope_freqs.weight', dims: [c.ropeFactors.length], type: 0, data: quantize('f32', c.ropeFactors) }]
+    : [];
   const tensors: GGUFWriteTensor[] = [...src.weights.entries()]
-    .filter(([name]) => !drop.has(name))
+    .filter(([name]) => !drop.has(name) && name !== 'rope_freqs.weight')
     .map(([name, w]) => ({
       name,
       dims: [...w.shape].reverse(),
       type: GGML_TYPE_ID[w.dtype]!,
       data: w.bytes,
     }));
-  return writeGGUF(metadata, tensors);
+  return writeGGUF(metadata, [...tensors, ...extra]);
 }
