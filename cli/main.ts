@@ -6,6 +6,12 @@ import { releaseGpu } from '../runtime/gpu.js';
 import { Model } from '../runtime/model.js';
 import { defaultModel, loadModelSource } from '../runtime/node/load.js';
 import { softmax } from '../runtime/sampler.js';
+import fs from 'node:fs';
+import type { DType } from '../compiler/graph.js';
+import { PRESETS, ggmlType, synthModel } from '../runtime/synth/synth.js';
+import { llamaMetadata, ropeFreqsTensor } from '../runtime/formats/llama_gguf_write.js';
+import { writeGGUFFile } from '../runtime/node/write_file.js';
+import { progressBar } from './progress.js';
 import { toWGSL } from '../compiler/kernel/wgsl.js';
 import { kernels } from '../ops/kernels.gen.js';
 
@@ -36,6 +42,7 @@ Commands:
   generate   generate text from a prompt
   logits     print the next-token logits at every position of a prompt
   graph      print the model's op graph and its kernel plan
+  synth      write a model with seeded random weights and a learned tokenizer (GGUF)
 
 Run 'tapir <command> --help' for a command's options.`,
   generate: `Usage: tapir generate [-m MODEL] [-p PROMPT] [-n NEW_TOKENS] [options]
@@ -58,6 +65,16 @@ Runs the prompt and prints, for every position, the logits for the next token.
 ${MODEL_HELP}
 
 --json prints {"tokens":[...],"logits":[[...],...]}, one row of logits per position.`,
+  synth: `Usage: tapir synth --preset NAME --dtype DTYPE --out FILE [--seed S] [--json]
+
+Writes a GGUF model with the shapes of a real one, seeded random weights of realistic scale and a
+tokenizer learned from a small built-in text. The file is written atomically (FILE.partial, then renamed).
+      --preset NAME     ${'${PRESET_NAMES}'}
+      --dtype DTYPE     f32, f16, bf16, q8_0 or q4_0 (matrices; norm vectors stay f32)
+      --out FILE        where to write the .gguf
+      --seed S          weight seed (default: 0)
+      --json            print a summary as JSON
+  -h, --help            show this help`,
   graph: `Usage: tapir graph [-m MODEL] [--plan] [options]
 
 Prints the model's op graph as text, one node per line; --plan adds the kernel dispatches.
@@ -186,7 +203,28 @@ async function graph(argv: string[]) {
   }
 }
 
-const COMMANDS: Record<string, (argv: string[]) => Promise<void>> = { generate, logits, graph };
+async function synth(argv: string[]) {
+  const o = parse('synth', argv, {
+    preset: { type: 'string' }, dtype: { type: 'string' }, out: { type: 'string' }, seed: { type: 'string' },
+  });
+  if (o.help) return out(HELP.synth!.replace('${PRESET_NAMES}', Object.keys(PRESETS).join(', ')) + '\n');
+  if (typeof o.preset !== 'string' || typeof o.dtype !== 'string' || typeof o.out !== 'string')
+    throw new UsageError("synth needs --preset, --dtype and --out (see 'tapir synth --help')");
+  const seed = int(o.seed, '--seed', 0, 0);
+  const m = synthModel(o.preset, o.dtype as DType, seed);
+  const bar = progressBar(`synth ${o.preset} ${o.dtype}`, m.tensors.length);
+  const t0 = performance.now();
+  writeGGUFFile(o.out, [...llamaMetadata(m.config, m.vocab)], [
+    ...m.tensors.map((t) => ({ name: t.name, dims: [...t.shape].reverse(), type: ggmlType(t.dtype), bytes: t.bytes, produce: t.produce })),
+    ...ropeFreqsTensor(m.config).map((t) => ({ ...t, bytes: t.data.length, produce: () => t.data })),
+  ], (i) => bar.update(i + 1));
+  bar.done();
+  const bytes = fs.statSync(o.out).size;
+  if (o.json) out(JSON.stringify({ out: o.out, preset: o.preset, dtype: o.dtype, seed, bytes, tensors: m.tensors.length + (m.config.ropeFactors ? 1 : 0), vocab: m.vocab.pieces.length, seconds: +((performance.now() - t0) / 1000).toFixed(2) }) + '\n');
+  else out(`wrote ${o.out} (${(bytes / 2 ** 20).toFixed(1)} MiB, ${o.preset}, ${o.dtype}, seed ${seed})\n`);
+}
+
+const COMMANDS: Record<string, (argv: string[]) => Promise<void>> = { generate, logits, graph, synth };
 
 /** Runs a command; returns the exit code. Always releases the GPU so the process can exit. */
 export async function main(argv: string[]): Promise<number> {

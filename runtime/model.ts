@@ -9,7 +9,7 @@ import { Executor } from './executor.js';
 import { getGpu, type GpuContext } from './gpu.js';
 import { ReferenceRunner } from './reference.js';
 import { Sampler, type SamplerOptions } from './sampler.js';
-import { StreamDecoder, Tokenizer, type Vocab } from './tokenizer.js';
+import { StreamDecoder, makeTokenizer, type Tokenizer, type Vocab } from './tokenizer.js';
 import type { WeightMap } from './weights.js';
 
 export interface ModelSource {
@@ -83,7 +83,7 @@ export class Model {
     const gpu = opts.gpu ?? (await getGpu());
     const plan = lowerGraph(graph, { kernels, maxBindingBytes: opts.maxBindingBytes ?? gpu.limits.maxStorageBufferBindingSize });
     const executor = new Executor(gpu, plan, src.weights);
-    return new Model(config, new Tokenizer(src.vocab), graph, plan, executor, src.weights, src.file);
+    return new Model(config, makeTokenizer(src.vocab), graph, plan, executor, src.weights, src.file);
   }
 
   get contextLength() { return this.config.contextLength; }

@@ -1,105 +1,69 @@
-// The SentencePiece-style BPE tokenizer of llama2.c and GGUF's `tokenizer.ggml.model = llama`:
-// pieces with scores, merged greedily by best score, with byte fallback (<0xXX> tokens) for
-// characters the vocabulary lacks. Spaces are stored as ' ' (GGUF's '▁' is mapped on load).
+// Tokenizers: text <-> token ids. Two kinds, chosen by the vocabulary's `model`
+// (GGUF `tokenizer.ggml.model`): SentencePiece-style BPE with scores ('llama': llama2.c, Llama 2,
+// Mistral) and byte-level BPE with ranked merges ('gpt2': Llama 3, Qwen, GPT-2).
+import { SentencePieceTokenizer } from './tokenizers/spm.js';
+import { ByteLevelBpeTokenizer } from './tokenizers/bpe.js';
 
 export const enum TokenType { Normal = 1, Unknown = 2, Control = 3, UserDefined = 4, Unused = 5, Byte = 6 }
 
 export interface Vocab {
+  model: 'llama' | 'gpt2';
+  /** token texts; for 'llama' with spaces as ' ', for 'gpt2' in GPT-2's byte-to-unicode alphabet */
   pieces: string[];
+  /** SentencePiece merge priorities ('llama') */
   scores: Float32Array;
   types: Uint8Array;
+  /** ranked merges "a b" ('gpt2') */
+  merges?: string[];
+  /** the pre-tokenizer's name (GGUF `tokenizer.ggml.pre`), for 'gpt2' */
+  pre?: string;
   bos: number;
   eos: number;
   unk: number;
-  /** prepend a space to non-empty text, as SentencePiece does ("dummy prefix") */
+  addBos: boolean;
+  /** prepend a space to non-empty text, as SentencePiece does ('llama') */
   addSpacePrefix: boolean;
 }
 
-const BYTE_PIECE = /^<0x([0-9A-Fa-f]{2})>$/;
+export interface EncodeOptions {
+  /** add BOS first (default: the vocabulary's add_bos setting) */
+  bos?: boolean;
+  /** match special tokens (e.g. `<|eot_id|>`) written in the text (default: false) */
+  special?: boolean;
+}
 
-export class Tokenizer {
-  private lookup = new Map<string, number>();
-  private byteId = new Int32Array(256).fill(-1);
-  private pieceBytes: Uint8Array[];
+export interface Tokenizer {
+  readonly vocab: Vocab;
+  readonly size: number;
+  encode(text: string, opts?: EncodeOptions): number[];
+  /** the bytes token `id` adds to the text after token `prev` (-1 at the start) */
+  tokenBytes(id: number, prev: number): Uint8Array;
+  decode(ids: readonly number[]): string;
+  /** the vocabulary entry as written (for display) */
+  piece(id: number): string;
+  /** the id of a vocabulary entry written as text (`" Lily"`), if there is one */
+  idOf(text: string): number | undefined;
+}
 
-  constructor(readonly vocab: Vocab) {
-    const enc = new TextEncoder();
-    this.pieceBytes = vocab.pieces.map((p, id) => {
-      const t = vocab.types[id];
-      const m = BYTE_PIECE.exec(p);
-      if (t === TokenType.Byte && m) {
-        const b = parseInt(m[1]!, 16);
-        if (this.byteId[b] === -1) this.byteId[b] = id;
-        return Uint8Array.of(b);
-      }
-      if (t === TokenType.Normal || t === TokenType.UserDefined) {
-        if (!this.lookup.has(p)) this.lookup.set(p, id);
-        return enc.encode(p);
-      }
-      return new Uint8Array(0); // control, unknown, unused: nothing in the text
-    });
-  }
+export function makeTokenizer(vocab: Vocab): Tokenizer {
+  return vocab.model === 'gpt2' ? new ByteLevelBpeTokenizer(vocab) : new SentencePieceTokenizer(vocab);
+}
 
-  get size() { return this.vocab.pieces.length; }
-
-  /** Text to ids: BOS (unless bos=false), then pieces merged by best score. */
-  encode(text: string, opts: { bos?: boolean } = {}): number[] {
-    const ids: number[] = [];
-    if (text.length > 0) {
-      const src = this.vocab.addSpacePrefix ? ` ${text}` : text;
-      for (const ch of src) {
-        const id = this.lookup.get(ch);
-        if (id !== undefined) ids.push(id);
-        else for (const b of new TextEncoder().encode(ch)) ids.push(this.byteId[b]! >= 0 ? this.byteId[b]! : this.vocab.unk);
-      }
-      // merge the adjacent pair whose union scores best, until none is in the vocabulary
-      for (;;) {
-        let best = -Infinity, at = -1, merged = -1;
-        for (let i = 0; i + 1 < ids.length; i++) {
-          const id = this.lookup.get(this.vocab.pieces[ids[i]!]! + this.vocab.pieces[ids[i + 1]!]!);
-          if (id !== undefined && this.vocab.scores[id]! > best && this.isText(ids[i]!) && this.isText(ids[i + 1]!)) {
-            best = this.vocab.scores[id]!; at = i; merged = id;
-          }
-        }
-        if (at < 0) break;
-        ids.splice(at, 2, merged);
-      }
-    }
-    return opts.bos === false ? ids : [this.vocab.bos, ...ids];
-  }
-
-  private isText(id: number) {
-    const t = this.vocab.types[id];
-    return t === TokenType.Normal || t === TokenType.UserDefined;
-  }
-
-  /** The bytes token `id` adds after token `prev` (the space SentencePiece put after BOS is dropped). */
-  tokenBytes(id: number, prev: number): Uint8Array {
-    const b = this.pieceBytes[id] ?? new Uint8Array(0);
-    const first = prev === this.vocab.bos || prev < 0;
-    return first && this.vocab.addSpacePrefix && b[0] === 0x20 ? b.subarray(1) : b;
-  }
-
-  /** Ids to text; control tokens (BOS/EOS) produce nothing. */
-  decode(ids: readonly number[]): string {
-    const parts: Uint8Array[] = [];
-    let prev = -1;
-    for (const id of ids) { parts.push(this.tokenBytes(id, prev)); prev = id; }
-    const all = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-    let o = 0;
-    for (const p of parts) { all.set(p, o); o += p.length; }
-    return new TextDecoder().decode(all);
-  }
-
-  /** The vocabulary entry as written (for display). */
-  piece(id: number): string { return this.vocab.pieces[id] ?? `<${id}?>`; }
+/** Concatenates token bytes and decodes them as UTF-8 (shared by both kinds). */
+export function decodeWith(tok: Pick<Tokenizer, 'tokenBytes'>, ids: readonly number[]): string {
+  const parts: Uint8Array[] = [];
+  let prev = -1;
+  for (const id of ids) { parts.push(tok.tokenBytes(id, prev)); prev = id; }
+  const all = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let o = 0;
+  for (const p of parts) { all.set(p, o); o += p.length; }
+  return new TextDecoder().decode(all);
 }
 
 /** A decoder for streaming output: feeds token bytes, returns whole characters as they complete. */
 export class StreamDecoder {
   private dec = new TextDecoder();
-  private prev = -1;
-  constructor(private tok: Tokenizer, prev = -1) { this.prev = prev; }
+  constructor(private tok: Tokenizer, private prev = -1) {}
   push(id: number): string {
     const s = this.dec.decode(this.tok.tokenBytes(id, this.prev), { stream: true });
     this.prev = id;

@@ -3,12 +3,12 @@ import fs from 'node:fs';
 import { parseGGUF } from '../runtime/formats/gguf.js';
 import { llamaFromGGUF } from '../runtime/formats/llama_gguf.js';
 import { parseLlama2cTokenizer } from '../runtime/formats/llama2c.js';
-import { Tokenizer } from '../runtime/tokenizer.js';
+import { makeTokenizer } from '../runtime/tokenizer.js';
 import { GGUF, TOK } from './helpers/models.js';
 
 const bytes = new Uint8Array(fs.readFileSync(GGUF));
-const fromGGUF = new Tokenizer(llamaFromGGUF(parseGGUF(bytes, GGUF), bytes, GGUF).vocab);
-const fromBin = new Tokenizer(parseLlama2cTokenizer(new Uint8Array(fs.readFileSync(TOK)), TOK, 512));
+const fromGGUF = makeTokenizer(llamaFromGGUF(parseGGUF(bytes, GGUF), bytes, GGUF).vocab);
+const fromBin = makeTokenizer(parseLlama2cTokenizer(new Uint8Array(fs.readFileSync(TOK)), TOK, 512));
 
 const TEXTS = ['Once upon a time', 'Hello, world!', '  two  spaces ', 'line one\nline two\n', 'émigré café — 你好 🦙', 'a', 'x'.repeat(300), 'Lily\'s "ball"'];
 

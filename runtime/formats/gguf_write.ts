@@ -51,7 +51,9 @@ class Writer {
   }
 }
 
-export function writeGGUF(metadata: [string, GGUFWriteValue][], tensors: GGUFWriteTensor[], alignment = 32): Uint8Array {
+/** The header and tensor table of a GGUF file; tensor data follows at `dataOffset`, each tensor at
+ *  its aligned `offsets[i]` from there. */
+export function ggufHeader(metadata: [string, GGUFWriteValue][], tensors: readonly Omit<GGUFWriteTensor, 'data'>[], sizes: readonly number[], alignment = 32) {
   const w = new Writer();
   w.bytes(new TextEncoder().encode('GGUF'));
   w.u32(3);
@@ -68,9 +70,9 @@ export function writeGGUF(metadata: [string, GGUFWriteValue][], tensors: GGUFWri
   }
   let offset = 0;
   const offsets: number[] = [];
-  for (const t of tensors) {
+  for (const size of sizes) {
     offsets.push(offset);
-    offset += Math.ceil(t.data.length / alignment) * alignment;
+    offset += Math.ceil(size / alignment) * alignment;
   }
   tensors.forEach((t, i) => {
     w.str(t.name);
@@ -80,6 +82,14 @@ export function writeGGUF(metadata: [string, GGUFWriteValue][], tensors: GGUFWri
     w.u64(offsets[i]!);
   });
   w.pad(alignment);
-  for (const t of tensors) { w.bytes(t.data); w.pad(alignment); }
-  return w.finish();
+  return { header: w.finish(), offsets, dataBytes: offset };
+}
+
+/** A whole GGUF file in memory (small models and tests; it writes exactly what it is given). */
+export function writeGGUF(metadata: [string, GGUFWriteValue][], tensors: GGUFWriteTensor[], alignment = 32): Uint8Array {
+  const { header, offsets, dataBytes } = ggufHeader(metadata, tensors, tensors.map((t) => t.data.length), alignment);
+  const out = new Uint8Array(header.length + dataBytes);
+  out.set(header);
+  tensors.forEach((t, i) => out.set(t.data, header.length + offsets[i]!));
+  return out;
 }

@@ -91,5 +91,5 @@ export function parseLlama2cTokenizer(bytes: Uint8Array, file: string, vocabSize
   pieces.forEach((p, i) => {
     types[i] = i === 0 ? TokenType.Unknown : i <= 2 ? TokenType.Control : /^<0x[0-9A-Fa-f]{2}>$/.test(p) ? TokenType.Byte : TokenType.Normal;
   });
-  return { pieces, scores, types, bos: 1, eos: 2, unk: 0, addSpacePrefix: true };
+  return { model: 'llama', pieces, scores, types, bos: 1, eos: 2, unk: 0, addBos: true, addSpacePrefix: true };
 }

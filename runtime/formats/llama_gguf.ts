@@ -79,15 +79,21 @@ export function llamaFromGGUF(g: GGUFFile, bytes: Uint8Array, file: string): { c
     weights.set(t.name, t.dims.length === 1 && dtype !== 'f32' ? weightOf(shape, 'f32', dequantize(dtype, raw, n)) : { shape, dtype, bytes: raw });
   }
 
-  const model = m.str('tokenizer.ggml.model');
-  if (model !== 'llama') m.fail(`tokenizer '${model}' is not supported yet (tapir reads SentencePiece 'llama' vocabularies)`);
+  const model = m.str('tokenizer.ggml.model') as Vocab['model'];
+  if (model !== 'llama' && model !== 'gpt2') m.fail(`tokenizer '${model}' is not supported (tapir reads 'llama' SentencePiece and 'gpt2' byte-level BPE vocabularies)`);
+  const merges = model === 'gpt2' ? m.arr('tokenizer.ggml.merges').map((x, i) => (typeof x === 'string' ? x : m.fail(`merge ${i} is not a string`))) : undefined;
   const scores = g.metadata.has('tokenizer.ggml.scores') ? m.arr('tokenizer.ggml.scores') : [];
   const types = g.metadata.has('tokenizer.ggml.token_type') ? m.arr('tokenizer.ggml.token_type') : [];
   const nTok = tokens.length;
   if (nTok !== config.vocabSize) m.fail(`the vocabulary has ${nTok} tokens but token_embd.weight has ${config.vocabSize} rows`);
   if ((scores.length && scores.length !== nTok) || (types.length && types.length !== nTok)) m.fail('tokenizer scores/types do not match the token count');
+  const addBos = g.metadata.get('tokenizer.ggml.add_bos_token');
   const vocab: Vocab = {
-    pieces: tokens.map((t, i) => (typeof t === 'string' ? t.replace(/\u2581/g, ' ') : m.fail(`token ${i} is not a string`))),
+    model,
+    merges,
+    pre: model === 'gpt2' ? m.str('tokenizer.ggml.pre', 'default') : undefined,
+    addBos: typeof addBos === 'boolean' ? addBos : model === 'llama',
+    pieces: tokens.map((t, i) => (typeof t !== 'string' ? m.fail(`token ${i} is not a string`) : model === 'llama' ? t.replace(/\u2581/g, ' ') : t)),
     scores: Float32Array.from(scores.length ? scores.map(Number) : new Array(nTok).fill(0)),
     types: Uint8Array.from(types.length ? types.map(Number) : new Array(nTok).fill(TokenType.Normal)),
     bos: m.num('tokenizer.ggml.bos_token_id', 1),

@@ -1,10 +1,12 @@
 // A loaded Llama model written as an F32 GGUF file with llama.cpp's key and tensor names.
 import type { ModelSource } from '../model.js';
+import type { LlamaConfig } from '../../models/llama.js';
+import type { Vocab } from '../tokenizer.js';
 import { GGML_TYPE_ID, quantize } from '../../ops/dequant.js';
 import { writeGGUF, type GGUFWriteTensor, type GGUFWriteValue } from './gguf_write.js';
 
-export function writeLlamaGGUF(src: ModelSource, opts: { dropTensors?: string[] } = {}): Uint8Array {
-  const c = src.config, v = src.vocab;
+/** The metadata llama.cpp reads for a Llama model and its tokenizer. */
+export function llamaMetadata(c: LlamaConfig, v: Vocab): [string, GGUFWriteValue][] {
   const u32 = (value: number): GGUFWriteValue => ({ type: 'u32', value });
   const f32 = (value: number): GGUFWriteValue => ({ type: 'f32', value });
   const metadata: [string, GGUFWriteValue][] = [
@@ -19,18 +21,30 @@ export function writeLlamaGGUF(src: ModelSource, opts: { dropTensors?: string[] 
     ['llama.rope.dimension_count', u32(c.rotDim)],
     ['llama.rope.freq_base', f32(c.ropeTheta)],
     ['llama.attention.layer_norm_rms_epsilon', f32(c.rmsEps)],
-    ['tokenizer.ggml.model', { type: 'string', value: 'llama' }],
-    ['tokenizer.ggml.tokens', { type: 'array', elem: 'string', value: v.pieces.map((p) => p.replace(/ /g, '\u2581')) }],
+    ['tokenizer.ggml.model', { type: 'string', value: v.model }],
+    ['tokenizer.ggml.tokens', { type: 'array', elem: 'string', value: v.model === 'llama' ? v.pieces.map((p) => p.replace(/ /g, '\u2581')) : v.pieces }],
+    ...(v.model === 'gpt2' ? ([
+      ['tokenizer.ggml.merges', { type: 'array', elem: 'string', value: v.merges ?? [] }],
+      ['tokenizer.ggml.pre', { type: 'string', value: v.pre ?? 'default' }],
+    ] as [string, GGUFWriteValue][]) : []),
+    ['tokenizer.ggml.add_bos_token', { type: 'bool', value: v.addBos }],
     ['tokenizer.ggml.scores', { type: 'array', elem: 'f32', value: Array.from(v.scores) }],
     ['tokenizer.ggml.token_type', { type: 'array', elem: 'i32', value: Array.from(v.types) }],
     ['tokenizer.ggml.bos_token_id', u32(v.bos)],
     ['tokenizer.ggml.eos_token_id', u32(v.eos)],
     ['tokenizer.ggml.unknown_token_id', u32(v.unk)],
   ];
+  return metadata;
+}
+
+/** RoPE frequency divisors as llama.cpp stores them, if the model has them. */
+export const ropeFreqsTensor = (c: LlamaConfig): GGUFWriteTensor[] =>
+  c.ropeFactors ? [{ name: 'rope_freqs.weight', dims: [c.ropeFactors.length], type: 0, data: quantize('f32', c.ropeFactors) }] : [];
+
+export function writeLlamaGGUF(src: ModelSource, opts: { dropTensors?: string[] } = {}): Uint8Array {
+  const metadata = llamaMetadata(src.config, src.vocab);
   const drop = new Set(opts.dropTensors ?? []);
-  const extra: GGUFWriteTensor[] = c.ropeFactors
-    ? [{ name: 'rope_freqs.weight', dims: [c.ropeFactors.length], type: 0, data: quantize('f32', c.ropeFactors) }]
-    : [];
+  const extra = ropeFreqsTensor(src.config);
   const tensors: GGUFWriteTensor[] = [...src.weights.entries()]
     .filter(([name]) => !drop.has(name) && name !== 'rope_freqs.weight')
     .map(([name, w]) => ({

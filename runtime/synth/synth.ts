@@ -1,0 +1,123 @@
+// Synthetic models: the shapes of real ones, seeded random weights at a realistic scale, and a
+// learned tokenizer — test subjects that need no downloads. Weight scales keep activations O(1)
+// through the layers and make next-token distributions peaked (uniform-ish logits hide bugs).
+import type { DType } from '../../compiler/graph.js';
+import { UsageError } from '../../compiler/errors.js';
+import { type LlamaConfig } from '../../models/llama.js';
+import { BLOCK, GGML_TYPE_ID, WEIGHT_DTYPES, quantize, rawBytes } from '../../ops/dequant.js';
+import { llama3RopeFactors } from '../../ops/rope_table.js';
+import type { Vocab } from '../tokenizer.js';
+import type { WeightMap } from '../weights.js';
+import { byteLevelVocab, sentencePieceVocab } from './vocab.js';
+
+export interface Preset {
+  config: Omit<LlamaConfig, 'ropeFactors'>;
+  /** Llama 3 frequency scaling */
+  llama3Scaling?: { factor: number; lowFreqFactor: number; highFreqFactor: number; originalContext: number };
+  tokenizer: 'bpe' | 'spm';
+}
+
+const LLAMA3_SCALING = { factor: 32, lowFreqFactor: 1, highFreqFactor: 4, originalContext: 8192 };
+const llama = (c: Partial<LlamaConfig> & Pick<LlamaConfig, 'dim' | 'hiddenDim' | 'nLayers' | 'nHeads' | 'nKvHeads' | 'vocabSize' | 'contextLength'>): Preset['config'] =>
+  ({ ropeTheta: 10000, rmsEps: 1e-5, tiedEmbeddings: false, rotDim: c.dim / c.nHeads, ...c });
+
+export const PRESETS: Readonly<Record<string, Preset>> = {
+  tiny: {
+    config: llama({ dim: 128, hiddenDim: 344, nLayers: 2, nHeads: 4, nKvHeads: 2, vocabSize: 1024, contextLength: 131072, ropeTheta: 500000 }),
+    llama3Scaling: LLAMA3_SCALING, tokenizer: 'bpe',
+  },
+  stories260K: { config: llama({ dim: 64, hiddenDim: 172, nLayers: 5, nHeads: 8, nKvHeads: 4, vocabSize: 512, contextLength: 512 }), tokenizer: 'spm' },
+  stories15M: { config: llama({ dim: 288, hiddenDim: 768, nLayers: 6, nHeads: 6, nKvHeads: 6, vocabSize: 32000, contextLength: 256 }), tokenizer: 'spm' },
+  'llama-3.2-1b': {
+    config: llama({ dim: 2048, hiddenDim: 8192, nLayers: 16, nHeads: 32, nKvHeads: 8, vocabSize: 128256, contextLength: 131072, ropeTheta: 500000, tiedEmbeddings: true }),
+    llama3Scaling: LLAMA3_SCALING, tokenizer: 'bpe',
+  },
+  'llama-3.2-3b': {
+    config: llama({ dim: 3072, hiddenDim: 8192, nLayers: 28, nHeads: 24, nKvHeads: 8, vocabSize: 128256, contextLength: 131072, ropeTheta: 500000, tiedEmbeddings: true }),
+    llama3Scaling: LLAMA3_SCALING, tokenizer: 'bpe',
+  },
+};
+
+/** Two xorshift32 streams with Box–Muller normals: fast, seeded, the same on every machine. */
+export class NormalRng {
+  private a: number;
+  private b: number;
+  private spare: number | undefined;
+  constructor(seed: number) {
+    // spread the seed (splitmix-style) so nearby seeds give unrelated streams; never zero
+    const mix = (x: number) => {
+      x = Math.imul(x ^ (x >>> 16), 0x85ebca6b);
+      x = Math.imul(x ^ (x >>> 13), 0xc2b2ae35);
+      return (x ^ (x >>> 16)) | 1;
+    };
+    this.a = mix(seed | 0);
+    this.b = mix((seed / 4294967296) ^ 0x9e3779b9);
+  }
+  /** uniform in (0, 1): two xorshift32 streams combined */
+  uniform(): number {
+    let a = this.a, b = this.b;
+    a ^= a << 13; a ^= a >>> 17; a ^= a << 5;
+    b ^= b << 17; b ^= b >>> 7; b ^= b << 11;
+    this.a = a; this.b = b;
+    return (((a >>> 0) ^ ((b >>> 0) >>> 6)) >>> 0) / 4294967296 + 1 / 8589934592;
+  }
+  normal(): number {
+    if (this.spare !== undefined) { const s = this.spare; this.spare = undefined; return s; }
+    const r = Math.sqrt(-2 * Math.log(this.uniform())), t = 2 * Math.PI * this.uniform();
+    this.spare = r * Math.sin(t);
+    return r * Math.cos(t);
+  }
+  fill(n: number, std: number, mean = 0): Float32Array {
+    const out = new Float32Array(n);
+    for (let i = 0; i < n; i++) out[i] = mean + std * this.normal();
+    return out;
+  }
+}
+
+export interface SynthTensor { name: string; shape: number[]; dtype: DType; bytes: number; produce(): Uint8Array }
+
+export interface SynthModel { config: LlamaConfig; vocab: Vocab; tensors: SynthTensor[] }
+
+/** The model a preset describes, with tensors made lazily (one at a time when written). */
+export function synthModel(presetName: string, dtype: DType, seed = 0): SynthModel {
+  const preset = PRESETS[presetName];
+  if (!preset) throw new UsageError(`unknown preset '${presetName}' (presets: ${Object.keys(PRESETS).join(', ')})`);
+  if (!WEIGHT_DTYPES.includes(dtype)) throw new UsageError(`unknown dtype '${dtype}' (dtypes: ${WEIGHT_DTYPES.join(', ')})`);
+  const c: LlamaConfig = { ...preset.config };
+  if (preset.llama3Scaling) c.ropeFactors = llama3RopeFactors(preset.llama3Scaling, c.rotDim, c.ropeTheta);
+  const vocab = preset.tokenizer === 'bpe' ? byteLevelVocab(c.vocabSize) : sentencePieceVocab(c.vocabSize);
+  const hs = c.dim / c.nHeads, kvDim = c.nKvHeads * hs;
+  const tensors: SynthTensor[] = [];
+  let index = 0;
+  // each tensor has its own seed, so any one can be made without making the ones before it
+  const add = (name: string, shape: number[], std: number, mean = 0, forceF32 = false) => {
+    const dt: DType = forceF32 || shape[shape.length - 1]! % BLOCK[dtype]![0] !== 0 ? 'f32' : dtype;
+    const n = shape.reduce((a, b) => a * b, 1);
+    const tensorSeed = seed * 1_000_003 + index++;
+    tensors.push({ name, shape, dtype: dt, bytes: rawBytes(dt, n), produce: () => quantize(dt, new NormalRng(tensorSeed).fill(n, std, mean)) });
+  };
+  const out = 3 / Math.sqrt(c.dim); // logits with a spread of a few units: peaked distributions
+  add('token_embd.weight', [c.vocabSize, c.dim], out);
+  for (let l = 0; l < c.nLayers; l++) {
+    const p = `blk.${l}.`;
+    add(p + 'attn_norm.weight', [c.dim], 0.1, 1, true);
+    add(p + 'attn_q.weight', [c.dim, c.dim], 1 / Math.sqrt(c.dim));
+    add(p + 'attn_k.weight', [kvDim, c.dim], 1 / Math.sqrt(c.dim));
+    add(p + 'attn_v.weight', [kvDim, c.dim], 1 / Math.sqrt(c.dim));
+    add(p + 'attn_output.weight', [c.dim, c.dim], 1 / Math.sqrt(c.dim));
+    add(p + 'ffn_norm.weight', [c.dim], 0.1, 1, true);
+    add(p + 'ffn_gate.weight', [c.hiddenDim, c.dim], 1 / Math.sqrt(c.dim));
+    add(p + 'ffn_up.weight', [c.hiddenDim, c.dim], 1 / Math.sqrt(c.dim));
+    add(p + 'ffn_down.weight', [c.dim, c.hiddenDim], 1 / Math.sqrt(c.hiddenDim));
+  }
+  add('output_norm.weight', [c.dim], 0.1, 1, true);
+  if (!c.tiedEmbeddings) add('output.weight', [c.vocabSize, c.dim], out);
+  return { config: c, vocab, tensors };
+}
+
+/** Materialize every tensor (small models, tests). */
+export function synthWeights(m: SynthModel): WeightMap {
+  return new Map(m.tensors.map((t) => [t.name, { shape: t.shape, dtype: t.dtype, bytes: t.produce() }]));
+}
+
+export const ggmlType = (d: DType) => GGML_TYPE_ID[d]!;

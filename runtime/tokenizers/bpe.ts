@@ -1,0 +1,121 @@
+// Byte-level BPE (GGUF `tokenizer.ggml.model = gpt2`; Hugging Face `tokenizer.json` with a ByteLevel
+// pre-tokenizer): special tokens are split out first, the rest is cut into words by the
+// pre-tokenizer regex the model names, each word's UTF-8 bytes are spelled in GPT-2's byte alphabet
+// and merged pair by pair in merge-rank order.
+import { FormatError } from '../../compiler/errors.js';
+import { TokenType, decodeWith, type EncodeOptions, type Tokenizer, type Vocab } from '../tokenizer.js';
+
+/** GPT-2's map from bytes to printable characters (so every byte is a visible symbol). */
+export const BYTE_TO_CHAR: readonly string[] = (() => {
+  const printable = (b: number) => (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255);
+  let extra = 0;
+  return Array.from({ length: 256 }, (_, b) => String.fromCodePoint(printable(b) ? b : 256 + extra++));
+})();
+const CHAR_TO_BYTE = new Map(BYTE_TO_CHAR.map((c, b) => [c, b]));
+
+/** Pre-tokenizer patterns by the name GGUF gives them (`tokenizer.ggml.pre`). */
+const GPT2 = /'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+/gu;
+// Llama 3: case-insensitive contractions, digits in runs of at most three, newlines kept with punctuation
+const LLAMA3 = /(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+/gu;
+export const PRE_TOKENIZERS: Readonly<Record<string, RegExp>> = {
+  default: GPT2, gpt2: GPT2, 'llama-bpe': LLAMA3, llama3: LLAMA3, 'smaug-bpe': LLAMA3,
+};
+
+export class ByteLevelBpeTokenizer implements Tokenizer {
+  private ids = new Map<string, number>();
+  private ranks = new Map<string, number>();
+  private specials: { text: string; id: number }[] = [];
+  private pre: RegExp;
+  private cache = new Map<string, number[]>();
+  private bytesOf: Uint8Array[];
+
+  constructor(readonly vocab: Vocab) {
+    const pre = PRE_TOKENIZERS[vocab.pre ?? 'default'];
+    if (!pre) throw new FormatError('tokenizer', `pre-tokenizer '${vocab.pre}' is not supported (known: ${Object.keys(PRE_TOKENIZERS).join(', ')})`);
+    this.pre = pre;
+    vocab.pieces.forEach((p, id) => { if (!this.ids.has(p)) this.ids.set(p, id); });
+    (vocab.merges ?? []).forEach((m, rank) => {
+      const sp = m.indexOf(' ', 1);
+      if (sp > 0 && !this.ranks.has(m)) this.ranks.set(m.slice(0, sp) + ' ' + m.slice(sp + 1), rank);
+    });
+    vocab.pieces.forEach((p, id) => {
+      const t = vocab.types[id];
+      if ((t === TokenType.Control || t === TokenType.UserDefined) && p.length > 0) this.specials.push({ text: p, id });
+    });
+    this.specials.sort((a, b) => b.text.length - a.text.length);
+    const enc = new TextEncoder();
+    this.bytesOf = vocab.pieces.map((p, id) => {
+      const t = vocab.types[id];
+      if (t === TokenType.Control) return new Uint8Array(0);
+      if (t === TokenType.UserDefined) return enc.encode(p);
+      const chars = Array.from(p);
+      if (chars.every((c) => CHAR_TO_BYTE.has(c))) return Uint8Array.from(chars, (c) => CHAR_TO_BYTE.get(c)!);
+      return enc.encode(p);
+    });
+  }
+
+  get size() { return this.vocab.pieces.length; }
+  piece(id: number) { return this.vocab.pieces[id] ?? `<${id}?>`; }
+  idOf(text: string) {
+    const spelled = Array.from(new TextEncoder().encode(text), (b) => BYTE_TO_CHAR[b]).join('');
+    return this.ids.get(spelled) ?? this.ids.get(text);
+  }
+
+  encode(text: string, opts: EncodeOptions = {}): number[] {
+    const out: number[] = opts.bos ?? this.vocab.addBos ? [this.vocab.bos] : [];
+    for (const part of opts.special ? this.splitSpecials(text) : [text]) {
+      if (typeof part === 'number') out.push(part);
+      else for (const m of part.matchAll(this.pre)) out.push(...this.word(m[0]));
+    }
+    return out;
+  }
+
+  /** Text cut at special tokens: strings between them, and the specials' ids. */
+  private splitSpecials(text: string): (string | number)[] {
+    const parts: (string | number)[] = [];
+    let at = 0, start = 0;
+    while (at < text.length) {
+      const s = this.specials.find((sp) => text.startsWith(sp.text, at));
+      if (s) {
+        if (at > start) parts.push(text.slice(start, at));
+        parts.push(s.id);
+        at += s.text.length;
+        start = at;
+      } else at++;
+    }
+    if (start < text.length) parts.push(text.slice(start));
+    return parts;
+  }
+
+  private word(w: string): number[] {
+    const hit = this.cache.get(w);
+    if (hit) return hit;
+    let syms = Array.from(new TextEncoder().encode(w), (b) => BYTE_TO_CHAR[b]!);
+    // merge the lowest-ranked adjacent pair, every occurrence left to right, until none is a merge
+    for (;;) {
+      let best = Infinity, pair = '';
+      for (let i = 0; i + 1 < syms.length; i++) {
+        const r = this.ranks.get(syms[i] + ' ' + syms[i + 1]);
+        if (r !== undefined && r < best) { best = r; pair = syms[i] + ' ' + syms[i + 1]; }
+      }
+      if (best === Infinity) break;
+      const next: string[] = [];
+      for (let i = 0; i < syms.length; i++) {
+        if (i + 1 < syms.length && syms[i] + ' ' + syms[i + 1] === pair) { next.push(syms[i]! + syms[i + 1]!); i++; }
+        else next.push(syms[i]!);
+      }
+      syms = next;
+    }
+    const ids: number[] = [];
+    for (const s of syms) {
+      const id = this.ids.get(s);
+      if (id !== undefined) ids.push(id);
+      else for (const ch of s) ids.push(this.ids.get(ch) ?? this.vocab.unk); // bytes the merges never joined
+    }
+    if (this.cache.size < 50_000) this.cache.set(w, ids);
+    return ids;
+  }
+
+  tokenBytes(id: number, _prev: number): Uint8Array { return this.bytesOf[id] ?? new Uint8Array(0); }
+  decode(ids: readonly number[]): string { return decodeWith(this, ids); }
+}
