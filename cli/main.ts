@@ -8,9 +8,8 @@ import { defaultModel, loadModelSource } from '../runtime/node/load.js';
 import { softmax } from '../runtime/sampler.js';
 import fs from 'node:fs';
 import type { DType } from '../compiler/graph.js';
-import { PRESETS, ggmlType, synthModel } from '../runtime/synth/synth.js';
-import { llamaMetadata, ropeFreqsTensor } from '../runtime/formats/llama_gguf_write.js';
-import { writeGGUFFile } from '../runtime/node/write_file.js';
+import { PRESETS, synthModel } from '../runtime/synth/synth.js';
+import { writeSynthGGUF } from '../runtime/node/write_file.js';
 import { progressBar } from './progress.js';
 import { toWGSL } from '../compiler/kernel/wgsl.js';
 import { kernels } from '../ops/kernels.gen.js';
@@ -214,10 +213,7 @@ async function synth(argv: string[]) {
   const m = synthModel(o.preset, o.dtype as DType, seed);
   const bar = progressBar(`synth ${o.preset} ${o.dtype}`, m.tensors.length);
   const t0 = performance.now();
-  writeGGUFFile(o.out, [...llamaMetadata(m.config, m.vocab)], [
-    ...m.tensors.map((t) => ({ name: t.name, dims: [...t.shape].reverse(), type: ggmlType(t.dtype), bytes: t.bytes, produce: t.produce })),
-    ...ropeFreqsTensor(m.config).map((t) => ({ ...t, bytes: t.data.length, produce: () => t.data })),
-  ], (i) => bar.update(i + 1));
+  writeSynthGGUF(m, o.out, (i) => bar.update(i + 1));
   bar.done();
   const bytes = fs.statSync(o.out).size;
   if (o.json) out(JSON.stringify({ out: o.out, preset: o.preset, dtype: o.dtype, seed, bytes, tensors: m.tensors.length + (m.config.ropeFactors ? 1 : 0), vocab: m.vocab.pieces.length, seconds: +((performance.now() - t0) / 1000).toFixed(2) }) + '\n');

@@ -48,6 +48,11 @@ install_lavapipe
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   log "npm ci"; npm ci --no-audit --no-fund --loglevel=error
 fi
+# the llama.cpp oracle for tests (CPU build of node-llama-cpp only): `setup.sh --tests`
+if [ "${1:-}" = "--tests" ] && { [ ! -d test/oracle/node_modules ] || [ test/oracle/package-lock.json -nt test/oracle/node_modules/.package-lock.json ]; }; then
+  log "npm ci (test/oracle: llama.cpp via node-llama-cpp, CPU only)"
+  (cd test/oracle && npm ci --omit=optional --no-audit --no-fund --loglevel=error)
+fi
 if [ ! -f dist/.built ] || [ -n "$(find compiler runtime ops models examples cli package.json tsconfig.json -newer dist/.built -type f 2>/dev/null | head -1)" ]; then
   log "building"; npm run -s build
 fi

@@ -7,23 +7,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { Model } from '../runtime/model.js';
 import { loadModelSource } from '../runtime/node/load.js';
-import { writeGGUFFile } from '../runtime/node/write_file.js';
-import { llamaMetadata, ropeFreqsTensor } from '../runtime/formats/llama_gguf_write.js';
-import { ggmlType, synthModel, type SynthModel } from '../runtime/synth/synth.js';
+import { synthModel } from '../runtime/synth/synth.js';
+import { writeSynth } from './helpers/synth.js';
 import { CORPUS } from '../runtime/synth/corpus.js';
 import { relErr } from './helpers/numeric.js';
 import type { DType } from '../compiler/graph.js';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tapir-synth-'));
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
-
-export function writeSynth(m: SynthModel, file: string) {
-  writeGGUFFile(file, llamaMetadata(m.config, m.vocab), [
-    ...m.tensors.map((t) => ({ name: t.name, dims: [...t.shape].reverse(), type: ggmlType(t.dtype), bytes: t.bytes, produce: t.produce })),
-    ...ropeFreqsTensor(m.config).map((t) => ({ ...t, bytes: t.data.length, produce: () => t.data })),
-  ]);
-  return file;
-}
 
 const TOL: Record<string, number> = { f32: 1e-5, f16: 1e-3, bf16: 1e-3, q8_0: 1e-3, q4_0: 1e-3 };
 

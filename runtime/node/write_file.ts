@@ -2,6 +2,9 @@
 // place only when complete, so an interrupted write never leaves a truncated model behind.
 import fs from 'node:fs';
 import { ggufHeader, type GGUFWriteTensor, type GGUFWriteValue } from '../formats/gguf_write.js';
+import { llamaMetadata, ropeFreqsTensor } from '../formats/llama_gguf_write.js';
+import { GGML_TYPE_ID } from '../../ops/dequant.js';
+import type { SynthModel } from '../synth/synth.js';
 
 export function writeAtomically(file: string, write: (fd: number) => void) {
   const tmp = `${file}.partial`;
@@ -40,4 +43,13 @@ export function writeGGUFFile(file: string, metadata: [string, GGUFWriteValue][]
     const padded = Math.ceil(end / 32) * 32;
     if (padded > end) fs.writeSync(fd, new Uint8Array(padded - end), 0, padded - end, end);
   });
+}
+
+/** A synthetic model (runtime/synth) as a GGUF file. */
+export function writeSynthGGUF(m: SynthModel, file: string, onTensor?: (i: number) => void) {
+  writeGGUFFile(file, llamaMetadata(m.config, m.vocab), [
+    ...m.tensors.map((t) => ({ name: t.name, dims: [...t.shape].reverse(), type: GGML_TYPE_ID[t.dtype]!, bytes: t.bytes, produce: t.produce })),
+    ...ropeFreqsTensor(m.config).map((t) => ({ ...t, bytes: t.data.length, produce: () => t.data })),
+  ], onTensor);
+  return file;
 }

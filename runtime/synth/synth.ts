@@ -4,7 +4,7 @@
 import type { DType } from '../../compiler/graph.js';
 import { UsageError } from '../../compiler/errors.js';
 import { type LlamaConfig } from '../../models/llama.js';
-import { BLOCK, GGML_TYPE_ID, WEIGHT_DTYPES, quantize, rawBytes } from '../../ops/dequant.js';
+import { BLOCK, WEIGHT_DTYPES, quantize, rawBytes } from '../../ops/dequant.js';
 import { llama3RopeFactors } from '../../ops/rope_table.js';
 import type { Vocab } from '../tokenizer.js';
 import type { WeightMap } from '../weights.js';
@@ -119,5 +119,3 @@ export function synthModel(presetName: string, dtype: DType, seed = 0): SynthMod
 export function synthWeights(m: SynthModel): WeightMap {
   return new Map(m.tensors.map((t) => [t.name, { shape: t.shape, dtype: t.dtype, bytes: t.produce() }]));
 }
-
-export const ggmlType = (d: DType) => GGML_TYPE_ID[d]!;

@@ -42,7 +42,7 @@ const LLAMA3_SPECIALS = ['<|begin_of_text|>', '<|end_of_text|>', '<|reserved_spe
   '<|start_header_id|>', '<|end_header_id|>', '<|reserved_special_token_2|>', '<|reserved_special_token_3|>', '<|eot_id|>'];
 
 /** Byte-level BPE with Llama 3's pre-tokenizer. `size` counts everything, specials included. */
-export function byteLevelVocab(size: number, nSpecials = Math.min(256, Math.max(2, Math.floor(size / 500)))): Vocab {
+export function byteLevelVocab(size: number, nSpecials = size >= 100_000 ? 256 : LLAMA3_SPECIALS.length): Vocab {
   const pre = PRE_TOKENIZERS['llama-bpe']!;
   const words = [...CORPUS.matchAll(pre)].map((m) => Array.from(new TextEncoder().encode(m[0]), (b) => BYTE_TO_CHAR[b]!));
   const regular = size - nSpecials;

@@ -1,0 +1,1 @@
+export { writeSynthGGUF as writeSynth } from '../../runtime/node/write_file.js';
