@@ -7,7 +7,7 @@ import { repack } from '../ops/dequant.js';
 import { toWGSL, uniformBytes } from '../compiler/kernel/wgsl.js';
 import { kernels as generatedKernels } from '../ops/kernels.gen.js';
 import type { GpuContext } from './gpu.js';
-import type { WeightMap } from './weights.js';
+import { weightRows, type WeightMap } from './weights.js';
 
 const MAX_GROUPS_PER_DIM = 65535;
 
@@ -82,8 +82,7 @@ export class Executor {
       if (spec.weight) {
         const w = weights.get(spec.weight.name)!;
         const { rowStart, rows, cols } = spec.weight;
-        const rowBytes = w.bytes.byteLength / (w.shape.length === 2 ? w.shape[0]! : 1);
-        d.queue.writeBuffer(buf, 0, repack(w.dtype, w.bytes.subarray(rowStart * rowBytes, (rowStart + rows) * rowBytes), rows, cols) as Uint32Array<ArrayBuffer>);
+        d.queue.writeBuffer(buf, 0, repack(w.dtype, weightRows(w, rowStart, rows), rows, cols) as Uint32Array<ArrayBuffer>);
       } else if (spec.kind === 'const') {
         d.queue.writeBuffer(buf, 0, consts(spec.id) as Float32Array<ArrayBuffer>);
       }

@@ -7,6 +7,15 @@ export interface WeightTensor {
   readonly shape: readonly number[];
   readonly dtype: DType;
   readonly bytes: Uint8Array;
+  /** rows [start, start+count) of a 2-D weight, when they can be read without the rest */
+  readonly readRows?: (start: number, count: number) => Uint8Array;
+}
+
+/** Rows of a weight in file layout. */
+export function weightRows(w: WeightTensor, start: number, count: number): Uint8Array {
+  if (w.readRows) return w.readRows(start, count);
+  const rowBytes = w.bytes.byteLength / (w.shape.length === 2 ? w.shape[0]! : 1);
+  return w.bytes.subarray(start * rowBytes, (start + count) * rowBytes);
 }
 export type WeightMap = Map<string, WeightTensor>;
 

@@ -70,8 +70,10 @@ function readValue(r: Reader, type: number, what: string, depth = 0): GGUFValue 
   }
 }
 
-export function parseGGUF(bytes: Uint8Array, file: string): GGUFFile {
-  const r: Reader = new Reader(bytes, file);
+/** Parse a GGUF header from `bytes`, a prefix of a file of `fileSize` bytes (throws NeedMoreBytes
+ *  if the header runs past the prefix). */
+export function parseGGUF(bytes: Uint8Array, file: string, fileSize = bytes.byteLength): GGUFFile {
+  const r: Reader = new Reader(bytes, file, fileSize);
   if (bytes.byteLength < 4 || new TextDecoder().decode(bytes.subarray(0, 4)) !== 'GGUF')
     r.fail('not a GGUF file (the first 4 bytes are not "GGUF")');
   r.pos = 4;
@@ -114,7 +116,7 @@ export function parseGGUF(bytes: Uint8Array, file: string): GGUFFile {
       const v = r.u64big(`dimension ${d} of '${name}'`);
       if (v === 0n) r.fail(`tensor '${name}' has a zero dimension`);
       elems *= v;
-      if (elems > BigInt(bytes.byteLength) * 8n) r.fail(`tensor '${name}' dimensions multiply to more elements than the file can hold`);
+      if (elems > BigInt(fileSize) * 8n) r.fail(`tensor '${name}' dimensions multiply to more elements than the file can hold`);
       dims.push(Number(v));
     }
     const typeId = r.u32(`type of '${name}'`);
@@ -131,8 +133,8 @@ export function parseGGUF(bytes: Uint8Array, file: string): GGUFFile {
   const tensors = new Map<string, GGUFTensor>();
   for (const t of infos) {
     const offset = dataOffset + t.rel;
-    if (offset + t.bytes > bytes.byteLength)
-      r.fail(`tensor '${t.name}' lies past the end of the file (bytes ${offset}..${offset + t.bytes} of ${bytes.byteLength})`);
+    if (offset + t.bytes > fileSize)
+      r.fail(`tensor '${t.name}' lies past the end of the file (bytes ${offset}..${offset + t.bytes} of ${fileSize})`);
     tensors.set(t.name, { name: t.name, dims: t.dims, type: t.type, offset, bytes: t.bytes });
   }
   return { version, metadata, tensors, alignment, dataOffset };

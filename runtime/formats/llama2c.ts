@@ -1,14 +1,17 @@
 // llama2.c checkpoints (`.bin`, version 0 "legacy" and version 1 fp32) and its tokenizer.bin.
 // Weights come out under GGUF tensor names, so the rest of tapir sees one kind of model.
 import { type LlamaConfig } from '../../models/llama.js';
-import { Reader, f32At } from './reader.js';
+import { Reader } from './reader.js';
+import { lazyWeight, memorySource, type ByteSource } from './source.js';
 import { TokenType, type Vocab } from '../tokenizer.js';
-import { f32Weight, type WeightMap } from '../weights.js';
+import type { WeightMap } from '../weights.js';
 
 const MAGIC_V1 = 0x616b3432; // "ak42"
 const MAX_DIM = 1 << 20;
 
-export function parseLlama2c(bytes: Uint8Array, file: string): { config: LlamaConfig; weights: WeightMap } {
+export function parseLlama2c(source: ByteSource | Uint8Array, file: string): { config: LlamaConfig; weights: WeightMap } {
+  const src = source instanceof Uint8Array ? memorySource(source) : source;
+  const bytes = src.read(0, Math.min(256, src.size)); // the header; weights are read when needed
   const r: Reader = new Reader(bytes, file);
   let version = 0;
   if (bytes.byteLength >= 8 && new DataView(bytes.buffer, bytes.byteOffset, 8).getUint32(0, true) === MAGIC_V1) {
@@ -38,17 +41,17 @@ export function parseLlama2c(bytes: Uint8Array, file: string): { config: LlamaCo
   // Each array in file order: [name per layer or once, shape]. Sizes are checked against the file.
   const take = (shape: number[]) => {
     const n = shape.reduce((a, b) => a * b, 1);
-    if (at + n * 4 > bytes.byteLength) r.fail(`truncated: the weights need more than the file's ${bytes.byteLength} bytes`);
-    const data = f32At(bytes, at, n);
+    if (at + n * 4 > src.size) r.fail(`truncated: the weights need more than the file's ${src.size} bytes`);
+    const offset = at;
     at += n * 4;
-    return data;
+    return offset;
   };
   const perLayer = (name: string, shape: number[]) => {
-    const all = take([L!, ...shape]);
     const n = shape.reduce((a, b) => a * b, 1);
-    for (let l = 0; l < L!; l++) weights.set(`blk.${l}.${name}.weight`, f32Weight(shape, all.subarray(l * n, (l + 1) * n)));
+    const offset = take([L!, ...shape]);
+    for (let l = 0; l < L!; l++) weights.set(`blk.${l}.${name}.weight`, lazyWeight(src, shape, 'f32', offset + l * n * 4, n * 4));
   };
-  const once = (name: string, shape: number[]) => weights.set(name, f32Weight(shape, take(shape)));
+  const once = (name: string, shape: number[]) => weights.set(name, lazyWeight(src, shape, 'f32', take(shape), shape.reduce((a, b) => a * b, 1) * 4));
   if (version === 0) {
     once('token_embd.weight', [vocab, dim!]);
     perLayer('attn_norm', [dim!]);

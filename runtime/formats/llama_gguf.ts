@@ -4,6 +4,7 @@ import { FormatError } from '../../compiler/errors.js';
 import type { LlamaConfig } from '../../models/llama.js';
 import { TokenType, type Vocab } from '../tokenizer.js';
 import type { GGUFFile, GGUFValue } from './gguf.js';
+import { lazyWeight, memorySource, type ByteSource } from './source.js';
 import { weightOf, type WeightMap } from '../weights.js';
 import { dequantize, WEIGHT_DTYPES } from '../../ops/dequant.js';
 import type { DType } from '../../compiler/graph.js';
@@ -35,7 +36,8 @@ function getter(g: GGUFFile, file: string) {
   return { num, size, str, arr, fail };
 }
 
-export function llamaFromGGUF(g: GGUFFile, bytes: Uint8Array, file: string): { config: LlamaConfig; weights: WeightMap; vocab: Vocab } {
+export function llamaFromGGUF(g: GGUFFile, src: ByteSource | Uint8Array, file: string): { config: LlamaConfig; weights: WeightMap; vocab: Vocab } {
+  if (src instanceof Uint8Array) src = memorySource(src);
   const m = getter(g, file);
   const arch = m.str('general.architecture');
   if (arch !== 'llama') m.fail(`architecture '${arch}' is not supported yet (tapir runs 'llama')`);
@@ -64,7 +66,7 @@ export function llamaFromGGUF(g: GGUFFile, bytes: Uint8Array, file: string): { c
   const freqs = g.tensors.get('rope_freqs.weight');
   if (freqs) {
     if (freqs.type !== 'F32' || freqs.dims.length !== 1 || freqs.dims[0] !== rotDim / 2) m.fail(`'rope_freqs.weight' must be F32 [${rotDim / 2}]`);
-    config.ropeFactors = Array.from(dequantize('f32', bytes.subarray(freqs.offset, freqs.offset + freqs.bytes), rotDim / 2));
+    config.ropeFactors = Array.from(dequantize('f32', src.read(freqs.offset, freqs.bytes), rotDim / 2));
     if (!config.ropeFactors.every((f) => f > 0 && Number.isFinite(f))) m.fail("'rope_freqs.weight' holds a factor that is not a positive number");
   }
 
@@ -74,9 +76,8 @@ export function llamaFromGGUF(g: GGUFFile, bytes: Uint8Array, file: string): { c
     if (!WEIGHT_DTYPES.includes(dtype)) m.fail(`tensor '${t.name}' is ${t.type}; tapir runs F32, F16, BF16, Q8_0 and Q4_0 tensors`);
     const n = t.dims.reduce((a, b) => a * b, 1);
     const shape = [...t.dims].reverse();
-    const raw = bytes.subarray(t.offset, t.offset + t.bytes);
     // vectors (norm weights) are tiny: keep them in f32 so every op that reads them stays simple
-    weights.set(t.name, t.dims.length === 1 && dtype !== 'f32' ? weightOf(shape, 'f32', dequantize(dtype, raw, n)) : { shape, dtype, bytes: raw });
+    weights.set(t.name, t.dims.length === 1 && dtype !== 'f32' ? weightOf(shape, 'f32', dequantize(dtype, src.read(t.offset, t.bytes), n)) : lazyWeight(src, shape, dtype, t.offset, t.bytes));
   }
 
   const model = m.str('tokenizer.ggml.model') as Vocab['model'];

@@ -2,16 +2,22 @@
 // a truncated or lying file fails with "<file>: truncated reading <what> at byte N", never a RangeError.
 import { FormatError } from '../../compiler/errors.js';
 
+/** Thrown when a header runs past the prefix read so far but not past the file: read more, retry. */
+export class NeedMoreBytes extends Error {}
+
 export class Reader {
   private view: DataView;
   pos = 0;
-  constructor(readonly bytes: Uint8Array, readonly file: string) {
+  /** `bytes` may be a prefix of the file; `fileSize` is the whole file's */
+  constructor(readonly bytes: Uint8Array, readonly file: string, readonly fileSize = bytes.byteLength) {
     this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   }
-  get remaining() { return this.bytes.byteLength - this.pos; }
+  /** bytes left in the file */
+  get remaining() { return this.fileSize - this.pos; }
   fail(msg: string): never { throw new FormatError(this.file, msg); }
   need(n: number, what: string) {
     if (!(n >= 0) || n > this.remaining) this.fail(`truncated: ${what} at byte ${this.pos} needs ${n} bytes, ${this.remaining} left`);
+    if (this.pos + n > this.bytes.byteLength) throw new NeedMoreBytes();
   }
   u8(what: string) { this.need(1, what); return this.view.getUint8(this.pos++); }
   i8(what: string) { this.need(1, what); return this.view.getInt8(this.pos++); }
@@ -38,11 +44,4 @@ export class Reader {
   utf8(n: number, what: string): string {
     return new TextDecoder('utf-8', { fatal: false }).decode(this.bytesAt(n, what));
   }
-}
-
-/** A float32 view of `bytes[offset, offset+4n)`, copied only if the offset is misaligned. */
-export function f32At(bytes: Uint8Array, offset: number, n: number): Float32Array {
-  const abs = bytes.byteOffset + offset;
-  if (abs % 4 === 0) return new Float32Array(bytes.buffer, abs, n);
-  return new Float32Array(bytes.slice(offset, offset + n * 4).buffer);
 }

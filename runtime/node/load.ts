@@ -1,12 +1,18 @@
-// Loading model files from disk (the only Node-specific part of the runtime besides the GPU import).
+// Loading models from disk (the only Node-specific part of the runtime besides the GPU import).
+// Files are read piece by piece: headers first, each weight when it is uploaded.
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { FormatError, UsageError } from '../../compiler/errors.js';
-import { parseGGUF } from '../formats/gguf.js';
+import { parseGGUF, type GGUFFile } from '../formats/gguf.js';
 import { llamaFromGGUF } from '../formats/llama_gguf.js';
 import { parseLlama2c, parseLlama2cTokenizer } from '../formats/llama2c.js';
+import { configFromHF, vocabFromTokenizerJson, weightsFromHF } from '../formats/hf_llama.js';
+import { parseSafetensors } from '../formats/safetensors.js';
+import { NeedMoreBytes } from '../formats/reader.js';
+import { lazyWeight, type ByteSource } from '../formats/source.js';
 import type { ModelSource } from '../model.js';
+import type { WeightTensor } from '../weights.js';
 
 /** The repository root: the nearest folder above this file with a package.json (from src or dist/). */
 export const repoRoot = (() => {
@@ -18,31 +24,65 @@ export const repoRoot = (() => {
 export const modelsDir = () => process.env.TAPIR_MODELS ?? path.resolve(repoRoot, '../shared/models');
 export const defaultModel = () => path.join(modelsDir(), 'stories260K.gguf');
 
-function readFile(file: string, what: string): Uint8Array {
-  let st: fs.Stats;
+function stat(file: string, what: string): fs.Stats {
   try {
-    st = fs.statSync(file);
+    return fs.statSync(file);
   } catch {
     throw new UsageError(`${what} '${file}' does not exist`);
   }
+}
+
+/** A file read on demand with positioned reads. */
+export function fileSource(file: string, what = 'model file'): ByteSource {
+  const st = stat(file, what);
   if (!st.isFile()) throw new UsageError(`${what} '${file}' is not a file`);
-  return new Uint8Array(fs.readFileSync(file));
+  return {
+    size: st.size,
+    read(offset, length) {
+      const out = new Uint8Array(length);
+      const fd = fs.openSync(file, 'r');
+      try {
+        let done = 0;
+        while (done < length) {
+          const n = fs.readSync(fd, out, done, length - done, offset + done);
+          if (n === 0) throw new FormatError(file, `the file ended at byte ${offset + done} (it changed while being read?)`);
+          done += n;
+        }
+      } finally {
+        fs.closeSync(fd);
+      }
+      return out;
+    },
+  };
+}
+
+/** A GGUF header, reading a growing prefix of the file until the header fits. */
+export function readGGUFHeader(src: ByteSource, file: string): GGUFFile {
+  for (let n = Math.min(src.size, 1 << 20); ; n = Math.min(src.size, n * 4)) {
+    try {
+      return parseGGUF(src.read(0, n), file, src.size);
+    } catch (e) {
+      if (!(e instanceof NeedMoreBytes) || n >= src.size) throw e;
+    }
+  }
 }
 
 const isGGUF = (b: Uint8Array) => b.length >= 4 && b[0] === 0x47 && b[1] === 0x47 && b[2] === 0x55 && b[3] === 0x46;
 
-/** Read a GGUF file or a llama2.c checkpoint (+ tokenizer.bin). */
+/** Read a GGUF file, a llama2.c checkpoint (+ tokenizer.bin), or a Hugging Face folder. */
 export function loadModelSource(file: string, opts: { tokenizer?: string } = {}): ModelSource {
-  const bytes = readFile(file, 'model file');
-  if (isGGUF(bytes)) {
+  if (stat(file, 'model path').isDirectory()) return loadHFFolder(file);
+  const src = fileSource(file);
+  if (isGGUF(src.read(0, Math.min(4, src.size)))) {
     if (opts.tokenizer) throw new UsageError('--tokenizer is for llama2.c checkpoints; a GGUF file carries its own tokenizer');
-    return { ...llamaFromGGUF(parseGGUF(bytes, file), bytes, file), file };
+    return { ...llamaFromGGUF(readGGUFHeader(src, file), src, file), file };
   }
   if (!file.endsWith('.bin') && !opts.tokenizer)
     throw new FormatError(file, 'not a GGUF file, and not a llama2.c checkpoint (.bin); pass --tokenizer for a llama2.c file with another name');
-  const { config, weights } = parseLlama2c(bytes, file);
+  const { config, weights } = parseLlama2c(src, file);
   const tokFile = opts.tokenizer ?? findTokenizer(file, config.vocabSize);
-  const vocab = parseLlama2cTokenizer(readFile(tokFile, 'tokenizer file'), tokFile, config.vocabSize);
+  const tok = fileSource(tokFile, 'tokenizer file');
+  const vocab = parseLlama2cTokenizer(tok.read(0, tok.size), tokFile, config.vocabSize);
   return { config, weights, vocab, file };
 }
 
@@ -51,4 +91,37 @@ function findTokenizer(model: string, vocab: number): string {
   const dir = path.dirname(model);
   for (const name of ['tokenizer.bin', `tok${vocab}.bin`]) if (fs.existsSync(path.join(dir, name))) return path.join(dir, name);
   throw new UsageError(`no tokenizer for the llama2.c checkpoint '${model}': pass --tokenizer PATH (looked for tokenizer.bin and tok${vocab}.bin beside it)`);
+}
+
+function readJson(file: string): Record<string, unknown> {
+  const src = fileSource(file, 'file');
+  try {
+    const v = JSON.parse(new TextDecoder().decode(src.read(0, src.size)));
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error('not a JSON object');
+    return v as Record<string, unknown>;
+  } catch (e) {
+    if (e instanceof FormatError) throw e;
+    throw new FormatError(file, `is not valid JSON (${(e as Error).message})`);
+  }
+}
+
+/** A Hugging Face folder: config.json, tokenizer.json and one or more *.safetensors files. */
+export function loadHFFolder(dir: string): ModelSource {
+  const cfgFile = path.join(dir, 'config.json'), tokFile = path.join(dir, 'tokenizer.json');
+  const cfg = readJson(cfgFile);
+  const config = configFromHF(cfg, cfgFile);
+  const shards = fs.readdirSync(dir).filter((f) => f.endsWith('.safetensors')).sort();
+  if (!shards.length) throw new FormatError(dir, 'has no *.safetensors files');
+  const hf = new Map<string, WeightTensor>();
+  for (const shard of shards) {
+    const file = path.join(dir, shard), src = fileSource(file);
+    const len = src.size >= 8 ? Number(new DataView(src.read(0, 8).buffer).getBigUint64(0, true)) : 0;
+    const st = parseSafetensors(src.read(0, Math.min(src.size, 8 + Math.min(len, 100 << 20))), file, src.size);
+    for (const t of st.tensors.values()) {
+      if (hf.has(t.name)) throw new FormatError(file, `tensor '${t.name}' is also in another shard`);
+      hf.set(t.name, lazyWeight(src, t.shape, t.dtype, t.begin, t.end - t.begin));
+    }
+  }
+  const vocab = vocabFromTokenizerJson(readJson(tokFile), cfg, tokFile, config.vocabSize);
+  return { config, weights: weightsFromHF(hf, config), vocab, file: dir };
 }

@@ -1,6 +1,11 @@
 // Writing large files without losing anything: data goes to `<file>.partial` and is renamed into
 // place only when complete, so an interrupted write never leaves a truncated model behind.
 import fs from 'node:fs';
+import path from 'node:path';
+import { UsageError } from '../../compiler/errors.js';
+import { hfConfigFor, hfName, permuteRows, tokenizerJsonFor } from '../formats/hf_llama.js';
+import { writeSafetensors } from '../formats/safetensors.js';
+import type { ModelSource } from '../model.js';
 import { ggufHeader, type GGUFWriteTensor, type GGUFWriteValue } from '../formats/gguf_write.js';
 import { llamaMetadata, ropeFreqsTensor } from '../formats/llama_gguf_write.js';
 import { GGML_TYPE_ID } from '../../ops/dequant.js';
@@ -52,4 +57,24 @@ export function writeSynthGGUF(m: SynthModel, file: string, onTensor?: (i: numbe
     ...ropeFreqsTensor(m.config).map((t) => ({ ...t, bytes: t.data.length, produce: () => t.data })),
   ], onTensor);
   return file;
+}
+
+/** A model as a Hugging Face folder: config.json, tokenizer.json (byte-level BPE) and model.safetensors.
+ *  Q/K rows go back to HF's rotate-half layout. Weights must be f32, f16 or bf16. */
+export function writeHFFolder(src: ModelSource, dir: string, ropeScaling?: Record<string, unknown>) {
+  const c = src.config;
+  const tensors = [...src.weights.entries()].flatMap(([name, w]) => {
+    const hf = hfName(name);
+    if (!hf) return [];
+    if (w.dtype !== 'f32' && w.dtype !== 'f16' && w.dtype !== 'bf16') throw new UsageError(`safetensors holds f32, f16 or bf16; '${name}' is ${w.dtype}`);
+    const t = name.endsWith('attn_q.weight') ? permuteRows(w, c.nHeads, false) : name.endsWith('attn_k.weight') ? permuteRows(w, c.nKvHeads, false) : w;
+    return [{ name: hf, dtype: w.dtype, shape: w.shape, bytes: t.bytes }];
+  });
+  const dtype = tensors.find((t) => t.shape.length === 2)?.dtype ?? 'f32';
+  fs.mkdirSync(dir, { recursive: true });
+  const put = (name: string, data: Uint8Array | string) =>
+    writeAtomically(path.join(dir, name), (fd) => { fs.writeSync(fd, typeof data === 'string' ? new TextEncoder().encode(data) : data); });
+  put('model.safetensors', writeSafetensors(tensors, { format: 'pt' }));
+  put('tokenizer.json', JSON.stringify(tokenizerJsonFor(src.vocab)));
+  put('config.json', JSON.stringify(hfConfigFor(c, src.vocab, dtype, ropeScaling), null, 2));
 }

@@ -17,6 +17,8 @@ const CHAR_TO_BYTE = new Map(BYTE_TO_CHAR.map((c, b) => [c, b]));
 const GPT2 = /'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+/gu;
 // Llama 3: case-insensitive contractions, digits in runs of at most three, newlines kept with punctuation
 const LLAMA3 = /(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+/gu;
+/** The patterns as text (what a tokenizer.json's Split pre-tokenizer holds). */
+export const PRE_TOKENIZER_SOURCES: Readonly<Record<string, string>> = { default: GPT2.source, gpt2: GPT2.source, 'llama-bpe': LLAMA3.source, llama3: LLAMA3.source };
 export const PRE_TOKENIZERS: Readonly<Record<string, RegExp>> = {
   default: GPT2, gpt2: GPT2, 'llama-bpe': LLAMA3, llama3: LLAMA3, 'smaug-bpe': LLAMA3,
 };
