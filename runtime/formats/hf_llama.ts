@@ -8,6 +8,8 @@ import { llama3RopeFactors } from '../../ops/rope_table.js';
 import { TokenType, type Vocab } from '../tokenizer.js';
 import { PRE_TOKENIZER_SOURCES } from '../tokenizers/bpe.js';
 import type { WeightMap, WeightTensor } from '../weights.js';
+import { parseSafetensors } from './safetensors.js';
+import { lazyWeight, type ByteSource } from './source.js';
 
 const LAYER_NAMES: [string, string][] = [
   ['input_layernorm', 'attn_norm'], ['self_attn.q_proj', 'attn_q'], ['self_attn.k_proj', 'attn_k'], ['self_attn.v_proj', 'attn_v'],
@@ -164,4 +166,41 @@ export function hfConfigFor(c: LlamaConfig, v: Vocab, dtype: DType, ropeScaling?
     tie_word_embeddings: c.tiedEmbeddings, bos_token_id: v.bos, eos_token_id: v.eos, torch_dtype: dtype === 'f32' ? 'float32' : dtype === 'f16' ? 'float16' : 'bfloat16',
     rope_scaling: ropeScaling ?? null,
   };
+}
+
+/** A JSON object from bytes, or a FormatError naming the file. */
+export function parseJsonObject(bytes: Uint8Array, file: string): Json {
+  let v: unknown;
+  try {
+    v = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes));
+  } catch (e) {
+    throw new FormatError(file, `is not valid JSON (${(e as Error).message})`);
+  }
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new FormatError(file, 'is not a JSON object');
+  return v as Json;
+}
+
+export interface HFParts {
+  config: Json; configFile: string;
+  tokenizer: Json; tokenizerFile: string;
+  shards: { file: string; src: ByteSource }[];
+  dir: string;
+}
+
+/** A model from a folder's parsed config and tokenizer and its safetensors shards. */
+export function hfFromParts(p: HFParts): { config: LlamaConfig; weights: WeightMap; vocab: Vocab; file: string } {
+  const config = configFromHF(p.config, p.configFile);
+  if (!p.shards.length) throw new FormatError(p.dir, 'has no *.safetensors files');
+  const hf = new Map<string, WeightTensor>();
+  for (const { file, src } of p.shards) {
+    const len = src.size >= 8 ? new DataView(src.read(0, 8).slice().buffer).getBigUint64(0, true) : 0n;
+    const head = src.read(0, Number(BigInt(src.size) < 8n + len ? BigInt(src.size) : 8n + len));
+    const st = parseSafetensors(head, file, src.size);
+    for (const t of st.tensors.values()) {
+      if (hf.has(t.name)) throw new FormatError(file, `tensor '${t.name}' is also in another shard`);
+      hf.set(t.name, lazyWeight(src, t.shape, t.dtype, t.begin, t.end - t.begin));
+    }
+  }
+  const vocab = vocabFromTokenizerJson(p.tokenizer, p.config, p.tokenizerFile, config.vocabSize);
+  return { config, weights: weightsFromHF(hf, config), vocab, file: p.dir };
 }

@@ -7,12 +7,10 @@ import { FormatError, UsageError } from '../../compiler/errors.js';
 import { parseGGUF, type GGUFFile } from '../formats/gguf.js';
 import { llamaFromGGUF } from '../formats/llama_gguf.js';
 import { parseLlama2c, parseLlama2cTokenizer } from '../formats/llama2c.js';
-import { configFromHF, vocabFromTokenizerJson, weightsFromHF } from '../formats/hf_llama.js';
-import { parseSafetensors } from '../formats/safetensors.js';
+import { hfFromParts, parseJsonObject } from '../formats/hf_llama.js';
 import { NeedMoreBytes } from '../formats/reader.js';
-import { lazyWeight, type ByteSource } from '../formats/source.js';
+import type { ByteSource } from '../formats/source.js';
 import type { ModelSource } from '../model.js';
-import type { WeightTensor } from '../weights.js';
 
 /** The repository root: the nearest folder above this file with a package.json (from src or dist/). */
 export const repoRoot = (() => {
@@ -95,33 +93,16 @@ function findTokenizer(model: string, vocab: number): string {
 
 function readJson(file: string): Record<string, unknown> {
   const src = fileSource(file, 'file');
-  try {
-    const v = JSON.parse(new TextDecoder().decode(src.read(0, src.size)));
-    if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error('not a JSON object');
-    return v as Record<string, unknown>;
-  } catch (e) {
-    if (e instanceof FormatError) throw e;
-    throw new FormatError(file, `is not valid JSON (${(e as Error).message})`);
-  }
+  return parseJsonObject(src.read(0, src.size), file);
 }
 
 /** A Hugging Face folder: config.json, tokenizer.json and one or more *.safetensors files. */
 export function loadHFFolder(dir: string): ModelSource {
-  const cfgFile = path.join(dir, 'config.json'), tokFile = path.join(dir, 'tokenizer.json');
-  const cfg = readJson(cfgFile);
-  const config = configFromHF(cfg, cfgFile);
   const shards = fs.readdirSync(dir).filter((f) => f.endsWith('.safetensors')).sort();
-  if (!shards.length) throw new FormatError(dir, 'has no *.safetensors files');
-  const hf = new Map<string, WeightTensor>();
-  for (const shard of shards) {
-    const file = path.join(dir, shard), src = fileSource(file);
-    const len = src.size >= 8 ? Number(new DataView(src.read(0, 8).buffer).getBigUint64(0, true)) : 0;
-    const st = parseSafetensors(src.read(0, Math.min(src.size, 8 + Math.min(len, 100 << 20))), file, src.size);
-    for (const t of st.tensors.values()) {
-      if (hf.has(t.name)) throw new FormatError(file, `tensor '${t.name}' is also in another shard`);
-      hf.set(t.name, lazyWeight(src, t.shape, t.dtype, t.begin, t.end - t.begin));
-    }
-  }
-  const vocab = vocabFromTokenizerJson(readJson(tokFile), cfg, tokFile, config.vocabSize);
-  return { config, weights: weightsFromHF(hf, config), vocab, file: dir };
+  return hfFromParts({
+    config: readJson(path.join(dir, 'config.json')), configFile: path.join(dir, 'config.json'),
+    tokenizer: readJson(path.join(dir, 'tokenizer.json')), tokenizerFile: path.join(dir, 'tokenizer.json'),
+    shards: shards.map((f) => ({ file: path.join(dir, f), src: fileSource(path.join(dir, f)) })),
+    dir,
+  });
 }
