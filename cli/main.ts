@@ -12,7 +12,6 @@ import { PRESETS, synthModel } from '../runtime/synth/synth.js';
 import { writeSynthGGUF } from '../runtime/node/write_file.js';
 import { progressBar } from './progress.js';
 import { toWGSL } from '../compiler/kernel/wgsl.js';
-import { kernels } from '../ops/kernels.gen.js';
 
 type Options = NonNullable<ParseArgsConfig['options']>;
 
@@ -189,13 +188,13 @@ async function graph(argv: string[]) {
     if (o.json) {
       out(JSON.stringify({
         nodes: model.graph.nodes.map((n) => ({ id: n.id, op: n.op.name, srcs: n.srcs.map((s) => s.id), attr: n.attr, shape: n.shape, dtype: n.dtype })),
-        wgsl: o.wgsl ? Object.fromEntries([...new Set(model.plan.dispatches.map((d) => d.kernel))].map((k) => [k, toWGSL(kernels[k]!)])) : undefined,
+        wgsl: o.wgsl ? Object.fromEntries([...new Set(model.plan.dispatches.map((d) => d.kernel))].map((k) => [k, toWGSL(model.plan.kernels.get(k)!)])) : undefined,
         dispatches: o.plan ? model.plan.dispatches.map((d) => ({ kernel: d.kernel, node: d.node.id, groups: d.groups, bind: d.bind, uniforms: d.uniforms })) : undefined,
       }) + '\n');
     } else {
       out(model.graph.toString());
       if (o.plan) out('\n' + model.plan.toString());
-      if (o.wgsl) for (const k of new Set(model.plan.dispatches.map((d) => d.kernel))) out('\n' + toWGSL(kernels[k]!));
+      if (o.wgsl) for (const k of new Set(model.plan.dispatches.map((d) => d.kernel))) out('\n' + toWGSL(model.plan.kernels.get(k)!));
     }
   } finally {
     model.dispose();

@@ -97,13 +97,16 @@ export class Graph {
     this.nodes = Object.freeze(order.sort((a, b) => a.id - b.id));
   }
 
-  /** One line per node: `%12 = matvec(%3, %11) {..} : f32[64]`; leaves show their name. */
+  /** One line per node, numbered in order (so equal graphs print equal text):
+   *  `%12 = matvec(%3, %11) {norm=true eps=0.00001} : f32[64]`, then `return logits=%N ...`.
+   *  compiler/ir_text.ts parses it back. */
   toString(): string {
+    const num = new Map(this.nodes.map((n, i) => [n, i]));
     const lines = this.nodes.map((n) => {
       const attrs = Object.entries(n.attr).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(' ');
-      return `%${n.id} = ${n.op.name}(${n.srcs.map(String).join(', ')})${attrs ? ` {${attrs}}` : ''} : ${fmtType(n.type)}`;
+      return `%${num.get(n)} = ${n.op.name}(${n.srcs.map((s) => `%${num.get(s)}`).join(', ')})${attrs ? ` {${attrs}}` : ''} : ${fmtType(n.type)}`;
     });
-    const outs = Object.entries(this.outputs).map(([k, n]) => `${k}=${n}`).join(' ');
+    const outs = Object.entries(this.outputs).map(([k, n]) => `${k}=%${num.get(n)}`).join(' ');
     return `${lines.join('\n')}\nreturn ${outs}\n`;
   }
 }

@@ -3,7 +3,8 @@
 // device. The runtime turns it into buffers, pipelines and bind groups once, then replays it per token.
 import { type Graph, type Node } from './graph.js';
 import { ShapeError, TapirError } from './errors.js';
-import { type KernelIR, specParams, storageParams, uniformParams } from './kernel/ir.js';
+import { type FragmentIR, type KernelIR, specParams, storageParams, uniformParams } from './kernel/ir.js';
+import { withEpilogues } from './kernel/compose.js';
 import { gpuRowWords } from '../ops/dequant.js';
 
 export type BufId = string;
@@ -41,6 +42,8 @@ export interface LowerCtx {
   /** a private buffer of `floats` f32 for this node (e.g. attention scores) */
   scratch(n: Node, name: string, floats: number): BufId;
   dispatch(kernel: string, bind: Record<string, BufId>, uniforms: Record<string, number>, groups: number): void;
+  /** a kernel with epilogue fragments spliced into its hole; returns its name for dispatch() */
+  compose(kernel: string, fragments: readonly string[]): string;
 }
 
 /** Ops that produce GPU work implement this next to their kernel. */
@@ -52,8 +55,11 @@ export const leafKind = (n: Node): LeafKind | undefined => (n.op as { leaf?: Lea
 
 export interface PlanOptions {
   kernels: Readonly<Record<string, KernelIR>>;
+  fragments?: Readonly<Record<string, FragmentIR>>;
   /** the device's maxStorageBufferBindingSize */
   maxBindingBytes: number;
+  /** share activation buffers between values that are not live at once (default true) */
+  reuse?: boolean;
 }
 
 export class Plan {
@@ -63,7 +69,18 @@ export class Plan {
     readonly dispatches: readonly Dispatch[],
     readonly outputs: Readonly<Record<string, BufId>>,
     readonly inputs: Readonly<Record<string, BufId>>,
+    /** every kernel the dispatches name, composed ones included */
+    readonly kernels: ReadonlyMap<string, KernelIR>,
+    /** activation memory with buffer reuse, and what it would be without */
+    readonly memory: { activationBytes: number; naiveActivationBytes: number },
   ) {}
+
+  /** bytes of GPU memory the plan allocates, by kind */
+  bytesByKind(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const b of this.buffers.values()) out[b.kind] = (out[b.kind] ?? 0) + b.bytes;
+    return out;
+  }
 
   toString(): string {
     const bufs = [...this.buffers.values()].map((b) => `  ${b.id} ${b.kind} ${b.bytes}B`).join('\n');
@@ -86,6 +103,7 @@ export function lowerGraph(graph: Graph, opts: PlanOptions): Plan {
   const nodeBuf = new Map<Node, BufId>();
   const chunkMemo = new Map<Node, Chunk[]>();
   let current: Node | undefined;
+  const used = new Map<string, KernelIR>();
 
   const add = (spec: BufferSpec) => {
     if (spec.bytes > opts.maxBindingBytes && spec.kind !== 'weight')
@@ -125,32 +143,67 @@ export function lowerGraph(graph: Graph, opts: PlanOptions): Plan {
     scratch(n, name, floats) {
       return add({ id: `scratch:%${n.id}.${name}`, kind: 'scratch', bytes: Math.max(16, floats * F32) });
     },
+    compose(kernel, names) {
+      const base = opts.kernels[kernel];
+      if (!base) throw new Error(`internal: no kernel '${kernel}'`);
+      const k = withEpilogues(base, names.map((f) => opts.fragments?.[f] ?? (() => { throw new Error(`internal: no fragment '${f}'`); })()));
+      used.set(k.name, k);
+      return k.name;
+    },
     dispatch(kernel, bind, uniforms, groups) {
-      const k = opts.kernels[kernel];
+      const k = used.get(kernel) ?? opts.kernels[kernel];
       if (!k) throw new Error(`internal: no kernel '${kernel}' (is ops/kernels.gen.ts up to date? run npm run build)`);
       const want = storageParams(k).map((p) => p.name).sort().join(',');
       const got = Object.keys(bind).sort().join(',');
       if (want !== got) throw new Error(`internal: ${kernel} binds [${want}], got [${got}]`);
       for (const p of [...uniformParams(k), ...specParams(k)]) if (typeof uniforms[p.name] !== 'number') throw new Error(`internal: ${kernel} needs ${p.name}`);
       if (!(groups >= 1)) return; // nothing to do (e.g. an empty chunk)
+      used.set(kernel, k);
       dispatches.push({ kernel, bind, uniforms, groups, node: current! });
     },
   };
 
-  for (const n of graph.nodes) {
+  // Memory planning: an activation's buffer returns to a free pool once its last reader is lowered,
+  // and a later activation of no greater size takes it. A node never gets a buffer one of its own
+  // sources holds (it is allocated before they are released). Outputs are kept.
+  const lastUse = new Map<Node, number>();
+  graph.nodes.forEach((n, i) => n.srcs.forEach((s) => lastUse.set(s, i)));
+  const keep = new Set(Object.values(graph.outputs));
+  const free: BufferSpec[] = [];
+  let naiveBytes = 0;
+  const activation = (n: Node, bytes: number): BufId => {
+    naiveBytes += bytes;
+    if (opts.reuse !== false) {
+      let best = -1;
+      free.forEach((b, j) => { if (b.bytes >= bytes && (best < 0 || b.bytes < free[best]!.bytes)) best = j; });
+      if (best >= 0) return free.splice(best, 1)[0]!.id;
+    }
+    return add({ id: `t%${n.id}`, kind: 'activation', bytes });
+  };
+
+  graph.nodes.forEach((n, i) => {
     current = n;
+    lower(n);
+    for (const s of n.srcs)
+      if (lastUse.get(s) === i && !keep.has(s) && !leafKind(s) && !s.op.inPlace) {
+        const spec = buffers.get(nodeBuf.get(s)!);
+        if (spec?.kind === 'activation') free.push(spec);
+      }
+  });
+  function lower(n: Node) {
     const leaf = leafKind(n);
     const bytes = Math.max(16, n.size * F32);
-    if (leaf === 'weight') continue; // chunked on first use
-    if (leaf === 'input') { const id = add({ id: `in:${n.attr.name}`, kind: 'input', bytes }); inputs[String(n.attr.name)] = id; nodeBuf.set(n, id); continue; }
-    if (leaf === 'state') { nodeBuf.set(n, add({ id: `state:${n.attr.name}`, kind: 'state', bytes })); continue; }
-    if (leaf === 'const') { nodeBuf.set(n, add({ id: `const:%${n.id}`, kind: 'const', bytes, constNode: n })); continue; }
+    if (leaf === 'weight') return; // chunked on first use
+    if (leaf === 'input') { const id = add({ id: `in:${n.attr.name}`, kind: 'input', bytes }); inputs[String(n.attr.name)] = id; nodeBuf.set(n, id); return; }
+    if (leaf === 'state') { nodeBuf.set(n, add({ id: `state:${n.attr.name}`, kind: 'state', bytes })); return; }
+    if (leaf === 'const') { nodeBuf.set(n, add({ id: `const:%${n.id}`, kind: 'const', bytes, constNode: n })); return; }
     if (n.op.inPlace) nodeBuf.set(n, ctx.buf(n.srcs[0]!));
-    else nodeBuf.set(n, add({ id: `t%${n.id}`, kind: 'activation', bytes }));
+    else nodeBuf.set(n, activation(n, bytes));
     const lowering = n.op as unknown as Partial<Lowering>;
     if (!lowering.lower) throw new Error(`internal: op ${n.op.name} has no lowering`);
     lowering.lower(n, ctx);
   }
   const outputs = Object.fromEntries(Object.entries(graph.outputs).map(([k, n]) => [k, ctx.buf(n)]));
-  return new Plan(graph, buffers, dispatches, outputs, inputs);
+  const activationBytes = [...buffers.values()].filter((b) => b.kind === 'activation').reduce((s, b) => s + b.bytes, 0);
+  return new Plan(graph, buffers, dispatches, outputs, inputs, used, { activationBytes, naiveActivationBytes: naiveBytes });
 }

@@ -28,7 +28,7 @@ export function llama(c: LlamaConfig, dtypeOf: (name: string) => DType = () => '
   const g = new GraphBuilder();
   const o = ops(g);
   const weight = (name: string, shape: number[]) => o.weight(name, shape, dtypeOf(name));
-  const { input, state, ropeTable, embedding, rmsnorm, matvec, rope, kvWrite, attention, add, siluMul } = o;
+  const { input, state, ropeTable, embedding, rmsnorm, matvec, rope, kvWrite, attention, add, siluMul, argmax } = o;
   const hs = headSize(c);
   const kvDim = c.nKvHeads * hs;
   const token = input('token', [1]); // i32[1]
@@ -57,5 +57,6 @@ export function llama(c: LlamaConfig, dtypeOf: (name: string) => DType = () => '
   const xf = rmsnorm(x, weight('output_norm.weight', [c.dim]), c.rmsEps); // [dim]
   const unembed = c.tiedEmbeddings ? tokenEmbd : weight('output.weight', [c.vocabSize, c.dim]); // [vocab, dim]
   const logits = matvec(unembed, xf); // [vocab]
-  return g.finish({ logits });
+  const next = argmax(logits); // i32[1], the greedy choice, so greedy decoding reads back 4 bytes
+  return g.finish({ logits, next });
 }

@@ -21,3 +21,9 @@ export function addKernel(id: Invocation, a: In<f32>, b: In<f32>, out: Out<f32>,
     out[i] = a[i] + b[i];
   }
 }
+
+/** As an epilogue of a fused kernel: a residual or bias vector added at the store. */
+/** @epilogue */
+export function addEpilogue(v: f32, i: u32, y: In<f32>): f32 {
+  return v + y[i];
+}

@@ -4,7 +4,10 @@ import { type Invocation, type In, type Out, type f32, type u32, idiv, sharedF32
 import { type Op, expectShape } from './op.js';
 import { ShapeError } from '../compiler/errors.js';
 
-export type AttentionAttr = { nHeads: number; nKvHeads: number; headSize: number };
+/** `flash`: one pass with an online softmax over tiles (set by the flash_attention rule); without
+ *  it the kernel also leaves each head's attention pattern in a scratch buffer. */
+export type AttentionAttr = { nHeads: number; nKvHeads: number; headSize: number; flash?: boolean };
+const FLASH_MAX_HEAD = 256;
 
 export const attention: Op<AttentionAttr> = {
   name: 'attention',
@@ -38,8 +41,13 @@ export const attention: Op<AttentionAttr> = {
   },
   lower(n, ctx) {
     const [q, kc, vc, pos] = n.srcs;
-    const { nHeads, nKvHeads, headSize } = n.attr as AttentionAttr;
+    const { nHeads, nKvHeads, headSize, flash } = n.attr as AttentionAttr;
     const context = kc!.shape[0]!;
+    if (flash && headSize <= FLASH_MAX_HEAD) {
+      ctx.dispatch('flashAttentionKernel', { q: ctx.buf(q!), kc: ctx.buf(kc!), vc: ctx.buf(vc!), pos: ctx.buf(pos!), out: ctx.buf(n) },
+        { headSize, kvDim: nKvHeads * headSize, group: nHeads / nKvHeads, scale: 1 / Math.sqrt(headSize) }, nHeads);
+      return;
+    }
     const scores = ctx.scratch(n, 'pattern', nHeads * context);
     ctx.dispatch('attentionKernel', { q: ctx.buf(q!), kc: ctx.buf(kc!), vc: ctx.buf(vc!), pos: ctx.buf(pos!), scores, out: ctx.buf(n) },
       { headSize, kvDim: nKvHeads * headSize, group: nHeads / nKvHeads, context, scale: 1 / Math.sqrt(headSize) }, nHeads);
@@ -102,5 +110,66 @@ export function attentionKernel(id: Invocation, q: In<f32>, kc: In<f32>, vc: In<
   storageBarrier();
   for (let t: u32 = id.local; t <= p; t += id.size) {
     scores[so + t] = scores[so + t] / total;
+  }
+}
+
+/** Decode attention in one pass (the seed's processHeadsFlashAttention): a workgroup per query head
+ *  walks the cache in tiles of 64 positions, keeping a running max and sum (online softmax) and
+ *  rescaling the output accumulator as the max grows; K and V are read once. */
+/** @kernel @workgroupSize 64 */
+export function flashAttentionKernel(id: Invocation, q: In<f32>, kc: In<f32>, vc: In<f32>, pos: In<u32>, out: Out<f32>,
+  headSize: u32, kvDim: u32, group: u32, scale: f32) {
+  const probs = sharedF32(64);
+  const red = sharedF32(64);
+  const acc = sharedF32(256);
+  const h: u32 = id.group;
+  const p: u32 = pos[0];
+  const qo: u32 = h * headSize;
+  const ko: u32 = idiv(h, group) * headSize;
+  for (let d: u32 = id.local; d < headSize; d += id.size) {
+    acc[d] = 0;
+  }
+  let runMax: f32 = -3.4e38;
+  let runSum: f32 = 0;
+  for (let t0: u32 = 0; t0 <= p; t0 += id.size) {
+    const t: u32 = t0 + id.local;
+    let s: f32 = -3.4e38;
+    if (t <= p) {
+      let dot: f32 = 0;
+      for (let d: u32 = 0; d < headSize; d++) {
+        dot += q[qo + d] * kc[t * kvDim + ko + d];
+      }
+      s = dot * scale;
+    }
+    red[id.local] = s;
+    workgroupBarrier();
+    for (let w: u32 = id.size >> 1; w > 0; w >>= 1) {
+      if (id.local < w) {
+        red[id.local] = Math.max(red[id.local], red[id.local + w]);
+      }
+      workgroupBarrier();
+    }
+    const newMax: f32 = Math.max(runMax, red[0]);
+    probs[id.local] = t <= p ? Math.exp(s - newMax) : 0;
+    workgroupBarrier();
+    let tileSum: f32 = 0;
+    for (let j: u32 = 0; j < id.size; j++) {
+      tileSum += probs[j];
+    }
+    const correction: f32 = Math.exp(runMax - newMax);
+    runSum = runSum * correction + tileSum;
+    const count: u32 = Math.min(id.size, p + 1 - t0);
+    for (let d: u32 = id.local; d < headSize; d += id.size) {
+      let a: f32 = acc[d] * correction;
+      for (let j: u32 = 0; j < count; j++) {
+        a += probs[j] * vc[(t0 + j) * kvDim + ko + d];
+      }
+      acc[d] = a;
+    }
+    runMax = newMax;
+    workgroupBarrier();
+  }
+  for (let d: u32 = id.local; d < headSize; d += id.size) {
+    out[qo + d] = acc[d] / runSum;
   }
 }

@@ -12,9 +12,18 @@ import { kvWrite } from './kv_write.js';
 import { attention, type AttentionAttr } from './attention.js';
 import { add } from './add.js';
 import { siluMul } from './silu_mul.js';
+import { scale } from './scale.js';
+import { slice } from './slice.js';
+import { qkvMatvec } from './qkv_matvec.js';
+import { ropeKv } from './rope_kv.js';
+import { ffnGateUp } from './ffn_gate_up.js';
+import { argmax } from './argmax.js';
 import type { Op } from './op.js';
 
-export const OPS: readonly Op[] = [input, weight, state, ropeTable, embedding, rmsnorm, matvec, rope, kvWrite, attention, add, siluMul] as Op[];
+export const OPS: readonly Op[] = [input, weight, state, ropeTable, embedding, rmsnorm, matvec, rope, kvWrite, attention, add, siluMul,
+  scale, slice, qkvMatvec, ropeKv, ffnGateUp, argmax] as Op[];
+/** ops by name (the IR parser and rules look them up) */
+export const OP_BY_NAME: ReadonlyMap<string, Op> = new Map(OPS.map((o) => [o.name, o]));
 
 export function ops(g: GraphBuilder) {
   return {
@@ -31,5 +40,7 @@ export function ops(g: GraphBuilder) {
     attention: (q: Node, k: Node, v: Node, pos: Node, a: AttentionAttr) => g.apply(attention, [q, k, v, pos], a),
     add: (a: Node, b: Node) => g.apply(add, [a, b], {}),
     siluMul: (gate: Node, up: Node) => g.apply(siluMul, [gate, up], {}),
+    scale: (x: Node, factor: number) => g.apply(scale, [x], { factor }),
+    argmax: (x: Node) => g.apply(argmax, [x], {}),
   };
 }

@@ -5,7 +5,6 @@ import { type Plan, type BufId } from '../compiler/plan.js';
 import { type KernelIR, specParams, storageParams, uniformParams } from '../compiler/kernel/ir.js';
 import { repack } from '../ops/dequant.js';
 import { toWGSL, uniformBytes } from '../compiler/kernel/wgsl.js';
-import { kernels as generatedKernels } from '../ops/kernels.gen.js';
 import type { GpuContext } from './gpu.js';
 import { weightRows, type WeightMap } from './weights.js';
 
@@ -71,7 +70,6 @@ export class Executor {
     readonly plan: Plan,
     weights: WeightMap,
     consts: (id: BufId) => Float32Array = constValue(plan),
-    readonly kernels: Readonly<Record<string, KernelIR>> = generatedKernels,
   ) {
     const d = gpu.device;
     const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC;
@@ -88,7 +86,7 @@ export class Executor {
       }
     }
     for (const ds of plan.dispatches) {
-      const k = this.kernels[ds.kernel]!;
+      const k = plan.kernels.get(ds.kernel)!;
       const pipeline = pipelineFor(gpu, k, ds.uniforms);
       const entries: GPUBindGroupEntry[] = storageParams(k).map((p, i) => ({ binding: i, resource: { buffer: this.buffers.get(ds.bind[p.name]!)! } }));
       if (uniformParams(k).length) {

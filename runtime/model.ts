@@ -2,9 +2,10 @@
 // and the tokenizer. Generation and every-position logits are built on `forward(token, pos)`.
 import { FormatError, UsageError } from '../compiler/errors.js';
 import { type Graph } from '../compiler/graph.js';
-import { lowerGraph, leafKind, type Plan } from '../compiler/plan.js';
+import { leafKind, type Plan } from '../compiler/plan.js';
+import { compile } from '../compiler/passes.js';
 import { llama, type LlamaConfig } from '../models/llama.js';
-import { kernels } from '../ops/kernels.gen.js';
+import { fragments, kernels } from '../ops/kernels.gen.js';
 import { Executor } from './executor.js';
 import { getGpu, type GpuContext } from './gpu.js';
 import { ReferenceRunner } from './reference.js';
@@ -26,6 +27,10 @@ export interface ModelOptions {
   gpu?: GpuContext;
   /** override the device's binding limit (tests use it to force weight splitting) */
   maxBindingBytes?: number;
+  /** apply the fusion rules (default true) */
+  fuse?: boolean;
+  /** fusion rules to leave out */
+  disableRules?: readonly string[];
 }
 
 export const DEFAULT_CONTEXT_CAP = 4096;
@@ -81,14 +86,17 @@ export class Model {
     const graph = llama(config, (name) => src.weights.get(name)?.dtype ?? 'f32');
     checkWeights(graph, src.weights, src.file);
     const gpu = opts.gpu ?? (await getGpu());
-    const plan = lowerGraph(graph, { kernels, maxBindingBytes: opts.maxBindingBytes ?? gpu.limits.maxStorageBufferBindingSize });
+    const plan = compile(graph, {
+      kernels, fragments, maxBindingBytes: opts.maxBindingBytes ?? gpu.limits.maxStorageBufferBindingSize,
+      fuse: opts.fuse, disableRules: opts.disableRules,
+    }).plan!;
     const executor = new Executor(gpu, plan, src.weights);
     return new Model(config, makeTokenizer(src.vocab), graph, plan, executor, src.weights, src.file);
   }
 
   get contextLength() { return this.config.contextLength; }
 
-  /** The float64 reference forward pass over the same graph and weights. */
+  /** The float64 reference forward pass over the model's (unfused) graph and the same weights. */
   reference(): ReferenceRunner { return new ReferenceRunner(this.graph, this.weights); }
 
   checkTokens(tokens: readonly number[]) {
@@ -104,8 +112,17 @@ export class Model {
 
   /** Run one token at the next position; returns its next-token logits. */
   async forward(token: number): Promise<Float32Array> {
+    return this.step(token, 'logits');
+  }
+
+  /** Run one token; returns the greedy next token, chosen on the GPU (4 bytes read back). */
+  async forwardGreedy(token: number): Promise<number> {
+    return new Int32Array((await this.step(token, 'next')).buffer)[0]!;
+  }
+
+  private async step(token: number, output: string): Promise<Float32Array> {
     if (this.pos >= this.contextLength) throw new UsageError(`the context of ${this.contextLength} positions is full`);
-    const out = await this.executor.run({ token, pos: this.pos }, 'logits');
+    const out = await this.executor.run({ token, pos: this.pos }, output);
     this.pos++;
     return out;
   }
@@ -130,16 +147,18 @@ export class Model {
     const stream = new StreamDecoder(this.tokenizer);
     if (o.onText) for (const t of tokens) { const s = stream.push(t); if (s) o.onText(s); }
     this.reset();
+    // greedy decoding takes the argmax computed on the GPU; sampling reads the logits
+    const greedy = sampler.opts.temperature === 0;
+    const choose = async (t: number) => (greedy ? this.forwardGreedy(t) : sampler.sample(await this.forward(t)));
     const t0 = performance.now();
-    let logits: Float32Array | undefined;
-    for (const t of tokens) logits = await this.forward(t);
+    for (const t of tokens.slice(0, -1)) await this.step(t, 'next');
+    let next = await choose(tokens[tokens.length - 1]!);
     const t1 = performance.now();
     for (let i = 0; i < maxNew; i++) {
-      const next = sampler.sample(logits!);
       if (o.stopAtEos !== false && (next === eos || next === bos)) break;
       tokens.push(next);
       if (o.onText) { const s = stream.push(next); if (s) o.onText(s); }
-      if (i + 1 < maxNew) logits = await this.forward(next);
+      if (i + 1 < maxNew) next = await choose(next);
     }
     const t2 = performance.now();
     const generated = tokens.length - promptTokens;

@@ -48,6 +48,13 @@ export function workgroupBarrier(): void {}
 /** Synchronise storage memory written by this workgroup. */
 export function storageBarrier(): void {}
 
+/** Where a fused kernel's epilogue goes: the value `v` about to be stored at output index `i`.
+ *  Fusion rules splice @epilogue fragments (a residual or bias add, a scale, ...) in here; with none,
+ *  it is `v`. */
+export function epilogue(v: f32, _i: u32): f32 {
+  return v;
+}
+
 // Bit-level reads for packed weights (f16/bf16 pairs in a u32, int8 quads, nibbles).
 const scratch = new DataView(new ArrayBuffer(4));
 /** The u32's bits as an f32. */

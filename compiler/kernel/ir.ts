@@ -15,7 +15,11 @@ export type Expr =
   | { k: 'bin'; op: string; a: Expr; b: Expr; ty: Scalar }
   | { k: 'un'; op: '-' | '!' | '~'; a: Expr; ty: Scalar }
   | { k: 'call'; fn: string; args: Expr[]; ty: Scalar } // WGSL builtin functions and conversions
-  | { k: 'select'; cond: Expr; a: Expr; b: Expr; ty: Scalar };
+  | { k: 'select'; cond: Expr; a: Expr; b: Expr; ty: Scalar }
+  /** a place fusion fills with epilogue fragments; unfilled, it is its first argument */
+  | { k: 'hole'; name: 'epilogue'; args: Expr[]; ty: Scalar }
+  /** inside a fragment: argument n of the hole (0: the value, 1: the output index) */
+  | { k: 'arg'; n: number; ty: Scalar };
 
 export type LValue = { k: 'var'; name: string; ty: Scalar } | { k: 'index'; array: string; index: Expr; ty: Scalar };
 
@@ -35,6 +39,15 @@ export type Param =
   | { kind: 'uniform'; name: string; ty: 'f32' | 'u32' | 'i32' }
   /** a specialization constant: a WGSL `override`, set when the pipeline is created */
   | { kind: 'spec'; name: string; ty: 'u32' };
+
+/** An epilogue fragment: `(v, i, ...params) => body`, spliced into a kernel's hole by fusion. */
+export interface FragmentIR {
+  name: string;
+  source: string;
+  /** parameters beyond (v, i): arrays it reads and scalars it takes */
+  params: Param[];
+  body: Expr;
+}
 
 export interface KernelIR {
   name: string;

@@ -50,6 +50,8 @@ export function expr(e: Expr, k: KernelIR): string {
       return `${e.fn}(${args.join(', ')})`;
     }
     case 'select': return `select(${expr(e.b, k)}, ${expr(e.a, k)}, ${expr(e.cond, k)})`;
+    case 'hole': return expr(e.args[0]!, k);
+    case 'arg': throw new Error('internal: a fragment argument outside a fragment');
   }
 }
 

@@ -8,7 +8,7 @@
 //    pass them as scalar parameters, which become uniforms.
 import path from 'node:path';
 import { Node, type FunctionDeclaration, type SourceFile, SyntaxKind, type Statement, type Expression } from 'ts-morph';
-import type { Expr, KernelIR, LValue, Param, Scalar, Stmt } from '../kernel/ir.js';
+import type { Expr, FragmentIR, KernelIR, LValue, Param, Scalar, Stmt } from '../kernel/ir.js';
 
 export class KernelSyntaxError extends Error {
   override name = 'KernelSyntaxError';
@@ -122,6 +122,32 @@ class FunctionTranslator {
     const stmts = this.block(body.getStatements());
     const line = fn.getStartLineNumber();
     return { name: fn.getName()!, source: `${this.file}:${line}`, workgroupSize, params, shared: this.shared, body: stmts };
+  }
+
+  /** An `@epilogue` function `(v: f32, i: u32, ...params): f32 { return expr; }` as a fragment. */
+  fragment(): FragmentIR {
+    const fn = this.fn;
+    const ps = fn.getParameters();
+    const tn = (i: number) => ps[i]?.getTypeNode()?.getText().replace(/\s+/g, '') ?? '';
+    if (tn(0) !== 'f32' || tn(1) !== 'u32') this.fail(fn, 'an @epilogue takes (v: f32, i: u32, ...) first');
+    const scope = new Map<string, Binding>();
+    scope.set(ps[0]!.getName(), { kind: 'alias', expr: { k: 'arg', n: 0, ty: 'f32' } });
+    scope.set(ps[1]!.getName(), { kind: 'alias', expr: { k: 'arg', n: 1, ty: 'u32' } });
+    const params: Param[] = [];
+    ps.slice(2).forEach((p, j) => {
+      const name = p.getName(), t = tn(j + 2);
+      const arr = /^In<(f32|u32|i32)>$/.exec(t);
+      if (arr) { params.push({ kind: 'in', name, elem: arr[1] as 'f32' }); scope.set(name, { kind: 'array', elem: arr[1] as Scalar, writable: false, name }); }
+      else if (t === 'f32' || t === 'u32' || t === 'i32') { params.push({ kind: 'uniform', name, ty: t }); scope.set(name, { kind: 'uniform', ty: t }); }
+      else this.fail(p, `an @epilogue parameter is In<T>, f32, u32 or i32, not '${t}'`);
+    });
+    const body = fn.getBody() as import('ts-morph').Block | undefined;
+    const stmts = body?.getStatements() ?? [];
+    const ret = stmts[0];
+    if (stmts.length !== 1 || !ret || !Node.isReturnStatement(ret) || !ret.getExpression()) this.fail(fn, 'an @epilogue is a single `return <expression>;`');
+    this.scopes = [scope];
+    const e = coerce(this.expr(ret.getExpression()!), 'f32', (m) => this.fail(ret, m));
+    return { name: fn.getName()!, source: `${this.file}:${fn.getStartLineNumber()}`, params, body: e };
   }
 
   private block(stmts: Statement[]): Stmt[] {
@@ -437,6 +463,10 @@ class FunctionTranslator {
         const t: Scalar = isAbstract(ty) ? 'i32' : (ty as Scalar);
         return { k: 'bin', op: '/', a: coerce(a, t, (m) => this.fail(e, m)), b: coerce(b, t, (m) => this.fail(e, m)), ty: t };
       }
+      if (dsl === 'epilogue') {
+        if (args.length !== 2) this.fail(e, 'epilogue(value, index) takes two arguments');
+        return { k: 'hole', name: 'epilogue', args: [coerce(this.expr(args[0]!), 'f32', (m) => this.fail(e, m)), coerce(this.expr(args[1]!), 'u32', (m) => this.fail(e, m))], ty: 'f32' };
+      }
       if (dsl && BIT_FNS[dsl]) {
         const sig = BIT_FNS[dsl]!;
         if (args.length !== sig.args.length) this.fail(e, `${dsl}() takes ${sig.args.length} argument(s)`);
@@ -489,17 +519,25 @@ function resolveFunction(sf: SourceFile, name: string): FunctionDeclaration | un
   return undefined;
 }
 
-/** Every `@kernel` function in a source file, translated. */
 const relPath = (root: string, sf: SourceFile) => path.relative(root, sf.getFilePath()).split(path.sep).join('/');
+const hasTag = (fn: FunctionDeclaration, tag: string) => fn.getJsDocs().some((d) => d.getTags().some((t) => t.getTagName() === tag));
 
+/** Every `@kernel` function in a source file, translated. */
 export function translateSourceFile(sf: SourceFile, root: string): KernelIR[] {
+  return translateAll(sf, root).kernels;
+}
+
+/** Every `@kernel` and `@epilogue` function in a source file, translated. */
+export function translateAll(sf: SourceFile, root: string): { kernels: KernelIR[]; fragments: FragmentIR[] } {
   const file = relPath(root, sf);
   const dsl = dslImports(sf);
-  const out: KernelIR[] = [];
+  const kernels: KernelIR[] = [], fragments: FragmentIR[] = [];
   for (const fn of sf.getFunctions()) {
-    if (!fn.getJsDocs().some((d) => d.getTags().some((t) => t.getTagName() === 'kernel'))) continue;
+    const isKernel = hasTag(fn, 'kernel'), isEpilogue = hasTag(fn, 'epilogue');
+    if (!isKernel && !isEpilogue) continue;
     if (!fn.getName()) throw new KernelSyntaxError(`${file}:${fn.getStartLineNumber()}: a kernel needs a name`);
-    out.push(new FunctionTranslator(fn, dsl, file, root).translate());
+    const t = new FunctionTranslator(fn, dsl, file, root);
+    if (isKernel) kernels.push(t.translate()); else fragments.push(t.fragment());
   }
-  return out;
+  return { kernels, fragments };
 }

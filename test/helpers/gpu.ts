@@ -2,7 +2,7 @@
 // references. Weights are given by name; their shapes come from the graph.
 import { GraphBuilder, type Node } from '../../compiler/graph.js';
 import { leafKind, lowerGraph } from '../../compiler/plan.js';
-import { kernels } from '../../ops/kernels.gen.js';
+import { fragments, kernels } from '../../ops/kernels.gen.js';
 import { ops } from '../../ops/index.js';
 import { Executor } from '../../runtime/executor.js';
 import { getGpu } from '../../runtime/gpu.js';
@@ -26,7 +26,7 @@ export async function runBoth(
       weights.set(String(n.attr.name), d instanceof Float32Array ? f32Weight(n.shape, d) : d);
     }
   const gpu = await getGpu();
-  const plan = lowerGraph(graph, { kernels, maxBindingBytes: opts.maxBindingBytes ?? gpu.limits.maxStorageBufferBindingSize });
+  const plan = lowerGraph(graph, { kernels, fragments, maxBindingBytes: opts.maxBindingBytes ?? gpu.limits.maxStorageBufferBindingSize });
   const ex = new Executor(gpu, plan, weights);
   try {
     ex.reset();

@@ -1,0 +1,111 @@
+// Fusion, as rewrite rules: each names a pattern in the graph and what replaces it. A rule returns
+// the replacement node, or undefined when it does not match. They run until none fires (rewrite.ts).
+import { type GraphBuilder, type Node } from './graph.js';
+import { OP_BY_NAME } from '../ops/index.js';
+import { formatEpilogues, parseEpilogues } from '../ops/epilogues.js';
+import type { MatvecAttr } from '../ops/matvec.js';
+
+export interface RuleCtx {
+  g: GraphBuilder;
+  /** how many nodes read `n` (outputs count as readers) */
+  uses(n: Node): number;
+}
+export interface Rule {
+  readonly name: string;
+  /** the seed kernel it reproduces, or why it exists */
+  readonly why: string;
+  rewrite(n: Node, c: RuleCtx): Node | undefined;
+}
+
+const op = (name: string) => OP_BY_NAME.get(name)!;
+const is = (n: Node | undefined, name: string): n is Node => n?.op.name === name;
+const mv = (n: Node) => n.attr as MatvecAttr;
+/** a matvec with nothing fused into it yet */
+const plainMatvec = (n: Node | undefined): n is Node => is(n, 'matvec') && !mv(n).norm && !mv(n).epilogues;
+/** a matvec whose only fusion is the norm prologue */
+const normedMatvec = (n: Node | undefined): n is Node => is(n, 'matvec') && mv(n).norm === true && !mv(n).epilogues;
+const sameInput = (a: Node, b: Node) => a.srcs[1] === b.srcs[1] && a.srcs[2] === b.srcs[2] && mv(a).eps === mv(b).eps;
+const withEpilogue = (n: Node, c: RuleCtx, name: string, srcs: Node[], value?: number) => {
+  const a = mv(n);
+  const es = [...parseEpilogues(a.epilogues), { name, value: value ?? 0 }];
+  return c.g.apply(op('matvec'), [...n.srcs, ...srcs], { ...a, epilogues: formatEpilogues(es) });
+};
+
+export const RULES: readonly Rule[] = [
+  {
+    name: 'norm_into_matvec', why: 'RMSNorm folded into the matvecs that read it (the seed reduces it in separate kernels)',
+    // matvec(W, rmsnorm(x, nw)) -> matvec{norm}(W, x, nw)
+    rewrite: (n, c) => (plainMatvec(n) && is(n.srcs[1], 'rmsnorm')
+      ? c.g.apply(op('matvec'), [n.srcs[0]!, n.srcs[1].srcs[0]!, n.srcs[1].srcs[1]!], { norm: true, eps: n.srcs[1].attr.eps as number })
+      : undefined),
+  },
+  {
+    name: 'qkv', why: 'fusedQKVMatmulX: the Q, K and V projections of one normed vector in one kernel',
+    // attention(rope(Q), kv_write(kc, rope(K), pos), kv_write(vc, V, pos), pos), Q/K/V normed matvecs of one x
+    //   -> the same with Q, K, V slices of qkv_matvec(x, nw, Wq, Wk, Wv)
+    rewrite(n, c) {
+      if (!is(n, 'attention')) return undefined;
+      const [rq, kw, vw, pos] = n.srcs;
+      if (!is(rq, 'rope') || !is(kw, 'kv_write') || !is(vw, 'kv_write') || !is(kw.srcs[1], 'rope')) return undefined;
+      const [q, k, v] = [rq.srcs[0], kw.srcs[1].srcs[0], vw.srcs[1]];
+      if (!normedMatvec(q) || !normedMatvec(k) || !normedMatvec(v) || !sameInput(q, k) || !sameInput(q, v)) return undefined;
+      if ([q, k, v].some((m) => c.uses(m) !== 1)) return undefined;
+      const qkv = c.g.apply(op('qkv_matvec'), [q.srcs[1]!, q.srcs[2]!, q.srcs[0]!, k.srcs[0]!, v.srcs[0]!], { eps: mv(q).eps! });
+      const [dq, dk] = [q.shape[0]!, k.shape[0]!];
+      const part = (offset: number, length: number) => c.g.apply(op('slice'), [qkv], { offset, length });
+      const ropeOf = (r: Node, x: Node) => c.g.apply(op('rope'), [x, r.srcs[1]!, r.srcs[2]!], r.attr);
+      const kw2 = c.g.apply(op('kv_write'), [kw.srcs[0]!, ropeOf(kw.srcs[1], part(dq, dk)), kw.srcs[2]!], {});
+      const vw2 = c.g.apply(op('kv_write'), [vw.srcs[0]!, part(dq + dk, v.shape[0]!), vw.srcs[2]!], {});
+      return c.g.apply(op('attention'), [ropeOf(rq, part(0, dq)), kw2, vw2, pos!], n.attr);
+    },
+  },
+  {
+    name: 'rope_kv', why: 'ropeRotationWithCacheCopy: RoPE on q and k with the KV-cache write, reading the position buffer',
+    // attention(rope(slice(QKV)), kv_write(kc, rope(slice(QKV)), pos), kv_write(vc, slice(QKV), pos), pos)
+    //   -> attention(rope_kv(QKV, pos, table, kc, vc), kc, vc, pos)
+    rewrite(n, c) {
+      if (!is(n, 'attention')) return undefined;
+      const [rq, kw, vw, pos] = n.srcs;
+      if (!is(rq, 'rope') || !is(kw, 'kv_write') || !is(vw, 'kv_write') || !is(kw.srcs[1], 'rope')) return undefined;
+      const [sq, sk, sv] = [rq.srcs[0], kw.srcs[1].srcs[0], vw.srcs[1]];
+      if (!is(sq, 'slice') || !is(sk, 'slice') || !is(sv, 'slice')) return undefined;
+      const qkv = sq.srcs[0]!;
+      const [dq, dk] = [sq.shape[0]!, sk.shape[0]!];
+      if (!is(qkv, 'qkv_matvec') || sk.srcs[0] !== qkv || sv.srcs[0] !== qkv || sq.attr.offset !== 0 || sk.attr.offset !== dq || sv.attr.offset !== dq + dk) return undefined;
+      if (rq.srcs[2] !== kw.srcs[1].srcs[2] || rq.attr.headSize !== kw.srcs[1].attr.headSize || [rq.srcs[1], kw.srcs[2], vw.srcs[2]].some((p) => p !== pos)) return undefined;
+      if (c.uses(kw) !== 1 || c.uses(vw) !== 1 || c.uses(rq) !== 1) return undefined;
+      const [kc, vc] = [kw.srcs[0]!, vw.srcs[0]!];
+      const q = c.g.apply(op('rope_kv'), [qkv, pos!, rq.srcs[2]!, kc, vc], { headSize: rq.attr.headSize as number, qDim: dq, kvDim: dk });
+      return c.g.apply(op('attention'), [q, kc, vc, pos!], n.attr);
+    },
+  },
+  {
+    name: 'flash_attention', why: 'processHeadsFlashAttention: one pass over the cache with an online softmax',
+    rewrite: (n, c) => (is(n, 'attention') && !n.attr.flash ? c.g.apply(op('attention'), n.srcs, { ...n.attr, flash: true }) : undefined),
+  },
+  {
+    name: 'gate_up', why: 'fusedRmsNormFFNGateUp: the gate and up projections of one normed vector, with SiLU·mul',
+    // silu_mul(matvec{norm}(Wg, x, nw), matvec{norm}(Wu, x, nw)) -> ffn_gate_up(x, nw, Wg, Wu)
+    rewrite(n, c) {
+      const [g, u] = n.srcs;
+      if (!is(n, 'silu_mul') || !normedMatvec(g) || !normedMatvec(u) || !sameInput(g, u) || c.uses(g) !== 1 || c.uses(u) !== 1) return undefined;
+      return c.g.apply(op('ffn_gate_up'), [g.srcs[1]!, g.srcs[2]!, g.srcs[0]!, u.srcs[0]!], { eps: mv(g).eps! });
+    },
+  },
+  {
+    name: 'add_into_matvec', why: 'matrixVectorGenericWithResidual: a residual (or bias) add in the matvec epilogue',
+    // add(y, matvec(...)) or add(matvec(...), y) -> matvec{epilogues += add}(..., y)
+    rewrite(n, c) {
+      if (!is(n, 'add')) return undefined;
+      const [a, b] = n.srcs;
+      const [m, y] = is(a, 'matvec') && c.uses(a) === 1 ? [a, b!] : is(b, 'matvec') && c.uses(b) === 1 ? [b, a!] : [];
+      return m ? withEpilogue(m, c, 'add', [y!]) : undefined;
+    },
+  },
+  {
+    name: 'scale_into_matvec', why: 'a constant multiplier (logit or residual scaling) in the matvec epilogue',
+    // scale(matvec(...), f) -> matvec{epilogues += scale=f}(...)
+    rewrite: (n, c) => (is(n, 'scale') && is(n.srcs[0], 'matvec') && c.uses(n.srcs[0]) === 1
+      ? withEpilogue(n.srcs[0], c, 'scale', [], n.attr.factor as number) : undefined),
+  },
+];

@@ -1,0 +1,53 @@
+// The index of the largest logit (the lowest index among ties): greedy decoding on the GPU, so a
+// step reads back 4 bytes instead of the whole vocabulary.
+import { type Invocation, type In, type Out, type f32, type u32, sharedF32, sharedU32, workgroupBarrier } from '../compiler/kernel/dsl.js';
+import { type Op } from './op.js';
+import { ShapeError } from '../compiler/errors.js';
+
+export const argmax: Op = {
+  name: 'argmax',
+  infer([x]) {
+    if (x!.shape.length !== 1) throw new ShapeError('argmax takes a vector');
+    return { shape: [1], dtype: 'i32' };
+  },
+  reference([x]) {
+    let best = 0;
+    for (let i = 1; i < x!.length; i++) if (x![i]! > x![best]!) best = i;
+    return Float64Array.of(best);
+  },
+  lower(n, ctx) {
+    ctx.dispatch('argmaxKernel', { x: ctx.buf(n.srcs[0]!), out: ctx.buf(n) }, { n: n.srcs[0]!.shape[0]! }, 1);
+  },
+};
+
+/** One workgroup: each invocation scans a stride, then a tree reduction keeps (value, index). */
+/** @kernel @workgroupSize 256 */
+export function argmaxKernel(id: Invocation, x: In<f32>, out: Out<u32>, n: u32) {
+  const vals = sharedF32(256);
+  const idxs = sharedU32(256);
+  let best: f32 = -3.4e38;
+  let at: u32 = 0;
+  for (let i: u32 = id.local; i < n; i += id.size) {
+    if (x[i] > best) {
+      best = x[i];
+      at = i;
+    }
+  }
+  vals[id.local] = best;
+  idxs[id.local] = at;
+  workgroupBarrier();
+  for (let s: u32 = id.size >> 1; s > 0; s >>= 1) {
+    if (id.local < s) {
+      const v: f32 = vals[id.local + s];
+      const j: u32 = idxs[id.local + s];
+      if (v > vals[id.local] || (v === vals[id.local] && j < idxs[id.local])) {
+        vals[id.local] = v;
+        idxs[id.local] = j;
+      }
+    }
+    workgroupBarrier();
+  }
+  if (id.local === 0) {
+    out[0] = idxs[0];
+  }
+}

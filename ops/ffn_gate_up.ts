@@ -1,0 +1,77 @@
+// The SwiGLU front half in one kernel (the seed's fusedRmsNormFFNGateUp): RMS-norm of x, the gate and
+// up projections, and silu(gate) * up. Sources: [x, nw, Wg, Wu].
+import { type Invocation, type In, type Out, type Spec, type u32, f32, sharedF32, workgroupBarrier } from '../compiler/kernel/dsl.js';
+import { type Op } from './op.js';
+import { WTYPE, weightAt } from './dequant.js';
+import { matvec, lowerMatvec } from './matvec.js';
+import { siluMul } from './silu_mul.js';
+import { expectShape } from './op.js';
+import type { Node } from '../compiler/graph.js';
+
+export const ffnGateUp: Op<{ eps: number }> = {
+  name: 'ffn_gate_up',
+  infer([x, nw, wg, wu], a) {
+    const g = matvec.infer([wg!, x!, nw!], { norm: true, eps: a.eps });
+    expectShape(matvec.infer([wu!, x!, nw!], { norm: true, eps: a.eps }), g.shape, 'up projection');
+    return g;
+  },
+  reference([x, nw, wg, wu], a, s) {
+    const mv = (w: Float64Array, shape: readonly number[]) => matvec.reference([w, x!, nw!], { norm: true, eps: a.eps }, { srcs: [shape, s.srcs[0]!, s.srcs[1]!], out: s.out });
+    return siluMul.reference([mv(wg!, s.srcs[2]!), mv(wu!, s.srcs[3]!)], {}, { srcs: [s.out, s.out], out: s.out });
+  },
+  lower(n, ctx) {
+    const [x, nw, wg, wu] = n.srcs;
+    const cg = ctx.chunks(wg!), cu = ctx.chunks(wu!);
+    const hidden = n.shape[0]!;
+    if (cg.length === 1 && cu.length === 1) {
+      ctx.dispatch('ffnGateUpKernel', { x: ctx.buf(x!), nw: ctx.buf(nw!), wg: cg[0]!.buf, wu: cu[0]!.buf, out: ctx.buf(n) },
+        { rows: hidden, cols: x!.shape[0]!, eps: n.attr.eps as number, gtype: WTYPE[wg!.dtype]!, utype: WTYPE[wu!.dtype]! }, hidden);
+      return;
+    }
+    // weights too big for one binding: normed matvecs into scratch, then silu·mul
+    const g = ctx.scratch(n, 'gate', hidden), u = ctx.scratch(n, 'up', hidden);
+    const normed = (w: Node) => ({ ...n, srcs: [w, x!, nw!], attr: { norm: true, eps: n.attr.eps } }) as unknown as Node;
+    lowerMatvec(normed(wg!), ctx, g, 0);
+    lowerMatvec(normed(wu!), ctx, u, 0);
+    ctx.dispatch('siluMulKernel', { gate: g, up: u, out: ctx.buf(n) }, { n: hidden }, Math.ceil(hidden / 64));
+  },
+};
+
+/** @kernel @workgroupSize 64 */
+export function ffnGateUpKernel(id: Invocation, x: In<f32>, nw: In<f32>, wg: In<u32>, wu: In<u32>, out: Out<f32>,
+  rows: u32, cols: u32, eps: f32, gtype: Spec<u32>, utype: Spec<u32>) {
+  const gates = sharedF32(64);
+  const ups = sharedF32(64);
+  const squares = sharedF32(64);
+  const row: u32 = id.group;
+  if (row >= rows) {
+    return;
+  }
+  let g: f32 = 0;
+  let up: f32 = 0;
+  let ss: f32 = 0;
+  for (let c: u32 = id.local; c < cols; c += id.size) {
+    const xv: f32 = x[c];
+    ss += xv * xv;
+    const xn: f32 = xv * nw[c];
+    g += weightAt(wg, gtype, rows, cols, row, c) * xn;
+    up += weightAt(wu, utype, rows, cols, row, c) * xn;
+  }
+  gates[id.local] = g;
+  ups[id.local] = up;
+  squares[id.local] = ss;
+  workgroupBarrier();
+  for (let s: u32 = id.size >> 1; s > 0; s >>= 1) {
+    if (id.local < s) {
+      gates[id.local] += gates[id.local + s];
+      ups[id.local] += ups[id.local + s];
+      squares[id.local] += squares[id.local + s];
+    }
+    workgroupBarrier();
+  }
+  if (id.local === 0) {
+    const scale: f32 = 1 / Math.sqrt(squares[0] / f32(cols) + eps);
+    const gv: f32 = gates[0] * scale;
+    out[row] = (gv / (1 + Math.exp(-gv))) * (ups[0] * scale);
+  }
+}

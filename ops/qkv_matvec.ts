@@ -1,0 +1,79 @@
+// Fused Q, K and V projections of one RMS-normed vector (the seed's fusedQKVMatmulX): one dispatch,
+// a workgroup per output row of [q; k; v], written to one buffer. Sources: [x, nw, Wq, Wk, Wv].
+import { type Invocation, type In, type Out, type Spec, type u32, f32, sharedF32, workgroupBarrier } from '../compiler/kernel/dsl.js';
+import { type Op, expectShape } from './op.js';
+import { WTYPE, weightAt } from './dequant.js';
+import { matvec, lowerMatvec } from './matvec.js';
+import { ShapeError } from '../compiler/errors.js';
+
+export const qkvMatvec: Op<{ eps: number }> = {
+  name: 'qkv_matvec',
+  infer([x, nw, wq, wk, wv], a) {
+    expectShape(nw!, x!.shape, 'norm weight');
+    const rows = [wq, wk, wv].map((w) => matvec.infer([w!, x!, nw!], { norm: true, eps: a.eps }).shape[0]!);
+    if (!rows.every((r) => r > 0)) throw new ShapeError('empty projection');
+    return { shape: [rows[0]! + rows[1]! + rows[2]!], dtype: 'f32' };
+  },
+  reference([x, nw, wq, wk, wv], a, s) {
+    const one = (w: Float64Array, shape: readonly number[]) => matvec.reference([w, x!, nw!], { norm: true, eps: a.eps }, { srcs: [shape, s.srcs[0]!, s.srcs[1]!], out: [shape[0]!] });
+    const parts = [one(wq!, s.srcs[2]!), one(wk!, s.srcs[3]!), one(wv!, s.srcs[4]!)];
+    const out = new Float64Array(s.out[0]!);
+    let at = 0;
+    for (const p of parts) { out.set(p, at); at += p.length; }
+    return out;
+  },
+  lower(n, ctx) {
+    const [x, nw, wq, wk, wv] = n.srcs;
+    const [cq, ck, cv] = [wq, wk, wv].map((w) => ctx.chunks(w!));
+    if (cq!.length === 1 && ck!.length === 1 && cv!.length === 1) {
+      const rq = wq!.shape[0]!, rk = wk!.shape[0]!, rv = wv!.shape[0]!;
+      ctx.dispatch('qkvKernel', { x: ctx.buf(x!), nw: ctx.buf(nw!), wq: cq![0]!.buf, wk: ck![0]!.buf, wv: cv![0]!.buf, out: ctx.buf(n) },
+        { rq, rk, rv, cols: x!.shape[0]!, eps: n.attr.eps as number, qtype: WTYPE[wq!.dtype]!, ktype: WTYPE[wk!.dtype]!, vtype: WTYPE[wv!.dtype]! }, rq + rk + rv);
+      return;
+    }
+    // a weight too big for one binding: one normed matvec per piece, each into its rows of the output
+    const normed = (w: typeof wq) => ({ ...n, srcs: [w!, x!, nw!], attr: { norm: true, eps: n.attr.eps } }) as unknown as typeof n;
+    lowerMatvec(normed(wq), ctx, ctx.buf(n), 0);
+    lowerMatvec(normed(wk), ctx, ctx.buf(n), wq!.shape[0]!);
+    lowerMatvec(normed(wv), ctx, ctx.buf(n), wq!.shape[0]! + wk!.shape[0]!);
+  },
+};
+
+/** @kernel @workgroupSize 64 */
+export function qkvKernel(id: Invocation, x: In<f32>, nw: In<f32>, wq: In<u32>, wk: In<u32>, wv: In<u32>, out: Out<f32>,
+  rq: u32, rk: u32, rv: u32, cols: u32, eps: f32, qtype: Spec<u32>, ktype: Spec<u32>, vtype: Spec<u32>) {
+  const partial = sharedF32(64);
+  const squares = sharedF32(64);
+  const row: u32 = id.group;
+  if (row >= rq + rk + rv) {
+    return;
+  }
+  let acc: f32 = 0;
+  let ss: f32 = 0;
+  for (let c: u32 = id.local; c < cols; c += id.size) {
+    const xv: f32 = x[c];
+    ss += xv * xv;
+    let wgt: f32 = 0;
+    if (row < rq) {
+      wgt = weightAt(wq, qtype, rq, cols, row, c);
+    } else if (row < rq + rk) {
+      wgt = weightAt(wk, ktype, rk, cols, row - rq, c);
+    } else {
+      wgt = weightAt(wv, vtype, rv, cols, row - rq - rk, c);
+    }
+    acc += wgt * xv * nw[c];
+  }
+  partial[id.local] = acc;
+  squares[id.local] = ss;
+  workgroupBarrier();
+  for (let s: u32 = id.size >> 1; s > 0; s >>= 1) {
+    if (id.local < s) {
+      partial[id.local] += partial[id.local + s];
+      squares[id.local] += squares[id.local + s];
+    }
+    workgroupBarrier();
+  }
+  if (id.local === 0) {
+    out[row] = partial[0] / Math.sqrt(squares[0] / f32(cols) + eps);
+  }
+}

@@ -1,0 +1,77 @@
+// RoPE on q and k, with k and v written into the KV cache at `pos` (the seed's
+// ropeRotationWithCacheCopy), from the fused QKV output [q; k; v]. Returns the rotated q; the caches
+// (sources 3 and 4) are updated in place, so attention reading them must come after (it reads the
+// rotated q, which orders it). Sources: [qkv, pos, table, kCache, vCache].
+import { type Invocation, type In, type Out, type f32, type u32, idiv } from '../compiler/kernel/dsl.js';
+import { type Op, expectShape, groupsFor } from './op.js';
+import { rope } from './rope.js';
+import { ShapeError } from '../compiler/errors.js';
+
+export type RopeKvAttr = { headSize: number; qDim: number; kvDim: number };
+
+export const ropeKv: Op<RopeKvAttr> = {
+  name: 'rope_kv',
+  infer([qkv, pos, table, kc, vc], { headSize, qDim, kvDim }) {
+    expectShape(qkv!, [qDim + 2 * kvDim], 'fused qkv');
+    expectShape(pos!, [1], 'position');
+    if (kc!.shape[1] !== kvDim || vc!.shape[1] !== kvDim) throw new ShapeError(`caches must be [context, ${kvDim}]`);
+    if (qDim % headSize || kvDim % headSize) throw new ShapeError('q and kv widths must be whole heads');
+    void table;
+    return { shape: [qDim], dtype: 'f32' };
+  },
+  reference([qkv, pos, table, kc, vc], { headSize, qDim, kvDim }, s) {
+    const r = (x: Float64Array) => rope.reference([x, pos!, table!], { headSize }, { srcs: [[x.length], [1], s.srcs[2]!], out: [x.length] });
+    const k = r(qkv!.slice(qDim, qDim + kvDim));
+    const p = pos![0]!;
+    kc!.set(k, p * kvDim);
+    vc!.set(qkv!.slice(qDim + kvDim, qDim + 2 * kvDim), p * kvDim);
+    return r(qkv!.slice(0, qDim));
+  },
+  lower(n, ctx) {
+    const [qkv, pos, table, kc, vc] = n.srcs;
+    const { headSize, qDim, kvDim } = n.attr as RopeKvAttr;
+    const total = qDim / 2 + kvDim / 2 + kvDim;
+    ctx.dispatch('ropeKvKernel', { qkv: ctx.buf(qkv!), pos: ctx.buf(pos!), table: ctx.buf(table!), kc: ctx.buf(kc!), vc: ctx.buf(vc!), q: ctx.buf(n) },
+      { qDim, kvDim, headSize, rotDim: table!.shape[1]! * 2 }, groupsFor(total, 64));
+  },
+};
+
+/** Invocations 0..qDim/2 turn q pairs, then kvDim/2 turn k pairs into the cache, then kvDim copy v. */
+/** @kernel @workgroupSize 64 */
+export function ropeKvKernel(id: Invocation, qkv: In<f32>, pos: In<u32>, table: In<f32>, kc: Out<f32>, vc: Out<f32>, q: Out<f32>,
+  qDim: u32, kvDim: u32, headSize: u32, rotDim: u32) {
+  const i: u32 = id.global;
+  const p: u32 = pos[0];
+  const qPairs: u32 = qDim >> 1;
+  const kPairs: u32 = kvDim >> 1;
+  if (i >= qPairs + kPairs + kvDim) {
+    return;
+  }
+  if (i >= qPairs + kPairs) {
+    const d: u32 = i - qPairs - kPairs;
+    vc[p * kvDim + d] = qkv[qDim + kvDim + d];
+    return;
+  }
+  const isK: boolean = i >= qPairs;
+  const pair: u32 = isK ? i - qPairs : i;
+  const at: u32 = 2 * pair;
+  const j: u32 = at % headSize;
+  const src: u32 = isK ? qDim + at : at;
+  let a: f32 = qkv[src];
+  let b: f32 = qkv[src + 1];
+  if (j < rotDim) {
+    const t: u32 = (p * idiv(rotDim, 2) + idiv(j, 2)) * 2;
+    const c: f32 = table[t];
+    const s: f32 = table[t + 1];
+    const ra: f32 = a * c - b * s;
+    b = a * s + b * c;
+    a = ra;
+  }
+  if (isK) {
+    kc[p * kvDim + at] = a;
+    kc[p * kvDim + at + 1] = b;
+  } else {
+    q[at] = a;
+    q[at + 1] = b;
+  }
+}
