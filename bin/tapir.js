@@ -5,6 +5,8 @@ import v8 from 'node:v8';
 import fs from 'node:fs';
 
 v8.setFlagsFromString('--no-concurrent-recompilation');
+// a reader that stops early (`tapir graph | head`) is not an error
+process.stdout.on('error', (e) => { if (e.code === 'EPIPE') process.exit(0); throw e; });
 const entry = new URL('../dist/cli/main.js', import.meta.url);
 if (!fs.existsSync(entry)) {
   process.stderr.write("tapir: error: tapir is not built; run 'bash scripts/setup.sh' (or 'npm run build')\n");

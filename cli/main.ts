@@ -11,6 +11,14 @@ import type { DType } from '../compiler/graph.js';
 import { PRESETS, synthModel } from '../runtime/synth/synth.js';
 import { writeSynthGGUF } from '../runtime/node/write_file.js';
 import { progressBar } from './progress.js';
+import path from 'node:path';
+import { compile, PASSES } from '../compiler/passes.js';
+import { RULES } from '../compiler/rules.js';
+import { report } from '../compiler/report.js';
+import { fusedOps, toDot, toSvg } from '../compiler/svg.js';
+import { llama } from '../models/llama.js';
+import { fragments, kernels } from '../ops/kernels.gen.js';
+import { DEFAULT_CONTEXT_CAP } from '../runtime/model.js';
 import { toWGSL } from '../compiler/kernel/wgsl.js';
 
 type Options = NonNullable<ParseArgsConfig['options']>;
@@ -41,6 +49,7 @@ Commands:
   logits     print the next-token logits at every position of a prompt
   graph      print the model's op graph and its kernel plan
   synth      write a model with seeded random weights and a learned tokenizer (GGUF)
+  compile    show how the model becomes kernels: fused IR, plan, WGSL, pictures
 
 Run 'tapir <command> --help' for a command's options.`,
   generate: `Usage: tapir generate [-m MODEL] [-p PROMPT] [-n NEW_TOKENS] [options]
@@ -73,6 +82,18 @@ tokenizer learned from a small built-in text. The file is written atomically (FI
       --seed S          weight seed (default: 0)
       --json            print a summary as JSON
   -h, --help            show this help`,
+  compile: `Usage: tapir compile [-m MODEL] [--svg FILE] [--ir FILE] [--wgsl DIR] [--no-fuse]
+                     [--disable-rule NAME]... [--dump-after PASS] [--json]
+
+Compiles the model without running it and reports what one decode step costs: dispatches (per
+layer), weight bytes read, memory allocated.
+      --svg FILE        the graph after fusion, kernels as clusters (FILE), and before (FILE with .before.svg)
+      --ir FILE         the fused graph as text (parses back with tapir's IR grammar)
+      --wgsl DIR        one .wgsl file per kernel, each naming the ops it fused
+      --no-fuse         compile without the fusion rules
+      --disable-rule R  leave out one rule (repeatable): ${'${RULE_NAMES}'}
+      --dump-after PASS print the IR after a pass: ${'${PASS_NAMES}'}
+${MODEL_HELP}`,
   graph: `Usage: tapir graph [-m MODEL] [--plan] [options]
 
 Prints the model's op graph as text, one node per line; --plan adds the kernel dispatches.
@@ -81,7 +102,7 @@ Prints the model's op graph as text, one node per line; --plan adds the kernel d
 ${MODEL_HELP}`,
 };
 
-function parse(command: string, argv: string[], extra: Options) {
+function parse(command: string, argv: string[], extra: Options): Record<string, string | boolean | undefined> {
   try {
     return parseArgs({ args: argv, options: { ...COMMON, ...extra }, strict: true, allowPositionals: false }).values as Record<string, string | boolean | undefined>;
   } catch (e) {
@@ -219,7 +240,49 @@ async function synth(argv: string[]) {
   else out(`wrote ${o.out} (${(bytes / 2 ** 20).toFixed(1)} MiB, ${o.preset}, ${o.dtype}, seed ${seed})\n`);
 }
 
-const COMMANDS: Record<string, (argv: string[]) => Promise<void>> = { generate, logits, graph, synth };
+async function compileCmd(argv: string[]) {
+  const o = parse('compile', argv, {
+    svg: { type: 'string' }, ir: { type: 'string' }, wgsl: { type: 'string' }, 'no-fuse': { type: 'boolean' },
+    'disable-rule': { type: 'string', multiple: true }, 'dump-after': { type: 'string' },
+  }) as Record<string, string | boolean | string[] | undefined>;
+  if (o.help) {
+    return out(HELP.compile!.replace('${RULE_NAMES}', RULES.map((r) => r.name).join(', ')).replace('${PASS_NAMES}', PASSES.map((p) => p.name).join(', ')) + '\n');
+  }
+  const file = typeof o.model === 'string' ? o.model : defaultModel();
+  const src = loadModelSource(file, { tokenizer: o.tokenizer as string | undefined });
+  const contextLength = o.context === undefined ? Math.min(src.config.contextLength, DEFAULT_CONTEXT_CAP) : int(o.context as string, '--context', 1, 0);
+  if (contextLength > src.config.contextLength) throw new UsageError(`--context ${contextLength} is more than the model's ${src.config.contextLength}`);
+  const config = { ...src.config, contextLength };
+  const graph = llama(config, (n) => src.weights.get(n)?.dtype ?? 'f32');
+  // no GPU needed: plan for WebGPU's default binding limit
+  const opts = { kernels, fragments, maxBindingBytes: 128 << 20, fuse: !o['no-fuse'], disableRules: (o['disable-rule'] as string[] | undefined) ?? [], dumpAfter: o['dump-after'] as string | undefined };
+  const c = compile(graph, opts);
+  const plan = c.plan!;
+  const r = report(plan);
+  if (typeof o.ir === 'string') fs.writeFileSync(o.ir, c.graph.toString());
+  if (typeof o.wgsl === 'string') {
+    fs.mkdirSync(o.wgsl, { recursive: true });
+    for (const [name, code] of c.wgsl!) {
+      const nodes = plan.dispatches.filter((d) => d.kernel === name).map((d) => d.node);
+      const fused = [...new Set(nodes.map((n) => fusedOps(n).join(' + ')))].join('; ');
+      fs.writeFileSync(path.join(o.wgsl, `${name.replace(/\+/g, '__')}.wgsl`), `// fuses: ${fused}\n${code}`);
+    }
+  }
+  if (typeof o.svg === 'string') {
+    const before = compile(graph, { ...opts, fuse: false });
+    fs.writeFileSync(o.svg, await toSvg(toDot(c.graph, plan, `${path.basename(file)}: ${r.dispatches} dispatches per token (${r.dispatchesPerLayer} per layer)`)));
+    fs.writeFileSync(o.svg.replace(/(\.svg)?$/, '.before.svg'), await toSvg(toDot(before.graph, before.plan, `${path.basename(file)} before fusion: ${before.plan!.dispatches.length} dispatches per token`)));
+  }
+  if (c.dump) out(c.dump);
+  if (o.json) out(JSON.stringify({ model: file, fused: !o['no-fuse'], rulesFired: c.fired, ...r }) + '\n');
+  else if (!c.dump) {
+    out(`${r.dispatches} dispatches per token (${r.dispatchesPerLayer} per layer, ${r.layers} layers), ${r.kernels.length} kernels\n`);
+    out(`weights read per token: ${(r.weightBytesPerToken / 2 ** 20).toFixed(2)} MiB; activations: ${r.activationBytes} B (${r.activationBytesWithoutReuse} B without buffer reuse)\n`);
+    out(`rules fired: ${Object.entries(c.fired).map(([k, v]) => `${k}×${v}`).join(', ') || 'none'}\n`);
+  }
+}
+
+const COMMANDS: Record<string, (argv: string[]) => Promise<void>> = { generate, logits, graph, synth, compile: compileCmd };
 
 /** Runs a command; returns the exit code. Always releases the GPU so the process can exit. */
 export async function main(argv: string[]): Promise<number> {
