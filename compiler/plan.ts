@@ -60,6 +60,8 @@ export interface PlanOptions {
   maxBindingBytes: number;
   /** share activation buffers between values that are not live at once (default true) */
   reuse?: boolean;
+  /** the device's maxStorageBuffersPerShaderStage (default: WebGPU's 8) */
+  maxStorageBuffers?: number;
 }
 
 export class Plan {
@@ -156,6 +158,8 @@ export function lowerGraph(graph: Graph, opts: PlanOptions): Plan {
       const want = storageParams(k).map((p) => p.name).sort().join(',');
       const got = Object.keys(bind).sort().join(',');
       if (want !== got) throw new Error(`internal: ${kernel} binds [${want}], got [${got}]`);
+      if (storageParams(k).length > (opts.maxStorageBuffers ?? 8))
+        throw new Error(`internal: ${kernel} needs ${storageParams(k).length} storage buffers, over the device's ${opts.maxStorageBuffers ?? 8}`);
       for (const p of [...uniformParams(k), ...specParams(k)]) if (typeof uniforms[p.name] !== 'number') throw new Error(`internal: ${kernel} needs ${p.name}`);
       if (!(groups >= 1)) return; // nothing to do (e.g. an empty chunk)
       used.set(kernel, k);

@@ -31,6 +31,9 @@ const withEpilogue = (n: Node, c: RuleCtx, name: string, srcs: Node[], value?: n
   return c.g.apply(op('matvec'), [...n.srcs, ...srcs], { ...a, epilogues: formatEpilogues(es) });
 };
 
+/** matvec binds W, x, nw, out and one vector per add: 7 sources leave one storage buffer spare */
+const MAX_MATVEC_SOURCES = 6;
+
 export const RULES: readonly Rule[] = [
   {
     name: 'norm_into_matvec', why: 'RMSNorm folded into the matvecs that read it (the seed reduces it in separate kernels)',
@@ -99,7 +102,8 @@ export const RULES: readonly Rule[] = [
       if (!is(n, 'add')) return undefined;
       const [a, b] = n.srcs;
       const [m, y] = is(a, 'matvec') && c.uses(a) === 1 ? [a, b!] : is(b, 'matvec') && c.uses(b) === 1 ? [b, a!] : [];
-      return m ? withEpilogue(m, c, 'add', [y!]) : undefined;
+      // each add binds one more vector: keep the kernel within WebGPU's default 8 storage buffers
+      return m && m.srcs.length < MAX_MATVEC_SOURCES ? withEpilogue(m, c, 'add', [y!]) : undefined;
     },
   },
   {

@@ -29,7 +29,7 @@ export function toDot(graph: Graph, plan?: Plan, title = ''): string {
   for (const d of plan?.dispatches ?? []) if (!kernelOf.has(d.node)) kernelOf.set(d.node, d.kernel);
   for (const n of graph.nodes) {
     const leaf = leafKind(n);
-    const label = leaf ? `${n.attr.name ?? n.op.name}\\n${fmtType(n.type)}` : `${n.op.name}\\n${fmtType(n.type)}`;
+    const label = `${esc(String(leaf ? n.attr.name ?? n.op.name : n.op.name))}\\n${esc(fmtType(n.type))}`;
     const style = leaf === 'weight' ? ', shape=note, fillcolor="#f2f2f2", fontcolor="#888888", color="#bbbbbb", fontsize=8'
       : leaf ? ', shape=ellipse, fillcolor="#fff4d6"' : '';
     const k = kernelOf.get(n);
@@ -38,7 +38,7 @@ export function toDot(graph: Graph, plan?: Plan, title = ''): string {
       lines.push(`  subgraph cluster_${id(n)} { label="${esc(k)}"; style="rounded,filled"; fillcolor="#f7fbf2"; color="#7aa35a"; fontsize=9;`);
       lines.push(`    ${id(n)} [label="${esc(ops.join(' + '))}\\n${fmtType(n.type)}"${style}];`);
       lines.push('  }');
-    } else lines.push(`  ${id(n)} [label="${esc(label)}"${style}];`);
+    } else lines.push(`  ${id(n)} [label="${label}"${style}];`);
   }
   for (const n of graph.nodes)
     for (const s of n.srcs)

@@ -88,7 +88,7 @@ export class Model {
     const gpu = opts.gpu ?? (await getGpu());
     const plan = compile(graph, {
       kernels, fragments, maxBindingBytes: opts.maxBindingBytes ?? gpu.limits.maxStorageBufferBindingSize,
-      fuse: opts.fuse, disableRules: opts.disableRules,
+      fuse: opts.fuse, disableRules: opts.disableRules, maxStorageBuffers: gpu.limits.maxStorageBuffersPerShaderStage,
     }).plan!;
     const executor = new Executor(gpu, plan, src.weights);
     return new Model(config, makeTokenizer(src.vocab), graph, plan, executor, src.weights, src.file);

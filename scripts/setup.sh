@@ -48,6 +48,12 @@ install_lavapipe
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   log "npm ci"; npm ci --no-audit --no-fund --loglevel=error
 fi
+# headless Chromium for the tests that look at pictures (Debian's package; playwright-core drives it)
+if [ "${1:-}" = "--tests" ] && ! command -v chromium >/dev/null; then
+  log "installing chromium (Debian package) for the rendering tests"
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq chromium >/dev/null
+fi
 # the llama.cpp oracle for tests (CPU build of node-llama-cpp only): `setup.sh --tests`
 if [ "${1:-}" = "--tests" ] && { [ ! -d test/oracle/node_modules ] || [ test/oracle/package-lock.json -nt test/oracle/node_modules/.package-lock.json ]; }; then
   log "npm ci (test/oracle: llama.cpp via node-llama-cpp, CPU only)"
