@@ -21,3 +21,4 @@ console.log(`largest |GPU - float64 reference| over ${tokens.length} positions: 
 
 model.dispose();
 await releaseGpu(); // a live device would keep the process running
+process.exit(0); // and skip teardown of native objects in arbitrary order (see bin/tapir.js)
