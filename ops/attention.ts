@@ -3,6 +3,7 @@
 import { type Invocation, type In, type Out, type f32, type u32, idiv, sharedF32, storageBarrier, workgroupBarrier } from '../compiler/kernel/dsl.js';
 import { type Op, expectShape } from './op.js';
 import { ShapeError } from '../compiler/errors.js';
+import { workgroupMax, workgroupSum } from './reduce.js';
 
 /** `flash`: one pass with an online softmax over tiles (set by the flash_attention rule); without
  *  it the kernel also leaves each head's attention pattern in a scratch buffer. */
@@ -75,13 +76,7 @@ export function attentionKernel(id: Invocation, q: In<f32>, kc: In<f32>, vc: In<
     best = Math.max(best, s);
   }
   red[id.local] = best;
-  workgroupBarrier();
-  for (let s: u32 = id.size >> 1; s > 0; s >>= 1) {
-    if (id.local < s) {
-      red[id.local] = Math.max(red[id.local], red[id.local + s]);
-    }
-    workgroupBarrier();
-  }
+  workgroupMax(red, id);
   const top: f32 = red[0];
   workgroupBarrier();
   let sum: f32 = 0;
@@ -91,13 +86,7 @@ export function attentionKernel(id: Invocation, q: In<f32>, kc: In<f32>, vc: In<
     sum += e;
   }
   red[id.local] = sum;
-  workgroupBarrier();
-  for (let s: u32 = id.size >> 1; s > 0; s >>= 1) {
-    if (id.local < s) {
-      red[id.local] += red[id.local + s];
-    }
-    workgroupBarrier();
-  }
+  workgroupSum(red, id);
   const total: f32 = red[0];
   storageBarrier();
   for (let d: u32 = id.local; d < headSize; d += id.size) {
@@ -142,13 +131,7 @@ export function flashAttentionKernel(id: Invocation, q: In<f32>, kc: In<f32>, vc
       s = dot * scale;
     }
     red[id.local] = s;
-    workgroupBarrier();
-    for (let w: u32 = id.size >> 1; w > 0; w >>= 1) {
-      if (id.local < w) {
-        red[id.local] = Math.max(red[id.local], red[id.local + w]);
-      }
-      workgroupBarrier();
-    }
+    workgroupMax(red, id);
     const newMax: f32 = Math.max(runMax, red[0]);
     probs[id.local] = t <= p ? Math.exp(s - newMax) : 0;
     workgroupBarrier();

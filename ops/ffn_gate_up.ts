@@ -1,6 +1,7 @@
 // The SwiGLU front half in one kernel (the seed's fusedRmsNormFFNGateUp): RMS-norm of x, the gate and
 // up projections, and silu(gate) * up. Sources: [x, nw, Wg, Wu].
-import { type Invocation, type In, type Out, type Spec, type u32, f32, sharedF32, workgroupBarrier } from '../compiler/kernel/dsl.js';
+import { type Invocation, type In, type Out, type Spec, type u32, f32, sharedF32 } from '../compiler/kernel/dsl.js';
+import { workgroupSum } from './reduce.js';
 import { type Op } from './op.js';
 import { WTYPE, weightAt } from './dequant.js';
 import { matvec, lowerMatvec } from './matvec.js';
@@ -60,15 +61,9 @@ export function ffnGateUpKernel(id: Invocation, x: In<f32>, nw: In<f32>, wg: In<
   gates[id.local] = g;
   ups[id.local] = up;
   squares[id.local] = ss;
-  workgroupBarrier();
-  for (let s: u32 = id.size >> 1; s > 0; s >>= 1) {
-    if (id.local < s) {
-      gates[id.local] += gates[id.local + s];
-      ups[id.local] += ups[id.local + s];
-      squares[id.local] += squares[id.local + s];
-    }
-    workgroupBarrier();
-  }
+  workgroupSum(gates, id);
+  workgroupSum(ups, id);
+  workgroupSum(squares, id);
   if (id.local === 0) {
     const scale: f32 = 1 / Math.sqrt(squares[0] / f32(cols) + eps);
     const gv: f32 = gates[0] * scale;

@@ -3,7 +3,8 @@
 // Fusion extends it without new kernel source: `norm` folds the RMSNorm of x (weight nw) into the
 // dot product, and `epilogues` splice fragments (residual/bias add, scale) into the store.
 // Sources: [W, x, nw if norm, ...one vector per `add` epilogue].
-import { type Invocation, type In, type Out, type Spec, type u32, epilogue, f32, sharedF32, workgroupBarrier } from '../compiler/kernel/dsl.js';
+import { type Invocation, type In, type Out, type Spec, type u32, epilogue, f32, sharedF32 } from '../compiler/kernel/dsl.js';
+import { workgroupSum } from './reduce.js';
 import { type Op, expectDtype, expectShape } from './op.js';
 import { BLOCK, WEIGHT_DTYPES, WTYPE, weightAt } from './dequant.js';
 import { EPILOGUES, epilogueArrays, parseEpilogues } from './epilogues.js';
@@ -91,13 +92,9 @@ export function matvecKernel(id: Invocation, w: In<u32>, x: In<f32>, nw: In<f32>
   }
   partial[id.local] = acc;
   squares[id.local] = ss;
-  workgroupBarrier();
-  for (let s: u32 = id.size >> 1; s > 0; s >>= 1) {
-    if (id.local < s) {
-      partial[id.local] += partial[id.local + s];
-      squares[id.local] += squares[id.local + s];
-    }
-    workgroupBarrier();
+  workgroupSum(partial, id);
+  if (norm === 1) {
+    workgroupSum(squares, id);
   }
   if (id.local === 0) {
     const scale: f32 = norm === 1 ? 1 / Math.sqrt(squares[0] / f32(cols) + eps) : 1;

@@ -1,6 +1,7 @@
 // Fused Q, K and V projections of one RMS-normed vector (the seed's fusedQKVMatmulX): one dispatch,
 // a workgroup per output row of [q; k; v], written to one buffer. Sources: [x, nw, Wq, Wk, Wv].
-import { type Invocation, type In, type Out, type Spec, type u32, f32, sharedF32, workgroupBarrier } from '../compiler/kernel/dsl.js';
+import { type Invocation, type In, type Out, type Spec, type u32, f32, sharedF32 } from '../compiler/kernel/dsl.js';
+import { workgroupSum } from './reduce.js';
 import { type Op, expectShape } from './op.js';
 import { WTYPE, weightAt } from './dequant.js';
 import { matvec, lowerMatvec } from './matvec.js';
@@ -65,14 +66,8 @@ export function qkvKernel(id: Invocation, x: In<f32>, nw: In<f32>, wq: In<u32>, 
   }
   partial[id.local] = acc;
   squares[id.local] = ss;
-  workgroupBarrier();
-  for (let s: u32 = id.size >> 1; s > 0; s >>= 1) {
-    if (id.local < s) {
-      partial[id.local] += partial[id.local + s];
-      squares[id.local] += squares[id.local + s];
-    }
-    workgroupBarrier();
-  }
+  workgroupSum(partial, id);
+  workgroupSum(squares, id);
   if (id.local === 0) {
     out[row] = partial[0] / Math.sqrt(squares[0] / f32(cols) + eps);
   }

@@ -1,5 +1,6 @@
 // RMSNorm: out = w * x / sqrt(mean(x^2) + eps), over one vector [n].
-import { type Invocation, type In, type Out, f32, type u32, sharedF32, workgroupBarrier } from '../compiler/kernel/dsl.js';
+import { type Invocation, type In, type Out, f32, type u32, sharedF32 } from '../compiler/kernel/dsl.js';
+import { workgroupSum } from './reduce.js';
 import { type Op, expectShape } from './op.js';
 
 export const rmsnorm: Op<{ eps: number }> = {
@@ -29,13 +30,7 @@ export function rmsnormKernel(id: Invocation, x: In<f32>, w: In<f32>, out: Out<f
     ss += x[i] * x[i];
   }
   partial[id.local] = ss;
-  workgroupBarrier();
-  for (let s: u32 = id.size >> 1; s > 0; s >>= 1) {
-    if (id.local < s) {
-      partial[id.local] += partial[id.local + s];
-    }
-    workgroupBarrier();
-  }
+  workgroupSum(partial, id);
   const scale: f32 = 1 / Math.sqrt(partial[0] / f32(n) + eps);
   for (let i: u32 = id.local; i < n; i += id.size) {
     out[i] = w[i] * (x[i] * scale);

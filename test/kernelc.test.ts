@@ -55,6 +55,17 @@ describe('kernel translation', () => {
     expect(() => translate(kernel('x: In<f32>', '', ''))).toThrow(/@workgroupSize/);
   });
 
+  it('inlines statement helpers, renaming their locals so they never meet the caller\'s', () => {
+    const src = `/** @inline */\nexport function bump(a: Out<f32>, id: Invocation, by: f32): void {\n  const s: f32 = by * 2;\n  a[id.local] += s;\n}\n` +
+      kernel('out: Out<f32>', `const s: f32 = 1;\n  bump(out, id, s);\n  bump(out, id, s + 1);\n  out[0] = s;`);
+    const wgsl = toWGSL(translate(src)[0]!);
+    expect(wgsl).toContain('let s_bump1: f32 = (s * 2.0f);');
+    expect(wgsl).toContain('let s_bump2: f32 = ((s + 1.0f) * 2.0f);');
+    expect(wgsl).toContain('out[lid.x] += s_bump2;');
+    expect(() => translate(`/** @inline */\nexport function bad(a: Out<f32>): void {\n  return;\n}\n` + kernel('out: Out<f32>', 'bad(out);'))).toThrow(/must not return early/);
+    expect(() => translate(`/** @inline */\nexport function two(x: f32): f32 {\n  return x;\n}\n` + kernel('out: Out<f32>', 'two(1);'))).toThrow(/only @inline helpers returning void/);
+  });
+
   it('names the line of the error', () => {
     const src = kernel('out: Out<f32>', `out[0] = 1;\n  out[1] = nope;`);
     // HEADER is line 1, the JSDoc line 2, the signature line 3, the body starts at line 4

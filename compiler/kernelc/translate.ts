@@ -16,7 +16,8 @@ export class KernelSyntaxError extends Error {
 
 type Ty = Scalar | 'int' | 'float';
 type Binding =
-  | { kind: 'local'; ty: Scalar; mutable: boolean }
+  /** `ir` is its name in the kernel IR (locals of inlined helpers get a suffix so they never collide) */
+  | { kind: 'local'; ty: Scalar; mutable: boolean; ir: string }
   | { kind: 'uniform'; ty: Scalar }
   | { kind: 'spec'; ty: Scalar }
   /** `name` is the array's name in WGSL (an inline helper's parameter names the caller's array) */
@@ -162,7 +163,12 @@ class FunctionTranslator {
       const mutable = s.getDeclarationKind() !== 'const';
       return s.getDeclarations().flatMap((d) => this.varDecl(d, mutable));
     }
-    if (Node.isExpressionStatement(s)) return [this.exprStmt(s.getExpression())];
+    if (Node.isExpressionStatement(s)) {
+      const e = s.getExpression();
+      if (Node.isCallExpression(e) && Node.isIdentifier(e.getExpression()) && !this.dslNames.has(e.getExpression().getText()))
+        return this.inlineStatements(e, e.getExpression().getText(), e.getArguments() as Expression[]);
+      return [this.exprStmt(e)];
+    }
     if (Node.isIfStatement(s)) {
       const cond = this.boolExpr(s.getExpression());
       const els = s.getElseStatement();
@@ -236,8 +242,9 @@ class FunctionTranslator {
       init = coerce(e, ty, (m) => this.fail(d, `'${name}': ${m}`));
     } else if (!ty) this.fail(d, `'${name}' needs a type or an initial value`);
     else if (!mutable) this.fail(d, `const '${name}' needs a value`);
-    this.declare(d, name, { kind: 'local', ty: ty!, mutable });
-    return [{ k: 'let', name, ty: ty!, init, mutable }];
+    const ir = name + this.localSuffix;
+    this.declare(d, name, { kind: 'local', ty: ty!, mutable, ir });
+    return [{ k: 'let', name: ir, ty: ty!, init, mutable }];
   }
 
   private lvalue(e: Expression): LValue {
@@ -245,7 +252,7 @@ class FunctionTranslator {
       const b = this.lookup(e.getText());
       if (!b || b.kind !== 'local') this.fail(e, `cannot assign to '${e.getText()}'`);
       if (!b.mutable) this.fail(e, `'${e.getText()}' is const`);
-      return { k: 'var', name: e.getText(), ty: b.ty };
+      return { k: 'var', name: b.ir, ty: b.ty };
     }
     if (Node.isElementAccessExpression(e)) {
       const x = this.expr(e);
@@ -303,6 +310,50 @@ class FunctionTranslator {
   }
 
   private inlineDepth = 0;
+  private localSuffix = '';
+  private inlineCount = 0;
+
+  /** Expand a call to a statement `@inline` helper (`: void`) in place. Its parameters stand for the
+   *  caller's arrays, invocation and values; its locals are renamed so they never meet the caller's. */
+  private inlineStatements(call: Node, name: string, args: Expression[]): Stmt[] {
+    const fn = resolveFunction(this.fn.getSourceFile(), name);
+    if (!fn || !fn.getJsDocs().some((d) => d.getTags().some((t) => t.getTagName() === 'inline')) || fn.getReturnTypeNode()?.getText() !== 'void')
+      this.fail(call, `call to '${name}' is not supported as a statement in kernels (only @inline helpers returning void)`);
+    if (++this.inlineDepth > MAX_INLINE_DEPTH) this.fail(call, `@inline helpers nest deeper than ${MAX_INLINE_DEPTH} (recursion?)`);
+    const params = fn.getParameters();
+    if (params.length !== args.length) this.fail(call, `'${name}' takes ${params.length} argument(s)`);
+    const scope = new Map<string, Binding>();
+    params.forEach((p, i) => {
+      const tn = p.getTypeNode()?.getText().replace(/\s+/g, '') ?? '';
+      const arg = args[i]!;
+      const b = Node.isIdentifier(arg) ? this.lookup(arg.getText()) : undefined;
+      if (/^(In|Out)<(f32|u32|i32)>$/.test(tn) || tn === 'Invocation') {
+        const ok = tn === 'Invocation' ? b?.kind === 'invocation' : b?.kind === 'array' && (tn.startsWith('In') || b.writable);
+        if (!ok) this.fail(arg, `argument ${i + 1} of '${name}' must be ${tn === 'Invocation' ? 'the invocation' : `a${tn.startsWith('Out') ? ' writable' : 'n'} array`}`);
+        scope.set(p.getName(), b!);
+      } else if (tn === 'f32' || tn === 'u32' || tn === 'i32') {
+        scope.set(p.getName(), { kind: 'alias', expr: coerce(this.expr(arg), tn, (m) => this.fail(arg, `argument ${i + 1} of '${name}': ${m}`)) });
+      } else this.fail(p, `@inline parameter '${p.getName()}' has type '${tn}'`);
+    });
+    const saved = this.scopes, savedFn = this.fn, savedDsl = this.dslNames, savedFile = this.file, savedSuffix = this.localSuffix;
+    this.scopes = [scope];
+    this.fn = fn;
+    this.dslNames = dslImports(fn.getSourceFile());
+    this.file = relPath(this.root, fn.getSourceFile());
+    this.localSuffix = `_${name}${++this.inlineCount}`;
+    try {
+      const body = fn.getBody();
+      if (!body || !Node.isBlock(body)) this.fail(fn, `@inline helper '${name}' needs a body`);
+      return this.block(body.getStatements()).filter((s) => s.k !== 'return' || this.fail(fn, `@inline helper '${name}' must not return early`));
+    } finally {
+      this.scopes = saved;
+      this.fn = savedFn;
+      this.dslNames = savedDsl;
+      this.file = savedFile;
+      this.localSuffix = savedSuffix;
+      this.inlineDepth--;
+    }
+  }
 
   /** Expand a call to an `@inline` helper (a function whose body is one `return`), in the same
    *  file or imported from another ops file: its parameters stand for the caller's arguments. */
@@ -367,7 +418,7 @@ class FunctionTranslator {
         if (this.dslNames.has(name)) this.fail(e, `'${name}' must be called`);
         this.fail(e, `'${name}' comes from outside the kernel; pass it as a parameter (scalars become uniforms)`);
       }
-      if (b.kind === 'local') return { k: 'var', name, ty: b.ty };
+      if (b.kind === 'local') return { k: 'var', name: b.ir, ty: b.ty };
       if (b.kind === 'uniform') return { k: 'uniform', name, ty: b.ty };
       if (b.kind === 'spec') return { k: 'spec', name, ty: b.ty };
       if (b.kind === 'alias') return b.expr;
