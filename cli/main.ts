@@ -9,7 +9,8 @@ import { softmax } from '../runtime/sampler.js';
 import fs from 'node:fs';
 import type { DType } from '../compiler/graph.js';
 import { PRESETS, synthModel } from '../runtime/synth/synth.js';
-import { writeSynthGGUF } from '../runtime/node/write_file.js';
+import { writeAtomically, writeSynthGGUF } from '../runtime/node/write_file.js';
+import { writeSafetensors } from '../runtime/formats/safetensors.js';
 import { progressBar } from './progress.js';
 import path from 'node:path';
 import { compile, PASSES } from '../compiler/passes.js';
@@ -50,6 +51,8 @@ Commands:
   graph      print the model's op graph and its kernel plan
   synth      write a model with seeded random weights and a learned tokenizer (GGUF)
   compile    show how the model becomes kernels: fused IR, plan, WGSL, pictures
+  hooks      list the model's hook points (TransformerLens names) and their shapes
+  cache      run a prompt and save the values at selected hooks (safetensors)
 
 Run 'tapir <command> --help' for a command's options.`,
   generate: `Usage: tapir generate [-m MODEL] [-p PROMPT] [-n NEW_TOKENS] [options]
@@ -93,6 +96,18 @@ layer), weight bytes read, memory allocated.
       --no-fuse         compile without the fusion rules
       --disable-rule R  leave out one rule (repeatable): ${'${RULE_NAMES}'}
       --dump-after PASS print the IR after a pass: ${'${PASS_NAMES}'}
+${MODEL_HELP}`,
+  hooks: `Usage: tapir hooks [-m MODEL] [--json]
+
+Lists every hook point with its shape per position ([batch, pos] come first in a cache).
+${MODEL_HELP}`,
+  cache: `Usage: tapir cache [-m MODEL] -p PROMPT --hooks SELECTOR --out FILE.safetensors [--json]
+
+Runs the prompt (BOS first) and writes the value at each selected hook, at every position, as F32
+tensors named by hook, shaped [1, pos, ...] as TransformerLens shapes them.
+      --hooks SEL       e.g. 'blocks.*.hook_resid_post', 'blocks.3-7.attn.hook_z',
+                        'blocks.2.attn.hook_z[head=5]', 'blocks.4.hook_resid_pre[pos=-1]' (comma-separated)
+      --out FILE        the safetensors file to write (atomically)
 ${MODEL_HELP}`,
   graph: `Usage: tapir graph [-m MODEL] [--plan] [options]
 
@@ -282,7 +297,37 @@ async function compileCmd(argv: string[]) {
   }
 }
 
-const COMMANDS: Record<string, (argv: string[]) => Promise<void>> = { generate, logits, graph, synth, compile: compileCmd };
+async function hooks(argv: string[]) {
+  const o = parse('hooks', argv, {});
+  if (o.help) return out(HELP.hooks + '\n');
+  const file = typeof o.model === 'string' ? o.model : defaultModel();
+  const src = loadModelSource(file, { tokenizer: o.tokenizer as string | undefined });
+  const graph = llama({ ...src.config, contextLength: Math.min(src.config.contextLength, 16) });
+  const list = Object.entries(graph.hooks).map(([name, h]) => ({ name, shape: h.shape }));
+  if (o.json) out(JSON.stringify(list) + '\n');
+  else for (const h of list) out(`${h.name.padEnd(32)} [batch, pos, ${h.shape.join(', ')}]\n`);
+}
+
+async function cache(argv: string[]) {
+  const o = parse('cache', argv, { prompt: { type: 'string', short: 'p' }, hooks: { type: 'string' }, out: { type: 'string' } });
+  if (o.help) return out(HELP.cache + '\n');
+  if (typeof o.prompt !== 'string' || typeof o.hooks !== 'string' || typeof o.out !== 'string')
+    throw new UsageError("cache needs -p PROMPT, --hooks SELECTOR and --out FILE (see 'tapir cache --help')");
+  const { model } = await openModel(o);
+  try {
+    const tokens = model.tokenizer.encode(o.prompt);
+    const { cache } = await model.runWithCache(tokens, { hooks: o.hooks });
+    const tensors = [...cache].map(([name, e]) => ({ name, dtype: 'f32' as const, shape: e.shape, bytes: new Uint8Array(e.data.buffer, e.data.byteOffset, e.data.byteLength) }));
+    const file = o.out;
+    writeAtomically(file, (fd) => { fs.writeSync(fd, writeSafetensors(tensors, { model: model.file, tokens: JSON.stringify(tokens) })); });
+    if (o.json) out(JSON.stringify({ out: file, tokens, hooks: [...cache].map(([name, e]) => ({ name, shape: e.shape })) }) + '\n');
+    else out(`wrote ${cache.size} hook(s) over ${tokens.length} positions to ${file}\n`);
+  } finally {
+    model.dispose();
+  }
+}
+
+const COMMANDS: Record<string, (argv: string[]) => Promise<void>> = { generate, logits, graph, synth, compile: compileCmd, hooks, cache };
 
 /** Runs a command; returns the exit code. Always releases the GPU so the process can exit. */
 export async function main(argv: string[]): Promise<number> {

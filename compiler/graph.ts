@@ -72,17 +72,24 @@ export class GraphBuilder {
     return node;
   }
 
-  finish(outputs: Record<string, Node>): Graph {
-    return new Graph(Object.freeze({ ...outputs }));
+  finish(outputs: Record<string, Node>, hooks: Record<string, Hook> = {}): Graph {
+    return new Graph(Object.freeze({ ...outputs }), Object.freeze({ ...hooks }));
   }
 }
 
 export const fmtType = (t: TensorType) => `${t.dtype}[${t.shape.join(',')}]`;
 
+/** A named point whose value can be read (TransformerLens's names), and how TL shapes it. */
+export interface Hook {
+  readonly node: Node;
+  /** TL's shape per position, e.g. [nHeads, dHead] for attn.hook_q ([batch, pos] come first) */
+  readonly shape: readonly number[];
+}
+
 export class Graph {
   /** every node reachable from the outputs, in build order (sources before users) */
   readonly nodes: readonly Node[];
-  constructor(readonly outputs: Readonly<Record<string, Node>>) {
+  constructor(readonly outputs: Readonly<Record<string, Node>>, readonly hooks: Readonly<Record<string, Hook>> = {}) {
     const seen = new Set<Node>();
     const order: Node[] = [];
     const visit = (n: Node) => {

@@ -1,6 +1,6 @@
 // The compiler, as one flat list of named passes. Each takes the state the one before left and says
 // why it exists; `dumpAfter` prints the IR (graph text, or the plan) after any of them.
-import { Graph } from './graph.js';
+import { Graph, type Node } from './graph.js';
 import { lowerGraph, type Plan, type PlanOptions } from './plan.js';
 import { rewrite } from './rewrite.js';
 import { RULES, type Rule } from './rules.js';
@@ -15,6 +15,8 @@ export interface CompileOptions extends PlanOptions {
   disableRules?: readonly string[];
   /** print the IR after this pass into `dumps` */
   dumpAfter?: string;
+  /** hook names to tap: each becomes an output `hook:NAME` whose buffer holds its value after a step */
+  taps?: readonly string[];
 }
 
 export interface CompileState {
@@ -28,7 +30,19 @@ interface Pass { name: string; why: string; run(s: CompileState, o: CompileOptio
 
 export const PASSES: readonly Pass[] = [
   { name: 'infer', why: 'shapes and dtypes: each op checks its sources as the graph is built', run: (s) => s },
-  { name: 'taps', why: 'hook points for interpretability (none yet)', run: (s) => s },
+  {
+    name: 'taps', why: 'requested hooks become extra outputs, so fusion keeps their values (no hooks: the plain plan)',
+    run(s, o) {
+      if (!o.taps?.length) return s;
+      const outputs: Record<string, Node> = { ...s.graph.outputs };
+      for (const t of o.taps) {
+        const h = s.graph.hooks[t];
+        if (!h) throw new UsageError(`the model has no hook '${t}'`);
+        outputs[`hook:${t}`] = h.node;
+      }
+      return { ...s, graph: new Graph(outputs, s.graph.hooks) };
+    },
+  },
   {
     name: 'fuse', why: 'rewrite rules until none fires: fewer dispatches, fewer round trips through memory',
     run(s, o) {

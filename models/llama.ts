@@ -1,6 +1,6 @@
 // Llama as an op graph for one decode step: the token at position `pos` goes in, its next-token
 // logits come out, and the KV cache (state) keeps what came before.
-import { GraphBuilder, type DType, type Graph } from '../compiler/graph.js';
+import { GraphBuilder, type DType, type Graph, type Hook, type Node } from '../compiler/graph.js';
 import { ops } from '../ops/index.js';
 
 /** The numbers that define a Llama model (llama2.c's Config, GGUF's `llama.*` keys). */
@@ -36,27 +36,37 @@ export function llama(c: LlamaConfig, dtypeOf: (name: string) => DType = () => '
   const freqs = ropeTable(c.contextLength, c.rotDim, c.ropeTheta, c.ropeFactors); // [context, rotDim/2, 2]
   const tokenEmbd = weight('token_embd.weight', [c.vocabSize, c.dim]); // [vocab, dim]
 
-  let x = embedding(tokenEmbd, token); // [dim], the residual stream
+  // hook points, named as TransformerLens names them (values as TL gives them for an unprocessed model)
+  const hooks: Record<string, Hook> = {};
+  const hook = (name: string, node: Node, shape: number[] = [...node.shape]) => ((hooks[name] = { node, shape }), node);
+  const heads = (n: number) => [n, hs];
+
+  let x = hook('hook_embed', embedding(tokenEmbd, token)); // [dim], the residual stream
   for (let l = 0; l < c.nLayers; l++) {
     const w = (name: string, shape: number[]) => weight(`blk.${l}.${name}.weight`, shape);
+    const b = `blocks.${l}.`;
+    hook(`${b}hook_resid_pre`, x);
     // attention
     const h = rmsnorm(x, w('attn_norm', [c.dim]), c.rmsEps); // [dim]
-    const q = rope(matvec(w('attn_q', [c.dim, c.dim]), h), pos, freqs, hs); // [nHeads*hs]
-    const k = rope(matvec(w('attn_k', [kvDim, c.dim]), h), pos, freqs, hs); // [kvDim]
-    const v = matvec(w('attn_v', [kvDim, c.dim]), h); // [kvDim]
+    const q = rope(hook(`${b}attn.hook_q`, matvec(w('attn_q', [c.dim, c.dim]), h), heads(c.nHeads)), pos, freqs, hs); // [nHeads*hs]
+    const k = rope(hook(`${b}attn.hook_k`, matvec(w('attn_k', [kvDim, c.dim]), h), heads(c.nKvHeads)), pos, freqs, hs); // [kvDim]
+    const v = hook(`${b}attn.hook_v`, matvec(w('attn_v', [kvDim, c.dim]), h), heads(c.nKvHeads)); // [kvDim]
+    hook(`${b}attn.hook_rot_q`, q, heads(c.nHeads));
+    hook(`${b}attn.hook_rot_k`, k, heads(c.nKvHeads));
     const kCache = kvWrite(state(`cache.k.${l}`, [c.contextLength, kvDim]), k, pos); // [context, kvDim]
     const vCache = kvWrite(state(`cache.v.${l}`, [c.contextLength, kvDim]), v, pos); // [context, kvDim]
-    const z = attention(q, kCache, vCache, pos, { nHeads: c.nHeads, nKvHeads: c.nKvHeads, headSize: hs }); // [nHeads*hs]
-    x = add(x, matvec(w('attn_output', [c.dim, c.dim]), z)); // [dim]
+    const z = hook(`${b}attn.hook_z`, attention(q, kCache, vCache, pos, { nHeads: c.nHeads, nKvHeads: c.nKvHeads, headSize: hs }), heads(c.nHeads)); // [nHeads*hs]
+    x = hook(`${b}hook_resid_mid`, add(x, hook(`${b}hook_attn_out`, matvec(w('attn_output', [c.dim, c.dim]), z)))); // [dim]
     // feed-forward (SwiGLU)
     const h2 = rmsnorm(x, w('ffn_norm', [c.dim]), c.rmsEps); // [dim]
-    const gate = matvec(w('ffn_gate', [c.hiddenDim, c.dim]), h2); // [hiddenDim]
-    const up = matvec(w('ffn_up', [c.hiddenDim, c.dim]), h2); // [hiddenDim]
-    x = add(x, matvec(w('ffn_down', [c.dim, c.hiddenDim]), siluMul(gate, up))); // [dim]
+    const gate = hook(`${b}mlp.hook_pre`, matvec(w('ffn_gate', [c.hiddenDim, c.dim]), h2)); // [hiddenDim]
+    const up = hook(`${b}mlp.hook_pre_linear`, matvec(w('ffn_up', [c.hiddenDim, c.dim]), h2)); // [hiddenDim]
+    const act = hook(`${b}mlp.hook_post`, siluMul(gate, up)); // [hiddenDim]
+    x = hook(`${b}hook_resid_post`, add(x, hook(`${b}hook_mlp_out`, matvec(w('ffn_down', [c.dim, c.hiddenDim]), act)))); // [dim]
   }
   const xf = rmsnorm(x, weight('output_norm.weight', [c.dim]), c.rmsEps); // [dim]
   const unembed = c.tiedEmbeddings ? tokenEmbd : weight('output.weight', [c.vocabSize, c.dim]); // [vocab, dim]
-  const logits = matvec(unembed, xf); // [vocab]
+  const logits = hook('hook_logits', matvec(unembed, xf)); // [vocab]
   const next = argmax(logits); // i32[1], the greedy choice, so greedy decoding reads back 4 bytes
-  return g.finish({ logits, next });
+  return g.finish({ logits, next }, hooks);
 }

@@ -58,6 +58,22 @@ export const constValue = (plan: Plan) => (id: BufId): Float32Array => {
   return Float32Array.from(n.op.reference([], n.attr, { srcs: [], out: n.shape }));
 };
 
+/** After a step, copy output `output` (its first `bytes`) into `dst` at `offset`. */
+export interface StageCopy { output: string; dst: GPUBuffer; offset: number; bytes: number }
+
+/** Read a whole GPU buffer back. */
+export async function readBuffer(gpu: GpuContext, src: GPUBuffer): Promise<Float32Array> {
+  const d = gpu.device;
+  const tmp = d.createBuffer({ size: src.size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+  const enc = d.createCommandEncoder();
+  enc.copyBufferToBuffer(src, 0, tmp, 0, src.size);
+  d.queue.submit([enc.finish()]);
+  await tmp.mapAsync(GPUMapMode.READ);
+  const out = new Float32Array(tmp.getMappedRange().slice(0));
+  tmp.destroy();
+  return out;
+}
+
 export class Executor {
   readonly buffers = new Map<BufId, GPUBuffer>();
   readonly steps: Step[] = [];
@@ -70,10 +86,17 @@ export class Executor {
     readonly plan: Plan,
     weights: WeightMap,
     consts: (id: BufId) => Float32Array = constValue(plan),
+    /** another executor of the same model: its weights, constants and KV cache are used, not copied */
+    share?: Executor,
   ) {
     const d = gpu.device;
     const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC;
     for (const spec of plan.buffers.values()) {
+      const theirs = share?.buffers.get(spec.id);
+      if (theirs && (spec.kind === 'weight' || spec.kind === 'const' || spec.kind === 'state') && theirs.size === Math.ceil(spec.bytes / 4) * 4) {
+        this.buffers.set(spec.id, theirs);
+        continue;
+      }
       const buf = d.createBuffer({ size: Math.ceil(spec.bytes / 4) * 4, usage });
       this.owned.push(buf);
       this.buffers.set(spec.id, buf);
@@ -110,8 +133,9 @@ export class Executor {
     this.gpu.device.queue.submit([enc.finish()]);
   }
 
-  /** Write the per-step inputs (by name: token, pos), run every dispatch, read back one output. */
-  async run(inputs: Readonly<Record<string, number>>, output: string): Promise<Float32Array> {
+  /** Write the per-step inputs (by name: token, pos), run every dispatch, copy the `stage` outputs
+   *  into their collecting buffers, read back one output. */
+  async run(inputs: Readonly<Record<string, number>>, output: string, stage: readonly StageCopy[] = []): Promise<Float32Array> {
     const d = this.gpu.device;
     for (const [name, value] of Object.entries(inputs)) d.queue.writeBuffer(this.buffers.get(this.plan.inputs[name]!)!, 0, Int32Array.of(value));
     const enc = d.createCommandEncoder();
@@ -122,6 +146,10 @@ export class Executor {
       pass.dispatchWorkgroups(s.groups[0], s.groups[1]);
     }
     pass.end();
+    for (const s of stage) {
+      const id = this.plan.outputs[s.output]!;
+      enc.copyBufferToBuffer(this.buffers.get(id)!, 0, s.dst, s.offset, s.bytes);
+    }
     const outId = this.plan.outputs[output]!;
     const bytes = this.plan.buffers.get(outId)!.bytes;
     enc.copyBufferToBuffer(this.buffers.get(outId)!, 0, this.readback, 0, bytes);
@@ -134,16 +162,7 @@ export class Executor {
 
   /** Read any buffer of the plan (for tests and tools). */
   async read(id: BufId): Promise<Float32Array> {
-    const d = this.gpu.device;
-    const src = this.buffers.get(id)!;
-    const tmp = d.createBuffer({ size: src.size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
-    const enc = d.createCommandEncoder();
-    enc.copyBufferToBuffer(src, 0, tmp, 0, src.size);
-    d.queue.submit([enc.finish()]);
-    await tmp.mapAsync(GPUMapMode.READ);
-    const out = new Float32Array(tmp.getMappedRange().slice(0));
-    tmp.destroy();
-    return out;
+    return readBuffer(this.gpu, this.buffers.get(id)!);
   }
 
   destroy() {

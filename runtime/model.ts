@@ -3,7 +3,9 @@
 import { FormatError, UsageError } from '../compiler/errors.js';
 import { type Graph } from '../compiler/graph.js';
 import { leafKind, type Plan } from '../compiler/plan.js';
-import { compile } from '../compiler/passes.js';
+import { compile, type CompileOptions } from '../compiler/passes.js';
+import { selectHooks, type HookSelection } from '../compiler/hooks.js';
+import { readBuffer, type StageCopy } from './executor.js';
 import { llama, type LlamaConfig } from '../models/llama.js';
 import { fragments, kernels } from '../ops/kernels.gen.js';
 import { Executor } from './executor.js';
@@ -66,8 +68,12 @@ function checkWeights(graph: Graph, weights: WeightMap, file: string) {
   }
 }
 
+/** A hook's values over the positions of a run: TransformerLens's shape, [batch=1, pos, ...]. */
+export interface CacheEntry { shape: number[]; data: Float32Array }
+
 export class Model {
   private pos = 0;
+  private tappedExecutors = new Map<string, Executor>();
   private constructor(
     readonly config: LlamaConfig,
     readonly tokenizer: Tokenizer,
@@ -76,6 +82,7 @@ export class Model {
     readonly executor: Executor,
     private readonly weights: WeightMap,
     readonly file: string,
+    private readonly compileOptions: CompileOptions,
   ) {}
 
   static async create(src: ModelSource, opts: ModelOptions = {}): Promise<Model> {
@@ -86,12 +93,13 @@ export class Model {
     const graph = llama(config, (name) => src.weights.get(name)?.dtype ?? 'f32');
     checkWeights(graph, src.weights, src.file);
     const gpu = opts.gpu ?? (await getGpu());
-    const plan = compile(graph, {
+    const compileOptions: CompileOptions = {
       kernels, fragments, maxBindingBytes: opts.maxBindingBytes ?? gpu.limits.maxStorageBufferBindingSize,
       fuse: opts.fuse, disableRules: opts.disableRules, maxStorageBuffers: gpu.limits.maxStorageBuffersPerShaderStage,
-    }).plan!;
+    };
+    const plan = compile(graph, compileOptions).plan!;
     const executor = new Executor(gpu, plan, src.weights);
-    return new Model(config, makeTokenizer(src.vocab), graph, plan, executor, src.weights, src.file);
+    return new Model(config, makeTokenizer(src.vocab), graph, plan, executor, src.weights, src.file, compileOptions);
   }
 
   get contextLength() { return this.config.contextLength; }
@@ -169,5 +177,74 @@ export class Model {
     };
   }
 
-  dispose() { this.executor.destroy(); }
+  /** The hook names this model has (TransformerLens's), in graph order. */
+  get hookNames(): string[] { return Object.keys(this.graph.hooks); }
+
+  /** The plan with `names` tapped (compiled once per set of hooks; weights and KV cache shared). */
+  private tapped(names: readonly string[]): Executor {
+    const key = [...names].sort().join(',');
+    let ex = this.tappedExecutors.get(key);
+    if (!ex) {
+      const plan = compile(this.graph, { ...this.compileOptions, taps: names }).plan!;
+      ex = new Executor(this.executor.gpu, plan, this.weights, undefined, this.executor);
+      this.tappedExecutors.set(key, ex);
+    }
+    return ex;
+  }
+
+  /** Run `tokens` (BOS included) and collect the selected hooks at every position, e.g.
+   *  `runWithCache(ids, { hooks: 'blocks.*.hook_resid_post' })`. Returns every position's logits too.
+   *  Hooks are extra outputs of the compiled plan, copied out on the GPU after each step. */
+  async runWithCache(tokens: readonly number[], opts: { hooks: string | readonly string[] }): Promise<{ logits: Float32Array[]; cache: Map<string, CacheEntry> }> {
+    this.checkTokens(tokens);
+    const selector = typeof opts.hooks === 'string' ? opts.hooks : opts.hooks.join(',');
+    const sels = selectHooks(selector, this.hookNames);
+    for (const s of sels) checkSelection(s, this.graph.hooks[s.hook]!.shape, tokens.length);
+    const names = [...new Set(sels.map((s) => s.hook))];
+    const ex = this.tapped(names);
+    const d = ex.gpu.device;
+    const staged = names.map((name) => {
+      const bytes = this.graph.hooks[name]!.node.size * 4;
+      return { name, bytes, dst: d.createBuffer({ size: Math.max(16, bytes * tokens.length), usage: GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC }) };
+    });
+    try {
+      ex.reset();
+      const logits: Float32Array[] = [];
+      for (let p = 0; p < tokens.length; p++) {
+        const stage: StageCopy[] = staged.map((s) => ({ output: `hook:${s.name}`, dst: s.dst, offset: p * s.bytes, bytes: s.bytes }));
+        logits.push(await ex.run({ token: tokens[p]!, pos: p }, 'logits', stage));
+      }
+      this.pos = tokens.length; // the KV cache now holds these tokens, as after logits()
+      const cache = new Map<string, CacheEntry>();
+      for (const s of staged) {
+        const all = (await readBuffer(ex.gpu, s.dst)).subarray(0, (s.bytes / 4) * tokens.length);
+        for (const sel of sels.filter((x) => x.hook === s.name)) cache.set(sel.key, sliceSelection(sel, all, this.graph.hooks[s.name]!.shape, tokens.length));
+      }
+      return { logits, cache };
+    } finally {
+      for (const s of staged) s.dst.destroy();
+    }
+  }
+
+  dispose() {
+    this.executor.destroy();
+    for (const ex of this.tappedExecutors.values()) ex.destroy();
+  }
+}
+
+function checkSelection(s: HookSelection, shape: readonly number[], positions: number) {
+  if (s.head !== undefined && (shape.length !== 2 || s.head < 0 || s.head >= shape[0]!))
+    throw new UsageError(shape.length !== 2 ? `${s.hook} has no heads` : `${s.key}: head ${s.head} is out of range (0..${shape[0]! - 1})`);
+  if (s.pos !== undefined && (s.pos >= positions || s.pos < -positions))
+    throw new UsageError(`${s.key}: position ${s.pos} is out of range for ${positions} tokens`);
+}
+
+/** A hook's [pos, ...shape] values, narrowed to one head and/or one position; shaped [1, pos, ...]. */
+function sliceSelection(s: HookSelection, all: Float32Array, shape: readonly number[], positions: number): CacheEntry {
+  const per = shape.reduce((a, b) => a * b, 1);
+  const ps = s.pos === undefined ? [...Array(positions).keys()] : [s.pos < 0 ? positions + s.pos : s.pos];
+  const inner = s.head === undefined ? per : shape[1]!;
+  const data = new Float32Array(ps.length * inner);
+  ps.forEach((p, i) => data.set(all.subarray(p * per + (s.head ?? 0) * inner, p * per + (s.head ?? 0) * inner + inner), i * inner));
+  return { shape: [1, ps.length, ...(s.head === undefined ? shape : [shape[1]!])], data };
 }

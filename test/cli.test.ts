@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { writeGGUF } from '../runtime/formats/gguf_write.js';
+import { parseSafetensors } from '../runtime/formats/safetensors.js';
 import { BIN, GGUF, TOK } from './helpers/models.js';
 
 const root = path.resolve(import.meta.dirname, '..');
@@ -83,7 +84,24 @@ describe('tapir CLI', () => {
     expect(r.stderr[0]).toMatch(/WebGPU could not start .* run `bash scripts\/setup.sh`/);
   });
 
-  it.each(['generate', 'logits', 'graph'])('%s --help', (cmd) => {
+  it('hooks lists TransformerLens names; cache writes the selected hooks as safetensors', () => {
+    const h = tapir('hooks', '--json');
+    expect(h.code).toBe(0);
+    const names = JSON.parse(h.stdout).map((x: { name: string }) => x.name);
+    expect(names).toContain('blocks.4.hook_resid_post');
+    expect(names).toContain('blocks.0.attn.hook_rot_k');
+    const file = path.join(dir, 'acts.safetensors');
+    const r = tapir('cache', '-p', 'Once upon a time', '--hooks', 'blocks.*.hook_resid_post,blocks.1.attn.hook_z[head=2]', '--out', file, '--json');
+    expect(r.code, r.stderr.join('\n')).toBe(0);
+    const st = parseSafetensors(new Uint8Array(fs.readFileSync(file)), file);
+    expect(st.tensors.get('blocks.4.hook_resid_post')!.shape).toEqual([1, 5, 64]);
+    expect(st.tensors.get('blocks.1.attn.hook_z[head=2]')!.shape).toEqual([1, 5, 8]);
+    const bad = tapir('cache', '-p', 'x', '--hooks', 'blocks.9.hook_resid_post', '--out', file);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr[0]).toMatch(/unknown hook 'blocks.9.hook_resid_post'; the nearest hooks are/);
+  });
+
+  it.each(['generate', 'logits', 'graph', 'compile', 'synth', 'hooks', 'cache'])('%s --help', (cmd) => {
     const r = tapir(cmd, '--help');
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/^Usage: tapir/);

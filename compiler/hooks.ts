@@ -1,0 +1,100 @@
+// Hook selectors: `blocks.*.hook_resid_post`, `blocks.3-7.attn.hook_z`, `blocks.2.attn.hook_z[head=5]`,
+// `blocks.4.hook_resid_pre[pos=-1]`, several separated by commas. Parsed with an ohm-js grammar and
+// matched against the hook names a graph has; a selector that matches nothing is an error that lists
+// the nearest real names.
+import * as ohm from 'ohm-js';
+import { UsageError } from './errors.js';
+
+/** The hook names of a Llama-style model, for editors (TransformerLens's names). */
+export type LayerHook =
+  | 'hook_resid_pre' | 'hook_resid_mid' | 'hook_resid_post' | 'hook_attn_out' | 'hook_mlp_out'
+  | 'attn.hook_q' | 'attn.hook_k' | 'attn.hook_v' | 'attn.hook_rot_q' | 'attn.hook_rot_k' | 'attn.hook_z'
+  | 'mlp.hook_pre' | 'mlp.hook_pre_linear' | 'mlp.hook_post';
+export type HookName = 'hook_embed' | 'hook_logits' | `blocks.${number}.${LayerHook}`;
+
+const grammar = ohm.grammar(String.raw`
+HookSelector {
+  List = NonemptyListOf<Sel, ",">
+  Sel = path filter*
+  path = seg ("." seg)*
+  seg = "*" -- any
+      | digit+ "-" digit+ -- range
+      | (alnum | "_")+ -- word
+  filter = "[" key "=" int "]"
+  key = "head" | "pos"
+  int = "-"? digit+
+}`);
+
+export interface HookSelection {
+  hook: string;
+  /** one attention head of a [head, d_head] hook */
+  head?: number;
+  /** one position (negative counts from the end) */
+  pos?: number;
+  /** how the selection is named in a cache: the hook, with its filters */
+  key: string;
+}
+
+interface Seg { any?: true; lo?: number; hi?: number; word?: string }
+
+function editDistance(a: string, b: string): number {
+  const d = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = d[0]!;
+    d[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const t = d[j]!;
+      d[j] = Math.min(d[j]! + 1, d[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+      prev = t;
+    }
+  }
+  return d[b.length]!;
+}
+
+export function nearest(name: string, names: readonly string[], n = 3): string[] {
+  return [...names].sort((a, b) => editDistance(name, a) - editDistance(name, b) || a.localeCompare(b)).slice(0, n);
+}
+
+/** Expand a selector against the hook names a model has. */
+export function selectHooks(selector: string, names: readonly string[]): HookSelection[] {
+  const m = grammar.match(selector);
+  if (m.failed()) throw new UsageError(`bad hook selector '${selector}': ${m.shortMessage}`);
+  type Sel = { text: string; segs: Seg[]; filters: Record<string, number>; source: string };
+  const sem = grammar.createSemantics();
+  sem.addOperation<Sel[] | Sel>('sels', {
+    List(list) { return list.asIteration().children.map((c: ohm.Node) => c['sels']() as Sel); },
+    Sel(path, filters) {
+      const all = [path.children[0]!, ...path.children[2]!.children];
+      const f: Record<string, number> = {};
+      for (const x of filters.children) f[x.children[1]!.sourceString] = Number(x.children[3]!.sourceString);
+      return { text: path.sourceString, segs: all.map((n) => n['seg']() as Seg), filters: f, source: this.sourceString };
+    },
+  });
+  sem.addOperation<Seg>('seg', {
+    seg_any(_s) { return { any: true }; },
+    seg_range(a, _d, b) { return { lo: Number(a.sourceString), hi: Number(b.sourceString) }; },
+    seg_word(w) { return { word: w.sourceString }; },
+  });
+  const sels = sem(m)['sels']() as Sel[];
+  const out: HookSelection[] = [];
+  for (const s of sels) {
+    const matches = names.filter((name) => {
+      const parts = name.split('.');
+      return parts.length === s.segs.length && parts.every((p, i) => {
+        const g = s.segs[i]!;
+        return g.any || (g.word !== undefined ? g.word === p : /^\d+$/.test(p) && Number(p) >= g.lo! && Number(p) <= g.hi!);
+      });
+    });
+    if (!matches.length) {
+      const probe = s.text.replace(/\*/g, '0').replace(/(\d+)-\d+/g, '$1');
+      throw new UsageError(`unknown hook '${s.text}'; the nearest hooks are ${nearest(probe, names).join(', ')} ('tapir hooks' lists them all)`);
+    }
+    for (const hook of matches) {
+      const sel: HookSelection = { hook, key: hook + s.source.slice(s.text.length) };
+      if (s.filters.head !== undefined) sel.head = s.filters.head;
+      if (s.filters.pos !== undefined) sel.pos = s.filters.pos;
+      out.push(sel);
+    }
+  }
+  return out;
+}

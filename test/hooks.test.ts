@@ -1,0 +1,101 @@
+// Hooks: TransformerLens names, values through the fused plan equal to the float64 reference at the
+// same point, selectors, and the guarantees that taps change nothing they should not.
+import { afterAll, describe, expect, it } from 'vitest';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { selectHooks } from '../compiler/hooks.js';
+import { compile } from '../compiler/passes.js';
+import { llama } from '../models/llama.js';
+import { fragments, kernels } from '../ops/kernels.gen.js';
+import { Model } from '../runtime/model.js';
+import { loadModelSource } from '../runtime/node/load.js';
+import { synthModel } from '../runtime/synth/synth.js';
+import { GGUF } from './helpers/models.js';
+import { relErr } from './helpers/numeric.js';
+import { writeSynth } from './helpers/synth.js';
+
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tapir-hooks-'));
+afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+async function everyHookMatches(file: string, prompt: string) {
+  const model = await Model.create(loadModelSource(file), { contextLength: 64 });
+  try {
+    const tokens = model.tokenizer.encode(prompt);
+    const { logits, cache } = await model.runWithCache(tokens, { hooks: '*,blocks.*.*,blocks.*.attn.*,blocks.*.mlp.*' });
+    expect([...cache.keys()].sort()).toEqual(model.hookNames.sort());
+    const ref = model.reference();
+    const plain = await model.logits(tokens);
+    tokens.forEach((token, pos) => {
+      const values = ref.step({ token, pos });
+      for (const [name, hook] of Object.entries(model.graph.hooks)) {
+        const per = hook.node.size;
+        const got = cache.get(name)!.data.subarray(pos * per, (pos + 1) * per);
+        expect(relErr(got, values.get(hook.node)!), `${name} @ ${pos}`).toBeLessThanOrEqual(1e-4);
+      }
+      // tapping changes no logit (the same kernels compute them)
+      expect(relErr(logits[pos]!, plain[pos]!)).toBeLessThanOrEqual(1e-6);
+    });
+  } finally {
+    model.dispose();
+  }
+}
+
+describe('hooks through the fused plan', () => {
+  it('every hook equals the float64 reference on stories260K', () => everyHookMatches(GGUF, 'Lily and Ben went to the park. They saw'));
+  it('every hook equals the float64 reference on the tiny synth model (GQA, Llama 3 RoPE)', () =>
+    everyHookMatches(writeSynth(synthModel('tiny', 'q8_0', 7), path.join(dir, 't.gguf')), 'Once upon a time, the tapir said hello.'));
+
+  it('gives TransformerLens shapes, and narrows to a head or a position', async () => {
+    const model = await Model.create(loadModelSource(GGUF), { contextLength: 32 });
+    try {
+      const tokens = model.tokenizer.encode('Once upon a time');
+      const { cache } = await model.runWithCache(tokens, { hooks: ['blocks.2.attn.hook_z', 'blocks.2.attn.hook_z[head=5]', 'blocks.1-2.attn.hook_k', 'blocks.4.hook_resid_pre[pos=-1]'] });
+      const z = cache.get('blocks.2.attn.hook_z')!;
+      expect(z.shape).toEqual([1, 5, 8, 8]);
+      expect(cache.get('blocks.1.attn.hook_k')!.shape).toEqual([1, 5, 4, 8]); // GQA keeps its 4 kv heads
+      const z5 = cache.get('blocks.2.attn.hook_z[head=5]')!;
+      expect(z5.shape).toEqual([1, 5, 8]);
+      expect(Array.from(z5.data.subarray(8, 16))).toEqual(Array.from(z.data.subarray(64 + 40, 64 + 48)));
+      const last = cache.get('blocks.4.hook_resid_pre[pos=-1]')!;
+      expect(last.shape).toEqual([1, 1, 64]);
+      await expect(model.runWithCache(tokens, { hooks: 'blocks.4.hook_resid_pre[pos=9]' })).rejects.toThrow(/position 9 is out of range/);
+      await expect(model.runWithCache(tokens, { hooks: 'blocks.2.hook_resid_pre[head=1]' })).rejects.toThrow(/has no heads/);
+    } finally {
+      model.dispose();
+    }
+  });
+
+  it('tapping does not change the greedy tokens, and without taps the plan is the plain one', async () => {
+    const src = loadModelSource(GGUF);
+    const graph = llama({ ...src.config, contextLength: 64 });
+    const opts = { kernels, fragments, maxBindingBytes: 1 << 27 };
+    const plain = compile(graph, opts).plan!, none = compile(graph, { ...opts, taps: [] }).plan!;
+    expect(none.toString()).toBe(plain.toString());
+    const model = await Model.create(src, { contextLength: 64 });
+    try {
+      const greedy = await model.generate({ maxNewTokens: 20 });
+      const { logits } = await model.runWithCache(greedy.tokens, { hooks: 'blocks.*.hook_resid_mid,blocks.*.mlp.hook_post' });
+      const argmax = (r: Float32Array) => r.indexOf(Math.max(...r));
+      expect(logits.slice(0, -1).map(argmax)).toEqual(greedy.tokens.slice(1));
+    } finally {
+      model.dispose();
+    }
+  });
+});
+
+describe('hook selectors', () => {
+  const names = llama({ dim: 16, hiddenDim: 24, nLayers: 8, nHeads: 4, nKvHeads: 2, vocabSize: 12, contextLength: 8, ropeTheta: 1e4, rotDim: 4, rmsEps: 1e-5, tiedEmbeddings: true }).hooks;
+  const all = Object.keys(names);
+  it('expand wildcards, ranges and lists', () => {
+    expect(selectHooks('blocks.*.hook_resid_post', all).map((s) => s.hook)).toEqual([...Array(8).keys()].map((l) => `blocks.${l}.hook_resid_post`));
+    expect(selectHooks('blocks.3-5.attn.hook_z', all).map((s) => s.hook)).toEqual(['blocks.3.attn.hook_z', 'blocks.4.attn.hook_z', 'blocks.5.attn.hook_z']);
+    expect(selectHooks('hook_embed, hook_logits', all).map((s) => s.key)).toEqual(['hook_embed', 'hook_logits']);
+    expect(selectHooks('blocks.2.attn.hook_z[head=3]', all)).toEqual([{ hook: 'blocks.2.attn.hook_z', head: 3, key: 'blocks.2.attn.hook_z[head=3]' }]);
+  });
+  it('reject unknown names, listing the nearest real ones', () => {
+    expect(() => selectHooks('blocks.2.hook_resid_psot', all)).toThrow(/unknown hook 'blocks.2.hook_resid_psot'; the nearest hooks are blocks.2.hook_resid_post/);
+    expect(() => selectHooks('blocks.9.attn.hook_z', all)).toThrow(/nearest hooks are blocks\.[0-7]\.attn\.hook_z/);
+    expect(() => selectHooks('blocks..x', all)).toThrow(/bad hook selector/);
+  });
+});
