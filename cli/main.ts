@@ -11,6 +11,8 @@ import type { DType } from '../compiler/graph.js';
 import { PRESETS, synthModel } from '../runtime/synth/synth.js';
 import { writeAtomically, writeSynthGGUF } from '../runtime/node/write_file.js';
 import { writeSafetensors } from '../runtime/formats/safetensors.js';
+import { logitLens, type LensCell } from '../runtime/interp/lens.js';
+import { heatmapSvg } from '../runtime/interp/heatmap.js';
 import { progressBar } from './progress.js';
 import path from 'node:path';
 import { compile, PASSES } from '../compiler/passes.js';
@@ -52,6 +54,7 @@ Commands:
   synth      write a model with seeded random weights and a learned tokenizer (GGUF)
   compile    show how the model becomes kernels: fused IR, plan, WGSL, pictures
   hooks      list the model's hook points (TransformerLens names) and their shapes
+  lens       the logit lens: what each layer would predict, as a layer × position heatmap
   cache      run a prompt and save the values at selected hooks (safetensors)
 
 Run 'tapir <command> --help' for a command's options.`,
@@ -108,6 +111,16 @@ tensors named by hook, shaped [1, pos, ...] as TransformerLens shapes them.
       --hooks SEL       e.g. 'blocks.*.hook_resid_post', 'blocks.3-7.attn.hook_z',
                         'blocks.2.attn.hook_z[head=5]', 'blocks.4.hook_resid_pre[pos=-1]' (comma-separated)
       --out FILE        the safetensors file to write (atomically)
+${MODEL_HELP}`,
+  lens: `Usage: tapir lens [-m MODEL] -p PROMPT [--target PIECE | --target-id N] [--top K] [--svg FILE] [--json]
+
+For every layer and position: the residual stream after the block, read through the final norm and
+the unembedding — its top tokens and probabilities, the target's rank and probability, and the KL
+divergence from the model's final output. The last layer's row is the model's own prediction.
+      --target PIECE    a vocabulary entry written exactly as in the vocabulary (e.g. " Lily")
+      --target-id N     the target by id
+      --top K           top tokens per cell (default: 5)
+      --svg FILE        a heatmap: top token in each cell, its probability (or the target's) as colour
 ${MODEL_HELP}`,
   graph: `Usage: tapir graph [-m MODEL] [--plan] [options]
 
@@ -327,7 +340,48 @@ async function cache(argv: string[]) {
   }
 }
 
-const COMMANDS: Record<string, (argv: string[]) => Promise<void>> = { generate, logits, graph, synth, compile: compileCmd, hooks, cache };
+/** A PIECE names one vocabulary entry exactly as written there (or --target-id gives the id). */
+function targetOf(model: Model, piece: unknown, id: unknown): number | undefined {
+  if (piece !== undefined && id !== undefined) throw new UsageError('give --target or --target-id, not both');
+  if (id !== undefined) return int(id as string, '--target-id', 0, 0);
+  if (piece === undefined) return undefined;
+  const t = model.tokenizer.idOf(String(piece));
+  if (t === undefined) throw new UsageError(`'${String(piece)}' is not a vocabulary entry (write it exactly as in the vocabulary, e.g. " Lily")`);
+  return t;
+}
+
+async function lens(argv: string[]) {
+  const o = parse('lens', argv, { prompt: { type: 'string', short: 'p' }, target: { type: 'string' }, 'target-id': { type: 'string' }, top: { type: 'string' }, svg: { type: 'string' } });
+  if (o.help) return out(HELP.lens + '\n');
+  if (typeof o.prompt !== 'string') throw new UsageError("lens needs -p PROMPT (see 'tapir lens --help')");
+  const top = int(o.top, '--top', 1, 5);
+  const { model } = await openModel(o);
+  try {
+    const target = targetOf(model, o.target, o['target-id']);
+    const r = await logitLens(model, model.tokenizer.encode(o.prompt), { target, top });
+    if (typeof o.svg === 'string') {
+      const cell = (c: LensCell) => c.target ? c.target.prob : c.top[0]!.prob;
+      fs.writeFileSync(o.svg, heatmapSvg({
+        title: `logit lens${r.target ? ` — P(${JSON.stringify(r.target.piece)})` : ' — top token and its probability'}`,
+        rows: r.layers.map((l) => l.hook.replace('.hook_resid_post', '')),
+        cols: r.pieces,
+        values: r.layers.map((l) => l.cells.map(cell)),
+        labels: r.layers.map((l) => l.cells.map((c) => c.top[0]!.piece)),
+        tooltips: r.layers.map((l) => l.cells.map((c) => c.top.map((t) => `${JSON.stringify(t.piece)} ${(100 * t.prob).toFixed(1)}%`).join('\n') +
+          (c.target ? `\ntarget rank ${c.target.rank}, ${(100 * c.target.prob).toFixed(2)}%` : '') + `\nKL to final ${c.kl.toFixed(3)}`)),
+      }));
+    }
+    if (o.json) out(JSON.stringify({ tokens: r.tokens, pieces: r.pieces, target: r.target, layers: r.layers }) + '\n');
+    else {
+      out(`position:  ${r.pieces.map((p) => JSON.stringify(p).padEnd(12)).join(' ')}\n`);
+      for (const l of r.layers) out(`${l.hook.replace('.hook_resid_post', '').padEnd(9)}  ${l.cells.map((c) => `${JSON.stringify(c.top[0]!.piece)} ${(c.top[0]!.prob * 100).toFixed(0)}%`.padEnd(12)).join(' ')}\n`);
+    }
+  } finally {
+    model.dispose();
+  }
+}
+
+const COMMANDS: Record<string, (argv: string[]) => Promise<void>> = { lens, generate, logits, graph, synth, compile: compileCmd, hooks, cache };
 
 /** Runs a command; returns the exit code. Always releases the GPU so the process can exit. */
 export async function main(argv: string[]): Promise<number> {

@@ -1,7 +1,8 @@
 // A loaded model on the GPU: its graph, the plan lowered from it, the executor that runs the plan,
 // and the tokenizer. Generation and every-position logits are built on `forward(token, pos)`.
 import { FormatError, UsageError } from '../compiler/errors.js';
-import { type Graph } from '../compiler/graph.js';
+import { GraphBuilder, type Graph } from '../compiler/graph.js';
+import { ops } from '../ops/index.js';
 import { leafKind, type Plan } from '../compiler/plan.js';
 import { compile, type CompileOptions } from '../compiler/passes.js';
 import { selectHooks, type HookSelection } from '../compiler/hooks.js';
@@ -226,8 +227,30 @@ export class Model {
     }
   }
 
+  private lensExecutor: Executor | undefined;
+
+  /** The logits the final norm and unembedding give for residual-stream vectors (the logit lens);
+   *  one GPU run per vector, on the model's own weight buffers. */
+  async unembed(resid: readonly Float32Array[]): Promise<Float32Array[]> {
+    if (!this.lensExecutor) {
+      const g = new GraphBuilder();
+      const o = ops(g);
+      const c = this.config;
+      const dtypeOf = (name: string) => this.weights.get(name)?.dtype ?? 'f32';
+      const x = o.input('resid', [c.dim], 'f32'); // [dim]
+      const unembed = c.tiedEmbeddings ? o.weight('token_embd.weight', [c.vocabSize, c.dim], dtypeOf('token_embd.weight')) : o.weight('output.weight', [c.vocabSize, c.dim], dtypeOf('output.weight'));
+      const logits = o.matvec(unembed, o.rmsnorm(x, o.weight('output_norm.weight', [c.dim]), c.rmsEps)); // [vocab]
+      const plan = compile(g.finish({ logits }), this.compileOptions).plan!;
+      this.lensExecutor = new Executor(this.executor.gpu, plan, this.weights, undefined, this.executor);
+    }
+    const out: Float32Array[] = [];
+    for (const r of resid) out.push((await this.lensExecutor.run({ resid: r }, 'logits')).subarray(0, this.config.vocabSize));
+    return out;
+  }
+
   dispose() {
     this.executor.destroy();
+    this.lensExecutor?.destroy();
     for (const ex of this.tappedExecutors.values()) ex.destroy();
   }
 }

@@ -1,0 +1,47 @@
+// A layer × position heatmap as SVG: token strings on the axes, a value per cell as colour, a label
+// written in the cell, and the details in a <title> tooltip. Plain SVG, no scripts, no fonts to load.
+export interface HeatmapSpec {
+  title: string;
+  rows: string[];
+  cols: string[];
+  /** [row][col] in [0, 1] for a sequential scale, or [-1, 1] with `diverging` */
+  values: number[][];
+  labels?: string[][];
+  tooltips?: string[][];
+  diverging?: boolean;
+}
+
+const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+const show = (s: string) => JSON.stringify(s).slice(1, -1); // visible spaces and newlines
+
+function colour(v: number, diverging: boolean): string {
+  if (!Number.isFinite(v)) return '#cccccc';
+  if (diverging) {
+    // blue (-1) – white (0) – red (+1)
+    const t = Math.max(-1, Math.min(1, v));
+    const [r, g, b] = t >= 0 ? [255, 255 - 200 * t, 255 - 200 * t] : [255 + 200 * t, 255 + 200 * t, 255];
+    return `rgb(${Math.round(r)},${Math.round(g)},${Math.round(b)})`;
+  }
+  const t = Math.max(0, Math.min(1, v));
+  return `rgb(${Math.round(255 - 205 * t)},${Math.round(255 - 130 * t)},${Math.round(255 - 40 * t)})`;
+}
+
+export function heatmapSvg(h: HeatmapSpec): string {
+  const cw = 64, ch = 26, left = 190, top = 110;
+  const w = left + cw * h.cols.length + 20, ht = top + ch * h.rows.length + 40;
+  const out = [`<svg xmlns="http://www.w3.org/2000/svg" width="${w}" height="${ht}" font-family="Helvetica, Arial, sans-serif" font-size="11">`,
+    `<text x="10" y="22" font-size="15" font-weight="bold">${esc(h.title)}</text>`];
+  h.cols.forEach((c, j) => out.push(`<text transform="translate(${left + cw * j + cw / 2},${top - 8}) rotate(-45)" text-anchor="start">${esc(show(c))}</text>`));
+  h.rows.forEach((r, i) => {
+    out.push(`<text x="${left - 8}" y="${top + ch * i + ch / 2 + 4}" text-anchor="end">${esc(r)}</text>`);
+    h.cols.forEach((_, j) => {
+      const v = h.values[i]![j]!;
+      const x = left + cw * j, y = top + ch * i;
+      out.push(`<g><rect x="${x}" y="${y}" width="${cw - 1}" height="${ch - 1}" fill="${colour(v, !!h.diverging)}"/>` +
+        (h.labels ? `<text x="${x + cw / 2}" y="${y + ch / 2 + 4}" text-anchor="middle" font-size="10">${esc(show(h.labels[i]![j]!).slice(0, 9))}</text>` : '') +
+        `<title>${esc(h.tooltips?.[i]![j] ?? String(v))}</title></g>`);
+    });
+  });
+  out.push('</svg>');
+  return out.join('\n');
+}

@@ -1,0 +1,60 @@
+// The logit lens: the last layer is the model's own output, and every layer equals the CPU's
+// unembed(final_norm(resid)) on the same residual stream.
+import { describe, expect, it } from 'vitest';
+import fs from 'node:fs';
+import path from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { matvec } from '../ops/matvec.js';
+import { Model } from '../runtime/model.js';
+import { loadModelSource } from '../runtime/node/load.js';
+import { logitLens } from '../runtime/interp/lens.js';
+import { dequantize } from '../ops/dequant.js';
+import { GGUF } from './helpers/models.js';
+import { relErr } from './helpers/numeric.js';
+
+const root = path.resolve(import.meta.dirname, '..');
+
+describe('logit lens', () => {
+  it('ends at the model\'s logits and equals the CPU unembedding of every layer\'s residual stream', async () => {
+    const model = await Model.create(loadModelSource(GGUF), { contextLength: 32 });
+    try {
+      const tokens = model.tokenizer.encode('Once upon a time, there was a little girl named');
+      const lily = model.tokenizer.idOf(' Lily')!;
+      const lens = await logitLens(model, tokens, { target: lily });
+      const final = await model.logits(tokens);
+      const L = model.config.nLayers;
+      final.forEach((row, p) => expect(relErr(lens.logits[L - 1]![p]!, row)).toBeLessThanOrEqual(1e-6));
+      expect(lens.layers[L - 1]!.cells.at(-1)!.target!.rank).toBe(0); // the model says " Lily" here
+      expect(lens.layers[L - 1]!.cells.every((c) => c.kl < 1e-6)).toBe(true);
+      // CPU: float64 final norm + unembedding of the cached residual stream
+      const src = loadModelSource(GGUF);
+      const w = src.weights.get('output.weight')!, nw = src.weights.get('output_norm.weight')!;
+      const W = dequantize(w.dtype, w.bytes, w.shape[0]! * w.shape[1]!), NW = dequantize('f32', nw.bytes, nw.shape[0]!);
+      const { cache } = await model.runWithCache(tokens, { hooks: 'blocks.*.hook_resid_post' });
+      for (let l = 0; l < L; l++) {
+        const resid = cache.get(`blocks.${l}.hook_resid_post`)!.data;
+        tokens.forEach((_, p) => {
+          const x = Float64Array.from(resid.subarray(p * 64, (p + 1) * 64));
+          const cpu = matvec.reference([W, x, NW], { norm: true, eps: model.config.rmsEps }, { srcs: [w.shape, [64], [64]], out: [w.shape[0]!] });
+          expect(relErr(lens.logits[l]![p]!, cpu), `layer ${l} position ${p}`).toBeLessThanOrEqual(1e-5);
+        });
+      }
+    } finally {
+      model.dispose();
+    }
+  });
+
+  it('tapir lens prints JSON and an SVG heatmap; an unknown piece is exit code 2', () => {
+    fs.mkdirSync(path.join(root, 'test-output'), { recursive: true });
+    const svg = path.join(root, 'test-output', 'lens.svg');
+    const r = spawnSync(path.join(root, 'bin/tapir.js'), ['lens', '-p', 'Once upon a time', '--target', ' Lily', '--svg', svg, '--json'], { cwd: root, encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+    const o = JSON.parse(r.stdout);
+    expect(o.layers).toHaveLength(5);
+    expect(o.layers[0].cells).toHaveLength(5);
+    expect(o.target.piece).toBe(' Lily');
+    const bad = spawnSync(path.join(root, 'bin/tapir.js'), ['lens', '-p', 'x', '--target', ' Lilyy'], { cwd: root, encoding: 'utf8' });
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toMatch(/' Lilyy' is not a vocabulary entry/);
+  });
+});
