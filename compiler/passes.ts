@@ -1,6 +1,7 @@
 // The compiler, as one flat list of named passes. Each takes the state the one before left and says
 // why it exists; `dumpAfter` prints the IR (graph text, or the plan) after any of them.
-import { Graph, type Node } from './graph.js';
+import { Graph, GraphBuilder, type Node } from './graph.js';
+import { OP_BY_NAME } from '../ops/index.js';
 import { lowerGraph, type Plan, type PlanOptions } from './plan.js';
 import { rewrite } from './rewrite.js';
 import { RULES, type Rule } from './rules.js';
@@ -17,6 +18,8 @@ export interface CompileOptions extends PlanOptions {
   dumpAfter?: string;
   /** hook names to tap: each becomes an output `hook:NAME` whose buffer holds its value after a step */
   taps?: readonly string[];
+  /** hooks to intervene at, with the rows (positions) their tables cover: see ops/intervene.ts */
+  interventions?: readonly { hook: string; rows: number }[];
 }
 
 export interface CompileState {
@@ -30,6 +33,12 @@ interface Pass { name: string; why: string; run(s: CompileState, o: CompileOptio
 
 export const PASSES: readonly Pass[] = [
   { name: 'infer', why: 'shapes and dtypes: each op checks its sources as the graph is built', run: (s) => s },
+  {
+    name: 'interventions', why: 'edits at hooks become intervene ops whose tables the host writes once per run',
+    run(s, o) {
+      return o.interventions?.length ? { ...s, graph: withInterventions(s.graph, o.interventions) } : s;
+    },
+  },
   {
     name: 'taps', why: 'requested hooks become extra outputs, so fusion keeps their values (no hooks: the plain plan)',
     run(s, o) {
@@ -70,4 +79,31 @@ export function compile(graph: Graph, o: CompileOptions): CompileState & { dump?
     if (o.dumpAfter === p.name) dump = s.plan ? printGraph(s.graph) + '\n' + s.plan.toString() : printGraph(s.graph);
   }
   return { ...s, dump };
+}
+
+/** The graph with `intervene(x, pos, a, b)` after each named hook: every reader of the hook, the hook
+ *  itself included (TransformerLens caches the edited value), sees the edited value. */
+export function withInterventions(graph: Graph, list: readonly { hook: string; rows: number }[]): Graph {
+  const at = new Map<Node, { hook: string; rows: number }>();
+  for (const iv of list) {
+    const h = graph.hooks[iv.hook];
+    if (!h) throw new UsageError(`the model has no hook '${iv.hook}'`);
+    at.set(h.node, iv);
+  }
+  const pos = graph.nodes.find((n) => n.op.name === 'input' && n.attr.name === 'pos');
+  if (!pos) throw new UsageError('interventions need a graph with a position input');
+  const g = new GraphBuilder();
+  const map = new Map<Node, Node>();
+  const intervene = OP_BY_NAME.get('intervene')!, input = OP_BY_NAME.get('input')!;
+  for (const n of graph.nodes) {
+    let m = g.apply(n.op, n.srcs.map((s) => map.get(s)!), n.attr);
+    const iv = at.get(n);
+    if (iv) {
+      const table = (k: string) => g.apply(input, [], { name: `iv:${iv.hook}:${k}`, shape: [iv.rows, n.size], dtype: 'f32' });
+      m = g.apply(intervene, [m, map.get(pos)!, table('a'), table('b')], {});
+    }
+    map.set(n, m);
+  }
+  const hooks = Object.fromEntries(Object.entries(graph.hooks).map(([k, h]) => [k, { ...h, node: map.get(h.node)! }]));
+  return g.finish(Object.fromEntries(Object.entries(graph.outputs).map(([k, n]) => [k, map.get(n)!])), hooks);
 }

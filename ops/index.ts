@@ -18,10 +18,11 @@ import { qkvMatvec } from './qkv_matvec.js';
 import { ropeKv } from './rope_kv.js';
 import { ffnGateUp } from './ffn_gate_up.js';
 import { argmax } from './argmax.js';
+import { intervene } from './intervene.js';
 import type { Op } from './op.js';
 
 export const OPS: readonly Op[] = [input, weight, state, ropeTable, embedding, rmsnorm, matvec, rope, kvWrite, attention, add, siluMul,
-  scale, slice, qkvMatvec, ropeKv, ffnGateUp, argmax] as Op[];
+  scale, slice, qkvMatvec, ropeKv, ffnGateUp, argmax, intervene] as Op[];
 /** ops by name (the IR parser and rules look them up) */
 export const OP_BY_NAME: ReadonlyMap<string, Op> = new Map(OPS.map((o) => [o.name, o]));
 

@@ -126,6 +126,13 @@ export class Executor {
     this.owned.push(this.readback);
   }
 
+  /** Write a host-provided input (e.g. an intervention table) that stays until written again. */
+  write(name: string, data: Float32Array) {
+    const id = this.plan.inputs[name];
+    if (!id) throw new Error(`internal: the plan has no input '${name}'`);
+    this.gpu.device.queue.writeBuffer(this.buffers.get(id)!, 0, data as Float32Array<ArrayBuffer>);
+  }
+
   /** Zero the state (KV cache) for a new sequence. */
   reset() {
     const enc = this.gpu.device.createCommandEncoder();

@@ -69,6 +69,15 @@ function checkWeights(graph: Graph, weights: WeightMap, file: string) {
   }
 }
 
+/** An edit at a hook (a selector: `[pos=..]` and `[head=..]` narrow it). `replace` gives the hook's
+ *  values at every position ([pos, ...], e.g. another run's cache entry); `add` and `mean` one vector. */
+export type Intervention = { hook: string } & (
+  | { replace: Float32Array }
+  | { add: Float32Array }
+  | { scale: number }
+  | { zero: true }
+  | { mean: Float32Array });
+
 /** A hook's values over the positions of a run: TransformerLens's shape, [batch=1, pos, ...]. */
 export interface CacheEntry { shape: number[]; data: Float32Array }
 
@@ -181,12 +190,13 @@ export class Model {
   /** The hook names this model has (TransformerLens's), in graph order. */
   get hookNames(): string[] { return Object.keys(this.graph.hooks); }
 
-  /** The plan with `names` tapped (compiled once per set of hooks; weights and KV cache shared). */
-  private tapped(names: readonly string[]): Executor {
-    const key = [...names].sort().join(',');
+  /** The plan with these hooks tapped and interventions compiled in (built once per combination;
+   *  weights and KV cache shared with the plain plan). */
+  private variant(taps: readonly string[], interventions: readonly { hook: string; rows: number }[]): Executor {
+    const key = JSON.stringify([[...taps].sort(), [...interventions].sort((a, b) => a.hook.localeCompare(b.hook))]);
     let ex = this.tappedExecutors.get(key);
     if (!ex) {
-      const plan = compile(this.graph, { ...this.compileOptions, taps: names }).plan!;
+      const plan = compile(this.graph, { ...this.compileOptions, taps, interventions }).plan!;
       ex = new Executor(this.executor.gpu, plan, this.weights, undefined, this.executor);
       this.tappedExecutors.set(key, ex);
     }
@@ -196,13 +206,23 @@ export class Model {
   /** Run `tokens` (BOS included) and collect the selected hooks at every position, e.g.
    *  `runWithCache(ids, { hooks: 'blocks.*.hook_resid_post' })`. Returns every position's logits too.
    *  Hooks are extra outputs of the compiled plan, copied out on the GPU after each step. */
-  async runWithCache(tokens: readonly number[], opts: { hooks: string | readonly string[] }): Promise<{ logits: Float32Array[]; cache: Map<string, CacheEntry> }> {
+  runWithCache(tokens: readonly number[], opts: { hooks: string | readonly string[] }) {
+    return this.runWithHooks(tokens, { hooks: opts.hooks, interventions: [] });
+  }
+
+  /** Run with interventions at hooks (replace/patch, add, scale, zero- or mean-ablate; a hook's
+   *  `[pos=..]` and `[head=..]` restrict them), optionally caching hooks (which then hold the edited
+   *  values, as in TransformerLens). */
+  async runWithHooks(tokens: readonly number[], opts: { interventions: readonly Intervention[]; hooks?: string | readonly string[] }):
+    Promise<{ logits: Float32Array[]; cache: Map<string, CacheEntry> }> {
     this.checkTokens(tokens);
-    const selector = typeof opts.hooks === 'string' ? opts.hooks : opts.hooks.join(',');
-    const sels = selectHooks(selector, this.hookNames);
+    const selector = typeof opts.hooks === 'string' ? opts.hooks : (opts.hooks ?? []).join(',');
+    const sels = selector.trim() ? selectHooks(selector, this.hookNames) : [];
     for (const s of sels) checkSelection(s, this.graph.hooks[s.hook]!.shape, tokens.length);
     const names = [...new Set(sels.map((s) => s.hook))];
-    const ex = this.tapped(names);
+    const tables = interventionTables(opts.interventions, this.graph.hooks, this.hookNames, tokens.length);
+    const ex = this.variant(names, [...tables.keys()].map((hook) => ({ hook, rows: tokens.length })));
+    for (const [hook, t] of tables) { ex.write(`iv:${hook}:a`, t.a); ex.write(`iv:${hook}:b`, t.b); }
     const d = ex.gpu.device;
     const staged = names.map((name) => {
       const bytes = this.graph.hooks[name]!.node.size * 4;
@@ -215,7 +235,8 @@ export class Model {
         const stage: StageCopy[] = staged.map((s) => ({ output: `hook:${s.name}`, dst: s.dst, offset: p * s.bytes, bytes: s.bytes }));
         logits.push(await ex.run({ token: tokens[p]!, pos: p }, 'logits', stage));
       }
-      this.pos = tokens.length; // the KV cache now holds these tokens, as after logits()
+      // the KV cache now holds these tokens (edited if there were interventions)
+      this.pos = tokens.length;
       const cache = new Map<string, CacheEntry>();
       for (const s of staged) {
         const all = (await readBuffer(ex.gpu, s.dst)).subarray(0, (s.bytes / 4) * tokens.length);
@@ -270,4 +291,34 @@ function sliceSelection(s: HookSelection, all: Float32Array, shape: readonly num
   const data = new Float32Array(ps.length * inner);
   ps.forEach((p, i) => data.set(all.subarray(p * per + (s.head ?? 0) * inner, p * per + (s.head ?? 0) * inner + inner), i * inner));
   return { shape: [1, ps.length, ...(s.head === undefined ? shape : [shape[1]!])], data };
+}
+
+/** Per hook, the tables a, b of x -> x * a + b over [rows, size]; untouched entries stay (1, 0). */
+function interventionTables(list: readonly Intervention[], hooks: Graph['hooks'], names: readonly string[], rows: number) {
+  const tables = new Map<string, { a: Float32Array; b: Float32Array }>();
+  for (const iv of list) {
+    for (const sel of selectHooks(iv.hook, names)) {
+      const h = hooks[sel.hook]!;
+      checkSelection(sel, h.shape, rows);
+      const size = h.node.size;
+      let t = tables.get(sel.hook);
+      if (!t) tables.set(sel.hook, (t = { a: new Float32Array(rows * size).fill(1), b: new Float32Array(rows * size) }));
+      const positions = sel.pos === undefined ? [...Array(rows).keys()] : [sel.pos < 0 ? rows + sel.pos : sel.pos];
+      const [e0, e1] = sel.head === undefined ? [0, size] : [sel.head * h.shape[1]!, (sel.head + 1) * h.shape[1]!];
+      const need = (v: Float32Array, n: number, what: string) => { if (v.length !== n) throw new UsageError(`${iv.hook}: ${what} has ${v.length} values, expected ${n}`); };
+      if ('replace' in iv) need(iv.replace, rows * size, 'the replacement');
+      if ('add' in iv) need(iv.add, size, 'the added vector');
+      if ('mean' in iv) need(iv.mean, size, 'the mean');
+      for (const p of positions)
+        for (let e = e0; e < e1; e++) {
+          const k = p * size + e;
+          if ('replace' in iv) { t.a[k] = 0; t.b[k] = iv.replace[k]!; }
+          else if ('add' in iv) t.b[k]! += iv.add[e]!;
+          else if ('scale' in iv) { t.a[k]! *= iv.scale; t.b[k]! *= iv.scale; }
+          else if ('zero' in iv) { t.a[k] = 0; t.b[k] = 0; }
+          else { t.a[k] = 0; t.b[k] = iv.mean[e]!; }
+        }
+    }
+  }
+  return tables;
 }

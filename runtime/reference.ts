@@ -27,11 +27,15 @@ export class ReferenceRunner {
   }
 
   /** One decode step; returns every node's value (outputs included). */
-  step(inputs: Readonly<Record<string, number>>): Map<Node, Float64Array> {
+  step(inputs: Readonly<Record<string, number | ArrayLike<number>>>): Map<Node, Float64Array> {
     const values = new Map<Node, Float64Array>();
     for (const n of this.graph.nodes) {
       switch (leafKind(n)) {
-        case 'input': values.set(n, Float64Array.of(inputs[String(n.attr.name)]!)); break;
+        case 'input': {
+          const v = inputs[String(n.attr.name)]!;
+          values.set(n, typeof v === 'number' ? Float64Array.of(v) : Float64Array.from(v));
+          break;
+        }
         case 'weight': values.set(n, this.weights.get(String(n.attr.name))!); break;
         case 'state': values.set(n, this.state.get(n)!); break;
         case 'const': values.set(n, this.consts.get(n)!); break;
@@ -42,7 +46,7 @@ export class ReferenceRunner {
     return values;
   }
 
-  output(inputs: Readonly<Record<string, number>>, name: string): Float64Array {
+  output(inputs: Readonly<Record<string, number | ArrayLike<number>>>, name: string): Float64Array {
     return this.step(inputs).get(this.graph.outputs[name]!)!;
   }
 }
