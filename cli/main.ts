@@ -12,7 +12,8 @@ import { PRESETS, synthModel } from '../runtime/synth/synth.js';
 import { writeAtomically, writeSynthGGUF } from '../runtime/node/write_file.js';
 import { writeSafetensors } from '../runtime/formats/safetensors.js';
 import { logitLens, type LensCell } from '../runtime/interp/lens.js';
-import { heatmapSvg } from '../runtime/interp/heatmap.js';
+import { heatmapSvg, stackSvgs } from '../runtime/interp/heatmap.js';
+import { activationPatching, SITES } from '../runtime/interp/patching.js';
 import { progressBar } from './progress.js';
 import path from 'node:path';
 import { compile, PASSES } from '../compiler/passes.js';
@@ -55,6 +56,7 @@ Commands:
   compile    show how the model becomes kernels: fused IR, plan, WGSL, pictures
   hooks      list the model's hook points (TransformerLens names) and their shapes
   lens       the logit lens: what each layer would predict, as a layer × position heatmap
+  patch      activation patching: which activations carry the difference between two prompts
   cache      run a prompt and save the values at selected hooks (safetensors)
 
 Run 'tapir <command> --help' for a command's options.`,
@@ -121,6 +123,16 @@ divergence from the model's final output. The last layer's row is the model's ow
       --target-id N     the target by id
       --top K           top tokens per cell (default: 5)
       --svg FILE        a heatmap: top token in each cell, its probability (or the target's) as colour
+${MODEL_HELP}`,
+  patch: `Usage: tapir patch [-m MODEL] --clean TEXT --corrupt TEXT (--target PIECE | --target-id N)
+                   [--distractor PIECE | --distractor-id N] [--sites LIST] [--svg FILE] [--json]
+
+Transplants the clean run's activation at one site at a time into the corrupted run and scores
+(patched − corrupted) / (clean − corrupted) on the metric: the target's logit at the last position,
+minus the distractor's if one is given. The two prompts must tokenize to the same length.
+      --sites LIST      comma-separated, of ${'${SITES}'} (default: resid_pre);
+                        z patches one head at all positions, the others one position
+      --svg FILE        one heatmap per site kind (diverging colours, values in tooltips)
 ${MODEL_HELP}`,
   graph: `Usage: tapir graph [-m MODEL] [--plan] [options]
 
@@ -381,7 +393,46 @@ async function lens(argv: string[]) {
   }
 }
 
-const COMMANDS: Record<string, (argv: string[]) => Promise<void>> = { lens, generate, logits, graph, synth, compile: compileCmd, hooks, cache };
+async function patch(argv: string[]) {
+  const o = parse('patch', argv, {
+    clean: { type: 'string' }, corrupt: { type: 'string' }, target: { type: 'string' }, 'target-id': { type: 'string' },
+    distractor: { type: 'string' }, 'distractor-id': { type: 'string' }, sites: { type: 'string' }, svg: { type: 'string' },
+  });
+  if (o.help) return out(HELP.patch!.replace('${SITES}', Object.keys(SITES).join(', ')) + '\n');
+  if (typeof o.clean !== 'string' || typeof o.corrupt !== 'string') throw new UsageError("patch needs --clean and --corrupt (see 'tapir patch --help')");
+  const { model } = await openModel(o);
+  try {
+    const target = targetOf(model, o.target, o['target-id']);
+    if (target === undefined) throw new UsageError('patch needs --target PIECE or --target-id N');
+    const distractor = targetOf(model, o.distractor, o['distractor-id']);
+    const sites = typeof o.sites === 'string' ? o.sites.split(',').map((x) => x.trim()) : ['resid_pre'];
+    const r = await activationPatching(model, model.tokenizer.encode(o.clean), model.tokenizer.encode(o.corrupt), { target, distractor, sites });
+    if (r.clean === r.corrupted)
+      throw new UsageError(`the clean and corrupted prompts give the same metric (${r.clean}), so the normalised score is undefined: choose prompts, target or distractor that differ`);
+    if (typeof o.svg === 'string') {
+      const maps = r.sites.map((s) => heatmapSvg({
+        title: `activation patching: ${s.site} (score = (patched − corrupted) / (clean − corrupted))`,
+        rows: s.rows, cols: s.cols, values: s.scores.map((row) => row.map((v) => v ?? NaN)), diverging: true,
+        labels: s.scores.map((row) => row.map((v) => (v === null ? '' : v.toFixed(2)))),
+        tooltips: s.scores.map((row, i) => row.map((v, j) => `${s.rows[i]} ${s.cols[j]}: score ${v === null ? 'undefined' : v.toFixed(4)}, effect ${s.effects[i]![j]!.toFixed(4)}`)),
+      }));
+      fs.writeFileSync(o.svg, stackSvgs(maps));
+    }
+    const summary = { target: { id: target, piece: model.tokenizer.piece(target) }, distractor: distractor === undefined ? undefined : { id: distractor, piece: model.tokenizer.piece(distractor) }, clean: r.clean, corrupted: r.corrupted, sites: r.sites };
+    if (o.json) out(JSON.stringify(summary) + '\n');
+    else {
+      out(`metric: clean ${r.clean.toFixed(4)}, corrupted ${r.corrupted.toFixed(4)}\n`);
+      for (const s of r.sites) {
+        out(`\n${s.site}: ${s.cols.map((c) => JSON.stringify(c).slice(0, 8).padEnd(8)).join(' ')}\n`);
+        s.rows.forEach((row, i) => out(`${row.padEnd(8)} ${s.scores[i]!.map((v) => (v ?? NaN).toFixed(2).padStart(8)).join(' ')}\n`));
+      }
+    }
+  } finally {
+    model.dispose();
+  }
+}
+
+const COMMANDS: Record<string, (argv: string[]) => Promise<void>> = { lens, patch, generate, logits, graph, synth, compile: compileCmd, hooks, cache };
 
 /** Runs a command; returns the exit code. Always releases the GPU so the process can exit. */
 export async function main(argv: string[]): Promise<number> {

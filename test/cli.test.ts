@@ -101,7 +101,23 @@ describe('tapir CLI', () => {
     expect(bad.stderr[0]).toMatch(/unknown hook 'blocks.9.hook_resid_post'; the nearest hooks are/);
   });
 
-  it.each(['generate', 'logits', 'graph', 'compile', 'synth', 'hooks', 'cache'])('%s --help', (cmd) => {
+  it('patch prints scores as JSON, and refuses prompts it cannot score', () => {
+    const r = tapir('patch', '--clean', 'Lily saw a dog', '--corrupt', 'Tim saw a dog', '--target', ' and', '--distractor', '.', '--json');
+    expect(r.code, r.stderr.join('\n')).toBe(0);
+    const o = JSON.parse(r.stdout);
+    expect(o.sites[0].site).toBe('resid_pre');
+    expect(o.sites[0].scores).toHaveLength(5);
+    expect(o.sites[0].scores[0][1]).toBeCloseTo(1, 5); // layer 0 at the name: the whole difference
+    const same = tapir('patch', '--clean', 'Lily saw a dog', '--corrupt', 'Lily saw a dog', '--target', ' and');
+    expect(same.code).toBe(2);
+    expect(same.stderr[0]).toMatch(/same metric .* undefined/);
+    expect(same.stderr.join('')).not.toMatch(/NaN/);
+    const lengths = tapir('patch', '--clean', 'Lily saw a dog', '--corrupt', 'Ben saw a dog', '--target', ' and');
+    expect(lengths.code).toBe(2);
+    expect(lengths.stderr[0]).toMatch(/same length/);
+  });
+
+  it.each(['generate', 'logits', 'graph', 'compile', 'synth', 'hooks', 'cache', 'lens', 'patch'])('%s --help', (cmd) => {
     const r = tapir(cmd, '--help');
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/^Usage: tapir/);

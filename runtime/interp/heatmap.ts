@@ -45,3 +45,17 @@ export function heatmapSvg(h: HeatmapSpec): string {
   out.push('</svg>');
   return out.join('\n');
 }
+
+/** Several SVG pictures one above the other, in one SVG. */
+export function stackSvgs(svgs: readonly string[]): string {
+  let y = 0, width = 0;
+  const parts = svgs.map((svg) => {
+    const w = Number(/width="(\d+)"/.exec(svg)![1]), h = Number(/height="(\d+)"/.exec(svg)![1]);
+    const inner = svg.replace(/^<svg[^>]*>/, '').replace(/<\/svg>\s*$/, '');
+    const g = `<g transform="translate(0,${y})">${inner}</g>`;
+    y += h;
+    width = Math.max(width, w);
+    return g;
+  });
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${y}" font-family="Helvetica, Arial, sans-serif" font-size="11">\n${parts.join('\n')}\n</svg>\n`;
+}
