@@ -23,8 +23,10 @@ export interface LlamaConfig {
 
 export const headSize = (c: LlamaConfig) => c.dim / c.nHeads;
 
-/** `dtypeOf` says how each weight is stored (f32, f16, bf16, q8_0, q4_0); kernels read it as stored. */
-export function llama(c: LlamaConfig, dtypeOf: (name: string) => DType = () => 'f32'): Graph {
+/** `dtypeOf` says how each weight is stored (f32, f16, bf16, q8_0, q4_0); kernels read it as stored.
+ *  `startLayer` builds only the layers from there on, reading the residual stream from an input
+ *  `resid` instead of the embedding (re-running the tail of the model, as patching sweeps do). */
+export function llama(c: LlamaConfig, dtypeOf: (name: string) => DType = () => 'f32', opts: { startLayer?: number } = {}): Graph {
   const g = new GraphBuilder();
   const o = ops(g);
   const weight = (name: string, shape: number[]) => o.weight(name, shape, dtypeOf(name));
@@ -41,8 +43,9 @@ export function llama(c: LlamaConfig, dtypeOf: (name: string) => DType = () => '
   const hook = (name: string, node: Node, shape: number[] = [...node.shape]) => ((hooks[name] = { node, shape }), node);
   const heads = (n: number) => [n, hs];
 
-  let x = hook('hook_embed', embedding(tokenEmbd, token)); // [dim], the residual stream
-  for (let l = 0; l < c.nLayers; l++) {
+  const start = opts.startLayer ?? 0;
+  let x = start > 0 ? input('resid', [c.dim], 'f32') : hook('hook_embed', embedding(tokenEmbd, token)); // [dim], the residual stream
+  for (let l = start; l < c.nLayers; l++) {
     const w = (name: string, shape: number[]) => weight(`blk.${l}.${name}.weight`, shape);
     const b = `blocks.${l}.`;
     hook(`${b}hook_resid_pre`, x);

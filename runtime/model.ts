@@ -192,11 +192,12 @@ export class Model {
 
   /** The plan with these hooks tapped and interventions compiled in (built once per combination;
    *  weights and KV cache shared with the plain plan). */
-  private variant(taps: readonly string[], interventions: readonly { hook: string; rows: number }[]): Executor {
-    const key = JSON.stringify([[...taps].sort(), [...interventions].sort((a, b) => a.hook.localeCompare(b.hook))]);
+  variant(taps: readonly string[], interventions: readonly { hook: string; rows: number }[], startLayer = 0): Executor {
+    const key = JSON.stringify([[...taps].sort(), [...interventions].sort((a, b) => a.hook.localeCompare(b.hook)), startLayer]);
     let ex = this.tappedExecutors.get(key);
     if (!ex) {
-      const plan = compile(this.graph, { ...this.compileOptions, taps, interventions }).plan!;
+      const graph = startLayer ? llama(this.config, (n) => this.weights.get(n)?.dtype ?? 'f32', { startLayer }) : this.graph;
+      const plan = compile(graph, { ...this.compileOptions, taps, interventions }).plan!;
       ex = new Executor(this.executor.gpu, plan, this.weights, undefined, this.executor);
       this.tappedExecutors.set(key, ex);
     }
@@ -248,6 +249,20 @@ export class Model {
     }
   }
 
+  /** Copy the KV cache aside (on the GPU); `restore()` puts it back. */
+  saveState(): { restore(): void; destroy(): void } {
+    const d = this.executor.gpu.device;
+    const states = [...this.plan.buffers.values()].filter((b) => b.kind === 'state').map((b) => this.executor.buffers.get(b.id)!);
+    const copies = states.map((s) => d.createBuffer({ size: s.size, usage: GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC }));
+    const copy = (from: GPUBuffer[], to: GPUBuffer[]) => {
+      const enc = d.createCommandEncoder();
+      from.forEach((f, i) => enc.copyBufferToBuffer(f, 0, to[i]!, 0, f.size));
+      d.queue.submit([enc.finish()]);
+    };
+    copy(states, copies);
+    return { restore: () => copy(copies, states), destroy: () => copies.forEach((c) => c.destroy()) };
+  }
+
   private lensExecutor: Executor | undefined;
 
   /** The logits the final norm and unembedding give for residual-stream vectors (the logit lens);
@@ -294,7 +309,7 @@ function sliceSelection(s: HookSelection, all: Float32Array, shape: readonly num
 }
 
 /** Per hook, the tables a, b of x -> x * a + b over [rows, size]; untouched entries stay (1, 0). */
-function interventionTables(list: readonly Intervention[], hooks: Graph['hooks'], names: readonly string[], rows: number) {
+export function interventionTables(list: readonly Intervention[], hooks: Graph['hooks'], names: readonly string[], rows: number) {
   const tables = new Map<string, { a: Float32Array; b: Float32Array }>();
   for (const iv of list) {
     for (const sel of selectHooks(iv.hook, names)) {

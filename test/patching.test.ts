@@ -5,7 +5,7 @@ import { withInterventions } from '../compiler/passes.js';
 import { Model } from '../runtime/model.js';
 import { loadModelSource } from '../runtime/node/load.js';
 import { ReferenceRunner } from '../runtime/reference.js';
-import { activationPatching, metricOf, SITES } from '../runtime/interp/patching.js';
+import { activationPatching, activationPatchingNaive, metricOf, SITES } from '../runtime/interp/patching.js';
 import { GGUF } from './helpers/models.js';
 import { relErr } from './helpers/numeric.js';
 
@@ -109,6 +109,15 @@ describe('activation patching', () => {
         }
       }
     }
+  });
+
+  it('the reactive sweep gives the naive sweep\'s scores with at most half its work', async () => {
+    const clean = model.tokenizer.encode('Lily saw a dog'), corrupt = model.tokenizer.encode('Tim saw a dog');
+    const o = { target: model.tokenizer.idOf(' and')!, distractor: model.tokenizer.idOf('.')!, sites: ['resid_pre', 'attn_out'] };
+    const fast = await activationPatching(model, clean, corrupt, o);
+    const slow = await activationPatchingNaive(model, clean, corrupt, o);
+    fast.sites.forEach((s, i) => s.scores.forEach((row, l) => row.forEach((v, c) => expect(Math.abs(v! - slow.sites[i]!.scores[l]![c]!)).toBeLessThanOrEqual(1e-5))));
+    expect(fast.work.layerSteps).toBeLessThanOrEqual(0.5 * fast.work.naiveLayerSteps);
   });
 
   it('rejects prompts of different lengths', async () => {

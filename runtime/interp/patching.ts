@@ -5,7 +5,7 @@
 // intervention; baselines run through the same compiled plan with an identity intervention, so an
 // unchanged activation gives an effect of exactly 0.
 import { UsageError } from '../../compiler/errors.js';
-import type { Model } from '../model.js';
+import { interventionTables, type Model } from '../model.js';
 
 export const SITES: Readonly<Record<string, string>> = {
   resid_pre: 'hook_resid_pre', resid_mid: 'hook_resid_mid', resid_post: 'hook_resid_post',
@@ -30,7 +30,9 @@ export function metricOf(logits: Float32Array | Float64Array, o: PatchOptions): 
   return logits[o.target]! - (o.distractor === undefined ? 0 : logits[o.distractor]!);
 }
 
-export async function activationPatching(model: Model, clean: number[], corrupt: number[], o: PatchOptions): Promise<{ clean: number; corrupted: number; sites: PatchSite[] }> {
+/** The plain algorithm: every site re-runs the whole corrupted prompt through every layer. Kept as the
+ *  baseline the reactive sweep is measured and checked against. */
+export async function activationPatchingNaive(model: Model, clean: number[], corrupt: number[], o: PatchOptions): Promise<{ clean: number; corrupted: number; sites: PatchSite[] }> {
   if (clean.length !== corrupt.length) throw new UsageError(`the clean prompt has ${clean.length} tokens and the corrupted one ${corrupt.length}: they must tokenize to the same length`);
   const sites = o.sites ?? ['resid_pre'];
   for (const s of sites) if (!SITES[s]) throw new UsageError(`unknown site '${s}' (sites: ${Object.keys(SITES).join(', ')})`);
@@ -62,4 +64,69 @@ export async function activationPatching(model: Model, clean: number[], corrupt:
     out.push({ site, rows: hooks.map((h) => h.replace(`.${SITES[site]}`, '')), cols, scores, effects });
   }
   return { clean: cleanMetric, corrupted: corruptMetric, sites: out };
+}
+
+/** Work done, in layer-steps (one transformer layer at one position): what a sweep costs. */
+export interface PatchWork { layerSteps: number; naiveLayerSteps: number }
+
+/** Reactive patching: a patch at (layer l, position p) changes nothing before layer l, at any position,
+ *  and nothing before position p. So each patched run starts at layer l, fed the corrupted run's cached
+ *  hook_resid_pre, and at position p, reusing the KV-cache rows below p: positions are swept from last
+ *  to first, so the rows below p are still the corrupted run's (restored once per layer). Per head
+ *  (attn.hook_z) sites patch every position, so they reuse only the layers below. */
+export async function activationPatching(model: Model, clean: number[], corrupt: number[], o: PatchOptions):
+  Promise<{ clean: number; corrupted: number; sites: PatchSite[]; work: PatchWork }> {
+  if (clean.length !== corrupt.length) throw new UsageError(`the clean prompt has ${clean.length} tokens and the corrupted one ${corrupt.length}: they must tokenize to the same length`);
+  const sites = o.sites ?? ['resid_pre'];
+  for (const s of sites) if (!SITES[s]) throw new UsageError(`unknown site '${s}' (sites: ${Object.keys(SITES).join(', ')})`);
+  const L = model.config.nLayers, n = clean.length, dim = model.config.dim;
+  const last = (ls: Float32Array[]) => metricOf(ls[ls.length - 1]!, o);
+  const work: PatchWork = { layerSteps: 2 * n * L, naiveLayerSteps: 0 };
+  const siteHooks = sites.flatMap((s) => Array.from({ length: L }, (_, l) => `blocks.${l}.${SITES[s]}`));
+  const cleanRun = await model.runWithCache(clean, { hooks: siteHooks });
+  const residHooks = Array.from({ length: L }, (_, l) => `blocks.${l}.hook_resid_pre`);
+  const corruptRun = await model.runWithCache(corrupt, { hooks: residHooks });
+  const top = last(cleanRun.logits), base = last(corruptRun.logits);
+  const saved = model.saveState(); // the corrupted run's KV cache
+  const out: PatchSite[] = [];
+  try {
+    for (const site of sites) {
+      const perHead = site === 'z';
+      const cols = perHead ? Array.from({ length: model.config.nHeads }, (_, h) => `head ${h}`) : clean.map((t) => model.tokenizer.piece(t));
+      const scores: (number | null)[][] = [], effects: number[][] = [];
+      for (let l = 0; l < L; l++) {
+        const hook = `blocks.${l}.${SITES[site]}`;
+        const ex = model.variant([], [{ hook, rows: n }], l);
+        const resid = corruptRun.cache.get(`blocks.${l}.hook_resid_pre`)!.data;
+        const row: (number | null)[] = new Array(cols.length).fill(null), eff: number[] = new Array(cols.length).fill(0);
+        saved.restore();
+        // positions last to first; heads all start at position 0
+        const order = perHead ? [...cols.keys()] : [...cols.keys()].reverse();
+        for (const c of order) {
+          const at = perHead ? `${hook}[head=${c}]` : `${hook}[pos=${c}]`;
+          const t = interventionTables([{ hook: at, replace: cleanRun.cache.get(hook)!.data }], model.graph.hooks, model.hookNames, n).get(hook)!;
+          ex.write(`iv:${hook}:a`, t.a);
+          ex.write(`iv:${hook}:b`, t.b);
+          const from = perHead ? 0 : c;
+          let logits: Float32Array | undefined;
+          for (let q = from; q < n; q++) {
+            const inputs: Record<string, number | Float32Array> = l === 0 ? { token: corrupt[q]!, pos: q } : { resid: resid.subarray(q * dim, (q + 1) * dim), pos: q };
+            logits = await ex.run(inputs, 'logits');
+          }
+          work.layerSteps += (n - from) * (L - l);
+          const patched = metricOf(logits!, o);
+          eff[c] = patched - base;
+          row[c] = top === base ? null : (patched - base) / (top - base);
+        }
+        scores.push(row);
+        effects.push(eff);
+      }
+      work.naiveLayerSteps += cols.length * L * n * L;
+      out.push({ site, rows: Array.from({ length: L }, (_, l) => `blocks.${l}`), cols, scores, effects });
+    }
+  } finally {
+    saved.destroy();
+  }
+  work.naiveLayerSteps += 2 * n * L;
+  return { clean: top, corrupted: base, sites: out, work };
 }
