@@ -54,6 +54,14 @@ const attrKey = (a: Attr) => JSON.stringify(Object.keys(a).sort().map((k) => [k,
 export class GraphBuilder {
   private nodes: Node[] = [];
   private memo = new Map<string, Node>();
+  private taps: Record<string, Hook> = {};
+
+  /** Name a node as a hook point (a tap): `runWithCache`-style tools can then read or edit it. */
+  tap(name: string, node: Node, shape: readonly number[] = node.shape): Node {
+    if (this.taps[name]) throw new ShapeError(`hook '${name}' is defined twice`);
+    this.taps[name] = { node, shape };
+    return node;
+  }
 
   apply<A extends Attr>(op: OpDef<A>, srcs: readonly Node[], attr: A): Node {
     const key = `${op.name}(${srcs.map((s) => s.id).join(',')})${attrKey(attr)}`;
@@ -73,7 +81,7 @@ export class GraphBuilder {
   }
 
   finish(outputs: Record<string, Node>, hooks: Record<string, Hook> = {}): Graph {
-    return new Graph(Object.freeze({ ...outputs }), Object.freeze({ ...hooks }));
+    return new Graph(Object.freeze({ ...outputs }), Object.freeze({ ...this.taps, ...hooks }));
   }
 }
 

@@ -44,8 +44,8 @@ export function toDot(graph: Graph, plan?: Plan, title = ''): string {
     for (const s of n.srcs)
       lines.push(`  ${id(s)} -> ${id(n)} [label="${esc(s.shape.join('×'))}"${leafKind(s) === 'weight' ? ', color="#cccccc", fontcolor="#aaaaaa"' : ''}];`);
   for (const [name, n] of Object.entries(graph.outputs)) {
-    lines.push(`  out_${name} [label="${esc(name)}", shape=plaintext, fillcolor=none];`);
-    lines.push(`  ${id(n)} -> out_${name};`);
+    lines.push(`  "out:${esc(name)}" [label="${esc(name)}", shape=plaintext, fillcolor=none];`);
+    lines.push(`  ${id(n)} -> "out:${esc(name)}";`);
   }
   lines.push('}');
   return lines.join('\n');
