@@ -92,6 +92,8 @@ export interface Hook {
   readonly node: Node;
   /** TL's shape per position, e.g. [nHeads, dHead] for attn.hook_q ([batch, pos] come first) */
   readonly shape: readonly number[];
+  /** 'pattern': one [nHeads, context] row per query position, cached as TL does: [batch, head, query, key] */
+  readonly layout?: 'pattern';
 }
 
 export class Graph {

@@ -85,9 +85,11 @@ export function compile(graph: Graph, o: CompileOptions): CompileState & { dump?
  *  itself included (TransformerLens caches the edited value), sees the edited value. */
 export function withInterventions(graph: Graph, list: readonly { hook: string; rows: number }[]): Graph {
   const at = new Map<Node, { hook: string; rows: number }>();
+  const read = new Set(graph.nodes.flatMap((n) => n.srcs));
   for (const iv of list) {
     const h = graph.hooks[iv.hook];
     if (!h) throw new UsageError(`the model has no hook '${iv.hook}'`);
+    if (!read.has(h.node)) throw new UsageError(`'${iv.hook}' can be read but not edited: nothing downstream reads it (attention computes its pattern internally; edit attn.hook_z or the residual stream instead)`);
     at.set(h.node, iv);
   }
   const pos = graph.nodes.find((n) => n.op.name === 'input' && n.attr.name === 'pos');

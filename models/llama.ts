@@ -30,7 +30,7 @@ export function llama(c: LlamaConfig, dtypeOf: (name: string) => DType = () => '
   const g = new GraphBuilder();
   const o = ops(g);
   const weight = (name: string, shape: number[]) => o.weight(name, shape, dtypeOf(name));
-  const { input, state, ropeTable, embedding, rmsnorm, matvec, rope, kvWrite, attention, add, siluMul, argmax } = o;
+  const { input, state, ropeTable, embedding, rmsnorm, matvec, rope, kvWrite, attention, add, siluMul, argmax, attentionPattern } = o;
   const hs = headSize(c);
   const kvDim = c.nKvHeads * hs;
   const token = input('token', [1]); // i32[1]
@@ -58,6 +58,10 @@ export function llama(c: LlamaConfig, dtypeOf: (name: string) => DType = () => '
     hook(`${b}attn.hook_rot_k`, k, heads(c.nKvHeads));
     const kCache = kvWrite(state(`cache.k.${l}`, [c.contextLength, kvDim]), k, pos); // [context, kvDim]
     const vCache = kvWrite(state(`cache.v.${l}`, [c.contextLength, kvDim]), v, pos); // [context, kvDim]
+    // the pattern as its own node: reachable (and computed) only when a hook asks for it
+    const pa = { nHeads: c.nHeads, nKvHeads: c.nKvHeads, headSize: hs };
+    hooks[`${b}attn.hook_attn_scores`] = { node: attentionPattern(q, kCache, pos, { ...pa, scores: true }), shape: [c.nHeads, c.contextLength], layout: 'pattern' };
+    hooks[`${b}attn.hook_pattern`] = { node: attentionPattern(q, kCache, pos, { ...pa, scores: false }), shape: [c.nHeads, c.contextLength], layout: 'pattern' };
     const z = hook(`${b}attn.hook_z`, attention(q, kCache, vCache, pos, { nHeads: c.nHeads, nKvHeads: c.nKvHeads, headSize: hs }), heads(c.nHeads)); // [nHeads*hs]
     x = hook(`${b}hook_resid_mid`, add(x, hook(`${b}hook_attn_out`, matvec(w('attn_output', [c.dim, c.dim]), z)))); // [dim]
     // feed-forward (SwiGLU)

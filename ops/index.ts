@@ -19,10 +19,11 @@ import { ropeKv } from './rope_kv.js';
 import { ffnGateUp } from './ffn_gate_up.js';
 import { argmax } from './argmax.js';
 import { intervene } from './intervene.js';
+import { attentionPattern, type PatternAttr } from './attention_pattern.js';
 import type { Op } from './op.js';
 
 export const OPS: readonly Op[] = [input, weight, state, ropeTable, embedding, rmsnorm, matvec, rope, kvWrite, attention, add, siluMul,
-  scale, slice, qkvMatvec, ropeKv, ffnGateUp, argmax, intervene] as Op[];
+  scale, slice, qkvMatvec, ropeKv, ffnGateUp, argmax, intervene, attentionPattern] as Op[];
 /** ops by name (the IR parser and rules look them up) */
 export const OP_BY_NAME: ReadonlyMap<string, Op> = new Map(OPS.map((o) => [o.name, o]));
 
@@ -43,5 +44,6 @@ export function ops(g: GraphBuilder) {
     siluMul: (gate: Node, up: Node) => g.apply(siluMul, [gate, up], {}),
     scale: (x: Node, factor: number) => g.apply(scale, [x], { factor }),
     argmax: (x: Node) => g.apply(argmax, [x], {}),
+    attentionPattern: (q: Node, k: Node, pos: Node, a: PatternAttr) => g.apply(attentionPattern, [q, k, pos], a),
   };
 }

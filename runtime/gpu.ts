@@ -81,6 +81,20 @@ async function openGpu(): Promise<GpuContext> {
   return ctx;
 }
 
+/** Run `make` (which creates GPU objects) and fail if WebGPU reported a validation error meanwhile:
+ *  a shader that does not compile must be an error, never a silent zero result. */
+export async function checked<T>(gpu: GpuContext, make: () => T): Promise<T> {
+  gpu.device.pushErrorScope('validation');
+  let value: T;
+  try {
+    value = make();
+  } finally {
+    const err = await gpu.device.popErrorScope();
+    if (err) throw new Error(`internal: WebGPU rejected what tapir built: ${err.message}`);
+  }
+  return value;
+}
+
 /** Destroy the shared device so the process can exit (a live device keeps Node running). */
 export async function releaseGpu(): Promise<void> {
   if (!shared) return;

@@ -1,7 +1,7 @@
 // A loaded model on the GPU: its graph, the plan lowered from it, the executor that runs the plan,
 // and the tokenizer. Generation and every-position logits are built on `forward(token, pos)`.
 import { FormatError, UsageError } from '../compiler/errors.js';
-import { GraphBuilder, type Graph } from '../compiler/graph.js';
+import { Graph as GraphClass, GraphBuilder, type Graph } from '../compiler/graph.js';
 import { ops } from '../ops/index.js';
 import { leafKind, type Plan } from '../compiler/plan.js';
 import { compile, type CompileOptions } from '../compiler/passes.js';
@@ -10,7 +10,7 @@ import { readBuffer, type StageCopy } from './executor.js';
 import { llama, type LlamaConfig } from '../models/llama.js';
 import { fragments, kernels } from '../ops/kernels.gen.js';
 import { Executor } from './executor.js';
-import { getGpu, type GpuContext } from './gpu.js';
+import { checked, getGpu, type GpuContext } from './gpu.js';
 import { ReferenceRunner } from './reference.js';
 import { Sampler, type SamplerOptions } from './sampler.js';
 import { StreamDecoder, makeTokenizer, type Tokenizer, type Vocab } from './tokenizer.js';
@@ -108,14 +108,18 @@ export class Model {
       fuse: opts.fuse, disableRules: opts.disableRules, maxStorageBuffers: gpu.limits.maxStorageBuffersPerShaderStage,
     };
     const plan = compile(graph, compileOptions).plan!;
-    const executor = new Executor(gpu, plan, src.weights);
+    const executor = await checked(gpu, () => new Executor(gpu, plan, src.weights));
     return new Model(config, makeTokenizer(src.vocab), graph, plan, executor, src.weights, src.file, compileOptions);
   }
 
   get contextLength() { return this.config.contextLength; }
 
-  /** The float64 reference forward pass over the model's (unfused) graph and the same weights. */
-  reference(): ReferenceRunner { return new ReferenceRunner(this.graph, this.weights); }
+  /** The float64 reference forward pass over the model's (unfused) graph and the same weights; it
+   *  also computes every hook (some, like attention patterns, exist only to be read). */
+  reference(): ReferenceRunner {
+    const hookOutputs = Object.fromEntries(Object.entries(this.graph.hooks).map(([k, h]) => [`hook:${k}`, h.node]));
+    return new ReferenceRunner(new GraphClass({ ...this.graph.outputs, ...hookOutputs }, this.graph.hooks), this.weights);
+  }
 
   checkTokens(tokens: readonly number[]) {
     if (tokens.length === 0) throw new UsageError('no tokens to run');
@@ -192,13 +196,13 @@ export class Model {
 
   /** The plan with these hooks tapped and interventions compiled in (built once per combination;
    *  weights and KV cache shared with the plain plan). */
-  variant(taps: readonly string[], interventions: readonly { hook: string; rows: number }[], startLayer = 0): Executor {
+  async variant(taps: readonly string[], interventions: readonly { hook: string; rows: number }[], startLayer = 0): Promise<Executor> {
     const key = JSON.stringify([[...taps].sort(), [...interventions].sort((a, b) => a.hook.localeCompare(b.hook)), startLayer]);
     let ex = this.tappedExecutors.get(key);
     if (!ex) {
       const graph = startLayer ? llama(this.config, (n) => this.weights.get(n)?.dtype ?? 'f32', { startLayer }) : this.graph;
       const plan = compile(graph, { ...this.compileOptions, taps, interventions }).plan!;
-      ex = new Executor(this.executor.gpu, plan, this.weights, undefined, this.executor);
+      ex = await checked(this.executor.gpu, () => new Executor(this.executor.gpu, plan, this.weights, undefined, this.executor));
       this.tappedExecutors.set(key, ex);
     }
     return ex;
@@ -222,7 +226,7 @@ export class Model {
     for (const s of sels) checkSelection(s, this.graph.hooks[s.hook]!.shape, tokens.length);
     const names = [...new Set(sels.map((s) => s.hook))];
     const tables = interventionTables(opts.interventions, this.graph.hooks, this.hookNames, tokens.length);
-    const ex = this.variant(names, [...tables.keys()].map((hook) => ({ hook, rows: tokens.length })));
+    const ex = await this.variant(names, [...tables.keys()].map((hook) => ({ hook, rows: tokens.length })));
     for (const [hook, t] of tables) { ex.write(`iv:${hook}:a`, t.a); ex.write(`iv:${hook}:b`, t.b); }
     const d = ex.gpu.device;
     const staged = names.map((name) => {
@@ -241,7 +245,9 @@ export class Model {
       const cache = new Map<string, CacheEntry>();
       for (const s of staged) {
         const all = (await readBuffer(ex.gpu, s.dst)).subarray(0, (s.bytes / 4) * tokens.length);
-        for (const sel of sels.filter((x) => x.hook === s.name)) cache.set(sel.key, sliceSelection(sel, all, this.graph.hooks[s.name]!.shape, tokens.length));
+        const h = this.graph.hooks[s.name]!;
+        for (const sel of sels.filter((x) => x.hook === s.name))
+          cache.set(sel.key, h.layout === 'pattern' ? patternSelection(sel, all, h.shape, tokens.length) : sliceSelection(sel, all, h.shape, tokens.length));
       }
       return { logits, cache };
     } finally {
@@ -277,7 +283,8 @@ export class Model {
       const unembed = c.tiedEmbeddings ? o.weight('token_embd.weight', [c.vocabSize, c.dim], dtypeOf('token_embd.weight')) : o.weight('output.weight', [c.vocabSize, c.dim], dtypeOf('output.weight'));
       const logits = o.matvec(unembed, o.rmsnorm(x, o.weight('output_norm.weight', [c.dim]), c.rmsEps)); // [vocab]
       const plan = compile(g.finish({ logits }), this.compileOptions).plan!;
-      this.lensExecutor = new Executor(this.executor.gpu, plan, this.weights, undefined, this.executor);
+      const gpu = this.executor.gpu;
+      this.lensExecutor = await checked(gpu, () => new Executor(gpu, plan, this.weights, undefined, this.executor));
     }
     const out: Float32Array[] = [];
     for (const r of resid) out.push((await this.lensExecutor.run({ resid: r }, 'logits')).subarray(0, this.config.vocabSize));
@@ -336,4 +343,15 @@ export function interventionTables(list: readonly Intervention[], hooks: Graph['
     }
   }
   return tables;
+}
+
+/** Attention patterns are staged as one [head, context] row per query; TransformerLens gives them as
+ *  [batch, head, query, key] over the keys of this run. */
+function patternSelection(s: HookSelection, all: Float32Array, shape: readonly number[], n: number): CacheEntry {
+  const [heads, ctx] = shape as [number, number];
+  const hs = s.head === undefined ? [...Array(heads).keys()] : [s.head];
+  const qs = s.pos === undefined ? [...Array(n).keys()] : [s.pos < 0 ? n + s.pos : s.pos];
+  const data = new Float32Array(hs.length * qs.length * n);
+  hs.forEach((h, i) => qs.forEach((q, j) => data.set(all.subarray(q * heads * ctx + h * ctx, q * heads * ctx + h * ctx + n), (i * qs.length + j) * n)));
+  return { shape: s.head === undefined ? [1, heads, qs.length, n] : [1, qs.length, n], data };
 }

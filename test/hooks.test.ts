@@ -29,9 +29,19 @@ async function everyHookMatches(file: string, prompt: string) {
     tokens.forEach((token, pos) => {
       const values = ref.step({ token, pos });
       for (const [name, hook] of Object.entries(model.graph.hooks)) {
+        const want = values.get(hook.node)!;
+        if (hook.layout === 'pattern') {
+          // [1, head, query, key]: this query's row of every head, keys so far; scores are −∞ past the query
+          const [heads, ctx] = hook.shape as [number, number], n = tokens.length, data = cache.get(name)!.data;
+          const got = Float64Array.from({ length: heads * (pos + 1) }, (_, i) => data[(Math.floor(i / (pos + 1)) * n + pos) * n + (i % (pos + 1))]!);
+          const ref = Float64Array.from({ length: heads * (pos + 1) }, (_, i) => want[Math.floor(i / (pos + 1)) * ctx + (i % (pos + 1))]!);
+          expect(relErr(got, ref), `${name} @ ${pos}`).toBeLessThanOrEqual(1e-4);
+          for (let h = 0; h < heads; h++) for (let k = pos + 1; k < n; k++) expect(data[(h * n + pos) * n + k], `${name} masked`).toBe(name.endsWith('scores') ? -Infinity : 0);
+          continue;
+        }
         const per = hook.node.size;
         const got = cache.get(name)!.data.subarray(pos * per, (pos + 1) * per);
-        expect(relErr(got, values.get(hook.node)!), `${name} @ ${pos}`).toBeLessThanOrEqual(1e-4);
+        expect(relErr(got, want), `${name} @ ${pos}`).toBeLessThanOrEqual(1e-4);
       }
       // tapping changes no logit (the same kernels compute them)
       expect(relErr(logits[pos]!, plain[pos]!)).toBeLessThanOrEqual(1e-6);

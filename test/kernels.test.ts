@@ -135,3 +135,25 @@ describe('Llama 3 RoPE scaling', () => {
     expect(relErr(scaled.ref, plain.ref)).toBeGreaterThan(1e-3);
   });
 });
+
+describe('GPU errors are not silent', () => {
+  it('a kernel WebGPU rejects fails the plan that uses it', async () => {
+    const { checked, getGpu } = await import('../runtime/gpu.js');
+    const { pipelineFor } = await import('../runtime/executor.js');
+    const gpu = await getGpu();
+    // a constant that WGSL refuses to fold (−∞): the module does not compile
+    const bad = { name: 'badKernel', source: 'test', workgroupSize: 64, shared: [], params: [{ kind: 'out' as const, name: 'o', elem: 'f32' as const }],
+      body: [{ k: 'assign' as const, op: '=' as const, target: { k: 'index' as const, array: 'o', index: { k: 'lit' as const, text: '0', ty: 'u32' as const }, ty: 'f32' as const },
+        value: { k: 'call' as const, fn: 'bitcastF32', args: [{ k: 'lit' as const, text: '0xff800000', ty: 'u32' as const }], ty: 'f32' as const } }] };
+    const before = gpu.modules.length;
+    try {
+      await expect(checked(gpu, () => pipelineFor(gpu, bad))).rejects.toThrow(/WebGPU rejected what tapir built/);
+    } finally {
+      // a hand-built kernel must not stay in the shared context (the provenance test checks every module)
+      for (const code of gpu.modules.splice(before)) {
+        gpu.shaderModules.delete(code);
+        for (const key of [...gpu.pipelines.keys()]) if (key.startsWith(code)) gpu.pipelines.delete(key);
+      }
+    }
+  });
+});

@@ -96,7 +96,7 @@ export async function activationPatching(model: Model, clean: number[], corrupt:
       const scores: (number | null)[][] = [], effects: number[][] = [];
       for (let l = 0; l < L; l++) {
         const hook = `blocks.${l}.${SITES[site]}`;
-        const ex = model.variant([], [{ hook, rows: n }], l);
+        const ex = await model.variant([], [{ hook, rows: n }], l);
         const resid = corruptRun.cache.get(`blocks.${l}.hook_resid_pre`)!.data;
         const row: (number | null)[] = new Array(cols.length).fill(null), eff: number[] = new Array(cols.length).fill(0);
         saved.restore();

@@ -1,0 +1,86 @@
+// The attention pattern of the current query position, [nHeads, context]: softmax(q·k/√d) over the
+// keys so far, 0 beyond (or, with `scores`, the scaled scores, −∞ beyond: TransformerLens's
+// hook_attn_scores). Flash attention never materialises it, so it is its own op, reachable only when
+// a hook asks for it: it costs nothing otherwise. Sources: [q, kCache, pos].
+import { type Invocation, type In, type Out, type f32, type u32, idiv, sharedF32, workgroupBarrier } from '../compiler/kernel/dsl.js';
+import { type Op, expectShape } from './op.js';
+import { ShapeError } from '../compiler/errors.js';
+import { workgroupMax, workgroupSum } from './reduce.js';
+
+export type PatternAttr = { nHeads: number; nKvHeads: number; headSize: number; scores: boolean };
+
+export const attentionPattern: Op<PatternAttr> = {
+  name: 'attention_pattern',
+  infer([q, kc, pos], { nHeads, nKvHeads, headSize }) {
+    expectShape(q!, [nHeads * headSize], 'query');
+    if (kc!.shape.length !== 2 || kc!.shape[1] !== nKvHeads * headSize) throw new ShapeError('key cache must be [context, kvDim]');
+    expectShape(pos!, [1], 'position');
+    return { shape: [nHeads, kc!.shape[0]!], dtype: 'f32' };
+  },
+  reference([q, kc, pos], { nHeads, nKvHeads, headSize, scores }, s) {
+    const ctx = s.srcs[1]![0]!, p = pos![0]!, kvDim = nKvHeads * headSize, group = nHeads / nKvHeads;
+    const out = new Float64Array(nHeads * ctx);
+    for (let h = 0; h < nHeads; h++) {
+      const ko = Math.floor(h / group) * headSize;
+      const row = new Float64Array(p + 1);
+      for (let t = 0; t <= p; t++) {
+        let d = 0;
+        for (let i = 0; i < headSize; i++) d += q![h * headSize + i]! * kc![t * kvDim + ko + i]!;
+        row[t] = d / Math.sqrt(headSize);
+      }
+      const max = Math.max(...row);
+      const sum = row.reduce((a, v) => a + Math.exp(v - max), 0);
+      for (let t = 0; t < ctx; t++) out[h * ctx + t] = t <= p ? (scores ? row[t]! : Math.exp(row[t]! - max) / sum) : scores ? -Infinity : 0;
+    }
+    return out;
+  },
+  lower(n, ctx) {
+    const [q, kc, pos] = n.srcs;
+    const a = n.attr as PatternAttr;
+    ctx.dispatch('attentionPatternKernel', { q: ctx.buf(q!), kc: ctx.buf(kc!), pos: ctx.buf(pos!), out: ctx.buf(n) },
+      { headSize: a.headSize, kvDim: a.nKvHeads * a.headSize, group: a.nHeads / a.nKvHeads, context: kc!.shape[0]!, scale: 1 / Math.sqrt(a.headSize),
+        scores: a.scores ? 1 : 0, masked: a.scores ? -Infinity : 0 }, a.nHeads);
+  },
+};
+
+/** A workgroup per head. */
+/** @kernel @workgroupSize 64 */
+export function attentionPatternKernel(id: Invocation, q: In<f32>, kc: In<f32>, pos: In<u32>, out: Out<f32>,
+  headSize: u32, kvDim: u32, group: u32, context: u32, scale: f32, scores: u32, masked: f32) {
+  const red = sharedF32(64);
+  const h: u32 = id.group;
+  const p: u32 = pos[0];
+  const qo: u32 = h * headSize;
+  const ko: u32 = idiv(h, group) * headSize;
+  const oo: u32 = h * context;
+  let best: f32 = -3.4e38;
+  for (let t: u32 = id.local; t < context; t += id.size) {
+    if (t <= p) {
+      let s: f32 = 0;
+      for (let d: u32 = 0; d < headSize; d++) {
+        s += q[qo + d] * kc[t * kvDim + ko + d];
+      }
+      s = s * scale;
+      out[oo + t] = s;
+      best = Math.max(best, s);
+    } else {
+      out[oo + t] = masked; // −∞ for scores, 0 for the pattern (a uniform: WGSL has no −∞ literal)
+    }
+  }
+  red[id.local] = best;
+  workgroupMax(red, id);
+  const top: f32 = red[0];
+  workgroupBarrier(); // everyone has read the max before red is reused
+  let sum: f32 = 0;
+  for (let t: u32 = id.local; t <= p; t += id.size) {
+    sum += Math.exp(out[oo + t] - top);
+  }
+  red[id.local] = sum;
+  workgroupSum(red, id);
+  const total: f32 = red[0];
+  if (scores === 0) {
+    for (let t: u32 = id.local; t <= p; t += id.size) {
+      out[oo + t] = Math.exp(out[oo + t] - top) / total;
+    }
+  }
+}
