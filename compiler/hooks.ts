@@ -9,8 +9,9 @@ import { UsageError } from './errors.js';
 export type LayerHook =
   | 'hook_resid_pre' | 'hook_resid_mid' | 'hook_resid_post' | 'hook_attn_out' | 'hook_mlp_out'
   | 'attn.hook_q' | 'attn.hook_k' | 'attn.hook_v' | 'attn.hook_rot_q' | 'attn.hook_rot_k' | 'attn.hook_z'
-  | 'mlp.hook_pre' | 'mlp.hook_pre_linear' | 'mlp.hook_post';
-export type HookName = 'hook_embed' | 'hook_logits' | `blocks.${number}.${LayerHook}`;
+  | 'mlp.hook_pre' | 'mlp.hook_pre_linear' | 'mlp.hook_post' | 'attn.hook_attn_scores' | 'attn.hook_pattern'
+  | 'ln1.hook_scale' | 'ln1.hook_normalized' | 'ln2.hook_scale' | 'ln2.hook_normalized';
+export type HookName = 'hook_embed' | 'hook_logits' | 'ln_final.hook_scale' | 'ln_final.hook_normalized' | `blocks.${number}.${LayerHook}`;
 
 const grammar = ohm.grammar(String.raw`
 HookSelector {

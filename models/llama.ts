@@ -30,7 +30,7 @@ export function llama(c: LlamaConfig, dtypeOf: (name: string) => DType = () => '
   const g = new GraphBuilder();
   const o = ops(g);
   const weight = (name: string, shape: number[]) => o.weight(name, shape, dtypeOf(name));
-  const { input, state, ropeTable, embedding, rmsnorm, matvec, rope, kvWrite, attention, add, siluMul, argmax, attentionPattern } = o;
+  const { input, state, ropeTable, embedding, rmsnorm, matvec, rope, kvWrite, attention, add, siluMul, argmax, attentionPattern, rmsParts } = o;
   const hs = headSize(c);
   const kvDim = c.nKvHeads * hs;
   const token = input('token', [1]); // i32[1]
@@ -42,6 +42,11 @@ export function llama(c: LlamaConfig, dtypeOf: (name: string) => DType = () => '
   const hooks: Record<string, Hook> = {};
   const hook = (name: string, node: Node, shape: number[] = [...node.shape]) => ((hooks[name] = { node, shape }), node);
   const heads = (n: number) => [n, hs];
+  // a norm's scale and normalized input, as their own nodes: computed only when a hook asks for them
+  const normHooks = (prefix: string, x: Node) => {
+    hooks[`${prefix}.hook_scale`] = { node: rmsParts(x, c.rmsEps, 'scale'), shape: [1] };
+    hooks[`${prefix}.hook_normalized`] = { node: rmsParts(x, c.rmsEps, 'normalized'), shape: [c.dim] };
+  };
 
   const start = opts.startLayer ?? 0;
   let x = start > 0 ? input('resid', [c.dim], 'f32') : hook('hook_embed', embedding(tokenEmbd, token)); // [dim], the residual stream
@@ -50,6 +55,7 @@ export function llama(c: LlamaConfig, dtypeOf: (name: string) => DType = () => '
     const b = `blocks.${l}.`;
     hook(`${b}hook_resid_pre`, x);
     // attention
+    normHooks(`${b}ln1`, x);
     const h = rmsnorm(x, w('attn_norm', [c.dim]), c.rmsEps); // [dim]
     const q = rope(hook(`${b}attn.hook_q`, matvec(w('attn_q', [c.dim, c.dim]), h), heads(c.nHeads)), pos, freqs, hs); // [nHeads*hs]
     const k = rope(hook(`${b}attn.hook_k`, matvec(w('attn_k', [kvDim, c.dim]), h), heads(c.nKvHeads)), pos, freqs, hs); // [kvDim]
@@ -65,12 +71,14 @@ export function llama(c: LlamaConfig, dtypeOf: (name: string) => DType = () => '
     const z = hook(`${b}attn.hook_z`, attention(q, kCache, vCache, pos, { nHeads: c.nHeads, nKvHeads: c.nKvHeads, headSize: hs }), heads(c.nHeads)); // [nHeads*hs]
     x = hook(`${b}hook_resid_mid`, add(x, hook(`${b}hook_attn_out`, matvec(w('attn_output', [c.dim, c.dim]), z)))); // [dim]
     // feed-forward (SwiGLU)
+    normHooks(`${b}ln2`, x);
     const h2 = rmsnorm(x, w('ffn_norm', [c.dim]), c.rmsEps); // [dim]
     const gate = hook(`${b}mlp.hook_pre`, matvec(w('ffn_gate', [c.hiddenDim, c.dim]), h2)); // [hiddenDim]
     const up = hook(`${b}mlp.hook_pre_linear`, matvec(w('ffn_up', [c.hiddenDim, c.dim]), h2)); // [hiddenDim]
     const act = hook(`${b}mlp.hook_post`, siluMul(gate, up)); // [hiddenDim]
     x = hook(`${b}hook_resid_post`, add(x, hook(`${b}hook_mlp_out`, matvec(w('ffn_down', [c.dim, c.hiddenDim]), act)))); // [dim]
   }
+  normHooks('ln_final', x);
   const xf = rmsnorm(x, weight('output_norm.weight', [c.dim]), c.rmsEps); // [dim]
   const unembed = c.tiedEmbeddings ? tokenEmbd : weight('output.weight', [c.vocabSize, c.dim]); // [vocab, dim]
   const logits = hook('hook_logits', matvec(unembed, xf)); // [vocab]

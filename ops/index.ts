@@ -20,10 +20,11 @@ import { ffnGateUp } from './ffn_gate_up.js';
 import { argmax } from './argmax.js';
 import { intervene } from './intervene.js';
 import { attentionPattern, type PatternAttr } from './attention_pattern.js';
+import { rmsParts } from './rms_parts.js';
 import type { Op } from './op.js';
 
 export const OPS: readonly Op[] = [input, weight, state, ropeTable, embedding, rmsnorm, matvec, rope, kvWrite, attention, add, siluMul,
-  scale, slice, qkvMatvec, ropeKv, ffnGateUp, argmax, intervene, attentionPattern] as Op[];
+  scale, slice, qkvMatvec, ropeKv, ffnGateUp, argmax, intervene, attentionPattern, rmsParts] as Op[];
 /** ops by name (the IR parser and rules look them up) */
 export const OP_BY_NAME: ReadonlyMap<string, Op> = new Map(OPS.map((o) => [o.name, o]));
 
@@ -45,5 +46,6 @@ export function ops(g: GraphBuilder) {
     scale: (x: Node, factor: number) => g.apply(scale, [x], { factor }),
     argmax: (x: Node) => g.apply(argmax, [x], {}),
     attentionPattern: (q: Node, k: Node, pos: Node, a: PatternAttr) => g.apply(attentionPattern, [q, k, pos], a),
+    rmsParts: (x: Node, eps: number, part: 'scale' | 'normalized') => g.apply(rmsParts, [x], { eps, part }),
   };
 }

@@ -22,7 +22,7 @@ async function everyHookMatches(file: string, prompt: string) {
   const model = await Model.create(loadModelSource(file), { contextLength: 64 });
   try {
     const tokens = model.tokenizer.encode(prompt);
-    const { logits, cache } = await model.runWithCache(tokens, { hooks: '*,blocks.*.*,blocks.*.attn.*,blocks.*.mlp.*' });
+    const { logits, cache } = await model.runWithCache(tokens, { hooks: '*,*.*,blocks.*.*,blocks.*.attn.*,blocks.*.mlp.*,blocks.*.ln1.*,blocks.*.ln2.*' });
     expect([...cache.keys()].sort()).toEqual(model.hookNames.sort());
     const ref = model.reference();
     const plain = await model.logits(tokens);
