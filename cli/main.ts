@@ -14,6 +14,7 @@ import { writeSafetensors } from '../runtime/formats/safetensors.js';
 import { logitLens, type LensCell } from '../runtime/interp/lens.js';
 import { heatmapSvg, stackSvgs } from '../runtime/interp/heatmap.js';
 import { activationPatching, SITES } from '../runtime/interp/patching.js';
+import { directLogitAttribution } from '../runtime/interp/dla.js';
 import { progressBar } from './progress.js';
 import path from 'node:path';
 import { compile, PASSES } from '../compiler/passes.js';
@@ -57,6 +58,7 @@ Commands:
   hooks      list the model's hook points (TransformerLens names) and their shapes
   lens       the logit lens: what each layer would predict, as a layer × position heatmap
   patch      activation patching: which activations carry the difference between two prompts
+  dla        direct logit attribution: how much each layer's attention, MLP and head writes toward the answer
   cache      run a prompt and save the values at selected hooks (safetensors)
 
 Run 'tapir <command> --help' for a command's options.`,
@@ -133,6 +135,12 @@ minus the distractor's if one is given. The two prompts must tokenize to the sam
       --sites LIST      comma-separated, of ${'${SITES}'} (default: resid_pre);
                         z patches one head at all positions, the others one position
       --svg FILE        one heatmap per site kind (diverging colours, values in tooltips)
+${MODEL_HELP}`,
+  dla: `Usage: tapir dla [-m MODEL] -p PROMPT (--target PIECE | --target-id N) [--distractor PIECE | --distractor-id N] [--json]
+
+Splits the target's logit (minus the distractor's) at the last position into what the embedding and
+each layer's attention (per head too) and MLP wrote into the residual stream, read through the final
+norm with its scale frozen. The parts add up to the model's own logit difference.
 ${MODEL_HELP}`,
   graph: `Usage: tapir graph [-m MODEL] [--plan] [options]
 
@@ -432,7 +440,27 @@ async function patch(argv: string[]) {
   }
 }
 
-const COMMANDS: Record<string, (argv: string[]) => Promise<void>> = { lens, patch, generate, logits, graph, synth, compile: compileCmd, hooks, cache };
+async function dla(argv: string[]) {
+  const o = parse('dla', argv, { prompt: { type: 'string', short: 'p' }, target: { type: 'string' }, 'target-id': { type: 'string' }, distractor: { type: 'string' }, 'distractor-id': { type: 'string' } });
+  if (o.help) return out(HELP.dla + '\n');
+  if (typeof o.prompt !== 'string') throw new UsageError("dla needs -p PROMPT (see 'tapir dla --help')");
+  const { model } = await openModel(o);
+  try {
+    const target = targetOf(model, o.target, o['target-id']);
+    if (target === undefined) throw new UsageError('dla needs --target PIECE or --target-id N');
+    const distractor = targetOf(model, o.distractor, o['distractor-id']);
+    const a = await directLogitAttribution(model, model.tokenizer.encode(o.prompt), { target, distractor });
+    if (o.json) return out(JSON.stringify({ target: model.tokenizer.piece(target), distractor: distractor === undefined ? undefined : model.tokenizer.piece(distractor), ...a }) + '\n');
+    out(`logit difference ${a.metric.toFixed(4)} = sum of the parts below (final norm scale frozen at ${a.scale.toFixed(4)})\n`);
+    for (const c of a.components) out(`${c.name.padEnd(16)} ${c.value.toFixed(4).padStart(9)}\n`);
+    out('\nper head (attention):\n');
+    a.heads.forEach((row, l) => out(`blocks.${l}  ${row.map((v) => v.toFixed(3).padStart(8)).join(' ')}\n`));
+  } finally {
+    model.dispose();
+  }
+}
+
+const COMMANDS: Record<string, (argv: string[]) => Promise<void>> = { lens, patch, dla, generate, logits, graph, synth, compile: compileCmd, hooks, cache };
 
 /** Runs a command; returns the exit code. Always releases the GPU so the process can exit. */
 export async function main(argv: string[]): Promise<number> {

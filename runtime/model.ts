@@ -15,6 +15,7 @@ import { ReferenceRunner } from './reference.js';
 import { Sampler, type SamplerOptions } from './sampler.js';
 import { StreamDecoder, makeTokenizer, type Tokenizer, type Vocab } from './tokenizer.js';
 import type { WeightMap } from './weights.js';
+import { dequantize } from '../ops/dequant.js';
 
 export interface ModelSource {
   config: LlamaConfig;
@@ -253,6 +254,13 @@ export class Model {
     } finally {
       for (const s of staged) s.dst.destroy();
     }
+  }
+
+  /** A weight's values in float64, dequantized (for CPU-side analysis). */
+  weightValues(name: string): Float64Array {
+    const w = this.weights.get(name);
+    if (!w) throw new UsageError(`the model has no weight '${name}'`);
+    return dequantize(w.dtype, w.bytes, w.shape.reduce((a, b) => a * b, 1));
   }
 
   /** Copy the KV cache aside (on the GPU); `restore()` puts it back. */

@@ -117,7 +117,16 @@ describe('tapir CLI', () => {
     expect(lengths.stderr[0]).toMatch(/same length/);
   });
 
-  it.each(['generate', 'logits', 'graph', 'compile', 'synth', 'hooks', 'cache', 'lens', 'patch'])('%s --help', (cmd) => {
+  it('dla prints parts that add up to the logit difference', () => {
+    const r = tapir('dla', '-p', 'Once upon a time, there was a little girl named', '--target', ' Lily', '--json');
+    expect(r.code, r.stderr.join('\n')).toBe(0);
+    const o = JSON.parse(r.stdout);
+    const sum = o.components.reduce((s: number, c: { value: number }) => s + c.value, 0);
+    expect(Math.abs(sum - o.metric)).toBeLessThan(1e-3);
+    expect(o.heads).toHaveLength(5);
+  });
+
+  it.each(['generate', 'logits', 'graph', 'compile', 'synth', 'hooks', 'cache', 'lens', 'patch', 'dla'])('%s --help', (cmd) => {
     const r = tapir(cmd, '--help');
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/^Usage: tapir/);
