@@ -7,6 +7,23 @@ import { workgroupMax, workgroupSum } from './reduce.js';
 
 /** `flash`: one pass with an online softmax over tiles (set by the flash_attention rule); without
  *  it the kernel also leaves each head's attention pattern in a scratch buffer. */
+/** Head h's scaled scores q·k/√d against keys 0..p (float64; the references share it). */
+export function attentionScores(q: Float64Array, kc: Float64Array, p: number, h: number, a: Pick<AttentionAttr, 'nHeads' | 'nKvHeads' | 'headSize'>): Float64Array {
+  const { headSize } = a, kvDim = a.nKvHeads * headSize, ko = Math.floor(h / (a.nHeads / a.nKvHeads)) * headSize;
+  return Float64Array.from({ length: p + 1 }, (_, t) => {
+    let s = 0;
+    for (let d = 0; d < headSize; d++) s += q[h * headSize + d]! * kc[t * kvDim + ko + d]!;
+    return s / Math.sqrt(headSize);
+  });
+}
+
+export function softmax(x: Float64Array): Float64Array {
+  const max = Math.max(...x);
+  const e = x.map((v) => Math.exp(v - max));
+  const sum = e.reduce((s, v) => s + v, 0);
+  return e.map((v) => v / sum);
+}
+
 export type AttentionAttr = { nHeads: number; nKvHeads: number; headSize: number; flash?: boolean };
 const FLASH_MAX_HEAD = 256;
 
@@ -21,22 +38,15 @@ export const attention: Op<AttentionAttr> = {
     expectShape(pos!, [1], 'position');
     return q!;
   },
-  reference([q, kc, vc, pos], { nHeads, nKvHeads, headSize }) {
+  reference([q, kc, vc, pos], a) {
+    const { nHeads, nKvHeads, headSize } = a;
     const p = pos![0]!, kvDim = nKvHeads * headSize, group = nHeads / nKvHeads;
     const out = new Float64Array(nHeads * headSize);
     for (let h = 0; h < nHeads; h++) {
       const ko = Math.floor(h / group) * headSize;
-      const scores = new Float64Array(p + 1);
-      for (let t = 0; t <= p; t++) {
-        let s = 0;
-        for (let d = 0; d < headSize; d++) s += q![h * headSize + d]! * kc![t * kvDim + ko + d]!;
-        scores[t] = s / Math.sqrt(headSize);
-      }
-      const max = Math.max(...scores);
-      let sum = 0;
-      for (let t = 0; t <= p; t++) sum += scores[t] = Math.exp(scores[t]! - max);
+      const pattern = softmax(attentionScores(q!, kc!, p, h, a));
       for (let t = 0; t <= p; t++)
-        for (let d = 0; d < headSize; d++) out[h * headSize + d]! += (scores[t]! / sum) * vc![t * kvDim + ko + d]!;
+        for (let d = 0; d < headSize; d++) out[h * headSize + d]! += pattern[t]! * vc![t * kvDim + ko + d]!;
     }
     return out;
   },

@@ -6,6 +6,7 @@ import { type Invocation, type In, type Out, type f32, type u32, idiv, sharedF32
 import { type Op, expectShape } from './op.js';
 import { ShapeError } from '../compiler/errors.js';
 import { workgroupMax, workgroupSum } from './reduce.js';
+import { attentionScores, softmax } from './attention.js';
 
 export type PatternAttr = { nHeads: number; nKvHeads: number; headSize: number; scores: boolean };
 
@@ -17,20 +18,12 @@ export const attentionPattern: Op<PatternAttr> = {
     expectShape(pos!, [1], 'position');
     return { shape: [nHeads, kc!.shape[0]!], dtype: 'f32' };
   },
-  reference([q, kc, pos], { nHeads, nKvHeads, headSize, scores }, s) {
-    const ctx = s.srcs[1]![0]!, p = pos![0]!, kvDim = nKvHeads * headSize, group = nHeads / nKvHeads;
-    const out = new Float64Array(nHeads * ctx);
-    for (let h = 0; h < nHeads; h++) {
-      const ko = Math.floor(h / group) * headSize;
-      const row = new Float64Array(p + 1);
-      for (let t = 0; t <= p; t++) {
-        let d = 0;
-        for (let i = 0; i < headSize; i++) d += q![h * headSize + i]! * kc![t * kvDim + ko + i]!;
-        row[t] = d / Math.sqrt(headSize);
-      }
-      const max = Math.max(...row);
-      const sum = row.reduce((a, v) => a + Math.exp(v - max), 0);
-      for (let t = 0; t < ctx; t++) out[h * ctx + t] = t <= p ? (scores ? row[t]! : Math.exp(row[t]! - max) / sum) : scores ? -Infinity : 0;
+  reference([q, kc, pos], a, s) {
+    const ctx = s.srcs[1]![0]!, p = pos![0]!;
+    const out = new Float64Array(a.nHeads * ctx).fill(a.scores ? -Infinity : 0);
+    for (let h = 0; h < a.nHeads; h++) {
+      const row = attentionScores(q!, kc!, p, h, a);
+      out.set(a.scores ? row : softmax(row), h * ctx);
     }
     return out;
   },

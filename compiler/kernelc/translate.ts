@@ -313,94 +313,81 @@ class FunctionTranslator {
   private localSuffix = '';
   private inlineCount = 0;
 
-  /** Expand a call to a statement `@inline` helper (`: void`) in place. Its parameters stand for the
-   *  caller's arrays, invocation and values; its locals are renamed so they never meet the caller's. */
-  private inlineStatements(call: Node, name: string, args: Expression[]): Stmt[] {
+  /** The helper `name` resolves to, if it is an `@inline` function. */
+  private inlineHelper(call: Node, name: string, args: Expression[], statement: boolean): FunctionDeclaration {
     const fn = resolveFunction(this.fn.getSourceFile(), name);
-    if (!fn || !fn.getJsDocs().some((d) => d.getTags().some((t) => t.getTagName() === 'inline')) || fn.getReturnTypeNode()?.getText() !== 'void')
-      this.fail(call, `call to '${name}' is not supported as a statement in kernels (only @inline helpers returning void)`);
-    if (++this.inlineDepth > MAX_INLINE_DEPTH) this.fail(call, `@inline helpers nest deeper than ${MAX_INLINE_DEPTH} (recursion?)`);
-    const params = fn.getParameters();
-    if (params.length !== args.length) this.fail(call, `'${name}' takes ${params.length} argument(s)`);
+    const isVoid = fn?.getReturnTypeNode()?.getText() === 'void';
+    if (!fn || !fn.getJsDocs().some((d) => d.getTags().some((t) => t.getTagName() === 'inline')) || isVoid !== statement)
+      this.fail(call, statement ? `call to '${name}' is not supported as a statement in kernels (only @inline helpers returning void)`
+        : `call to '${name}' is not supported in kernels (only the kernel DSL, Math functions and @inline helpers)`);
+    if (fn.getParameters().length !== args.length) this.fail(call, `'${name}' takes ${fn.getParameters().length} argument(s)`);
+    return fn;
+  }
+
+  /** A helper's parameters, bound to the caller's arrays, invocation and (converted) values. */
+  private bindArgs(fn: FunctionDeclaration, name: string, args: Expression[]): Map<string, Binding> {
     const scope = new Map<string, Binding>();
-    params.forEach((p, i) => {
+    fn.getParameters().forEach((p, i) => {
       const tn = p.getTypeNode()?.getText().replace(/\s+/g, '') ?? '';
       const arg = args[i]!;
       const b = Node.isIdentifier(arg) ? this.lookup(arg.getText()) : undefined;
-      if (/^(In|Out)<(f32|u32|i32)>$/.test(tn) || tn === 'Invocation') {
-        const ok = tn === 'Invocation' ? b?.kind === 'invocation' : b?.kind === 'array' && (tn.startsWith('In') || b.writable);
-        if (!ok) this.fail(arg, `argument ${i + 1} of '${name}' must be ${tn === 'Invocation' ? 'the invocation' : `a${tn.startsWith('Out') ? ' writable' : 'n'} array`}`);
-        scope.set(p.getName(), b!);
-      } else if (tn === 'f32' || tn === 'u32' || tn === 'i32') {
-        scope.set(p.getName(), { kind: 'alias', expr: coerce(this.expr(arg), tn, (m) => this.fail(arg, `argument ${i + 1} of '${name}': ${m}`)) });
-      } else this.fail(p, `@inline parameter '${p.getName()}' has type '${tn}'`);
-    });
-    const saved = this.scopes, savedFn = this.fn, savedDsl = this.dslNames, savedFile = this.file, savedSuffix = this.localSuffix;
-    this.scopes = [scope];
-    this.fn = fn;
-    this.dslNames = dslImports(fn.getSourceFile());
-    this.file = relPath(this.root, fn.getSourceFile());
-    this.localSuffix = `_${name}${++this.inlineCount}`;
-    try {
-      const body = fn.getBody();
-      if (!body || !Node.isBlock(body)) this.fail(fn, `@inline helper '${name}' needs a body`);
-      return this.block(body.getStatements()).filter((s) => s.k !== 'return' || this.fail(fn, `@inline helper '${name}' must not return early`));
-    } finally {
-      this.scopes = saved;
-      this.fn = savedFn;
-      this.dslNames = savedDsl;
-      this.file = savedFile;
-      this.localSuffix = savedSuffix;
-      this.inlineDepth--;
-    }
-  }
-
-  /** Expand a call to an `@inline` helper (a function whose body is one `return`), in the same
-   *  file or imported from another ops file: its parameters stand for the caller's arguments. */
-  private inline(call: Node, name: string, args: Expression[]): Expr {
-    const fn = resolveFunction(this.fn.getSourceFile(), name);
-    if (!fn || !fn.getJsDocs().some((d) => d.getTags().some((t) => t.getTagName() === 'inline')))
-      this.fail(call, `call to '${name}' is not supported in kernels (only the kernel DSL, Math functions and @inline helpers)`);
-    if (++this.inlineDepth > MAX_INLINE_DEPTH) this.fail(call, `@inline helpers nest deeper than ${MAX_INLINE_DEPTH} (recursion?)`);
-    const stmts = fn.getBody() && Node.isBlock(fn.getBody()!) ? (fn.getBody() as import('ts-morph').Block).getStatements() : [];
-    const ret = stmts[0];
-    if (stmts.length !== 1 || !ret || !Node.isReturnStatement(ret) || !ret.getExpression())
-      this.fail(fn, `@inline helper '${name}' must be a single \`return <expression>;\``);
-    const params = fn.getParameters();
-    if (params.length !== args.length) this.fail(call, `'${name}' takes ${params.length} argument(s)`);
-    const scope = new Map<string, Binding>();
-    params.forEach((p, i) => {
-      const tn = p.getTypeNode()?.getText().replace(/\s+/g, '') ?? '';
-      const arg = args[i]!;
       const arr = /^(In|Out)<(f32|u32|i32)>$/.exec(tn);
-      if (arr) {
-        const b = Node.isIdentifier(arg) ? this.lookup(arg.getText()) : undefined;
-        if (!b || b.kind !== 'array' || b.elem !== arr[2]) this.fail(arg, `argument ${i + 1} of '${name}' must be an ${tn} array`);
-        scope.set(p.getName(), b);
+      if (arr || tn === 'Invocation') {
+        const ok = tn === 'Invocation' ? b?.kind === 'invocation' : b?.kind === 'array' && b.elem === arr![2] && (arr![1] === 'In' || b.writable);
+        if (!ok) this.fail(arg, `argument ${i + 1} of '${name}' must be ${tn === 'Invocation' ? 'the invocation' : `a${arr![1] === 'Out' ? ' writable' : 'n'} ${arr![2]} array`}`);
+        scope.set(p.getName(), b!);
       } else if (tn === 'f32' || tn === 'u32' || tn === 'i32' || tn === 'Spec<u32>') {
         const ty = tn === 'Spec<u32>' ? 'u32' : tn;
         scope.set(p.getName(), { kind: 'alias', expr: coerce(this.expr(arg), ty, (m) => this.fail(arg, `argument ${i + 1} of '${name}': ${m}`)) });
       } else this.fail(p, `@inline parameter '${p.getName()}' has type '${tn}'`);
     });
-    // the helper sees its parameters only, never the caller's locals
-    const saved = this.scopes, savedFn = this.fn, savedDsl = this.dslNames, savedFile = this.file;
+    return scope;
+  }
+
+  /** Translate inside a helper: it sees its parameters only, never the caller's locals, and its own
+   *  locals get `suffix` so they never meet the caller's. */
+  private within<T>(fn: FunctionDeclaration, scope: Map<string, Binding>, suffix: string, f: () => T): T {
+    if (++this.inlineDepth > MAX_INLINE_DEPTH) this.fail(fn, `@inline helpers nest deeper than ${MAX_INLINE_DEPTH} (recursion?)`);
+    const saved = [this.scopes, this.fn, this.dslNames, this.file, this.localSuffix] as const;
     this.scopes = [scope];
     this.fn = fn;
     this.dslNames = dslImports(fn.getSourceFile());
     this.file = relPath(this.root, fn.getSourceFile());
+    this.localSuffix = suffix;
     try {
-      const body = this.expr(ret.getExpression()!);
+      return f();
+    } finally {
+      [this.scopes, this.fn, this.dslNames, this.file, this.localSuffix] = saved;
+      this.inlineDepth--;
+    }
+  }
+
+  /** Expand a call to a statement `@inline` helper (`: void`) in place. */
+  private inlineStatements(call: Node, name: string, args: Expression[]): Stmt[] {
+    const fn = this.inlineHelper(call, name, args, true);
+    const scope = this.bindArgs(fn, name, args);
+    return this.within(fn, scope, `_${name}${++this.inlineCount}`, () => {
+      const body = fn.getBody();
+      if (!body || !Node.isBlock(body)) this.fail(fn, `@inline helper '${name}' needs a body`);
+      return this.block(body.getStatements()).filter((s) => s.k !== 'return' || this.fail(fn, `@inline helper '${name}' must not return early`));
+    });
+  }
+
+  /** Expand a call to an expression `@inline` helper (a function whose body is one `return`), in the
+   *  same file or imported from another ops file: its parameters stand for the caller's arguments. */
+  private inline(call: Node, name: string, args: Expression[]): Expr {
+    const fn = this.inlineHelper(call, name, args, false);
+    const stmts = fn.getBody() && Node.isBlock(fn.getBody()!) ? (fn.getBody() as import('ts-morph').Block).getStatements() : [];
+    const ret = stmts[0];
+    if (stmts.length !== 1 || !ret || !Node.isReturnStatement(ret) || !ret.getExpression())
+      this.fail(fn, `@inline helper '${name}' must be a single \`return <expression>;\``);
+    const scope = this.bindArgs(fn, name, args);
+    return this.within(fn, scope, this.localSuffix, () => {
       const want = fn.getReturnTypeNode()?.getText();
       const ty = want ? SCALARS[want] : undefined;
       if (!ty) this.fail(fn, `@inline helper '${name}' needs a return type (f32, u32, i32 or boolean)`);
-      return coerce(body, ty, (m) => this.fail(ret, m));
-    } finally {
-      this.scopes = saved;
-      this.fn = savedFn;
-      this.dslNames = savedDsl;
-      this.file = savedFile;
-      this.inlineDepth--;
-    }
+      return coerce(this.expr(ret.getExpression()!), ty, (m) => this.fail(ret, m));
+    });
   }
 
   expr(e: Expression): Expr {
