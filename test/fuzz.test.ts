@@ -15,10 +15,13 @@ function fuzz(...args: string[]): FuzzReport[] {
 
 describe('loader fuzzing', () => {
   it('GGUF, llama2.c and safetensors loaders survive 300 mutated files each', () => {
-    const reports = fuzz('--cases', '300', '--seed', String(Date.now() % 100000));
+    const seed = String(Date.now() % 100000); // a fresh seed each run; a failure names it for replay
+    const reports = fuzz('--cases', '300', '--seed', seed);
     expect(reports.map((r) => r.format)).toEqual(['gguf', 'llama2c', 'safetensors']);
     for (const r of reports) {
-      expect({ format: r.format, crashes: r.crashes, hangs: r.hangs, ooms: r.ooms, failures: r.failures }).toEqual({ format: r.format, crashes: 0, hangs: 0, ooms: 0, failures: [] });
+      expect({ format: r.format, crashes: r.crashes, hangs: r.hangs, ooms: r.ooms, failures: r.failures },
+        `replay: node --no-concurrent-recompilation dist/benchmarks/fuzz.js --formats ${r.format} --cases 300 --seed ${seed}`)
+        .toEqual({ format: r.format, crashes: 0, hangs: 0, ooms: 0, failures: [] });
       expect(r.ok + r.rejected).toBe(300);
       expect(r.rejected, `${r.format}: the mutations should break most files`).toBeGreaterThan(150);
     }
