@@ -25,6 +25,16 @@ const plainMatvec = (n: Node | undefined): n is Node => is(n, 'matvec') && !mv(n
 /** a matvec whose only fusion is the norm prologue */
 const normedMatvec = (n: Node | undefined): n is Node => is(n, 'matvec') && mv(n).norm === true && !mv(n).epilogues;
 const sameInput = (a: Node, b: Node) => a.srcs[1] === b.srcs[1] && a.srcs[2] === b.srcs[2] && mv(a).eps === mv(b).eps;
+/** A layer's attention as the model writes it: attention(rope(q), kv_write(kc, rope(k), pos),
+ *  kv_write(vc, v, pos), pos). Returns its parts, or undefined if `n` is not that shape. */
+function attentionParts(n: Node) {
+  if (!is(n, 'attention')) return undefined;
+  const [rq, kw, vw, pos] = n.srcs;
+  if (!is(rq, 'rope') || !is(kw, 'kv_write') || !is(vw, 'kv_write') || !is(kw.srcs[1], 'rope')) return undefined;
+  const rk = kw.srcs[1];
+  return { rq, rk, kw, vw, pos: pos!, q: rq.srcs[0]!, k: rk.srcs[0]!, v: vw.srcs[1]! };
+}
+
 const withEpilogue = (n: Node, c: RuleCtx, name: string, srcs: Node[], value?: number) => {
   const a = mv(n);
   const es = [...parseEpilogues(a.epilogues), { name, value: value ?? 0 }];
@@ -47,19 +57,18 @@ export const RULES: readonly Rule[] = [
     // attention(rope(Q), kv_write(kc, rope(K), pos), kv_write(vc, V, pos), pos), Q/K/V normed matvecs of one x
     //   -> the same with Q, K, V slices of qkv_matvec(x, nw, Wq, Wk, Wv)
     rewrite(n, c) {
-      if (!is(n, 'attention')) return undefined;
-      const [rq, kw, vw, pos] = n.srcs;
-      if (!is(rq, 'rope') || !is(kw, 'kv_write') || !is(vw, 'kv_write') || !is(kw.srcs[1], 'rope')) return undefined;
-      const [q, k, v] = [rq.srcs[0], kw.srcs[1].srcs[0], vw.srcs[1]];
+      const a = attentionParts(n);
+      if (!a) return undefined;
+      const { rq, rk, kw, vw, pos, q, k, v } = a;
       if (!normedMatvec(q) || !normedMatvec(k) || !normedMatvec(v) || !sameInput(q, k) || !sameInput(q, v)) return undefined;
       if ([q, k, v].some((m) => c.uses(m) !== 1)) return undefined;
       const qkv = c.g.apply(op('qkv_matvec'), [q.srcs[1]!, q.srcs[2]!, q.srcs[0]!, k.srcs[0]!, v.srcs[0]!], { eps: mv(q).eps! });
       const [dq, dk] = [q.shape[0]!, k.shape[0]!];
       const part = (offset: number, length: number) => c.g.apply(op('slice'), [qkv], { offset, length });
       const ropeOf = (r: Node, x: Node) => c.g.apply(op('rope'), [x, r.srcs[1]!, r.srcs[2]!], r.attr);
-      const kw2 = c.g.apply(op('kv_write'), [kw.srcs[0]!, ropeOf(kw.srcs[1], part(dq, dk)), kw.srcs[2]!], {});
+      const kw2 = c.g.apply(op('kv_write'), [kw.srcs[0]!, ropeOf(rk, part(dq, dk)), kw.srcs[2]!], {});
       const vw2 = c.g.apply(op('kv_write'), [vw.srcs[0]!, part(dq + dk, v.shape[0]!), vw.srcs[2]!], {});
-      return c.g.apply(op('attention'), [ropeOf(rq, part(0, dq)), kw2, vw2, pos!], n.attr);
+      return c.g.apply(op('attention'), [ropeOf(rq, part(0, dq)), kw2, vw2, pos], n.attr);
     },
   },
   {
@@ -67,15 +76,14 @@ export const RULES: readonly Rule[] = [
     // attention(rope(slice(QKV)), kv_write(kc, rope(slice(QKV)), pos), kv_write(vc, slice(QKV), pos), pos)
     //   -> attention(rope_kv(QKV, pos, table, kc, vc), kc, vc, pos)
     rewrite(n, c) {
-      if (!is(n, 'attention')) return undefined;
-      const [rq, kw, vw, pos] = n.srcs;
-      if (!is(rq, 'rope') || !is(kw, 'kv_write') || !is(vw, 'kv_write') || !is(kw.srcs[1], 'rope')) return undefined;
-      const [sq, sk, sv] = [rq.srcs[0], kw.srcs[1].srcs[0], vw.srcs[1]];
+      const a = attentionParts(n);
+      if (!a) return undefined;
+      const { rq, rk, kw, vw, pos, q: sq, k: sk, v: sv } = a;
       if (!is(sq, 'slice') || !is(sk, 'slice') || !is(sv, 'slice')) return undefined;
       const qkv = sq.srcs[0]!;
       const [dq, dk] = [sq.shape[0]!, sk.shape[0]!];
       if (!is(qkv, 'qkv_matvec') || sk.srcs[0] !== qkv || sv.srcs[0] !== qkv || sq.attr.offset !== 0 || sk.attr.offset !== dq || sv.attr.offset !== dq + dk) return undefined;
-      if (rq.srcs[2] !== kw.srcs[1].srcs[2] || rq.attr.headSize !== kw.srcs[1].attr.headSize || [rq.srcs[1], kw.srcs[2], vw.srcs[2]].some((p) => p !== pos)) return undefined;
+      if (rq.srcs[2] !== rk.srcs[2] || rq.attr.headSize !== rk.attr.headSize || [rq.srcs[1], kw.srcs[2], vw.srcs[2]].some((p) => p !== pos)) return undefined;
       if (c.uses(kw) !== 1 || c.uses(vw) !== 1 || c.uses(rq) !== 1) return undefined;
       const [kc, vc] = [kw.srcs[0]!, vw.srcs[0]!];
       const q = c.g.apply(op('rope_kv'), [qkv, pos!, rq.srcs[2]!, kc, vc], { headSize: rq.attr.headSize as number, qDim: dq, kvDim: dk });

@@ -1,7 +1,7 @@
 // Workgroup reductions shared by the kernels, as statement @inline helpers: each halves the active
 // invocations until element 0 holds the result. Call them where every invocation of the workgroup
 // arrives (they contain barriers), after each invocation has written its own element.
-import { type Invocation, type Out, type f32, type u32, workgroupBarrier } from '../compiler/kernel/dsl.js';
+import { type Invocation, type In, type Out, type f32, type u32, workgroupBarrier } from '../compiler/kernel/dsl.js';
 
 /** a[0] = a[0] + a[1] + ... + a[size-1] */
 /** @inline */
@@ -25,4 +25,15 @@ export function workgroupMax(a: Out<f32>, id: Invocation): void {
     }
     workgroupBarrier();
   }
+}
+
+/** partial[0] = x[0]² + ... + x[n-1]² (the RMSNorm reduction) */
+/** @inline */
+export function sumOfSquares(x: In<f32>, n: u32, partial: Out<f32>, id: Invocation): void {
+  let ss: f32 = 0;
+  for (let i: u32 = id.local; i < n; i += id.size) {
+    ss += x[i] * x[i];
+  }
+  partial[id.local] = ss;
+  workgroupSum(partial, id);
 }

@@ -3,7 +3,7 @@
 // norms are fused into the matvecs after them, so this runs only when such a hook is tapped.
 import { type Invocation, type In, type Out, type u32, f32, sharedF32 } from '../compiler/kernel/dsl.js';
 import { type Op, groupsFor } from './op.js';
-import { workgroupSum } from './reduce.js';
+import { sumOfSquares } from './reduce.js';
 import { ShapeError } from '../compiler/errors.js';
 
 export const rmsParts: Op<{ eps: number; part: 'scale' | 'normalized' }> = {
@@ -27,12 +27,7 @@ export const rmsParts: Op<{ eps: number; part: 'scale' | 'normalized' }> = {
 /** @kernel @workgroupSize 64 */
 export function rmsPartsKernel(id: Invocation, x: In<f32>, out: Out<f32>, n: u32, eps: f32, normalized: u32) {
   const partial = sharedF32(64);
-  let ss: f32 = 0;
-  for (let i: u32 = id.local; i < n; i += id.size) {
-    ss += x[i] * x[i];
-  }
-  partial[id.local] = ss;
-  workgroupSum(partial, id);
+  sumOfSquares(x, n, partial, id);
   const scale: f32 = Math.sqrt(partial[0] / f32(n) + eps);
   if (normalized === 1) {
     for (let i: u32 = id.local; i < n; i += id.size) {

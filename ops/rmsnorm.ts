@@ -1,6 +1,6 @@
 // RMSNorm: out = w * x / sqrt(mean(x^2) + eps), over one vector [n].
 import { type Invocation, type In, type Out, f32, type u32, sharedF32 } from '../compiler/kernel/dsl.js';
-import { workgroupSum } from './reduce.js';
+import { sumOfSquares } from './reduce.js';
 import { type Op, expectShape } from './op.js';
 
 export const rmsnorm: Op<{ eps: number }> = {
@@ -25,12 +25,7 @@ export const rmsnorm: Op<{ eps: number }> = {
 /** @kernel @workgroupSize 64 */
 export function rmsnormKernel(id: Invocation, x: In<f32>, w: In<f32>, out: Out<f32>, n: u32, eps: f32) {
   const partial = sharedF32(64);
-  let ss: f32 = 0;
-  for (let i: u32 = id.local; i < n; i += id.size) {
-    ss += x[i] * x[i];
-  }
-  partial[id.local] = ss;
-  workgroupSum(partial, id);
+  sumOfSquares(x, n, partial, id);
   const scale: f32 = 1 / Math.sqrt(partial[0] / f32(n) + eps);
   for (let i: u32 = id.local; i < n; i += id.size) {
     out[i] = w[i] * (x[i] * scale);

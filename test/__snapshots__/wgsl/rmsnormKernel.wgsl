@@ -10,15 +10,15 @@ struct Params {
 var<workgroup> partial: array<f32, 64>;
 @compute @workgroup_size(64)
 fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  var ss: f32 = 0.0f;
-  for (var i: u32 = lid.x; (i < u.n); i += 64u) {
-    ss += (x[i] * x[i]);
+  var ss_sumOfSquares1: f32 = 0.0f;
+  for (var i_sumOfSquares1: u32 = lid.x; (i_sumOfSquares1 < u.n); i_sumOfSquares1 += 64u) {
+    ss_sumOfSquares1 += (x[i_sumOfSquares1] * x[i_sumOfSquares1]);
   }
-  partial[lid.x] = ss;
+  partial[lid.x] = ss_sumOfSquares1;
   workgroupBarrier();
-  for (var s_workgroupSum1: u32 = (64u >> 1u); (s_workgroupSum1 > 0u); s_workgroupSum1 >>= 1u) {
-    if ((lid.x < s_workgroupSum1)) {
-      partial[lid.x] += partial[(lid.x + s_workgroupSum1)];
+  for (var s_workgroupSum2: u32 = (64u >> 1u); (s_workgroupSum2 > 0u); s_workgroupSum2 >>= 1u) {
+    if ((lid.x < s_workgroupSum2)) {
+      partial[lid.x] += partial[(lid.x + s_workgroupSum2)];
     }
     workgroupBarrier();
   }
