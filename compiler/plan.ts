@@ -4,7 +4,7 @@
 import { type Graph, type Node } from './graph.js';
 import { ShapeError, TapirError } from './errors.js';
 import { type FragmentIR, type KernelIR, specParams, storageParams, uniformParams } from './kernel/ir.js';
-import { withEpilogues } from './kernel/compose.js';
+import { type FragmentUse, withEpilogues } from './kernel/compose.js';
 import { gpuRowWords } from '../ops/dequant.js';
 
 export type BufId = string;
@@ -42,8 +42,12 @@ export interface LowerCtx {
   /** a private buffer of `floats` f32 for this node (e.g. attention scores) */
   scratch(n: Node, name: string, floats: number): BufId;
   dispatch(kernel: string, bind: Record<string, BufId>, uniforms: Record<string, number>, groups: number): void;
-  /** a kernel with epilogue fragments spliced into its hole; returns its name for dispatch() */
-  compose(kernel: string, fragments: readonly string[]): string;
+  /** a kernel with epilogue fragments spliced into its holes; returns its name for dispatch() */
+  compose(kernel: string, fragments: readonly FragmentUse[]): string;
+  /** an epilogue fragment by name */
+  fragment(name: string): FragmentIR;
+  /** the buffer for node `n`'s k-th store (the value of its `stored` node, or scratch if none reads it) */
+  stored(n: Node, k: number): BufId;
 }
 
 /** Ops that produce GPU work implement this next to their kernel. */
@@ -145,10 +149,21 @@ export function lowerGraph(graph: Graph, opts: PlanOptions): Plan {
     scratch(n, name, floats) {
       return add({ id: `scratch:%${n.id}.${name}`, kind: 'scratch', bytes: Math.max(16, floats * F32) });
     },
-    compose(kernel, names) {
+    fragment(name) {
+      const f = opts.fragments?.[name];
+      if (!f) throw new Error(`internal: no fragment '${name}'`);
+      return f;
+    },
+    stored(n, k) {
+      const s = storedBy.get(`${n.id}:${k}`);
+      if (!s) return ctx.scratch(n, `store${k}`, n.size);
+      if (!nodeBuf.has(s)) nodeBuf.set(s, activation(s, Math.max(16, s.size * F32)));
+      return nodeBuf.get(s)!;
+    },
+    compose(kernel, frags) {
       const base = opts.kernels[kernel];
       if (!base) throw new Error(`internal: no kernel '${kernel}'`);
-      const k = withEpilogues(base, names.map((f) => opts.fragments?.[f] ?? (() => { throw new Error(`internal: no fragment '${f}'`); })()));
+      const k = withEpilogues(base, frags);
       used.set(k.name, k);
       return k.name;
     },
@@ -171,6 +186,8 @@ export function lowerGraph(graph: Graph, opts: PlanOptions): Plan {
   // and a later activation of no greater size takes it. A node never gets a buffer one of its own
   // sources holds (it is allocated before they are released). Outputs are kept.
   const lastUse = new Map<Node, number>();
+  // `stored` nodes: the extra outputs of the fused kernels they read, allocated when those are lowered
+  const storedBy = new Map(graph.nodes.filter((n) => n.op.name === 'stored').map((n) => [`${n.srcs[0]!.id}:${n.attr.n}`, n]));
   graph.nodes.forEach((n, i) => n.srcs.forEach((s) => lastUse.set(s, i)));
   const keep = new Set(Object.values(graph.outputs));
   const free: BufferSpec[] = [];
@@ -202,7 +219,7 @@ export function lowerGraph(graph: Graph, opts: PlanOptions): Plan {
     if (leaf === 'state') { nodeBuf.set(n, add({ id: `state:${n.attr.name}`, kind: 'state', bytes })); return; }
     if (leaf === 'const') { nodeBuf.set(n, add({ id: `const:%${n.id}`, kind: 'const', bytes, constNode: n })); return; }
     if (n.op.inPlace) nodeBuf.set(n, ctx.buf(n.srcs[0]!));
-    else nodeBuf.set(n, activation(n, bytes));
+    else if (!nodeBuf.has(n)) nodeBuf.set(n, activation(n, bytes)); // a stored value already has its buffer
     const lowering = n.op as unknown as Partial<Lowering>;
     if (!lowering.lower) throw new Error(`internal: op ${n.op.name} has no lowering`);
     lowering.lower(n, ctx);

@@ -1,6 +1,7 @@
 // Applies rewrite rules until none fires. Each sweep rebuilds the graph bottom-up, trying the rules on
 // every rebuilt node; sweeps repeat until one changes nothing (the fixed point). A rule set that keeps
-// rewriting (a loop) is an error, not a hang.
+// rewriting (a loop) is an error, not a hang. A rule that absorbs a node other readers still need (a
+// tapped value) names where its value now lives (`alias`); after the sweep every reader is redirected.
 import { GraphBuilder, type Graph, type Node } from './graph.js';
 import { type Rule } from './rules.js';
 
@@ -18,12 +19,17 @@ export function rewrite(graph: Graph, rules: readonly Rule[]): RewriteResult {
     const g = new GraphBuilder();
     const map = new Map<Node, Node>();
     const origin = new Map<Node, Node>(); // rebuilt node -> node of `current`, for use counts
+    const aliases = new Map<Node, Node>(); // rebuilt node -> the node that now holds its value
     let changes = 0;
     for (const n of current.nodes) {
       let m = g.apply(n.op, n.srcs.map((s) => map.get(s)!), n.attr);
       origin.set(m, n);
       // nodes a rule made this sweep (not replacements) are read once, by what the rule built
-      const ctx = { g, uses: (x: Node) => uses.get(origin.get(x) ?? x) ?? 1 };
+      const ctx = {
+        g, uses: (x: Node) => uses.get(origin.get(x) ?? x) ?? 1,
+        alias: (old: Node, now: Node) => { if (old !== now && ctx.uses(old) > 1) aliases.set(old, now); },
+        aliased: (x: Node) => aliases.has(x),
+      };
       for (const r of rules) {
         const out = r.rewrite(m, ctx);
         if (out && out !== m) {
@@ -37,7 +43,24 @@ export function rewrite(graph: Graph, rules: readonly Rule[]): RewriteResult {
       map.set(n, m);
     }
     current = g.finish(Object.fromEntries(Object.entries(current.outputs).map(([k, n]) => [k, map.get(n)!])));
+    if (aliases.size) current = redirect(current, aliases);
     if (changes === 0) return { graph: current, fired, sweeps: sweep };
   }
   throw new Error(`internal: the rewrite rules did not reach a fixed point in ${MAX_SWEEPS} sweeps (a rule loop?)`);
+}
+
+/** The graph with every read of an aliased node reading its alias instead. Rebuilt in the old order,
+ *  except that an alias is built (depth-first) before a reader that comes earlier. */
+function redirect(graph: Graph, aliases: ReadonlyMap<Node, Node>): Graph {
+  const g = new GraphBuilder();
+  const done = new Map<Node, Node>();
+  const resolve = (n: Node): Node => { let m = n; for (let i = 0; aliases.has(m); i++) { if (i > 64) throw new Error('internal: alias cycle'); m = aliases.get(m)!; } return m; };
+  const build = (n0: Node): Node => {
+    const n = resolve(n0);
+    let m = done.get(n);
+    if (!m) { m = g.apply(n.op, n.srcs.map(build), n.attr); done.set(n, m); }
+    return m;
+  };
+  for (const n of graph.nodes) if (!aliases.has(n)) build(n);
+  return g.finish(Object.fromEntries(Object.entries(graph.outputs).map(([k, n]) => [k, build(n)])));
 }

@@ -2,13 +2,17 @@
 // the replacement node, or undefined when it does not match. They run until none fires (rewrite.ts).
 import { type GraphBuilder, type Node } from './graph.js';
 import { OP_BY_NAME } from '../ops/index.js';
-import { formatEpilogues, parseEpilogues } from '../ops/epilogues.js';
+import { appendEpilogue, storeCount } from '../ops/epilogues.js';
 import type { MatvecAttr } from '../ops/matvec.js';
 
 export interface RuleCtx {
   g: GraphBuilder;
   /** how many nodes read `n` (outputs count as readers) */
   uses(n: Node): number;
+  /** `old` is absorbed but still read elsewhere (a tap): its readers read `now` instead */
+  alias(old: Node, now: Node): void;
+  /** whether another rule absorbed `n` this sweep (its other readers will read the alias) */
+  aliased(n: Node): boolean;
 }
 export interface Rule {
   readonly name: string;
@@ -35,14 +39,33 @@ function attentionParts(n: Node) {
   return { rq, rk, kw, vw, pos: pos!, q: rq.srcs[0]!, k: rk.srcs[0]!, v: vw.srcs[1]! };
 }
 
-const withEpilogue = (n: Node, c: RuleCtx, name: string, srcs: Node[], value?: number) => {
-  const a = mv(n);
-  const es = [...parseEpilogues(a.epilogues), { name, value: value ?? 0 }];
-  return c.g.apply(op('matvec'), [...n.srcs, ...srcs], { ...a, epilogues: formatEpilogues(es) });
-};
+/** whether `x` reads `m`, directly or through other nodes */
+function dependsOn(x: Node, m: Node): boolean {
+  const seen = new Set<Node>();
+  const walk = (n: Node): boolean => n === m || (!seen.has(n) && (seen.add(n), n.srcs.some(walk)));
+  return walk(x);
+}
 
-/** matvec binds W, x, nw, out and one vector per add: 7 sources leave one storage buffer spare */
+/** matvec binds W, x, nw, out and one buffer per added vector or store: 6 sources + out leave one spare */
 const MAX_MATVEC_SOURCES = 6;
+
+/** `n` with one more epilogue; a tap on `n` itself (another reader) becomes a store just before it,
+ *  and those readers read the stored value. Undefined when `n` cannot take it. */
+function withEpilogue(n: Node, c: RuleCtx, name: string, srcs: Node[], value = 0): Node | undefined {
+  const a = mv(n);
+  const tapped = c.uses(n) > 1;
+  // a node that already stores is read by its `stored` nodes; fusing further would orphan them
+  if (storeCount(a.epilogues) > 0 || c.aliased(n)) return undefined;
+  // W, x, out and each vector or store bind one storage buffer: keep within WebGPU's default 8
+  if (n.srcs.length + srcs.length + (tapped ? 1 : 0) > MAX_MATVEC_SOURCES) return undefined;
+  let spec = a.epilogues;
+  if (tapped) spec = appendEpilogue(spec, { name: 'store', value: 0 });
+  const f = c.g.apply(op('matvec'), [...n.srcs, ...srcs], { ...a, epilogues: appendEpilogue(spec, { name, value }) });
+  if (tapped) c.alias(n, storedOf(c, f, 0, n));
+  return f;
+}
+/** the value `f`'s k-th store writes, standing in for `was` */
+const storedOf = (c: RuleCtx, f: Node, k: number, was: Node) => c.g.apply(op('stored'), [f], { n: k, shape: was.shape });
 
 export const RULES: readonly Rule[] = [
   {
@@ -61,14 +84,16 @@ export const RULES: readonly Rule[] = [
       if (!a) return undefined;
       const { rq, rk, kw, vw, pos, q, k, v } = a;
       if (!normedMatvec(q) || !normedMatvec(k) || !normedMatvec(v) || !sameInput(q, k) || !sameInput(q, v)) return undefined;
-      if ([q, k, v].some((m) => c.uses(m) !== 1)) return undefined;
       const qkv = c.g.apply(op('qkv_matvec'), [q.srcs[1]!, q.srcs[2]!, q.srcs[0]!, k.srcs[0]!, v.srcs[0]!], { eps: mv(q).eps! });
       const [dq, dk] = [q.shape[0]!, k.shape[0]!];
       const part = (offset: number, length: number) => c.g.apply(op('slice'), [qkv], { offset, length });
       const ropeOf = (r: Node, x: Node) => c.g.apply(op('rope'), [x, r.srcs[1]!, r.srcs[2]!], r.attr);
-      const kw2 = c.g.apply(op('kv_write'), [kw.srcs[0]!, ropeOf(rk, part(dq, dk)), kw.srcs[2]!], {});
+      const [rq2, rk2] = [ropeOf(rq, part(0, dq)), ropeOf(rk, part(dq, dk))];
+      const kw2 = c.g.apply(op('kv_write'), [kw.srcs[0]!, rk2, kw.srcs[2]!], {});
       const vw2 = c.g.apply(op('kv_write'), [vw.srcs[0]!, part(dq + dk, v.shape[0]!), vw.srcs[2]!], {});
-      return c.g.apply(op('attention'), [ropeOf(rq, part(0, dq)), kw2, vw2, pos], n.attr);
+      // taps on the projections read slices of the fused output
+      [[q, part(0, dq)], [k, part(dq, dk)], [v, part(dq + dk, v.shape[0]!)], [rq, rq2], [rk, rk2], [kw, kw2], [vw, vw2]].forEach(([a, b]) => c.alias(a!, b!));
+      return c.g.apply(op('attention'), [rq2, kw2, vw2, pos], n.attr);
     },
   },
   {
@@ -84,9 +109,14 @@ export const RULES: readonly Rule[] = [
       const [dq, dk] = [sq.shape[0]!, sk.shape[0]!];
       if (!is(qkv, 'qkv_matvec') || sk.srcs[0] !== qkv || sv.srcs[0] !== qkv || sq.attr.offset !== 0 || sk.attr.offset !== dq || sv.attr.offset !== dq + dk) return undefined;
       if (rq.srcs[2] !== rk.srcs[2] || rq.attr.headSize !== rk.attr.headSize || [rq.srcs[1], kw.srcs[2], vw.srcs[2]].some((p) => p !== pos)) return undefined;
-      if (c.uses(kw) !== 1 || c.uses(vw) !== 1 || c.uses(rq) !== 1) return undefined;
       const [kc, vc] = [kw.srcs[0]!, vw.srcs[0]!];
-      const q = c.g.apply(op('rope_kv'), [qkv, pos!, rq.srcs[2]!, kc, vc], { headSize: rq.attr.headSize as number, qDim: dq, kvDim: dk });
+      // a tap on the rotated k (which goes only to the cache) is a store in the kernel
+      const tapK = c.uses(rk) > 1;
+      const q = c.g.apply(op('rope_kv'), [qkv, pos!, rq.srcs[2]!, kc, vc], { headSize: rq.attr.headSize as number, qDim: dq, kvDim: dk, ...(tapK ? { epilogues: 'k:store' } : {}) });
+      if (tapK) c.alias(rk, storedOf(c, q, 0, rk));
+      // readers of the rotated q read rope_kv's output; readers of the written caches (the attention
+      // pattern) read the caches, ordered after the write because they read that q too
+      c.alias(rq, q); c.alias(kw, kc); c.alias(vw, vc);
       return c.g.apply(op('attention'), [q, kc, vc, pos!], n.attr);
     },
   },
@@ -99,8 +129,13 @@ export const RULES: readonly Rule[] = [
     // silu_mul(matvec{norm}(Wg, x, nw), matvec{norm}(Wu, x, nw)) -> ffn_gate_up(x, nw, Wg, Wu)
     rewrite(n, c) {
       const [g, u] = n.srcs;
-      if (!is(n, 'silu_mul') || !normedMatvec(g) || !normedMatvec(u) || !sameInput(g, u) || c.uses(g) !== 1 || c.uses(u) !== 1) return undefined;
-      return c.g.apply(op('ffn_gate_up'), [g.srcs[1]!, g.srcs[2]!, g.srcs[0]!, u.srcs[0]!], { eps: mv(g).eps! });
+      if (!is(n, 'silu_mul') || !normedMatvec(g) || !normedMatvec(u) || !sameInput(g, u)) return undefined;
+      // taps on the projections (mlp.hook_pre, hook_pre_linear) are stores in the kernel
+      const taps = [[g, 'gate'], [u, 'up']].filter(([m]) => c.uses(m as Node) > 1) as [Node, string][];
+      const f = c.g.apply(op('ffn_gate_up'), [g.srcs[1]!, g.srcs[2]!, g.srcs[0]!, u.srcs[0]!],
+        { eps: mv(g).eps!, ...(taps.length ? { epilogues: taps.map(([, h]) => `${h}:store`).join(',') } : {}) });
+      taps.forEach(([m], k) => c.alias(m, storedOf(c, f, k, m)));
+      return f;
     },
   },
   {
@@ -109,15 +144,16 @@ export const RULES: readonly Rule[] = [
     rewrite(n, c) {
       if (!is(n, 'add')) return undefined;
       const [a, b] = n.srcs;
-      const [m, y] = is(a, 'matvec') && c.uses(a) === 1 ? [a, b!] : is(b, 'matvec') && c.uses(b) === 1 ? [b, a!] : [];
-      // each add binds one more vector: keep the kernel within WebGPU's default 8 storage buffers
-      return m && m.srcs.length < MAX_MATVEC_SOURCES ? withEpilogue(m, c, 'add', [y!]) : undefined;
+      // the matvec must not feed the other operand (that would be a cycle); prefer one no one else reads
+      const ok = ([m, y]: Node[]) => is(m, 'matvec') && !dependsOn(y!, m!);
+      const options = [[a!, b!], [b!, a!]].filter(ok).sort(([m1], [m2]) => Number(c.uses(m1!) > 1) - Number(c.uses(m2!) > 1));
+      const [m, y] = options[0] ?? [];
+      return m ? withEpilogue(m, c, 'add', [y!]) : undefined;
     },
   },
   {
     name: 'scale_into_matvec', why: 'a constant multiplier (logit or residual scaling) in the matvec epilogue',
     // scale(matvec(...), f) -> matvec{epilogues += scale=f}(...)
-    rewrite: (n, c) => (is(n, 'scale') && is(n.srcs[0], 'matvec') && c.uses(n.srcs[0]) === 1
-      ? withEpilogue(n.srcs[0], c, 'scale', [], n.attr.factor as number) : undefined),
+    rewrite: (n, c) => (is(n, 'scale') && is(n.srcs[0], 'matvec') ? withEpilogue(n.srcs[0], c, 'scale', [], n.attr.factor as number) : undefined),
   },
 ];

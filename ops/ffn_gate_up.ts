@@ -1,6 +1,8 @@
 // The SwiGLU front half in one kernel (the seed's fusedRmsNormFFNGateUp): RMS-norm of x, the gate and
-// up projections, and silu(gate) * up. Sources: [x, nw, Wg, Wu].
-import { type Invocation, type In, type Out, type Spec, type u32, f32, sharedF32 } from '../compiler/kernel/dsl.js';
+// up projections, and silu(gate) * up. Sources: [x, nw, Wg, Wu]. Holes 'gate' and 'up' see the two
+// projections (taps on mlp.hook_pre / hook_pre_linear store there).
+import { type Invocation, type In, type Out, type Spec, type u32, epilogue, f32, sharedF32 } from '../compiler/kernel/dsl.js';
+import { lowerEpilogues, parseEpilogues } from './epilogues.js';
 import { workgroupSum } from './reduce.js';
 import { type Op } from './op.js';
 import { WTYPE, weightAt } from './dequant.js';
@@ -9,7 +11,7 @@ import { siluMul } from './silu_mul.js';
 import { expectShape } from './op.js';
 import type { Node } from '../compiler/graph.js';
 
-export const ffnGateUp: Op<{ eps: number }> = {
+export const ffnGateUp: Op<{ eps: number; epilogues?: string }> = {
   name: 'ffn_gate_up',
   infer([x, nw, wg, wu], a) {
     const g = matvec.infer([wg!, x!, nw!], { norm: true, eps: a.eps });
@@ -25,12 +27,15 @@ export const ffnGateUp: Op<{ eps: number }> = {
     const cg = ctx.chunks(wg!), cu = ctx.chunks(wu!);
     const hidden = n.shape[0]!;
     if (cg.length === 1 && cu.length === 1) {
-      ctx.dispatch('ffnGateUpKernel', { x: ctx.buf(x!), nw: ctx.buf(nw!), wg: cg[0]!.buf, wu: cu[0]!.buf, out: ctx.buf(n) },
-        { rows: hidden, cols: x!.shape[0]!, eps: n.attr.eps as number, gtype: WTYPE[wg!.dtype]!, utype: WTYPE[wu!.dtype]! }, hidden);
+      const e = lowerEpilogues(n, ctx, 'ffnGateUpKernel', []);
+      ctx.dispatch(e.kernel, { ...e.bind, x: ctx.buf(x!), nw: ctx.buf(nw!), wg: cg[0]!.buf, wu: cu[0]!.buf, out: ctx.buf(n) },
+        { ...e.uniforms, rows: hidden, cols: x!.shape[0]!, eps: n.attr.eps as number, gtype: WTYPE[wg!.dtype]!, utype: WTYPE[wu!.dtype]! }, hidden);
       return;
     }
-    // weights too big for one binding: normed matvecs into scratch, then silu·mul
-    const g = ctx.scratch(n, 'gate', hidden), u = ctx.scratch(n, 'up', hidden);
+    // weights too big for one binding: normed matvecs into scratch (or into the taps' buffers), then silu·mul
+    const taps = parseEpilogues(n.attr.epilogues as string | undefined).map((e) => e.hole);
+    const at = (hole: string) => (taps.includes(hole) ? ctx.stored(n, taps.indexOf(hole)) : ctx.scratch(n, hole, hidden));
+    const g = at('gate'), u = at('up');
     const normed = (w: Node) => ({ ...n, srcs: [w, x!, nw!], attr: { norm: true, eps: n.attr.eps } }) as unknown as Node;
     lowerMatvec(normed(wg!), ctx, g, 0);
     lowerMatvec(normed(wu!), ctx, u, 0);
@@ -66,7 +71,8 @@ export function ffnGateUpKernel(id: Invocation, x: In<f32>, nw: In<f32>, wg: In<
   workgroupSum(squares, id);
   if (id.local === 0) {
     const scale: f32 = 1 / Math.sqrt(squares[0] / f32(cols) + eps);
-    const gv: f32 = gates[0] * scale;
-    out[row] = (gv / (1 + Math.exp(-gv))) * (ups[0] * scale);
+    const gv: f32 = epilogue(gates[0] * scale, row, 'gate');
+    const uv: f32 = epilogue(ups[0] * scale, row, 'up');
+    out[row] = (gv / (1 + Math.exp(-gv))) * uv;
   }
 }

@@ -21,10 +21,11 @@ import { argmax } from './argmax.js';
 import { intervene } from './intervene.js';
 import { attentionPattern, type PatternAttr } from './attention_pattern.js';
 import { rmsParts } from './rms_parts.js';
+import { stored } from './stored.js';
 import type { Op } from './op.js';
 
 export const OPS: readonly Op[] = [input, weight, state, ropeTable, embedding, rmsnorm, matvec, rope, kvWrite, attention, add, siluMul,
-  scale, slice, qkvMatvec, ropeKv, ffnGateUp, argmax, intervene, attentionPattern, rmsParts] as Op[];
+  scale, slice, qkvMatvec, ropeKv, ffnGateUp, argmax, intervene, attentionPattern, rmsParts, stored] as Op[];
 /** ops by name (the IR parser and rules look them up) */
 export const OP_BY_NAME: ReadonlyMap<string, Op> = new Map(OPS.map((o) => [o.name, o]));
 

@@ -7,7 +7,7 @@ import { type Invocation, type In, type Out, type Spec, type u32, epilogue, f32,
 import { workgroupSum } from './reduce.js';
 import { type Op, expectDtype, expectShape } from './op.js';
 import { BLOCK, WEIGHT_DTYPES, WTYPE, weightAt } from './dequant.js';
-import { EPILOGUES, epilogueArrays, parseEpilogues } from './epilogues.js';
+import { EPILOGUES, epilogueArrays, lowerEpilogues, parseEpilogues } from './epilogues.js';
 import { ShapeError } from '../compiler/errors.js';
 import type { Node } from '../compiler/graph.js';
 import type { LowerCtx } from '../compiler/plan.js';
@@ -58,18 +58,11 @@ export const matvec: Op<MatvecAttr> = {
 export function lowerMatvec(n: Node, ctx: LowerCtx, out: string, offset: number) {
   const [w, x, ...rest] = n.srcs;
   const a = n.attr as MatvecAttr;
-  const uses = parseEpilogues(a.epilogues);
-  const kernel = ctx.compose('matvecKernel', uses.map((e) => EPILOGUES[e.name]!.fragment));
-  const bind: Record<string, string> = { w: '', x: ctx.buf(x!), nw: a.norm ? ctx.buf(rest[0]!) : ctx.buf(x!), out };
-  const uniforms: Record<string, number> = { cols: w!.shape[1]!, eps: a.eps ?? 0, norm: a.norm ? 1 : 0, wtype: WTYPE[w!.dtype]! };
-  let next = a.norm ? 1 : 0;
-  uses.forEach((e, j) => {
-    const def = EPILOGUES[e.name]!;
-    if (def.arrays) bind[`y_e${j}`] = ctx.buf(rest[next++]!);
-    if (def.uniform) uniforms[`${def.uniform}_e${j}`] = e.value;
-  });
+  const e = lowerEpilogues(n, ctx, 'matvecKernel', rest.slice(a.norm ? 1 : 0));
+  const bind: Record<string, string> = { ...e.bind, x: ctx.buf(x!), nw: a.norm ? ctx.buf(rest[0]!) : ctx.buf(x!), out };
+  const uniforms: Record<string, number> = { ...e.uniforms, cols: w!.shape[1]!, eps: a.eps ?? 0, norm: a.norm ? 1 : 0, wtype: WTYPE[w!.dtype]! };
   for (const c of ctx.chunks(w!))
-    ctx.dispatch(kernel, { ...bind, w: c.buf }, { ...uniforms, rows: c.rows, outOffset: offset + c.rowStart }, c.rows);
+    ctx.dispatch(e.kernel, { ...bind, w: c.buf }, { ...uniforms, rows: c.rows, outOffset: offset + c.rowStart }, c.rows);
 }
 
 /** A workgroup per output row: strided partial dot products (and sums of squares for the norm),

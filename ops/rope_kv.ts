@@ -2,12 +2,13 @@
 // ropeRotationWithCacheCopy), from the fused QKV output [q; k; v]. Returns the rotated q; the caches
 // (sources 3 and 4) are updated in place, so attention reading them must come after (it reads the
 // rotated q, which orders it). Sources: [qkv, pos, table, kCache, vCache].
-import { type Invocation, type In, type Out, type f32, type u32, idiv } from '../compiler/kernel/dsl.js';
+import { type Invocation, type In, type Out, type f32, type u32, epilogue, idiv } from '../compiler/kernel/dsl.js';
+import { lowerEpilogues } from './epilogues.js';
 import { type Op, expectShape, groupsFor } from './op.js';
 import { rope } from './rope.js';
 import { ShapeError } from '../compiler/errors.js';
 
-export type RopeKvAttr = { headSize: number; qDim: number; kvDim: number };
+export type RopeKvAttr = { headSize: number; qDim: number; kvDim: number; epilogues?: string };
 
 export const ropeKv: Op<RopeKvAttr> = {
   name: 'rope_kv',
@@ -31,12 +32,14 @@ export const ropeKv: Op<RopeKvAttr> = {
     const [qkv, pos, table, kc, vc] = n.srcs;
     const { headSize, qDim, kvDim } = n.attr as RopeKvAttr;
     const total = qDim / 2 + kvDim / 2 + kvDim;
-    ctx.dispatch('ropeKvKernel', { qkv: ctx.buf(qkv!), pos: ctx.buf(pos!), table: ctx.buf(table!), kc: ctx.buf(kc!), vc: ctx.buf(vc!), q: ctx.buf(n) },
-      { qDim, kvDim, headSize, rotDim: table!.shape[1]! * 2 }, groupsFor(total, 64));
+    const e = lowerEpilogues(n, ctx, 'ropeKvKernel', []);
+    ctx.dispatch(e.kernel, { ...e.bind, qkv: ctx.buf(qkv!), pos: ctx.buf(pos!), table: ctx.buf(table!), kc: ctx.buf(kc!), vc: ctx.buf(vc!), q: ctx.buf(n) },
+      { ...e.uniforms, qDim, kvDim, headSize, rotDim: table!.shape[1]! * 2 }, groupsFor(total, 64));
   },
 };
 
-/** Invocations 0..qDim/2 turn q pairs, then kvDim/2 turn k pairs into the cache, then kvDim copy v. */
+/** Invocations 0..qDim/2 turn q pairs, then kvDim/2 turn k pairs into the cache, then kvDim copy v.
+ *  The rotated k passes hole 'k' on its way to the cache (where a tap stores it). */
 /** @kernel @workgroupSize 64 */
 export function ropeKvKernel(id: Invocation, qkv: In<f32>, pos: In<u32>, table: In<f32>, kc: Out<f32>, vc: Out<f32>, q: Out<f32>,
   qDim: u32, kvDim: u32, headSize: u32, rotDim: u32) {
@@ -68,8 +71,8 @@ export function ropeKvKernel(id: Invocation, qkv: In<f32>, pos: In<u32>, table: 
     a = ra;
   }
   if (isK) {
-    kc[p * kvDim + at] = a;
-    kc[p * kvDim + at + 1] = b;
+    kc[p * kvDim + at] = epilogue(a, at, 'k');
+    kc[p * kvDim + at + 1] = epilogue(b, at + 1, 'k');
   } else {
     q[at] = a;
     q[at + 1] = b;

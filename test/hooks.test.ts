@@ -94,6 +94,32 @@ describe('hooks through the fused plan', () => {
   });
 });
 
+describe('taps survive fusion', () => {
+  const src = loadModelSource(GGUF);
+  const graph = llama({ ...src.config, contextLength: 64 });
+  const opts = { kernels, fragments, maxBindingBytes: 1 << 27 };
+  const fusedKernels = (p: ReturnType<typeof compile>['plan']) =>
+    p!.dispatches.filter((d) => !OWN_KERNEL.has(d.node.op.name)).map((d) => d.kernel.replace(/\+(\w+:)?storeEpilogue/g, ''));
+  // hooks that no fused kernel computes get their own kernel, and only when tapped
+  const OWN_KERNEL = new Set(['attention_pattern', 'rms_parts', 'slice']);
+  const plain = compile(graph, opts).plan!;
+  it.each(Object.keys(graph.hooks).filter((h) => h.startsWith('blocks.1.') || !h.startsWith('blocks.')))('%s: the fused kernels stay, the value is stored by one of them or read from its output', (hook) => {
+    const tapped = compile(graph, { ...opts, taps: [hook] }).plan!;
+    expect(fusedKernels(tapped)).toEqual(fusedKernels(plain));
+    const extra = tapped.dispatches.length - plain.dispatches.length;
+    expect(extra).toBeLessThanOrEqual(1);
+    expect(tapped.dispatches.filter((d) => OWN_KERNEL.has(d.node.op.name))).toHaveLength(extra);
+  });
+  it('a store appears exactly where an absorbed value is tapped', () => {
+    const kernelsOf = (taps: string[]) => compile(graph, { ...opts, taps }).plan!.dispatches.map((d) => d.kernel).filter((k) => k.includes('store'));
+    expect(kernelsOf(['blocks.1.hook_attn_out'])).toEqual(['matvecKernel+storeEpilogue+addEpilogue']);
+    expect(kernelsOf(['blocks.1.hook_mlp_out'])).toEqual(['matvecKernel+storeEpilogue+addEpilogue']);
+    expect(kernelsOf(['blocks.1.mlp.hook_pre', 'blocks.1.mlp.hook_pre_linear'])).toEqual(['ffnGateUpKernel+gate:storeEpilogue+up:storeEpilogue']);
+    expect(kernelsOf(['blocks.1.attn.hook_rot_k'])).toEqual(['ropeKvKernel+k:storeEpilogue']);
+    expect(kernelsOf(['blocks.1.hook_resid_post', 'blocks.1.attn.hook_z', 'blocks.1.attn.hook_rot_q'])).toEqual([]); // outputs of fused kernels already
+  });
+});
+
 describe('hook selectors', () => {
   const names = llama({ dim: 16, hiddenDim: 24, nLayers: 8, nHeads: 4, nKvHeads: 2, vocabSize: 12, contextLength: 8, ropeTheta: 1e4, rotDim: 4, rmsEps: 1e-5, tiedEmbeddings: true }).hooks;
   const all = Object.keys(names);

@@ -1,19 +1,25 @@
-// Kernel composition: fill a kernel's epilogue hole with fragments, in order, giving a new kernel IR.
+// Kernel composition: fill a kernel's epilogue holes with fragments, in order, giving a new kernel IR.
 // (v, i) -> f1(v, i) -> f2(f1(v, i), i) -> ...; each fragment's own parameters join the kernel's,
-// renamed so two fragments of the same kind do not collide. No WGSL is written here.
+// renamed so two fragments of the same kind do not collide. A fragment that stores (a tap) needs the
+// value it sees in a variable: the statement holding the hole is preceded by `let ep_j = v; t[i] = ep_j;`.
+// No WGSL is written here.
 import type { Expr, FragmentIR, KernelIR, Param, Stmt } from './ir.js';
 
+/** A fragment and the hole it fills ('epilogue' unless the kernel names others). */
+export interface FragmentUse { frag: FragmentIR; hole?: string }
 
-export function withEpilogues(k: KernelIR, frags: readonly FragmentIR[]): KernelIR {
-  if (frags.length === 0) return k;
+export function withEpilogues(k: KernelIR, fragsIn: readonly (FragmentIR | FragmentUse)[]): KernelIR {
+  const uses: FragmentUse[] = fragsIn.map((f) => ('frag' in f ? f : { frag: f }));
+  if (uses.length === 0) return k;
+  const frags = uses.map((u) => u.frag);
+  const holeOf = (j: number) => uses[j]!.hole ?? 'epilogue';
   const taken = new Set(k.params.map((p) => p.name).concat(k.shared.map((s) => s.name)));
+  const fresh = (base: string) => { let name = base; while (taken.has(name)) name += '_'; taken.add(name); return name; };
   const params: Param[] = [...k.params];
   const renames = frags.map((f, j) => {
     const map = new Map<string, string>();
     for (const p of f.params) {
-      let name = `${p.name}_e${j}`;
-      while (taken.has(name)) name += '_';
-      taken.add(name);
+      const name = fresh(`${p.name}_e${j}`);
       map.set(p.name, name);
       params.push({ ...p, name });
     }
@@ -34,11 +40,25 @@ export function withEpilogues(k: KernelIR, frags: readonly FragmentIR[]): Kernel
       default: return e;
     }
   };
+  // statements to place before the one being rewritten (the stores of tap fragments)
+  let before: Stmt[] = [];
   const fill = (e: Expr): Expr => {
     switch (e.k) {
       case 'hole': {
         const [v0, i] = e.args.map(fill) as [Expr, Expr];
-        return frags.reduce<Expr>((v, _, j) => inst(frags[j]!.body, j, [v, i]), v0);
+        let v = v0;
+        frags.forEach((f, j) => {
+          if (holeOf(j) !== e.name) return;
+          if (f.stores?.length) {
+            const name = fresh(`ep_${j}`);
+            before.push({ k: 'let', name, ty: 'f32', init: v, mutable: false });
+            v = { k: 'var', name, ty: 'f32' };
+            for (const s of f.stores)
+              before.push({ k: 'assign', op: '=', target: { k: 'index', array: renames[j]!.get(s.array)!, index: inst(s.index, j, [v, i]), ty: 'f32' }, value: inst(s.value, j, [v, i]) });
+          }
+          v = inst(f.body, j, [v, i]);
+        });
+        return v;
       }
       case 'index': return { ...e, index: fill(e.index) };
       case 'bin': return { ...e, a: fill(e.a), b: fill(e.b) };
@@ -48,21 +68,30 @@ export function withEpilogues(k: KernelIR, frags: readonly FragmentIR[]): Kernel
       default: return e;
     }
   };
-  const stmt = (s: Stmt): Stmt => {
+  const withBefore = (make: () => Stmt): Stmt[] => {
+    const saved = before;
+    before = [];
+    const s = make();
+    const out = [...before, s];
+    before = saved;
+    return out;
+  };
+  const block = (b: Stmt[]) => b.flatMap(stmt);
+  const stmt = (s: Stmt): Stmt[] => {
     switch (s.k) {
-      case 'let': return { ...s, init: s.init && fill(s.init) };
-      case 'assign': return { ...s, target: fill(s.target) as typeof s.target, value: fill(s.value) };
-      case 'if': return { ...s, cond: fill(s.cond), then: s.then.map(stmt), else: s.else.map(stmt) };
-      case 'for': return { ...s, init: s.init && stmt(s.init), cond: s.cond && fill(s.cond), update: s.update && stmt(s.update), body: s.body.map(stmt) };
-      case 'while': return { ...s, cond: fill(s.cond), body: s.body.map(stmt) };
-      default: return s;
+      case 'let': return withBefore(() => ({ ...s, init: s.init && fill(s.init) }));
+      case 'assign': return withBefore(() => ({ ...s, target: fill(s.target) as typeof s.target, value: fill(s.value) }));
+      case 'if': return withBefore(() => ({ ...s, cond: fill(s.cond), then: block(s.then), else: block(s.else) }));
+      case 'for': return [{ ...s, init: s.init && stmt(s.init)[0]!, cond: s.cond && fill(s.cond), update: s.update && stmt(s.update)[0]!, body: block(s.body) }];
+      case 'while': return [{ ...s, cond: fill(s.cond), body: block(s.body) }];
+      default: return [s];
     }
   };
   return {
     ...k,
-    name: [k.name, ...frags.map((f) => f.name)].join('+'),
+    name: [k.name, ...uses.map((u) => (u.hole && u.hole !== 'epilogue' ? `${u.hole}:${u.frag.name}` : u.frag.name))].join('+'),
     source: [k.source, ...frags.map((f) => f.source)].join(' + '),
     params,
-    body: k.body.map(stmt),
+    body: block(k.body),
   };
 }

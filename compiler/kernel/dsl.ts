@@ -51,7 +51,7 @@ export function storageBarrier(): void {}
 /** Where a fused kernel's epilogue goes: the value `v` about to be stored at output index `i`.
  *  Fusion rules splice @epilogue fragments (a residual or bias add, a scale, ...) in here; with none,
  *  it is `v`. */
-export function epilogue(v: f32, _i: u32): f32 {
+export function epilogue(v: f32, _i: u32, _hole?: string): f32 {
   return v;
 }
 

@@ -16,8 +16,9 @@ export type Expr =
   | { k: 'un'; op: '-' | '!' | '~'; a: Expr; ty: Scalar }
   | { k: 'call'; fn: string; args: Expr[]; ty: Scalar } // WGSL builtin functions and conversions
   | { k: 'select'; cond: Expr; a: Expr; b: Expr; ty: Scalar }
-  /** a place fusion fills with epilogue fragments; unfilled, it is its first argument */
-  | { k: 'hole'; name: 'epilogue'; args: Expr[]; ty: Scalar }
+  /** a place fusion fills with epilogue fragments; unfilled, it is its first argument. A kernel may
+   *  have several, named (`epilogue(v, i, 'k')`); the default one is 'epilogue' */
+  | { k: 'hole'; name: string; args: Expr[]; ty: Scalar }
   /** inside a fragment: argument n of the hole (0: the value, 1: the output index) */
   | { k: 'arg'; n: number; ty: Scalar };
 
@@ -46,6 +47,8 @@ export interface FragmentIR {
   source: string;
   /** parameters beyond (v, i): arrays it reads and scalars it takes */
   params: Param[];
+  /** stores it makes before passing the value on (a tap: `t[i] = v; return v;`), in order */
+  stores?: { array: string; index: Expr; value: Expr }[];
   body: Expr;
 }
 

@@ -125,7 +125,8 @@ class FunctionTranslator {
     return { name: fn.getName()!, source: `${this.file}:${line}`, workgroupSize, params, shared: this.shared, body: stmts };
   }
 
-  /** An `@epilogue` function `(v: f32, i: u32, ...params): f32 { return expr; }` as a fragment. */
+  /** An `@epilogue` function `(v: f32, i: u32, ...params): f32 { return expr; }` as a fragment. A
+   *  store fragment (a tap) writes the value on first: `t[i] = v; return v;` with `t: Out<f32>`. */
   fragment(): FragmentIR {
     const fn = this.fn;
     const ps = fn.getParameters();
@@ -137,18 +138,28 @@ class FunctionTranslator {
     const params: Param[] = [];
     ps.slice(2).forEach((p, j) => {
       const name = p.getName(), t = tn(j + 2);
-      const arr = /^In<(f32|u32|i32)>$/.exec(t);
-      if (arr) { params.push({ kind: 'in', name, elem: arr[1] as 'f32' }); scope.set(name, { kind: 'array', elem: arr[1] as Scalar, writable: false, name }); }
-      else if (t === 'f32' || t === 'u32' || t === 'i32') { params.push({ kind: 'uniform', name, ty: t }); scope.set(name, { kind: 'uniform', ty: t }); }
-      else this.fail(p, `an @epilogue parameter is In<T>, f32, u32 or i32, not '${t}'`);
+      const arr = /^(In|Out)<(f32|u32|i32)>$/.exec(t);
+      if (arr) {
+        params.push({ kind: arr[1] === 'In' ? 'in' : 'out', name, elem: arr[2] as 'f32' });
+        scope.set(name, { kind: 'array', elem: arr[2] as Scalar, writable: arr[1] === 'Out', name });
+      } else if (t === 'f32' || t === 'u32' || t === 'i32') { params.push({ kind: 'uniform', name, ty: t }); scope.set(name, { kind: 'uniform', ty: t }); }
+      else this.fail(p, `an @epilogue parameter is In<T>, Out<T>, f32, u32 or i32, not '${t}'`);
     });
     const body = fn.getBody() as import('ts-morph').Block | undefined;
     const stmts = body?.getStatements() ?? [];
-    const ret = stmts[0];
-    if (stmts.length !== 1 || !ret || !Node.isReturnStatement(ret) || !ret.getExpression()) this.fail(fn, 'an @epilogue is a single `return <expression>;`');
+    const ret = stmts[stmts.length - 1];
+    if (!ret || !Node.isReturnStatement(ret) || !ret.getExpression()) this.fail(fn, 'an @epilogue ends with `return <expression>;`');
     this.scopes = [scope];
+    const stores = stmts.slice(0, -1).map((s) => {
+      const a = Node.isExpressionStatement(s) ? s.getExpression() : undefined;
+      if (!a || !Node.isBinaryExpression(a) || a.getOperatorToken().getText() !== '=' || !Node.isElementAccessExpression(a.getLeft()))
+        this.fail(s, 'before its return, an @epilogue may only store: `out[i] = value;`');
+      const target = this.expr(a.getLeft());
+      if (target.k !== 'index' || !params.some((p) => p.kind === 'out' && p.name === target.array)) this.fail(s, 'an @epilogue stores only into its Out<T> parameters');
+      return { array: target.array, index: target.index, value: coerce(this.expr(a.getRight()), target.ty, (m) => this.fail(s, m)) };
+    });
     const e = coerce(this.expr(ret.getExpression()!), 'f32', (m) => this.fail(ret, m));
-    return { name: fn.getName()!, source: `${this.file}:${fn.getStartLineNumber()}`, params, body: e };
+    return { name: fn.getName()!, source: `${this.file}:${fn.getStartLineNumber()}`, params, ...(stores.length ? { stores } : {}), body: e };
   }
 
   private block(stmts: Statement[]): Stmt[] {
@@ -502,8 +513,9 @@ class FunctionTranslator {
         return { k: 'bin', op: '/', a: coerce(a, t, (m) => this.fail(e, m)), b: coerce(b, t, (m) => this.fail(e, m)), ty: t };
       }
       if (dsl === 'epilogue') {
-        if (args.length !== 2) this.fail(e, 'epilogue(value, index) takes two arguments');
-        return { k: 'hole', name: 'epilogue', args: [coerce(this.expr(args[0]!), 'f32', (m) => this.fail(e, m)), coerce(this.expr(args[1]!), 'u32', (m) => this.fail(e, m))], ty: 'f32' };
+        const hole = args[2];
+        if (args.length < 2 || args.length > 3 || (hole && !Node.isStringLiteral(hole))) this.fail(e, "epilogue(value, index[, 'name']) takes two arguments and an optional hole name");
+        return { k: 'hole', name: hole && Node.isStringLiteral(hole) ? hole.getLiteralValue() : 'epilogue', args: [coerce(this.expr(args[0]!), 'f32', (m) => this.fail(e, m)), coerce(this.expr(args[1]!), 'u32', (m) => this.fail(e, m))], ty: 'f32' };
       }
       if (dsl && BIT_FNS[dsl]) {
         const sig = BIT_FNS[dsl]!;
