@@ -24,6 +24,8 @@ export interface Rule {
 const op = (name: string) => OP_BY_NAME.get(name)!;
 const is = (n: Node | undefined, name: string): n is Node => n?.op.name === name;
 const mv = (n: Node) => n.attr as MatvecAttr;
+/** elements per position (the last dimension; over several positions there is a leading [T]) */
+const width = (n: Node) => n.shape[n.shape.length - 1]!;
 /** a matvec with nothing fused into it yet */
 const plainMatvec = (n: Node | undefined): n is Node => is(n, 'matvec') && !mv(n).norm && !mv(n).epilogues;
 /** a matvec whose only fusion is the norm prologue */
@@ -85,14 +87,14 @@ export const RULES: readonly Rule[] = [
       const { rq, rk, kw, vw, pos, q, k, v } = a;
       if (!normedMatvec(q) || !normedMatvec(k) || !normedMatvec(v) || !sameInput(q, k) || !sameInput(q, v)) return undefined;
       const qkv = c.g.apply(op('qkv_matvec'), [q.srcs[1]!, q.srcs[2]!, q.srcs[0]!, k.srcs[0]!, v.srcs[0]!], { eps: mv(q).eps! });
-      const [dq, dk] = [q.shape[0]!, k.shape[0]!];
+      const [dq, dk] = [width(q), width(k)];
       const part = (offset: number, length: number) => c.g.apply(op('slice'), [qkv], { offset, length });
       const ropeOf = (r: Node, x: Node) => c.g.apply(op('rope'), [x, r.srcs[1]!, r.srcs[2]!], r.attr);
       const [rq2, rk2] = [ropeOf(rq, part(0, dq)), ropeOf(rk, part(dq, dk))];
       const kw2 = c.g.apply(op('kv_write'), [kw.srcs[0]!, rk2, kw.srcs[2]!], {});
-      const vw2 = c.g.apply(op('kv_write'), [vw.srcs[0]!, part(dq + dk, v.shape[0]!), vw.srcs[2]!], {});
+      const vw2 = c.g.apply(op('kv_write'), [vw.srcs[0]!, part(dq + dk, width(v)), vw.srcs[2]!], {});
       // taps on the projections read slices of the fused output
-      [[q, part(0, dq)], [k, part(dq, dk)], [v, part(dq + dk, v.shape[0]!)], [rq, rq2], [rk, rk2], [kw, kw2], [vw, vw2]].forEach(([a, b]) => c.alias(a!, b!));
+      [[q, part(0, dq)], [k, part(dq, dk)], [v, part(dq + dk, width(v))], [rq, rq2], [rk, rk2], [kw, kw2], [vw, vw2]].forEach(([a, b]) => c.alias(a!, b!));
       return c.g.apply(op('attention'), [rq2, kw2, vw2, pos], n.attr);
     },
   },
@@ -106,7 +108,7 @@ export const RULES: readonly Rule[] = [
       const { rq, rk, kw, vw, pos, q: sq, k: sk, v: sv } = a;
       if (!is(sq, 'slice') || !is(sk, 'slice') || !is(sv, 'slice')) return undefined;
       const qkv = sq.srcs[0]!;
-      const [dq, dk] = [sq.shape[0]!, sk.shape[0]!];
+      const [dq, dk] = [width(sq), width(sk)];
       if (!is(qkv, 'qkv_matvec') || sk.srcs[0] !== qkv || sv.srcs[0] !== qkv || sq.attr.offset !== 0 || sk.attr.offset !== dq || sv.attr.offset !== dq + dk) return undefined;
       if (rq.srcs[2] !== rk.srcs[2] || rq.attr.headSize !== rk.attr.headSize || [rq.srcs[1], kw.srcs[2], vw.srcs[2]].some((p) => p !== pos)) return undefined;
       const [kc, vc] = [kw.srcs[0]!, vw.srcs[0]!];

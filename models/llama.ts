@@ -1,5 +1,7 @@
 // Llama as an op graph for one decode step: the token at position `pos` goes in, its next-token
-// logits come out, and the KV cache (state) keeps what came before.
+// logits come out, and the KV cache (state) keeps what came before. With `positions: T` the same
+// graph takes T tokens at positions pos..pos+T-1 in one pass (a prefill): every activation gets a
+// leading [T], the projections become matrix products, attention is causal within the block.
 import { GraphBuilder, type DType, type Graph, type Hook, type Node } from '../compiler/graph.js';
 import { ops } from '../ops/index.js';
 
@@ -25,22 +27,25 @@ export const headSize = (c: LlamaConfig) => c.dim / c.nHeads;
 
 /** `dtypeOf` says how each weight is stored (f32, f16, bf16, q8_0, q4_0); kernels read it as stored.
  *  `startLayer` builds only the layers from there on, reading the residual stream from an input
- *  `resid` instead of the embedding (re-running the tail of the model, as patching sweeps do). */
-export function llama(c: LlamaConfig, dtypeOf: (name: string) => DType = () => 'f32', opts: { startLayer?: number } = {}): Graph {
+ *  `resid` instead of the embedding (re-running the tail of the model, as patching sweeps do).
+ *  `positions` (default 1) is how many tokens one pass takes. */
+export function llama(c: LlamaConfig, dtypeOf: (name: string) => DType = () => 'f32', opts: { startLayer?: number; positions?: number } = {}): Graph {
   const g = new GraphBuilder();
   const o = ops(g);
   const weight = (name: string, shape: number[]) => o.weight(name, shape, dtypeOf(name));
   const { input, state, ropeTable, embedding, rmsnorm, matvec, rope, kvWrite, attention, add, siluMul, argmax, attentionPattern, rmsParts } = o;
   const hs = headSize(c);
   const kvDim = c.nKvHeads * hs;
-  const token = input('token', [1]); // i32[1]
-  const pos = input('pos', [1]); // i32[1], the only other thing written per step
+  const T = opts.positions ?? 1;
+  const rows = (shape: number[]) => (T > 1 ? [T, ...shape] : shape); // activations: [T, ...] over T positions
+  const token = input('token', [T]); // i32[T]
+  const pos = input('pos', [1]); // i32[1], the first position; the only other thing written per step
   const freqs = ropeTable(c.contextLength, c.rotDim, c.ropeTheta, c.ropeFactors); // [context, rotDim/2, 2]
   const tokenEmbd = weight('token_embd.weight', [c.vocabSize, c.dim]); // [vocab, dim]
 
   // hook points, named as TransformerLens names them (values as TL gives them for an unprocessed model)
   const hooks: Record<string, Hook> = {};
-  const hook = (name: string, node: Node, shape: number[] = [...node.shape]) => ((hooks[name] = { node, shape }), node);
+  const hook = (name: string, node: Node, shape: number[] = [...node.shape].slice(T > 1 ? 1 : 0)) => ((hooks[name] = { node, shape }), node);
   const heads = (n: number) => [n, hs];
   // a norm's scale and normalized input, as their own nodes: computed only when a hook asks for them
   const normHooks = (prefix: string, x: Node) => {
@@ -49,7 +54,7 @@ export function llama(c: LlamaConfig, dtypeOf: (name: string) => DType = () => '
   };
 
   const start = opts.startLayer ?? 0;
-  let x = start > 0 ? input('resid', [c.dim], 'f32') : hook('hook_embed', embedding(tokenEmbd, token)); // [dim], the residual stream
+  let x = start > 0 ? input('resid', rows([c.dim]), 'f32') : hook('hook_embed', embedding(tokenEmbd, token)); // [dim], the residual stream
   for (let l = start; l < c.nLayers; l++) {
     const w = (name: string, shape: number[]) => weight(`blk.${l}.${name}.weight`, shape);
     const b = `blocks.${l}.`;

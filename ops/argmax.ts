@@ -1,10 +1,10 @@
 // The index of the largest logit (the lowest index among ties): greedy decoding on the GPU, so a
 // step reads back 4 bytes instead of the whole vocabulary.
 import { type Invocation, type In, type Out, type f32, type u32, sharedF32, sharedU32, workgroupBarrier } from '../compiler/kernel/dsl.js';
-import { type Op } from './op.js';
+import { type Op, overRows, rowsOf } from './op.js';
 import { ShapeError } from '../compiler/errors.js';
 
-export const argmax: Op = {
+export const argmax: Op = overRows({
   name: 'argmax',
   infer([x]) {
     if (x!.shape.length !== 1) throw new ShapeError('argmax takes a vector');
@@ -16,20 +16,22 @@ export const argmax: Op = {
     return Float64Array.of(best);
   },
   lower(n, ctx) {
-    ctx.dispatch('argmaxKernel', { x: ctx.buf(n.srcs[0]!), out: ctx.buf(n) }, { n: n.srcs[0]!.shape[0]! }, 1);
+    const x = n.srcs[0]!;
+    ctx.dispatch('argmaxKernel', { x: ctx.buf(x), out: ctx.buf(n) }, { n: x.shape[x.shape.length - 1]! }, rowsOf(x.shape));
   },
-};
+}, { rows: () => [0] });
 
-/** One workgroup: each invocation scans a stride, then a tree reduction keeps (value, index). */
+/** A workgroup per row: each invocation scans a stride, then a tree reduction keeps (value, index). */
 /** @kernel @workgroupSize 256 */
 export function argmaxKernel(id: Invocation, x: In<f32>, out: Out<u32>, n: u32) {
   const vals = sharedF32(256);
   const idxs = sharedU32(256);
   let best: f32 = -3.4e38;
   let at: u32 = 0;
+  const row: u32 = id.group * n;
   for (let i: u32 = id.local; i < n; i += id.size) {
-    if (x[i] > best) {
-      best = x[i];
+    if (x[row + i] > best) {
+      best = x[row + i];
       at = i;
     }
   }
@@ -48,6 +50,6 @@ export function argmaxKernel(id: Invocation, x: In<f32>, out: Out<u32>, n: u32) 
     workgroupBarrier();
   }
   if (id.local === 0) {
-    out[0] = idxs[0];
+    out[id.group] = idxs[0];
   }
 }

@@ -1,9 +1,10 @@
-// Token embedding: row `token` of the table [vocab, dim] -> [dim], dequantized if the table is.
-import { type Invocation, type In, type Out, type Spec, type f32, type u32 } from '../compiler/kernel/dsl.js';
-import { type Op, expectDtype, expectShape, groupsFor } from './op.js';
+// Token embedding: row `token` of the table [vocab, dim] -> [dim], dequantized if the table is
+// ([T] tokens -> [T, dim]).
+import { type Invocation, type In, type Out, type Spec, type f32, type u32, idiv } from '../compiler/kernel/dsl.js';
+import { type Op, expectDtype, expectShape, groupsFor, overRows } from './op.js';
 import { WEIGHT_DTYPES, WTYPE, weightAt } from './dequant.js';
 
-export const embedding: Op = {
+export const embedding: Op = overRows({
   name: 'embedding',
   infer([table, token]) {
     if (table!.shape.length !== 2) throw new Error('embedding table must be 2-D');
@@ -18,20 +19,23 @@ export const embedding: Op = {
     return table!.slice(t * dim, (t + 1) * dim);
   },
   lower(n, ctx) {
-    const dim = n.shape[0]!;
+    const dim = n.shape[n.shape.length - 1]!;
     // The table may be split by rows; every piece checks whether it holds the token.
     for (const c of ctx.chunks(n.srcs[0]!))
       ctx.dispatch('embeddingKernel', { table: c.buf, token: ctx.buf(n.srcs[1]!), out: ctx.buf(n) },
-        { dim, rowStart: c.rowStart, rows: c.rows, wtype: WTYPE[n.srcs[0]!.dtype]! }, groupsFor(dim, 64));
+        { dim, tokens: n.srcs[1]!.shape[0]!, rowStart: c.rowStart, rows: c.rows, wtype: WTYPE[n.srcs[0]!.dtype]! }, groupsFor(n.size, 64));
   },
-};
+}, { rows: () => [], token: 1 });
 
 /** @kernel @workgroupSize 64 */
-export function embeddingKernel(id: Invocation, table: In<u32>, token: In<u32>, out: Out<f32>, dim: u32, rowStart: u32, rows: u32, wtype: Spec<u32>) {
-  const t: u32 = token[0];
+export function embeddingKernel(id: Invocation, table: In<u32>, token: In<u32>, out: Out<f32>, dim: u32, tokens: u32, rowStart: u32, rows: u32, wtype: Spec<u32>) {
   const i: u32 = id.global;
-  if (i >= dim || t < rowStart || t >= rowStart + rows) {
+  if (i >= dim * tokens) {
     return;
   }
-  out[i] = weightAt(table, wtype, rows, dim, t - rowStart, i);
+  const t: u32 = token[idiv(i, dim)];
+  if (t < rowStart || t >= rowStart + rows) {
+    return;
+  }
+  out[i] = weightAt(table, wtype, rows, dim, t - rowStart, i % dim);
 }

@@ -4,14 +4,14 @@
 import { type Invocation, type In, type Out, type Spec, type u32, epilogue, f32, sharedF32 } from '../compiler/kernel/dsl.js';
 import { lowerEpilogues, parseEpilogues } from './epilogues.js';
 import { workgroupSum } from './reduce.js';
-import { type Op } from './op.js';
+import { type Op, overRows, rowsOf } from './op.js';
 import { WTYPE, weightAt } from './dequant.js';
 import { matvec, lowerMatvec } from './matvec.js';
 import { siluMul } from './silu_mul.js';
 import { expectShape } from './op.js';
 import type { Node } from '../compiler/graph.js';
 
-export const ffnGateUp: Op<{ eps: number; epilogues?: string }> = {
+export const ffnGateUp: Op<{ eps: number; epilogues?: string }> = overRows<{ eps: number; epilogues?: string }>({
   name: 'ffn_gate_up',
   infer([x, nw, wg, wu], a) {
     const g = matvec.infer([wg!, x!, nw!], { norm: true, eps: a.eps });
@@ -25,23 +25,24 @@ export const ffnGateUp: Op<{ eps: number; epilogues?: string }> = {
   lower(n, ctx) {
     const [x, nw, wg, wu] = n.srcs;
     const cg = ctx.chunks(wg!), cu = ctx.chunks(wu!);
-    const hidden = n.shape[0]!;
-    if (cg.length === 1 && cu.length === 1) {
+    const hidden = n.shape[n.shape.length - 1]!, T = rowsOf(n.shape);
+    if (cg.length === 1 && cu.length === 1 && T === 1) {
       const e = lowerEpilogues(n, ctx, 'ffnGateUpKernel', []);
       ctx.dispatch(e.kernel, { ...e.bind, x: ctx.buf(x!), nw: ctx.buf(nw!), wg: cg[0]!.buf, wu: cu[0]!.buf, out: ctx.buf(n) },
         { ...e.uniforms, rows: hidden, cols: x!.shape[0]!, eps: n.attr.eps as number, gtype: WTYPE[wg!.dtype]!, utype: WTYPE[wu!.dtype]! }, hidden);
       return;
     }
-    // weights too big for one binding: normed matvecs into scratch (or into the taps' buffers), then silu·mul
+    // several positions, or weights too big for one binding: normed matvecs (or matrix products) into
+    // scratch (or into the taps' buffers), then silu·mul
     const taps = parseEpilogues(n.attr.epilogues as string | undefined).map((e) => e.hole);
-    const at = (hole: string) => (taps.includes(hole) ? ctx.stored(n, taps.indexOf(hole)) : ctx.scratch(n, hole, hidden));
+    const at = (hole: string) => (taps.includes(hole) ? ctx.stored(n, taps.indexOf(hole)) : ctx.scratch(n, hole, hidden * T));
     const g = at('gate'), u = at('up');
     const normed = (w: Node) => ({ ...n, srcs: [w, x!, nw!], attr: { norm: true, eps: n.attr.eps } }) as unknown as Node;
-    lowerMatvec(normed(wg!), ctx, g, 0);
-    lowerMatvec(normed(wu!), ctx, u, 0);
-    ctx.dispatch('siluMulKernel', { gate: g, up: u, out: ctx.buf(n) }, { n: hidden }, Math.ceil(hidden / 64));
+    lowerMatvec(normed(wg!), ctx, g, 0, hidden);
+    lowerMatvec(normed(wu!), ctx, u, 0, hidden);
+    ctx.dispatch('siluMulKernel', { gate: g, up: u, out: ctx.buf(n) }, { n: n.size }, Math.ceil(n.size / 64));
   },
-};
+}, { rows: () => [0] });
 
 /** @kernel @workgroupSize 64 */
 export function ffnGateUpKernel(id: Invocation, x: In<f32>, nw: In<f32>, wg: In<u32>, wu: In<u32>, out: Out<f32>,

@@ -1,10 +1,10 @@
 // KV-cache write: cache[pos, :] = x. Updates the cache in place and returns it, so attention
 // that reads the returned node is ordered after the write.
 import { type Invocation, type In, type Out, type f32, type u32 } from '../compiler/kernel/dsl.js';
-import { type Op, expectShape, groupsFor } from './op.js';
+import { type Op, expectShape, groupsFor, overRows, rowsOf } from './op.js';
 import { ShapeError } from '../compiler/errors.js';
 
-export const kvWrite: Op = {
+export const kvWrite: Op = overRows({
   name: 'kv_write',
   inPlace: true,
   infer([cache, x, pos]) {
@@ -19,15 +19,15 @@ export const kvWrite: Op = {
   },
   lower(n, ctx) {
     const [cache, x, pos] = n.srcs;
-    const width = x!.shape[0]!;
-    ctx.dispatch('kvWriteKernel', { x: ctx.buf(x!), pos: ctx.buf(pos!), cache: ctx.buf(cache!) }, { width }, groupsFor(width, 64));
+    const width = x!.shape[x!.shape.length - 1]!;
+    ctx.dispatch('kvWriteKernel', { x: ctx.buf(x!), pos: ctx.buf(pos!), cache: ctx.buf(cache!) }, { width, n: x!.size }, groupsFor(x!.size, 64));
   },
-};
+}, { rows: () => [1], pos: 2, outRows: false });
 
 /** @kernel @workgroupSize 64 */
-export function kvWriteKernel(id: Invocation, x: In<f32>, pos: In<u32>, cache: Out<f32>, width: u32) {
+export function kvWriteKernel(id: Invocation, x: In<f32>, pos: In<u32>, cache: Out<f32>, width: u32, n: u32) {
   const i: u32 = id.global;
-  if (i < width) {
-    cache[pos[0] * width + i] = x[i];
+  if (i < n) {
+    cache[pos[0] * width + i] = x[i]; // row t of x goes to position pos + t: the same offset
   }
 }

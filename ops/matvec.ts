@@ -3,9 +3,9 @@
 // Fusion extends it without new kernel source: `norm` folds the RMSNorm of x (weight nw) into the
 // dot product, and `epilogues` splice fragments (residual/bias add, scale) into the store.
 // Sources: [W, x, nw if norm, ...one vector per `add` epilogue].
-import { type Invocation, type In, type Out, type Spec, type u32, epilogue, f32, sharedF32 } from '../compiler/kernel/dsl.js';
+import { type Invocation, type In, type Out, type Spec, type u32, epilogue, f32, idiv, sharedF32, workgroupBarrier } from '../compiler/kernel/dsl.js';
 import { workgroupSum } from './reduce.js';
-import { type Op, expectDtype, expectShape } from './op.js';
+import { type Op, expectDtype, expectShape, overRows, rowsOf } from './op.js';
 import { BLOCK, WEIGHT_DTYPES, WTYPE, weightAt } from './dequant.js';
 import { EPILOGUES, epilogueArrays, lowerEpilogues, parseEpilogues } from './epilogues.js';
 import { ShapeError } from '../compiler/errors.js';
@@ -14,7 +14,7 @@ import type { LowerCtx } from '../compiler/plan.js';
 
 export type MatvecAttr = { norm?: boolean; eps?: number; epilogues?: string };
 
-export const matvec: Op<MatvecAttr> = {
+export const matvec: Op<MatvecAttr> = overRows<MatvecAttr>({
   name: 'matvec',
   infer([w, x, ...rest], a) {
     if (w!.shape.length !== 2 || x!.shape.length !== 1) throw new ShapeError('matvec takes a matrix and a vector');
@@ -51,19 +51,27 @@ export const matvec: Op<MatvecAttr> = {
     }
     return out;
   },
-  lower(n, ctx) { lowerMatvec(n, ctx, ctx.buf(n), 0); },
-};
+  lower(n, ctx) { lowerMatvec(n, ctx, ctx.buf(n), 0, n.shape[n.shape.length - 1]!); },
+  // x and each epilogue vector have a row per position; over T positions it is a matrix product
+}, { rows: (a, nSrcs) => [1, ...Array.from({ length: nSrcs - (a.norm ? 3 : 2) }, (_, i) => i + (a.norm ? 3 : 2))] });
 
-/** Dispatch a (possibly fused) matvec node's rows into `out` at `offset`: one dispatch per weight piece. */
-export function lowerMatvec(n: Node, ctx: LowerCtx, out: string, offset: number) {
+/** Dispatch a (possibly fused) matvec node's rows into `out` at `offset` (a row of the output is
+ *  `stride` wide): one dispatch per weight piece. Over several positions, the matrix-product kernel. */
+export function lowerMatvec(n: Node, ctx: LowerCtx, out: string, offset: number, stride: number) {
   const [w, x, ...rest] = n.srcs;
   const a = n.attr as MatvecAttr;
-  const e = lowerEpilogues(n, ctx, 'matvecKernel', rest.slice(a.norm ? 1 : 0));
+  const T = rowsOf(x!.shape);
+  const e = lowerEpilogues(n, ctx, T > 1 ? 'matmulKernel' : 'matvecKernel', rest.slice(a.norm ? 1 : 0));
   const bind: Record<string, string> = { ...e.bind, x: ctx.buf(x!), nw: a.norm ? ctx.buf(rest[0]!) : ctx.buf(x!), out };
   const uniforms: Record<string, number> = { ...e.uniforms, cols: w!.shape[1]!, eps: a.eps ?? 0, norm: a.norm ? 1 : 0, wtype: WTYPE[w!.dtype]! };
-  for (const c of ctx.chunks(w!))
-    ctx.dispatch(e.kernel, { ...bind, w: c.buf }, { ...uniforms, rows: c.rows, outOffset: offset + c.rowStart }, c.rows);
+  for (const c of ctx.chunks(w!)) {
+    if (T === 1) ctx.dispatch(e.kernel, { ...bind, w: c.buf }, { ...uniforms, rows: c.rows, outOffset: offset + c.rowStart }, c.rows);
+    else ctx.dispatch(e.kernel, { ...bind, w: c.buf }, { ...uniforms, rows: c.rows, tokens: T, outStride: stride, outOffset: offset + c.rowStart }, c.rows * Math.ceil(T / MATMUL_TOKENS));
+  }
 }
+
+/** positions a matmul workgroup takes at once: each weight row is read once per this many */
+const MATMUL_TOKENS = 8;
 
 /** A workgroup per output row: strided partial dot products (and sums of squares for the norm),
  *  a tree reduction, then the epilogue at the store. */
@@ -92,5 +100,47 @@ export function matvecKernel(id: Invocation, w: In<u32>, x: In<f32>, nw: In<f32>
   if (id.local === 0) {
     const scale: f32 = norm === 1 ? 1 / Math.sqrt(squares[0] / f32(cols) + eps) : 1;
     out[outOffset + row] = epilogue(partial[0] * scale, outOffset + row);
+  }
+}
+
+/** Several positions at once (a prefill): a workgroup per (output row, 8 positions), so each weight
+ *  row is read once for 8 positions. Each invocation keeps 8 partial dot products (and sums of squares
+ *  for the norm) in its own column of workgroup memory; then 8 tree reductions side by side. */
+/** @kernel @workgroupSize 64 */
+export function matmulKernel(id: Invocation, w: In<u32>, x: In<f32>, nw: In<f32>, out: Out<f32>,
+  rows: u32, cols: u32, tokens: u32, outStride: u32, outOffset: u32, eps: f32, wtype: Spec<u32>, norm: Spec<u32>) {
+  const partial = sharedF32(512); // [8 positions][64 invocations]
+  const squares = sharedF32(512);
+  const row: u32 = id.group % rows;
+  const t0: u32 = idiv(id.group, rows) * 8;
+  for (let j: u32 = 0; j < 8; j++) {
+    partial[j * 64 + id.local] = 0;
+    squares[j * 64 + id.local] = 0;
+  }
+  for (let c: u32 = id.local; c < cols; c += id.size) {
+    const wv: f32 = weightAt(w, wtype, rows, cols, row, c);
+    const nv: f32 = norm === 1 ? nw[c] : 1;
+    for (let j: u32 = 0; j < 8; j++) {
+      if (t0 + j < tokens) {
+        const xv: f32 = x[(t0 + j) * cols + c];
+        partial[j * 64 + id.local] += wv * (xv * nv);
+        squares[j * 64 + id.local] += xv * xv;
+      }
+    }
+  }
+  workgroupBarrier();
+  for (let s: u32 = id.size >> 1; s > 0; s >>= 1) {
+    if (id.local < s) {
+      for (let j: u32 = 0; j < 8; j++) {
+        partial[j * 64 + id.local] += partial[j * 64 + id.local + s];
+        squares[j * 64 + id.local] += squares[j * 64 + id.local + s];
+      }
+    }
+    workgroupBarrier();
+  }
+  if (id.local < 8 && t0 + id.local < tokens) {
+    const scale: f32 = norm === 1 ? 1 / Math.sqrt(squares[id.local * 64] / f32(cols) + eps) : 1;
+    const i: u32 = (t0 + id.local) * outStride + outOffset + row;
+    out[i] = epilogue(partial[id.local * 64] * scale, i);
   }
 }

@@ -17,3 +17,66 @@ export function expectDtype(t: TensorType, dtypes: readonly string[], what: stri
 export const elems = (t: TensorType) => t.shape.reduce((a, b) => a * b, 1);
 /** Workgroups for one invocation per element. */
 export const groupsFor = (n: number, size: number) => Math.ceil(n / size);
+
+/** Which sources carry one row per position, and how an op written for one position runs on T. */
+export interface RowSpec<A extends Attr = Attr> {
+  /** sources with a row per position: [n] for one position, [T, n] for T */
+  rows: (attr: A, nSrcs: number) => readonly number[];
+  /** the token-id source: [1] for one position, [T] for T */
+  token?: number;
+  /** the position source: row t sits at position pos + t */
+  pos?: number;
+  /** false for ops that return a state they updated in place (the cache), which has no rows */
+  outRows?: boolean;
+}
+
+/** Row count of a node computed over positions at once (a prefill): 1 for a single position. */
+export const rowsOf = (shape: readonly number[], singleRank = 1) => (shape.length > singleRank ? shape[0]! : 1);
+
+/** Lift an op written for one position to T positions at once: shape rule and float64 reference run
+ *  row by row (row t at position pos + t, in-place states updated in order, so attention at row t sees
+ *  the keys of rows ≤ t). Kernels read T from the shapes themselves. */
+export function overRows<A extends Attr>(op: Op<A>, spec: RowSpec<A>): Op<A> {
+  const split = (srcs: readonly TensorType[], attr: A) => {
+    const rows = new Set(spec.rows(attr, srcs.length));
+    let T = 1;
+    srcs.forEach((s, i) => {
+      const r = i === spec.token ? s.shape[0]! : rows.has(i) ? rowsOf(s.shape) : 1;
+      if (r === 1) return;
+      if (T !== 1 && r !== T) throw new ShapeError(`sources disagree on the number of positions (${T} and ${r})`);
+      T = r;
+    });
+    const single = srcs.map((s, i) => (T > 1 && (rows.has(i) || i === spec.token) ? { ...s, shape: i === spec.token ? [1] : s.shape.slice(1) } : s));
+    if (T > 1) srcs.forEach((s, i) => { if (rows.has(i) && rowsOf(s.shape) !== T) throw new ShapeError(`source ${i} must have ${T} rows, got [${s.shape}]`); });
+    return { T, single };
+  };
+  return {
+    ...op,
+    infer(srcs, attr) {
+      const { T, single } = split(srcs, attr);
+      const out = op.infer(single, attr);
+      return T === 1 || spec.outRows === false ? out : { ...out, shape: [T, ...out.shape] };
+    },
+    reference(srcs, attr, shapes) {
+      const types = shapes.srcs.map((shape) => ({ shape, dtype: 'f32' as const }));
+      const { T, single } = split(types, attr);
+      if (T === 1) return op.reference(srcs, attr, shapes);
+      const rows = new Set(spec.rows(attr, srcs.length));
+      const out = spec.outRows === false ? shapes.out : shapes.out.slice(1);
+      const per = out.reduce((a, b) => a * b, 1);
+      const result = spec.outRows === false ? undefined : new Float64Array(T * per);
+      let last: Float64Array | undefined;
+      for (let t = 0; t < T; t++) {
+        const args = srcs.map((s, i) => {
+          if (i === spec.pos) return Float64Array.of(s[0]! + t);
+          if (!rows.has(i) && i !== spec.token) return s;
+          const n = s.length / T;
+          return s.subarray(t * n, (t + 1) * n);
+        });
+        last = op.reference(args, attr, { srcs: single.map((s) => s.shape), out });
+        result?.set(last, t * per);
+      }
+      return result ?? last!;
+    },
+  };
+}

@@ -2,12 +2,12 @@
 // a workgroup per output row of [q; k; v], written to one buffer. Sources: [x, nw, Wq, Wk, Wv].
 import { type Invocation, type In, type Out, type Spec, type u32, f32, sharedF32 } from '../compiler/kernel/dsl.js';
 import { workgroupSum } from './reduce.js';
-import { type Op, expectShape } from './op.js';
+import { type Op, expectShape, overRows, rowsOf } from './op.js';
 import { WTYPE, weightAt } from './dequant.js';
 import { matvec, lowerMatvec } from './matvec.js';
 import { ShapeError } from '../compiler/errors.js';
 
-export const qkvMatvec: Op<{ eps: number }> = {
+export const qkvMatvec: Op<{ eps: number }> = overRows<{ eps: number }>({
   name: 'qkv_matvec',
   infer([x, nw, wq, wk, wv], a) {
     expectShape(nw!, x!.shape, 'norm weight');
@@ -26,19 +26,21 @@ export const qkvMatvec: Op<{ eps: number }> = {
   lower(n, ctx) {
     const [x, nw, wq, wk, wv] = n.srcs;
     const [cq, ck, cv] = [wq, wk, wv].map((w) => ctx.chunks(w!));
-    if (cq!.length === 1 && ck!.length === 1 && cv!.length === 1) {
+    const width = n.shape[n.shape.length - 1]!;
+    if (cq!.length === 1 && ck!.length === 1 && cv!.length === 1 && rowsOf(n.shape) === 1) {
       const rq = wq!.shape[0]!, rk = wk!.shape[0]!, rv = wv!.shape[0]!;
       ctx.dispatch('qkvKernel', { x: ctx.buf(x!), nw: ctx.buf(nw!), wq: cq![0]!.buf, wk: ck![0]!.buf, wv: cv![0]!.buf, out: ctx.buf(n) },
         { rq, rk, rv, cols: x!.shape[0]!, eps: n.attr.eps as number, qtype: WTYPE[wq!.dtype]!, ktype: WTYPE[wk!.dtype]!, vtype: WTYPE[wv!.dtype]! }, rq + rk + rv);
       return;
     }
-    // a weight too big for one binding: one normed matvec per piece, each into its rows of the output
+    // several positions, or a weight too big for one binding: one normed matvec (or matrix product)
+    // per projection, each into its columns of the output
     const normed = (w: typeof wq) => ({ ...n, srcs: [w!, x!, nw!], attr: { norm: true, eps: n.attr.eps } }) as unknown as typeof n;
-    lowerMatvec(normed(wq), ctx, ctx.buf(n), 0);
-    lowerMatvec(normed(wk), ctx, ctx.buf(n), wq!.shape[0]!);
-    lowerMatvec(normed(wv), ctx, ctx.buf(n), wq!.shape[0]! + wk!.shape[0]!);
+    lowerMatvec(normed(wq), ctx, ctx.buf(n), 0, width);
+    lowerMatvec(normed(wk), ctx, ctx.buf(n), wq!.shape[0]!, width);
+    lowerMatvec(normed(wv), ctx, ctx.buf(n), wq!.shape[0]! + wk!.shape[0]!, width);
   },
-};
+}, { rows: () => [0] });
 
 /** @kernel @workgroupSize 64 */
 export function qkvKernel(id: Invocation, x: In<f32>, nw: In<f32>, wq: In<u32>, wk: In<u32>, wv: In<u32>, out: Out<f32>,

@@ -27,12 +27,12 @@ export function workgroupMax(a: Out<f32>, id: Invocation): void {
   }
 }
 
-/** partial[0] = x[0]² + ... + x[n-1]² (the RMSNorm reduction) */
+/** partial[0] = x[at]² + ... + x[at+n-1]² (the RMSNorm reduction of one row) */
 /** @inline */
-export function sumOfSquares(x: In<f32>, n: u32, partial: Out<f32>, id: Invocation): void {
+export function sumOfSquares(x: In<f32>, at: u32, n: u32, partial: Out<f32>, id: Invocation): void {
   let ss: f32 = 0;
   for (let i: u32 = id.local; i < n; i += id.size) {
-    ss += x[i] * x[i];
+    ss += x[at + i] * x[at + i];
   }
   partial[id.local] = ss;
   workgroupSum(partial, id);

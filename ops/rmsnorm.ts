@@ -1,9 +1,9 @@
-// RMSNorm: out = w * x / sqrt(mean(x^2) + eps), over one vector [n].
+// RMSNorm: out = w * x / sqrt(mean(x^2) + eps), over one vector [n] (or each row of [T, n]).
 import { type Invocation, type In, type Out, f32, type u32, sharedF32 } from '../compiler/kernel/dsl.js';
 import { sumOfSquares } from './reduce.js';
-import { type Op, expectShape } from './op.js';
+import { type Op, expectShape, overRows, rowsOf } from './op.js';
 
-export const rmsnorm: Op<{ eps: number }> = {
+export const rmsnorm: Op<{ eps: number }> = overRows<{ eps: number }>({
   name: 'rmsnorm',
   infer([x, w]) {
     if (x!.shape.length !== 1) throw new Error('rmsnorm takes a vector');
@@ -17,17 +17,18 @@ export const rmsnorm: Op<{ eps: number }> = {
     return x!.map((v, i) => w![i]! * v * scale);
   },
   lower(n, ctx) {
-    ctx.dispatch('rmsnormKernel', { x: ctx.buf(n.srcs[0]!), w: ctx.buf(n.srcs[1]!), out: ctx.buf(n) }, { n: n.shape[0]!, eps: Number(n.attr.eps) }, 1);
+    ctx.dispatch('rmsnormKernel', { x: ctx.buf(n.srcs[0]!), w: ctx.buf(n.srcs[1]!), out: ctx.buf(n) }, { n: n.shape[n.shape.length - 1]!, eps: Number(n.attr.eps) }, rowsOf(n.shape));
   },
-};
+}, { rows: () => [0] });
 
-/** One workgroup: a tree reduction of the squares, then the scaling. */
+/** A workgroup per row: a tree reduction of the squares, then the scaling. */
 /** @kernel @workgroupSize 64 */
 export function rmsnormKernel(id: Invocation, x: In<f32>, w: In<f32>, out: Out<f32>, n: u32, eps: f32) {
   const partial = sharedF32(64);
-  sumOfSquares(x, n, partial, id);
+  const at: u32 = id.group * n;
+  sumOfSquares(x, at, n, partial, id);
   const scale: f32 = 1 / Math.sqrt(partial[0] / f32(n) + eps);
   for (let i: u32 = id.local; i < n; i += id.size) {
-    out[i] = w[i] * (x[i] * scale);
+    out[at + i] = w[i] * (x[at + i] * scale);
   }
 }

@@ -4,13 +4,13 @@
 // rotated q, which orders it). Sources: [qkv, pos, table, kCache, vCache].
 import { type Invocation, type In, type Out, type f32, type u32, epilogue, idiv } from '../compiler/kernel/dsl.js';
 import { lowerEpilogues } from './epilogues.js';
-import { type Op, expectShape, groupsFor } from './op.js';
+import { type Op, expectShape, groupsFor, overRows, rowsOf } from './op.js';
 import { rope } from './rope.js';
 import { ShapeError } from '../compiler/errors.js';
 
 export type RopeKvAttr = { headSize: number; qDim: number; kvDim: number; epilogues?: string };
 
-export const ropeKv: Op<RopeKvAttr> = {
+export const ropeKv: Op<RopeKvAttr> = overRows<RopeKvAttr>({
   name: 'rope_kv',
   infer([qkv, pos, table, kc, vc], { headSize, qDim, kvDim }) {
     expectShape(qkv!, [qDim + 2 * kvDim], 'fused qkv');
@@ -31,35 +31,39 @@ export const ropeKv: Op<RopeKvAttr> = {
   lower(n, ctx) {
     const [qkv, pos, table, kc, vc] = n.srcs;
     const { headSize, qDim, kvDim } = n.attr as RopeKvAttr;
-    const total = qDim / 2 + kvDim / 2 + kvDim;
+    const T = rowsOf(n.shape);
+    const total = (qDim / 2 + kvDim / 2 + kvDim) * T;
     const e = lowerEpilogues(n, ctx, 'ropeKvKernel', []);
     ctx.dispatch(e.kernel, { ...e.bind, qkv: ctx.buf(qkv!), pos: ctx.buf(pos!), table: ctx.buf(table!), kc: ctx.buf(kc!), vc: ctx.buf(vc!), q: ctx.buf(n) },
-      { ...e.uniforms, qDim, kvDim, headSize, rotDim: table!.shape[1]! * 2 }, groupsFor(total, 64));
+      { ...e.uniforms, qDim, kvDim, headSize, tokens: T, rotDim: table!.shape[1]! * 2 }, groupsFor(total, 64));
   },
-};
+}, { rows: () => [0], pos: 1 });
 
 /** Invocations 0..qDim/2 turn q pairs, then kvDim/2 turn k pairs into the cache, then kvDim copy v.
  *  The rotated k passes hole 'k' on its way to the cache (where a tap stores it). */
 /** @kernel @workgroupSize 64 */
 export function ropeKvKernel(id: Invocation, qkv: In<f32>, pos: In<u32>, table: In<f32>, kc: Out<f32>, vc: Out<f32>, q: Out<f32>,
-  qDim: u32, kvDim: u32, headSize: u32, rotDim: u32) {
-  const i: u32 = id.global;
-  const p: u32 = pos[0];
+  qDim: u32, kvDim: u32, headSize: u32, tokens: u32, rotDim: u32) {
   const qPairs: u32 = qDim >> 1;
   const kPairs: u32 = kvDim >> 1;
-  if (i >= qPairs + kPairs + kvDim) {
+  const per: u32 = qPairs + kPairs + kvDim;
+  if (id.global >= per * tokens) {
     return;
   }
+  const row: u32 = idiv(id.global, per); // the position's row: at pos + row
+  const i: u32 = id.global % per;
+  const p: u32 = pos[0] + row;
+  const base: u32 = row * (qDim + 2 * kvDim);
   if (i >= qPairs + kPairs) {
     const d: u32 = i - qPairs - kPairs;
-    vc[p * kvDim + d] = qkv[qDim + kvDim + d];
+    vc[p * kvDim + d] = qkv[base + qDim + kvDim + d];
     return;
   }
   const isK: boolean = i >= qPairs;
   const pair: u32 = isK ? i - qPairs : i;
   const at: u32 = 2 * pair;
   const j: u32 = at % headSize;
-  const src: u32 = isK ? qDim + at : at;
+  const src: u32 = base + (isK ? qDim + at : at);
   let a: f32 = qkv[src];
   let b: f32 = qkv[src + 1];
   if (j < rotDim) {
@@ -71,10 +75,10 @@ export function ropeKvKernel(id: Invocation, qkv: In<f32>, pos: In<u32>, table: 
     a = ra;
   }
   if (isK) {
-    kc[p * kvDim + at] = epilogue(a, at, 'k');
-    kc[p * kvDim + at + 1] = epilogue(b, at + 1, 'k');
+    kc[p * kvDim + at] = epilogue(a, row * kvDim + at, 'k');
+    kc[p * kvDim + at + 1] = epilogue(b, row * kvDim + at + 1, 'k');
   } else {
-    q[at] = a;
-    q[at + 1] = b;
+    q[row * qDim + at] = a;
+    q[row * qDim + at + 1] = b;
   }
 }

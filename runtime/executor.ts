@@ -142,7 +142,7 @@ export class Executor {
 
   /** Write the per-step inputs (by name: token, pos), run every dispatch, copy the `stage` outputs
    *  into their collecting buffers, read back one output. */
-  async run(inputs: Readonly<Record<string, number | Float32Array>>, output: string, stage: readonly StageCopy[] = []): Promise<Float32Array> {
+  async run(inputs: Readonly<Record<string, number | Float32Array | Int32Array>>, output: string, stage: readonly StageCopy[] = []): Promise<Float32Array> {
     const d = this.gpu.device;
     for (const [name, value] of Object.entries(inputs))
       d.queue.writeBuffer(this.buffers.get(this.plan.inputs[name]!)!, 0, (typeof value === 'number' ? Int32Array.of(value) : value) as Float32Array<ArrayBuffer>);

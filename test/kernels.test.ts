@@ -5,6 +5,7 @@ import { randomSource, relErr } from './helpers/numeric.js';
 import { runBoth } from './helpers/gpu.js';
 import { weightOf } from '../runtime/weights.js';
 import { llama3RopeFactors } from '../ops/rope_table.js';
+import { OP_BY_NAME } from '../ops/index.js';
 
 const TOL = 1e-5;
 const rnd = randomSource();
@@ -155,5 +156,86 @@ describe('GPU errors are not silent', () => {
         for (const key of [...gpu.pipelines.keys()]) if (key.startsWith(code)) gpu.pipelines.delete(key);
       }
     }
+  });
+});
+
+// Over T positions at once (a prefill), every op that carries a row per position: row t at position
+// pos + t, against the same float64 references applied row by row.
+describe('kernels over several positions match their references', () => {
+  const op = (name: string) => OP_BY_NAME.get(name)!;
+  const T = 11, pos = 5;
+  it.each([[67, 131, false], [8, 300, true]])('matmul %i x %i (norm: %s), with add and store epilogues', async (rows, cols, norm) => {
+    // the fused kernel stores W·x on the side and returns W·x + y; the reference is the unfused graph
+    const { out, ref, plan } = await runBoth((o, g) => {
+      const srcs = [o.weight('w', [rows, cols]), o.weight('x', [T, cols]), ...(norm ? [o.weight('nw', [cols])] : []), o.weight('y', [T, rows])];
+      const f = g.apply(op('matvec'), srcs, { ...(norm ? { norm: true, eps: 1e-5 } : {}), epilogues: 'store,add' });
+      return o.add(f, g.apply(op('stored'), [f], { n: 0, shape: [T, rows] })); // (Wx + y) + Wx
+    }, { w: rnd.normal(rows * cols), x: rnd.normal(T * cols), nw: rnd.normal(cols), y: rnd.normal(T * rows) }, {}, {
+      reference: (o) => {
+        const x = o.weight('x', [T, cols]);
+        const m = o.matvec(o.weight('w', [rows, cols]), norm ? o.rmsnorm(x, o.weight('nw', [cols]), 1e-5) : x);
+        return o.add(o.add(m, o.weight('y', [T, rows])), m);
+      },
+    });
+    expect(plan.dispatches[0]!.kernel).toBe('matmulKernel+storeEpilogue+addEpilogue');
+    expect(relErr(out, ref), seedNote).toBeLessThanOrEqual(TOL);
+  });
+
+  it.each(['f16', 'q8_0', 'q4_0'] as const)('matmul with %s weights split across bindings', async (dtype) => {
+    const rows = 200, cols = 64, n = 3; // activations fit the 3000-byte limit, the weight does not
+    const w = weightOf([rows, cols], dtype, rnd.normal(rows * cols));
+    const { out, ref, plan } = await runBoth((o) => o.matvec(o.weight('w', [rows, cols], dtype), o.weight('x', [n, cols])),
+      { w, x: rnd.normal(n * cols) }, {}, { maxBindingBytes: 3000 });
+    expect(plan.dispatches.length).toBeGreaterThan(1);
+    expect(relErr(out, ref), seedNote).toBeLessThanOrEqual(TOL);
+  });
+
+  it('embedding of T tokens, rmsnorm and argmax of each row', async () => {
+    const vocab = 77, dim = 70;
+    const token = Int32Array.from({ length: T }, () => rnd.int(0, vocab));
+    const e = await runBoth((o) => o.embedding(o.weight('t', [vocab, dim]), o.input('token', [T])), { t: rnd.normal(vocab * dim) }, { token });
+    expect(relErr(e.out, e.ref), seedNote).toBeLessThanOrEqual(TOL);
+    const n = await runBoth((o) => o.rmsnorm(o.weight('x', [T, dim]), o.weight('w', [dim]), 1e-5), { x: rnd.normal(T * dim, 3), w: rnd.normal(dim) }, {});
+    expect(relErr(n.out, n.ref), seedNote).toBeLessThanOrEqual(TOL);
+    const a = await runBoth((o) => o.argmax(o.weight('x', [T, 300])), { x: rnd.normal(T * 300) }, {});
+    expect(Array.from(new Int32Array(a.out.buffer, a.out.byteOffset, T))).toEqual(Array.from(a.ref));
+  });
+
+  it('rope, kv_write and causal attention over the block (classic and flash), pattern, rope_kv', async () => {
+    const [nHeads, nKvHeads, hs, ctx] = [6, 2, 12, 40], kvDim = nKvHeads * hs;
+    const data = { q: rnd.normal(T * nHeads * hs), k: rnd.normal(T * kvDim), v: rnd.normal(T * kvDim), old: rnd.normal(ctx * kvDim), qkv: rnd.normal(T * (nHeads * hs + 2 * kvDim)) };
+    const attn = (flash: boolean) => runBoth((o) => {
+      const p = o.input('pos', [1]), table = o.ropeTable(ctx, 8, 10000);
+      const kc = o.kvWrite(o.state('kc', [ctx, kvDim]), o.rope(o.weight('k', [T, kvDim]), p, table, hs), p);
+      const vc = o.kvWrite(o.state('vc', [ctx, kvDim]), o.weight('v', [T, kvDim]), p);
+      return o.attention(o.rope(o.weight('q', [T, nHeads * hs]), p, table, hs), kc, vc, p, { nHeads, nKvHeads, headSize: hs, flash });
+    }, data, { pos });
+    for (const flash of [false, true]) {
+      const { out, ref } = await attn(flash);
+      expect(relErr(out, ref), `${seedNote} flash=${flash}`).toBeLessThanOrEqual(TOL);
+    }
+    const pat = await runBoth((o) => {
+      const p = o.input('pos', [1]);
+      const kc = o.kvWrite(o.state('kc', [ctx, kvDim]), o.weight('k', [T, kvDim]), p);
+      return o.attentionPattern(o.weight('q', [T, nHeads * hs]), kc, p, { nHeads, nKvHeads, headSize: hs, scores: false });
+    }, data, { pos });
+    expect(relErr(pat.out, pat.ref), seedNote).toBeLessThanOrEqual(TOL);
+    const rk = await runBoth((o, g) => {
+      const p = o.input('pos', [1]), kc = o.state('kc', [ctx, kvDim]), vc = o.state('vc', [ctx, kvDim]);
+      const q = g.apply(op('rope_kv'), [o.weight('qkv', [T, nHeads * hs + 2 * kvDim]), p, o.ropeTable(ctx, 8, 10000), kc, vc], { headSize: hs, qDim: nHeads * hs, kvDim });
+      return o.attention(q, kc, vc, p, { nHeads, nKvHeads, headSize: hs, flash: true });
+    }, data, { pos });
+    expect(relErr(rk.out, rk.ref), seedNote).toBeLessThanOrEqual(TOL);
+  });
+
+  it('slice, intervene, qkv_matvec and ffn_gate_up by rows', async () => {
+    const [d, h] = [40, 24];
+    const data = { x: rnd.normal(T * d), nw: rnd.normal(d), wq: rnd.normal(d * d), wk: rnd.normal(8 * d), wv: rnd.normal(8 * d), wg: rnd.normal(h * d), wu: rnd.normal(h * d), a: rnd.normal(30 * d), b: rnd.normal(30 * d) };
+    const qkv = await runBoth((o, g) => g.apply(op('slice'), [g.apply(op('qkv_matvec'), [o.weight('x', [T, d]), o.weight('nw', [d]), o.weight('wq', [d, d]), o.weight('wk', [8, d]), o.weight('wv', [8, d])], { eps: 1e-5 })], { offset: 37, length: 9 }), data, {});
+    expect(relErr(qkv.out, qkv.ref), seedNote).toBeLessThanOrEqual(TOL);
+    const ffn = await runBoth((o, g) => g.apply(op('ffn_gate_up'), [o.weight('x', [T, d]), o.weight('nw', [d]), o.weight('wg', [h, d]), o.weight('wu', [h, d])], { eps: 1e-5 }), data, {});
+    expect(relErr(ffn.out, ffn.ref), seedNote).toBeLessThanOrEqual(TOL);
+    const iv = await runBoth((o, g) => g.apply(op('intervene'), [o.weight('x', [T, d]), o.input('pos', [1]), o.weight('a', [30, d]), o.weight('b', [30, d])], {}), data, { pos: 24 }); // rows past 30 left alone
+    expect(relErr(iv.out, iv.ref), seedNote).toBeLessThanOrEqual(TOL);
   });
 });

@@ -12,13 +12,13 @@ import { f32Weight, type WeightMap, type WeightTensor } from '../../runtime/weig
 export type Ops = ReturnType<typeof ops>;
 
 export async function runBoth(
-  build: (o: Ops) => Node,
+  build: (o: Ops, g: GraphBuilder) => Node,
   data: Record<string, Float32Array | WeightTensor>,
-  inputs: Record<string, number>,
-  opts: { maxBindingBytes?: number } = {},
+  inputs: Record<string, number | Int32Array>,
+  opts: { maxBindingBytes?: number; reference?: (o: Ops) => Node } = {},
 ) {
   const g = new GraphBuilder();
-  const graph = g.finish({ out: build(ops(g)) });
+  const graph = g.finish({ out: build(ops(g), g) });
   const weights: WeightMap = new Map();
   for (const n of graph.nodes)
     if (leafKind(n) === 'weight') {
@@ -31,7 +31,10 @@ export async function runBoth(
   try {
     ex.reset();
     const out = (await ex.run(inputs, 'out')).subarray(0, graph.outputs.out!.size);
-    const ref = new ReferenceRunner(graph, weights).output(inputs, 'out');
+    // the reference evaluates `opts.reference` instead where the GPU graph has no float64 meaning of its own (fused)
+    const rg = new GraphBuilder();
+    const refGraph = opts.reference ? rg.finish({ out: opts.reference(ops(rg)) }) : graph;
+    const ref = new ReferenceRunner(refGraph, weights).output(inputs, 'out');
     return { out, ref, plan };
   } finally {
     ex.destroy();
