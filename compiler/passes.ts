@@ -84,13 +84,13 @@ export function compile(graph: Graph, o: CompileOptions): CompileState & { dump?
 /** The graph with `intervene(x, pos, a, b)` after each named hook: every reader of the hook, the hook
  *  itself included (TransformerLens caches the edited value), sees the edited value. */
 export function withInterventions(graph: Graph, list: readonly { hook: string; rows: number }[]): Graph {
-  const at = new Map<Node, { hook: string; rows: number }>();
+  const at = new Map<Node, { hook: string; rows: number; size: number }>();
   const read = new Set(graph.nodes.flatMap((n) => n.srcs));
   for (const iv of list) {
     const h = graph.hooks[iv.hook];
     if (!h) throw new UsageError(`the model has no hook '${iv.hook}'`);
     if (!read.has(h.node)) throw new UsageError(`'${iv.hook}' can be read but not edited: nothing downstream reads it (attention computes its pattern internally; edit attn.hook_z or the residual stream instead)`);
-    at.set(h.node, iv);
+    at.set(h.node, { ...iv, size: h.shape.reduce((x, y) => x * y, 1) }); // per position
   }
   const pos = graph.nodes.find((n) => n.op.name === 'input' && n.attr.name === 'pos');
   if (!pos) throw new UsageError('interventions need a graph with a position input');
@@ -101,7 +101,7 @@ export function withInterventions(graph: Graph, list: readonly { hook: string; r
     let m = g.apply(n.op, n.srcs.map((s) => map.get(s)!), n.attr);
     const iv = at.get(n);
     if (iv) {
-      const table = (k: string) => g.apply(input, [], { name: `iv:${iv.hook}:${k}`, shape: [iv.rows, n.size], dtype: 'f32' });
+      const table = (k: string) => g.apply(input, [], { name: `iv:${iv.hook}:${k}`, shape: [iv.rows, iv.size], dtype: 'f32' });
       m = g.apply(intervene, [m, map.get(pos)!, table('a'), table('b')], {});
     }
     map.set(n, m);

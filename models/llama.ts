@@ -28,7 +28,7 @@ export const headSize = (c: LlamaConfig) => c.dim / c.nHeads;
 /** `dtypeOf` says how each weight is stored (f32, f16, bf16, q8_0, q4_0); kernels read it as stored.
  *  `startLayer` builds only the layers from there on, reading the residual stream from an input
  *  `resid` instead of the embedding (re-running the tail of the model, as patching sweeps do).
- *  `positions` (default 1) is how many tokens one pass takes. */
+ *  `positions`: a block of that many tokens per pass (a prefill); without it, one (a decode step). */
 export function llama(c: LlamaConfig, dtypeOf: (name: string) => DType = () => 'f32', opts: { startLayer?: number; positions?: number } = {}): Graph {
   const g = new GraphBuilder();
   const o = ops(g);
@@ -36,16 +36,16 @@ export function llama(c: LlamaConfig, dtypeOf: (name: string) => DType = () => '
   const { input, state, ropeTable, embedding, rmsnorm, matvec, rope, kvWrite, attention, add, siluMul, argmax, attentionPattern, rmsParts } = o;
   const hs = headSize(c);
   const kvDim = c.nKvHeads * hs;
-  const T = opts.positions ?? 1;
-  const rows = (shape: number[]) => (T > 1 ? [T, ...shape] : shape); // activations: [T, ...] over T positions
-  const token = input('token', [T]); // i32[T]
+  const block = opts.positions !== undefined, T = opts.positions ?? 1;
+  const rows = (shape: number[]) => (block ? [T, ...shape] : shape); // a block's activations: [T, ...]
+  const token = input('token', rows([1])); // i32[1], or i32[T, 1]
   const pos = input('pos', [1]); // i32[1], the first position; the only other thing written per step
   const freqs = ropeTable(c.contextLength, c.rotDim, c.ropeTheta, c.ropeFactors); // [context, rotDim/2, 2]
   const tokenEmbd = weight('token_embd.weight', [c.vocabSize, c.dim]); // [vocab, dim]
 
   // hook points, named as TransformerLens names them (values as TL gives them for an unprocessed model)
   const hooks: Record<string, Hook> = {};
-  const hook = (name: string, node: Node, shape: number[] = [...node.shape].slice(T > 1 ? 1 : 0)) => ((hooks[name] = { node, shape }), node);
+  const hook = (name: string, node: Node, shape: number[] = [...node.shape].slice(block ? 1 : 0)) => ((hooks[name] = { node, shape }), node);
   const heads = (n: number) => [n, hs];
   // a norm's scale and normalized input, as their own nodes: computed only when a hook asks for them
   const normHooks = (prefix: string, x: Node) => {

@@ -1,7 +1,7 @@
 // Token embedding: row `token` of the table [vocab, dim] -> [dim], dequantized if the table is
 // ([T] tokens -> [T, dim]).
 import { type Invocation, type In, type Out, type Spec, type f32, type u32, idiv } from '../compiler/kernel/dsl.js';
-import { type Op, expectDtype, expectShape, groupsFor, overRows } from './op.js';
+import { type Op, expectDtype, expectShape, groupsFor, overRows, rowsOf } from './op.js';
 import { WEIGHT_DTYPES, WTYPE, weightAt } from './dequant.js';
 
 export const embedding: Op = overRows({
@@ -23,7 +23,7 @@ export const embedding: Op = overRows({
     // The table may be split by rows; every piece checks whether it holds the token.
     for (const c of ctx.chunks(n.srcs[0]!))
       ctx.dispatch('embeddingKernel', { table: c.buf, token: ctx.buf(n.srcs[1]!), out: ctx.buf(n) },
-        { dim, tokens: n.srcs[1]!.shape[0]!, rowStart: c.rowStart, rows: c.rows, wtype: WTYPE[n.srcs[0]!.dtype]! }, groupsFor(n.size, 64));
+        { dim, tokens: rowsOf(n.shape), rowStart: c.rowStart, rows: c.rows, wtype: WTYPE[n.srcs[0]!.dtype]! }, groupsFor(n.size, 64));
   },
 }, { rows: () => [], token: 1 });
 

@@ -4,7 +4,7 @@
 import { type Invocation, type In, type Out, type Spec, type u32, epilogue, f32, sharedF32 } from '../compiler/kernel/dsl.js';
 import { lowerEpilogues, parseEpilogues } from './epilogues.js';
 import { workgroupSum } from './reduce.js';
-import { type Op, overRows, rowsOf } from './op.js';
+import { type Op, isBlock, overRows, rowsOf } from './op.js';
 import { WTYPE, weightAt } from './dequant.js';
 import { matvec, lowerMatvec } from './matvec.js';
 import { siluMul } from './silu_mul.js';
@@ -26,7 +26,7 @@ export const ffnGateUp: Op<{ eps: number; epilogues?: string }> = overRows<{ eps
     const [x, nw, wg, wu] = n.srcs;
     const cg = ctx.chunks(wg!), cu = ctx.chunks(wu!);
     const hidden = n.shape[n.shape.length - 1]!, T = rowsOf(n.shape);
-    if (cg.length === 1 && cu.length === 1 && T === 1) {
+    if (cg.length === 1 && cu.length === 1 && !isBlock(n.shape)) {
       const e = lowerEpilogues(n, ctx, 'ffnGateUpKernel', []);
       ctx.dispatch(e.kernel, { ...e.bind, x: ctx.buf(x!), nw: ctx.buf(nw!), wg: cg[0]!.buf, wu: cu[0]!.buf, out: ctx.buf(n) },
         { ...e.uniforms, rows: hidden, cols: x!.shape[0]!, eps: n.attr.eps as number, gtype: WTYPE[wg!.dtype]!, utype: WTYPE[wu!.dtype]! }, hidden);

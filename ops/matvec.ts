@@ -5,7 +5,7 @@
 // Sources: [W, x, nw if norm, ...one vector per `add` epilogue].
 import { type Invocation, type In, type Out, type Spec, type u32, epilogue, f32, idiv, sharedF32, workgroupBarrier } from '../compiler/kernel/dsl.js';
 import { workgroupSum } from './reduce.js';
-import { type Op, expectDtype, expectShape, overRows, rowsOf } from './op.js';
+import { type Op, expectDtype, expectShape, isBlock, overRows, rowsOf } from './op.js';
 import { BLOCK, WEIGHT_DTYPES, WTYPE, weightAt } from './dequant.js';
 import { EPILOGUES, epilogueArrays, lowerEpilogues, parseEpilogues } from './epilogues.js';
 import { ShapeError } from '../compiler/errors.js';
@@ -60,12 +60,12 @@ export const matvec: Op<MatvecAttr> = overRows<MatvecAttr>({
 export function lowerMatvec(n: Node, ctx: LowerCtx, out: string, offset: number, stride: number) {
   const [w, x, ...rest] = n.srcs;
   const a = n.attr as MatvecAttr;
-  const T = rowsOf(x!.shape);
-  const e = lowerEpilogues(n, ctx, T > 1 ? 'matmulKernel' : 'matvecKernel', rest.slice(a.norm ? 1 : 0));
+  const T = rowsOf(x!.shape), block = isBlock(x!.shape);
+  const e = lowerEpilogues(n, ctx, block ? 'matmulKernel' : 'matvecKernel', rest.slice(a.norm ? 1 : 0));
   const bind: Record<string, string> = { ...e.bind, x: ctx.buf(x!), nw: a.norm ? ctx.buf(rest[0]!) : ctx.buf(x!), out };
   const uniforms: Record<string, number> = { ...e.uniforms, cols: w!.shape[1]!, eps: a.eps ?? 0, norm: a.norm ? 1 : 0, wtype: WTYPE[w!.dtype]! };
   for (const c of ctx.chunks(w!)) {
-    if (T === 1) ctx.dispatch(e.kernel, { ...bind, w: c.buf }, { ...uniforms, rows: c.rows, outOffset: offset + c.rowStart }, c.rows);
+    if (!block) ctx.dispatch(e.kernel, { ...bind, w: c.buf }, { ...uniforms, rows: c.rows, outOffset: offset + c.rowStart }, c.rows);
     else ctx.dispatch(e.kernel, { ...bind, w: c.buf }, { ...uniforms, rows: c.rows, tokens: T, outStride: stride, outOffset: offset + c.rowStart }, c.rows * Math.ceil(T / MATMUL_TOKENS));
   }
 }

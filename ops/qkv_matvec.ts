@@ -2,7 +2,7 @@
 // a workgroup per output row of [q; k; v], written to one buffer. Sources: [x, nw, Wq, Wk, Wv].
 import { type Invocation, type In, type Out, type Spec, type u32, f32, sharedF32 } from '../compiler/kernel/dsl.js';
 import { workgroupSum } from './reduce.js';
-import { type Op, expectShape, overRows, rowsOf } from './op.js';
+import { type Op, expectShape, isBlock, overRows } from './op.js';
 import { WTYPE, weightAt } from './dequant.js';
 import { matvec, lowerMatvec } from './matvec.js';
 import { ShapeError } from '../compiler/errors.js';
@@ -27,7 +27,7 @@ export const qkvMatvec: Op<{ eps: number }> = overRows<{ eps: number }>({
     const [x, nw, wq, wk, wv] = n.srcs;
     const [cq, ck, cv] = [wq, wk, wv].map((w) => ctx.chunks(w!));
     const width = n.shape[n.shape.length - 1]!;
-    if (cq!.length === 1 && ck!.length === 1 && cv!.length === 1 && rowsOf(n.shape) === 1) {
+    if (cq!.length === 1 && ck!.length === 1 && cv!.length === 1 && !isBlock(n.shape)) {
       const rq = wq!.shape[0]!, rk = wk!.shape[0]!, rv = wv!.shape[0]!;
       ctx.dispatch('qkvKernel', { x: ctx.buf(x!), nw: ctx.buf(nw!), wq: cq![0]!.buf, wk: ck![0]!.buf, wv: cv![0]!.buf, out: ctx.buf(n) },
         { rq, rk, rv, cols: x!.shape[0]!, eps: n.attr.eps as number, qtype: WTYPE[wq!.dtype]!, ktype: WTYPE[wk!.dtype]!, vtype: WTYPE[wv!.dtype]! }, rq + rk + rv);
@@ -64,7 +64,7 @@ export function qkvKernel(id: Invocation, x: In<f32>, nw: In<f32>, wq: In<u32>, 
     } else {
       wgt = weightAt(wv, vtype, rv, cols, row - rq - rk, c);
     }
-    acc += wgt * xv * nw[c];
+    acc += wgt * (xv * nw[c]); // as matvec and matmul group it, so decode and prefill round alike
   }
   partial[id.local] = acc;
   squares[id.local] = ss;

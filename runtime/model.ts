@@ -7,7 +7,7 @@ import { leafKind, type Plan } from '../compiler/plan.js';
 import { compile, type CompileOptions } from '../compiler/passes.js';
 import { selectHooks, type HookSelection } from '../compiler/hooks.js';
 import { readBuffer, type StageCopy } from './executor.js';
-import { llama, type LlamaConfig } from '../models/llama.js';
+import { headSize, llama, type LlamaConfig } from '../models/llama.js';
 import { fragments, kernels } from '../ops/kernels.gen.js';
 import { Executor } from './executor.js';
 import { checked, getGpu, type GpuContext } from './gpu.js';
@@ -38,6 +38,8 @@ export interface ModelOptions {
 }
 
 export const DEFAULT_CONTEXT_CAP = 4096;
+/** most positions one prefill pass takes */
+const MAX_BLOCK = 256;
 
 export interface GenerateOptions extends Partial<SamplerOptions> {
   prompt?: string;
@@ -150,13 +152,39 @@ export class Model {
     return out;
   }
 
-  /** Logits after every position of `tokens`. */
+  /** Logits after every position of `tokens` (a prefill: blocks of positions per pass). */
   async logits(tokens: readonly number[]): Promise<Float32Array[]> {
-    this.checkTokens(tokens);
-    this.reset();
-    const out: Float32Array[] = [];
-    for (const t of tokens) out.push(await this.forward(t));
+    return (await this.runWithHooks(tokens, { interventions: [] })).logits;
+  }
+
+  /** Positions one prefill pass takes: every activation of the pass (logits, attention patterns, the
+   *  FFN's inner width) must fit one storage binding. */
+  get blockSize(): number {
+    const c = this.config;
+    const widest = Math.max(c.vocabSize, c.hiddenDim, c.dim + 2 * c.nKvHeads * headSize(c), c.nHeads * c.contextLength);
+    return Math.max(1, Math.min(MAX_BLOCK, Math.floor(this.compileOptions.maxBindingBytes / (4 * widest))));
+  }
+
+  /** `tokens` split into prefill blocks: [start, length] pairs. */
+  private blocks(n: number): [number, number][] {
+    const B = this.blockSize, out: [number, number][] = [];
+    for (let s = 0; s < n; s += B) out.push([s, Math.min(B, n - s)]);
     return out;
+  }
+
+  /** Run the prompt from position 0 in blocks of positions; returns the last position's output
+   *  ('next': the greedy token; 'logits': its logits). The KV cache then holds the prompt. */
+  private async prefill(tokens: readonly number[], output: 'next' | 'logits'): Promise<Float32Array> {
+    this.reset();
+    let out: Float32Array | undefined;
+    for (const [start, len] of this.blocks(tokens.length)) {
+      const ex = await this.variant([], [], 0, len);
+      const all = await ex.run({ token: Int32Array.from(tokens.slice(start, start + len)), pos: start }, output);
+      const per = output === 'next' ? 1 : this.config.vocabSize;
+      out = all.slice((len - 1) * per, len * per);
+    }
+    this.pos = tokens.length;
+    return out!;
   }
 
   async generate(o: GenerateOptions = {}): Promise<GenerateResult> {
@@ -174,8 +202,8 @@ export class Model {
     const greedy = sampler.opts.temperature === 0;
     const choose = async (t: number) => (greedy ? this.forwardGreedy(t) : sampler.sample(await this.forward(t)));
     const t0 = performance.now();
-    for (const t of tokens.slice(0, -1)) await this.step(t, 'next');
-    let next = await choose(tokens[tokens.length - 1]!);
+    const last = await this.prefill(tokens, greedy ? 'next' : 'logits');
+    let next = greedy ? new Int32Array(last.buffer, last.byteOffset, 1)[0]! : sampler.sample(last);
     const t1 = performance.now();
     for (let i = 0; i < maxNew; i++) {
       if (o.stopAtEos !== false && (next === eos || next === bos)) break;
@@ -197,11 +225,11 @@ export class Model {
 
   /** The plan with these hooks tapped and interventions compiled in (built once per combination;
    *  weights and KV cache shared with the plain plan). */
-  async variant(taps: readonly string[], interventions: readonly { hook: string; rows: number }[], startLayer = 0): Promise<Executor> {
-    const key = JSON.stringify([[...taps].sort(), [...interventions].sort((a, b) => a.hook.localeCompare(b.hook)), startLayer]);
+  async variant(taps: readonly string[], interventions: readonly { hook: string; rows: number }[], startLayer = 0, positions?: number): Promise<Executor> {
+    const key = JSON.stringify([[...taps].sort(), [...interventions].sort((a, b) => a.hook.localeCompare(b.hook)), startLayer, positions ?? 0]);
     let ex = this.tappedExecutors.get(key);
     if (!ex) {
-      const graph = startLayer ? llama(this.config, (n) => this.weights.get(n)?.dtype ?? 'f32', { startLayer }) : this.graph;
+      const graph = startLayer || positions !== undefined ? llama(this.config, (n) => this.weights.get(n)?.dtype ?? 'f32', { startLayer, positions }) : this.graph;
       const plan = compile(graph, { ...this.compileOptions, taps, interventions }).plan!;
       ex = await checked(this.executor.gpu, () => new Executor(this.executor.gpu, plan, this.weights, undefined, this.executor));
       this.tappedExecutors.set(key, ex);
@@ -211,7 +239,8 @@ export class Model {
 
   /** Run `tokens` (BOS included) and collect the selected hooks at every position, e.g.
    *  `runWithCache(ids, { hooks: 'blocks.*.hook_resid_post' })`. Returns every position's logits too.
-   *  Hooks are extra outputs of the compiled plan, copied out on the GPU after each step. */
+   *  The prompt runs as a prefill (blocks of positions, one pass each); hooks are extra outputs of the
+   *  compiled plan, copied out on the GPU after each pass and read back once. */
   runWithCache(tokens: readonly number[], opts: { hooks: string | readonly string[] }) {
     return this.runWithHooks(tokens, { hooks: opts.hooks, interventions: [] });
   }
@@ -227,25 +256,31 @@ export class Model {
     for (const s of sels) checkSelection(s, this.graph.hooks[s.hook]!.shape, tokens.length);
     const names = [...new Set(sels.map((s) => s.hook))];
     const tables = interventionTables(opts.interventions, this.graph.hooks, this.hookNames, tokens.length);
-    const ex = await this.variant(names, [...tables.keys()].map((hook) => ({ hook, rows: tokens.length })));
-    for (const [hook, t] of tables) { ex.write(`iv:${hook}:a`, t.a); ex.write(`iv:${hook}:b`, t.b); }
-    const d = ex.gpu.device;
+    const blocks: { ex: Executor; start: number; len: number }[] = [];
+    for (const [start, len] of this.blocks(tokens.length)) {
+      const ex = await this.variant(names, [...tables.keys()].map((hook) => ({ hook, rows: tokens.length })), 0, len);
+      for (const [hook, t] of tables) { ex.write(`iv:${hook}:a`, t.a); ex.write(`iv:${hook}:b`, t.b); }
+      blocks.push({ ex, start, len });
+    }
+    const d = this.executor.gpu.device;
     const staged = names.map((name) => {
       const bytes = this.graph.hooks[name]!.node.size * 4;
       return { name, bytes, dst: d.createBuffer({ size: Math.max(16, bytes * tokens.length), usage: GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC }) };
     });
     try {
-      ex.reset();
+      this.reset();
       const logits: Float32Array[] = [];
-      for (let p = 0; p < tokens.length; p++) {
-        const stage: StageCopy[] = staged.map((s) => ({ output: `hook:${s.name}`, dst: s.dst, offset: p * s.bytes, bytes: s.bytes }));
-        logits.push(await ex.run({ token: tokens[p]!, pos: p }, 'logits', stage));
+      const V = this.config.vocabSize;
+      for (const { ex, start, len } of blocks) {
+        const stage: StageCopy[] = staged.map((s) => ({ output: `hook:${s.name}`, dst: s.dst, offset: start * s.bytes, bytes: len * s.bytes }));
+        const out = await ex.run({ token: Int32Array.from(tokens.slice(start, start + len)), pos: start }, 'logits', stage);
+        for (let t = 0; t < len; t++) logits.push(out.slice(t * V, (t + 1) * V));
       }
       // the KV cache now holds these tokens (edited if there were interventions)
       this.pos = tokens.length;
       const cache = new Map<string, CacheEntry>();
       for (const s of staged) {
-        const all = (await readBuffer(ex.gpu, s.dst)).subarray(0, (s.bytes / 4) * tokens.length);
+        const all = (await readBuffer(this.executor.gpu, s.dst)).subarray(0, (s.bytes / 4) * tokens.length);
         const h = this.graph.hooks[s.name]!;
         for (const sel of sels.filter((x) => x.hook === s.name))
           cache.set(sel.key, h.layout === 'pattern' ? patternSelection(sel, all, h.shape, tokens.length) : sliceSelection(sel, all, h.shape, tokens.length));

@@ -193,7 +193,7 @@ describe('kernels over several positions match their references', () => {
   it('embedding of T tokens, rmsnorm and argmax of each row', async () => {
     const vocab = 77, dim = 70;
     const token = Int32Array.from({ length: T }, () => rnd.int(0, vocab));
-    const e = await runBoth((o) => o.embedding(o.weight('t', [vocab, dim]), o.input('token', [T])), { t: rnd.normal(vocab * dim) }, { token });
+    const e = await runBoth((o) => o.embedding(o.weight('t', [vocab, dim]), o.input('token', [T, 1])), { t: rnd.normal(vocab * dim) }, { token });
     expect(relErr(e.out, e.ref), seedNote).toBeLessThanOrEqual(TOL);
     const n = await runBoth((o) => o.rmsnorm(o.weight('x', [T, dim]), o.weight('w', [dim]), 1e-5), { x: rnd.normal(T * dim, 3), w: rnd.normal(dim) }, {});
     expect(relErr(n.out, n.ref), seedNote).toBeLessThanOrEqual(TOL);

@@ -33,7 +33,8 @@ describe('WGSL provenance', () => {
     const rebuild = (code: string) => {
       const [kernel, ...parts] = /^\/\/ (\S+) /.exec(code)![1]!.split('+');
       const k = base.get(kernel!);
-      return k && parts.every((p) => frags.has(p)) ? toWGSL(withEpilogues(k, parts.map((p) => frags.get(p)!))) : undefined;
+      const uses = parts.map((p) => (p.includes(':') ? { hole: p.split(':')[0], frag: frags.get(p.split(':')[1]!) } : { frag: frags.get(p) })); // "k:storeEpilogue": a named hole
+      return k && uses.every((u) => u.frag) ? toWGSL(withEpilogues(k, uses.map((u) => ({ ...u, frag: u.frag! })))) : undefined;
     };
     const gpu = await getGpu();
     expect(gpu.modules.length).toBeGreaterThanOrEqual(8);

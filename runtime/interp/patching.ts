@@ -72,14 +72,16 @@ export interface PatchWork { layerSteps: number; naiveLayerSteps: number }
 /** Reactive patching: a patch at (layer l, position p) changes nothing before layer l, at any position,
  *  and nothing before position p. So each patched run starts at layer l, fed the corrupted run's cached
  *  hook_resid_pre, and at position p, reusing the KV-cache rows below p: positions are swept from last
- *  to first, so the rows below p are still the corrupted run's (restored once per layer). Per head
- *  (attn.hook_z) sites patch every position, so they reuse only the layers below. */
+ *  to first, so the rows below p are still the corrupted run's (restored once per layer). Positions
+ *  p..n-1 run as one prefill pass of the layers from l. Per head (attn.hook_z) sites patch every
+ *  position, so they reuse only the layers below. Every kernel computes a position's row the same way
+ *  whatever the block, so an unchanged activation gives an effect of exactly 0. */
 export async function activationPatching(model: Model, clean: number[], corrupt: number[], o: PatchOptions):
   Promise<{ clean: number; corrupted: number; sites: PatchSite[]; work: PatchWork }> {
   if (clean.length !== corrupt.length) throw new UsageError(`the clean prompt has ${clean.length} tokens and the corrupted one ${corrupt.length}: they must tokenize to the same length`);
   const sites = o.sites ?? ['resid_pre'];
   for (const s of sites) if (!SITES[s]) throw new UsageError(`unknown site '${s}' (sites: ${Object.keys(SITES).join(', ')})`);
-  const L = model.config.nLayers, n = clean.length, dim = model.config.dim;
+  const L = model.config.nLayers, n = clean.length, dim = model.config.dim, V = model.config.vocabSize;
   const last = (ls: Float32Array[]) => metricOf(ls[ls.length - 1]!, o);
   const work: PatchWork = { layerSteps: 2 * n * L, naiveLayerSteps: 0 };
   const siteHooks = sites.flatMap((s) => Array.from({ length: L }, (_, l) => `blocks.${l}.${SITES[s]}`));
@@ -96,7 +98,6 @@ export async function activationPatching(model: Model, clean: number[], corrupt:
       const scores: (number | null)[][] = [], effects: number[][] = [];
       for (let l = 0; l < L; l++) {
         const hook = `blocks.${l}.${SITES[site]}`;
-        const ex = await model.variant([], [{ hook, rows: n }], l);
         const resid = corruptRun.cache.get(`blocks.${l}.hook_resid_pre`)!.data;
         const row: (number | null)[] = new Array(cols.length).fill(null), eff: number[] = new Array(cols.length).fill(0);
         saved.restore();
@@ -105,16 +106,15 @@ export async function activationPatching(model: Model, clean: number[], corrupt:
         for (const c of order) {
           const at = perHead ? `${hook}[head=${c}]` : `${hook}[pos=${c}]`;
           const t = interventionTables([{ hook: at, replace: cleanRun.cache.get(hook)!.data }], model.graph.hooks, model.hookNames, n).get(hook)!;
+          // positions from..n-1 in one pass of the layers from l (a prefill of the tail)
+          const from = perHead ? 0 : c;
+          const ex = await model.variant([], [{ hook, rows: n }], l, n - from);
           ex.write(`iv:${hook}:a`, t.a);
           ex.write(`iv:${hook}:b`, t.b);
-          const from = perHead ? 0 : c;
-          let logits: Float32Array | undefined;
-          for (let q = from; q < n; q++) {
-            const inputs: Record<string, number | Float32Array> = l === 0 ? { token: corrupt[q]!, pos: q } : { resid: resid.subarray(q * dim, (q + 1) * dim), pos: q };
-            logits = await ex.run(inputs, 'logits');
-          }
+          const inputs: Record<string, number | Int32Array | Float32Array> = l === 0 ? { token: Int32Array.from(corrupt.slice(from)), pos: from } : { resid: resid.subarray(from * dim, n * dim), pos: from };
+          const logits = (await ex.run(inputs, 'logits')).subarray((n - from - 1) * V, (n - from) * V);
           work.layerSteps += (n - from) * (L - l);
-          const patched = metricOf(logits!, o);
+          const patched = metricOf(logits, o);
           eff[c] = patched - base;
           row[c] = top === base ? null : (patched - base) / (top - base);
         }

@@ -5,6 +5,7 @@
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
 struct Params {
   headSize: u32,
+  nHeads: u32,
   kvDim: u32,
   group: u32,
   context: u32,
@@ -16,11 +17,11 @@ struct Params {
 var<workgroup> red: array<f32, 64>;
 @compute @workgroup_size(64)
 fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let h: u32 = (wid.x + wid.y * nwg.x);
-  let p: u32 = pos[0u];
-  let qo: u32 = (h * u.headSize);
+  let h: u32 = ((wid.x + wid.y * nwg.x) % u.nHeads);
+  let p: u32 = (pos[0u] + ((wid.x + wid.y * nwg.x) / u.nHeads));
+  let qo: u32 = ((wid.x + wid.y * nwg.x) * u.headSize);
   let ko: u32 = ((h / u.group) * u.headSize);
-  let oo: u32 = (h * u.context);
+  let oo: u32 = ((wid.x + wid.y * nwg.x) * u.context);
   var best: f32 = (-3.4e38f);
   for (var t: u32 = lid.x; (t < u.context); t += 64u) {
     if ((t <= p)) {

@@ -4,12 +4,13 @@
 @group(0) @binding(2) var<storage, read_write> cache: array<f32>;
 struct Params {
   width: u32,
+  n: u32,
 }
 @group(0) @binding(3) var<uniform> u: Params;
 @compute @workgroup_size(64)
 fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let i: u32 = ((wid.x + wid.y * nwg.x) * 64u + lid.x);
-  if ((i < u.width)) {
+  if ((i < u.n)) {
     cache[((pos[0u] * u.width) + i)] = x[i];
   }
 }

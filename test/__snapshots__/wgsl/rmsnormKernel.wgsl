@@ -10,9 +10,10 @@ struct Params {
 var<workgroup> partial: array<f32, 64>;
 @compute @workgroup_size(64)
 fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let at: u32 = ((wid.x + wid.y * nwg.x) * u.n);
   var ss_sumOfSquares1: f32 = 0.0f;
   for (var i_sumOfSquares1: u32 = lid.x; (i_sumOfSquares1 < u.n); i_sumOfSquares1 += 64u) {
-    ss_sumOfSquares1 += (x[i_sumOfSquares1] * x[i_sumOfSquares1]);
+    ss_sumOfSquares1 += (x[(at + i_sumOfSquares1)] * x[(at + i_sumOfSquares1)]);
   }
   partial[lid.x] = ss_sumOfSquares1;
   workgroupBarrier();
@@ -24,6 +25,6 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   }
   let scale: f32 = (1.0f / sqrt(((partial[0u] / f32(u.n)) + u.eps)));
   for (var i: u32 = lid.x; (i < u.n); i += 64u) {
-    out[i] = (w[i] * (x[i] * scale));
+    out[(at + i)] = (w[i] * (x[(at + i)] * scale));
   }
 }

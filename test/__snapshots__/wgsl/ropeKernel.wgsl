@@ -5,6 +5,7 @@
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
 struct Params {
   pairs: u32,
+  tokens: u32,
   headSize: u32,
   rotDim: u32,
 }
@@ -12,17 +13,18 @@ struct Params {
 @compute @workgroup_size(64)
 fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let i: u32 = ((wid.x + wid.y * nwg.x) * 64u + lid.x);
-  if ((i >= u.pairs)) {
+  if ((i >= (u.pairs * u.tokens))) {
     return;
   }
-  let j: u32 = ((2u * i) % u.headSize);
+  let row: u32 = (i / u.pairs);
+  let j: u32 = ((2u * (i % u.pairs)) % u.headSize);
   let at: u32 = (2u * i);
   if ((j >= u.rotDim)) {
     out[at] = x[at];
     out[(at + 1u)] = x[(at + 1u)];
     return;
   }
-  let t: u32 = (((pos[0u] * (u.rotDim / 2u)) + (j / 2u)) * 2u);
+  let t: u32 = ((((pos[0u] + row) * (u.rotDim / 2u)) + (j / 2u)) * 2u);
   let c: f32 = table[t];
   let s: f32 = table[(t + 1u)];
   let a: f32 = x[at];

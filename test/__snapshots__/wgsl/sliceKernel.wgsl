@@ -4,12 +4,14 @@
 struct Params {
   offset: u32,
   length: u32,
+  width: u32,
+  n: u32,
 }
 @group(0) @binding(2) var<uniform> u: Params;
 @compute @workgroup_size(64)
 fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let i: u32 = ((wid.x + wid.y * nwg.x) * 64u + lid.x);
-  if ((i < u.length)) {
-    out[i] = x[(u.offset + i)];
+  if ((i < u.n)) {
+    out[i] = x[((((i / u.length) * u.width) + u.offset) + (i % u.length))];
   }
 }

@@ -1,0 +1,61 @@
+// Prefill: a prompt runs as blocks of positions, one pass each (matrix products, causal attention
+// within the block), and gives what one position at a time gives.
+import { describe, expect, it } from 'vitest';
+import { compile } from '../compiler/passes.js';
+import { llama } from '../models/llama.js';
+import { fragments, kernels } from '../ops/kernels.gen.js';
+import { Model } from '../runtime/model.js';
+import { loadModelSource } from '../runtime/node/load.js';
+import { ReferenceRunner } from '../runtime/reference.js';
+import { GGUF } from './helpers/models.js';
+import { relErr } from './helpers/numeric.js';
+
+const src = loadModelSource(GGUF);
+
+describe('prefill', () => {
+  it('a block pass gives the logits of one position at a time, and of the float64 reference over the block', async () => {
+    const model = await Model.create(src, { contextLength: 64 });
+    try {
+      const tokens = model.tokenizer.encode('Lily and Ben went to the park. They saw a big dog');
+      const block = await model.logits(tokens);
+      model.reset();
+      const V = model.config.vocabSize;
+      const ref = new ReferenceRunner(llama(model.config, (n) => src.weights.get(n)!.dtype, { positions: tokens.length }), src.weights)
+        .output({ token: tokens, pos: 0 }, 'logits');
+      for (const [p, t] of tokens.entries()) {
+        const one = await model.forward(t);
+        expect(relErr(block[p]!, one), `position ${p}`).toBeLessThanOrEqual(1e-5);
+        expect(relErr(block[p]!, ref.subarray(p * V, (p + 1) * V)), `position ${p} vs reference`).toBeLessThanOrEqual(1e-4);
+      }
+    } finally {
+      model.dispose();
+    }
+  });
+
+  it('splits long prompts into blocks that fit the binding limit, and the blocks agree with one pass', async () => {
+    const small = await Model.create(src, { contextLength: 64, maxBindingBytes: 8 * 64 * 8 * 4 + 16 }); // 8 positions a block
+    const big = await Model.create(src, { contextLength: 64 });
+    try {
+      expect(small.blockSize).toBe(8);
+      const tokens = small.tokenizer.encode('Once upon a time, there was a little girl named Lily. She loved to play');
+      expect(tokens.length).toBeGreaterThan(16);
+      const [a, b] = [await small.runWithCache(tokens, { hooks: 'blocks.2.hook_resid_post' }), await big.runWithCache(tokens, { hooks: 'blocks.2.hook_resid_post' })];
+      expect(relErr(a.cache.get('blocks.2.hook_resid_post')!.data, b.cache.get('blocks.2.hook_resid_post')!.data)).toBe(0);
+      a.logits.forEach((l, p) => expect(relErr(l, b.logits[p]!), `position ${p}`).toBe(0)); // a row is computed alike in any block
+    } finally {
+      small.dispose();
+      big.dispose();
+    }
+  });
+
+  it('the block plan uses matrix-product kernels and keeps the per-layer fusion', () => {
+    const c = { ...src.config, contextLength: 64 };
+    const plan = compile(llama(c, () => 'f32', { positions: 16 }), { kernels, fragments, maxBindingBytes: 1 << 27 }).plan!;
+    const names = plan.dispatches.map((d) => d.kernel);
+    expect(names.filter((k) => k.startsWith('matmulKernel')).length).toBe(7 * c.nLayers + 1); // q, k, v, o, gate, up, down; + logits
+    expect(names.filter((k) => k.startsWith('matvecKernel'))).toEqual([]);
+    expect(names).toContain('ropeKvKernel');
+    expect(names).toContain('flashAttentionKernel');
+    expect(plan.dispatches.length).toBeLessThanOrEqual(10 * c.nLayers + 3);
+  });
+});
