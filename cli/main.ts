@@ -15,6 +15,7 @@ import { logitLens, type LensCell } from '../runtime/interp/lens.js';
 import { heatmapSvg, stackSvgs } from '../runtime/interp/heatmap.js';
 import { activationPatching, SITES } from '../runtime/interp/patching.js';
 import { directLogitAttribution } from '../runtime/interp/dla.js';
+import { attentionPatterns, patternsSvg } from '../runtime/interp/patterns.js';
 import { progressBar } from './progress.js';
 import path from 'node:path';
 import { compile, PASSES } from '../compiler/passes.js';
@@ -58,6 +59,7 @@ Commands:
   hooks      list the model's hook points (TransformerLens names) and their shapes
   lens       the logit lens: what each layer would predict, as a layer × position heatmap
   patch      activation patching: which activations carry the difference between two prompts
+  attn       attention patterns per layer and head (destination × source), as JSON or SVG
   dla        direct logit attribution: how much each layer's attention, MLP and head writes toward the answer
   cache      run a prompt and save the values at selected hooks (safetensors)
 
@@ -135,6 +137,13 @@ minus the distractor's if one is given. The two prompts must tokenize to the sam
       --sites LIST      comma-separated, of ${'${SITES}'} (default: resid_pre);
                         z patches one head at all positions, the others one position
       --svg FILE        one heatmap per site kind (diverging colours, values in tooltips)
+${MODEL_HELP}`,
+  attn: `Usage: tapir attn [-m MODEL] -p PROMPT [--layers LIST] [--svg FILE] [--json]
+
+The attention pattern of every head ([head, query, key]: softmax over the keys up to the query), as
+TransformerLens's blocks.L.attn.hook_pattern gives it. Text: each head's strongest source per query.
+      --layers LIST     comma-separated layer numbers (default: all)
+      --svg FILE        one destination × source heatmap per head (masked cells grey, values in tooltips)
 ${MODEL_HELP}`,
   dla: `Usage: tapir dla [-m MODEL] -p PROMPT (--target PIECE | --target-id N) [--distractor PIECE | --distractor-id N] [--json]
 
@@ -440,6 +449,26 @@ async function patch(argv: string[]) {
   }
 }
 
+async function attn(argv: string[]) {
+  const o = parse('attn', argv, { prompt: { type: 'string', short: 'p' }, layers: { type: 'string' }, svg: { type: 'string' } });
+  if (o.help) return out(HELP.attn + '\n');
+  if (typeof o.prompt !== 'string') throw new UsageError("attn needs -p PROMPT (see 'tapir attn --help')");
+  const layers = typeof o.layers === 'string' ? o.layers.split(',').map((x) => {
+    if (!/^\d+$/.test(x.trim())) throw new UsageError(`--layers takes layer numbers, got '${x}'`);
+    return Number(x);
+  }) : undefined;
+  const { model } = await openModel(o);
+  try {
+    const p = await attentionPatterns(model, model.tokenizer.encode(o.prompt), layers);
+    if (typeof o.svg === 'string') { const svg = patternsSvg(p); writeAtomically(o.svg, (fd) => fs.writeSync(fd, svg)); }
+    if (o.json) return out(JSON.stringify(p) + '\n');
+    for (const { layer, heads } of p.layers)
+      heads.forEach((rows, h) => out(`blocks.${layer} head ${h}: ${rows.map((r, q) => `${JSON.stringify(p.pieces[q])}→${JSON.stringify(p.pieces[r.indexOf(Math.max(...r))])}`).join(' ')}\n`));
+  } finally {
+    model.dispose();
+  }
+}
+
 async function dla(argv: string[]) {
   const o = parse('dla', argv, { prompt: { type: 'string', short: 'p' }, target: { type: 'string' }, 'target-id': { type: 'string' }, distractor: { type: 'string' }, 'distractor-id': { type: 'string' } });
   if (o.help) return out(HELP.dla + '\n');
@@ -460,7 +489,7 @@ async function dla(argv: string[]) {
   }
 }
 
-const COMMANDS: Record<string, (argv: string[]) => Promise<void>> = { lens, patch, dla, generate, logits, graph, synth, compile: compileCmd, hooks, cache };
+const COMMANDS: Record<string, (argv: string[]) => Promise<void>> = { lens, patch, attn, dla, generate, logits, graph, synth, compile: compileCmd, hooks, cache };
 
 /** Runs a command; returns the exit code. Always releases the GPU so the process can exit. */
 export async function main(argv: string[]): Promise<number> {

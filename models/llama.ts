@@ -33,7 +33,7 @@ export function llama(c: LlamaConfig, dtypeOf: (name: string) => DType = () => '
   const g = new GraphBuilder();
   const o = ops(g);
   const weight = (name: string, shape: number[]) => o.weight(name, shape, dtypeOf(name));
-  const { input, state, ropeTable, embedding, rmsnorm, matvec, rope, kvWrite, attention, add, siluMul, argmax, attentionPattern, rmsParts } = o;
+  const { input, state, ropeTable, embedding, rmsnorm, matvec, rope, kvWrite, attention, add, siluMul, argmax, attentionPattern, rmsParts, headResult } = o;
   const hs = headSize(c);
   const kvDim = c.nKvHeads * hs;
   const block = opts.positions !== undefined, T = opts.positions ?? 1;
@@ -74,7 +74,9 @@ export function llama(c: LlamaConfig, dtypeOf: (name: string) => DType = () => '
     hooks[`${b}attn.hook_attn_scores`] = { node: attentionPattern(q, kCache, pos, { ...pa, scores: true }), shape: [c.nHeads, c.contextLength], layout: 'pattern' };
     hooks[`${b}attn.hook_pattern`] = { node: attentionPattern(q, kCache, pos, { ...pa, scores: false }), shape: [c.nHeads, c.contextLength], layout: 'pattern' };
     const z = hook(`${b}attn.hook_z`, attention(q, kCache, vCache, pos, { nHeads: c.nHeads, nKvHeads: c.nKvHeads, headSize: hs }), heads(c.nHeads)); // [nHeads*hs]
-    x = hook(`${b}hook_resid_mid`, add(x, hook(`${b}hook_attn_out`, matvec(w('attn_output', [c.dim, c.dim]), z)))); // [dim]
+    const wo = w('attn_output', [c.dim, c.dim]); // [dim, nHeads*hs]
+    hooks[`${b}attn.hook_result`] = { node: headResult(z, wo, { nHeads: c.nHeads, headSize: hs }), shape: [c.nHeads, c.dim] }; // opt-in: computed only when tapped
+    x = hook(`${b}hook_resid_mid`, add(x, hook(`${b}hook_attn_out`, matvec(wo, z)))); // [dim]
     // feed-forward (SwiGLU)
     normHooks(`${b}ln2`, x);
     const h2 = rmsnorm(x, w('ffn_norm', [c.dim]), c.rmsEps); // [dim]

@@ -22,10 +22,11 @@ import { intervene } from './intervene.js';
 import { attentionPattern, type PatternAttr } from './attention_pattern.js';
 import { rmsParts } from './rms_parts.js';
 import { stored } from './stored.js';
+import { headResult, type HeadResultAttr } from './head_result.js';
 import type { Op } from './op.js';
 
 export const OPS: readonly Op[] = [input, weight, state, ropeTable, embedding, rmsnorm, matvec, rope, kvWrite, attention, add, siluMul,
-  scale, slice, qkvMatvec, ropeKv, ffnGateUp, argmax, intervene, attentionPattern, rmsParts, stored] as Op[];
+  scale, slice, qkvMatvec, ropeKv, ffnGateUp, argmax, intervene, attentionPattern, rmsParts, stored, headResult] as Op[];
 /** ops by name (the IR parser and rules look them up) */
 export const OP_BY_NAME: ReadonlyMap<string, Op> = new Map(OPS.map((o) => [o.name, o]));
 
@@ -48,5 +49,6 @@ export function ops(g: GraphBuilder) {
     argmax: (x: Node) => g.apply(argmax, [x], {}),
     attentionPattern: (q: Node, k: Node, pos: Node, a: PatternAttr) => g.apply(attentionPattern, [q, k, pos], a),
     rmsParts: (x: Node, eps: number, part: 'scale' | 'normalized') => g.apply(rmsParts, [x], { eps, part }),
+    headResult: (z: Node, wo: Node, a: HeadResultAttr) => g.apply(headResult, [z, wo], a),
   };
 }

@@ -126,7 +126,29 @@ describe('tapir CLI', () => {
     expect(o.heads).toHaveLength(5);
   });
 
-  it.each(['generate', 'logits', 'graph', 'compile', 'synth', 'hooks', 'cache', 'lens', 'patch', 'dla'])('%s --help', (cmd) => {
+  it('attn gives every head pattern (rows sum to 1, nothing past the query) and draws it', () => {
+    const svg = path.join(os.tmpdir(), `tapir-attn-${process.pid}.svg`);
+    const r = tapir('attn', '-p', 'Lily saw a dog', '--layers', '1,3', '--svg', svg, '--json');
+    expect(r.code, r.stderr.join('\n')).toBe(0);
+    const o = JSON.parse(r.stdout);
+    expect(o.layers.map((l: { layer: number }) => l.layer)).toEqual([1, 3]);
+    expect(o.layers[0].heads).toHaveLength(8);
+    for (const rows of o.layers[1].heads as number[][][])
+      rows.forEach((row, q) => {
+        expect(Math.abs(row.reduce((a, b) => a + b, 0) - 1)).toBeLessThan(1e-5);
+        expect(row.slice(q + 1).every((v) => v === 0)).toBe(true);
+      });
+    const pic = fs.readFileSync(svg, 'utf8');
+    fs.rmSync(svg);
+    expect(pic.match(/<svg/g)).toHaveLength(1);
+    expect(pic).toMatch(/blocks\.3 head 7: destination × source/);
+    expect(pic).toMatch(/<title>&quot; saw&quot; → &quot;&lt;s&gt;&quot;: 0\.\d{4}<\/title>/); // escaped, values in tooltips
+    const bad = tapir('attn', '-p', 'Lily', '--layers', '9');
+    expect(bad.code).toBe(2);
+    expect(bad.stderr[0]).toMatch(/layer 9 is out of range/);
+  });
+
+  it.each(['generate', 'logits', 'graph', 'compile', 'synth', 'hooks', 'cache', 'lens', 'patch', 'attn', 'dla'])('%s --help', (cmd) => {
     const r = tapir(cmd, '--help');
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/^Usage: tapir/);

@@ -101,7 +101,7 @@ describe('taps survive fusion', () => {
   const fusedKernels = (p: ReturnType<typeof compile>['plan']) =>
     p!.dispatches.filter((d) => !OWN_KERNEL.has(d.node.op.name)).map((d) => d.kernel.replace(/\+(\w+:)?storeEpilogue/g, ''));
   // hooks that no fused kernel computes get their own kernel, and only when tapped
-  const OWN_KERNEL = new Set(['attention_pattern', 'rms_parts', 'slice']);
+  const OWN_KERNEL = new Set(['attention_pattern', 'rms_parts', 'slice', 'head_result']);
   const plain = compile(graph, opts).plan!;
   it.each(Object.keys(graph.hooks).filter((h) => h.startsWith('blocks.1.') || !h.startsWith('blocks.')))('%s: the fused kernels stay, the value is stored by one of them or read from its output', (hook) => {
     const tapped = compile(graph, { ...opts, taps: [hook] }).plan!;

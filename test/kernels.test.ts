@@ -228,6 +228,15 @@ describe('kernels over several positions match their references', () => {
     expect(relErr(rk.out, rk.ref), seedNote).toBeLessThanOrEqual(TOL);
   });
 
+  it.each(['f32', 'q8_0'] as const)('head_result (per-head W_O·z) with %s W_O split across bindings', async (dtype) => {
+    const [nHeads, hs, dim, n] = [4, 8, 200, 1];
+    const wo = weightOf([dim, nHeads * hs], dtype, rnd.normal(dim * nHeads * hs));
+    const { out, ref, plan } = await runBoth((o) => o.headResult(o.weight('z', [n, nHeads * hs]), o.weight('wo', [dim, nHeads * hs], dtype), { nHeads, headSize: hs }),
+      { z: rnd.normal(n * nHeads * hs), wo }, {}, { maxBindingBytes: 6000 });
+    expect(plan.dispatches.length).toBeGreaterThan(1);
+    expect(relErr(out, ref), seedNote).toBeLessThanOrEqual(TOL);
+  });
+
   it('slice, intervene, qkv_matvec and ffn_gate_up by rows', async () => {
     const [d, h] = [40, 24];
     const data = { x: rnd.normal(T * d), nw: rnd.normal(d), wq: rnd.normal(d * d), wk: rnd.normal(8 * d), wv: rnd.normal(8 * d), wg: rnd.normal(h * d), wu: rnd.normal(h * d), a: rnd.normal(30 * d), b: rnd.normal(30 * d) };

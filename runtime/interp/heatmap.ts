@@ -47,15 +47,21 @@ export function heatmapSvg(h: HeatmapSpec): string {
 }
 
 /** Several SVG pictures one above the other, in one SVG. */
-export function stackSvgs(svgs: readonly string[]): string {
-  let y = 0, width = 0;
-  const parts = svgs.map((svg) => {
-    const w = Number(/width="(\d+)"/.exec(svg)![1]), h = Number(/height="(\d+)"/.exec(svg)![1]);
+export const stackSvgs = (svgs: readonly string[]) => gridSvgs(svgs, 1);
+
+/** Several SVG pictures in a grid of `columns`, row by row, in one SVG. */
+export function gridSvgs(svgs: readonly string[], columns: number): string {
+  const size = (svg: string) => [Number(/width="(\d+)"/.exec(svg)![1]), Number(/height="(\d+)"/.exec(svg)![1])] as const;
+  const cellW = Math.max(...svgs.map((s) => size(s)[0]));
+  let y = 0, width = 0, rowH = 0;
+  const parts = svgs.map((svg, i) => {
+    const [w, h] = size(svg);
+    const col = i % columns;
+    if (col === 0 && i > 0) { y += rowH; rowH = 0; }
     const inner = svg.replace(/^<svg[^>]*>/, '').replace(/<\/svg>\s*$/, '');
-    const g = `<g transform="translate(0,${y})">${inner}</g>`;
-    y += h;
-    width = Math.max(width, w);
-    return g;
+    rowH = Math.max(rowH, h);
+    width = Math.max(width, col * cellW + w);
+    return `<g transform="translate(${col * cellW},${y})">${inner}</g>`;
   });
-  return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${y}" font-family="Helvetica, Arial, sans-serif" font-size="11">\n${parts.join('\n')}\n</svg>\n`;
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${y + rowH}" font-family="Helvetica, Arial, sans-serif" font-size="11">\n${parts.join('\n')}\n</svg>\n`;
 }
