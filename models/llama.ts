@@ -4,6 +4,7 @@
 // leading [T], the projections become matrix products, attention is causal within the block.
 import { GraphBuilder, type DType, type Graph, type Hook, type Node } from '../compiler/graph.js';
 import { ops } from '../ops/index.js';
+import { ShapeError } from '../compiler/errors.js';
 
 /** The numbers that define a Llama model (llama2.c's Config, GGUF's `llama.*` keys). */
 export interface LlamaConfig {
@@ -28,24 +29,27 @@ export const headSize = (c: LlamaConfig) => c.dim / c.nHeads;
 /** `dtypeOf` says how each weight is stored (f32, f16, bf16, q8_0, q4_0); kernels read it as stored.
  *  `startLayer` builds only the layers from there on, reading the residual stream from an input
  *  `resid` instead of the embedding (re-running the tail of the model, as patching sweeps do).
- *  `positions`: a block of that many tokens per pass (a prefill); without it, one (a decode step). */
-export function llama(c: LlamaConfig, dtypeOf: (name: string) => DType = () => 'f32', opts: { startLayer?: number; positions?: number } = {}): Graph {
+ *  `positions`: a block of that many tokens per pass (a prefill); without it, one (a decode step).
+ *  `batch`: that many sequences at once, each with its own KV cache (several prompts of one length). */
+export function llama(c: LlamaConfig, dtypeOf: (name: string) => DType = () => 'f32', opts: { startLayer?: number; positions?: number; batch?: number } = {}): Graph {
   const g = new GraphBuilder();
   const o = ops(g);
   const weight = (name: string, shape: number[]) => o.weight(name, shape, dtypeOf(name));
   const { input, state, ropeTable, embedding, rmsnorm, matvec, rope, kvWrite, attention, add, siluMul, argmax, attentionPattern, rmsParts, headResult } = o;
   const hs = headSize(c);
   const kvDim = c.nKvHeads * hs;
-  const block = opts.positions !== undefined, T = opts.positions ?? 1;
-  const rows = (shape: number[]) => (block ? [T, ...shape] : shape); // a block's activations: [T, ...]
-  const token = input('token', rows([1])); // i32[1], or i32[T, 1]
+  const block = opts.positions !== undefined, T = opts.positions ?? 1, B = opts.batch ?? 1;
+  if (B > 1 && !block) throw new ShapeError('a batch of sequences runs as a block of positions: give positions too');
+  const lead = B > 1 ? [B, T] : block ? [T] : []; // [B, T] sequences × positions, [T], or one position
+  const rows = (shape: number[]) => [...lead, ...shape]; // a block's activations
+  const token = input('token', rows([1])); // i32[1], i32[T, 1] or i32[B, T, 1]
   const pos = input('pos', [1]); // i32[1], the first position; the only other thing written per step
   const freqs = ropeTable(c.contextLength, c.rotDim, c.ropeTheta, c.ropeFactors); // [context, rotDim/2, 2]
   const tokenEmbd = weight('token_embd.weight', [c.vocabSize, c.dim]); // [vocab, dim]
 
   // hook points, named as TransformerLens names them (values as TL gives them for an unprocessed model)
   const hooks: Record<string, Hook> = {};
-  const hook = (name: string, node: Node, shape: number[] = [...node.shape].slice(block ? 1 : 0)) => ((hooks[name] = { node, shape }), node);
+  const hook = (name: string, node: Node, shape: number[] = [...node.shape].slice(lead.length)) => ((hooks[name] = { node, shape }), node);
   const heads = (n: number) => [n, hs];
   // a norm's scale and normalized input, as their own nodes: computed only when a hook asks for them
   const normHooks = (prefix: string, x: Node) => {
@@ -54,6 +58,7 @@ export function llama(c: LlamaConfig, dtypeOf: (name: string) => DType = () => '
   };
 
   const start = opts.startLayer ?? 0;
+  const cacheShape = B > 1 ? [B, c.contextLength, kvDim] : [c.contextLength, kvDim];
   let x = start > 0 ? input('resid', rows([c.dim]), 'f32') : hook('hook_embed', embedding(tokenEmbd, token)); // [dim], the residual stream
   for (let l = start; l < c.nLayers; l++) {
     const w = (name: string, shape: number[]) => weight(`blk.${l}.${name}.weight`, shape);
@@ -67,8 +72,8 @@ export function llama(c: LlamaConfig, dtypeOf: (name: string) => DType = () => '
     const v = hook(`${b}attn.hook_v`, matvec(w('attn_v', [kvDim, c.dim]), h), heads(c.nKvHeads)); // [kvDim]
     hook(`${b}attn.hook_rot_q`, q, heads(c.nHeads));
     hook(`${b}attn.hook_rot_k`, k, heads(c.nKvHeads));
-    const kCache = kvWrite(state(`cache.k.${l}`, [c.contextLength, kvDim]), k, pos); // [context, kvDim]
-    const vCache = kvWrite(state(`cache.v.${l}`, [c.contextLength, kvDim]), v, pos); // [context, kvDim]
+    const kCache = kvWrite(state(`cache.k.${l}`, cacheShape), k, pos); // [context, kvDim] (per sequence)
+    const vCache = kvWrite(state(`cache.v.${l}`, cacheShape), v, pos); // [context, kvDim]
     // the pattern as its own node: reachable (and computed) only when a hook asks for it
     const pa = { nHeads: c.nHeads, nKvHeads: c.nKvHeads, headSize: hs };
     hooks[`${b}attn.hook_attn_scores`] = { node: attentionPattern(q, kCache, pos, { ...pa, scores: true }), shape: [c.nHeads, c.contextLength], layout: 'pattern' };

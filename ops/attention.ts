@@ -1,7 +1,7 @@
 // Causal self-attention for one new position, with grouped-query attention: query head h reads
 // KV head floor(h / (nHeads / nKvHeads)). Scores over positions 0..pos, softmax, weighted sum of V.
 import { type Invocation, type In, type Out, type f32, type u32, idiv, sharedF32, storageBarrier, workgroupBarrier } from '../compiler/kernel/dsl.js';
-import { type Op, expectShape, overRows, rowsOf } from './op.js';
+import { type Op, expectShape, overRows, rowsOf, seqLenOf } from './op.js';
 import { ShapeError } from '../compiler/errors.js';
 import { workgroupMax, workgroupSum } from './reduce.js';
 
@@ -53,28 +53,30 @@ export const attention: Op<AttentionAttr> = overRows<AttentionAttr>({
   lower(n, ctx) {
     const [q, kc, vc, pos] = n.srcs;
     const { nHeads, nKvHeads, headSize, flash } = n.attr as AttentionAttr;
-    const context = kc!.shape[0]!;
-    const T = rowsOf(n.shape); // query rows: row t at position pos + t sees keys 0..pos+t
+    const context = kc!.shape[kc!.shape.length - 2]!;
+    // query rows: row r is position pos + r % seqLen of sequence r / seqLen, and sees that sequence's keys up to it
+    const T = rowsOf(n.shape), seqLen = seqLenOf(n.shape);
     if (flash && headSize <= FLASH_MAX_HEAD) {
       ctx.dispatch('flashAttentionKernel', { q: ctx.buf(q!), kc: ctx.buf(kc!), vc: ctx.buf(vc!), pos: ctx.buf(pos!), out: ctx.buf(n) },
-        { headSize, nHeads, kvDim: nKvHeads * headSize, group: nHeads / nKvHeads, scale: 1 / Math.sqrt(headSize) }, nHeads * T);
+        { headSize, nHeads, kvDim: nKvHeads * headSize, group: nHeads / nKvHeads, seqLen, context, scale: 1 / Math.sqrt(headSize) }, nHeads * T);
       return;
     }
     const scores = ctx.scratch(n, 'pattern', T * nHeads * context);
     ctx.dispatch('attentionKernel', { q: ctx.buf(q!), kc: ctx.buf(kc!), vc: ctx.buf(vc!), pos: ctx.buf(pos!), scores, out: ctx.buf(n) },
-      { headSize, nHeads, kvDim: nKvHeads * headSize, group: nHeads / nKvHeads, context, scale: 1 / Math.sqrt(headSize) }, nHeads * T);
+      { headSize, nHeads, kvDim: nKvHeads * headSize, group: nHeads / nKvHeads, seqLen, context, scale: 1 / Math.sqrt(headSize) }, nHeads * T);
   },
-}, { rows: () => [0], pos: 3 });
+}, { rows: () => [0], pos: 3, states: [1, 2] });
 
 /** A workgroup per (query row, head). Leaves the softmaxed pattern of each in `scores` [T, nHeads, context]. */
 /** @kernel @workgroupSize 64 */
 export function attentionKernel(id: Invocation, q: In<f32>, kc: In<f32>, vc: In<f32>, pos: In<u32>, scores: Out<f32>, out: Out<f32>,
-  headSize: u32, nHeads: u32, kvDim: u32, group: u32, context: u32, scale: f32) {
+  headSize: u32, nHeads: u32, kvDim: u32, group: u32, seqLen: u32, context: u32, scale: f32) {
   const red = sharedF32(64);
   const h: u32 = id.group % nHeads;
-  const p: u32 = pos[0] + idiv(id.group, nHeads);
+  const r: u32 = idiv(id.group, nHeads);
+  const p: u32 = pos[0] + r % seqLen;
   const qo: u32 = id.group * headSize;
-  const ko: u32 = idiv(h, group) * headSize;
+  const ko: u32 = idiv(r, seqLen) * context * kvDim + idiv(h, group) * headSize; // this sequence's cache, this head's columns
   const so: u32 = id.group * context;
   let best: f32 = -3.4e38;
   for (let t: u32 = id.local; t <= p; t += id.size) {
@@ -118,14 +120,15 @@ export function attentionKernel(id: Invocation, q: In<f32>, kc: In<f32>, vc: In<
  *  rescaling the output accumulator as the max grows; K and V are read once. */
 /** @kernel @workgroupSize 64 */
 export function flashAttentionKernel(id: Invocation, q: In<f32>, kc: In<f32>, vc: In<f32>, pos: In<u32>, out: Out<f32>,
-  headSize: u32, nHeads: u32, kvDim: u32, group: u32, scale: f32) {
+  headSize: u32, nHeads: u32, kvDim: u32, group: u32, seqLen: u32, context: u32, scale: f32) {
   const probs = sharedF32(64);
   const red = sharedF32(64);
   const acc = sharedF32(256);
   const h: u32 = id.group % nHeads;
-  const p: u32 = pos[0] + idiv(id.group, nHeads);
+  const r: u32 = idiv(id.group, nHeads);
+  const p: u32 = pos[0] + r % seqLen;
   const qo: u32 = id.group * headSize;
-  const ko: u32 = idiv(h, group) * headSize;
+  const ko: u32 = idiv(r, seqLen) * context * kvDim + idiv(h, group) * headSize;
   for (let d: u32 = id.local; d < headSize; d += id.size) {
     acc[d] = 0;
   }

@@ -3,7 +3,7 @@
 // hook_attn_scores). Flash attention never materialises it, so it is its own op, reachable only when
 // a hook asks for it: it costs nothing otherwise. Sources: [q, kCache, pos].
 import { type Invocation, type In, type Out, type f32, type u32, idiv, sharedF32, workgroupBarrier } from '../compiler/kernel/dsl.js';
-import { type Op, expectShape, overRows, rowsOf } from './op.js';
+import { type Op, expectShape, overRows, rowsOf, seqLenOf } from './op.js';
 import { ShapeError } from '../compiler/errors.js';
 import { workgroupMax, workgroupSum } from './reduce.js';
 import { attentionScores, softmax } from './attention.js';
@@ -31,20 +31,21 @@ export const attentionPattern: Op<PatternAttr> = overRows<PatternAttr>({
     const [q, kc, pos] = n.srcs;
     const a = n.attr as PatternAttr;
     ctx.dispatch('attentionPatternKernel', { q: ctx.buf(q!), kc: ctx.buf(kc!), pos: ctx.buf(pos!), out: ctx.buf(n) },
-      { headSize: a.headSize, kvDim: a.nKvHeads * a.headSize, group: a.nHeads / a.nKvHeads, context: kc!.shape[0]!, scale: 1 / Math.sqrt(a.headSize),
-        nHeads: a.nHeads, scores: a.scores ? 1 : 0, masked: a.scores ? -Infinity : 0 }, a.nHeads * rowsOf(q!.shape));
+      { headSize: a.headSize, kvDim: a.nKvHeads * a.headSize, group: a.nHeads / a.nKvHeads, context: kc!.shape[kc!.shape.length - 2]!, scale: 1 / Math.sqrt(a.headSize),
+        nHeads: a.nHeads, seqLen: seqLenOf(q!.shape), scores: a.scores ? 1 : 0, masked: a.scores ? -Infinity : 0 }, a.nHeads * rowsOf(q!.shape));
   },
-}, { rows: () => [0], pos: 2 });
+}, { rows: () => [0], pos: 2, states: [1] });
 
 /** A workgroup per (query row, head). */
 /** @kernel @workgroupSize 64 */
 export function attentionPatternKernel(id: Invocation, q: In<f32>, kc: In<f32>, pos: In<u32>, out: Out<f32>,
-  headSize: u32, nHeads: u32, kvDim: u32, group: u32, context: u32, scale: f32, scores: u32, masked: f32) {
+  headSize: u32, nHeads: u32, kvDim: u32, group: u32, context: u32, scale: f32, seqLen: u32, scores: u32, masked: f32) {
   const red = sharedF32(64);
   const h: u32 = id.group % nHeads;
-  const p: u32 = pos[0] + idiv(id.group, nHeads);
+  const r: u32 = idiv(id.group, nHeads);
+  const p: u32 = pos[0] + r % seqLen;
   const qo: u32 = id.group * headSize;
-  const ko: u32 = idiv(h, group) * headSize;
+  const ko: u32 = idiv(r, seqLen) * context * kvDim + idiv(h, group) * headSize;
   const oo: u32 = id.group * context;
   let best: f32 = -3.4e38;
   for (let t: u32 = id.local; t < context; t += id.size) {

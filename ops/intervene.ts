@@ -3,7 +3,7 @@
 // vector (a=1, b=v), scale (a=s, b=0), zero-ablate (0, 0), mean-ablate (0, mean); positions and heads
 // left alone have a=1, b=0, which leaves x bit for bit. Positions past `rows` are left alone too.
 import { type Invocation, type In, type Out, type f32, type u32, idiv } from '../compiler/kernel/dsl.js';
-import { type Op, elems, expectShape, groupsFor, overRows, rowsOf } from './op.js';
+import { type Op, elems, expectShape, groupsFor, overRows, rowsOf, seqLenOf } from './op.js';
 import { ShapeError } from '../compiler/errors.js';
 
 export const intervene: Op = overRows({
@@ -21,17 +21,17 @@ export const intervene: Op = overRows({
   lower(n, ctx) {
     const [x, pos, a, b] = n.srcs;
     ctx.dispatch('interveneKernel', { x: ctx.buf(x!), pos: ctx.buf(pos!), a: ctx.buf(a!), b: ctx.buf(b!), out: ctx.buf(n) },
-      { n: a!.shape[1]!, tokens: rowsOf(x!.shape), rows: a!.shape[0]! }, groupsFor(n.size, 64));
+      { n: a!.shape[1]!, tokens: rowsOf(x!.shape), seqLen: seqLenOf(x!.shape), rows: a!.shape[0]! }, groupsFor(n.size, 64));
   },
 }, { rows: () => [0], pos: 1 });
 
 /** @kernel @workgroupSize 64 */
-export function interveneKernel(id: Invocation, x: In<f32>, pos: In<u32>, a: In<f32>, b: In<f32>, out: Out<f32>, n: u32, tokens: u32, rows: u32) {
+export function interveneKernel(id: Invocation, x: In<f32>, pos: In<u32>, a: In<f32>, b: In<f32>, out: Out<f32>, n: u32, tokens: u32, seqLen: u32, rows: u32) {
   const i: u32 = id.global;
   if (i >= n * tokens) {
     return;
   }
-  const p: u32 = pos[0] + idiv(i, n); // element i is in row i / n, at that position
+  const p: u32 = pos[0] + idiv(i, n) % seqLen; // element i is in row i / n, at that position of its sequence
   if (p >= rows) {
     out[i] = x[i];
     return;

@@ -1,7 +1,7 @@
 // KV-cache write: cache[pos, :] = x. Updates the cache in place and returns it, so attention
 // that reads the returned node is ordered after the write.
-import { type Invocation, type In, type Out, type f32, type u32 } from '../compiler/kernel/dsl.js';
-import { type Op, expectShape, groupsFor, overRows, rowsOf } from './op.js';
+import { type Invocation, type In, type Out, type f32, type u32, idiv } from '../compiler/kernel/dsl.js';
+import { type Op, expectShape, groupsFor, overRows, seqLenOf } from './op.js';
 import { ShapeError } from '../compiler/errors.js';
 
 export const kvWrite: Op = overRows({
@@ -20,14 +20,16 @@ export const kvWrite: Op = overRows({
   lower(n, ctx) {
     const [cache, x, pos] = n.srcs;
     const width = x!.shape[x!.shape.length - 1]!;
-    ctx.dispatch('kvWriteKernel', { x: ctx.buf(x!), pos: ctx.buf(pos!), cache: ctx.buf(cache!) }, { width, n: x!.size }, groupsFor(x!.size, 64));
+    ctx.dispatch('kvWriteKernel', { x: ctx.buf(x!), pos: ctx.buf(pos!), cache: ctx.buf(cache!) },
+      { width, n: x!.size, seqLen: seqLenOf(x!.shape), context: cache!.shape[cache!.shape.length - 2]! }, groupsFor(x!.size, 64));
   },
-}, { rows: () => [1], pos: 2, outRows: false });
+}, { rows: () => [1], pos: 2, states: [0], outRows: false });
 
 /** @kernel @workgroupSize 64 */
-export function kvWriteKernel(id: Invocation, x: In<f32>, pos: In<u32>, cache: Out<f32>, width: u32, n: u32) {
+export function kvWriteKernel(id: Invocation, x: In<f32>, pos: In<u32>, cache: Out<f32>, width: u32, n: u32, seqLen: u32, context: u32) {
   const i: u32 = id.global;
   if (i < n) {
-    cache[pos[0] * width + i] = x[i]; // row t of x goes to position pos + t: the same offset
+    const r: u32 = idiv(i, width); // row r: position pos + r % seqLen of sequence r / seqLen
+    cache[(idiv(r, seqLen) * context + pos[0] + r % seqLen) * width + i % width] = x[i];
   }
 }

@@ -1,7 +1,7 @@
 // Rotary position embedding: within each head, pairs (x[2i], x[2i+1]) turn by the angle for
 // (position, i) from the precomputed table. Adjacent pairs, as llama2.c and GGUF's llama arch store Q/K.
 import { type Invocation, type In, type Out, type f32, type u32, idiv } from '../compiler/kernel/dsl.js';
-import { type Op, expectShape, groupsFor, overRows, rowsOf } from './op.js';
+import { type Op, expectShape, groupsFor, overRows, rowsOf, seqLenOf } from './op.js';
 import { ShapeError } from '../compiler/errors.js';
 
 export const rope: Op<{ headSize: number }> = overRows<{ headSize: number }>({
@@ -29,13 +29,13 @@ export const rope: Op<{ headSize: number }> = overRows<{ headSize: number }>({
     const [x, pos, table] = n.srcs;
     const pairs = n.shape[n.shape.length - 1]! / 2;
     ctx.dispatch('ropeKernel', { x: ctx.buf(x!), pos: ctx.buf(pos!), table: ctx.buf(table!), out: ctx.buf(n) },
-      { pairs, tokens: rowsOf(n.shape), headSize: Number(n.attr.headSize), rotDim: table!.shape[1]! * 2 }, groupsFor(pairs * rowsOf(n.shape), 64));
+      { pairs, tokens: rowsOf(n.shape), seqLen: seqLenOf(n.shape), headSize: Number(n.attr.headSize), rotDim: table!.shape[1]! * 2 }, groupsFor(pairs * rowsOf(n.shape), 64));
   },
 }, { rows: () => [0], pos: 1 });
 
 /** One invocation per pair; pairs past rotDim (partial rotary) pass through. */
 /** @kernel @workgroupSize 64 */
-export function ropeKernel(id: Invocation, x: In<f32>, pos: In<u32>, table: In<f32>, out: Out<f32>, pairs: u32, tokens: u32, headSize: u32, rotDim: u32) {
+export function ropeKernel(id: Invocation, x: In<f32>, pos: In<u32>, table: In<f32>, out: Out<f32>, pairs: u32, tokens: u32, seqLen: u32, headSize: u32, rotDim: u32) {
   const i: u32 = id.global;
   if (i >= pairs * tokens) {
     return;
@@ -48,7 +48,7 @@ export function ropeKernel(id: Invocation, x: In<f32>, pos: In<u32>, table: In<f
     out[at + 1] = x[at + 1];
     return;
   }
-  const t: u32 = ((pos[0] + row) * idiv(rotDim, 2) + idiv(j, 2)) * 2;
+  const t: u32 = ((pos[0] + row % seqLen) * idiv(rotDim, 2) + idiv(j, 2)) * 2;
   const c: f32 = table[t];
   const s: f32 = table[t + 1];
   const a: f32 = x[at];

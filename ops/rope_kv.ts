@@ -4,7 +4,7 @@
 // rotated q, which orders it). Sources: [qkv, pos, table, kCache, vCache].
 import { type Invocation, type In, type Out, type f32, type u32, epilogue, idiv } from '../compiler/kernel/dsl.js';
 import { lowerEpilogues } from './epilogues.js';
-import { type Op, expectShape, groupsFor, overRows, rowsOf } from './op.js';
+import { type Op, expectShape, groupsFor, overRows, rowsOf, seqLenOf } from './op.js';
 import { rope } from './rope.js';
 import { ShapeError } from '../compiler/errors.js';
 
@@ -35,28 +35,29 @@ export const ropeKv: Op<RopeKvAttr> = overRows<RopeKvAttr>({
     const total = (qDim / 2 + kvDim / 2 + kvDim) * T;
     const e = lowerEpilogues(n, ctx, 'ropeKvKernel', []);
     ctx.dispatch(e.kernel, { ...e.bind, qkv: ctx.buf(qkv!), pos: ctx.buf(pos!), table: ctx.buf(table!), kc: ctx.buf(kc!), vc: ctx.buf(vc!), q: ctx.buf(n) },
-      { ...e.uniforms, qDim, kvDim, headSize, tokens: T, rotDim: table!.shape[1]! * 2 }, groupsFor(total, 64));
+      { ...e.uniforms, qDim, kvDim, headSize, tokens: T, seqLen: seqLenOf(n.shape), context: kc!.shape[kc!.shape.length - 2]!, rotDim: table!.shape[1]! * 2 }, groupsFor(total, 64));
   },
-}, { rows: () => [0], pos: 1 });
+}, { rows: () => [0], pos: 1, states: [3, 4] });
 
 /** Invocations 0..qDim/2 turn q pairs, then kvDim/2 turn k pairs into the cache, then kvDim copy v.
  *  The rotated k passes hole 'k' on its way to the cache (where a tap stores it). */
 /** @kernel @workgroupSize 64 */
 export function ropeKvKernel(id: Invocation, qkv: In<f32>, pos: In<u32>, table: In<f32>, kc: Out<f32>, vc: Out<f32>, q: Out<f32>,
-  qDim: u32, kvDim: u32, headSize: u32, tokens: u32, rotDim: u32) {
+  qDim: u32, kvDim: u32, headSize: u32, tokens: u32, seqLen: u32, context: u32, rotDim: u32) {
   const qPairs: u32 = qDim >> 1;
   const kPairs: u32 = kvDim >> 1;
   const per: u32 = qPairs + kPairs + kvDim;
   if (id.global >= per * tokens) {
     return;
   }
-  const row: u32 = idiv(id.global, per); // the position's row: at pos + row
+  const row: u32 = idiv(id.global, per); // position pos + row % seqLen of sequence row / seqLen
   const i: u32 = id.global % per;
-  const p: u32 = pos[0] + row;
+  const p: u32 = pos[0] + row % seqLen;
+  const slot: u32 = idiv(row, seqLen) * context + p; // its row of the cache
   const base: u32 = row * (qDim + 2 * kvDim);
   if (i >= qPairs + kPairs) {
     const d: u32 = i - qPairs - kPairs;
-    vc[p * kvDim + d] = qkv[base + qDim + kvDim + d];
+    vc[slot * kvDim + d] = qkv[base + qDim + kvDim + d];
     return;
   }
   const isK: boolean = i >= qPairs;
@@ -75,8 +76,8 @@ export function ropeKvKernel(id: Invocation, qkv: In<f32>, pos: In<u32>, table: 
     a = ra;
   }
   if (isK) {
-    kc[p * kvDim + at] = epilogue(a, row * kvDim + at, 'k');
-    kc[p * kvDim + at + 1] = epilogue(b, row * kvDim + at + 1, 'k');
+    kc[slot * kvDim + at] = epilogue(a, row * kvDim + at, 'k');
+    kc[slot * kvDim + at + 1] = epilogue(b, row * kvDim + at + 1, 'k');
   } else {
     q[row * qDim + at] = a;
     q[row * qDim + at + 1] = b;

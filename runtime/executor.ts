@@ -59,7 +59,7 @@ export const constValue = (plan: Plan) => (id: BufId): Float32Array => {
 };
 
 /** After a step, copy output `output` (its first `bytes`) into `dst` at `offset`. */
-export interface StageCopy { output: string; dst: GPUBuffer; offset: number; bytes: number }
+export interface StageCopy { output: string; dst: GPUBuffer; offset: number; bytes: number; srcOffset?: number }
 
 /** Read a whole GPU buffer back. */
 export async function readBuffer(gpu: GpuContext, src: GPUBuffer): Promise<Float32Array> {
@@ -156,7 +156,7 @@ export class Executor {
     pass.end();
     for (const s of stage) {
       const id = this.plan.outputs[s.output]!;
-      enc.copyBufferToBuffer(this.buffers.get(id)!, 0, s.dst, s.offset, s.bytes);
+      enc.copyBufferToBuffer(this.buffers.get(id)!, s.srcOffset ?? 0, s.dst, s.offset, s.bytes);
     }
     const outId = this.plan.outputs[output]!;
     const bytes = this.plan.buffers.get(outId)!.bytes;

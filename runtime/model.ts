@@ -165,10 +165,10 @@ export class Model {
     return Math.max(1, Math.min(MAX_BLOCK, Math.floor(this.compileOptions.maxBindingBytes / (4 * widest))));
   }
 
-  /** `tokens` split into prefill blocks: [start, length] pairs. */
-  private blocks(n: number): [number, number][] {
-    const B = this.blockSize, out: [number, number][] = [];
-    for (let s = 0; s < n; s += B) out.push([s, Math.min(B, n - s)]);
+  /** Positions split into prefill blocks ([start, length] pairs); a batch of prompts shares a block's rows. */
+  private blocks(n: number, batch = 1): [number, number][] {
+    const size = Math.max(1, Math.floor(this.blockSize / batch)), out: [number, number][] = [];
+    for (let s = 0; s < n; s += size) out.push([s, Math.min(size, n - s)]);
     return out;
   }
 
@@ -225,17 +225,21 @@ export class Model {
 
   /** The plan with these hooks tapped and interventions compiled in (built once per combination;
    *  weights and KV cache shared with the plain plan). */
-  async variant(taps: readonly string[], interventions: readonly { hook: string; rows: number }[], startLayer = 0, positions?: number): Promise<Executor> {
-    const key = JSON.stringify([[...taps].sort(), [...interventions].sort((a, b) => a.hook.localeCompare(b.hook)), startLayer, positions ?? 0]);
+  async variant(taps: readonly string[], interventions: readonly { hook: string; rows: number }[], startLayer = 0, positions?: number, batch = 1): Promise<Executor> {
+    const key = JSON.stringify([[...taps].sort(), [...interventions].sort((a, b) => a.hook.localeCompare(b.hook)), startLayer, positions ?? 0, batch]);
     let ex = this.tappedExecutors.get(key);
     if (!ex) {
-      const graph = startLayer || positions !== undefined ? llama(this.config, (n) => this.weights.get(n)?.dtype ?? 'f32', { startLayer, positions }) : this.graph;
+      const graph = startLayer || positions !== undefined ? llama(this.config, (n) => this.weights.get(n)?.dtype ?? 'f32', { startLayer, positions, batch }) : this.graph;
       const plan = compile(graph, { ...this.compileOptions, taps, interventions }).plan!;
-      ex = await checked(this.executor.gpu, () => new Executor(this.executor.gpu, plan, this.weights, undefined, this.executor));
+      // one prompt shares the model's KV cache; a batch of B shares the caches of the first plan for B
+      const share = batch > 1 ? this.batchCaches.get(batch) ?? this.executor : this.executor;
+      ex = await checked(this.executor.gpu, () => new Executor(this.executor.gpu, plan, this.weights, undefined, share));
+      if (batch > 1 && !this.batchCaches.has(batch)) this.batchCaches.set(batch, ex);
       this.tappedExecutors.set(key, ex);
     }
     return ex;
   }
+  private batchCaches = new Map<number, Executor>();
 
   /** Run `tokens` (BOS included) and collect the selected hooks at every position, e.g.
    *  `runWithCache(ids, { hooks: 'blocks.*.hook_resid_post' })`. Returns every position's logits too.
@@ -250,40 +254,64 @@ export class Model {
    *  values, as in TransformerLens). */
   async runWithHooks(tokens: readonly number[], opts: { interventions: readonly Intervention[]; hooks?: string | readonly string[] }):
     Promise<{ logits: Float32Array[]; cache: Map<string, CacheEntry> }> {
-    this.checkTokens(tokens);
+    const r = await this.runBatchWithHooks([tokens], opts);
+    this.pos = tokens.length; // the KV cache now holds these tokens (edited if there were interventions)
+    return { logits: r.logits[0]!, cache: r.cache };
+  }
+
+  /** Several prompts of one length at once (each with its own KV cache): every pass takes a block of
+   *  positions of every prompt. Cache entries are [batch, pos, ...]; interventions apply to every prompt. */
+  runBatchWithCache(prompts: readonly (readonly number[])[], opts: { hooks: string | readonly string[] }) {
+    return this.runBatchWithHooks(prompts, { hooks: opts.hooks, interventions: [] });
+  }
+
+  async runBatchWithHooks(prompts: readonly (readonly number[])[], opts: { interventions: readonly Intervention[]; hooks?: string | readonly string[] }):
+    Promise<{ logits: Float32Array[][]; cache: Map<string, CacheEntry> }> {
+    if (prompts.length === 0) throw new UsageError('no prompts to run');
+    prompts.forEach((p) => this.checkTokens(p));
+    const n = prompts[0]!.length, B = prompts.length;
+    if (prompts.some((p) => p.length !== n)) throw new UsageError(`prompts of ${[...new Set(prompts.map((p) => p.length))].join(' and ')} tokens: a batch needs prompts of one token length`);
     const selector = typeof opts.hooks === 'string' ? opts.hooks : (opts.hooks ?? []).join(',');
     const sels = selector.trim() ? selectHooks(selector, this.hookNames) : [];
-    for (const s of sels) checkSelection(s, this.graph.hooks[s.hook]!.shape, tokens.length);
+    for (const s of sels) checkSelection(s, this.graph.hooks[s.hook]!.shape, n);
     const names = [...new Set(sels.map((s) => s.hook))];
-    const tables = interventionTables(opts.interventions, this.graph.hooks, this.hookNames, tokens.length);
+    const tables = interventionTables(opts.interventions, this.graph.hooks, this.hookNames, n);
     const blocks: { ex: Executor; start: number; len: number }[] = [];
-    for (const [start, len] of this.blocks(tokens.length)) {
-      const ex = await this.variant(names, [...tables.keys()].map((hook) => ({ hook, rows: tokens.length })), 0, len);
+    for (const [start, len] of this.blocks(n, B)) {
+      const ex = await this.variant(names, [...tables.keys()].map((hook) => ({ hook, rows: n })), 0, len, B);
       for (const [hook, t] of tables) { ex.write(`iv:${hook}:a`, t.a); ex.write(`iv:${hook}:b`, t.b); }
       blocks.push({ ex, start, len });
     }
     const d = this.executor.gpu.device;
     const staged = names.map((name) => {
-      const bytes = this.graph.hooks[name]!.node.size * 4;
-      return { name, bytes, dst: d.createBuffer({ size: Math.max(16, bytes * tokens.length), usage: GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC }) };
+      const bytes = this.graph.hooks[name]!.node.size * 4; // per position
+      return { name, bytes, dst: d.createBuffer({ size: Math.max(16, bytes * n * B), usage: GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC }) };
     });
     try {
-      this.reset();
-      const logits: Float32Array[] = [];
+      blocks[0]!.ex.reset(); // the batch's caches (for one prompt: the model's own)
+      const logits: Float32Array[][] = prompts.map(() => []);
       const V = this.config.vocabSize;
       for (const { ex, start, len } of blocks) {
-        const stage: StageCopy[] = staged.map((s) => ({ output: `hook:${s.name}`, dst: s.dst, offset: start * s.bytes, bytes: len * s.bytes }));
-        const out = await ex.run({ token: Int32Array.from(tokens.slice(start, start + len)), pos: start }, 'logits', stage);
-        for (let t = 0; t < len; t++) logits.push(out.slice(t * V, (t + 1) * V));
+        // the block's outputs are [B, len, ...]: each prompt's rows go to its positions start.. of [B, n, ...]
+        const stage: StageCopy[] = staged.flatMap((s) => prompts.map((_, b) => ({ output: `hook:${s.name}`, dst: s.dst, srcOffset: b * len * s.bytes, offset: (b * n + start) * s.bytes, bytes: len * s.bytes })));
+        const token = Int32Array.from(prompts.flatMap((p) => p.slice(start, start + len)));
+        const out = await ex.run({ token, pos: start }, 'logits', stage);
+        for (let b = 0; b < B; b++) for (let t = 0; t < len; t++) logits[b]!.push(out.slice((b * len + t) * V, (b * len + t + 1) * V));
       }
-      // the KV cache now holds these tokens (edited if there were interventions)
-      this.pos = tokens.length;
       const cache = new Map<string, CacheEntry>();
       for (const s of staged) {
-        const all = (await readBuffer(this.executor.gpu, s.dst)).subarray(0, (s.bytes / 4) * tokens.length);
+        const all = await readBuffer(this.executor.gpu, s.dst);
         const h = this.graph.hooks[s.name]!;
-        for (const sel of sels.filter((x) => x.hook === s.name))
-          cache.set(sel.key, h.layout === 'pattern' ? patternSelection(sel, all, h.shape, tokens.length) : sliceSelection(sel, all, h.shape, tokens.length));
+        const per = s.bytes / 4;
+        for (const sel of sels.filter((x) => x.hook === s.name)) {
+          const parts = prompts.map((_, b) => {
+            const one = all.subarray(b * n * per, (b + 1) * n * per);
+            return h.layout === 'pattern' ? patternSelection(sel, one, h.shape, n) : sliceSelection(sel, one, h.shape, n);
+          });
+          const data = new Float32Array(parts.reduce((k, p) => k + p.data.length, 0));
+          parts.reduce((at, p) => (data.set(p.data, at), at + p.data.length), 0);
+          cache.set(sel.key, { shape: [B, ...parts[0]!.shape.slice(1)], data });
+        }
       }
       return { logits, cache };
     } finally {

@@ -237,6 +237,20 @@ describe('kernels over several positions match their references', () => {
     expect(relErr(out, ref), seedNote).toBeLessThanOrEqual(TOL);
   });
 
+  it('two sequences at once: each row attends to its own sequence, each sequence has its own cache', async () => {
+    const [nHeads, nKvHeads, hs, ctx, B] = [4, 2, 8, 30, 2], kvDim = nKvHeads * hs;
+    const data = { q: rnd.normal(B * T * nHeads * hs), k: rnd.normal(B * T * kvDim), v: rnd.normal(B * T * kvDim) };
+    for (const flash of [false, true]) {
+      const { out, ref } = await runBoth((o) => {
+        const p = o.input('pos', [1]), table = o.ropeTable(ctx, 8, 10000);
+        const kc = o.kvWrite(o.state('kc', [B, ctx, kvDim]), o.rope(o.input('k', [B, T, kvDim], 'f32'), p, table, hs), p);
+        const vc = o.kvWrite(o.state('vc', [B, ctx, kvDim]), o.input('v', [B, T, kvDim], 'f32'), p);
+        return o.attention(o.rope(o.input('q', [B, T, nHeads * hs], 'f32'), p, table, hs), kc, vc, p, { nHeads, nKvHeads, headSize: hs, flash });
+      }, {}, { pos: 3, ...data });
+      expect(relErr(out, ref), `${seedNote} flash=${flash}`).toBeLessThanOrEqual(TOL);
+    }
+  });
+
   it('slice, intervene, qkv_matvec and ffn_gate_up by rows', async () => {
     const [d, h] = [40, 24];
     const data = { x: rnd.normal(T * d), nw: rnd.normal(d), wq: rnd.normal(d * d), wk: rnd.normal(8 * d), wv: rnd.normal(8 * d), wg: rnd.normal(h * d), wu: rnd.normal(h * d), a: rnd.normal(30 * d), b: rnd.normal(30 * d) };

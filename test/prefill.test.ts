@@ -48,6 +48,28 @@ describe('prefill', () => {
     }
   });
 
+  it('several prompts at once give what each gives alone: logits, hooks and patterns, [batch, pos, ...]', async () => {
+    const model = await Model.create(src, { contextLength: 64, maxBindingBytes: 8 * 64 * 8 * 4 + 16 }); // blocks of 8 rows: 4 positions × 2 prompts
+    try {
+      const prompts = ['Tim had a red ball in the park', 'Ben saw a big cat in the park'].map((p) => model.tokenizer.encode(p));
+      expect(prompts[0]!.length).toBe(prompts[1]!.length);
+      const hooks = 'blocks.1.hook_resid_post,blocks.2.attn.hook_pattern,blocks.0.attn.hook_z[head=3]';
+      const batch = await model.runBatchWithCache(prompts, { hooks });
+      for (const [b, p] of prompts.entries()) {
+        const one = await model.runWithCache(p, { hooks });
+        one.logits.forEach((l, t) => expect(relErr(batch.logits[b]![t]!, l), `prompt ${b} position ${t}`).toBe(0)); // a row is computed alike in any block
+        for (const [key, e] of one.cache) {
+          const all = batch.cache.get(key)!;
+          expect(all.shape).toEqual([2, ...e.shape.slice(1)]);
+          expect(relErr(all.data.subarray(b * e.data.length, (b + 1) * e.data.length), e.data), key).toBe(0);
+        }
+      }
+      await expect(model.runBatchWithCache([prompts[0]!, prompts[0]!.slice(1)], { hooks })).rejects.toThrow(/one token length/);
+    } finally {
+      model.dispose();
+    }
+  });
+
   it('the block plan uses matrix-product kernels and keeps the per-layer fusion', () => {
     const c = { ...src.config, contextLength: 64 };
     const plan = compile(llama(c, () => 'f32', { positions: 16 }), { kernels, fragments, maxBindingBytes: 1 << 27 }).plan!;

@@ -14,7 +14,7 @@ export type Ops = ReturnType<typeof ops>;
 export async function runBoth(
   build: (o: Ops, g: GraphBuilder) => Node,
   data: Record<string, Float32Array | WeightTensor>,
-  inputs: Record<string, number | Int32Array>,
+  inputs: Record<string, number | Int32Array | Float32Array>,
   opts: { maxBindingBytes?: number; reference?: (o: Ops) => Node } = {},
 ) {
   const g = new GraphBuilder();

@@ -10,6 +10,7 @@ struct Params {
   group: u32,
   context: u32,
   scale: f32,
+  seqLen: u32,
   scores: u32,
   masked: f32,
 }
@@ -18,9 +19,10 @@ var<workgroup> red: array<f32, 64>;
 @compute @workgroup_size(64)
 fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let h: u32 = ((wid.x + wid.y * nwg.x) % u.nHeads);
-  let p: u32 = (pos[0u] + ((wid.x + wid.y * nwg.x) / u.nHeads));
+  let r: u32 = ((wid.x + wid.y * nwg.x) / u.nHeads);
+  let p: u32 = (pos[0u] + (r % u.seqLen));
   let qo: u32 = ((wid.x + wid.y * nwg.x) * u.headSize);
-  let ko: u32 = ((h / u.group) * u.headSize);
+  let ko: u32 = ((((r / u.seqLen) * u.context) * u.kvDim) + ((h / u.group) * u.headSize));
   let oo: u32 = ((wid.x + wid.y * nwg.x) * u.context);
   var best: f32 = (-3.4e38f);
   for (var t: u32 = lid.x; (t < u.context); t += 64u) {

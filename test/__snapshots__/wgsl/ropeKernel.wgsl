@@ -6,6 +6,7 @@
 struct Params {
   pairs: u32,
   tokens: u32,
+  seqLen: u32,
   headSize: u32,
   rotDim: u32,
 }
@@ -24,7 +25,7 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
     out[(at + 1u)] = x[(at + 1u)];
     return;
   }
-  let t: u32 = ((((pos[0u] + row) * (u.rotDim / 2u)) + (j / 2u)) * 2u);
+  let t: u32 = ((((pos[0u] + (row % u.seqLen)) * (u.rotDim / 2u)) + (j / 2u)) * 2u);
   let c: f32 = table[t];
   let s: f32 = table[(t + 1u)];
   let a: f32 = x[at];

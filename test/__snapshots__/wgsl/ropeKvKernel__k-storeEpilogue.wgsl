@@ -11,6 +11,8 @@ struct Params {
   kvDim: u32,
   headSize: u32,
   tokens: u32,
+  seqLen: u32,
+  context: u32,
   rotDim: u32,
 }
 @group(0) @binding(7) var<uniform> u: Params;
@@ -24,11 +26,12 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   }
   let row: u32 = (((wid.x + wid.y * nwg.x) * 64u + lid.x) / per);
   let i: u32 = (((wid.x + wid.y * nwg.x) * 64u + lid.x) % per);
-  let p: u32 = (pos[0u] + row);
+  let p: u32 = (pos[0u] + (row % u.seqLen));
+  let slot: u32 = (((row / u.seqLen) * u.context) + p);
   let base: u32 = (row * (u.qDim + (2u * u.kvDim)));
   if ((i >= (qPairs + kPairs))) {
     let d: u32 = ((i - qPairs) - kPairs);
-    vc[((p * u.kvDim) + d)] = qkv[(((base + u.qDim) + u.kvDim) + d)];
+    vc[((slot * u.kvDim) + d)] = qkv[(((base + u.qDim) + u.kvDim) + d)];
     return;
   }
   let isK: bool = (i >= qPairs);
@@ -49,10 +52,10 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   if (isK) {
     let ep_0: f32 = a;
     t_e0[((row * u.kvDim) + at)] = ep_0;
-    kc[((p * u.kvDim) + at)] = ep_0;
+    kc[((slot * u.kvDim) + at)] = ep_0;
     let ep_0_: f32 = b;
     t_e0[(((row * u.kvDim) + at) + 1u)] = ep_0_;
-    kc[(((p * u.kvDim) + at) + 1u)] = ep_0_;
+    kc[(((slot * u.kvDim) + at) + 1u)] = ep_0_;
   } else {
     q[((row * u.qDim) + at)] = a;
     q[(((row * u.qDim) + at) + 1u)] = b;
