@@ -8,7 +8,8 @@ import { defaultModel, loadModelSource } from '../runtime/node/load.js';
 import { softmax } from '../runtime/sampler.js';
 import fs from 'node:fs';
 import type { DType } from '../compiler/graph.js';
-import { PRESETS, synthModel } from '../runtime/synth/synth.js';
+import { PRESETS, benchWeights, synthModel } from '../runtime/synth/synth.js';
+import { benchmark } from '../runtime/bench.js';
 import { writeAtomically, writeSynthGGUF } from '../runtime/node/write_file.js';
 import { writeSafetensors } from '../runtime/formats/safetensors.js';
 import { logitLens, type LensCell } from '../runtime/interp/lens.js';
@@ -59,6 +60,7 @@ Commands:
   hooks      list the model's hook points (TransformerLens names) and their shapes
   lens       the logit lens: what each layer would predict, as a layer × position heatmap
   patch      activation patching: which activations carry the difference between two prompts
+  bench      decode and prefill speed, GPU time per token, and the fraction of the memory roofline
   attn       attention patterns per layer and head (destination × source), as JSON or SVG
   dla        direct logit attribution: how much each layer's attention, MLP and head writes toward the answer
   cache      run a prompt and save the values at selected hooks (safetensors)
@@ -137,6 +139,17 @@ minus the distractor's if one is given. The two prompts must tokenize to the sam
       --sites LIST      comma-separated, of ${'${SITES}'} (default: resid_pre);
                         z patches one head at all positions, the others one position
       --svg FILE        one heatmap per site kind (diverging colours, values in tooltips)
+${MODEL_HELP}`,
+  bench: `Usage: tapir bench [-m MODEL | --synth PRESET [--dtype T]] [--prompt-tokens N] [--gen-tokens N] [--json]
+
+Measures, on this device: prefill tokens/s (a random prompt of N tokens), decode tokens/s (greedy, the
+token loop on the GPU, read back once), GPU time per token (timestamp queries where offered), the
+dispatches and bytes a token costs, and the fraction of the memory-bandwidth roofline that is, against a
+streaming-read kernel measured in the same run. A benchmark: it prints numbers, it asserts nothing.
+      --synth PRESET    seeded random weights in memory, no file (presets: ${'${PRESETS}'})
+      --dtype T         with --synth: f32, f16, bf16, q8_0 or q4_0 (default f16)
+      --prompt-tokens N default 128
+      --gen-tokens N    default 256
 ${MODEL_HELP}`,
   attn: `Usage: tapir attn [-m MODEL] -p PROMPT [--layers LIST] [--svg FILE] [--json]
 
@@ -449,6 +462,43 @@ async function patch(argv: string[]) {
   }
 }
 
+async function bench(argv: string[]) {
+  const o = parse('bench', argv, { synth: { type: 'string' }, dtype: { type: 'string' }, 'prompt-tokens': { type: 'string' }, 'gen-tokens': { type: 'string' } });
+  if (o.help) return out(HELP.bench!.replace('${PRESETS}', Object.keys(PRESETS).join(', ')) + '\n');
+  const promptTokens = int(o['prompt-tokens'], '--prompt-tokens', 2, 128), genTokens = int(o['gen-tokens'], '--gen-tokens', 1, 256);
+  if (o.synth !== undefined && o.model !== undefined) throw new UsageError('give -m MODEL or --synth PRESET, not both');
+  const t0 = performance.now();
+  let src;
+  if (typeof o.synth === 'string') {
+    const m = synthModel(o.synth, (o.dtype ?? 'f16') as DType, 1);
+    src = { config: m.config, vocab: m.vocab, weights: benchWeights(m), file: `synth:${o.synth}:${o.dtype ?? 'f16'}` };
+  } else src = loadModelSource(typeof o.model === 'string' ? o.model : defaultModel(), { tokenizer: o.tokenizer as string | undefined });
+  const contextLength = o.context === undefined ? Math.min(src.config.contextLength, promptTokens + genTokens + 8) : int(o.context, '--context', 1, 0);
+  if (promptTokens + genTokens > contextLength) throw new UsageError(`--prompt-tokens + --gen-tokens (${promptTokens + genTokens}) is over the context of ${contextLength}`);
+  const model = await Model.create(src, { contextLength });
+  const loadMs = performance.now() - t0;
+  try {
+    const bars = new Map<string, ReturnType<typeof progressBar>>();
+    const r = await benchmark(model, { promptTokens, genTokens, progress: (phase, done, total) => {
+      let b = bars.get(phase);
+      if (!b) bars.set(phase, (b = progressBar(phase.padEnd(8), total)));
+      b.update(done);
+      if (done === total) b.done();
+    } });
+    if (o.json) return out(JSON.stringify({ ...r, loadMs: +loadMs.toFixed(0) }) + '\n');
+    const d = r.decode;
+    out(`device    ${r.device} (${r.features.join(', ') || 'no optional features'})\n`);
+    out(`model     ${r.model.file}: ${r.model.layers} layers, dim ${r.model.dim}, vocab ${r.model.vocab}, weights ${r.model.weightDtype.join('/')} (loaded in ${(loadMs / 1000).toFixed(1)} s)\n`);
+    out(`roofline  ${r.roofline.GBps} GB/s streaming read (${(r.roofline.bytes / 2 ** 20).toFixed(0)} MiB in ${r.roofline.ms} ms)\n`);
+    out(`prefill   ${r.prefill.tokens} tokens in ${r.prefill.ms} ms: ${r.prefill.tokensPerSecond} tokens/s\n`);
+    out(`decode    ${d.tokens} tokens in ${d.ms} ms: ${d.tokensPerSecond} tokens/s (GPU loop); ${d.hostLoopTokensPerSecond} tokens/s with a host round trip per token\n`);
+    out(`per token ${d.dispatchesPerToken} dispatches, ${(d.weightBytesPerToken / 1e6).toFixed(1)} MB of weights + ${(d.kvBytesPerToken / 1e6).toFixed(2)} MB of KV cache` +
+      `${d.gpuMsPerToken !== undefined ? `, ${d.gpuMsPerToken} ms GPU time` : ''}: ${d.achievedGBps} GB/s = ${(100 * d.rooflineFraction).toFixed(1)}% of the roofline\n`);
+  } finally {
+    model.dispose();
+  }
+}
+
 async function attn(argv: string[]) {
   const o = parse('attn', argv, { prompt: { type: 'string', short: 'p' }, layers: { type: 'string' }, svg: { type: 'string' } });
   if (o.help) return out(HELP.attn + '\n');
@@ -489,7 +539,7 @@ async function dla(argv: string[]) {
   }
 }
 
-const COMMANDS: Record<string, (argv: string[]) => Promise<void>> = { lens, patch, attn, dla, generate, logits, graph, synth, compile: compileCmd, hooks, cache };
+const COMMANDS: Record<string, (argv: string[]) => Promise<void>> = { lens, patch, attn, dla, bench, generate, logits, graph, synth, compile: compileCmd, hooks, cache };
 
 /** Runs a command; returns the exit code. Always releases the GPU so the process can exit. */
 export async function main(argv: string[]): Promise<number> {

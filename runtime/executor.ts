@@ -147,13 +147,7 @@ export class Executor {
     for (const [name, value] of Object.entries(inputs))
       d.queue.writeBuffer(this.buffers.get(this.plan.inputs[name]!)!, 0, (typeof value === 'number' ? Int32Array.of(value) : value) as Float32Array<ArrayBuffer>);
     const enc = d.createCommandEncoder();
-    const pass = enc.beginComputePass();
-    for (const s of this.steps) {
-      pass.setPipeline(s.pipeline);
-      pass.setBindGroup(0, s.bindGroup);
-      pass.dispatchWorkgroups(s.groups[0], s.groups[1]);
-    }
-    pass.end();
+    this.encodePass(enc);
     for (const s of stage) {
       const id = this.plan.outputs[s.output]!;
       enc.copyBufferToBuffer(this.buffers.get(id)!, s.srcOffset ?? 0, s.dst, s.offset, s.bytes);
@@ -166,6 +160,57 @@ export class Executor {
     const out = new Float32Array(this.readback.getMappedRange(0, bytes).slice(0));
     this.readback.unmap();
     return out;
+  }
+
+  /** Record every dispatch of the plan into one compute pass (with GPU timestamps at its ends when
+   *  `times` is given: query slots 2i and 2i+1). */
+  private encodePass(enc: GPUCommandEncoder, times?: { set: GPUQuerySet; i: number }) {
+    const pass = enc.beginComputePass(times ? { timestampWrites: { querySet: times.set, beginningOfPassWriteIndex: 2 * times.i, endOfPassWriteIndex: 2 * times.i + 1 } } : {});
+    for (const s of this.steps) {
+      pass.setPipeline(s.pipeline);
+      pass.setBindGroup(0, s.bindGroup);
+      pass.dispatchWorkgroups(s.groups[0], s.groups[1]);
+    }
+    pass.end();
+  }
+
+  /** Greedy decoding with the token loop on the GPU: step i's `next` (argmax on the GPU) becomes step
+   *  i+1's `token` by a 4-byte copy, the position is the only host write, and the steps are submitted
+   *  back to back with nothing read until the end. Starts from `first` at position `pos`; returns the
+   *  `steps` tokens chosen and, where the device offers timestamp queries and `time` is set, the GPU
+   *  time of each step's pass in nanoseconds. */
+  async greedyOnGpu(first: number, pos: number, steps: number, time = false): Promise<{ tokens: Int32Array; gpuNs?: number[] }> {
+    const d = this.gpu.device;
+    const tokenBuf = this.buffers.get(this.plan.inputs.token!)!, posBuf = this.buffers.get(this.plan.inputs.pos!)!;
+    const nextBuf = this.buffers.get(this.plan.outputs.next!)!;
+    const history = d.createBuffer({ size: Math.max(16, steps * 4), usage: GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC });
+    const timed = time && this.gpu.features.includes('timestamp-query');
+    const set = timed ? d.createQuerySet({ type: 'timestamp', count: 2 * steps }) : undefined;
+    const resolved = set ? d.createBuffer({ size: 16 * steps, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC }) : undefined;
+    try {
+      d.queue.writeBuffer(tokenBuf, 0, Int32Array.of(first));
+      for (let i = 0; i < steps; i++) {
+        d.queue.writeBuffer(posBuf, 0, Int32Array.of(pos + i)); // queued in order with the submits
+        const enc = d.createCommandEncoder();
+        this.encodePass(enc, set ? { set, i } : undefined);
+        enc.copyBufferToBuffer(nextBuf, 0, tokenBuf, 0, 4);
+        enc.copyBufferToBuffer(nextBuf, 0, history, 4 * i, 4);
+        d.queue.submit([enc.finish()]);
+      }
+      if (set) {
+        const enc = d.createCommandEncoder();
+        enc.resolveQuerySet(set, 0, 2 * steps, resolved!, 0);
+        d.queue.submit([enc.finish()]);
+      }
+      const tokens = new Int32Array((await readBuffer(this.gpu, history)).buffer, 0, steps);
+      if (!set) return { tokens };
+      const t = new BigUint64Array((await readBuffer(this.gpu, resolved!)).buffer, 0, 2 * steps);
+      return { tokens, gpuNs: Array.from({ length: steps }, (_, i) => Number(t[2 * i + 1]! - t[2 * i]!)) };
+    } finally {
+      history.destroy();
+      resolved?.destroy();
+      set?.destroy();
+    }
   }
 
   /** Read any buffer of the plan (for tests and tools). */

@@ -5,6 +5,10 @@ import { GpuUnavailableError } from '../compiler/errors.js';
 export interface GpuContext {
   device: GPUDevice;
   limits: { maxStorageBufferBindingSize: number; maxStorageBuffersPerShaderStage: number; maxBufferSize: number };
+  /** optional WebGPU features the device was given (timestamp-query, shader-f16, subgroups where offered) */
+  features: string[];
+  /** the adapter's description (vendor, architecture, device, driver) */
+  adapterInfo: string;
   /** compiled pipelines by WGSL text and constants: lavapipe compiles each through LLVM, so never twice */
   pipelines: Map<string, GPUComputePipeline>;
   shaderModules: Map<string, GPUShaderModule>;
@@ -52,7 +56,10 @@ async function openGpu(): Promise<GpuContext> {
   }
   if (!adapter) throw new GpuUnavailableError(`WebGPU found no adapter. ${HOW_TO_FIX}`);
   const l = adapter.limits;
+  const features = (['timestamp-query', 'shader-f16', 'subgroups'] as const).filter((f) => adapter.features.has(f));
+  const info = adapter.info ?? ({} as GPUAdapterInfo);
   const device = await adapter.requestDevice({
+    requiredFeatures: features as GPUFeatureName[],
     requiredLimits: {
       maxStorageBufferBindingSize: l.maxStorageBufferBindingSize,
       maxStorageBuffersPerShaderStage: l.maxStorageBuffersPerShaderStage,
@@ -68,6 +75,8 @@ async function openGpu(): Promise<GpuContext> {
       maxStorageBuffersPerShaderStage: device.limits.maxStorageBuffersPerShaderStage,
       maxBufferSize: device.limits.maxBufferSize,
     },
+    features: [...features],
+    adapterInfo: [info.vendor, info.architecture, info.device, info.description].filter(Boolean).join(' / '),
     pipelines: new Map(),
     shaderModules: new Map(),
     modules: [],

@@ -174,7 +174,7 @@ export class Model {
 
   /** Run the prompt from position 0 in blocks of positions; returns the last position's output
    *  ('next': the greedy token; 'logits': its logits). The KV cache then holds the prompt. */
-  private async prefill(tokens: readonly number[], output: 'next' | 'logits'): Promise<Float32Array> {
+  async prefill(tokens: readonly number[], output: 'next' | 'logits'): Promise<Float32Array> {
     this.reset();
     let out: Float32Array | undefined;
     for (const [start, len] of this.blocks(tokens.length)) {
@@ -318,6 +318,9 @@ export class Model {
       for (const s of staged) s.dst.destroy();
     }
   }
+
+  /** How a weight is stored (f32, f16, q8_0, ...). */
+  weightDtype(name: string) { return this.weights.get(name)?.dtype; }
 
   /** A weight's values in float64, dequantized (for CPU-side analysis). */
   weightValues(name: string): Float64Array {

@@ -119,3 +119,24 @@ export function synthModel(presetName: string, dtype: DType, seed = 0): SynthMod
 export function synthWeights(m: SynthModel): WeightMap {
   return new Map(m.tensors.map((t) => [t.name, { shape: t.shape, dtype: t.dtype, bytes: t.produce() }]));
 }
+
+/** Weights for timing only, made fast (a 1B model in seconds, not minutes): each value is a random
+ *  sign and mantissa with an exponent near the tensor's scale, written straight as f16 bits (or as q8_0
+ *  blocks of random int8 under a fixed scale). Small tensors (norms) and other dtypes are made as
+ *  `synthWeights` makes them. The values are not a trained or a normal distribution: a benchmark's. */
+export function benchWeights(m: SynthModel): WeightMap {
+  return new Map(m.tensors.map((t) => {
+    const n = t.shape.reduce((a, b) => a * b, 1);
+    if (n < 1 << 16 || (t.dtype !== 'f16' && t.dtype !== 'q8_0')) return [t.name, { shape: t.shape, dtype: t.dtype, bytes: t.produce() }];
+    const bytes = new Uint8Array(t.bytes);
+    const words = new Uint32Array(bytes.buffer, 0, bytes.length >> 2);
+    let s = (t.name.length * 2654435761) | 1;
+    // f16 halves 0x2000..0x27ff and their negatives: magnitudes 2^-7 .. 2^-6 (about 1/sqrt(dim) for dim 2048..16384)
+    for (let i = 0; i < words.length; i++) {
+      s ^= s << 13; s ^= s >>> 17; s ^= s << 5;
+      words[i] = t.dtype === 'f16' ? (s & 0x83ff83ff) | 0x20002000 : s;
+    }
+    if (t.dtype === 'q8_0') for (let b = 0; b < bytes.length; b += 34) { bytes[b] = 0x00; bytes[b + 1] = 0x14; } // scale 2^-10 (f16 0x1400)
+    return [t.name, { shape: t.shape, dtype: t.dtype, bytes }];
+  }));
+}

@@ -1,0 +1,148 @@
+// The decode and prefill benchmark: tokens per second, GPU time per token, the bytes a token moves and
+// the fraction of the memory roofline that is, against a streaming-read kernel measured on the same
+// device in the same run. A benchmark, not a test: it asserts nothing about speed.
+import { Model } from './model.js';
+import { NormalRng } from './synth/synth.js';
+import { grid, pipelineFor, uniformData } from './executor.js';
+import { kernels } from '../ops/kernels.gen.js';
+import { uniformBytes } from '../compiler/kernel/wgsl.js';
+import type { GpuContext } from './gpu.js';
+
+export interface BenchOptions {
+  promptTokens: number;
+  genTokens: number;
+  seed?: number;
+  /** called as the phases go: (phase, done, total) */
+  progress?: (phase: string, done: number, total: number) => void;
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+/** GB/s a streaming read of a large buffer reaches on this device (the roofline for a decode step,
+ *  which reads every weight once). Timed with timestamp queries where offered, else by the clock. */
+export async function streamBandwidth(gpu: GpuContext, bytes = 1 << 30, repeats = 10): Promise<{ bytes: number; ms: number; GBps: number }> {
+  const d = gpu.device;
+  bytes = Math.min(bytes, gpu.limits.maxStorageBufferBindingSize, gpu.limits.maxBufferSize) & ~15;
+  const x = d.createBuffer({ size: bytes, usage: GPUBufferUsage.STORAGE });
+  const out = d.createBuffer({ size: 4096, usage: GPUBufferUsage.STORAGE });
+  const k = kernels.streamReadKernel!;
+  const groups = 8192, stride = groups * k.workgroupSize;
+  const values = { n: bytes / 4, stride };
+  const ub = d.createBuffer({ size: uniformBytes(k), usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+  d.queue.writeBuffer(ub, 0, new Uint8Array(uniformData(k, values)));
+  const pipeline = pipelineFor(gpu, k, values);
+  const bind = d.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries: [{ binding: 0, resource: { buffer: x } }, { binding: 1, resource: { buffer: out } }, { binding: 2, resource: { buffer: ub } }] });
+  const timed = gpu.features.includes('timestamp-query');
+  const set = timed ? d.createQuerySet({ type: 'timestamp', count: 2 * repeats }) : undefined;
+  const resolved = timed ? d.createBuffer({ size: 16 * repeats, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC }) : undefined;
+  const readback = timed ? d.createBuffer({ size: 16 * repeats, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST }) : undefined;
+  const run = (i?: number) => {
+    const enc = d.createCommandEncoder();
+    const pass = enc.beginComputePass(set && i !== undefined ? { timestampWrites: { querySet: set, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 } } : {});
+    pass.setPipeline(pipeline);
+    pass.setBindGroup(0, bind);
+    const [gx, gy] = grid(groups);
+    pass.dispatchWorkgroups(gx, gy);
+    pass.end();
+    d.queue.submit([enc.finish()]);
+  };
+  try {
+    run(); run(); // warm up
+    await d.queue.onSubmittedWorkDone();
+    const t0 = performance.now();
+    for (let i = 0; i < repeats; i++) run(i);
+    await d.queue.onSubmittedWorkDone();
+    let ms = (performance.now() - t0) / repeats;
+    if (set) {
+      const enc = d.createCommandEncoder();
+      enc.resolveQuerySet(set, 0, 2 * repeats, resolved!, 0);
+      enc.copyBufferToBuffer(resolved!, 0, readback!, 0, 16 * repeats);
+      d.queue.submit([enc.finish()]);
+      await readback!.mapAsync(GPUMapMode.READ);
+      const t = new BigUint64Array(readback!.getMappedRange().slice(0));
+      readback!.unmap();
+      ms = median(Array.from({ length: repeats }, (_, i) => Number(t[2 * i + 1]! - t[2 * i]!) / 1e6));
+    }
+    return { bytes, ms, GBps: bytes / ms / 1e6 };
+  } finally {
+    for (const b of [x, out, ub, resolved, readback]) b?.destroy();
+    set?.destroy();
+  }
+}
+
+/** Bytes one decode step reads: every weight a matvec reads in full (the embedding table only a row,
+ *  unless the unembedding reads it too), and the KV cache up to the position. */
+export function bytesPerToken(model: Model, position: number) {
+  const c = model.config;
+  let weights = 0;
+  for (const b of model.plan.buffers.values()) if (b.kind === 'weight') weights += b.bytes;
+  if (!c.tiedEmbeddings) {
+    const emb = [...model.plan.buffers.values()].filter((b) => b.weight?.name === 'token_embd.weight').reduce((s, b) => s + b.bytes, 0);
+    weights -= emb - emb / c.vocabSize;
+  }
+  const kv = 2 * c.nLayers * (position + 1) * c.nKvHeads * (c.dim / c.nHeads) * 4;
+  return { weights, kv };
+}
+
+export async function benchmark(model: Model, o: BenchOptions) {
+  const gpu = model.executor.gpu;
+  const rng = new NormalRng(o.seed ?? 1);
+  const V = model.config.vocabSize;
+  const prompt = [model.tokenizer.vocab.bos, ...Array.from({ length: o.promptTokens - 1 }, () => Math.floor(rng.uniform() * V))];
+  const p = o.progress ?? (() => {});
+  p('roofline', 0, 1);
+  const roof = await streamBandwidth(gpu);
+  p('roofline', 1, 1);
+  // prefill: once to warm up (pipelines, buffers), then timed
+  p('prefill', 0, 2);
+  await model.logits(prompt.slice(0, 8));
+  // the prompt in blocks of positions; the greedy next token is chosen on the GPU (4 bytes read back)
+  const firstOf = async () => { const next = await model.prefill(prompt, 'next'); return new Int32Array(next.buffer, next.byteOffset, 1)[0]!; };
+  await firstOf();
+  p('prefill', 1, 2);
+  const t0 = performance.now();
+  const first = await firstOf();
+  const prefillMs = performance.now() - t0;
+  p('prefill', 2, 2);
+  // decode with the token loop on the GPU: warm-up, timed (wall clock, read back once), timed (GPU)
+  const ex = model.executor;
+  const P = prompt.length, n = o.genTokens;
+  p('decode', 0, 3);
+  await ex.greedyOnGpu(first, P, Math.min(8, n));
+  p('decode', 1, 3);
+  await firstOf(); // the cache again holds the prompt
+  const t1 = performance.now();
+  const run = await ex.greedyOnGpu(first, P, n);
+  const decodeMs = performance.now() - t1;
+  p('decode', 2, 3);
+  await firstOf();
+  const timed = await ex.greedyOnGpu(first, P, n, true);
+  p('decode', 3, 3);
+  // the same steps with a round trip to the host per token (the plain generate loop), for comparison
+  await firstOf();
+  const hostSteps = Math.min(n, 32);
+  const t2 = performance.now();
+  let tok = first;
+  for (let i = 0; i < hostSteps; i++) tok = new Int32Array((await ex.run({ token: tok, pos: P + i }, 'next')).buffer)[0]!;
+  const hostMs = performance.now() - t2;
+  const gpuMsPerToken = timed.gpuNs ? median(timed.gpuNs) / 1e6 : undefined;
+  const bytes = bytesPerToken(model, P + n / 2);
+  const perToken = bytes.weights + bytes.kv;
+  const msPerToken = gpuMsPerToken ?? decodeMs / n;
+  return {
+    device: gpu.adapterInfo, features: gpu.features,
+    model: { file: model.file, dim: model.config.dim, layers: model.config.nLayers, vocab: V, weightDtype: [...new Set([...model.plan.buffers.values()].filter((b) => b.weight).map((b) => model.weightDtype(b.weight!.name)))] },
+    roofline: { bytes: roof.bytes, ms: +roof.ms.toFixed(4), GBps: +roof.GBps.toFixed(1) },
+    prefill: { tokens: P, ms: +prefillMs.toFixed(2), tokensPerSecond: +(P / prefillMs * 1000).toFixed(1) },
+    decode: {
+      tokens: n, ms: +decodeMs.toFixed(2), tokensPerSecond: +(n / decodeMs * 1000).toFixed(1),
+      gpuMsPerToken: gpuMsPerToken === undefined ? undefined : +gpuMsPerToken.toFixed(4),
+      hostLoopTokensPerSecond: +(hostSteps / hostMs * 1000).toFixed(1),
+      dispatchesPerToken: model.plan.dispatches.length,
+      weightBytesPerToken: bytes.weights, kvBytesPerToken: bytes.kv,
+      achievedGBps: +(perToken / msPerToken / 1e6).toFixed(1),
+      rooflineFraction: +(perToken / msPerToken / 1e6 / roof.GBps).toFixed(3),
+      sameTokensTimedAndUntimed: Array.from(run.tokens).every((t, i) => t === timed.tokens[i]),
+    },
+  };
+}
