@@ -1,12 +1,12 @@
 // The SwiGLU front half in one kernel (the seed's fusedRmsNormFFNGateUp): RMS-norm of x, the gate and
 // up projections, and silu(gate) * up. Sources: [x, nw, Wg, Wu]. Holes 'gate' and 'up' see the two
 // projections (taps on mlp.hook_pre / hook_pre_linear store there).
-import { type Invocation, type In, type Out, type Spec, type u32, epilogue, f32, sharedF32 } from '../compiler/kernel/dsl.js';
+import { type Invocation, type In, type Out, type Spec, type u32, type u32x4, type f32x4, epilogue, f32, idiv, sharedF32 } from '../compiler/kernel/dsl.js';
 import { lowerEpilogues, parseEpilogues } from './epilogues.js';
 import { workgroupSum } from './reduce.js';
 import { type Op, isBlock, overRows, rowsOf } from './op.js';
 import { WTYPE, weightAt } from './dequant.js';
-import { matvec, lowerMatvec } from './matvec.js';
+import { matvec, lowerMatvec, rowDotF16, sum32 } from './matvec.js';
 import { siluMul } from './silu_mul.js';
 import { expectShape } from './op.js';
 import type { Node } from '../compiler/graph.js';
@@ -27,6 +27,12 @@ export const ffnGateUp: Op<{ eps: number; epilogues?: string }> = overRows<{ eps
     const cg = ctx.chunks(wg!), cu = ctx.chunks(wu!);
     const hidden = n.shape[n.shape.length - 1]!, T = rowsOf(n.shape);
     if (cg.length === 1 && cu.length === 1 && !isBlock(n.shape)) {
+      if (wg!.dtype === 'f16' && wu!.dtype === 'f16' && x!.shape[0]! % 8 === 0) {
+        const e = lowerEpilogues(n, ctx, 'ffnGateUpF16Kernel', []);
+        ctx.dispatch(e.kernel, { ...e.bind, x: ctx.buf(x!), nw: ctx.buf(nw!), wg: cg[0]!.buf, wu: cu[0]!.buf, out: ctx.buf(n) },
+          { ...e.uniforms, rows: hidden, cols: x!.shape[0]!, eps: n.attr.eps as number }, Math.ceil(hidden / 8));
+        return;
+      }
       const e = lowerEpilogues(n, ctx, 'ffnGateUpKernel', []);
       ctx.dispatch(e.kernel, { ...e.bind, x: ctx.buf(x!), nw: ctx.buf(nw!), wg: cg[0]!.buf, wu: cu[0]!.buf, out: ctx.buf(n) },
         { ...e.uniforms, rows: hidden, cols: x!.shape[0]!, eps: n.attr.eps as number, gtype: WTYPE[wg!.dtype]!, utype: WTYPE[wu!.dtype]! }, hidden);
@@ -74,6 +80,34 @@ export function ffnGateUpKernel(id: Invocation, x: In<f32>, nw: In<f32>, wg: In<
     const scale: f32 = 1 / Math.sqrt(squares[0] / f32(cols) + eps);
     const gv: f32 = epilogue(gates[0] * scale, row, 'gate');
     const uv: f32 = epilogue(ups[0] * scale, row, 'up');
+    out[row] = (gv / (1 + Math.exp(-gv))) * uv;
+  }
+}
+
+/** ffnGateUpKernel for f16 weights in 16-byte loads: 8 rows a workgroup, each row's gate and up. */
+/** @kernel @workgroupSize 256 */
+export function ffnGateUpF16Kernel(id: Invocation, x: In<f32x4>, nw: In<f32x4>, wg: In<u32x4>, wu: In<u32x4>, out: Out<f32>,
+  rows: u32, cols: u32, eps: f32) {
+  const gates = sharedF32(256);
+  const ups = sharedF32(256);
+  const squares = sharedF32(256);
+  const lane: u32 = id.local % 32;
+  const row: u32 = id.group * 8 + idiv(id.local, 32);
+  const c8: u32 = cols >> 3;
+  gates[id.local] = 0;
+  ups[id.local] = 0;
+  squares[id.local] = 0;
+  if (row < rows) {
+    rowDotF16(wg, row, c8, x, nw, 1, lane, gates, squares, id);
+    rowDotF16(wu, row, c8, x, nw, 1, lane, ups, squares, id);
+  }
+  sum32(gates, lane, id);
+  sum32(ups, lane, id);
+  sum32(squares, lane, id);
+  if (lane === 0 && row < rows) {
+    const scale: f32 = 1 / Math.sqrt(squares[id.local] / f32(cols) + eps);
+    const gv: f32 = epilogue(gates[id.local] * scale, row, 'gate');
+    const uv: f32 = epilogue(ups[id.local] * scale, row, 'up');
     out[row] = (gv / (1 + Math.exp(-gv))) * uv;
   }
 }

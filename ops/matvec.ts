@@ -3,7 +3,7 @@
 // Fusion extends it without new kernel source: `norm` folds the RMSNorm of x (weight nw) into the
 // dot product, and `epilogues` splice fragments (residual/bias add, scale) into the store.
 // Sources: [W, x, nw if norm, ...one vector per `add` epilogue].
-import { type Invocation, type In, type Out, type Spec, type u32, epilogue, f32, idiv, sharedF32, workgroupBarrier } from '../compiler/kernel/dsl.js';
+import { type Invocation, type In, type Out, type Spec, type u32, type u32x4, type f32x4, epilogue, f32, idiv, mul4, sharedF32, unpackHalf, workgroupBarrier } from '../compiler/kernel/dsl.js';
 import { workgroupSum } from './reduce.js';
 import { type Op, expectDtype, expectShape, isBlock, overRows, rowsOf } from './op.js';
 import { BLOCK, WEIGHT_DTYPES, WTYPE, weightAt } from './dequant.js';
@@ -61,12 +61,14 @@ export function lowerMatvec(n: Node, ctx: LowerCtx, out: string, offset: number,
   const [w, x, ...rest] = n.srcs;
   const a = n.attr as MatvecAttr;
   const T = rowsOf(x!.shape), block = isBlock(x!.shape);
-  const e = lowerEpilogues(n, ctx, block ? 'matmulKernel' : 'matvecKernel', rest.slice(a.norm ? 1 : 0));
+  // f16 rows of whole 16-byte loads: the wide decode kernel
+  const wide = !block && w!.dtype === 'f16' && w!.shape[1]! % 8 === 0;
+  const e = lowerEpilogues(n, ctx, block ? 'matmulKernel' : wide ? 'matvecF16Kernel' : 'matvecKernel', rest.slice(a.norm ? 1 : 0));
   const bind: Record<string, string> = { ...e.bind, x: ctx.buf(x!), nw: a.norm ? ctx.buf(rest[0]!) : ctx.buf(x!), out };
-  const uniforms: Record<string, number> = { ...e.uniforms, cols: w!.shape[1]!, eps: a.eps ?? 0, norm: a.norm ? 1 : 0, wtype: WTYPE[w!.dtype]! };
+  const uniforms: Record<string, number> = { ...e.uniforms, cols: w!.shape[1]!, eps: a.eps ?? 0, norm: a.norm ? 1 : 0, ...(wide ? {} : { wtype: WTYPE[w!.dtype]! }) };
   for (const c of ctx.chunks(w!)) {
-    if (!block) ctx.dispatch(e.kernel, { ...bind, w: c.buf }, { ...uniforms, rows: c.rows, outOffset: offset + c.rowStart }, c.rows);
-    else ctx.dispatch(e.kernel, { ...bind, w: c.buf }, { ...uniforms, rows: c.rows, tokens: T, outStride: stride, outOffset: offset + c.rowStart }, c.rows * Math.ceil(T / MATMUL_TOKENS));
+    if (block) ctx.dispatch(e.kernel, { ...bind, w: c.buf }, { ...uniforms, rows: c.rows, tokens: T, outStride: stride, outOffset: offset + c.rowStart }, c.rows * Math.ceil(T / MATMUL_TOKENS));
+    else ctx.dispatch(e.kernel, { ...bind, w: c.buf }, { ...uniforms, rows: c.rows, outOffset: offset + c.rowStart }, wide ? Math.ceil(c.rows / 8) : c.rows);
   }
 }
 
@@ -142,5 +144,70 @@ export function matmulKernel(id: Invocation, w: In<u32>, x: In<f32>, nw: In<f32>
     const scale: f32 = norm === 1 ? 1 / Math.sqrt(squares[id.local * 64] / f32(cols) + eps) : 1;
     const i: u32 = (t0 + id.local) * outStride + outOffset + row;
     out[i] = epilogue(partial[id.local * 64] * scale, i);
+  }
+}
+
+/** 8 f16 weights (one 16-byte load) times 8 elements of x (two 4-lane loads). */
+/** @inline */
+export function dot8(v: u32x4, a: f32x4, b: f32x4): f32 {
+  return unpackHalf(v.x, 0) * a.x + unpackHalf(v.x, 1) * a.y + unpackHalf(v.y, 0) * a.z + unpackHalf(v.y, 1) * a.w +
+    unpackHalf(v.z, 0) * b.x + unpackHalf(v.z, 1) * b.y + unpackHalf(v.w, 0) * b.z + unpackHalf(v.w, 1) * b.w;
+}
+
+/** Row `r` of an f16 matrix (8 weights per 16-byte load, c8 loads a row) against x, normed by nw when
+ *  `norm` is 1: this invocation's share (every 32nd load from `lane`) of the dot product goes to
+ *  dots[id.local], of x's squares to squares[id.local]. */
+/** @inline */
+export function rowDotF16(w: In<u32x4>, r: u32, c8: u32, x: In<f32x4>, nw: In<f32x4>, norm: u32, lane: u32, dots: Out<f32>, squares: Out<f32>, id: Invocation): void {
+  let acc: f32 = 0;
+  let ss: f32 = 0;
+  for (let j: u32 = lane; j < c8; j += 32) {
+    const v: u32x4 = w[r * c8 + j];
+    const a: f32x4 = x[2 * j];
+    const b: f32x4 = x[2 * j + 1];
+    ss += a.x * a.x + a.y * a.y + a.z * a.z + a.w * a.w + b.x * b.x + b.y * b.y + b.z * b.z + b.w * b.w;
+    if (norm === 1) {
+      acc += dot8(v, mul4(a, nw[2 * j]), mul4(b, nw[2 * j + 1]));
+    } else {
+      acc += dot8(v, a, b);
+    }
+  }
+  dots[id.local] = acc;
+  squares[id.local] = ss;
+}
+
+/** Sum each group of 32 consecutive elements of a into the group's first (every invocation calls it). */
+/** @inline */
+export function sum32(a: Out<f32>, lane: u32, id: Invocation): void {
+  workgroupBarrier();
+  for (let s: u32 = 16; s > 0; s >>= 1) {
+    if (lane < s) {
+      a[id.local] += a[id.local + s];
+    }
+    workgroupBarrier();
+  }
+}
+
+/** The decode matvec for f16 weights whose rows are whole 16-byte loads (cols % 8 = 0): the weights
+ *  stream in 16-byte loads, which is what reaches the memory's bandwidth. A workgroup of 256 takes
+ *  8 rows, 32 invocations to a row, so each row is a short tree reduction; the norm prologue and the
+ *  epilogues are matvecKernel's. */
+/** @kernel @workgroupSize 256 */
+export function matvecF16Kernel(id: Invocation, w: In<u32x4>, x: In<f32x4>, nw: In<f32x4>, out: Out<f32>,
+  rows: u32, cols: u32, outOffset: u32, eps: f32, norm: Spec<u32>) {
+  const partial = sharedF32(256);
+  const squares = sharedF32(256);
+  const lane: u32 = id.local % 32;
+  const row: u32 = id.group * 8 + idiv(id.local, 32);
+  partial[id.local] = 0;
+  squares[id.local] = 0;
+  if (row < rows) {
+    rowDotF16(w, row, cols >> 3, x, nw, norm, lane, partial, squares, id);
+  }
+  sum32(partial, lane, id);
+  sum32(squares, lane, id);
+  if (lane === 0 && row < rows) {
+    const scale: f32 = norm === 1 ? 1 / Math.sqrt(squares[id.local] / f32(cols) + eps) : 1;
+    out[outOffset + row] = epilogue(partial[id.local] * scale, outOffset + row);
   }
 }

@@ -27,7 +27,7 @@ export async function streamBandwidth(gpu: GpuContext, bytes = 1 << 30, repeats 
   const out = d.createBuffer({ size: 4096, usage: GPUBufferUsage.STORAGE });
   const k = kernels.streamReadKernel!;
   const groups = 8192, stride = groups * k.workgroupSize;
-  const values = { n: bytes / 4, stride };
+  const values = { n: bytes / 16, stride };
   const ub = d.createBuffer({ size: uniformBytes(k), usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
   d.queue.writeBuffer(ub, 0, new Uint8Array(uniformData(k, values)));
   const pipeline = pipelineFor(gpu, k, values);

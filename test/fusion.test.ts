@@ -47,6 +47,33 @@ describe('fused and unfused plans agree at every position', () => {
   it('tiny synth (GQA, Llama 3 RoPE scaling, q8_0), past position 256', () => agree(writeSynth(synthModel('tiny', 'q8_0', 4), path.join(dir, 't.gguf')), 270, 300));
 });
 
+// Decode steps (one position at a time: the matvec kernels, not the prefill's matrix products), fused,
+// against the float64 reference forward pass.
+async function decodeMatchesReference(file: string, n: number) {
+  const model = await Model.create(loadModelSource(file), { contextLength: 64 });
+  try {
+    const ref = model.reference();
+    const tokens = model.tokenizer.encode(CORPUS).slice(0, n);
+    for (const [pos, token] of tokens.entries()) {
+      const got = await model.forward(token);
+      expect(relErr(got.subarray(0, model.config.vocabSize), ref.output({ token, pos }, 'logits')), `position ${pos}`).toBeLessThanOrEqual(1e-5);
+    }
+    return model.plan.dispatches.map((d) => d.kernel);
+  } finally {
+    model.dispose();
+  }
+}
+
+describe('decode steps agree with the float64 reference', () => {
+  it('tiny synth in f16: the wide kernels (16-byte weight loads)', async () => {
+    const kernels = await decodeMatchesReference(writeSynth(synthModel('tiny', 'f16', 5), path.join(dir, 'f16.gguf')), 12);
+    expect(kernels).toContain('qkvF16Kernel');
+    expect(kernels).toContain('ffnGateUpF16Kernel');
+    expect(kernels.some((k) => k.startsWith('matvecF16Kernel+addEpilogue'))).toBe(true);
+  });
+  it('tiny synth in q8_0', () => decodeMatchesReference(writeSynth(synthModel('tiny', 'q8_0', 6), path.join(dir, 'q8.gguf')), 12));
+});
+
 describe('the schedule', () => {
   it('is built once: no pipeline, bind group, buffer or shader module is created over 100 decode steps', async () => {
     const model = await Model.create(loadModelSource(GGUF), { contextLength: 128 });

@@ -70,6 +70,21 @@ describe('prefill', () => {
     }
   });
 
+  it('greedy decoding with the token loop on the GPU gives the tokens of the host loop', async () => {
+    const model = await Model.create(src, { contextLength: 64 });
+    try {
+      const host = await model.generate({ prompt: 'Lily and Ben', maxNewTokens: 24, stopAtEos: false });
+      const prompt = host.tokens.slice(0, host.promptTokens);
+      const next = await model.prefill(prompt, 'next');
+      const first = new Int32Array(next.buffer, next.byteOffset, 1)[0]!;
+      const gpu = await model.executor.greedyOnGpu(first, prompt.length, 23, true);
+      expect([first, ...gpu.tokens]).toEqual(host.tokens.slice(host.promptTokens));
+      expect(gpu.gpuNs!.every((t) => t > 0)).toBe(true); // timestamp queries, where offered (lavapipe offers them)
+    } finally {
+      model.dispose();
+    }
+  });
+
   it('the block plan uses matrix-product kernels and keeps the per-layer fusion', () => {
     const c = { ...src.config, contextLength: 64 };
     const plan = compile(llama(c, () => 'f32', { positions: 16 }), { kernels, fragments, maxBindingBytes: 1 << 27 }).plan!;

@@ -37,6 +37,7 @@ export function withEpilogues(k: KernelIR, fragsIn: readonly (FragmentIR | Fragm
       case 'call': return { ...e, args: e.args.map((a) => inst(a, j, args)) };
       case 'select': return { ...e, cond: inst(e.cond, j, args), a: inst(e.a, j, args), b: inst(e.b, j, args) };
       case 'hole': return { ...e, args: e.args.map((a) => inst(a, j, args)) };
+      case 'member': return { ...e, a: inst(e.a, j, args) };
       default: return e;
     }
   };
@@ -65,6 +66,7 @@ export function withEpilogues(k: KernelIR, fragsIn: readonly (FragmentIR | Fragm
       case 'un': return { ...e, a: fill(e.a) };
       case 'call': return { ...e, args: e.args.map(fill) };
       case 'select': return { ...e, cond: fill(e.cond), a: fill(e.a), b: fill(e.b) };
+      case 'member': return { ...e, a: fill(e.a) };
       default: return e;
     }
   };

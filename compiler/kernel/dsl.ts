@@ -11,8 +11,15 @@ export type u32 = number;
 /** 32-bit signed integer. */
 export type i32 = number;
 
+/** Four lanes loaded at once (one 16-byte load): `const v: u32x4 = w[i]`, then `v.x` .. `v.w`. Weights
+ *  stream at the memory's speed only with loads this wide. */
+export type u32x4 = { readonly x: u32; readonly y: u32; readonly z: u32; readonly w: u32 };
+export type f32x4 = { readonly x: f32; readonly y: f32; readonly z: f32; readonly w: f32 };
+/** Lane-wise product of two 4-lane vectors. */
+export const mul4 = (a: f32x4, b: f32x4): f32x4 => ({ x: a.x * b.x, y: a.y * b.y, z: a.z * b.z, w: a.w * b.w });
+
 /** A read-only storage array (a read-only storage binding on the GPU). */
-export type In<T extends number = f32> = { readonly [i: number]: T; readonly length: number };
+export type In<T extends number | u32x4 | f32x4 = f32> = { readonly [i: number]: T; readonly length: number };
 /** A read-write storage array (a read-write storage binding on the GPU). */
 export type Out<T extends number = f32> = { [i: number]: T; readonly length: number };
 

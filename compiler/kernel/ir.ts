@@ -2,7 +2,8 @@
 // Built at build time from TypeScript (compiler/kernelc), composed and printed as WGSL at run time
 // (compiler/kernel/wgsl.ts), so the runtime needs no TypeScript compiler.
 
-export type Scalar = 'f32' | 'u32' | 'i32' | 'bool';
+/** the value types: scalars, and four-lane vectors that are only loaded and taken apart (`.x` .. `.w`) */
+export type Scalar = 'f32' | 'u32' | 'i32' | 'bool' | 'u32x4' | 'f32x4';
 
 export type Expr =
   | { k: 'lit'; text: string; ty: Scalar | 'int' | 'float' } // 'int'/'float': abstract literals
@@ -20,7 +21,9 @@ export type Expr =
    *  have several, named (`epilogue(v, i, 'k')`); the default one is 'epilogue' */
   | { k: 'hole'; name: string; args: Expr[]; ty: Scalar }
   /** inside a fragment: argument n of the hole (0: the value, 1: the output index) */
-  | { k: 'arg'; n: number; ty: Scalar };
+  | { k: 'arg'; n: number; ty: Scalar }
+  /** one lane of a four-lane vector */
+  | { k: 'member'; a: Expr; field: 'x' | 'y' | 'z' | 'w'; ty: Scalar };
 
 export type LValue = { k: 'var'; name: string; ty: Scalar } | { k: 'index'; array: string; index: Expr; ty: Scalar };
 
@@ -36,7 +39,7 @@ export type Stmt =
   | { k: 'barrier'; scope: 'workgroup' | 'storage' };
 
 export type Param =
-  | { kind: 'in' | 'out'; name: string; elem: 'f32' | 'u32' | 'i32' }
+  | { kind: 'in' | 'out'; name: string; elem: 'f32' | 'u32' | 'i32' | 'u32x4' | 'f32x4' }
   | { kind: 'uniform'; name: string; ty: 'f32' | 'u32' | 'i32' }
   /** a specialization constant: a WGSL `override`, set when the pipeline is created */
   | { kind: 'spec'; name: string; ty: 'u32' };

@@ -16,6 +16,9 @@ const RESERVED = new Set(
 );
 export const wgslName = (n: string) => (RESERVED.has(n) || n.startsWith('__') ? `${n}_` : n);
 
+/** the WGSL spelling of a value type */
+const wgslType = (t: string) => (t === 'u32x4' ? 'vec4<u32>' : t === 'f32x4' ? 'vec4<f32>' : t);
+
 function lit(e: Extract<Expr, { k: 'lit' }>): string {
   const t = e.text;
   switch (e.ty) {
@@ -51,6 +54,7 @@ export function expr(e: Expr, k: KernelIR): string {
     }
     case 'select': return `select(${expr(e.b, k)}, ${expr(e.a, k)}, ${expr(e.cond, k)})`;
     case 'hole': return expr(e.args[0]!, k);
+    case 'member': return `${expr(e.a, k)}.${e.field}`;
     case 'arg': throw new Error('internal: a fragment argument outside a fragment');
   }
 }
@@ -59,7 +63,7 @@ function stmt(s: Stmt, k: KernelIR, ind: string): string {
   const block = (b: Stmt[]) => b.map((x) => stmt(x, k, ind + '  ')).join('');
   switch (s.k) {
     case 'let':
-      return `${ind}${s.mutable ? 'var' : 'let'} ${wgslName(s.name)}: ${s.ty}${s.init ? ` = ${expr(s.init, k)}` : ''};\n`;
+      return `${ind}${s.mutable ? 'var' : 'let'} ${wgslName(s.name)}: ${wgslType(s.ty)}${s.init ? ` = ${expr(s.init, k)}` : ''};\n`;
     case 'assign': return `${ind}${expr(s.target, k)} ${s.op} ${expr(s.value, k)};\n`;
     case 'if':
       return `${ind}if (${expr(s.cond, k)}) {\n${block(s.then)}${ind}}${s.else.length ? ` else {\n${block(s.else)}${ind}}` : ''}\n`;
@@ -82,7 +86,7 @@ export function toWGSL(k: KernelIR): string {
   const storage = storageParams(k);
   storage.forEach((p, i) => {
     const access = p.kind === 'in' ? 'read' : 'read_write';
-    out.push(`@group(0) @binding(${i}) var<storage, ${access}> ${wgslName(p.name)}: array<${p.elem}>;`);
+    out.push(`@group(0) @binding(${i}) var<storage, ${access}> ${wgslName(p.name)}: array<${wgslType(p.elem)}>;`);
   });
   for (const p of specParams(k)) out.push(`override ${wgslName(p.name)}: ${p.ty};`);
   const uni = uniformParams(k);

@@ -35,7 +35,7 @@ const MAX_INLINE_DEPTH = 8;
 
 const FLOAT_FNS = new Set(['sqrt', 'exp', 'log', 'cos', 'sin', 'tanh', 'floor', 'ceil', 'pow', 'exp2', 'log2', 'round']);
 const GENERIC_FNS = new Set(['abs', 'max', 'min']);
-const SCALARS: Record<string, Scalar> = { f32: 'f32', u32: 'u32', i32: 'i32', boolean: 'bool' };
+const SCALARS: Record<string, Scalar> = { f32: 'f32', u32: 'u32', i32: 'i32', boolean: 'bool', u32x4: 'u32x4', f32x4: 'f32x4' };
 const isAbstract = (t: Ty): t is 'int' | 'float' => t === 'int' || t === 'float';
 const isInt = (t: Ty) => t === 'u32' || t === 'i32' || t === 'int';
 
@@ -106,7 +106,7 @@ class FunctionTranslator {
         this.declare(p, name, { kind: 'invocation' });
         return;
       }
-      const arr = /^(In|Out)<(f32|u32|i32)>$/.exec(tn);
+      const arr = /^(In<(f32|u32|i32|u32x4|f32x4)>|Out<(f32|u32|i32)>)$/.exec(tn)?.[0].match(/^(In|Out)<(\w+)>$/);
       if (arr) {
         params.push({ kind: arr[1] === 'In' ? 'in' : 'out', name, elem: arr[2] as 'f32' });
         this.declare(p, name, { kind: 'array', elem: arr[2] as Scalar, writable: arr[1] === 'Out', name });
@@ -342,12 +342,12 @@ class FunctionTranslator {
       const tn = p.getTypeNode()?.getText().replace(/\s+/g, '') ?? '';
       const arg = args[i]!;
       const b = Node.isIdentifier(arg) ? this.lookup(arg.getText()) : undefined;
-      const arr = /^(In|Out)<(f32|u32|i32)>$/.exec(tn);
+      const arr = /^(In|Out)<(f32|u32|i32|u32x4|f32x4)>$/.exec(tn);
       if (arr || tn === 'Invocation') {
         const ok = tn === 'Invocation' ? b?.kind === 'invocation' : b?.kind === 'array' && b.elem === arr![2] && (arr![1] === 'In' || b.writable);
         if (!ok) this.fail(arg, `argument ${i + 1} of '${name}' must be ${tn === 'Invocation' ? 'the invocation' : `a${arr![1] === 'Out' ? ' writable' : 'n'} ${arr![2]} array`}`);
         scope.set(p.getName(), b!);
-      } else if (tn === 'f32' || tn === 'u32' || tn === 'i32' || tn === 'Spec<u32>') {
+      } else if (tn === 'f32' || tn === 'u32' || tn === 'i32' || tn === 'u32x4' || tn === 'f32x4' || tn === 'Spec<u32>') {
         const ty = tn === 'Spec<u32>' ? 'u32' : tn;
         scope.set(p.getName(), { kind: 'alias', expr: coerce(this.expr(arg), ty, (m) => this.fail(arg, `argument ${i + 1} of '${name}': ${m}`)) });
       } else this.fail(p, `@inline parameter '${p.getName()}' has type '${tn}'`);
@@ -491,6 +491,10 @@ class FunctionTranslator {
         this.fail(e, `${base}.${prop}: an Invocation has local, group, global and size`);
       }
       if (b?.kind === 'array' && prop === 'length') return { k: 'len', array: b.name, ty: 'u32' };
+      if (prop === 'x' || prop === 'y' || prop === 'z' || prop === 'w') {
+        const v = this.expr(e.getExpression());
+        if (v.ty === 'u32x4' || v.ty === 'f32x4') return { k: 'member', a: v, field: prop, ty: v.ty === 'u32x4' ? 'u32' : 'f32' };
+      }
       return this.fail(e, `'${e.getText()}' is not supported in kernels`);
     }
     if (Node.isCallExpression(e)) {
@@ -511,6 +515,12 @@ class FunctionTranslator {
         if (!isInt(ty)) this.fail(e, 'idiv() is for integers');
         const t: Scalar = isAbstract(ty) ? 'i32' : (ty as Scalar);
         return { k: 'bin', op: '/', a: coerce(a, t, (m) => this.fail(e, m)), b: coerce(b, t, (m) => this.fail(e, m)), ty: t };
+      }
+      if (dsl === 'mul4') {
+        if (args.length !== 2) this.fail(e, 'mul4(a, b) takes two f32x4');
+        const [x, y] = [this.expr(args[0]!), this.expr(args[1]!)];
+        if (x.ty !== 'f32x4' || y.ty !== 'f32x4') this.fail(e, 'mul4(a, b) takes two f32x4');
+        return { k: 'bin', op: '*', a: x, b: y, ty: 'f32x4' };
       }
       if (dsl === 'epilogue') {
         const hole = args[2];
