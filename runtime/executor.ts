@@ -213,6 +213,42 @@ export class Executor {
     }
   }
 
+  /** One step with every dispatch in its own timed pass: GPU nanoseconds by kernel (where the device
+   *  offers timestamp queries; undefined otherwise). Slower than a plain step; for profiling. */
+  async profile(inputs: Readonly<Record<string, number | Float32Array | Int32Array>>): Promise<Map<string, { ns: number; count: number }> | undefined> {
+    if (!this.gpu.features.includes('timestamp-query')) return undefined;
+    const d = this.gpu.device;
+    for (const [name, value] of Object.entries(inputs))
+      d.queue.writeBuffer(this.buffers.get(this.plan.inputs[name]!)!, 0, (typeof value === 'number' ? Int32Array.of(value) : value) as Float32Array<ArrayBuffer>);
+    const n = this.steps.length;
+    const set = d.createQuerySet({ type: 'timestamp', count: 2 * n });
+    const resolved = d.createBuffer({ size: 16 * n, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC });
+    try {
+      const enc = d.createCommandEncoder();
+      this.steps.forEach((s, i) => {
+        const pass = enc.beginComputePass({ timestampWrites: { querySet: set, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 } });
+        pass.setPipeline(s.pipeline);
+        pass.setBindGroup(0, s.bindGroup);
+        pass.dispatchWorkgroups(s.groups[0], s.groups[1]);
+        pass.end();
+      });
+      enc.resolveQuerySet(set, 0, 2 * n, resolved, 0);
+      d.queue.submit([enc.finish()]);
+      const t = new BigUint64Array((await readBuffer(this.gpu, resolved)).buffer, 0, 2 * n);
+      const out = new Map<string, { ns: number; count: number }>();
+      this.steps.forEach((s, i) => {
+        const e = out.get(s.kernel) ?? { ns: 0, count: 0 };
+        e.ns += Number(t[2 * i + 1]! - t[2 * i]!);
+        e.count++;
+        out.set(s.kernel, e);
+      });
+      return out;
+    } finally {
+      set.destroy();
+      resolved.destroy();
+    }
+  }
+
   /** Read any buffer of the plan (for tests and tools). */
   async read(id: BufId): Promise<Float32Array> {
     return readBuffer(this.gpu, this.buffers.get(id)!);
