@@ -150,6 +150,7 @@ streaming-read kernel measured in the same run. A benchmark: it prints numbers, 
       --dtype T         with --synth: f32, f16, bf16, q8_0 or q4_0 (default f16)
       --prompt-tokens N default 128
       --gen-tokens N    default 256
+      --check N         also compare N decode steps' logits with the float64 CPU reference
 ${MODEL_HELP}`,
   attn: `Usage: tapir attn [-m MODEL] -p PROMPT [--layers LIST] [--svg FILE] [--json]
 
@@ -465,7 +466,7 @@ async function patch(argv: string[]) {
 const BENCH_DAWN_OPTIONS = 'enable-dawn-features=disable_robustness,disable_workgroup_init,skip_validation;disable-dawn-features=timestamp_quantization';
 
 async function bench(argv: string[]) {
-  const o = parse('bench', argv, { synth: { type: 'string' }, dtype: { type: 'string' }, 'prompt-tokens': { type: 'string' }, 'gen-tokens': { type: 'string' } });
+  const o = parse('bench', argv, { synth: { type: 'string' }, dtype: { type: 'string' }, 'prompt-tokens': { type: 'string' }, 'gen-tokens': { type: 'string' }, check: { type: 'string' } });
   if (o.help) return out(HELP.bench!.replace('${PRESETS}', Object.keys(PRESETS).join(', ')) + '\n');
   const promptTokens = int(o['prompt-tokens'], '--prompt-tokens', 2, 128), genTokens = int(o['gen-tokens'], '--gen-tokens', 1, 256);
   if (o.synth !== undefined && o.model !== undefined) throw new UsageError('give -m MODEL or --synth PRESET, not both');
@@ -478,13 +479,16 @@ async function bench(argv: string[]) {
     const m = synthModel(o.synth, (o.dtype ?? 'f16') as DType, 1);
     src = { config: m.config, vocab: m.vocab, weights: benchWeights(m), file: `synth:${o.synth}:${o.dtype ?? 'f16'}` };
   } else src = loadModelSource(typeof o.model === 'string' ? o.model : defaultModel(), { tokenizer: o.tokenizer as string | undefined });
-  const contextLength = o.context === undefined ? Math.min(src.config.contextLength, promptTokens + genTokens + 8) : int(o.context, '--context', 1, 0);
+  // the context a user gets by default (the KV cache's size decides the attention plan)
+  const contextLength = o.context === undefined ? Math.min(src.config.contextLength, DEFAULT_CONTEXT_CAP) : int(o.context, '--context', 1, 0);
   if (promptTokens + genTokens > contextLength) throw new UsageError(`--prompt-tokens + --gen-tokens (${promptTokens + genTokens}) is over the context of ${contextLength}`);
   const model = await Model.create(src, { contextLength });
   const loadMs = performance.now() - t0;
   try {
     const bars = new Map<string, ReturnType<typeof progressBar>>();
-    const r = await benchmark(model, { promptTokens, genTokens, progress: (phase, done, total) => {
+    const check = int(o.check, '--check', 0, 0);
+    if (check > promptTokens) throw new UsageError('--check N compares the first N prompt positions: N must be at most --prompt-tokens');
+    const r = await benchmark(model, { promptTokens, genTokens, check, progress: (phase, done, total) => {
       let b = bars.get(phase);
       if (!b) bars.set(phase, (b = progressBar(phase.padEnd(8), total)));
       b.update(done);
@@ -499,6 +503,7 @@ async function bench(argv: string[]) {
     out(`decode    ${d.tokens} tokens in ${d.ms} ms: ${d.tokensPerSecond} tokens/s (GPU loop); ${d.hostLoopTokensPerSecond} tokens/s with a host round trip per token\n`);
     out(`per token ${d.dispatchesPerToken} dispatches, ${(d.weightBytesPerToken / 1e6).toFixed(1)} MB of weights + ${(d.kvBytesPerToken / 1e6).toFixed(2)} MB of KV cache` +
       `${d.gpuMsPerToken !== undefined ? `, ${d.gpuMsPerToken} ms GPU time` : ''}: ${d.achievedGBps} GB/s = ${(100 * d.rooflineFraction).toFixed(1)}% of the roofline\n`);
+    if (r.check) out(`check     logits of ${r.check.positions} decode steps vs the float64 reference: max ‖Δ‖/‖ref‖ = ${r.check.maxRelErr.toExponential(2)}\n`);
     if (r.kernelsByTime) out(`kernels   ${r.kernelsByTime.slice(0, 8).map((k) => `${k.kernel}×${k.count} ${k.us} µs`).join(', ')} (each in its own pass)\n`);
   } finally {
     model.dispose();

@@ -1,6 +1,6 @@
 // Causal self-attention for one new position, with grouped-query attention: query head h reads
 // KV head floor(h / (nHeads / nKvHeads)). Scores over positions 0..pos, softmax, weighted sum of V.
-import { type Invocation, type In, type Out, type f32, type u32, idiv, sharedF32, storageBarrier, workgroupBarrier } from '../compiler/kernel/dsl.js';
+import { type Invocation, type Spec, type In, type Out, type f32, type u32, idiv, sharedF32, storageBarrier, workgroupBarrier } from '../compiler/kernel/dsl.js';
 import { type Op, expectShape, overRows, rowsOf, seqLenOf } from './op.js';
 import { ShapeError } from '../compiler/errors.js';
 import { workgroupMax, workgroupSum } from './reduce.js';
@@ -26,6 +26,10 @@ export function softmax(x: Float64Array): Float64Array {
 
 export type AttentionAttr = { nHeads: number; nKvHeads: number; headSize: number; flash?: boolean };
 const FLASH_MAX_HEAD = 256;
+/** contexts up to this run attention as one kernel (6 dispatches a layer); longer ones split the keys */
+const SPLIT_ABOVE = 1024;
+/** most chunks the keys are split into (a chunk is a multiple of 64 positions) */
+const MAX_SPLITS = 64;
 
 export const attention: Op<AttentionAttr> = overRows<AttentionAttr>({
   name: 'attention',
@@ -57,8 +61,17 @@ export const attention: Op<AttentionAttr> = overRows<AttentionAttr>({
     // query rows: row r is position pos + r % seqLen of sequence r / seqLen, and sees that sequence's keys up to it
     const T = rowsOf(n.shape), seqLen = seqLenOf(n.shape);
     if (flash && headSize <= FLASH_MAX_HEAD) {
-      ctx.dispatch('flashAttentionKernel', { q: ctx.buf(q!), kc: ctx.buf(kc!), vc: ctx.buf(vc!), pos: ctx.buf(pos!), out: ctx.buf(n) },
-        { headSize, nHeads, kvDim: nKvHeads * headSize, group: nHeads / nKvHeads, seqLen, context, scale: 1 / Math.sqrt(headSize) }, nHeads * T);
+      const u = { headSize, nHeads, kvDim: nKvHeads * headSize, group: nHeads / nKvHeads, seqLen, context, scale: 1 / Math.sqrt(headSize) };
+      const bind = { q: ctx.buf(q!), kc: ctx.buf(kc!), vc: ctx.buf(vc!), pos: ctx.buf(pos!) };
+      if (context <= SPLIT_ABOVE) {
+        ctx.dispatch('flashAttentionKernel', { ...bind, out: ctx.buf(n) }, { ...u, chunk: context, splits: 1, partial: 0 }, nHeads * T);
+        return;
+      }
+      // long contexts: split-K over chunks of keys, so a decode step has more than nHeads workgroups
+      const chunk = 64 * Math.ceil(context / (64 * MAX_SPLITS)), splits = Math.ceil(context / chunk);
+      const part = ctx.scratch(n, 'split', T * nHeads * splits * (headSize + 2));
+      ctx.dispatch('flashAttentionKernel', { ...bind, out: part }, { ...u, chunk, splits, partial: 1 }, nHeads * T * splits);
+      ctx.dispatch('flashCombineKernel', { part, out: ctx.buf(n) }, { headSize, splits }, nHeads * T);
       return;
     }
     const scores = ctx.scratch(n, 'pattern', T * nHeads * context);
@@ -117,27 +130,34 @@ export function attentionKernel(id: Invocation, q: In<f32>, kc: In<f32>, vc: In<
 
 /** Decode attention in one pass (the seed's processHeadsFlashAttention): a workgroup per query head
  *  walks the cache in tiles of 64 positions, keeping a running max and sum (online softmax) and
- *  rescaling the output accumulator as the max grows; K and V are read once. */
+ *  rescaling the output accumulator as the max grows; K and V are read once. Split-K (flash decoding)
+ *  for long contexts: with `splits` > 1 the keys are cut into chunks of `chunk`, a workgroup per
+ *  (head, chunk) leaves its unnormalised accumulator, max and sum in `out` (`partial` = 1), and
+ *  flashCombineKernel merges the chunks. */
 /** @kernel @workgroupSize 64 */
 export function flashAttentionKernel(id: Invocation, q: In<f32>, kc: In<f32>, vc: In<f32>, pos: In<u32>, out: Out<f32>,
-  headSize: u32, nHeads: u32, kvDim: u32, group: u32, seqLen: u32, context: u32, scale: f32) {
+  headSize: u32, nHeads: u32, kvDim: u32, group: u32, seqLen: u32, context: u32, scale: f32, chunk: u32, splits: u32, partial: Spec<u32>) {
   const probs = sharedF32(64);
   const red = sharedF32(64);
   const acc = sharedF32(256);
-  const h: u32 = id.group % nHeads;
-  const r: u32 = idiv(id.group, nHeads);
+  const split: u32 = id.group % splits;
+  const rh: u32 = idiv(id.group, splits); // query row * nHeads + head
+  const h: u32 = rh % nHeads;
+  const r: u32 = idiv(rh, nHeads);
   const p: u32 = pos[0] + r % seqLen;
-  const qo: u32 = id.group * headSize;
+  const qo: u32 = rh * headSize;
   const ko: u32 = idiv(r, seqLen) * context * kvDim + idiv(h, group) * headSize;
+  const first: u32 = split * chunk;
+  const last: u32 = Math.min(p, first + chunk - 1); // keys first..last (none when first > p)
   for (let d: u32 = id.local; d < headSize; d += id.size) {
     acc[d] = 0;
   }
   let runMax: f32 = -3.4e38;
   let runSum: f32 = 0;
-  for (let t0: u32 = 0; t0 <= p; t0 += id.size) {
+  for (let t0: u32 = first; t0 <= last; t0 += id.size) {
     const t: u32 = t0 + id.local;
     let s: f32 = -3.4e38;
-    if (t <= p) {
+    if (t <= last) {
       let dot: f32 = 0;
       for (let d: u32 = 0; d < headSize; d++) {
         dot += q[qo + d] * kc[t * kvDim + ko + d];
@@ -147,7 +167,7 @@ export function flashAttentionKernel(id: Invocation, q: In<f32>, kc: In<f32>, vc
     red[id.local] = s;
     workgroupMax(red, id);
     const newMax: f32 = Math.max(runMax, red[0]);
-    probs[id.local] = t <= p ? Math.exp(s - newMax) : 0;
+    probs[id.local] = t <= last ? Math.exp(s - newMax) : 0;
     workgroupBarrier();
     let tileSum: f32 = 0;
     for (let j: u32 = 0; j < id.size; j++) {
@@ -155,7 +175,7 @@ export function flashAttentionKernel(id: Invocation, q: In<f32>, kc: In<f32>, vc
     }
     const correction: f32 = Math.exp(runMax - newMax);
     runSum = runSum * correction + tileSum;
-    const count: u32 = Math.min(id.size, p + 1 - t0);
+    const count: u32 = Math.min(id.size, last + 1 - t0);
     for (let d: u32 = id.local; d < headSize; d += id.size) {
       let a: f32 = acc[d] * correction;
       for (let j: u32 = 0; j < count; j++) {
@@ -166,7 +186,42 @@ export function flashAttentionKernel(id: Invocation, q: In<f32>, kc: In<f32>, vc
     runMax = newMax;
     workgroupBarrier();
   }
+  if (partial === 0) {
+    for (let d: u32 = id.local; d < headSize; d += id.size) {
+      out[qo + d] = acc[d] / runSum;
+    }
+  } else {
+    const po: u32 = id.group * (headSize + 2); // [rh][split][acc..., max, sum]
+    for (let d: u32 = id.local; d < headSize; d += id.size) {
+      out[po + d] = acc[d];
+    }
+    if (id.local === 0) {
+      out[po + headSize] = runMax;
+      out[po + headSize + 1] = runSum;
+    }
+  }
+}
+
+/** Merges split-K attention: a workgroup per (query row, head) rescales each chunk's accumulator and
+ *  sum by exp(its max − the overall max) and divides. Empty chunks carry sum 0 and count for nothing. */
+/** @kernel @workgroupSize 64 */
+export function flashCombineKernel(id: Invocation, part: In<f32>, out: Out<f32>, headSize: u32, splits: u32) {
+  const base: u32 = id.group * splits * (headSize + 2);
+  let top: f32 = -3.4e38;
+  for (let s: u32 = 0; s < splits; s++) {
+    top = Math.max(top, part[base + s * (headSize + 2) + headSize]);
+  }
+  let total: f32 = 0;
+  for (let s: u32 = 0; s < splits; s++) {
+    const o: u32 = base + s * (headSize + 2);
+    total += Math.exp(part[o + headSize] - top) * part[o + headSize + 1];
+  }
   for (let d: u32 = id.local; d < headSize; d += id.size) {
-    out[qo + d] = acc[d] / runSum;
+    let a: f32 = 0;
+    for (let s: u32 = 0; s < splits; s++) {
+      const o: u32 = base + s * (headSize + 2);
+      a += Math.exp(part[o + headSize] - top) * part[o + d];
+    }
+    out[id.group * headSize + d] = a / total;
   }
 }

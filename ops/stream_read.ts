@@ -1,25 +1,23 @@
 // A streaming read of a large buffer: the memory-bandwidth roofline a benchmark measures on the device
-// it runs on (not an op of any model). Every invocation reads a strided share in 16-byte loads, four in
-// flight, and stores only if the result hits a value it never does, so the loads cannot be dropped.
+// it runs on (not an op of any model). Each workgroup reads its own contiguous share, as a matvec
+// workgroup reads its rows, in 16-byte loads, four in flight; it stores only if the result hits a value
+// it never does, so the loads cannot be dropped.
 import { type Invocation, type In, type Out, type u32, type u32x4 } from '../compiler/kernel/dsl.js';
 
-/** `n` is in 16-byte units. */
+/** `n` and `per` (a workgroup's share, a multiple of 1024) count 16-byte units. */
 /** @kernel @workgroupSize 256 */
-export function streamReadKernel(id: Invocation, x: In<u32x4>, out: Out<u32>, n: u32, stride: u32) {
+export function streamReadKernel(id: Invocation, x: In<u32x4>, out: Out<u32>, n: u32, per: u32) {
+  const base: u32 = id.group * per;
   let acc: u32 = 0;
-  let i: u32 = id.global;
-  while (i + 3 * stride < n) {
-    const a: u32x4 = x[i];
-    const b: u32x4 = x[i + stride];
-    const c: u32x4 = x[i + 2 * stride];
-    const d: u32x4 = x[i + 3 * stride];
-    acc = acc ^ a.x ^ a.y ^ a.z ^ a.w ^ b.x ^ b.y ^ b.z ^ b.w ^ c.x ^ c.y ^ c.z ^ c.w ^ d.x ^ d.y ^ d.z ^ d.w;
-    i += 4 * stride;
-  }
-  while (i < n) {
-    const a: u32x4 = x[i];
-    acc = acc ^ a.x ^ a.y ^ a.z ^ a.w;
-    i += stride;
+  for (let j: u32 = id.local; j < per; j += 1024) {
+    const i: u32 = base + j;
+    if (i + 768 < n) {
+      const a: u32x4 = x[i];
+      const b: u32x4 = x[i + 256];
+      const c: u32x4 = x[i + 512];
+      const d: u32x4 = x[i + 768];
+      acc = acc ^ a.x ^ a.y ^ a.z ^ a.w ^ b.x ^ b.y ^ b.z ^ b.w ^ c.x ^ c.y ^ c.z ^ c.w ^ d.x ^ d.y ^ d.z ^ d.w;
+    }
   }
   if (acc === 0x9e3779b9) {
     out[id.global & 1023] = acc;

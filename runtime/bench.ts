@@ -12,6 +12,8 @@ export interface BenchOptions {
   promptTokens: number;
   genTokens: number;
   seed?: number;
+  /** compare this many decode steps' logits with the float64 reference forward pass (0: none) */
+  check?: number;
   /** called as the phases go: (phase, done, total) */
   progress?: (phase: string, done: number, total: number) => void;
 }
@@ -21,23 +23,23 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 /** GB/s a streaming read of a large buffer reaches on this device (the roofline for a decode step,
  *  which reads every weight once). Timed with timestamp queries where offered, else by the clock. */
 export async function streamBandwidth(gpu: GpuContext, bytes = 1 << 30, repeats = 10): Promise<{ bytes: number; ms: number; GBps: number; groups: number }> {
-  // the best of a few grid sizes (how many loads are in flight decides how close it gets)
+  // the best of a few shares per workgroup (how many loads are in flight decides how close it gets)
   let best: { bytes: number; ms: number; GBps: number; groups: number } | undefined;
-  for (const groups of [1024, 4096, 16384, 65535]) {
-    const r = await streamOnce(gpu, bytes, repeats, groups);
+  for (const per of [1024, 4096, 16384]) {
+    const r = await streamOnce(gpu, bytes, repeats, per);
     if (!best || r.GBps > best.GBps) best = r;
   }
   return best!;
 }
 
-async function streamOnce(gpu: GpuContext, bytes: number, repeats: number, groups: number) {
+async function streamOnce(gpu: GpuContext, bytes: number, repeats: number, per: number) {
   const d = gpu.device;
-  bytes = Math.min(bytes, gpu.limits.maxStorageBufferBindingSize, gpu.limits.maxBufferSize) & ~15;
+  bytes = Math.floor(Math.min(bytes, gpu.limits.maxStorageBufferBindingSize, gpu.limits.maxBufferSize) / (16 * per)) * 16 * per;
   const x = d.createBuffer({ size: bytes, usage: GPUBufferUsage.STORAGE });
   const out = d.createBuffer({ size: 4096, usage: GPUBufferUsage.STORAGE });
   const k = kernels.streamReadKernel!;
-  const stride = groups * k.workgroupSize;
-  const values = { n: bytes / 16, stride };
+  const groups = bytes / 16 / per;
+  const values = { n: bytes / 16, per };
   const ub = d.createBuffer({ size: uniformBytes(k), usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
   d.queue.writeBuffer(ub, 0, new Uint8Array(uniformData(k, values)));
   const pipeline = pipelineFor(gpu, k, values);
@@ -139,6 +141,23 @@ export async function benchmark(model: Model, o: BenchOptions) {
   const prof = await ex.profile({ token: first, pos: P + n - 1 });
   const kernelsByTime = prof ? [...prof.entries()].sort((a, b) => b[1].ns - a[1].ns).map(([kernel, v]) => ({ kernel, count: v.count, us: +(v.ns / 1e3).toFixed(1) })) : undefined;
   const gpuMsPerToken = timed.gpuNs ? median(timed.gpuNs) / 1e6 : undefined;
+  // the fast plan against the float64 reference (ops' references, weights dequantized), a few positions
+  let check: { positions: number; maxRelErr: number } | undefined;
+  if (o.check) {
+    model.reset();
+    const ref = model.reference();
+    let worst = 0;
+    for (let i = 0; i < o.check; i++) {
+      p('check', i, o.check);
+      const got = await model.forward(prompt[i]!);
+      const want = ref.output({ token: prompt[i]!, pos: i }, 'logits');
+      let num = 0, den = 0;
+      for (let j = 0; j < V; j++) { num += (got[j]! - want[j]!) ** 2; den += want[j]! ** 2; }
+      worst = Math.max(worst, Number.isFinite(num) ? Math.sqrt(num / den) : Infinity);
+    }
+    p('check', o.check, o.check);
+    check = { positions: o.check, maxRelErr: worst };
+  }
   const bytes = bytesPerToken(model, P + n / 2);
   const perToken = bytes.weights + bytes.kv;
   const msPerToken = gpuMsPerToken ?? decodeMs / n;
@@ -158,5 +177,6 @@ export async function benchmark(model: Model, o: BenchOptions) {
       sameTokensTimedAndUntimed: Array.from(run.tokens).every((t, i) => t === timed.tokens[i]),
     },
     kernelsByTime,
+    check,
   };
 }

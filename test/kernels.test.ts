@@ -68,6 +68,15 @@ describe('kernels match their references', () => {
     expect(relErr(out, ref), seedNote).toBeLessThanOrEqual(TOL);
   });
 
+  it.each([[0, 1], [1300, 1], [1999, 1], [700, 3]])('split-K flash attention past 1024 positions of context: pos %i, %i rows', async (pos, rows) => {
+    const [nHeads, nKvHeads, hs, ctx] = [4, 2, 16, 2000], kvDim = nKvHeads * hs;
+    const { out, ref, plan } = await runBoth(
+      (o) => o.attention(o.weight('q', rows > 1 ? [rows, nHeads * hs] : [nHeads * hs]), o.weight('k', [ctx, kvDim]), o.weight('v', [ctx, kvDim]), o.input('pos', [1]), { nHeads, nKvHeads, headSize: hs, flash: true }),
+      { q: rnd.normal(rows * nHeads * hs), k: rnd.normal(ctx * kvDim), v: rnd.normal(ctx * kvDim) }, { pos: Math.min(pos, ctx - rows) });
+    expect(plan.dispatches.map((d) => d.kernel)).toEqual(['flashAttentionKernel', 'flashCombineKernel']);
+    expect(relErr(out, ref), seedNote).toBeLessThanOrEqual(TOL);
+  });
+
   it.each([[1], [130]])('add and silu_mul, n=%i', async (n) => {
     const a = rnd.normal(n, 4), b = rnd.normal(n);
     const sum = await runBoth((o) => o.add(o.weight('a', [n]), o.weight('b', [n])), { a, b }, {});
