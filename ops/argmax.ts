@@ -1,6 +1,6 @@
 // The index of the largest logit (the lowest index among ties): greedy decoding on the GPU, so a
 // step reads back 4 bytes instead of the whole vocabulary.
-import { type Invocation, type In, type Out, type f32, type u32, sharedF32, sharedU32, workgroupBarrier } from '../compiler/kernel/dsl.js';
+import { type Invocation, type In, type Out, type f32, type f32x4, type u32, sharedF32, sharedU32, workgroupBarrier } from '../compiler/kernel/dsl.js';
 import { type Op, overRows, rowsOf } from './op.js';
 import { ShapeError } from '../compiler/errors.js';
 
@@ -16,8 +16,9 @@ export const argmax: Op = overRows({
     return Float64Array.of(best);
   },
   lower(n, ctx) {
-    const x = n.srcs[0]!;
-    ctx.dispatch('argmaxKernel', { x: ctx.buf(x), out: ctx.buf(n) }, { n: x.shape[x.shape.length - 1]! }, rowsOf(x.shape));
+    const x = n.srcs[0]!, width = x.shape[x.shape.length - 1]!;
+    // rows of whole 4-lane loads: a quarter of the loads (a vocabulary is scanned by one workgroup)
+    ctx.dispatch(width % 4 === 0 ? 'argmax4Kernel' : 'argmaxKernel', { x: ctx.buf(x), out: ctx.buf(n) }, { n: width }, rowsOf(x.shape));
   },
 }, { rows: () => [0] });
 
@@ -33,6 +34,52 @@ export function argmaxKernel(id: Invocation, x: In<f32>, out: Out<u32>, n: u32) 
     if (x[row + i] > best) {
       best = x[row + i];
       at = i;
+    }
+  }
+  vals[id.local] = best;
+  idxs[id.local] = at;
+  workgroupBarrier();
+  for (let s: u32 = id.size >> 1; s > 0; s >>= 1) {
+    if (id.local < s) {
+      const v: f32 = vals[id.local + s];
+      const j: u32 = idxs[id.local + s];
+      if (v > vals[id.local] || (v === vals[id.local] && j < idxs[id.local])) {
+        vals[id.local] = v;
+        idxs[id.local] = j;
+      }
+    }
+    workgroupBarrier();
+  }
+  if (id.local === 0) {
+    out[id.group] = idxs[0];
+  }
+}
+
+/** argmaxKernel reading 4 logits a load (n % 4 = 0); the same ties rule (lowest index wins). */
+/** @kernel @workgroupSize 256 */
+export function argmax4Kernel(id: Invocation, x: In<f32x4>, out: Out<u32>, n: u32) {
+  const vals = sharedF32(256);
+  const idxs = sharedU32(256);
+  let best: f32 = -3.4e38;
+  let at: u32 = 0;
+  const row: u32 = id.group * (n >> 2);
+  for (let i: u32 = id.local; i < n >> 2; i += id.size) {
+    const v: f32x4 = x[row + i];
+    if (v.x > best) {
+      best = v.x;
+      at = 4 * i;
+    }
+    if (v.y > best) {
+      best = v.y;
+      at = 4 * i + 1;
+    }
+    if (v.z > best) {
+      best = v.z;
+      at = 4 * i + 2;
+    }
+    if (v.w > best) {
+      best = v.w;
+      at = 4 * i + 3;
     }
   }
   vals[id.local] = best;

@@ -71,7 +71,7 @@ export const attention: Op<AttentionAttr> = overRows<AttentionAttr>({
       const chunk = 64 * Math.ceil(context / (64 * MAX_SPLITS)), splits = Math.ceil(context / chunk);
       const part = ctx.scratch(n, 'split', T * nHeads * splits * (headSize + 2));
       ctx.dispatch('flashAttentionKernel', { ...bind, out: part }, { ...u, chunk, splits, partial: 1 }, nHeads * T * splits);
-      ctx.dispatch('flashCombineKernel', { part, out: ctx.buf(n) }, { headSize, splits }, nHeads * T);
+      ctx.dispatch('flashCombineKernel', { part, pos: ctx.buf(pos!), out: ctx.buf(n) }, { headSize, splits, nHeads, seqLen, chunk }, nHeads * T);
       return;
     }
     const scores = ctx.scratch(n, 'pattern', T * nHeads * context);
@@ -203,22 +203,25 @@ export function flashAttentionKernel(id: Invocation, q: In<f32>, kc: In<f32>, vc
 }
 
 /** Merges split-K attention: a workgroup per (query row, head) rescales each chunk's accumulator and
- *  sum by exp(its max − the overall max) and divides. Empty chunks carry sum 0 and count for nothing. */
+ *  sum by exp(its max − the overall max) and divides. Only the chunks up to the row's position hold
+ *  keys; the others are skipped. */
 /** @kernel @workgroupSize 64 */
-export function flashCombineKernel(id: Invocation, part: In<f32>, out: Out<f32>, headSize: u32, splits: u32) {
+export function flashCombineKernel(id: Invocation, part: In<f32>, pos: In<u32>, out: Out<f32>, headSize: u32, splits: u32, nHeads: u32, seqLen: u32, chunk: u32) {
   const base: u32 = id.group * splits * (headSize + 2);
+  const p: u32 = pos[0] + idiv(id.group, nHeads) % seqLen;
+  const active: u32 = Math.min(splits, idiv(p, chunk) + 1);
   let top: f32 = -3.4e38;
-  for (let s: u32 = 0; s < splits; s++) {
+  for (let s: u32 = 0; s < active; s++) {
     top = Math.max(top, part[base + s * (headSize + 2) + headSize]);
   }
   let total: f32 = 0;
-  for (let s: u32 = 0; s < splits; s++) {
+  for (let s: u32 = 0; s < active; s++) {
     const o: u32 = base + s * (headSize + 2);
     total += Math.exp(part[o + headSize] - top) * part[o + headSize + 1];
   }
   for (let d: u32 = id.local; d < headSize; d += id.size) {
     let a: f32 = 0;
-    for (let s: u32 = 0; s < splits; s++) {
+    for (let s: u32 = 0; s < active; s++) {
       const o: u32 = base + s * (headSize + 2);
       a += Math.exp(part[o + headSize] - top) * part[o + d];
     }

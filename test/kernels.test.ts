@@ -206,8 +206,11 @@ describe('kernels over several positions match their references', () => {
     expect(relErr(e.out, e.ref), seedNote).toBeLessThanOrEqual(TOL);
     const n = await runBoth((o) => o.rmsnorm(o.weight('x', [T, dim]), o.weight('w', [dim]), 1e-5), { x: rnd.normal(T * dim, 3), w: rnd.normal(dim) }, {});
     expect(relErr(n.out, n.ref), seedNote).toBeLessThanOrEqual(TOL);
-    const a = await runBoth((o) => o.argmax(o.weight('x', [T, 300])), { x: rnd.normal(T * 300) }, {});
-    expect(Array.from(new Int32Array(a.out.buffer, a.out.byteOffset, T))).toEqual(Array.from(a.ref));
+    for (const width of [300, 301]) { // 4-lane loads, and not
+      const a = await runBoth((o) => o.argmax(o.weight('x', [T, width])), { x: rnd.normal(T * width) }, {});
+      expect(a.plan.dispatches[0]!.kernel).toBe(width % 4 ? 'argmaxKernel' : 'argmax4Kernel');
+      expect(Array.from(new Int32Array(a.out.buffer, a.out.byteOffset, T))).toEqual(Array.from(a.ref));
+    }
   });
 
   it('rope, kv_write and causal attention over the block (classic and flash), pattern, rope_kv', async () => {
