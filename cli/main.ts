@@ -151,6 +151,7 @@ streaming-read kernel measured in the same run. A benchmark: it prints numbers, 
       --prompt-tokens N default 128
       --gen-tokens N    default 256
       --check N         also compare N decode steps' logits with the float64 CPU reference
+      --taps SEL        also decode with these hooks tapped (e.g. 'blocks.*.hook_resid_post'), values kept on the GPU
 ${MODEL_HELP}`,
   attn: `Usage: tapir attn [-m MODEL] -p PROMPT [--layers LIST] [--svg FILE] [--json]
 
@@ -466,7 +467,7 @@ async function patch(argv: string[]) {
 const BENCH_DAWN_OPTIONS = 'enable-dawn-features=disable_robustness,disable_workgroup_init,skip_validation;disable-dawn-features=timestamp_quantization';
 
 async function bench(argv: string[]) {
-  const o = parse('bench', argv, { synth: { type: 'string' }, dtype: { type: 'string' }, 'prompt-tokens': { type: 'string' }, 'gen-tokens': { type: 'string' }, check: { type: 'string' } });
+  const o = parse('bench', argv, { synth: { type: 'string' }, dtype: { type: 'string' }, 'prompt-tokens': { type: 'string' }, 'gen-tokens': { type: 'string' }, check: { type: 'string' }, taps: { type: 'string' } });
   if (o.help) return out(HELP.bench!.replace('${PRESETS}', Object.keys(PRESETS).join(', ')) + '\n');
   const promptTokens = int(o['prompt-tokens'], '--prompt-tokens', 2, 128), genTokens = int(o['gen-tokens'], '--gen-tokens', 1, 256);
   if (o.synth !== undefined && o.model !== undefined) throw new UsageError('give -m MODEL or --synth PRESET, not both');
@@ -488,7 +489,7 @@ async function bench(argv: string[]) {
     const bars = new Map<string, ReturnType<typeof progressBar>>();
     const check = int(o.check, '--check', 0, 0);
     if (check > promptTokens) throw new UsageError('--check N compares the first N prompt positions: N must be at most --prompt-tokens');
-    const r = await benchmark(model, { promptTokens, genTokens, check, progress: (phase, done, total) => {
+    const r = await benchmark(model, { promptTokens, genTokens, check, taps: o.taps as string | undefined, progress: (phase, done, total) => {
       let b = bars.get(phase);
       if (!b) bars.set(phase, (b = progressBar(phase.padEnd(8), total)));
       b.update(done);
@@ -503,6 +504,7 @@ async function bench(argv: string[]) {
     out(`decode    ${d.tokens} tokens in ${d.ms} ms: ${d.tokensPerSecond} tokens/s (GPU loop); ${d.hostLoopTokensPerSecond} tokens/s with a host round trip per token\n`);
     out(`per token ${d.dispatchesPerToken} dispatches, ${(d.weightBytesPerToken / 1e6).toFixed(1)} MB of weights + ${(d.kvBytesPerToken / 1e6).toFixed(2)} MB of KV cache` +
       `${d.gpuMsPerToken !== undefined ? `, ${d.gpuMsPerToken} ms GPU time` : ''}: ${d.achievedGBps} GB/s = ${(100 * d.rooflineFraction).toFixed(1)}% of the roofline\n`);
+    if (r.tapped) out(`tapped    ${r.tapped.hooks} hooks kept on the GPU each step: ${r.tapped.tokensPerSecond} tokens/s, ${(100 * r.tapped.ratio).toFixed(1)}% of untapped${r.tapped.sameTokens ? '' : ' (different tokens!)'}\n`);
     if (r.check) out(`check     logits of ${r.check.positions} decode steps vs the float64 reference: max ‖Δ‖/‖ref‖ = ${r.check.maxRelErr.toExponential(2)}\n`);
     if (r.kernelsByTime) out(`kernels   ${r.kernelsByTime.slice(0, 8).map((k) => `${k.kernel}×${k.count} ${k.us} µs`).join(', ')} (each in its own pass)\n`);
   } finally {

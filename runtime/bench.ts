@@ -3,7 +3,8 @@
 // device in the same run. A benchmark, not a test: it asserts nothing about speed.
 import { Model } from './model.js';
 import { NormalRng } from './synth/synth.js';
-import { grid, pipelineFor, uniformData } from './executor.js';
+import { grid, pipelineFor, readBuffer, uniformData } from './executor.js';
+import { selectHooks } from '../compiler/hooks.js';
 import { kernels } from '../ops/kernels.gen.js';
 import { uniformBytes } from '../compiler/kernel/wgsl.js';
 import type { GpuContext } from './gpu.js';
@@ -12,6 +13,8 @@ export interface BenchOptions {
   promptTokens: number;
   genTokens: number;
   seed?: number;
+  /** hooks to tap during a second decode run (values kept in GPU buffers, read back once at the end) */
+  taps?: string;
   /** compare this many decode steps' logits with the float64 reference forward pass (0: none) */
   check?: number;
   /** called as the phases go: (phase, done, total) */
@@ -137,6 +140,27 @@ export async function benchmark(model: Model, o: BenchOptions) {
   let tok = first;
   for (let i = 0; i < hostSteps; i++) tok = new Int32Array((await ex.run({ token: tok, pos: P + i }, 'next')).buffer)[0]!;
   const hostMs = performance.now() - t2;
+  // the same decode with hooks tapped: each step's values copied on the GPU into one buffer per hook
+  let tapped: { hooks: number; tokensPerSecond: number; ratio: number; sameTokens: boolean } | undefined;
+  if (o.taps) {
+    const names = selectHooks(o.taps, model.hookNames).map((x) => x.hook);
+    const tex = await model.variant(names, []);
+    const per = names.map((h) => model.graph.hooks[h]!.node.size * 4);
+    const dst = names.map((_, i) => gpu.device.createBuffer({ size: per[i]! * n, usage: GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC }));
+    try {
+      const stage = (step: number) => names.map((h, i) => ({ output: `hook:${h}`, dst: dst[i]!, offset: step * per[i]!, bytes: per[i]! }));
+      await firstOf();
+      await tex.greedyOnGpu(first, P, Math.min(8, n), false, stage);
+      await firstOf();
+      const t3 = performance.now();
+      const r = await tex.greedyOnGpu(first, P, n, false, stage);
+      await readBuffer(gpu, dst[dst.length - 1]!); // read back once, at the end
+      const ms = performance.now() - t3;
+      tapped = { hooks: names.length, tokensPerSecond: +(n / ms * 1000).toFixed(1), ratio: +((n / ms) / (n / decodeMs)).toFixed(3), sameTokens: Array.from(r.tokens).every((t, i) => t === run.tokens[i]) };
+    } finally {
+      dst.forEach((b) => b.destroy());
+    }
+  }
   // where a step's time goes: each dispatch in its own timed pass (slower in sum than a real step)
   const prof = await ex.profile({ token: first, pos: P + n - 1 });
   const kernelsByTime = prof ? [...prof.entries()].sort((a, b) => b[1].ns - a[1].ns).map(([kernel, v]) => ({ kernel, count: v.count, us: +(v.ns / 1e3).toFixed(1) })) : undefined;
@@ -176,6 +200,7 @@ export async function benchmark(model: Model, o: BenchOptions) {
       rooflineFraction: +(perToken / msPerToken / 1e6 / roof.GBps).toFixed(3),
       sameTokensTimedAndUntimed: Array.from(run.tokens).every((t, i) => t === timed.tokens[i]),
     },
+    tapped,
     kernelsByTime,
     check,
   };

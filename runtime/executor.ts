@@ -179,7 +179,7 @@ export class Executor {
    *  back to back with nothing read until the end. Starts from `first` at position `pos`; returns the
    *  `steps` tokens chosen and, where the device offers timestamp queries and `time` is set, the GPU
    *  time of each step's pass in nanoseconds. */
-  async greedyOnGpu(first: number, pos: number, steps: number, time = false): Promise<{ tokens: Int32Array; gpuNs?: number[] }> {
+  async greedyOnGpu(first: number, pos: number, steps: number, time = false, stage?: (step: number) => readonly StageCopy[]): Promise<{ tokens: Int32Array; gpuNs?: number[] }> {
     const d = this.gpu.device;
     const tokenBuf = this.buffers.get(this.plan.inputs.token!)!, posBuf = this.buffers.get(this.plan.inputs.pos!)!;
     const nextBuf = this.buffers.get(this.plan.outputs.next!)!;
@@ -195,6 +195,7 @@ export class Executor {
         this.encodePass(enc, set ? { set, i } : undefined);
         enc.copyBufferToBuffer(nextBuf, 0, tokenBuf, 0, 4);
         enc.copyBufferToBuffer(nextBuf, 0, history, 4 * i, 4);
+        for (const c of stage?.(i) ?? []) enc.copyBufferToBuffer(this.buffers.get(this.plan.outputs[c.output]!)!, c.srcOffset ?? 0, c.dst, c.offset, c.bytes);
         d.queue.submit([enc.finish()]);
       }
       if (set) {
