@@ -148,7 +148,19 @@ describe('tapir CLI', () => {
     expect(bad.stderr[0]).toMatch(/layer 9 is out of range/);
   });
 
-  it.each(['generate', 'logits', 'graph', 'compile', 'synth', 'hooks', 'cache', 'lens', 'patch', 'attn', 'dla'])('%s --help', (cmd) => {
+  it('bench runs as a smoke test on the tiny preset: numbers, not speed claims', () => {
+    const r = tapir('bench', '--synth', 'tiny', '--prompt-tokens', '8', '--gen-tokens', '8', '--check', '2', '--taps', 'blocks.*.hook_resid_post', '--json');
+    expect(r.code, r.stderr.join('\n')).toBe(0);
+    const o = JSON.parse(r.stdout);
+    for (const v of [o.roofline.GBps, o.prefill.tokensPerSecond, o.decode.tokensPerSecond, o.decode.achievedGBps, o.tapped.tokensPerSecond]) expect(v).toBeGreaterThan(0);
+    expect(o.decode.dispatchesPerToken).toBe(2 * 7 + 3); // context 4096: attention splits its keys (+1 kernel a layer)
+    expect(o.decode.sameTokensTimedAndUntimed).toBe(true);
+    expect(o.tapped.sameTokens).toBe(true); // tapping changes no token
+    expect(o.check.maxRelErr).toBeLessThan(1e-5);
+    expect(tapir('bench', '--synth', 'tiny', '--prompt-tokens', '8', '--gen-tokens', '99999').code).toBe(2);
+  });
+
+  it.each(['generate', 'logits', 'graph', 'compile', 'synth', 'hooks', 'cache', 'lens', 'patch', 'attn', 'dla', 'bench'])('%s --help', (cmd) => {
     const r = tapir(cmd, '--help');
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/^Usage: tapir/);
