@@ -6,7 +6,7 @@ import { lowerEpilogues, parseEpilogues } from './epilogues.js';
 import { workgroupSum } from './reduce.js';
 import { type Op, isBlock, overRows, rowsOf } from './op.js';
 import { WTYPE, weightAt } from './dequant.js';
-import { matvec, lowerMatvec, rowDotF16, sum32 } from './matvec.js';
+import { matvec, lanesFor, lowerMatvec, rowDotF16, sumLanes } from './matvec.js';
 import { siluMul } from './silu_mul.js';
 import { expectShape } from './op.js';
 import type { Node } from '../compiler/graph.js';
@@ -30,7 +30,7 @@ export const ffnGateUp: Op<{ eps: number; epilogues?: string }> = overRows<{ eps
       if (wg!.dtype === 'f16' && wu!.dtype === 'f16' && x!.shape[0]! % 8 === 0) {
         const e = lowerEpilogues(n, ctx, 'ffnGateUpF16Kernel', []);
         ctx.dispatch(e.kernel, { ...e.bind, x: ctx.buf(x!), nw: ctx.buf(nw!), wg: cg[0]!.buf, wu: cu[0]!.buf, out: ctx.buf(n) },
-          { ...e.uniforms, rows: hidden, cols: x!.shape[0]!, eps: n.attr.eps as number }, Math.ceil(hidden / 8));
+          { ...e.uniforms, rows: hidden, cols: x!.shape[0]!, eps: n.attr.eps as number, lanes: lanesFor(hidden, x!.shape[0]!) }, Math.ceil(hidden / (256 / lanesFor(hidden, x!.shape[0]!))));
         return;
       }
       const e = lowerEpilogues(n, ctx, 'ffnGateUpKernel', []);
@@ -87,23 +87,23 @@ export function ffnGateUpKernel(id: Invocation, x: In<f32>, nw: In<f32>, wg: In<
 /** ffnGateUpKernel for f16 weights in 16-byte loads: 8 rows a workgroup, each row's gate and up. */
 /** @kernel @workgroupSize 256 */
 export function ffnGateUpF16Kernel(id: Invocation, x: In<f32x4>, nw: In<f32x4>, wg: In<u32x4>, wu: In<u32x4>, out: Out<f32>,
-  rows: u32, cols: u32, eps: f32) {
+  rows: u32, cols: u32, eps: f32, lanes: Spec<u32>) {
   const gates = sharedF32(256);
   const ups = sharedF32(256);
   const squares = sharedF32(256);
-  const lane: u32 = id.local % 32;
-  const row: u32 = id.group * 8 + idiv(id.local, 32);
+  const lane: u32 = id.local % lanes;
+  const row: u32 = id.group * idiv(256, lanes) + idiv(id.local, lanes);
   const c8: u32 = cols >> 3;
   gates[id.local] = 0;
   ups[id.local] = 0;
   squares[id.local] = 0;
   if (row < rows) {
-    rowDotF16(wg, row, c8, x, nw, 1, lane, gates, squares, id);
-    rowDotF16(wu, row, c8, x, nw, 1, lane, ups, squares, id);
+    rowDotF16(wg, row, c8, x, nw, 1, lane, lanes, gates, squares, id);
+    rowDotF16(wu, row, c8, x, nw, 1, lane, lanes, ups, squares, id);
   }
-  sum32(gates, lane, id);
-  sum32(ups, lane, id);
-  sum32(squares, lane, id);
+  sumLanes(gates, lane, lanes, id);
+  sumLanes(ups, lane, lanes, id);
+  sumLanes(squares, lane, lanes, id);
   if (lane === 0 && row < rows) {
     const scale: f32 = 1 / Math.sqrt(squares[id.local] / f32(cols) + eps);
     const gv: f32 = epilogue(gates[id.local] * scale, row, 'gate');

@@ -65,10 +65,11 @@ export function lowerMatvec(n: Node, ctx: LowerCtx, out: string, offset: number,
   const wide = !block && w!.dtype === 'f16' && w!.shape[1]! % 8 === 0;
   const e = lowerEpilogues(n, ctx, block ? 'matmulKernel' : wide ? 'matvecF16Kernel' : 'matvecKernel', rest.slice(a.norm ? 1 : 0));
   const bind: Record<string, string> = { ...e.bind, x: ctx.buf(x!), nw: a.norm ? ctx.buf(rest[0]!) : ctx.buf(x!), out };
-  const uniforms: Record<string, number> = { ...e.uniforms, cols: w!.shape[1]!, eps: a.eps ?? 0, norm: a.norm ? 1 : 0, ...(wide ? {} : { wtype: WTYPE[w!.dtype]! }) };
+  const lanes = lanesFor(w!.shape[0]!, w!.shape[1]!);
+  const uniforms: Record<string, number> = { ...e.uniforms, cols: w!.shape[1]!, eps: a.eps ?? 0, norm: a.norm ? 1 : 0, ...(wide ? { lanes } : { wtype: WTYPE[w!.dtype]! }) };
   for (const c of ctx.chunks(w!)) {
     if (block) ctx.dispatch(e.kernel, { ...bind, w: c.buf }, { ...uniforms, rows: c.rows, tokens: T, outStride: stride, outOffset: offset + c.rowStart }, c.rows * Math.ceil(T / MATMUL_TOKENS));
-    else ctx.dispatch(e.kernel, { ...bind, w: c.buf }, { ...uniforms, rows: c.rows, outOffset: offset + c.rowStart }, wide ? Math.ceil(c.rows / 8) : c.rows);
+    else ctx.dispatch(e.kernel, { ...bind, w: c.buf }, { ...uniforms, rows: c.rows, outOffset: offset + c.rowStart }, wide ? Math.ceil(c.rows / (256 / lanes)) : c.rows);
   }
 }
 
@@ -155,13 +156,13 @@ export function dot8(v: u32x4, a: f32x4, b: f32x4): f32 {
 }
 
 /** Row `r` of an f16 matrix (8 weights per 16-byte load, c8 loads a row) against x, normed by nw when
- *  `norm` is 1: this invocation's share (every 32nd load from `lane`) of the dot product goes to
+ *  `norm` is 1: this invocation's share (every `lanes`-th load from `lane`) of the dot product goes to
  *  dots[id.local], of x's squares to squares[id.local]. */
 /** @inline */
-export function rowDotF16(w: In<u32x4>, r: u32, c8: u32, x: In<f32x4>, nw: In<f32x4>, norm: u32, lane: u32, dots: Out<f32>, squares: Out<f32>, id: Invocation): void {
+export function rowDotF16(w: In<u32x4>, r: u32, c8: u32, x: In<f32x4>, nw: In<f32x4>, norm: u32, lane: u32, lanes: u32, dots: Out<f32>, squares: Out<f32>, id: Invocation): void {
   let acc: f32 = 0;
   let ss: f32 = 0;
-  for (let j: u32 = lane; j < c8; j += 32) {
+  for (let j: u32 = lane; j < c8; j += lanes) {
     const v: u32x4 = w[r * c8 + j];
     const a: f32x4 = x[2 * j];
     const b: f32x4 = x[2 * j + 1];
@@ -176,11 +177,11 @@ export function rowDotF16(w: In<u32x4>, r: u32, c8: u32, x: In<f32x4>, nw: In<f3
   squares[id.local] = ss;
 }
 
-/** Sum each group of 32 consecutive elements of a into the group's first (every invocation calls it). */
+/** Sum each group of `lanes` consecutive elements of a into the group's first (every invocation calls it). */
 /** @inline */
-export function sum32(a: Out<f32>, lane: u32, id: Invocation): void {
+export function sumLanes(a: Out<f32>, lane: u32, lanes: u32, id: Invocation): void {
   workgroupBarrier();
-  for (let s: u32 = 16; s > 0; s >>= 1) {
+  for (let s: u32 = lanes >> 1; s > 0; s >>= 1) {
     if (lane < s) {
       a[id.local] += a[id.local + s];
     }
@@ -188,24 +189,32 @@ export function sum32(a: Out<f32>, lane: u32, id: Invocation): void {
   }
 }
 
+/** Invocations a row gets in the 16-byte kernels (32 .. 256, a power of two): enough that a matrix with
+ *  few rows still has ~1024 workgroups' worth of loads in flight, never more than a row has loads. */
+export function lanesFor(rows: number, cols: number): number {
+  let lanes = 32;
+  while (lanes < 256 && (rows * lanes) / 256 < 1024 && lanes * 2 <= Math.max(32, cols / 8)) lanes *= 2;
+  return lanes;
+}
+
 /** The decode matvec for f16 weights whose rows are whole 16-byte loads (cols % 8 = 0): the weights
  *  stream in 16-byte loads, which is what reaches the memory's bandwidth. A workgroup of 256 takes
- *  8 rows, 32 invocations to a row, so each row is a short tree reduction; the norm prologue and the
- *  epilogues are matvecKernel's. */
+ *  256 / `lanes` rows, `lanes` invocations to a row, so each row is a short tree reduction; the norm
+ *  prologue and the epilogues are matvecKernel's. */
 /** @kernel @workgroupSize 256 */
 export function matvecF16Kernel(id: Invocation, w: In<u32x4>, x: In<f32x4>, nw: In<f32x4>, out: Out<f32>,
-  rows: u32, cols: u32, outOffset: u32, eps: f32, norm: Spec<u32>) {
+  rows: u32, cols: u32, outOffset: u32, eps: f32, norm: Spec<u32>, lanes: Spec<u32>) {
   const partial = sharedF32(256);
   const squares = sharedF32(256);
-  const lane: u32 = id.local % 32;
-  const row: u32 = id.group * 8 + idiv(id.local, 32);
+  const lane: u32 = id.local % lanes;
+  const row: u32 = id.group * idiv(256, lanes) + idiv(id.local, lanes);
   partial[id.local] = 0;
   squares[id.local] = 0;
   if (row < rows) {
-    rowDotF16(w, row, cols >> 3, x, nw, norm, lane, partial, squares, id);
+    rowDotF16(w, row, cols >> 3, x, nw, norm, lane, lanes, partial, squares, id);
   }
-  sum32(partial, lane, id);
-  sum32(squares, lane, id);
+  sumLanes(partial, lane, lanes, id);
+  sumLanes(squares, lane, lanes, id);
   if (lane === 0 && row < rows) {
     const scale: f32 = norm === 1 ? 1 / Math.sqrt(squares[id.local] / f32(cols) + eps) : 1;
     out[outOffset + row] = epilogue(partial[id.local] * scale, outOffset + row);

@@ -4,7 +4,7 @@ import { type Invocation, type In, type Out, type Spec, type u32, type u32x4, ty
 import { workgroupSum } from './reduce.js';
 import { type Op, expectShape, isBlock, overRows } from './op.js';
 import { WTYPE, weightAt } from './dequant.js';
-import { matvec, lowerMatvec, rowDotF16, sum32 } from './matvec.js';
+import { matvec, lanesFor, lowerMatvec, rowDotF16, sumLanes } from './matvec.js';
 import { ShapeError } from '../compiler/errors.js';
 
 export const qkvMatvec: Op<{ eps: number }> = overRows<{ eps: number }>({
@@ -30,8 +30,9 @@ export const qkvMatvec: Op<{ eps: number }> = overRows<{ eps: number }>({
     if (cq!.length === 1 && ck!.length === 1 && cv!.length === 1 && !isBlock(n.shape)) {
       const rq = wq!.shape[0]!, rk = wk!.shape[0]!, rv = wv!.shape[0]!;
       if ([wq, wk, wv].every((w) => w!.dtype === 'f16') && x!.shape[0]! % 8 === 0) {
+        const lanes = lanesFor(rq + rk + rv, x!.shape[0]!);
         ctx.dispatch('qkvF16Kernel', { x: ctx.buf(x!), nw: ctx.buf(nw!), wq: cq![0]!.buf, wk: ck![0]!.buf, wv: cv![0]!.buf, out: ctx.buf(n) },
-          { rq, rk, rv, cols: x!.shape[0]!, eps: n.attr.eps as number }, Math.ceil((rq + rk + rv) / 8));
+          { rq, rk, rv, cols: x!.shape[0]!, eps: n.attr.eps as number, lanes }, Math.ceil((rq + rk + rv) / (256 / lanes)));
         return;
       }
       ctx.dispatch('qkvKernel', { x: ctx.buf(x!), nw: ctx.buf(nw!), wq: cq![0]!.buf, wk: ck![0]!.buf, wv: cv![0]!.buf, out: ctx.buf(n) },
@@ -83,23 +84,23 @@ export function qkvKernel(id: Invocation, x: In<f32>, nw: In<f32>, wq: In<u32>, 
 /** qkvKernel for f16 weights in 16-byte loads (matvecF16Kernel's layout: 8 rows a workgroup). */
 /** @kernel @workgroupSize 256 */
 export function qkvF16Kernel(id: Invocation, x: In<f32x4>, nw: In<f32x4>, wq: In<u32x4>, wk: In<u32x4>, wv: In<u32x4>, out: Out<f32>,
-  rq: u32, rk: u32, rv: u32, cols: u32, eps: f32) {
+  rq: u32, rk: u32, rv: u32, cols: u32, eps: f32, lanes: Spec<u32>) {
   const partial = sharedF32(256);
   const squares = sharedF32(256);
-  const lane: u32 = id.local % 32;
-  const row: u32 = id.group * 8 + idiv(id.local, 32);
+  const lane: u32 = id.local % lanes;
+  const row: u32 = id.group * idiv(256, lanes) + idiv(id.local, lanes);
   const c8: u32 = cols >> 3;
   partial[id.local] = 0;
   squares[id.local] = 0;
   if (row < rq) {
-    rowDotF16(wq, row, c8, x, nw, 1, lane, partial, squares, id);
+    rowDotF16(wq, row, c8, x, nw, 1, lane, lanes, partial, squares, id);
   } else if (row < rq + rk) {
-    rowDotF16(wk, row - rq, c8, x, nw, 1, lane, partial, squares, id);
+    rowDotF16(wk, row - rq, c8, x, nw, 1, lane, lanes, partial, squares, id);
   } else if (row < rq + rk + rv) {
-    rowDotF16(wv, row - rq - rk, c8, x, nw, 1, lane, partial, squares, id);
+    rowDotF16(wv, row - rq - rk, c8, x, nw, 1, lane, lanes, partial, squares, id);
   }
-  sum32(partial, lane, id);
-  sum32(squares, lane, id);
+  sumLanes(partial, lane, lanes, id);
+  sumLanes(squares, lane, lanes, id);
   if (lane === 0 && row < rq + rk + rv) {
     out[row] = partial[id.local] / Math.sqrt(squares[id.local] / f32(cols) + eps);
   }

@@ -95,6 +95,14 @@ describe('quantized weights are dequantized inside the kernels', () => {
     expect(relErr(out, ref), seedNote).toBeLessThanOrEqual(TOL);
   });
 
+  it.each([[40, 2048, 256], [3000, 512, 64], [1000, 64, 32]])('f16 matvec %i x %i, norm and residual: %i invocations a row', async (rows, cols, lanes) => {
+    const w = weightOf([rows, cols], 'f16', rnd.normal(rows * cols));
+    const { out, ref, plan } = await runBoth((o, g) => g.apply(OP_BY_NAME.get('matvec')!, [o.weight('w', [rows, cols], 'f16'), o.weight('x', [cols]), o.weight('nw', [cols]), o.weight('y', [rows])], { norm: true, eps: 1e-5, epilogues: 'add' }),
+      { w, x: rnd.normal(cols), nw: rnd.normal(cols), y: rnd.normal(rows) }, {});
+    expect(plan.dispatches[0]!.uniforms.lanes).toBe(lanes);
+    expect(relErr(out, ref), seedNote).toBeLessThanOrEqual(TOL);
+  });
+
   it.each(dtypes)('matvec with %s weights split across bindings', async (dtype) => {
     const rows = 40, cols = 64;
     const w = weightOf([rows, cols], dtype, rnd.normal(rows * cols));
