@@ -1,6 +1,6 @@
 // Causal self-attention for one new position, with grouped-query attention: query head h reads
 // KV head floor(h / (nHeads / nKvHeads)). Scores over positions 0..pos, softmax, weighted sum of V.
-import { type Invocation, type Spec, type In, type Out, type f32, type u32, idiv, sharedF32, storageBarrier, workgroupBarrier } from '../compiler/kernel/dsl.js';
+import { type Invocation, type f32x4, type Spec, type In, type Out, type f32, type u32, idiv, sharedF32, storageBarrier, workgroupBarrier } from '../compiler/kernel/dsl.js';
 import { type Op, expectShape, overRows, rowsOf, seqLenOf } from './op.js';
 import { ShapeError } from '../compiler/errors.js';
 import { workgroupMax, workgroupSum } from './reduce.js';
@@ -60,7 +60,7 @@ export const attention: Op<AttentionAttr> = overRows<AttentionAttr>({
     const context = kc!.shape[kc!.shape.length - 2]!;
     // query rows: row r is position pos + r % seqLen of sequence r / seqLen, and sees that sequence's keys up to it
     const T = rowsOf(n.shape), seqLen = seqLenOf(n.shape);
-    if (flash && headSize <= FLASH_MAX_HEAD) {
+    if (flash && headSize <= FLASH_MAX_HEAD && headSize % 4 === 0) { // (q and keys are read in 4-lane loads)
       const u = { headSize, nHeads, kvDim: nKvHeads * headSize, group: nHeads / nKvHeads, seqLen, context, scale: 1 / Math.sqrt(headSize) };
       const bind = { q: ctx.buf(q!), kc: ctx.buf(kc!), vc: ctx.buf(vc!), pos: ctx.buf(pos!) };
       if (context <= SPLIT_ABOVE) {
@@ -135,7 +135,7 @@ export function attentionKernel(id: Invocation, q: In<f32>, kc: In<f32>, vc: In<
  *  (head, chunk) leaves its unnormalised accumulator, max and sum in `out` (`partial` = 1), and
  *  flashCombineKernel merges the chunks. */
 /** @kernel @workgroupSize 64 */
-export function flashAttentionKernel(id: Invocation, q: In<f32>, kc: In<f32>, vc: In<f32>, pos: In<u32>, out: Out<f32>,
+export function flashAttentionKernel(id: Invocation, q: In<f32x4>, kc: In<f32x4>, vc: In<f32>, pos: In<u32>, out: Out<f32>,
   headSize: u32, nHeads: u32, kvDim: u32, group: u32, seqLen: u32, context: u32, scale: f32, chunk: u32, splits: u32, partial: Spec<u32>) {
   const probs = sharedF32(64);
   const red = sharedF32(64);
@@ -158,9 +158,13 @@ export function flashAttentionKernel(id: Invocation, q: In<f32>, kc: In<f32>, vc
     const t: u32 = t0 + id.local;
     let s: f32 = -3.4e38;
     if (t <= last) {
+      // q and the key row in 4-lane loads (a key row is one invocation's: a quarter of the loads)
       let dot: f32 = 0;
-      for (let d: u32 = 0; d < headSize; d++) {
-        dot += q[qo + d] * kc[t * kvDim + ko + d];
+      const k4: u32 = (t * kvDim + ko) >> 2;
+      for (let d: u32 = 0; d < headSize >> 2; d++) {
+        const qv: f32x4 = q[(qo >> 2) + d];
+        const kv: f32x4 = kc[k4 + d];
+        dot += qv.x * kv.x + qv.y * kv.y + qv.z * kv.z + qv.w * kv.w;
       }
       s = dot * scale;
     }

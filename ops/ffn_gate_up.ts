@@ -6,7 +6,7 @@ import { lowerEpilogues, parseEpilogues } from './epilogues.js';
 import { workgroupSum } from './reduce.js';
 import { type Op, isBlock, overRows, rowsOf } from './op.js';
 import { WTYPE, weightAt } from './dequant.js';
-import { matvec, lanesFor, lowerMatvec, rowDotF16, sumLanes } from './matvec.js';
+import { matvec, lanesFor, lowerMatvec, rowDot2F16, sumLanes } from './matvec.js';
 import { siluMul } from './silu_mul.js';
 import { expectShape } from './op.js';
 import type { Node } from '../compiler/graph.js';
@@ -98,8 +98,7 @@ export function ffnGateUpF16Kernel(id: Invocation, x: In<f32x4>, nw: In<f32x4>, 
   ups[id.local] = 0;
   squares[id.local] = 0;
   if (row < rows) {
-    rowDotF16(wg, row, c8, x, nw, 1, lane, lanes, gates, squares, id);
-    rowDotF16(wu, row, c8, x, nw, 1, lane, lanes, ups, squares, id);
+    rowDot2F16(wg, wu, row, c8, x, nw, lane, lanes, gates, ups, squares, id);
   }
   sumLanes(gates, lane, lanes, id);
   sumLanes(ups, lane, lanes, id);
