@@ -24,6 +24,8 @@ export function layerOf(n: Node, memo = new Map<Node, number>()): number {
 
 export interface PlanReport {
   dispatches: number;
+  /** graph nodes that dispatch work (a node may dispatch several kernels: split attention, weight pieces) */
+  dispatchingNodes: number;
   dispatchesPerLayer: number;
   layers: number;
   kernels: string[];
@@ -43,6 +45,7 @@ export function report(plan: Plan): PlanReport {
   const bytes = plan.bytesByKind();
   return {
     dispatches: plan.dispatches.length,
+    dispatchingNodes: new Set(plan.dispatches.map((d) => d.node)).size,
     dispatchesPerLayer: Math.max(0, ...perLayer.values()),
     layers: perLayer.size,
     kernels: [...new Set(plan.dispatches.map((d) => d.kernel))],

@@ -36,20 +36,7 @@ export function argmaxKernel(id: Invocation, x: In<f32>, out: Out<u32>, n: u32) 
       at = i;
     }
   }
-  vals[id.local] = best;
-  idxs[id.local] = at;
-  workgroupBarrier();
-  for (let s: u32 = id.size >> 1; s > 0; s >>= 1) {
-    if (id.local < s) {
-      const v: f32 = vals[id.local + s];
-      const j: u32 = idxs[id.local + s];
-      if (v > vals[id.local] || (v === vals[id.local] && j < idxs[id.local])) {
-        vals[id.local] = v;
-        idxs[id.local] = j;
-      }
-    }
-    workgroupBarrier();
-  }
+  keepLargest(vals, idxs, best, at, id);
   if (id.local === 0) {
     out[id.group] = idxs[0];
   }
@@ -82,6 +69,15 @@ export function argmax4Kernel(id: Invocation, x: In<f32x4>, out: Out<u32>, n: u3
       at = 4 * i + 3;
     }
   }
+  keepLargest(vals, idxs, best, at, id);
+  if (id.local === 0) {
+    out[id.group] = idxs[0];
+  }
+}
+
+/** (vals[0], idxs[0]) = the largest of every invocation's (best, at), the lowest index among ties. */
+/** @inline */
+export function keepLargest(vals: Out<f32>, idxs: Out<u32>, best: f32, at: u32, id: Invocation): void {
   vals[id.local] = best;
   idxs[id.local] = at;
   workgroupBarrier();
@@ -95,8 +91,5 @@ export function argmax4Kernel(id: Invocation, x: In<f32x4>, out: Out<u32>, n: u3
       }
     }
     workgroupBarrier();
-  }
-  if (id.local === 0) {
-    out[id.group] = idxs[0];
   }
 }
