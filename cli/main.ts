@@ -499,7 +499,7 @@ async function bench(argv: string[]) {
     const d = r.decode;
     out(`device    ${r.device} (${r.features.join(', ') || 'no optional features'})\n`);
     out(`model     ${r.model.file}: ${r.model.layers} layers, dim ${r.model.dim}, vocab ${r.model.vocab}, weights ${r.model.weightDtype.join('/')} (loaded in ${(loadMs / 1000).toFixed(1)} s)\n`);
-    out(`roofline  ${r.roofline.GBps} GB/s streaming read (${(r.roofline.bytes / 2 ** 20).toFixed(0)} MiB in ${r.roofline.ms} ms)\n`);
+    out(`roofline  ${r.roofline.GBps} GB/s reading ${(r.roofline.bytes / 2 ** 20).toFixed(0)} MiB once: streaming read ${r.roofline.stream.GBps} GB/s, f16 matvec ${r.roofline.matvec.GBps} GB/s\n`);
     out(`prefill   ${r.prefill.tokens} tokens in ${r.prefill.ms} ms: ${r.prefill.tokensPerSecond} tokens/s\n`);
     out(`decode    ${d.tokens} tokens in ${d.ms} ms: ${d.tokensPerSecond} tokens/s (GPU loop); ${d.hostLoopTokensPerSecond} tokens/s with a host round trip per token\n`);
     out(`per token ${d.dispatchesPerToken} dispatches, ${(d.weightBytesPerToken / 1e6).toFixed(1)} MB of weights + ${(d.kvBytesPerToken / 1e6).toFixed(2)} MB of KV cache` +

@@ -6,6 +6,8 @@ import { NormalRng } from './synth/synth.js';
 import { grid, pipelineFor, readBuffer, uniformData } from './executor.js';
 import { selectHooks } from '../compiler/hooks.js';
 import { kernels } from '../ops/kernels.gen.js';
+import { lanesFor } from '../ops/matvec.js';
+import type { KernelIR } from '../compiler/kernel/ir.js';
 import { uniformBytes } from '../compiler/kernel/wgsl.js';
 import type { GpuContext } from './gpu.js';
 
@@ -23,34 +25,41 @@ export interface BenchOptions {
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
-/** GB/s a streaming read of a large buffer reaches on this device (the roofline for a decode step,
- *  which reads every weight once). Timed with timestamp queries where offered, else by the clock. */
-export async function streamBandwidth(gpu: GpuContext, bytes = 1 << 30, repeats = 10): Promise<{ bytes: number; ms: number; GBps: number; groups: number }> {
-  // the best of a few shares per workgroup (how many loads are in flight decides how close it gets)
-  let best: { bytes: number; ms: number; GBps: number; groups: number } | undefined;
-  for (const per of [1024, 4096, 16384]) {
-    const r = await streamOnce(gpu, bytes, repeats, per);
-    if (!best || r.GBps > best.GBps) best = r;
+/** GB/s on this device for reading a large buffer once (the roofline for a decode step, which reads
+ *  every weight once): the better of a plain streaming read and tapir's own f16 decode matvec over a
+ *  1 GiB matrix, each the median of `repeats` passes timed with timestamp queries (else by the clock). */
+export async function streamBandwidth(gpu: GpuContext, bytes = 1 << 30, repeats = 10) {
+  const d = gpu.device;
+  bytes = Math.floor(Math.min(bytes, gpu.limits.maxStorageBufferBindingSize, gpu.limits.maxBufferSize) / (1 << 16)) * (1 << 16);
+  const big = d.createBuffer({ size: bytes, usage: GPUBufferUsage.STORAGE });
+  const small = d.createBuffer({ size: 1 << 20, usage: GPUBufferUsage.STORAGE });
+  const cols = 4096, rows = bytes / (2 * cols), lanes = lanesFor(rows, cols);
+  const out = d.createBuffer({ size: rows * 4, usage: GPUBufferUsage.STORAGE });
+  try {
+    let stream = { ms: Infinity, per: 0 };
+    for (const per of [1024, 4096]) { // the share of each workgroup, in 16-byte units
+      const ms = await timeKernel(gpu, kernels.streamReadKernel!, { n: bytes / 16, per }, [big, small], bytes / 16 / per, repeats);
+      if (ms < stream.ms) stream = { ms, per };
+    }
+    const mv = await timeKernel(gpu, kernels.matvecF16Kernel!, { rows, cols, outOffset: 0, eps: 0, norm: 0, lanes }, [big, small, small, out], Math.ceil(rows / (256 / lanes)), repeats);
+    const GBps = (ms: number) => +(bytes / ms / 1e6).toFixed(1);
+    return { bytes, stream: { ms: +stream.ms.toFixed(4), GBps: GBps(stream.ms) }, matvec: { ms: +mv.toFixed(4), GBps: GBps(mv) }, GBps: Math.max(GBps(stream.ms), GBps(mv)) };
+  } finally {
+    for (const b of [big, small, out]) b.destroy();
   }
-  return best!;
 }
 
-async function streamOnce(gpu: GpuContext, bytes: number, repeats: number, per: number) {
+/** Median milliseconds of one dispatch of `k` over `buffers` (its storage parameters, in order). */
+async function timeKernel(gpu: GpuContext, k: KernelIR, values: Record<string, number>, buffers: GPUBuffer[], groups: number, repeats: number): Promise<number> {
   const d = gpu.device;
-  bytes = Math.floor(Math.min(bytes, gpu.limits.maxStorageBufferBindingSize, gpu.limits.maxBufferSize) / (16 * per)) * 16 * per;
-  const x = d.createBuffer({ size: bytes, usage: GPUBufferUsage.STORAGE });
-  const out = d.createBuffer({ size: 4096, usage: GPUBufferUsage.STORAGE });
-  const k = kernels.streamReadKernel!;
-  const groups = bytes / 16 / per;
-  const values = { n: bytes / 16, per };
   const ub = d.createBuffer({ size: uniformBytes(k), usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
   d.queue.writeBuffer(ub, 0, new Uint8Array(uniformData(k, values)));
   const pipeline = pipelineFor(gpu, k, values);
-  const bind = d.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries: [{ binding: 0, resource: { buffer: x } }, { binding: 1, resource: { buffer: out } }, { binding: 2, resource: { buffer: ub } }] });
+  const entries = buffers.map((buffer, binding) => ({ binding, resource: { buffer } }));
+  const bind = d.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries: [...entries, { binding: entries.length, resource: { buffer: ub } }] });
   const timed = gpu.features.includes('timestamp-query');
   const set = timed ? d.createQuerySet({ type: 'timestamp', count: 2 * repeats }) : undefined;
   const resolved = timed ? d.createBuffer({ size: 16 * repeats, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC }) : undefined;
-  const readback = timed ? d.createBuffer({ size: 16 * repeats, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST }) : undefined;
   const run = (i?: number) => {
     const enc = d.createCommandEncoder();
     const pass = enc.beginComputePass(set && i !== undefined ? { timestampWrites: { querySet: set, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 } } : {});
@@ -67,20 +76,15 @@ async function streamOnce(gpu: GpuContext, bytes: number, repeats: number, per: 
     const t0 = performance.now();
     for (let i = 0; i < repeats; i++) run(i);
     await d.queue.onSubmittedWorkDone();
-    let ms = (performance.now() - t0) / repeats;
-    if (set) {
-      const enc = d.createCommandEncoder();
-      enc.resolveQuerySet(set, 0, 2 * repeats, resolved!, 0);
-      enc.copyBufferToBuffer(resolved!, 0, readback!, 0, 16 * repeats);
-      d.queue.submit([enc.finish()]);
-      await readback!.mapAsync(GPUMapMode.READ);
-      const t = new BigUint64Array(readback!.getMappedRange().slice(0));
-      readback!.unmap();
-      ms = median(Array.from({ length: repeats }, (_, i) => Number(t[2 * i + 1]! - t[2 * i]!) / 1e6));
-    }
-    return { bytes, ms, GBps: bytes / ms / 1e6, groups };
+    if (!set) return (performance.now() - t0) / repeats;
+    const enc = d.createCommandEncoder();
+    enc.resolveQuerySet(set, 0, 2 * repeats, resolved!, 0);
+    d.queue.submit([enc.finish()]);
+    const t = new BigUint64Array((await readBuffer(gpu, resolved!)).buffer, 0, 2 * repeats);
+    return median(Array.from({ length: repeats }, (_, i) => Number(t[2 * i + 1]! - t[2 * i]!) / 1e6));
   } finally {
-    for (const b of [x, out, ub, resolved, readback]) b?.destroy();
+    ub.destroy();
+    resolved?.destroy();
     set?.destroy();
   }
 }
@@ -188,7 +192,7 @@ export async function benchmark(model: Model, o: BenchOptions) {
   return {
     device: gpu.adapterInfo, features: gpu.features,
     model: { file: model.file, dim: model.config.dim, layers: model.config.nLayers, vocab: V, weightDtype: [...new Set([...model.plan.buffers.values()].filter((b) => b.weight).map((b) => model.weightDtype(b.weight!.name)))] },
-    roofline: { bytes: roof.bytes, ms: +roof.ms.toFixed(4), GBps: +roof.GBps.toFixed(1) },
+    roofline: roof,
     prefill: { tokens: P, ms: +prefillMs.toFixed(2), tokensPerSecond: +(P / prefillMs * 1000).toFixed(1) },
     decode: {
       tokens: n, ms: +decodeMs.toFixed(2), tokensPerSecond: +(n / decodeMs * 1000).toFixed(1),
