@@ -6,6 +6,7 @@
 #   bash scripts/gpu-machine.sh run [ARGS]    # there, in a copy of the repo that holds .gpu/: unpack,
 #                                             # then `tapir bench ARGS` (default: the 1B shape, f16)
 #   bash scripts/gpu-machine.sh baseline      # there: Hugging Face transformers on the same shape
+#   bash scripts/gpu-machine.sh compare [D]   # there: both in one call, and the ratios (D: f16 or q8_0)
 #
 # .gpu/ holds: the Node binary (xz), the built app with its runtime packages (dist/, bin/, webgpu's
 # linux-x64 dawn.node, ohm-js, @viz-js), and the Vulkan loader and libglvnd .debs for amd64, which the
@@ -44,7 +45,7 @@ unpack() {
   local icd=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
   if [ -f "$icd" ] && ! ls /usr/share/vulkan/icd.d/ /etc/vulkan/icd.d/ 2>/dev/null | grep -q nvidia; then export VK_DRIVER_FILES=$icd; fi
   export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-/tmp}
-  nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.mem --format=csv,noheader || true
+  nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.mem --format=csv,noheader >&2 || true
 }
 
 run() {
@@ -59,5 +60,20 @@ case "${1:-}" in
   run) shift; run "$@" ;;
   node) shift; unpack; (cd /tmp/tapir && ./node --no-concurrent-recompilation "$@") ;;
   baseline) shift; python3 benchmarks/hf_baseline.py "$@" ;;
-  *) sed -n '2,16p' "$0"; exit 2 ;;
+  compare)
+    shift; dtype=${1:-f16}
+    out=${OUT:-/tmp}
+    run --synth llama-3.2-1b --dtype "$dtype" --prompt-tokens 512 --gen-tokens 256 --json > "$out/tapir.json"
+    python3 benchmarks/hf_baseline.py --prefill-tokens 512 > "$out/hf.json"
+    python3 - "$out/tapir.json" "$out/hf.json" <<'PY'
+import json, sys
+t, h = (json.load(open(f)) for f in sys.argv[1:3])
+print(f"card: {h['device']}; tapir weights {'/'.join(t['model']['weightDtype'])}, HF f16")
+print(f"decode:  tapir {t['decode']['tokensPerSecond']} tok/s, HF eager {h['eager_decode_tokens_per_s']:.1f} tok/s: ratio {t['decode']['tokensPerSecond'] / h['eager_decode_tokens_per_s']:.2f}")
+print(f"prefill: tapir {t['prefill']['tokensPerSecond']} tok/s ({t['prefill']['tokens']} tokens), HF {h['prefill']['tokens_per_s']:.0f} tok/s: ratio {t['prefill']['tokensPerSecond'] / h['prefill']['tokens_per_s']:.3f}")
+flops = 2 * 1.236e9 * t['prefill']['tokens'] / (t['prefill']['ms'] / 1e3) / 1e12
+print(f"prefill matrix products: tapir ~{flops:.2f} TFLOP/s, torch.matmul f16 at the same shapes {h['matmul']['prefill_gemm_tflops']:.0f}: ratio {flops / h['matmul']['prefill_gemm_tflops']:.4f}")
+PY
+    ;;
+  *) sed -n '2,17p' "$0"; exit 2 ;;
 esac
