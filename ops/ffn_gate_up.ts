@@ -6,7 +6,7 @@ import { lowerEpilogues, parseEpilogues } from './epilogues.js';
 import { workgroupSum } from './reduce.js';
 import { type Op, isBlock, overRows, rowsOf } from './op.js';
 import { WTYPE, weightAt } from './dequant.js';
-import { matvec, lanesFor, lowerMatvec, rowDot2F16, sumLanes } from './matvec.js';
+import { matvec, lanesFor, lowerMatvec, rowDot2F16, rowDotQ8, sumLanes } from './matvec.js';
 import { siluMul } from './silu_mul.js';
 import { expectShape } from './op.js';
 import type { Node } from '../compiler/graph.js';
@@ -27,6 +27,11 @@ export const ffnGateUp: Op<{ eps: number; epilogues?: string }> = overRows<{ eps
     const cg = ctx.chunks(wg!), cu = ctx.chunks(wu!);
     const hidden = n.shape[n.shape.length - 1]!, T = rowsOf(n.shape);
     if (cg.length === 1 && cu.length === 1 && !isBlock(n.shape)) {
+      if (wg!.dtype === 'q8_0' && wu!.dtype === 'q8_0' && x!.shape[0]! % 32 === 0 && !n.attr.epilogues) {
+        ctx.dispatch('ffnGateUpQ8Kernel', { x: ctx.buf(x!), nw: ctx.buf(nw!), wg: cg[0]!.buf, wgs: cg[0]!.buf, wu: cu[0]!.buf, wus: cu[0]!.buf, out: ctx.buf(n) },
+          { rows: hidden, cols: x!.shape[0]!, eps: n.attr.eps as number, lanes: lanesFor(hidden, x!.shape[0]!) }, Math.ceil(hidden / (256 / lanesFor(hidden, x!.shape[0]!))));
+        return;
+      }
       if (wg!.dtype === 'f16' && wu!.dtype === 'f16' && x!.shape[0]! % 8 === 0) {
         const e = lowerEpilogues(n, ctx, 'ffnGateUpF16Kernel', []);
         ctx.dispatch(e.kernel, { ...e.bind, x: ctx.buf(x!), nw: ctx.buf(nw!), wg: cg[0]!.buf, wu: cu[0]!.buf, out: ctx.buf(n) },
@@ -108,5 +113,32 @@ export function ffnGateUpF16Kernel(id: Invocation, x: In<f32x4>, nw: In<f32x4>, 
     const gv: f32 = epilogue(gates[id.local] * scale, row, 'gate');
     const uv: f32 = epilogue(ups[id.local] * scale, row, 'up');
     out[row] = (gv / (1 + Math.exp(-gv))) * uv;
+  }
+}
+
+/** ffnGateUpF16Kernel for q8_0 weights (each weight buffer bound twice: quants and scales). Taps on
+ *  the projections take the fallback (their stores would bind two more buffers). */
+/** @kernel @workgroupSize 256 */
+export function ffnGateUpQ8Kernel(id: Invocation, x: In<f32x4>, nw: In<f32x4>, wg: In<u32x4>, wgs: In<u32>, wu: In<u32x4>, wus: In<u32>, out: Out<f32>,
+  rows: u32, cols: u32, eps: f32, lanes: Spec<u32>) {
+  const gates = sharedF32(256);
+  const ups = sharedF32(256);
+  const squares = sharedF32(256);
+  const lane: u32 = id.local % lanes;
+  const row: u32 = id.group * idiv(256, lanes) + idiv(id.local, lanes);
+  gates[id.local] = 0;
+  ups[id.local] = 0;
+  squares[id.local] = 0;
+  if (row < rows) {
+    rowDotQ8(wg, wgs, row, rows, cols, x, nw, 1, lane, lanes, gates, squares, id);
+    rowDotQ8(wu, wus, row, rows, cols, x, nw, 1, lane, lanes, ups, squares, id);
+  }
+  sumLanes(gates, lane, lanes, id);
+  sumLanes(ups, lane, lanes, id);
+  sumLanes(squares, lane, lanes, id);
+  if (lane === 0 && row < rows) {
+    const scale: f32 = 1 / Math.sqrt(squares[id.local] / f32(cols) + eps);
+    const gv: f32 = gates[id.local] * scale;
+    out[row] = (gv / (1 + Math.exp(-gv))) * (ups[id.local] * scale);
   }
 }

@@ -3,7 +3,7 @@
 // Fusion extends it without new kernel source: `norm` folds the RMSNorm of x (weight nw) into the
 // dot product, and `epilogues` splice fragments (residual/bias add, scale) into the store.
 // Sources: [W, x, nw if norm, ...one vector per `add` epilogue].
-import { type Invocation, type In, type Out, type Spec, type u32, type u32x4, type f32x4, epilogue, f32, idiv, mul4, sharedF32, unpackHalf, workgroupBarrier } from '../compiler/kernel/dsl.js';
+import { type Invocation, type In, type Out, type Spec, type u32, type u32x4, type f32x4, bitcastF32, epilogue, f32, idiv, mul4, sharedF32, signedByte, unpackHalf, workgroupBarrier } from '../compiler/kernel/dsl.js';
 import { workgroupSum } from './reduce.js';
 import { type Op, expectDtype, expectShape, isBlock, overRows, rowsOf } from './op.js';
 import { BLOCK, WEIGHT_DTYPES, WTYPE, weightAt } from './dequant.js';
@@ -61,17 +61,24 @@ export function lowerMatvec(n: Node, ctx: LowerCtx, out: string, offset: number,
   const [w, x, ...rest] = n.srcs;
   const a = n.attr as MatvecAttr;
   const T = rowsOf(x!.shape), block = isBlock(x!.shape);
-  // f16 rows of whole 16-byte loads: the wide decode kernel
-  const wide = !block && w!.dtype === 'f16' && w!.shape[1]! % 8 === 0;
-  const e = lowerEpilogues(n, ctx, block ? 'matmulKernel' : wide ? 'matvecF16Kernel' : 'matvecKernel', rest.slice(a.norm ? 1 : 0));
+  // f16 and q8_0 rows of whole 16-byte loads: the wide decode kernels
+  const wide = block ? undefined : WIDE[w!.dtype]?.(w!.shape[1]!);
+  const e = lowerEpilogues(n, ctx, block ? 'matmulKernel' : wide ?? 'matvecKernel', rest.slice(a.norm ? 1 : 0));
   const bind: Record<string, string> = { ...e.bind, x: ctx.buf(x!), nw: a.norm ? ctx.buf(rest[0]!) : ctx.buf(x!), out };
   const lanes = lanesFor(w!.shape[0]!, w!.shape[1]!);
   const uniforms: Record<string, number> = { ...e.uniforms, cols: w!.shape[1]!, eps: a.eps ?? 0, norm: a.norm ? 1 : 0, ...(wide ? { lanes } : { wtype: WTYPE[w!.dtype]! }) };
   for (const c of ctx.chunks(w!)) {
+    if (wide === 'matvecQ8Kernel') bind.ws = c.buf; // the scales, read from the same buffer
     if (block) ctx.dispatch(e.kernel, { ...bind, w: c.buf }, { ...uniforms, rows: c.rows, tokens: T, outStride: stride, outOffset: offset + c.rowStart }, c.rows * Math.ceil(T / MATMUL_TOKENS));
     else ctx.dispatch(e.kernel, { ...bind, w: c.buf }, { ...uniforms, rows: c.rows, outOffset: offset + c.rowStart }, wide ? Math.ceil(c.rows / (256 / lanes)) : c.rows);
   }
 }
+
+/** the 16-byte decode kernel for a weight dtype, where its rows are whole 16-byte loads */
+export const WIDE: Readonly<Record<string, (cols: number) => string | undefined>> = {
+  f16: (cols) => (cols % 8 === 0 ? 'matvecF16Kernel' : undefined),
+  q8_0: (cols) => (cols % 32 === 0 ? 'matvecQ8Kernel' : undefined),
+};
 
 /** positions a matmul workgroup takes at once: each weight row is read once per this many */
 const MATMUL_TOKENS = 8;
@@ -235,6 +242,64 @@ export function matvecF16Kernel(id: Invocation, w: In<u32x4>, x: In<f32x4>, nw: 
   squares[id.local] = 0;
   if (row < rows) {
     rowDotF16(w, row, cols >> 3, x, nw, norm, lane, lanes, partial, squares, id);
+  }
+  sumLanes(partial, lane, lanes, id);
+  sumLanes(squares, lane, lanes, id);
+  if (lane === 0 && row < rows) {
+    const scale: f32 = norm === 1 ? 1 / Math.sqrt(squares[id.local] / f32(cols) + eps) : 1;
+    out[outOffset + row] = epilogue(partial[id.local] * scale, outOffset + row);
+  }
+}
+
+/** 16 q8_0 weights (one 16-byte load: a half block) times 16 elements of x (four 4-lane loads), before
+ *  the block's scale. */
+/** @inline */
+export function dot16q(v: u32x4, a: f32x4, b: f32x4, c: f32x4, d: f32x4): f32 {
+  return f32(signedByte(v.x, 0)) * a.x + f32(signedByte(v.x, 1)) * a.y + f32(signedByte(v.x, 2)) * a.z + f32(signedByte(v.x, 3)) * a.w +
+    f32(signedByte(v.y, 0)) * b.x + f32(signedByte(v.y, 1)) * b.y + f32(signedByte(v.y, 2)) * b.z + f32(signedByte(v.y, 3)) * b.w +
+    f32(signedByte(v.z, 0)) * c.x + f32(signedByte(v.z, 1)) * c.y + f32(signedByte(v.z, 2)) * c.z + f32(signedByte(v.z, 3)) * c.w +
+    f32(signedByte(v.w, 0)) * d.x + f32(signedByte(v.w, 1)) * d.y + f32(signedByte(v.w, 2)) * d.z + f32(signedByte(v.w, 3)) * d.w;
+}
+
+/** rowDotF16 for q8_0 rows in the GPU layout (every row's int8 quants, then every row's f32 block
+ *  scales): 16 weights a 16-byte load from `wq`, their block's scale from `ws` (the same buffer). */
+/** @inline */
+export function rowDotQ8(wq: In<u32x4>, ws: In<u32>, r: u32, rows: u32, cols: u32, x: In<f32x4>, nw: In<f32x4>, norm: u32, lane: u32, lanes: u32, dots: Out<f32>, squares: Out<f32>, id: Invocation): void {
+  let acc: f32 = 0;
+  let ss: f32 = 0;
+  const c16: u32 = cols >> 4;
+  const scales: u32 = rows * (cols >> 2) + r * (cols >> 5);
+  for (let j: u32 = lane; j < c16; j += lanes) {
+    const v: u32x4 = wq[r * c16 + j];
+    const a: f32x4 = x[4 * j];
+    const b: f32x4 = x[4 * j + 1];
+    const c: f32x4 = x[4 * j + 2];
+    const d: f32x4 = x[4 * j + 3];
+    ss += a.x * a.x + a.y * a.y + a.z * a.z + a.w * a.w + b.x * b.x + b.y * b.y + b.z * b.z + b.w * b.w +
+      c.x * c.x + c.y * c.y + c.z * c.z + c.w * c.w + d.x * d.x + d.y * d.y + d.z * d.z + d.w * d.w;
+    const scale: f32 = bitcastF32(ws[scales + (j >> 1)]);
+    if (norm === 1) {
+      acc += scale * dot16q(v, mul4(a, nw[4 * j]), mul4(b, nw[4 * j + 1]), mul4(c, nw[4 * j + 2]), mul4(d, nw[4 * j + 3]));
+    } else {
+      acc += scale * dot16q(v, a, b, c, d);
+    }
+  }
+  dots[id.local] = acc;
+  squares[id.local] = ss;
+}
+
+/** matvecF16Kernel for q8_0 weights (cols % 32 = 0): `w` and `ws` bind the same weight buffer. */
+/** @kernel @workgroupSize 256 */
+export function matvecQ8Kernel(id: Invocation, w: In<u32x4>, ws: In<u32>, x: In<f32x4>, nw: In<f32x4>, out: Out<f32>,
+  rows: u32, cols: u32, outOffset: u32, eps: f32, norm: Spec<u32>, lanes: Spec<u32>) {
+  const partial = sharedF32(256);
+  const squares = sharedF32(256);
+  const lane: u32 = id.local % lanes;
+  const row: u32 = id.group * idiv(256, lanes) + idiv(id.local, lanes);
+  partial[id.local] = 0;
+  squares[id.local] = 0;
+  if (row < rows) {
+    rowDotQ8(w, ws, row, rows, cols, x, nw, norm, lane, lanes, partial, squares, id);
   }
   sumLanes(partial, lane, lanes, id);
   sumLanes(squares, lane, lanes, id);

@@ -27,7 +27,10 @@ export const qkvMatvec: Op<{ eps: number }> = overRows<{ eps: number }>({
     const [x, nw, wq, wk, wv] = n.srcs;
     const [cq, ck, cv] = [wq, wk, wv].map((w) => ctx.chunks(w!));
     const width = n.shape[n.shape.length - 1]!;
-    if (cq!.length === 1 && ck!.length === 1 && cv!.length === 1 && !isBlock(n.shape)) {
+    // q8_0 takes the fallback below: three 16-byte q8_0 matvecs (one kernel for all three would bind
+    // nine buffers, quants and scales apart, over WebGPU's default eight)
+    const q8 = [wq, wk, wv].every((w) => w!.dtype === 'q8_0' && x!.shape[0]! % 32 === 0);
+    if (cq!.length === 1 && ck!.length === 1 && cv!.length === 1 && !isBlock(n.shape) && !q8) {
       const rq = wq!.shape[0]!, rk = wk!.shape[0]!, rv = wv!.shape[0]!;
       if ([wq, wk, wv].every((w) => w!.dtype === 'f16') && x!.shape[0]! % 8 === 0) {
         const lanes = lanesFor(rq + rk + rv, x!.shape[0]!);

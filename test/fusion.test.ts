@@ -71,7 +71,11 @@ describe('decode steps agree with the float64 reference', () => {
     expect(kernels).toContain('ffnGateUpF16Kernel');
     expect(kernels.some((k) => k.startsWith('matvecF16Kernel+addEpilogue'))).toBe(true);
   });
-  it('tiny synth in q8_0', () => decodeMatchesReference(writeSynth(synthModel('tiny', 'q8_0', 6), path.join(dir, 'q8.gguf')), 12));
+  it('tiny synth in q8_0: the 16-byte q8_0 kernels', async () => {
+    const kernels = await decodeMatchesReference(writeSynth(synthModel('tiny', 'q8_0', 6), path.join(dir, 'q8.gguf')), 12);
+    expect(kernels).toContain('ffnGateUpQ8Kernel');
+    expect(kernels.some((k) => k.startsWith('matvecQ8Kernel+addEpilogue'))).toBe(true);
+  });
 });
 
 describe('the schedule', () => {
@@ -120,10 +124,11 @@ describe('epilogues compose without new kernel source', () => {
     const graph = g.finish({ out: o.scale(o.add(o.matvec(w, o.rmsnorm(x, nw, 1e-5)), b), 0.5) });
     const c = compile(graph, { kernels, fragments, maxBindingBytes: 1 << 27 });
     const plan = c.plan!;
-    expect(plan.dispatches.map((d) => d.kernel)).toEqual(['matvecKernel+addEpilogue+scaleEpilogue']);
+    // (q8_0 rows of whole 16-byte loads: the 16-byte q8_0 matvec)
+    expect(plan.dispatches.map((d) => d.kernel)).toEqual(['matvecQ8Kernel+addEpilogue+scaleEpilogue']);
     // the kernel is the matvec template with the two fragments spliced in; no such kernel is written anywhere
-    expect(Object.keys(kernels)).not.toContain('matvecKernel+addEpilogue+scaleEpilogue');
-    expect(toWGSL(plan.kernels.get('matvecKernel+addEpilogue+scaleEpilogue')!)).toBe(toWGSL(withEpilogues(kernels.matvecKernel!, [fragments.addEpilogue!, fragments.scaleEpilogue!])));
+    expect(Object.keys(kernels)).not.toContain('matvecQ8Kernel+addEpilogue+scaleEpilogue');
+    expect(toWGSL(plan.kernels.get('matvecQ8Kernel+addEpilogue+scaleEpilogue')!)).toBe(toWGSL(withEpilogues(kernels.matvecQ8Kernel!, [fragments.addEpilogue!, fragments.scaleEpilogue!])));
     const weights = new Map([
       ['x', weightOf([cols], 'f32', rnd.normal(cols))], ['nw', weightOf([cols], 'f32', rnd.normal(cols))],
       ['w', weightOf([rows, cols], 'q8_0', rnd.normal(rows * cols))], ['b', weightOf([rows], 'f32', rnd.normal(rows))],

@@ -103,6 +103,14 @@ describe('quantized weights are dequantized inside the kernels', () => {
     expect(relErr(out, ref), seedNote).toBeLessThanOrEqual(TOL);
   });
 
+  it.each([[40, 2048], [3000, 512], [70, 96]])('q8_0 matvec %i x %i in 16-byte loads, norm and residual', async (rows, cols) => {
+    const w = weightOf([rows, cols], 'q8_0', rnd.normal(rows * cols));
+    const { out, ref, plan } = await runBoth((o, g) => g.apply(OP_BY_NAME.get('matvec')!, [o.weight('w', [rows, cols], 'q8_0'), o.weight('x', [cols]), o.weight('nw', [cols]), o.weight('y', [rows])], { norm: true, eps: 1e-5, epilogues: 'add' }),
+      { w, x: rnd.normal(cols), nw: rnd.normal(cols), y: rnd.normal(rows) }, {});
+    expect(plan.dispatches[0]!.kernel).toBe('matvecQ8Kernel+addEpilogue');
+    expect(relErr(out, ref), seedNote).toBeLessThanOrEqual(TOL);
+  });
+
   it.each(dtypes)('matvec with %s weights split across bindings', async (dtype) => {
     const rows = 40, cols = 64;
     const w = weightOf([rows, cols], dtype, rnd.normal(rows * cols));
