@@ -6,7 +6,7 @@ import { lowerEpilogues, parseEpilogues } from './epilogues.js';
 import { workgroupSum } from './reduce.js';
 import { type Op, isBlock, overRows, rowsOf } from './op.js';
 import { WTYPE, weightAt } from './dequant.js';
-import { matvec, lanesFor, lowerMatvec, rowDot2F16, rowDotQ8, sumLanes } from './matvec.js';
+import { matvec, lanesFor, lowerMatvec, rowDot2F16, rowDotQ8, sumLanes, wideFor } from './matvec.js';
 import { siluMul } from './silu_mul.js';
 import { expectShape } from './op.js';
 import type { Node } from '../compiler/graph.js';
@@ -27,15 +27,14 @@ export const ffnGateUp: Op<{ eps: number; epilogues?: string }> = overRows<{ eps
     const cg = ctx.chunks(wg!), cu = ctx.chunks(wu!);
     const hidden = n.shape[n.shape.length - 1]!, T = rowsOf(n.shape);
     if (cg.length === 1 && cu.length === 1 && !isBlock(n.shape)) {
-      if (wg!.dtype === 'q8_0' && wu!.dtype === 'q8_0' && x!.shape[0]! % 32 === 0 && !n.attr.epilogues) {
-        ctx.dispatch('ffnGateUpQ8Kernel', { x: ctx.buf(x!), nw: ctx.buf(nw!), wg: cg[0]!.buf, wgs: cg[0]!.buf, wu: cu[0]!.buf, wus: cu[0]!.buf, out: ctx.buf(n) },
-          { rows: hidden, cols: x!.shape[0]!, eps: n.attr.eps as number, lanes: lanesFor(hidden, x!.shape[0]!) }, Math.ceil(hidden / (256 / lanesFor(hidden, x!.shape[0]!))));
-        return;
-      }
-      if (wg!.dtype === 'f16' && wu!.dtype === 'f16' && x!.shape[0]! % 8 === 0) {
-        const e = lowerEpilogues(n, ctx, 'ffnGateUpF16Kernel', []);
-        ctx.dispatch(e.kernel, { ...e.bind, x: ctx.buf(x!), nw: ctx.buf(nw!), wg: cg[0]!.buf, wu: cu[0]!.buf, out: ctx.buf(n) },
-          { ...e.uniforms, rows: hidden, cols: x!.shape[0]!, eps: n.attr.eps as number, lanes: lanesFor(hidden, x!.shape[0]!) }, Math.ceil(hidden / (256 / lanesFor(hidden, x!.shape[0]!))));
+      // 16-byte loads; q8_0's kernel binds each weight twice, leaving no room for taps' stores
+      const wide = wideFor([wg!, wu!], x!.shape[0]!);
+      if (wide && !(wide.scales && n.attr.epilogues)) {
+        const e = lowerEpilogues(n, ctx, wide.ffn, []);
+        const lanes = lanesFor(hidden, x!.shape[0]!);
+        const scales: Record<string, string> = wide.scales ? { wgs: cg[0]!.buf, wus: cu[0]!.buf } : {};
+        ctx.dispatch(e.kernel, { ...e.bind, ...scales, x: ctx.buf(x!), nw: ctx.buf(nw!), wg: cg[0]!.buf, wu: cu[0]!.buf, out: ctx.buf(n) },
+          { ...e.uniforms, rows: hidden, cols: x!.shape[0]!, eps: n.attr.eps as number, lanes }, Math.ceil(hidden / (256 / lanes)));
         return;
       }
       const e = lowerEpilogues(n, ctx, 'ffnGateUpKernel', []);
@@ -117,7 +116,7 @@ export function ffnGateUpF16Kernel(id: Invocation, x: In<f32x4>, nw: In<f32x4>, 
 }
 
 /** ffnGateUpF16Kernel for q8_0 weights (each weight buffer bound twice: quants and scales). Taps on
- *  the projections take the fallback (their stores would bind two more buffers). */
+ *  the projections take the fallback (their stores would bind two more buffers, nine in all). */
 /** @kernel @workgroupSize 256 */
 export function ffnGateUpQ8Kernel(id: Invocation, x: In<f32x4>, nw: In<f32x4>, wg: In<u32x4>, wgs: In<u32>, wu: In<u32x4>, wus: In<u32>, out: Out<f32>,
   rows: u32, cols: u32, eps: f32, lanes: Spec<u32>) {
@@ -138,7 +137,8 @@ export function ffnGateUpQ8Kernel(id: Invocation, x: In<f32x4>, nw: In<f32x4>, w
   sumLanes(squares, lane, lanes, id);
   if (lane === 0 && row < rows) {
     const scale: f32 = 1 / Math.sqrt(squares[id.local] / f32(cols) + eps);
-    const gv: f32 = gates[id.local] * scale;
-    out[row] = (gv / (1 + Math.exp(-gv))) * (ups[id.local] * scale);
+    const gv: f32 = epilogue(gates[id.local] * scale, row, 'gate');
+    const uv: f32 = epilogue(ups[id.local] * scale, row, 'up');
+    out[row] = (gv / (1 + Math.exp(-gv))) * uv;
   }
 }

@@ -62,23 +62,30 @@ export function lowerMatvec(n: Node, ctx: LowerCtx, out: string, offset: number,
   const a = n.attr as MatvecAttr;
   const T = rowsOf(x!.shape), block = isBlock(x!.shape);
   // f16 and q8_0 rows of whole 16-byte loads: the wide decode kernels
-  const wide = block ? undefined : WIDE[w!.dtype]?.(w!.shape[1]!);
-  const e = lowerEpilogues(n, ctx, block ? 'matmulKernel' : wide ?? 'matvecKernel', rest.slice(a.norm ? 1 : 0));
+  const wide = block ? undefined : wideFor([w!], w!.shape[1]!);
+  const e = lowerEpilogues(n, ctx, block ? 'matmulKernel' : wide?.matvec ?? 'matvecKernel', rest.slice(a.norm ? 1 : 0));
   const bind: Record<string, string> = { ...e.bind, x: ctx.buf(x!), nw: a.norm ? ctx.buf(rest[0]!) : ctx.buf(x!), out };
   const lanes = lanesFor(w!.shape[0]!, w!.shape[1]!);
   const uniforms: Record<string, number> = { ...e.uniforms, cols: w!.shape[1]!, eps: a.eps ?? 0, norm: a.norm ? 1 : 0, ...(wide ? { lanes } : { wtype: WTYPE[w!.dtype]! }) };
   for (const c of ctx.chunks(w!)) {
-    if (wide === 'matvecQ8Kernel') bind.ws = c.buf; // the scales, read from the same buffer
-    if (block) ctx.dispatch(e.kernel, { ...bind, w: c.buf }, { ...uniforms, rows: c.rows, tokens: T, outStride: stride, outOffset: offset + c.rowStart }, c.rows * Math.ceil(T / MATMUL_TOKENS));
-    else ctx.dispatch(e.kernel, { ...bind, w: c.buf }, { ...uniforms, rows: c.rows, outOffset: offset + c.rowStart }, wide ? Math.ceil(c.rows / (256 / lanes)) : c.rows);
+    const wb = { w: c.buf, ...(wide?.scales ? { ws: c.buf } : {}) }; // q8_0 scales: the same buffer, bound again
+    if (block) ctx.dispatch(e.kernel, { ...bind, ...wb }, { ...uniforms, rows: c.rows, tokens: T, outStride: stride, outOffset: offset + c.rowStart }, c.rows * Math.ceil(T / MATMUL_TOKENS));
+    else ctx.dispatch(e.kernel, { ...bind, ...wb }, { ...uniforms, rows: c.rows, outOffset: offset + c.rowStart }, wide ? Math.ceil(c.rows / (256 / lanes)) : c.rows);
   }
 }
 
-/** the 16-byte decode kernel for a weight dtype, where its rows are whole 16-byte loads */
-export const WIDE: Readonly<Record<string, (cols: number) => string | undefined>> = {
-  f16: (cols) => (cols % 8 === 0 ? 'matvecF16Kernel' : undefined),
-  q8_0: (cols) => (cols % 32 === 0 ? 'matvecQ8Kernel' : undefined),
+/** The 16-byte decode kernels by weight dtype: the column multiple that makes a row whole 16-byte loads,
+ *  and whether the kernels bind each weight buffer twice (q8_0: quants as u32x4, block scales as u32). */
+const WIDE: Readonly<Record<string, { matvec: string; ffn: string; qkv?: string; cols: number; scales: boolean }>> = {
+  f16: { matvec: 'matvecF16Kernel', ffn: 'ffnGateUpF16Kernel', qkv: 'qkvF16Kernel', cols: 8, scales: false },
+  // no one-kernel QKV: with scales bound apart it would need nine buffers, over WebGPU's default eight
+  q8_0: { matvec: 'matvecQ8Kernel', ffn: 'ffnGateUpQ8Kernel', cols: 32, scales: true },
 };
+/** The 16-byte kernels for these weights (one dtype) over `cols` columns, if there are any. */
+export function wideFor(weights: readonly Node[], cols: number) {
+  const k = WIDE[weights[0]!.dtype];
+  return k && weights.every((w) => w.dtype === weights[0]!.dtype) && cols % k.cols === 0 ? k : undefined;
+}
 
 /** positions a matmul workgroup takes at once: each weight row is read once per this many */
 const MATMUL_TOKENS = 8;

@@ -4,7 +4,7 @@ import { type Invocation, type In, type Out, type Spec, type u32, type u32x4, ty
 import { workgroupSum } from './reduce.js';
 import { type Op, expectShape, isBlock, overRows } from './op.js';
 import { WTYPE, weightAt } from './dequant.js';
-import { matvec, lanesFor, lowerMatvec, rowDotF16, sumLanes } from './matvec.js';
+import { matvec, lanesFor, lowerMatvec, rowDotF16, sumLanes, wideFor } from './matvec.js';
 import { ShapeError } from '../compiler/errors.js';
 
 export const qkvMatvec: Op<{ eps: number }> = overRows<{ eps: number }>({
@@ -27,14 +27,13 @@ export const qkvMatvec: Op<{ eps: number }> = overRows<{ eps: number }>({
     const [x, nw, wq, wk, wv] = n.srcs;
     const [cq, ck, cv] = [wq, wk, wv].map((w) => ctx.chunks(w!));
     const width = n.shape[n.shape.length - 1]!;
-    // q8_0 takes the fallback below: three 16-byte q8_0 matvecs (one kernel for all three would bind
-    // nine buffers, quants and scales apart, over WebGPU's default eight)
-    const q8 = [wq, wk, wv].every((w) => w!.dtype === 'q8_0' && x!.shape[0]! % 32 === 0);
-    if (cq!.length === 1 && ck!.length === 1 && cv!.length === 1 && !isBlock(n.shape) && !q8) {
+    // 16-byte loads in one kernel where the dtype has one (q8_0 has not: three 16-byte matvecs below)
+    const wide = wideFor([wq!, wk!, wv!], x!.shape[0]!);
+    if (cq!.length === 1 && ck!.length === 1 && cv!.length === 1 && !isBlock(n.shape) && !(wide && !wide.qkv)) {
       const rq = wq!.shape[0]!, rk = wk!.shape[0]!, rv = wv!.shape[0]!;
-      if ([wq, wk, wv].every((w) => w!.dtype === 'f16') && x!.shape[0]! % 8 === 0) {
+      if (wide?.qkv) {
         const lanes = lanesFor(rq + rk + rv, x!.shape[0]!);
-        ctx.dispatch('qkvF16Kernel', { x: ctx.buf(x!), nw: ctx.buf(nw!), wq: cq![0]!.buf, wk: ck![0]!.buf, wv: cv![0]!.buf, out: ctx.buf(n) },
+        ctx.dispatch(wide.qkv, { x: ctx.buf(x!), nw: ctx.buf(nw!), wq: cq![0]!.buf, wk: ck![0]!.buf, wv: cv![0]!.buf, out: ctx.buf(n) },
           { rq, rk, rv, cols: x!.shape[0]!, eps: n.attr.eps as number, lanes }, Math.ceil((rq + rk + rv) / (256 / lanes)));
         return;
       }

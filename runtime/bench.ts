@@ -3,7 +3,7 @@
 // device in the same run. A benchmark, not a test: it asserts nothing about speed.
 import { Model } from './model.js';
 import { NormalRng } from './synth/synth.js';
-import { grid, pipelineFor, readBuffer, uniformData } from './executor.js';
+import { PassTimer, grid, pipelineFor, readBuffer, uniformData } from './executor.js';
 import { selectHooks } from '../compiler/hooks.js';
 import { kernels } from '../ops/kernels.gen.js';
 import { lanesFor } from '../ops/matvec.js';
@@ -57,12 +57,10 @@ async function timeKernel(gpu: GpuContext, k: KernelIR, values: Record<string, n
   const pipeline = pipelineFor(gpu, k, values);
   const entries = buffers.map((buffer, binding) => ({ binding, resource: { buffer } }));
   const bind = d.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries: [...entries, { binding: entries.length, resource: { buffer: ub } }] });
-  const timed = gpu.features.includes('timestamp-query');
-  const set = timed ? d.createQuerySet({ type: 'timestamp', count: 2 * repeats }) : undefined;
-  const resolved = timed ? d.createBuffer({ size: 16 * repeats, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC }) : undefined;
+  const timer = PassTimer.create(gpu, repeats);
   const run = (i?: number) => {
     const enc = d.createCommandEncoder();
-    const pass = enc.beginComputePass(set && i !== undefined ? { timestampWrites: { querySet: set, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 } } : {});
+    const pass = enc.beginComputePass(timer && i !== undefined ? { timestampWrites: timer.writes(i) } : {});
     pass.setPipeline(pipeline);
     pass.setBindGroup(0, bind);
     const [gx, gy] = grid(groups);
@@ -76,16 +74,11 @@ async function timeKernel(gpu: GpuContext, k: KernelIR, values: Record<string, n
     const t0 = performance.now();
     for (let i = 0; i < repeats; i++) run(i);
     await d.queue.onSubmittedWorkDone();
-    if (!set) return (performance.now() - t0) / repeats;
-    const enc = d.createCommandEncoder();
-    enc.resolveQuerySet(set, 0, 2 * repeats, resolved!, 0);
-    d.queue.submit([enc.finish()]);
-    const t = new BigUint64Array((await readBuffer(gpu, resolved!)).buffer, 0, 2 * repeats);
-    return median(Array.from({ length: repeats }, (_, i) => Number(t[2 * i + 1]! - t[2 * i]!) / 1e6));
+    if (!timer) return (performance.now() - t0) / repeats;
+    return median(await timer.durationsNs()) / 1e6;
   } finally {
     ub.destroy();
-    resolved?.destroy();
-    set?.destroy();
+    timer?.destroy();
   }
 }
 

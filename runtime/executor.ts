@@ -59,6 +59,33 @@ export const constValue = (plan: Plan) => (id: BufId): Float32Array => {
 };
 
 /** After a step, copy output `output` (its first `bytes`) into `dst` at `offset`. */
+/** GPU timestamps around `passes` compute passes (pass i writes slots 2i and 2i+1), read back once. */
+export class PassTimer {
+  private constructor(private gpu: GpuContext, private set: GPUQuerySet, private resolved: GPUBuffer, readonly passes: number) {}
+  /** undefined where the device offers no timestamp queries */
+  static create(gpu: GpuContext, passes: number): PassTimer | undefined {
+    if (!gpu.features.includes('timestamp-query')) return undefined;
+    const d = gpu.device;
+    return new PassTimer(gpu, d.createQuerySet({ type: 'timestamp', count: 2 * passes }),
+      d.createBuffer({ size: 16 * passes, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC }), passes);
+  }
+  writes(i: number): GPUComputePassTimestampWrites {
+    return { querySet: this.set, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 };
+  }
+  /** each pass's duration, after every submitted pass */
+  async durationsNs(): Promise<number[]> {
+    const enc = this.gpu.device.createCommandEncoder();
+    enc.resolveQuerySet(this.set, 0, 2 * this.passes, this.resolved, 0);
+    this.gpu.device.queue.submit([enc.finish()]);
+    const t = new BigUint64Array((await readBuffer(this.gpu, this.resolved)).buffer, 0, 2 * this.passes);
+    return Array.from({ length: this.passes }, (_, i) => Number(t[2 * i + 1]! - t[2 * i]!));
+  }
+  destroy() {
+    this.set.destroy();
+    this.resolved.destroy();
+  }
+}
+
 export interface StageCopy { output: string; dst: GPUBuffer; offset: number; bytes: number; srcOffset?: number }
 
 /** Read a whole GPU buffer back. */
@@ -140,18 +167,25 @@ export class Executor {
     this.gpu.device.queue.submit([enc.finish()]);
   }
 
+  /** Queue the writes of per-step inputs (by name: token, pos; a number is one i32). */
+  private writeInputs(inputs: Readonly<Record<string, number | Float32Array | Int32Array>>) {
+    for (const [name, value] of Object.entries(inputs))
+      this.gpu.device.queue.writeBuffer(this.buffers.get(this.plan.inputs[name]!)!, 0, (typeof value === 'number' ? Int32Array.of(value) : value) as Float32Array<ArrayBuffer>);
+  }
+
+  /** Copy plan outputs into collecting buffers (hook values staged after a pass). */
+  private encodeStage(enc: GPUCommandEncoder, stage: readonly StageCopy[]) {
+    for (const c of stage) enc.copyBufferToBuffer(this.buffers.get(this.plan.outputs[c.output]!)!, c.srcOffset ?? 0, c.dst, c.offset, c.bytes);
+  }
+
   /** Write the per-step inputs (by name: token, pos), run every dispatch, copy the `stage` outputs
    *  into their collecting buffers, read back one output. */
   async run(inputs: Readonly<Record<string, number | Float32Array | Int32Array>>, output: string, stage: readonly StageCopy[] = []): Promise<Float32Array> {
     const d = this.gpu.device;
-    for (const [name, value] of Object.entries(inputs))
-      d.queue.writeBuffer(this.buffers.get(this.plan.inputs[name]!)!, 0, (typeof value === 'number' ? Int32Array.of(value) : value) as Float32Array<ArrayBuffer>);
+    this.writeInputs(inputs);
     const enc = d.createCommandEncoder();
-    this.encodePass(enc);
-    for (const s of stage) {
-      const id = this.plan.outputs[s.output]!;
-      enc.copyBufferToBuffer(this.buffers.get(id)!, s.srcOffset ?? 0, s.dst, s.offset, s.bytes);
-    }
+    this.encodePass(enc, this.steps);
+    this.encodeStage(enc, stage);
     const outId = this.plan.outputs[output]!;
     const bytes = this.plan.buffers.get(outId)!.bytes;
     enc.copyBufferToBuffer(this.buffers.get(outId)!, 0, this.readback, 0, bytes);
@@ -162,11 +196,10 @@ export class Executor {
     return out;
   }
 
-  /** Record every dispatch of the plan into one compute pass (with GPU timestamps at its ends when
-   *  `times` is given: query slots 2i and 2i+1). */
-  private encodePass(enc: GPUCommandEncoder, times?: { set: GPUQuerySet; i: number }) {
-    const pass = enc.beginComputePass(times ? { timestampWrites: { querySet: times.set, beginningOfPassWriteIndex: 2 * times.i, endOfPassWriteIndex: 2 * times.i + 1 } } : {});
-    for (const s of this.steps) {
+  /** Record dispatches into one compute pass, timed when `timestampWrites` is given. */
+  private encodePass(enc: GPUCommandEncoder, steps: readonly Step[], timestampWrites?: GPUComputePassTimestampWrites) {
+    const pass = enc.beginComputePass(timestampWrites ? { timestampWrites } : {});
+    for (const s of steps) {
       pass.setPipeline(s.pipeline);
       pass.setBindGroup(0, s.bindGroup);
       pass.dispatchWorkgroups(s.groups[0], s.groups[1]);
@@ -178,75 +211,54 @@ export class Executor {
    *  i+1's `token` by a 4-byte copy, the position is the only host write, and the steps are submitted
    *  back to back with nothing read until the end. Starts from `first` at position `pos`; returns the
    *  `steps` tokens chosen and, where the device offers timestamp queries and `time` is set, the GPU
-   *  time of each step's pass in nanoseconds. */
+   *  time of each step's pass in nanoseconds. `stage` copies hook outputs aside after each step. */
   async greedyOnGpu(first: number, pos: number, steps: number, time = false, stage?: (step: number) => readonly StageCopy[]): Promise<{ tokens: Int32Array; gpuNs?: number[] }> {
     const d = this.gpu.device;
     const tokenBuf = this.buffers.get(this.plan.inputs.token!)!, posBuf = this.buffers.get(this.plan.inputs.pos!)!;
     const nextBuf = this.buffers.get(this.plan.outputs.next!)!;
     const history = d.createBuffer({ size: Math.max(16, steps * 4), usage: GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC });
-    const timed = time && this.gpu.features.includes('timestamp-query');
-    const set = timed ? d.createQuerySet({ type: 'timestamp', count: 2 * steps }) : undefined;
-    const resolved = set ? d.createBuffer({ size: 16 * steps, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC }) : undefined;
+    const timer = time ? PassTimer.create(this.gpu, steps) : undefined;
     try {
       d.queue.writeBuffer(tokenBuf, 0, Int32Array.of(first));
       for (let i = 0; i < steps; i++) {
         d.queue.writeBuffer(posBuf, 0, Int32Array.of(pos + i)); // queued in order with the submits
         const enc = d.createCommandEncoder();
-        this.encodePass(enc, set ? { set, i } : undefined);
+        this.encodePass(enc, this.steps, timer?.writes(i));
         enc.copyBufferToBuffer(nextBuf, 0, tokenBuf, 0, 4);
         enc.copyBufferToBuffer(nextBuf, 0, history, 4 * i, 4);
-        for (const c of stage?.(i) ?? []) enc.copyBufferToBuffer(this.buffers.get(this.plan.outputs[c.output]!)!, c.srcOffset ?? 0, c.dst, c.offset, c.bytes);
+        if (stage) this.encodeStage(enc, stage(i));
         d.queue.submit([enc.finish()]);
       }
-      if (set) {
-        const enc = d.createCommandEncoder();
-        enc.resolveQuerySet(set, 0, 2 * steps, resolved!, 0);
-        d.queue.submit([enc.finish()]);
-      }
+      const gpuNs = await timer?.durationsNs();
       const tokens = new Int32Array((await readBuffer(this.gpu, history)).buffer, 0, steps);
-      if (!set) return { tokens };
-      const t = new BigUint64Array((await readBuffer(this.gpu, resolved!)).buffer, 0, 2 * steps);
-      return { tokens, gpuNs: Array.from({ length: steps }, (_, i) => Number(t[2 * i + 1]! - t[2 * i]!)) };
+      return gpuNs ? { tokens, gpuNs } : { tokens };
     } finally {
       history.destroy();
-      resolved?.destroy();
-      set?.destroy();
+      timer?.destroy();
     }
   }
 
   /** One step with every dispatch in its own timed pass: GPU nanoseconds by kernel (where the device
    *  offers timestamp queries; undefined otherwise). Slower than a plain step; for profiling. */
   async profile(inputs: Readonly<Record<string, number | Float32Array | Int32Array>>): Promise<Map<string, { ns: number; count: number }> | undefined> {
-    if (!this.gpu.features.includes('timestamp-query')) return undefined;
-    const d = this.gpu.device;
-    for (const [name, value] of Object.entries(inputs))
-      d.queue.writeBuffer(this.buffers.get(this.plan.inputs[name]!)!, 0, (typeof value === 'number' ? Int32Array.of(value) : value) as Float32Array<ArrayBuffer>);
-    const n = this.steps.length;
-    const set = d.createQuerySet({ type: 'timestamp', count: 2 * n });
-    const resolved = d.createBuffer({ size: 16 * n, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC });
+    const timer = PassTimer.create(this.gpu, this.steps.length);
+    if (!timer) return undefined;
     try {
-      const enc = d.createCommandEncoder();
-      this.steps.forEach((s, i) => {
-        const pass = enc.beginComputePass({ timestampWrites: { querySet: set, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 } });
-        pass.setPipeline(s.pipeline);
-        pass.setBindGroup(0, s.bindGroup);
-        pass.dispatchWorkgroups(s.groups[0], s.groups[1]);
-        pass.end();
-      });
-      enc.resolveQuerySet(set, 0, 2 * n, resolved, 0);
-      d.queue.submit([enc.finish()]);
-      const t = new BigUint64Array((await readBuffer(this.gpu, resolved)).buffer, 0, 2 * n);
+      this.writeInputs(inputs);
+      const enc = this.gpu.device.createCommandEncoder();
+      this.steps.forEach((s, i) => this.encodePass(enc, [s], timer.writes(i)));
+      this.gpu.device.queue.submit([enc.finish()]);
+      const ns = await timer.durationsNs();
       const out = new Map<string, { ns: number; count: number }>();
       this.steps.forEach((s, i) => {
         const e = out.get(s.kernel) ?? { ns: 0, count: 0 };
-        e.ns += Number(t[2 * i + 1]! - t[2 * i]!);
+        e.ns += ns[i]!;
         e.count++;
         out.set(s.kernel, e);
       });
       return out;
     } finally {
-      set.destroy();
-      resolved.destroy();
+      timer.destroy();
     }
   }
 

@@ -84,7 +84,14 @@ export function withEpilogues(k: KernelIR, fragsIn: readonly (FragmentIR | Fragm
       case 'let': return withBefore(() => ({ ...s, init: s.init && fill(s.init) }));
       case 'assign': return withBefore(() => ({ ...s, target: fill(s.target) as typeof s.target, value: fill(s.value) }));
       case 'if': return withBefore(() => ({ ...s, cond: fill(s.cond), then: block(s.then), else: block(s.else) }));
-      case 'for': return [{ ...s, init: s.init && stmt(s.init)[0]!, cond: s.cond && fill(s.cond), update: s.update && stmt(s.update)[0]!, body: block(s.body) }];
+      case 'for': {
+        const header = (h: Stmt | null) => {
+          const out = h && stmt(h);
+          if (out && out.length > 1) throw new Error(`internal: a storing epilogue in a for-loop header of ${k.name}`);
+          return out ? out[0]! : null;
+        };
+        return [{ ...s, init: header(s.init), cond: s.cond && fill(s.cond), update: header(s.update), body: block(s.body) }];
+      }
       case 'while': return [{ ...s, cond: fill(s.cond), body: block(s.body) }];
       default: return [s];
     }
