@@ -198,18 +198,38 @@ export class Model {
     const stream = new StreamDecoder(this.tokenizer);
     if (o.onText) for (const t of tokens) { const s = stream.push(t); if (s) o.onText(s); }
     this.reset();
-    // greedy decoding takes the argmax computed on the GPU; sampling reads the logits
+    // greedy decoding keeps the token loop on the GPU (argmax -> next token), read back in chunks that
+    // grow, so text streams early and a stop at EOS wastes little; sampling reads the logits each step
     const greedy = sampler.opts.temperature === 0;
-    const choose = async (t: number) => (greedy ? this.forwardGreedy(t) : sampler.sample(await this.forward(t)));
+    const stops = (t: number) => o.stopAtEos !== false && (t === eos || t === bos);
     const t0 = performance.now();
     const last = await this.prefill(tokens, greedy ? 'next' : 'logits');
     let next = greedy ? new Int32Array(last.buffer, last.byteOffset, 1)[0]! : sampler.sample(last);
     const t1 = performance.now();
-    for (let i = 0; i < maxNew; i++) {
-      if (o.stopAtEos !== false && (next === eos || next === bos)) break;
-      tokens.push(next);
-      if (o.onText) { const s = stream.push(next); if (s) o.onText(s); }
-      if (i + 1 < maxNew) next = await choose(next);
+    const emit = (t: number) => {
+      tokens.push(t);
+      if (o.onText) { const s = stream.push(t); if (s) o.onText(s); }
+    };
+    if (greedy) {
+      for (let chunk = 8, done = false; !done && tokens.length - promptTokens < maxNew; chunk = Math.min(2 * chunk, 128)) {
+        if (stops(next)) break;
+        emit(next);
+        const steps = Math.min(chunk, maxNew - (tokens.length - promptTokens));
+        if (steps === 0) break;
+        const { tokens: chosen } = await this.executor.greedyOnGpu(next, this.pos, steps);
+        this.pos += steps;
+        for (const [j, t] of chosen.entries()) {
+          if (j === steps - 1) { next = t; break; } // fed to the next chunk, or emitted first there
+          if (stops(t)) { done = true; break; }
+          emit(t);
+        }
+      }
+    } else {
+      for (let i = 0; i < maxNew; i++) {
+        if (stops(next)) break;
+        emit(next);
+        if (i + 1 < maxNew) next = sampler.sample(await this.forward(next));
+      }
     }
     const t2 = performance.now();
     const generated = tokens.length - promptTokens;

@@ -85,6 +85,27 @@ describe('prefill', () => {
     }
   });
 
+  it('generate (token loop on the GPU, read back in growing chunks) stops where the one-token-at-a-time loop stops', async () => {
+    const model = await Model.create(src, { contextLength: 512 });
+    try {
+      const { bos, eos } = model.tokenizer.vocab;
+      for (const maxNewTokens of [1, 2, 8, 9, 23, 400]) {
+        const prompt = model.tokenizer.encode('Once upon a time');
+        const got = await model.generate({ tokens: prompt, maxNewTokens });
+        // the reference: one token per step, read back every time
+        const want = [...prompt];
+        let next = new Int32Array((await model.prefill(prompt, 'next')).buffer)[0]!;
+        for (let i = 0; i < maxNewTokens && next !== eos && next !== bos; i++) {
+          want.push(next);
+          if (i + 1 < maxNewTokens) next = await model.forwardGreedy(next);
+        }
+        expect(got.tokens, `maxNewTokens ${maxNewTokens}`).toEqual(want);
+      }
+    } finally {
+      model.dispose();
+    }
+  });
+
   it('the block plan uses matrix-product kernels and keeps the per-layer fusion', () => {
     const c = { ...src.config, contextLength: 64 };
     const plan = compile(llama(c, () => 'f32', { positions: 16 }), { kernels, fragments, maxBindingBytes: 1 << 27 }).plan!;
