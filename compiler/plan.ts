@@ -48,6 +48,8 @@ export interface LowerCtx {
   fragment(name: string): FragmentIR;
   /** the buffer for node `n`'s k-th store (the value of its `stored` node, or scratch if none reads it) */
   stored(n: Node, k: number): BufId;
+  /** storage buffers a kernel may bind (the device's maxStorageBuffersPerShaderStage) */
+  readonly maxStorageBuffers: number;
 }
 
 /** Ops that produce GPU work implement this next to their kernel. */
@@ -119,6 +121,7 @@ export function lowerGraph(graph: Graph, opts: PlanOptions): Plan {
   };
 
   const ctx: LowerCtx = {
+    maxStorageBuffers: opts.maxStorageBuffers ?? 8,
     buf(n) {
       if (leafKind(n) === 'weight') {
         const cs = ctx.chunks(n);
@@ -136,7 +139,9 @@ export function lowerGraph(graph: Graph, opts: PlanOptions): Plan {
       // a vector is one row
       const [rows, cols] = (n.shape.length === 2 ? n.shape : [1, n.shape[0]!]) as [number, number];
       const rowBytes = gpuRowWords(n.dtype, cols) * 4;
-      const perChunk = Math.max(1, Math.floor(opts.maxBindingBytes / rowBytes));
+      // big chunks are whole sets of 4 rows: the q8_0 decode kernels take rows four at a time
+      const fit = Math.floor(opts.maxBindingBytes / rowBytes);
+      const perChunk = fit >= 1024 ? fit - (fit % 4) : Math.max(1, fit);
       const out: Chunk[] = [];
       for (let r = 0, i = 0; r < rows; r += perChunk, i++) {
         const nr = Math.min(perChunk, rows - r);

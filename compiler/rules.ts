@@ -123,6 +123,16 @@ export const RULES: readonly Rule[] = [
     },
   },
   {
+    name: 'qkv_rope_kv', why: 'the QKV projections with RoPE and the KV-cache write at their store: a RoPE pair is two adjacent rows, computed in one workgroup',
+    // rope_kv(qkv_matvec(x, nw, Wq, Wk, Wv), pos, table, kc, vc) -> qkv_rope_kv(x, nw, Wq, Wk, Wv, pos, table, kc, vc)
+    rewrite(n, c) {
+      const qkv = n.srcs[0];
+      // taps on q, k or v read the unrotated projections: then they stay apart
+      if (!is(n, 'rope_kv') || !is(qkv, 'qkv_matvec') || c.uses(qkv) > 1 || c.aliased(qkv)) return undefined;
+      return c.g.apply(op('qkv_rope_kv'), [...qkv.srcs, ...n.srcs.slice(1)], { ...n.attr, eps: qkv.attr.eps as number });
+    },
+  },
+  {
     name: 'flash_attention', why: 'processHeadsFlashAttention: one pass over the cache with an online softmax',
     rewrite: (n, c) => (is(n, 'attention') && !n.attr.flash ? c.g.apply(op('attention'), n.srcs, { ...n.attr, flash: true }) : undefined),
   },

@@ -14,6 +14,7 @@ export function fusedOps(n: Node): string[] {
     case 'matvec': return [...(n.attr.norm ? ['rmsnorm'] : []), 'matvec', ...parseEpilogues(n.attr.epilogues as string | undefined).map((e) => e.name)];
     case 'qkv_matvec': return ['rmsnorm', 'matvec (q)', 'matvec (k)', 'matvec (v)'];
     case 'rope_kv': return ['rope (q)', 'rope (k)', 'kv_write (k)', 'kv_write (v)'];
+    case 'qkv_rope_kv': return ['rmsnorm', 'matvec (q)', 'matvec (k)', 'matvec (v)', 'rope (q)', 'rope (k)', 'kv_write (k)', 'kv_write (v)'];
     case 'ffn_gate_up': return ['rmsnorm', 'matvec (gate)', 'matvec (up)', 'silu_mul'];
     case 'attention': return [n.attr.flash ? 'attention (flash)' : 'attention'];
     default: return [n.op.name];

@@ -136,7 +136,7 @@ export function attentionKernel(id: Invocation, q: In<f32>, kc: In<f32>, vc: In<
  *  flashCombineKernel merges the chunks. */
 /** @kernel @workgroupSize 64 */
 export function flashAttentionKernel(id: Invocation, q: In<f32x4>, kc: In<f32x4>, vc: In<f32>, pos: In<u32>, out: Out<f32>,
-  headSize: u32, nHeads: u32, kvDim: u32, group: u32, seqLen: u32, context: u32, scale: f32, chunk: u32, splits: u32, partial: Spec<u32>) {
+  headSize: Spec<u32>, nHeads: u32, kvDim: u32, group: u32, seqLen: u32, context: u32, scale: f32, chunk: u32, splits: u32, partial: Spec<u32>) {
   const probs = sharedF32(64);
   const red = sharedF32(64);
   const acc = sharedF32(256);
@@ -179,11 +179,12 @@ export function flashAttentionKernel(id: Invocation, q: In<f32x4>, kc: In<f32x4>
     }
     const correction: f32 = Math.exp(runMax - newMax);
     runSum = runSum * correction + tileSum;
-    const count: u32 = Math.min(id.size, last + 1 - t0);
+    // a whole tile every time (keys past `last` have probability 0 and read key `last` instead): a
+    // constant trip count, so the loop unrolls and the value loads are all in flight at once
     for (let d: u32 = id.local; d < headSize; d += id.size) {
       let a: f32 = acc[d] * correction;
-      for (let j: u32 = 0; j < count; j++) {
-        a += probs[j] * vc[(t0 + j) * kvDim + ko + d];
+      for (let j: u32 = 0; j < id.size; j++) {
+        a += probs[j] * vc[Math.min(t0 + j, last) * kvDim + ko + d];
       }
       acc[d] = a;
     }

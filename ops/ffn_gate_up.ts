@@ -6,7 +6,7 @@ import { lowerEpilogues, parseEpilogues } from './epilogues.js';
 import { workgroupSum } from './reduce.js';
 import { type Op, isBlock, overRows, rowsOf } from './op.js';
 import { WTYPE, weightAt } from './dequant.js';
-import { matvec, lanesFor, lowerMatvec, rowDot2F16, rowDotQ8, sumLanes, wideFor } from './matvec.js';
+import { matvec, lowerMatvec, fourRowsQ8, rowDot2F16, sumLanes, sumLanes4, wideFor, wideGrid } from './matvec.js';
 import { siluMul } from './silu_mul.js';
 import { expectShape } from './op.js';
 import type { Node } from '../compiler/graph.js';
@@ -27,14 +27,13 @@ export const ffnGateUp: Op<{ eps: number; epilogues?: string }> = overRows<{ eps
     const cg = ctx.chunks(wg!), cu = ctx.chunks(wu!);
     const hidden = n.shape[n.shape.length - 1]!, T = rowsOf(n.shape);
     if (cg.length === 1 && cu.length === 1 && !isBlock(n.shape)) {
-      // 16-byte loads; q8_0's kernel binds each weight twice, leaving no room for taps' stores
+      // 16-byte loads
       const wide = wideFor([wg!, wu!], x!.shape[0]!);
-      if (wide && !(wide.scales && n.attr.epilogues)) {
+      if (wide && hidden % wide.ffnRows === 0) {
         const e = lowerEpilogues(n, ctx, wide.ffn, []);
-        const lanes = lanesFor(hidden, x!.shape[0]!);
-        const scales: Record<string, string> = wide.scales ? { wgs: cg[0]!.buf, wus: cu[0]!.buf } : {};
-        ctx.dispatch(e.kernel, { ...e.bind, ...scales, x: ctx.buf(x!), nw: ctx.buf(nw!), wg: cg[0]!.buf, wu: cu[0]!.buf, out: ctx.buf(n) },
-          { ...e.uniforms, rows: hidden, cols: x!.shape[0]!, eps: n.attr.eps as number, lanes }, Math.ceil(hidden / (256 / lanes)));
+        const { lanes, groups } = wideGrid(wide, hidden, x!.shape[0]!, wide.ffnRows);
+        ctx.dispatch(e.kernel, { ...e.bind, x: ctx.buf(x!), nw: ctx.buf(nw!), wg: cg[0]!.buf, wu: cu[0]!.buf, out: ctx.buf(n) },
+          { ...e.uniforms, rows: hidden, cols: x!.shape[0]!, eps: n.attr.eps as number, lanes }, groups);
         return;
       }
       const e = lowerEpilogues(n, ctx, 'ffnGateUpKernel', []);
@@ -115,30 +114,29 @@ export function ffnGateUpF16Kernel(id: Invocation, x: In<f32x4>, nw: In<f32x4>, 
   }
 }
 
-/** ffnGateUpF16Kernel for q8_0 weights (each weight buffer bound twice: quants and scales). Taps on
- *  the projections take the fallback (their stores would bind two more buffers, nine in all). */
+/** ffnGateUpF16Kernel for q8_0 weights (hidden % 2 = 0): a set of `lanes` invocations takes two rows of
+ *  each matrix (fourRowsQ8: gate r, r + 1, up r, r + 1), so x is loaded once for four rows. */
 /** @kernel @workgroupSize 256 */
-export function ffnGateUpQ8Kernel(id: Invocation, x: In<f32x4>, nw: In<f32x4>, wg: In<u32x4>, wgs: In<u32>, wu: In<u32x4>, wus: In<u32>, out: Out<f32>,
+export function ffnGateUpQ8Kernel(id: Invocation, x: In<f32x4>, nw: In<f32x4>, wg: In<u32x4>, wu: In<u32x4>, out: Out<f32>,
   rows: u32, cols: u32, eps: f32, lanes: Spec<u32>) {
-  const gates = sharedF32(256);
-  const ups = sharedF32(256);
+  const dots = sharedF32(1024);
   const squares = sharedF32(256);
   const lane: u32 = id.local % lanes;
-  const row: u32 = id.group * idiv(256, lanes) + idiv(id.local, lanes);
-  gates[id.local] = 0;
-  ups[id.local] = 0;
+  const r: u32 = 2 * (id.group * idiv(256, lanes) + idiv(id.local, lanes));
+  dots[id.local] = 0;
+  dots[256 + id.local] = 0;
+  dots[512 + id.local] = 0;
+  dots[768 + id.local] = 0;
   squares[id.local] = 0;
-  if (row < rows) {
-    rowDotQ8(wg, wgs, row, rows, cols, x, nw, 1, lane, lanes, gates, squares, id);
-    rowDotQ8(wu, wus, row, rows, cols, x, nw, 1, lane, lanes, ups, squares, id);
+  if (r < rows) {
+    fourRowsQ8(wg, r, rows, wg, r + 1, rows, wu, r, rows, wu, r + 1, rows, cols, x, nw, 1, lane, lanes, dots, squares, id);
   }
-  sumLanes(gates, lane, lanes, id);
-  sumLanes(ups, lane, lanes, id);
-  sumLanes(squares, lane, lanes, id);
-  if (lane === 0 && row < rows) {
-    const scale: f32 = 1 / Math.sqrt(squares[id.local] / f32(cols) + eps);
-    const gv: f32 = epilogue(gates[id.local] * scale, row, 'gate');
-    const uv: f32 = epilogue(ups[id.local] * scale, row, 'up');
-    out[row] = (gv / (1 + Math.exp(-gv))) * uv;
+  sumLanes4(dots, squares, lane, lanes, id);
+  const first: u32 = id.local - lane;
+  if (lane < 2 && r + lane < rows) {
+    const scale: f32 = 1 / Math.sqrt(squares[first] / f32(cols) + eps);
+    const gv: f32 = epilogue(dots[lane * 256 + first] * scale, r + lane, 'gate');
+    const uv: f32 = epilogue(dots[(2 + lane) * 256 + first] * scale, r + lane, 'up');
+    out[r + lane] = (gv / (1 + Math.exp(-gv))) * uv;
   }
 }

@@ -16,6 +16,7 @@ import { scale } from './scale.js';
 import { slice } from './slice.js';
 import { qkvMatvec } from './qkv_matvec.js';
 import { ropeKv } from './rope_kv.js';
+import { qkvRopeKv } from './qkv_rope_kv.js';
 import { ffnGateUp } from './ffn_gate_up.js';
 import { argmax } from './argmax.js';
 import { intervene } from './intervene.js';
@@ -26,7 +27,7 @@ import { headResult, type HeadResultAttr } from './head_result.js';
 import type { Op } from './op.js';
 
 export const OPS: readonly Op[] = [input, weight, state, ropeTable, embedding, rmsnorm, matvec, rope, kvWrite, attention, add, siluMul,
-  scale, slice, qkvMatvec, ropeKv, ffnGateUp, argmax, intervene, attentionPattern, rmsParts, stored, headResult] as Op[];
+  scale, slice, qkvMatvec, ropeKv, qkvRopeKv, ffnGateUp, argmax, intervene, attentionPattern, rmsParts, stored, headResult] as Op[];
 /** ops by name (the IR parser and rules look them up) */
 export const OP_BY_NAME: ReadonlyMap<string, Op> = new Map(OPS.map((o) => [o.name, o]));
 

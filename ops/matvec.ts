@@ -3,7 +3,7 @@
 // Fusion extends it without new kernel source: `norm` folds the RMSNorm of x (weight nw) into the
 // dot product, and `epilogues` splice fragments (residual/bias add, scale) into the store.
 // Sources: [W, x, nw if norm, ...one vector per `add` epilogue].
-import { type Invocation, type In, type Out, type Spec, type u32, type u32x4, type f32x4, bitcastF32, epilogue, f32, idiv, mul4, sharedF32, signedByte, unpackHalf, workgroupBarrier } from '../compiler/kernel/dsl.js';
+import { type Invocation, type In, type Out, type Spec, type u32, type u32x4, type f32x4, bitcastF32, epilogue, f32, idiv, mul4, sharedF32, lane4, unpackHalf, workgroupBarrier } from '../compiler/kernel/dsl.js';
 import { workgroupSum } from './reduce.js';
 import { type Op, expectDtype, expectShape, isBlock, overRows, rowsOf } from './op.js';
 import { BLOCK, WEIGHT_DTYPES, WTYPE, weightAt } from './dequant.js';
@@ -62,29 +62,36 @@ export function lowerMatvec(n: Node, ctx: LowerCtx, out: string, offset: number,
   const a = n.attr as MatvecAttr;
   const T = rowsOf(x!.shape), block = isBlock(x!.shape);
   // f16 and q8_0 rows of whole 16-byte loads: the wide decode kernels
-  const wide = block ? undefined : wideFor([w!], w!.shape[1]!);
+  const chunks = ctx.chunks(w!);
+  const wide = block ? undefined : wideFor([w!], w!.shape[1]!, chunks.map((c) => c.rows));
   const e = lowerEpilogues(n, ctx, block ? 'matmulKernel' : wide?.matvec ?? 'matvecKernel', rest.slice(a.norm ? 1 : 0));
   const bind: Record<string, string> = { ...e.bind, x: ctx.buf(x!), nw: a.norm ? ctx.buf(rest[0]!) : ctx.buf(x!), out };
-  const lanes = lanesFor(w!.shape[0]!, w!.shape[1]!);
-  const uniforms: Record<string, number> = { ...e.uniforms, cols: w!.shape[1]!, eps: a.eps ?? 0, norm: a.norm ? 1 : 0, ...(wide ? { lanes } : { wtype: WTYPE[w!.dtype]! }) };
-  for (const c of ctx.chunks(w!)) {
-    const wb = { w: c.buf, ...(wide?.scales ? { ws: c.buf } : {}) }; // q8_0 scales: the same buffer, bound again
-    if (block) ctx.dispatch(e.kernel, { ...bind, ...wb }, { ...uniforms, rows: c.rows, tokens: T, outStride: stride, outOffset: offset + c.rowStart }, c.rows * Math.ceil(T / MATMUL_TOKENS));
-    else ctx.dispatch(e.kernel, { ...bind, ...wb }, { ...uniforms, rows: c.rows, outOffset: offset + c.rowStart }, wide ? Math.ceil(c.rows / (256 / lanes)) : c.rows);
+  const grid = wide && wideGrid(wide, w!.shape[0]!, w!.shape[1]!);
+  const uniforms: Record<string, number> = { ...e.uniforms, cols: w!.shape[1]!, eps: a.eps ?? 0, norm: a.norm ? 1 : 0, ...(grid ? { lanes: grid.lanes } : { wtype: WTYPE[w!.dtype]! }) };
+  for (const c of chunks) {
+    if (block) ctx.dispatch(e.kernel, { ...bind, w: c.buf }, { ...uniforms, rows: c.rows, tokens: T, outStride: stride, outOffset: offset + c.rowStart }, c.rows * Math.ceil(T / MATMUL_TOKENS));
+    else ctx.dispatch(e.kernel, { ...bind, w: c.buf }, { ...uniforms, rows: c.rows, outOffset: offset + c.rowStart }, grid ? Math.ceil(c.rows / ((wide.rowSet * 256) / grid.lanes)) : c.rows);
   }
 }
 
 /** The 16-byte decode kernels by weight dtype: the column multiple that makes a row whole 16-byte loads,
- *  and whether the kernels bind each weight buffer twice (q8_0: quants as u32x4, block scales as u32). */
-const WIDE: Readonly<Record<string, { matvec: string; ffn: string; qkv?: string; cols: number; scales: boolean }>> = {
-  f16: { matvec: 'matvecF16Kernel', ffn: 'ffnGateUpF16Kernel', qkv: 'qkvF16Kernel', cols: 8, scales: false },
-  // no one-kernel QKV: with scales bound apart it would need nine buffers, over WebGPU's default eight
-  q8_0: { matvec: 'matvecQ8Kernel', ffn: 'ffnGateUpQ8Kernel', cols: 32, scales: true },
+ *  weights a load, and the rows a set of `lanes` invocations computes together (x loaded once for them;
+ *  the matrices' rows must be a multiple of it); `ffnRows`: output rows of gate/up such a set computes. */
+export type Wide = { matvec: string; ffn: string; qkv: string; cols: number; perLoad: number; rowSet: number; ffnRows: number };
+const WIDE: Readonly<Record<string, Wide>> = {
+  f16: { matvec: 'matvecF16Kernel', ffn: 'ffnGateUpF16Kernel', qkv: 'qkvF16Kernel', cols: 8, perLoad: 8, rowSet: 1, ffnRows: 1 },
+  // four int8 rows a set: unpacking costs about what loading x does, so x is loaded once for four
+  q8_0: { matvec: 'matvecQ8Kernel', ffn: 'ffnGateUpQ8Kernel', qkv: 'qkvQ8Kernel', cols: 32, perLoad: 16, rowSet: 4, ffnRows: 2 },
 };
 /** The 16-byte kernels for these weights (one dtype) over `cols` columns, if there are any. */
-export function wideFor(weights: readonly Node[], cols: number) {
+export function wideFor(weights: readonly Node[], cols: number, rows = weights.map((w) => w.shape[0]!)): Wide | undefined {
   const k = WIDE[weights[0]!.dtype];
-  return k && weights.every((w) => w.dtype === weights[0]!.dtype) && cols % k.cols === 0 ? k : undefined;
+  return k && weights.every((w) => w.dtype === weights[0]!.dtype) && rows.every((r) => r % k.rowSet === 0) && cols % k.cols === 0 ? k : undefined;
+}
+/** Invocations a row set gets, and the workgroups, for `rows` rows (`rowSet` to a set) of `cols` columns. */
+export function wideGrid(k: Wide, rows: number, cols: number, rowSet = k.rowSet): { lanes: number; groups: number } {
+  const lanes = lanesFor(rows / rowSet, (cols * 8) / k.perLoad);
+  return { lanes, groups: Math.ceil(rows / ((rowSet * 256) / lanes)) };
 }
 
 /** positions a matmul workgroup takes at once: each weight row is read once per this many */
@@ -258,60 +265,112 @@ export function matvecF16Kernel(id: Invocation, w: In<u32x4>, x: In<f32x4>, nw: 
   }
 }
 
-/** 16 q8_0 weights (one 16-byte load: a half block) times 16 elements of x (four 4-lane loads), before
- *  the block's scale. */
+/** Bytes 0 and 2 of a u32 of int8 as the halves 1152 + b: offset to 0..255 (the xor of 0x80) and put
+ *  in the mantissa of 1024.0 (0x6400), so unpack2x16float converts two weights in one instruction and
+ *  no weight takes an integer-to-float conversion. */
 /** @inline */
-export function dot16q(v: u32x4, a: f32x4, b: f32x4, c: f32x4, d: f32x4): f32 {
-  return f32(signedByte(v.x, 0)) * a.x + f32(signedByte(v.x, 1)) * a.y + f32(signedByte(v.x, 2)) * a.z + f32(signedByte(v.x, 3)) * a.w +
-    f32(signedByte(v.y, 0)) * b.x + f32(signedByte(v.y, 1)) * b.y + f32(signedByte(v.y, 2)) * b.z + f32(signedByte(v.y, 3)) * b.w +
-    f32(signedByte(v.z, 0)) * c.x + f32(signedByte(v.z, 1)) * c.y + f32(signedByte(v.z, 2)) * c.z + f32(signedByte(v.z, 3)) * c.w +
-    f32(signedByte(v.w, 0)) * d.x + f32(signedByte(v.w, 1)) * d.y + f32(signedByte(v.w, 2)) * d.z + f32(signedByte(v.w, 3)) * d.w;
+export function q8Even(w: u32): u32 {
+  return (w & 0x00ff00ff) ^ 0x64806480;
+}
+/** Bytes 1 and 3 the same way. */
+/** @inline */
+export function q8Odd(w: u32): u32 {
+  return ((w >> 8) & 0x00ff00ff) ^ 0x64806480;
+}
+/** Four q8_0 weights (one u32 of int8) times four elements of x, exactly. */
+/** @inline */
+export function dotQ8Word(w: u32, a: f32x4): f32 {
+  return (unpackHalf(q8Even(w), 0) - 1152) * a.x + (unpackHalf(q8Odd(w), 0) - 1152) * a.y + (unpackHalf(q8Even(w), 1) - 1152) * a.z + (unpackHalf(q8Odd(w), 1) - 1152) * a.w;
+}
+/** 16 q8_0 weights (one 16-byte load: half a block) times x's 16 elements a..d, before the scale. */
+/** @inline */
+export function dot16Q8(v: u32x4, a: f32x4, b: f32x4, c: f32x4, d: f32x4): f32 {
+  return dotQ8Word(v.x, a) + dotQ8Word(v.y, b) + dotQ8Word(v.z, c) + dotQ8Word(v.w, d);
+}
+/** The f32 scale at u32 index s of a q8_0 matrix bound as 16-byte loads: the GPU layout keeps every
+ *  row's scales after every row's quants in the same buffer, so no second binding is needed. */
+/** @inline */
+export function scaleQ8(w: In<u32x4>, s: u32): f32 {
+  return bitcastF32(lane4(w[s >> 2], s & 3));
 }
 
-/** rowDotF16 for q8_0 rows in the GPU layout (every row's int8 quants, then every row's f32 block
- *  scales): 16 weights a 16-byte load from `wq`, their block's scale from `ws` (the same buffer). */
+/** Four q8_0 row dots at once (row r0 of w0, a matrix of n0 rows, ... r3 of w3): x (times nw when
+ *  `norm`) is loaded once for all four, so each 16-byte weight load costs one 16-byte load of x, not
+ *  four. A thread's partial sums go to dots[k * 256 + local], its sum of squares of x to squares[local]. */
 /** @inline */
-export function rowDotQ8(wq: In<u32x4>, ws: In<u32>, r: u32, rows: u32, cols: u32, x: In<f32x4>, nw: In<f32x4>, norm: u32, lane: u32, lanes: u32, dots: Out<f32>, squares: Out<f32>, id: Invocation): void {
-  let acc: f32 = 0;
+export function fourRowsQ8(w0: In<u32x4>, r0: u32, n0: u32, w1: In<u32x4>, r1: u32, n1: u32, w2: In<u32x4>, r2: u32, n2: u32, w3: In<u32x4>, r3: u32, n3: u32,
+  cols: u32, x: In<f32x4>, nw: In<f32x4>, norm: u32, lane: u32, lanes: u32, dots: Out<f32>, squares: Out<f32>, id: Invocation): void {
+  let acc0: f32 = 0;
+  let acc1: f32 = 0;
+  let acc2: f32 = 0;
+  let acc3: f32 = 0;
   let ss: f32 = 0;
-  const c16: u32 = cols >> 4;
-  const scales: u32 = rows * (cols >> 2) + r * (cols >> 5);
-  for (let j: u32 = lane; j < c16; j += lanes) {
-    const v: u32x4 = wq[r * c16 + j];
-    const a: f32x4 = x[4 * j];
-    const b: f32x4 = x[4 * j + 1];
-    const c: f32x4 = x[4 * j + 2];
-    const d: f32x4 = x[4 * j + 3];
-    ss += a.x * a.x + a.y * a.y + a.z * a.z + a.w * a.w + b.x * b.x + b.y * b.y + b.z * b.z + b.w * b.w +
-      c.x * c.x + c.y * c.y + c.z * c.z + c.w * c.w + d.x * d.x + d.y * d.y + d.z * d.z + d.w * d.w;
-    const scale: f32 = bitcastF32(ws[scales + (j >> 1)]);
-    if (norm === 1) {
-      acc += scale * dot16q(v, mul4(a, nw[4 * j]), mul4(b, nw[4 * j + 1]), mul4(c, nw[4 * j + 2]), mul4(d, nw[4 * j + 3]));
-    } else {
-      acc += scale * dot16q(v, a, b, c, d);
-    }
+  for (let j: u32 = lane; j < (cols >> 4); j += lanes) {
+    const xa: f32x4 = x[4 * j];
+    const xb: f32x4 = x[4 * j + 1];
+    const xc: f32x4 = x[4 * j + 2];
+    const xd: f32x4 = x[4 * j + 3];
+    ss += xa.x * xa.x + xa.y * xa.y + xa.z * xa.z + xa.w * xa.w + xb.x * xb.x + xb.y * xb.y + xb.z * xb.z + xb.w * xb.w +
+      xc.x * xc.x + xc.y * xc.y + xc.z * xc.z + xc.w * xc.w + xd.x * xd.x + xd.y * xd.y + xd.z * xd.z + xd.w * xd.w;
+    const a: f32x4 = norm === 1 ? mul4(xa, nw[4 * j]) : xa;
+    const b: f32x4 = norm === 1 ? mul4(xb, nw[4 * j + 1]) : xb;
+    const c: f32x4 = norm === 1 ? mul4(xc, nw[4 * j + 2]) : xc;
+    const d: f32x4 = norm === 1 ? mul4(xd, nw[4 * j + 3]) : xd;
+    // half a block of each row (16 int8) and the block's scale
+    const v0: u32x4 = w0[r0 * (cols >> 4) + j];
+    const v1: u32x4 = w1[r1 * (cols >> 4) + j];
+    const v2: u32x4 = w2[r2 * (cols >> 4) + j];
+    const v3: u32x4 = w3[r3 * (cols >> 4) + j];
+    acc0 += scaleQ8(w0, n0 * (cols >> 2) + r0 * (cols >> 5) + (j >> 1)) * dot16Q8(v0, a, b, c, d);
+    acc1 += scaleQ8(w1, n1 * (cols >> 2) + r1 * (cols >> 5) + (j >> 1)) * dot16Q8(v1, a, b, c, d);
+    acc2 += scaleQ8(w2, n2 * (cols >> 2) + r2 * (cols >> 5) + (j >> 1)) * dot16Q8(v2, a, b, c, d);
+    acc3 += scaleQ8(w3, n3 * (cols >> 2) + r3 * (cols >> 5) + (j >> 1)) * dot16Q8(v3, a, b, c, d);
   }
-  dots[id.local] = acc;
+  dots[id.local] = acc0;
+  dots[256 + id.local] = acc1;
+  dots[512 + id.local] = acc2;
+  dots[768 + id.local] = acc3;
   squares[id.local] = ss;
 }
 
-/** matvecF16Kernel for q8_0 weights (cols % 32 = 0): `w` and `ws` bind the same weight buffer. */
+/** sumLanes for fourRowsQ8's four partial sums and the squares, one barrier a step. */
+/** @inline */
+export function sumLanes4(dots: Out<f32>, squares: Out<f32>, lane: u32, lanes: u32, id: Invocation): void {
+  workgroupBarrier();
+  for (let s: u32 = lanes >> 1; s > 0; s >>= 1) {
+    if (lane < s) {
+      dots[id.local] += dots[id.local + s];
+      dots[256 + id.local] += dots[256 + id.local + s];
+      dots[512 + id.local] += dots[512 + id.local + s];
+      dots[768 + id.local] += dots[768 + id.local + s];
+      squares[id.local] += squares[id.local + s];
+    }
+    workgroupBarrier();
+  }
+}
+
+/** The decode matvec for q8_0 weights (cols % 32 = 0, rows % 4 = 0): a workgroup of 256 takes
+ *  4 * 256 / `lanes` rows, four rows to `lanes` invocations (fourRowsQ8); the norm prologue and the
+ *  epilogues are matvecKernel's, the first four invocations of a row set store its four rows. */
 /** @kernel @workgroupSize 256 */
-export function matvecQ8Kernel(id: Invocation, w: In<u32x4>, ws: In<u32>, x: In<f32x4>, nw: In<f32x4>, out: Out<f32>,
+export function matvecQ8Kernel(id: Invocation, w: In<u32x4>, x: In<f32x4>, nw: In<f32x4>, out: Out<f32>,
   rows: u32, cols: u32, outOffset: u32, eps: f32, norm: Spec<u32>, lanes: Spec<u32>) {
-  const partial = sharedF32(256);
+  const dots = sharedF32(1024);
   const squares = sharedF32(256);
   const lane: u32 = id.local % lanes;
-  const row: u32 = id.group * idiv(256, lanes) + idiv(id.local, lanes);
-  partial[id.local] = 0;
+  const r: u32 = 4 * (id.group * idiv(256, lanes) + idiv(id.local, lanes));
+  dots[id.local] = 0;
+  dots[256 + id.local] = 0;
+  dots[512 + id.local] = 0;
+  dots[768 + id.local] = 0;
   squares[id.local] = 0;
-  if (row < rows) {
-    rowDotQ8(w, ws, row, rows, cols, x, nw, norm, lane, lanes, partial, squares, id);
+  if (r < rows) {
+    fourRowsQ8(w, r, rows, w, r + 1, rows, w, r + 2, rows, w, r + 3, rows, cols, x, nw, norm, lane, lanes, dots, squares, id);
   }
-  sumLanes(partial, lane, lanes, id);
-  sumLanes(squares, lane, lanes, id);
-  if (lane === 0 && row < rows) {
-    const scale: f32 = norm === 1 ? 1 / Math.sqrt(squares[id.local] / f32(cols) + eps) : 1;
-    out[outOffset + row] = epilogue(partial[id.local] * scale, outOffset + row);
+  sumLanes4(dots, squares, lane, lanes, id);
+  const first: u32 = id.local - lane;
+  if (lane < 4 && r + lane < rows) {
+    const scale: f32 = norm === 1 ? 1 / Math.sqrt(squares[first] / f32(cols) + eps) : 1;
+    out[outOffset + r + lane] = epilogue(dots[lane * 256 + first] * scale, outOffset + r + lane);
   }
 }

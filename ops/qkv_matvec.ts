@@ -4,8 +4,10 @@ import { type Invocation, type In, type Out, type Spec, type u32, type u32x4, ty
 import { workgroupSum } from './reduce.js';
 import { type Op, expectShape, isBlock, overRows } from './op.js';
 import { WTYPE, weightAt } from './dequant.js';
-import { matvec, lanesFor, lowerMatvec, rowDotF16, sumLanes, wideFor } from './matvec.js';
+import { matvec, fourRowsQ8, lowerMatvec, rowDotF16, sumLanes, sumLanes4, wideFor, wideGrid } from './matvec.js';
 import { ShapeError } from '../compiler/errors.js';
+import type { Node } from '../compiler/graph.js';
+import type { BufId, LowerCtx } from '../compiler/plan.js';
 
 export const qkvMatvec: Op<{ eps: number }> = overRows<{ eps: number }>({
   name: 'qkv_matvec',
@@ -23,32 +25,34 @@ export const qkvMatvec: Op<{ eps: number }> = overRows<{ eps: number }>({
     for (const p of parts) { out.set(p, at); at += p.length; }
     return out;
   },
-  lower(n, ctx) {
+  lower(n, ctx) { lowerQkv(n, ctx, ctx.buf(n)); },
+}, { rows: () => [0] });
+
+/** Lower a QKV node (sources [x, nw, Wq, Wk, Wv], attr eps) into `out`. */
+export function lowerQkv(n: Node, ctx: LowerCtx, out: BufId) {
     const [x, nw, wq, wk, wv] = n.srcs;
     const [cq, ck, cv] = [wq, wk, wv].map((w) => ctx.chunks(w!));
-    const width = n.shape[n.shape.length - 1]!;
-    // 16-byte loads in one kernel where the dtype has one (q8_0 has not: three 16-byte matvecs below)
+    const width = wq!.shape[0]! + wk!.shape[0]! + wv!.shape[0]!; // a row of the output
     const wide = wideFor([wq!, wk!, wv!], x!.shape[0]!);
-    if (cq!.length === 1 && ck!.length === 1 && cv!.length === 1 && !isBlock(n.shape) && !(wide && !wide.qkv)) {
+    if (cq!.length === 1 && ck!.length === 1 && cv!.length === 1 && !isBlock(n.shape)) {
       const rq = wq!.shape[0]!, rk = wk!.shape[0]!, rv = wv!.shape[0]!;
-      if (wide?.qkv) {
-        const lanes = lanesFor(rq + rk + rv, x!.shape[0]!);
-        ctx.dispatch(wide.qkv, { x: ctx.buf(x!), nw: ctx.buf(nw!), wq: cq![0]!.buf, wk: ck![0]!.buf, wv: cv![0]!.buf, out: ctx.buf(n) },
-          { rq, rk, rv, cols: x!.shape[0]!, eps: n.attr.eps as number, lanes }, Math.ceil((rq + rk + rv) / (256 / lanes)));
+      if (wide) { // 16-byte loads
+        const { lanes, groups } = wideGrid(wide, rq + rk + rv, x!.shape[0]!);
+        ctx.dispatch(wide.qkv, { x: ctx.buf(x!), nw: ctx.buf(nw!), wq: cq![0]!.buf, wk: ck![0]!.buf, wv: cv![0]!.buf, out },
+          { rq, rk, rv, cols: x!.shape[0]!, eps: n.attr.eps as number, lanes }, groups);
         return;
       }
-      ctx.dispatch('qkvKernel', { x: ctx.buf(x!), nw: ctx.buf(nw!), wq: cq![0]!.buf, wk: ck![0]!.buf, wv: cv![0]!.buf, out: ctx.buf(n) },
+      ctx.dispatch('qkvKernel', { x: ctx.buf(x!), nw: ctx.buf(nw!), wq: cq![0]!.buf, wk: ck![0]!.buf, wv: cv![0]!.buf, out },
         { rq, rk, rv, cols: x!.shape[0]!, eps: n.attr.eps as number, qtype: WTYPE[wq!.dtype]!, ktype: WTYPE[wk!.dtype]!, vtype: WTYPE[wv!.dtype]! }, rq + rk + rv);
       return;
     }
     // several positions, or a weight too big for one binding: one normed matvec (or matrix product)
     // per projection, each into its columns of the output
     const normed = (w: typeof wq) => ({ ...n, srcs: [w!, x!, nw!], attr: { norm: true, eps: n.attr.eps } }) as unknown as typeof n;
-    lowerMatvec(normed(wq), ctx, ctx.buf(n), 0, width);
-    lowerMatvec(normed(wk), ctx, ctx.buf(n), wq!.shape[0]!, width);
-    lowerMatvec(normed(wv), ctx, ctx.buf(n), wq!.shape[0]! + wk!.shape[0]!, width);
-  },
-}, { rows: () => [0] });
+    lowerMatvec(normed(wq), ctx, out, 0, width);
+    lowerMatvec(normed(wk), ctx, out, wq!.shape[0]!, width);
+    lowerMatvec(normed(wv), ctx, out, wq!.shape[0]! + wk!.shape[0]!, width);
+  }
 
 /** @kernel @workgroupSize 64 */
 export function qkvKernel(id: Invocation, x: In<f32>, nw: In<f32>, wq: In<u32>, wk: In<u32>, wv: In<u32>, out: Out<f32>,
@@ -105,5 +109,35 @@ export function qkvF16Kernel(id: Invocation, x: In<f32x4>, nw: In<f32x4>, wq: In
   sumLanes(squares, lane, lanes, id);
   if (lane === 0 && row < rq + rk + rv) {
     out[row] = partial[id.local] / Math.sqrt(squares[id.local] / f32(cols) + eps);
+  }
+}
+
+/** qkvF16Kernel for q8_0 weights (every projection's rows a multiple of 4): four rows of one
+ *  projection to a set of `lanes` invocations (fourRowsQ8). */
+/** @kernel @workgroupSize 256 */
+export function qkvQ8Kernel(id: Invocation, x: In<f32x4>, nw: In<f32x4>, wq: In<u32x4>, wk: In<u32x4>, wv: In<u32x4>, out: Out<f32>,
+  rq: u32, rk: u32, rv: u32, cols: u32, eps: f32, lanes: Spec<u32>) {
+  const dots = sharedF32(1024);
+  const squares = sharedF32(256);
+  const lane: u32 = id.local % lanes;
+  const r: u32 = 4 * (id.group * idiv(256, lanes) + idiv(id.local, lanes));
+  dots[id.local] = 0;
+  dots[256 + id.local] = 0;
+  dots[512 + id.local] = 0;
+  dots[768 + id.local] = 0;
+  squares[id.local] = 0;
+  if (r < rq) {
+    fourRowsQ8(wq, r, rq, wq, r + 1, rq, wq, r + 2, rq, wq, r + 3, rq, cols, x, nw, 1, lane, lanes, dots, squares, id);
+  } else if (r < rq + rk) {
+    const k: u32 = r - rq;
+    fourRowsQ8(wk, k, rk, wk, k + 1, rk, wk, k + 2, rk, wk, k + 3, rk, cols, x, nw, 1, lane, lanes, dots, squares, id);
+  } else if (r < rq + rk + rv) {
+    const v: u32 = r - rq - rk;
+    fourRowsQ8(wv, v, rv, wv, v + 1, rv, wv, v + 2, rv, wv, v + 3, rv, cols, x, nw, 1, lane, lanes, dots, squares, id);
+  }
+  sumLanes4(dots, squares, lane, lanes, id);
+  const first: u32 = id.local - lane;
+  if (lane < 4 && r + lane < rq + rk + rv) {
+    out[r + lane] = dots[lane * 256 + first] / Math.sqrt(squares[first] / f32(cols) + eps);
   }
 }

@@ -7,6 +7,8 @@ import { lowerEpilogues } from './epilogues.js';
 import { type Op, expectShape, groupsFor, overRows, rowsOf, seqLenOf } from './op.js';
 import { rope } from './rope.js';
 import { ShapeError } from '../compiler/errors.js';
+import type { Node } from '../compiler/graph.js';
+import type { BufId, LowerCtx } from '../compiler/plan.js';
 
 export type RopeKvAttr = { headSize: number; qDim: number; kvDim: number; epilogues?: string };
 
@@ -30,14 +32,20 @@ export const ropeKv: Op<RopeKvAttr> = overRows<RopeKvAttr>({
   },
   lower(n, ctx) {
     const [qkv, pos, table, kc, vc] = n.srcs;
-    const { headSize, qDim, kvDim } = n.attr as RopeKvAttr;
-    const T = rowsOf(n.shape);
-    const total = (qDim / 2 + kvDim / 2 + kvDim) * T;
-    const e = lowerEpilogues(n, ctx, 'ropeKvKernel', []);
-    ctx.dispatch(e.kernel, { ...e.bind, qkv: ctx.buf(qkv!), pos: ctx.buf(pos!), table: ctx.buf(table!), kc: ctx.buf(kc!), vc: ctx.buf(vc!), q: ctx.buf(n) },
-      { ...e.uniforms, qDim, kvDim, headSize, tokens: T, seqLen: seqLenOf(n.shape), context: kc!.shape[kc!.shape.length - 2]!, rotDim: table!.shape[1]! * 2 }, groupsFor(total, 64));
+    lowerRopeKv(n, ctx, ctx.buf(qkv!), [pos!, table!, kc!, vc!]);
   },
 }, { rows: () => [0], pos: 1, states: [3, 4] });
+
+/** Dispatch ropeKvKernel for node `n` (attr RopeKvAttr, output the rotated q) reading [q; k; v] rows
+ *  from `qkv`. */
+export function lowerRopeKv(n: Node, ctx: LowerCtx, qkv: BufId, [pos, table, kc, vc]: readonly Node[]) {
+  const { headSize, qDim, kvDim } = n.attr as RopeKvAttr;
+  const T = rowsOf(n.shape);
+  const total = (qDim / 2 + kvDim / 2 + kvDim) * T;
+  const e = lowerEpilogues(n, ctx, 'ropeKvKernel', []);
+  ctx.dispatch(e.kernel, { ...e.bind, qkv, pos: ctx.buf(pos!), table: ctx.buf(table!), kc: ctx.buf(kc!), vc: ctx.buf(vc!), q: ctx.buf(n) },
+    { ...e.uniforms, qDim, kvDim, headSize, tokens: T, seqLen: seqLenOf(n.shape), context: kc!.shape[kc!.shape.length - 2]!, rotDim: table!.shape[1]! * 2 }, groupsFor(total, 64));
+}
 
 /** Invocations 0..qDim/2 turn q pairs, then kvDim/2 turn k pairs into the cache, then kvDim copy v.
  *  The rotated k passes hole 'k' on its way to the cache (where a tap stores it). */

@@ -191,6 +191,8 @@ export async function benchmark(model: Model, o: BenchOptions) {
       tokens: n, ms: +decodeMs.toFixed(2), tokensPerSecond: +(n / decodeMs * 1000).toFixed(1),
       gpuMsPerToken: gpuMsPerToken === undefined ? undefined : +gpuMsPerToken.toFixed(4),
       hostLoopTokensPerSecond: +(hostSteps / hostMs * 1000).toFixed(1),
+      // the host's encoding and submitting alone: when it nears the GPU time, the loop is host-bound
+      encodeMsPerToken: +(run.hostMs / n).toFixed(4),
       dispatchesPerToken: model.plan.dispatches.length,
       weightBytesPerToken: bytes.weights, kvBytesPerToken: bytes.kv,
       achievedGBps: +(perToken / msPerToken / 1e6).toFixed(1),

@@ -212,7 +212,7 @@ export class Executor {
    *  back to back with nothing read until the end. Starts from `first` at position `pos`; returns the
    *  `steps` tokens chosen and, where the device offers timestamp queries and `time` is set, the GPU
    *  time of each step's pass in nanoseconds. `stage` copies hook outputs aside after each step. */
-  async greedyOnGpu(first: number, pos: number, steps: number, time = false, stage?: (step: number) => readonly StageCopy[]): Promise<{ tokens: Int32Array; gpuNs?: number[] }> {
+  async greedyOnGpu(first: number, pos: number, steps: number, time = false, stage?: (step: number) => readonly StageCopy[]): Promise<{ tokens: Int32Array; gpuNs?: number[]; hostMs: number }> {
     const d = this.gpu.device;
     const tokenBuf = this.buffers.get(this.plan.inputs.token!)!, posBuf = this.buffers.get(this.plan.inputs.pos!)!;
     const nextBuf = this.buffers.get(this.plan.outputs.next!)!;
@@ -220,6 +220,7 @@ export class Executor {
     const timer = time ? PassTimer.create(this.gpu, steps) : undefined;
     try {
       d.queue.writeBuffer(tokenBuf, 0, Int32Array.of(first));
+      const t0 = performance.now(); // the host's side: encoding and submitting (the GPU runs meanwhile)
       for (let i = 0; i < steps; i++) {
         d.queue.writeBuffer(posBuf, 0, Int32Array.of(pos + i)); // queued in order with the submits
         const enc = d.createCommandEncoder();
@@ -229,9 +230,10 @@ export class Executor {
         if (stage) this.encodeStage(enc, stage(i));
         d.queue.submit([enc.finish()]);
       }
+      const hostMs = performance.now() - t0;
       const gpuNs = await timer?.durationsNs();
       const tokens = new Int32Array((await readBuffer(this.gpu, history)).buffer, 0, steps);
-      return gpuNs ? { tokens, gpuNs } : { tokens };
+      return gpuNs ? { tokens, gpuNs, hostMs } : { tokens, hostMs };
     } finally {
       history.destroy();
       timer?.destroy();

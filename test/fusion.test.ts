@@ -67,12 +67,13 @@ async function decodeMatchesReference(file: string, n: number) {
 describe('decode steps agree with the float64 reference', () => {
   it('tiny synth in f16: the wide kernels (16-byte weight loads)', async () => {
     const kernels = await decodeMatchesReference(writeSynth(synthModel('tiny', 'f16', 5), path.join(dir, 'f16.gguf')), 12);
-    expect(kernels).toContain('qkvF16Kernel');
+    expect(kernels).toContain('qkvRopeF16Kernel');
     expect(kernels).toContain('ffnGateUpF16Kernel');
     expect(kernels.some((k) => k.startsWith('matvecF16Kernel+addEpilogue'))).toBe(true);
   });
   it('tiny synth in q8_0: the 16-byte q8_0 kernels', async () => {
     const kernels = await decodeMatchesReference(writeSynth(synthModel('tiny', 'q8_0', 6), path.join(dir, 'q8.gguf')), 12);
+    expect(kernels).toContain('qkvRopeQ8Kernel');
     expect(kernels).toContain('ffnGateUpQ8Kernel');
     expect(kernels.some((k) => k.startsWith('matvecQ8Kernel+addEpilogue'))).toBe(true);
   });
@@ -117,7 +118,7 @@ describe('the schedule', () => {
 describe('epilogues compose without new kernel source', () => {
   it('a bias add and a scale join a fused matvec: one kernel, correct results', async () => {
     const rnd = randomSource();
-    const rows = 70, cols = 96;
+    const rows = 72, cols = 96; // rows % 4 = 0: the 16-byte q8_0 matvec
     const g = new GraphBuilder();
     const o = ops(g);
     const x = o.weight('x', [cols]), nw = o.weight('nw', [cols]), w = o.weight('w', [rows, cols], 'q8_0'), b = o.weight('b', [rows]);

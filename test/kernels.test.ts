@@ -103,12 +103,25 @@ describe('quantized weights are dequantized inside the kernels', () => {
     expect(relErr(out, ref), seedNote).toBeLessThanOrEqual(TOL);
   });
 
-  it.each([[40, 2048], [3000, 512], [70, 96]])('q8_0 matvec %i x %i in 16-byte loads, norm and residual', async (rows, cols) => {
-    const w = weightOf([rows, cols], 'q8_0', rnd.normal(rows * cols));
+  // rows % 4 != 0 (70) take the generic kernel: the 16-byte one computes rows four at a time
+  it.each([[40, 2048, 'matvecQ8Kernel'], [3000, 512, 'matvecQ8Kernel'], [68, 96, 'matvecQ8Kernel'], [70, 96, 'matvecKernel']])('q8_0 matvec %i x %i, norm and residual: %s', async (rows, cols, kernel) => {
+    const w = weightOf([rows, cols], 'q8_0', rnd.normal(rows * cols, 2));
     const { out, ref, plan } = await runBoth((o, g) => g.apply(OP_BY_NAME.get('matvec')!, [o.weight('w', [rows, cols], 'q8_0'), o.weight('x', [cols]), o.weight('nw', [cols]), o.weight('y', [rows])], { norm: true, eps: 1e-5, epilogues: 'add' }),
       { w, x: rnd.normal(cols), nw: rnd.normal(cols), y: rnd.normal(rows) }, {});
-    expect(plan.dispatches[0]!.kernel).toBe('matvecQ8Kernel+addEpilogue');
+    expect(plan.dispatches[0]!.kernel).toBe(`${kernel}+addEpilogue`);
     expect(relErr(out, ref), seedNote).toBeLessThanOrEqual(TOL);
+  });
+
+  it.each(['f16', 'q8_0'] as const)('%s QKV and gate/up in one 16-byte kernel each', async (dtype) => {
+    const d = 256, kv = 64, h = 520;
+    const data = { x: rnd.normal(d), nw: rnd.normal(d), ...Object.fromEntries([['wq', d], ['wk', kv], ['wv', kv], ['wg', h], ['wu', h]].map(([n, r]) => [n, weightOf([r as number, d], dtype, rnd.normal((r as number) * d))])) };
+    const op = (name: string) => OP_BY_NAME.get(name)!;
+    const qkv = await runBoth((o, g) => g.apply(op('qkv_matvec'), [o.weight('x', [d]), o.weight('nw', [d]), o.weight('wq', [d, d], dtype), o.weight('wk', [kv, d], dtype), o.weight('wv', [kv, d], dtype)], { eps: 1e-5 }), data, {});
+    expect(qkv.plan.dispatches.map((k) => k.kernel)).toEqual([dtype === 'f16' ? 'qkvF16Kernel' : 'qkvQ8Kernel']);
+    expect(relErr(qkv.out, qkv.ref), seedNote).toBeLessThanOrEqual(TOL);
+    const ffn = await runBoth((o, g) => g.apply(op('ffn_gate_up'), [o.weight('x', [d]), o.weight('nw', [d]), o.weight('wg', [h, d], dtype), o.weight('wu', [h, d], dtype)], { eps: 1e-5 }), data, {});
+    expect(ffn.plan.dispatches.map((k) => k.kernel)).toEqual([dtype === 'f16' ? 'ffnGateUpF16Kernel' : 'ffnGateUpQ8Kernel']);
+    expect(relErr(ffn.out, ffn.ref), seedNote).toBeLessThanOrEqual(TOL);
   });
 
   it.each(dtypes)('matvec with %s weights split across bindings', async (dtype) => {
@@ -254,6 +267,22 @@ describe('kernels over several positions match their references', () => {
       return o.attention(q, kc, vc, p, { nHeads, nKvHeads, headSize: hs, flash: true });
     }, data, { pos });
     expect(relErr(rk.out, rk.ref), seedNote).toBeLessThanOrEqual(TOL);
+  });
+
+  // partial rotary (8 of 16 dimensions turn), position 5; attention reads q and both caches back
+  it.each([['f16', 16], ['q8_0', 16], ['f16', 8], ['q8_0', 8]] as const)('qkv_rope_kv with %s weights in one kernel (%i storage buffers: else two)', async (dtype, buffers) => {
+    const [nHeads, nKvHeads, hs, ctx, d] = [8, 2, 16, 12, 64], kvDim = nKvHeads * hs;
+    const w = (r: number) => weightOf([r, d], dtype, rnd.normal(r * d));
+    const data = { x: rnd.normal(d), nw: rnd.normal(d), wq: w(nHeads * hs), wk: w(kvDim), wv: w(kvDim) };
+    const { out, ref, plan } = await runBoth((o, g) => {
+      const p = o.input('pos', [1]), kc = o.state('kc', [ctx, kvDim]), vc = o.state('vc', [ctx, kvDim]);
+      const srcs = [o.weight('x', [d]), o.weight('nw', [d]), o.weight('wq', [nHeads * hs, d], dtype), o.weight('wk', [kvDim, d], dtype), o.weight('wv', [kvDim, d], dtype)];
+      const q = g.apply(op('qkv_rope_kv'), [...srcs, p, o.ropeTable(ctx, 8, 10000), kc, vc], { headSize: hs, qDim: nHeads * hs, kvDim, eps: 1e-5 });
+      return o.attention(q, kc, vc, p, { nHeads, nKvHeads, headSize: hs, flash: true });
+    }, data, { pos: 5 }, { maxStorageBuffers: buffers });
+    const one = dtype === 'f16' ? 'qkvRopeF16Kernel' : 'qkvRopeQ8Kernel';
+    expect(plan.dispatches[0]!.kernel).toBe(buffers >= 10 ? one : dtype === 'f16' ? 'qkvF16Kernel' : 'qkvQ8Kernel');
+    expect(relErr(out, ref), seedNote).toBeLessThanOrEqual(TOL);
   });
 
   it.each(['f32', 'q8_0'] as const)('head_result (per-head W_O·z) with %s W_O split across bindings', async (dtype) => {

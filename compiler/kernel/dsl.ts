@@ -75,6 +75,10 @@ export function unpackHalf(w: u32, k: u32): f32 {
   const e = (h >> 10) & 31, m = h & 1023, s = h >> 15 ? -1 : 1;
   return e === 0 ? s * m * 2 ** -24 : e === 31 ? (m ? NaN : s * Infinity) : s * (1 + m / 1024) * 2 ** (e - 15);
 }
+/** Lane `k` (0 = x .. 3 = w) of a 4-lane load, `k` known only at run time. */
+export function lane4(v: u32x4, k: u32): u32 {
+  return [v.x, v.y, v.z, v.w][k]!;
+}
 /** Byte `k` (0 = lowest) of a u32, sign-extended to i32. */
 export function signedByte(w: u32, k: u32): i32 {
   return ((w >>> (k * 8)) << 24) >> 24;

@@ -30,6 +30,7 @@ const BIT_FNS: Record<string, { args: Scalar[]; ty: Scalar }> = {
   bitcastF32: { args: ['u32'], ty: 'f32' },
   unpackHalf: { args: ['u32', 'u32'], ty: 'f32' },
   signedByte: { args: ['u32', 'u32'], ty: 'i32' },
+  lane4: { args: ['u32x4', 'u32'], ty: 'u32' },
 };
 const MAX_INLINE_DEPTH = 8;
 

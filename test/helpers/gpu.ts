@@ -15,7 +15,7 @@ export async function runBoth(
   build: (o: Ops, g: GraphBuilder) => Node,
   data: Record<string, Float32Array | WeightTensor>,
   inputs: Record<string, number | Int32Array | Float32Array>,
-  opts: { maxBindingBytes?: number; reference?: (o: Ops) => Node } = {},
+  opts: { maxBindingBytes?: number; maxStorageBuffers?: number; reference?: (o: Ops) => Node } = {},
 ) {
   const g = new GraphBuilder();
   const graph = g.finish({ out: build(ops(g), g) });
@@ -26,7 +26,7 @@ export async function runBoth(
       weights.set(String(n.attr.name), d instanceof Float32Array ? f32Weight(n.shape, d) : d);
     }
   const gpu = await getGpu();
-  const plan = lowerGraph(graph, { kernels, fragments, maxBindingBytes: opts.maxBindingBytes ?? gpu.limits.maxStorageBufferBindingSize });
+  const plan = lowerGraph(graph, { kernels, fragments, maxBindingBytes: opts.maxBindingBytes ?? gpu.limits.maxStorageBufferBindingSize, maxStorageBuffers: opts.maxStorageBuffers ?? gpu.limits.maxStorageBuffersPerShaderStage });
   const ex = new Executor(gpu, plan, weights);
   try {
     ex.reset();

@@ -4,9 +4,9 @@
 @group(0) @binding(2) var<storage, read> vc: array<f32>;
 @group(0) @binding(3) var<storage, read> pos: array<u32>;
 @group(0) @binding(4) var<storage, read_write> out: array<f32>;
+override headSize: u32;
 override partial: u32;
 struct Params {
-  headSize: u32,
   nHeads: u32,
   kvDim: u32,
   group: u32,
@@ -27,11 +27,11 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   let h: u32 = (rh % u.nHeads);
   let r: u32 = (rh / u.nHeads);
   let p: u32 = (pos[0u] + (r % u.seqLen));
-  let qo: u32 = (rh * u.headSize);
-  let ko: u32 = ((((r / u.seqLen) * u.context) * u.kvDim) + ((h / u.group) * u.headSize));
+  let qo: u32 = (rh * headSize);
+  let ko: u32 = ((((r / u.seqLen) * u.context) * u.kvDim) + ((h / u.group) * headSize));
   let first: u32 = (split * u.chunk);
   let last: u32 = min(p, ((first + u.chunk) - 1u));
-  for (var d: u32 = lid.x; (d < u.headSize); d += 64u) {
+  for (var d: u32 = lid.x; (d < headSize); d += 64u) {
     acc[d] = 0.0f;
   }
   var runMax: f32 = (-3.4e38f);
@@ -42,7 +42,7 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
     if ((t <= last)) {
       var dot: f32 = 0.0f;
       let k4: u32 = (((t * u.kvDim) + ko) >> 2u);
-      for (var d: u32 = 0u; (d < (u.headSize >> 2u)); d += 1u) {
+      for (var d: u32 = 0u; (d < (headSize >> 2u)); d += 1u) {
         let qv: vec4<f32> = q[((qo >> 2u) + d)];
         let kv: vec4<f32> = kc[(k4 + d)];
         dot += ((((qv.x * kv.x) + (qv.y * kv.y)) + (qv.z * kv.z)) + (qv.w * kv.w));
@@ -66,11 +66,10 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
     }
     let correction: f32 = exp((runMax - newMax));
     runSum = ((runSum * correction) + tileSum);
-    let count: u32 = min(64u, ((last + 1u) - t0));
-    for (var d: u32 = lid.x; (d < u.headSize); d += 64u) {
+    for (var d: u32 = lid.x; (d < headSize); d += 64u) {
       var a: f32 = (acc[d] * correction);
-      for (var j: u32 = 0u; (j < count); j += 1u) {
-        a += (probs[j] * vc[((((t0 + j) * u.kvDim) + ko) + d)]);
+      for (var j: u32 = 0u; (j < 64u); j += 1u) {
+        a += (probs[j] * vc[(((min((t0 + j), last) * u.kvDim) + ko) + d)]);
       }
       acc[d] = a;
     }
@@ -78,17 +77,17 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
     workgroupBarrier();
   }
   if ((partial == 0u)) {
-    for (var d: u32 = lid.x; (d < u.headSize); d += 64u) {
+    for (var d: u32 = lid.x; (d < headSize); d += 64u) {
       out[(qo + d)] = (acc[d] / runSum);
     }
   } else {
-    let po: u32 = ((wid.x + wid.y * nwg.x) * (u.headSize + 2u));
-    for (var d: u32 = lid.x; (d < u.headSize); d += 64u) {
+    let po: u32 = ((wid.x + wid.y * nwg.x) * (headSize + 2u));
+    for (var d: u32 = lid.x; (d < headSize); d += 64u) {
       out[(po + d)] = acc[d];
     }
     if ((lid.x == 0u)) {
-      out[(po + u.headSize)] = runMax;
-      out[((po + u.headSize) + 1u)] = runSum;
+      out[(po + headSize)] = runMax;
+      out[((po + headSize) + 1u)] = runSum;
     }
   }
 }
