@@ -93,3 +93,13 @@ export function keepLargest(vals: Out<f32>, idxs: Out<u32>, best: f32, at: u32, 
     workgroupBarrier();
   }
 }
+
+/** The greedy loop's step on the GPU, after argmax: the chosen token becomes the next step's input and
+ *  goes to the history at its step, and the position advances. Nothing is copied or written by the
+ *  host between steps, so many steps are encoded and submitted at once. */
+/** @kernel @workgroupSize 1 */
+export function greedyStepKernel(id: Invocation, next: In<u32>, token: Out<u32>, pos: Out<u32>, history: Out<u32>, first: u32) {
+  token[0] = next[0];
+  history[pos[0] - first] = next[0];
+  pos[0] = pos[0] + 1;
+}

@@ -234,10 +234,10 @@ export function sumLanes(a: Out<f32>, lane: u32, lanes: u32, id: Invocation): vo
 }
 
 /** Invocations a row gets in the 16-byte kernels (32 .. 256, a power of two): enough that a matrix with
- *  few rows still has ~1024 workgroups' worth of loads in flight, never more than a row has loads. */
+ *  few rows still has ~512 workgroups' worth of loads in flight, never more than a row has loads. */
 export function lanesFor(rows: number, cols: number): number {
   let lanes = 32;
-  while (lanes < 256 && (rows * lanes) / 256 < 1024 && lanes * 2 <= Math.max(32, cols / 8)) lanes *= 2;
+  while (lanes < 256 && (rows * lanes) / 256 < 512 && lanes * 2 <= Math.max(32, cols / 8)) lanes *= 2;
   return lanes;
 }
 

@@ -4,6 +4,10 @@
 import { type Plan, type BufId } from '../compiler/plan.js';
 import { type KernelIR, specParams, storageParams, uniformParams } from '../compiler/kernel/ir.js';
 import { repack } from '../ops/dequant.js';
+import { kernels } from '../ops/kernels.gen.js';
+
+/** greedy decoding steps encoded into one command buffer (the position advances on the GPU) */
+const STEPS_PER_SUBMIT = 8;
 import { toWGSL, uniformBytes } from '../compiler/kernel/wgsl.js';
 import type { GpuContext } from './gpu.js';
 import { weightRows, type WeightMap } from './weights.js';
@@ -137,20 +141,28 @@ export class Executor {
     }
     for (const ds of plan.dispatches) {
       const k = plan.kernels.get(ds.kernel)!;
-      const pipeline = pipelineFor(gpu, k, ds.uniforms);
-      const entries: GPUBindGroupEntry[] = storageParams(k).map((p, i) => ({ binding: i, resource: { buffer: this.buffers.get(ds.bind[p.name]!)! } }));
-      if (uniformParams(k).length) {
-        const ub = d.createBuffer({ size: uniformBytes(k), usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
-        d.queue.writeBuffer(ub, 0, new Uint8Array(uniformData(k, ds.uniforms)));
-        this.owned.push(ub);
-        entries.push({ binding: entries.length, resource: { buffer: ub } });
-      }
-      const bindGroup = d.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
-      this.steps.push({ pipeline, bindGroup, groups: grid(ds.groups), kernel: ds.kernel });
+      const { step, uniforms } = this.bindKernel(k, Object.fromEntries(Object.entries(ds.bind).map(([p, id]) => [p, this.buffers.get(id)!])), ds.uniforms, ds.groups, ds.kernel);
+      if (uniforms) this.owned.push(uniforms);
+      this.steps.push(step);
     }
     this.outBytes = Math.max(...Object.values(plan.outputs).map((id) => plan.buffers.get(id)!.bytes));
     this.readback = d.createBuffer({ size: this.outBytes, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
     this.owned.push(this.readback);
+  }
+
+  /** A dispatch of kernel `k` over these buffers (by parameter name), and its uniform buffer if any. */
+  private bindKernel(k: KernelIR, bufs: Record<string, GPUBuffer>, values: Readonly<Record<string, number>>, groups: number, name = k.name): { step: Step; uniforms?: GPUBuffer } {
+    const d = this.gpu.device;
+    const pipeline = pipelineFor(this.gpu, k, values);
+    const entries: GPUBindGroupEntry[] = storageParams(k).map((p, i) => ({ binding: i, resource: { buffer: bufs[p.name]! } }));
+    let uniforms: GPUBuffer | undefined;
+    if (uniformParams(k).length) {
+      uniforms = d.createBuffer({ size: uniformBytes(k), usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+      d.queue.writeBuffer(uniforms, 0, new Uint8Array(uniformData(k, values)));
+      entries.push({ binding: entries.length, resource: { buffer: uniforms } });
+    }
+    const bindGroup = d.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
+    return { step: { pipeline, bindGroup, groups: grid(groups), kernel: name }, uniforms };
   }
 
   /** Write a host-provided input (e.g. an intervention table) that stays until written again. */
@@ -197,38 +209,47 @@ export class Executor {
   }
 
   /** Record dispatches into one compute pass, timed when `timestampWrites` is given. */
-  private encodePass(enc: GPUCommandEncoder, steps: readonly Step[], timestampWrites?: GPUComputePassTimestampWrites) {
+  private encodePass(enc: GPUCommandEncoder, steps: readonly Step[], timestampWrites?: GPUComputePassTimestampWrites, last?: Step) {
     const pass = enc.beginComputePass(timestampWrites ? { timestampWrites } : {});
     for (const s of steps) {
       pass.setPipeline(s.pipeline);
       pass.setBindGroup(0, s.bindGroup);
       pass.dispatchWorkgroups(s.groups[0], s.groups[1]);
     }
+    if (last) {
+      pass.setPipeline(last.pipeline);
+      pass.setBindGroup(0, last.bindGroup);
+      pass.dispatchWorkgroups(last.groups[0], last.groups[1]);
+    }
     pass.end();
   }
 
-  /** Greedy decoding with the token loop on the GPU: step i's `next` (argmax on the GPU) becomes step
-   *  i+1's `token` by a 4-byte copy, the position is the only host write, and the steps are submitted
-   *  back to back with nothing read until the end. Starts from `first` at position `pos`; returns the
-   *  `steps` tokens chosen and, where the device offers timestamp queries and `time` is set, the GPU
-   *  time of each step's pass in nanoseconds. `stage` copies hook outputs aside after each step. */
+  /** Greedy decoding with the token loop on the GPU: after each step's argmax, greedyStepKernel makes
+   *  the chosen token the next step's input, records it and advances the position, so nothing passes
+   *  through the host between steps; STEPS_PER_SUBMIT steps go in one command buffer and nothing is
+   *  read until the end. Starts from `first` at position `pos`; returns the `steps` tokens chosen, the
+   *  host's time to encode and submit them, and, where the device offers timestamp queries and `time`
+   *  is set, the GPU time of each step's pass in nanoseconds. `stage` copies hook outputs aside after
+   *  each step. */
   async greedyOnGpu(first: number, pos: number, steps: number, time = false, stage?: (step: number) => readonly StageCopy[]): Promise<{ tokens: Int32Array; gpuNs?: number[]; hostMs: number }> {
     const d = this.gpu.device;
     const tokenBuf = this.buffers.get(this.plan.inputs.token!)!, posBuf = this.buffers.get(this.plan.inputs.pos!)!;
     const nextBuf = this.buffers.get(this.plan.outputs.next!)!;
-    const history = d.createBuffer({ size: Math.max(16, steps * 4), usage: GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC });
+    const history = d.createBuffer({ size: Math.max(16, steps * 4), usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC });
+    const advance = this.bindKernel(kernels.greedyStepKernel!, { next: nextBuf, token: tokenBuf, pos: posBuf, history }, { first: pos }, 1);
     const timer = time ? PassTimer.create(this.gpu, steps) : undefined;
     try {
       d.queue.writeBuffer(tokenBuf, 0, Int32Array.of(first));
+      d.queue.writeBuffer(posBuf, 0, Int32Array.of(pos));
       const t0 = performance.now(); // the host's side: encoding and submitting (the GPU runs meanwhile)
+      let enc = d.createCommandEncoder();
       for (let i = 0; i < steps; i++) {
-        d.queue.writeBuffer(posBuf, 0, Int32Array.of(pos + i)); // queued in order with the submits
-        const enc = d.createCommandEncoder();
-        this.encodePass(enc, this.steps, timer?.writes(i));
-        enc.copyBufferToBuffer(nextBuf, 0, tokenBuf, 0, 4);
-        enc.copyBufferToBuffer(nextBuf, 0, history, 4 * i, 4);
+        this.encodePass(enc, this.steps, timer?.writes(i), advance.step);
         if (stage) this.encodeStage(enc, stage(i));
-        d.queue.submit([enc.finish()]);
+        if ((i + 1) % STEPS_PER_SUBMIT === 0 || i === steps - 1) {
+          d.queue.submit([enc.finish()]);
+          enc = d.createCommandEncoder();
+        }
       }
       const hostMs = performance.now() - t0;
       const gpuNs = await timer?.durationsNs();
@@ -236,6 +257,7 @@ export class Executor {
       return gpuNs ? { tokens, gpuNs, hostMs } : { tokens, hostMs };
     } finally {
       history.destroy();
+      advance.uniforms?.destroy();
       timer?.destroy();
     }
   }
