@@ -133,17 +133,6 @@ export const RULES: readonly Rule[] = [
     },
   },
   {
-    name: 'combine_into_matvec', why: "split-K attention's chunks merged in the o projection's prologue, not by a combine kernel",
-    // matvec(Wo, attention{flash}) -> matvec{combine}(Wo, attention{flash, combine: reader}); a context
-    // short enough for one attention kernel has no chunks, and the lowering is the plain one
-    rewrite(n, c) {
-      const x = n.srcs[1];
-      if (!is(n, 'matvec') || n.attr.norm || n.attr.combine || !is(x, 'attention') || !x.attr.flash || x.attr.combine || c.uses(x) > 1 || c.aliased(x)) return undefined;
-      const att = c.g.apply(op('attention'), x.srcs, { ...x.attr, combine: 'reader' });
-      return c.g.apply(op('matvec'), [n.srcs[0]!, att, ...n.srcs.slice(2)], { ...n.attr, combine: true });
-    },
-  },
-  {
     name: 'flash_attention', why: 'processHeadsFlashAttention: one pass over the cache with an online softmax',
     rewrite: (n, c) => (is(n, 'attention') && !n.attr.flash ? c.g.apply(op('attention'), n.srcs, { ...n.attr, flash: true }) : undefined),
   },

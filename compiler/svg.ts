@@ -11,7 +11,7 @@ const esc = (s: string) => s.replace(/\\/g, '\\\\').replace(/"/g, '\\"');
 /** The ops of the unfused graph a fused node stands for. */
 export function fusedOps(n: Node): string[] {
   switch (n.op.name) {
-    case 'matvec': return [...(n.attr.norm ? ['rmsnorm'] : []), ...(n.attr.combine ? ['attention combine'] : []), 'matvec', ...parseEpilogues(n.attr.epilogues as string | undefined).map((e) => e.name)];
+    case 'matvec': return [...(n.attr.norm ? ['rmsnorm'] : []), 'matvec', ...parseEpilogues(n.attr.epilogues as string | undefined).map((e) => e.name)];
     case 'qkv_matvec': return ['rmsnorm', 'matvec (q)', 'matvec (k)', 'matvec (v)'];
     case 'rope_kv': return ['rope (q)', 'rope (k)', 'kv_write (k)', 'kv_write (v)'];
     case 'qkv_rope_kv': return ['rmsnorm', 'matvec (q)', 'matvec (k)', 'matvec (v)', 'rope (q)', 'rope (k)', 'kv_write (k)', 'kv_write (v)'];

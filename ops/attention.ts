@@ -3,8 +3,6 @@
 import { type Invocation, type f32x4, type Spec, type In, type Out, type f32, type u32, idiv, sharedF32, storageBarrier, workgroupBarrier } from '../compiler/kernel/dsl.js';
 import { type Op, expectShape, overRows, rowsOf, seqLenOf } from './op.js';
 import { ShapeError } from '../compiler/errors.js';
-import type { Node } from '../compiler/graph.js';
-import type { BufId, LowerCtx } from '../compiler/plan.js';
 import { workgroupMax, workgroupSum } from './reduce.js';
 
 /** `flash`: one pass with an online softmax over tiles (set by the flash_attention rule); without
@@ -26,9 +24,7 @@ export function softmax(x: Float64Array): Float64Array {
   return e.map((v) => v / sum);
 }
 
-export type AttentionAttr = { nHeads: number; nKvHeads: number; headSize: number; flash?: boolean;
-  /** 'reader': split-K chunks are left for the one reader (the o projection) to merge in its prologue */
-  combine?: 'reader' };
+export type AttentionAttr = { nHeads: number; nKvHeads: number; headSize: number; flash?: boolean };
 const FLASH_MAX_HEAD = 256;
 /** contexts up to this run attention as one kernel (6 dispatches a layer); longer ones split the keys */
 const SPLIT_ABOVE = 1024;
@@ -72,9 +68,10 @@ export const attention: Op<AttentionAttr> = overRows<AttentionAttr>({
         return;
       }
       // long contexts: split-K over chunks of keys, so a decode step has more than nHeads workgroups
-      const { chunk, splits, part } = splitOf(n, ctx)!;
+      const chunk = 64 * Math.ceil(context / (64 * MAX_SPLITS)), splits = Math.ceil(context / chunk);
+      const part = ctx.scratch(n, 'split', T * nHeads * splits * (headSize + 2));
       ctx.dispatch('flashAttentionKernel', { ...bind, out: part }, { ...u, chunk, splits, partial: 1 }, nHeads * T * splits);
-      if (n.attr.combine !== 'reader') lowerCombine(n, ctx);
+      ctx.dispatch('flashCombineKernel', { part, pos: ctx.buf(pos!), out: ctx.buf(n) }, { headSize, splits, nHeads, seqLen, chunk }, nHeads * T);
       return;
     }
     const scores = ctx.scratch(n, 'pattern', T * nHeads * context);
@@ -82,23 +79,6 @@ export const attention: Op<AttentionAttr> = overRows<AttentionAttr>({
       { headSize, nHeads, kvDim: nKvHeads * headSize, group: nHeads / nKvHeads, seqLen, context, scale: 1 / Math.sqrt(headSize) }, nHeads * T);
   },
 }, { rows: () => [0], pos: 3, states: [1, 2] });
-
-/** Where split-K attention leaves its chunks (undefined when node `n` runs as one kernel): `splits` chunks
- *  of `chunk` keys, and per (query row, head, chunk) the unnormalised accumulator, max and sum. */
-export function splitOf(n: Node, ctx: LowerCtx): { chunk: number; splits: number; part: BufId } | undefined {
-  const { nHeads, headSize, flash } = n.attr as AttentionAttr;
-  const context = n.srcs[1]!.shape[n.srcs[1]!.shape.length - 2]!;
-  if (!flash || headSize > FLASH_MAX_HEAD || headSize % 4 !== 0 || context <= SPLIT_ABOVE) return undefined;
-  const chunk = 64 * Math.ceil(context / (64 * MAX_SPLITS)), splits = Math.ceil(context / chunk);
-  return { chunk, splits, part: ctx.scratch(n, 'split', rowsOf(n.shape) * nHeads * splits * (headSize + 2)) };
-}
-
-/** Merge split-K attention node `n`'s chunks into its output. */
-export function lowerCombine(n: Node, ctx: LowerCtx) {
-  const { nHeads, headSize } = n.attr as AttentionAttr;
-  const { chunk, splits, part } = splitOf(n, ctx)!;
-  ctx.dispatch('flashCombineKernel', { part, pos: ctx.buf(n.srcs[3]!), out: ctx.buf(n) }, { headSize, splits, nHeads, seqLen: seqLenOf(n.shape), chunk }, nHeads * rowsOf(n.shape));
-}
 
 /** A workgroup per (query row, head). Leaves the softmaxed pattern of each in `scores` [T, nHeads, context]. */
 /** @kernel @workgroupSize 64 */
@@ -155,19 +135,11 @@ export function attentionKernel(id: Invocation, q: In<f32>, kc: In<f32>, vc: In<
  *  (head, chunk) leaves its unnormalised accumulator, max and sum in `out` (`partial` = 1), and
  *  flashCombineKernel merges the chunks. */
 /** @kernel @workgroupSize 64 */
-export function flashAttentionKernel(id: Invocation, q: In<f32x4>, kc: In<f32x4>, vc: In<f32x4>, pos: In<u32>, out: Out<f32>,
+export function flashAttentionKernel(id: Invocation, q: In<f32x4>, kc: In<f32x4>, vc: In<f32>, pos: In<u32>, out: Out<f32>,
   headSize: Spec<u32>, nHeads: u32, kvDim: u32, group: u32, seqLen: u32, context: u32, scale: f32, chunk: u32, splits: u32, partial: Spec<u32>) {
   const probs = sharedF32(64);
   const red = sharedF32(64);
   const acc = sharedF32(256);
-  const sums = sharedF32(256);
-  // the value phase: invocation i takes dimensions 4·(i % quads) .. +3 of the tile's keys
-  // (i / quads)·per .. +per−1 (a 4-lane load each), so every invocation has `per` loads in flight
-  const quads: u32 = headSize >> 2;
-  const groups: u32 = idiv(64, quads);
-  const per: u32 = idiv(64 + groups - 1, groups);
-  const dq: u32 = id.local % quads;
-  const kg: u32 = idiv(id.local, quads);
   const split: u32 = id.group % splits;
   const rh: u32 = idiv(id.group, splits); // query row * nHeads + head
   const h: u32 = rh % nHeads;
@@ -207,35 +179,14 @@ export function flashAttentionKernel(id: Invocation, q: In<f32x4>, kc: In<f32x4>
     }
     const correction: f32 = Math.exp(runMax - newMax);
     runSum = runSum * correction + tileSum;
-    // keys past `last` have probability 0 and read key `last` instead: a constant trip count
-    let sx: f32 = 0;
-    let sy: f32 = 0;
-    let sz: f32 = 0;
-    let sw: f32 = 0;
-    if (kg < groups) {
-      for (let j: u32 = 0; j < per; j++) {
-        const key: u32 = Math.min(kg * per + j, 63);
-        const pk: f32 = kg * per + j < 64 ? probs[key] : 0;
-        const v: f32x4 = vc[((Math.min(t0 + key, last) * kvDim + ko) >> 2) + dq];
-        sx += pk * v.x;
-        sy += pk * v.y;
-        sz += pk * v.z;
-        sw += pk * v.w;
+    // a whole tile every time (keys past `last` have probability 0 and read key `last` instead): a
+    // constant trip count, so the loop unrolls and the value loads are all in flight at once
+    for (let d: u32 = id.local; d < headSize; d += id.size) {
+      let a: f32 = acc[d] * correction;
+      for (let j: u32 = 0; j < id.size; j++) {
+        a += probs[j] * vc[Math.min(t0 + j, last) * kvDim + ko + d];
       }
-    }
-    sums[4 * id.local] = sx;
-    sums[4 * id.local + 1] = sy;
-    sums[4 * id.local + 2] = sz;
-    sums[4 * id.local + 3] = sw;
-    workgroupBarrier();
-    if (kg === 0) {
-      for (let c: u32 = 0; c < 4; c++) {
-        let a: f32 = acc[4 * dq + c] * correction;
-        for (let g: u32 = 0; g < groups; g++) {
-          a += sums[4 * (g * quads + dq) + c];
-        }
-        acc[4 * dq + c] = a;
-      }
+      acc[d] = a;
     }
     runMax = newMax;
     workgroupBarrier();

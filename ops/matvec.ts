@@ -3,19 +3,16 @@
 // Fusion extends it without new kernel source: `norm` folds the RMSNorm of x (weight nw) into the
 // dot product, and `epilogues` splice fragments (residual/bias add, scale) into the store.
 // Sources: [W, x, nw if norm, ...one vector per `add` epilogue].
-import { type Invocation, type In, type Out, type Spec, type u32, type u32x4, type f32x4, bitcastF32, epilogue, f32, idiv, mul4, sharedF32, lane4, unpackHalf, vec4, workgroupBarrier } from '../compiler/kernel/dsl.js';
+import { type Invocation, type In, type Out, type Spec, type u32, type u32x4, type f32x4, bitcastF32, epilogue, f32, idiv, mul4, sharedF32, lane4, unpackHalf, workgroupBarrier } from '../compiler/kernel/dsl.js';
 import { workgroupSum } from './reduce.js';
 import { type Op, expectDtype, expectShape, isBlock, overRows, rowsOf } from './op.js';
 import { BLOCK, WEIGHT_DTYPES, WTYPE, weightAt } from './dequant.js';
 import { EPILOGUES, epilogueArrays, lowerEpilogues, parseEpilogues } from './epilogues.js';
 import { ShapeError } from '../compiler/errors.js';
-import { type AttentionAttr, lowerCombine, splitOf } from './attention.js';
 import type { Node } from '../compiler/graph.js';
 import type { LowerCtx } from '../compiler/plan.js';
 
-export type MatvecAttr = { norm?: boolean; eps?: number; epilogues?: string;
-  /** x is split-K attention left unmerged (attention{combine: 'reader'}): the prologue merges its chunks */
-  combine?: boolean };
+export type MatvecAttr = { norm?: boolean; eps?: number; epilogues?: string };
 
 export const matvec: Op<MatvecAttr> = overRows<MatvecAttr>({
   name: 'matvec',
@@ -64,21 +61,6 @@ export function lowerMatvec(n: Node, ctx: LowerCtx, out: string, offset: number,
   const [w, x, ...rest] = n.srcs;
   const a = n.attr as MatvecAttr;
   const T = rowsOf(x!.shape), block = isBlock(x!.shape);
-  const split = a.combine ? splitOf(x!, ctx) : undefined;
-  if (split) {
-    // q8_0 rows in one binding, x small enough for workgroup memory: the chunks merge in the prologue
-    const chunks = ctx.chunks(w!), [rows, cols] = w!.shape as [number, number];
-    const wide = wideFor([w!], cols, chunks.map((c) => c.rows));
-    const { nHeads, headSize } = x!.attr as AttentionAttr;
-    if (wide?.rowSet === 4 && chunks.length === 1 && !block && cols <= COMBINE_MAX_COLS && nHeads <= 64) {
-      const e = lowerEpilogues(n, ctx, 'matvecQ8CombineKernel', rest);
-      const { lanes, groups } = wideGrid(wide, rows, cols);
-      ctx.dispatch(e.kernel, { ...e.bind, w: chunks[0]!.buf, part: split.part, pos: ctx.buf(x!.srcs[3]!), out },
-        { ...e.uniforms, rows, cols, outOffset: offset, nHeads, headSize, splits: split.splits, chunk: split.chunk, lanes }, groups);
-      return;
-    }
-    lowerCombine(x!, ctx); // otherwise the combine kernel, and the plain matvec below reads its output
-  }
   // f16 and q8_0 rows of whole 16-byte loads: the wide decode kernels
   const chunks = ctx.chunks(w!);
   const wide = block ? undefined : wideFor([w!], w!.shape[1]!, chunks.map((c) => c.rows));
@@ -390,78 +372,5 @@ export function matvecQ8Kernel(id: Invocation, w: In<u32x4>, x: In<f32x4>, nw: I
   if (lane < 4 && r + lane < rows) {
     const scale: f32 = norm === 1 ? 1 / Math.sqrt(squares[first] / f32(cols) + eps) : 1;
     out[outOffset + r + lane] = epilogue(dots[lane * 256 + first] * scale, outOffset + r + lane);
-  }
-}
-
-/** x floats matvecQ8CombineKernel keeps in workgroup memory (with its other arrays, under WebGPU's 16 KiB) */
-const COMBINE_MAX_COLS = 2560;
-
-/** matvecQ8Kernel whose x is split-K attention's chunks (the o projection of a long context): the
- *  prologue merges them as flashCombineKernel does, each workgroup into its own workgroup memory, so
- *  the step has no combine dispatch. One query row; cols <= 2560, nHeads <= 64; no norm. */
-/** @kernel @workgroupSize 256 */
-export function matvecQ8CombineKernel(id: Invocation, w: In<u32x4>, part: In<f32>, pos: In<u32>, out: Out<f32>,
-  rows: u32, cols: u32, outOffset: u32, nHeads: u32, headSize: u32, splits: u32, chunk: u32, lanes: Spec<u32>) {
-  const dots = sharedF32(1024);
-  const squares = sharedF32(256);
-  const xs = sharedF32(2560);
-  const heads = sharedF32(128); // per head: the largest chunk max, and the total
-  const active: u32 = Math.min(splits, idiv(pos[0], chunk) + 1);
-  const stride: u32 = headSize + 2;
-  if (id.local < nHeads) {
-    const base: u32 = id.local * splits * stride;
-    let top: f32 = -3.4e38;
-    for (let s: u32 = 0; s < active; s++) {
-      top = Math.max(top, part[base + s * stride + headSize]);
-    }
-    let total: f32 = 0;
-    for (let s: u32 = 0; s < active; s++) {
-      total += Math.exp(part[base + s * stride + headSize] - top) * part[base + s * stride + headSize + 1];
-    }
-    heads[2 * id.local] = top;
-    heads[2 * id.local + 1] = total;
-  }
-  workgroupBarrier();
-  for (let c: u32 = id.local; c < cols; c += 256) {
-    const h: u32 = idiv(c, headSize);
-    const base: u32 = h * splits * stride;
-    let a: f32 = 0;
-    for (let s: u32 = 0; s < active; s++) {
-      a += Math.exp(part[base + s * stride + headSize] - heads[2 * h]) * part[base + s * stride + c % headSize];
-    }
-    xs[c] = a / heads[2 * h + 1];
-  }
-  workgroupBarrier();
-  const lane: u32 = id.local % lanes;
-  const r: u32 = 4 * (id.group * idiv(256, lanes) + idiv(id.local, lanes));
-  let acc0: f32 = 0;
-  let acc1: f32 = 0;
-  let acc2: f32 = 0;
-  let acc3: f32 = 0;
-  if (r < rows) {
-    for (let j: u32 = lane; j < (cols >> 4); j += lanes) {
-      const a: f32x4 = vec4(xs[16 * j], xs[16 * j + 1], xs[16 * j + 2], xs[16 * j + 3]);
-      const b: f32x4 = vec4(xs[16 * j + 4], xs[16 * j + 5], xs[16 * j + 6], xs[16 * j + 7]);
-      const c: f32x4 = vec4(xs[16 * j + 8], xs[16 * j + 9], xs[16 * j + 10], xs[16 * j + 11]);
-      const d: f32x4 = vec4(xs[16 * j + 12], xs[16 * j + 13], xs[16 * j + 14], xs[16 * j + 15]);
-      const v0: u32x4 = w[r * (cols >> 4) + j];
-      const v1: u32x4 = w[(r + 1) * (cols >> 4) + j];
-      const v2: u32x4 = w[(r + 2) * (cols >> 4) + j];
-      const v3: u32x4 = w[(r + 3) * (cols >> 4) + j];
-      acc0 += scaleQ8(w, rows * (cols >> 2) + r * (cols >> 5) + (j >> 1)) * dot16Q8(v0, a, b, c, d);
-      acc1 += scaleQ8(w, rows * (cols >> 2) + (r + 1) * (cols >> 5) + (j >> 1)) * dot16Q8(v1, a, b, c, d);
-      acc2 += scaleQ8(w, rows * (cols >> 2) + (r + 2) * (cols >> 5) + (j >> 1)) * dot16Q8(v2, a, b, c, d);
-      acc3 += scaleQ8(w, rows * (cols >> 2) + (r + 3) * (cols >> 5) + (j >> 1)) * dot16Q8(v3, a, b, c, d);
-    }
-  }
-  dots[id.local] = acc0;
-  dots[256 + id.local] = acc1;
-  dots[512 + id.local] = acc2;
-  dots[768 + id.local] = acc3;
-  squares[id.local] = 0;
-  sumLanes4(dots, squares, lane, lanes, id);
-  const first: u32 = id.local - lane;
-  if (lane < 4 && r + lane < rows) {
-    out[outOffset + r + lane] = epilogue(dots[lane * 256 + first], outOffset + r + lane);
   }
 }

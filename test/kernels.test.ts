@@ -285,19 +285,6 @@ describe('kernels over several positions match their references', () => {
     expect(relErr(out, ref), seedNote).toBeLessThanOrEqual(TOL);
   });
 
-  // context 1100: attention splits its keys into 18 chunks of 64; position 700 fills 11 of them
-  it.each([['q8_0', 'matvecQ8CombineKernel+addEpilogue'], ['f16', 'matvecF16Kernel+addEpilogue']] as const)('split-K attention merged by the o projection (%s weights: %s)', async (dtype, kernel) => {
-    const [nHeads, nKvHeads, hs, ctx, dim] = [8, 2, 16, 1100, 96], kvDim = nKvHeads * hs;
-    const data = { q: rnd.normal(nHeads * hs), kc: rnd.normal(ctx * kvDim), vc: rnd.normal(ctx * kvDim), wo: weightOf([dim, nHeads * hs], dtype, rnd.normal(dim * nHeads * hs)), y: rnd.normal(dim) };
-    const { out, ref, plan } = await runBoth((o, g) => {
-      const att = g.apply(op('attention'), [o.weight('q', [nHeads * hs]), o.weight('kc', [ctx, kvDim]), o.weight('vc', [ctx, kvDim]), o.input('pos', [1])], { nHeads, nKvHeads, headSize: hs, flash: true, combine: 'reader' });
-      return g.apply(op('matvec'), [o.weight('wo', [dim, nHeads * hs], dtype), att, o.weight('y', [dim])], { combine: true, epilogues: 'add' });
-    }, data, { pos: 700 });
-    const kernels = plan.dispatches.map((d) => d.kernel);
-    expect(kernels).toEqual(dtype === 'q8_0' ? ['flashAttentionKernel', kernel] : ['flashAttentionKernel', 'flashCombineKernel', kernel]);
-    expect(relErr(out, ref), seedNote).toBeLessThanOrEqual(TOL);
-  });
-
   it.each(['f32', 'q8_0'] as const)('head_result (per-head W_O·z) with %s W_O split across bindings', async (dtype) => {
     const [nHeads, hs, dim, n] = [4, 8, 200, 1];
     const wo = weightOf([dim, nHeads * hs], dtype, rnd.normal(dim * nHeads * hs));

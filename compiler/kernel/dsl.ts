@@ -15,8 +15,6 @@ export type i32 = number;
  *  stream at the memory's speed only with loads this wide. */
 export type u32x4 = { readonly x: u32; readonly y: u32; readonly z: u32; readonly w: u32 };
 export type f32x4 = { readonly x: f32; readonly y: f32; readonly z: f32; readonly w: f32 };
-/** Four floats as one 4-lane value (e.g. from workgroup memory). */
-export const vec4 = (x: f32, y: f32, z: f32, w: f32): f32x4 => ({ x, y, z, w });
 /** Lane-wise product of two 4-lane vectors. */
 export const mul4 = (a: f32x4, b: f32x4): f32x4 => ({ x: a.x * b.x, y: a.y * b.y, z: a.z * b.z, w: a.w * b.w });
 

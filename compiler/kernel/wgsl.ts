@@ -49,7 +49,6 @@ export function expr(e: Expr, k: KernelIR): string {
       const args = e.args.map((a) => expr(a, k));
       if (e.fn === 'bitcastF32') return `bitcast<f32>(${args[0]})`;
       if (e.fn === 'unpackHalf') return `unpack2x16float(${args[0]})[${args[1]}]`;
-      if (e.fn === 'vec4') return `vec4<f32>(${args.join(', ')})`;
       if (e.fn === 'lane4') return `${args[0]}[${args[1]}]`;
       if (e.fn === 'signedByte') return `extractBits(bitcast<i32>(${args[0]}), ${args[1]} * 8u, 8u)`;
       return `${e.fn}(${args.join(', ')})`;

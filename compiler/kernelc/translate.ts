@@ -31,7 +31,6 @@ const BIT_FNS: Record<string, { args: Scalar[]; ty: Scalar }> = {
   unpackHalf: { args: ['u32', 'u32'], ty: 'f32' },
   signedByte: { args: ['u32', 'u32'], ty: 'i32' },
   lane4: { args: ['u32x4', 'u32'], ty: 'u32' },
-  vec4: { args: ['f32', 'f32', 'f32', 'f32'], ty: 'f32x4' },
 };
 const MAX_INLINE_DEPTH = 8;
 
