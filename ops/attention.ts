@@ -135,11 +135,19 @@ export function attentionKernel(id: Invocation, q: In<f32>, kc: In<f32>, vc: In<
  *  (head, chunk) leaves its unnormalised accumulator, max and sum in `out` (`partial` = 1), and
  *  flashCombineKernel merges the chunks. */
 /** @kernel @workgroupSize 64 */
-export function flashAttentionKernel(id: Invocation, q: In<f32x4>, kc: In<f32x4>, vc: In<f32>, pos: In<u32>, out: Out<f32>,
+export function flashAttentionKernel(id: Invocation, q: In<f32x4>, kc: In<f32x4>, vc: In<f32x4>, pos: In<u32>, out: Out<f32>,
   headSize: Spec<u32>, nHeads: u32, kvDim: u32, group: u32, seqLen: u32, context: u32, scale: f32, chunk: u32, splits: u32, partial: Spec<u32>) {
   const probs = sharedF32(64);
   const red = sharedF32(64);
   const acc = sharedF32(256);
+  const sums = sharedF32(256);
+  // the value phase: invocation i takes dimensions 4·(i % quads) .. +3 of the tile's keys
+  // (i / quads)·per .. +per−1 (a 4-lane load each), so every invocation has `per` loads in flight
+  const quads: u32 = headSize >> 2;
+  const groups: u32 = idiv(64, quads);
+  const per: u32 = idiv(64 + groups - 1, groups);
+  const dq: u32 = id.local % quads;
+  const kg: u32 = idiv(id.local, quads);
   const split: u32 = id.group % splits;
   const rh: u32 = idiv(id.group, splits); // query row * nHeads + head
   const h: u32 = rh % nHeads;
@@ -179,14 +187,35 @@ export function flashAttentionKernel(id: Invocation, q: In<f32x4>, kc: In<f32x4>
     }
     const correction: f32 = Math.exp(runMax - newMax);
     runSum = runSum * correction + tileSum;
-    // a whole tile every time (keys past `last` have probability 0 and read key `last` instead): a
-    // constant trip count, so the loop unrolls and the value loads are all in flight at once
-    for (let d: u32 = id.local; d < headSize; d += id.size) {
-      let a: f32 = acc[d] * correction;
-      for (let j: u32 = 0; j < id.size; j++) {
-        a += probs[j] * vc[Math.min(t0 + j, last) * kvDim + ko + d];
+    // keys past `last` have probability 0 and read key `last` instead: a constant trip count
+    let sx: f32 = 0;
+    let sy: f32 = 0;
+    let sz: f32 = 0;
+    let sw: f32 = 0;
+    if (kg < groups) {
+      for (let j: u32 = 0; j < per; j++) {
+        const key: u32 = Math.min(kg * per + j, 63);
+        const pk: f32 = kg * per + j < 64 ? probs[key] : 0;
+        const v: f32x4 = vc[((Math.min(t0 + key, last) * kvDim + ko) >> 2) + dq];
+        sx += pk * v.x;
+        sy += pk * v.y;
+        sz += pk * v.z;
+        sw += pk * v.w;
       }
-      acc[d] = a;
+    }
+    sums[4 * id.local] = sx;
+    sums[4 * id.local + 1] = sy;
+    sums[4 * id.local + 2] = sz;
+    sums[4 * id.local + 3] = sw;
+    workgroupBarrier();
+    if (kg === 0) {
+      for (let c: u32 = 0; c < 4; c++) {
+        let a: f32 = acc[4 * dq + c] * correction;
+        for (let g: u32 = 0; g < groups; g++) {
+          a += sums[4 * (g * quads + dq) + c];
+        }
+        acc[4 * dq + c] = a;
+      }
     }
     runMax = newMax;
     workgroupBarrier();
