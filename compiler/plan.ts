@@ -5,7 +5,7 @@ import { type Graph, type Node } from './graph.js';
 import { ShapeError, TapirError } from './errors.js';
 import { type FragmentIR, type KernelIR, specParams, storageParams, uniformParams } from './kernel/ir.js';
 import { type FragmentUse, withEpilogues } from './kernel/compose.js';
-import { gpuRowWords } from '../ops/dequant.js';
+import { gpuRowWords, gpuWords } from '../ops/dequant.js';
 
 export type BufId = string;
 export type BufferKind = 'input' | 'weight' | 'state' | 'const' | 'activation' | 'scratch';
@@ -140,13 +140,13 @@ export function lowerGraph(graph: Graph, opts: PlanOptions): Plan {
       const [rows, cols] = (n.shape.length === 2 ? n.shape : [1, n.shape[0]!]) as [number, number];
       const rowBytes = gpuRowWords(n.dtype, cols) * 4;
       // big chunks are whole sets of 4 rows: the q8_0 decode kernels take rows four at a time
-      const fit = Math.floor(opts.maxBindingBytes / rowBytes);
+      const fit = Math.floor((opts.maxBindingBytes - 4) / rowBytes); // (q8_0's scales may end in half a word)
       const perChunk = fit >= 1024 ? fit - (fit % 4) : Math.max(1, fit);
       const out: Chunk[] = [];
       for (let r = 0, i = 0; r < rows; r += perChunk, i++) {
         const nr = Math.min(perChunk, rows - r);
         const name = String(n.attr.name);
-        out.push({ buf: add({ id: `w:${name}#${i}`, kind: 'weight', bytes: nr * rowBytes, weight: { name, rowStart: r, rows: nr, cols } }), rowStart: r, rows: nr });
+        out.push({ buf: add({ id: `w:${name}#${i}`, kind: 'weight', bytes: gpuWords(n.dtype, nr, cols) * 4, weight: { name, rowStart: r, rows: nr, cols } }), rowStart: r, rows: nr });
       }
       chunkMemo.set(n, out);
       return out;

@@ -5,7 +5,8 @@
 // a binding), in u32 words:
 //   f32        rows*cols words, the float bits
 //   f16, bf16  row stride ceil(cols/2) words, two halves per word, low half first
-//   q8_0       rows*cols/4 words of int8 quads (row-major), then rows*cols/32 f32 scales
+//   q8_0       rows*cols/4 words of int8 quads (row-major), then the rows*cols/32 f16 scales two a word
+//              (block b in half b & 1 of word b >> 1: the file's own halves, so a block is 33 bytes)
 //   q4_0       rows*cols/8 words of 8 nibbles (element j of a block in nibble j), then rows*cols/32 f32 scales
 // (GGUF's Q8_0 block: f16 scale + 32 int8, 34 bytes; Q4_0: f16 scale + 16 bytes where byte k holds
 //  element k in its low nibble and element k+16 in its high one, value (q - 8) * scale, 18 bytes.)
@@ -27,10 +28,15 @@ export function gpuRowWords(dtype: DType, cols: number): number {
   switch (dtype) {
     case 'f32': return cols;
     case 'f16': case 'bf16': return Math.ceil(cols / 2);
-    case 'q8_0': return cols / 4 + cols / 32;
+    case 'q8_0': return cols / 4 + cols / 64; // (a half word when cols is an odd multiple of 32)
     case 'q4_0': return cols / 8 + cols / 32;
     default: throw new Error(`internal: no GPU layout for ${dtype}`);
   }
+}
+
+/** u32 words `rows` rows take on the GPU. */
+export function gpuWords(dtype: DType, rows: number, cols: number): number {
+  return dtype === 'q8_0' ? (rows * cols) / 4 + Math.ceil((rows * cols) / 64) : rows * gpuRowWords(dtype, cols);
 }
 
 // ---- halves --------------------------------------------------------------------------------
@@ -136,7 +142,7 @@ export function quantize(dtype: DType, x: ArrayLike<number>): Uint8Array {
 /** Repack `rows` rows of `cols` columns (file layout) into the GPU layout described at the top. */
 export function repack(dtype: DType, bytes: Uint8Array, rows: number, cols: number): Uint32Array {
   const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const out = new Uint32Array(rows * gpuRowWords(dtype, cols));
+  const out = new Uint32Array(gpuWords(dtype, rows, cols));
   switch (dtype) {
     case 'f32':
       for (let i = 0; i < rows * cols; i++) out[i] = v.getUint32(i * 4, true);
@@ -149,9 +155,8 @@ export function repack(dtype: DType, bytes: Uint8Array, rows: number, cols: numb
     }
     case 'q8_0': {
       const blocks = (rows * cols) / 32, scales = (rows * cols) / 4;
-      const f = new Float32Array(out.buffer);
       for (let b = 0; b < blocks; b++) {
-        f[scales + b] = halfToFloat(v.getUint16(b * 34, true));
+        out[scales + (b >> 1)]! |= v.getUint16(b * 34, true) << ((b & 1) * 16);
         for (let w = 0; w < 8; w++) out[b * 8 + w] = v.getUint32(b * 34 + 2 + w * 4, true);
       }
       break;
@@ -181,6 +186,6 @@ export function weightAt(w: In<u32>, wtype: Spec<u32>, rows: u32, cols: u32, r: 
   return wtype === 0 ? bitcastF32(w[r * cols + c])
     : wtype === 1 ? unpackHalf(w[r * ((cols + 1) >> 1) + (c >> 1)], c & 1)
     : wtype === 2 ? bitcastF32(((w[r * ((cols + 1) >> 1) + (c >> 1)] >> ((c & 1) * 16)) & 0xffff) << 16)
-    : wtype === 3 ? bitcastF32(w[rows * (cols >> 2) + r * (cols >> 5) + (c >> 5)]) * f32(signedByte(w[r * (cols >> 2) + (c >> 2)], c & 3))
+    : wtype === 3 ? unpackHalf(w[rows * (cols >> 2) + ((r * (cols >> 5) + (c >> 5)) >> 1)], (r * (cols >> 5) + (c >> 5)) & 1) * f32(signedByte(w[r * (cols >> 2) + (c >> 2)], c & 3))
     : bitcastF32(w[rows * (cols >> 3) + r * (cols >> 5) + (c >> 5)]) * f32(i32((w[r * (cols >> 3) + (c >> 3)] >> ((c & 7) * 4)) & 15) - 8);
 }

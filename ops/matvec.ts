@@ -287,11 +287,12 @@ export function dotQ8Word(w: u32, a: f32x4): f32 {
 export function dot16Q8(v: u32x4, a: f32x4, b: f32x4, c: f32x4, d: f32x4): f32 {
   return dotQ8Word(v.x, a) + dotQ8Word(v.y, b) + dotQ8Word(v.z, c) + dotQ8Word(v.w, d);
 }
-/** The f32 scale at u32 index s of a q8_0 matrix bound as 16-byte loads: the GPU layout keeps every
- *  row's scales after every row's quants in the same buffer, so no second binding is needed. */
+/** The scale of block b of a q8_0 matrix bound as 16-byte loads, whose quants take `quads` words: the
+ *  GPU layout keeps every row's f16 scales, two a word, after every row's quants in the same buffer, so
+ *  no second binding is needed. */
 /** @inline */
-export function scaleQ8(w: In<u32x4>, s: u32): f32 {
-  return bitcastF32(lane4(w[s >> 2], s & 3));
+export function scaleQ8(w: In<u32x4>, quads: u32, b: u32): f32 {
+  return unpackHalf(lane4(w[(quads + (b >> 1)) >> 2], (quads + (b >> 1)) & 3), b & 1);
 }
 
 /** Four q8_0 row dots at once (row r0 of w0, a matrix of n0 rows, ... r3 of w3): x (times nw when
@@ -321,10 +322,10 @@ export function fourRowsQ8(w0: In<u32x4>, r0: u32, n0: u32, w1: In<u32x4>, r1: u
     const v1: u32x4 = w1[r1 * (cols >> 4) + j];
     const v2: u32x4 = w2[r2 * (cols >> 4) + j];
     const v3: u32x4 = w3[r3 * (cols >> 4) + j];
-    acc0 += scaleQ8(w0, n0 * (cols >> 2) + r0 * (cols >> 5) + (j >> 1)) * dot16Q8(v0, a, b, c, d);
-    acc1 += scaleQ8(w1, n1 * (cols >> 2) + r1 * (cols >> 5) + (j >> 1)) * dot16Q8(v1, a, b, c, d);
-    acc2 += scaleQ8(w2, n2 * (cols >> 2) + r2 * (cols >> 5) + (j >> 1)) * dot16Q8(v2, a, b, c, d);
-    acc3 += scaleQ8(w3, n3 * (cols >> 2) + r3 * (cols >> 5) + (j >> 1)) * dot16Q8(v3, a, b, c, d);
+    acc0 += scaleQ8(w0, n0 * (cols >> 2), r0 * (cols >> 5) + (j >> 1)) * dot16Q8(v0, a, b, c, d);
+    acc1 += scaleQ8(w1, n1 * (cols >> 2), r1 * (cols >> 5) + (j >> 1)) * dot16Q8(v1, a, b, c, d);
+    acc2 += scaleQ8(w2, n2 * (cols >> 2), r2 * (cols >> 5) + (j >> 1)) * dot16Q8(v2, a, b, c, d);
+    acc3 += scaleQ8(w3, n3 * (cols >> 2), r3 * (cols >> 5) + (j >> 1)) * dot16Q8(v3, a, b, c, d);
   }
   dots[id.local] = acc0;
   dots[256 + id.local] = acc1;

@@ -26,7 +26,7 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   for (var c: u32 = lid.x; (c < u.cols); c += 64u) {
     let xv: f32 = x[c];
     ss += (xv * xv);
-    acc += (select(select(select(select((bitcast<f32>(w[(((u.rows * (u.cols >> 3u)) + (row * (u.cols >> 5u))) + (c >> 5u))]) * f32((i32(((w[((row * (u.cols >> 3u)) + (c >> 3u))] >> ((c & 7u) * 4u)) & 15u)) - 8i))), (bitcast<f32>(w[(((u.rows * (u.cols >> 2u)) + (row * (u.cols >> 5u))) + (c >> 5u))]) * f32(extractBits(bitcast<i32>(w[((row * (u.cols >> 2u)) + (c >> 2u))]), (c & 3u) * 8u, 8u))), (wtype == 3u)), bitcast<f32>((((w[((row * ((u.cols + 1u) >> 1u)) + (c >> 1u))] >> ((c & 1u) * 16u)) & 0xffffu) << 16u)), (wtype == 2u)), unpack2x16float(w[((row * ((u.cols + 1u) >> 1u)) + (c >> 1u))])[(c & 1u)], (wtype == 1u)), bitcast<f32>(w[((row * u.cols) + c)]), (wtype == 0u)) * select(xv, (xv * nw[c]), (norm == 1u)));
+    acc += (select(select(select(select((bitcast<f32>(w[(((u.rows * (u.cols >> 3u)) + (row * (u.cols >> 5u))) + (c >> 5u))]) * f32((i32(((w[((row * (u.cols >> 3u)) + (c >> 3u))] >> ((c & 7u) * 4u)) & 15u)) - 8i))), (unpack2x16float(w[((u.rows * (u.cols >> 2u)) + (((row * (u.cols >> 5u)) + (c >> 5u)) >> 1u))])[(((row * (u.cols >> 5u)) + (c >> 5u)) & 1u)] * f32(extractBits(bitcast<i32>(w[((row * (u.cols >> 2u)) + (c >> 2u))]), (c & 3u) * 8u, 8u))), (wtype == 3u)), bitcast<f32>((((w[((row * ((u.cols + 1u) >> 1u)) + (c >> 1u))] >> ((c & 1u) * 16u)) & 0xffffu) << 16u)), (wtype == 2u)), unpack2x16float(w[((row * ((u.cols + 1u) >> 1u)) + (c >> 1u))])[(c & 1u)], (wtype == 1u)), bitcast<f32>(w[((row * u.cols) + c)]), (wtype == 0u)) * select(xv, (xv * nw[c]), (norm == 1u)));
   }
   partial[lid.x] = acc;
   squares[lid.x] = ss;
