@@ -17,6 +17,9 @@ export class Rng {
   }
   /** uniform in [0, 1) */
   f32(): number { return (this.u32() >>> 8) / 16777216; }
+  /** the generator's whole state, to resume it exactly (checkpoints) */
+  get state(): string { return this.s.toString(); }
+  static fromState(state: string): Rng { const r = new Rng(1); r.s = BigInt(state); return r; }
 }
 
 export function argmax(logits: ArrayLike<number>): number {

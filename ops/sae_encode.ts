@@ -1,0 +1,77 @@
+// Sparse autoencoder encoder over a batch of rows: pre = (x − b_dec)·W_enc + b_enc (b_dec taken off the
+// input, SAELens's apply_b_dec_to_input), then the activation: ReLU, or TopK (the k largest
+// pre-activations of a row, ReLU'd; ties go to the lower index). W_enc is [d_in, d_sae] as SAELens
+// stores it. Outputs: pre [B, d_sae] (hook_sae_acts_pre), acts [B, d_sae] (hook_sae_acts_post), and for
+// TopK the chosen latents [B, k] in the order chosen.
+import { type Invocation, type In, type Out, type Spec, type f32, type u32, sharedF32, sharedU32, storageBarrier } from '../compiler/kernel/dsl.js';
+import { keepLargest } from './argmax.js';
+
+export type SaeArch = 'relu' | 'topk';
+export interface SaeShape { rows: number; dIn: number; dSae: number; arch: SaeArch; k: number }
+
+/** float64 reference: pre-activations, activations and (TopK) the chosen latents of each row. */
+export function saeEncodeReference(x: ArrayLike<number>, wEnc: ArrayLike<number>, bEnc: ArrayLike<number>, bDec: ArrayLike<number>, s: SaeShape) {
+  const { rows, dIn, dSae, arch, k } = s;
+  const pre = new Float64Array(rows * dSae), acts = new Float64Array(rows * dSae), chosen = new Int32Array(rows * k);
+  for (let b = 0; b < rows; b++) {
+    for (let j = 0; j < dSae; j++) {
+      let v = bEnc[j]!;
+      for (let i = 0; i < dIn; i++) v += (x[b * dIn + i]! - bDec[i]!) * wEnc[i * dSae + j]!;
+      pre[b * dSae + j] = v;
+    }
+    if (arch === 'relu') {
+      for (let j = 0; j < dSae; j++) acts[b * dSae + j] = Math.max(pre[b * dSae + j]!, 0);
+      continue;
+    }
+    const order = Array.from({ length: dSae }, (_, j) => j).sort((p, q) => pre[b * dSae + q]! - pre[b * dSae + p]! || p - q);
+    for (let t = 0; t < k; t++) {
+      chosen[b * k + t] = order[t]!;
+      acts[b * dSae + order[t]!] = Math.max(pre[b * dSae + order[t]!]!, 0);
+    }
+  }
+  return { pre, acts, chosen };
+}
+
+/** A workgroup per row: each invocation computes a stride of latents; TopK then picks k rounds of the
+ *  workgroup's largest not yet chosen (k is small: 8..64). */
+/** @kernel @workgroupSize 256 */
+export function saeEncodeKernel(id: Invocation, x: In<f32>, wEnc: In<f32>, bEnc: In<f32>, bDec: In<f32>, pre: Out<f32>, acts: Out<f32>, chosen: Out<u32>,
+  dIn: u32, dSae: u32, k: u32, topk: Spec<u32>) {
+  const vals = sharedF32(256);
+  const idxs = sharedU32(256);
+  const row: u32 = id.group;
+  for (let j: u32 = id.local; j < dSae; j += id.size) {
+    let v: f32 = bEnc[j];
+    for (let i: u32 = 0; i < dIn; i++) {
+      v += (x[row * dIn + i] - bDec[i]) * wEnc[i * dSae + j];
+    }
+    pre[row * dSae + j] = v;
+    acts[row * dSae + j] = topk === 1 ? 0 : Math.max(v, 0);
+  }
+  if (topk === 1) {
+    storageBarrier();
+    for (let t: u32 = 0; t < k; t++) {
+      let best: f32 = -3.4e38;
+      let at: u32 = 0;
+      for (let j: u32 = id.local; j < dSae; j += id.size) {
+        let taken: u32 = 0;
+        for (let u: u32 = 0; u < t; u++) {
+          if (chosen[row * k + u] === j) {
+            taken = 1;
+          }
+        }
+        const v: f32 = pre[row * dSae + j];
+        if (taken === 0 && v > best) {
+          best = v;
+          at = j;
+        }
+      }
+      keepLargest(vals, idxs, best, at, id);
+      if (id.local === 0) {
+        chosen[row * k + t] = idxs[0];
+        acts[row * dSae + idxs[0]] = Math.max(vals[0], 0);
+      }
+      storageBarrier();
+    }
+  }
+}
