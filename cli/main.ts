@@ -18,6 +18,11 @@ import { activationPatching, SITES } from '../runtime/interp/patching.js';
 import { directLogitAttribution } from '../runtime/interp/dla.js';
 import { attentionPatterns, patternsSvg } from '../runtime/interp/patterns.js';
 import { progressBar } from './progress.js';
+import { getGpu } from '../runtime/gpu.js';
+import { collect, readManifest } from '../runtime/sae/store.js';
+import { trainSae } from '../runtime/sae/train.js';
+import { evalSae } from '../runtime/sae/eval.js';
+import { loadSaeLens, saveSaeLens } from '../runtime/sae/files.js';
 import path from 'node:path';
 import { compile, PASSES } from '../compiler/passes.js';
 import { RULES } from '../compiler/rules.js';
@@ -64,6 +69,7 @@ Commands:
   attn       attention patterns per layer and head (destination × source), as JSON or SVG
   dla        direct logit attribution: how much each layer's attention, MLP and head writes toward the answer
   cache      run a prompt and save the values at selected hooks (safetensors)
+  sae        sparse autoencoders: collect activations, train on the GPU, evaluate (sae --help)
 
 Run 'tapir <command> --help' for a command's options.`,
   generate: `Usage: tapir generate [-m MODEL] [-p PROMPT] [-n NEW_TOKENS] [options]
@@ -111,6 +117,24 @@ ${MODEL_HELP}`,
   hooks: `Usage: tapir hooks [-m MODEL] [--json]
 
 Lists every hook point with its shape per position ([batch, pos] come first in a cache).
+${MODEL_HELP}`,
+  sae: `Usage: tapir sae collect [-m MODEL] --hook HOOK --tokens N --out STORE [--corpus FILE]... [--seed S]
+                         [--temperature T] [--seq-len L] [--json]
+       tapir sae train --store STORE --out DIR [--arch topk|relu] [--k K] [--latents 8x|N] [--steps N]
+                       [--batch B] [--lr LR] [--l1 C] [--seed S] [--checkpoint-every N] [--json]
+       tapir sae eval [-m MODEL] --sae DIR --store STORE [--sequences N] [--json]
+
+collect  streams the values at one hook into an activation store (shards of f32 rows + their token
+         sequences; every tenth shard held out). Without --corpus it samples stories from the model
+         (temperature T, default 1; seeds from --seed and each sequence's index, recorded). Killed and run
+         again with the same arguments, it resumes from the last whole shard.
+train    trains an SAE on the store's training rows on the GPU (Adam; TopK keeps decoder rows at unit
+         norm; ReLU takes an L1 penalty weighted by decoder-row norms), logging loss, L0, FVU and dead
+         fraction. Checkpoints (DIR/checkpoint.safetensors) are atomic; the same command resumes and ends
+         bit-identical to an uninterrupted run. At the end DIR holds the SAE in SAELens's layout
+         (cfg.json + sae_weights.safetensors, the input scale folded in).
+eval     on the held-out rows: L0, FVU (per-dimension mean), dead fraction, log10 density histogram, and
+         with the model the CE loss recovered, (CE_zero − CE_sae) / (CE_zero − CE_clean).
 ${MODEL_HELP}`,
   cache: `Usage: tapir cache [-m MODEL] -p PROMPT --hooks SELECTOR --out FILE.safetensors [--json]
 
@@ -552,7 +576,77 @@ async function dla(argv: string[]) {
   }
 }
 
-const COMMANDS: Record<string, (argv: string[]) => Promise<void>> = { lens, patch, attn, dla, bench, generate, logits, graph, synth, compile: compileCmd, hooks, cache };
+async function sae(argv: string[]) {
+  const [sub, ...rest] = argv;
+  if (!sub || sub === '--help' || sub === '-h') return out(HELP.sae + '\n');
+  if (sub === 'collect') {
+    const o = parse('sae', rest, { hook: { type: 'string' }, tokens: { type: 'string' }, out: { type: 'string' }, corpus: { type: 'string', multiple: true }, seed: { type: 'string' }, temperature: { type: 'string' }, 'seq-len': { type: 'string' } });
+    if (o.help) return out(HELP.sae + '\n');
+    if (typeof o.hook !== 'string' || typeof o.out !== 'string' || o.tokens === undefined) throw new UsageError("sae collect needs --hook, --tokens and --out (see 'tapir sae --help')");
+    const tokens = int(o.tokens, '--tokens', 1, 0);
+    const { model } = await openModel(o);
+    try {
+      const bar = progressBar('collect', tokens);
+      const m = await collect(model, model.file, { hook: o.hook, tokens, out: o.out, corpus: o.corpus as unknown as string[] | undefined, seed: int(o.seed, '--seed', 0, 0),
+        temperature: num(o.temperature, '--temperature', 0, 10, 1), seqLen: int(o['seq-len'], '--seq-len', 2, 128), progress: (d) => bar.update(d) });
+      bar.done();
+      const rows = m.shards.reduce((n, s) => n + s.rows, 0);
+      if (o.json) out(JSON.stringify({ store: o.out, hook: m.hook, dIn: m.dIn, shards: m.shards.length, rows }) + '\n');
+      else out(`${o.out}: ${m.shards.length} shards, ${rows} rows of ${m.dIn} at ${m.hook}\n`);
+    } finally {
+      model.dispose();
+    }
+    return;
+  }
+  if (sub === 'train') {
+    const o = parse('sae', rest, { store: { type: 'string' }, out: { type: 'string' }, arch: { type: 'string' }, k: { type: 'string' }, latents: { type: 'string' }, steps: { type: 'string' }, batch: { type: 'string' },
+      lr: { type: 'string' }, l1: { type: 'string' }, seed: { type: 'string' }, 'checkpoint-every': { type: 'string' } });
+    if (o.help) return out(HELP.sae + '\n');
+    if (typeof o.store !== 'string' || typeof o.out !== 'string') throw new UsageError("sae train needs --store and --out (see 'tapir sae --help')");
+    const arch = (o.arch ?? 'topk') as string;
+    if (arch !== 'topk' && arch !== 'relu') throw new UsageError(`--arch must be topk or relu, got '${arch}'`);
+    const dIn = readManifest(o.store).dIn;
+    const lat = typeof o.latents === 'string' && /^\d+x$/.test(o.latents) ? dIn * Number(o.latents.slice(0, -1)) : int(o.latents, '--latents', 1, dIn * 8);
+    const steps = int(o.steps, '--steps', 1, 1000);
+    const bar = progressBar('train', steps);
+    const r = await trainSae(await getGpu(), {
+      store: o.store, out: o.out, arch, k: int(o.k, '--k', 1, 8), dSae: lat, steps, batch: int(o.batch, '--batch', 1, 256), seed: int(o.seed, '--seed', 0, 0),
+      hyper: { lr: num(o.lr, '--lr', 0, 1, 3e-4), beta1: 0.9, beta2: 0.999, eps: 1e-8, l1: arch === 'relu' ? num(o.l1, '--l1', 0, 1e6, 5) : 0 },
+      checkpointEvery: int(o['checkpoint-every'], '--checkpoint-every', 1, 100), logEvery: Math.max(1, Math.floor(steps / 50)), deadWindow: 100000,
+      onLog: (l) => { bar.update(l.step); if (!o.json && !process.stderr.isTTY) process.stderr.write(`step ${l.step}: loss ${l.loss.toFixed(4)} L0 ${l.l0.toFixed(2)} FVU ${l.fvu.toFixed(4)} dead ${(100 * l.deadFraction).toFixed(1)}%\n`); },
+    });
+    bar.done();
+    saveSaeLens(o.out, { dims: r.dims, params: r.params, inputScale: r.scale, hook: r.hook, model: r.model });
+    const last = r.log[r.log.length - 1];
+    if (o.json) out(JSON.stringify({ out: o.out, steps: r.step, inputScale: r.scale, last, log: r.log }) + '\n');
+    else out(`${o.out}: ${r.dims.arch} SAE, ${r.dims.dIn} -> ${r.dims.dSae}, ${r.step} steps; last: loss ${last?.loss.toFixed(4)} L0 ${last?.l0.toFixed(2)} FVU ${last?.fvu.toFixed(4)}\n`);
+    return;
+  }
+  if (sub === 'eval') {
+    const o = parse('sae', rest, { sae: { type: 'string' }, store: { type: 'string' }, sequences: { type: 'string' } });
+    if (o.help) return out(HELP.sae + '\n');
+    if (typeof o.sae !== 'string' || typeof o.store !== 'string') throw new UsageError("sae eval needs --sae and --store (see 'tapir sae --help')");
+    const model = (await openModel(o)).model;
+    try {
+      const s = loadSaeLens(o.sae);
+      const seqs = int(o.sequences, '--sequences', 0, 32);
+      const bar = progressBar('eval', seqs);
+      const r = await evalSae(await getGpu(), s, o.store, { model, sequences: seqs, progress: (d) => bar.update(d) });
+      bar.done();
+      if (o.json) return out(JSON.stringify(r) + '\n');
+      out(`held-out tokens ${r.tokens}: L0 ${r.l0.toFixed(2)}, FVU ${r.fvu.toFixed(4)}, dead ${(100 * r.deadFraction).toFixed(1)}%\n`);
+      if (r.ce) out(`CE (nats, ${r.ce.sequences} sequences): clean ${r.ce.clean.toFixed(4)}, with the SAE ${r.ce.sae.toFixed(4)}, zero-ablated ${r.ce.zero.toFixed(4)}; recovered ${r.ce.recovered.toFixed(4)}\n`);
+      out('log10 density  latents\n');
+      for (const b of r.densityHistogram) out(`${b.from.toFixed(1).padStart(5)}..${b.to.toFixed(1).padStart(4)}  ${'#'.repeat(Math.min(60, b.count))} ${b.count}\n`);
+    } finally {
+      model.dispose();
+    }
+    return;
+  }
+  throw new UsageError(`unknown sae command '${sub}' (collect, train, eval)`);
+}
+
+const COMMANDS: Record<string, (argv: string[]) => Promise<void>> = { sae, lens, patch, attn, dla, bench, generate, logits, graph, synth, compile: compileCmd, hooks, cache };
 
 /** Runs a command; returns the exit code. Always releases the GPU so the process can exit. */
 export async function main(argv: string[]): Promise<number> {

@@ -1,7 +1,7 @@
 // The real `tapir` process: output shapes, --help, and bad input. Bad input must give one line on
 // stderr, exit code 2, no stack trace, and the process must end (a live GPU device would keep it).
 import { beforeAll, describe, expect, it } from 'vitest';
-import { spawnSync } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -19,6 +19,15 @@ function tapirWith(env: Record<string, string>, ...args: string[]) {
   // through the shebang, as a user runs it
   const r = spawnSync(bin, args, { cwd: root, encoding: 'utf8', timeout: 90_000, maxBuffer: 64 << 20, env: { ...process.env, ...env } });
   return { code: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr.split('\n').filter((l) => l && !/^Warning: .*artificially reduced/.test(l)) };
+}
+
+/** tapir without blocking the test worker (long runs) */
+function tapirAsync(...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string[] }> {
+  return new Promise((resolve) => {
+    execFile(bin, args, { cwd: root, encoding: 'utf8', timeout: 300_000, maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
+      resolve({ code: err ? (typeof err.code === 'number' ? err.code : null) : 0, stdout, stderr: stderr.split('\n').filter((l) => l && !/^Warning: .*artificially reduced/.test(l)) });
+    });
+  });
 }
 
 let dir = '';
@@ -147,6 +156,46 @@ describe('tapir CLI', () => {
     expect(bad.code).toBe(2);
     expect(bad.stderr[0]).toMatch(/layer 9 is out of range/);
   });
+
+  it('sae collect (corpus), train and eval end to end, writing SAELens files; bad input exits 2', async () => {
+    const corpus = path.join(dir, 'corpus.txt');
+    fs.writeFileSync(corpus, 'Once upon a time, there was a little girl named Lily. She loved to play outside in the sunshine. One day, she saw a big red ball in the park. '.repeat(40));
+    const store = path.join(dir, 'store'), sae = path.join(dir, 'sae');
+    const c = await tapirAsync('sae', 'collect', '--hook', 'blocks.2.hook_resid_post', '--tokens', '2000', '--out', store, '--corpus', corpus, '--seq-len', '32', '--json');
+    expect(c.code, c.stderr.join('\n')).toBe(0);
+    const cj = JSON.parse(c.stdout);
+    expect(cj.dIn).toBe(64);
+    expect(cj.shards).toBeGreaterThanOrEqual(10); // a held-out shard
+    const again = await tapirAsync('sae', 'collect', '--hook', 'blocks.2.hook_resid_post', '--tokens', '2000', '--out', store, '--corpus', corpus, '--seq-len', '32', '--json');
+    expect(JSON.parse(again.stdout).shards).toBe(cj.shards); // already complete: nothing redone
+    const t = await tapirAsync('sae', 'train', '--store', store, '--out', sae, '--k', '8', '--latents', '4x', '--steps', '60', '--batch', '64', '--lr', '3e-3', '--json');
+    expect(t.code, t.stderr.join('\n')).toBe(0);
+    const tj = JSON.parse(t.stdout);
+    expect(tj.steps).toBe(60);
+    expect(tj.last.l0).toBeLessThanOrEqual(8);
+    expect(tj.log[tj.log.length - 1].loss).toBeLessThan(tj.log[0].loss);
+    const cfg = JSON.parse(fs.readFileSync(path.join(sae, 'cfg.json'), 'utf8'));
+    expect([cfg.architecture, cfg.d_in, cfg.d_sae, cfg.k, cfg.metadata.hook_name]).toEqual(['topk', 64, 256, 8, 'blocks.2.hook_resid_post']);
+    const e = await tapirAsync('sae', 'eval', '--sae', sae, '--store', store, '--sequences', '3', '--json');
+    expect(e.code, e.stderr.join('\n')).toBe(0);
+    const ej = JSON.parse(e.stdout);
+    expect(ej.l0).toBeGreaterThan(0);
+    expect(ej.l0).toBeLessThanOrEqual(8);
+    expect(ej.fvu).toBeGreaterThan(0);
+    expect(ej.ce.sequences).toBe(3);
+    expect(ej.ce.zero).toBeGreaterThan(ej.ce.clean);
+    expect(ej.densityHistogram.reduce((n: number, b: { count: number }) => n + b.count, 0)).toBe(256);
+    for (const [args, msg] of [
+      [['sae', 'eval', '--sae', dir, '--store', store], /not an SAE folder/],
+      [['sae', 'collect', '--hook', 'blocks.99.hook_resid_post', '--tokens', '10', '--out', path.join(dir, 's2')], /unknown hook/],
+      [['sae', 'train', '--store', dir, '--out', path.join(dir, 's3')], /not an activation store/],
+      [['sae', 'train', '--store', store, '--out', sae, '--k', '9'], /other settings/],
+    ] as [string[], RegExp][]) {
+      const r = await tapirAsync(...args);
+      expect(r.code, args.join(' ')).toBe(2);
+      expect(r.stderr.join('\n')).toMatch(msg);
+    }
+  }, 600_000);
 
   it('bench runs as a smoke test on the tiny preset: numbers, not speed claims', () => {
     const r = tapir('bench', '--synth', 'tiny', '--prompt-tokens', '8', '--gen-tokens', '8', '--check', '2', '--taps', 'blocks.*.hook_resid_post', '--json');

@@ -11,6 +11,9 @@ import { adamReference } from '../ops/adam.js';
 import { trainSae } from '../runtime/sae/train.js';
 import { writeStoreFromRows } from '../runtime/sae/store.js';
 import { Rng } from '../runtime/sampler.js';
+import { loadSaeLens, saveSaeLens } from '../runtime/sae/files.js';
+import { applySae } from '../runtime/sae/eval.js';
+import { writeSafetensors } from '../runtime/formats/safetensors.js';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -124,5 +127,49 @@ describe('SAE training', () => {
     const resumed = await trainSae(gpu, opts(cut, 200));
     for (const p of PARAMS) expect(Buffer.from(resumed.params[p].buffer).equals(Buffer.from(whole.params[p].buffer)), p).toBe(true);
     expect(resumed.log.map((l) => l.loss)).toEqual(whole.log.slice(2).map((l) => l.loss));
+  });
+});
+
+describe('SAE files in SAELens layout', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tapir-saelens-'));
+  const dIn = 6, dSae = 10;
+  const f32 = (n: number) => rnd.normal(n, 0.5);
+  const tensors = { W_enc: f32(dIn * dSae), b_enc: f32(dSae), W_dec: f32(dSae * dIn), b_dec: f32(dIn) };
+  const shapes = { W_enc: [dIn, dSae], b_enc: [dSae], W_dec: [dSae, dIn], b_dec: [dIn] };
+  const fixture = (name: string, cfg: object, shapeOf = shapes) => {
+    const d = path.join(dir, name);
+    fs.mkdirSync(d);
+    // hand-built: SAELens 6.x's cfg.json fields, tensors by its names (b_dec last, as torch would order them anyway)
+    fs.writeFileSync(path.join(d, 'cfg.json'), JSON.stringify({ d_in: dIn, d_sae: dSae, dtype: 'float32', device: 'cpu', apply_b_dec_to_input: true, normalize_activations: 'none', reshape_activations: 'none', metadata: { hook_name: 'blocks.1.hook_resid_post', model_name: 'x' }, ...cfg }));
+    fs.writeFileSync(path.join(d, 'sae_weights.safetensors'), writeSafetensors(PARAMS.map((n) => ({ name: n, dtype: 'f32' as const, shape: shapeOf[n], bytes: new Uint8Array(tensors[n].buffer) }))));
+    return d;
+  };
+
+  it('a hand-built standard (ReLU) SAE loads and runs as its float64 reference says', async () => {
+    const s = loadSaeLens(fixture('standard', { architecture: 'standard' }));
+    expect(s.dims).toEqual({ dIn, dSae, arch: 'relu', k: 0 });
+    expect(s.hook).toBe('blocks.1.hook_resid_post');
+    const rows = 300, x = rnd.normal(rows * dIn);
+    const got = await applySae(await getGpu(), s, x);
+    expect(relErr(got, saeReference(tensors, s.dims, x, rows).xHat), seedNote).toBeLessThanOrEqual(TOL);
+  });
+
+  it('saved with an input scale, the scale is folded in: the file alone reconstructs unscaled inputs', async () => {
+    const dims: SaeDims = { dIn, dSae, arch: 'topk', k: 3 };
+    const scale = 2.5, out = path.join(dir, 'folded');
+    saveSaeLens(out, { dims, params: tensors, inputScale: scale, hook: 'blocks.0.hook_resid_post' });
+    const back = loadSaeLens(out);
+    expect([back.dims.arch, back.dims.k, back.inputScale]).toEqual(['topk', 3, 1]);
+    const rows = 50, x = rnd.normal(rows * dIn);
+    const want = saeReference(tensors, dims, x.map((v) => v * scale), rows).xHat.map((v) => v / scale);
+    expect(relErr(await applySae(await getGpu(), back, x), want), seedNote).toBeLessThanOrEqual(TOL);
+  });
+
+  it.each([
+    ['a wrong shape', () => fixture('shape', { architecture: 'standard' }, { ...shapes, W_dec: [dIn, dSae] }), /W_dec' has shape/],
+    ['an unsupported architecture', () => fixture('gated', { architecture: 'gated' }), /architecture 'gated' is not supported/],
+    ['TopK without k', () => fixture('nok', { architecture: 'topk' }), /TopK needs an integer k/],
+  ])('%s is a clear error', (_, make, msg) => {
+    expect(() => loadSaeLens(make())).toThrow(msg);
   });
 });
