@@ -240,6 +240,31 @@ export class Model {
     };
   }
 
+  /** Several stories sampled at once from BOS, one per seed, each with its own KV cache and sampler: the
+   *  tokens `generate({ tokens: [bos], temperature, topP: 1, seed, maxNewTokens: maxTokens - 1 })` gives
+   *  for each seed, in one pass per position for all of them. Each stops before EOS (or BOS). */
+  async sampleBatch(seeds: readonly number[], maxTokens: number, temperature: number): Promise<number[][]> {
+    const { bos, eos } = this.tokenizer.vocab;
+    const V = this.config.vocabSize, B = seeds.length;
+    const n = Math.min(maxTokens, this.contextLength);
+    const ex = await this.variant([], [], 0, 1, B);
+    ex.reset();
+    const samplers = seeds.map((seed) => new Sampler({ temperature, topP: 1, seed }));
+    const seqs = seeds.map(() => [bos]);
+    const live = seeds.map(() => true);
+    for (let p = 0; p + 1 < n && live.some(Boolean); p++) {
+      const token = Int32Array.from(seqs.map((s) => s[Math.min(p, s.length - 1)]!)); // finished ones idle
+      const out = await ex.run({ token, pos: p }, 'logits');
+      for (let b = 0; b < B; b++) {
+        if (!live[b]) continue;
+        const next = samplers[b]!.sample(out.subarray(b * V, (b + 1) * V));
+        if (next === eos || next === bos) live[b] = false;
+        else seqs[b]!.push(next);
+      }
+    }
+    return seqs;
+  }
+
   /** The hook names this model has (TransformerLens's), in graph order. */
   get hookNames(): string[] { return Object.keys(this.graph.hooks); }
 

@@ -106,6 +106,21 @@ describe('prefill', () => {
     }
   });
 
+  it('stories sampled together (sampleBatch) are the stories sampled one at a time with the same seeds', async () => {
+    const model = await Model.create(src, { contextLength: 512 });
+    try {
+      const seeds = [5, 17, 23, 99];
+      const together = await model.sampleBatch(seeds, 60, 1);
+      for (const [i, seed] of seeds.entries()) {
+        const alone = await model.generate({ tokens: [model.tokenizer.vocab.bos], maxNewTokens: 59, temperature: 1, topP: 1, seed });
+        expect(together[i], `seed ${seed}`).toEqual(alone.tokens);
+      }
+      expect(new Set(together.map((t) => t.join())).size).toBe(seeds.length);
+    } finally {
+      model.dispose();
+    }
+  });
+
   it('the block plan uses matrix-product kernels and keeps the per-layer fusion', () => {
     const c = { ...src.config, contextLength: 64 };
     const plan = compile(llama(c, () => 'f32', { positions: 16 }), { kernels, fragments, maxBindingBytes: 1 << 27 }).plan!;

@@ -76,7 +76,7 @@ export async function collect(model: Model, modelName: string, o: CollectOptions
   if (!model.hookNames.includes(o.hook)) throw new UsageError(`unknown hook '${o.hook}' (see tapir hooks)`);
   const dIn = model.graph.hooks[o.hook]!.node.size;
   const seqLen = Math.min(o.seqLen ?? 128, model.contextLength);
-  const perShard = o.perShard ?? 16;
+  const perShard = o.perShard ?? 64;
   const source: StoreManifest['source'] = o.corpus
     ? { kind: 'corpus', files: o.corpus.map((f) => path.resolve(f)), seqLen }
     : { kind: 'sampled', seed: o.seed ?? 0, temperature: o.temperature ?? 1, maxTokens: seqLen };
@@ -102,15 +102,11 @@ export async function collect(model: Model, modelName: string, o: CollectOptions
   const done = () => trainRows() >= o.tokens && m.shards.some((_, k) => isHeldOut(k));
   while (!done()) {
     const k = m.shards.length;
-    const seqs: number[][] = [];
-    for (let s = 0; s < perShard; s++) {
-      const index = k * perShard + s;
-      if (o.corpus) seqs.push(corpus[index % corpus.length]!);
-      else {
-        const g = await model.generate({ tokens: [model.tokenizer.vocab.bos], maxNewTokens: seqLen - 1, temperature: source.kind === 'sampled' ? source.temperature : 1, seed: (source.kind === 'sampled' ? source.seed : 0) * 1000003 + index, topP: 1 });
-        seqs.push(g.tokens.slice(0, seqLen));
-      }
-    }
+    // sequence i of the store: corpus piece i, or the story sampled with seed (seed·1000003 + i), all of
+    // a shard's stories sampled together
+    const index = Array.from({ length: perShard }, (_, s) => k * perShard + s);
+    const seqs = source.kind === 'corpus' ? index.map((i) => corpus[i % corpus.length]!)
+      : (await model.sampleBatch(index.map((i) => source.seed * 1000003 + i), seqLen, source.temperature)).filter((t) => t.length > 0);
     const rows: Float32Array[] = [];
     for (const t of seqs) rows.push((await model.runWithCache(t, { hooks: o.hook })).cache.get(o.hook)!.data);
     const x = new Float32Array(rows.reduce((n, r) => n + r.length, 0));
