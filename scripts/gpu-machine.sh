@@ -7,6 +7,8 @@
 #                                             # then `tapir bench ARGS` (default: the 1B shape, f16)
 #   bash scripts/gpu-machine.sh baseline      # there: Hugging Face transformers on the same shape
 #   bash scripts/gpu-machine.sh compare [D]   # there: both in one call, and the ratios (D: f16 or q8_0)
+#   bash scripts/gpu-machine.sh tapir ARGS    # there: any tapir command (the default model is packed
+#                                             # into .gpu/models/ when ../shared/models has it)
 #
 # .gpu/ holds: the Node binary (xz), the built app with its runtime packages (dist/, bin/, webgpu's
 # linux-x64 dawn.node, ohm-js, @viz-js), and the Vulkan loader and libglvnd .debs for amd64, which the
@@ -25,6 +27,8 @@ pack() {
   tar -cJf .gpu/app.tar.xz dist bin package.json \
     node_modules/webgpu/package.json node_modules/webgpu/index.js node_modules/webgpu/dist/linux-x64 \
     node_modules/ohm-js node_modules/@viz-js
+  # the default model (../shared/models, never committed) for runs such as the SAE acceptance run
+  if [ -f ../shared/models/stories260K.gguf ]; then mkdir -p .gpu/models && cp ../shared/models/stories260K.gguf .gpu/models/; fi
   log "Vulkan loader and libglvnd (amd64) -> .gpu/debs"
   local o='-oAPT::Architecture=amd64 -oAPT::Architectures=amd64 -oDir::State::Lists=/tmp/tapir-amd64-lists'
   mkdir -p /tmp/tapir-amd64-lists/partial
@@ -59,6 +63,7 @@ case "${1:-}" in
   pack) pack ;;
   run) shift; run "$@" ;;
   node) shift; unpack; (cd /tmp/tapir && ./node --no-concurrent-recompilation "$@") ;;
+  tapir) shift; unpack; /tmp/tapir/node --no-concurrent-recompilation /tmp/tapir/bin/tapir.js "$@" ;;
   baseline) shift; python3 benchmarks/hf_baseline.py "$@" ;;
   compare)
     shift; dtype=${1:-f16}
