@@ -1,7 +1,8 @@
 // The real `tapir` process: output shapes, --help, and bad input. Bad input must give one line on
 // stderr, exit code 2, no stack trace, and the process must end (a live GPU device would keep it).
 import { beforeAll, describe, expect, it } from 'vitest';
-import { execFile, spawnSync } from 'node:child_process';
+import { execFile, spawn, spawnSync } from 'node:child_process';
+import { writeStoreFromRows } from '../runtime/sae/store.js';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -195,6 +196,28 @@ describe('tapir CLI', () => {
       expect(r.code, args.join(' ')).toBe(2);
       expect(r.stderr.join('\n')).toMatch(msg);
     }
+  }, 600_000);
+
+  it('sae train killed with SIGKILL mid-run, then the same command: ends bit-identical to an uninterrupted run', async () => {
+    const store = path.join(dir, 'kill-store');
+    const rows = new Float32Array(3000 * 16).map((_, i) => Math.sin(i * 0.731) * Math.cos(i * 0.0137));
+    writeStoreFromRows(store, rows, 16, { perShard: 300 });
+    const args = (out: string) => ['sae', 'train', '--store', store, '--out', out, '--k', '4', '--latents', '64', '--steps', '400', '--batch', '128', '--checkpoint-every', '20', '--json'];
+    const whole = await tapirAsync(...args(path.join(dir, 'kill-whole')));
+    expect(whole.code, whole.stderr.join('\n')).toBe(0);
+    const out = path.join(dir, 'kill-cut');
+    const child = spawn(bin, args(out), { cwd: root, stdio: 'ignore' });
+    const ck = path.join(out, 'checkpoint.safetensors');
+    const stepOf = () => { try { return Number(parseSafetensors(fs.readFileSync(ck), ck).metadata.get('step')); } catch { return 0; } };
+    while (stepOf() < 60 && child.exitCode === null) await new Promise((r) => setTimeout(r, 50));
+    child.kill('SIGKILL');
+    await new Promise((r) => child.once('exit', r));
+    const killedAt = stepOf();
+    expect(killedAt).toBeGreaterThanOrEqual(60);
+    expect(killedAt).toBeLessThan(400); // killed mid-run, not after it
+    const resumed = await tapirAsync(...args(out));
+    expect(resumed.code, resumed.stderr.join('\n')).toBe(0);
+    expect(fs.readFileSync(path.join(out, 'sae_weights.safetensors')).equals(fs.readFileSync(path.join(dir, 'kill-whole', 'sae_weights.safetensors')))).toBe(true);
   }, 600_000);
 
   it('bench runs as a smoke test on the tiny preset: numbers, not speed claims', () => {
