@@ -23,6 +23,7 @@ import { collect, readManifest } from '../runtime/sae/store.js';
 import { trainSae } from '../runtime/sae/train.js';
 import { evalSae } from '../runtime/sae/eval.js';
 import { loadSaeLens, saveSaeLens } from '../runtime/sae/files.js';
+import { featureCards, featuresHtml } from '../runtime/sae/features.js';
 import path from 'node:path';
 import { compile, PASSES } from '../compiler/passes.js';
 import { RULES } from '../compiler/rules.js';
@@ -123,6 +124,7 @@ ${MODEL_HELP}`,
        tapir sae train --store STORE --out DIR [--arch topk|relu] [--k K] [--latents 8x|N] [--steps N]
                        [--batch B] [--lr LR] [--l1 C] [--seed S] [--checkpoint-every N] [--json]
        tapir sae eval [-m MODEL] --sae DIR --store STORE [--sequences N] [--json]
+       tapir sae features [-m MODEL] --sae DIR --store STORE --html FILE [--latents 0,5,9] [--json]
 
 collect  streams the values at one hook into an activation store (shards of f32 rows + their token
          sequences; every tenth shard held out). Without --corpus it samples stories from the model
@@ -135,6 +137,9 @@ train    trains an SAE on the store's training rows on the GPU (Adam; TopK keeps
          (cfg.json + sae_weights.safetensors, the input scale folded in).
 eval     on the held-out rows: L0, FVU (per-dimension mean), dead fraction, log10 density histogram, and
          with the model the CE loss recovered, (CE_zero − CE_sae) / (CE_zero − CE_clean).
+features one offline HTML page of dashboards over the store's rows: per latent its top-activating
+         contexts (tokens shaded by activation), activation histogram, density and logit effect (the
+         top and bottom tokens of W_dec · W_U).
 ${MODEL_HELP}`,
   cache: `Usage: tapir cache [-m MODEL] -p PROMPT --hooks SELECTOR --out FILE.safetensors [--json]
 
@@ -643,7 +648,26 @@ async function sae(argv: string[]) {
     }
     return;
   }
-  throw new UsageError(`unknown sae command '${sub}' (collect, train, eval)`);
+  if (sub === 'features') {
+    const o = parse('sae', rest, { sae: { type: 'string' }, store: { type: 'string' }, html: { type: 'string' }, latents: { type: 'string' } });
+    if (o.help) return out(HELP.sae + '\n');
+    if (typeof o.sae !== 'string' || typeof o.store !== 'string' || typeof o.html !== 'string') throw new UsageError("sae features needs --sae, --store and --html (see 'tapir sae --help')");
+    const model = (await openModel(o)).model;
+    try {
+      const s = loadSaeLens(o.sae);
+      const latents = typeof o.latents === 'string' ? parseTokenList(o.latents) : undefined;
+      if (latents?.some((j) => j >= s.dims.dSae)) throw new UsageError(`--latents must be below ${s.dims.dSae}`);
+      const cards = await featureCards(await getGpu(), s, o.store, model, latents ? { latents } : {});
+      const html = featuresHtml(cards, `${s.hook ?? 'SAE'}: ${s.dims.dSae} latents`);
+      writeAtomically(o.html, (fd) => { fs.writeSync(fd, html); });
+      if (o.json) out(JSON.stringify({ html: o.html, latents: cards.length, dead: cards.filter((c) => c.density === 0).length }) + '\n');
+      else out(`wrote ${cards.length} feature dashboards to ${o.html}\n`);
+    } finally {
+      model.dispose();
+    }
+    return;
+  }
+  throw new UsageError(`unknown sae command '${sub}' (collect, train, eval, features)`);
 }
 
 const COMMANDS: Record<string, (argv: string[]) => Promise<void>> = { sae, lens, patch, attn, dla, bench, generate, logits, graph, synth, compile: compileCmd, hooks, cache };

@@ -186,6 +186,14 @@ describe('tapir CLI', () => {
     expect(ej.ce.sequences).toBe(3);
     expect(ej.ce.zero).toBeGreaterThan(ej.ce.clean);
     expect(ej.densityHistogram.reduce((n: number, b: { count: number }) => n + b.count, 0)).toBe(256);
+    const html = path.join(dir, 'features.html');
+    const f = await tapirAsync('sae', 'features', '--sae', sae, '--store', store, '--html', html, '--latents', '0,1,2,3,4,5,6,7', '--json');
+    expect(f.code, f.stderr.join('\n')).toBe(0);
+    expect(JSON.parse(f.stdout).latents).toBe(8);
+    const page = fs.readFileSync(html, 'utf8');
+    expect(page.match(/<section id="f\d+">/g)?.length).toBe(8);
+    expect(page).toMatch(/logit effect/);
+    expect(page).not.toMatch(/https?:\/\//); // offline: nothing fetched
     for (const [args, msg] of [
       [['sae', 'eval', '--sae', dir, '--store', store], /not an SAE folder/],
       [['sae', 'collect', '--hook', 'blocks.99.hook_resid_post', '--tokens', '10', '--out', path.join(dir, 's2')], /unknown hook/],

@@ -1,0 +1,111 @@
+// Feature dashboards: for each latent of an SAE, over an activation store's rows, its top-activating
+// contexts (the tokens around the firing position, shaded by the latent's activation), a histogram of
+// its nonzero activations, its density, and its logit effect: the top and bottom tokens of W_dec_j · W_U
+// (the direction it writes, read by the unembedding without the final norm, as SAELens's dashboards do).
+// One self-contained HTML page: no scripts from elsewhere, works offline.
+import type { GpuContext } from '../gpu.js';
+import type { Model } from '../model.js';
+import { applySae } from './eval.js';
+import type { SaeModel } from './sae.js';
+import { readManifest, readSplit } from './store.js';
+
+export interface FeatureCard {
+  latent: number;
+  density: number;
+  maxAct: number;
+  /** counts of nonzero activations in 12 equal bins from 0 to maxAct */
+  histogram: number[];
+  top: { act: number; tokens: string[]; at: number; acts: number[] }[];
+  logits: { top: { piece: string; value: number }[]; bottom: { piece: string; value: number }[] };
+}
+
+const TOP = 8, WINDOW = 12, BINS = 12;
+
+export async function featureCards(gpu: GpuContext, sae: SaeModel, store: string, model: Model, o: { latents?: number[] } = {}): Promise<FeatureCard[]> {
+  const m = readManifest(store);
+  const data = [readSplit(store, m, false), readSplit(store, m, true)];
+  const { dIn, dSae } = sae.dims;
+  const latents = o.latents ?? Array.from({ length: dSae }, (_, j) => j);
+  // rows -> (sequence, position)
+  const where: { seq: number[]; pos: number }[][] = data.map((d) => d.tokens.flatMap((seq) => seq.map((_, pos) => ({ seq, pos }))));
+  const fired = new Float64Array(dSae), maxAct = new Float64Array(dSae);
+  const best: { act: number; split: number; row: number }[][] = Array.from({ length: dSae }, () => []);
+  const actsOf: Float32Array[] = [];
+  let rowsSeen = 0;
+  for (const [split, d] of data.entries()) {
+    const all = new Float32Array(d.rows * dSae);
+    await applySae(gpu, sae, d.x, (acts, _x, n, at) => all.set(acts.subarray(0, n * dSae), at * dSae));
+    actsOf.push(all);
+    for (let r = 0; r < d.rows; r++)
+      for (let j = 0; j < dSae; j++) {
+        const a = all[r * dSae + j]!;
+        if (!(a > 0)) continue;
+        fired[j]!++;
+        maxAct[j] = Math.max(maxAct[j]!, a);
+        const b = best[j]!;
+        if (b.length < TOP || a > b[b.length - 1]!.act) {
+          b.push({ act: a, split, row: r });
+          b.sort((p, q) => q.act - p.act);
+          if (b.length > TOP) b.pop();
+        }
+      }
+    rowsSeen += d.rows;
+  }
+  // logit effect: W_dec_j · W_U (the input scale folded: the direction in the model's units)
+  const wu = model.weightValues(model.config.tiedEmbeddings ? 'token_embd.weight' : 'output.weight');
+  const V = model.config.vocabSize;
+  const piece = (t: number) => model.tokenizer.piece(t);
+  return latents.map((j) => {
+    const hist = new Array<number>(BINS).fill(0);
+    for (const [split, all] of actsOf.entries())
+      for (let r = 0; r < data[split]!.rows; r++) {
+        const a = all[r * dSae + j]!;
+        if (a > 0) hist[Math.min(BINS - 1, Math.floor((a / maxAct[j]!) * BINS))]!++;
+      }
+    const effect = new Float64Array(V);
+    for (let v = 0; v < V; v++) {
+      let s = 0;
+      for (let i = 0; i < dIn; i++) s += (sae.params.W_dec[j * dIn + i]! / sae.inputScale) * wu[v * dIn + i]!;
+      effect[v] = s;
+    }
+    const order = Array.from(effect.keys()).sort((a, b) => effect[b]! - effect[a]!);
+    return {
+      latent: j, density: fired[j]! / rowsSeen, maxAct: maxAct[j]!, histogram: hist,
+      top: best[j]!.map(({ act, split, row }) => {
+        // the firing position's sequence: up to WINDOW tokens before it, two after (its rows are contiguous)
+        const { seq, pos } = where[split]![row]!;
+        const from = Math.max(0, pos - WINDOW + 1), to = Math.min(seq.length, pos + 3);
+        const qs = Array.from({ length: to - from }, (_, i) => from + i);
+        return { act, at: pos - from, tokens: qs.map((q) => piece(seq[q]!)), acts: qs.map((q) => Math.max(0, actsOf[split]![(row - pos + q) * dSae + j]!)) };
+      }),
+      logits: { top: order.slice(0, 8).map((v) => ({ piece: piece(v), value: effect[v]! })), bottom: order.slice(-8).reverse().map((v) => ({ piece: piece(v), value: effect[v]! })) },
+    };
+  });
+}
+
+const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+
+export function featuresHtml(cards: readonly FeatureCard[], title: string): string {
+  const card = (c: FeatureCard) => {
+    const hmax = Math.max(1, ...c.histogram);
+    const bars = c.histogram.map((n, i) => `<rect x="${i * 14}" y="${40 - (40 * n) / hmax}" width="12" height="${(40 * n) / hmax}" fill="#4a7fb5"><title>${((i / BINS) * c.maxAct).toFixed(2)}–${(((i + 1) / BINS) * c.maxAct).toFixed(2)}: ${n}</title></rect>`).join('');
+    const ctx = c.top.map((t) => `<div class="ctx"><span class="act">${t.act.toFixed(2)}</span> ${t.tokens.map((p, i) => `<span class="tok${i === t.at ? ' at' : ''}" style="background: rgba(230, 110, 30, ${(t.acts[i]! / Math.max(c.maxAct, 1e-9)).toFixed(3)})" title="${(t.acts[i] ?? 0).toFixed(3)}">${esc(p)}</span>`).join('')}</div>`).join('');
+    const list = (xs: { piece: string; value: number }[], cls: string) => xs.map((x) => `<span class="lg ${cls}">${esc(x.piece)} <small>${x.value.toFixed(2)}</small></span>`).join(' ');
+    return `<section id="f${c.latent}"><h2>latent ${c.latent}</h2><p>density ${(100 * c.density).toFixed(3)}% (log10 ${c.density > 0 ? Math.log10(c.density).toFixed(2) : '−∞'}), max activation ${c.maxAct.toFixed(3)}</p>
+<svg width="${BINS * 14}" height="42" role="img" aria-label="activation histogram">${bars}</svg>
+<h3>top contexts</h3>${ctx || '<p>never fired</p>'}
+<h3>logit effect (W_dec · W_U)</h3><p>up: ${list(c.logits.top, 'up')}</p><p>down: ${list(c.logits.bottom, 'down')}</p></section>`;
+  };
+  return `<!doctype html><html><head><meta charset="utf-8"><title>${esc(title)}</title><style>
+body { font: 14px/1.4 system-ui, sans-serif; margin: 1.5em; color: #222; }
+section { border-top: 1px solid #ddd; padding: .5em 0; }
+h2 { font-size: 1.1em; margin: .2em 0; } h3 { font-size: .95em; margin: .6em 0 .2em; color: #555; }
+.ctx { font-family: ui-monospace, monospace; white-space: pre; margin: 2px 0; }
+.tok { border-radius: 2px; } .tok.at { outline: 1px solid #b5501a; } .act { color: #888; display: inline-block; width: 4em; }
+.lg { font-family: ui-monospace, monospace; padding: 0 4px; border-radius: 3px; } .up { background: #dcefdc; } .down { background: #f3dada; }
+nav a { margin-right: .4em; }
+</style></head><body><h1>${esc(title)}</h1>
+<nav>${cards.map((c) => `<a href="#f${c.latent}">${c.latent}</a>`).join(' ')}</nav>
+${cards.map(card).join('\n')}
+</body></html>`;
+}
