@@ -13,6 +13,7 @@ import { Executor } from './executor.js';
 import { checked, getGpu, type GpuContext } from './gpu.js';
 import { ReferenceRunner } from './reference.js';
 import { Sampler, type SamplerOptions } from './sampler.js';
+import { type SaeSplice, spliceSaes } from './sae/splice.js';
 import { StreamDecoder, makeTokenizer, type Tokenizer, type Vocab } from './tokenizer.js';
 import type { WeightMap } from './weights.js';
 import { dequantize } from '../ops/dequant.js';
@@ -297,8 +298,9 @@ export class Model {
   /** Run with interventions at hooks (replace/patch, add, scale, zero- or mean-ablate; a hook's
    *  `[pos=..]` and `[head=..]` restrict them), optionally caching hooks (which then hold the edited
    *  values, as in TransformerLens). */
-  async runWithHooks(tokens: readonly number[], opts: { interventions: readonly Intervention[]; hooks?: string | readonly string[] }):
+  async runWithHooks(tokens: readonly number[], opts: { interventions: readonly Intervention[]; hooks?: string | readonly string[]; saes?: readonly SaeSplice[] }):
     Promise<{ logits: Float32Array[]; cache: Map<string, CacheEntry> }> {
+    if (opts.saes?.length) return spliceSaes(this, tokens, { ...opts, saes: opts.saes });
     const r = await this.runBatchWithHooks([tokens], opts);
     this.pos = tokens.length; // the KV cache now holds these tokens (edited if there were interventions)
     return { logits: r.logits[0]!, cache: r.cache };

@@ -14,6 +14,9 @@ import { Rng } from '../runtime/sampler.js';
 import { loadSaeLens, saveSaeLens } from '../runtime/sae/files.js';
 import { applySae } from '../runtime/sae/eval.js';
 import { writeSafetensors } from '../runtime/formats/safetensors.js';
+import { Model } from '../runtime/model.js';
+import { loadModelSource } from '../runtime/node/load.js';
+import { GGUF } from './helpers/models.js';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -171,5 +174,37 @@ describe('SAE files in SAELens layout', () => {
     ['TopK without k', () => fixture('nok', { architecture: 'topk' }), /TopK needs an integer k/],
   ])('%s is a clear error', (_, make, msg) => {
     expect(() => loadSaeLens(make())).toThrow(msg);
+  });
+});
+
+describe('an SAE spliced into the model at its hook', () => {
+  it('replaces the hook by its reconstruction (or keeps it with the error term), with its latents as hooks', async () => {
+    const model = await Model.create(loadModelSource(GGUF), { contextLength: 256 });
+    try {
+      const hook = 'blocks.2.hook_resid_post', dims: SaeDims = { dIn: 64, dSae: 128, arch: 'topk', k: 4 };
+      const sae = { dims, params: randomParams(dims), inputScale: 1, hook };
+      const tokens = model.tokenizer.encode('Once upon a time, there was a little girl named Lily.');
+      const names = ['input', 'acts_pre', 'acts_post', 'recons', 'error', 'output'].map((h) => `${hook}.hook_sae_${h}`);
+      const clean = await model.runWithCache(tokens, { hooks: hook });
+      const r = await model.runWithHooks(tokens, { interventions: [], saes: [{ sae }], hooks: names });
+      const x = clean.cache.get(hook)!.data;
+      expect(relErr(r.cache.get(names[0]!)!.data, x)).toBeLessThanOrEqual(1e-6);
+      const ref = saeReference(sae.params, dims, x, tokens.length);
+      expect(relErr(r.cache.get(names[1]!)!.data, ref.pre), seedNote).toBeLessThanOrEqual(TOL);
+      expect(relErr(r.cache.get(names[2]!)!.data, ref.acts), seedNote).toBeLessThanOrEqual(TOL);
+      expect(relErr(r.cache.get(names[3]!)!.data, ref.xHat), seedNote).toBeLessThanOrEqual(TOL);
+      expect(r.cache.get(names[2]!)!.shape).toEqual([1, tokens.length, 128]);
+      // downstream runs on the reconstruction: the logits move, and equal a plain replacement's
+      const replaced = await model.runWithHooks(tokens, { interventions: [{ hook, replace: Float32Array.from(ref.xHat) }] });
+      expect(relErr(r.logits.flatMap((l) => [...l]), replaced.logits.flatMap((l) => [...l]))).toBeLessThanOrEqual(1e-4);
+      expect(relErr(r.logits.flatMap((l) => [...l]), clean.logits.flatMap((l) => [...l]))).toBeGreaterThan(1e-3);
+      // with the error term the hook's value is unchanged: so are the logits
+      const kept = await model.runWithHooks(tokens, { interventions: [], saes: [{ sae, errorTerm: true }] });
+      expect(relErr(kept.logits.flatMap((l) => [...l]), clean.logits.flatMap((l) => [...l]))).toBeLessThanOrEqual(1e-5);
+      await expect(model.runWithHooks(tokens, { interventions: [], saes: [{ sae }], hooks: `${hook}.hook_sae_latents` })).rejects.toThrow(/unknown hook/);
+      await expect(model.runWithHooks(tokens, { interventions: [], saes: [{ sae: { ...sae, hook: 'blocks.9.hook_resid_post' } }] })).rejects.toThrow(/not a hook of this model/);
+    } finally {
+      model.dispose();
+    }
   });
 });
