@@ -6,7 +6,7 @@ import { lowerEpilogues, parseEpilogues } from './epilogues.js';
 import { workgroupSum } from './reduce.js';
 import { type Op, isBlock, overRows, rowsOf } from './op.js';
 import { WTYPE, weightAt } from './dequant.js';
-import { matvec, lowerMatvec, fourRowsQ8, rowDot2F16, sumLanes, sumLanes4, wideFor, wideGrid } from './matvec.js';
+import { matvec, lowerMatvec, clearSets, fourRowsQ8, rowDot2F16, sumLanes, sumLanes4, wideFor, wideGrid } from './matvec.js';
 import { siluMul } from './silu_mul.js';
 import { expectShape } from './op.js';
 import type { Node } from '../compiler/graph.js';
@@ -123,11 +123,7 @@ export function ffnGateUpQ8Kernel(id: Invocation, x: In<f32x4>, nw: In<f32x4>, w
   const squares = sharedF32(256);
   const lane: u32 = id.local % lanes;
   const r: u32 = 2 * (id.group * idiv(256, lanes) + idiv(id.local, lanes));
-  dots[id.local] = 0;
-  dots[256 + id.local] = 0;
-  dots[512 + id.local] = 0;
-  dots[768 + id.local] = 0;
-  squares[id.local] = 0;
+  clearSets(dots, squares, id);
   if (r < rows) {
     fourRowsQ8(wg, r, rows, wg, r + 1, rows, wu, r, rows, wu, r + 1, rows, cols, x, nw, 1, lane, lanes, dots, squares, id);
   }

@@ -334,6 +334,16 @@ export function fourRowsQ8(w0: In<u32x4>, r0: u32, n0: u32, w1: In<u32x4>, r1: u
   squares[id.local] = ss;
 }
 
+/** Zero this invocation's slots of fourRowsQ8's sums (rows past the matrix keep them at 0). */
+/** @inline */
+export function clearSets(dots: Out<f32>, squares: Out<f32>, id: Invocation): void {
+  dots[id.local] = 0;
+  dots[256 + id.local] = 0;
+  dots[512 + id.local] = 0;
+  dots[768 + id.local] = 0;
+  squares[id.local] = 0;
+}
+
 /** sumLanes for fourRowsQ8's four partial sums and the squares, one barrier a step. */
 /** @inline */
 export function sumLanes4(dots: Out<f32>, squares: Out<f32>, lane: u32, lanes: u32, id: Invocation): void {
@@ -360,11 +370,7 @@ export function matvecQ8Kernel(id: Invocation, w: In<u32x4>, x: In<f32x4>, nw: I
   const squares = sharedF32(256);
   const lane: u32 = id.local % lanes;
   const r: u32 = 4 * (id.group * idiv(256, lanes) + idiv(id.local, lanes));
-  dots[id.local] = 0;
-  dots[256 + id.local] = 0;
-  dots[512 + id.local] = 0;
-  dots[768 + id.local] = 0;
-  squares[id.local] = 0;
+  clearSets(dots, squares, id);
   if (r < rows) {
     fourRowsQ8(w, r, rows, w, r + 1, rows, w, r + 2, rows, w, r + 3, rows, cols, x, nw, norm, lane, lanes, dots, squares, id);
   }

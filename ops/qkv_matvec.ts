@@ -4,7 +4,7 @@ import { type Invocation, type In, type Out, type Spec, type u32, type u32x4, ty
 import { workgroupSum } from './reduce.js';
 import { type Op, expectShape, isBlock, overRows } from './op.js';
 import { WTYPE, weightAt } from './dequant.js';
-import { matvec, fourRowsQ8, lowerMatvec, rowDotF16, sumLanes, sumLanes4, wideFor, wideGrid } from './matvec.js';
+import { matvec, clearSets, fourRowsQ8, lowerMatvec, rowDotF16, sumLanes, sumLanes4, wideFor, wideGrid } from './matvec.js';
 import { ShapeError } from '../compiler/errors.js';
 import type { Node } from '../compiler/graph.js';
 import type { BufId, LowerCtx } from '../compiler/plan.js';
@@ -98,13 +98,7 @@ export function qkvF16Kernel(id: Invocation, x: In<f32x4>, nw: In<f32x4>, wq: In
   const c8: u32 = cols >> 3;
   partial[id.local] = 0;
   squares[id.local] = 0;
-  if (row < rq) {
-    rowDotF16(wq, row, c8, x, nw, 1, lane, lanes, partial, squares, id);
-  } else if (row < rq + rk) {
-    rowDotF16(wk, row - rq, c8, x, nw, 1, lane, lanes, partial, squares, id);
-  } else if (row < rq + rk + rv) {
-    rowDotF16(wv, row - rq - rk, c8, x, nw, 1, lane, lanes, partial, squares, id);
-  }
+  qkvRowF16(wq, wk, wv, row, rq, rk, rv, c8, x, nw, lane, lanes, partial, squares, id);
   sumLanes(partial, lane, lanes, id);
   sumLanes(squares, lane, lanes, id);
   if (lane === 0 && row < rq + rk + rv) {
@@ -121,11 +115,31 @@ export function qkvQ8Kernel(id: Invocation, x: In<f32x4>, nw: In<f32x4>, wq: In<
   const squares = sharedF32(256);
   const lane: u32 = id.local % lanes;
   const r: u32 = 4 * (id.group * idiv(256, lanes) + idiv(id.local, lanes));
-  dots[id.local] = 0;
-  dots[256 + id.local] = 0;
-  dots[512 + id.local] = 0;
-  dots[768 + id.local] = 0;
-  squares[id.local] = 0;
+  clearSets(dots, squares, id);
+  qkvSetQ8(wq, wk, wv, r, rq, rk, rv, cols, x, nw, lane, lanes, dots, squares, id);
+  sumLanes4(dots, squares, lane, lanes, id);
+  const first: u32 = id.local - lane;
+  if (lane < 4 && r + lane < rq + rk + rv) {
+    out[r + lane] = dots[lane * 256 + first] / Math.sqrt(squares[first] / f32(cols) + eps);
+  }
+}
+
+/** The normed dot products of row `row` of [Wq; Wk; Wv] (f16, 16-byte loads) for the QKV kernels. */
+/** @inline */
+export function qkvRowF16(wq: In<u32x4>, wk: In<u32x4>, wv: In<u32x4>, row: u32, rq: u32, rk: u32, rv: u32, c8: u32, x: In<f32x4>, nw: In<f32x4>, lane: u32, lanes: u32, partial: Out<f32>, squares: Out<f32>, id: Invocation): void {
+  if (row < rq) {
+    rowDotF16(wq, row, c8, x, nw, 1, lane, lanes, partial, squares, id);
+  } else if (row < rq + rk) {
+    rowDotF16(wk, row - rq, c8, x, nw, 1, lane, lanes, partial, squares, id);
+  } else if (row < rq + rk + rv) {
+    rowDotF16(wv, row - rq - rk, c8, x, nw, 1, lane, lanes, partial, squares, id);
+  }
+}
+
+/** The normed dot products of rows r..r+3 of [Wq; Wk; Wv] (q8_0; a set never straddles two matrices,
+ *  whose rows are multiples of 4) for the QKV kernels. */
+/** @inline */
+export function qkvSetQ8(wq: In<u32x4>, wk: In<u32x4>, wv: In<u32x4>, r: u32, rq: u32, rk: u32, rv: u32, cols: u32, x: In<f32x4>, nw: In<f32x4>, lane: u32, lanes: u32, dots: Out<f32>, squares: Out<f32>, id: Invocation): void {
   if (r < rq) {
     fourRowsQ8(wq, r, rq, wq, r + 1, rq, wq, r + 2, rq, wq, r + 3, rq, cols, x, nw, 1, lane, lanes, dots, squares, id);
   } else if (r < rq + rk) {
@@ -134,10 +148,5 @@ export function qkvQ8Kernel(id: Invocation, x: In<f32x4>, nw: In<f32x4>, wq: In<
   } else if (r < rq + rk + rv) {
     const v: u32 = r - rq - rk;
     fourRowsQ8(wv, v, rv, wv, v + 1, rv, wv, v + 2, rv, wv, v + 3, rv, cols, x, nw, 1, lane, lanes, dots, squares, id);
-  }
-  sumLanes4(dots, squares, lane, lanes, id);
-  const first: u32 = id.local - lane;
-  if (lane < 4 && r + lane < rq + rk + rv) {
-    out[r + lane] = dots[lane * 256 + first] / Math.sqrt(squares[first] / f32(cols) + eps);
   }
 }

@@ -6,8 +6,8 @@
 import { type Invocation, type In, type Out, type Spec, type u32, type u32x4, type f32x4, epilogue, f32, idiv, sharedF32 } from '../compiler/kernel/dsl.js';
 import { lowerEpilogues } from './epilogues.js';
 import { type Op, isBlock, overRows, rowsOf } from './op.js';
-import { fourRowsQ8, rowDotF16, sumLanes, sumLanes4, wideFor, wideGrid } from './matvec.js';
-import { lowerQkv, qkvMatvec } from './qkv_matvec.js';
+import { clearSets, sumLanes, sumLanes4, wideFor, wideGrid } from './matvec.js';
+import { lowerQkv, qkvMatvec, qkvRowF16, qkvSetQ8 } from './qkv_matvec.js';
 import { type RopeKvAttr, lowerRopeKv, ropeKv } from './rope_kv.js';
 
 export type QkvRopeKvAttr = RopeKvAttr & { eps: number };
@@ -78,20 +78,8 @@ export function qkvRopeQ8Kernel(id: Invocation, x: In<f32x4>, nw: In<f32x4>, wq:
   const squares = sharedF32(256);
   const lane: u32 = id.local % lanes;
   const r: u32 = 4 * (id.group * idiv(256, lanes) + idiv(id.local, lanes));
-  dots[id.local] = 0;
-  dots[256 + id.local] = 0;
-  dots[512 + id.local] = 0;
-  dots[768 + id.local] = 0;
-  squares[id.local] = 0;
-  if (r < rq) {
-    fourRowsQ8(wq, r, rq, wq, r + 1, rq, wq, r + 2, rq, wq, r + 3, rq, cols, x, nw, 1, lane, lanes, dots, squares, id);
-  } else if (r < rq + rk) {
-    const k: u32 = r - rq;
-    fourRowsQ8(wk, k, rk, wk, k + 1, rk, wk, k + 2, rk, wk, k + 3, rk, cols, x, nw, 1, lane, lanes, dots, squares, id);
-  } else if (r < rq + 2 * rk) {
-    const v: u32 = r - rq - rk;
-    fourRowsQ8(wv, v, rk, wv, v + 1, rk, wv, v + 2, rk, wv, v + 3, rk, cols, x, nw, 1, lane, lanes, dots, squares, id);
-  }
+  clearSets(dots, squares, id);
+  qkvSetQ8(wq, wk, wv, r, rq, rk, rk, cols, x, nw, lane, lanes, dots, squares, id);
   sumLanes4(dots, squares, lane, lanes, id);
   const first: u32 = id.local - lane;
   if (lane < 4 && r + lane < rq + 2 * rk) {
@@ -112,13 +100,7 @@ export function qkvRopeF16Kernel(id: Invocation, x: In<f32x4>, nw: In<f32x4>, wq
   const c8: u32 = cols >> 3;
   partial[id.local] = 0;
   squares[id.local] = 0;
-  if (row < rq) {
-    rowDotF16(wq, row, c8, x, nw, 1, lane, lanes, partial, squares, id);
-  } else if (row < rq + rk) {
-    rowDotF16(wk, row - rq, c8, x, nw, 1, lane, lanes, partial, squares, id);
-  } else if (row < rq + 2 * rk) {
-    rowDotF16(wv, row - rq - rk, c8, x, nw, 1, lane, lanes, partial, squares, id);
-  }
+  qkvRowF16(wq, wk, wv, row, rq, rk, rk, c8, x, nw, lane, lanes, partial, squares, id);
   sumLanes(partial, lane, lanes, id);
   sumLanes(squares, lane, lanes, id);
   const first: u32 = id.local - lane;
