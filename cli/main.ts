@@ -120,7 +120,7 @@ ${MODEL_HELP}`,
 Lists every hook point with its shape per position ([batch, pos] come first in a cache).
 ${MODEL_HELP}`,
   sae: `Usage: tapir sae collect [-m MODEL] --hook HOOK --tokens N --out STORE [--corpus FILE]... [--seed S]
-                         [--temperature T] [--seq-len L] [--json]
+                         [--temperature T] [--seq-len L] [--shard-sequences N] [--json]
        tapir sae train --store STORE --out DIR [--arch topk|relu] [--k K] [--latents 8x|N] [--steps N]
                        [--batch B] [--lr LR] [--l1 C] [--seed S] [--checkpoint-every N] [--json]
        tapir sae eval [-m MODEL] --sae DIR --store STORE [--sequences N] [--json]
@@ -585,7 +585,7 @@ async function sae(argv: string[]) {
   const [sub, ...rest] = argv;
   if (!sub || sub === '--help' || sub === '-h') return out(HELP.sae + '\n');
   if (sub === 'collect') {
-    const o = parse('sae', rest, { hook: { type: 'string' }, tokens: { type: 'string' }, out: { type: 'string' }, corpus: { type: 'string', multiple: true }, seed: { type: 'string' }, temperature: { type: 'string' }, 'seq-len': { type: 'string' } });
+    const o = parse('sae', rest, { hook: { type: 'string' }, tokens: { type: 'string' }, out: { type: 'string' }, corpus: { type: 'string', multiple: true }, seed: { type: 'string' }, temperature: { type: 'string' }, 'seq-len': { type: 'string' }, 'shard-sequences': { type: 'string' } });
     if (o.help) return out(HELP.sae + '\n');
     if (typeof o.hook !== 'string' || typeof o.out !== 'string' || o.tokens === undefined) throw new UsageError("sae collect needs --hook, --tokens and --out (see 'tapir sae --help')");
     const tokens = int(o.tokens, '--tokens', 1, 0);
@@ -593,7 +593,7 @@ async function sae(argv: string[]) {
     try {
       const bar = progressBar('collect', tokens);
       const m = await collect(model, model.file, { hook: o.hook, tokens, out: o.out, corpus: o.corpus as unknown as string[] | undefined, seed: int(o.seed, '--seed', 0, 0),
-        temperature: num(o.temperature, '--temperature', 0, 10, 1), seqLen: int(o['seq-len'], '--seq-len', 2, 128), progress: (d) => bar.update(d) });
+        temperature: num(o.temperature, '--temperature', 0, 10, 1), seqLen: int(o['seq-len'], '--seq-len', 2, 128), perShard: int(o['shard-sequences'], '--shard-sequences', 1, 64), progress: (d) => bar.update(d) });
       bar.done();
       const rows = m.shards.reduce((n, s) => n + s.rows, 0);
       if (o.json) out(JSON.stringify({ store: o.out, hook: m.hook, dIn: m.dIn, shards: m.shards.length, rows }) + '\n');

@@ -26,7 +26,9 @@ export function saeDecodeKernel(id: Invocation, acts: In<f32>, chosen: In<u32>, 
     if (topk === 1) {
       for (let t: u32 = 0; t < k; t++) {
         const j: u32 = chosen[row * k + t];
-        v += acts[row * dSae + j] * wDec[j * dIn + i];
+        if (j < dSae) { // (aux-K marks a round with no latent left as dSae)
+          v += acts[row * dSae + j] * wDec[j * dIn + i];
+        }
       }
     } else {
       for (let j: u32 = 0; j < dSae; j++) {

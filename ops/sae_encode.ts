@@ -3,7 +3,7 @@
 // pre-activations of a row, ReLU'd; ties go to the lower index). W_enc is [d_in, d_sae] as SAELens
 // stores it. Outputs: pre [B, d_sae] (hook_sae_acts_pre), acts [B, d_sae] (hook_sae_acts_post), and for
 // TopK the chosen latents [B, k] in the order chosen.
-import { type Invocation, type In, type Out, type Spec, type f32, type u32, sharedF32, sharedU32, storageBarrier } from '../compiler/kernel/dsl.js';
+import { type Invocation, type In, type Out, type Spec, type u32, f32, sharedF32, sharedU32, storageBarrier } from '../compiler/kernel/dsl.js';
 import { keepLargest } from './argmax.js';
 
 export type SaeArch = 'relu' | 'topk';
@@ -74,4 +74,71 @@ export function saeEncodeKernel(id: Invocation, x: In<f32>, wEnc: In<f32>, bEnc:
       storageBarrier();
     }
   }
+}
+
+/** float64 reference of the auxiliary TopK (aux-K, for dead latents): the kAux largest pre-activations
+ *  among the latents marked dead, ReLU'd. */
+export function saeAuxReference(pre: ArrayLike<number>, dead: ArrayLike<boolean>, rows: number, dSae: number, kAux: number): Float64Array {
+  const acts = new Float64Array(rows * dSae);
+  for (let b = 0; b < rows; b++) {
+    const order = Array.from({ length: dSae }, (_, j) => j).filter((j) => dead[j]).sort((p, q) => pre[b * dSae + q]! - pre[b * dSae + p]! || p - q);
+    for (const j of order.slice(0, kAux)) acts[b * dSae + j] = Math.max(pre[b * dSae + j]!, 0);
+  }
+  return acts;
+}
+
+/** aux-K's selection: a workgroup per row picks, in kAux rounds, the largest pre-activation among the
+ *  dead latents (those that fired on none of the last `window` tokens: since[j] >= window) not yet
+ *  chosen; a round with none left writes dSae (none). */
+/** @kernel @workgroupSize 256 */
+export function saeAuxKernel(id: Invocation, pre: In<f32>, since: In<f32>, actsAux: Out<f32>, chosenAux: Out<u32>, dSae: u32, kAux: u32, window: f32) {
+  const vals = sharedF32(256);
+  const idxs = sharedU32(256);
+  const row: u32 = id.group;
+  for (let j: u32 = id.local; j < dSae; j += id.size) {
+    actsAux[row * dSae + j] = 0;
+  }
+  storageBarrier();
+  for (let t: u32 = 0; t < kAux; t++) {
+    let best: f32 = -3.4e38;
+    let at: u32 = dSae;
+    for (let j: u32 = id.local; j < dSae; j += id.size) {
+      let taken: u32 = 0;
+      for (let u: u32 = 0; u < t; u++) {
+        if (chosenAux[row * kAux + u] === j) {
+          taken = 1;
+        }
+      }
+      const v: f32 = pre[row * dSae + j];
+      if (taken === 0 && since[j] >= window && v > best) {
+        best = v;
+        at = j;
+      }
+    }
+    keepLargest(vals, idxs, best, at, id);
+    if (id.local === 0) {
+      const j: u32 = idxs[0];
+      chosenAux[row * kAux + t] = j;
+      if (j < dSae) {
+        actsAux[row * dSae + j] = Math.max(vals[0], 0);
+      }
+    }
+    storageBarrier();
+  }
+}
+
+/** Tokens since each latent last fired, after this batch: an invocation per latent. */
+/** @kernel @workgroupSize 64 */
+export function saeSinceKernel(id: Invocation, acts: In<f32>, since: Out<f32>, rows: u32, dSae: u32) {
+  const j: u32 = id.global;
+  if (j >= dSae) {
+    return;
+  }
+  let fired: u32 = 0;
+  for (let b: u32 = 0; b < rows; b++) {
+    if (acts[b * dSae + j] > 0) {
+      fired = 1;
+    }
+  }
+  since[j] = fired === 1 ? 0 : since[j] + f32(rows);
 }

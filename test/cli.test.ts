@@ -162,12 +162,12 @@ describe('tapir CLI', () => {
     const corpus = path.join(dir, 'corpus.txt');
     fs.writeFileSync(corpus, 'Once upon a time, there was a little girl named Lily. She loved to play outside in the sunshine. One day, she saw a big red ball in the park. '.repeat(40));
     const store = path.join(dir, 'store'), sae = path.join(dir, 'sae');
-    const c = await tapirAsync('sae', 'collect', '--hook', 'blocks.2.hook_resid_post', '--tokens', '2000', '--out', store, '--corpus', corpus, '--seq-len', '32', '--json');
+    const c = await tapirAsync('sae', 'collect', '--hook', 'blocks.2.hook_resid_post', '--tokens', '2000', '--out', store, '--corpus', corpus, '--seq-len', '32', '--shard-sequences', '16', '--json');
     expect(c.code, c.stderr.join('\n')).toBe(0);
     const cj = JSON.parse(c.stdout);
     expect(cj.dIn).toBe(64);
     expect(cj.shards).toBeGreaterThanOrEqual(10); // a held-out shard
-    const again = await tapirAsync('sae', 'collect', '--hook', 'blocks.2.hook_resid_post', '--tokens', '2000', '--out', store, '--corpus', corpus, '--seq-len', '32', '--json');
+    const again = await tapirAsync('sae', 'collect', '--hook', 'blocks.2.hook_resid_post', '--tokens', '2000', '--out', store, '--corpus', corpus, '--seq-len', '32', '--shard-sequences', '16', '--json');
     expect(JSON.parse(again.stdout).shards).toBe(cj.shards); // already complete: nothing redone
     const t = await tapirAsync('sae', 'train', '--store', store, '--out', sae, '--k', '8', '--latents', '4x', '--steps', '60', '--batch', '64', '--lr', '3e-3', '--json');
     expect(t.code, t.stderr.join('\n')).toBe(0);

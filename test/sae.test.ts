@@ -7,6 +7,7 @@ import { getGpu } from '../runtime/gpu.js';
 import { GpuSae, PARAMS, type SaeDims, type SaeTensors } from '../runtime/sae/gpu_sae.js';
 import { initSae, saeReference } from '../runtime/sae/sae.js';
 import { saeBackwardReference } from '../ops/sae_backward.js';
+import { saeAuxReference } from '../ops/sae_encode.js';
 import { adamReference } from '../ops/adam.js';
 import { trainSae } from '../runtime/sae/train.js';
 import { writeStoreFromRows } from '../runtime/sae/store.js';
@@ -59,6 +60,52 @@ describe('SAE kernels match their float64 references', () => {
     } finally {
       sae.destroy();
     }
+  });
+
+  it('aux-K: the dead latents reconstruct the error; their gradients and the selection match the reference', async () => {
+    const dims: SaeDims = { dIn: 24, dSae: 300, arch: 'topk', k: 7 }, rows = 37, kAux = 12, alpha = 1 / 32;
+    const p = randomParams(dims), x = rnd.normal(rows * dims.dIn);
+    const since = Float32Array.from({ length: dims.dSae }, (_, j) => (j % 3 === 0 ? 1e6 : 10));
+    const sae = new GpuSae(await getGpu(), dims, rows, { ...hyper, auxK: kAux, auxAlpha: alpha, deadWindow: 1000 }, p);
+    try {
+      sae.write('since', since);
+      sae.trainStep(x, 1);
+      const ref = saeReference(p, dims, x, rows);
+      const actsAux = saeAuxReference(ref.pre, Array.from(since, (v) => v >= 1000), rows, dims.dSae, kAux);
+      expect(relErr(await sae.read('actsAux'), actsAux), seedNote).toBeLessThanOrEqual(TOL);
+      const { grads } = saeBackwardReference(x, ref.acts, ref.xHat, { wEnc: p.W_enc, bEnc: p.b_enc, wDec: p.W_dec, bDec: p.b_dec }, shapeOf(dims, rows), 0, { acts: actsAux, alpha });
+      const byName = { W_enc: grads.wEnc, b_enc: grads.bEnc, W_dec: grads.wDec, b_dec: grads.bDec };
+      for (const name of PARAMS) expect(relErr(await sae.read(`${name}:grad`), byName[name]), `${name} gradient, ${seedNote}`).toBeLessThanOrEqual(TOL);
+      // tokens since each latent fired: reset where it fired in this batch, else + the batch
+      const fired = Array.from({ length: dims.dSae }, (_, j) => Array.from({ length: rows }, (_, b) => ref.acts[b * dims.dSae + j]! > 0).some(Boolean));
+      expect(Array.from(await sae.read('since')).slice(0, dims.dSae)).toEqual(fired.map((f, j) => (f ? 0 : since[j]! + rows)));
+    } finally {
+      sae.destroy();
+    }
+  });
+
+  it('aux-K: the reference gradients equal finite differences (the error held constant)', () => {
+    const dims: SaeDims = { dIn: 6, dSae: 20, arch: 'topk', k: 3 }, rows = 5, kAux = 4, alpha = 0.5;
+    const p = randomParams(dims), x = rnd.normal(rows * dims.dIn);
+    const dead = Array.from({ length: dims.dSae }, (_, j) => j % 2 === 0);
+    const base = saeReference(p, dims, x, rows);
+    const e = Float64Array.from(x, (v, n) => v - base.xHat[n]!);
+    const lossOf = (q: SaeTensors) => {
+      const f = saeReference(q, dims, x, rows);
+      return saeBackwardReference(x, f.acts, f.xHat, { wEnc: q.W_enc, bEnc: q.b_enc, wDec: q.W_dec, bDec: q.b_dec }, shapeOf(dims, rows), 0,
+        { acts: saeAuxReference(f.pre, dead, rows, dims.dSae, kAux), alpha, e });
+    };
+    const at = lossOf(p);
+    const byName = { W_enc: at.grads.wEnc, b_enc: at.grads.bEnc, W_dec: at.grads.wDec, b_dec: at.grads.bDec };
+    const h = 1e-6;
+    for (const name of PARAMS)
+      for (let trial = 0; trial < 6; trial++) {
+        const n = Math.floor(rnd.uniform() * p[name].length);
+        const up = { ...p, [name]: Float64Array.from(p[name]) } as unknown as SaeTensors, down = { ...p, [name]: Float64Array.from(p[name]) } as unknown as SaeTensors;
+        up[name][n]! += h; down[name][n]! -= h;
+        const fd = (lossOf(up).loss - lossOf(down).loss) / (2 * h);
+        expect(Math.abs(fd - byName[name][n]!), `${name}[${n}] ${seedNote}`).toBeLessThanOrEqual(1e-5 * Math.max(1, Math.abs(fd)));
+      }
   });
 
   it.each([['topk', 0], ['relu', 0.2]] as const)('the reference gradients equal finite differences (%s, L1 %s)', (arch, l1) => {

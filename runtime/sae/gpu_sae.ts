@@ -9,7 +9,9 @@ import { uniformBytes } from '../../compiler/kernel/wgsl.js';
 import type { SaeArch } from '../../ops/sae_encode.js';
 
 export interface SaeDims { dIn: number; dSae: number; arch: SaeArch; k: number }
-export interface SaeTrainHyper { lr: number; beta1: number; beta2: number; eps: number; l1: number }
+export interface SaeTrainHyper { lr: number; beta1: number; beta2: number; eps: number; l1: number;
+  /** TopK's aux-K: latents dead after `deadWindow` tokens without firing; kAux of them reconstruct the error, weight α */
+  auxK?: number; auxAlpha?: number; deadWindow?: number }
 /** parameter tensors by SAELens name */
 export type SaeTensors = Record<'W_enc' | 'b_enc' | 'W_dec' | 'b_dec', Float32Array>;
 export const PARAMS = ['W_enc', 'b_enc', 'W_dec', 'b_dec'] as const;
@@ -27,6 +29,7 @@ export class GpuSae {
     const sizes: Record<string, number> = {
       W_enc: dIn * dSae, b_enc: dSae, W_dec: dSae * dIn, b_dec: dIn,
       x: rows * dIn, pre: rows * dSae, acts: rows * dSae, chosen: rows * Math.max(k, 1), xHat: rows * dIn, g: rows * dIn, sq: rows, gPre: rows * dSae, step: 2,
+      actsAux: rows * dSae, chosenAux: rows * Math.max(hyper.auxK ?? 0, 1), eAux: rows * dIn, gAux: rows * dIn, sqAux: rows, since: dSae, zeros: dIn,
     };
     for (const p of PARAMS) for (const s of ['', ':grad', ':m', ':v']) sizes[p + s] = sizes[p]!;
     for (const [name, n] of Object.entries(sizes)) this.buffer(name, n);
@@ -39,15 +42,24 @@ export class GpuSae {
       this.pass('saeErrorKernel', { x: 'x', xHat: 'xHat', g: 'g', sq: 'sq' }, u, Math.ceil(rows / 64)),
     ];
     const adam = (p: string, n: number) => this.pass('adamKernel', { p, g: `${p}:grad`, m: `${p}:m`, v: `${p}:v`, step: 'step' }, { n, lr: hyper.lr, beta1: hyper.beta1, beta2: hyper.beta2, eps: hyper.eps }, Math.ceil(n / 64));
+    // aux-K (TopK only): the dead latents (by `since`, tokens since each last fired) reconstruct the error
+    const kAux = topk ? hyper.auxK ?? 0 : 0;
+    const aux = kAux > 0 ? [
+      this.pass('saeAuxKernel', { pre: 'pre', since: 'since', actsAux: 'actsAux', chosenAux: 'chosenAux' }, { dSae, kAux, window: hyper.deadWindow ?? Infinity }, rows),
+      this.pass('saeDecodeKernel', { acts: 'actsAux', chosen: 'chosenAux', wDec: 'W_dec', bDec: 'zeros', out: 'eAux' }, { dIn, dSae, k: kAux, topk: 1 }, rows),
+      this.pass('saeAuxErrorKernel', { x: 'x', xHat: 'xHat', eAux: 'eAux', gAux: 'gAux', sqAux: 'sqAux' }, { rows, dIn, alpha: hyper.auxAlpha ?? 1 / 32 }, Math.ceil(rows / 64)),
+    ] : [];
     this.trainPasses = [
       ...this.forwardPasses,
-      this.pass('saeGradPreKernel', { g: 'g', acts: 'acts', wDec: 'W_dec', gPre: 'gPre' }, u, Math.ceil((rows * dSae) / 64)),
-      this.pass('saeGradDecKernel', { g: 'g', acts: 'acts', wDec: 'W_dec', grad: 'W_dec:grad' }, u, Math.ceil((dSae * dIn) / 64)),
+      ...aux,
+      this.pass('saeGradPreKernel', { g: 'g', acts: 'acts', gAux: 'gAux', actsAux: 'actsAux', wDec: 'W_dec', gPre: 'gPre' }, u, Math.ceil((rows * dSae) / 64)),
+      this.pass('saeGradDecKernel', { g: 'g', acts: 'acts', gAux: 'gAux', actsAux: 'actsAux', wDec: 'W_dec', grad: 'W_dec:grad' }, u, Math.ceil((dSae * dIn) / 64)),
       this.pass('saeGradEncKernel', { x: 'x', bDec: 'b_dec', gPre: 'gPre', grad: 'W_enc:grad' }, u, Math.ceil((dIn * dSae) / 64)),
       this.pass('saeGradBencKernel', { gPre: 'gPre', grad: 'b_enc:grad' }, u, Math.ceil(dSae / 64)),
       this.pass('saeGradBdecKernel', { g: 'g', wEnc: 'W_enc', gBenc: 'b_enc:grad', grad: 'b_dec:grad' }, u, Math.ceil(dIn / 64)),
       ...PARAMS.map((p) => adam(p, sizes[p]!)),
       ...(topk ? [this.pass('unitRowsKernel', { w: 'W_dec' }, { rows: dSae, cols: dIn }, Math.ceil(dSae / 64))] : []),
+      this.pass('saeSinceKernel', { acts: 'acts', since: 'since' }, { rows, dSae }, Math.ceil(dSae / 64)),
     ];
   }
 

@@ -29,7 +29,7 @@ export interface TrainOptions {
   hyper: SaeTrainHyper;
   checkpointEvery: number;
   logEvery: number;
-  /** a latent is dead when it fired on none of the last this many training tokens */
+  /** a latent is dead when it fired on none of the last this many training tokens (aux-K trains those) */
   deadWindow: number;
   onLog?: (l: TrainLog) => void;
   /** stop (as if killed) after this step: for tests of resuming */
@@ -71,7 +71,7 @@ export async function trainSae(gpu: GpuContext, o: TrainOptions): Promise<{ para
   fs.mkdirSync(o.out, { recursive: true });
   const ckFile = path.join(o.out, CHECKPOINT);
   const config = JSON.stringify({ store: path.resolve(o.store), dims, batch: o.batch, seed: o.seed, hyper: o.hyper, deadWindow: o.deadWindow });
-  let step = 0, scale: number, params: SaeTensors, moments: Record<string, Float32Array> | undefined, fired: Float32Array = new Float32Array(dims.dSae), windowTokens = 0;
+  let step = 0, scale: number, params: SaeTensors, moments: Record<string, Float32Array> | undefined;
   if (fs.existsSync(ckFile)) {
     const ck = readCheckpoint(ckFile);
     if (ck.meta.config !== config) throw new UsageError(`${ckFile} is from a run with other settings: use another --out, or the same settings to resume`);
@@ -79,8 +79,6 @@ export async function trainSae(gpu: GpuContext, o: TrainOptions): Promise<{ para
     scale = Number(ck.meta.scale);
     params = Object.fromEntries(PARAMS.map((p) => [p, ck.tensors[p]!])) as SaeTensors;
     moments = ck.tensors;
-    fired = ck.tensors.fired!;
-    windowTokens = Number(ck.meta.windowTokens);
   } else {
     let norm = 0;
     for (let r = 0; r < data.rows; r++) {
@@ -94,32 +92,33 @@ export async function trainSae(gpu: GpuContext, o: TrainOptions): Promise<{ para
     params = initSae(dims, o.seed, mean);
   }
   const x = data.x.map((v) => v * scale);
-  const sae = new GpuSae(gpu, dims, o.batch, o.hyper, params);
+  // TopK's aux-K (Gao et al.; SAELens's defaults): k_aux = d_in / 2 dead latents, weight 1/32
+  const hyper: SaeTrainHyper = { ...o.hyper, ...(dims.arch === 'topk' ? { auxK: Math.min(dims.dSae, Math.floor(m.dIn / 2)), auxAlpha: 1 / 32, deadWindow: o.deadWindow } : {}) };
+  const sae = new GpuSae(gpu, dims, o.batch, hyper, params);
   const log: TrainLog[] = [];
   try {
-    if (moments) for (const p of PARAMS) { sae.write(`${p}:m`, moments[`${p}:m`]!); sae.write(`${p}:v`, moments[`${p}:v`]!); }
+    if (moments) {
+      for (const p of PARAMS) { sae.write(`${p}:m`, moments[`${p}:m`]!); sae.write(`${p}:v`, moments[`${p}:v`]!); }
+      sae.write('since', moments.since!);
+    }
     const order = new BatchOrder(data.rows, o.batch, o.seed);
     const batch = new Float32Array(o.batch * m.dIn);
-    // the dead-latent window: firings counted on the batches read at log steps, restarted once it
-    // has seen `deadWindow` tokens (with logEvery = 1, every training token counts)
-    const save = async () => writeCheckpoint(ckFile, sae, { config, step: String(step), scale: String(scale), windowTokens: String(windowTokens) }, fired);
+    const save = async () => writeCheckpoint(ckFile, sae, { config, step: String(step), scale: String(scale) });
     while (step < o.steps) {
       const rows = order.rowsOf(step);
       for (let r = 0; r < o.batch; r++) batch.set(x.subarray(rows[r]! * m.dIn, (rows[r]! + 1) * m.dIn), r * m.dIn);
       sae.trainStep(batch, step + 1);
       step++;
       if (step % o.logEvery === 0 || step === o.steps) {
-        const [acts, sq] = [await sae.read('acts'), await sae.read('sq')];
+        const [acts, sq, since] = [await sae.read('acts'), await sae.read('sq'), await sae.read('since')];
         let active = 0;
-        if (windowTokens >= o.deadWindow) { fired.fill(0); windowTokens = 0; }
-        windowTokens += o.batch;
-        for (let n = 0; n < o.batch * dims.dSae; n++) if (acts[n]! > 0) { active++; fired[n % dims.dSae]!++; }
+        for (let n = 0; n < o.batch * dims.dSae; n++) if (acts[n]! > 0) active++;
         const loss = sq.subarray(0, o.batch).reduce((a, b) => a + b, 0) / o.batch;
         const mu = new Float64Array(m.dIn);
         for (let r = 0; r < o.batch; r++) for (let i = 0; i < m.dIn; i++) mu[i]! += batch[r * m.dIn + i]! / o.batch;
         let varSum = 0;
         for (let r = 0; r < o.batch; r++) for (let i = 0; i < m.dIn; i++) varSum += (batch[r * m.dIn + i]! - mu[i]!) ** 2;
-        const l: TrainLog = { step, loss, l0: active / o.batch, fvu: (loss * o.batch) / varSum, deadFraction: fired.filter((c) => c === 0).length / dims.dSae };
+        const l: TrainLog = { step, loss, l0: active / o.batch, fvu: (loss * o.batch) / varSum, deadFraction: since.subarray(0, dims.dSae).filter((t) => t >= o.deadWindow).length / dims.dSae };
         log.push(l);
         o.onLog?.(l);
       }
@@ -132,13 +131,14 @@ export async function trainSae(gpu: GpuContext, o: TrainOptions): Promise<{ para
   }
 }
 
-async function writeCheckpoint(file: string, sae: GpuSae, meta: Record<string, string>, fired: Float32Array) {
+async function writeCheckpoint(file: string, sae: GpuSae, meta: Record<string, string>) {
   const tensors: { name: string; dtype: 'f32'; shape: number[]; bytes: Uint8Array }[] = [];
   for (const p of PARAMS) for (const s of ['', ':m', ':v']) {
     const v = await sae.read(p + s);
     tensors.push({ name: p + s, dtype: 'f32', shape: [v.length], bytes: new Uint8Array(v.buffer, v.byteOffset, v.byteLength) });
   }
-  tensors.push({ name: 'fired', dtype: 'f32', shape: [fired.length], bytes: new Uint8Array(fired.buffer.slice(0)) });
+  const since = (await sae.read('since')).slice(0, sae.dims.dSae);
+  tensors.push({ name: 'since', dtype: 'f32', shape: [since.length], bytes: new Uint8Array(since.buffer) });
   const bytes = writeSafetensors(tensors, meta);
   writeAtomically(file, (fd) => { fs.writeSync(fd, bytes); });
 }
