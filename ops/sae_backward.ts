@@ -95,7 +95,9 @@ export function saeGradPreKernel(id: Invocation, g: In<f32>, acts: In<f32>, gAux
       v += g[b * dIn + i] * w;
       ss += w * w;
     }
-    v += l1 * Math.sqrt(ss) / f32(rows);
+    if (l1 > 0) { // (TopK trains without the L1 penalty)
+      v += l1 * Math.sqrt(ss) / f32(rows);
+    }
   }
   if (actsAux[n] > 0) {
     for (let i: u32 = 0; i < dIn; i++) {

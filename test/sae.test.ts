@@ -27,6 +27,18 @@ const rnd = randomSource();
 const seedNote = `random seed ${rnd.seed}`;
 const hyper = { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, l1: 0 };
 const randomParams = (d: SaeDims): SaeTensors => ({ W_enc: rnd.normal(d.dIn * d.dSae, 0.3), b_enc: rnd.normal(d.dSae, 0.1), W_dec: rnd.normal(d.dSae * d.dIn, 0.3), b_dec: rnd.normal(d.dIn, 0.1) });
+/** Central differences of `lossOf` at six random entries of each parameter equal `grads` (1e-5, relative past 1). */
+function expectFiniteDifferences(p: SaeTensors, lossOf: (q: SaeTensors) => { loss: number }, grads: Record<(typeof PARAMS)[number], ArrayLike<number>>) {
+  const h = 1e-6;
+  for (const name of PARAMS)
+    for (let trial = 0; trial < 6; trial++) {
+      const n = Math.floor(rnd.uniform() * p[name].length);
+      const up = { ...p, [name]: Float64Array.from(p[name]) } as unknown as SaeTensors, down = { ...p, [name]: Float64Array.from(p[name]) } as unknown as SaeTensors;
+      up[name][n]! += h; down[name][n]! -= h;
+      const fd = (lossOf(up).loss - lossOf(down).loss) / (2 * h);
+      expect(Math.abs(fd - grads[name][n]!), `${name}[${n}] ${seedNote}`).toBeLessThanOrEqual(1e-5 * Math.max(1, Math.abs(fd)));
+    }
+}
 const shapeOf = (d: SaeDims, rows: number) => ({ rows, dIn: d.dIn, dSae: d.dSae, arch: d.arch, k: d.k });
 
 describe('SAE kernels match their float64 references', () => {
@@ -97,15 +109,7 @@ describe('SAE kernels match their float64 references', () => {
     };
     const at = lossOf(p);
     const byName = { W_enc: at.grads.wEnc, b_enc: at.grads.bEnc, W_dec: at.grads.wDec, b_dec: at.grads.bDec };
-    const h = 1e-6;
-    for (const name of PARAMS)
-      for (let trial = 0; trial < 6; trial++) {
-        const n = Math.floor(rnd.uniform() * p[name].length);
-        const up = { ...p, [name]: Float64Array.from(p[name]) } as unknown as SaeTensors, down = { ...p, [name]: Float64Array.from(p[name]) } as unknown as SaeTensors;
-        up[name][n]! += h; down[name][n]! -= h;
-        const fd = (lossOf(up).loss - lossOf(down).loss) / (2 * h);
-        expect(Math.abs(fd - byName[name][n]!), `${name}[${n}] ${seedNote}`).toBeLessThanOrEqual(1e-5 * Math.max(1, Math.abs(fd)));
-      }
+    expectFiniteDifferences(p, lossOf, byName);
   });
 
   it.each([['topk', 0], ['relu', 0.2]] as const)('the reference gradients equal finite differences (%s, L1 %s)', (arch, l1) => {
@@ -118,16 +122,7 @@ describe('SAE kernels match their float64 references', () => {
     };
     const at = lossOf(p);
     const byName = { W_enc: at.grads.wEnc, b_enc: at.grads.bEnc, W_dec: at.grads.wDec, b_dec: at.grads.bDec };
-    const h = 1e-6;
-    for (const name of PARAMS) {
-      for (let trial = 0; trial < 6; trial++) {
-        const n = Math.floor(rnd.uniform() * p[name].length);
-        const up = { ...p, [name]: Float64Array.from(p[name]) } as unknown as SaeTensors, down = { ...p, [name]: Float64Array.from(p[name]) } as unknown as SaeTensors;
-        up[name][n]! += h; down[name][n]! -= h;
-        const fd = (lossOf(up).loss - lossOf(down).loss) / (2 * h);
-        expect(Math.abs(fd - byName[name][n]!), `${name}[${n}] ${seedNote}`).toBeLessThanOrEqual(1e-5 * Math.max(1, Math.abs(fd)));
-      }
-    }
+    expectFiniteDifferences(p, lossOf, byName);
   });
 });
 

@@ -63,7 +63,8 @@ export async function evalSae(gpu: GpuContext, sae: SaeModel, store: string, o: 
   const out: SaeEval = { tokens: metrics.tokens, l0: metrics.l0, fvu: metrics.fvu, deadFraction: metrics.deadFraction, densityHistogram: bins };
   if (o.model) {
     if (!o.model.hookNames.includes(m.hook)) throw new UsageError(`the store's hook '${m.hook}' is not a hook of this model`);
-    const seqs = held.tokens.map((t, i, all) => ({ t, at: all.slice(0, i).reduce((n, s) => n + s.length, 0) })).filter((s) => s.t.length > 1).slice(0, o.sequences ?? 32);
+    let row = 0; // each sequence's first row
+    const seqs = held.tokens.map((t) => ({ t, at: (row += t.length) - t.length })).filter((s) => s.t.length > 1).slice(0, o.sequences ?? 32);
     let clean = 0, spliced = 0, zero = 0;
     for (const [i, { t, at }] of seqs.entries()) {
       const recon = xHat.slice(at * m.dIn, (at + t.length) * m.dIn);

@@ -28,40 +28,57 @@ export async function featureCards(gpu: GpuContext, sae: SaeModel, store: string
   const latents = o.latents ?? Array.from({ length: dSae }, (_, j) => j);
   // rows -> (sequence, position)
   const where: { seq: number[]; pos: number }[][] = data.map((d) => d.tokens.flatMap((seq) => seq.map((_, pos) => ({ seq, pos }))));
+  // two passes of the SAE over the rows, keeping only what the cards need (not every row's latents):
+  // first each latent's density, largest activation and top rows; then its histogram (its bins need the
+  // largest) and the activations at the top rows' neighbours
+  const scan = async (onRow: (split: number, row: number, acts: Float32Array, off: number) => void) => {
+    for (const [split, d] of data.entries())
+      await applySae(gpu, sae, d.x, (acts, _x, n, at) => { for (let r = 0; r < n; r++) onRow(split, at + r, acts, r * dSae); });
+  };
   const fired = new Float64Array(dSae), maxAct = new Float64Array(dSae);
   const best: { act: number; split: number; row: number }[][] = Array.from({ length: dSae }, () => []);
-  const actsOf: Float32Array[] = [];
-  let rowsSeen = 0;
-  for (const [split, d] of data.entries()) {
-    const all = new Float32Array(d.rows * dSae);
-    await applySae(gpu, sae, d.x, (acts, _x, n, at) => all.set(acts.subarray(0, n * dSae), at * dSae));
-    actsOf.push(all);
-    for (let r = 0; r < d.rows; r++)
-      for (let j = 0; j < dSae; j++) {
-        const a = all[r * dSae + j]!;
-        if (!(a > 0)) continue;
-        fired[j]!++;
-        maxAct[j] = Math.max(maxAct[j]!, a);
-        const b = best[j]!;
-        if (b.length < TOP || a > b[b.length - 1]!.act) {
-          b.push({ act: a, split, row: r });
-          b.sort((p, q) => q.act - p.act);
-          if (b.length > TOP) b.pop();
-        }
+  await scan((split, row, acts, off) => {
+    for (let j = 0; j < dSae; j++) {
+      const a = acts[off + j]!;
+      if (!(a > 0)) continue;
+      fired[j]!++;
+      maxAct[j] = Math.max(maxAct[j]!, a);
+      const b = best[j]!;
+      if (b.length < TOP || a > b[b.length - 1]!.act) {
+        b.push({ act: a, split, row });
+        b.sort((p, q) => q.act - p.act);
+        if (b.length > TOP) b.pop();
       }
-    rowsSeen += d.rows;
+    }
+  });
+  const rowsSeen = data.reduce((n, d) => n + d.rows, 0);
+  // the window around each top row: up to WINDOW tokens before it in its sequence, two after
+  const windowOf = (split: number, row: number) => {
+    const { seq, pos } = where[split]![row]!;
+    const from = Math.max(0, pos - WINDOW + 1), to = Math.min(seq.length, pos + 3);
+    return { seq, pos, from, rows: Array.from({ length: to - from }, (_, i) => row - pos + from + i) };
+  };
+  const need = new Map<string, Map<number, number>>(); // "split:row" -> latent -> activation
+  for (const j of latents) for (const t of best[j]!) for (const r of windowOf(t.split, t.row).rows) {
+    const k = `${t.split}:${r}`;
+    if (!need.has(k)) need.set(k, new Map());
+    need.get(k)!.set(j, 0);
   }
+  const hists = new Map(latents.map((j) => [j, new Array<number>(BINS).fill(0)]));
+  await scan((split, row, acts, off) => {
+    for (const [j, h] of hists) {
+      const a = acts[off + j]!;
+      if (a > 0) h[Math.min(BINS - 1, Math.floor((a / maxAct[j]!) * BINS))]!++;
+    }
+    const n = need.get(`${split}:${row}`);
+    if (n) for (const j of n.keys()) n.set(j, Math.max(0, acts[off + j]!));
+  });
   // logit effect: W_dec_j · W_U (the input scale folded: the direction in the model's units)
   const wu = model.weightValues(model.config.tiedEmbeddings ? 'token_embd.weight' : 'output.weight');
   const V = model.config.vocabSize;
   const piece = (t: number) => model.tokenizer.piece(t);
   return latents.map((j) => {
-    const hist = new Array<number>(BINS).fill(0);
-    for (const [split, all] of actsOf.entries())
-      for (let r = 0; r < data[split]!.rows; r++) {
-        const a = all[r * dSae + j]!;
-        if (a > 0) hist[Math.min(BINS - 1, Math.floor((a / maxAct[j]!) * BINS))]!++;
-      }
+    const hist = hists.get(j)!;
     const effect = new Float64Array(V);
     for (let v = 0; v < V; v++) {
       let s = 0;
@@ -72,11 +89,8 @@ export async function featureCards(gpu: GpuContext, sae: SaeModel, store: string
     return {
       latent: j, density: fired[j]! / rowsSeen, maxAct: maxAct[j]!, histogram: hist,
       top: best[j]!.map(({ act, split, row }) => {
-        // the firing position's sequence: up to WINDOW tokens before it, two after (its rows are contiguous)
-        const { seq, pos } = where[split]![row]!;
-        const from = Math.max(0, pos - WINDOW + 1), to = Math.min(seq.length, pos + 3);
-        const qs = Array.from({ length: to - from }, (_, i) => from + i);
-        return { act, at: pos - from, tokens: qs.map((q) => piece(seq[q]!)), acts: qs.map((q) => Math.max(0, actsOf[split]![(row - pos + q) * dSae + j]!)) };
+        const w = windowOf(split, row);
+        return { act, at: w.pos - w.from, tokens: w.rows.map((_, i) => piece(w.seq[w.from + i]!)), acts: w.rows.map((r) => need.get(`${split}:${r}`)!.get(j)!) };
       }),
       logits: { top: order.slice(0, 8).map((v) => ({ piece: piece(v), value: effect[v]! })), bottom: order.slice(-8).reverse().map((v) => ({ piece: piece(v), value: effect[v]! })) },
     };
