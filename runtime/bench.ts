@@ -24,6 +24,8 @@ export interface BenchOptions {
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+/** Four significant digits: a rate of 0.04 GB/s on a loaded CPU must not print as 0. */
+const sig = (x: number) => +x.toPrecision(4);
 
 /** GB/s on this device for reading a large buffer once (the roofline for a decode step, which reads
  *  every weight once): the better of a plain streaming read and tapir's own f16 decode matvec over a
@@ -42,8 +44,8 @@ export async function streamBandwidth(gpu: GpuContext, bytes = 1 << 30, repeats 
       if (ms < stream.ms) stream = { ms, per };
     }
     const mv = await timeKernel(gpu, kernels.matvecF16Kernel!, { rows, cols, outOffset: 0, eps: 0, norm: 0, lanes }, [big, small, small, out], Math.ceil(rows / (256 / lanes)), repeats);
-    const GBps = (ms: number) => +(bytes / ms / 1e6).toFixed(1);
-    return { bytes, stream: { ms: +stream.ms.toFixed(4), GBps: GBps(stream.ms) }, matvec: { ms: +mv.toFixed(4), GBps: GBps(mv) }, GBps: Math.max(GBps(stream.ms), GBps(mv)) };
+    const GBps = (ms: number) => sig(bytes / ms / 1e6);
+    return { bytes, stream: { ms: sig(stream.ms), GBps: GBps(stream.ms) }, matvec: { ms: sig(mv), GBps: GBps(mv) }, GBps: Math.max(GBps(stream.ms), GBps(mv)) };
   } finally {
     for (const b of [big, small, out]) b.destroy();
   }
@@ -159,14 +161,14 @@ export async function benchmark(model: Model, o: BenchOptions) {
       const r = await tex.greedyOnGpu(first, P, n, false, stage);
       await readBuffer(gpu, dst[dst.length - 1]!); // read back once, at the end
       const ms = performance.now() - t3;
-      tapped = { hooks: names.length, tokensPerSecond: +(n / ms * 1000).toFixed(1), ratio: +((n / ms) / (n / decodeMs)).toFixed(3), sameTokens: Array.from(r.tokens).every((t, i) => t === run.tokens[i]) };
+      tapped = { hooks: names.length, tokensPerSecond: sig(n / ms * 1000), ratio: sig((n / ms) / (n / decodeMs)), sameTokens: Array.from(r.tokens).every((t, i) => t === run.tokens[i]) };
     } finally {
       dst.forEach((b) => b.destroy());
     }
   }
   // where a step's time goes: each dispatch in its own timed pass (slower in sum than a real step)
   const prof = await ex.profile({ token: first, pos: P + n - 1 });
-  const kernelsByTime = prof ? [...prof.entries()].sort((a, b) => b[1].ns - a[1].ns).map(([kernel, v]) => ({ kernel, count: v.count, us: +(v.ns / 1e3).toFixed(1) })) : undefined;
+  const kernelsByTime = prof ? [...prof.entries()].sort((a, b) => b[1].ns - a[1].ns).map(([kernel, v]) => ({ kernel, count: v.count, us: sig(v.ns / 1e3) })) : undefined;
   const gpuMsPerToken = timed.gpuNs ? median(timed.gpuNs) / 1e6 : undefined;
   // the fast plan against the float64 reference (ops' references, weights dequantized), a few positions
   let check: { positions: number; maxRelErr: number } | undefined;
@@ -192,18 +194,18 @@ export async function benchmark(model: Model, o: BenchOptions) {
     device: gpu.adapterInfo, features: gpu.features,
     model: { file: model.file, dim: model.config.dim, layers: model.config.nLayers, vocab: V, weightDtype: [...new Set([...model.plan.buffers.values()].filter((b) => b.weight).map((b) => model.weightDtype(b.weight!.name)))] },
     roofline: roof,
-    prefill: { tokens: P, ms: +prefillMs.toFixed(2), tokensPerSecond: +(P / prefillMs * 1000).toFixed(1) },
+    prefill: { tokens: P, ms: sig(prefillMs), tokensPerSecond: sig(P / prefillMs * 1000) },
     decode: {
-      tokens: n, ms: +decodeMs.toFixed(2), tokensPerSecond: +(n / decodeMs * 1000).toFixed(1),
-      runsTokensPerSecond: runs.map((r) => +(n / r.ms * 1000).toFixed(1)),
-      gpuMsPerToken: gpuMsPerToken === undefined ? undefined : +gpuMsPerToken.toFixed(4),
-      hostLoopTokensPerSecond: +(hostSteps / hostMs * 1000).toFixed(1),
+      tokens: n, ms: sig(decodeMs), tokensPerSecond: sig(n / decodeMs * 1000),
+      runsTokensPerSecond: runs.map((r) => sig(n / r.ms * 1000)),
+      gpuMsPerToken: gpuMsPerToken === undefined ? undefined : sig(gpuMsPerToken),
+      hostLoopTokensPerSecond: sig(hostSteps / hostMs * 1000),
       // the host's encoding and submitting alone: when it nears the GPU time, the loop is host-bound
-      encodeMsPerToken: +(run.hostMs / n).toFixed(4),
+      encodeMsPerToken: sig(run.hostMs / n),
       dispatchesPerToken: model.plan.dispatches.length,
       weightBytesPerToken: bytes.weights, kvBytesPerToken: bytes.kv,
-      achievedGBps: +(perToken / msPerToken / 1e6).toFixed(1),
-      rooflineFraction: +(perToken / msPerToken / 1e6 / roof.GBps).toFixed(3),
+      achievedGBps: sig(perToken / msPerToken / 1e6),
+      rooflineFraction: sig(perToken / msPerToken / 1e6 / roof.GBps),
       sameTokensTimedAndUntimed: Array.from(run.tokens).every((t, i) => t === timed.tokens[i]),
     },
     tapped,

@@ -23,8 +23,9 @@ export function maxAbsDiff(out: ArrayLike<number>, ref: ArrayLike<number>): numb
   return m;
 }
 
-/** A seeded generator of normal-ish floats; the seed is fresh each run and shown on failure. */
-export function randomSource(seed = (Date.now() ^ (Math.random() * 2 ** 31)) >>> 0) {
+/** A seeded generator of normal-ish floats; the seed is fresh each run and shown on failure
+ *  (TAPIR_TEST_SEED=<seed> replays a failure). */
+export function randomSource(seed = Number(process.env.TAPIR_TEST_SEED) || (Date.now() ^ (Math.random() * 2 ** 31)) >>> 0) {
   let s = seed || 1;
   const next = () => {
     s ^= s << 13; s >>>= 0;
