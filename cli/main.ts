@@ -533,7 +533,7 @@ async function bench(argv: string[]) {
     out(`decode    ${d.tokens} tokens in ${d.ms} ms: ${d.tokensPerSecond} tokens/s (GPU loop, median of ${d.runsTokensPerSecond.join(', ')}; the host encodes a step in ${d.encodeMsPerToken} ms); ${d.hostLoopTokensPerSecond} tokens/s with a host round trip per token\n`);
     out(`per token ${d.dispatchesPerToken} dispatches, ${(d.weightBytesPerToken / 1e6).toFixed(1)} MB of weights + ${(d.kvBytesPerToken / 1e6).toFixed(2)} MB of KV cache` +
       `${d.gpuMsPerToken !== undefined ? `, ${d.gpuMsPerToken} ms GPU time` : ''}: ${d.achievedGBps} GB/s = ${(100 * d.rooflineFraction).toFixed(1)}% of the roofline\n`);
-    if (r.tapped) out(`tapped    ${r.tapped.hooks} hooks kept on the GPU each step: ${r.tapped.tokensPerSecond} tokens/s, ${(100 * r.tapped.ratio).toFixed(1)}% of untapped${r.tapped.sameTokens ? '' : ' (different tokens!)'}\n`);
+    if (r.tapped) out(`tapped    ${r.tapped.hooks} hooks kept on the GPU each step: ${r.tapped.tokensPerSecond} tokens/s (median of ${r.tapped.runsTokensPerSecond.join(", ")}), ${(100 * r.tapped.ratio).toFixed(1)}% of untapped${r.tapped.sameTokens ? '' : ' (different tokens!)'}\n`);
     if (r.check) out(`check     logits of ${r.check.positions} decode steps vs the float64 reference: max ‖Δ‖/‖ref‖ = ${r.check.maxRelErr.toExponential(2)}\n`);
     if (r.kernelsByTime) out(`kernels   ${r.kernelsByTime.slice(0, 8).map((k) => `${k.kernel}×${k.count} ${k.us} µs`).join(', ')} (each in its own pass)\n`);
   } finally {

@@ -3,8 +3,8 @@
 // Fusion extends it without new kernel source: `norm` folds the RMSNorm of x (weight nw) into the
 // dot product, and `epilogues` splice fragments (residual/bias add, scale) into the store.
 // Sources: [W, x, nw if norm, ...one vector per `add` epilogue].
-import { type Invocation, type In, type Out, type Spec, type u32, type u32x4, type f32x4, bitcastF32, epilogue, f32, idiv, mul4, sharedF32, lane4, unpackHalf, workgroupBarrier } from '../compiler/kernel/dsl.js';
-import { workgroupSum } from './reduce.js';
+import { type Invocation, type In, type Out, type Spec, type u32, type u32x4, type f32x4, bitcastF32, epilogue, f32, idiv, mul4, sharedF32, lane4, subgroupAdd, unpackHalf, workgroupBarrier } from '../compiler/kernel/dsl.js';
+import { sumRuns, workgroupSum } from './reduce.js';
 import { type Op, expectDtype, expectShape, isBlock, overRows, rowsOf } from './op.js';
 import { BLOCK, WEIGHT_DTYPES, WTYPE, weightAt } from './dequant.js';
 import { EPILOGUES, epilogueArrays, lowerEpilogues, parseEpilogues } from './epilogues.js';
@@ -224,13 +224,7 @@ export function rowDot2F16(w1: In<u32x4>, w2: In<u32x4>, r: u32, c8: u32, x: In<
 /** Sum each group of `lanes` consecutive elements of a into the group's first (every invocation calls it). */
 /** @inline */
 export function sumLanes(a: Out<f32>, lane: u32, lanes: u32, id: Invocation): void {
-  workgroupBarrier();
-  for (let s: u32 = lanes >> 1; s > 0; s >>= 1) {
-    if (lane < s) {
-      a[id.local] += a[id.local + s];
-    }
-    workgroupBarrier();
-  }
+  sumRuns(a, lane, lanes, id);
 }
 
 /** Invocations a row gets in the 16-byte kernels (32 .. 256, a power of two): enough that a matrix with
@@ -344,11 +338,24 @@ export function clearSets(dots: Out<f32>, squares: Out<f32>, id: Invocation): vo
   squares[id.local] = 0;
 }
 
-/** sumLanes for fourRowsQ8's four partial sums and the squares, one barrier a step. */
+/** sumLanes for fourRowsQ8's four partial sums and the squares, one barrier a step (subgroups first). */
 /** @inline */
 export function sumLanes4(dots: Out<f32>, squares: Out<f32>, lane: u32, lanes: u32, id: Invocation): void {
+  const sg: u32 = id.subgroupSize <= lanes ? id.subgroupSize : 1;
+  const t0: f32 = subgroupAdd(dots[id.local]);
+  const t1: f32 = subgroupAdd(dots[256 + id.local]);
+  const t2: f32 = subgroupAdd(dots[512 + id.local]);
+  const t3: f32 = subgroupAdd(dots[768 + id.local]);
+  const t4: f32 = subgroupAdd(squares[id.local]);
+  if (sg > 1) {
+    dots[id.local] = t0;
+    dots[256 + id.local] = t1;
+    dots[512 + id.local] = t2;
+    dots[768 + id.local] = t3;
+    squares[id.local] = t4;
+  }
   workgroupBarrier();
-  for (let s: u32 = lanes >> 1; s > 0; s >>= 1) {
+  for (let s: u32 = lanes >> 1; s >= sg; s >>= 1) {
     if (lane < s) {
       dots[id.local] += dots[id.local + s];
       dots[256 + id.local] += dots[256 + id.local + s];

@@ -22,7 +22,7 @@ export interface Step {
 }
 
 export function pipelineFor(gpu: GpuContext, k: KernelIR, values: Readonly<Record<string, number>> = {}): GPUComputePipeline {
-  const code = toWGSL(k);
+  const code = toWGSL(k, { subgroups: gpu.features.includes('subgroups') });
   const constants = Object.fromEntries(specParams(k).map((p) => [p.name, values[p.name]!]));
   const key = `${code}\n${JSON.stringify(constants)}`;
   let p = gpu.pipelines.get(key);

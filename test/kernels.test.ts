@@ -6,6 +6,8 @@ import { runBoth } from './helpers/gpu.js';
 import { weightOf } from '../runtime/weights.js';
 import { llama3RopeFactors } from '../ops/rope_table.js';
 import { OP_BY_NAME } from '../ops/index.js';
+import { kernels } from '../ops/kernels.gen.js';
+import { toWGSL } from '../compiler/kernel/wgsl.js';
 
 const TOL = 1e-5;
 const rnd = randomSource();
@@ -75,6 +77,26 @@ describe('kernels match their references', () => {
       { q: rnd.normal(rows * nHeads * hs), k: rnd.normal(ctx * kvDim), v: rnd.normal(ctx * kvDim) }, { pos: Math.min(pos, ctx - rows) });
     expect(plan.dispatches.map((d) => d.kernel)).toEqual(['flashAttentionKernel', 'flashCombineKernel']);
     expect(relErr(out, ref), seedNote).toBeLessThanOrEqual(TOL);
+  });
+
+  // The reductions sum within a subgroup first, then over subgroups; a device without subgroups runs
+  // the same kernels with a subgroup of one. Both must match the reference.
+  it.each([[true], [false]])('reductions (row sets, whole workgroups, maxima) with subgroups: %s', async (subgroups) => {
+    const [rows, cols] = [40, 2048];
+    for (const dtype of ['f16', 'q8_0'] as const) {
+      const w = weightOf([rows, cols], dtype, rnd.normal(rows * cols, 1 / 32));
+      const mv = await runBoth((o, g) => g.apply(OP_BY_NAME.get('matvec')!, [o.weight('w', [rows, cols], dtype), o.weight('x', [cols]), o.weight('nw', [cols]), o.weight('y', [rows])], { norm: true, eps: 1e-5, epilogues: 'add' }),
+        { w, x: rnd.normal(cols), nw: rnd.normal(cols), y: rnd.normal(rows) }, {}, { subgroups });
+      expect(relErr(mv.out, mv.ref), `${seedNote} ${dtype}`).toBeLessThanOrEqual(TOL);
+    }
+    const n = await runBoth((o) => o.rmsnorm(o.weight('x', [1000]), o.weight('w', [1000]), 1e-5), { x: rnd.normal(1000, 3), w: rnd.normal(1000) }, {}, { subgroups });
+    expect(relErr(n.out, n.ref), seedNote).toBeLessThanOrEqual(TOL);
+    const [nHeads, nKvHeads, hs, ctx] = [4, 2, 16, 2000], kvDim = nKvHeads * hs;
+    const fa = await runBoth((o) => o.attention(o.weight('q', [nHeads * hs]), o.weight('k', [ctx, kvDim]), o.weight('v', [ctx, kvDim]), o.input('pos', [1]), { nHeads, nKvHeads, headSize: hs, flash: true }),
+      { q: rnd.normal(nHeads * hs, 0.5), k: rnd.normal(ctx * kvDim), v: rnd.normal(ctx * kvDim) }, { pos: 1300 }, { subgroups });
+    expect(relErr(fa.out, fa.ref), seedNote).toBeLessThanOrEqual(TOL);
+    expect(toWGSL(kernels.flashAttentionKernel!, { subgroups })).toContain(subgroups ? 'subgroupMax(' : 'workgroupBarrier');
+    expect(toWGSL(kernels.flashAttentionKernel!, { subgroups: false })).not.toContain('subgroup');
   });
 
   it.each([[1], [130]])('add and silu_mul, n=%i', async (n) => {

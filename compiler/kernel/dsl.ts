@@ -37,6 +37,9 @@ export interface Invocation {
   readonly global: u32;
   /** the workgroup size, a compile-time constant */
   readonly size: u32;
+  /** invocations in this invocation's subgroup (1 where the device has no subgroups); a subgroup is a
+   *  run of consecutive `local` indices */
+  readonly subgroupSize: u32;
 }
 
 // Conversions: explicit, because TypeScript has one number type and WGSL has three.
@@ -78,6 +81,15 @@ export function unpackHalf(w: u32, k: u32): f32 {
 /** Lane `k` (0 = x .. 3 = w) of a 4-lane load, `k` known only at run time. */
 export function lane4(v: u32x4, k: u32): u32 {
   return [v.x, v.y, v.z, v.w][k]!;
+}
+/** The sum of `v` over this invocation's subgroup, in every invocation of it (a subgroup of one in
+ *  plain JS, and on devices without subgroups). Call it where the whole workgroup runs. */
+export function subgroupAdd(v: f32): f32 {
+  return v;
+}
+/** The largest `v` of this invocation's subgroup, as subgroupAdd. */
+export function subgroupMax(v: f32): f32 {
+  return v;
 }
 /** Byte `k` (0 = lowest) of a u32, sign-extended to i32. */
 export function signedByte(w: u32, k: u32): i32 {

@@ -10,7 +10,7 @@ export type Expr =
   | { k: 'var'; name: string; ty: Scalar }
   | { k: 'uniform'; name: string; ty: Scalar }
   | { k: 'spec'; name: string; ty: Scalar }
-  | { k: 'builtin'; name: 'local' | 'group' | 'global' | 'size'; ty: 'u32' }
+  | { k: 'builtin'; name: 'local' | 'group' | 'global' | 'size' | 'subgroupSize'; ty: 'u32' }
   | { k: 'index'; array: string; index: Expr; ty: Scalar }
   | { k: 'len'; array: string; ty: 'u32' }
   | { k: 'bin'; op: string; a: Expr; b: Expr; ty: Scalar }

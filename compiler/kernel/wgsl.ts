@@ -11,7 +11,7 @@ const RESERVED = new Set(
     'namespace new nil noexcept noinline null of package precision premerge priv protected public quat readonly ' +
     'ref regardless register reinterpret_cast require resource restrict self set shared static static_cast std ' +
     'subroutine super template this throw trait try type typedef typeid typename typeof union unless unsigned ' +
-    'use using varying virtual volatile wgsl where with writeonly yield diagnostic requires u lid wid nwg main'
+    'use using varying virtual volatile wgsl where with writeonly yield diagnostic requires u lid wid nwg sgsize main'
   ).split(' '),
 );
 export const wgslName = (n: string) => (RESERVED.has(n) || n.startsWith('__') ? `${n}_` : n);
@@ -30,7 +30,13 @@ function lit(e: Extract<Expr, { k: 'lit' }>): string {
   }
 }
 
-export function expr(e: Expr, k: KernelIR): string {
+/** How a device runs the kernels: with subgroups (WGSL `enable subgroups`), or each invocation a subgroup of one. */
+export interface Target {
+  subgroups: boolean;
+}
+const WITH_SUBGROUPS: Target = { subgroups: true };
+
+export function expr(e: Expr, k: KernelIR, t: Target = WITH_SUBGROUPS): string {
   switch (e.k) {
     case 'lit': return lit(e);
     case 'var': return wgslName(e.name);
@@ -39,41 +45,44 @@ export function expr(e: Expr, k: KernelIR): string {
     case 'builtin':
       if (e.name === 'local') return 'lid.x';
       if (e.name === 'size') return `${k.workgroupSize}u`;
+      if (e.name === 'subgroupSize') return t.subgroups ? 'sgsize' : '1u';
       if (e.name === 'group') return '(wid.x + wid.y * nwg.x)';
       return `((wid.x + wid.y * nwg.x) * ${k.workgroupSize}u + lid.x)`;
-    case 'index': return `${wgslName(e.array)}[${expr(e.index, k)}]`;
+    case 'index': return `${wgslName(e.array)}[${expr(e.index, k, t)}]`;
     case 'len': return `arrayLength(&${wgslName(e.array)})`;
-    case 'bin': return `(${expr(e.a, k)} ${e.op} ${expr(e.b, k)})`;
-    case 'un': return `(${e.op}${expr(e.a, k)})`;
+    case 'bin': return `(${expr(e.a, k, t)} ${e.op} ${expr(e.b, k, t)})`;
+    case 'un': return `(${e.op}${expr(e.a, k, t)})`;
     case 'call': {
-      const args = e.args.map((a) => expr(a, k));
+      const args = e.args.map((a) => expr(a, k, t));
       if (e.fn === 'bitcastF32') return `bitcast<f32>(${args[0]})`;
       if (e.fn === 'unpackHalf') return `unpack2x16float(${args[0]})[${args[1]}]`;
       if (e.fn === 'lane4') return `${args[0]}[${args[1]}]`;
+      if ((e.fn === 'subgroupAdd' || e.fn === 'subgroupMax') && !t.subgroups) return `(${args[0]})`;
       if (e.fn === 'signedByte') return `extractBits(bitcast<i32>(${args[0]}), ${args[1]} * 8u, 8u)`;
       return `${e.fn}(${args.join(', ')})`;
     }
-    case 'select': return `select(${expr(e.b, k)}, ${expr(e.a, k)}, ${expr(e.cond, k)})`;
-    case 'hole': return expr(e.args[0]!, k);
-    case 'member': return `${expr(e.a, k)}.${e.field}`;
+    case 'select': return `select(${expr(e.b, k, t)}, ${expr(e.a, k, t)}, ${expr(e.cond, k, t)})`;
+    case 'hole': return expr(e.args[0]!, k, t);
+    case 'member': return `${expr(e.a, k, t)}.${e.field}`;
     case 'arg': throw new Error('internal: a fragment argument outside a fragment');
   }
 }
 
-function stmt(s: Stmt, k: KernelIR, ind: string): string {
-  const block = (b: Stmt[]) => b.map((x) => stmt(x, k, ind + '  ')).join('');
+function stmt(s: Stmt, k: KernelIR, ind: string, t: Target): string {
+  const block = (b: Stmt[]) => b.map((x) => stmt(x, k, ind + '  ', t)).join('');
+  const ex = (e: Expr) => expr(e, k, t);
   switch (s.k) {
     case 'let':
-      return `${ind}${s.mutable ? 'var' : 'let'} ${wgslName(s.name)}: ${wgslType(s.ty)}${s.init ? ` = ${expr(s.init, k)}` : ''};\n`;
-    case 'assign': return `${ind}${expr(s.target, k)} ${s.op} ${expr(s.value, k)};\n`;
+      return `${ind}${s.mutable ? 'var' : 'let'} ${wgslName(s.name)}: ${wgslType(s.ty)}${s.init ? ` = ${ex(s.init)}` : ''};\n`;
+    case 'assign': return `${ind}${ex(s.target)} ${s.op} ${ex(s.value)};\n`;
     case 'if':
-      return `${ind}if (${expr(s.cond, k)}) {\n${block(s.then)}${ind}}${s.else.length ? ` else {\n${block(s.else)}${ind}}` : ''}\n`;
+      return `${ind}if (${ex(s.cond)}) {\n${block(s.then)}${ind}}${s.else.length ? ` else {\n${block(s.else)}${ind}}` : ''}\n`;
     case 'for': {
-      const init = s.init ? stmt(s.init, k, '').trim().replace(/;$/, '') : '';
-      const upd = s.update ? stmt(s.update, k, '').trim().replace(/;$/, '') : '';
-      return `${ind}for (${init}; ${s.cond ? expr(s.cond, k) : ''}; ${upd}) {\n${block(s.body)}${ind}}\n`;
+      const init = s.init ? stmt(s.init, k, '', t).trim().replace(/;$/, '') : '';
+      const upd = s.update ? stmt(s.update, k, '', t).trim().replace(/;$/, '') : '';
+      return `${ind}for (${init}; ${s.cond ? ex(s.cond) : ''}; ${upd}) {\n${block(s.body)}${ind}}\n`;
     }
-    case 'while': return `${ind}while (${expr(s.cond, k)}) {\n${block(s.body)}${ind}}\n`;
+    case 'while': return `${ind}while (${ex(s.cond)}) {\n${block(s.body)}${ind}}\n`;
     case 'break': return `${ind}break;\n`;
     case 'continue': return `${ind}continue;\n`;
     case 'return': return `${ind}return;\n`;
@@ -82,8 +91,10 @@ function stmt(s: Stmt, k: KernelIR, ind: string): string {
 }
 
 /** A complete WGSL module for one kernel: bindings in parameter order, then the uniform struct. */
-export function toWGSL(k: KernelIR): string {
+export function toWGSL(k: KernelIR, t: Target = WITH_SUBGROUPS): string {
+  const sg = t.subgroups && usesSubgroups(k);
   const out: string[] = [`// ${k.name} — generated by tapir from ${k.source}`];
+  if (sg) out.push('enable subgroups;'); // directives come before declarations (a comment may precede them)
   const storage = storageParams(k);
   storage.forEach((p, i) => {
     const access = p.kind === 'in' ? 'read' : 'read_write';
@@ -98,12 +109,15 @@ export function toWGSL(k: KernelIR): string {
   for (const s of k.shared) out.push(`var<workgroup> ${wgslName(s.name)}: array<${s.elem}, ${s.size}>;`);
   out.push(
     `@compute @workgroup_size(${k.workgroupSize})\n` +
-      `fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {\n` +
-      k.body.map((s) => stmt(s, k, '  ')).join('') +
+      `fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u${sg ? ', @builtin(subgroup_size) sgsize: u32' : ''}) {\n` +
+      k.body.map((s) => stmt(s, k, '  ', t)).join('') +
       `}`,
   );
   return out.join('\n') + '\n';
 }
+
+/** Whether a kernel reads its subgroup size or sums over subgroups (then the module enables them). */
+export const usesSubgroups = (k: KernelIR) => /"(subgroupAdd|subgroupMax|subgroupSize)"/.test(JSON.stringify(k.body));
 
 /** Bytes of the uniform buffer a kernel needs (every scalar is 4 bytes; WGSL wants a multiple of 16). */
 export const uniformBytes = (k: KernelIR) => Math.max(16, Math.ceil((uniformParams(k).length * 4) / 16) * 16);

@@ -31,6 +31,8 @@ const BIT_FNS: Record<string, { args: Scalar[]; ty: Scalar }> = {
   unpackHalf: { args: ['u32', 'u32'], ty: 'f32' },
   signedByte: { args: ['u32', 'u32'], ty: 'i32' },
   lane4: { args: ['u32x4', 'u32'], ty: 'u32' },
+  subgroupAdd: { args: ['f32'], ty: 'f32' },
+  subgroupMax: { args: ['f32'], ty: 'f32' },
 };
 const MAX_INLINE_DEPTH = 8;
 
@@ -488,8 +490,8 @@ class FunctionTranslator {
       const prop = e.getName();
       const b = this.lookup(base);
       if (b?.kind === 'invocation') {
-        if (prop === 'local' || prop === 'group' || prop === 'global' || prop === 'size') return { k: 'builtin', name: prop, ty: 'u32' };
-        this.fail(e, `${base}.${prop}: an Invocation has local, group, global and size`);
+        if (prop === 'local' || prop === 'group' || prop === 'global' || prop === 'size' || prop === 'subgroupSize') return { k: 'builtin', name: prop, ty: 'u32' };
+        this.fail(e, `${base}.${prop}: an Invocation has local, group, global, size and subgroupSize`);
       }
       if (b?.kind === 'array' && prop === 'length') return { k: 'len', array: b.name, ty: 'u32' };
       if (prop === 'x' || prop === 'y' || prop === 'z' || prop === 'w') {

@@ -15,7 +15,7 @@ export async function runBoth(
   build: (o: Ops, g: GraphBuilder) => Node,
   data: Record<string, Float32Array | WeightTensor>,
   inputs: Record<string, number | Int32Array | Float32Array>,
-  opts: { maxBindingBytes?: number; maxStorageBuffers?: number; reference?: (o: Ops) => Node } = {},
+  opts: { maxBindingBytes?: number; maxStorageBuffers?: number; reference?: (o: Ops) => Node; subgroups?: boolean } = {},
 ) {
   const g = new GraphBuilder();
   const graph = g.finish({ out: build(ops(g), g) });
@@ -25,7 +25,9 @@ export async function runBoth(
       const d = data[String(n.attr.name)]!;
       weights.set(String(n.attr.name), d instanceof Float32Array ? f32Weight(n.shape, d) : d);
     }
-  const gpu = await getGpu();
+  const device = await getGpu();
+  // subgroups: false runs the kernels as a device without them would (each invocation its own subgroup)
+  const gpu = opts.subgroups === false ? { ...device, features: device.features.filter((f) => f !== 'subgroups') } : device;
   const plan = lowerGraph(graph, { kernels, fragments, maxBindingBytes: opts.maxBindingBytes ?? gpu.limits.maxStorageBufferBindingSize, maxStorageBuffers: opts.maxStorageBuffers ?? gpu.limits.maxStorageBuffersPerShaderStage });
   const ex = new Executor(gpu, plan, weights);
   try {
