@@ -9,6 +9,7 @@ import { softmax } from '../runtime/sampler.js';
 import fs from 'node:fs';
 import type { DType } from '../compiler/graph.js';
 import { PRESETS, benchWeights, synthModel } from '../runtime/synth/synth.js';
+import { FAMILIES, type FamilyName } from '../models/families.js';
 import { benchmark } from '../runtime/bench.js';
 import { writeAtomically, writeSynthGGUF } from '../runtime/node/write_file.js';
 import { writeSafetensors } from '../runtime/formats/safetensors.js';
@@ -44,7 +45,7 @@ const COMMON: Options = {
   help: { type: 'boolean', short: 'h' },
 };
 
-const MODEL_HELP = `  -m, --model PATH      GGUF (F32, llama architecture) or llama2.c .bin file
+const MODEL_HELP = `  -m, --model PATH      GGUF (llama, qwen2, qwen3, phi3 or granite architecture) or llama2.c .bin
                         (default: ${'<repo>/../shared/models/stories260K.gguf'})
       --tokenizer PATH  tokenizer.bin for a llama2.c checkpoint (default: tokenizer.bin or
                         tok<vocab>.bin beside it)
@@ -93,13 +94,15 @@ Runs the prompt and prints, for every position, the logits for the next token.
 ${MODEL_HELP}
 
 --json prints {"tokens":[...],"logits":[[...],...]}, one row of logits per position.`,
-  synth: `Usage: tapir synth --preset NAME --dtype DTYPE --out FILE [--seed S] [--json]
+  synth: `Usage: tapir synth --preset NAME --dtype DTYPE --out FILE [--arch ARCH] [--seed S] [--json]
 
 Writes a GGUF model with the shapes of a real one, seeded random weights of realistic scale and a
 tokenizer learned from a small built-in text. The file is written atomically (FILE.partial, then renamed).
       --preset NAME     ${'${PRESET_NAMES}'}
       --dtype DTYPE     f32, f16, bf16, q8_0 or q4_0 (matrices; norm vectors stay f32)
       --out FILE        where to write the .gguf
+      --arch ARCH       the model family: ${'${ARCH_NAMES}'} (default llama); its
+                        GGUF architecture, tensors (biases, q/k norms, fused QKV) and tokenizer
       --seed S          weight seed (default: 0)
       --json            print a summary as JSON
   -h, --help            show this help`,
@@ -325,20 +328,22 @@ async function graph(argv: string[]) {
 
 async function synth(argv: string[]) {
   const o = parse('synth', argv, {
-    preset: { type: 'string' }, dtype: { type: 'string' }, out: { type: 'string' }, seed: { type: 'string' },
+    preset: { type: 'string' }, dtype: { type: 'string' }, out: { type: 'string' }, seed: { type: 'string' }, arch: { type: 'string' },
   });
-  if (o.help) return out(HELP.synth!.replace('${PRESET_NAMES}', Object.keys(PRESETS).join(', ')) + '\n');
+  if (o.help) return out(HELP.synth!.replace('${PRESET_NAMES}', Object.keys(PRESETS).join(', ')).replace('${ARCH_NAMES}', Object.keys(FAMILIES).join(', ')) + '\n');
   if (typeof o.preset !== 'string' || typeof o.dtype !== 'string' || typeof o.out !== 'string')
     throw new UsageError("synth needs --preset, --dtype and --out (see 'tapir synth --help')");
   const seed = int(o.seed, '--seed', 0, 0);
-  const m = synthModel(o.preset, o.dtype as DType, seed);
-  const bar = progressBar(`synth ${o.preset} ${o.dtype}`, m.tensors.length);
+  const arch = (o.arch ?? 'llama') as string;
+  if (!(arch in FAMILIES)) throw new UsageError(`unknown --arch '${arch}' (architectures: ${Object.keys(FAMILIES).join(', ')})`);
+  const m = synthModel(o.preset, o.dtype as DType, seed, arch as FamilyName);
+  const bar = progressBar(`synth ${arch} ${o.preset} ${o.dtype}`, m.tensors.length);
   const t0 = performance.now();
   writeSynthGGUF(m, o.out, (i) => bar.update(i + 1));
   bar.done();
   const bytes = fs.statSync(o.out).size;
-  if (o.json) out(JSON.stringify({ out: o.out, preset: o.preset, dtype: o.dtype, seed, bytes, tensors: m.tensors.length + (m.config.ropeFactors ? 1 : 0), vocab: m.vocab.pieces.length, seconds: +((performance.now() - t0) / 1000).toFixed(2) }) + '\n');
-  else out(`wrote ${o.out} (${(bytes / 2 ** 20).toFixed(1)} MiB, ${o.preset}, ${o.dtype}, seed ${seed})\n`);
+  if (o.json) out(JSON.stringify({ out: o.out, arch, preset: o.preset, dtype: o.dtype, seed, bytes, tensors: m.tensors.length + (m.config.ropeFactors ? 1 : 0), vocab: m.vocab.pieces.length, seconds: +((performance.now() - t0) / 1000).toFixed(2) }) + '\n');
+  else out(`wrote ${o.out} (${(bytes / 2 ** 20).toFixed(1)} MiB, ${arch} ${o.preset}, ${o.dtype}, seed ${seed})\n`);
 }
 
 async function compileCmd(argv: string[]) {

@@ -73,7 +73,7 @@ export const RULES: readonly Rule[] = [
   {
     name: 'norm_into_matvec', why: 'RMSNorm folded into the matvecs that read it (the seed reduces it in separate kernels)',
     // matvec(W, rmsnorm(x, nw)) -> matvec{norm}(W, x, nw)
-    rewrite: (n, c) => (plainMatvec(n) && is(n.srcs[1], 'rmsnorm')
+    rewrite: (n, c) => (plainMatvec(n) && is(n.srcs[1], 'rmsnorm') && width(n.srcs[1].srcs[1]!) === width(n.srcs[1])
       ? c.g.apply(op('matvec'), [n.srcs[0]!, n.srcs[1].srcs[0]!, n.srcs[1].srcs[1]!], { norm: true, eps: n.srcs[1].attr.eps as number })
       : undefined),
   },
@@ -157,7 +157,8 @@ export const RULES: readonly Rule[] = [
       if (!is(n, 'add')) return undefined;
       const [a, b] = n.srcs;
       // the matvec must not feed the other operand (that would be a cycle); prefer one no one else reads
-      const ok = ([m, y]: Node[]) => is(m, 'matvec') && !dependsOn(y!, m!);
+      // (a vector added to every row of a block is not an epilogue: the epilogue reads y at the output index)
+      const ok = ([m, y]: Node[]) => is(m, 'matvec') && y!.size === m!.size && !dependsOn(y!, m!);
       const options = [[a!, b!], [b!, a!]].filter(ok).sort(([m1], [m2]) => Number(c.uses(m1!) > 1) - Number(c.uses(m2!) > 1));
       const [m, y] = options[0] ?? [];
       return m ? withEpilogue(m, c, 'add', [y!]) : undefined;

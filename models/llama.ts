@@ -22,6 +22,19 @@ export interface LlamaConfig {
   rmsEps: number;
   /** whether the unembedding is the token embedding (no separate output.weight) */
   tiedEmbeddings: boolean;
+  // What the families that share this graph change (models/families.ts says which family sets what):
+  /** Qwen2: the q, k and v projections add a bias (blk.N.attn_{q,k,v}.bias) */
+  qkvBias?: boolean;
+  /** Qwen3: each head of q and k is RMS-normed (blk.N.attn_{q,k}_norm.weight, [headSize]) before RoPE */
+  qkNorm?: boolean;
+  /** Granite: the embedding times this */
+  embeddingScale?: number;
+  /** Granite: each block's attention and MLP output times this before it joins the residual stream */
+  residualScale?: number;
+  /** Granite: the factor on q·k (else 1/√headSize) */
+  attentionScale?: number;
+  /** Granite: the logits divided by this */
+  logitScale?: number;
 }
 
 export const headSize = (c: LlamaConfig) => c.dim / c.nHeads;
@@ -35,7 +48,8 @@ export function llama(c: LlamaConfig, dtypeOf: (name: string) => DType = () => '
   const g = new GraphBuilder();
   const o = ops(g);
   const weight = (name: string, shape: number[]) => o.weight(name, shape, dtypeOf(name));
-  const { input, state, ropeTable, embedding, rmsnorm, matvec, rope, kvWrite, attention, add, siluMul, argmax, attentionPattern, rmsParts, headResult } = o;
+  const { input, state, ropeTable, embedding, rmsnorm, matvec, rope, kvWrite, attention, add, siluMul, argmax, attentionPattern, rmsParts, headResult, scale } = o;
+  const times = (x: Node, f: number | undefined) => (f === undefined || f === 1 ? x : scale(x, f));
   const hs = headSize(c);
   const kvDim = c.nKvHeads * hs;
   const block = opts.positions !== undefined, T = opts.positions ?? 1, B = opts.batch ?? 1;
@@ -59,7 +73,7 @@ export function llama(c: LlamaConfig, dtypeOf: (name: string) => DType = () => '
 
   const start = opts.startLayer ?? 0;
   const cacheShape = B > 1 ? [B, c.contextLength, kvDim] : [c.contextLength, kvDim];
-  let x = start > 0 ? input('resid', rows([c.dim]), 'f32') : hook('hook_embed', embedding(tokenEmbd, token)); // [dim], the residual stream
+  let x = start > 0 ? input('resid', rows([c.dim]), 'f32') : hook('hook_embed', times(embedding(tokenEmbd, token), c.embeddingScale)); // [dim], the residual stream
   for (let l = start; l < c.nLayers; l++) {
     const w = (name: string, shape: number[]) => weight(`blk.${l}.${name}.weight`, shape);
     const b = `blocks.${l}.`;
@@ -67,33 +81,39 @@ export function llama(c: LlamaConfig, dtypeOf: (name: string) => DType = () => '
     // attention
     normHooks(`${b}ln1`, x);
     const h = rmsnorm(x, w('attn_norm', [c.dim]), c.rmsEps); // [dim]
-    const q = rope(hook(`${b}attn.hook_q`, matvec(w('attn_q', [c.dim, c.dim]), h), heads(c.nHeads)), pos, freqs, hs); // [nHeads*hs]
-    const k = rope(hook(`${b}attn.hook_k`, matvec(w('attn_k', [kvDim, c.dim]), h), heads(c.nKvHeads)), pos, freqs, hs); // [kvDim]
-    const v = hook(`${b}attn.hook_v`, matvec(w('attn_v', [kvDim, c.dim]), h), heads(c.nKvHeads)); // [kvDim]
+    // a projection, with Qwen2's bias and Qwen3's per-head norm where the family has them
+    const project = (name: string, rowsOut: number, headNorm: boolean) => {
+      const y = matvec(w(name, [rowsOut, c.dim]), h);
+      const biased = c.qkvBias ? add(y, weight(`blk.${l}.${name}.bias`, [rowsOut])) : y;
+      return headNorm && c.qkNorm ? rmsnorm(biased, w(`${name}_norm`, [hs]), c.rmsEps) : biased;
+    };
+    const q = rope(hook(`${b}attn.hook_q`, project('attn_q', c.dim, true), heads(c.nHeads)), pos, freqs, hs); // [nHeads*hs]
+    const k = rope(hook(`${b}attn.hook_k`, project('attn_k', kvDim, true), heads(c.nKvHeads)), pos, freqs, hs); // [kvDim]
+    const v = hook(`${b}attn.hook_v`, project('attn_v', kvDim, false), heads(c.nKvHeads)); // [kvDim]
     hook(`${b}attn.hook_rot_q`, q, heads(c.nHeads));
     hook(`${b}attn.hook_rot_k`, k, heads(c.nKvHeads));
     const kCache = kvWrite(state(`cache.k.${l}`, cacheShape), k, pos); // [context, kvDim] (per sequence)
     const vCache = kvWrite(state(`cache.v.${l}`, cacheShape), v, pos); // [context, kvDim]
     // the pattern as its own node: reachable (and computed) only when a hook asks for it
-    const pa = { nHeads: c.nHeads, nKvHeads: c.nKvHeads, headSize: hs };
+    const pa = { nHeads: c.nHeads, nKvHeads: c.nKvHeads, headSize: hs, ...(c.attentionScale !== undefined ? { scale: c.attentionScale } : {}) };
     hooks[`${b}attn.hook_attn_scores`] = { node: attentionPattern(q, kCache, pos, { ...pa, scores: true }), shape: [c.nHeads, c.contextLength], layout: 'pattern' };
     hooks[`${b}attn.hook_pattern`] = { node: attentionPattern(q, kCache, pos, { ...pa, scores: false }), shape: [c.nHeads, c.contextLength], layout: 'pattern' };
-    const z = hook(`${b}attn.hook_z`, attention(q, kCache, vCache, pos, { nHeads: c.nHeads, nKvHeads: c.nKvHeads, headSize: hs }), heads(c.nHeads)); // [nHeads*hs]
+    const z = hook(`${b}attn.hook_z`, attention(q, kCache, vCache, pos, pa), heads(c.nHeads)); // [nHeads*hs]
     const wo = w('attn_output', [c.dim, c.dim]); // [dim, nHeads*hs]
     hooks[`${b}attn.hook_result`] = { node: headResult(z, wo, { nHeads: c.nHeads, headSize: hs }), shape: [c.nHeads, c.dim] }; // opt-in: computed only when tapped
-    x = hook(`${b}hook_resid_mid`, add(x, hook(`${b}hook_attn_out`, matvec(wo, z)))); // [dim]
+    x = hook(`${b}hook_resid_mid`, add(x, hook(`${b}hook_attn_out`, times(matvec(wo, z), c.residualScale)))); // [dim]
     // feed-forward (SwiGLU)
     normHooks(`${b}ln2`, x);
     const h2 = rmsnorm(x, w('ffn_norm', [c.dim]), c.rmsEps); // [dim]
     const gate = hook(`${b}mlp.hook_pre`, matvec(w('ffn_gate', [c.hiddenDim, c.dim]), h2)); // [hiddenDim]
     const up = hook(`${b}mlp.hook_pre_linear`, matvec(w('ffn_up', [c.hiddenDim, c.dim]), h2)); // [hiddenDim]
     const act = hook(`${b}mlp.hook_post`, siluMul(gate, up)); // [hiddenDim]
-    x = hook(`${b}hook_resid_post`, add(x, hook(`${b}hook_mlp_out`, matvec(w('ffn_down', [c.dim, c.hiddenDim]), act)))); // [dim]
+    x = hook(`${b}hook_resid_post`, add(x, hook(`${b}hook_mlp_out`, times(matvec(w('ffn_down', [c.dim, c.hiddenDim]), act), c.residualScale)))); // [dim]
   }
   normHooks('ln_final', x);
   const xf = rmsnorm(x, weight('output_norm.weight', [c.dim]), c.rmsEps); // [dim]
   const unembed = c.tiedEmbeddings ? tokenEmbd : weight('output.weight', [c.vocabSize, c.dim]); // [vocab, dim]
-  const logits = hook('hook_logits', matvec(unembed, xf)); // [vocab]
+  const logits = hook('hook_logits', times(matvec(unembed, xf), c.logitScale === undefined ? undefined : 1 / c.logitScale)); // [vocab]
   const next = argmax(logits); // i32[1], the greedy choice, so greedy decoding reads back 4 bytes
   return g.finish({ logits, next }, hooks);
 }

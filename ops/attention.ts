@@ -7,13 +7,16 @@ import { workgroupMax, workgroupSum } from './reduce.js';
 
 /** `flash`: one pass with an online softmax over tiles (set by the flash_attention rule); without
  *  it the kernel also leaves each head's attention pattern in a scratch buffer. */
+/** The factor on q·k: 1/√d, unless the model sets its own (Granite's attention multiplier). */
+export const scoreScale = (a: { headSize: number; scale?: number }) => a.scale ?? 1 / Math.sqrt(a.headSize);
+
 /** Head h's scaled scores q·k/√d against keys 0..p (float64; the references share it). */
-export function attentionScores(q: Float64Array, kc: Float64Array, p: number, h: number, a: Pick<AttentionAttr, 'nHeads' | 'nKvHeads' | 'headSize'>): Float64Array {
+export function attentionScores(q: Float64Array, kc: Float64Array, p: number, h: number, a: Pick<AttentionAttr, 'nHeads' | 'nKvHeads' | 'headSize' | 'scale'>): Float64Array {
   const { headSize } = a, kvDim = a.nKvHeads * headSize, ko = Math.floor(h / (a.nHeads / a.nKvHeads)) * headSize;
   return Float64Array.from({ length: p + 1 }, (_, t) => {
     let s = 0;
     for (let d = 0; d < headSize; d++) s += q[h * headSize + d]! * kc[t * kvDim + ko + d]!;
-    return s / Math.sqrt(headSize);
+    return s * scoreScale(a);
   });
 }
 
@@ -24,7 +27,8 @@ export function softmax(x: Float64Array): Float64Array {
   return e.map((v) => v / sum);
 }
 
-export type AttentionAttr = { nHeads: number; nKvHeads: number; headSize: number; flash?: boolean };
+/** `scale`: the factor on q·k where it is not 1/√headSize */
+export type AttentionAttr = { nHeads: number; nKvHeads: number; headSize: number; flash?: boolean; scale?: number };
 const FLASH_MAX_HEAD = 256;
 /** contexts up to this run attention as one kernel (6 dispatches a layer); longer ones split the keys */
 const SPLIT_ABOVE = 1024;
@@ -61,7 +65,7 @@ export const attention: Op<AttentionAttr> = overRows<AttentionAttr>({
     // query rows: row r is position pos + r % seqLen of sequence r / seqLen, and sees that sequence's keys up to it
     const T = rowsOf(n.shape), seqLen = seqLenOf(n.shape);
     if (flash && headSize <= FLASH_MAX_HEAD && headSize % 4 === 0) { // (q and keys are read in 4-lane loads)
-      const u = { headSize, nHeads, kvDim: nKvHeads * headSize, group: nHeads / nKvHeads, seqLen, context, scale: 1 / Math.sqrt(headSize) };
+      const u = { headSize, nHeads, kvDim: nKvHeads * headSize, group: nHeads / nKvHeads, seqLen, context, scale: scoreScale(n.attr as AttentionAttr) };
       const bind = { q: ctx.buf(q!), kc: ctx.buf(kc!), vc: ctx.buf(vc!), pos: ctx.buf(pos!) };
       if (context <= SPLIT_ABOVE) {
         ctx.dispatch('flashAttentionKernel', { ...bind, out: ctx.buf(n) }, { ...u, chunk: context, splits: 1, partial: 0 }, nHeads * T);
@@ -76,7 +80,7 @@ export const attention: Op<AttentionAttr> = overRows<AttentionAttr>({
     }
     const scores = ctx.scratch(n, 'pattern', T * nHeads * context);
     ctx.dispatch('attentionKernel', { q: ctx.buf(q!), kc: ctx.buf(kc!), vc: ctx.buf(vc!), pos: ctx.buf(pos!), scores, out: ctx.buf(n) },
-      { headSize, nHeads, kvDim: nKvHeads * headSize, group: nHeads / nKvHeads, seqLen, context, scale: 1 / Math.sqrt(headSize) }, nHeads * T);
+      { headSize, nHeads, kvDim: nKvHeads * headSize, group: nHeads / nKvHeads, seqLen, context, scale: scoreScale(n.attr as AttentionAttr) }, nHeads * T);
   },
 }, { rows: () => [0], pos: 3, states: [1, 2] });
 

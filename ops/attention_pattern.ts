@@ -6,9 +6,9 @@ import { type Invocation, type In, type Out, type f32, type u32, idiv, sharedF32
 import { type Op, expectShape, overRows, rowsOf, seqLenOf } from './op.js';
 import { ShapeError } from '../compiler/errors.js';
 import { workgroupMax, workgroupSum } from './reduce.js';
-import { attentionScores, softmax } from './attention.js';
+import { attentionScores, scoreScale, softmax } from './attention.js';
 
-export type PatternAttr = { nHeads: number; nKvHeads: number; headSize: number; scores: boolean };
+export type PatternAttr = { nHeads: number; nKvHeads: number; headSize: number; scores: boolean; scale?: number };
 
 export const attentionPattern: Op<PatternAttr> = overRows<PatternAttr>({
   name: 'attention_pattern',
@@ -31,7 +31,7 @@ export const attentionPattern: Op<PatternAttr> = overRows<PatternAttr>({
     const [q, kc, pos] = n.srcs;
     const a = n.attr as PatternAttr;
     ctx.dispatch('attentionPatternKernel', { q: ctx.buf(q!), kc: ctx.buf(kc!), pos: ctx.buf(pos!), out: ctx.buf(n) },
-      { headSize: a.headSize, kvDim: a.nKvHeads * a.headSize, group: a.nHeads / a.nKvHeads, context: kc!.shape[kc!.shape.length - 2]!, scale: 1 / Math.sqrt(a.headSize),
+      { headSize: a.headSize, kvDim: a.nKvHeads * a.headSize, group: a.nHeads / a.nKvHeads, context: kc!.shape[kc!.shape.length - 2]!, scale: scoreScale(a),
         nHeads: a.nHeads, seqLen: seqLenOf(q!.shape), scores: a.scores ? 1 : 0, masked: a.scores ? -Infinity : 0 }, a.nHeads * rowsOf(q!.shape));
   },
 }, { rows: () => [0], pos: 2, states: [1] });

@@ -1,4 +1,5 @@
-// RMSNorm: out = w * x / sqrt(mean(x^2) + eps), over one vector [n] (or each row of [T, n]).
+// RMSNorm: out = w * x / sqrt(mean(x^2) + eps), over one vector [n] (or each row of [T, n]). A weight
+// shorter than x (dividing it) normalizes each of its chunks on its own: Qwen3's per-head q/k norm.
 import { type Invocation, type In, type Out, f32, type u32, sharedF32 } from '../compiler/kernel/dsl.js';
 import { sumOfSquares } from './reduce.js';
 import { type Op, expectShape, overRows, rowsOf } from './op.js';
@@ -7,17 +8,22 @@ export const rmsnorm: Op<{ eps: number }> = overRows<{ eps: number }>({
   name: 'rmsnorm',
   infer([x, w]) {
     if (x!.shape.length !== 1) throw new Error('rmsnorm takes a vector');
-    expectShape(w!, x!.shape, 'rmsnorm weight');
+    if (w!.shape.length !== 1 || x!.shape[0]! % w!.shape[0]! !== 0) expectShape(w!, x!.shape, 'rmsnorm weight');
     return { shape: x!.shape, dtype: 'f32' };
   },
   reference([x, w], { eps }) {
-    let ss = 0;
-    for (const v of x!) ss += v * v;
-    const scale = 1 / Math.sqrt(ss / x!.length + eps);
-    return x!.map((v, i) => w![i]! * v * scale);
+    const m = w!.length, out = new Float64Array(x!.length);
+    for (let at = 0; at < x!.length; at += m) {
+      let ss = 0;
+      for (let i = 0; i < m; i++) ss += x![at + i]! ** 2;
+      const scale = 1 / Math.sqrt(ss / m + eps);
+      for (let i = 0; i < m; i++) out[at + i] = w![i]! * x![at + i]! * scale;
+    }
+    return out;
   },
   lower(n, ctx) {
-    ctx.dispatch('rmsnormKernel', { x: ctx.buf(n.srcs[0]!), w: ctx.buf(n.srcs[1]!), out: ctx.buf(n) }, { n: n.shape[n.shape.length - 1]!, eps: Number(n.attr.eps) }, rowsOf(n.shape));
+    const m = n.srcs[1]!.shape[0]!; // a workgroup per chunk of the weight's length
+    ctx.dispatch('rmsnormKernel', { x: ctx.buf(n.srcs[0]!), w: ctx.buf(n.srcs[1]!), out: ctx.buf(n) }, { n: m, eps: Number(n.attr.eps) }, (rowsOf(n.shape) * n.shape[n.shape.length - 1]!) / m);
   },
 }, { rows: () => [0] });
 

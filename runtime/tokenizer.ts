@@ -25,6 +25,23 @@ export interface Vocab {
   addSpacePrefix: boolean;
 }
 
+/** Text cut at special tokens (`specials` longest first): the strings between them, and the specials' ids. */
+export function splitAtSpecials(text: string, specials: readonly { text: string; id: number }[]): (string | number)[] {
+  const parts: (string | number)[] = [];
+  let at = 0, start = 0;
+  while (at < text.length) {
+    const s = specials.find((sp) => text.startsWith(sp.text, at));
+    if (s) {
+      if (at > start) parts.push(text.slice(start, at));
+      parts.push(s.id);
+      at += s.text.length;
+      start = at;
+    } else at++;
+  }
+  if (start < text.length) parts.push(text.slice(start));
+  return parts;
+}
+
 export interface EncodeOptions {
   /** add BOS first (default: the vocabulary's add_bos setting) */
   bos?: boolean;

@@ -36,17 +36,19 @@ export function hfName(gguf: string): string | undefined {
 }
 
 /** Permute the rows of a [nHeads*hs, cols] matrix between the two RoPE layouts (when read). */
-export function permuteRows(w: WeightTensor, nHeads: number, toInterleaved: boolean): WeightTensor {
-  return { shape: w.shape, dtype: w.dtype, get bytes() { return permuted(w.bytes, w.shape[0]!, nHeads, toInterleaved); } };
+export function permuteRows(w: WeightTensor, nHeads: number, toInterleaved: boolean, rotDim?: number): WeightTensor {
+  return { shape: w.shape, dtype: w.dtype, get bytes() { return permuted(w.bytes, w.shape[0]!, nHeads, toInterleaved, rotDim); } };
 }
 
-function permuted(bytes: Uint8Array, rows: number, nHeads: number, toInterleaved: boolean): Uint8Array {
+/** Rows (or elements, for a vector) of each head between the two RoPE layouts; with partial rotary
+ *  only the first `rotDim` of a head turn, and the rest keep their place. */
+function permuted(bytes: Uint8Array, rows: number, nHeads: number, toInterleaved: boolean, rotDim = rows / nHeads): Uint8Array {
   const hs = rows / nHeads, rowBytes = bytes.byteLength / rows;
-  const out = new Uint8Array(bytes.byteLength);
+  const out = bytes.slice();
   for (let h = 0; h < nHeads; h++)
-    for (let i = 0; i < hs / 2; i++)
+    for (let i = 0; i < rotDim / 2; i++)
       for (let j = 0; j < 2; j++) {
-        const inter = h * hs + 2 * i + j, half = h * hs + j * (hs / 2) + i;
+        const inter = h * hs + 2 * i + j, half = h * hs + j * (rotDim / 2) + i;
         const [dst, src] = toInterleaved ? [inter, half] : [half, inter];
         out.set(bytes.subarray(src * rowBytes, (src + 1) * rowBytes), dst * rowBytes);
       }

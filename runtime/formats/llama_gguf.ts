@@ -1,7 +1,11 @@
-// A Llama model from a parsed GGUF file: config from `llama.*` metadata, F32 weights, and the
-// SentencePiece vocabulary from `tokenizer.ggml.*`.
+// A model of one of the Llama-graph families (models/families.ts) from a parsed GGUF file: config
+// from the `<arch>.*` metadata, the weights as the Llama graph names and lays them out, and the
+// vocabulary from `tokenizer.ggml.*`.
 import { FormatError } from '../../compiler/errors.js';
 import type { LlamaConfig } from '../../models/llama.js';
+import { FAMILIES, familyOfArch } from '../../models/families.js';
+import { permuteRows } from './hf_llama.js';
+import { weightRows, type WeightTensor } from '../weights.js';
 import { TokenType, type Vocab } from '../tokenizer.js';
 import type { GGUFFile, GGUFValue } from './gguf.js';
 import { lazyWeight, memorySource, type ByteSource } from './source.js';
@@ -40,27 +44,33 @@ export function llamaFromGGUF(g: GGUFFile, src: ByteSource | Uint8Array, file: s
   if (src instanceof Uint8Array) src = memorySource(src);
   const m = getter(g, file);
   const arch = m.str('general.architecture');
-  if (arch !== 'llama') m.fail(`architecture '${arch}' is not supported yet (tapir runs 'llama')`);
-  const dim = m.size('llama.embedding_length');
-  const nHeads = m.size('llama.attention.head_count');
-  const nKvHeads = m.size('llama.attention.head_count_kv', nHeads);
+  const family = familyOfArch(arch) ?? m.fail(`architecture '${arch}' is not supported (tapir runs ${[...new Set(Object.values(FAMILIES).map((f) => `'${f.arch}'`))].join(', ')})`);
+  const key = (k: string) => `${arch}.${k}`;
+  const dim = m.size(key('embedding_length'));
+  const nHeads = m.size(key('attention.head_count'));
+  const nKvHeads = m.size(key('attention.head_count_kv'), nHeads);
   if (dim % nHeads !== 0) m.fail(`embedding_length ${dim} is not divisible by head_count ${nHeads}`);
   if (nHeads % nKvHeads !== 0) m.fail(`head_count ${nHeads} is not divisible by head_count_kv ${nKvHeads}`);
   const hs = dim / nHeads;
-  const rotDim = m.size('llama.rope.dimension_count', hs);
+  for (const k of ['attention.key_length', 'attention.value_length'])
+    if (g.metadata.has(key(k)) && m.num(key(k)) !== hs) m.fail(`${key(k)} = ${m.num(key(k))} differs from embedding_length / head_count = ${hs}: heads of another width are not supported yet`);
+  const rotDim = m.size(key('rope.dimension_count'), hs);
   if (rotDim > hs || rotDim % 2) m.fail(`rope.dimension_count ${rotDim} must be even and at most the head size ${hs}`);
   const tokens = m.arr('tokenizer.ggml.tokens');
   const emb = g.tensors.get('token_embd.weight') ?? m.fail("tensor 'token_embd.weight' is missing");
   const config: LlamaConfig = {
     dim, nHeads, nKvHeads, rotDim,
-    hiddenDim: m.size('llama.feed_forward_length'),
-    nLayers: m.size('llama.block_count'),
+    hiddenDim: m.size(key('feed_forward_length')),
+    nLayers: m.size(key('block_count')),
     vocabSize: emb.dims[1] ?? m.fail("'token_embd.weight' should be 2-D"),
-    contextLength: m.size('llama.context_length'),
-    ropeTheta: m.num('llama.rope.freq_base', 10000),
-    rmsEps: m.num('llama.attention.layer_norm_rms_epsilon', 1e-5),
+    contextLength: m.size(key('context_length')),
+    ropeTheta: m.num(key('rope.freq_base'), 10000),
+    rmsEps: m.num(key('attention.layer_norm_rms_epsilon'), 1e-5),
     tiedEmbeddings: !g.tensors.has('output.weight'),
+    ...family.flags((k, fallback) => m.num(key(k), fallback)),
   };
+  for (const k of ['embeddingScale', 'residualScale', 'attentionScale', 'logitScale'] as const)
+    if (config[k] !== undefined && !(config[k]! > 0 && Number.isFinite(config[k]))) m.fail(`${arch} multiplier ${k} = ${config[k]} must be a positive number`);
   if (!(config.ropeTheta > 0) || !(config.rmsEps > 0)) m.fail('rope.freq_base and layer_norm_rms_epsilon must be positive');
   // Llama 3 RoPE scaling, as llama.cpp stores it: one divisor per rotated pair
   const freqs = g.tensors.get('rope_freqs.weight');
@@ -70,7 +80,7 @@ export function llamaFromGGUF(g: GGUFFile, src: ByteSource | Uint8Array, file: s
     if (!config.ropeFactors.every((f) => f > 0 && Number.isFinite(f))) m.fail("'rope_freqs.weight' holds a factor that is not a positive number");
   }
 
-  const weights: WeightMap = new Map();
+  let weights: WeightMap = new Map();
   for (const t of g.tensors.values()) {
     const dtype = t.type.toLowerCase() as DType;
     if (!WEIGHT_DTYPES.includes(dtype)) m.fail(`tensor '${t.name}' is ${t.type}; tapir runs F32, F16, BF16, Q8_0 and Q4_0 tensors`);
@@ -79,6 +89,7 @@ export function llamaFromGGUF(g: GGUFFile, src: ByteSource | Uint8Array, file: s
     // vectors (norm weights) are tiny: keep them in f32 so every op that reads them stays simple
     weights.set(t.name, t.dims.length === 1 && dtype !== 'f32' ? weightOf(shape, 'f32', dequantize(dtype, src.read(t.offset, t.bytes), n)) : lazyWeight(src, shape, dtype, t.offset, t.bytes));
   }
+  weights = asLlamaLayout(weights, config, family, m.fail);
 
   const model = m.str('tokenizer.ggml.model') as Vocab['model'];
   if (model !== 'llama' && model !== 'gpt2') m.fail(`tokenizer '${model}' is not supported (tapir reads 'llama' SentencePiece and 'gpt2' byte-level BPE vocabularies)`);
@@ -105,4 +116,40 @@ export function llamaFromGGUF(g: GGUFFile, src: ByteSource | Uint8Array, file: s
   for (const k of ['bos', 'eos', 'unk'] as const)
     if (!Number.isInteger(vocab[k]) || vocab[k] < 0 || vocab[k] >= nTok) m.fail(`tokenizer ${k} id ${vocab[k]} is outside the vocabulary`);
   return { config, weights, vocab };
+}
+
+/** The family's tensors as the Llama graph reads them: fused ones split by rows, NeoX RoPE rows interleaved. */
+function asLlamaLayout(weights: WeightMap, c: LlamaConfig, f: (typeof FAMILIES)[keyof typeof FAMILIES], fail: (m: string) => never): WeightMap {
+  const out: WeightMap = new Map();
+  for (const [name, w] of weights) {
+    const m = /^blk\.(\d+)\.(\w+)\.weight$/.exec(name);
+    const parts = m && f.fused?.[m[2]!];
+    if (!parts) { out.set(name, w); continue; }
+    const rows = parts.map(([, r]) => r(c));
+    if (w.shape.length !== 2 || rows.reduce((a, b) => a + b, 0) !== w.shape[0]) fail(`'${name}' should have ${rows.join(' + ')} rows, got [${w.shape}]`);
+    let start = 0;
+    parts.forEach(([part], i) => {
+      out.set(`blk.${m[1]}.${part}.weight`, rowRange(w, start, rows[i]!));
+      start += rows[i]!;
+    });
+  }
+  if (!f.neoxRope) return out;
+  const hs = c.dim / c.nHeads;
+  for (const [name, w] of out) {
+    const m = /\.(attn_q|attn_k)(\.weight|\.bias|_norm\.weight)$/.exec(name);
+    if (!m) continue;
+    const heads = m[2] === '_norm.weight' ? 1 : m[1] === 'attn_q' ? c.nHeads : c.nKvHeads;
+    if (w.shape[0] !== heads * hs) fail(`'${name}' should have ${heads * hs} rows, got [${w.shape}]`);
+    out.set(name, permuteRows(w, heads, true, c.rotDim));
+  }
+  return out;
+}
+
+/** Rows [start, start + count) of a 2-D weight, read when needed. */
+function rowRange(w: WeightTensor, start: number, count: number): WeightTensor {
+  return {
+    shape: [count, w.shape[1]!], dtype: w.dtype,
+    get bytes() { return weightRows(w, start, count); },
+    readRows: (s: number, n: number) => weightRows(w, start + s, n),
+  };
 }

@@ -1,26 +1,33 @@
 // A loaded Llama model written as an F32 GGUF file with llama.cpp's key and tensor names.
 import type { ModelSource } from '../model.js';
 import type { LlamaConfig } from '../../models/llama.js';
+import { FAMILIES, type FamilyName } from '../../models/families.js';
 import type { Vocab } from '../tokenizer.js';
 import { GGML_TYPE_ID, quantize } from '../../ops/dequant.js';
 import { writeGGUF, type GGUFWriteTensor, type GGUFWriteValue } from './gguf_write.js';
 
-/** The metadata llama.cpp reads for a Llama model and its tokenizer. */
-export function llamaMetadata(c: LlamaConfig, v: Vocab): [string, GGUFWriteValue][] {
+/** The metadata llama.cpp reads for a model of one of the Llama-graph families and its tokenizer. */
+export function llamaMetadata(c: LlamaConfig, v: Vocab, family: FamilyName = 'llama'): [string, GGUFWriteValue][] {
   const u32 = (value: number): GGUFWriteValue => ({ type: 'u32', value });
   const f32 = (value: number): GGUFWriteValue => ({ type: 'f32', value });
+  const arch = FAMILIES[family].arch;
+  const granite: [string, GGUFWriteValue][] = family === 'granite'
+    ? [['embedding_scale', c.embeddingScale ?? 1], ['residual_scale', c.residualScale ?? 1], ['attention.scale', c.attentionScale ?? 1 / Math.sqrt(c.dim / c.nHeads)], ['logit_scale', c.logitScale ?? 1]]
+      .map(([k, x]) => [`granite.${k}`, f32(x as number)])
+    : [];
   const metadata: [string, GGUFWriteValue][] = [
-    ['general.architecture', { type: 'string', value: 'llama' }],
+    ['general.architecture', { type: 'string', value: arch }],
     ['general.alignment', u32(32)],
-    ['llama.context_length', u32(c.contextLength)],
-    ['llama.embedding_length', u32(c.dim)],
-    ['llama.feed_forward_length', u32(c.hiddenDim)],
-    ['llama.block_count', u32(c.nLayers)],
-    ['llama.attention.head_count', u32(c.nHeads)],
-    ['llama.attention.head_count_kv', u32(c.nKvHeads)],
-    ['llama.rope.dimension_count', u32(c.rotDim)],
-    ['llama.rope.freq_base', f32(c.ropeTheta)],
-    ['llama.attention.layer_norm_rms_epsilon', f32(c.rmsEps)],
+    [`${arch}.context_length`, u32(c.contextLength)],
+    [`${arch}.embedding_length`, u32(c.dim)],
+    [`${arch}.feed_forward_length`, u32(c.hiddenDim)],
+    [`${arch}.block_count`, u32(c.nLayers)],
+    [`${arch}.attention.head_count`, u32(c.nHeads)],
+    [`${arch}.attention.head_count_kv`, u32(c.nKvHeads)],
+    [`${arch}.rope.dimension_count`, u32(c.rotDim)],
+    [`${arch}.rope.freq_base`, f32(c.ropeTheta)],
+    [`${arch}.attention.layer_norm_rms_epsilon`, f32(c.rmsEps)],
+    ...granite,
     ['tokenizer.ggml.model', { type: 'string', value: v.model }],
     ['tokenizer.ggml.tokens', { type: 'array', elem: 'string', value: v.model === 'llama' ? v.pieces.map((p) => p.replace(/ /g, '\u2581')) : v.pieces }],
     ...(v.model === 'gpt2' ? ([

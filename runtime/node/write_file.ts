@@ -52,7 +52,7 @@ export function writeGGUFFile(file: string, metadata: [string, GGUFWriteValue][]
 
 /** A synthetic model (runtime/synth) as a GGUF file. */
 export function writeSynthGGUF(m: SynthModel, file: string, onTensor?: (i: number) => void) {
-  writeGGUFFile(file, llamaMetadata(m.config, m.vocab), [
+  writeGGUFFile(file, llamaMetadata(m.config, m.vocab, m.family), [
     ...m.tensors.map((t) => ({ name: t.name, dims: [...t.shape].reverse(), type: GGML_TYPE_ID[t.dtype]!, bytes: t.bytes, produce: t.produce })),
     ...ropeFreqsTensor(m.config).map((t) => ({ ...t, bytes: t.data.length, produce: () => t.data })),
   ], onTensor);

@@ -9,6 +9,7 @@ import { llama3RopeFactors } from '../../ops/rope_table.js';
 import type { Vocab } from '../tokenizer.js';
 import type { WeightMap } from '../weights.js';
 import { byteLevelVocab, sentencePieceVocab } from './vocab.js';
+import { FAMILIES, type FamilyName } from '../../models/families.js';
 
 export interface Preset {
   config: Omit<LlamaConfig, 'ropeFactors'>;
@@ -76,16 +77,33 @@ export class NormalRng {
 
 export interface SynthTensor { name: string; shape: number[]; dtype: DType; bytes: number; produce(): Uint8Array }
 
-export interface SynthModel { config: LlamaConfig; vocab: Vocab; tensors: SynthTensor[] }
+/** Tensors are in the family's file layout (Phi-3's fused, NeoX rows as they are): the GGUF reader
+ *  makes them the Llama graph's, so a synthetic model of another family runs only from its file. */
+export interface SynthModel { config: LlamaConfig; vocab: Vocab; tensors: SynthTensor[]; family: FamilyName }
+
+/** How each family's synthetic model differs from the preset's Llama: its tokenizer, RoPE base,
+ *  flags, and multipliers away from 1 (so a dropped one shows in the logits). */
+const FAMILY_SYNTH: Record<FamilyName, { tokenizer: 'bpe' | 'spm' | 'qwen2'; config: Partial<LlamaConfig>; llama3Scaling: boolean }> = {
+  llama: { tokenizer: 'bpe', config: {}, llama3Scaling: true },
+  mistral: { tokenizer: 'spm', config: { ropeTheta: 1e6 }, llama3Scaling: false },
+  qwen2: { tokenizer: 'qwen2', config: { ropeTheta: 1e6, qkvBias: true }, llama3Scaling: false },
+  qwen3: { tokenizer: 'qwen2', config: { ropeTheta: 1e6, qkNorm: true }, llama3Scaling: false },
+  phi3: { tokenizer: 'spm', config: {}, llama3Scaling: false },
+  granite: { tokenizer: 'bpe', config: { embeddingScale: 4, residualScale: 0.5, attentionScale: 0.25, logitScale: 2 }, llama3Scaling: false },
+};
 
 /** The model a preset describes, with tensors made lazily (one at a time when written). */
-export function synthModel(presetName: string, dtype: DType, seed = 0): SynthModel {
+export function synthModel(presetName: string, dtype: DType, seed = 0, family: FamilyName = 'llama'): SynthModel {
   const preset = PRESETS[presetName];
   if (!preset) throw new UsageError(`unknown preset '${presetName}' (presets: ${Object.keys(PRESETS).join(', ')})`);
   if (!WEIGHT_DTYPES.includes(dtype)) throw new UsageError(`unknown dtype '${dtype}' (dtypes: ${WEIGHT_DTYPES.join(', ')})`);
-  const c: LlamaConfig = { ...preset.config };
-  if (preset.llama3Scaling) c.ropeFactors = llama3RopeFactors(preset.llama3Scaling, c.rotDim, c.ropeTheta);
-  const vocab = preset.tokenizer === 'bpe' ? byteLevelVocab(c.vocabSize) : sentencePieceVocab(c.vocabSize);
+  const f = FAMILY_SYNTH[family];
+  if (!f) throw new UsageError(`unknown architecture '${family}' (architectures: ${Object.keys(FAMILIES).join(', ')})`);
+  const c: LlamaConfig = { ...preset.config, ...f.config };
+  if (family === 'phi3') c.rotDim = c.dim / c.nHeads / 2; // partial rotary, as some Phi models set it
+  if (preset.llama3Scaling && f.llama3Scaling) c.ropeFactors = llama3RopeFactors(preset.llama3Scaling, c.rotDim, c.ropeTheta);
+  const tokenizer = family === 'llama' ? preset.tokenizer : f.tokenizer;
+  const vocab = tokenizer === 'spm' ? sentencePieceVocab(c.vocabSize) : byteLevelVocab(c.vocabSize, undefined, tokenizer === 'qwen2' ? 'qwen2' : 'llama-bpe');
   const hs = c.dim / c.nHeads, kvDim = c.nKvHeads * hs;
   const tensors: SynthTensor[] = [];
   let index = 0;
@@ -96,23 +114,33 @@ export function synthModel(presetName: string, dtype: DType, seed = 0): SynthMod
     const tensorSeed = seed * 1_000_003 + index++;
     tensors.push({ name, shape, dtype: dt, bytes: rawBytes(dt, n), produce: () => quantize(dt, new NormalRng(tensorSeed).fill(n, std, mean)) });
   };
-  const out = 3 / Math.sqrt(c.dim); // logits with a spread of a few units: peaked distributions
+  const out = (3 * (c.logitScale ?? 1)) / Math.sqrt(c.dim); // logits with a spread of a few units (after Granite's divisor): peaked distributions
   add('token_embd.weight', [c.vocabSize, c.dim], out);
   for (let l = 0; l < c.nLayers; l++) {
     const p = `blk.${l}.`;
     add(p + 'attn_norm.weight', [c.dim], 0.1, 1, true);
-    add(p + 'attn_q.weight', [c.dim, c.dim], 1 / Math.sqrt(c.dim));
-    add(p + 'attn_k.weight', [kvDim, c.dim], 1 / Math.sqrt(c.dim));
-    add(p + 'attn_v.weight', [kvDim, c.dim], 1 / Math.sqrt(c.dim));
+    // Qwen3's q/k norms undo the projections' scale: make it far from 1, so a skipped norm shows
+    const qk = c.qkNorm ? 3 : 1;
+    if (family === 'phi3') add(p + 'attn_qkv.weight', [c.dim + 2 * kvDim, c.dim], 1 / Math.sqrt(c.dim));
+    else {
+      add(p + 'attn_q.weight', [c.dim, c.dim], qk / Math.sqrt(c.dim));
+      add(p + 'attn_k.weight', [kvDim, c.dim], qk / Math.sqrt(c.dim));
+      add(p + 'attn_v.weight', [kvDim, c.dim], 1 / Math.sqrt(c.dim));
+    }
+    if (c.qkvBias) for (const [n, r] of [['q', c.dim], ['k', kvDim], ['v', kvDim]] as const) add(`${p}attn_${n}.bias`, [r], 1, 0, true);
+    if (c.qkNorm) for (const n of ['q', 'k']) add(`${p}attn_${n}_norm.weight`, [hs], 0.3, 1, true);
     add(p + 'attn_output.weight', [c.dim, c.dim], 1 / Math.sqrt(c.dim));
     add(p + 'ffn_norm.weight', [c.dim], 0.1, 1, true);
-    add(p + 'ffn_gate.weight', [c.hiddenDim, c.dim], 1 / Math.sqrt(c.dim));
-    add(p + 'ffn_up.weight', [c.hiddenDim, c.dim], 1 / Math.sqrt(c.dim));
+    if (family === 'phi3') add(p + 'ffn_up.weight', [2 * c.hiddenDim, c.dim], 1 / Math.sqrt(c.dim)); // gate rows, then up rows
+    else {
+      add(p + 'ffn_gate.weight', [c.hiddenDim, c.dim], 1 / Math.sqrt(c.dim));
+      add(p + 'ffn_up.weight', [c.hiddenDim, c.dim], 1 / Math.sqrt(c.dim));
+    }
     add(p + 'ffn_down.weight', [c.dim, c.hiddenDim], 1 / Math.sqrt(c.hiddenDim));
   }
   add('output_norm.weight', [c.dim], 0.1, 1, true);
   if (!c.tiedEmbeddings) add('output.weight', [c.vocabSize, c.dim], out);
-  return { config: c, vocab, tensors };
+  return { config: c, vocab, tensors, family };
 }
 
 /** Materialize every tensor (small models, tests). */

@@ -41,9 +41,14 @@ function learnMerges(words: string[][], maxMerges: number): string[][] {
 const LLAMA3_SPECIALS = ['<|begin_of_text|>', '<|end_of_text|>', '<|reserved_special_token_0|>', '<|reserved_special_token_1|>',
   '<|start_header_id|>', '<|end_header_id|>', '<|reserved_special_token_2|>', '<|reserved_special_token_3|>', '<|eot_id|>'];
 
-/** Byte-level BPE with Llama 3's pre-tokenizer. `size` counts everything, specials included. */
-export function byteLevelVocab(size: number, nSpecials = size >= 100_000 ? 256 : LLAMA3_SPECIALS.length): Vocab {
-  const pre = PRE_TOKENIZERS['llama-bpe']!;
+/** Qwen2's: no BOS; <|endoftext|> ends a text, the chat turns are <|im_start|> .. <|im_end|> */
+const QWEN_SPECIALS = ['<|endoftext|>', '<|im_start|>', '<|im_end|>'];
+
+/** Byte-level BPE with Llama 3's pre-tokenizer (or Qwen2's, with its special tokens). `size` counts
+ *  everything, specials included. */
+export function byteLevelVocab(size: number, nSpecials = size >= 100_000 ? 256 : LLAMA3_SPECIALS.length, preName: 'llama-bpe' | 'qwen2' = 'llama-bpe'): Vocab {
+  const pre = PRE_TOKENIZERS[preName]!;
+  const named = preName === 'qwen2' ? QWEN_SPECIALS : LLAMA3_SPECIALS;
   const words = [...CORPUS.matchAll(pre)].map((m) => Array.from(new TextEncoder().encode(m[0]), (b) => BYTE_TO_CHAR[b]!));
   const regular = size - nSpecials;
   if (regular < 256) throw new Error(`internal: a byte-level vocabulary needs more than ${256 + nSpecials} entries`);
@@ -52,11 +57,12 @@ export function byteLevelVocab(size: number, nSpecials = size >= 100_000 ? 256 :
   const types: number[] = pieces.map(() => TokenType.Normal);
   // fill the rest of the regular range with entries no merge reaches (like unused slots)
   for (let i = 0; pieces.length < regular; i++) { pieces.push(`<|unused_${i}|>`); types.push(TokenType.Unused); }
-  const specials = Array.from({ length: nSpecials }, (_, i) => LLAMA3_SPECIALS[i] ?? `<|reserved_special_token_${i - 5}|>`);
+  const specials = Array.from({ length: nSpecials }, (_, i) => named[i] ?? `<|reserved_special_token_${i - 5}|>`);
   for (const s of specials) { pieces.push(s); types.push(TokenType.Control); }
+  const qwen = preName === 'qwen2';
   return {
-    model: 'gpt2', pre: 'llama-bpe', pieces, types: Uint8Array.from(types), scores: new Float32Array(pieces.length),
-    merges: merges.map(([a, b]) => `${a} ${b}`), bos: regular, eos: regular + 1, unk: regular + 1, addBos: true, addSpacePrefix: false,
+    model: 'gpt2', pre: preName, pieces, types: Uint8Array.from(types), scores: new Float32Array(pieces.length),
+    merges: merges.map(([a, b]) => `${a} ${b}`), bos: regular, eos: qwen ? regular + 2 : regular + 1, unk: regular + 1, addBos: !qwen, addSpacePrefix: false,
   };
 }
 

@@ -3,7 +3,7 @@
 // pre-tokenizer regex the model names, each word's UTF-8 bytes are spelled in GPT-2's byte alphabet
 // and merged pair by pair in merge-rank order.
 import { FormatError } from '../../compiler/errors.js';
-import { TokenType, decodeWith, type EncodeOptions, type Tokenizer, type Vocab } from '../tokenizer.js';
+import { TokenType, decodeWith, splitAtSpecials, type EncodeOptions, type Tokenizer, type Vocab } from '../tokenizer.js';
 
 /** GPT-2's map from bytes to printable characters (so every byte is a visible symbol). */
 export const BYTE_TO_CHAR: readonly string[] = (() => {
@@ -17,10 +17,12 @@ const CHAR_TO_BYTE = new Map(BYTE_TO_CHAR.map((c, b) => [c, b]));
 const GPT2 = /'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+/gu;
 // Llama 3: case-insensitive contractions, digits in runs of at most three, newlines kept with punctuation
 const LLAMA3 = /(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+/gu;
+// Qwen2 (and Qwen3): Llama 3's pattern with every digit on its own
+const QWEN2 = /(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+/gu;
 /** The patterns as text (what a tokenizer.json's Split pre-tokenizer holds). */
-export const PRE_TOKENIZER_SOURCES: Readonly<Record<string, string>> = { default: GPT2.source, gpt2: GPT2.source, 'llama-bpe': LLAMA3.source, llama3: LLAMA3.source };
+export const PRE_TOKENIZER_SOURCES: Readonly<Record<string, string>> = { default: GPT2.source, gpt2: GPT2.source, 'llama-bpe': LLAMA3.source, llama3: LLAMA3.source, qwen2: QWEN2.source };
 export const PRE_TOKENIZERS: Readonly<Record<string, RegExp>> = {
-  default: GPT2, gpt2: GPT2, 'llama-bpe': LLAMA3, llama3: LLAMA3, 'smaug-bpe': LLAMA3,
+  default: GPT2, gpt2: GPT2, 'llama-bpe': LLAMA3, llama3: LLAMA3, 'smaug-bpe': LLAMA3, qwen2: QWEN2,
 };
 
 export class ByteLevelBpeTokenizer implements Tokenizer {
@@ -65,28 +67,11 @@ export class ByteLevelBpeTokenizer implements Tokenizer {
 
   encode(text: string, opts: EncodeOptions = {}): number[] {
     const out: number[] = opts.bos ?? this.vocab.addBos ? [this.vocab.bos] : [];
-    for (const part of opts.special ? this.splitSpecials(text) : [text]) {
+    for (const part of opts.special ? splitAtSpecials(text, this.specials) : [text]) {
       if (typeof part === 'number') out.push(part);
       else for (const m of part.matchAll(this.pre)) out.push(...this.word(m[0]));
     }
     return out;
-  }
-
-  /** Text cut at special tokens: strings between them, and the specials' ids. */
-  private splitSpecials(text: string): (string | number)[] {
-    const parts: (string | number)[] = [];
-    let at = 0, start = 0;
-    while (at < text.length) {
-      const s = this.specials.find((sp) => text.startsWith(sp.text, at));
-      if (s) {
-        if (at > start) parts.push(text.slice(start, at));
-        parts.push(s.id);
-        at += s.text.length;
-        start = at;
-      } else at++;
-    }
-    if (start < text.length) parts.push(text.slice(start));
-    return parts;
   }
 
   private word(w: string): number[] {

@@ -1,0 +1,148 @@
+// Every model family against llama.cpp (node-llama-cpp 3.21.1, CPU, F32 KV cache, flash attention
+// off) reading the same synthetic GGUF: log-probabilities at every position of a teacher-forced
+// sequence, greedy tokens, and token ids on tricky strings. Then mutations of the loaded model (the
+// wrong RoPE pairing, a dropped bias, a skipped q/k norm, a dropped multiplier) must fail the same
+// comparison, so the test is known to bite.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Model, type ModelSource } from '../runtime/model.js';
+import { loadModelSource } from '../runtime/node/load.js';
+import { synthModel } from '../runtime/synth/synth.js';
+import { FAMILIES, type FamilyName } from '../models/families.js';
+import { permuteRows } from '../runtime/formats/hf_llama.js';
+import { writeSynth } from './helpers/synth.js';
+import { llamaCpp } from './helpers/oracle.js';
+
+const TOL = 1e-3;
+const STEPS = 32;
+const NAMES = Object.keys(FAMILIES) as FamilyName[];
+const TRICKY = [
+  'Hello world!', ' leading space', '  two  spaces  ', '\ttabs\tand\nnewlines\n\n\nthree', 'line\r\nwindows', "don't I'M we'LL",
+  '12345 1234567 3.14159', 'emoji 🙂🚀🦙', '日本語のテキスト 中文文本 한국어', 'русский язык', 'café naïve Straße', '   ', '',
+  'Once upon a time, there was a tapir who lived near a river.', '<|im_start|>user\nhi<|im_end|>', '<|begin_of_text|>Hello<|eot_id|>', '<s>hi</s>',
+];
+
+let dir = '';
+const files = {} as Record<FamilyName, string>;
+beforeAll(() => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tapir-families-'));
+  for (const f of NAMES) files[f] = writeSynth(synthModel('tiny', 'f32', 7, f), path.join(dir, `${f}.gguf`));
+});
+afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+/** log-softmax in float64 */
+const logSoftmax = (x: ArrayLike<number>) => {
+  let max = -Infinity;
+  for (let i = 0; i < x.length; i++) max = Math.max(max, x[i]!);
+  let s = 0;
+  for (let i = 0; i < x.length; i++) s += Math.exp(x[i]! - max);
+  const lse = max + Math.log(s);
+  return Float64Array.from(x, (v) => v - lse);
+};
+
+/** The worst position's ‖tapir − llama.cpp‖ / ‖llama.cpp‖ over the log-probabilities of `ids`. */
+async function worstRelErr(src: ModelSource, ids: number[], want: (number | null)[][]) {
+  const model = await Model.create(src, { contextLength: 64 });
+  try {
+    const logits = await model.logits(ids);
+    let worst = 0;
+    logits.forEach((row, i) => {
+      const got = logSoftmax(row);
+      let num = 0, den = 0;
+      got.forEach((g, v) => {
+        const w = want[i]![v] ?? -1e4; // a probability llama.cpp rounds to 0
+        num += (g - w) ** 2; den += w * w;
+      });
+      worst = Math.max(worst, Number.isFinite(num) ? Math.sqrt(num / den) : Infinity);
+    });
+    return worst;
+  } finally {
+    model.dispose();
+  }
+}
+
+/** A family's greedy continuation by tapir, and llama.cpp's log-probabilities along it (once a family). */
+const runs = new Map<FamilyName, Promise<{ ids: number[]; want: (number | null)[][] }>>();
+const greedyRun = (family: FamilyName) => {
+  if (!runs.has(family)) runs.set(family, (async () => {
+    const model = await Model.create(loadModelSource(files[family]), { contextLength: 64 });
+    try {
+      const r = await model.generate({ prompt: 'Once upon a time, there was', maxNewTokens: STEPS, temperature: 0, stopAtEos: false });
+      const ids = Array.from(r.tokens);
+      return { ids, want: llamaCpp({ model: files[family], logprobs: ids }).logprobs as (number | null)[][] };
+    } finally {
+      model.dispose();
+    }
+  })());
+  return runs.get(family)!;
+};
+
+describe.each(NAMES)('%s against llama.cpp', (family) => {
+  let ids: number[] = [], generated: number[] = [], want: (number | null)[][] = [];
+  beforeAll(async () => {
+    ({ ids, want } = await greedyRun(family));
+    generated = ids.slice(ids.length - STEPS);
+  }, 120_000);
+
+  it(`log-probabilities at every position within ${TOL} (norm-wise), on peaked distributions`, async () => {
+    expect(ids.length).toBeGreaterThan(STEPS);
+    const err = await worstRelErr(loadModelSource(files[family]), ids, want);
+    expect(err).toBeLessThanOrEqual(TOL);
+    // peaked: the synthetic weights give the top token a real lead at most positions
+    const top = want.map((row) => Math.max(...row.map((v) => v ?? -Infinity)));
+    expect(top.filter((lp) => lp > Math.log(0.2)).length).toBeGreaterThan(ids.length / 4);
+  });
+
+  it(`greedy tokens equal llama.cpp's for ${STEPS} steps wherever its top-2 gap exceeds ${TOL}`, () => {
+    let compared = 0;
+    generated.forEach((tok, k) => {
+      const row = want[ids.length - STEPS - 1 + k]!.map((v) => v ?? -Infinity);
+      const order = row.map((v, i) => [v, i] as const).sort((a, b) => b[0] - a[0]);
+      if (order[0]![0] - order[1]![0] <= TOL) return;
+      compared++;
+      expect(tok, `step ${k}`).toBe(order[0]![1]);
+    });
+    expect(compared).toBeGreaterThan(STEPS / 2);
+  });
+
+  it('token ids equal llama.cpp\'s on tricky strings (special tokens parsed and not)', async () => {
+    const src = loadModelSource(files[family]);
+    const { makeTokenizer } = await import('../runtime/tokenizer.js');
+    const tok = makeTokenizer(src.vocab);
+    for (const special of [false, true]) {
+      const got = llamaCpp({ model: files[family], tokenize: TRICKY.map((text) => ({ text, special })) }).tokens as number[][];
+      TRICKY.forEach((text, i) => expect(tok.encode(text, { bos: false, special }), `${JSON.stringify(text)} special=${special}`).toEqual(got[i]));
+    }
+  });
+});
+
+describe('the differential test bites', () => {
+  /** a family's loaded model, changed as a bug would change it, must miss llama.cpp */
+  const mutated = async (family: FamilyName, mutate: (s: ModelSource) => ModelSource) => {
+    const src = loadModelSource(files[family]);
+    const { ids, want } = await greedyRun(family);
+    return { ok: await worstRelErr(src, ids, want), bad: await worstRelErr(mutate(src), ids, want) };
+  };
+  const unpermute = (s: ModelSource): ModelSource => {
+    const c = s.config, weights = new Map(s.weights);
+    for (const [name, w] of weights) {
+      const m = /\.(attn_q|attn_k)(\.weight|\.bias|_norm\.weight)$/.exec(name);
+      if (m) weights.set(name, permuteRows(w, m[2] === '_norm.weight' ? 1 : m[1] === 'attn_q' ? c.nHeads : c.nKvHeads, false, c.rotDim));
+    }
+    return { ...s, weights };
+  };
+  it.each([
+    ['qwen2', 'RoPE on neighbouring pairs instead of NeoX halves', unpermute],
+    ['phi3', 'partial NeoX RoPE as neighbouring pairs', unpermute],
+    ['qwen2', 'the q/k/v biases dropped', (s: ModelSource) => ({ ...s, config: { ...s.config, qkvBias: false } })],
+    ['qwen3', 'the per-head q/k norms skipped', (s: ModelSource) => ({ ...s, config: { ...s.config, qkNorm: false } })],
+    ['granite', 'the residual multiplier dropped', (s: ModelSource) => ({ ...s, config: { ...s.config, residualScale: undefined } })],
+    ['granite', 'the attention multiplier dropped', (s: ModelSource) => ({ ...s, config: { ...s.config, attentionScale: undefined } })],
+  ] as const)('%s with %s fails it', async (family, _, mutate) => {
+    const { ok, bad } = await mutated(family as FamilyName, mutate);
+    expect(ok).toBeLessThanOrEqual(TOL);
+    expect(bad).toBeGreaterThan(10 * TOL);
+  });
+});
