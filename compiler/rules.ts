@@ -158,7 +158,7 @@ export const RULES: readonly Rule[] = [
       const [a, b] = n.srcs;
       // the matvec must not feed the other operand (that would be a cycle); prefer one no one else reads
       // (a vector added to every row of a block is not an epilogue: the epilogue reads y at the output index)
-      const ok = ([m, y]: Node[]) => is(m, 'matvec') && y!.size === m!.size && !dependsOn(y!, m!);
+      const ok = ([m, y]: Node[]) => is(m, 'matvec') && y!.shape.join() === m!.shape.join() && !dependsOn(y!, m!);
       const options = [[a!, b!], [b!, a!]].filter(ok).sort(([m1], [m2]) => Number(c.uses(m1!) > 1) - Number(c.uses(m2!) > 1));
       const [m, y] = options[0] ?? [];
       return m ? withEpilogue(m, c, 'add', [y!]) : undefined;

@@ -14,6 +14,8 @@ import { FAMILIES, type FamilyName } from '../models/families.js';
 import { permuteRows } from '../runtime/formats/hf_llama.js';
 import { writeSynth } from './helpers/synth.js';
 import { llamaCpp } from './helpers/oracle.js';
+import { spawnSync } from 'node:child_process';
+import { makeTokenizer } from '../runtime/tokenizer.js';
 
 const TOL = 1e-3;
 const STEPS = 32;
@@ -109,7 +111,6 @@ describe.each(NAMES)('%s against llama.cpp', (family) => {
 
   it('token ids equal llama.cpp\'s on tricky strings (special tokens parsed and not)', async () => {
     const src = loadModelSource(files[family]);
-    const { makeTokenizer } = await import('../runtime/tokenizer.js');
     const tok = makeTokenizer(src.vocab);
     for (const special of [false, true]) {
       const got = llamaCpp({ model: files[family], tokenize: TRICKY.map((text) => ({ text, special })) }).tokens as number[][];
@@ -145,4 +146,37 @@ describe('the differential test bites', () => {
     expect(ok).toBeLessThanOrEqual(TOL);
     expect(bad).toBeGreaterThan(10 * TOL);
   });
+});
+
+describe.each(NAMES)('tapir generate, lens, patch and hooks on a %s GGUF', (family) => {
+  const bin = path.resolve(import.meta.dirname, '..', 'bin', 'tapir.js');
+  const tapir = (...args: string[]) => {
+    const r = spawnSync(bin, args, { encoding: 'utf8', timeout: 90_000 });
+    return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+  };
+  it('work with the standard hook names', async () => {
+    const file = files[family];
+    const gen = tapir('generate', '-m', file, '-p', 'Once upon a time', '-n', '8', '--json');
+    expect(gen.code, gen.stderr).toBe(0);
+    expect(JSON.parse(gen.stdout).tokens.length).toBeGreaterThan(8);
+    const hooks = tapir('hooks', '-m', file, '--json');
+    expect(hooks.code, hooks.stderr).toBe(0);
+    const names = (JSON.parse(hooks.stdout) as { name: string }[]).map((h) => h.name);
+    for (const h of ['hook_embed', 'blocks.0.hook_resid_pre', 'blocks.1.attn.hook_pattern', 'blocks.1.attn.hook_z', 'blocks.1.mlp.hook_post', 'blocks.1.hook_resid_post', 'ln_final.hook_normalized'])
+      expect(names, h).toContain(h);
+    const lens = tapir('lens', '-m', file, '-p', 'Once upon a time', '--json');
+    expect(lens.code, lens.stderr).toBe(0);
+    expect(JSON.parse(lens.stdout).layers.length).toBe(2); // the residual stream after each of the 2 blocks
+    // clean and corrupted prompts of equal length in this family's tokenizer
+    const tok = makeTokenizer(loadModelSource(file).vocab);
+    const words = ['dog', 'cat', 'sun', 'man', 'box', 'day', 'tree', 'bird', 'ball'];
+    const len = (w: string) => tok.encode(`The ${w} saw a`).length;
+    const [a, b] = words.flatMap((x) => words.filter((y) => y !== x && len(x) === len(y)).map((y) => [x, y]))[0]!;
+    const patch = tapir('patch', '-m', file, '--clean', `The ${a} saw a`, '--corrupt', `The ${b} saw a`, '--target-id', '5', '--distractor-id', '6', '--json');
+    expect(patch.code, patch.stderr).toBe(0);
+    const o = JSON.parse(patch.stdout);
+    expect(o.sites[0].site).toBe('resid_pre');
+    expect(o.sites[0].scores).toHaveLength(2); // [layer][position]
+    expect(o.sites[0].scores[0]).toHaveLength(len(a!));
+  }, 120_000);
 });
