@@ -31,6 +31,8 @@ const plainMatvec = (n: Node | undefined): n is Node => is(n, 'matvec') && !mv(n
 /** a matvec whose only fusion is the norm prologue */
 const normedMatvec = (n: Node | undefined): n is Node => is(n, 'matvec') && mv(n).norm === true && !mv(n).epilogues;
 const sameInput = (a: Node, b: Node) => a.srcs[1] === b.srcs[1] && a.srcs[2] === b.srcs[2] && mv(a).eps === mv(b).eps;
+/** a normed matvec whose only epilogue is a bias read at `offset` (Qwen2's q, k, v) */
+const biasedMatvec = (n: Node | undefined, offset: number): n is Node => is(n, 'matvec') && mv(n).norm === true && mv(n).epilogues === `bias=${offset}`;
 /** A layer's attention as the model writes it: attention(rope(q), kv_write(kc, rope(k), pos),
  *  kv_write(vc, v, pos), pos). Returns its parts, or undefined if `n` is not that shape. */
 function attentionParts(n: Node) {
@@ -85,9 +87,13 @@ export const RULES: readonly Rule[] = [
       const a = attentionParts(n);
       if (!a) return undefined;
       const { rq, rk, kw, vw, pos, q, k, v } = a;
-      if (!normedMatvec(q) || !normedMatvec(k) || !normedMatvec(v) || !sameInput(q, k) || !sameInput(q, v)) return undefined;
-      const qkv = c.g.apply(op('qkv_matvec'), [q.srcs[1]!, q.srcs[2]!, q.srcs[0]!, k.srcs[0]!, v.srcs[0]!], { eps: mv(q).eps! });
       const [dq, dk] = [width(q), width(k)];
+      // all three plain, or all three with biases from one [q; k; v] vector: the kernel adds it at its store
+      const plain = normedMatvec(q) && normedMatvec(k) && normedMatvec(v);
+      const biased = biasedMatvec(q, 0) && biasedMatvec(k, dq) && biasedMatvec(v, dq + dk) && q.srcs[3] === k.srcs[3] && q.srcs[3] === v.srcs[3];
+      if ((!plain && !biased) || !sameInput(q, k) || !sameInput(q, v)) return undefined;
+      const qkv = c.g.apply(op('qkv_matvec'), [q.srcs[1]!, q.srcs[2]!, q.srcs[0]!, k.srcs[0]!, v.srcs[0]!, ...(biased ? [q.srcs[3]!] : [])],
+        { eps: mv(q).eps!, ...(biased ? { epilogues: 'bias:bias' } : {}) });
       const part = (offset: number, length: number) => c.g.apply(op('slice'), [qkv], { offset, length });
       const ropeOf = (r: Node, x: Node) => c.g.apply(op('rope'), [x, r.srcs[1]!, r.srcs[2]!], r.attr);
       const [rq2, rk2] = [ropeOf(rq, part(0, dq)), ropeOf(rk, part(dq, dk))];
@@ -129,7 +135,9 @@ export const RULES: readonly Rule[] = [
       const qkv = n.srcs[0];
       // taps on q, k or v read the unrotated projections: then they stay apart
       if (!is(n, 'rope_kv') || !is(qkv, 'qkv_matvec') || c.uses(qkv) > 1 || c.aliased(qkv)) return undefined;
-      return c.g.apply(op('qkv_rope_kv'), [...qkv.srcs, ...n.srcs.slice(1)], { ...n.attr, eps: qkv.attr.eps as number });
+      // sources: the projections', rope_kv's, then the bias (if any); epilogues: the bias's, then the k tap's
+      const epilogues = [qkv.attr.epilogues, n.attr.epilogues].filter(Boolean).join(',');
+      return c.g.apply(op('qkv_rope_kv'), [...qkv.srcs.slice(0, 5), ...n.srcs.slice(1), ...qkv.srcs.slice(5)], { ...n.attr, eps: qkv.attr.eps as number, ...(epilogues ? { epilogues } : {}) });
     },
   },
   {
@@ -163,6 +171,11 @@ export const RULES: readonly Rule[] = [
       const [m, y] = options[0] ?? [];
       return m ? withEpilogue(m, c, 'add', [y!]) : undefined;
     },
+  },
+  {
+    name: 'bias_into_matvec', why: 'a bias (Qwen2\'s q, k, v) in the matvec epilogue, read from its offset in [q; k; v]',
+    // bias(matvec(...), b){offset} -> matvec{epilogues += bias=offset}(..., b), for one position (the epilogue reads b at the output index)
+    rewrite: (n, c) => (is(n, 'bias') && is(n.srcs[0], 'matvec') && n.shape.length === 1 ? withEpilogue(n.srcs[0], c, 'bias', [n.srcs[1]!], n.attr.offset as number) : undefined),
   },
   {
     name: 'scale_into_matvec', why: 'a constant multiplier (logit or residual scaling) in the matvec epilogue',

@@ -48,7 +48,7 @@ export function llama(c: LlamaConfig, dtypeOf: (name: string) => DType = () => '
   const g = new GraphBuilder();
   const o = ops(g);
   const weight = (name: string, shape: number[]) => o.weight(name, shape, dtypeOf(name));
-  const { input, state, ropeTable, embedding, rmsnorm, matvec, rope, kvWrite, attention, add, siluMul, argmax, attentionPattern, rmsParts, headResult, scale } = o;
+  const { input, state, ropeTable, embedding, rmsnorm, matvec, rope, kvWrite, attention, add, bias, siluMul, argmax, attentionPattern, rmsParts, headResult, scale } = o;
   const times = (x: Node, f: number | undefined) => (f === undefined || f === 1 ? x : scale(x, f));
   const hs = headSize(c);
   const kvDim = c.nKvHeads * hs;
@@ -81,10 +81,11 @@ export function llama(c: LlamaConfig, dtypeOf: (name: string) => DType = () => '
     // attention
     normHooks(`${b}ln1`, x);
     const h = rmsnorm(x, w('attn_norm', [c.dim]), c.rmsEps); // [dim]
-    // a projection, with Qwen2's bias and Qwen3's per-head norm where the family has them
+    // a projection, with Qwen2's bias ([q; k; v] in one vector) and Qwen3's per-head norm where the family has them
+    const qkvBias = c.qkvBias ? weight(`blk.${l}.attn_qkv.bias`, [c.dim + 2 * kvDim]) : undefined;
     const project = (name: string, rowsOut: number, headNorm: boolean) => {
       const y = matvec(w(name, [rowsOut, c.dim]), h);
-      const biased = c.qkvBias ? add(y, weight(`blk.${l}.${name}.bias`, [rowsOut])) : y;
+      const biased = qkvBias ? bias(y, qkvBias, { attn_q: 0, attn_k: c.dim, attn_v: c.dim + kvDim }[name]!) : y;
       return headNorm && c.qkNorm ? rmsnorm(biased, w(`${name}_norm`, [hs]), c.rmsEps) : biased;
     };
     const q = rope(hook(`${b}attn.hook_q`, project('attn_q', c.dim, true), heads(c.nHeads)), pos, freqs, hs); // [nHeads*hs]

@@ -1,6 +1,7 @@
 // Epilogues a fused kernel can carry, named in its `epilogues` attribute ("add,scale=0.5",
 // "k:store"): each is an @epilogue fragment (in the op file it comes from) and a float64 reference.
-// `add` takes the next source of the node as its vector (a residual or a bias); `scale` takes its
+// `add` takes the next source of the node as its vector (a residual or a bias); `bias` too, read from
+// an offset (Qwen2's [q; k; v] biases); `scale` takes its
 // factor from the name; `store` writes the value it sees to an extra output of the kernel — how a tap
 // survives fusion: the hook's value is stored by the kernel that computes it, read through a
 // `stored(F){n}` node. A `hole:` prefix picks one of a kernel's named holes (default 'epilogue').
@@ -23,6 +24,7 @@ export interface EpilogueDef {
 
 export const EPILOGUES: Readonly<Record<string, EpilogueDef>> = {
   add: { fragment: 'addEpilogue', arrays: 1, reference: (v, i, [y]) => v + y![i]! },
+  bias: { fragment: 'biasEpilogue', arrays: 1, uniform: 'offset', reference: (v, i, [y], offset) => v + y![offset + i]! },
   scale: { fragment: 'scaleEpilogue', arrays: 0, uniform: 'factor', reference: (v, _i, _a, f) => v * f },
   store: { fragment: 'storeEpilogue', arrays: 0, outputs: 1, reference: (v) => v },
 };
@@ -54,10 +56,11 @@ export const storeCount = (spec: string | undefined) => parseEpilogues(spec).fil
 /** the same list with one more epilogue */
 export const appendEpilogue = (spec: string | undefined, e: EpilogueUse) => formatEpilogues([...parseEpilogues(spec), e]);
 
-/** Compose `kernel` with node `n`'s epilogues and bind what they need: vector sources from `srcs` in
- *  order, stores to the buffers of n's `stored` nodes, uniforms from their values. */
-export function lowerEpilogues(n: Node, ctx: LowerCtx, kernel: string, srcs: readonly Node[]) {
-  const uses = parseEpilogues(n.attr.epilogues as string | undefined);
+/** Compose `kernel` with node `n`'s epilogues (or those of `spec`, a part of them) and bind what they
+ *  need: vector sources from `srcs` in order, stores to the buffers of n's `stored` nodes, uniforms
+ *  from their values. */
+export function lowerEpilogues(n: Node, ctx: LowerCtx, kernel: string, srcs: readonly Node[], spec = n.attr.epilogues as string | undefined) {
+  const uses = parseEpilogues(spec);
   const frags: { name: string; hole?: string }[] = uses.map((e) => ({ name: EPILOGUES[e.name]!.fragment, hole: e.hole }));
   const bind: Record<string, BufId> = {};
   const uniforms: Record<string, number> = {};

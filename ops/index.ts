@@ -11,6 +11,7 @@ import { rope } from './rope.js';
 import { kvWrite } from './kv_write.js';
 import { attention, type AttentionAttr } from './attention.js';
 import { add } from './add.js';
+import { bias } from './bias.js';
 import { siluMul } from './silu_mul.js';
 import { scale } from './scale.js';
 import { slice } from './slice.js';
@@ -26,7 +27,7 @@ import { stored } from './stored.js';
 import { headResult, type HeadResultAttr } from './head_result.js';
 import type { Op } from './op.js';
 
-export const OPS: readonly Op[] = [input, weight, state, ropeTable, embedding, rmsnorm, matvec, rope, kvWrite, attention, add, siluMul,
+export const OPS: readonly Op[] = [input, weight, state, ropeTable, embedding, rmsnorm, matvec, rope, kvWrite, attention, add, bias, siluMul,
   scale, slice, qkvMatvec, ropeKv, qkvRopeKv, ffnGateUp, argmax, intervene, attentionPattern, rmsParts, stored, headResult] as Op[];
 /** ops by name (the IR parser and rules look them up) */
 export const OP_BY_NAME: ReadonlyMap<string, Op> = new Map(OPS.map((o) => [o.name, o]));
@@ -45,6 +46,7 @@ export function ops(g: GraphBuilder) {
     kvWrite: (cache: Node, x: Node, pos: Node) => g.apply(kvWrite, [cache, x, pos], {}),
     attention: (q: Node, k: Node, v: Node, pos: Node, a: AttentionAttr) => g.apply(attention, [q, k, v, pos], a),
     add: (a: Node, b: Node) => g.apply(add, [a, b], {}),
+    bias: (x: Node, b: Node, offset: number) => g.apply(bias, [x, b], { offset }),
     siluMul: (gate: Node, up: Node) => g.apply(siluMul, [gate, up], {}),
     scale: (x: Node, factor: number) => g.apply(scale, [x], { factor }),
     argmax: (x: Node) => g.apply(argmax, [x], {}),

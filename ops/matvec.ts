@@ -24,7 +24,15 @@ export const matvec: Op<MatvecAttr> = overRows<MatvecAttr>({
     const extra = (a.norm ? 1 : 0) + epilogueArrays(parseEpilogues(a.epilogues));
     if (rest.length !== extra) throw new ShapeError(`matvec with these attributes takes ${2 + extra} sources, got ${2 + rest.length}`);
     if (a.norm) expectShape(rest[0]!, x!.shape, 'norm weight');
-    for (const y of rest.slice(a.norm ? 1 : 0)) expectShape(y, [w!.shape[0]!], 'epilogue vector');
+    let next = a.norm ? 1 : 0;
+    for (const e of parseEpilogues(a.epilogues)) {
+      for (const y of rest.slice(next, next + EPILOGUES[e.name]!.arrays)) {
+        // a bias is read from its offset in a longer vector; other vectors match the output
+        if (e.name === 'bias') { if (y.shape.length !== 1 || e.value + w!.shape[0]! > y.shape[0]!) throw new ShapeError(`bias [${e.value}, ${e.value + w!.shape[0]!}) of [${y.shape}]`); }
+        else expectShape(y, [w!.shape[0]!], 'epilogue vector');
+      }
+      next += EPILOGUES[e.name]!.arrays;
+    }
     return { shape: [w!.shape[0]!], dtype: 'f32' };
   },
   reference([w, x, ...rest], a, shapes) {

@@ -1,6 +1,8 @@
 // Fused Q, K and V projections of one RMS-normed vector (the seed's fusedQKVMatmulX): one dispatch,
-// a workgroup per output row of [q; k; v], written to one buffer. Sources: [x, nw, Wq, Wk, Wv].
-import { type Invocation, type In, type Out, type Spec, type u32, type u32x4, type f32x4, f32, idiv, sharedF32 } from '../compiler/kernel/dsl.js';
+// a workgroup per output row of [q; k; v], written to one buffer. Sources: [x, nw, Wq, Wk, Wv], and
+// with epilogues 'bias:bias' the [q; k; v] bias vector, added at the store (hole 'bias').
+import { type Invocation, type In, type Out, type Spec, type u32, type u32x4, type f32x4, epilogue, f32, idiv, sharedF32 } from '../compiler/kernel/dsl.js';
+import { lowerEpilogues, parseEpilogues, EPILOGUES } from './epilogues.js';
 import { workgroupSum } from './reduce.js';
 import { type Op, expectShape, isBlock, overRows } from './op.js';
 import { WTYPE, weightAt } from './dequant.js';
@@ -9,28 +11,36 @@ import { ShapeError } from '../compiler/errors.js';
 import type { Node } from '../compiler/graph.js';
 import type { BufId, LowerCtx } from '../compiler/plan.js';
 
-export const qkvMatvec: Op<{ eps: number }> = overRows<{ eps: number }>({
+export type QkvAttr = { eps: number; epilogues?: string };
+
+export const qkvMatvec: Op<QkvAttr> = overRows<QkvAttr>({
   name: 'qkv_matvec',
-  infer([x, nw, wq, wk, wv], a) {
+  infer([x, nw, wq, wk, wv, b], a) {
     expectShape(nw!, x!.shape, 'norm weight');
     const rows = [wq, wk, wv].map((w) => matvec.infer([w!, x!, nw!], { norm: true, eps: a.eps }).shape[0]!);
     if (!rows.every((r) => r > 0)) throw new ShapeError('empty projection');
-    return { shape: [rows[0]! + rows[1]! + rows[2]!], dtype: 'f32' };
+    const width = rows[0]! + rows[1]! + rows[2]!;
+    const uses = parseEpilogues(a.epilogues);
+    if ((b !== undefined) !== (uses.length === 1 && uses[0]!.name === 'bias' && uses[0]!.hole === 'bias' && uses[0]!.value === 0)) throw new ShapeError("qkv_matvec takes a bias source exactly with epilogues 'bias:bias'");
+    if (b) expectShape(b, [width], 'qkv bias');
+    return { shape: [width], dtype: 'f32' };
   },
-  reference([x, nw, wq, wk, wv], a, s) {
+  reference([x, nw, wq, wk, wv, b], a, s) {
     const one = (w: Float64Array, shape: readonly number[]) => matvec.reference([w, x!, nw!], { norm: true, eps: a.eps }, { srcs: [shape, s.srcs[0]!, s.srcs[1]!], out: [shape[0]!] });
     const parts = [one(wq!, s.srcs[2]!), one(wk!, s.srcs[3]!), one(wv!, s.srcs[4]!)];
     const out = new Float64Array(s.out[0]!);
     let at = 0;
     for (const p of parts) { out.set(p, at); at += p.length; }
-    return out;
+    return b ? out.map((v, i) => EPILOGUES.bias!.reference(v, i, [b], 0)) : out;
   },
-  lower(n, ctx) { lowerQkv(n, ctx, ctx.buf(n)); },
+  lower(n, ctx) { lowerQkv(n, ctx, ctx.buf(n), n.srcs[5]); },
 }, { rows: () => [0] });
 
-/** Lower a QKV node (sources [x, nw, Wq, Wk, Wv], attr eps) into `out`. */
-export function lowerQkv(n: Node, ctx: LowerCtx, out: BufId) {
+/** Lower a QKV node (sources [x, nw, Wq, Wk, Wv, ...], attr eps) into `out`, adding the [q; k; v] bias `b` if given. */
+export function lowerQkv(n: Node, ctx: LowerCtx, out: BufId, b?: Node) {
     const [x, nw, wq, wk, wv] = n.srcs;
+    // only the bias hole's epilogue belongs to these kernels (a qkv_rope_kv node also carries its k tap)
+    const e = (kernel: string) => lowerEpilogues(n, ctx, kernel, b ? [b] : [], b ? 'bias:bias' : '');
     const [cq, ck, cv] = [wq, wk, wv].map((w) => ctx.chunks(w!));
     const width = wq!.shape[0]! + wk!.shape[0]! + wv!.shape[0]!; // a row of the output
     const wide = wideFor([wq!, wk!, wv!], x!.shape[0]!);
@@ -38,17 +48,21 @@ export function lowerQkv(n: Node, ctx: LowerCtx, out: BufId) {
       const rq = wq!.shape[0]!, rk = wk!.shape[0]!, rv = wv!.shape[0]!;
       if (wide) { // 16-byte loads
         const { lanes, groups } = wideGrid(wide, rq + rk + rv, x!.shape[0]!);
-        ctx.dispatch(wide.qkv, { x: ctx.buf(x!), nw: ctx.buf(nw!), wq: cq![0]!.buf, wk: ck![0]!.buf, wv: cv![0]!.buf, out },
-          { rq, rk, rv, cols: x!.shape[0]!, eps: n.attr.eps as number, lanes }, groups);
+        const k = e(wide.qkv);
+        ctx.dispatch(k.kernel, { ...k.bind, x: ctx.buf(x!), nw: ctx.buf(nw!), wq: cq![0]!.buf, wk: ck![0]!.buf, wv: cv![0]!.buf, out },
+          { ...k.uniforms, rq, rk, rv, cols: x!.shape[0]!, eps: n.attr.eps as number, lanes }, groups);
         return;
       }
-      ctx.dispatch('qkvKernel', { x: ctx.buf(x!), nw: ctx.buf(nw!), wq: cq![0]!.buf, wk: ck![0]!.buf, wv: cv![0]!.buf, out },
-        { rq, rk, rv, cols: x!.shape[0]!, eps: n.attr.eps as number, qtype: WTYPE[wq!.dtype]!, ktype: WTYPE[wk!.dtype]!, vtype: WTYPE[wv!.dtype]! }, rq + rk + rv);
+      const k = e('qkvKernel');
+      ctx.dispatch(k.kernel, { ...k.bind, x: ctx.buf(x!), nw: ctx.buf(nw!), wq: cq![0]!.buf, wk: ck![0]!.buf, wv: cv![0]!.buf, out },
+        { ...k.uniforms, rq, rk, rv, cols: x!.shape[0]!, eps: n.attr.eps as number, qtype: WTYPE[wq!.dtype]!, ktype: WTYPE[wk!.dtype]!, vtype: WTYPE[wv!.dtype]! }, rq + rk + rv);
       return;
     }
+    if (b && isBlock(n.shape)) throw new Error('internal: a fused QKV bias over a block of positions');
     // several positions, or a weight too big for one binding: one normed matvec (or matrix product)
     // per projection, each into its columns of the output
-    const normed = (w: typeof wq) => ({ ...n, srcs: [w!, x!, nw!], attr: { norm: true, eps: n.attr.eps } }) as unknown as typeof n;
+    // (a bias epilogue reads b at the output index, which counts from the start of [q; k; v])
+    const normed = (w: typeof wq) => ({ ...n, srcs: [w!, x!, nw!, ...(b ? [b] : [])], attr: { norm: true, eps: n.attr.eps, ...(b ? { epilogues: 'bias=0' } : {}) } }) as unknown as typeof n;
     lowerMatvec(normed(wq), ctx, out, 0, width);
     lowerMatvec(normed(wk), ctx, out, wq!.shape[0]!, width);
     lowerMatvec(normed(wv), ctx, out, wq!.shape[0]! + wk!.shape[0]!, width);
@@ -83,7 +97,7 @@ export function qkvKernel(id: Invocation, x: In<f32>, nw: In<f32>, wq: In<u32>, 
   workgroupSum(partial, id);
   workgroupSum(squares, id);
   if (id.local === 0) {
-    out[row] = partial[0] / Math.sqrt(squares[0] / f32(cols) + eps);
+    out[row] = epilogue(partial[0] / Math.sqrt(squares[0] / f32(cols) + eps), row, 'bias');
   }
 }
 
@@ -102,7 +116,7 @@ export function qkvF16Kernel(id: Invocation, x: In<f32x4>, nw: In<f32x4>, wq: In
   sumLanes(partial, lane, lanes, id);
   sumLanes(squares, lane, lanes, id);
   if (lane === 0 && row < rq + rk + rv) {
-    out[row] = partial[id.local] / Math.sqrt(squares[id.local] / f32(cols) + eps);
+    out[row] = epilogue(partial[id.local] / Math.sqrt(squares[id.local] / f32(cols) + eps), row, 'bias');
   }
 }
 
@@ -120,7 +134,7 @@ export function qkvQ8Kernel(id: Invocation, x: In<f32x4>, nw: In<f32x4>, wq: In<
   sumLanes4(dots, squares, lane, lanes, id);
   const first: u32 = id.local - lane;
   if (lane < 4 && r + lane < rq + rk + rv) {
-    out[r + lane] = dots[lane * 256 + first] / Math.sqrt(squares[first] / f32(cols) + eps);
+    out[r + lane] = epilogue(dots[lane * 256 + first] / Math.sqrt(squares[first] / f32(cols) + eps), r + lane, 'bias');
   }
 }
 

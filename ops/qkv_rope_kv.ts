@@ -1,48 +1,54 @@
 // The QKV projections, RoPE and the KV-cache write in one decode kernel (the seed's fusedQKVMatmulX and
 // ropeRotationWithCacheCopy as one dispatch): a RoPE pair is two adjacent rows of [q; k], and the
 // 16-byte QKV kernels compute adjacent rows in one workgroup, so the rotation happens at the store.
-// Sources: [x, nw, Wq, Wk, Wv, pos, table, kCache, vCache]; the value is the rotated q, the caches are
-// written in place (as rope_kv). Hole 'k' sees each rotated key on its way to the cache.
+// Sources: [x, nw, Wq, Wk, Wv, pos, table, kCache, vCache], then the [q; k; v] bias where the epilogues
+// have 'bias:bias' (added before the rotation); the value is the rotated q, the caches are written in
+// place (as rope_kv). Hole 'k' sees each rotated key on its way to the cache.
 import { type Invocation, type In, type Out, type Spec, type u32, type u32x4, type f32x4, epilogue, f32, idiv, sharedF32 } from '../compiler/kernel/dsl.js';
-import { lowerEpilogues } from './epilogues.js';
+import { formatEpilogues, lowerEpilogues, parseEpilogues, storeCount } from './epilogues.js';
 import { type Op, isBlock, overRows, rowsOf } from './op.js';
 import { clearSets, sumLanes, sumLanes4, wideFor, wideGrid } from './matvec.js';
 import { lowerQkv, qkvMatvec, qkvRowF16, qkvSetQ8 } from './qkv_matvec.js';
 import { type RopeKvAttr, lowerRopeKv, ropeKv } from './rope_kv.js';
 
 export type QkvRopeKvAttr = RopeKvAttr & { eps: number };
+/** the attributes of the two halves: the bias epilogue is the projections', the rest rope_kv's */
+const split = (a: QkvRopeKvAttr, bias: boolean) => formatEpilogues(parseEpilogues(a.epilogues).filter((e) => (e.hole === 'bias') === bias)) || undefined;
+const qkvPart = (a: QkvRopeKvAttr) => ({ eps: a.eps, epilogues: split(a, true) });
+const ropePart = (a: QkvRopeKvAttr): RopeKvAttr => ({ headSize: a.headSize, qDim: a.qDim, kvDim: a.kvDim, epilogues: split(a, false) });
 
 export const qkvRopeKv: Op<QkvRopeKvAttr> = overRows<QkvRopeKvAttr>({
   name: 'qkv_rope_kv',
-  infer([x, nw, wq, wk, wv, pos, table, kc, vc], a) {
-    return ropeKv.infer([qkvMatvec.infer([x!, nw!, wq!, wk!, wv!], a), pos!, table!, kc!, vc!], a);
+  infer([x, nw, wq, wk, wv, pos, table, kc, vc, b], a) {
+    const q = qkvMatvec.infer([x!, nw!, wq!, wk!, wv!, ...(b ? [b] : [])], qkvPart(a));
+    return ropeKv.infer([q, pos!, table!, kc!, vc!], ropePart(a));
   },
-  reference([x, nw, wq, wk, wv, pos, table, kc, vc], a, s) {
-    const qkv = qkvMatvec.reference([x!, nw!, wq!, wk!, wv!], a, { srcs: s.srcs.slice(0, 5), out: [a.qDim + 2 * a.kvDim] });
-    return ropeKv.reference([qkv, pos!, table!, kc!, vc!], a, { srcs: [[qkv.length], ...s.srcs.slice(5)], out: s.out });
+  reference([x, nw, wq, wk, wv, pos, table, kc, vc, b], a, s) {
+    const qkv = qkvMatvec.reference([x!, nw!, wq!, wk!, wv!, ...(b ? [b] : [])], qkvPart(a), { srcs: [...s.srcs.slice(0, 5), ...s.srcs.slice(9)], out: [a.qDim + 2 * a.kvDim] });
+    return ropeKv.reference([qkv, pos!, table!, kc!, vc!], ropePart(a), { srcs: [[qkv.length], ...s.srcs.slice(5, 9)], out: s.out });
   },
   lower(n, ctx) {
-    const [x, nw, wq, wk, wv, pos, table, kc, vc] = n.srcs;
+    const [x, nw, wq, wk, wv, pos, table, kc, vc, b] = n.srcs;
     const { headSize, qDim, kvDim, eps } = n.attr as QkvRopeKvAttr;
     const wide = wideFor([wq!, wk!, wv!], x!.shape[x!.shape.length - 1]!);
     const whole = [wq, wk, wv].every((w) => ctx.chunks(w!).length === 1);
     const rotDim = table!.shape[1]! * 2;
-    // one kernel binds 10 storage buffers (11 with a tap on k): where the device has them
-    const fits = 10 + (n.attr.epilogues ? 1 : 0) <= ctx.maxStorageBuffers;
+    // one kernel binds 10 storage buffers (one more for a bias, one more for a tap on k): where the device has them
+    const fits = 10 + (b ? 1 : 0) + storeCount(n.attr.epilogues as string | undefined) <= ctx.maxStorageBuffers;
     if (wide && whole && fits && !isBlock(n.shape) && qDim % 4 === 0 && kvDim % 4 === 0 && headSize % 2 === 0) {
       const rows = qDim + 2 * kvDim, cols = x!.shape[0]!;
       let { lanes, groups } = wideGrid(wide, rows, cols);
       // a RoPE pair's two rows in one workgroup
       if (wide.rowSet === 1 && lanes > 128) ({ lanes, groups } = { lanes: 128, groups: Math.ceil(rows / 2) });
-      const e = lowerEpilogues(n, ctx, wide.rowSet === 4 ? 'qkvRopeQ8Kernel' : 'qkvRopeF16Kernel', []);
+      const e = lowerEpilogues(n, ctx, wide.rowSet === 4 ? 'qkvRopeQ8Kernel' : 'qkvRopeF16Kernel', b ? [b] : []);
       ctx.dispatch(e.kernel, { ...e.bind, x: ctx.buf(x!), nw: ctx.buf(nw!), wq: ctx.buf(wq!), wk: ctx.buf(wk!), wv: ctx.buf(wv!), pos: ctx.buf(pos!), table: ctx.buf(table!), kc: ctx.buf(kc!), vc: ctx.buf(vc!), q: ctx.buf(n) },
         { ...e.uniforms, rq: qDim, rk: kvDim, cols, eps, headSize, rotDim, lanes }, groups);
       return;
     }
     // blocks of positions, split weights, a device with fewer bindings: the two kernels
     const qkv = ctx.scratch(n, 'qkv', (qDim + 2 * kvDim) * rowsOf(n.shape));
-    lowerQkv(n, ctx, qkv);
-    lowerRopeKv(n, ctx, qkv, [pos!, table!, kc!, vc!]);
+    lowerQkv(n, ctx, qkv, b);
+    lowerRopeKv(n, ctx, qkv, [pos!, table!, kc!, vc!], ropePart(n.attr as QkvRopeKvAttr).epilogues ?? '');
   },
 }, { rows: () => [0], pos: 5, states: [7, 8] });
 
@@ -84,7 +90,7 @@ export function qkvRopeQ8Kernel(id: Invocation, x: In<f32x4>, nw: In<f32x4>, wq:
   const first: u32 = id.local - lane;
   if (lane < 4 && r + lane < rq + 2 * rk) {
     const scale: f32 = 1 / Math.sqrt(squares[first] / f32(cols) + eps);
-    storeRotated(r + lane, dots[lane * 256 + first] * scale, dots[(lane ^ 1) * 256 + first] * scale, rq, rk, pos[0], table, headSize, rotDim, q, kc, vc);
+    storeRotated(r + lane, epilogue(dots[lane * 256 + first] * scale, r + lane, 'bias'), epilogue(dots[(lane ^ 1) * 256 + first] * scale, (r + lane) ^ 1, 'bias'), rq, rk, pos[0], table, headSize, rotDim, q, kc, vc);
   }
 }
 
@@ -106,6 +112,6 @@ export function qkvRopeF16Kernel(id: Invocation, x: In<f32x4>, nw: In<f32x4>, wq
   const first: u32 = id.local - lane;
   if (lane === 0 && row < rq + 2 * rk) {
     const scale: f32 = 1 / Math.sqrt(squares[first] / f32(cols) + eps);
-    storeRotated(row, partial[first] * scale, partial[first ^ lanes] * scale, rq, rk, pos[0], table, headSize, rotDim, q, kc, vc);
+    storeRotated(row, epilogue(partial[first] * scale, row, 'bias'), epilogue(partial[first ^ lanes] * scale, row ^ 1, 'bias'), rq, rk, pos[0], table, headSize, rotDim, q, kc, vc);
   }
 }

@@ -38,11 +38,11 @@ export const ropeKv: Op<RopeKvAttr> = overRows<RopeKvAttr>({
 
 /** Dispatch ropeKvKernel for node `n` (attr RopeKvAttr, output the rotated q) reading [q; k; v] rows
  *  from `qkv`. */
-export function lowerRopeKv(n: Node, ctx: LowerCtx, qkv: BufId, [pos, table, kc, vc]: readonly Node[]) {
+export function lowerRopeKv(n: Node, ctx: LowerCtx, qkv: BufId, [pos, table, kc, vc]: readonly Node[], epilogues = n.attr.epilogues as string | undefined) {
   const { headSize, qDim, kvDim } = n.attr as RopeKvAttr;
   const T = rowsOf(n.shape);
   const total = (qDim / 2 + kvDim / 2 + kvDim) * T;
-  const e = lowerEpilogues(n, ctx, 'ropeKvKernel', []);
+  const e = lowerEpilogues(n, ctx, 'ropeKvKernel', [], epilogues);
   ctx.dispatch(e.kernel, { ...e.bind, qkv, pos: ctx.buf(pos!), table: ctx.buf(table!), kc: ctx.buf(kc!), vc: ctx.buf(vc!), q: ctx.buf(n) },
     { ...e.uniforms, qDim, kvDim, headSize, tokens: T, seqLen: seqLenOf(n.shape), context: kc!.shape[kc!.shape.length - 2]!, rotDim: table!.shape[1]! * 2 }, groupsFor(total, 64));
 }

@@ -309,6 +309,21 @@ describe('kernels over several positions match their references', () => {
     expect(relErr(out, ref), seedNote).toBeLessThanOrEqual(TOL);
   });
 
+  // Qwen2's biases: one [q; k; v] vector added at the store, before the rotation (11 bindings, or two kernels)
+  it.each([['f32', 16], ['f16', 16], ['q8_0', 16], ['f16', 8], ['q8_0', 8]] as const)('qkv_rope_kv with a [q; k; v] bias and %s weights (%i storage buffers)', async (dtype, buffers) => {
+    const [nHeads, nKvHeads, hs, ctx, d] = [8, 2, 16, 12, 64], kvDim = nKvHeads * hs;
+    const w = (r: number) => weightOf([r, d], dtype, rnd.normal(r * d, 1 / Math.sqrt(d)));
+    const data = { x: rnd.normal(d), nw: rnd.normal(d), wq: w(nHeads * hs), wk: w(kvDim), wv: w(kvDim), b: rnd.normal(nHeads * hs + 2 * kvDim) };
+    const { out, ref, plan } = await runBoth((o, g) => {
+      const p = o.input('pos', [1]), kc = o.state('kc', [ctx, kvDim]), vc = o.state('vc', [ctx, kvDim]);
+      const srcs = [o.weight('x', [d]), o.weight('nw', [d]), o.weight('wq', [nHeads * hs, d], dtype), o.weight('wk', [kvDim, d], dtype), o.weight('wv', [kvDim, d], dtype)];
+      const q = g.apply(op('qkv_rope_kv'), [...srcs, p, o.ropeTable(ctx, 8, 10000), kc, vc, o.weight('b', [nHeads * hs + 2 * kvDim])], { headSize: hs, qDim: nHeads * hs, kvDim, eps: 1e-5, epilogues: 'bias:bias' });
+      return o.attention(q, kc, vc, p, { nHeads, nKvHeads, headSize: hs, flash: true });
+    }, data, { pos: 5 }, { maxStorageBuffers: buffers });
+    expect(plan.dispatches[0]!.kernel).toMatch(dtype !== 'f32' && buffers >= 11 ? /^qkvRope(F16|Q8)Kernel\+bias:biasEpilogue$/ : /^qkv(F16|Q8)?Kernel\+bias:biasEpilogue$/);
+    expect(relErr(out, ref), seedNote).toBeLessThanOrEqual(TOL);
+  });
+
   it.each(['f32', 'q8_0'] as const)('head_result (per-head W_O·z) with %s W_O split across bindings', async (dtype) => {
     const [nHeads, hs, dim, n] = [4, 8, 200, 1];
     const wo = weightOf([dim, nHeads * hs], dtype, rnd.normal(dim * nHeads * hs));

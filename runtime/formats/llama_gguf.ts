@@ -133,14 +133,27 @@ function asLlamaLayout(weights: WeightMap, c: LlamaConfig, f: (typeof FAMILIES)[
       start += rows[i]!;
     });
   }
-  if (!f.neoxRope) return out;
   const hs = c.dim / c.nHeads;
-  for (const [name, w] of out) {
-    const m = /\.(attn_q|attn_k)(\.weight|\.bias|_norm\.weight)$/.exec(name);
-    if (!m) continue;
-    const heads = m[2] === '_norm.weight' ? 1 : m[1] === 'attn_q' ? c.nHeads : c.nKvHeads;
-    if (w.shape[0] !== heads * hs) fail(`'${name}' should have ${heads * hs} rows, got [${w.shape}]`);
-    out.set(name, permuteRows(w, heads, true, c.rotDim));
+  if (f.neoxRope) {
+    for (const [name, w] of out) {
+      const m = /\.(attn_q|attn_k)(\.weight|\.bias|_norm\.weight)$/.exec(name);
+      if (!m) continue;
+      const heads = m[2] === '_norm.weight' ? 1 : m[1] === 'attn_q' ? c.nHeads : c.nKvHeads;
+      if (w.shape[0] !== heads * hs) fail(`'${name}' should have ${heads * hs} rows, got [${w.shape}]`);
+      out.set(name, permuteRows(w, heads, true, c.rotDim));
+    }
+  }
+  // q, k and v biases as the graph reads them: one vector [q; k; v]
+  if (c.qkvBias) {
+    for (let l = 0; l < c.nLayers; l++) {
+      const parts = ['q', 'k', 'v'].map((p) => out.get(`blk.${l}.attn_${p}.bias`) ?? fail(`tensor 'blk.${l}.attn_${p}.bias' is missing`));
+      const rows = [c.dim, c.nKvHeads * hs, c.nKvHeads * hs];
+      parts.forEach((b, i) => { if (b.shape.length !== 1 || b.shape[0] !== rows[i] || b.dtype !== 'f32') fail(`'blk.${l}.attn_${'qkv'[i]}.bias' should be [${rows[i]}], got [${b.shape}]`); });
+      out.set(`blk.${l}.attn_qkv.bias`, {
+        shape: [rows[0]! + rows[1]! + rows[2]!], dtype: 'f32',
+        get bytes() { const all = new Uint8Array((rows[0]! + rows[1]! + rows[2]!) * 4); let at = 0; for (const b of parts) { all.set(b.bytes, at); at += b.bytes.byteLength; } return all; },
+      });
+    }
   }
   return out;
 }
