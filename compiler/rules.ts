@@ -43,6 +43,20 @@ function attentionParts(n: Node) {
   return { rq, rk, kw, vw, pos: pos!, q: rq.srcs[0]!, k: rk.srcs[0]!, v: vw.srcs[1]! };
 }
 
+/** Qwen3's per-head norm: rmsnorm(x, w) with w one head wide. Its parts, or undefined. */
+function headNorm(n: Node | undefined) {
+  if (!is(n, 'rmsnorm') || width(n.srcs[1]!) === width(n)) return undefined;
+  return { x: n.srcs[0]!, w: n.srcs[1]!, eps: n.attr.eps as number };
+}
+/** q's and k's head norms (both or neither, one eps, no other reader of the normed values): their
+ *  weights and eps; `false` when they do not pair up. */
+function headNorms(q: Node, k: Node, c: RuleCtx) {
+  const [nq, nk] = [headNorm(q), headNorm(k)];
+  if (!nq && !nk) return undefined;
+  if (!nq || !nk || nq.eps !== nk.eps || c.uses(q) > 1 || c.uses(k) > 1) return false;
+  return { qn: nq.w, kn: nk.w, eps: nq.eps, q: nq.x, k: nk.x };
+}
+
 /** whether `x` reads `m`, directly or through other nodes */
 function dependsOn(x: Node, m: Node): boolean {
   const seen = new Set<Node>();
@@ -86,7 +100,11 @@ export const RULES: readonly Rule[] = [
     rewrite(n, c) {
       const a = attentionParts(n);
       if (!a) return undefined;
-      const { rq, rk, kw, vw, pos, q, k, v } = a;
+      const { rq, rk, kw, vw, pos, v } = a;
+      // Qwen3: q and k are head-normed projections; the norms stay on the slices, for rope_kv to take
+      const norms = headNorms(a.q, a.k, c);
+      if (norms === false) return undefined;
+      const [q, k] = norms ? [norms.q, norms.k] : [a.q, a.k];
       const [dq, dk] = [width(q), width(k)];
       // all three plain, or all three with biases from one [q; k; v] vector: the kernel adds it at its store
       const plain = normedMatvec(q) && normedMatvec(k) && normedMatvec(v);
@@ -96,7 +114,13 @@ export const RULES: readonly Rule[] = [
         { eps: mv(q).eps!, ...(biased ? { epilogues: 'bias:bias' } : {}) });
       const part = (offset: number, length: number) => c.g.apply(op('slice'), [qkv], { offset, length });
       const ropeOf = (r: Node, x: Node) => c.g.apply(op('rope'), [x, r.srcs[1]!, r.srcs[2]!], r.attr);
-      const [rq2, rk2] = [ropeOf(rq, part(0, dq)), ropeOf(rk, part(dq, dk))];
+      const normed = (x: Node, w: Node | undefined, was: Node) => {
+        if (!w) return x;
+        const m = c.g.apply(op('rmsnorm'), [x, w], { eps: norms ? norms.eps : 0 });
+        c.alias(was, m);
+        return m;
+      };
+      const [rq2, rk2] = [ropeOf(rq, normed(part(0, dq), norms ? norms.qn : undefined, a.q)), ropeOf(rk, normed(part(dq, dk), norms ? norms.kn : undefined, a.k))];
       const kw2 = c.g.apply(op('kv_write'), [kw.srcs[0]!, rk2, kw.srcs[2]!], {});
       const vw2 = c.g.apply(op('kv_write'), [vw.srcs[0]!, part(dq + dk, width(v)), vw.srcs[2]!], {});
       // taps on the projections read slices of the fused output
@@ -111,7 +135,10 @@ export const RULES: readonly Rule[] = [
     rewrite(n, c) {
       const a = attentionParts(n);
       if (!a) return undefined;
-      const { rq, rk, kw, vw, pos, q: sq, k: sk, v: sv } = a;
+      const { rq, rk, kw, vw, pos, v: sv } = a;
+      const norms = headNorms(a.q, a.k, c);
+      if (norms === false) return undefined;
+      const [sq, sk] = norms ? [norms.q, norms.k] : [a.q, a.k];
       if (!is(sq, 'slice') || !is(sk, 'slice') || !is(sv, 'slice')) return undefined;
       const qkv = sq.srcs[0]!;
       const [dq, dk] = [width(sq), width(sk)];
@@ -120,7 +147,8 @@ export const RULES: readonly Rule[] = [
       const [kc, vc] = [kw.srcs[0]!, vw.srcs[0]!];
       // a tap on the rotated k (which goes only to the cache) is a store in the kernel
       const tapK = c.uses(rk) > 1;
-      const q = c.g.apply(op('rope_kv'), [qkv, pos!, rq.srcs[2]!, kc, vc], { headSize: rq.attr.headSize as number, qDim: dq, kvDim: dk, ...(tapK ? { epilogues: 'k:store' } : {}) });
+      const q = c.g.apply(op('rope_kv'), [qkv, pos!, rq.srcs[2]!, kc, vc, ...(norms ? [norms.qn, norms.kn] : [])],
+        { headSize: rq.attr.headSize as number, qDim: dq, kvDim: dk, ...(tapK ? { epilogues: 'k:store' } : {}), ...(norms ? { normEps: norms.eps } : {}) });
       if (tapK) c.alias(rk, storedOf(c, q, 0, rk));
       // readers of the rotated q read rope_kv's output; readers of the written caches (the attention
       // pattern) read the caches, ordered after the write because they read that q too
@@ -134,7 +162,8 @@ export const RULES: readonly Rule[] = [
     rewrite(n, c) {
       const qkv = n.srcs[0];
       // taps on q, k or v read the unrotated projections: then they stay apart
-      if (!is(n, 'rope_kv') || !is(qkv, 'qkv_matvec') || c.uses(qkv) > 1 || c.aliased(qkv)) return undefined;
+      // (a head's norm needs all its rows, which the fused kernel spreads over workgroups)
+      if (!is(n, 'rope_kv') || n.attr.normEps !== undefined || !is(qkv, 'qkv_matvec') || c.uses(qkv) > 1 || c.aliased(qkv)) return undefined;
       // sources: the projections', rope_kv's, then the bias (if any); epilogues: the bias's, then the k tap's
       const epilogues = [qkv.attr.epilogues, n.attr.epilogues].filter(Boolean).join(',');
       return c.g.apply(op('qkv_rope_kv'), [...qkv.srcs.slice(0, 5), ...n.srcs.slice(1), ...qkv.srcs.slice(5)], { ...n.attr, eps: qkv.attr.eps as number, ...(epilogues ? { epilogues } : {}) });

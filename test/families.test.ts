@@ -180,3 +180,28 @@ describe.each(NAMES)('tapir generate, lens, patch and hooks on a %s GGUF', (fami
     expect(o.sites[0].scores[0]).toHaveLength(len(a!));
   }, 120_000);
 });
+
+describe('the fused plans', () => {
+  // Llama's per-layer kernels (QKV [+RoPE+cache], attention, o + residual, gate/up, down + residual)
+  // for every family; what differs is stated: Granite multiplies the embedding once a token (one scale
+  // kernel, not a layer's), and Qwen3's per-head q/k norm needs a head's rows together, which the
+  // 16-byte QKV kernels spread over workgroups, so with f16/q8_0 weights its RoPE stays a kernel of its own.
+  it.each(['f32', 'q8_0'] as const)('keep the Llama plan\'s dispatches per layer (%s weights)', async (dtype) => {
+    const count = async (f: FamilyName) => {
+      const file = path.join(dir, `${f}-${dtype}.gguf`);
+      writeSynth(synthModel('tiny', dtype, 7, f), file);
+      const m = await Model.create(loadModelSource(file), { contextLength: 64 });
+      try {
+        return { n: m.plan.dispatches.length, layers: m.config.nLayers };
+      } finally {
+        m.dispose();
+      }
+    };
+    const llama = await count('llama');
+    for (const f of NAMES) {
+      const { n, layers } = await count(f);
+      const extra = f === 'granite' ? 1 : f === 'qwen3' && dtype !== 'f32' ? layers : 0;
+      expect(n, f).toBe(llama.n + extra);
+    }
+  }, 120_000);
+});

@@ -289,6 +289,14 @@ describe('kernels over several positions match their references', () => {
       return o.attention(q, kc, vc, p, { nHeads, nKvHeads, headSize: hs, flash: true });
     }, data, { pos });
     expect(relErr(rk.out, rk.ref), seedNote).toBeLessThanOrEqual(TOL);
+    // with Qwen3's per-head q/k norms before the rotation
+    const rn = await runBoth((o, g) => {
+      const p = o.input('pos', [1]), kc = o.state('kc', [ctx, kvDim]), vc = o.state('vc', [ctx, kvDim]);
+      const q = g.apply(op('rope_kv'), [o.weight('qkv', [T, nHeads * hs + 2 * kvDim]), p, o.ropeTable(ctx, 8, 10000), kc, vc, o.weight('qn', [hs]), o.weight('kn', [hs])], { headSize: hs, qDim: nHeads * hs, kvDim, normEps: 1e-6 });
+      return o.attention(q, kc, vc, p, { nHeads, nKvHeads, headSize: hs, flash: true });
+    }, { ...data, qn: rnd.normal(hs, 0.3), kn: rnd.normal(hs, 0.3) }, { pos });
+    expect(rn.plan.dispatches[0]!.kernel).toBe('ropeKvNormKernel');
+    expect(relErr(rn.out, rn.ref), seedNote).toBeLessThanOrEqual(TOL);
   });
 
   // partial rotary (8 of 16 dimensions turn), position 5; attention reads q and both caches back.
