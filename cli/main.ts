@@ -10,6 +10,7 @@ import fs from 'node:fs';
 import type { DType } from '../compiler/graph.js';
 import { PRESETS, benchWeights, synthModel } from '../runtime/synth/synth.js';
 import { FAMILIES, type FamilyName } from '../models/families.js';
+import { renderChat, turnEnds } from '../runtime/chat.js';
 import { benchmark } from '../runtime/bench.js';
 import { writeAtomically, writeSynthGGUF } from '../runtime/node/write_file.js';
 import { writeSafetensors } from '../runtime/formats/safetensors.js';
@@ -82,6 +83,9 @@ Generates text. Without a prompt it starts from BOS.
       --temperature T   0 is greedy (default: 0)
       --top-p P         nucleus sampling mass, used when T > 0 (default: 0.9; 0 or 1 turns it off)
       --seed S          RNG seed for sampling (default: from the clock; printed with --json)
+      --chat            the prompt is a user's message, laid out by the model's chat template
+                        (GGUF tokenizer.chat_template); generation stops at the end of the turn
+      --system TEXT     with --chat: a system message first
 ${MODEL_HELP}
 
 --json prints {tokens (BOS first, prompt included), promptTokens, text, seed, timings}.`,
@@ -245,21 +249,27 @@ async function generate(argv: string[]) {
     temperature: { type: 'string' },
     'top-p': { type: 'string' },
     seed: { type: 'string' },
+    chat: { type: 'boolean' },
+    system: { type: 'string' },
   });
   if (o.help) return out(HELP.generate + '\n');
+  if (o.system !== undefined && !o.chat) throw new UsageError('--system goes with --chat');
   const maxNewTokens = int(o['new-tokens'], '--new-tokens', 0, 256);
   const temperature = num(o.temperature, '--temperature', 0, 100, 0);
   const topP = num(o['top-p'], '--top-p', 0, 1, 0.9);
   const seed = o.seed === undefined ? undefined : int(o.seed, '--seed', 0, 0);
   const { model, loadMs } = await openModel(o);
   try {
+    // --chat: the prompt is the user's turn, laid out by the model's own chat template
+    const chat = o.chat ? renderChat(model.tokenizer, [...(typeof o.system === 'string' ? [{ role: 'system' as const, content: o.system }] : []), { role: 'user', content: (o.prompt as string | undefined) ?? '' }]) : undefined;
     const r = await model.generate({
-      prompt: (o.prompt as string | undefined) ?? '', maxNewTokens, temperature, topP, seed,
+      ...(chat !== undefined ? { tokens: model.tokenizer.encode(chat, { bos: false, special: true }), stopTokens: turnEnds(model.tokenizer) } : { prompt: (o.prompt as string | undefined) ?? '' }),
+      maxNewTokens, temperature, topP, seed,
       onText: o.json ? undefined : out,
     });
     if (o.json) {
       out(JSON.stringify({
-        model: model.file, tokens: r.tokens, promptTokens: r.promptTokens, text: r.text,
+        model: model.file, tokens: r.tokens, promptTokens: r.promptTokens, text: r.text, ...(chat !== undefined ? { chatPrompt: chat } : {}),
         temperature, topP, seed: r.seed, timings: { loadMs: +loadMs.toFixed(1), prefillMs: +r.timings.prefillMs.toFixed(1), decodeMs: +r.timings.decodeMs.toFixed(1), decodeTokensPerSecond: +r.timings.decodeTokensPerSecond.toFixed(2) },
       }) + '\n');
     } else {

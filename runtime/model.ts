@@ -51,6 +51,8 @@ export interface GenerateOptions extends Partial<SamplerOptions> {
   onText?: (text: string) => void;
   /** stop at EOS / BOS (default true) */
   stopAtEos?: boolean;
+  /** more tokens that end the text (a chat turn's end), where EOS does */
+  stopTokens?: readonly number[];
 }
 
 export interface GenerateResult {
@@ -202,7 +204,7 @@ export class Model {
     // greedy decoding keeps the token loop on the GPU (argmax -> next token), read back in chunks that
     // grow, so text streams early and a stop at EOS wastes little; sampling reads the logits each step
     const greedy = sampler.opts.temperature === 0;
-    const stops = (t: number) => o.stopAtEos !== false && (t === eos || t === bos);
+    const stops = (t: number) => o.stopAtEos !== false && (t === eos || t === bos || (o.stopTokens?.includes(t) ?? false));
     const t0 = performance.now();
     const last = await this.prefill(tokens, greedy ? 'next' : 'logits');
     let next = greedy ? new Int32Array(last.buffer, last.byteOffset, 1)[0]! : sampler.sample(last);

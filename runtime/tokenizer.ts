@@ -23,6 +23,8 @@ export interface Vocab {
   addBos: boolean;
   /** prepend a space to non-empty text, as SentencePiece does ('llama') */
   addSpacePrefix: boolean;
+  /** the Jinja chat template the file carries (GGUF `tokenizer.chat_template`) */
+  chatTemplate?: string;
 }
 
 /** Text cut at special tokens (`specials` longest first): the strings between them, and the specials' ids. */

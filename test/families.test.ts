@@ -179,6 +179,22 @@ describe.each(NAMES)('tapir generate, lens, patch and hooks on a %s GGUF', (fami
     expect(o.sites[0].scores).toHaveLength(2); // [layer][position]
     expect(o.sites[0].scores[0]).toHaveLength(len(a!));
   }, 120_000);
+
+  it('generate --chat lays the prompt out by the file\'s chat template, tokenized as llama.cpp does', () => {
+    const r = tapir('generate', '-m', files[family], '--chat', '--system', 'Be brief.', '-p', 'Tell me a story', '-n', '4', '--json');
+    expect(r.code, r.stderr).toBe(0);
+    const o = JSON.parse(r.stdout);
+    expect(o.chatPrompt).toContain('Tell me a story');
+    if (family !== 'mistral') expect(o.chatPrompt).toContain('Be brief.'); // (the [INST] format has no system turn)
+    const want = (llamaCpp({ model: files[family], tokenize: [{ text: o.chatPrompt, special: true }] }).tokens as number[][])[0]!;
+    expect(o.tokens.slice(0, o.promptTokens)).toEqual(want);
+    if (family === 'llama') { // a file without a template (stories260K), and --system alone: usage errors
+      const none = tapir('generate', '--chat', '-p', 'hi');
+      expect(none.code).toBe(2);
+      expect(none.stderr).toMatch(/carries no chat template/);
+      expect(tapir('generate', '-m', files[family], '--system', 'x', '-p', 'hi').code).toBe(2);
+    }
+  }, 120_000);
 });
 
 describe('the fused plans', () => {

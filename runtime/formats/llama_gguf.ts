@@ -112,6 +112,7 @@ export function llamaFromGGUF(g: GGUFFile, src: ByteSource | Uint8Array, file: s
     eos: m.num('tokenizer.ggml.eos_token_id', 2),
     unk: m.num('tokenizer.ggml.unknown_token_id', 0),
     addSpacePrefix: g.metadata.get('tokenizer.ggml.add_space_prefix') !== false,
+    ...(typeof g.metadata.get('tokenizer.chat_template') === 'string' ? { chatTemplate: g.metadata.get('tokenizer.chat_template') as string } : {}),
   };
   for (const k of ['bos', 'eos', 'unk'] as const)
     if (!Number.isInteger(vocab[k]) || vocab[k] < 0 || vocab[k] >= nTok) m.fail(`tokenizer ${k} id ${vocab[k]} is outside the vocabulary`);

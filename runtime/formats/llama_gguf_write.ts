@@ -40,6 +40,7 @@ export function llamaMetadata(c: LlamaConfig, v: Vocab, family: FamilyName = 'll
     ['tokenizer.ggml.bos_token_id', u32(v.bos)],
     ['tokenizer.ggml.eos_token_id', u32(v.eos)],
     ['tokenizer.ggml.unknown_token_id', u32(v.unk)],
+    ...(v.chatTemplate ? ([['tokenizer.chat_template', { type: 'string', value: v.chatTemplate }]] as [string, GGUFWriteValue][]) : []),
   ];
   return metadata;
 }

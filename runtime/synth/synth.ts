@@ -83,13 +83,21 @@ export interface SynthModel { config: LlamaConfig; vocab: Vocab; tensors: SynthT
 
 /** How each family's synthetic model differs from the preset's Llama: its tokenizer, RoPE base,
  *  flags, and multipliers away from 1 (so a dropped one shows in the logits). */
-const FAMILY_SYNTH: Record<FamilyName, { tokenizer: 'bpe' | 'spm' | 'qwen2'; config: Partial<LlamaConfig>; llama3Scaling: boolean }> = {
-  llama: { tokenizer: 'bpe', config: {}, llama3Scaling: true },
-  mistral: { tokenizer: 'spm', config: { ropeTheta: 1e6 }, llama3Scaling: false },
-  qwen2: { tokenizer: 'qwen2', config: { ropeTheta: 1e6, qkvBias: true }, llama3Scaling: false },
-  qwen3: { tokenizer: 'qwen2', config: { ropeTheta: 1e6, qkNorm: true }, llama3Scaling: false },
-  phi3: { tokenizer: 'spm', config: {}, llama3Scaling: false },
-  granite: { tokenizer: 'bpe', config: { embeddingScale: 4, residualScale: 0.5, attentionScale: 0.25, logitScale: 2 }, llama3Scaling: false },
+const FAMILY_SYNTH: Record<FamilyName, { tokenizer: 'bpe' | 'spm' | 'qwen2'; config: Partial<LlamaConfig>; llama3Scaling: boolean; chat: string }> = {
+  llama: { tokenizer: 'bpe', config: {}, llama3Scaling: true, chat: 'llama3' },
+  mistral: { tokenizer: 'spm', config: { ropeTheta: 1e6 }, llama3Scaling: false, chat: 'inst' },
+  qwen2: { tokenizer: 'qwen2', config: { ropeTheta: 1e6, qkvBias: true }, llama3Scaling: false, chat: 'chatml' },
+  qwen3: { tokenizer: 'qwen2', config: { ropeTheta: 1e6, qkNorm: true }, llama3Scaling: false, chat: 'chatml' },
+  phi3: { tokenizer: 'spm', config: {}, llama3Scaling: false, chat: 'phi3' },
+  granite: { tokenizer: 'bpe', config: { embeddingScale: 4, residualScale: 0.5, attentionScale: 0.25, logitScale: 2 }, llama3Scaling: false, chat: 'llama3' },
+};
+
+/** Chat templates in the families' formats (shortened: no tools), as GGUF files carry them. */
+const CHAT_TEMPLATES: Record<string, string> = {
+  llama3: "{{ bos_token }}{% for m in messages %}<|start_header_id|>{{ m.role }}<|end_header_id|>\n\n{{ m.content | trim }}<|eot_id|>{% endfor %}{% if add_generation_prompt %}<|start_header_id|>assistant<|end_header_id|>\n\n{% endif %}",
+  chatml: '{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}',
+  inst: "{{ bos_token }}{% for m in messages %}{% if m.role == 'user' %}[INST] {{ m.content }} [/INST]{% elif m.role == 'assistant' %}{{ m.content }}{{ eos_token }}{% endif %}{% endfor %}",
+  phi3: '{% for m in messages %}<|{{ m.role }}|>\n{{ m.content }}<|end|>\n{% endfor %}{% if add_generation_prompt %}<|assistant|>\n{% endif %}',
 };
 
 /** The model a preset describes, with tensors made lazily (one at a time when written). */
@@ -104,6 +112,7 @@ export function synthModel(presetName: string, dtype: DType, seed = 0, family: F
   if (preset.llama3Scaling && f.llama3Scaling) c.ropeFactors = llama3RopeFactors(preset.llama3Scaling, c.rotDim, c.ropeTheta);
   const tokenizer = family === 'llama' ? preset.tokenizer : f.tokenizer;
   const vocab = tokenizer === 'spm' ? sentencePieceVocab(c.vocabSize) : byteLevelVocab(c.vocabSize, undefined, tokenizer === 'qwen2' ? 'qwen2' : 'llama-bpe');
+  if (family !== 'llama' || presetName === 'tiny') vocab.chatTemplate = CHAT_TEMPLATES[f.chat];
   const hs = c.dim / c.nHeads, kvDim = c.nKvHeads * hs;
   const tensors: SynthTensor[] = [];
   let index = 0;
