@@ -11,6 +11,8 @@ import type { DType } from '../compiler/graph.js';
 import { PRESETS, benchWeights, synthModel } from '../runtime/synth/synth.js';
 import { FAMILIES, type FamilyName } from '../models/families.js';
 import { renderChat, turnEnds } from '../runtime/chat.js';
+import { explain } from '../runtime/interp/explain.js';
+import { explanationHtml } from '../runtime/interp/explain_html.js';
 import { benchmark } from '../runtime/bench.js';
 import { writeAtomically, writeSynthGGUF } from '../runtime/node/write_file.js';
 import { writeSafetensors } from '../runtime/formats/safetensors.js';
@@ -68,6 +70,8 @@ Commands:
   hooks      list the model's hook points (TransformerLens names) and their shapes
   lens       the logit lens: what each layer would predict, as a layer × position heatmap
   patch      activation patching: which activations carry the difference between two prompts
+  explain    why the next token is X and not Y: word attributions (two methods), layers and heads,
+             a faithfulness check, and an HTML report
   bench      decode and prefill speed, GPU time per token, and the fraction of the memory roofline
   attn       attention patterns per layer and head (destination × source), as JSON or SVG
   dla        direct logit attribution: how much each layer's attention, MLP and head writes toward the answer
@@ -165,6 +169,22 @@ divergence from the model's final output. The last layer's row is the model's ow
       --target-id N     the target by id
       --top K           top tokens per cell (default: 5)
       --svg FILE        a heatmap: top token in each cell, its probability (or the target's) as colour
+${MODEL_HELP}`,
+  explain: `Usage: tapir explain [-m MODEL] -p PROMPT --answer PIECE [--alternative PIECE] [--baseline PIECE]
+                     [--draws N] [--seed S] [--html FILE] [--json]
+
+Why the model's next token after PROMPT is ANSWER rather than ALTERNATIVE (default: the most likely other
+token), on their logit difference: each word's share by occlusion (its tokens replaced by the baseline,
+the prompt re-run from there on the cached prefix) and by erasure (its embeddings zeroed), direct logit
+attribution per layer and head, and a faithfulness check: occluding the top-k words must move the
+decision more than k random words (the deletion curve).
+      --answer PIECE        the token to explain, written exactly as in the vocabulary (e.g. " Lily")
+      --answer-id N         ... or by id
+      --alternative PIECE   the token it is weighed against (--alternative-id N by id)
+      --baseline PIECE      what occlusion puts in a word's place (default: the unknown token)
+      --draws N             random draws per k on the deletion curve (default: 20)
+      --seed S              seed of those draws (default: 0)
+      --html FILE           the report as one HTML page (works offline)
 ${MODEL_HELP}`,
   patch: `Usage: tapir patch [-m MODEL] --clean TEXT --corrupt TEXT (--target PIECE | --target-id N)
                    [--distractor PIECE | --distractor-id N] [--sites LIST] [--svg FILE] [--json]
@@ -469,6 +489,36 @@ async function lens(argv: string[]) {
   }
 }
 
+async function explainCmd(argv: string[]) {
+  const o = parse('explain', argv, {
+    prompt: { type: 'string', short: 'p' }, answer: { type: 'string' }, 'answer-id': { type: 'string' }, alternative: { type: 'string' }, 'alternative-id': { type: 'string' },
+    baseline: { type: 'string' }, draws: { type: 'string' }, seed: { type: 'string' }, html: { type: 'string' },
+  });
+  if (o.help) return out(HELP.explain + '\n');
+  if (typeof o.prompt !== 'string') throw new UsageError("explain needs -p PROMPT (see 'tapir explain --help')");
+  if (o.answer === undefined && o['answer-id'] === undefined) throw new UsageError("explain needs --answer PIECE (see 'tapir explain --help')");
+  const { model } = await openModel(o);
+  try {
+    const idOf = (piece: unknown, id: unknown, flag: string) => {
+      if (piece !== undefined && id !== undefined) throw new UsageError(`give --${flag} or --${flag}-id, not both`);
+      return id !== undefined ? int(id as string, `--${flag}-id`, 0, 0) : piece === undefined ? undefined : targetOf(model, piece, undefined);
+    };
+    const e = await explain(model, model.tokenizer.encode(o.prompt), {
+      answer: idOf(o.answer, o['answer-id'], 'answer')!, alternative: idOf(o.alternative, o['alternative-id'], 'alternative'), baseline: idOf(o.baseline, undefined, 'baseline'),
+      draws: int(o.draws, '--draws', 1, 20), seed: int(o.seed, '--seed', 0, 0),
+    });
+    if (typeof o.html === 'string') { const html = explanationHtml(e); writeAtomically(o.html, (fd) => { fs.writeSync(fd, html); }); }
+    if (o.json) out(JSON.stringify(e) + '\n');
+    else {
+      for (const s of e.sentences) out(`${s}\n`);
+      out(`\n${'word'.padEnd(16)} ${'occlusion'.padStart(10)} ${'erasure'.padStart(10)}\n`);
+      for (const w of e.words) out(`${JSON.stringify(w.text).padEnd(16)} ${w.occlusion.toFixed(3).padStart(10)} ${w.erasure.toFixed(3).padStart(10)}\n`);
+    }
+  } finally {
+    model.dispose();
+  }
+}
+
 async function patch(argv: string[]) {
   const o = parse('patch', argv, {
     clean: { type: 'string' }, corrupt: { type: 'string' }, target: { type: 'string' }, 'target-id': { type: 'string' },
@@ -685,7 +735,7 @@ async function sae(argv: string[]) {
   throw new UsageError(`unknown sae command '${sub}' (collect, train, eval, features)`);
 }
 
-const COMMANDS: Record<string, (argv: string[]) => Promise<void>> = { sae, lens, patch, attn, dla, bench, generate, logits, graph, synth, compile: compileCmd, hooks, cache };
+const COMMANDS: Record<string, (argv: string[]) => Promise<void>> = { sae, lens, explain: explainCmd, patch, attn, dla, bench, generate, logits, graph, synth, compile: compileCmd, hooks, cache };
 
 /** Runs a command; returns the exit code. Always releases the GPU so the process can exit. */
 export async function main(argv: string[]): Promise<number> {

@@ -190,6 +190,23 @@ export class Model {
     return out!;
   }
 
+  /** The last position's logits for `tokens`, running only positions `from` on: the KV cache must hold
+   *  tokens[0, from) already (what the previous run left there), so edits late in a prompt re-run
+   *  only its tail. */
+  async lastLogitsFrom(tokens: readonly number[], from: number): Promise<Float32Array> {
+    this.checkTokens(tokens);
+    if (!Number.isInteger(from) || from < 0 || from >= tokens.length || from > this.pos) throw new UsageError(`cannot resume at position ${from}: the cache holds ${this.pos} positions`);
+    let out: Float32Array | undefined;
+    const V = this.config.vocabSize;
+    for (const [start, len] of this.blocks(tokens.length - from)) {
+      const ex = await this.variant([], [], 0, len);
+      const all = await ex.run({ token: Int32Array.from(tokens.slice(from + start, from + start + len)), pos: from + start }, 'logits');
+      out = all.slice((len - 1) * V, len * V);
+    }
+    this.pos = tokens.length;
+    return out!;
+  }
+
   async generate(o: GenerateOptions = {}): Promise<GenerateResult> {
     const tokens = o.tokens ? [...o.tokens] : this.tokenizer.encode(o.prompt ?? '');
     this.checkTokens(tokens);

@@ -23,7 +23,9 @@ export async function directLogitAttribution(model: Model, tokens: number[], o: 
   const U = model.weightValues(c.tiedEmbeddings ? 'token_embd.weight' : 'output.weight');
   const wf = model.weightValues('output_norm.weight');
   const scale = at('ln_final.hook_scale', 1)[0]!;
-  const dir = Float64Array.from({ length: dim }, (_, d) => ((U[o.target * dim + d]! - (o.distractor === undefined ? 0 : U[o.distractor * dim + d]!)) * wf[d]!) / scale);
+  // (Granite: the logits are divided by logitScale, and each block's output is scaled before it joins)
+  const logitScale = c.logitScale ?? 1, branch = c.residualScale ?? 1;
+  const dir = Float64Array.from({ length: dim }, (_, d) => ((U[o.target * dim + d]! - (o.distractor === undefined ? 0 : U[o.distractor * dim + d]!)) * wf[d]!) / scale / logitScale);
   const read = (v: ArrayLike<number>) => { let s = 0; for (let d = 0; d < dim; d++) s += dir[d]! * v[d]!; return s; };
   const components = [{ name: 'embed', value: read(at('hook_embed')) }];
   const heads: number[][] = [];
@@ -39,7 +41,7 @@ export async function directLogitAttribution(model: Model, tokens: number[], o: 
         for (let i = h * hs; i < (h + 1) * hs; i++) out += WO[d * dim + i]! * z[i]!;
         s += dir[d]! * out;
       }
-      return s;
+      return s * branch;
     }));
   }
   const final = logits[last]!;

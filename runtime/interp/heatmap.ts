@@ -11,10 +11,10 @@ export interface HeatmapSpec {
   diverging?: boolean;
 }
 
-const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+export const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 const show = (s: string) => JSON.stringify(s).slice(1, -1); // visible spaces and newlines
 
-function colour(v: number, diverging: boolean): string {
+export function colour(v: number, diverging: boolean): string {
   if (!Number.isFinite(v)) return '#cccccc';
   if (diverging) {
     // blue (-1) – white (0) – red (+1)
