@@ -7,7 +7,7 @@
 //    projections and the cache write) serves both. q·k is unchanged; hook_q/hook_k hold the rows in the
 //    interleaved order, as they do for a Llama GGUF.
 //  - Phi-3 stores Q, K, V as one tensor and gate, up as one: they are split by rows at load.
-import type { LlamaConfig } from './llama.js';
+import { type LlamaConfig, headSize, qWidth } from './llama.js';
 
 export type FamilyName = 'llama' | 'mistral' | 'qwen2' | 'qwen3' | 'phi3' | 'granite';
 
@@ -37,7 +37,7 @@ export const FAMILIES: Readonly<Record<FamilyName, Family>> = {
     name: 'phi3', arch: 'phi3', neoxRope: true, flags: () => ({}),
     differs: 'Q, K, V in one tensor and gate, up in one (split at load); NeoX RoPE, partial where rope.dimension_count is less than the head size',
     fused: {
-      attn_qkv: [['attn_q', (c) => c.dim], ['attn_k', (c) => c.nKvHeads * (c.dim / c.nHeads)], ['attn_v', (c) => c.nKvHeads * (c.dim / c.nHeads)]],
+      attn_qkv: [['attn_q', (c) => qWidth(c)], ['attn_k', (c) => c.nKvHeads * headSize(c)], ['attn_v', (c) => c.nKvHeads * headSize(c)]],
       ffn_up: [['ffn_gate', (c) => c.hiddenDim], ['ffn_up', (c) => c.hiddenDim]],
     },
   },

@@ -23,6 +23,8 @@ export interface LlamaConfig {
   /** whether the unembedding is the token embedding (no separate output.weight) */
   tiedEmbeddings: boolean;
   // What the families that share this graph change (models/families.ts says which family sets what):
+  /** a head's width where it is not dim / nHeads (some Qwen3 sizes; GGUF attention.key_length) */
+  headDim?: number;
   /** Qwen2: the q, k and v projections add a bias (blk.N.attn_{q,k,v}.bias) */
   qkvBias?: boolean;
   /** Qwen3: each head of q and k is RMS-normed (blk.N.attn_{q,k}_norm.weight, [headSize]) before RoPE */
@@ -37,7 +39,9 @@ export interface LlamaConfig {
   logitScale?: number;
 }
 
-export const headSize = (c: LlamaConfig) => c.dim / c.nHeads;
+export const headSize = (c: Pick<LlamaConfig, 'dim' | 'nHeads' | 'headDim'>) => c.headDim ?? c.dim / c.nHeads;
+/** the width of q (and of attention's output): nHeads heads */
+export const qWidth = (c: Pick<LlamaConfig, 'dim' | 'nHeads' | 'headDim'>) => c.nHeads * headSize(c);
 
 /** `dtypeOf` says how each weight is stored (f32, f16, bf16, q8_0, q4_0); kernels read it as stored.
  *  `startLayer` builds only the layers from there on, reading the residual stream from an input
@@ -50,7 +54,7 @@ export function llama(c: LlamaConfig, dtypeOf: (name: string) => DType = () => '
   const weight = (name: string, shape: number[]) => o.weight(name, shape, dtypeOf(name));
   const { input, state, ropeTable, embedding, rmsnorm, matvec, rope, kvWrite, attention, add, bias, siluMul, argmax, attentionPattern, rmsParts, headResult, scale } = o;
   const times = (x: Node, f: number | undefined) => (f === undefined || f === 1 ? x : scale(x, f));
-  const hs = headSize(c);
+  const hs = headSize(c), qDim = qWidth(c);
   const kvDim = c.nKvHeads * hs;
   const block = opts.positions !== undefined, T = opts.positions ?? 1, B = opts.batch ?? 1;
   if (B > 1 && !block) throw new ShapeError('a batch of sequences runs as a block of positions: give positions too');
@@ -82,13 +86,13 @@ export function llama(c: LlamaConfig, dtypeOf: (name: string) => DType = () => '
     normHooks(`${b}ln1`, x);
     const h = rmsnorm(x, w('attn_norm', [c.dim]), c.rmsEps); // [dim]
     // a projection, with Qwen2's bias ([q; k; v] in one vector) and Qwen3's per-head norm where the family has them
-    const qkvBias = c.qkvBias ? weight(`blk.${l}.attn_qkv.bias`, [c.dim + 2 * kvDim]) : undefined;
+    const qkvBias = c.qkvBias ? weight(`blk.${l}.attn_qkv.bias`, [qDim + 2 * kvDim]) : undefined;
     const project = (name: string, rowsOut: number, headNorm: boolean) => {
       const y = matvec(w(name, [rowsOut, c.dim]), h);
-      const biased = qkvBias ? bias(y, qkvBias, { attn_q: 0, attn_k: c.dim, attn_v: c.dim + kvDim }[name]!) : y;
+      const biased = qkvBias ? bias(y, qkvBias, { attn_q: 0, attn_k: qDim, attn_v: qDim + kvDim }[name]!) : y;
       return headNorm && c.qkNorm ? rmsnorm(biased, w(`${name}_norm`, [hs]), c.rmsEps) : biased;
     };
-    const q = rope(hook(`${b}attn.hook_q`, project('attn_q', c.dim, true), heads(c.nHeads)), pos, freqs, hs); // [nHeads*hs]
+    const q = rope(hook(`${b}attn.hook_q`, project('attn_q', qDim, true), heads(c.nHeads)), pos, freqs, hs); // [nHeads*hs]
     const k = rope(hook(`${b}attn.hook_k`, project('attn_k', kvDim, true), heads(c.nKvHeads)), pos, freqs, hs); // [kvDim]
     const v = hook(`${b}attn.hook_v`, project('attn_v', kvDim, false), heads(c.nKvHeads)); // [kvDim]
     hook(`${b}attn.hook_rot_q`, q, heads(c.nHeads));
@@ -100,7 +104,7 @@ export function llama(c: LlamaConfig, dtypeOf: (name: string) => DType = () => '
     hooks[`${b}attn.hook_attn_scores`] = { node: attentionPattern(q, kCache, pos, { ...pa, scores: true }), shape: [c.nHeads, c.contextLength], layout: 'pattern' };
     hooks[`${b}attn.hook_pattern`] = { node: attentionPattern(q, kCache, pos, { ...pa, scores: false }), shape: [c.nHeads, c.contextLength], layout: 'pattern' };
     const z = hook(`${b}attn.hook_z`, attention(q, kCache, vCache, pos, pa), heads(c.nHeads)); // [nHeads*hs]
-    const wo = w('attn_output', [c.dim, c.dim]); // [dim, nHeads*hs]
+    const wo = w('attn_output', [c.dim, qDim]); // [dim, nHeads*hs]
     hooks[`${b}attn.hook_result`] = { node: headResult(z, wo, { nHeads: c.nHeads, headSize: hs }), shape: [c.nHeads, c.dim] }; // opt-in: computed only when tapped
     x = hook(`${b}hook_resid_mid`, add(x, hook(`${b}hook_attn_out`, times(matvec(wo, z), c.residualScale)))); // [dim]
     // feed-forward (SwiGLU)

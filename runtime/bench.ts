@@ -3,6 +3,7 @@
 // device in the same run. A benchmark, not a test: it asserts nothing about speed.
 import { Model } from './model.js';
 import { NormalRng } from './synth/synth.js';
+import { headSize } from '../models/llama.js';
 import { PassTimer, grid, pipelineFor, readBuffer, uniformData } from './executor.js';
 import { selectHooks } from '../compiler/hooks.js';
 import { kernels } from '../ops/kernels.gen.js';
@@ -94,7 +95,7 @@ export function bytesPerToken(model: Model, position: number) {
     const emb = [...model.plan.buffers.values()].filter((b) => b.weight?.name === 'token_embd.weight').reduce((s, b) => s + b.bytes, 0);
     weights -= emb - emb / c.vocabSize;
   }
-  const kv = 2 * c.nLayers * (position + 1) * c.nKvHeads * (c.dim / c.nHeads) * 4;
+  const kv = 2 * c.nLayers * (position + 1) * c.nKvHeads * headSize(c) * 4;
   return { weights, kv };
 }
 

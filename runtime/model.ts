@@ -164,7 +164,7 @@ export class Model {
    *  FFN's inner width) must fit one storage binding. */
   get blockSize(): number {
     const c = this.config;
-    const widest = Math.max(c.vocabSize, c.hiddenDim, c.dim + 2 * c.nKvHeads * headSize(c), c.nHeads * c.contextLength);
+    const widest = Math.max(c.vocabSize, c.hiddenDim, c.dim, (c.nHeads + 2 * c.nKvHeads) * headSize(c), c.nHeads * c.contextLength);
     return Math.max(1, Math.min(MAX_BLOCK, Math.floor(this.compileOptions.maxBindingBytes / (4 * widest))));
   }
 

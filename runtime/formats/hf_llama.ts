@@ -3,7 +3,7 @@
 // interleaved pairs (2i, 2i+1) tapir's RoPE turns — the permutation llama.cpp's converter applies.
 import { FormatError } from '../../compiler/errors.js';
 import type { DType } from '../../compiler/graph.js';
-import type { LlamaConfig } from '../../models/llama.js';
+import { type LlamaConfig, headSize } from '../../models/llama.js';
 import { llama3RopeFactors } from '../../ops/rope_table.js';
 import { TokenType, type Vocab } from '../tokenizer.js';
 import { PRE_TOKENIZER_SOURCES } from '../tokenizers/bpe.js';
@@ -163,7 +163,7 @@ export function tokenizerJsonFor(v: Vocab): Json {
 export function hfConfigFor(c: LlamaConfig, v: Vocab, dtype: DType, ropeScaling?: Json): Json {
   return {
     architectures: ['LlamaForCausalLM'], model_type: 'llama', hidden_size: c.dim, intermediate_size: c.hiddenDim,
-    num_hidden_layers: c.nLayers, num_attention_heads: c.nHeads, num_key_value_heads: c.nKvHeads, head_dim: c.dim / c.nHeads,
+    num_hidden_layers: c.nLayers, num_attention_heads: c.nHeads, num_key_value_heads: c.nKvHeads, head_dim: headSize(c),
     vocab_size: c.vocabSize, max_position_embeddings: c.contextLength, rope_theta: c.ropeTheta, rms_norm_eps: c.rmsEps,
     tie_word_embeddings: c.tiedEmbeddings, bos_token_id: v.bos, eos_token_id: v.eos, torch_dtype: dtype === 'f32' ? 'float32' : dtype === 'f16' ? 'float16' : 'bfloat16',
     rope_scaling: ropeScaling ?? null,

@@ -2,7 +2,7 @@
 // from the `<arch>.*` metadata, the weights as the Llama graph names and lays them out, and the
 // vocabulary from `tokenizer.ggml.*`.
 import { FormatError } from '../../compiler/errors.js';
-import type { LlamaConfig } from '../../models/llama.js';
+import { type LlamaConfig, headSize, qWidth } from '../../models/llama.js';
 import { FAMILIES, familyOfArch } from '../../models/families.js';
 import { permuteRows } from './hf_llama.js';
 import { weightRows, type WeightTensor } from '../weights.js';
@@ -49,11 +49,11 @@ export function llamaFromGGUF(g: GGUFFile, src: ByteSource | Uint8Array, file: s
   const dim = m.size(key('embedding_length'));
   const nHeads = m.size(key('attention.head_count'));
   const nKvHeads = m.size(key('attention.head_count_kv'), nHeads);
-  if (dim % nHeads !== 0) m.fail(`embedding_length ${dim} is not divisible by head_count ${nHeads}`);
   if (nHeads % nKvHeads !== 0) m.fail(`head_count ${nHeads} is not divisible by head_count_kv ${nKvHeads}`);
-  const hs = dim / nHeads;
-  for (const k of ['attention.key_length', 'attention.value_length'])
-    if (g.metadata.has(key(k)) && m.num(key(k)) !== hs) m.fail(`${key(k)} = ${m.num(key(k))} differs from embedding_length / head_count = ${hs}: heads of another width are not supported yet`);
+  // a head's width: attention.key_length where the file says (some Qwen3 sizes), else dim / heads
+  const hs = m.size(key('attention.key_length'), dim % nHeads === 0 ? dim / nHeads : undefined);
+  if (m.size(key('attention.value_length'), hs) !== hs) m.fail(`${key('attention.value_length')} differs from ${key('attention.key_length')}: values of another width than keys are not supported`);
+  if (hs % 2) m.fail(`the head width ${hs} must be even`);
   const rotDim = m.size(key('rope.dimension_count'), hs);
   if (rotDim > hs || rotDim % 2) m.fail(`rope.dimension_count ${rotDim} must be even and at most the head size ${hs}`);
   const tokens = m.arr('tokenizer.ggml.tokens');
@@ -67,6 +67,7 @@ export function llamaFromGGUF(g: GGUFFile, src: ByteSource | Uint8Array, file: s
     ropeTheta: m.num(key('rope.freq_base'), 10000),
     rmsEps: m.num(key('attention.layer_norm_rms_epsilon'), 1e-5),
     tiedEmbeddings: !g.tensors.has('output.weight'),
+    ...(hs !== dim / nHeads ? { headDim: hs } : {}),
     ...family.flags((k, fallback) => m.num(key(k), fallback)),
   };
   for (const k of ['embeddingScale', 'residualScale', 'attentionScale', 'logitScale'] as const)
@@ -134,7 +135,7 @@ function asLlamaLayout(weights: WeightMap, c: LlamaConfig, f: (typeof FAMILIES)[
       start += rows[i]!;
     });
   }
-  const hs = c.dim / c.nHeads;
+  const hs = headSize(c);
   if (f.neoxRope) {
     for (const [name, w] of out) {
       const m = /\.(attn_q|attn_k)(\.weight|\.bias|_norm\.weight)$/.exec(name);
@@ -148,7 +149,7 @@ function asLlamaLayout(weights: WeightMap, c: LlamaConfig, f: (typeof FAMILIES)[
   if (c.qkvBias) {
     for (let l = 0; l < c.nLayers; l++) {
       const parts = ['q', 'k', 'v'].map((p) => out.get(`blk.${l}.attn_${p}.bias`) ?? fail(`tensor 'blk.${l}.attn_${p}.bias' is missing`));
-      const rows = [c.dim, c.nKvHeads * hs, c.nKvHeads * hs];
+      const rows = [qWidth(c), c.nKvHeads * hs, c.nKvHeads * hs];
       parts.forEach((b, i) => { if (b.shape.length !== 1 || b.shape[0] !== rows[i] || b.dtype !== 'f32') fail(`'blk.${l}.attn_${'qkv'[i]}.bias' should be [${rows[i]}], got [${b.shape}]`); });
       out.set(`blk.${l}.attn_qkv.bias`, {
         shape: [rows[0]! + rows[1]! + rows[2]!], dtype: 'f32',

@@ -1,6 +1,6 @@
 // A loaded Llama model written as an F32 GGUF file with llama.cpp's key and tensor names.
 import type { ModelSource } from '../model.js';
-import type { LlamaConfig } from '../../models/llama.js';
+import { type LlamaConfig, headSize } from '../../models/llama.js';
 import { FAMILIES, type FamilyName } from '../../models/families.js';
 import type { Vocab } from '../tokenizer.js';
 import { GGML_TYPE_ID, quantize } from '../../ops/dequant.js';
@@ -12,7 +12,7 @@ export function llamaMetadata(c: LlamaConfig, v: Vocab, family: FamilyName = 'll
   const f32 = (value: number): GGUFWriteValue => ({ type: 'f32', value });
   const arch = FAMILIES[family].arch;
   const granite: [string, GGUFWriteValue][] = family === 'granite'
-    ? [['embedding_scale', c.embeddingScale ?? 1], ['residual_scale', c.residualScale ?? 1], ['attention.scale', c.attentionScale ?? 1 / Math.sqrt(c.dim / c.nHeads)], ['logit_scale', c.logitScale ?? 1]]
+    ? [['embedding_scale', c.embeddingScale ?? 1], ['residual_scale', c.residualScale ?? 1], ['attention.scale', c.attentionScale ?? 1 / Math.sqrt(headSize(c))], ['logit_scale', c.logitScale ?? 1]]
       .map(([k, x]) => [`granite.${k}`, f32(x as number)])
     : [];
   const metadata: [string, GGUFWriteValue][] = [
@@ -25,6 +25,7 @@ export function llamaMetadata(c: LlamaConfig, v: Vocab, family: FamilyName = 'll
     [`${arch}.attention.head_count`, u32(c.nHeads)],
     [`${arch}.attention.head_count_kv`, u32(c.nKvHeads)],
     [`${arch}.rope.dimension_count`, u32(c.rotDim)],
+    ...(c.headDim !== undefined ? ([[`${arch}.attention.key_length`, u32(c.headDim)], [`${arch}.attention.value_length`, u32(c.headDim)]] as [string, GGUFWriteValue][]) : []),
     [`${arch}.rope.freq_base`, f32(c.ropeTheta)],
     [`${arch}.attention.layer_norm_rms_epsilon`, f32(c.rmsEps)],
     ...granite,

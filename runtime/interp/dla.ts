@@ -3,6 +3,7 @@
 // stream: the embedding, and each layer's attention and MLP outputs — and attention splits further
 // into heads, z_h through its slice of W_O. The parts add up to the model's own metric.
 import type { Model } from '../model.js';
+import { headSize, qWidth } from '../../models/llama.js';
 
 export interface Attribution {
   /** the metric from the model's logits */
@@ -15,7 +16,7 @@ export interface Attribution {
 }
 
 export async function directLogitAttribution(model: Model, tokens: number[], o: { target: number; distractor?: number }): Promise<Attribution> {
-  const c = model.config, L = c.nLayers, dim = c.dim, hs = dim / c.nHeads, last = tokens.length - 1;
+  const c = model.config, L = c.nLayers, dim = c.dim, hs = headSize(c), qDim = qWidth(c), last = tokens.length - 1;
   const hooks = ['hook_embed', 'ln_final.hook_scale', 'blocks.*.hook_attn_out', 'blocks.*.hook_mlp_out', 'blocks.*.attn.hook_z'];
   const { logits, cache } = await model.runWithCache(tokens, { hooks });
   const at = (name: string, size = dim) => cache.get(name)!.data.subarray(last * size, (last + 1) * size);
@@ -38,7 +39,7 @@ export async function directLogitAttribution(model: Model, tokens: number[], o: 
       let s = 0;
       for (let d = 0; d < dim; d++) {
         let out = 0;
-        for (let i = h * hs; i < (h + 1) * hs; i++) out += WO[d * dim + i]! * z[i]!;
+        for (let i = h * hs; i < (h + 1) * hs; i++) out += WO[d * qDim + i]! * z[i]!;
         s += dir[d]! * out;
       }
       return s * branch;

@@ -3,7 +3,7 @@
 // through the layers and make next-token distributions peaked (uniform-ish logits hide bugs).
 import type { DType } from '../../compiler/graph.js';
 import { UsageError } from '../../compiler/errors.js';
-import { type LlamaConfig } from '../../models/llama.js';
+import { type LlamaConfig, headSize } from '../../models/llama.js';
 import { BLOCK, WEIGHT_DTYPES, quantize, rawBytes } from '../../ops/dequant.js';
 import { llama3RopeFactors } from '../../ops/rope_table.js';
 import type { Vocab } from '../tokenizer.js';
@@ -87,6 +87,7 @@ const FAMILY_SYNTH: Record<FamilyName, { tokenizer: 'bpe' | 'spm' | 'qwen2'; con
   llama: { tokenizer: 'bpe', config: {}, llama3Scaling: true, chat: 'llama3' },
   mistral: { tokenizer: 'spm', config: { ropeTheta: 1e6 }, llama3Scaling: false, chat: 'inst' },
   qwen2: { tokenizer: 'qwen2', config: { ropeTheta: 1e6, qkvBias: true }, llama3Scaling: false, chat: 'chatml' },
+  // (heads wider than dim / nHeads, as in Qwen3-0.6B's 16 × 128 over 1024)
   qwen3: { tokenizer: 'qwen2', config: { ropeTheta: 1e6, qkNorm: true }, llama3Scaling: false, chat: 'chatml' },
   phi3: { tokenizer: 'spm', config: {}, llama3Scaling: false, chat: 'phi3' },
   granite: { tokenizer: 'bpe', config: { embeddingScale: 4, residualScale: 0.5, attentionScale: 0.25, logitScale: 2 }, llama3Scaling: false, chat: 'llama3' },
@@ -109,11 +110,12 @@ export function synthModel(presetName: string, dtype: DType, seed = 0, family: F
   if (!f) throw new UsageError(`unknown architecture '${family}' (architectures: ${Object.keys(FAMILIES).join(', ')})`);
   const c: LlamaConfig = { ...preset.config, ...f.config };
   if (family === 'phi3') c.rotDim = c.dim / c.nHeads / 2; // partial rotary, as some Phi models set it
+  if (family === 'qwen3') c.rotDim = c.headDim = (3 * c.dim) / c.nHeads / 2; // heads 1.5 times dim / nHeads
   if (preset.llama3Scaling && f.llama3Scaling) c.ropeFactors = llama3RopeFactors(preset.llama3Scaling, c.rotDim, c.ropeTheta);
   const tokenizer = family === 'llama' ? preset.tokenizer : f.tokenizer;
   const vocab = tokenizer === 'spm' ? sentencePieceVocab(c.vocabSize) : byteLevelVocab(c.vocabSize, undefined, tokenizer === 'qwen2' ? 'qwen2' : 'llama-bpe');
   if (family !== 'llama' || presetName === 'tiny') vocab.chatTemplate = CHAT_TEMPLATES[f.chat];
-  const hs = c.dim / c.nHeads, kvDim = c.nKvHeads * hs;
+  const hs = headSize(c), qDim = c.nHeads * hs, kvDim = c.nKvHeads * hs;
   const tensors: SynthTensor[] = [];
   let index = 0;
   // each tensor has its own seed, so any one can be made without making the ones before it
@@ -130,15 +132,15 @@ export function synthModel(presetName: string, dtype: DType, seed = 0, family: F
     add(p + 'attn_norm.weight', [c.dim], 0.1, 1, true);
     // Qwen3's q/k norms undo the projections' scale: make it far from 1, so a skipped norm shows
     const qk = c.qkNorm ? 3 : 1;
-    if (family === 'phi3') add(p + 'attn_qkv.weight', [c.dim + 2 * kvDim, c.dim], 1 / Math.sqrt(c.dim));
+    if (family === 'phi3') add(p + 'attn_qkv.weight', [qDim + 2 * kvDim, c.dim], 1 / Math.sqrt(c.dim));
     else {
-      add(p + 'attn_q.weight', [c.dim, c.dim], qk / Math.sqrt(c.dim));
+      add(p + 'attn_q.weight', [qDim, c.dim], qk / Math.sqrt(c.dim));
       add(p + 'attn_k.weight', [kvDim, c.dim], qk / Math.sqrt(c.dim));
       add(p + 'attn_v.weight', [kvDim, c.dim], 1 / Math.sqrt(c.dim));
     }
-    if (c.qkvBias) for (const [n, r] of [['q', c.dim], ['k', kvDim], ['v', kvDim]] as const) add(`${p}attn_${n}.bias`, [r], 1, 0, true);
+    if (c.qkvBias) for (const [n, r] of [['q', qDim], ['k', kvDim], ['v', kvDim]] as const) add(`${p}attn_${n}.bias`, [r], 1, 0, true);
     if (c.qkNorm) for (const n of ['q', 'k']) add(`${p}attn_${n}_norm.weight`, [hs], 0.3, 1, true);
-    add(p + 'attn_output.weight', [c.dim, c.dim], 1 / Math.sqrt(c.dim));
+    add(p + 'attn_output.weight', [c.dim, qDim], 1 / Math.sqrt(qDim));
     add(p + 'ffn_norm.weight', [c.dim], 0.1, 1, true);
     if (family === 'phi3') add(p + 'ffn_up.weight', [2 * c.hiddenDim, c.dim], 1 / Math.sqrt(c.dim)); // gate rows, then up rows
     else {

@@ -2,7 +2,9 @@
 //   {"model": PATH, "tokenize": [{"text": "...", "special": true}, ...]}  ->  {"tokens": [[ids], ...]}
 //   {"model": PATH, "logprobs": [ids]}  ->  {"logprobs": [[log p(v | ids[0..i]) for every v] for each i]}
 //     teacher-forced, temperature 1 and no other sampler, KV cache in F32, flash attention off
-//     (llama.cpp gives probabilities, not logits; a probability of 0 comes back as null)
+//     (llama.cpp gives probabilities, not logits; a probability of 0 comes back as null). The token it
+//     samples is replaced by the next given one; `yieldEogToken` (an option node-llama-cpp accepts but
+//     does not type) keeps a sampled end-of-generation token from ending the sequence early.
 // A separate process, so llama.cpp's native code never shares a process with Dawn.
 import { getLlama } from 'node-llama-cpp';
 
@@ -20,7 +22,7 @@ if (req.logprobs) {
     experimentalKvCacheKeyType: 'F32', experimentalKvCacheValueType: 'F32',
   });
   const seq = context.getSequence();
-  const it = seq.evaluateWithMetadata([ids[0]], { probabilities: true }, { temperature: 1, topK: 0, topP: 1, minP: 0 });
+  const it = seq.evaluateWithMetadata([ids[0]], { probabilities: true }, { temperature: 1, topK: 0, topP: 1, minP: 0, seed: 1, yieldEogToken: true });
   out.logprobs = [];
   let r = await it.next();
   for (let i = 0; i < ids.length; i++) {
