@@ -114,13 +114,14 @@ export const RULES: readonly Rule[] = [
         { eps: mv(q).eps!, ...(biased ? { epilogues: 'bias:bias' } : {}) });
       const part = (offset: number, length: number) => c.g.apply(op('slice'), [qkv], { offset, length });
       const ropeOf = (r: Node, x: Node) => c.g.apply(op('rope'), [x, r.srcs[1]!, r.srcs[2]!], r.attr);
-      const normed = (x: Node, w: Node | undefined, was: Node) => {
-        if (!w) return x;
-        const m = c.g.apply(op('rmsnorm'), [x, w], { eps: norms ? norms.eps : 0 });
+      // (the head norms, if any, stay on the slices; their readers read the new norms)
+      const normed = (x: Node, w: 'qn' | 'kn', was: Node) => {
+        if (!norms) return x;
+        const m = c.g.apply(op('rmsnorm'), [x, norms[w]], { eps: norms.eps });
         c.alias(was, m);
         return m;
       };
-      const [rq2, rk2] = [ropeOf(rq, normed(part(0, dq), norms ? norms.qn : undefined, a.q)), ropeOf(rk, normed(part(dq, dk), norms ? norms.kn : undefined, a.k))];
+      const [rq2, rk2] = [ropeOf(rq, normed(part(0, dq), 'qn', a.q)), ropeOf(rk, normed(part(dq, dk), 'kn', a.k))];
       const kw2 = c.g.apply(op('kv_write'), [kw.srcs[0]!, rk2, kw.srcs[2]!], {});
       const vw2 = c.g.apply(op('kv_write'), [vw.srcs[0]!, part(dq + dk, width(v)), vw.srcs[2]!], {});
       // taps on the projections read slices of the fused output

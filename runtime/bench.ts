@@ -99,6 +99,18 @@ export function bytesPerToken(model: Model, position: number) {
   return { weights, kv };
 }
 
+/** Three timed runs of `run`, each after `reset` (the cache again holds the prompt), fastest first. */
+async function threeRuns<T>(reset: () => Promise<unknown>, run: () => Promise<T>): Promise<{ ms: number; run: T }[]> {
+  const out: { ms: number; run: T }[] = [];
+  for (let k = 0; k < 3; k++) {
+    await reset();
+    const t = performance.now();
+    const r = await run();
+    out.push({ ms: performance.now() - t, run: r });
+  }
+  return out.sort((a, b) => a.ms - b.ms);
+}
+
 export async function benchmark(model: Model, o: BenchOptions) {
   const gpu = model.executor.gpu;
   const rng = new NormalRng(o.seed ?? 1);
@@ -126,14 +138,7 @@ export async function benchmark(model: Model, o: BenchOptions) {
   await ex.greedyOnGpu(first, P, Math.min(8, n));
   p('decode', 1, 3);
   // three timed runs, the median reported (a run's wall clock moves with the host's load)
-  const runs: { ms: number; run: Awaited<ReturnType<typeof ex.greedyOnGpu>> }[] = [];
-  for (let r = 0; r < 3; r++) {
-    await firstOf(); // the cache again holds the prompt
-    const t1 = performance.now();
-    const got = await ex.greedyOnGpu(first, P, n);
-    runs.push({ ms: performance.now() - t1, run: got });
-  }
-  runs.sort((a, b) => a.ms - b.ms);
+  const runs = await threeRuns(firstOf, () => ex.greedyOnGpu(first, P, n));
   const { ms: decodeMs, run } = runs[1]!;
   p('decode', 2, 3);
   await firstOf();
@@ -157,16 +162,13 @@ export async function benchmark(model: Model, o: BenchOptions) {
       const stage = (step: number) => names.map((h, i) => ({ output: `hook:${h}`, dst: dst[i]!, offset: step * per[i]!, bytes: per[i]! }));
       await firstOf();
       await tex.greedyOnGpu(first, P, Math.min(8, n), false, stage);
-      const tapRuns: { ms: number; r: Awaited<ReturnType<typeof tex.greedyOnGpu>> }[] = [];
-      for (let k = 0; k < 3; k++) { // the median of three, as untapped
-        await firstOf();
-        const t3 = performance.now();
+      const tapRuns = await threeRuns(firstOf, async () => {
         const r = await tex.greedyOnGpu(first, P, n, false, stage);
         await readBuffer(gpu, dst[dst.length - 1]!); // read back once, at the end
-        tapRuns.push({ ms: performance.now() - t3, r });
-      }
-      const { ms, r } = tapRuns.sort((a, b) => a.ms - b.ms)[1]!;
-      tapped = { hooks: names.length, tokensPerSecond: sig(n / ms * 1000), runsTokensPerSecond: tapRuns.map((t) => sig(n / t.ms * 1000)), ratio: sig((n / ms) / (n / decodeMs)), sameTokens: tapRuns.every((t) => Array.from(t.r.tokens).every((x, i) => x === run.tokens[i])) };
+        return r;
+      });
+      const { ms } = tapRuns[1]!;
+      tapped = { hooks: names.length, tokensPerSecond: sig(n / ms * 1000), runsTokensPerSecond: tapRuns.map((t) => sig(n / t.ms * 1000)), ratio: sig((n / ms) / (n / decodeMs)), sameTokens: tapRuns.every((t) => Array.from(t.run.tokens).every((x, i) => x === run.tokens[i])) };
     } finally {
       dst.forEach((b) => b.destroy());
     }

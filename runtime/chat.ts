@@ -21,5 +21,5 @@ export function renderChat(tok: Tokenizer, messages: readonly ChatMessage[]): st
 }
 
 /** Special tokens that end a turn in the families' templates, where the vocabulary has them. */
-const TURN_ENDS = ['<|eot_id|>', '<|im_end|>', '<|end|>', '<|end_of_text|>', '<|endoftext|>', '</s>', '<|end_of_role|>'];
+const TURN_ENDS = ['<|eot_id|>', '<|im_end|>', '<|end|>', '<|end_of_text|>', '<|endoftext|>', '</s>'];
 export const turnEnds = (tok: Tokenizer): number[] => TURN_ENDS.map((p) => tok.idOf(p)).filter((id): id is number => id !== undefined && tok.vocab.types[id] === TokenType.Control);

@@ -179,15 +179,7 @@ export class Model {
    *  ('next': the greedy token; 'logits': its logits). The KV cache then holds the prompt. */
   async prefill(tokens: readonly number[], output: 'next' | 'logits'): Promise<Float32Array> {
     this.reset();
-    let out: Float32Array | undefined;
-    for (const [start, len] of this.blocks(tokens.length)) {
-      const ex = await this.variant([], [], 0, len);
-      const all = await ex.run({ token: Int32Array.from(tokens.slice(start, start + len)), pos: start }, output);
-      const per = output === 'next' ? 1 : this.config.vocabSize;
-      out = all.slice((len - 1) * per, len * per);
-    }
-    this.pos = tokens.length;
-    return out!;
+    return this.runFrom(tokens, 0, output);
   }
 
   /** The last position's logits for `tokens`, running only positions `from` on: the KV cache must hold
@@ -196,12 +188,17 @@ export class Model {
   async lastLogitsFrom(tokens: readonly number[], from: number): Promise<Float32Array> {
     this.checkTokens(tokens);
     if (!Number.isInteger(from) || from < 0 || from >= tokens.length || from > this.pos) throw new UsageError(`cannot resume at position ${from}: the cache holds ${this.pos} positions`);
+    return this.runFrom(tokens, from, 'logits');
+  }
+
+  /** Positions `from`.. of `tokens` in blocks, on the cache as it is; the last position's output. */
+  private async runFrom(tokens: readonly number[], from: number, output: 'next' | 'logits'): Promise<Float32Array> {
     let out: Float32Array | undefined;
-    const V = this.config.vocabSize;
+    const per = output === 'next' ? 1 : this.config.vocabSize;
     for (const [start, len] of this.blocks(tokens.length - from)) {
       const ex = await this.variant([], [], 0, len);
-      const all = await ex.run({ token: Int32Array.from(tokens.slice(from + start, from + start + len)), pos: from + start }, 'logits');
-      out = all.slice((len - 1) * V, len * V);
+      const all = await ex.run({ token: Int32Array.from(tokens.slice(from + start, from + start + len)), pos: from + start }, output);
+      out = all.slice((len - 1) * per, len * per);
     }
     this.pos = tokens.length;
     return out!;

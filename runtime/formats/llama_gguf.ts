@@ -3,7 +3,7 @@
 // vocabulary from `tokenizer.ggml.*`.
 import { FormatError } from '../../compiler/errors.js';
 import { type LlamaConfig, headSize, qWidth } from '../../models/llama.js';
-import { FAMILIES, familyOfArch } from '../../models/families.js';
+import { FAMILIES, familyOfArch, type Family } from '../../models/families.js';
 import { permuteRows } from './hf_llama.js';
 import { weightRows, type WeightTensor } from '../weights.js';
 import { TokenType, type Vocab } from '../tokenizer.js';
@@ -121,7 +121,7 @@ export function llamaFromGGUF(g: GGUFFile, src: ByteSource | Uint8Array, file: s
 }
 
 /** The family's tensors as the Llama graph reads them: fused ones split by rows, NeoX RoPE rows interleaved. */
-function asLlamaLayout(weights: WeightMap, c: LlamaConfig, f: (typeof FAMILIES)[keyof typeof FAMILIES], fail: (m: string) => never): WeightMap {
+function asLlamaLayout(weights: WeightMap, c: LlamaConfig, f: Family, fail: (m: string) => never): WeightMap {
   const out: WeightMap = new Map();
   for (const [name, w] of weights) {
     const m = /^blk\.(\d+)\.(\w+)\.weight$/.exec(name);

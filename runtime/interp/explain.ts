@@ -100,7 +100,14 @@ export async function explain(model: Model, tokens: number[], o: ExplainOptions)
   const K = Math.min(words.length, 10);
   type Run = { positions: number[]; result?: number };
   const runs: Run[] = [];
-  const run = (positions: number[]) => { const r: Run = { positions: [...positions].sort((a, b) => a - b) }; runs.push(r); return r; };
+  // one run per distinct edit: a one-token word, the top word at k = 1 and repeated random draws share theirs
+  const byEdit = new Map<string, Run>();
+  const run = (positions: number[]) => {
+    const sorted = [...positions].sort((a, b) => a - b), key = sorted.join(',');
+    let r = byEdit.get(key);
+    if (!r) { r = { positions: sorted }; runs.push(r); byEdit.set(key, r); }
+    return r;
+  };
   const tokenRuns = tokens.map((_, i) => (i === 0 ? undefined : run([i])));
   const wordRuns = words.map((w) => run(w.positions));
   await execute(model, tokens, runs, baseline, metric, m0);
@@ -181,7 +188,7 @@ function sentences(e: Explanation): string[] {
   if (con.length) out.push(`${con.slice(0, 2).map((w) => q(w.text.trim())).join(' and ')} pushed the other way (${con.slice(0, 2).map((w) => signed(w.occlusion)).join(', ')}).`);
   const agree = e.words.length > 1 ? rankAgreement(e.words.map((w) => w.occlusion), e.words.map((w) => w.erasure)) : 1;
   out.push(`Zeroing each word's embedding instead ranks the words ${agree >= 0.7 ? 'much the same' : agree >= 0.3 ? 'somewhat alike' : 'differently'} (rank correlation ${agree.toFixed(2)}); where the two methods disagree, neither alone is the whole story.`);
-  const parts = e.components.slice(1).map((c) => c).sort((a, b) => Math.abs(b.value) - Math.abs(a.value));
+  const parts = e.components.slice(1).sort((a, b) => Math.abs(b.value) - Math.abs(a.value));
   if (parts[0]) out.push(`Inside the network, ${parts[0].name.replace('blocks.', 'layer ').replace('.attn', "'s attention").replace('.mlp', "'s MLP")} wrote the most toward the decision (${signed(parts[0].value)} of ${e.logitDiff.toFixed(2)}).`);
   const f = e.faithfulness;
   out.push(`Check: occluding the top-k words moved the decision by ${f.topMean.toFixed(2)} on average (k = 1..${f.k.length}), random words by ${f.randomMean.toFixed(2)} (${f.draws} draws each): the attribution ${f.passes ? 'passes' : 'fails'} this test.`);
