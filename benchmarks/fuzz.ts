@@ -17,8 +17,11 @@ export async function fuzzFormat(format: Format, cases: number, seed: number, ti
   const t0 = performance.now();
   let next = 0;
   while (next < cases) {
-    next = await new Promise<number>((resolve) => {
-      let current = next, timer: NodeJS.Timeout | undefined;
+    next = await new Promise<number>((settle) => {
+      let current = next, timer: NodeJS.Timeout | undefined, over = false;
+      // one outcome per worker: a worker stopped for one reason can still report another on its way
+      // out (a heap that outgrew the RSS bound also ends in ERR_WORKER_OUT_OF_MEMORY); count only the first
+      const resolve = (n: number) => { over = true; clearTimeout(timer); clearInterval(rssWatch); settle(n); };
       const w = new Worker(new URL('./fuzz_worker.js', import.meta.url), {
         workerData: { format, start: next, end: cases, seed },
         resourceLimits: { maxOldGenerationSizeMb: memoryMb, maxYoungGenerationSizeMb: 64 },
@@ -26,10 +29,8 @@ export async function fuzzFormat(format: Format, cases: number, seed: number, ti
       let ready = false;
       // the heap limit does not see typed arrays: watch the process's resident memory as well
       const baseRss = process.memoryUsage.rss();
-      const rssWatch = setInterval(() => {
-        if (process.memoryUsage.rss() - baseRss < memoryMb * 2 ** 20) return;
-        clearInterval(rssWatch);
-        clearTimeout(timer);
+      const rssWatch: NodeJS.Timeout = setInterval(() => {
+        if (over || process.memoryUsage.rss() - baseRss < memoryMb * 2 ** 20) return;
         rep.ooms++;
         rep.failures.push({ case: current, kind: 'oom', error: `resident memory grew past ${memoryMb} MiB` });
         void w.terminate();
@@ -39,7 +40,7 @@ export async function fuzzFormat(format: Format, cases: number, seed: number, ti
         clearTimeout(timer);
         // building the base files is not a case: it gets a minute
         timer = setTimeout(() => {
-          clearInterval(rssWatch);
+          if (over) return;
           if (!ready) { rep.crashes++; rep.failures.push({ case: current, kind: 'crash', error: 'the worker did not start' }); void w.terminate(); resolve(cases); return; }
           rep.hangs++;
           rep.failures.push({ case: current, kind: 'hang' });
@@ -49,6 +50,7 @@ export async function fuzzFormat(format: Format, cases: number, seed: number, ti
       };
       arm();
       w.on('message', (m: { i: number; phase: string; outcome?: string; ms?: number; error?: string }) => {
+        if (over) return;
         current = m.i;
         if (m.phase === 'ready') ready = true;
         arm();
@@ -60,14 +62,13 @@ export async function fuzzFormat(format: Format, cases: number, seed: number, ti
         onProgress?.(m.i + 1);
       });
       w.on('error', (e: Error & { code?: string }) => {
-        clearTimeout(timer);
-        clearInterval(rssWatch);
+        if (over) return;
         const oom = e.code === 'ERR_WORKER_OUT_OF_MEMORY';
         if (oom) rep.ooms++; else rep.crashes++;
         rep.failures.push({ case: current, kind: oom ? 'oom' : 'crash', error: e.message });
         resolve(current + 1);
       });
-      w.on('exit', () => { clearTimeout(timer); clearInterval(rssWatch); resolve(cases); });
+      w.on('exit', () => { if (!over) resolve(cases); });
     });
   }
   rep.seconds = +((performance.now() - t0) / 1000).toFixed(2);
