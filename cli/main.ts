@@ -413,6 +413,7 @@ async function compileCmd(argv: string[]) {
   if (o.json) out(JSON.stringify({ model: file, fused: !o['no-fuse'], rulesFired: c.fired, ...r }) + '\n');
   else if (!c.dump) {
     out(`${r.dispatches} dispatches per token (${r.dispatchesPerLayer} per layer, ${r.layers} layers), ${r.kernels.length} kernels\n`);
+    for (const b of r.byPosition.slice(1)) out(`  from position ${b.from}: ${b.dispatches} dispatches per token (${b.dispatchesPerLayer} per layer)\n`);
     out(`weights read per token: ${(r.weightBytesPerToken / 2 ** 20).toFixed(2)} MiB; activations: ${r.activationBytes} B (${r.activationBytesWithoutReuse} B without buffer reuse)\n`);
     out(`rules fired: ${Object.entries(c.fired).map(([k, v]) => `${k}×${v}`).join(', ') || 'none'}\n`);
   }

@@ -29,7 +29,15 @@ export interface Dispatch {
   readonly groups: number;
   /** the graph node it computes */
   readonly node: Node;
+  /** runs only for passes whose `pos` input lies in this range (an op with two ways to compute, each
+   *  better at some positions); absent: always */
+  readonly when?: PosRange;
 }
+
+/** Positions `from` (inclusive) to `below` (exclusive), either end open. */
+export interface PosRange { readonly from?: number; readonly below?: number }
+export const inRange = (r: PosRange | undefined, pos: number) => !r || ((r.from === undefined || pos >= r.from) && (r.below === undefined || pos < r.below));
+const showRange = (r: PosRange) => ` when ${r.from ?? 0} <= pos${r.below === undefined ? '' : ` < ${r.below}`}`;
 
 export interface Chunk { readonly buf: BufId; readonly rowStart: number; readonly rows: number }
 
@@ -41,7 +49,8 @@ export interface LowerCtx {
   chunks(n: Node): readonly Chunk[];
   /** a private buffer of `floats` f32 for this node (e.g. attention scores) */
   scratch(n: Node, name: string, floats: number): BufId;
-  dispatch(kernel: string, bind: Record<string, BufId>, uniforms: Record<string, number>, groups: number): void;
+  /** `when`: only for passes whose first position lies in that range */
+  dispatch(kernel: string, bind: Record<string, BufId>, uniforms: Record<string, number>, groups: number, when?: PosRange): void;
   /** a kernel with epilogue fragments spliced into its holes; returns its name for dispatch() */
   compose(kernel: string, fragments: readonly FragmentUse[]): string;
   /** an epilogue fragment by name */
@@ -83,6 +92,18 @@ export class Plan {
     readonly memory: { activationBytes: number; naiveActivationBytes: number },
   ) {}
 
+  /** the dispatches a pass at position `pos` runs (all of them where none is guarded) */
+  dispatchesAt(pos: number): readonly Dispatch[] {
+    return this.dispatches.filter((d) => inRange(d.when, pos));
+  }
+
+  /** where the dispatch list changes: the first position of each range with its own list */
+  positionBreaks(): number[] {
+    const cuts = new Set([0]);
+    for (const d of this.dispatches) for (const x of [d.when?.from, d.when?.below]) if (x !== undefined) cuts.add(x);
+    return [...cuts].sort((a, b) => a - b);
+  }
+
   /** bytes of GPU memory the plan allocates, by kind */
   bytesByKind(): Record<string, number> {
     const out: Record<string, number> = {};
@@ -95,7 +116,7 @@ export class Plan {
     const ds = this.dispatches.map((d) => {
       const bind = Object.entries(d.bind).map(([k, v]) => `${k}=${v}`).join(' ');
       const uni = Object.entries(d.uniforms).map(([k, v]) => `${k}=${v}`).join(' ');
-      return `  ${d.kernel}[${d.groups}] ${bind}${uni ? ` | ${uni}` : ''}   ; %${d.node.id} ${d.node.op.name}`;
+      return `  ${d.kernel}[${d.groups}] ${bind}${uni ? ` | ${uni}` : ''}   ; %${d.node.id} ${d.node.op.name}${d.when ? showRange(d.when) : ''}`;
     }).join('\n');
     return `buffers:\n${bufs}\ndispatches (${this.dispatches.length}):\n${ds}\n`;
   }
@@ -172,7 +193,7 @@ export function lowerGraph(graph: Graph, opts: PlanOptions): Plan {
       used.set(k.name, k);
       return k.name;
     },
-    dispatch(kernel, bind, uniforms, groups) {
+    dispatch(kernel, bind, uniforms, groups, when) {
       const k = used.get(kernel) ?? opts.kernels[kernel];
       if (!k) throw new Error(`internal: no kernel '${kernel}' (is ops/kernels.gen.ts up to date? run npm run build)`);
       const want = storageParams(k).map((p) => p.name).sort().join(',');
@@ -183,7 +204,8 @@ export function lowerGraph(graph: Graph, opts: PlanOptions): Plan {
       for (const p of [...uniformParams(k), ...specParams(k)]) if (typeof uniforms[p.name] !== 'number') throw new Error(`internal: ${kernel} needs ${p.name}`);
       if (!(groups >= 1)) return; // nothing to do (e.g. an empty chunk)
       used.set(kernel, k);
-      dispatches.push({ kernel, bind, uniforms, groups, node: current! });
+      if (when && !inputs.pos) throw new Error(`internal: ${kernel} is guarded by the position, but the graph has no 'pos' input yet`);
+      dispatches.push(when ? { kernel, bind, uniforms, groups, node: current!, when } : { kernel, bind, uniforms, groups, node: current! });
     },
   };
 

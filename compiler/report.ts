@@ -23,7 +23,11 @@ export function layerOf(n: Node, memo = new Map<Node, number>()): number {
 }
 
 export interface PlanReport {
+  /** dispatches of a decode step at position 0 */
   dispatches: number;
+  /** where the plan runs other kernels at other positions (attention past SHORT_KEYS): each range's
+   *  first position and its dispatches a token */
+  byPosition: { from: number; dispatches: number; dispatchesPerLayer: number }[];
   /** graph nodes that dispatch work (a node may dispatch several kernels: split attention, weight pieces) */
   dispatchingNodes: number;
   dispatchesPerLayer: number;
@@ -37,17 +41,23 @@ export interface PlanReport {
 
 export function report(plan: Plan): PlanReport {
   const memo = new Map<Node, number>();
-  const perLayer = new Map<number, number>();
-  for (const d of plan.dispatches) {
-    const l = layerOf(d.node, memo);
-    if (l >= 0) perLayer.set(l, (perLayer.get(l) ?? 0) + 1);
-  }
+  const at = (pos: number) => {
+    const ds = plan.dispatchesAt(pos), perLayer = new Map<number, number>();
+    for (const d of ds) {
+      const l = layerOf(d.node, memo);
+      if (l >= 0) perLayer.set(l, (perLayer.get(l) ?? 0) + 1);
+    }
+    return { from: pos, dispatches: ds.length, dispatchesPerLayer: Math.max(0, ...perLayer.values()), layers: perLayer.size };
+  };
+  const byPosition = plan.positionBreaks().map(at);
+  const first = byPosition[0]!;
   const bytes = plan.bytesByKind();
   return {
-    dispatches: plan.dispatches.length,
+    dispatches: first.dispatches,
+    byPosition: byPosition.map(({ from, dispatches, dispatchesPerLayer }) => ({ from, dispatches, dispatchesPerLayer })),
     dispatchingNodes: new Set(plan.dispatches.map((d) => d.node)).size,
-    dispatchesPerLayer: Math.max(0, ...perLayer.values()),
-    layers: perLayer.size,
+    dispatchesPerLayer: first.dispatchesPerLayer,
+    layers: first.layers,
     kernels: [...new Set(plan.dispatches.map((d) => d.kernel))],
     weightBytesPerToken: bytes.weight ?? 0,
     bytesAllocated: bytes,

@@ -1,6 +1,6 @@
 // The index of the largest logit (the lowest index among ties): greedy decoding on the GPU, so a
 // step reads back 4 bytes instead of the whole vocabulary.
-import { type Invocation, type In, type Out, type f32, type f32x4, type u32, sharedF32, sharedU32, workgroupBarrier } from '../compiler/kernel/dsl.js';
+import { type Invocation, type In, type Out, type f32, type f32x4, type u32, idiv, sharedF32, sharedU32, workgroupBarrier } from '../compiler/kernel/dsl.js';
 import { type Op, overRows, rowsOf } from './op.js';
 import { ShapeError } from '../compiler/errors.js';
 
@@ -16,11 +16,23 @@ export const argmax: Op = overRows({
     return Float64Array.of(best);
   },
   lower(n, ctx) {
-    const x = n.srcs[0]!, width = x.shape[x.shape.length - 1]!;
-    // rows of whole 4-lane loads: a quarter of the loads (a vocabulary is scanned by one workgroup)
-    ctx.dispatch(width % 4 === 0 ? 'argmax4Kernel' : 'argmaxKernel', { x: ctx.buf(x), out: ctx.buf(n) }, { n: width }, rowsOf(x.shape));
+    const x = n.srcs[0]!, width = x.shape[x.shape.length - 1]!, rows = rowsOf(x.shape);
+    if (width % 4 === 0 && width > 2 * PART) {
+      // a large vocabulary in two steps: one workgroup scanning 128k logits walks 125 loads each, one
+      // after another; slices of PART logits, then the slices' winners, are two short launches
+      const parts = Math.ceil(width / PART);
+      const vals = ctx.scratch(n, 'vals', rows * parts), idxs = ctx.scratch(n, 'idxs', rows * parts);
+      ctx.dispatch('argmaxPartsKernel', { x: ctx.buf(x), vals, idxs }, { n: width, parts }, rows * parts);
+      ctx.dispatch('argmaxFinalKernel', { vals, idxs, out: ctx.buf(n) }, { parts }, rows);
+      return;
+    }
+    // rows of whole 4-lane loads: a quarter of the loads
+    ctx.dispatch(width % 4 === 0 ? 'argmax4Kernel' : 'argmaxKernel', { x: ctx.buf(x), out: ctx.buf(n) }, { n: width }, rows);
   },
 }, { rows: () => [0] });
+
+/** logits a workgroup of argmaxPartsKernel scans: 256 invocations, four 4-lane loads each */
+const PART = 4096;
 
 /** A workgroup per row: each invocation scans a stride, then a tree reduction keeps (value, index). */
 /** @kernel @workgroupSize 256 */
@@ -72,6 +84,67 @@ export function argmax4Kernel(id: Invocation, x: In<f32x4>, out: Out<u32>, n: u3
   keepLargest(vals, idxs, best, at, id);
   if (id.local === 0) {
     out[id.group] = idxs[0];
+  }
+}
+
+/** The first step of a wide argmax: workgroup g takes slice g % parts (PART logits) of row g / parts;
+ *  its largest logit and that logit's index (the lowest among ties) go to vals[g], idxs[g]. Each
+ *  invocation's four loads are independent, so they are in flight together. */
+/** @kernel @workgroupSize 256 */
+export function argmaxPartsKernel(id: Invocation, x: In<f32x4>, vals: Out<f32>, idxs: Out<u32>, n: u32, parts: u32) {
+  const sv = sharedF32(256);
+  const si = sharedU32(256);
+  const row: u32 = idiv(id.group, parts);
+  const first: u32 = (id.group % parts) * 1024; // in 4-lane loads: PART / 4
+  let best: f32 = -3.4e38;
+  let at: u32 = 0;
+  for (let j: u32 = 0; j < 4; j++) {
+    const i: u32 = first + j * 256 + id.local;
+    if (i < n >> 2) {
+      const v: f32x4 = x[row * (n >> 2) + i];
+      if (v.x > best) {
+        best = v.x;
+        at = 4 * i;
+      }
+      if (v.y > best) {
+        best = v.y;
+        at = 4 * i + 1;
+      }
+      if (v.z > best) {
+        best = v.z;
+        at = 4 * i + 2;
+      }
+      if (v.w > best) {
+        best = v.w;
+        at = 4 * i + 3;
+      }
+    }
+  }
+  keepLargest(sv, si, best, at, id);
+  if (id.local === 0) {
+    vals[id.group] = sv[0];
+    idxs[id.group] = si[0];
+  }
+}
+
+/** The second step: a workgroup per row keeps the largest of its slices' winners (lowest index among ties). */
+/** @kernel @workgroupSize 64 */
+export function argmaxFinalKernel(id: Invocation, vals: In<f32>, idxs: In<u32>, out: Out<u32>, parts: u32) {
+  const sv = sharedF32(64);
+  const si = sharedU32(64);
+  let best: f32 = -3.4e38;
+  let at: u32 = 0;
+  // slices in order, so a later slice's equal value never displaces an earlier one
+  for (let k: u32 = id.local; k < parts; k += id.size) {
+    const v: f32 = vals[id.group * parts + k];
+    if (v > best) {
+      best = v;
+      at = idxs[id.group * parts + k];
+    }
+  }
+  keepLargest(sv, si, best, at, id);
+  if (id.local === 0) {
+    out[id.group] = si[0];
   }
 }
 

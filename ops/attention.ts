@@ -3,6 +3,7 @@
 import { type Invocation, type f32x4, type Spec, type In, type Out, type f32, type u32, idiv, sharedF32, storageBarrier, workgroupBarrier } from '../compiler/kernel/dsl.js';
 import { type Op, expectShape, overRows, rowsOf, seqLenOf } from './op.js';
 import { ShapeError } from '../compiler/errors.js';
+import { leafKind } from '../compiler/plan.js';
 import { workgroupMax, workgroupSum } from './reduce.js';
 
 /** `flash`: one pass with an online softmax over tiles (set by the flash_attention rule); without
@@ -30,8 +31,10 @@ export function softmax(x: Float64Array): Float64Array {
 /** `scale`: the factor on q·k where it is not 1/√headSize */
 export type AttentionAttr = { nHeads: number; nKvHeads: number; headSize: number; flash?: boolean; scale?: number };
 const FLASH_MAX_HEAD = 256;
-/** contexts up to this run attention as one kernel (6 dispatches a layer); longer ones split the keys */
-const SPLIT_ABOVE = 1024;
+/** Keys a workgroup holds every score of (attentionShortKernel). Positions below it run attention as
+ *  one kernel; from it on, the keys are split into chunks and merged by a second kernel (flash
+ *  decoding). A plan whose context reaches past it carries both, each guarded by the position. */
+export const SHORT_KEYS = 1024;
 /** most chunks the keys are split into (a chunk is a multiple of 64 positions) */
 const MAX_SPLITS = 64;
 
@@ -64,18 +67,24 @@ export const attention: Op<AttentionAttr> = overRows<AttentionAttr>({
     const context = kc!.shape[kc!.shape.length - 2]!;
     // query rows: row r is position pos + r % seqLen of sequence r / seqLen, and sees that sequence's keys up to it
     const T = rowsOf(n.shape), seqLen = seqLenOf(n.shape);
-    if (flash && headSize <= FLASH_MAX_HEAD && headSize % 4 === 0) { // (q and keys are read in 4-lane loads)
+    if (flash && headSize <= FLASH_MAX_HEAD && headSize % 4 === 0) { // (q, keys and values are read in 4-lane loads)
       const u = { headSize, nHeads, kvDim: nKvHeads * headSize, group: nHeads / nKvHeads, seqLen, context, scale: scoreScale(n.attr as AttentionAttr) };
       const bind = { q: ctx.buf(q!), kc: ctx.buf(kc!), vc: ctx.buf(vc!), pos: ctx.buf(pos!) };
-      if (context <= SPLIT_ABOVE) {
-        ctx.dispatch('flashAttentionKernel', { ...bind, out: ctx.buf(n) }, { ...u, chunk: context, splits: 1, partial: 0 }, nHeads * T);
+      // the block's last row sees keys 0..pos + seqLen - 1: all of them fit one workgroup while pos < shortBelow
+      const shortBelow = SHORT_KEYS - seqLen + 1;
+      // the guard reads the plan's `pos` input: where the position comes from elsewhere, split always
+      const guarded = leafKind(pos!) === 'input' && pos!.attr.name === 'pos';
+      if (context <= SHORT_KEYS) {
+        ctx.dispatch('attentionShortKernel', { ...bind, out: ctx.buf(n) }, u, nHeads * T);
         return;
       }
-      // long contexts: split-K over chunks of keys, so a decode step has more than nHeads workgroups
+      if (guarded && shortBelow > 0) ctx.dispatch('attentionShortKernel', { ...bind, out: ctx.buf(n) }, u, nHeads * T, { below: shortBelow });
+      // further on, split-K over chunks of keys, so a decode step has more than nHeads workgroups
       const chunk = 64 * Math.ceil(context / (64 * MAX_SPLITS)), splits = Math.ceil(context / chunk);
       const part = ctx.scratch(n, 'split', T * nHeads * splits * (headSize + 2));
-      ctx.dispatch('flashAttentionKernel', { ...bind, out: part }, { ...u, chunk, splits, partial: 1 }, nHeads * T * splits);
-      ctx.dispatch('flashCombineKernel', { part, pos: ctx.buf(pos!), out: ctx.buf(n) }, { headSize, splits, nHeads, seqLen, chunk }, nHeads * T);
+      const long = guarded && shortBelow > 0 ? { from: shortBelow } : undefined;
+      ctx.dispatch('flashAttentionKernel', { ...bind, out: part }, { ...u, chunk, splits }, nHeads * T * splits, long);
+      ctx.dispatch('flashCombineKernel', { part, pos: ctx.buf(pos!), out: ctx.buf(n) }, { headSize, splits, nHeads, seqLen, chunk }, nHeads * T, long);
       return;
     }
     const scores = ctx.scratch(n, 'pattern', T * nHeads * context);
@@ -132,15 +141,14 @@ export function attentionKernel(id: Invocation, q: In<f32>, kc: In<f32>, vc: In<
   }
 }
 
-/** Decode attention in one pass (the seed's processHeadsFlashAttention): a workgroup per query head
- *  walks the cache in tiles of 64 positions, keeping a running max and sum (online softmax) and
- *  rescaling the output accumulator as the max grows; K and V are read once. Split-K (flash decoding)
- *  for long contexts: with `splits` > 1 the keys are cut into chunks of `chunk`, a workgroup per
- *  (head, chunk) leaves its unnormalised accumulator, max and sum in `out` (`partial` = 1), and
- *  flashCombineKernel merges the chunks. */
+/** Attention over long contexts as flash decoding (the seed's processHeadsFlashAttention, split over
+ *  the keys): the keys are cut into chunks of `chunk`, and a workgroup per (query row, head, chunk)
+ *  walks its chunk in tiles of 64 positions, keeping a running max and sum (online softmax) and
+ *  rescaling the output accumulator as the max grows; it leaves the unnormalised accumulator, max and
+ *  sum in `out`, and flashCombineKernel merges the chunks. K and V are read once. */
 /** @kernel @workgroupSize 64 */
 export function flashAttentionKernel(id: Invocation, q: In<f32x4>, kc: In<f32x4>, vc: In<f32x4>, pos: In<u32>, out: Out<f32>,
-  headSize: Spec<u32>, nHeads: u32, kvDim: u32, group: u32, seqLen: u32, context: u32, scale: f32, chunk: u32, splits: u32, partial: Spec<u32>) {
+  headSize: Spec<u32>, nHeads: u32, kvDim: u32, group: u32, seqLen: u32, context: u32, scale: f32, chunk: u32, splits: u32) {
   const probs = sharedF32(64);
   const red = sharedF32(64);
   const acc = sharedF32(256);
@@ -224,19 +232,92 @@ export function flashAttentionKernel(id: Invocation, q: In<f32x4>, kc: In<f32x4>
     runMax = newMax;
     workgroupBarrier();
   }
-  if (partial === 0) {
-    for (let d: u32 = id.local; d < headSize; d += id.size) {
-      out[qo + d] = acc[d] / runSum;
+  const po: u32 = id.group * (headSize + 2); // [rh][split][acc..., max, sum]
+  for (let d: u32 = id.local; d < headSize; d += id.size) {
+    out[po + d] = acc[d];
+  }
+  if (id.local === 0) {
+    out[po + headSize] = runMax;
+    out[po + headSize + 1] = runSum;
+  }
+}
+
+/** Attention over at most SHORT_KEYS keys, one workgroup per (query row, head), every score held in
+ *  workgroup memory: q·k for all keys at once (invocation i takes keys i, i + 256, ...), one max and
+ *  one sum over the workgroup, then the values in 4-lane loads, invocation i taking dimensions
+ *  4·(i % quads) .. +3 of every `groups`-th key, and a sum over the groups. No online softmax and no
+ *  second kernel: at the positions of most decode steps this is one launch where flash decoding's
+ *  chunks take two, and every load is independent of the previous one's result. */
+/** @kernel @workgroupSize 256 */
+export function attentionShortKernel(id: Invocation, q: In<f32x4>, kc: In<f32x4>, vc: In<f32x4>, pos: In<u32>, out: Out<f32>,
+  headSize: Spec<u32>, nHeads: u32, kvDim: u32, group: u32, seqLen: u32, context: u32, scale: f32) {
+  const scores = sharedF32(1024); // SHORT_KEYS
+  const red = sharedF32(256);
+  const sums = sharedF32(1024);
+  const h: u32 = id.group % nHeads;
+  const r: u32 = idiv(id.group, nHeads);
+  const p: u32 = Math.min(pos[0] + r % seqLen, 1023); // the plan guards this dispatch to pos + r < SHORT_KEYS
+  const q4: u32 = (id.group * headSize) >> 2;
+  const ko: u32 = idiv(r, seqLen) * context * kvDim + idiv(h, group) * headSize;
+  let best: f32 = -3.4e38;
+  for (let t: u32 = id.local; t <= p; t += 256) {
+    let dot: f32 = 0;
+    const k4: u32 = (t * kvDim + ko) >> 2;
+    for (let d: u32 = 0; d < headSize >> 2; d++) {
+      const qv: f32x4 = q[q4 + d];
+      const kv: f32x4 = kc[k4 + d];
+      dot += qv.x * kv.x + qv.y * kv.y + qv.z * kv.z + qv.w * kv.w;
     }
-  } else {
-    const po: u32 = id.group * (headSize + 2); // [rh][split][acc..., max, sum]
-    for (let d: u32 = id.local; d < headSize; d += id.size) {
-      out[po + d] = acc[d];
+    scores[t] = dot * scale;
+    best = Math.max(best, dot * scale);
+  }
+  red[id.local] = best;
+  workgroupMax(red, id);
+  const top: f32 = red[0];
+  workgroupBarrier();
+  let sum: f32 = 0;
+  for (let t: u32 = id.local; t <= p; t += 256) {
+    const e: f32 = Math.exp(scores[t] - top);
+    scores[t] = e;
+    sum += e;
+  }
+  red[id.local] = sum;
+  workgroupSum(red, id);
+  const total: f32 = red[0];
+  const quads: u32 = headSize >> 2;
+  const groups: u32 = idiv(256, quads);
+  const dq: u32 = id.local % quads;
+  const kg: u32 = idiv(id.local, quads);
+  let sx: f32 = 0;
+  let sy: f32 = 0;
+  let sz: f32 = 0;
+  let sw: f32 = 0;
+  if (kg < groups) {
+    // two keys an iteration, so two loads are in flight (a key past p reads key p with weight 0)
+    for (let t: u32 = kg; t <= p; t += 2 * groups) {
+      const u: u32 = Math.min(t + groups, p);
+      const eu: f32 = t + groups <= p ? scores[u] : 0;
+      const et: f32 = scores[t];
+      const vt: f32x4 = vc[((t * kvDim + ko) >> 2) + dq];
+      const vu: f32x4 = vc[((u * kvDim + ko) >> 2) + dq];
+      sx += et * vt.x + eu * vu.x;
+      sy += et * vt.y + eu * vu.y;
+      sz += et * vt.z + eu * vu.z;
+      sw += et * vt.w + eu * vu.w;
     }
-    if (id.local === 0) {
-      out[po + headSize] = runMax;
-      out[po + headSize + 1] = runSum;
+  }
+  sums[4 * id.local] = sx;
+  sums[4 * id.local + 1] = sy;
+  sums[4 * id.local + 2] = sz;
+  sums[4 * id.local + 3] = sw;
+  workgroupBarrier();
+  if (id.local < headSize) {
+    const c: u32 = id.local >> 2;
+    let a: f32 = 0;
+    for (let g: u32 = 0; g < groups; g++) {
+      a += sums[4 * (g * quads + c) + (id.local & 3)];
     }
+    out[id.group * headSize + id.local] = a / total;
   }
 }
 

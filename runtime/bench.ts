@@ -209,7 +209,7 @@ export async function benchmark(model: Model, o: BenchOptions) {
       hostLoopTokensPerSecond: sig(hostSteps / hostMs * 1000),
       // the host's encoding and submitting alone: when it nears the GPU time, the loop is host-bound
       encodeMsPerToken: sig(run.hostMs / n),
-      dispatchesPerToken: model.plan.dispatches.length,
+      dispatchesPerToken: model.plan.dispatchesAt(P).length,
       weightBytesPerToken: bytes.weights, kvBytesPerToken: bytes.kv,
       achievedGBps: sig(perToken / msPerToken / 1e6),
       rooflineFraction: sig(perToken / msPerToken / 1e6 / roof.GBps),

@@ -1,7 +1,7 @@
 // Runs a plan on a WebGPU device. Everything is created once: buffers, weights uploads, uniform
 // buffers, pipelines and bind groups. Per decode step only the token id and the single-element
 // position buffer are written, then the recorded dispatch list is encoded and submitted.
-import { type Plan, type BufId } from '../compiler/plan.js';
+import { type Plan, type BufId, type PosRange, inRange } from '../compiler/plan.js';
 import { type KernelIR, specParams, storageParams, uniformParams } from '../compiler/kernel/ir.js';
 import { repack } from '../ops/dequant.js';
 import { kernels } from '../ops/kernels.gen.js';
@@ -19,6 +19,8 @@ export interface Step {
   readonly bindGroup: GPUBindGroup;
   readonly groups: readonly [number, number];
   readonly kernel: string;
+  /** the positions it runs at (the plan's guard); absent: all */
+  readonly when?: PosRange;
 }
 
 export function pipelineFor(gpu: GpuContext, k: KernelIR, values: Readonly<Record<string, number>> = {}): GPUComputePipeline {
@@ -143,8 +145,9 @@ export class Executor {
       const k = plan.kernels.get(ds.kernel)!;
       const { step, uniforms } = this.bindKernel(k, Object.fromEntries(Object.entries(ds.bind).map(([p, id]) => [p, this.buffers.get(id)!])), ds.uniforms, ds.groups, ds.kernel);
       if (uniforms) this.owned.push(uniforms);
-      this.steps.push(step);
+      this.steps.push(ds.when ? { ...step, when: ds.when } : step);
     }
+    this.guarded = plan.dispatches.some((d) => d.when);
     this.outBytes = Math.max(...Object.values(plan.outputs).map((id) => plan.buffers.get(id)!.bytes));
     this.readback = d.createBuffer({ size: this.outBytes, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
     this.owned.push(this.readback);
@@ -163,6 +166,27 @@ export class Executor {
     }
     const bindGroup = d.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
     return { step: { pipeline, bindGroup, groups: grid(groups), kernel: name }, uniforms };
+  }
+
+  /** The steps a pass at position `pos` runs: the same array for every position of a range. */
+  stepsAt(pos: number): readonly Step[] {
+    if (!this.guarded) return this.steps;
+    const at = this.plan.positionBreaks().filter((b) => b <= pos).pop()!;
+    let s = this.byRange.get(at);
+    if (!s) this.byRange.set(at, (s = this.steps.filter((x) => inRange(x.when, pos))));
+    return s;
+  }
+  private guarded = false;
+  private readonly byRange = new Map<number, readonly Step[]>();
+
+  /** The position a pass's inputs name (its first row's); 0 where they name none. */
+  private posOf(inputs: Readonly<Record<string, number | Float32Array | Int32Array>>): number {
+    const p = inputs.pos;
+    if (p === undefined) {
+      if (this.guarded) throw new Error('internal: this plan runs other kernels at other positions: give the pass its pos');
+      return 0;
+    }
+    return typeof p === 'number' ? p : p[0]!;
   }
 
   /** Write a host-provided input (e.g. an intervention table) that stays until written again. */
@@ -196,7 +220,7 @@ export class Executor {
     const d = this.gpu.device;
     this.writeInputs(inputs);
     const enc = d.createCommandEncoder();
-    this.encodePass(enc, this.steps);
+    this.encodePass(enc, this.stepsAt(this.posOf(inputs)));
     this.encodeStage(enc, stage);
     const outId = this.plan.outputs[output]!;
     const bytes = this.plan.buffers.get(outId)!.bytes;
@@ -244,7 +268,7 @@ export class Executor {
       const t0 = performance.now(); // the host's side: encoding and submitting (the GPU runs meanwhile)
       let enc = d.createCommandEncoder();
       for (let i = 0; i < steps; i++) {
-        this.encodePass(enc, this.steps, timer?.writes(i), advance.step);
+        this.encodePass(enc, this.stepsAt(pos + i), timer?.writes(i), advance.step);
         if (stage) this.encodeStage(enc, stage(i));
         if ((i + 1) % STEPS_PER_SUBMIT === 0 || i === steps - 1) {
           d.queue.submit([enc.finish()]);
@@ -265,16 +289,17 @@ export class Executor {
   /** One step with every dispatch in its own timed pass: GPU nanoseconds by kernel (where the device
    *  offers timestamp queries; undefined otherwise). Slower than a plain step; for profiling. */
   async profile(inputs: Readonly<Record<string, number | Float32Array | Int32Array>>): Promise<Map<string, { ns: number; count: number }> | undefined> {
-    const timer = PassTimer.create(this.gpu, this.steps.length);
+    const steps = this.stepsAt(this.posOf(inputs));
+    const timer = PassTimer.create(this.gpu, steps.length);
     if (!timer) return undefined;
     try {
       this.writeInputs(inputs);
       const enc = this.gpu.device.createCommandEncoder();
-      this.steps.forEach((s, i) => this.encodePass(enc, [s], timer.writes(i)));
+      steps.forEach((s, i) => this.encodePass(enc, [s], timer.writes(i)));
       this.gpu.device.queue.submit([enc.finish()]);
       const ns = await timer.durationsNs();
       const out = new Map<string, { ns: number; count: number }>();
-      this.steps.forEach((s, i) => {
+      steps.forEach((s, i) => {
         const e = out.get(s.kernel) ?? { ns: 0, count: 0 };
         e.ns += ns[i]!;
         e.count++;

@@ -110,8 +110,16 @@ describe('the schedule', () => {
     expect(o.dispatchesPerLayer).toBeLessThanOrEqual(6);
     expect(o.layers).toBe(5);
     expect(o.dispatches).toBe(5 * o.dispatchesPerLayer + 3); // + embedding, final norm + logits, argmax
+    expect(o.byPosition).toEqual([{ from: 0, dispatches: o.dispatches, dispatchesPerLayer: o.dispatchesPerLayer }]);
     const plain = JSON.parse(spawnSync(path.join(root, 'bin/tapir.js'), ['compile', '--context', '1024', '--json', '--no-fuse'], { cwd: root, encoding: 'utf8' }).stdout);
     expect(plain.dispatchesPerLayer).toBeGreaterThan(10);
+  });
+
+  it('past 1024 positions of context, adds split-K attention (and its merge) only from position 1024 on', () => {
+    const r = spawnSync(path.join(root, 'bin/tapir.js'), ['compile', '--context', '2048', '--json'], { cwd: root, encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+    const o = JSON.parse(r.stdout);
+    expect(o.byPosition).toEqual([{ from: 0, dispatches: 33, dispatchesPerLayer: 6 }, { from: 1024, dispatches: 38, dispatchesPerLayer: 7 }]);
   });
 });
 

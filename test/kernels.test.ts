@@ -70,12 +70,27 @@ describe('kernels match their references', () => {
     expect(relErr(out, ref), seedNote).toBeLessThanOrEqual(TOL);
   });
 
-  it.each([[0, 1], [1300, 1], [1999, 1], [700, 3]])('split-K flash attention past 1024 positions of context: pos %i, %i rows', async (pos, rows) => {
-    const [nHeads, nKvHeads, hs, ctx] = [4, 2, 16, 2000], kvDim = nKvHeads * hs;
+  // Past SHORT_KEYS (1024) positions of context the plan holds both ways, guarded by the position: one
+  // kernel that holds every score below it, split-K chunks and their merge from it on (a block of rows
+  // switches where its last row would pass it).
+  it.each([[0, 1, 'short'], [1023, 1, 'short'], [1024, 1, 'split'], [1300, 1, 'split'], [1999, 1, 'split'], [700, 3, 'short'], [1021, 3, 'short'], [1022, 3, 'split']] as const)(
+    'flash attention past 1024 positions of context: pos %i, %i rows (%s)', async (pos, rows, way) => {
+      const [nHeads, nKvHeads, hs, ctx] = [4, 2, 16, 2000], kvDim = nKvHeads * hs;
+      const { out, ref, plan } = await runBoth(
+        (o) => o.attention(o.weight('q', rows > 1 ? [rows, nHeads * hs] : [nHeads * hs]), o.weight('k', [ctx, kvDim]), o.weight('v', [ctx, kvDim]), o.input('pos', [1]), { nHeads, nKvHeads, headSize: hs, flash: true }),
+        { q: rnd.normal(rows * nHeads * hs), k: rnd.normal(ctx * kvDim), v: rnd.normal(ctx * kvDim) }, { pos });
+      expect(plan.dispatches.map((d) => d.kernel)).toEqual(['attentionShortKernel', 'flashAttentionKernel', 'flashCombineKernel']);
+      expect(plan.dispatchesAt(pos).map((d) => d.kernel)).toEqual(way === 'short' ? ['attentionShortKernel'] : ['flashAttentionKernel', 'flashCombineKernel']);
+      expect(relErr(out, ref), seedNote).toBeLessThanOrEqual(TOL);
+    });
+
+  // heads whose quads do not divide the workgroup (12: 3 quads, 85 key groups) and the widest (256)
+  it.each([[6, 2, 12, 0], [6, 2, 12, 800], [2, 1, 256, 1000], [8, 8, 64, 383]])('attention that holds every score: %i heads, %i kv heads, head size %i, pos %i', async (nHeads, nKvHeads, hs, pos) => {
+    const ctx = 1024, kvDim = nKvHeads * hs;
     const { out, ref, plan } = await runBoth(
-      (o) => o.attention(o.weight('q', rows > 1 ? [rows, nHeads * hs] : [nHeads * hs]), o.weight('k', [ctx, kvDim]), o.weight('v', [ctx, kvDim]), o.input('pos', [1]), { nHeads, nKvHeads, headSize: hs, flash: true }),
-      { q: rnd.normal(rows * nHeads * hs), k: rnd.normal(ctx * kvDim), v: rnd.normal(ctx * kvDim) }, { pos: Math.min(pos, ctx - rows) });
-    expect(plan.dispatches.map((d) => d.kernel)).toEqual(['flashAttentionKernel', 'flashCombineKernel']);
+      (o) => o.attention(o.weight('q', [nHeads * hs]), o.weight('k', [ctx, kvDim]), o.weight('v', [ctx, kvDim]), o.input('pos', [1]), { nHeads, nKvHeads, headSize: hs, flash: true }),
+      { q: rnd.normal(nHeads * hs, 0.3), k: rnd.normal(ctx * kvDim), v: rnd.normal(ctx * kvDim) }, { pos });
+    expect(plan.dispatches.map((d) => d.kernel)).toEqual(['attentionShortKernel']);
     expect(relErr(out, ref), seedNote).toBeLessThanOrEqual(TOL);
   });
 
@@ -262,6 +277,19 @@ describe('kernels over several positions match their references', () => {
       expect(a.plan.dispatches[0]!.kernel).toBe(width % 4 ? 'argmaxKernel' : 'argmax4Kernel');
       expect(Array.from(new Int32Array(a.out.buffer, a.out.byteOffset, T))).toEqual(Array.from(a.ref));
     }
+  });
+
+  it('argmax of a wide row in two steps (slices, then their winners); ties go to the lowest index', async () => {
+    const width = 3 * 4096 + 1036; // four slices, the last one partial
+    const x = rnd.normal(T * width);
+    // row 0: the same largest value in two slices and twice in one; row 1: its largest in the partial slice
+    for (const i of [9000, 5000, 5001]) x[i] = 50;
+    x[width + width - 3] = 60;
+    const a = await runBoth((o) => o.argmax(o.weight('x', [T, width])), { x }, {});
+    expect(a.plan.dispatches.map((d) => d.kernel)).toEqual(['argmaxPartsKernel', 'argmaxFinalKernel']);
+    const got = Array.from(new Int32Array(a.out.buffer, a.out.byteOffset, T));
+    expect(got).toEqual(Array.from(a.ref));
+    expect(got.slice(0, 2)).toEqual([5000, width - 3]);
   });
 
   it('rope, kv_write and causal attention over the block (classic and flash), pattern, rope_kv', async () => {

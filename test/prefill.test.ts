@@ -128,7 +128,7 @@ describe('prefill', () => {
     expect(names.filter((k) => k.startsWith('matmulKernel')).length).toBe(7 * c.nLayers + 1); // q, k, v, o, gate, up, down; + logits
     expect(names.filter((k) => k.startsWith('matvecKernel'))).toEqual([]);
     expect(names).toContain('ropeKvKernel');
-    expect(names).toContain('flashAttentionKernel');
+    expect(names).toContain('attentionShortKernel');
     expect(plan.dispatches.length).toBeLessThanOrEqual(10 * c.nLayers + 3);
   });
 });
