@@ -196,15 +196,17 @@ minus the distractor's if one is given. The two prompts must tokenize to the sam
                         z patches one head at all positions, the others one position
       --svg FILE        one heatmap per site kind (diverging colours, values in tooltips)
 ${MODEL_HELP}`,
-  bench: `Usage: tapir bench [-m MODEL | --synth PRESET [--dtype T]] [--prompt-tokens N] [--gen-tokens N] [--json]
+  bench: `Usage: tapir bench [-m MODEL | --synth PRESET [--dtype T]] [--prompt-tokens N] [--prefill-tokens N] [--gen-tokens N] [--json]
 
-Measures, on this device: prefill tokens/s (a random prompt of N tokens), decode tokens/s (greedy, the
+Measures, on this device: prefill tokens/s (a random prompt, median of three) and its matrix products'
+TFLOP/s, decode tokens/s (greedy, the
 token loop on the GPU, read back once), GPU time per token (timestamp queries where offered), the
 dispatches and bytes a token costs, and the fraction of the memory-bandwidth roofline that is, against a
 streaming-read kernel measured in the same run. A benchmark: it prints numbers, it asserts nothing.
       --synth PRESET    seeded random weights in memory, no file (presets: ${'${PRESETS}'})
       --dtype T         with --synth: f32, f16, bf16, q8_0 or q4_0 (default f16)
-      --prompt-tokens N default 128
+      --prompt-tokens N the prompt before decoding (default 128)
+      --prefill-tokens N  time the prefill on a prompt of this many tokens (default: --prompt-tokens)
       --gen-tokens N    default 256
       --check N         also compare N decode steps' logits with the float64 CPU reference
       --taps SEL        also decode with these hooks tapped (e.g. 'blocks.*.hook_resid_post'), values kept on the GPU
@@ -562,9 +564,10 @@ async function patch(argv: string[]) {
 const BENCH_DAWN_OPTIONS = 'enable-dawn-features=disable_robustness,disable_workgroup_init,skip_validation;disable-dawn-features=timestamp_quantization';
 
 async function bench(argv: string[]) {
-  const o = parse('bench', argv, { synth: { type: 'string' }, dtype: { type: 'string' }, 'prompt-tokens': { type: 'string' }, 'gen-tokens': { type: 'string' }, check: { type: 'string' }, taps: { type: 'string' } });
+  const o = parse('bench', argv, { synth: { type: 'string' }, dtype: { type: 'string' }, 'prompt-tokens': { type: 'string' }, 'prefill-tokens': { type: 'string' }, 'gen-tokens': { type: 'string' }, check: { type: 'string' }, taps: { type: 'string' } });
   if (o.help) return out(HELP.bench!.replace('${PRESETS}', Object.keys(PRESETS).join(', ')) + '\n');
   const promptTokens = int(o['prompt-tokens'], '--prompt-tokens', 2, 128), genTokens = int(o['gen-tokens'], '--gen-tokens', 1, 256);
+  const prefillTokens = int(o['prefill-tokens'], '--prefill-tokens', 2, promptTokens);
   if (o.synth !== undefined && o.model !== undefined) throw new UsageError('give -m MODEL or --synth PRESET, not both');
   // Dawn toggles for speed that keep results correct (tapir's kernels stay in bounds, its plans are
   // validated in the tests); and unquantized timestamps, so short kernels can be timed at all
@@ -578,13 +581,14 @@ async function bench(argv: string[]) {
   // the context a user gets by default (the KV cache's size decides the attention plan)
   const contextLength = o.context === undefined ? Math.min(src.config.contextLength, DEFAULT_CONTEXT_CAP) : int(o.context, '--context', 1, 0);
   if (promptTokens + genTokens > contextLength) throw new UsageError(`--prompt-tokens + --gen-tokens (${promptTokens + genTokens}) is over the context of ${contextLength}`);
+  if (prefillTokens > contextLength) throw new UsageError(`--prefill-tokens ${prefillTokens} is over the context of ${contextLength}`);
   const model = await Model.create(src, { contextLength });
   const loadMs = performance.now() - t0;
   try {
     const bars = new Map<string, ReturnType<typeof progressBar>>();
     const check = int(o.check, '--check', 0, 0);
     if (check > promptTokens) throw new UsageError('--check N compares the first N prompt positions: N must be at most --prompt-tokens');
-    const r = await benchmark(model, { promptTokens, genTokens, check, taps: o.taps as string | undefined, progress: (phase, done, total) => {
+    const r = await benchmark(model, { promptTokens, prefillTokens, genTokens, check, taps: o.taps as string | undefined, progress: (phase, done, total) => {
       let b = bars.get(phase);
       if (!b) bars.set(phase, (b = progressBar(phase.padEnd(8), total)));
       b.update(done);
@@ -595,7 +599,7 @@ async function bench(argv: string[]) {
     out(`device    ${r.device} (${r.features.join(', ') || 'no optional features'})\n`);
     out(`model     ${r.model.file}: ${r.model.layers} layers, dim ${r.model.dim}, vocab ${r.model.vocab}, weights ${r.model.weightDtype.join('/')} (loaded in ${(loadMs / 1000).toFixed(1)} s)\n`);
     out(`roofline  ${r.roofline.GBps} GB/s reading ${(r.roofline.bytes / 2 ** 20).toFixed(0)} MiB once: streaming read ${r.roofline.stream.GBps} GB/s, f16 matvec ${r.roofline.matvec.GBps} GB/s\n`);
-    out(`prefill   ${r.prefill.tokens} tokens in ${r.prefill.ms} ms: ${r.prefill.tokensPerSecond} tokens/s\n`);
+    out(`prefill   ${r.prefill.tokens} tokens in ${r.prefill.ms} ms (median of ${r.prefill.runsMs.join(', ')}): ${r.prefill.tokensPerSecond} tokens/s; matrix products ${r.prefill.matmulTflops} TFLOP/s\n`);
     out(`decode    ${d.tokens} tokens in ${d.ms} ms: ${d.tokensPerSecond} tokens/s (GPU loop, median of ${d.runsTokensPerSecond.join(', ')}; the host encodes a step in ${d.encodeMsPerToken} ms); ${d.hostLoopTokensPerSecond} tokens/s with a host round trip per token\n`);
     out(`per token ${d.dispatchesPerToken} dispatches, ${(d.weightBytesPerToken / 1e6).toFixed(1)} MB of weights + ${(d.kvBytesPerToken / 1e6).toFixed(2)} MB of KV cache` +
       `${d.gpuMsPerToken !== undefined ? `, ${d.gpuMsPerToken} ms GPU time` : ''}: ${d.achievedGBps} GB/s = ${(100 * d.rooflineFraction).toFixed(1)}% of the roofline\n`);

@@ -77,7 +77,8 @@ export function lowerMatvec(n: Node, ctx: LowerCtx, out: string, offset: number,
   const grid = wide && wideGrid(wide, w!.shape[0]!, w!.shape[1]!);
   const uniforms: Record<string, number> = { ...e.uniforms, cols: w!.shape[1]!, eps: a.eps ?? 0, norm: a.norm ? 1 : 0, ...(grid ? { lanes: grid.lanes } : { wtype: WTYPE[w!.dtype]! }) };
   for (const c of chunks) {
-    if (block) ctx.dispatch(e.kernel, { ...bind, w: c.buf }, { ...uniforms, rows: c.rows, tokens: T, outStride: stride, outOffset: offset + c.rowStart }, c.rows * Math.ceil(T / MATMUL_TOKENS));
+    const rowTiles = Math.ceil(c.rows / TILE);
+    if (block) ctx.dispatch(e.kernel, { ...bind, w: c.buf }, { ...uniforms, rows: c.rows, tokens: T, outStride: stride, outOffset: offset + c.rowStart, rowTiles }, rowTiles * Math.ceil(T / TILE));
     else ctx.dispatch(e.kernel, { ...bind, w: c.buf }, { ...uniforms, rows: c.rows, outOffset: offset + c.rowStart }, grid ? Math.ceil(c.rows / ((wide.rowSet * 256) / grid.lanes)) : c.rows);
   }
 }
@@ -102,8 +103,8 @@ export function wideGrid(k: Wide, rows: number, cols: number, rowSet = k.rowSet)
   return { lanes, groups: Math.ceil(rows / ((rowSet * 256) / lanes)) };
 }
 
-/** positions a matmul workgroup takes at once: each weight row is read once per this many */
-const MATMUL_TOKENS = 8;
+/** a matmul workgroup's tile: TILE weight rows by TILE positions */
+const TILE = 64;
 
 /** A workgroup per output row: strided partial dot products (and sums of squares for the norm),
  *  a tree reduction, then the epilogue at the store. */
@@ -135,46 +136,105 @@ export function matvecKernel(id: Invocation, w: In<u32>, x: In<f32>, nw: In<f32>
   }
 }
 
-/** Several positions at once (a prefill): a workgroup per (output row, 8 positions), so each weight
- *  row is read once for 8 positions. Each invocation keeps 8 partial dot products (and sums of squares
- *  for the norm) in its own column of workgroup memory; then 8 tree reductions side by side. */
-/** @kernel @workgroupSize 64 */
+/** Several positions at once (a prefill): the matrix product out[t][r] = Σ_c W[r][c]·x[t][c] in tiles
+ *  of 64 weight rows by 64 positions, a workgroup a tile. Each step stages 16 columns of the tile's
+ *  weights (dequantized) and of its positions' x (times the norm weight) in workgroup memory, and each
+ *  invocation adds them into its 4 × 4 outputs (rows ty + 16i, positions tx + 16j): every weight read
+ *  from memory serves 64 positions, every staged value 4 products. An output's sum runs over the
+ *  columns in order whatever the tile, so a position's row is the same in any block. The norm's sums of
+ *  squares ride along with the staging (four invocations a position, added in a fixed order). */
+/** @kernel @workgroupSize 256 */
 export function matmulKernel(id: Invocation, w: In<u32>, x: In<f32>, nw: In<f32>, out: Out<f32>,
-  rows: u32, cols: u32, tokens: u32, outStride: u32, outOffset: u32, eps: f32, wtype: Spec<u32>, norm: Spec<u32>) {
-  const partial = sharedF32(512); // [8 positions][64 invocations]
-  const squares = sharedF32(512);
-  const row: u32 = id.group % rows;
-  const t0: u32 = idiv(id.group, rows) * 8;
-  for (let j: u32 = 0; j < 8; j++) {
-    partial[j * 64 + id.local] = 0;
-    squares[j * 64 + id.local] = 0;
-  }
-  for (let c: u32 = id.local; c < cols; c += id.size) {
-    const wv: f32 = weightAt(w, wtype, rows, cols, row, c);
-    const nv: f32 = norm === 1 ? nw[c] : 1;
-    for (let j: u32 = 0; j < 8; j++) {
-      if (t0 + j < tokens) {
-        const xv: f32 = x[(t0 + j) * cols + c];
-        partial[j * 64 + id.local] += wv * (xv * nv);
-        squares[j * 64 + id.local] += xv * xv;
-      }
+  rows: u32, cols: u32, tokens: u32, outStride: u32, outOffset: u32, eps: f32, rowTiles: u32, wtype: Spec<u32>, norm: Spec<u32>) {
+  const ws = sharedF32(1024); // [16 columns][64 rows]
+  const xs = sharedF32(1024); // [16 columns][64 positions]
+  const sq = sharedF32(256);
+  const r0: u32 = (id.group % rowTiles) * 64;
+  const t0: u32 = idiv(id.group, rowTiles) * 64;
+  const tx: u32 = id.local % 16;
+  const ty: u32 = idiv(id.local, 16);
+  // staging: invocation i loads row (and position) i / 4, columns 4·(i % 4) .. +3 of the step
+  const lr: u32 = id.local >> 2;
+  const lc: u32 = (id.local & 3) * 4;
+  const wr: u32 = Math.min(r0 + lr, rows - 1); // rows and positions past the end compute a copy, never stored
+  const xt: u32 = Math.min(t0 + lr, tokens - 1);
+  let ss: f32 = 0;
+  let a00: f32 = 0;
+  let a01: f32 = 0;
+  let a02: f32 = 0;
+  let a03: f32 = 0;
+  let a10: f32 = 0;
+  let a11: f32 = 0;
+  let a12: f32 = 0;
+  let a13: f32 = 0;
+  let a20: f32 = 0;
+  let a21: f32 = 0;
+  let a22: f32 = 0;
+  let a23: f32 = 0;
+  let a30: f32 = 0;
+  let a31: f32 = 0;
+  let a32: f32 = 0;
+  let a33: f32 = 0;
+  for (let c0: u32 = 0; c0 < cols; c0 += 16) {
+    for (let j: u32 = 0; j < 4; j++) {
+      // columns past the end (the last step of a row that is not whole steps) read the last, as 0
+      const c: u32 = Math.min(c0 + lc + j, cols - 1);
+      const live: f32 = c0 + lc + j < cols ? 1 : 0;
+      const xv: f32 = x[xt * cols + c] * live;
+      ss += xv * xv;
+      ws[(lc + j) * 64 + lr] = weightAt(w, wtype, rows, cols, wr, c) * live;
+      xs[(lc + j) * 64 + lr] = norm === 1 ? xv * nw[c] : xv;
     }
-  }
-  workgroupBarrier();
-  for (let s: u32 = id.size >> 1; s > 0; s >>= 1) {
-    if (id.local < s) {
-      for (let j: u32 = 0; j < 8; j++) {
-        partial[j * 64 + id.local] += partial[j * 64 + id.local + s];
-        squares[j * 64 + id.local] += squares[j * 64 + id.local + s];
-      }
+    workgroupBarrier();
+    for (let k: u32 = 0; k < 16; k++) {
+      const w0: f32 = ws[k * 64 + ty];
+      const w1: f32 = ws[k * 64 + ty + 16];
+      const w2: f32 = ws[k * 64 + ty + 32];
+      const w3: f32 = ws[k * 64 + ty + 48];
+      const x0: f32 = xs[k * 64 + tx];
+      const x1: f32 = xs[k * 64 + tx + 16];
+      const x2: f32 = xs[k * 64 + tx + 32];
+      const x3: f32 = xs[k * 64 + tx + 48];
+      a00 += w0 * x0;
+      a01 += w0 * x1;
+      a02 += w0 * x2;
+      a03 += w0 * x3;
+      a10 += w1 * x0;
+      a11 += w1 * x1;
+      a12 += w1 * x2;
+      a13 += w1 * x3;
+      a20 += w2 * x0;
+      a21 += w2 * x1;
+      a22 += w2 * x2;
+      a23 += w2 * x3;
+      a30 += w3 * x0;
+      a31 += w3 * x1;
+      a32 += w3 * x2;
+      a33 += w3 * x3;
     }
     workgroupBarrier();
   }
-  if (id.local < 8 && t0 + id.local < tokens) {
-    const scale: f32 = norm === 1 ? 1 / Math.sqrt(squares[id.local * 64] / f32(cols) + eps) : 1;
-    const i: u32 = (t0 + id.local) * outStride + outOffset + row;
-    out[i] = epilogue(partial[id.local * 64] * scale, i);
+  sq[id.local] = ss;
+  workgroupBarrier();
+  for (let j: u32 = 0; j < 4; j++) {
+    const tl: u32 = tx + 16 * j; // the position within the tile
+    const squares: f32 = sq[4 * tl] + sq[4 * tl + 1] + sq[4 * tl + 2] + sq[4 * tl + 3];
+    const scale: f32 = norm === 1 ? 1 / Math.sqrt(squares / f32(cols) + eps) : 1;
+    for (let i: u32 = 0; i < 4; i++) {
+      const r: u32 = r0 + ty + 16 * i;
+      if (r < rows && t0 + tl < tokens) {
+        const v: f32 = pick4(i, pick4(j, a00, a01, a02, a03), pick4(j, a10, a11, a12, a13), pick4(j, a20, a21, a22, a23), pick4(j, a30, a31, a32, a33));
+        const o: u32 = (t0 + tl) * outStride + outOffset + r;
+        out[o] = epilogue(v * scale, o);
+      }
+    }
   }
+}
+
+/** a, b, c or d for k = 0, 1, 2 or 3 */
+/** @inline */
+export function pick4(k: u32, a: f32, b: f32, c: f32, d: f32): f32 {
+  return k === 0 ? a : k === 1 ? b : k === 2 ? c : d;
 }
 
 /** 8 f16 weights (one 16-byte load) times 8 elements of x (two 4-lane loads). */

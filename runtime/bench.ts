@@ -14,6 +14,8 @@ import type { GpuContext } from './gpu.js';
 
 export interface BenchOptions {
   promptTokens: number;
+  /** the prefill is timed on a prompt of this many tokens (default: promptTokens) */
+  prefillTokens?: number;
   genTokens: number;
   seed?: number;
   /** hooks to tap during a second decode run (values kept in GPU buffers, read back once at the end) */
@@ -99,6 +101,14 @@ export function bytesPerToken(model: Model, position: number) {
   return { weights, kv };
 }
 
+/** Weights one position multiplies in the matrix products (every matvec's rows × columns; the
+ *  embedding table once, as the unembedding, where it is tied). */
+export function matmulWeights(model: Model): number {
+  const c = model.config, hd = headSize(c);
+  const attn = c.dim * (c.nHeads * hd) * 2 + c.dim * (c.nKvHeads * hd) * 2;
+  return c.nLayers * (attn + 3 * c.dim * c.hiddenDim) + c.dim * c.vocabSize;
+}
+
 /** Three timed runs of `run`, each after `reset` (the cache again holds the prompt), fastest first. */
 async function threeRuns<T>(reset: () => Promise<unknown>, run: () => Promise<T>): Promise<{ ms: number; run: T }[]> {
   const out: { ms: number; run: T }[] = [];
@@ -121,16 +131,23 @@ export async function benchmark(model: Model, o: BenchOptions) {
   const roof = await streamBandwidth(gpu);
   p('roofline', 1, 1);
   // prefill: once to warm up (pipelines, buffers), then timed
-  p('prefill', 0, 2);
+  p('prefill', 0, 4);
   await model.logits(prompt.slice(0, 8));
   // the prompt in blocks of positions; the greedy next token is chosen on the GPU (4 bytes read back)
-  const firstOf = async () => { const next = await model.prefill(prompt, 'next'); return new Int32Array(next.buffer, next.byteOffset, 1)[0]!; };
-  await firstOf();
-  p('prefill', 1, 2);
-  const t0 = performance.now();
+  const firstOf = async (tokens: readonly number[] = prompt) => { const next = await model.prefill(tokens, 'next'); return new Int32Array(next.buffer, next.byteOffset, 1)[0]!; };
+  const prefillPrompt = o.prefillTokens && o.prefillTokens !== prompt.length
+    ? [prompt[0]!, ...Array.from({ length: o.prefillTokens - 1 }, () => Math.floor(rng.uniform() * V))] : prompt;
+  await firstOf(prefillPrompt);
+  p('prefill', 1, 4);
+  const prefillRuns: number[] = [];
+  for (let k = 0; k < 3; k++) {
+    const t0 = performance.now();
+    await firstOf(prefillPrompt);
+    prefillRuns.push(performance.now() - t0);
+    p('prefill', 2 + k, 4);
+  }
+  const prefillMs = median(prefillRuns);
   const first = await firstOf();
-  const prefillMs = performance.now() - t0;
-  p('prefill', 2, 2);
   // decode with the token loop on the GPU: warm-up, timed (wall clock, read back once), timed (GPU)
   const ex = model.executor;
   const P = prompt.length, n = o.genTokens;
@@ -201,7 +218,11 @@ export async function benchmark(model: Model, o: BenchOptions) {
     device: gpu.adapterInfo, features: gpu.features,
     model: { file: model.file, dim: model.config.dim, layers: model.config.nLayers, vocab: V, weightDtype: [...new Set([...model.plan.buffers.values()].filter((b) => b.weight).map((b) => model.weightDtype(b.weight!.name)))] },
     roofline: roof,
-    prefill: { tokens: P, ms: sig(prefillMs), tokensPerSecond: sig(P / prefillMs * 1000) },
+    prefill: {
+      tokens: prefillPrompt.length, ms: sig(prefillMs), tokensPerSecond: sig(prefillPrompt.length / prefillMs * 1000), runsMs: prefillRuns.map(sig),
+      // the matrix products' share of the work: 2 flops a weight a position (the logits of every position included)
+      matmulTflops: sig(2 * matmulWeights(model) * prefillPrompt.length / prefillMs / 1e9),
+    },
     decode: {
       tokens: n, ms: sig(decodeMs), tokensPerSecond: sig(n / decodeMs * 1000),
       runsTokensPerSecond: runs.map((r) => sig(n / r.ms * 1000)),

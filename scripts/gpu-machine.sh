@@ -6,7 +6,11 @@
 #   bash scripts/gpu-machine.sh run [ARGS]    # there, in a copy of the repo that holds .gpu/: unpack,
 #                                             # then `tapir bench ARGS` (default: the 1B shape, f16)
 #   bash scripts/gpu-machine.sh baseline      # there: Hugging Face transformers on the same shape
-#   bash scripts/gpu-machine.sh compare [D]   # there: both in one call, and the ratios (D: f16 or q8_0)
+#   bash scripts/gpu-machine.sh compare [D..] # there: tapir (each dtype D, default f16 q8_0: decode after
+#                                             # 128 tokens, prefill of 512) and HF transformers in one call,
+#                                             # and the ratios; with .gpu/base.tar.xz also the base build
+#   bash scripts/gpu-machine.sh pack-base REV # here: .gpu/base.tar.xz, the app built at git revision REV,
+#                                             # so `compare` measures before and after in the same call
 #   bash scripts/gpu-machine.sh tapir ARGS    # there: any tapir command (the default model is packed
 #                                             # into .gpu/models/ when ../shared/models has it)
 #
@@ -39,12 +43,25 @@ pack() {
   du -sh .gpu
 }
 
+pack_base() {
+  local rev=${1:?pack-base needs a git revision}
+  local tmp; tmp=$(mktemp -d)
+  git worktree add -q --detach "$tmp/src" "$rev"
+  ln -s "$PWD/node_modules" "$tmp/src/node_modules"
+  (cd "$tmp/src" && npm run -s build >/dev/null)
+  tar -cJhf .gpu/base.tar.xz -C "$tmp/src" dist bin package.json
+  git worktree remove --force "$tmp/src"; rm -rf "$tmp"
+  log "base build of $rev -> .gpu/base.tar.xz"
+}
+
 unpack() {
   for f in .gpu/debs/*.deb; do dpkg -x "$f" /; done
   ldconfig
   mkdir -p /tmp/tapir
   [ -x /tmp/tapir/node ] || { xz -dc .gpu/node.xz > /tmp/tapir/node; chmod +x /tmp/tapir/node; }
   tar -xJf .gpu/app.tar.xz -C /tmp/tapir
+  # the base build beside it, sharing its node_modules
+  if [ -f .gpu/base.tar.xz ]; then mkdir -p /tmp/tapir-base && tar -xJf .gpu/base.tar.xz -C /tmp/tapir-base && ln -sfn /tmp/tapir/node_modules /tmp/tapir-base/node_modules; fi
   # the NVIDIA driver's Vulkan ICD, where the loader does not find it by itself
   local icd=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
   if [ -f "$icd" ] && ! ls /usr/share/vulkan/icd.d/ /etc/vulkan/icd.d/ 2>/dev/null | grep -q nvidia; then export VK_DRIVER_FILES=$icd; fi
@@ -66,19 +83,23 @@ case "${1:-}" in
   tapir) shift; unpack; /tmp/tapir/node --no-concurrent-recompilation /tmp/tapir/bin/tapir.js "$@" ;;
   baseline) shift; python3 benchmarks/hf_baseline.py "$@" ;;
   compare)
-    shift; dtype=${1:-f16}
+    shift; dtypes=("$@"); [ ${#dtypes[@]} -gt 0 ] || dtypes=(f16 q8_0)
     out=${OUT:-/tmp}
-    run --synth llama-3.2-1b --dtype "$dtype" --prompt-tokens 512 --gen-tokens 256 --json > "$out/tapir.json"
-    python3 benchmarks/hf_baseline.py --prefill-tokens 512 > "$out/hf.json"
-    python3 - "$out/tapir.json" "$out/hf.json" <<'PY'
-import json, sys
-t, h = (json.load(open(f)) for f in sys.argv[1:3])
-print(f"card: {h['device']}; tapir weights {'/'.join(t['model']['weightDtype'])}, HF f16")
-print(f"decode:  tapir {t['decode']['tokensPerSecond']} tok/s, HF eager {h['eager_decode_tokens_per_s']:.1f} tok/s: ratio {t['decode']['tokensPerSecond'] / h['eager_decode_tokens_per_s']:.2f}")
-print(f"prefill: tapir {t['prefill']['tokensPerSecond']} tok/s ({t['prefill']['tokens']} tokens), HF {h['prefill']['tokens_per_s']:.0f} tok/s: ratio {t['prefill']['tokensPerSecond'] / h['prefill']['tokens_per_s']:.3f}")
-flops = 2 * 1.236e9 * t['prefill']['tokens'] / (t['prefill']['ms'] / 1e3) / 1e12
-print(f"prefill matrix products: tapir ~{flops:.2f} TFLOP/s, torch.matmul f16 at the same shapes {h['matmul']['prefill_gemm_tflops']:.0f}: ratio {flops / h['matmul']['prefill_gemm_tflops']:.4f}")
-PY
+    unpack
+    common=(--synth llama-3.2-1b --prompt-tokens 128 --prefill-tokens 512 --gen-tokens 256 --json)
+    for d in "${dtypes[@]}"; do
+      log "tapir $d"
+      (cd /tmp/tapir && ./node --no-concurrent-recompilation bin/tapir.js bench "${common[@]}" --dtype "$d" --taps 'blocks.*.hook_resid_post' --check 2) > "$out/tapir-$d.json"
+    done
+    if [ -d /tmp/tapir-base ]; then
+      log "base build, ${dtypes[-1]}"
+      # only the flags every build knows: decode after 128 tokens, prefill of those 128
+      (cd /tmp/tapir-base && ../tapir/node --no-concurrent-recompilation bin/tapir.js bench --synth llama-3.2-1b --prompt-tokens 128 --gen-tokens 256 --json --dtype "${dtypes[-1]}") > "$out/base-${dtypes[-1]}.json" || true
+    fi
+    log "Hugging Face transformers"
+    python3 benchmarks/hf_baseline.py --prompt-tokens 128 --prefill-tokens 512 > "$out/hf.json"
+    python3 benchmarks/compare.py "$out/hf.json" "$out"/tapir-*.json "$out"/base-*.json
     ;;
+  pack-base) shift; pack_base "$@" ;;
   *) sed -n '2,17p' "$0"; exit 2 ;;
 esac
