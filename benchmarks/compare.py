@@ -2,15 +2,25 @@
 against benchmarks/hf_baseline.py's JSON from the same call. Usage: compare.py HF.json TAPIR.json..."""
 import json, os, sys
 
-hf = json.load(open(sys.argv[1]))
+def load(f):
+    try:
+        return json.load(open(f))
+    except (OSError, ValueError):
+        return None
+
+
+hf = load(sys.argv[1])
+if hf is None:  # the baseline failed: tapir's numbers alone, no ratios
+    hf = {'device': '?', 'torch': '?', 'prompt_tokens': '?', 'eager_decode_tokens_per_s': float('nan'),
+          'prefill': {'tokens': '?', 'tokens_per_s': float('nan')}, 'matmul': {'prefill_gemm_tflops': float('nan')}}
 print(f"card: {hf['device']} (torch {hf['torch']})")
 print(f"HF transformers f16 eager: decode {hf['eager_decode_tokens_per_s']:.1f} tok/s after {hf['prompt_tokens']} tokens; "
       f"prefill {hf['prefill']['tokens']} tokens {hf['prefill']['tokens_per_s']:.0f} tok/s; torch.matmul at the prefill's shapes "
       f"{hf['matmul']['prefill_gemm_tflops']:.0f} TFLOP/s")
 for f in sys.argv[2:]:
-    if not os.path.exists(f) or os.path.getsize(f) == 0:
+    t = load(f)
+    if t is None:
         continue
-    t = json.load(open(f))
     d, p, tap, chk = t['decode'], t['prefill'], t.get('tapped'), t.get('check')
     name = os.path.basename(f)[:-5] + ' ' + '/'.join(t['model']['weightDtype'])
     print(f"{name}: decode {d['tokensPerSecond']} tok/s (runs {d['runsTokensPerSecond']}), {d['gpuMsPerToken']} ms GPU/token, "

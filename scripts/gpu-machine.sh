@@ -20,7 +20,7 @@
 #   run(command: "bash scripts/gpu-machine.sh run --synth llama-3.2-1b --dtype f16", carry: [".gpu"])
 set -euo pipefail
 cd "$(dirname "$0")/.."
-log() { printf 'gpu-machine: %s\n' "$*" >&2; }
+log() { printf 'gpu-machine: %s %s\n' "$(date +%T)" "$*" >&2; }
 
 pack() {
   bash scripts/setup.sh
@@ -86,18 +86,19 @@ case "${1:-}" in
     shift; dtypes=("$@"); [ ${#dtypes[@]} -gt 0 ] || dtypes=(f16 q8_0)
     out=${OUT:-/tmp}
     unpack
-    common=(--synth llama-3.2-1b --prompt-tokens 128 --prefill-tokens 512 --gen-tokens 256 --json)
+    preset=${TAPIR_PRESET:-llama-3.2-1b}  # (another preset rehearses the call on a small machine)
+    common=(--synth "$preset" --prompt-tokens 128 --prefill-tokens 512 --gen-tokens 256 --json)
     for d in "${dtypes[@]}"; do
       log "tapir $d"
-      (cd /tmp/tapir && ./node --no-concurrent-recompilation bin/tapir.js bench "${common[@]}" --dtype "$d" --taps 'blocks.*.hook_resid_post' --check 2) > "$out/tapir-$d.json"
+      (cd /tmp/tapir && ./node --no-concurrent-recompilation bin/tapir.js bench "${common[@]}" --dtype "$d" --taps 'blocks.*.hook_resid_post' --check 2) > "$out/tapir-$d.json" || log "tapir $d failed"
     done
-    if [ -d /tmp/tapir-base ]; then
-      log "base build, ${dtypes[-1]}"
-      # only the flags every build knows: decode after 128 tokens, prefill of those 128
-      (cd /tmp/tapir-base && ../tapir/node --no-concurrent-recompilation bin/tapir.js bench --synth llama-3.2-1b --prompt-tokens 128 --gen-tokens 256 --json --dtype "${dtypes[-1]}") > "$out/base-${dtypes[-1]}.json" || true
-    fi
     log "Hugging Face transformers"
-    python3 benchmarks/hf_baseline.py --prompt-tokens 128 --prefill-tokens 512 > "$out/hf.json"
+    python3 benchmarks/hf_baseline.py --prompt-tokens 128 --prefill-tokens 512 > "$out/hf.json" || log "HF baseline failed"
+    if [ -d /tmp/tapir-base ]; then
+      log "base build, ${dtypes[0]}"
+      # only the flags every build knows: decode after 128 tokens, prefill of those 128
+      (cd /tmp/tapir-base && ../tapir/node --no-concurrent-recompilation bin/tapir.js bench --synth "$preset" --prompt-tokens 128 --gen-tokens 256 --json --dtype "${dtypes[0]}") > "$out/base-${dtypes[0]}.json" || true
+    fi
     python3 benchmarks/compare.py "$out/hf.json" "$out"/tapir-*.json "$out"/base-*.json
     ;;
   pack-base) shift; pack_base "$@" ;;
