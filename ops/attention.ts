@@ -260,16 +260,26 @@ export function attentionShortKernel(id: Invocation, q: In<f32x4>, kc: In<f32x4>
   const q4: u32 = (id.group * headSize) >> 2;
   const ko: u32 = idiv(r, seqLen) * context * kvDim + idiv(h, group) * headSize;
   let best: f32 = -3.4e38;
-  for (let t: u32 = id.local; t <= p; t += 256) {
-    let dot: f32 = 0;
-    const k4: u32 = (t * kvDim + ko) >> 2;
+  // two keys a round (t and t + 256; past p it reads key p again), their loads in flight together
+  for (let t: u32 = id.local; t <= p; t += 512) {
+    const u: u32 = Math.min(t + 256, p);
+    let dt: f32 = 0;
+    let du: f32 = 0;
+    const kt: u32 = (t * kvDim + ko) >> 2;
+    const ku: u32 = (u * kvDim + ko) >> 2;
     for (let d: u32 = 0; d < headSize >> 2; d++) {
       const qv: f32x4 = q[q4 + d];
-      const kv: f32x4 = kc[k4 + d];
-      dot += qv.x * kv.x + qv.y * kv.y + qv.z * kv.z + qv.w * kv.w;
+      const a: f32x4 = kc[kt + d];
+      const b: f32x4 = kc[ku + d];
+      dt += qv.x * a.x + qv.y * a.y + qv.z * a.z + qv.w * a.w;
+      du += qv.x * b.x + qv.y * b.y + qv.z * b.z + qv.w * b.w;
     }
-    scores[t] = dot * scale;
-    best = Math.max(best, dot * scale);
+    scores[t] = dt * scale;
+    best = Math.max(best, dt * scale);
+    if (t + 256 <= p) {
+      scores[u] = du * scale;
+      best = Math.max(best, du * scale);
+    }
   }
   red[id.local] = best;
   workgroupMax(red, id);
@@ -293,17 +303,18 @@ export function attentionShortKernel(id: Invocation, q: In<f32x4>, kc: In<f32x4>
   let sz: f32 = 0;
   let sw: f32 = 0;
   if (kg < groups) {
-    // two keys an iteration, so two loads are in flight (a key past p reads key p with weight 0)
-    for (let t: u32 = kg; t <= p; t += 2 * groups) {
-      const u: u32 = Math.min(t + groups, p);
-      const eu: f32 = t + groups <= p ? scores[u] : 0;
-      const et: f32 = scores[t];
-      const vt: f32x4 = vc[((t * kvDim + ko) >> 2) + dq];
-      const vu: f32x4 = vc[((u * kvDim + ko) >> 2) + dq];
-      sx += et * vt.x + eu * vu.x;
-      sy += et * vt.y + eu * vu.y;
-      sz += et * vt.z + eu * vu.z;
-      sw += et * vt.w + eu * vu.w;
+    // 16 keys a round (a constant trip count, so the loads are all in flight; a key past p reads key
+    // p with weight 0): the values of 385 keys take two rounds of memory latency, not a dozen
+    for (let t0: u32 = kg; t0 <= p; t0 += 16 * groups) {
+      for (let j: u32 = 0; j < 16; j++) {
+        const t: u32 = Math.min(t0 + j * groups, p);
+        const e: f32 = t0 + j * groups <= p ? scores[t] : 0;
+        const v: f32x4 = vc[((t * kvDim + ko) >> 2) + dq];
+        sx += e * v.x;
+        sy += e * v.y;
+        sz += e * v.z;
+        sw += e * v.w;
+      }
     }
   }
   sums[4 * id.local] = sx;
