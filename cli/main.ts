@@ -4,7 +4,9 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { TapirError, UsageError } from '../compiler/errors.js';
 import { releaseGpu } from '../runtime/gpu.js';
 import { Model } from '../runtime/model.js';
-import { defaultModel, loadModelSource } from '../runtime/node/load.js';
+import { defaultModel, loadModelSource, repoRoot } from '../runtime/node/load.js';
+import { startServer } from '../viewer/server.js';
+import { graphPictures } from '../viewer/graph.js';
 import { softmax } from '../runtime/sampler.js';
 import fs from 'node:fs';
 import type { DType } from '../compiler/graph.js';
@@ -77,6 +79,7 @@ Commands:
   dla        direct logit attribution: how much each layer's attention, MLP and head writes toward the answer
   cache      run a prompt and save the values at selected hooks (safetensors)
   sae        sparse autoencoders: collect activations, train on the GPU, evaluate (sae --help)
+  serve      the viewer: a local web page for all of the above, on this machine's GPU or the browser's
 
 Run 'tapir <command> --help' for a command's options.`,
   generate: `Usage: tapir generate [-m MODEL] [-p PROMPT] [-n NEW_TOKENS] [options]
@@ -210,6 +213,18 @@ streaming-read kernel measured in the same run. A benchmark: it prints numbers, 
       --gen-tokens N    default 256
       --check N         also compare N decode steps' logits with the float64 CPU reference
       --taps SEL        also decode with these hooks tapped (e.g. 'blocks.*.hook_resid_post'), values kept on the GPU
+${MODEL_HELP}`,
+  serve: `Usage: tapir serve [-m MODEL] [--port P] [--host H] [--sae DIR [--sae-store DIR]]
+
+Starts the viewer, a web page over one model: generation token by token with probabilities, the logit
+lens, attention patterns, activation patching, the compiled graph, SAE features and explain reports.
+Prints its URL and runs until interrupted (Ctrl-C). Work runs on this machine's GPU, one request at a
+time; open the URL with ?client=1 to run the model in the browser on its own WebGPU instead.
+      --port P          port to listen on (default 8177; 0: any free port)
+      --host H          address to listen on (default 127.0.0.1: this machine only). Any other address
+                        exposes the viewer to the network; the page then says so
+      --sae DIR         an SAE in SAELens's layout, shown token by token (its hook must be the model's)
+      --sae-store DIR   the activation store its feature dashboards take top contexts from
 ${MODEL_HELP}`,
   attn: `Usage: tapir attn [-m MODEL] -p PROMPT [--layers LIST] [--svg FILE] [--json]
 
@@ -740,7 +755,31 @@ async function sae(argv: string[]) {
   throw new UsageError(`unknown sae command '${sub}' (collect, train, eval, features)`);
 }
 
-const COMMANDS: Record<string, (argv: string[]) => Promise<void>> = { sae, lens, explain: explainCmd, patch, attn, dla, bench, generate, logits, graph, synth, compile: compileCmd, hooks, cache };
+async function serve(argv: string[]) {
+  const o = parse('serve', argv, { port: { type: 'string' }, host: { type: 'string' }, sae: { type: 'string' }, 'sae-store': { type: 'string' } });
+  if (o.help) return out(HELP.serve + '\n');
+  const port = int(o.port, '--port', 0, 8177);
+  if (port > 65535) throw new UsageError('--port must be at most 65535');
+  const host = typeof o.host === 'string' ? o.host : '127.0.0.1';
+  if (o['sae-store'] !== undefined && o.sae === undefined) throw new UsageError('--sae-store goes with --sae');
+  const sae = typeof o.sae === 'string' ? loadSaeLens(o.sae) : undefined;
+  if (typeof o['sae-store'] === 'string') readManifest(o['sae-store']);
+  const file = typeof o.model === 'string' ? o.model : defaultModel();
+  const { model } = await openModel(o);
+  try {
+    if (sae && (!sae.hook || !model.hookNames.includes(sae.hook))) throw new UsageError(`the SAE's hook '${sae.hook ?? '(none)'}' is not a hook of this model`);
+    const graphSvg = graphPictures(model, file);
+    const viewer = await startServer({ model, modelFile: file, host, port, assets: path.join(repoRoot, 'dist/page'), graphSvg, sae, saeStore: o['sae-store'] as string | undefined });
+    if (o.json) out(JSON.stringify({ url: viewer.url, exposed: viewer.exposed }) + '\n');
+    else out(`tapir viewer: ${viewer.url}${viewer.exposed ? `  (listening on ${host}: reachable from the network)` : ''}\nCtrl-C to stop\n`);
+    await new Promise<void>((resolve) => { process.once('SIGINT', resolve); process.once('SIGTERM', resolve); });
+    await viewer.close();
+  } finally {
+    model.dispose();
+  }
+}
+
+const COMMANDS: Record<string, (argv: string[]) => Promise<void>> = { serve, sae, lens, explain: explainCmd, patch, attn, dla, bench, generate, logits, graph, synth, compile: compileCmd, hooks, cache };
 
 /** Runs a command; returns the exit code. Always releases the GPU so the process can exit. */
 export async function main(argv: string[]): Promise<number> {

@@ -22,3 +22,8 @@ export class UsageError extends TapirError {
 export class GpuUnavailableError extends TapirError {
   override name = 'GpuUnavailableError';
 }
+/** Work stopped because whoever asked for it went away (a closed request); not the input's fault. */
+export class CancelledError extends Error {
+  override name = 'CancelledError';
+  constructor() { super('cancelled'); }
+}

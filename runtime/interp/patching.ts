@@ -4,7 +4,7 @@
 // distractor's) at the last position. Each site re-runs the corrupted prompt with a `replace`
 // intervention; baselines run through the same compiled plan with an identity intervention, so an
 // unchanged activation gives an effect of exactly 0.
-import { UsageError } from '../../compiler/errors.js';
+import { CancelledError, UsageError } from '../../compiler/errors.js';
 import { interventionTables, type Model } from '../model.js';
 
 export const SITES: Readonly<Record<string, string>> = {
@@ -24,7 +24,13 @@ export interface PatchSite {
   effects: number[][];
 }
 
-export interface PatchOptions { target: number; distractor?: number; sites?: readonly string[] }
+export interface PatchOptions {
+  target: number; distractor?: number; sites?: readonly string[];
+  /** after each patched run: runs done, runs in all */
+  onProgress?: (done: number, total: number) => void;
+  /** checked before each patched run: when aborted, the sweep stops with a CancelledError */
+  stop?: { readonly aborted: boolean };
+}
 
 export function metricOf(logits: Float32Array | Float64Array, o: PatchOptions): number {
   return logits[o.target]! - (o.distractor === undefined ? 0 : logits[o.distractor]!);
@@ -91,6 +97,8 @@ export async function activationPatching(model: Model, clean: number[], corrupt:
   const top = last(cleanRun.logits), base = last(corruptRun.logits);
   const saved = model.saveState(); // the corrupted run's KV cache
   const out: PatchSite[] = [];
+  const total = sites.reduce((s, site) => s + L * (site === 'z' ? model.config.nHeads : n), 0);
+  let done = 0;
   try {
     for (const site of sites) {
       const perHead = site === 'z';
@@ -104,6 +112,7 @@ export async function activationPatching(model: Model, clean: number[], corrupt:
         // positions last to first; heads all start at position 0
         const order = perHead ? [...cols.keys()] : [...cols.keys()].reverse();
         for (const c of order) {
+          if (o.stop?.aborted) throw new CancelledError();
           const at = perHead ? `${hook}[head=${c}]` : `${hook}[pos=${c}]`;
           const t = interventionTables([{ hook: at, replace: cleanRun.cache.get(hook)!.data }], model.graph.hooks, model.hookNames, n).get(hook)!;
           // positions from..n-1 in one pass of the layers from l (a prefill of the tail)
@@ -117,6 +126,7 @@ export async function activationPatching(model: Model, clean: number[], corrupt:
           const patched = metricOf(logits, o);
           eff[c] = patched - base;
           row[c] = top === base ? null : (patched - base) / (top - base);
+          o.onProgress?.(++done, total);
         }
         scores.push(row);
         effects.push(eff);

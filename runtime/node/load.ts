@@ -4,11 +4,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { FormatError, UsageError } from '../../compiler/errors.js';
-import { parseGGUF, type GGUFFile } from '../formats/gguf.js';
-import { llamaFromGGUF } from '../formats/llama_gguf.js';
+import { ggufModelSource } from '../formats/open.js';
 import { parseLlama2c, parseLlama2cTokenizer } from '../formats/llama2c.js';
 import { hfFromParts, parseJsonObject } from '../formats/hf_llama.js';
-import { NeedMoreBytes } from '../formats/reader.js';
 import type { ByteSource } from '../formats/source.js';
 import type { ModelSource } from '../model.js';
 
@@ -54,17 +52,6 @@ export function fileSource(file: string, what = 'model file'): ByteSource {
   };
 }
 
-/** A GGUF header, reading a growing prefix of the file until the header fits. */
-export function readGGUFHeader(src: ByteSource, file: string): GGUFFile {
-  for (let n = Math.min(src.size, 1 << 20); ; n = Math.min(src.size, n * 4)) {
-    try {
-      return parseGGUF(src.read(0, n), file, src.size);
-    } catch (e) {
-      if (!(e instanceof NeedMoreBytes) || n >= src.size) throw e;
-    }
-  }
-}
-
 const isGGUF = (b: Uint8Array) => b.length >= 4 && b[0] === 0x47 && b[1] === 0x47 && b[2] === 0x55 && b[3] === 0x46;
 
 /** Read a GGUF file, a llama2.c checkpoint (+ tokenizer.bin), or a Hugging Face folder. */
@@ -73,7 +60,7 @@ export function loadModelSource(file: string, opts: { tokenizer?: string } = {})
   const src = fileSource(file);
   if (isGGUF(src.read(0, Math.min(4, src.size)))) {
     if (opts.tokenizer) throw new UsageError('--tokenizer is for llama2.c checkpoints; a GGUF file carries its own tokenizer');
-    return { ...llamaFromGGUF(readGGUFHeader(src, file), src, file), file };
+    return ggufModelSource(src, file);
   }
   if (!file.endsWith('.bin') && !opts.tokenizer)
     throw new FormatError(file, 'not a GGUF file, and not a llama2.c checkpoint (.bin); pass --tokenizer for a llama2.c file with another name');

@@ -5,16 +5,19 @@
 // One self-contained HTML page: no scripts from elsewhere, works offline.
 import type { GpuContext } from '../gpu.js';
 import type { Model } from '../model.js';
-import { applySae } from './eval.js';
+import { applySae } from './apply.js';
 import type { SaeModel } from './sae.js';
 import { readManifest, readSplit } from './store.js';
 
 export interface FeatureCard {
   latent: number;
-  density: number;
-  maxAct: number;
+  /** null where no activation store was scanned (the viewer without --sae-store) */
+  density: number | null;
+  maxAct: number | null;
   /** counts of nonzero activations in 12 equal bins from 0 to maxAct */
-  histogram: number[];
+  histogram: number[] | null;
+  /** the latent on one given prompt (the viewer's), token by token */
+  onPrompt?: { tokens: string[]; acts: number[] };
   top: { act: number; tokens: string[]; at: number; acts: number[] }[];
   logits: { top: { piece: string; value: number }[]; bottom: { piece: string; value: number }[] };
 }
@@ -73,41 +76,53 @@ export async function featureCards(gpu: GpuContext, sae: SaeModel, store: string
     const n = need.get(`${split}:${row}`);
     if (n) for (const j of n.keys()) n.set(j, Math.max(0, acts[off + j]!));
   });
-  // logit effect: W_dec_j · W_U (the input scale folded: the direction in the model's units)
-  const wu = model.weightValues(model.config.tiedEmbeddings ? 'token_embd.weight' : 'output.weight');
-  const V = model.config.vocabSize;
   const piece = (t: number) => model.tokenizer.piece(t);
-  return latents.map((j) => {
-    const hist = hists.get(j)!;
-    const effect = new Float64Array(V);
-    for (let v = 0; v < V; v++) {
-      let s = 0;
-      for (let i = 0; i < dIn; i++) s += (sae.params.W_dec[j * dIn + i]! / sae.inputScale) * wu[v * dIn + i]!;
-      effect[v] = s;
-    }
-    const order = Array.from(effect.keys()).sort((a, b) => effect[b]! - effect[a]!);
-    return {
-      latent: j, density: fired[j]! / rowsSeen, maxAct: maxAct[j]!, histogram: hist,
-      top: best[j]!.map(({ act, split, row }) => {
-        const w = windowOf(split, row);
-        return { act, at: w.pos - w.from, tokens: w.rows.map((_, i) => piece(w.seq[w.from + i]!)), acts: w.rows.map((r) => need.get(`${split}:${r}`)!.get(j)!) };
-      }),
-      logits: { top: order.slice(0, 8).map((v) => ({ piece: piece(v), value: effect[v]! })), bottom: order.slice(-8).reverse().map((v) => ({ piece: piece(v), value: effect[v]! })) },
-    };
-  });
+  const wu = unembedding(model);
+  return latents.map((j) => ({
+    latent: j, density: fired[j]! / rowsSeen, maxAct: maxAct[j]!, histogram: hists.get(j)!,
+    top: best[j]!.map(({ act, split, row }) => {
+      const w = windowOf(split, row);
+      return { act, at: w.pos - w.from, tokens: w.rows.map((_, i) => piece(w.seq[w.from + i]!)), acts: w.rows.map((r) => need.get(`${split}:${r}`)!.get(j)!) };
+    }),
+    logits: logitEffect(model, sae, j, wu),
+  }));
+}
+
+/** W_U's values, [vocab, dim] (the embedding table where it is tied). */
+const unembedding = (model: Model) => model.weightValues(model.config.tiedEmbeddings ? 'token_embd.weight' : 'output.weight');
+
+/** A latent's logit effect: the 8 top and bottom tokens of W_dec_j · W_U (the input scale folded: the
+ *  direction in the model's units). */
+export function logitEffect(model: Model, sae: SaeModel, j: number, wu = unembedding(model)): FeatureCard['logits'] {
+  const V = model.config.vocabSize, dIn = sae.dims.dIn;
+  const piece = (t: number) => model.tokenizer.piece(t);
+  const effect = new Float64Array(V);
+  for (let v = 0; v < V; v++) {
+    let s = 0;
+    for (let i = 0; i < dIn; i++) s += (sae.params.W_dec[j * dIn + i]! / sae.inputScale) * wu[v * dIn + i]!;
+    effect[v] = s;
+  }
+  const order = Array.from(effect.keys()).sort((a, b) => effect[b]! - effect[a]!);
+  return { top: order.slice(0, 8).map((v) => ({ piece: piece(v), value: effect[v]! })), bottom: order.slice(-8).reverse().map((v) => ({ piece: piece(v), value: effect[v]! })) };
 }
 
 const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 
 export function featuresHtml(cards: readonly FeatureCard[], title: string): string {
   const card = (c: FeatureCard) => {
-    const hmax = Math.max(1, ...c.histogram);
-    const bars = c.histogram.map((n, i) => `<rect x="${i * 14}" y="${40 - (40 * n) / hmax}" width="12" height="${(40 * n) / hmax}" fill="#4a7fb5"><title>${((i / BINS) * c.maxAct).toFixed(2)}–${(((i + 1) / BINS) * c.maxAct).toFixed(2)}: ${n}</title></rect>`).join('');
-    const ctx = c.top.map((t) => `<div class="ctx"><span class="act">${t.act.toFixed(2)}</span> ${t.tokens.map((p, i) => `<span class="tok${i === t.at ? ' at' : ''}" style="background: rgba(230, 110, 30, ${(t.acts[i]! / Math.max(c.maxAct, 1e-9)).toFixed(3)})" title="${(t.acts[i] ?? 0).toFixed(3)}">${esc(p)}</span>`).join('')}</div>`).join('');
-    const list = (xs: { piece: string; value: number }[], cls: string) => xs.map((x) => `<span class="lg ${cls}">${esc(x.piece)} <small>${x.value.toFixed(2)}</small></span>`).join(' ');
-    return `<section id="f${c.latent}"><h2>latent ${c.latent}</h2><p>density ${(100 * c.density).toFixed(3)}% (log10 ${c.density > 0 ? Math.log10(c.density).toFixed(2) : '−∞'}), max activation ${c.maxAct.toFixed(3)}</p>
+    const hist = c.histogram ?? [], top = c.maxAct ?? Math.max(0, ...(c.onPrompt?.acts ?? []));
+    const hmax = Math.max(1, ...hist);
+    const bars = hist.map((n, i) => `<rect x="${i * 14}" y="${40 - (40 * n) / hmax}" width="12" height="${(40 * n) / hmax}" fill="#4a7fb5"><title>${((i / BINS) * top).toFixed(2)}–${(((i + 1) / BINS) * top).toFixed(2)}: ${n}</title></rect>`).join('');
+    const shade = (tokens: string[], acts: number[], at = -1) => tokens.map((p, i) => `<span class="tok${i === at ? ' at' : ''}" style="background: rgba(230, 110, 30, ${(acts[i]! / Math.max(top, 1e-9)).toFixed(3)})" title="${(acts[i] ?? 0).toFixed(3)}">${esc(p)}</span>`).join('');
+    const ctx = c.top.map((t) => `<div class="ctx"><span class="act">${t.act.toFixed(2)}</span> ${shade(t.tokens, t.acts, t.at)}</div>`).join('');
+    const stats = c.density === null || c.maxAct === null
+      ? '<p>density, histogram and top contexts: unknown here (they need an activation store: tapir serve --sae-store DIR)</p>'
+      : `<p>density ${(100 * c.density).toFixed(3)}% (log10 ${c.density > 0 ? Math.log10(c.density).toFixed(2) : '−∞'}), max activation ${c.maxAct.toFixed(3)}</p>
 <svg width="${BINS * 14}" height="42" role="img" aria-label="activation histogram">${bars}</svg>
-<h3>top contexts</h3>${ctx || '<p>never fired</p>'}
+<h3>top contexts</h3>${ctx || '<p>never fired</p>'}`;
+    const list = (xs: { piece: string; value: number }[], cls: string) => xs.map((x) => `<span class="lg ${cls}">${esc(x.piece)} <small>${x.value.toFixed(2)}</small></span>`).join(' ');
+    const prompt = c.onPrompt ? `<h3>on this prompt</h3><div class="ctx">${shade(c.onPrompt.tokens, c.onPrompt.acts)}</div>` : '';
+    return `<section id="f${c.latent}"><h2>latent ${c.latent}</h2>${stats}${prompt}
 <h3>logit effect (W_dec · W_U)</h3><p>up: ${list(c.logits.top, 'up')}</p><p>down: ${list(c.logits.bottom, 'down')}</p></section>`;
   };
   return `<!doctype html><html><head><meta charset="utf-8"><title>${esc(title)}</title><style>

@@ -6,7 +6,7 @@
 // SAE on the GPU, then the next, then the whole run with every replacement as an intervention.
 import { UsageError } from '../../compiler/errors.js';
 import type { CacheEntry, Intervention, Model } from '../model.js';
-import { applySae } from './eval.js';
+import { applySae } from './apply.js';
 import type { SaeModel } from './sae.js';
 
 export interface SaeSplice { sae: SaeModel; errorTerm?: boolean }
