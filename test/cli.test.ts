@@ -240,7 +240,7 @@ describe('tapir CLI', () => {
     expect(tapir('bench', '--synth', 'tiny', '--prompt-tokens', '8', '--gen-tokens', '99999').code).toBe(2);
   });
 
-  it.each(['generate', 'logits', 'graph', 'compile', 'synth', 'hooks', 'cache', 'lens', 'patch', 'attn', 'dla', 'bench'])('%s --help', (cmd) => {
+  it.each(['generate', 'logits', 'graph', 'compile', 'synth', 'hooks', 'cache', 'lens', 'patch', 'attn', 'dla', 'bench', 'serve'])('%s --help', (cmd) => {
     const r = tapir(cmd, '--help');
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/^Usage: tapir/);

@@ -79,6 +79,18 @@ describe('tapir serve: the API', () => {
   });
 });
 
+describe('tapir serve: explain', () => {
+  it('streams an explain report\'s progress, phase by phase, then the report', async () => {
+    const r = lines((await post('/api/explain', { prompt: 'Once upon a time, there was a little girl named', answer: ' Lily' })).body);
+    const phases = [...new Set(r.filter((x) => x.type === 'progress').map((x) => x.phase))];
+    expect(phases).toEqual(['occlusion', 'deletion curve', 'erasure']);
+    const res = r.at(-1) as { type: string; result: { explanation: { answer: { piece: string }; faithfulness: { passes: boolean } }; html: string } };
+    expect(res.type).toBe('result');
+    expect(res.result.explanation.answer.piece).toBe(' Lily');
+    expect(res.result.html).toMatch(/^<!doctype html>/i);
+  });
+});
+
 describe('tapir serve: what it refuses', () => {
   it('answers only for its own files: traversal in any spelling is 404', async () => {
     for (const p of ['/../package.json', '/%2e%2e/package.json', '/..%2fpackage.json', '/%2e%2e%2fpackage.json', '/app.js/../../package.json', '//etc/passwd', '/dist/page/app.js', '/index.html%00', '/.%2e/.%2e/package.json', '/api/../package.json', '/nothing'])

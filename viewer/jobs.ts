@@ -125,10 +125,10 @@ export async function patchJob(model: Model, r: PatchRequest, onProgress?: (done
   return { target: { id: target, piece: model.tokenizer.piece(target) }, distractor: distractor === undefined ? undefined : { id: distractor, piece: model.tokenizer.piece(distractor) }, clean: res.clean, corrupted: res.corrupted, sites: res.sites };
 }
 
-/** `tapir explain`'s report: the explanation and its offline HTML page. */
-export async function explainJob(model: Model, r: ExplainRequest): Promise<{ explanation: Explanation; html: string }> {
+/** `tapir explain`'s report: the explanation and its offline HTML page; progress by phase. */
+export async function explainJob(model: Model, r: ExplainRequest, onProgress?: (phase: string, done: number, total: number) => void, stop?: Stop): Promise<{ explanation: Explanation; html: string }> {
   const answer = pieceId(model, r.answer, 'answer');
   const alternative = r.alternative === undefined || r.alternative === '' ? undefined : pieceId(model, r.alternative, 'alternative');
-  const e = await explain(model, promptTokens(model, r.prompt), { answer, alternative });
+  const e = await explain(model, promptTokens(model, r.prompt), { answer, alternative, onProgress, stop });
   return { explanation: e, html: explanationHtml(e) };
 }

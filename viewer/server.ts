@@ -119,7 +119,7 @@ export async function startServer(o: ServeOptions): Promise<Viewer> {
     },
     'POST /api/explain': async (req, res) => {
       const r = await body(req, 'explain');
-      json(res, 200, await onGpu(req, res, () => explainJob(model, r as never)));
+      await stream(req, res, (send, signal) => explainJob(model, r as never, (phase, done, total) => send({ type: 'progress', phase, done, total }), signal));
     },
     'POST /api/generate': async (req, res) => {
       const r = await body(req, 'generate');

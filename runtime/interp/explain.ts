@@ -6,7 +6,7 @@
 //  - where in the network: direct logit attribution per layer and head (final norm's scale frozen);
 //  - whether to trust it: a deletion curve — occluding the k most important words must move the
 //    decision more than occluding k random words (seeded draws).
-import { UsageError } from '../../compiler/errors.js';
+import { CancelledError, UsageError } from '../../compiler/errors.js';
 import { NormalRng } from '../synth/synth.js';
 import type { Model } from '../model.js';
 import { directLogitAttribution } from './dla.js';
@@ -20,6 +20,10 @@ export interface ExplainOptions {
   /** random draws per k on the deletion curve (default 20) */
   draws?: number;
   seed?: number;
+  /** as the work goes: its phase (occlusion, deletion curve, erasure), runs done and runs in it */
+  onProgress?: (phase: string, done: number, total: number) => void;
+  /** checked before each re-run: when aborted, explain stops with a CancelledError */
+  stop?: { readonly aborted: boolean };
 }
 
 export interface WordAttribution {
@@ -110,7 +114,11 @@ export async function explain(model: Model, tokens: number[], o: ExplainOptions)
   };
   const tokenRuns = tokens.map((_, i) => (i === 0 ? undefined : run([i])));
   const wordRuns = words.map((w) => run(w.positions));
-  await execute(model, tokens, runs, baseline, metric, m0);
+  const progress = (phase: string) => (done: number, total: number) => {
+    if (o.stop?.aborted) throw new CancelledError();
+    o.onProgress?.(phase, done, total);
+  };
+  await execute(model, tokens, runs, baseline, metric, m0, progress('occlusion'));
 
   const occlusion = wordRuns.map((r) => r.result!);
   // the deletion curve: the k words occlusion ranks highest, against k words drawn at random
@@ -121,7 +129,7 @@ export async function explain(model: Model, tokens: number[], o: ExplainOptions)
     const random = Array.from({ length: draws }, () => run(sample(words.length, k, rng).flatMap((w) => words[w]!.positions)));
     return { top, random };
   });
-  await execute(model, tokens, runs.filter((r) => r.result === undefined), baseline, metric, m0);
+  await execute(model, tokens, runs.filter((r) => r.result === undefined), baseline, metric, m0, progress('deletion curve'));
   const top = curveRuns.map((c) => c.top.result!);
   const random = curveRuns.map((c) => c.random.reduce((s, r) => s + r.result!, 0) / draws);
   const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
@@ -129,6 +137,7 @@ export async function explain(model: Model, tokens: number[], o: ExplainOptions)
   // erasure: the word's embeddings zeroed (a second method, through the hooks)
   const erasure: number[] = [];
   for (const w of words) {
+    progress('erasure')(erasure.length, words.length);
     const r = await model.runWithHooks(tokens, { interventions: w.positions.map((p) => ({ hook: `hook_embed[pos=${p}]`, zero: true as const })) });
     erasure.push(m0 - metric(r.logits[tokens.length - 1]!));
   }
@@ -153,9 +162,10 @@ export async function explain(model: Model, tokens: number[], o: ExplainOptions)
 
 /** Run each edit (its positions set to the baseline token) from its first position on, reusing the
  *  clean prefix; result = m(clean) − m(edited). Leaves the clean prompt in the cache. */
-async function execute(model: Model, tokens: number[], runs: { positions: number[]; result?: number }[], baseline: number, metric: (l: Float32Array) => number, m0: number) {
+async function execute(model: Model, tokens: number[], runs: { positions: number[]; result?: number }[], baseline: number, metric: (l: Float32Array) => number, m0: number, progress: (done: number, total: number) => void) {
   const sorted = [...runs].sort((a, b) => b.positions[0]! - a.positions[0]!);
-  for (const r of sorted) {
+  for (const [i, r] of sorted.entries()) {
+    progress(i, sorted.length);
     const edited = tokens.map((t, i) => (r.positions.includes(i) ? baseline : t));
     r.result = m0 - metric(await model.lastLogitsFrom(edited, r.positions[0]!));
   }

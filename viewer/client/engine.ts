@@ -24,7 +24,7 @@ export interface Engine {
   lens(r: LensRequest): Promise<Lens>;
   attention(r: AttentionRequest): Promise<Attention>;
   patch(r: PatchRequest, onProgress: (done: number, total: number) => void): Promise<Patch>;
-  explain(r: ExplainRequest): Promise<Report>;
+  explain(r: ExplainRequest, onProgress: (phase: string, done: number, total: number) => void): Promise<Report>;
 }
 
 /** An answer the server refused: its message, for the page to show. */
@@ -66,7 +66,7 @@ export const serverEngine: Engine = {
   lens: (r) => post('/api/lens', r),
   attention: (r) => post('/api/attention', r),
   patch: (r, onProgress) => postStream('/api/patch', r, (x) => { if (x.type === 'progress') onProgress(x.done as number, x.total as number); }),
-  explain: (r) => post('/api/explain', r),
+  explain: (r, onProgress) => postStream('/api/explain', r, (x) => { if (x.type === 'progress') onProgress(x.phase as string, x.done as number, x.total as number); }),
 };
 
 /** The model, run in this page: downloaded from the server (progress in bytes), then compiled for
@@ -99,6 +99,6 @@ export async function clientEngine(info: Info, onDownload: (done: number, total:
     lens: (r) => one(() => jobs.lensJob(model, r)),
     attention: (r) => one(() => jobs.attentionJob(model, r)),
     patch: (r, onProgress) => one(() => jobs.patchJob(model, r, onProgress)),
-    explain: (r) => one(() => jobs.explainJob(model, r)),
+    explain: (r, onProgress) => one(() => jobs.explainJob(model, r, onProgress)),
   };
 }

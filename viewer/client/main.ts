@@ -108,9 +108,11 @@ async function main() {
 
   // explain: the report in a frame of its own (no scripts run there)
   $('explain-run').addEventListener('click', () => void (async () => {
-    $('explain-report').replaceChildren(h('p', { class: 'wait' }, 'explaining… (each word is occluded and the prompt re-run)'));
+    const bar = h('progress', { id: 'explain-progress', max: 1, value: 0 }), what = h('span', {}, 'explaining… ');
+    $('explain-report').replaceChildren(h('p', { class: 'wait' }, what, bar));
     try {
-      const r = await engine.explain({ prompt: val('explain-prompt') || val('prompt'), answer: val('explain-answer'), ...(val('explain-alt') ? { alternative: val('explain-alt') } : {}) });
+      const r = await engine.explain({ prompt: val('explain-prompt') || val('prompt'), answer: val('explain-answer'), ...(val('explain-alt') ? { alternative: val('explain-alt') } : {}) },
+        (phase, done, total) => { what.textContent = `${phase}: ${done} / ${total} re-runs `; bar.max = Math.max(1, total); bar.value = done; });
       const frame = h('iframe', { id: 'explain-frame', title: 'explain report' });
       frame.setAttribute('sandbox', '');
       frame.srcdoc = r.html;
