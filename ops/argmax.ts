@@ -64,22 +64,8 @@ export function argmax4Kernel(id: Invocation, x: In<f32x4>, out: Out<u32>, n: u3
   const row: u32 = id.group * (n >> 2);
   for (let i: u32 = id.local; i < n >> 2; i += id.size) {
     const v: f32x4 = x[row + i];
-    if (v.x > best) {
-      best = v.x;
-      at = 4 * i;
-    }
-    if (v.y > best) {
-      best = v.y;
-      at = 4 * i + 1;
-    }
-    if (v.z > best) {
-      best = v.z;
-      at = 4 * i + 2;
-    }
-    if (v.w > best) {
-      best = v.w;
-      at = 4 * i + 3;
-    }
+    at = argmaxOf4(v, i, best, at);
+    best = maxOf4(v, best);
   }
   keepLargest(vals, idxs, best, at, id);
   if (id.local === 0) {
@@ -102,22 +88,8 @@ export function argmaxPartsKernel(id: Invocation, x: In<f32x4>, vals: Out<f32>, 
     const i: u32 = first + j * 256 + id.local;
     if (i < n >> 2) {
       const v: f32x4 = x[row * (n >> 2) + i];
-      if (v.x > best) {
-        best = v.x;
-        at = 4 * i;
-      }
-      if (v.y > best) {
-        best = v.y;
-        at = 4 * i + 1;
-      }
-      if (v.z > best) {
-        best = v.z;
-        at = 4 * i + 2;
-      }
-      if (v.w > best) {
-        best = v.w;
-        at = 4 * i + 3;
-      }
+      at = argmaxOf4(v, i, best, at);
+      best = maxOf4(v, best);
     }
   }
   keepLargest(sv, si, best, at, id);
@@ -146,6 +118,21 @@ export function argmaxFinalKernel(id: Invocation, vals: In<f32>, idxs: In<u32>, 
   if (id.local === 0) {
     out[id.group] = si[0];
   }
+}
+
+/** The largest of best and load i's four lanes. */
+/** @inline */
+export function maxOf4(v: f32x4, best: f32): f32 {
+  return Math.max(Math.max(Math.max(Math.max(best, v.x), v.y), v.z), v.w);
+}
+/** The index of that largest: the first lane that reaches it, if it beats `best` (strictly: among ties
+ *  the earlier index stays), else `at`. */
+/** @inline */
+export function argmaxOf4(v: f32x4, i: u32, best: f32, at: u32): u32 {
+  return v.w > Math.max(Math.max(Math.max(best, v.x), v.y), v.z) ? 4 * i + 3
+    : v.z > Math.max(Math.max(best, v.x), v.y) ? 4 * i + 2
+    : v.y > Math.max(best, v.x) ? 4 * i + 1
+    : v.x > best ? 4 * i : at;
 }
 
 /** (vals[0], idxs[0]) = the largest of every invocation's (best, at), the lowest index among ties. */

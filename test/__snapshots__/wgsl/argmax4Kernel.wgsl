@@ -14,22 +14,8 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   let row: u32 = ((wid.x + wid.y * nwg.x) * (u.n >> 2u));
   for (var i: u32 = lid.x; (i < (u.n >> 2u)); i += 256u) {
     let v: vec4<f32> = x[(row + i)];
-    if ((v.x > best)) {
-      best = v.x;
-      at = (4u * i);
-    }
-    if ((v.y > best)) {
-      best = v.y;
-      at = ((4u * i) + 1u);
-    }
-    if ((v.z > best)) {
-      best = v.z;
-      at = ((4u * i) + 2u);
-    }
-    if ((v.w > best)) {
-      best = v.w;
-      at = ((4u * i) + 3u);
-    }
+    at = select(select(select(select(at, (4u * i), (v.x > best)), ((4u * i) + 1u), (v.y > max(best, v.x))), ((4u * i) + 2u), (v.z > max(max(best, v.x), v.y))), ((4u * i) + 3u), (v.w > max(max(max(best, v.x), v.y), v.z)));
+    best = max(max(max(max(best, v.x), v.y), v.z), v.w);
   }
   vals[lid.x] = best;
   idxs[lid.x] = at;

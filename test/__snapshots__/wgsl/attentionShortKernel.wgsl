@@ -26,16 +26,25 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   let q4: u32 = (((wid.x + wid.y * nwg.x) * headSize) >> 2u);
   let ko: u32 = ((((r / u.seqLen) * u.context) * u.kvDim) + ((h / u.group) * headSize));
   var best: f32 = (-3.4e38f);
-  for (var t: u32 = lid.x; (t <= p); t += 256u) {
-    var dot: f32 = 0.0f;
-    let k4: u32 = (((t * u.kvDim) + ko) >> 2u);
+  for (var t: u32 = lid.x; (t <= p); t += 512u) {
+    let u_: u32 = min((t + 256u), p);
+    var dt: f32 = 0.0f;
+    var du: f32 = 0.0f;
+    let kt: u32 = (((t * u.kvDim) + ko) >> 2u);
+    let ku: u32 = (((u_ * u.kvDim) + ko) >> 2u);
     for (var d: u32 = 0u; (d < (headSize >> 2u)); d += 1u) {
       let qv: vec4<f32> = q[(q4 + d)];
-      let kv: vec4<f32> = kc[(k4 + d)];
-      dot += ((((qv.x * kv.x) + (qv.y * kv.y)) + (qv.z * kv.z)) + (qv.w * kv.w));
+      let a: vec4<f32> = kc[(kt + d)];
+      let b: vec4<f32> = kc[(ku + d)];
+      dt += ((((qv.x * a.x) + (qv.y * a.y)) + (qv.z * a.z)) + (qv.w * a.w));
+      du += ((((qv.x * b.x) + (qv.y * b.y)) + (qv.z * b.z)) + (qv.w * b.w));
     }
-    scores[t] = (dot * u.scale);
-    best = max(best, (dot * u.scale));
+    scores[t] = (dt * u.scale);
+    best = max(best, (dt * u.scale));
+    if (((t + 256u) <= p)) {
+      scores[u_] = (du * u.scale);
+      best = max(best, (du * u.scale));
+    }
   }
   red[lid.x] = best;
   let sg_workgroupMax1: u32 = select(1u, sgsize, (sgsize <= 256u));
@@ -81,16 +90,16 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   var sz: f32 = 0.0f;
   var sw: f32 = 0.0f;
   if ((kg < groups)) {
-    for (var t: u32 = kg; (t <= p); t += (2u * groups)) {
-      let u_: u32 = min((t + groups), p);
-      let eu: f32 = select(0.0f, scores[u_], ((t + groups) <= p));
-      let et: f32 = scores[t];
-      let vt: vec4<f32> = vc[((((t * u.kvDim) + ko) >> 2u) + dq)];
-      let vu: vec4<f32> = vc[((((u_ * u.kvDim) + ko) >> 2u) + dq)];
-      sx += ((et * vt.x) + (eu * vu.x));
-      sy += ((et * vt.y) + (eu * vu.y));
-      sz += ((et * vt.z) + (eu * vu.z));
-      sw += ((et * vt.w) + (eu * vu.w));
+    for (var t0: u32 = kg; (t0 <= p); t0 += (16u * groups)) {
+      for (var j: u32 = 0u; (j < 16u); j += 1u) {
+        let t: u32 = min((t0 + (j * groups)), p);
+        let e: f32 = select(0.0f, scores[t], ((t0 + (j * groups)) <= p));
+        let v: vec4<f32> = vc[((((t * u.kvDim) + ko) >> 2u) + dq)];
+        sx += (e * v.x);
+        sy += (e * v.y);
+        sz += (e * v.z);
+        sw += (e * v.w);
+      }
     }
   }
   sums[(4u * lid.x)] = sx;
