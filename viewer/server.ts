@@ -54,6 +54,18 @@ function loadAssets(dir: string): Map<string, { type: string; body: Buffer }> {
   return out;
 }
 
+/** Whether a file begins with GGUF's magic (the page can run those); folders and other files cannot. */
+function startsWithGGUF(file: string): boolean {
+  if (!fs.statSync(file).isFile()) return false;
+  const fd = fs.openSync(file, 'r');
+  try {
+    const b = Buffer.alloc(4);
+    return fs.readSync(fd, b, 0, 4, 0) === 4 && b.toString('latin1') === 'GGUF';
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
 class HttpError extends Error { constructor(readonly status: number, msg: string) { super(msg); } }
 
 function readBody(req: http.IncomingMessage): Promise<unknown> {
@@ -85,7 +97,7 @@ export async function startServer(o: ServeOptions): Promise<Viewer> {
   const queue = new GpuQueue();
   const { model } = o;
   const exposed = !LOOPBACK.has(o.host);
-  const isGGUF = fs.readFileSync(o.modelFile).subarray(0, 4).toString('latin1') === 'GGUF';
+  const isGGUF = startsWithGGUF(o.modelFile);
   let port = o.port;
   const allowedHosts = () => new Set([`127.0.0.1:${port}`, `localhost:${port}`, `[::1]:${port}`, `${o.host}:${port}`]);
 
