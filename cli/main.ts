@@ -8,6 +8,7 @@ import { defaultModel, loadModelSource, repoRoot } from '../runtime/node/load.js
 import { startServer } from '../viewer/server.js';
 import { graphPictures } from '../viewer/graph.js';
 import { softmax } from '../runtime/sampler.js';
+import { pieceId } from '../runtime/tokenizer.js';
 import fs from 'node:fs';
 import type { DType } from '../compiler/graph.js';
 import { PRESETS, benchWeights, synthModel } from '../runtime/synth/synth.js';
@@ -20,7 +21,7 @@ import { writeAtomically, writeSynthGGUF } from '../runtime/node/write_file.js';
 import { writeSafetensors } from '../runtime/formats/safetensors.js';
 import { logitLens, type LensCell } from '../runtime/interp/lens.js';
 import { heatmapSvg, stackSvgs } from '../runtime/interp/heatmap.js';
-import { activationPatching, SITES } from '../runtime/interp/patching.js';
+import { patchingReport, SITES } from '../runtime/interp/patching.js';
 import { directLogitAttribution } from '../runtime/interp/dla.js';
 import { attentionPatterns, patternsSvg } from '../runtime/interp/patterns.js';
 import { progressBar } from './progress.js';
@@ -470,10 +471,7 @@ async function cache(argv: string[]) {
 function targetOf(model: Model, piece: unknown, id: unknown): number | undefined {
   if (piece !== undefined && id !== undefined) throw new UsageError('give --target or --target-id, not both');
   if (id !== undefined) return int(id as string, '--target-id', 0, 0);
-  if (piece === undefined) return undefined;
-  const t = model.tokenizer.idOf(String(piece));
-  if (t === undefined) throw new UsageError(`'${String(piece)}' is not a vocabulary entry (write it exactly as in the vocabulary, e.g. " Lily")`);
-  return t;
+  return piece === undefined ? undefined : pieceId(model.tokenizer, String(piece), 'the piece');
 }
 
 async function lens(argv: string[]) {
@@ -550,9 +548,7 @@ async function patch(argv: string[]) {
     if (target === undefined) throw new UsageError('patch needs --target PIECE or --target-id N');
     const distractor = targetOf(model, o.distractor, o['distractor-id']);
     const sites = typeof o.sites === 'string' ? o.sites.split(',').map((x) => x.trim()) : ['resid_pre'];
-    const r = await activationPatching(model, model.tokenizer.encode(o.clean), model.tokenizer.encode(o.corrupt), { target, distractor, sites });
-    if (r.clean === r.corrupted)
-      throw new UsageError(`the clean and corrupted prompts give the same metric (${r.clean}), so the normalised score is undefined: choose prompts, target or distractor that differ`);
+    const r = await patchingReport(model, model.tokenizer.encode(o.clean), model.tokenizer.encode(o.corrupt), { target, distractor, sites });
     if (typeof o.svg === 'string') {
       const maps = r.sites.map((s) => heatmapSvg({
         title: `activation patching: ${s.site} (score = (patched − corrupted) / (clean − corrupted))`,
@@ -562,8 +558,7 @@ async function patch(argv: string[]) {
       }));
       fs.writeFileSync(o.svg, stackSvgs(maps));
     }
-    const summary = { target: { id: target, piece: model.tokenizer.piece(target) }, distractor: distractor === undefined ? undefined : { id: distractor, piece: model.tokenizer.piece(distractor) }, clean: r.clean, corrupted: r.corrupted, sites: r.sites };
-    if (o.json) out(JSON.stringify(summary) + '\n');
+    if (o.json) out(JSON.stringify(r) + '\n');
     else {
       out(`metric: clean ${r.clean.toFixed(4)}, corrupted ${r.corrupted.toFixed(4)}\n`);
       for (const s of r.sites) {
@@ -764,8 +759,8 @@ async function serve(argv: string[]) {
   if (o['sae-store'] !== undefined && o.sae === undefined) throw new UsageError('--sae-store goes with --sae');
   const sae = typeof o.sae === 'string' ? loadSaeLens(o.sae) : undefined;
   if (typeof o['sae-store'] === 'string') readManifest(o['sae-store']);
-  const file = typeof o.model === 'string' ? o.model : defaultModel();
   const { model } = await openModel(o);
+  const file = model.file;
   try {
     if (sae && (!sae.hook || !model.hookNames.includes(sae.hook))) throw new UsageError(`the SAE's hook '${sae.hook ?? '(none)'}' is not a hook of this model`);
     const graphSvg = graphPictures(model, file);

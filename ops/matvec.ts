@@ -77,9 +77,10 @@ export function lowerMatvec(n: Node, ctx: LowerCtx, out: string, offset: number,
   const grid = wide && wideGrid(wide, w!.shape[0]!, w!.shape[1]!);
   const uniforms: Record<string, number> = { ...e.uniforms, cols: w!.shape[1]!, eps: a.eps ?? 0, norm: a.norm ? 1 : 0, ...(grid ? { lanes: grid.lanes } : { wtype: WTYPE[w!.dtype]! }) };
   for (const c of chunks) {
-    const rowTiles = Math.ceil(c.rows / TILE);
-    if (block) ctx.dispatch(e.kernel, { ...bind, w: c.buf }, { ...uniforms, rows: c.rows, tokens: T, outStride: stride, outOffset: offset + c.rowStart, rowTiles }, rowTiles * Math.ceil(T / TILE));
-    else ctx.dispatch(e.kernel, { ...bind, w: c.buf }, { ...uniforms, rows: c.rows, outOffset: offset + c.rowStart }, grid ? Math.ceil(c.rows / ((wide.rowSet * 256) / grid.lanes)) : c.rows);
+    if (block) {
+      const rowTiles = Math.ceil(c.rows / TILE);
+      ctx.dispatch(e.kernel, { ...bind, w: c.buf }, { ...uniforms, rows: c.rows, tokens: T, outStride: stride, outOffset: offset + c.rowStart, rowTiles }, rowTiles * Math.ceil(T / TILE));
+    } else ctx.dispatch(e.kernel, { ...bind, w: c.buf }, { ...uniforms, rows: c.rows, outOffset: offset + c.rowStart }, grid ? Math.ceil(c.rows / ((wide.rowSet * 256) / grid.lanes)) : c.rows);
   }
 }
 

@@ -1,7 +1,7 @@
 // Runs a plan on a WebGPU device. Everything is created once: buffers, weights uploads, uniform
 // buffers, pipelines and bind groups. Per decode step only the token id and the single-element
 // position buffer are written, then the recorded dispatch list is encoded and submitted.
-import { type Plan, type BufId, type PosRange, inRange } from '../compiler/plan.js';
+import { type Plan, type BufId, inRange } from '../compiler/plan.js';
 import { type KernelIR, specParams, storageParams, uniformParams } from '../compiler/kernel/ir.js';
 import { repack } from '../ops/dequant.js';
 import { kernels } from '../ops/kernels.gen.js';
@@ -23,8 +23,6 @@ export interface Step {
   readonly bindGroup: GPUBindGroup;
   readonly groups: readonly [number, number];
   readonly kernel: string;
-  /** the positions it runs at (the plan's guard); absent: all */
-  readonly when?: PosRange;
 }
 
 export function pipelineFor(gpu: GpuContext, k: KernelIR, values: Readonly<Record<string, number>> = {}): GPUComputePipeline {
@@ -149,9 +147,10 @@ export class Executor {
       const k = plan.kernels.get(ds.kernel)!;
       const { step, uniforms } = this.bindKernel(k, Object.fromEntries(Object.entries(ds.bind).map(([p, id]) => [p, this.buffers.get(id)!])), ds.uniforms, ds.groups, ds.kernel);
       if (uniforms) this.owned.push(uniforms);
-      this.steps.push(ds.when ? { ...step, when: ds.when } : step);
+      this.steps.push(step);
     }
-    this.guarded = plan.dispatches.some((d) => d.when);
+    // each range of positions with its own dispatches, and its steps: chosen per pass without a scan
+    this.ranges = plan.positionBreaks().map((from) => ({ from, steps: this.steps.filter((_, i) => inRange(plan.dispatches[i]!.when, from)) }));
     this.outBytes = Math.max(...Object.values(plan.outputs).map((id) => plan.buffers.get(id)!.bytes));
     this.readback = d.createBuffer({ size: this.outBytes, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
     this.owned.push(this.readback);
@@ -172,22 +171,19 @@ export class Executor {
     return { step: { pipeline, bindGroup, groups: grid(groups), kernel: name }, uniforms };
   }
 
-  /** The steps a pass at position `pos` runs: the same array for every position of a range. */
+  /** The steps a pass at position `pos` runs (ranges ascend; most plans have one). */
   stepsAt(pos: number): readonly Step[] {
-    if (!this.guarded) return this.steps;
-    const at = this.plan.positionBreaks().filter((b) => b <= pos).pop()!;
-    let s = this.byRange.get(at);
-    if (!s) this.byRange.set(at, (s = this.steps.filter((x) => inRange(x.when, pos))));
-    return s;
+    let i = this.ranges.length - 1;
+    while (i > 0 && this.ranges[i]!.from > pos) i--;
+    return this.ranges[i]!.steps;
   }
-  private guarded = false;
-  private readonly byRange = new Map<number, readonly Step[]>();
+  private ranges: { from: number; steps: readonly Step[] }[] = [];
 
   /** The position a pass's inputs name (its first row's); 0 where they name none. */
   private posOf(inputs: Readonly<Record<string, number | Float32Array | Int32Array>>): number {
     const p = inputs.pos;
     if (p === undefined) {
-      if (this.guarded) throw new Error('internal: this plan runs other kernels at other positions: give the pass its pos');
+      if (this.ranges.length > 1) throw new Error('internal: this plan runs other kernels at other positions: give the pass its pos');
       return 0;
     }
     return typeof p === 'number' ? p : p[0]!;

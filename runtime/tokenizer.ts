@@ -1,6 +1,7 @@
 // Tokenizers: text <-> token ids. Two kinds, chosen by the vocabulary's `model`
 // (GGUF `tokenizer.ggml.model`): SentencePiece-style BPE with scores ('llama': llama2.c, Llama 2,
 // Mistral) and byte-level BPE with ranked merges ('gpt2': Llama 3, Qwen, GPT-2).
+import { UsageError } from '../compiler/errors.js';
 import { SentencePieceTokenizer } from './tokenizers/spm.js';
 import { ByteLevelBpeTokenizer } from './tokenizers/bpe.js';
 
@@ -88,4 +89,11 @@ export class StreamDecoder {
     this.prev = id;
     return s;
   }
+}
+
+/** A PIECE the user wrote (exactly as in the vocabulary, e.g. " Lily") as its id; `what` names it in the error. */
+export function pieceId(tok: Tokenizer, piece: string, what: string): number {
+  const id = tok.idOf(piece);
+  if (id === undefined) throw new UsageError(`${what} '${piece}' is not a vocabulary entry (write it exactly as in the vocabulary, e.g. " Lily")`);
+  return id;
 }

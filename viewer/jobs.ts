@@ -5,10 +5,10 @@
 import { CancelledError, UsageError } from '../compiler/errors.js';
 import type { Model } from '../runtime/model.js';
 import { Sampler, softmax } from '../runtime/sampler.js';
-import { StreamDecoder } from '../runtime/tokenizer.js';
+import { StreamDecoder, pieceId } from '../runtime/tokenizer.js';
 import { logitLens } from '../runtime/interp/lens.js';
 import { attentionPatterns } from '../runtime/interp/patterns.js';
-import { SITES, activationPatching } from '../runtime/interp/patching.js';
+import { SITES, patchingReport } from '../runtime/interp/patching.js';
 import { explain, type Explanation } from '../runtime/interp/explain.js';
 import { explanationHtml } from '../runtime/interp/explain_html.js';
 
@@ -71,13 +71,6 @@ export function promptTokens(model: Model, prompt: string): number[] {
   return tokens;
 }
 
-/** A vocabulary piece's id, or a UsageError naming the piece. */
-export function pieceId(model: Model, piece: string, what: string): number {
-  const id = model.tokenizer.idOf(piece);
-  if (id === undefined) throw new UsageError(`${what} '${piece}' is not a vocabulary entry (write it exactly as in the vocabulary, e.g. " Lily")`);
-  return id;
-}
-
 // ---- the views -------------------------------------------------------------------------------------
 export interface GeneratedToken { id: number; piece: string; text: string; prob: number }
 
@@ -104,7 +97,7 @@ export async function generateJob(model: Model, r: GenerateRequest, onToken: (t:
 
 /** The logit lens, as `tapir lens --json` prints it. */
 export async function lensJob(model: Model, r: LensRequest) {
-  const target = r.target === undefined || r.target === '' ? undefined : pieceId(model, r.target, 'target');
+  const target = r.target === undefined || r.target === '' ? undefined : pieceId(model.tokenizer, r.target, 'target');
   const l = await logitLens(model, promptTokens(model, r.prompt), { target, top: 5 });
   return { tokens: l.tokens, pieces: l.pieces, target: l.target, layers: l.layers };
 }
@@ -118,17 +111,15 @@ export async function attentionJob(model: Model, r: AttentionRequest) {
 
 /** The reactive patching sweep, as `tapir patch --json` prints it; progress in patched runs. */
 export async function patchJob(model: Model, r: PatchRequest, onProgress?: (done: number, total: number) => void, stop?: Stop) {
-  const target = pieceId(model, r.target, 'target');
-  const distractor = r.distractor === undefined || r.distractor === '' ? undefined : pieceId(model, r.distractor, 'distractor');
-  const res = await activationPatching(model, promptTokens(model, r.clean), promptTokens(model, r.corrupt), { target, distractor, sites: r.sites, onProgress, stop });
-  if (res.clean === res.corrupted) throw new UsageError(`the clean and corrupted prompts give the same metric (${res.clean}), so the normalised score is undefined: choose prompts, target or distractor that differ`);
-  return { target: { id: target, piece: model.tokenizer.piece(target) }, distractor: distractor === undefined ? undefined : { id: distractor, piece: model.tokenizer.piece(distractor) }, clean: res.clean, corrupted: res.corrupted, sites: res.sites };
+  const target = pieceId(model.tokenizer, r.target, 'target');
+  const distractor = r.distractor === undefined || r.distractor === '' ? undefined : pieceId(model.tokenizer, r.distractor, 'distractor');
+  return patchingReport(model, promptTokens(model, r.clean), promptTokens(model, r.corrupt), { target, distractor, sites: r.sites, onProgress, stop });
 }
 
 /** `tapir explain`'s report: the explanation and its offline HTML page; progress by phase. */
 export async function explainJob(model: Model, r: ExplainRequest, onProgress?: (phase: string, done: number, total: number) => void, stop?: Stop): Promise<{ explanation: Explanation; html: string }> {
-  const answer = pieceId(model, r.answer, 'answer');
-  const alternative = r.alternative === undefined || r.alternative === '' ? undefined : pieceId(model, r.alternative, 'alternative');
+  const answer = pieceId(model.tokenizer, r.answer, 'answer');
+  const alternative = r.alternative === undefined || r.alternative === '' ? undefined : pieceId(model.tokenizer, r.alternative, 'alternative');
   const e = await explain(model, promptTokens(model, r.prompt), { answer, alternative, onProgress, stop });
   return { explanation: e, html: explanationHtml(e) };
 }

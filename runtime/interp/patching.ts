@@ -140,3 +140,13 @@ export async function activationPatching(model: Model, clean: number[], corrupt:
   work.naiveLayerSteps += 2 * n * L;
   return { clean: top, corrupted: base, sites: out, work };
 }
+
+/** The sweep as `tapir patch --json` and the viewer report it: the metric's tokens named beside the
+ *  scores. Clean and corrupted runs that agree on the metric are an error: every score would be 0 / 0. */
+export async function patchingReport(model: Model, clean: number[], corrupt: number[], o: PatchOptions) {
+  const r = await activationPatching(model, clean, corrupt, o);
+  if (r.clean === r.corrupted)
+    throw new UsageError(`the clean and corrupted prompts give the same metric (${r.clean}), so the normalised score is undefined: choose prompts, target or distractor that differ`);
+  const named = (id: number) => ({ id, piece: model.tokenizer.piece(id) });
+  return { target: named(o.target), distractor: o.distractor === undefined ? undefined : named(o.distractor), clean: r.clean, corrupted: r.corrupted, sites: r.sites };
+}

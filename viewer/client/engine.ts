@@ -36,7 +36,7 @@ export async function getJson<T>(url: string, init?: RequestInit): Promise<T> {
   if (!res.ok) throw new ApiError(body.error ?? `${res.status} ${res.statusText}`);
   return body as T;
 }
-const post = <T>(url: string, body: unknown) => getJson<T>(url, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
+export const post = <T>(url: string, body: unknown) => getJson<T>(url, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
 
 /** A streamed answer (NDJSON): each line to `onLine`, until the result or an error. */
 async function postStream<T>(url: string, body: unknown, onLine: (x: Record<string, unknown>) => void): Promise<T> {

@@ -1,6 +1,6 @@
 // The viewer page: one prompt, and what the model does with it, in tabs. No framework: the page is a
 // few panels filled from the engines' JSON (render.ts draws it).
-import { ApiError, clientEngine, getJson, serverEngine, type Engine, type Info } from './engine.js';
+import { ApiError, clientEngine, getJson, post, serverEngine, type Engine, type Info } from './engine.js';
 import { h, lensTable, patchTables, patternTable, rankChart, showPiece, tokenChip } from './render.js';
 
 const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
@@ -146,7 +146,7 @@ async function main() {
     const box = $('sae-tokens');
     box.replaceChildren(h('p', { class: 'wait' }, 'SAE…'));
     try {
-      const r = await getJson<{ hook: string; pieces: string[]; latents: { latent: number; act: number }[][] }>('/api/sae', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ prompt }) });
+      const r = await post<{ hook: string; pieces: string[]; latents: { latent: number; act: number }[][] }>('/api/sae', { prompt });
       box.replaceChildren(h('p', {}, `latents of the SAE at ${r.hook}, strongest first; click one for its dashboard`),
         ...r.pieces.map((p, i) => h('div', { class: 'sae-row' }, h('span', { class: 'piece' }, showPiece(p)), ...r.latents[i]!.map((x) => {
           const b = h('button', { class: 'latent', 'data-latent': x.latent, title: `activation ${x.act.toFixed(3)}` }, `${x.latent} (${x.act.toFixed(2)})`);
@@ -157,7 +157,7 @@ async function main() {
   }
   async function showFeature(prompt: string, latent: number) {
     try {
-      const r = await getJson<{ html: string }>('/api/sae/feature', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ prompt, latent }) });
+      const r = await post<{ html: string }>('/api/sae/feature', { prompt, latent });
       const frame = h('iframe', { id: 'sae-frame', title: `latent ${latent}` });
       frame.setAttribute('sandbox', '');
       frame.srcdoc = r.html;
