@@ -13,7 +13,7 @@ import { trainSae } from '../runtime/sae/train.js';
 import { writeStoreFromRows } from '../runtime/sae/store.js';
 import { Rng } from '../runtime/sampler.js';
 import { loadSaeLens, saveSaeLens } from '../runtime/sae/files.js';
-import { applySae } from '../runtime/sae/eval.js';
+import { applySae } from '../runtime/sae/apply.js';
 import { writeSafetensors } from '../runtime/formats/safetensors.js';
 import { Model } from '../runtime/model.js';
 import { loadModelSource } from '../runtime/node/load.js';

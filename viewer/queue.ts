@@ -3,7 +3,7 @@
 // closed tab frees the GPU for the next request instead of finishing work nobody will read.
 import { CancelledError, TapirError } from '../compiler/errors.js';
 
-interface Waiting { signal: AbortSignal; start: () => void; drop: () => void }
+interface Waiting { start: () => void; drop: () => void }
 
 export class GpuQueue {
   private waiting: Waiting[] = [];
@@ -18,7 +18,6 @@ export class GpuQueue {
   run<T>(signal: AbortSignal, work: () => Promise<T>): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       const entry: Waiting = {
-        signal,
         drop: () => { this.stats.cancelled++; reject(new CancelledError()); },
         start: () => {
           this.busy = true;

@@ -7,7 +7,6 @@ import type { Model } from '../model.js';
 import { SaeMetrics, type SaeModel } from './sae.js';
 import { readManifest, readSplit } from './store.js';
 import { applySae } from './apply.js';
-export { applySae };
 
 export interface SaeEval {
   tokens: number; l0: number; fvu: number; deadFraction: number;
