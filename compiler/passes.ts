@@ -97,7 +97,9 @@ export function withInterventions(graph: Graph, list: readonly { hook: string; r
   const g = new GraphBuilder();
   const map = new Map<Node, Node>();
   const intervene = OP_BY_NAME.get('intervene')!, input = OP_BY_NAME.get('input')!;
-  for (const n of graph.nodes) {
+  // the hooks' nodes too: some (norm scales, patterns) are computed only when tapped, outside the outputs' graph
+  const every = new Graph({ ...graph.outputs, ...Object.fromEntries(Object.entries(graph.hooks).map(([k, h]) => [`hook:${k}`, h.node])) });
+  for (const n of every.nodes) {
     let m = g.apply(n.op, n.srcs.map((s) => map.get(s)!), n.attr);
     const iv = at.get(n);
     if (iv) {

@@ -76,6 +76,22 @@ describe('hooks through the fused plan', () => {
     }
   });
 
+  it('an edited run caches hooks that are computed only when tapped (patterns, norm scales), edited', async () => {
+    const model = await Model.create(loadModelSource(GGUF), { contextLength: 32 });
+    try {
+      const tokens = model.tokenizer.encode('Once upon a time');
+      const hooks = ['blocks.1.attn.hook_pattern', 'blocks.1.ln1.hook_scale'];
+      const plain = await model.runWithCache(tokens, { hooks });
+      const edited = await model.runWithHooks(tokens, { interventions: [{ hook: 'blocks.0.hook_resid_post', scale: 0.5 }], hooks });
+      // RMSNorm's scale sees the halved residual stream: half as large (up to eps); the pattern changes
+      const [s0, s1] = [plain.cache.get(hooks[1]!)!.data, edited.cache.get(hooks[1]!)!.data];
+      s0.forEach((v, i) => expect(s1[i]! / v).toBeCloseTo(0.5, 3));
+      expect(edited.cache.get(hooks[0]!)!.data).not.toEqual(plain.cache.get(hooks[0]!)!.data);
+    } finally {
+      model.dispose();
+    }
+  });
+
   it('tapping does not change the greedy tokens, and without taps the plan is the plain one', async () => {
     const src = loadModelSource(GGUF);
     const graph = llama({ ...src.config, contextLength: 64 });
