@@ -10,7 +10,6 @@ import { graphPictures } from '../viewer/graph.js';
 import { softmax } from '../runtime/sampler.js';
 import { pieceId } from '../runtime/tokenizer.js';
 import fs from 'node:fs';
-import type { DType } from '../compiler/graph.js';
 import { PRESETS, benchWeights, synthModel } from '../runtime/synth/synth.js';
 import { FAMILIES, type FamilyName } from '../models/families.js';
 import { renderChat, turnEnds } from '../runtime/chat.js';
@@ -33,13 +32,14 @@ import { loadSaeLens, saveSaeLens } from '../runtime/sae/files.js';
 import { featureCards, featuresHtml } from '../runtime/sae/features.js';
 import path from 'node:path';
 import { compile, PASSES } from '../compiler/passes.js';
-import { RULES } from '../compiler/rules.js';
 import { report } from '../compiler/report.js';
 import { fusedOps, toDot, toSvg } from '../compiler/svg.js';
 import { llama } from '../models/llama.js';
-import { fragments, kernels } from '../ops/kernels.gen.js';
+import { OPSET } from '../ops/index.js';
+import { target } from '../compiler/target.js';
 import { DEFAULT_CONTEXT_CAP } from '../runtime/model.js';
 import { toWGSL } from '../compiler/kernel/wgsl.js';
+import type { DType } from '../compiler/ir/dtype.js';
 
 type Options = NonNullable<ParseArgsConfig['options']>;
 
@@ -400,7 +400,7 @@ async function compileCmd(argv: string[]) {
     'disable-rule': { type: 'string', multiple: true }, 'dump-after': { type: 'string' },
   }) as Record<string, string | boolean | string[] | undefined>;
   if (o.help) {
-    return out(HELP.compile!.replace('${RULE_NAMES}', RULES.map((r) => r.name).join(', ')).replace('${PASS_NAMES}', PASSES.map((p) => p.name).join(', ')) + '\n');
+    return out(HELP.compile!.replace('${RULE_NAMES}', OPSET.rules.map((r) => r.name).join(', ')).replace('${PASS_NAMES}', PASSES.map((p) => p.name).join(', ')) + '\n');
   }
   const file = typeof o.model === 'string' ? o.model : defaultModel();
   const src = loadModelSource(file, { tokenizer: o.tokenizer as string | undefined });
@@ -409,8 +409,9 @@ async function compileCmd(argv: string[]) {
   const config = { ...src.config, contextLength };
   const graph = llama(config, (n) => src.weights.get(n)?.dtype ?? 'f32');
   // no GPU needed: plan for WebGPU's default binding limit
-  const opts = { kernels, fragments, maxBindingBytes: 128 << 20, fuse: !o['no-fuse'], disableRules: (o['disable-rule'] as string[] | undefined) ?? [], dumpAfter: o['dump-after'] as string | undefined };
-  const c = compile(graph, opts);
+  const opts = { fuse: !o['no-fuse'], disableRules: (o['disable-rule'] as string[] | undefined) ?? [], dumpAfter: o['dump-after'] as string | undefined };
+  const t = target({ maxBindingBytes: 128 << 20 });
+  const c = compile(graph, OPSET, t, opts);
   const plan = c.plan!;
   const r = report(plan);
   if (typeof o.ir === 'string') fs.writeFileSync(o.ir, c.graph.toString());
@@ -423,7 +424,7 @@ async function compileCmd(argv: string[]) {
     }
   }
   if (typeof o.svg === 'string') {
-    const before = compile(graph, { ...opts, fuse: false });
+    const before = compile(graph, OPSET, t, { ...opts, fuse: false });
     fs.writeFileSync(o.svg, await toSvg(toDot(c.graph, plan, `${path.basename(file)}: ${r.dispatches} dispatches per token (${r.dispatchesPerLayer} per layer)`)));
     fs.writeFileSync(o.svg.replace(/(\.svg)?$/, '.before.svg'), await toSvg(toDot(before.graph, before.plan, `${path.basename(file)} before fusion: ${before.plan!.dispatches.length} dispatches per token`)));
   }

@@ -1,13 +1,14 @@
 // Lowering: graph -> plan. A plan is the list of kernel dispatches for one decode step and the
 // buffers they touch, with nothing GPU-specific in it, so it can be printed and tested without a
 // device. The runtime turns it into buffers, pipelines and bind groups once, then replays it per token.
-import { type Graph, type Node } from './graph.js';
+import { type Graph } from './ir/graph.js';
+import { type BufId, type Chunk, type LowerCtx, type Node, type PosRange, inRange, leafKind } from './ir/op.js';
+import type { Target } from './target.js';
 import { ShapeError, TapirError } from './errors.js';
 import { type FragmentIR, type KernelIR, specParams, storageParams, uniformParams } from './kernel/ir.js';
 import { type FragmentUse, withEpilogues } from './kernel/compose.js';
-import { gpuRowWords, gpuWords } from '../ops/dequant.js';
+import { gpuRowWords, gpuWords } from './ir/dtype.js';
 
-export type BufId = string;
 export type BufferKind = 'input' | 'weight' | 'state' | 'const' | 'activation' | 'scratch';
 
 export interface BufferSpec {
@@ -34,49 +35,13 @@ export interface Dispatch {
   readonly when?: PosRange;
 }
 
-/** Positions `from` (inclusive) to `below` (exclusive), either end open. */
-export interface PosRange { readonly from?: number; readonly below?: number }
-export const inRange = (r: PosRange | undefined, pos: number) => !r || ((r.from === undefined || pos >= r.from) && (r.below === undefined || pos < r.below));
 const showRange = (r: PosRange) => ` when ${r.from ?? 0} <= pos${r.below === undefined ? '' : ` < ${r.below}`}`;
-
-export interface Chunk { readonly buf: BufId; readonly rowStart: number; readonly rows: number }
-
-/** What an op's lowering may ask for. */
-export interface LowerCtx {
-  /** the buffer holding a (non-weight) node's value */
-  buf(n: Node): BufId;
-  /** a weight, split by rows so each piece fits one storage binding */
-  chunks(n: Node): readonly Chunk[];
-  /** a private buffer of `floats` f32 for this node (e.g. attention scores) */
-  scratch(n: Node, name: string, floats: number): BufId;
-  /** `when`: only for passes whose first position lies in that range */
-  dispatch(kernel: string, bind: Record<string, BufId>, uniforms: Record<string, number>, groups: number, when?: PosRange): void;
-  /** a kernel with epilogue fragments spliced into its holes; returns its name for dispatch() */
-  compose(kernel: string, fragments: readonly FragmentUse[]): string;
-  /** an epilogue fragment by name */
-  fragment(name: string): FragmentIR;
-  /** the buffer for node `n`'s k-th store (the value of its `stored` node, or scratch if none reads it) */
-  stored(n: Node, k: number): BufId;
-  /** storage buffers a kernel may bind (the device's maxStorageBuffersPerShaderStage) */
-  readonly maxStorageBuffers: number;
-}
-
-/** Ops that produce GPU work implement this next to their kernel. */
-export interface Lowering {
-  lower(n: Node, ctx: LowerCtx): void;
-}
-export type LeafKind = 'input' | 'weight' | 'state' | 'const';
-export const leafKind = (n: Node): LeafKind | undefined => (n.op as { leaf?: LeafKind }).leaf;
 
 export interface PlanOptions {
   kernels: Readonly<Record<string, KernelIR>>;
   fragments?: Readonly<Record<string, FragmentIR>>;
-  /** the device's maxStorageBufferBindingSize */
-  maxBindingBytes: number;
   /** share activation buffers between values that are not live at once (default true) */
   reuse?: boolean;
-  /** the device's maxStorageBuffersPerShaderStage (default: WebGPU's 8) */
-  maxStorageBuffers?: number;
 }
 
 export class Plan {
@@ -125,7 +90,7 @@ export class Plan {
 const F32 = 4;
 
 /** Lower every node of the graph, in order, to dispatches. */
-export function lowerGraph(graph: Graph, opts: PlanOptions): Plan {
+export function lowerGraph(graph: Graph, target: Target, opts: PlanOptions): Plan {
   const buffers = new Map<BufId, BufferSpec>();
   const dispatches: Dispatch[] = [];
   const inputs: Record<string, BufId> = {};
@@ -135,14 +100,14 @@ export function lowerGraph(graph: Graph, opts: PlanOptions): Plan {
   const used = new Map<string, KernelIR>();
 
   const add = (spec: BufferSpec) => {
-    if (spec.bytes > opts.maxBindingBytes && spec.kind !== 'weight')
-      throw new TapirError(`buffer ${spec.id} needs ${spec.bytes} bytes, over this device's ${opts.maxBindingBytes}-byte binding limit`);
+    if (spec.bytes > target.maxBindingBytes && spec.kind !== 'weight')
+      throw new TapirError(`buffer ${spec.id} needs ${spec.bytes} bytes, over this device's ${target.maxBindingBytes}-byte binding limit`);
     buffers.set(spec.id, spec);
     return spec.id;
   };
 
   const ctx: LowerCtx = {
-    maxStorageBuffers: opts.maxStorageBuffers ?? 8,
+    maxStorageBuffers: target.maxStorageBuffers,
     buf(n) {
       if (leafKind(n) === 'weight') {
         const cs = ctx.chunks(n);
@@ -161,7 +126,7 @@ export function lowerGraph(graph: Graph, opts: PlanOptions): Plan {
       const [rows, cols] = (n.shape.length === 2 ? n.shape : [1, n.shape[0]!]) as [number, number];
       const rowBytes = gpuRowWords(n.dtype, cols) * 4;
       // big chunks are whole sets of 4 rows: the q8_0 decode kernels take rows four at a time
-      const fit = Math.floor((opts.maxBindingBytes - 4) / rowBytes); // (q8_0's scales may end in half a word)
+      const fit = Math.floor((target.maxBindingBytes - 4) / rowBytes); // (q8_0's scales may end in half a word)
       const perChunk = fit >= 1024 ? fit - (fit % 4) : Math.max(1, fit);
       const out: Chunk[] = [];
       for (let r = 0, i = 0; r < rows; r += perChunk, i++) {
@@ -199,8 +164,8 @@ export function lowerGraph(graph: Graph, opts: PlanOptions): Plan {
       const want = storageParams(k).map((p) => p.name).sort().join(',');
       const got = Object.keys(bind).sort().join(',');
       if (want !== got) throw new Error(`internal: ${kernel} binds [${want}], got [${got}]`);
-      if (storageParams(k).length > (opts.maxStorageBuffers ?? 8))
-        throw new Error(`internal: ${kernel} needs ${storageParams(k).length} storage buffers, over the device's ${opts.maxStorageBuffers ?? 8}`);
+      if (storageParams(k).length > target.maxStorageBuffers)
+        throw new Error(`internal: ${kernel} needs ${storageParams(k).length} storage buffers, over the device's ${target.maxStorageBuffers}`);
       for (const p of [...uniformParams(k), ...specParams(k)]) if (typeof uniforms[p.name] !== 'number') throw new Error(`internal: ${kernel} needs ${p.name}`);
       if (!(groups >= 1)) return; // nothing to do (e.g. an empty chunk)
       used.set(kernel, k);
@@ -214,7 +179,7 @@ export function lowerGraph(graph: Graph, opts: PlanOptions): Plan {
   // sources holds (it is allocated before they are released). Outputs are kept.
   const lastUse = new Map<Node, number>();
   // `stored` nodes: the extra outputs of the fused kernels they read, allocated when those are lowered
-  const storedBy = new Map(graph.nodes.filter((n) => n.op.name === 'stored').map((n) => [`${n.srcs[0]!.id}:${n.attr.n}`, n]));
+  const storedBy = new Map(graph.nodes.flatMap((n) => { const s = n.op.storeOf?.(n); return s ? [[`${s.of.id}:${s.k}`, n] as const] : []; }));
   graph.nodes.forEach((n, i) => n.srcs.forEach((s) => lastUse.set(s, i)));
   const keep = new Set(Object.values(graph.outputs));
   const free: BufferSpec[] = [];
@@ -247,9 +212,8 @@ export function lowerGraph(graph: Graph, opts: PlanOptions): Plan {
     if (leaf === 'const') { nodeBuf.set(n, add({ id: `const:%${n.id}`, kind: 'const', bytes, constNode: n })); return; }
     if (n.op.inPlace) nodeBuf.set(n, ctx.buf(n.srcs[0]!));
     else if (!nodeBuf.has(n)) nodeBuf.set(n, activation(n, bytes)); // a stored value already has its buffer
-    const lowering = n.op as unknown as Partial<Lowering>;
-    if (!lowering.lower) throw new Error(`internal: op ${n.op.name} has no lowering`);
-    lowering.lower(n, ctx);
+    if (!n.op.lower) throw new Error(`internal: op ${n.op.name} has no lowering`);
+    n.op.lower(n, ctx);
   }
   const outputs = Object.fromEntries(Object.entries(graph.outputs).map(([k, n]) => [k, ctx.buf(n)]));
   const activationBytes = [...buffers.values()].filter((b) => b.kind === 'activation').reduce((s, b) => s + b.bytes, 0);

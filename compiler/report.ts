@@ -1,6 +1,7 @@
 // What a compiled plan costs per token: dispatches (per layer too), weight bytes read, memory.
-import { leafKind, type Plan } from './plan.js';
-import type { Node } from './graph.js';
+import { type Plan } from './plan.js';
+import type { Node } from './ir/graph.js';
+import { leafKind } from './ir/op.js';
 
 const LAYER = /^(?:blk|cache\.[kv])\.(\d+)\b/;
 

@@ -2,8 +2,42 @@
 // every rebuilt node; sweeps repeat until one changes nothing (the fixed point). A rule set that keeps
 // rewriting (a loop) is an error, not a hang. A rule that absorbs a node other readers still need (a
 // tapped value) names where its value now lives (`alias`); after the sweep every reader is redirected.
-import { GraphBuilder, type Graph, type Node } from './graph.js';
-import { type Rule } from './rules.js';
+import { GraphBuilder, type Graph, type Node } from './ir/graph.js';
+import type { Builder } from './ir/op.js';
+
+/** What a rule may do besides build nodes. */
+export interface RuleCtx {
+  g: Builder;
+  /** how many nodes read `n` (outputs count as readers) */
+  uses(n: Node): number;
+  /** `old` is absorbed but still read elsewhere (a tap): its readers read `now` instead */
+  alias(old: Node, now: Node): void;
+  /** whether another rule absorbed `n` this sweep (its other readers will read the alias) */
+  aliased(n: Node): boolean;
+}
+/** A fusion (or other rewrite): the replacement for `n`, or undefined when it does not match.
+ *  The rules of an op set live beside its ops (ops/rules.ts). */
+export interface Rule {
+  readonly name: string;
+  /** the seed kernel it reproduces, or why it exists */
+  readonly why: string;
+  rewrite(n: Node, c: RuleCtx): Node | undefined;
+}
+
+/** A pattern over a node and its sources: an op name, with optional patterns for the sources (in
+ *  order; `_` matches anything) and a test on the node. `match` returns the matched nodes by the
+ *  names the pattern gives them, or undefined. Rules read as the subgraph they rewrite. */
+export type Pattern = '_' | { op: string; as?: string; srcs?: readonly Pattern[]; where?: (n: Node) => boolean };
+export function match(n: Node | undefined, p: Pattern): Record<string, Node> | undefined {
+  const got: Record<string, Node> = {};
+  const walk = (x: Node | undefined, q: Pattern): boolean => {
+    if (q === '_') return x !== undefined;
+    if (!x || x.op.name !== q.op || (q.where && !q.where(x))) return false;
+    if (q.as) { if (got[q.as] && got[q.as] !== x) return false; got[q.as] = x; }
+    return (q.srcs ?? []).every((s, i) => walk(x.srcs[i], s));
+  };
+  return walk(n, p) ? got : undefined;
+}
 
 export const MAX_SWEEPS = 32;
 

@@ -2,9 +2,10 @@
 // small and grey, edges labelled with the shape that flows along them. After fusion, each dispatched
 // kernel is a cluster labelled with its WGSL entry point and the ops it fused.
 import { instance } from '@viz-js/viz';
-import { fmtType, type Graph, type Node } from './graph.js';
-import { leafKind, type Plan } from './plan.js';
+import { fmtType, type Graph, type Node } from './ir/graph.js';
+import { type Plan } from './plan.js';
 import { parseEpilogues } from '../ops/epilogues.js';
+import { leafKind } from './ir/op.js';
 
 const esc = (s: string) => s.replace(/\\/g, '\\\\').replace(/"/g, '\\"');
 

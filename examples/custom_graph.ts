@@ -3,13 +3,12 @@
 // checked here against the float64 reference of the same graph.
 // Run: node --no-concurrent-recompilation dist/examples/custom_graph.js
 import fs from 'node:fs';
-import { GraphBuilder } from '../compiler/graph.js';
+import { GraphBuilder } from '../compiler/ir/graph.js';
 import { compile } from '../compiler/passes.js';
 import { toDot, toSvg } from '../compiler/svg.js';
-import { ops } from '../ops/index.js';
-import { fragments, kernels } from '../ops/kernels.gen.js';
+import { OPSET, ops } from '../ops/index.js';
 import { Executor } from '../runtime/executor.js';
-import { getGpu, releaseGpu } from '../runtime/gpu.js';
+import { getGpu, releaseGpu, targetOf } from '../runtime/gpu.js';
 import { ReferenceRunner } from '../runtime/reference.js';
 import { weightOf, type WeightMap } from '../runtime/weights.js';
 
@@ -31,7 +30,7 @@ const weights: WeightMap = new Map([
 ]);
 
 const gpu = await getGpu();
-const compiled = compile(graph, { kernels, fragments, maxBindingBytes: gpu.limits.maxStorageBufferBindingSize, taps: Object.keys(graph.hooks) });
+const compiled = compile(graph, OPSET, targetOf(gpu), { taps: Object.keys(graph.hooks) });
 console.log(`${compiled.plan!.dispatches.length} dispatches: ${compiled.plan!.dispatches.map((x) => x.kernel).join(', ')}`);
 fs.mkdirSync('test-output', { recursive: true });
 fs.writeFileSync('test-output/custom_graph.svg', await toSvg(toDot(compiled.graph, compiled.plan, 'a custom MLP block, fused')));

@@ -2,9 +2,10 @@
 // logits come out, and the KV cache (state) keeps what came before. With `positions: T` the same
 // graph takes T tokens at positions pos..pos+T-1 in one pass (a prefill): every activation gets a
 // leading [T], the projections become matrix products, attention is causal within the block.
-import { GraphBuilder, type DType, type Graph, type Hook, type Node } from '../compiler/graph.js';
+import { GraphBuilder, type Graph, type Hook, type Node } from '../compiler/ir/graph.js';
 import { ops } from '../ops/index.js';
 import { ShapeError } from '../compiler/errors.js';
+import type { DType } from '../compiler/ir/dtype.js';
 
 /** The numbers that define a Llama model (llama2.c's Config, GGUF's `llama.*` keys). */
 export interface LlamaConfig {

@@ -3,8 +3,8 @@
 import { type Invocation, type f32x4, type Spec, type In, type Out, type f32, type u32, idiv, sharedF32, storageBarrier, workgroupBarrier } from '../compiler/kernel/dsl.js';
 import { type Op, expectShape, overRows, rowsOf, seqLenOf } from './op.js';
 import { ShapeError } from '../compiler/errors.js';
-import { leafKind } from '../compiler/plan.js';
 import { workgroupMax, workgroupSum } from './reduce.js';
+import { leafKind } from '../compiler/ir/op.js';
 
 /** `flash`: one pass with an online softmax over tiles (set by the flash_attention rule); without
  *  it the kernel also leaves each head's attention pattern in a scratch buffer. */

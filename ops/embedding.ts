@@ -2,7 +2,8 @@
 // ([T] tokens -> [T, dim]).
 import { type Invocation, type In, type Out, type Spec, type f32, type u32, idiv } from '../compiler/kernel/dsl.js';
 import { type Op, expectDtype, expectShape, groupsFor, overRows, rowsOf } from './op.js';
-import { WEIGHT_DTYPES, WTYPE, weightAt } from './dequant.js';
+import { WTYPE, weightAt } from './dequant.js';
+import { WEIGHT_DTYPES } from '../compiler/ir/dtype.js';
 
 export const embedding: Op = overRows({
   name: 'embedding',

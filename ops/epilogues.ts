@@ -7,9 +7,9 @@
 // `stored(F){n}` node. A `hole:` prefix picks one of a kernel's named holes (default 'epilogue').
 import type { FragmentUse } from '../compiler/kernel/compose.js';
 import type { FragmentIR } from '../compiler/kernel/ir.js';
-import type { Node } from '../compiler/graph.js';
-import type { BufId, LowerCtx } from '../compiler/plan.js';
+import type { Node } from '../compiler/ir/graph.js';
 import { type f32, type Out, type u32 } from '../compiler/kernel/dsl.js';
+import type { BufId, LowerCtx } from '../compiler/ir/op.js';
 
 export interface EpilogueDef {
   fragment: string;

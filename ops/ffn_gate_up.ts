@@ -9,7 +9,7 @@ import { WTYPE, weightAt } from './dequant.js';
 import { matvec, lowerMatvec, clearSets, fourRowsQ8, rowDot2F16, sumLanes, sumLanes4, wideFor, wideGrid } from './matvec.js';
 import { siluMul } from './silu_mul.js';
 import { expectShape } from './op.js';
-import type { Node } from '../compiler/graph.js';
+import type { Node } from '../compiler/ir/graph.js';
 
 export const ffnGateUp: Op<{ eps: number; epilogues?: string }> = overRows<{ eps: number; epilogues?: string }>({
   name: 'ffn_gate_up',

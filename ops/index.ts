@@ -1,5 +1,5 @@
 // The op set, and builders that apply ops to nodes of one graph so model code reads like math.
-import { GraphBuilder, type DType, type Node } from '../compiler/graph.js';
+import { GraphBuilder, type Node } from '../compiler/ir/graph.js';
 import { input } from './input.js';
 import { weight } from './weight.js';
 import { state } from './state.js';
@@ -26,11 +26,15 @@ import { rmsParts } from './rms_parts.js';
 import { stored } from './stored.js';
 import { headResult, type HeadResultAttr } from './head_result.js';
 import type { Op } from './op.js';
+import { RULES } from './rules.js';
+import { fragments, kernels } from './kernels.gen.js';
+import { opSet } from '../compiler/ir/opset.js';
+import type { DType } from '../compiler/ir/dtype.js';
 
 export const OPS: readonly Op[] = [input, weight, state, ropeTable, embedding, rmsnorm, matvec, rope, kvWrite, attention, add, bias, siluMul,
   scale, slice, qkvMatvec, ropeKv, qkvRopeKv, ffnGateUp, argmax, intervene, attentionPattern, rmsParts, stored, headResult] as Op[];
-/** ops by name (the IR parser and rules look them up) */
-export const OP_BY_NAME: ReadonlyMap<string, Op> = new Map(OPS.map((o) => [o.name, o]));
+/** tapir's op set: what compile() and parseGraph() are given */
+export const OPSET = opSet(OPS, RULES, kernels, fragments);
 
 export function ops(g: GraphBuilder) {
   return {

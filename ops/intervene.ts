@@ -4,7 +4,10 @@
 // left alone have a=1, b=0, which leaves x bit for bit. Positions past `rows` are left alone too.
 import { type Invocation, type In, type Out, type f32, type u32, idiv } from '../compiler/kernel/dsl.js';
 import { type Op, elems, expectShape, groupsFor, overRows, rowsOf, seqLenOf } from './op.js';
-import { ShapeError } from '../compiler/errors.js';
+import { ShapeError, UsageError } from '../compiler/errors.js';
+import { Graph, GraphBuilder, type Node } from '../compiler/ir/graph.js';
+import type { GraphEdit } from '../compiler/passes.js';
+import { input } from './input.js';
 
 export const intervene: Op = overRows({
   name: 'intervene',
@@ -37,4 +40,41 @@ export function interveneKernel(id: Invocation, x: In<f32>, pos: In<u32>, a: In<
     return;
   }
   out[i] = x[i] * a[p * n + i % n] + b[p * n + i % n];
+}
+
+/** The name of the input that holds a hook's intervention table: 'a' multiplies, 'b' adds. */
+export const ivName = (hook: string, table: 'a' | 'b') => `iv:${hook}:${table}`;
+
+/** The graph edit that puts an intervention at each hook (its tables hold `rows` positions). */
+export const interventions = (list: readonly { hook: string; rows: number }[]): GraphEdit =>
+  (graph) => list.length ? withInterventions(graph, list) : graph;
+
+/** The graph with `intervene(x, pos, a, b)` after each named hook: every reader of the hook, the hook
+ *  itself included (TransformerLens caches the edited value), sees the edited value. */
+export function withInterventions(graph: Graph, list: readonly { hook: string; rows: number }[]): Graph {
+  const at = new Map<Node, { hook: string; rows: number; size: number }>();
+  const read = new Set(graph.nodes.flatMap((n) => n.srcs));
+  for (const iv of list) {
+    const h = graph.hooks[iv.hook];
+    if (!h) throw new UsageError(`the model has no hook '${iv.hook}'`);
+    if (!read.has(h.node)) throw new UsageError(`'${iv.hook}' can be read but not edited: nothing downstream reads it (attention computes its pattern internally; edit attn.hook_z or the residual stream instead)`);
+    at.set(h.node, { ...iv, size: h.shape.reduce((x, y) => x * y, 1) }); // per position
+  }
+  const pos = graph.nodes.find((n) => n.op.name === 'input' && n.attr.name === 'pos');
+  if (!pos) throw new UsageError('interventions need a graph with a position input');
+  const g = new GraphBuilder();
+  const map = new Map<Node, Node>();
+  // the hooks' nodes too: some (norm scales, patterns) are computed only when tapped, outside the outputs' graph
+  const every = new Graph({ ...graph.outputs, ...Object.fromEntries(Object.entries(graph.hooks).map(([k, h]) => [`hook:${k}`, h.node])) });
+  for (const n of every.nodes) {
+    let m = g.apply(n.op, n.srcs.map((s) => map.get(s)!), n.attr);
+    const iv = at.get(n);
+    if (iv) {
+      const table = (k: 'a' | 'b') => g.apply(input, [], { name: ivName(iv.hook, k), shape: [iv.rows, iv.size], dtype: 'f32' });
+      m = g.apply(intervene, [m, map.get(pos)!, table('a'), table('b')], {});
+    }
+    map.set(n, m);
+  }
+  const hooks = Object.fromEntries(Object.entries(graph.hooks).map(([k, h]) => [k, { ...h, node: map.get(h.node)! }]));
+  return g.finish(Object.fromEntries(Object.entries(graph.outputs).map(([k, n]) => [k, map.get(n)!])), hooks);
 }

@@ -6,11 +6,12 @@
 import { type Invocation, type In, type Out, type Spec, type u32, type u32x4, type f32x4, bitcastF32, epilogue, f32, idiv, mul4, sharedF32, lane4, subgroupAdd, unpackHalf, workgroupBarrier } from '../compiler/kernel/dsl.js';
 import { sumRuns, workgroupSum } from './reduce.js';
 import { type Op, expectDtype, expectShape, isBlock, overRows, rowsOf } from './op.js';
-import { BLOCK, WEIGHT_DTYPES, WTYPE, weightAt } from './dequant.js';
+import { WTYPE, weightAt } from './dequant.js';
 import { EPILOGUES, epilogueArrays, lowerEpilogues, parseEpilogues } from './epilogues.js';
 import { ShapeError } from '../compiler/errors.js';
-import type { Node } from '../compiler/graph.js';
-import type { LowerCtx } from '../compiler/plan.js';
+import type { Node } from '../compiler/ir/graph.js';
+import { BLOCK, WEIGHT_DTYPES } from '../compiler/ir/dtype.js';
+import type { LowerCtx } from '../compiler/ir/op.js';
 
 export type MatvecAttr = { norm?: boolean; eps?: number; epilogues?: string };
 

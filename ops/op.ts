@@ -1,11 +1,10 @@
 // What every op file exports: its shape rule, its float64 reference and (for ops that compute on the
 // GPU) its lowering to the kernels written beside it. Leaves (inputs, weights, state, constants)
 // name where their value comes from instead.
-import type { Attr, OpDef, TensorType } from '../compiler/graph.js';
-import type { LeafKind, Lowering } from '../compiler/plan.js';
+import type { Attr, Op, TensorType } from '../compiler/ir/op.js';
 import { ShapeError } from '../compiler/errors.js';
 
-export type Op<A extends Attr = Attr> = OpDef<A> & Partial<Lowering> & { readonly leaf?: LeafKind };
+export type { Op } from '../compiler/ir/op.js';
 
 export function expectShape(t: TensorType, shape: readonly number[], what: string) {
   if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i]))

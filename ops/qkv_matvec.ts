@@ -8,8 +8,8 @@ import { type Op, expectShape, isBlock, overRows } from './op.js';
 import { WTYPE, weightAt } from './dequant.js';
 import { matvec, clearSets, fourRowsQ8, lowerMatvec, rowDotF16, sumLanes, sumLanes4, wideFor, wideGrid } from './matvec.js';
 import { ShapeError } from '../compiler/errors.js';
-import type { Node } from '../compiler/graph.js';
-import type { BufId, LowerCtx } from '../compiler/plan.js';
+import type { Node } from '../compiler/ir/graph.js';
+import type { BufId, LowerCtx } from '../compiler/ir/op.js';
 
 export type QkvAttr = { eps: number; epilogues?: string };
 

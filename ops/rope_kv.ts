@@ -10,8 +10,8 @@ import { type Op, expectShape, groupsFor, overRows, rowsOf, seqLenOf } from './o
 import { rope } from './rope.js';
 import { rmsnorm } from './rmsnorm.js';
 import { ShapeError } from '../compiler/errors.js';
-import type { Node } from '../compiler/graph.js';
-import type { BufId, LowerCtx } from '../compiler/plan.js';
+import type { Node } from '../compiler/ir/graph.js';
+import type { BufId, LowerCtx } from '../compiler/ir/op.js';
 
 export type RopeKvAttr = { headSize: number; qDim: number; kvDim: number; epilogues?: string; normEps?: number };
 

@@ -15,6 +15,7 @@ export const stored: Op<{ n: number; shape: readonly number[] }> = {
   reference() {
     throw new Error('internal: stored values have no reference of their own; evaluate the unfused graph');
   },
+  storeOf: (n) => ({ of: n.srcs[0]!, k: n.attr.n as number }),
   lower(n, ctx) {
     // F's lowering allocated the buffer when it bound the store; check it did
     const f = n.srcs[0]!;

@@ -1,6 +1,6 @@
 // A model weight, loaded from the model file under its GGUF name (e.g. `blk.0.attn_q.weight`).
 import type { Op } from './op.js';
-import type { DType } from '../compiler/graph.js';
+import type { DType } from '../compiler/ir/dtype.js';
 
 export const weight: Op<{ name: string; shape: readonly number[]; dtype: DType }> = {
   name: 'weight',

@@ -1,7 +1,7 @@
 // Runs a plan on a WebGPU device. Everything is created once: buffers, weights uploads, uniform
 // buffers, pipelines and bind groups. Per decode step only the token id and the single-element
 // position buffer are written, then the recorded dispatch list is encoded and submitted.
-import { type Plan, type BufId, inRange } from '../compiler/plan.js';
+import { type Plan } from '../compiler/plan.js';
 import { type KernelIR, specParams, storageParams, uniformParams } from '../compiler/kernel/ir.js';
 import { repack } from '../ops/dequant.js';
 import { kernels } from '../ops/kernels.gen.js';
@@ -15,6 +15,7 @@ const SUBMIT_STEPS = [1, 1, 2, 2, 3, 4, 5, 6, 8];
 import { toWGSL, uniformBytes } from '../compiler/kernel/wgsl.js';
 import type { GpuContext } from './gpu.js';
 import { weightRows, type WeightMap } from './weights.js';
+import { type BufId, inRange } from '../compiler/ir/op.js';
 
 const MAX_GROUPS_PER_DIM = 65535;
 

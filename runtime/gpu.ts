@@ -1,6 +1,7 @@
 // Getting a WebGPU device, from the browser's navigator.gpu or (in Node) the `webgpu` package.
 // One device per process is shared (tests and tools reuse it, with its pipeline cache).
 import { GpuUnavailableError } from '../compiler/errors.js';
+import type { Target } from '../compiler/target.js';
 
 export interface GpuContext {
   device: GPUDevice;
@@ -18,6 +19,12 @@ export interface GpuContext {
    *  instance with its JS object, and a device outliving it crashes the process */
   readonly keepAlive: readonly unknown[];
   destroy(): void;
+}
+
+/** The compile target this device is: its limits and features (`maxBindingBytes` may be lowered, as
+ *  tests do to force weight splitting). */
+export function targetOf(gpu: GpuContext, maxBindingBytes = gpu.limits.maxStorageBufferBindingSize): Target {
+  return { maxBindingBytes, maxStorageBuffers: gpu.limits.maxStorageBuffersPerShaderStage, subgroups: gpu.features.includes('subgroups') };
 }
 
 const HOW_TO_FIX =

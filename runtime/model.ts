@@ -1,22 +1,24 @@
 // A loaded model on the GPU: its graph, the plan lowered from it, the executor that runs the plan,
 // and the tokenizer. Generation and every-position logits are built on `forward(token, pos)`.
 import { FormatError, UsageError } from '../compiler/errors.js';
-import { Graph as GraphClass, GraphBuilder, type Graph } from '../compiler/graph.js';
-import { ops } from '../ops/index.js';
-import { leafKind, type Plan } from '../compiler/plan.js';
+import { Graph as GraphClass, GraphBuilder, type Graph } from '../compiler/ir/graph.js';
+import { OPSET, ops } from '../ops/index.js';
+import { interventions as interventionEdit, ivName } from '../ops/intervene.js';
+import type { Target } from '../compiler/target.js';
+import { type Plan } from '../compiler/plan.js';
 import { compile, type CompileOptions } from '../compiler/passes.js';
 import { selectHooks, type HookSelection } from '../compiler/hooks.js';
 import { readBuffer, type StageCopy } from './executor.js';
 import { headSize, llama, type LlamaConfig } from '../models/llama.js';
-import { fragments, kernels } from '../ops/kernels.gen.js';
 import { Executor } from './executor.js';
-import { checked, getGpu, type GpuContext } from './gpu.js';
+import { checked, getGpu, targetOf, type GpuContext } from './gpu.js';
 import { ReferenceRunner } from './reference.js';
 import { Sampler, type SamplerOptions } from './sampler.js';
 import { type SaeSplice, spliceSaes } from './sae/splice.js';
 import { StreamDecoder, makeTokenizer, type Tokenizer, type Vocab } from './tokenizer.js';
 import type { WeightMap } from './weights.js';
 import { dequantize } from '../ops/dequant.js';
+import { leafKind } from '../compiler/ir/op.js';
 
 export interface ModelSource {
   config: LlamaConfig;
@@ -98,6 +100,7 @@ export class Model {
     readonly executor: Executor,
     private readonly weights: WeightMap,
     readonly file: string,
+    private readonly target: Target,
     private readonly compileOptions: CompileOptions,
   ) {}
 
@@ -109,13 +112,11 @@ export class Model {
     const graph = llama(config, (name) => src.weights.get(name)?.dtype ?? 'f32');
     checkWeights(graph, src.weights, src.file);
     const gpu = opts.gpu ?? (await getGpu());
-    const compileOptions: CompileOptions = {
-      kernels, fragments, maxBindingBytes: opts.maxBindingBytes ?? gpu.limits.maxStorageBufferBindingSize,
-      fuse: opts.fuse, disableRules: opts.disableRules, maxStorageBuffers: gpu.limits.maxStorageBuffersPerShaderStage,
-    };
-    const plan = compile(graph, compileOptions).plan!;
+    const target = targetOf(gpu, opts.maxBindingBytes);
+    const compileOptions: CompileOptions = { fuse: opts.fuse, disableRules: opts.disableRules };
+    const plan = compile(graph, OPSET, target, compileOptions).plan!;
     const executor = await checked(gpu, () => new Executor(gpu, plan, src.weights));
-    return new Model(config, makeTokenizer(src.vocab), graph, plan, executor, src.weights, src.file, compileOptions);
+    return new Model(config, makeTokenizer(src.vocab), graph, plan, executor, src.weights, src.file, target, compileOptions);
   }
 
   get contextLength() { return this.config.contextLength; }
@@ -165,7 +166,7 @@ export class Model {
   get blockSize(): number {
     const c = this.config;
     const widest = Math.max(c.vocabSize, c.hiddenDim, c.dim, (c.nHeads + 2 * c.nKvHeads) * headSize(c), c.nHeads * c.contextLength);
-    return Math.max(1, Math.min(MAX_BLOCK, Math.floor(this.compileOptions.maxBindingBytes / (4 * widest))));
+    return Math.max(1, Math.min(MAX_BLOCK, Math.floor(this.target.maxBindingBytes / (4 * widest))));
   }
 
   /** Positions split into prefill blocks ([start, length] pairs); a batch of prompts shares a block's rows. */
@@ -292,7 +293,7 @@ export class Model {
     let ex = this.tappedExecutors.get(key);
     if (!ex) {
       const graph = startLayer || positions !== undefined ? llama(this.config, (n) => this.weights.get(n)?.dtype ?? 'f32', { startLayer, positions, batch }) : this.graph;
-      const plan = compile(graph, { ...this.compileOptions, taps, interventions }).plan!;
+      const plan = compile(graph, OPSET, this.target, { ...this.compileOptions, taps, edits: [interventionEdit(interventions)] }).plan!;
       // one prompt shares the model's KV cache; a batch of B shares the caches of the first plan for B
       const share = batch > 1 ? this.batchCaches.get(batch) ?? this.executor : this.executor;
       ex = await checked(this.executor.gpu, () => new Executor(this.executor.gpu, plan, this.weights, undefined, share));
@@ -342,7 +343,7 @@ export class Model {
     const blocks: { ex: Executor; start: number; len: number }[] = [];
     for (const [start, len] of this.blocks(n, B)) {
       const ex = await this.variant(names, [...tables.keys()].map((hook) => ({ hook, rows: n })), 0, len, B);
-      for (const [hook, t] of tables) { ex.write(`iv:${hook}:a`, t.a); ex.write(`iv:${hook}:b`, t.b); }
+      for (const [hook, t] of tables) { ex.write(ivName(hook, 'a'), t.a); ex.write(ivName(hook, 'b'), t.b); }
       blocks.push({ ex, start, len });
     }
     const d = this.executor.gpu.device;
@@ -419,7 +420,7 @@ export class Model {
       const x = o.input('resid', [c.dim], 'f32'); // [dim]
       const unembed = c.tiedEmbeddings ? o.weight('token_embd.weight', [c.vocabSize, c.dim], dtypeOf('token_embd.weight')) : o.weight('output.weight', [c.vocabSize, c.dim], dtypeOf('output.weight'));
       const logits = o.matvec(unembed, o.rmsnorm(x, o.weight('output_norm.weight', [c.dim]), c.rmsEps)); // [vocab]
-      const plan = compile(g.finish({ logits }), this.compileOptions).plan!;
+      const plan = compile(g.finish({ logits }), OPSET, this.target, this.compileOptions).plan!;
       const gpu = this.executor.gpu;
       this.lensExecutor = await checked(gpu, () => new Executor(gpu, plan, this.weights, undefined, this.executor));
     }

@@ -1,9 +1,9 @@
 // The float64 reference forward pass: the same graph, evaluated node by node with each op's plain
 // reference (never its kernel). The independent check on everything the GPU computes.
-import { type Graph, type Node } from '../compiler/graph.js';
-import { leafKind } from '../compiler/plan.js';
+import { type Graph, type Node } from '../compiler/ir/graph.js';
 import type { WeightMap } from './weights.js';
 import { dequantize } from '../ops/dequant.js';
+import { leafKind } from '../compiler/ir/op.js';
 
 export class ReferenceRunner {
   private weights = new Map<string, Float64Array>();

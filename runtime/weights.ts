@@ -1,7 +1,7 @@
 // Weights by GGUF tensor name: shape in row-major order ([rows, cols]) and the bytes in the
 // file's own layout for their dtype (see ops/dequant.ts).
-import type { DType } from '../compiler/graph.js';
 import { quantize } from '../ops/dequant.js';
+import type { DType } from '../compiler/ir/dtype.js';
 
 export interface WeightTensor {
   readonly shape: readonly number[];

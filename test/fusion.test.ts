@@ -5,11 +5,12 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { GraphBuilder } from '../compiler/graph.js';
+import { GraphBuilder } from '../compiler/ir/graph.js';
 import { compile } from '../compiler/passes.js';
 import { withEpilogues } from '../compiler/kernel/compose.js';
 import { toWGSL } from '../compiler/kernel/wgsl.js';
-import { ops } from '../ops/index.js';
+import { OPSET, ops } from '../ops/index.js';
+import { target } from '../compiler/target.js';
 import { fragments, kernels } from '../ops/kernels.gen.js';
 import { Executor } from '../runtime/executor.js';
 import { getGpu } from '../runtime/gpu.js';
@@ -131,7 +132,7 @@ describe('epilogues compose without new kernel source', () => {
     const o = ops(g);
     const x = o.weight('x', [cols]), nw = o.weight('nw', [cols]), w = o.weight('w', [rows, cols], 'q8_0'), b = o.weight('b', [rows]);
     const graph = g.finish({ out: o.scale(o.add(o.matvec(w, o.rmsnorm(x, nw, 1e-5)), b), 0.5) });
-    const c = compile(graph, { kernels, fragments, maxBindingBytes: 1 << 27 });
+    const c = compile(graph, OPSET, target({ maxBindingBytes: 1 << 27 }));
     const plan = c.plan!;
     // (q8_0 rows of whole 16-byte loads: the 16-byte q8_0 matvec)
     expect(plan.dispatches.map((d) => d.kernel)).toEqual(['matvecQ8Kernel+addEpilogue+scaleEpilogue']);

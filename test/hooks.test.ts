@@ -14,6 +14,8 @@ import { synthModel } from '../runtime/synth/synth.js';
 import { GGUF } from './helpers/models.js';
 import { relErr } from './helpers/numeric.js';
 import { writeSynth } from './helpers/synth.js';
+import { target } from '../compiler/target.js';
+import { OPSET } from '../ops/index.js';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tapir-hooks-'));
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -95,8 +97,8 @@ describe('hooks through the fused plan', () => {
   it('tapping does not change the greedy tokens, and without taps the plan is the plain one', async () => {
     const src = loadModelSource(GGUF);
     const graph = llama({ ...src.config, contextLength: 64 });
-    const opts = { kernels, fragments, maxBindingBytes: 1 << 27 };
-    const plain = compile(graph, opts).plan!, none = compile(graph, { ...opts, taps: [] }).plan!;
+    const t = target({ maxBindingBytes: 1 << 27 });
+    const plain = compile(graph, OPSET, t).plan!, none = compile(graph, OPSET, t, { taps: [] }).plan!;
     expect(none.toString()).toBe(plain.toString());
     const model = await Model.create(src, { contextLength: 64 });
     try {
@@ -113,21 +115,21 @@ describe('hooks through the fused plan', () => {
 describe('taps survive fusion', () => {
   const src = loadModelSource(GGUF);
   const graph = llama({ ...src.config, contextLength: 64 });
-  const opts = { kernels, fragments, maxBindingBytes: 1 << 27 };
+  const t = target({ maxBindingBytes: 1 << 27 });
   const fusedKernels = (p: ReturnType<typeof compile>['plan']) =>
     p!.dispatches.filter((d) => !OWN_KERNEL.has(d.node.op.name)).map((d) => d.kernel.replace(/\+(\w+:)?storeEpilogue/g, ''));
   // hooks that no fused kernel computes get their own kernel, and only when tapped
   const OWN_KERNEL = new Set(['attention_pattern', 'rms_parts', 'slice', 'head_result']);
-  const plain = compile(graph, opts).plan!;
+  const plain = compile(graph, OPSET, t).plan!;
   it.each(Object.keys(graph.hooks).filter((h) => h.startsWith('blocks.1.') || !h.startsWith('blocks.')))('%s: the fused kernels stay, the value is stored by one of them or read from its output', (hook) => {
-    const tapped = compile(graph, { ...opts, taps: [hook] }).plan!;
+    const tapped = compile(graph, OPSET, t, { taps: [hook] }).plan!;
     expect(fusedKernels(tapped)).toEqual(fusedKernels(plain));
     const extra = tapped.dispatches.length - plain.dispatches.length;
     expect(extra).toBeLessThanOrEqual(1);
     expect(tapped.dispatches.filter((d) => OWN_KERNEL.has(d.node.op.name))).toHaveLength(extra);
   });
   it('a store appears exactly where an absorbed value is tapped', () => {
-    const kernelsOf = (taps: string[]) => compile(graph, { ...opts, taps }).plan!.dispatches.map((d) => d.kernel).filter((k) => k.includes('store'));
+    const kernelsOf = (taps: string[]) => compile(graph, OPSET, t, { taps }).plan!.dispatches.map((d) => d.kernel).filter((k) => k.includes('store'));
     expect(kernelsOf(['blocks.1.hook_attn_out'])).toEqual(['matvecKernel+storeEpilogue+addEpilogue']);
     expect(kernelsOf(['blocks.1.hook_mlp_out'])).toEqual(['matvecKernel+storeEpilogue+addEpilogue']);
     expect(kernelsOf(['blocks.1.mlp.hook_pre', 'blocks.1.mlp.hook_pre_linear'])).toEqual(['ffnGateUpKernel+gate:storeEpilogue+up:storeEpilogue']);

@@ -5,7 +5,7 @@ import { randomSource, relErr } from './helpers/numeric.js';
 import { runBoth } from './helpers/gpu.js';
 import { weightOf } from '../runtime/weights.js';
 import { llama3RopeFactors } from '../ops/rope_table.js';
-import { OP_BY_NAME } from '../ops/index.js';
+import { OPSET } from '../ops/index.js';
 import { kernels } from '../ops/kernels.gen.js';
 import { toWGSL } from '../compiler/kernel/wgsl.js';
 
@@ -103,7 +103,7 @@ describe('kernels match their references', () => {
     const [rows, cols] = [40, 2048];
     for (const dtype of ['f16', 'q8_0'] as const) {
       const w = weightOf([rows, cols], dtype, rnd.normal(rows * cols, 1 / 32));
-      const mv = await runBoth((o, g) => g.apply(OP_BY_NAME.get('matvec')!, [o.weight('w', [rows, cols], dtype), o.weight('x', [cols]), o.weight('nw', [cols]), o.weight('y', [rows])], { norm: true, eps: 1e-5, epilogues: 'add' }),
+      const mv = await runBoth((o, g) => g.apply(OPSET.ops.get('matvec')!, [o.weight('w', [rows, cols], dtype), o.weight('x', [cols]), o.weight('nw', [cols]), o.weight('y', [rows])], { norm: true, eps: 1e-5, epilogues: 'add' }),
         { w, x: rnd.normal(cols), nw: rnd.normal(cols), y: rnd.normal(rows) }, {}, { subgroups });
       expect(relErr(mv.out, mv.ref), `${seedNote} ${dtype}`).toBeLessThanOrEqual(TOL);
     }
@@ -137,7 +137,7 @@ describe('quantized weights are dequantized inside the kernels', () => {
 
   it.each([[40, 2048, 256], [3000, 512, 64], [1000, 64, 32]])('f16 matvec %i x %i, norm and residual: %i invocations a row', async (rows, cols, lanes) => {
     const w = weightOf([rows, cols], 'f16', rnd.normal(rows * cols));
-    const { out, ref, plan } = await runBoth((o, g) => g.apply(OP_BY_NAME.get('matvec')!, [o.weight('w', [rows, cols], 'f16'), o.weight('x', [cols]), o.weight('nw', [cols]), o.weight('y', [rows])], { norm: true, eps: 1e-5, epilogues: 'add' }),
+    const { out, ref, plan } = await runBoth((o, g) => g.apply(OPSET.ops.get('matvec')!, [o.weight('w', [rows, cols], 'f16'), o.weight('x', [cols]), o.weight('nw', [cols]), o.weight('y', [rows])], { norm: true, eps: 1e-5, epilogues: 'add' }),
       { w, x: rnd.normal(cols), nw: rnd.normal(cols), y: rnd.normal(rows) }, {});
     expect(plan.dispatches[0]!.uniforms.lanes).toBe(lanes);
     expect(relErr(out, ref), seedNote).toBeLessThanOrEqual(TOL);
@@ -146,7 +146,7 @@ describe('quantized weights are dequantized inside the kernels', () => {
   // rows % 4 != 0 (70) take the generic kernel: the 16-byte one computes rows four at a time
   it.each([[40, 2048, 'matvecQ8Kernel'], [3000, 512, 'matvecQ8Kernel'], [68, 96, 'matvecQ8Kernel'], [70, 96, 'matvecKernel']])('q8_0 matvec %i x %i, norm and residual: %s', async (rows, cols, kernel) => {
     const w = weightOf([rows, cols], 'q8_0', rnd.normal(rows * cols, 2));
-    const { out, ref, plan } = await runBoth((o, g) => g.apply(OP_BY_NAME.get('matvec')!, [o.weight('w', [rows, cols], 'q8_0'), o.weight('x', [cols]), o.weight('nw', [cols]), o.weight('y', [rows])], { norm: true, eps: 1e-5, epilogues: 'add' }),
+    const { out, ref, plan } = await runBoth((o, g) => g.apply(OPSET.ops.get('matvec')!, [o.weight('w', [rows, cols], 'q8_0'), o.weight('x', [cols]), o.weight('nw', [cols]), o.weight('y', [rows])], { norm: true, eps: 1e-5, epilogues: 'add' }),
       { w, x: rnd.normal(cols), nw: rnd.normal(cols), y: rnd.normal(rows) }, {});
     expect(plan.dispatches[0]!.kernel).toBe(`${kernel}+addEpilogue`);
     expect(relErr(out, ref), seedNote).toBeLessThanOrEqual(TOL);
@@ -155,7 +155,7 @@ describe('quantized weights are dequantized inside the kernels', () => {
   it.each(['f16', 'q8_0'] as const)('%s QKV and gate/up in one 16-byte kernel each', async (dtype) => {
     const d = 256, kv = 64, h = 520;
     const data = { x: rnd.normal(d), nw: rnd.normal(d), ...Object.fromEntries([['wq', d], ['wk', kv], ['wv', kv], ['wg', h], ['wu', h]].map(([n, r]) => [n, weightOf([r as number, d], dtype, rnd.normal((r as number) * d))])) };
-    const op = (name: string) => OP_BY_NAME.get(name)!;
+    const op = (name: string) => OPSET.ops.get(name)!;
     const qkv = await runBoth((o, g) => g.apply(op('qkv_matvec'), [o.weight('x', [d]), o.weight('nw', [d]), o.weight('wq', [d, d], dtype), o.weight('wk', [kv, d], dtype), o.weight('wv', [kv, d], dtype)], { eps: 1e-5 }), data, {});
     expect(qkv.plan.dispatches.map((k) => k.kernel)).toEqual([dtype === 'f16' ? 'qkvF16Kernel' : 'qkvQ8Kernel']);
     expect(relErr(qkv.out, qkv.ref), seedNote).toBeLessThanOrEqual(TOL);
@@ -240,7 +240,7 @@ describe('GPU errors are not silent', () => {
 // Over T positions at once (a prefill), every op that carries a row per position: row t at position
 // pos + t, against the same float64 references applied row by row.
 describe('kernels over several positions match their references', () => {
-  const op = (name: string) => OP_BY_NAME.get(name)!;
+  const op = (name: string) => OPSET.ops.get(name)!;
   const T = 11, pos = 5;
   it.each([[67, 131, false], [8, 300, true]])('matmul %i x %i (norm: %s), with add and store epilogues', async (rows, cols, norm) => {
     // the fused kernel stores W·x on the side and returns W·x + y; the reference is the unfused graph

@@ -1,7 +1,7 @@
 // Interventions and activation patching, against exact identities and a brute-force float64 CPU
 // reference that re-runs the whole model for every site.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { withInterventions } from '../compiler/passes.js';
+import { ivName, withInterventions } from '../ops/intervene.js';
 import { Model } from '../runtime/model.js';
 import { loadModelSource } from '../runtime/node/load.js';
 import { ReferenceRunner } from '../runtime/reference.js';
@@ -49,8 +49,8 @@ describe('interventions', () => {
     const [sa, sb] = table(64, (_, e) => [1, steer[e]!]);
     const ref = new ReferenceRunner(g, (model as unknown as { weights: never }).weights);
     tokens.forEach((token, pos) => {
-      const want = ref.output({ token, pos, 'iv:blocks.1.attn.hook_z:a': za, 'iv:blocks.1.attn.hook_z:b': zb,
-        'iv:blocks.2.hook_resid_mid:a': ma, 'iv:blocks.2.hook_resid_mid:b': mb, 'iv:blocks.3.hook_resid_post:a': sa, 'iv:blocks.3.hook_resid_post:b': sb }, 'logits');
+      const want = ref.output({ token, pos, [ivName('blocks.1.attn.hook_z', 'a')]: za, [ivName('blocks.1.attn.hook_z', 'b')]: zb,
+        [ivName('blocks.2.hook_resid_mid', 'a')]: ma, [ivName('blocks.2.hook_resid_mid', 'b')]: mb, [ivName('blocks.3.hook_resid_post', 'a')]: sa, [ivName('blocks.3.hook_resid_post', 'b')]: sb }, 'logits');
       expect(relErr(logits[pos]!, want)).toBeLessThanOrEqual(1e-5);
     });
   });
@@ -84,8 +84,8 @@ describe('activation patching', () => {
         const ref = new ReferenceRunner(g, weights);
         const run = (tokens: number[], a: Float64Array, b: Float64Array) => {
           ref.reset();
-          let last = new Float64Array();
-          tokens.forEach((token, pos) => { last = ref.output({ token, pos, [`iv:${hook}:a`]: a, [`iv:${hook}:b`]: b }, 'logits'); });
+          let last: Float64Array = new Float64Array();
+          tokens.forEach((token, pos) => { last = ref.output({ token, pos, [ivName(hook, 'a')]: a, [ivName(hook, 'b')]: b }, 'logits'); });
           return metricOf(last, o);
         };
         const ones = new Float64Array(rows * size).fill(1), zeros = new Float64Array(rows * size);
@@ -93,7 +93,7 @@ describe('activation patching', () => {
         ref.reset();
         const cleanAct = new Float64Array(rows * size);
         clean.forEach((token, pos) => {
-          const vals = ref.step({ token, pos, [`iv:${hook}:a`]: ones, [`iv:${hook}:b`]: zeros });
+          const vals = ref.step({ token, pos, [ivName(hook, 'a')]: ones, [ivName(hook, 'b')]: zeros });
           cleanAct.set(vals.get(g.hooks[hook]!.node)!, pos * size);
         });
         const top = run(clean, ones, zeros), base = run(corrupt, ones, zeros);

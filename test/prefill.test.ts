@@ -9,6 +9,8 @@ import { loadModelSource } from '../runtime/node/load.js';
 import { ReferenceRunner } from '../runtime/reference.js';
 import { GGUF } from './helpers/models.js';
 import { relErr } from './helpers/numeric.js';
+import { target } from '../compiler/target.js';
+import { OPSET } from '../ops/index.js';
 
 const src = loadModelSource(GGUF);
 
@@ -123,7 +125,7 @@ describe('prefill', () => {
 
   it('the block plan uses matrix-product kernels and keeps the per-layer fusion', () => {
     const c = { ...src.config, contextLength: 64 };
-    const plan = compile(llama(c, () => 'f32', { positions: 16 }), { kernels, fragments, maxBindingBytes: 1 << 27 }).plan!;
+    const plan = compile(llama(c, () => 'f32', { positions: 16 }), OPSET, target({ maxBindingBytes: 1 << 27 })).plan!;
     const names = plan.dispatches.map((d) => d.kernel);
     expect(names.filter((k) => k.startsWith('matmulKernel')).length).toBe(7 * c.nLayers + 1); // q, k, v, o, gate, up, down; + logits
     expect(names.filter((k) => k.startsWith('matvecKernel'))).toEqual([]);

@@ -1,14 +1,16 @@
 // Each fusion rule as IR text in -> IR text out: where it fires, and where it must not. Rules run
 // alone here (the pipeline runs them together); the rewrite reaches a fixed point and refuses loops.
 import { describe, expect, it } from 'vitest';
-import { parseGraph, IRParseError } from '../compiler/ir_text.js';
+import { parseGraph, IRParseError } from '../compiler/ir/text.js';
 import { rewrite } from '../compiler/rewrite.js';
-import { RULES, type Rule } from '../compiler/rules.js';
+import { RULES } from '../ops/rules.js';
+import type { Rule } from '../compiler/rewrite.js';
 import { llama } from '../models/llama.js';
-import { OP_BY_NAME } from '../ops/index.js';
+import { OPSET } from '../ops/index.js';
 
+const parse = (text: string) => parseGraph(text, OPSET);
 const rule = (name: string) => RULES.find((r) => r.name === name)!;
-const run = (text: string, ...names: string[]) => rewrite(parseGraph(text), names.map(rule)).graph.toString();
+const run = (text: string, ...names: string[]) => rewrite(parse(text), names.map(rule)).graph.toString();
 const ir = (s: string) => s.replace(/^\s+/gm, '').trim() + '\n';
 
 const X = `%0 = input() {name="x" shape=[4] dtype="f32"} : f32[4]
@@ -117,15 +119,15 @@ describe('qkv, rope_kv and flash_attention', () => {
 
 describe('the rewrite', () => {
   it('reaches a fixed point: the fused graph does not change when rewritten again', () => {
-    const once = rewrite(parseGraph(layer), RULES);
+    const once = rewrite(parse(layer), RULES);
     expect(once.sweeps).toBeGreaterThan(1);
     const again = rewrite(once.graph, RULES);
     expect(again.fired).toEqual({});
     expect(again.graph.toString()).toBe(once.graph.toString());
   });
   it('refuses a rule set that loops instead of hanging', () => {
-    const flip: Rule = { name: 'flip', why: 'a loop, on purpose', rewrite: (n, c) => (n.op.name === 'scale' ? c.g.apply(OP_BY_NAME.get('scale')!, n.srcs, { factor: -Number(n.attr.factor) }) : undefined) };
-    const g = parseGraph(ir(`%0 = input() {name="x" shape=[2] dtype="f32"} : f32[2]
+    const flip: Rule = { name: 'flip', why: 'a loop, on purpose', rewrite: (n, c) => (n.op.name === 'scale' ? c.g.apply(OPSET.ops.get('scale')!, n.srcs, { factor: -Number(n.attr.factor) }) : undefined) };
+    const g = parse(ir(`%0 = input() {name="x" shape=[2] dtype="f32"} : f32[2]
       %1 = scale(%0) {factor=2} : f32[2]
       return y=%1`));
     expect(() => rewrite(g, [flip])).toThrow(/did not reach a fixed point/);
@@ -134,9 +136,9 @@ describe('the rewrite', () => {
 
 describe('textual IR', () => {
   it('round-trips the model graph, unfused and fused', () => {
-    expect(parseGraph(layer).toString()).toBe(layer);
-    const fused = rewrite(parseGraph(layer), RULES).graph.toString();
-    expect(parseGraph(fused).toString()).toBe(fused);
+    expect(parse(layer).toString()).toBe(layer);
+    const fused = rewrite(parse(layer), RULES).graph.toString();
+    expect(parse(fused).toString()).toBe(fused);
   });
   it.each([
     ['an unknown op', '%0 = frob() : f32[1]\nreturn y=%0\n', /unknown op 'frob'/],
@@ -144,7 +146,7 @@ describe('textual IR', () => {
     ['a reference before its definition', '%0 = add(%1, %1) : f32[2]\nreturn y=%0\n', /%1 is used before it is defined/],
     ['bad syntax', '%0 = = input()\n', /Line 1/],
   ])('rejects %s', (_, text, msg) => {
-    expect(() => parseGraph(text)).toThrow(msg);
-    expect(() => parseGraph(text)).toThrow(IRParseError);
+    expect(() => parse(text)).toThrow(msg);
+    expect(() => parse(text)).toThrow(IRParseError);
   });
 });

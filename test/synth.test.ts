@@ -11,7 +11,7 @@ import { synthModel } from '../runtime/synth/synth.js';
 import { writeSynth } from './helpers/synth.js';
 import { CORPUS } from '../runtime/synth/corpus.js';
 import { relErr } from './helpers/numeric.js';
-import type { DType } from '../compiler/graph.js';
+import type { DType } from '../compiler/ir/dtype.js';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tapir-synth-'));
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));

@@ -14,6 +14,9 @@ import { toWGSL, usesSubgroups } from '../compiler/kernel/wgsl.js';
 import { llama } from '../models/llama.js';
 import { fragments, kernels } from '../ops/kernels.gen.js';
 import { caseGraph, planCases, synthShape } from './helpers/plans.js';
+import { target } from '../compiler/target.js';
+import { OPSET } from '../ops/index.js';
+import { interventions } from '../ops/intervene.js';
 
 /** hooks an intervention can edit: those something downstream reads */
 const editable = (g: ReturnType<typeof llama>) => {
@@ -34,10 +37,10 @@ const planHashes: string[] = [];
 for (const c of planCases()) {
   const g = caseGraph(c);
   try {
-    const plan = compile(g, {
-      kernels, fragments, maxBindingBytes: c.maxBindingBytes, fuse: c.fuse,
+    const plan = compile(g, OPSET, target({ maxBindingBytes: c.maxBindingBytes }), {
+      fuse: c.fuse,
       taps: c.taps === 'all' ? Object.keys(g.hooks) : [],
-      interventions: c.interventions ? editable(g).map((hook) => ({ hook, rows: 8 })) : [],
+      edits: c.interventions ? [interventions(editable(g).map((hook) => ({ hook, rows: 8 })))] : [],
     }).plan!;
     for (const k of plan.kernels.values()) keep(k, c.name);
     planHashes.push(`${createHash('sha256').update(plan.toString()).digest('hex').slice(0, 16)} ${c.name}`);
@@ -50,7 +53,7 @@ for (const c of planCases()) {
  *  128 MiB binding limit (the embedding is split by rows), decode and a prefill block of 128. */
 const oneB = (dtype: 'f16' | 'q8_0', positions?: number) => {
   const s = synthShape('llama-3.2-1b', dtype);
-  return compile(llama(s.config, s.dtypeOf, positions ? { positions } : {}), { kernels, fragments, maxBindingBytes: 1 << 27 }).plan!;
+  return compile(llama(s.config, s.dtypeOf, positions ? { positions } : {}), OPSET, target({ maxBindingBytes: 1 << 27 })).plan!;
 };
 const plans1B = { 'llama-3.2-1b-f16-decode': oneB('f16'), 'llama-3.2-1b-f16-prefill128': oneB('f16', 128), 'llama-3.2-1b-q8_0-decode': oneB('q8_0') };
 for (const [name, p] of Object.entries(plans1B)) for (const k of p.kernels.values()) keep(k, name);

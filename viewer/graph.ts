@@ -3,7 +3,8 @@ import path from 'node:path';
 import { compile } from '../compiler/passes.js';
 import { toDot, toSvg } from '../compiler/svg.js';
 import { llama } from '../models/llama.js';
-import { fragments, kernels } from '../ops/kernels.gen.js';
+import { OPSET } from '../ops/index.js';
+import { target } from '../compiler/target.js';
 import type { Model } from '../runtime/model.js';
 
 export function graphPictures(model: Model, file: string): (fused: boolean) => Promise<string> {
@@ -11,7 +12,7 @@ export function graphPictures(model: Model, file: string): (fused: boolean) => P
   return (fused) => {
     if (!svgs.has(fused)) {
       // planned for WebGPU's default binding limit, as `tapir compile` plans it
-      const c = compile(llama(model.config, (n) => model.weightDtype(n) ?? 'f32'), { kernels, fragments, maxBindingBytes: 128 << 20, fuse: fused });
+      const c = compile(llama(model.config, (n) => model.weightDtype(n) ?? 'f32'), OPSET, target({ maxBindingBytes: 128 << 20 }), { fuse: fused });
       const title = `${path.basename(file)}${fused ? '' : ' before fusion'}: ${c.plan!.dispatchesAt(0).length} dispatches per token`;
       svgs.set(fused, toSvg(toDot(c.graph, c.plan, title)));
     }

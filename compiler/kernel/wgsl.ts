@@ -1,5 +1,6 @@
 // Kernel IR -> WGSL. The only place in tapir that writes WGSL text.
 import { type Expr, type KernelIR, type Stmt, specParams, storageParams, uniformParams } from './ir.js';
+import type { Target as FullTarget } from '../target.js';
 
 // WGSL keywords and reserved words a TypeScript identifier could collide with; such names get a `_`.
 const RESERVED = new Set(
@@ -30,10 +31,8 @@ function lit(e: Extract<Expr, { k: 'lit' }>): string {
   }
 }
 
-/** How a device runs the kernels: with subgroups (WGSL `enable subgroups`), or each invocation a subgroup of one. */
-export interface Target {
-  subgroups: boolean;
-}
+/** What WGSL needs of the target: with subgroups (WGSL `enable subgroups`), or each invocation a subgroup of one. */
+type Target = Pick<FullTarget, 'subgroups'>;
 const WITH_SUBGROUPS: Target = { subgroups: true };
 
 export function expr(e: Expr, k: KernelIR, t: Target = WITH_SUBGROUPS): string {

@@ -2,7 +2,6 @@
 // to GGUF names, and Q/K rows are permuted from HF's rotate-half RoPE layout (pairs i, i + hs/2) to the
 // interleaved pairs (2i, 2i+1) tapir's RoPE turns — the permutation llama.cpp's converter applies.
 import { FormatError } from '../../compiler/errors.js';
-import type { DType } from '../../compiler/graph.js';
 import { type LlamaConfig, headSize } from '../../models/llama.js';
 import { llama3RopeFactors } from '../../ops/rope_table.js';
 import { TokenType, type Vocab } from '../tokenizer.js';
@@ -10,6 +9,7 @@ import { PRE_TOKENIZER_SOURCES } from '../tokenizers/bpe.js';
 import type { WeightMap, WeightTensor } from '../weights.js';
 import { parseSafetensors } from './safetensors.js';
 import { lazyWeight, type ByteSource } from './source.js';
+import type { DType } from '../../compiler/ir/dtype.js';
 
 const LAYER_NAMES: [string, string][] = [
   ['input_layernorm', 'attn_norm'], ['self_attn.q_proj', 'attn_q'], ['self_attn.k_proj', 'attn_k'], ['self_attn.v_proj', 'attn_v'],

@@ -10,8 +10,8 @@ import { TokenType, type Vocab } from '../tokenizer.js';
 import type { GGUFFile, GGUFValue } from './gguf.js';
 import { lazyWeight, memorySource, type ByteSource } from './source.js';
 import { weightOf, type WeightMap } from '../weights.js';
-import { dequantize, WEIGHT_DTYPES } from '../../ops/dequant.js';
-import type { DType } from '../../compiler/graph.js';
+import { dequantize } from '../../ops/dequant.js';
+import { type DType, WEIGHT_DTYPES } from '../../compiler/ir/dtype.js';
 
 function getter(g: GGUFFile, file: string) {
   const fail = (m: string): never => { throw new FormatError(file, m); };

@@ -2,7 +2,7 @@
 // shape and [begin, end) byte range in the data that follows, then the data. Everything the header
 // claims is checked against the file before it is trusted.
 import { FormatError } from '../../compiler/errors.js';
-import type { DType } from '../../compiler/graph.js';
+import type { DType } from '../../compiler/ir/dtype.js';
 
 export interface SafetensorsTensor { name: string; dtype: DType; shape: number[]; begin: number; end: number }
 export interface SafetensorsFile { tensors: Map<string, SafetensorsTensor>; metadata: Map<string, string>; dataOffset: number }

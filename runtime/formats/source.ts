@@ -1,7 +1,7 @@
 // Where model bytes come from: memory (tests, the browser) or a file read piece by piece, so a
 // multi-gigabyte model is never held twice (or even once, whole) in memory.
-import type { DType } from '../../compiler/graph.js';
 import type { WeightTensor } from '../weights.js';
+import type { DType } from '../../compiler/ir/dtype.js';
 
 export interface ByteSource {
   readonly size: number;

@@ -6,6 +6,7 @@
 // unchanged activation gives an effect of exactly 0.
 import { CancelledError, UsageError } from '../../compiler/errors.js';
 import { interventionTables, type Model } from '../model.js';
+import { ivName } from '../../ops/intervene.js';
 
 export const SITES: Readonly<Record<string, string>> = {
   resid_pre: 'hook_resid_pre', resid_mid: 'hook_resid_mid', resid_post: 'hook_resid_post',
@@ -118,8 +119,8 @@ export async function activationPatching(model: Model, clean: number[], corrupt:
           // positions from..n-1 in one pass of the layers from l (a prefill of the tail)
           const from = perHead ? 0 : c;
           const ex = await model.variant([], [{ hook, rows: n }], l, n - from);
-          ex.write(`iv:${hook}:a`, t.a);
-          ex.write(`iv:${hook}:b`, t.b);
+          ex.write(ivName(hook, 'a'), t.a);
+          ex.write(ivName(hook, 'b'), t.b);
           const inputs: Record<string, number | Int32Array | Float32Array> = l === 0 ? { token: Int32Array.from(corrupt.slice(from)), pos: from } : { resid: resid.subarray(from * dim, n * dim), pos: from };
           const logits = (await ex.run(inputs, 'logits')).subarray((n - from - 1) * V, (n - from) * V);
           work.layerSteps += (n - from) * (L - l);

@@ -1,15 +1,15 @@
 // Synthetic models: the shapes of real ones, seeded random weights at a realistic scale, and a
 // learned tokenizer — test subjects that need no downloads. Weight scales keep activations O(1)
 // through the layers and make next-token distributions peaked (uniform-ish logits hide bugs).
-import type { DType } from '../../compiler/graph.js';
 import { UsageError } from '../../compiler/errors.js';
 import { type LlamaConfig, headSize } from '../../models/llama.js';
-import { BLOCK, WEIGHT_DTYPES, quantize, rawBytes } from '../../ops/dequant.js';
+import { quantize } from '../../ops/dequant.js';
 import { llama3RopeFactors } from '../../ops/rope_table.js';
 import type { Vocab } from '../tokenizer.js';
 import type { WeightMap } from '../weights.js';
 import { byteLevelVocab, sentencePieceVocab } from './vocab.js';
 import { FAMILIES, type FamilyName } from '../../models/families.js';
+import { type DType, BLOCK, WEIGHT_DTYPES, rawBytes } from '../../compiler/ir/dtype.js';
 
 export interface Preset {
   config: Omit<LlamaConfig, 'ropeFactors'>;

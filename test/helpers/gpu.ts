@@ -1,13 +1,14 @@
 // Runs a small graph both ways: lowered to kernels on the shared GPU, and through the ops' float64
 // references. Weights are given by name; their shapes come from the graph.
-import { GraphBuilder, type Node } from '../../compiler/graph.js';
-import { leafKind, lowerGraph } from '../../compiler/plan.js';
+import { GraphBuilder, type Node } from '../../compiler/ir/graph.js';
+import { lowerGraph } from '../../compiler/plan.js';
 import { fragments, kernels } from '../../ops/kernels.gen.js';
 import { ops } from '../../ops/index.js';
 import { Executor } from '../../runtime/executor.js';
-import { getGpu } from '../../runtime/gpu.js';
+import { getGpu, targetOf } from '../../runtime/gpu.js';
 import { ReferenceRunner } from '../../runtime/reference.js';
 import { f32Weight, type WeightMap, type WeightTensor } from '../../runtime/weights.js';
+import { leafKind } from '../../compiler/ir/op.js';
 
 export type Ops = ReturnType<typeof ops>;
 
@@ -28,7 +29,7 @@ export async function runBoth(
   const device = await getGpu();
   // subgroups: false runs the kernels as a device without them would (each invocation its own subgroup)
   const gpu = opts.subgroups === false ? { ...device, features: device.features.filter((f) => f !== 'subgroups') } : device;
-  const plan = lowerGraph(graph, { kernels, fragments, maxBindingBytes: opts.maxBindingBytes ?? gpu.limits.maxStorageBufferBindingSize, maxStorageBuffers: opts.maxStorageBuffers ?? gpu.limits.maxStorageBuffersPerShaderStage });
+  const plan = lowerGraph(graph, { ...targetOf(gpu, opts.maxBindingBytes), ...(opts.maxStorageBuffers ? { maxStorageBuffers: opts.maxStorageBuffers } : {}) }, { kernels, fragments });
   const ex = new Executor(gpu, plan, weights);
   try {
     ex.reset();

@@ -3,12 +3,12 @@
 // intervened) over every weight dtype and model family, with weights split to fit small bindings, so
 // that every kernel the runtime can create (each base kernel and each composition of epilogues)
 // appears in at least one of them.
-import type { DType } from '../../compiler/graph.js';
 import { llama, type LlamaConfig } from '../../models/llama.js';
 import { type FamilyName } from '../../models/families.js';
 import { synthModel } from '../../runtime/synth/synth.js';
 import { loadModelSource } from '../../runtime/node/load.js';
 import { GGUF } from './models.js';
+import type { DType } from '../../compiler/ir/dtype.js';
 
 export interface PlanCase {
   /** a name for messages */

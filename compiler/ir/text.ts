@@ -2,8 +2,8 @@
 // so passes can be tested as IR in -> IR out, and a dump can be edited and fed back.
 import * as ohm from 'ohm-js';
 import { GraphBuilder, fmtType, type Attr, type Graph, type Node } from './graph.js';
-import { TapirError } from './errors.js';
-import { OP_BY_NAME } from '../ops/index.js';
+import { TapirError } from '../errors.js';
+import type { OpSet } from './opset.js';
 
 const grammar = ohm.grammar(String.raw`
 TapirIR {
@@ -33,7 +33,7 @@ export class IRParseError extends TapirError {
 export const printGraph = (g: Graph) => g.toString();
 
 /** Text -> graph. Every type written after `:` is checked against what the op infers. */
-export function parseGraph(text: string, file = 'ir'): Graph {
+export function parseGraph(text: string, opset: OpSet, file = 'ir'): Graph {
   const m = grammar.match(text);
   if (m.failed()) throw new IRParseError(`${file}: ${m.shortMessage ?? 'syntax error'}`);
   const g = new GraphBuilder();
@@ -52,7 +52,7 @@ export function parseGraph(text: string, file = 'ir'): Graph {
       return ret['build']();
     },
     Stmt(ref, _eq, ident, _o, srcs, _c, attrs, _colon, type) {
-      const op = OP_BY_NAME.get(ident.sourceString);
+      const op = opset.ops.get(ident.sourceString);
       const where = `${file}:${ref.source.getLineAndColumn().lineNum}`;
       if (!op) throw new IRParseError(`${where}: unknown op '${ident.sourceString}'`);
       const args = srcs.asIteration().children.map((r: ohm.Node) => {

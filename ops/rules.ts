@@ -1,27 +1,20 @@
 // Fusion, as rewrite rules: each names a pattern in the graph and what replaces it. A rule returns
 // the replacement node, or undefined when it does not match. They run until none fires (rewrite.ts).
-import { type GraphBuilder, type Node } from './graph.js';
-import { OP_BY_NAME } from '../ops/index.js';
-import { appendEpilogue, storeCount } from '../ops/epilogues.js';
-import type { MatvecAttr } from '../ops/matvec.js';
+import type { Node } from '../compiler/ir/op.js';
+import type { Rule, RuleCtx } from '../compiler/rewrite.js';
+import { appendEpilogue, storeCount } from './epilogues.js';
+import { matvec, type MatvecAttr } from './matvec.js';
+import { attention, type AttentionAttr } from './attention.js';
+import { ffnGateUp } from './ffn_gate_up.js';
+import { kvWrite } from './kv_write.js';
+import { qkvMatvec } from './qkv_matvec.js';
+import { qkvRopeKv } from './qkv_rope_kv.js';
+import { rmsnorm } from './rmsnorm.js';
+import { rope } from './rope.js';
+import { ropeKv, type RopeKvAttr } from './rope_kv.js';
+import { slice } from './slice.js';
+import { stored } from './stored.js';
 
-export interface RuleCtx {
-  g: GraphBuilder;
-  /** how many nodes read `n` (outputs count as readers) */
-  uses(n: Node): number;
-  /** `old` is absorbed but still read elsewhere (a tap): its readers read `now` instead */
-  alias(old: Node, now: Node): void;
-  /** whether another rule absorbed `n` this sweep (its other readers will read the alias) */
-  aliased(n: Node): boolean;
-}
-export interface Rule {
-  readonly name: string;
-  /** the seed kernel it reproduces, or why it exists */
-  readonly why: string;
-  rewrite(n: Node, c: RuleCtx): Node | undefined;
-}
-
-const op = (name: string) => OP_BY_NAME.get(name)!;
 const is = (n: Node | undefined, name: string): n is Node => n?.op.name === name;
 const mv = (n: Node) => n.attr as MatvecAttr;
 /** elements per position (the last dimension; over several positions there is a leading [T]) */
@@ -78,19 +71,19 @@ function withEpilogue(n: Node, c: RuleCtx, name: string, srcs: Node[], value = 0
   if (n.srcs.length + srcs.length + (tapped ? 1 : 0) > MAX_MATVEC_SOURCES) return undefined;
   let spec = a.epilogues;
   if (tapped) spec = appendEpilogue(spec, { name: 'store', value: 0 });
-  const f = c.g.apply(op('matvec'), [...n.srcs, ...srcs], { ...a, epilogues: appendEpilogue(spec, { name, value }) });
+  const f = c.g.apply(matvec, [...n.srcs, ...srcs], { ...a, epilogues: appendEpilogue(spec, { name, value }) });
   if (tapped) c.alias(n, storedOf(c, f, 0, n));
   return f;
 }
 /** the value `f`'s k-th store writes, standing in for `was` */
-const storedOf = (c: RuleCtx, f: Node, k: number, was: Node) => c.g.apply(op('stored'), [f], { n: k, shape: was.shape });
+const storedOf = (c: RuleCtx, f: Node, k: number, was: Node) => c.g.apply(stored, [f], { n: k, shape: was.shape });
 
 export const RULES: readonly Rule[] = [
   {
     name: 'norm_into_matvec', why: 'RMSNorm folded into the matvecs that read it (the seed reduces it in separate kernels)',
     // matvec(W, rmsnorm(x, nw)) -> matvec{norm}(W, x, nw)
     rewrite: (n, c) => (plainMatvec(n) && is(n.srcs[1], 'rmsnorm') && width(n.srcs[1].srcs[1]!) === width(n.srcs[1])
-      ? c.g.apply(op('matvec'), [n.srcs[0]!, n.srcs[1].srcs[0]!, n.srcs[1].srcs[1]!], { norm: true, eps: n.srcs[1].attr.eps as number })
+      ? c.g.apply(matvec, [n.srcs[0]!, n.srcs[1].srcs[0]!, n.srcs[1].srcs[1]!], { norm: true, eps: n.srcs[1].attr.eps as number })
       : undefined),
   },
   {
@@ -110,23 +103,23 @@ export const RULES: readonly Rule[] = [
       const plain = normedMatvec(q) && normedMatvec(k) && normedMatvec(v);
       const biased = biasedMatvec(q, 0) && biasedMatvec(k, dq) && biasedMatvec(v, dq + dk) && q.srcs[3] === k.srcs[3] && q.srcs[3] === v.srcs[3];
       if ((!plain && !biased) || !sameInput(q, k) || !sameInput(q, v)) return undefined;
-      const qkv = c.g.apply(op('qkv_matvec'), [q.srcs[1]!, q.srcs[2]!, q.srcs[0]!, k.srcs[0]!, v.srcs[0]!, ...(biased ? [q.srcs[3]!] : [])],
+      const qkv = c.g.apply(qkvMatvec, [q.srcs[1]!, q.srcs[2]!, q.srcs[0]!, k.srcs[0]!, v.srcs[0]!, ...(biased ? [q.srcs[3]!] : [])],
         { eps: mv(q).eps!, ...(biased ? { epilogues: 'bias:bias' } : {}) });
-      const part = (offset: number, length: number) => c.g.apply(op('slice'), [qkv], { offset, length });
-      const ropeOf = (r: Node, x: Node) => c.g.apply(op('rope'), [x, r.srcs[1]!, r.srcs[2]!], r.attr);
+      const part = (offset: number, length: number) => c.g.apply(slice, [qkv], { offset, length });
+      const ropeOf = (r: Node, x: Node) => c.g.apply(rope, [x, r.srcs[1]!, r.srcs[2]!], r.attr);
       // (the head norms, if any, stay on the slices; their readers read the new norms)
       const normed = (x: Node, w: 'qn' | 'kn', was: Node) => {
         if (!norms) return x;
-        const m = c.g.apply(op('rmsnorm'), [x, norms[w]], { eps: norms.eps });
+        const m = c.g.apply(rmsnorm, [x, norms[w]], { eps: norms.eps });
         c.alias(was, m);
         return m;
       };
       const [rq2, rk2] = [ropeOf(rq, normed(part(0, dq), 'qn', a.q)), ropeOf(rk, normed(part(dq, dk), 'kn', a.k))];
-      const kw2 = c.g.apply(op('kv_write'), [kw.srcs[0]!, rk2, kw.srcs[2]!], {});
-      const vw2 = c.g.apply(op('kv_write'), [vw.srcs[0]!, part(dq + dk, width(v)), vw.srcs[2]!], {});
+      const kw2 = c.g.apply(kvWrite, [kw.srcs[0]!, rk2, kw.srcs[2]!], {});
+      const vw2 = c.g.apply(kvWrite, [vw.srcs[0]!, part(dq + dk, width(v)), vw.srcs[2]!], {});
       // taps on the projections read slices of the fused output
       [[q, part(0, dq)], [k, part(dq, dk)], [v, part(dq + dk, width(v))], [rq, rq2], [rk, rk2], [kw, kw2], [vw, vw2]].forEach(([a, b]) => c.alias(a!, b!));
-      return c.g.apply(op('attention'), [rq2, kw2, vw2, pos], n.attr);
+      return c.g.apply(attention, [rq2, kw2, vw2, pos], n.attr);
     },
   },
   {
@@ -148,13 +141,13 @@ export const RULES: readonly Rule[] = [
       const [kc, vc] = [kw.srcs[0]!, vw.srcs[0]!];
       // a tap on the rotated k (which goes only to the cache) is a store in the kernel
       const tapK = c.uses(rk) > 1;
-      const q = c.g.apply(op('rope_kv'), [qkv, pos!, rq.srcs[2]!, kc, vc, ...(norms ? [norms.qn, norms.kn] : [])],
+      const q = c.g.apply(ropeKv, [qkv, pos!, rq.srcs[2]!, kc, vc, ...(norms ? [norms.qn, norms.kn] : [])],
         { headSize: rq.attr.headSize as number, qDim: dq, kvDim: dk, ...(tapK ? { epilogues: 'k:store' } : {}), ...(norms ? { normEps: norms.eps } : {}) });
       if (tapK) c.alias(rk, storedOf(c, q, 0, rk));
       // readers of the rotated q read rope_kv's output; readers of the written caches (the attention
       // pattern) read the caches, ordered after the write because they read that q too
       c.alias(rq, q); c.alias(kw, kc); c.alias(vw, vc);
-      return c.g.apply(op('attention'), [q, kc, vc, pos!], n.attr);
+      return c.g.apply(attention, [q, kc, vc, pos!], n.attr);
     },
   },
   {
@@ -167,12 +160,12 @@ export const RULES: readonly Rule[] = [
       if (!is(n, 'rope_kv') || n.attr.normEps !== undefined || !is(qkv, 'qkv_matvec') || c.uses(qkv) > 1 || c.aliased(qkv)) return undefined;
       // sources: the projections', rope_kv's, then the bias (if any); epilogues: the bias's, then the k tap's
       const epilogues = [qkv.attr.epilogues, n.attr.epilogues].filter(Boolean).join(',');
-      return c.g.apply(op('qkv_rope_kv'), [...qkv.srcs.slice(0, 5), ...n.srcs.slice(1), ...qkv.srcs.slice(5)], { ...n.attr, eps: qkv.attr.eps as number, ...(epilogues ? { epilogues } : {}) });
+      return c.g.apply(qkvRopeKv, [...qkv.srcs.slice(0, 5), ...n.srcs.slice(1), ...qkv.srcs.slice(5)], { ...(n.attr as RopeKvAttr), eps: qkv.attr.eps as number, ...(epilogues ? { epilogues } : {}) });
     },
   },
   {
     name: 'flash_attention', why: 'processHeadsFlashAttention: one pass over the cache with an online softmax',
-    rewrite: (n, c) => (is(n, 'attention') && !n.attr.flash ? c.g.apply(op('attention'), n.srcs, { ...n.attr, flash: true }) : undefined),
+    rewrite: (n, c) => (is(n, 'attention') && !n.attr.flash ? c.g.apply(attention, n.srcs, { ...(n.attr as AttentionAttr), flash: true }) : undefined),
   },
   {
     name: 'gate_up', why: 'fusedRmsNormFFNGateUp: the gate and up projections of one normed vector, with SiLU·mul',
@@ -182,7 +175,7 @@ export const RULES: readonly Rule[] = [
       if (!is(n, 'silu_mul') || !normedMatvec(g) || !normedMatvec(u) || !sameInput(g, u)) return undefined;
       // taps on the projections (mlp.hook_pre, hook_pre_linear) are stores in the kernel
       const taps = [[g, 'gate'], [u, 'up']].filter(([m]) => c.uses(m as Node) > 1) as [Node, string][];
-      const f = c.g.apply(op('ffn_gate_up'), [g.srcs[1]!, g.srcs[2]!, g.srcs[0]!, u.srcs[0]!],
+      const f = c.g.apply(ffnGateUp, [g.srcs[1]!, g.srcs[2]!, g.srcs[0]!, u.srcs[0]!],
         { eps: mv(g).eps!, ...(taps.length ? { epilogues: taps.map(([, h]) => `${h}:store`).join(',') } : {}) });
       taps.forEach(([m], k) => c.alias(m, storedOf(c, f, k, m)));
       return f;

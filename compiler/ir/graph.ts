@@ -2,39 +2,16 @@
 // A Node is an op applied to source nodes with an attribute record; nodes are hash-consed, so two
 // equal subgraphs are the same object. Shapes and dtypes are inferred when a node is built, by the
 // op's own rule (ops/*.ts), so a malformed graph fails where it is written.
-import { ShapeError } from './errors.js';
+import { ShapeError } from '../errors.js';
+import type { Attr, AttrValue, Builder, Node, Op, TensorType } from './op.js';
 
-export type DType = 'f32' | 'f16' | 'bf16' | 'q8_0' | 'q4_0' | 'i32';
-export const DTYPES: readonly DType[] = ['f32', 'f16', 'bf16', 'q8_0', 'q4_0', 'i32'];
+export type { Attr, AttrValue, Node, TensorType } from './op.js';
 
-export interface TensorType {
-  readonly shape: readonly number[];
-  readonly dtype: DType;
-}
 
-/** Shapes a reference sees: its sources' and its own. */
-export interface RefShapes {
-  readonly srcs: readonly (readonly number[])[];
-  readonly out: readonly number[];
-}
-
-export type Attr = Readonly<Record<string, string | number | boolean | readonly number[]>>;
-
-/** What an op is: its shape rule and its float64 reference. Kernels and lowering live beside it in ops/. */
-export interface OpDef<A extends Attr = Attr> {
-  readonly name: string;
-  /** output type from source types; throws ShapeError on a mismatch */
-  infer(srcs: readonly TensorType[], attr: A): TensorType;
-  /** the plain float64 meaning of the op (leaf ops read their value from the environment) */
-  reference(srcs: Float64Array[], attr: A, shapes: RefShapes): Float64Array;
-  /** true for ops that update their first source in place and return it (the KV-cache write) */
-  readonly inPlace?: boolean;
-}
-
-export class Node {
+class GraphNode implements Node {
   constructor(
     readonly id: number,
-    readonly op: OpDef,
+    readonly op: Op,
     readonly srcs: readonly Node[],
     readonly attr: Attr,
     readonly type: TensorType,
@@ -43,15 +20,23 @@ export class Node {
   }
   get shape() { return this.type.shape; }
   get dtype() { return this.type.dtype; }
-  /** elements in the tensor */
   get size() { return this.type.shape.reduce((a, b) => a * b, 1); }
   toString() { return `%${this.id}`; }
 }
 
-const attrKey = (a: Attr) => JSON.stringify(Object.keys(a).sort().map((k) => [k, a[k]]));
+/** An attribute value as text with every record's keys in a fixed (sorted) order: equal values,
+ *  however they were written, give equal text (the hash-consing key). */
+export const canonical = (v: AttrValue): string =>
+  typeof v !== 'object' ? JSON.stringify(v)
+    : Array.isArray(v) ? `[${v.map(canonical).join(',')}]`
+      : `{${Object.keys(v).sort().map((k) => `${JSON.stringify(k)}:${canonical((v as Attr)[k]!)}`).join(',')}}`;
+
+/** deep-frozen copy of an attribute value (a record inside a record is frozen too) */
+const frozen = (v: AttrValue): AttrValue =>
+  typeof v !== 'object' ? v : Object.freeze(Array.isArray(v) ? v.map(frozen) : Object.fromEntries(Object.entries(v).map(([k, x]) => [k, frozen(x as AttrValue)])));
 
 /** Builds a graph; hash-conses nodes so each distinct (op, srcs, attr) exists once. */
-export class GraphBuilder {
+export class GraphBuilder implements Builder {
   private nodes: Node[] = [];
   private memo = new Map<string, Node>();
   private taps: Record<string, Hook> = {};
@@ -63,8 +48,8 @@ export class GraphBuilder {
     return node;
   }
 
-  apply<A extends Attr>(op: OpDef<A>, srcs: readonly Node[], attr: A): Node {
-    const key = `${op.name}(${srcs.map((s) => s.id).join(',')})${attrKey(attr)}`;
+  apply<A extends Attr>(op: Op<A>, srcs: readonly Node[], attr: A): Node {
+    const key = `${op.name}(${srcs.map((s) => s.id).join(',')})${canonical(attr)}`;
     const hit = this.memo.get(key);
     if (hit) return hit;
     let type: TensorType;
@@ -74,7 +59,7 @@ export class GraphBuilder {
       if (e instanceof ShapeError) throw new ShapeError(`${op.name}(${srcs.map((s) => fmtType(s.type)).join(', ')}): ${e.message}`);
       throw e;
     }
-    const node = new Node(this.nodes.length, op as unknown as OpDef, Object.freeze([...srcs]), Object.freeze({ ...attr }), Object.freeze({ shape: Object.freeze([...type.shape]), dtype: type.dtype }));
+    const node = new GraphNode(this.nodes.length, op as Op, Object.freeze([...srcs]), frozen(attr) as Attr, Object.freeze({ shape: Object.freeze([...type.shape]), dtype: type.dtype }));
     this.nodes.push(node);
     this.memo.set(key, node);
     return node;
@@ -84,6 +69,12 @@ export class GraphBuilder {
     return new Graph(Object.freeze({ ...outputs }), Object.freeze({ ...this.taps, ...hooks }));
   }
 }
+
+/** An attribute value as IR text: scalars and lists of scalars as JSON, a record as `{k=v ...}`. */
+export const attrText = (v: AttrValue): string =>
+  typeof v !== 'object' ? JSON.stringify(v)
+    : Array.isArray(v) ? (v.every((x) => typeof x !== 'object') ? JSON.stringify(v) : `[${v.map(attrText).join(', ')}]`)
+      : `{${Object.entries(v).map(([k, x]) => `${k}=${attrText(x as AttrValue)}`).join(' ')}}`;
 
 export const fmtType = (t: TensorType) => `${t.dtype}[${t.shape.join(',')}]`;
 
@@ -116,11 +107,11 @@ export class Graph {
 
   /** One line per node, numbered in order (so equal graphs print equal text):
    *  `%12 = matvec(%3, %11) {norm=true eps=0.00001} : f32[64]`, then `return logits=%N ...`.
-   *  compiler/ir_text.ts parses it back. */
+   *  compiler/ir/text.ts parses it back. */
   toString(): string {
     const num = new Map(this.nodes.map((n, i) => [n, i]));
     const lines = this.nodes.map((n) => {
-      const attrs = Object.entries(n.attr).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(' ');
+      const attrs = Object.entries(n.attr).map(([k, v]) => `${k}=${attrText(v)}`).join(' ');
       return `%${num.get(n)} = ${n.op.name}(${n.srcs.map((s) => `%${num.get(s)}`).join(', ')})${attrs ? ` {${attrs}}` : ''} : ${fmtType(n.type)}`;
     });
     const outs = Object.entries(this.outputs).map(([k, n]) => `${k}=%${num.get(n)}`).join(' ');

@@ -1,0 +1,15 @@
+// What the compiler needs to know about the device it compiles for: the limits that shape a plan
+// (how big one binding may be, how many a kernel may bind) and the features a kernel may use.
+// The runtime reads them from the adapter; tests and snapshots name them outright.
+export interface Target {
+  /** maxStorageBufferBindingSize: weights are split by rows to fit, activations must fit */
+  readonly maxBindingBytes: number;
+  /** maxStorageBuffersPerShaderStage: a fused kernel binds no more than this */
+  readonly maxStorageBuffers: number;
+  /** subgroup operations (subgroupAdd, subgroupMax); without them kernels reduce through workgroup memory */
+  readonly subgroups: boolean;
+}
+
+/** WebGPU's guaranteed limits, with subgroups: what a plan is written for when nothing else is said. */
+export const target = (t: Partial<Target> & Pick<Target, 'maxBindingBytes'>): Target =>
+  ({ maxStorageBuffers: 8, subgroups: true, ...t });
