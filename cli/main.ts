@@ -8,7 +8,7 @@ import { defaultModel, loadModelSource, repoRoot } from '../runtime/node/load.js
 import { startServer } from '../viewer/server.js';
 import { graphPictures } from '../viewer/graph.js';
 import { softmax } from '../runtime/sampler.js';
-import { pieceId } from '../runtime/tokenizer.js';
+import { pieceId } from '../runtime/tokenizers/common.js';
 import fs from 'node:fs';
 import { PRESETS, benchWeights, synthModel } from '../runtime/synth/synth.js';
 import { FAMILIES, type FamilyName } from '../models/families.js';

@@ -4,23 +4,12 @@
 import { instance } from '@viz-js/viz';
 import { fmtType, type Graph, type Node } from './ir/graph.js';
 import { type Plan } from './plan.js';
-import { parseEpilogues } from '../ops/epilogues.js';
 import { leafKind } from './ir/op.js';
 
 const esc = (s: string) => s.replace(/\\/g, '\\\\').replace(/"/g, '\\"');
 
-/** The ops of the unfused graph a fused node stands for. */
-export function fusedOps(n: Node): string[] {
-  switch (n.op.name) {
-    case 'matvec': return [...(n.attr.norm ? ['rmsnorm'] : []), 'matvec', ...parseEpilogues(n.attr.epilogues as string | undefined).map((e) => e.name)];
-    case 'qkv_matvec': return ['rmsnorm', 'matvec (q)', 'matvec (k)', 'matvec (v)'];
-    case 'rope_kv': return ['rope (q)', 'rope (k)', 'kv_write (k)', 'kv_write (v)'];
-    case 'qkv_rope_kv': return ['rmsnorm', 'matvec (q)', 'matvec (k)', 'matvec (v)', 'rope (q)', 'rope (k)', 'kv_write (k)', 'kv_write (v)'];
-    case 'ffn_gate_up': return ['rmsnorm', 'matvec (gate)', 'matvec (up)', 'silu_mul'];
-    case 'attention': return [n.attr.flash ? 'attention (flash)' : 'attention'];
-    default: return [n.op.name];
-  }
-}
+/** The ops of the unfused graph a fused node stands for (each op describes its own). */
+export const fusedOps = (n: Node): string[] => n.op.describe?.(n) ?? [n.op.name];
 
 export function toDot(graph: Graph, plan?: Plan, title = ''): string {
   const num = new Map(graph.nodes.map((n, i) => [n, i]));

@@ -123,3 +123,14 @@ export function llama(c: LlamaConfig, dtypeOf: (name: string) => DType = () => '
   const next = argmax(logits); // i32[1], the greedy choice, so greedy decoding reads back 4 bytes
   return g.finish({ logits, next }, hooks);
 }
+
+/** The logit lens's head: the final norm and unembedding of one residual-stream vector `resid`
+ *  ([dim] -> logits [vocab]), on the model's own weights. */
+export function lensHead(c: LlamaConfig, dtypeOf: (name: string) => DType = () => 'f32'): Graph {
+  const g = new GraphBuilder();
+  const o = ops(g);
+  const x = o.input('resid', [c.dim], 'f32'); // [dim]
+  const unembed = c.tiedEmbeddings ? o.weight('token_embd.weight', [c.vocabSize, c.dim], dtypeOf('token_embd.weight')) : o.weight('output.weight', [c.vocabSize, c.dim], dtypeOf('output.weight'));
+  const logits = o.matvec(unembed, o.rmsnorm(x, o.weight('output_norm.weight', [c.dim], dtypeOf('output_norm.weight')), c.rmsEps)); // [vocab]
+  return g.finish({ logits });
+}

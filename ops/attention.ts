@@ -40,6 +40,7 @@ const MAX_SPLITS = 64;
 
 export const attention: Op<AttentionAttr> = overRows<AttentionAttr>({
   name: 'attention',
+  describe: (n) => [n.attr.flash ? 'attention (flash)' : 'attention'],
   infer([q, kc, vc, pos], { nHeads, nKvHeads, headSize }) {
     if (nHeads % nKvHeads !== 0) throw new ShapeError(`${nHeads} query heads do not divide into ${nKvHeads} KV heads`);
     expectShape(q!, [nHeads * headSize], 'query');

@@ -2,17 +2,20 @@
 // up projections, and silu(gate) * up. Sources: [x, nw, Wg, Wu]. Holes 'gate' and 'up' see the two
 // projections (taps on mlp.hook_pre / hook_pre_linear store there).
 import { type Invocation, type In, type Out, type Spec, type u32, type u32x4, type f32x4, epilogue, f32, idiv, sharedF32 } from '../compiler/kernel/dsl.js';
-import { lowerEpilogues, parseEpilogues } from './epilogues.js';
+import { epiloguesOf, lowerEpilogues, type EpilogueUse } from './epilogues.js';
 import { workgroupSum } from './reduce.js';
 import { type Op, isBlock, overRows, rowsOf } from './op.js';
 import { WTYPE, weightAt } from './dequant.js';
-import { matvec, lowerMatvec, clearSets, fourRowsQ8, rowDot2F16, sumLanes, sumLanes4, wideFor, wideGrid } from './matvec.js';
+import { matvec, lowerMatvec, type MatvecCall, clearSets, fourRowsQ8, rowDot2F16, sumLanes, sumLanes4, wideFor, wideGrid } from './matvec.js';
 import { siluMul } from './silu_mul.js';
 import { expectShape } from './op.js';
 import type { Node } from '../compiler/ir/graph.js';
 
-export const ffnGateUp: Op<{ eps: number; epilogues?: string }> = overRows<{ eps: number; epilogues?: string }>({
+export type FfnGateUpAttr = { eps: number; epilogues?: readonly EpilogueUse[] };
+
+export const ffnGateUp: Op<FfnGateUpAttr> = overRows<FfnGateUpAttr>({
   name: 'ffn_gate_up',
+  describe: () => ['rmsnorm', 'matvec (gate)', 'matvec (up)', 'silu_mul'],
   infer([x, nw, wg, wu], a) {
     const g = matvec.infer([wg!, x!, nw!], { norm: true, eps: a.eps });
     expectShape(matvec.infer([wu!, x!, nw!], { norm: true, eps: a.eps }), g.shape, 'up projection');
@@ -43,10 +46,10 @@ export const ffnGateUp: Op<{ eps: number; epilogues?: string }> = overRows<{ eps
     }
     // several positions, or weights too big for one binding: normed matvecs (or matrix products) into
     // scratch (or into the taps' buffers), then silu·mul
-    const taps = parseEpilogues(n.attr.epilogues as string | undefined).map((e) => e.hole);
+    const taps = epiloguesOf(n).map((e) => e.hole);
     const at = (hole: string) => (taps.includes(hole) ? ctx.stored(n, taps.indexOf(hole)) : ctx.scratch(n, hole, hidden * T));
     const g = at('gate'), u = at('up');
-    const normed = (w: Node) => ({ ...n, srcs: [w, x!, nw!], attr: { norm: true, eps: n.attr.eps } }) as unknown as Node;
+    const normed = (w: Node): MatvecCall => ({ owner: n, w, x: x!, norm: { weight: nw!, eps: n.attr.eps as number }, epilogues: [], vectors: [] });
     lowerMatvec(normed(wg!), ctx, g, 0, hidden);
     lowerMatvec(normed(wu!), ctx, u, 0, hidden);
     ctx.dispatch('siluMulKernel', { gate: g, up: u, out: ctx.buf(n) }, { n: n.size }, Math.ceil(n.size / 64));

@@ -7,32 +7,34 @@ import { type Invocation, type In, type Out, type Spec, type u32, type u32x4, ty
 import { sumRuns, workgroupSum } from './reduce.js';
 import { type Op, expectDtype, expectShape, isBlock, overRows, rowsOf } from './op.js';
 import { WTYPE, weightAt } from './dequant.js';
-import { EPILOGUES, epilogueArrays, lowerEpilogues, parseEpilogues } from './epilogues.js';
+import { EPILOGUES, epilogueArrays, epiloguesOf, lowerEpilogues, valueOf, type EpilogueUse } from './epilogues.js';
 import { ShapeError } from '../compiler/errors.js';
 import type { Node } from '../compiler/ir/graph.js';
 import { BLOCK, WEIGHT_DTYPES } from '../compiler/ir/dtype.js';
 import type { LowerCtx } from '../compiler/ir/op.js';
 
-export type MatvecAttr = { norm?: boolean; eps?: number; epilogues?: string };
+export type MatvecAttr = { norm?: boolean; eps?: number; epilogues?: readonly EpilogueUse[] };
 
 export const matvec: Op<MatvecAttr> = overRows<MatvecAttr>({
   name: 'matvec',
+  describe: (n) => [...(n.attr.norm ? ['rmsnorm'] : []), 'matvec', ...epiloguesOf(n).map((e) => e.name)],
   infer([w, x, ...rest], a) {
     if (w!.shape.length !== 2 || x!.shape.length !== 1) throw new ShapeError('matvec takes a matrix and a vector');
     if (w!.shape[1] !== x!.shape[0]) throw new ShapeError(`matrix has ${w!.shape[1]} columns but the vector has ${x!.shape[0]} elements`);
     expectDtype(w!, WEIGHT_DTYPES, 'matvec weight');
     if (w!.shape[1]! % BLOCK[w!.dtype]![0] !== 0) throw new ShapeError(`${w!.dtype} rows must be whole blocks of ${BLOCK[w!.dtype]![0]}, got ${w!.shape[1]} columns`);
-    const extra = (a.norm ? 1 : 0) + epilogueArrays(parseEpilogues(a.epilogues));
+    const extra = (a.norm ? 1 : 0) + epilogueArrays(epiloguesOf(a));
     if (rest.length !== extra) throw new ShapeError(`matvec with these attributes takes ${2 + extra} sources, got ${2 + rest.length}`);
     if (a.norm) expectShape(rest[0]!, x!.shape, 'norm weight');
     let next = a.norm ? 1 : 0;
-    for (const e of parseEpilogues(a.epilogues)) {
-      for (const y of rest.slice(next, next + EPILOGUES[e.name]!.arrays)) {
+    for (const e of epiloguesOf(a)) {
+      for (const y of rest.slice(next, next + EPILOGUES[e.name].arrays)) {
         // a bias is read from its offset in a longer vector; other vectors match the output
-        if (e.name === 'bias') { if (y.shape.length !== 1 || e.value + w!.shape[0]! > y.shape[0]!) throw new ShapeError(`bias [${e.value}, ${e.value + w!.shape[0]!}) of [${y.shape}]`); }
+        const at = valueOf(e);
+        if (e.name === 'bias') { if (y.shape.length !== 1 || at + w!.shape[0]! > y.shape[0]!) throw new ShapeError(`bias [${at}, ${at + w!.shape[0]!}) of [${y.shape}]`); }
         else expectShape(y, [w!.shape[0]!], 'epilogue vector');
       }
-      next += EPILOGUES[e.name]!.arrays;
+      next += EPILOGUES[e.name].arrays;
     }
     return { shape: [w!.shape[0]!], dtype: 'f32' };
   },
@@ -52,31 +54,50 @@ export const matvec: Op<MatvecAttr> = overRows<MatvecAttr>({
       out[r] = acc;
     }
     let next = a.norm ? 1 : 0;
-    for (const e of parseEpilogues(a.epilogues)) {
-      const def = EPILOGUES[e.name]!;
+    for (const e of epiloguesOf(a)) {
+      const def = EPILOGUES[e.name];
       const arrays = rest.slice(next, next + def.arrays);
       next += def.arrays;
-      for (let r = 0; r < rows; r++) out[r] = def.reference(out[r]!, r, arrays, e.value);
+      for (let r = 0; r < rows; r++) out[r] = def.reference(out[r]!, r, arrays, valueOf(e));
     }
     return out;
   },
-  lower(n, ctx) { lowerMatvec(n, ctx, ctx.buf(n), 0, n.shape[n.shape.length - 1]!); },
+  lower(n, ctx) { lowerMatvec(matvecCall(n), ctx, ctx.buf(n), 0, n.shape[n.shape.length - 1]!); },
   // x and each epilogue vector have a row per position; over T positions it is a matrix product
 }, { rows: (a, nSrcs) => [1, ...Array.from({ length: nSrcs - (a.norm ? 3 : 2) }, (_, i) => i + (a.norm ? 3 : 2))] });
 
-/** Dispatch a (possibly fused) matvec node's rows into `out` at `offset` (a row of the output is
- *  `stride` wide): one dispatch per weight piece. Over several positions, the matrix-product kernel. */
-export function lowerMatvec(n: Node, ctx: LowerCtx, out: string, offset: number, stride: number) {
+/** One matvec (or, over several positions, matrix product) to dispatch: W·x, x normed first if `norm`
+ *  is given, then the epilogues with their vectors. `owner` is the node whose stored outputs the
+ *  epilogues' stores write (a matvec node itself, or the fused node a lowering is part of). */
+export interface MatvecCall {
+  readonly owner: Node;
+  readonly w: Node;
+  readonly x: Node;
+  readonly norm?: { readonly weight: Node; readonly eps: number };
+  readonly epilogues: readonly EpilogueUse[];
+  /** the epilogues' vector sources, in order */
+  readonly vectors: readonly Node[];
+}
+
+/** A matvec node as the call it makes. */
+export function matvecCall(n: Node): MatvecCall {
   const [w, x, ...rest] = n.srcs;
   const a = n.attr as MatvecAttr;
-  const T = rowsOf(x!.shape), block = isBlock(x!.shape);
+  return { owner: n, w: w!, x: x!, ...(a.norm ? { norm: { weight: rest[0]!, eps: a.eps ?? 0 } } : {}), epilogues: epiloguesOf(a), vectors: rest.slice(a.norm ? 1 : 0) };
+}
+
+/** Dispatch a matvec call's rows into `out` at `offset` (a row of the output is `stride` wide): one
+ *  dispatch per weight piece. Over several positions, the matrix-product kernel. */
+export function lowerMatvec(call: MatvecCall, ctx: LowerCtx, out: string, offset: number, stride: number) {
+  const { w, x, norm } = call;
+  const T = rowsOf(x.shape), block = isBlock(x.shape);
   // f16 and q8_0 rows of whole 16-byte loads: the wide decode kernels
-  const chunks = ctx.chunks(w!);
-  const wide = block ? undefined : wideFor([w!], w!.shape[1]!, chunks.map((c) => c.rows));
-  const e = lowerEpilogues(n, ctx, block ? 'matmulKernel' : wide?.matvec ?? 'matvecKernel', rest.slice(a.norm ? 1 : 0));
-  const bind: Record<string, string> = { ...e.bind, x: ctx.buf(x!), nw: a.norm ? ctx.buf(rest[0]!) : ctx.buf(x!), out };
-  const grid = wide && wideGrid(wide, w!.shape[0]!, w!.shape[1]!);
-  const uniforms: Record<string, number> = { ...e.uniforms, cols: w!.shape[1]!, eps: a.eps ?? 0, norm: a.norm ? 1 : 0, ...(grid ? { lanes: grid.lanes } : { wtype: WTYPE[w!.dtype]! }) };
+  const chunks = ctx.chunks(w);
+  const wide = block ? undefined : wideFor([w], w.shape[1]!, chunks.map((c) => c.rows));
+  const e = lowerEpilogues(call.owner, ctx, block ? 'matmulKernel' : wide?.matvec ?? 'matvecKernel', call.vectors, call.epilogues);
+  const bind: Record<string, string> = { ...e.bind, x: ctx.buf(x), nw: norm ? ctx.buf(norm.weight) : ctx.buf(x), out };
+  const grid = wide && wideGrid(wide, w.shape[0]!, w.shape[1]!);
+  const uniforms: Record<string, number> = { ...e.uniforms, cols: w.shape[1]!, eps: norm?.eps ?? 0, norm: norm ? 1 : 0, ...(grid ? { lanes: grid.lanes } : { wtype: WTYPE[w.dtype]! }) };
   for (const c of chunks) {
     if (block) {
       const rowTiles = Math.ceil(c.rows / TILE);

@@ -2,26 +2,28 @@
 // a workgroup per output row of [q; k; v], written to one buffer. Sources: [x, nw, Wq, Wk, Wv], and
 // with epilogues 'bias:bias' the [q; k; v] bias vector, added at the store (hole 'bias').
 import { type Invocation, type In, type Out, type Spec, type u32, type u32x4, type f32x4, epilogue, f32, idiv, sharedF32 } from '../compiler/kernel/dsl.js';
-import { lowerEpilogues, parseEpilogues, EPILOGUES } from './epilogues.js';
+import { EPILOGUES, epilogueUse, epiloguesOf, lowerEpilogues, sameEpilogues, type EpilogueUse } from './epilogues.js';
 import { workgroupSum } from './reduce.js';
 import { type Op, expectShape, isBlock, overRows } from './op.js';
 import { WTYPE, weightAt } from './dequant.js';
-import { matvec, clearSets, fourRowsQ8, lowerMatvec, rowDotF16, sumLanes, sumLanes4, wideFor, wideGrid } from './matvec.js';
+import { matvec, clearSets, fourRowsQ8, lowerMatvec, type MatvecCall, rowDotF16, sumLanes, sumLanes4, wideFor, wideGrid } from './matvec.js';
 import { ShapeError } from '../compiler/errors.js';
 import type { Node } from '../compiler/ir/graph.js';
 import type { BufId, LowerCtx } from '../compiler/ir/op.js';
 
-export type QkvAttr = { eps: number; epilogues?: string };
+export type QkvAttr = { eps: number; epilogues?: readonly EpilogueUse[] };
+/** the one epilogue a qkv_matvec takes: the [q; k; v] bias at the kernels' 'bias' hole */
+export const QKV_BIAS: readonly EpilogueUse[] = [epilogueUse('bias', 0, 'bias')];
 
 export const qkvMatvec: Op<QkvAttr> = overRows<QkvAttr>({
   name: 'qkv_matvec',
+  describe: () => ['rmsnorm', 'matvec (q)', 'matvec (k)', 'matvec (v)'],
   infer([x, nw, wq, wk, wv, b], a) {
     expectShape(nw!, x!.shape, 'norm weight');
     const rows = [wq, wk, wv].map((w) => matvec.infer([w!, x!, nw!], { norm: true, eps: a.eps }).shape[0]!);
     if (!rows.every((r) => r > 0)) throw new ShapeError('empty projection');
     const width = rows[0]! + rows[1]! + rows[2]!;
-    const uses = parseEpilogues(a.epilogues);
-    if ((b !== undefined) !== (uses.length === 1 && uses[0]!.name === 'bias' && uses[0]!.hole === 'bias' && uses[0]!.value === 0)) throw new ShapeError("qkv_matvec takes a bias source exactly with epilogues 'bias:bias'");
+    if ((b !== undefined) !== sameEpilogues(epiloguesOf(a), QKV_BIAS)) throw new ShapeError('qkv_matvec takes a bias source exactly with the epilogue bias at hole bias');
     if (b) expectShape(b, [width], 'qkv bias');
     return { shape: [width], dtype: 'f32' };
   },
@@ -31,7 +33,7 @@ export const qkvMatvec: Op<QkvAttr> = overRows<QkvAttr>({
     const out = new Float64Array(s.out[0]!);
     let at = 0;
     for (const p of parts) { out.set(p, at); at += p.length; }
-    return b ? out.map((v, i) => EPILOGUES.bias!.reference(v, i, [b], 0)) : out;
+    return b ? out.map((v, i) => EPILOGUES.bias.reference(v, i, [b], 0)) : out;
   },
   lower(n, ctx) { lowerQkv(n, ctx, ctx.buf(n), n.srcs[5]); },
 }, { rows: () => [0] });
@@ -40,7 +42,7 @@ export const qkvMatvec: Op<QkvAttr> = overRows<QkvAttr>({
 export function lowerQkv(n: Node, ctx: LowerCtx, out: BufId, b?: Node) {
     const [x, nw, wq, wk, wv] = n.srcs;
     // only the bias hole's epilogue belongs to these kernels (a qkv_rope_kv node also carries its k tap)
-    const e = (kernel: string) => lowerEpilogues(n, ctx, kernel, b ? [b] : [], b ? 'bias:bias' : '');
+    const e = (kernel: string) => lowerEpilogues(n, ctx, kernel, b ? [b] : [], b ? QKV_BIAS : []);
     const [cq, ck, cv] = [wq, wk, wv].map((w) => ctx.chunks(w!));
     const width = wq!.shape[0]! + wk!.shape[0]! + wv!.shape[0]!; // a row of the output
     const wide = wideFor([wq!, wk!, wv!], x!.shape[0]!);
@@ -62,7 +64,7 @@ export function lowerQkv(n: Node, ctx: LowerCtx, out: BufId, b?: Node) {
     // several positions, or a weight too big for one binding: one normed matvec (or matrix product)
     // per projection, each into its columns of the output
     // (a bias epilogue reads b at the output index, which counts from the start of [q; k; v])
-    const normed = (w: typeof wq) => ({ ...n, srcs: [w!, x!, nw!, ...(b ? [b] : [])], attr: { norm: true, eps: n.attr.eps, ...(b ? { epilogues: 'bias=0' } : {}) } }) as unknown as typeof n;
+    const normed = (w: Node | undefined): MatvecCall => ({ owner: n, w: w!, x: x!, norm: { weight: nw!, eps: n.attr.eps as number }, epilogues: b ? [epilogueUse('bias', 0)] : [], vectors: b ? [b] : [] });
     lowerMatvec(normed(wq), ctx, out, 0, width);
     lowerMatvec(normed(wk), ctx, out, wq!.shape[0]!, width);
     lowerMatvec(normed(wv), ctx, out, wq!.shape[0]! + wk!.shape[0]!, width);

@@ -5,7 +5,7 @@
 // have 'bias:bias' (added before the rotation); the value is the rotated q, the caches are written in
 // place (as rope_kv). Hole 'k' sees each rotated key on its way to the cache.
 import { type Invocation, type In, type Out, type Spec, type u32, type u32x4, type f32x4, epilogue, f32, idiv, sharedF32 } from '../compiler/kernel/dsl.js';
-import { formatEpilogues, lowerEpilogues, parseEpilogues, storeCount } from './epilogues.js';
+import { epilogueAttr, epiloguesOf, lowerEpilogues, storeCount } from './epilogues.js';
 import { type Op, isBlock, overRows, rowsOf } from './op.js';
 import { clearSets, sumLanes, sumLanes4, wideFor, wideGrid } from './matvec.js';
 import { lowerQkv, qkvMatvec, qkvRowF16, qkvSetQ8 } from './qkv_matvec.js';
@@ -13,12 +13,13 @@ import { type RopeKvAttr, lowerRopeKv, ropeKv } from './rope_kv.js';
 
 export type QkvRopeKvAttr = RopeKvAttr & { eps: number };
 /** the attributes of the two halves: the bias epilogue is the projections', the rest rope_kv's */
-const split = (a: QkvRopeKvAttr, bias: boolean) => formatEpilogues(parseEpilogues(a.epilogues).filter((e) => (e.hole === 'bias') === bias)) || undefined;
-const qkvPart = (a: QkvRopeKvAttr) => ({ eps: a.eps, epilogues: split(a, true) });
-const ropePart = (a: QkvRopeKvAttr): RopeKvAttr => ({ headSize: a.headSize, qDim: a.qDim, kvDim: a.kvDim, epilogues: split(a, false) });
+const split = (a: QkvRopeKvAttr, bias: boolean) => epiloguesOf(a).filter((e) => (e.hole === 'bias') === bias);
+const qkvPart = (a: QkvRopeKvAttr) => ({ eps: a.eps, ...epilogueAttr(split(a, true)) });
+const ropePart = (a: QkvRopeKvAttr): RopeKvAttr => ({ headSize: a.headSize, qDim: a.qDim, kvDim: a.kvDim, ...epilogueAttr(split(a, false)) });
 
 export const qkvRopeKv: Op<QkvRopeKvAttr> = overRows<QkvRopeKvAttr>({
   name: 'qkv_rope_kv',
+  describe: () => ['rmsnorm', 'matvec (q)', 'matvec (k)', 'matvec (v)', 'rope (q)', 'rope (k)', 'kv_write (k)', 'kv_write (v)'],
   infer([x, nw, wq, wk, wv, pos, table, kc, vc, b], a) {
     const q = qkvMatvec.infer([x!, nw!, wq!, wk!, wv!, ...(b ? [b] : [])], qkvPart(a));
     return ropeKv.infer([q, pos!, table!, kc!, vc!], ropePart(a));
@@ -34,7 +35,7 @@ export const qkvRopeKv: Op<QkvRopeKvAttr> = overRows<QkvRopeKvAttr>({
     const whole = [wq, wk, wv].every((w) => ctx.chunks(w!).length === 1);
     const rotDim = table!.shape[1]! * 2;
     // one kernel binds 10 storage buffers (one more for a bias, one more for a tap on k): where the device has them
-    const fits = 10 + (b ? 1 : 0) + storeCount(n.attr.epilogues as string | undefined) <= ctx.maxStorageBuffers;
+    const fits = 10 + (b ? 1 : 0) + storeCount(epiloguesOf(n)) <= ctx.maxStorageBuffers;
     if (wide && whole && fits && !isBlock(n.shape) && qDim % 4 === 0 && kvDim % 4 === 0 && headSize % 2 === 0) {
       const rows = qDim + 2 * kvDim, cols = x!.shape[0]!;
       let { lanes, groups } = wideGrid(wide, rows, cols);
@@ -48,7 +49,7 @@ export const qkvRopeKv: Op<QkvRopeKvAttr> = overRows<QkvRopeKvAttr>({
     // blocks of positions, split weights, a device with fewer bindings: the two kernels
     const qkv = ctx.scratch(n, 'qkv', (qDim + 2 * kvDim) * rowsOf(n.shape));
     lowerQkv(n, ctx, qkv, b);
-    lowerRopeKv(n, ctx, qkv, [pos!, table!, kc!, vc!], ropePart(n.attr as QkvRopeKvAttr).epilogues ?? '');
+    lowerRopeKv(n, ctx, qkv, [pos!, table!, kc!, vc!], ropePart(n.attr as QkvRopeKvAttr).epilogues ?? []);
   },
 }, { rows: () => [0], pos: 5, states: [7, 8] });
 

@@ -5,7 +5,7 @@
 // weights [qNorm, kNorm] (each [headSize]) when `normEps` is set: each head of q and k is RMS-normed
 // before it turns.
 import { type Invocation, type In, type Out, f32, type u32, epilogue, idiv } from '../compiler/kernel/dsl.js';
-import { lowerEpilogues } from './epilogues.js';
+import { epiloguesOf, lowerEpilogues, type EpilogueUse } from './epilogues.js';
 import { type Op, expectShape, groupsFor, overRows, rowsOf, seqLenOf } from './op.js';
 import { rope } from './rope.js';
 import { rmsnorm } from './rmsnorm.js';
@@ -13,10 +13,11 @@ import { ShapeError } from '../compiler/errors.js';
 import type { Node } from '../compiler/ir/graph.js';
 import type { BufId, LowerCtx } from '../compiler/ir/op.js';
 
-export type RopeKvAttr = { headSize: number; qDim: number; kvDim: number; epilogues?: string; normEps?: number };
+export type RopeKvAttr = { headSize: number; qDim: number; kvDim: number; epilogues?: readonly EpilogueUse[]; normEps?: number };
 
 export const ropeKv: Op<RopeKvAttr> = overRows<RopeKvAttr>({
   name: 'rope_kv',
+  describe: () => ['rope (q)', 'rope (k)', 'kv_write (k)', 'kv_write (v)'],
   infer([qkv, pos, table, kc, vc, qn, kn], { headSize, qDim, kvDim, normEps }) {
     expectShape(qkv!, [qDim + 2 * kvDim], 'fused qkv');
     if ((normEps !== undefined) !== (qn !== undefined && kn !== undefined)) throw new ShapeError('rope_kv takes q and k norm weights exactly when normEps is set');
@@ -44,7 +45,7 @@ export const ropeKv: Op<RopeKvAttr> = overRows<RopeKvAttr>({
 
 /** Dispatch ropeKvKernel for node `n` (attr RopeKvAttr, output the rotated q) reading [q; k; v] rows
  *  from `qkv`. */
-export function lowerRopeKv(n: Node, ctx: LowerCtx, qkv: BufId, [pos, table, kc, vc, qn, kn]: readonly Node[], epilogues = n.attr.epilogues as string | undefined) {
+export function lowerRopeKv(n: Node, ctx: LowerCtx, qkv: BufId, [pos, table, kc, vc, qn, kn]: readonly Node[], epilogues = epiloguesOf(n)) {
   const { headSize, qDim, kvDim, normEps } = n.attr as RopeKvAttr;
   const T = rowsOf(n.shape);
   const total = (qDim / 2 + kvDim / 2 + kvDim) * T;

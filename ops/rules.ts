@@ -2,12 +2,12 @@
 // the replacement node, or undefined when it does not match. They run until none fires (rewrite.ts).
 import type { Node } from '../compiler/ir/op.js';
 import type { Rule, RuleCtx } from '../compiler/rewrite.js';
-import { appendEpilogue, storeCount } from './epilogues.js';
+import { epilogueAttr, epilogueUse, epiloguesOf, sameEpilogues, storeCount, type EpilogueName } from './epilogues.js';
 import { matvec, type MatvecAttr } from './matvec.js';
 import { attention, type AttentionAttr } from './attention.js';
 import { ffnGateUp } from './ffn_gate_up.js';
 import { kvWrite } from './kv_write.js';
-import { qkvMatvec } from './qkv_matvec.js';
+import { QKV_BIAS, qkvMatvec } from './qkv_matvec.js';
 import { qkvRopeKv } from './qkv_rope_kv.js';
 import { rmsnorm } from './rmsnorm.js';
 import { rope } from './rope.js';
@@ -20,12 +20,12 @@ const mv = (n: Node) => n.attr as MatvecAttr;
 /** elements per position (the last dimension; over several positions there is a leading [T]) */
 const width = (n: Node) => n.shape[n.shape.length - 1]!;
 /** a matvec with nothing fused into it yet */
-const plainMatvec = (n: Node | undefined): n is Node => is(n, 'matvec') && !mv(n).norm && !mv(n).epilogues;
+const plainMatvec = (n: Node | undefined): n is Node => is(n, 'matvec') && !mv(n).norm && epiloguesOf(n).length === 0;
 /** a matvec whose only fusion is the norm prologue */
-const normedMatvec = (n: Node | undefined): n is Node => is(n, 'matvec') && mv(n).norm === true && !mv(n).epilogues;
+const normedMatvec = (n: Node | undefined): n is Node => is(n, 'matvec') && mv(n).norm === true && epiloguesOf(n).length === 0;
 const sameInput = (a: Node, b: Node) => a.srcs[1] === b.srcs[1] && a.srcs[2] === b.srcs[2] && mv(a).eps === mv(b).eps;
 /** a normed matvec whose only epilogue is a bias read at `offset` (Qwen2's q, k, v) */
-const biasedMatvec = (n: Node | undefined, offset: number): n is Node => is(n, 'matvec') && mv(n).norm === true && mv(n).epilogues === `bias=${offset}`;
+const biasedMatvec = (n: Node | undefined, offset: number): n is Node => is(n, 'matvec') && mv(n).norm === true && sameEpilogues(epiloguesOf(n), [epilogueUse('bias', offset)]);
 /** A layer's attention as the model writes it: attention(rope(q), kv_write(kc, rope(k), pos),
  *  kv_write(vc, v, pos), pos). Returns its parts, or undefined if `n` is not that shape. */
 function attentionParts(n: Node) {
@@ -62,16 +62,15 @@ const MAX_MATVEC_SOURCES = 6;
 
 /** `n` with one more epilogue; a tap on `n` itself (another reader) becomes a store just before it,
  *  and those readers read the stored value. Undefined when `n` cannot take it. */
-function withEpilogue(n: Node, c: RuleCtx, name: string, srcs: Node[], value = 0): Node | undefined {
+function withEpilogue(n: Node, c: RuleCtx, name: EpilogueName, srcs: Node[], value = 0): Node | undefined {
   const a = mv(n);
   const tapped = c.uses(n) > 1;
   // a node that already stores is read by its `stored` nodes; fusing further would orphan them
-  if (storeCount(a.epilogues) > 0 || c.aliased(n)) return undefined;
+  if (storeCount(epiloguesOf(n)) > 0 || c.aliased(n)) return undefined;
   // W, x, out and each vector or store bind one storage buffer: keep within WebGPU's default 8
   if (n.srcs.length + srcs.length + (tapped ? 1 : 0) > MAX_MATVEC_SOURCES) return undefined;
-  let spec = a.epilogues;
-  if (tapped) spec = appendEpilogue(spec, { name: 'store', value: 0 });
-  const f = c.g.apply(matvec, [...n.srcs, ...srcs], { ...a, epilogues: appendEpilogue(spec, { name, value }) });
+  const uses = [...epiloguesOf(n), ...(tapped ? [epilogueUse('store')] : []), epilogueUse(name, value)];
+  const f = c.g.apply(matvec, [...n.srcs, ...srcs], { ...a, epilogues: uses });
   if (tapped) c.alias(n, storedOf(c, f, 0, n));
   return f;
 }
@@ -104,7 +103,7 @@ export const RULES: readonly Rule[] = [
       const biased = biasedMatvec(q, 0) && biasedMatvec(k, dq) && biasedMatvec(v, dq + dk) && q.srcs[3] === k.srcs[3] && q.srcs[3] === v.srcs[3];
       if ((!plain && !biased) || !sameInput(q, k) || !sameInput(q, v)) return undefined;
       const qkv = c.g.apply(qkvMatvec, [q.srcs[1]!, q.srcs[2]!, q.srcs[0]!, k.srcs[0]!, v.srcs[0]!, ...(biased ? [q.srcs[3]!] : [])],
-        { eps: mv(q).eps!, ...(biased ? { epilogues: 'bias:bias' } : {}) });
+        { eps: mv(q).eps!, ...(biased ? { epilogues: QKV_BIAS } : {}) });
       const part = (offset: number, length: number) => c.g.apply(slice, [qkv], { offset, length });
       const ropeOf = (r: Node, x: Node) => c.g.apply(rope, [x, r.srcs[1]!, r.srcs[2]!], r.attr);
       // (the head norms, if any, stay on the slices; their readers read the new norms)
@@ -142,7 +141,7 @@ export const RULES: readonly Rule[] = [
       // a tap on the rotated k (which goes only to the cache) is a store in the kernel
       const tapK = c.uses(rk) > 1;
       const q = c.g.apply(ropeKv, [qkv, pos!, rq.srcs[2]!, kc, vc, ...(norms ? [norms.qn, norms.kn] : [])],
-        { headSize: rq.attr.headSize as number, qDim: dq, kvDim: dk, ...(tapK ? { epilogues: 'k:store' } : {}), ...(norms ? { normEps: norms.eps } : {}) });
+        { headSize: rq.attr.headSize as number, qDim: dq, kvDim: dk, ...(tapK ? { epilogues: [epilogueUse('store', 0, 'k')] } : {}), ...(norms ? { normEps: norms.eps } : {}) });
       if (tapK) c.alias(rk, storedOf(c, q, 0, rk));
       // readers of the rotated q read rope_kv's output; readers of the written caches (the attention
       // pattern) read the caches, ordered after the write because they read that q too
@@ -159,8 +158,8 @@ export const RULES: readonly Rule[] = [
       // (a head's norm needs all its rows, which the fused kernel spreads over workgroups)
       if (!is(n, 'rope_kv') || n.attr.normEps !== undefined || !is(qkv, 'qkv_matvec') || c.uses(qkv) > 1 || c.aliased(qkv)) return undefined;
       // sources: the projections', rope_kv's, then the bias (if any); epilogues: the bias's, then the k tap's
-      const epilogues = [qkv.attr.epilogues, n.attr.epilogues].filter(Boolean).join(',');
-      return c.g.apply(qkvRopeKv, [...qkv.srcs.slice(0, 5), ...n.srcs.slice(1), ...qkv.srcs.slice(5)], { ...(n.attr as RopeKvAttr), eps: qkv.attr.eps as number, ...(epilogues ? { epilogues } : {}) });
+      const epilogues = [...epiloguesOf(qkv), ...epiloguesOf(n)];
+      return c.g.apply(qkvRopeKv, [...qkv.srcs.slice(0, 5), ...n.srcs.slice(1), ...qkv.srcs.slice(5)], { ...(n.attr as RopeKvAttr), eps: qkv.attr.eps as number, ...epilogueAttr(epilogues) });
     },
   },
   {
@@ -176,7 +175,7 @@ export const RULES: readonly Rule[] = [
       // taps on the projections (mlp.hook_pre, hook_pre_linear) are stores in the kernel
       const taps = [[g, 'gate'], [u, 'up']].filter(([m]) => c.uses(m as Node) > 1) as [Node, string][];
       const f = c.g.apply(ffnGateUp, [g.srcs[1]!, g.srcs[2]!, g.srcs[0]!, u.srcs[0]!],
-        { eps: mv(g).eps!, ...(taps.length ? { epilogues: taps.map(([, h]) => `${h}:store`).join(',') } : {}) });
+        { eps: mv(g).eps!, ...epilogueAttr(taps.map(([, h]) => epilogueUse('store', 0, h))) });
       taps.forEach(([m], k) => c.alias(m, storedOf(c, f, k, m)));
       return f;
     },

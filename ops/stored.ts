@@ -3,7 +3,7 @@
 // Sources: [F]. Only fused graphs contain it; their float64 meaning is the unfused graph's.
 import { type Op } from './op.js';
 import { ShapeError } from '../compiler/errors.js';
-import { storeCount } from './epilogues.js';
+import { epiloguesOf, storeCount } from './epilogues.js';
 
 export const stored: Op<{ n: number; shape: readonly number[] }> = {
   name: 'stored',
@@ -19,7 +19,7 @@ export const stored: Op<{ n: number; shape: readonly number[] }> = {
   lower(n, ctx) {
     // F's lowering allocated the buffer when it bound the store; check it did
     const f = n.srcs[0]!;
-    if (storeCount(f.attr.epilogues as string | undefined) <= (n.attr.n as number)) throw new Error(`internal: %${f.id} has no store ${n.attr.n}`);
+    if (storeCount(epiloguesOf(f)) <= (n.attr.n as number)) throw new Error(`internal: %${f.id} has no store ${n.attr.n}`);
     ctx.buf(n);
   },
 };

@@ -172,7 +172,7 @@ export async function benchmark(model: Model, o: BenchOptions) {
   let tapped: { hooks: number; tokensPerSecond: number; runsTokensPerSecond: number[]; ratio: number; sameTokens: boolean } | undefined;
   if (o.taps) {
     const names = selectHooks(o.taps, model.hookNames).map((x) => x.hook);
-    const tex = await model.variant(names, []);
+    const tex = await model.variant({ taps: names });
     const per = names.map((h) => model.graph.hooks[h]!.node.size * 4);
     const dst = names.map((_, i) => gpu.device.createBuffer({ size: per[i]! * n, usage: GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC }));
     try {

@@ -2,7 +2,7 @@
 // rendered by @huggingface/jinja as Hugging Face renders it), and the tokens that end a turn.
 import { Template } from '@huggingface/jinja';
 import { UsageError } from '../compiler/errors.js';
-import { TokenType, type Tokenizer } from './tokenizer.js';
+import { TokenType, type Tokenizer } from './tokenizers/common.js';
 
 export interface ChatMessage { role: 'system' | 'user' | 'assistant'; content: string }
 

@@ -8,6 +8,7 @@ import { llama3RopeFactors } from '../ops/rope_table.js';
 import { OPSET } from '../ops/index.js';
 import { kernels } from '../ops/kernels.gen.js';
 import { toWGSL } from '../compiler/kernel/wgsl.js';
+import { epilogueUse } from '../ops/epilogues.js';
 
 const TOL = 1e-5;
 const rnd = randomSource();
@@ -103,7 +104,7 @@ describe('kernels match their references', () => {
     const [rows, cols] = [40, 2048];
     for (const dtype of ['f16', 'q8_0'] as const) {
       const w = weightOf([rows, cols], dtype, rnd.normal(rows * cols, 1 / 32));
-      const mv = await runBoth((o, g) => g.apply(OPSET.ops.get('matvec')!, [o.weight('w', [rows, cols], dtype), o.weight('x', [cols]), o.weight('nw', [cols]), o.weight('y', [rows])], { norm: true, eps: 1e-5, epilogues: 'add' }),
+      const mv = await runBoth((o, g) => g.apply(OPSET.ops.get('matvec')!, [o.weight('w', [rows, cols], dtype), o.weight('x', [cols]), o.weight('nw', [cols]), o.weight('y', [rows])], { norm: true, eps: 1e-5, epilogues: [epilogueUse('add')] }),
         { w, x: rnd.normal(cols), nw: rnd.normal(cols), y: rnd.normal(rows) }, {}, { subgroups });
       expect(relErr(mv.out, mv.ref), `${seedNote} ${dtype}`).toBeLessThanOrEqual(TOL);
     }
@@ -137,7 +138,7 @@ describe('quantized weights are dequantized inside the kernels', () => {
 
   it.each([[40, 2048, 256], [3000, 512, 64], [1000, 64, 32]])('f16 matvec %i x %i, norm and residual: %i invocations a row', async (rows, cols, lanes) => {
     const w = weightOf([rows, cols], 'f16', rnd.normal(rows * cols));
-    const { out, ref, plan } = await runBoth((o, g) => g.apply(OPSET.ops.get('matvec')!, [o.weight('w', [rows, cols], 'f16'), o.weight('x', [cols]), o.weight('nw', [cols]), o.weight('y', [rows])], { norm: true, eps: 1e-5, epilogues: 'add' }),
+    const { out, ref, plan } = await runBoth((o, g) => g.apply(OPSET.ops.get('matvec')!, [o.weight('w', [rows, cols], 'f16'), o.weight('x', [cols]), o.weight('nw', [cols]), o.weight('y', [rows])], { norm: true, eps: 1e-5, epilogues: [epilogueUse('add')] }),
       { w, x: rnd.normal(cols), nw: rnd.normal(cols), y: rnd.normal(rows) }, {});
     expect(plan.dispatches[0]!.uniforms.lanes).toBe(lanes);
     expect(relErr(out, ref), seedNote).toBeLessThanOrEqual(TOL);
@@ -146,7 +147,7 @@ describe('quantized weights are dequantized inside the kernels', () => {
   // rows % 4 != 0 (70) take the generic kernel: the 16-byte one computes rows four at a time
   it.each([[40, 2048, 'matvecQ8Kernel'], [3000, 512, 'matvecQ8Kernel'], [68, 96, 'matvecQ8Kernel'], [70, 96, 'matvecKernel']])('q8_0 matvec %i x %i, norm and residual: %s', async (rows, cols, kernel) => {
     const w = weightOf([rows, cols], 'q8_0', rnd.normal(rows * cols, 2));
-    const { out, ref, plan } = await runBoth((o, g) => g.apply(OPSET.ops.get('matvec')!, [o.weight('w', [rows, cols], 'q8_0'), o.weight('x', [cols]), o.weight('nw', [cols]), o.weight('y', [rows])], { norm: true, eps: 1e-5, epilogues: 'add' }),
+    const { out, ref, plan } = await runBoth((o, g) => g.apply(OPSET.ops.get('matvec')!, [o.weight('w', [rows, cols], 'q8_0'), o.weight('x', [cols]), o.weight('nw', [cols]), o.weight('y', [rows])], { norm: true, eps: 1e-5, epilogues: [epilogueUse('add')] }),
       { w, x: rnd.normal(cols), nw: rnd.normal(cols), y: rnd.normal(rows) }, {});
     expect(plan.dispatches[0]!.kernel).toBe(`${kernel}+addEpilogue`);
     expect(relErr(out, ref), seedNote).toBeLessThanOrEqual(TOL);
@@ -246,7 +247,7 @@ describe('kernels over several positions match their references', () => {
     // the fused kernel stores W·x on the side and returns W·x + y; the reference is the unfused graph
     const { out, ref, plan } = await runBoth((o, g) => {
       const srcs = [o.weight('w', [rows, cols]), o.weight('x', [T, cols]), ...(norm ? [o.weight('nw', [cols])] : []), o.weight('y', [T, rows])];
-      const f = g.apply(op('matvec'), srcs, { ...(norm ? { norm: true, eps: 1e-5 } : {}), epilogues: 'store,add' });
+      const f = g.apply(op('matvec'), srcs, { ...(norm ? { norm: true, eps: 1e-5 } : {}), epilogues: [epilogueUse('store'), epilogueUse('add')] });
       return o.add(f, g.apply(op('stored'), [f], { n: 0, shape: [T, rows] })); // (Wx + y) + Wx
     }, { w: rnd.normal(rows * cols), x: rnd.normal(T * cols), nw: rnd.normal(cols), y: rnd.normal(T * rows) }, {}, {
       reference: (o) => {
@@ -373,7 +374,7 @@ describe('kernels over several positions match their references', () => {
     const { out, ref, plan } = await runBoth((o, g) => {
       const p = o.input('pos', [1]), kc = o.state('kc', [ctx, kvDim]), vc = o.state('vc', [ctx, kvDim]);
       const srcs = [o.weight('x', [d]), o.weight('nw', [d]), o.weight('wq', [nHeads * hs, d], dtype), o.weight('wk', [kvDim, d], dtype), o.weight('wv', [kvDim, d], dtype)];
-      const q = g.apply(op('qkv_rope_kv'), [...srcs, p, o.ropeTable(ctx, 8, 10000), kc, vc, o.weight('b', [nHeads * hs + 2 * kvDim])], { headSize: hs, qDim: nHeads * hs, kvDim, eps: 1e-5, epilogues: 'bias:bias' });
+      const q = g.apply(op('qkv_rope_kv'), [...srcs, p, o.ropeTable(ctx, 8, 10000), kc, vc, o.weight('b', [nHeads * hs + 2 * kvDim])], { headSize: hs, qDim: nHeads * hs, kvDim, eps: 1e-5, epilogues: [epilogueUse('bias', 0, 'bias')] });
       return o.attention(q, kc, vc, p, { nHeads, nKvHeads, headSize: hs, flash: true });
     }, data, { pos: 5 }, { maxStorageBuffers: buffers });
     expect(plan.dispatches[0]!.kernel).toMatch(dtype !== 'f32' && buffers >= 11 ? /^qkvRope(F16|Q8)Kernel\+bias:biasEpilogue$/ : /^qkv(F16|Q8)?Kernel\+bias:biasEpilogue$/);

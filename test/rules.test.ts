@@ -48,7 +48,7 @@ describe('add_into_matvec and scale_into_matvec', () => {
       %4 = add(%2, %3) : f32[3]
       %5 = scale(%4) {factor=0.5} : f32[3]
       return y=%5`), 'add_into_matvec', 'scale_into_matvec')).toBe(ir(`${B}
-      %3 = matvec(%1, %0, %2) {epilogues="add,scale=0.5"} : f32[3]
+      %3 = matvec(%1, %0, %2) {epilogues=[{name="add"}, {name="scale" value=0.5}]} : f32[3]
       return y=%3`));
   });
   it('fire with a store when the matvec result is also read elsewhere: the other reader reads the stored value', () => {
@@ -58,7 +58,7 @@ describe('add_into_matvec and scale_into_matvec', () => {
       %4 = add(%2, %3) : f32[3]
       %5 = scale(%3) {factor=0.5} : f32[3]
       return y=%4 z=%5`), 'add_into_matvec', 'scale_into_matvec')).toBe(ir(`${B}
-      %3 = matvec(%1, %0, %2) {epilogues="store,add"} : f32[3]
+      %3 = matvec(%1, %0, %2) {epilogues=[{name="store"}, {name="add"}]} : f32[3]
       %4 = stored(%3) {n=0 shape=[3]} : f32[3]
       %5 = scale(%4) {factor=0.5} : f32[3]
       return y=%3 z=%5`));
@@ -139,6 +139,17 @@ describe('textual IR', () => {
     expect(parse(layer).toString()).toBe(layer);
     const fused = rewrite(parse(layer), RULES).graph.toString();
     expect(parse(fused).toString()).toBe(fused);
+  });
+  it('reads records and lists of records; a record is one value whatever order its keys are written in', () => {
+    const at = (fields: string) => parse(ir(`%0 = input() {name="x" shape=[4] dtype="f32"} : f32[4]
+      %1 = weight() {name="w" shape=[3,4] dtype="f32"} : f32[3,4]
+      %2 = matvec(%1, %0) {epilogues=[${fields}]} : f32[3]
+      %3 = matvec(%1, %0) {epilogues=[{name="scale" value=0.5}]} : f32[3]
+      return y=%2 z=%3`));
+    const g = at('{value=0.5 name="scale"}');
+    expect(g.outputs.y).toBe(g.outputs.z); // hash-consed: the same node
+    expect(g.outputs.y!.attr.epilogues).toEqual([{ name: 'scale', value: 0.5 }]);
+    expect(at('{name="scale" value=0.25}').outputs.y).not.toBe(at('{name="scale" value=0.25}').outputs.z);
   });
   it.each([
     ['an unknown op', '%0 = frob() : f32[1]\nreturn y=%0\n', /unknown op 'frob'/],

@@ -5,7 +5,7 @@
 import { CancelledError, UsageError } from '../compiler/errors.js';
 import type { Model } from '../runtime/model.js';
 import { Sampler, softmax } from '../runtime/sampler.js';
-import { StreamDecoder, pieceId } from '../runtime/tokenizer.js';
+import { StreamDecoder, pieceId } from '../runtime/tokenizers/common.js';
 import { logitLens } from '../runtime/interp/lens.js';
 import { attentionPatterns } from '../runtime/interp/patterns.js';
 import { SITES, patchingReport } from '../runtime/interp/patching.js';

@@ -11,8 +11,9 @@ TapirIR {
   Stmt = ref "=" ident "(" ListOf<ref, ","> ")" Attrs? ":" Type
   Attrs = "{" Attr* "}"
   Attr = ident "=" Value
-  Value = string | number | bool | NumList
-  NumList = "[" ListOf<number, ","> "]"
+  Value = string | number | bool | List | Record
+  List = "[" ListOf<Value, ","> "]"
+  Record = "{" Attr* "}"
   Type = ident "[" ListOf<number, ","> "]"
   Return = "return" Output*
   Output = ident "=" ref
@@ -43,7 +44,9 @@ export function parseGraph(text: string, opset: OpSet, file = 'ir'): Graph {
     string(_o, _c, _e) { return JSON.parse(this.sourceString) as string; },
     number(_a, _b, _c, _d, _e, _f, _g) { return Number(this.sourceString); },
     bool(_b) { return this.sourceString === 'true'; },
-    NumList(_o, list, _c) { return list.asIteration().children.map((c: ohm.Node) => c['value']()); },
+    List(_o, list, _c) { return list.asIteration().children.map((c: ohm.Node) => c['value']()); },
+    // a record's fields as written; the node hash orders keys itself (graph.ts's canonical)
+    Record(_o, fields, _c) { return Object.fromEntries(fields.children.map((f: ohm.Node) => [f.children[0]!.sourceString, f.children[2]!['value']()])); },
     Value(v) { return v['value'](); },
   });
   sem.addOperation('build', {

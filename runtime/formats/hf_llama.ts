@@ -4,7 +4,7 @@
 import { FormatError } from '../../compiler/errors.js';
 import { type LlamaConfig, headSize } from '../../models/llama.js';
 import { llama3RopeFactors } from '../../ops/rope_table.js';
-import { TokenType, type Vocab } from '../tokenizer.js';
+import { TokenType, type Vocab } from '../tokenizers/common.js';
 import { PRE_TOKENIZER_SOURCES } from '../tokenizers/bpe.js';
 import type { WeightMap, WeightTensor } from '../weights.js';
 import { parseSafetensors } from './safetensors.js';

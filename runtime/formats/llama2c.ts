@@ -3,7 +3,7 @@
 import { type LlamaConfig } from '../../models/llama.js';
 import { Reader } from './reader.js';
 import { lazyWeight, memorySource, type ByteSource } from './source.js';
-import { TokenType, type Vocab } from '../tokenizer.js';
+import { TokenType, type Vocab } from '../tokenizers/common.js';
 import type { WeightMap } from '../weights.js';
 
 const MAGIC_V1 = 0x616b3432; // "ak42"

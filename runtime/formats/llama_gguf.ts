@@ -6,7 +6,7 @@ import { type LlamaConfig, headSize, qWidth } from '../../models/llama.js';
 import { FAMILIES, familyOfArch, type Family } from '../../models/families.js';
 import { permuteRows } from './hf_llama.js';
 import { weightRows, type WeightTensor } from '../weights.js';
-import { TokenType, type Vocab } from '../tokenizer.js';
+import { TokenType, type Vocab } from '../tokenizers/common.js';
 import type { GGUFFile, GGUFValue } from './gguf.js';
 import { lazyWeight, memorySource, type ByteSource } from './source.js';
 import { weightOf, type WeightMap } from '../weights.js';

@@ -2,7 +2,7 @@
 import type { ModelSource } from '../model.js';
 import { type LlamaConfig, headSize } from '../../models/llama.js';
 import { FAMILIES, type FamilyName } from '../../models/families.js';
-import type { Vocab } from '../tokenizer.js';
+import type { Vocab } from '../tokenizers/common.js';
 import { GGML_TYPE_ID, quantize } from '../../ops/dequant.js';
 import { writeGGUF, type GGUFWriteTensor, type GGUFWriteValue } from './gguf_write.js';
 

@@ -5,7 +5,8 @@
 // intervention; baselines run through the same compiled plan with an identity intervention, so an
 // unchanged activation gives an effect of exactly 0.
 import { CancelledError, UsageError } from '../../compiler/errors.js';
-import { interventionTables, type Model } from '../model.js';
+import type { Model } from '../model.js';
+import { interventionTables } from './cache.js';
 import { ivName } from '../../ops/intervene.js';
 
 export const SITES: Readonly<Record<string, string>> = {
@@ -118,7 +119,7 @@ export async function activationPatching(model: Model, clean: number[], corrupt:
           const t = interventionTables([{ hook: at, replace: cleanRun.cache.get(hook)!.data }], model.graph.hooks, model.hookNames, n).get(hook)!;
           // positions from..n-1 in one pass of the layers from l (a prefill of the tail)
           const from = perHead ? 0 : c;
-          const ex = await model.variant([], [{ hook, rows: n }], l, n - from);
+          const ex = await model.variant({ interventions: [{ hook, rows: n }], startLayer: l, positions: n - from });
           ex.write(ivName(hook, 'a'), t.a);
           ex.write(ivName(hook, 'b'), t.b);
           const inputs: Record<string, number | Int32Array | Float32Array> = l === 0 ? { token: Int32Array.from(corrupt.slice(from)), pos: from } : { resid: resid.subarray(from * dim, n * dim), pos: from };

@@ -5,14 +5,20 @@
 // Computed in passes: the value at the first SAE's hook (earlier splices and interventions applied), the
 // SAE on the GPU, then the next, then the whole run with every replacement as an intervention.
 import { UsageError } from '../../compiler/errors.js';
-import type { CacheEntry, Intervention, Model } from '../model.js';
+import type { Graph } from '../../compiler/ir/graph.js';
+import type { GpuContext } from '../gpu.js';
+import type { CacheEntry, Intervention } from '../interp/cache.js';
 import { applySae } from './apply.js';
 import type { SaeModel } from './sae.js';
 
 export interface SaeSplice { sae: SaeModel; errorTerm?: boolean }
 export const SAE_HOOKS = ['hook_sae_input', 'hook_sae_acts_pre', 'hook_sae_acts_post', 'hook_sae_recons', 'hook_sae_error', 'hook_sae_output'] as const;
 
-export async function spliceSaes(model: Model, tokens: readonly number[], opts: { interventions: readonly Intervention[]; hooks?: string | readonly string[]; saes: readonly SaeSplice[] }) {
+/** A run of the model with these interventions, caching these hooks (interp/run.ts gives it). */
+type HookedRun = (interventions: readonly Intervention[], hooks: string | readonly string[] | undefined) => Promise<{ logits: Float32Array[]; cache: Map<string, CacheEntry> }>;
+
+export async function spliceSaes(model: { hookNames: readonly string[]; graph: Graph; executor: { gpu: GpuContext } }, tokens: readonly number[],
+  opts: { interventions: readonly Intervention[]; hooks?: string | readonly string[]; saes: readonly SaeSplice[] }, run: HookedRun) {
   const order = model.hookNames;
   for (const s of opts.saes) {
     if (!s.sae.hook || !order.includes(s.sae.hook)) throw new UsageError(`the SAE's hook '${s.sae.hook ?? '(none)'}' is not a hook of this model`);
@@ -29,7 +35,7 @@ export async function spliceSaes(model: Model, tokens: readonly number[], opts: 
   const n = tokens.length;
   for (const { sae, errorTerm } of saes) {
     const hook = sae.hook!;
-    const x = (await model.runWithHooks(tokens, { interventions: ivs, hooks: hook })).cache.get(hook)!.data;
+    const x = (await run(ivs, hook)).cache.get(hook)!.data;
     const { dIn, dSae } = sae.dims;
     const pre = new Float32Array(n * dSae), acts = new Float32Array(n * dSae);
     const recons = await applySae(model.executor.gpu, sae, x, async (a, _xh, rows, at, readPre) => {
@@ -44,7 +50,7 @@ export async function spliceSaes(model: Model, tokens: readonly number[], opts: 
     ivs.push({ hook, replace: output });
   }
   const rest = wanted.filter((w) => !saeNames.has(w));
-  const r = await model.runWithHooks(tokens, { interventions: ivs, hooks: rest });
+  const r = await run(ivs, rest);
   for (const [k, v] of extra) r.cache.set(k, v);
   return r;
 }

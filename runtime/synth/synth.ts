@@ -5,7 +5,7 @@ import { UsageError } from '../../compiler/errors.js';
 import { type LlamaConfig, headSize } from '../../models/llama.js';
 import { quantize } from '../../ops/dequant.js';
 import { llama3RopeFactors } from '../../ops/rope_table.js';
-import type { Vocab } from '../tokenizer.js';
+import type { Vocab } from '../tokenizers/common.js';
 import type { WeightMap } from '../weights.js';
 import { byteLevelVocab, sentencePieceVocab } from './vocab.js';
 import { FAMILIES, type FamilyName } from '../../models/families.js';

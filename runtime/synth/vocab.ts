@@ -1,7 +1,7 @@
 // Tokenizer vocabularies for synthetic models, learned from a small corpus: byte-level BPE
 // (Llama 3 style: 256 byte tokens, ranked merges, special tokens) or SentencePiece-style pieces with
 // scores and byte fallback (llama2.c / Llama 2 style). Deterministic: same corpus, same vocabulary.
-import { TokenType, type Vocab } from '../tokenizer.js';
+import { TokenType, type Vocab } from '../tokenizers/common.js';
 import { BYTE_TO_CHAR, PRE_TOKENIZERS } from '../tokenizers/bpe.js';
 import { CORPUS } from './corpus.js';
 

@@ -3,7 +3,7 @@
 // pre-tokenizer regex the model names, each word's UTF-8 bytes are spelled in GPT-2's byte alphabet
 // and merged pair by pair in merge-rank order.
 import { FormatError } from '../../compiler/errors.js';
-import { TokenType, decodeWith, splitAtSpecials, type EncodeOptions, type Tokenizer, type Vocab } from '../tokenizer.js';
+import { TokenType, decodeWith, splitAtSpecials, type EncodeOptions, type Tokenizer, type Vocab } from './common.js';
 
 /** GPT-2's map from bytes to printable characters (so every byte is a visible symbol). */
 export const BYTE_TO_CHAR: readonly string[] = (() => {

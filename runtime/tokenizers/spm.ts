@@ -1,4 +1,4 @@
-import { TokenType, decodeWith, splitAtSpecials, type EncodeOptions, type Tokenizer, type Vocab } from '../tokenizer.js';
+import { TokenType, decodeWith, splitAtSpecials, type EncodeOptions, type Tokenizer, type Vocab } from './common.js';
 
 // The SentencePiece-style BPE tokenizer of llama2.c and GGUF's `tokenizer.ggml.model = llama`:
 // pieces with scores, merged greedily by best score, with byte fallback (<0xXX> tokens) for
