@@ -17,7 +17,7 @@ import { memorySource } from '../runtime/formats/source.js';
 import { modelsDir } from '../runtime/node/load.js';
 import { synthModel, synthWeights } from '../runtime/synth/synth.js';
 import { makeTokenizer } from '../runtime/tokenizer.js';
-import type { ModelSource } from '../runtime/model.js';
+import { dtypesOf, type ModelSource } from '../runtime/model.js';
 import { GGML_TYPE_ID } from '../ops/dequant.js';
 
 export const FORMATS = ['gguf', 'llama2c', 'safetensors'] as const;
@@ -67,7 +67,7 @@ export function mutate(base: Uint8Array, r: Rng, headerBytes: number): Uint8Arra
 
 /** The whole path from bytes to a model ready for the GPU. */
 export function assemble(src: ModelSource): void {
-  const graph = llama(src.config, (n) => src.weights.get(n)?.dtype ?? 'f32');
+  const graph = llama(src.config, dtypesOf(src.weights));
   for (const n of graph.nodes) {
     if (n.op.name !== 'weight') continue;
     const w = src.weights.get(String(n.attr.name));

@@ -45,6 +45,21 @@ export const DEFAULT_CONTEXT_CAP = 4096;
 /** most positions one prefill pass takes */
 const MAX_BLOCK = 256;
 
+/** How each weight of a map is stored, as the graph builder asks for it. */
+export const dtypesOf = (weights: WeightMap) => (name: string) => weights.get(name)?.dtype ?? 'f32';
+
+/** The model's graph with a KV cache of `contextLength` positions (default: the model's, at most
+ *  4096), its weights checked against it: what Model.create compiles and `tapir compile` shows. */
+export function modelGraph(src: ModelSource, contextLength?: number): { config: LlamaConfig; graph: Graph } {
+  const ctx = contextLength ?? Math.min(src.config.contextLength, DEFAULT_CONTEXT_CAP);
+  if (!Number.isInteger(ctx) || ctx < 1 || ctx > src.config.contextLength)
+    throw new UsageError(`context length ${ctx} must be between 1 and the model's ${src.config.contextLength}`);
+  const config = { ...src.config, contextLength: ctx };
+  const graph = llama(config, dtypesOf(src.weights));
+  checkWeights(graph, src.weights, src.file);
+  return { config, graph };
+}
+
 /** Check every weight the graph needs is present with the right shape and dtype. */
 function checkWeights(graph: Graph, weights: WeightMap, file: string) {
   for (const n of graph.nodes) {
@@ -73,12 +88,7 @@ export class Model {
   ) {}
 
   static async create(src: ModelSource, opts: ModelOptions = {}): Promise<Model> {
-    const ctx = opts.contextLength ?? Math.min(src.config.contextLength, DEFAULT_CONTEXT_CAP);
-    if (!Number.isInteger(ctx) || ctx < 1 || ctx > src.config.contextLength)
-      throw new UsageError(`context length ${ctx} must be between 1 and the model's ${src.config.contextLength}`);
-    const config = { ...src.config, contextLength: ctx };
-    const graph = llama(config, (name) => src.weights.get(name)?.dtype ?? 'f32');
-    checkWeights(graph, src.weights, src.file);
+    const { config, graph } = modelGraph(src, opts.contextLength);
     const gpu = opts.gpu ?? (await getGpu());
     const target = targetOf(gpu, opts.maxBindingBytes);
     const compileOptions: CompileOptions = { fuse: opts.fuse, disableRules: opts.disableRules };
@@ -90,7 +100,7 @@ export class Model {
   get contextLength() { return this.config.contextLength; }
 
   /** How each weight is stored, as the graph builder asks for it. */
-  private readonly dtypeOf = (name: string) => this.weights.get(name)?.dtype ?? 'f32';
+  private readonly dtypeOf = (name: string) => dtypesOf(this.weights)(name);
 
   /** The float64 reference forward pass over the model's (unfused) graph and the same weights; it
    *  also computes every hook (some, like attention patterns, exist only to be read). */
