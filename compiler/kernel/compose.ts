@@ -3,6 +3,7 @@
 // renamed so two fragments of the same kind do not collide. A fragment that stores (a tap) needs the
 // value it sees in a variable: the statement holding the hole is preceded by `let ep_j = v; t[i] = ep_j;`.
 // No WGSL is written here.
+import { mapExpr } from './visit.js';
 import type { Expr, FragmentIR, KernelIR, Param, Stmt } from './ir.js';
 
 /** A fragment and the hole it fills ('epilogue' unless the kernel names others). */
@@ -27,49 +28,35 @@ export function withEpilogues(k: KernelIR, fragsIn: readonly (FragmentIR | Fragm
   });
   const inst = (e: Expr, j: number, args: Expr[]): Expr => {
     const m = renames[j]!;
-    switch (e.k) {
-      case 'arg': return args[e.n]!;
-      case 'index': return { ...e, array: m.get(e.array) ?? e.array, index: inst(e.index, j, args) };
-      case 'len': return { ...e, array: m.get(e.array) ?? e.array };
-      case 'uniform': return { ...e, name: m.get(e.name) ?? e.name };
-      case 'bin': return { ...e, a: inst(e.a, j, args), b: inst(e.b, j, args) };
-      case 'un': return { ...e, a: inst(e.a, j, args) };
-      case 'call': return { ...e, args: e.args.map((a) => inst(a, j, args)) };
-      case 'select': return { ...e, cond: inst(e.cond, j, args), a: inst(e.a, j, args), b: inst(e.b, j, args) };
-      case 'hole': return { ...e, args: e.args.map((a) => inst(a, j, args)) };
-      case 'member': return { ...e, a: inst(e.a, j, args) };
-      default: return e;
-    }
+    return mapExpr(e, (x) => {
+      switch (x.k) {
+        case 'arg': return args[x.n]!;
+        case 'index': case 'len': return { ...x, array: m.get(x.array) ?? x.array };
+        case 'uniform': return { ...x, name: m.get(x.name) ?? x.name };
+        default: return x;
+      }
+    });
   };
   // statements to place before the one being rewritten (the stores of tap fragments)
   let before: Stmt[] = [];
-  const fill = (e: Expr): Expr => {
-    switch (e.k) {
-      case 'hole': {
-        const [v0, i] = e.args.map(fill) as [Expr, Expr];
-        let v = v0;
-        frags.forEach((f, j) => {
-          if (holeOf(j) !== e.name) return;
-          if (f.stores?.length) {
-            const name = fresh(`ep_${j}`);
-            before.push({ k: 'let', name, ty: 'f32', init: v, mutable: false });
-            v = { k: 'var', name, ty: 'f32' };
-            for (const s of f.stores)
-              before.push({ k: 'assign', op: '=', target: { k: 'index', array: renames[j]!.get(s.array)!, index: inst(s.index, j, [v, i]), ty: 'f32' }, value: inst(s.value, j, [v, i]) });
-          }
-          v = inst(f.body, j, [v, i]);
-        });
-        return v;
+  // bottom-up, so a hole's own arguments are filled (and their stores placed) before it is
+  const fill = (e: Expr): Expr => mapExpr(e, (x) => {
+    if (x.k !== 'hole') return x;
+    const [v0, i] = x.args as [Expr, Expr];
+    let v = v0;
+    frags.forEach((f, j) => {
+      if (holeOf(j) !== x.name) return;
+      if (f.stores?.length) {
+        const name = fresh(`ep_${j}`);
+        before.push({ k: 'let', name, ty: 'f32', init: v, mutable: false });
+        v = { k: 'var', name, ty: 'f32' };
+        for (const s of f.stores)
+          before.push({ k: 'assign', op: '=', target: { k: 'index', array: renames[j]!.get(s.array)!, index: inst(s.index, j, [v, i]), ty: 'f32' }, value: inst(s.value, j, [v, i]) });
       }
-      case 'index': return { ...e, index: fill(e.index) };
-      case 'bin': return { ...e, a: fill(e.a), b: fill(e.b) };
-      case 'un': return { ...e, a: fill(e.a) };
-      case 'call': return { ...e, args: e.args.map(fill) };
-      case 'select': return { ...e, cond: fill(e.cond), a: fill(e.a), b: fill(e.b) };
-      case 'member': return { ...e, a: fill(e.a) };
-      default: return e;
-    }
-  };
+      v = inst(f.body, j, [v, i]);
+    });
+    return v;
+  });
   const withBefore = (make: () => Stmt): Stmt[] => {
     const saved = before;
     before = [];

@@ -3,6 +3,7 @@
 // parameter is the invocation (`id: Invocation`), then storage arrays (`In<T>` read-only,
 // `Out<T>` read-write), then scalars (`f32`/`u32`/`i32`), which become fields of a uniform struct.
 // Everything here also runs as plain JavaScript, so a kernel stays an ordinary function.
+import { INTRINSICS } from './intrinsics.js';
 
 /** 32-bit float. In a kernel, `number` must be spelled as one of f32/u32/i32. */
 export type f32 = number;
@@ -65,33 +66,11 @@ export function epilogue(v: f32, _i: u32, _hole?: string): f32 {
   return v;
 }
 
-// Bit-level reads for packed weights (f16/bf16 pairs in a u32, int8 quads, nibbles).
-const scratch = new DataView(new ArrayBuffer(4));
-/** The u32's bits as an f32. */
-export function bitcastF32(w: u32): f32 {
-  scratch.setUint32(0, w >>> 0, true);
-  return scratch.getFloat32(0, true);
-}
-/** Half `k` (0 = low 16 bits) of a u32 holding two IEEE halves, as f32. */
-export function unpackHalf(w: u32, k: u32): f32 {
-  const h = (w >>> (k * 16)) & 0xffff;
-  const e = (h >> 10) & 31, m = h & 1023, s = h >> 15 ? -1 : 1;
-  return e === 0 ? s * m * 2 ** -24 : e === 31 ? (m ? NaN : s * Infinity) : s * (1 + m / 1024) * 2 ** (e - 15);
-}
-/** Lane `k` (0 = x .. 3 = w) of a 4-lane load, `k` known only at run time. */
-export function lane4(v: u32x4, k: u32): u32 {
-  return [v.x, v.y, v.z, v.w][k]!;
-}
-/** The sum of `v` over this invocation's subgroup, in every invocation of it (a subgroup of one in
- *  plain JS, and on devices without subgroups). Call it where the whole workgroup runs. */
-export function subgroupAdd(v: f32): f32 {
-  return v;
-}
-/** The largest `v` of this invocation's subgroup, as subgroupAdd. */
-export function subgroupMax(v: f32): f32 {
-  return v;
-}
-/** Byte `k` (0 = lowest) of a u32, sign-extended to i32. */
-export function signedByte(w: u32, k: u32): i32 {
-  return ((w >>> (k * 8)) << 24) >> 24;
-}
+// The intrinsics (compiler/kernel/intrinsics.ts has each one's signature, meaning and WGSL):
+// bit-level reads for packed weights and subgroup reductions.
+export const bitcastF32: (w: u32) => f32 = INTRINSICS.bitcastF32.js;
+export const unpackHalf: (w: u32, k: u32) => f32 = INTRINSICS.unpackHalf.js;
+export const signedByte: (w: u32, k: u32) => i32 = INTRINSICS.signedByte.js;
+export const lane4: (v: u32x4, k: u32) => u32 = INTRINSICS.lane4.js;
+export const subgroupAdd: (v: f32) => f32 = INTRINSICS.subgroupAdd.js;
+export const subgroupMax: (v: f32) => f32 = INTRINSICS.subgroupMax.js;

@@ -1,6 +1,8 @@
 // Kernel IR -> WGSL. The only place in tapir that writes WGSL text.
 import { type Expr, type KernelIR, type Stmt, specParams, storageParams, uniformParams } from './ir.js';
 import type { Target as FullTarget } from '../target.js';
+import { intrinsicOf } from './intrinsics.js';
+import { someInStmts } from './visit.js';
 
 // WGSL keywords and reserved words a TypeScript identifier could collide with; such names get a `_`.
 const RESERVED = new Set(
@@ -53,12 +55,8 @@ export function expr(e: Expr, k: KernelIR, t: Target = WITH_SUBGROUPS): string {
     case 'un': return `(${e.op}${expr(e.a, k, t)})`;
     case 'call': {
       const args = e.args.map((a) => expr(a, k, t));
-      if (e.fn === 'bitcastF32') return `bitcast<f32>(${args[0]})`;
-      if (e.fn === 'unpackHalf') return `unpack2x16float(${args[0]})[${args[1]}]`;
-      if (e.fn === 'lane4') return `${args[0]}[${args[1]}]`;
-      if ((e.fn === 'subgroupAdd' || e.fn === 'subgroupMax') && !t.subgroups) return `(${args[0]})`;
-      if (e.fn === 'signedByte') return `extractBits(bitcast<i32>(${args[0]}), ${args[1]} * 8u, 8u)`;
-      return `${e.fn}(${args.join(', ')})`;
+      // an intrinsic spells itself; WGSL builtins (sqrt, max, conversions) are written as called
+      return intrinsicOf(e.fn)?.wgsl(args, t) ?? `${e.fn}(${args.join(', ')})`;
     }
     case 'select': return `select(${expr(e.b, k, t)}, ${expr(e.a, k, t)}, ${expr(e.cond, k, t)})`;
     case 'hole': return expr(e.args[0]!, k, t);
@@ -116,7 +114,8 @@ export function toWGSL(k: KernelIR, t: Target = WITH_SUBGROUPS): string {
 }
 
 /** Whether a kernel reads its subgroup size or sums over subgroups (then the module enables them). */
-export const usesSubgroups = (k: KernelIR) => /"(subgroupAdd|subgroupMax|subgroupSize)"/.test(JSON.stringify(k.body));
+export const usesSubgroups = (k: KernelIR) =>
+  someInStmts(k.body, (e) => (e.k === 'call' && intrinsicOf(e.fn)?.subgroup === true) || (e.k === 'builtin' && e.name === 'subgroupSize'));
 
 /** Bytes of the uniform buffer a kernel needs (every scalar is 4 bytes; WGSL wants a multiple of 16). */
 export const uniformBytes = (k: KernelIR) => Math.max(16, Math.ceil((uniformParams(k).length * 4) / 16) * 16);

@@ -1,0 +1,71 @@
+// The kernel language's intrinsics: functions a kernel calls that are neither arithmetic nor Math.
+// Each is one entry: its signature (the translator checks calls against it), its plain-JavaScript
+// meaning (dsl.ts exports it, so a kernel still runs as an ordinary function) and its WGSL spelling
+// (the printer writes it). A new intrinsic is one more entry here.
+import type { Scalar } from './ir.js';
+import type { Target } from '../target.js';
+
+// (dsl.ts names these types for kernels; plain numbers here keep this table below dsl.ts)
+type f32 = number;
+type u32 = number;
+type i32 = number;
+type u32x4 = { readonly x: u32; readonly y: u32; readonly z: u32; readonly w: u32 };
+
+export interface Intrinsic<F extends (...args: never[]) => number = (...args: never[]) => number> {
+  /** argument types, in order */
+  readonly args: readonly Scalar[];
+  /** result type */
+  readonly ty: Scalar;
+  /** what it computes, in plain JavaScript (one invocation at a time) */
+  readonly js: F;
+  /** its WGSL, from the printed arguments */
+  wgsl(args: readonly string[], target: Pick<Target, 'subgroups'>): string;
+  /** it works across a subgroup (the module then enables subgroups) */
+  readonly subgroup?: boolean;
+}
+const intrinsic = <F extends (...args: never[]) => number>(i: Intrinsic<F>) => i;
+
+// bit-level reads for packed weights (f16/bf16 pairs in a u32, int8 quads, nibbles)
+const scratch = new DataView(new ArrayBuffer(4));
+
+export const INTRINSICS = {
+  /** The u32's bits as an f32. */
+  bitcastF32: intrinsic({
+    args: ['u32'], ty: 'f32', wgsl: ([w]) => `bitcast<f32>(${w})`,
+    js: (w: u32): f32 => { scratch.setUint32(0, w >>> 0, true); return scratch.getFloat32(0, true); },
+  }),
+  /** Half `k` (0 = low 16 bits) of a u32 holding two IEEE halves, as f32. */
+  unpackHalf: intrinsic({
+    args: ['u32', 'u32'], ty: 'f32', wgsl: ([w, k]) => `unpack2x16float(${w})[${k}]`,
+    js: (w: u32, k: u32): f32 => {
+      const h = (w >>> (k * 16)) & 0xffff;
+      const e = (h >> 10) & 31, m = h & 1023, s = h >> 15 ? -1 : 1;
+      return e === 0 ? s * m * 2 ** -24 : e === 31 ? (m ? NaN : s * Infinity) : s * (1 + m / 1024) * 2 ** (e - 15);
+    },
+  }),
+  /** Byte `k` (0 = lowest) of a u32, sign-extended to i32. */
+  signedByte: intrinsic({
+    args: ['u32', 'u32'], ty: 'i32', wgsl: ([w, k]) => `extractBits(bitcast<i32>(${w}), ${k} * 8u, 8u)`,
+    js: (w: u32, k: u32): i32 => ((w >>> (k * 8)) << 24) >> 24,
+  }),
+  /** Lane `k` (0 = x .. 3 = w) of a 4-lane load, `k` known only at run time. */
+  lane4: intrinsic({
+    args: ['u32x4', 'u32'], ty: 'u32', wgsl: ([v, k]) => `${v}[${k}]`,
+    js: (v: u32x4, k: u32): u32 => [v.x, v.y, v.z, v.w][k]!,
+  }),
+  /** The sum of `v` over this invocation's subgroup, in every invocation of it (a subgroup of one in
+   *  plain JS, and on devices without subgroups). Call it where the whole workgroup runs. */
+  subgroupAdd: intrinsic({
+    args: ['f32'], ty: 'f32', subgroup: true, wgsl: ([v], t) => (t.subgroups ? `subgroupAdd(${v})` : `(${v})`),
+    js: (v: f32): f32 => v,
+  }),
+  /** The largest `v` of this invocation's subgroup, as subgroupAdd. */
+  subgroupMax: intrinsic({
+    args: ['f32'], ty: 'f32', subgroup: true, wgsl: ([v], t) => (t.subgroups ? `subgroupMax(${v})` : `(${v})`),
+    js: (v: f32): f32 => v,
+  }),
+} as const;
+
+export type IntrinsicName = keyof typeof INTRINSICS;
+export const intrinsicOf = (name: string): Intrinsic | undefined =>
+  Object.hasOwn(INTRINSICS, name) ? (INTRINSICS as Record<string, Intrinsic>)[name] : undefined;
