@@ -25,6 +25,8 @@ import { attentionPattern, type PatternAttr } from './attention_pattern.js';
 import { rmsParts } from './rms_parts.js';
 import { stored } from './stored.js';
 import { headResult, type HeadResultAttr } from './head_result.js';
+import { saeEncode } from './sae_encode.js';
+import { saeDecode } from './sae_decode.js';
 import type { Op } from './op.js';
 import { RULES } from './rules.js';
 import { fragments, kernels } from './kernels.gen.js';
@@ -32,7 +34,7 @@ import { opSet } from '../compiler/ir/opset.js';
 import type { DType } from '../compiler/ir/dtype.js';
 
 export const OPS: readonly Op[] = [input, weight, state, ropeTable, embedding, rmsnorm, matvec, rope, kvWrite, attention, add, bias, siluMul,
-  scale, slice, qkvMatvec, ropeKv, qkvRopeKv, ffnGateUp, argmax, intervene, attentionPattern, rmsParts, stored, headResult] as Op[];
+  scale, slice, qkvMatvec, ropeKv, qkvRopeKv, ffnGateUp, argmax, intervene, attentionPattern, rmsParts, stored, headResult, saeEncode, saeDecode] as Op[];
 /** tapir's op set: what compile() and parseGraph() are given */
 export const OPSET = opSet(OPS, RULES, kernels, fragments);
 

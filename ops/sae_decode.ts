@@ -2,6 +2,7 @@
 // stores it. TopK rows read only their k chosen latents; ReLU rows skip the zeros.
 import { type Invocation, type In, type Out, type Spec, type f32, type u32 } from '../compiler/kernel/dsl.js';
 import type { SaeShape } from './sae_encode.js';
+import { type Op, expectDtype, expectShape, overRows, rowsOf } from './op.js';
 
 /** float64 reference */
 export function saeDecodeReference(acts: ArrayLike<number>, wDec: ArrayLike<number>, bDec: ArrayLike<number>, s: SaeShape): Float64Array {
@@ -15,6 +16,30 @@ export function saeDecodeReference(acts: ArrayLike<number>, wDec: ArrayLike<numb
     }
   return out;
 }
+
+/** The decoder as a graph op, one row a position. It reads the activations only (every latent a TopK
+ *  encoder left out is 0, so skipping zeros decodes TopK and ReLU alike). Sources: [acts, W_dec, b_dec]. */
+export const saeDecode: Op = overRows({
+  name: 'sae_decode',
+  infer([acts, wDec, bDec]) {
+    const dSae = acts!.shape[0]!, dIn = wDec!.shape[1] ?? 0;
+    expectShape(acts!, [dSae], 'the SAE activations');
+    expectShape(wDec!, [dSae, dIn], 'W_dec');
+    expectShape(bDec!, [dIn], 'b_dec');
+    for (const [t, what] of [[wDec, 'W_dec'], [bDec, 'b_dec']] as const) expectDtype(t!, ['f32'], what);
+    return { shape: [dIn], dtype: 'f32' };
+  },
+  reference([acts, wDec, bDec], _, s) {
+    const [dSae, dIn] = s.srcs[1] as [number, number];
+    return saeDecodeReference(acts!, wDec!, bDec!, { rows: 1, dIn, dSae, arch: 'relu', k: 0 });
+  },
+  lower(n, ctx) {
+    const [acts, wDec, bDec] = n.srcs;
+    const rows = rowsOf(acts!.shape), [dSae, dIn] = wDec!.shape as [number, number];
+    ctx.dispatch('saeDecodeKernel', { acts: ctx.buf(acts!), chosen: ctx.scratch(n, 'chosen', 1), wDec: ctx.buf(wDec!), bDec: ctx.buf(bDec!), out: ctx.buf(n) },
+      { dIn, dSae, k: 0, topk: 0 }, rows);
+  },
+}, { rows: () => [0] });
 
 /** A workgroup per row, an invocation per output dimension (strided). */
 /** @kernel @workgroupSize 64 */

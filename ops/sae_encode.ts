@@ -5,6 +5,8 @@
 // TopK the chosen latents [B, k] in the order chosen.
 import { type Invocation, type In, type Out, type Spec, type u32, f32, sharedF32, sharedU32, storageBarrier } from '../compiler/kernel/dsl.js';
 import { keepLargest } from './argmax.js';
+import { ShapeError } from '../compiler/errors.js';
+import { type Op, expectDtype, expectShape, overRows, rowsOf } from './op.js';
 
 export type SaeArch = 'relu' | 'topk';
 export interface SaeShape { rows: number; dIn: number; dSae: number; arch: SaeArch; k: number }
@@ -31,6 +33,38 @@ export function saeEncodeReference(x: ArrayLike<number>, wEnc: ArrayLike<number>
   }
   return { pre, acts, chosen };
 }
+
+export type SaeEncodeAttr = { arch: SaeArch; k: number; part: 'pre' | 'acts' };
+
+/** The encoder as a graph op (an SAE spliced in at a hook: ops/sae_splice.ts), one row a position:
+ *  `part` says which of its values the node is, pre-activations or activations (a node each, the
+ *  first computed only when tapped). Sources: [x (scaled), W_enc, b_enc, b_dec], all f32. */
+export const saeEncode: Op<SaeEncodeAttr> = overRows<SaeEncodeAttr>({
+  name: 'sae_encode',
+  infer([x, wEnc, bEnc, bDec], { arch, k }) {
+    const dIn = x!.shape[0]!, dSae = wEnc!.shape[1] ?? 0;
+    expectShape(x!, [dIn], 'the SAE input');
+    expectShape(wEnc!, [dIn, dSae], 'W_enc');
+    expectShape(bEnc!, [dSae], 'b_enc');
+    expectShape(bDec!, [dIn], 'b_dec');
+    for (const [t, what] of [[x, 'the SAE input'], [wEnc, 'W_enc'], [bEnc, 'b_enc'], [bDec, 'b_dec']] as const) expectDtype(t!, ['f32'], what);
+    if (arch === 'topk' && !(Number.isInteger(k) && k >= 1 && k <= dSae)) throw new ShapeError(`TopK's k must be 1..${dSae}, got ${k}`);
+    return { shape: [dSae], dtype: 'f32' };
+  },
+  reference([x, wEnc, bEnc, bDec], { arch, k, part }, s) {
+    const [dIn, dSae] = s.srcs[1] as [number, number];
+    const r = saeEncodeReference(x!, wEnc!, bEnc!, bDec!, { rows: 1, dIn, dSae, arch, k });
+    return part === 'pre' ? r.pre : r.acts;
+  },
+  lower(n, ctx) {
+    const [x, wEnc, bEnc, bDec] = n.srcs;
+    const { arch, k, part } = n.attr as SaeEncodeAttr;
+    const rows = rowsOf(x!.shape), [dIn, dSae] = wEnc!.shape as [number, number];
+    const value = (p: 'pre' | 'acts') => (part === p ? ctx.buf(n) : ctx.scratch(n, p, rows * dSae));
+    ctx.dispatch('saeEncodeKernel', { x: ctx.buf(x!), wEnc: ctx.buf(wEnc!), bEnc: ctx.buf(bEnc!), bDec: ctx.buf(bDec!), pre: value('pre'), acts: value('acts'),
+      chosen: ctx.scratch(n, 'chosen', rows * Math.max(1, k)) }, { dIn, dSae, k: arch === 'topk' ? k : 0, topk: arch === 'topk' ? 1 : 0 }, rows);
+  },
+}, { rows: () => [0] });
 
 /** A workgroup per row: each invocation computes a stride of latents; TopK then picks k rounds of the
  *  workgroup's largest not yet chosen (k is small: 8..64). */

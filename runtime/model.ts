@@ -4,6 +4,7 @@ import { FormatError, UsageError } from '../compiler/errors.js';
 import { Graph as GraphClass, type Graph } from '../compiler/ir/graph.js';
 import { OPSET } from '../ops/index.js';
 import { interventions as interventionEdit } from '../ops/intervene.js';
+import { saeSplices } from '../ops/sae_splice.js';
 import type { Target } from '../compiler/target.js';
 import { type Plan } from '../compiler/plan.js';
 import { compile, type CompileOptions } from '../compiler/passes.js';
@@ -42,6 +43,8 @@ export interface ModelOptions {
 }
 
 export const DEFAULT_CONTEXT_CAP = 4096;
+/** plan variants with SAE splices kept at once (each holds its SAEs' tensors on the GPU) */
+const MAX_SAE_VARIANTS = 8;
 /** most positions one prefill pass takes */
 const MAX_BLOCK = 256;
 
@@ -203,23 +206,37 @@ export class Model {
   /** The hook names this model has (TransformerLens's), in graph order. */
   get hookNames(): string[] { return Object.keys(this.graph.hooks); }
 
-  /** The plan with these hooks tapped and interventions compiled in, for a block of positions of a
-   *  batch (built once per variant; weights and KV cache shared with the plain plan). */
-  async variant(v: PlanVariant): Promise<Executor> {
+  /** The plan with these hooks tapped, interventions and SAE splices compiled in, for a block of
+   *  positions of a batch (built once per variant; weights and KV cache shared with the plain plan).
+   *  `tensors`: the weights the variant adds (its SAEs'). */
+  async variant(v: PlanVariant, tensors?: WeightMap): Promise<Executor> {
     const key = variantKey(v);
     let ex = this.tappedExecutors.get(key);
     if (!ex) {
-      const { taps, interventions, startLayer, positions, batch } = normalVariant(v);
+      const { taps, interventions, saes, startLayer, positions, batch } = normalVariant(v);
+      if (saes.length && batch > 1) throw new UsageError('SAE splices run one prompt at a time');
       const graph = startLayer || positions ? llama(this.config, this.dtypeOf, { startLayer, ...(positions ? { positions } : {}), batch }) : this.graph;
-      const plan = compile(graph, OPSET, this.target, { ...this.compileOptions, taps, edits: [interventionEdit(interventions)] }).plan!;
+      const plan = compile(graph, OPSET, this.target, { ...this.compileOptions, taps, edits: [interventionEdit(interventions), saeSplices(saes)] }).plan!;
+      const weights = tensors?.size ? new Map([...this.weights, ...tensors]) : this.weights;
+      for (const b of plan.buffers.values()) if (b.weight && !weights.has(b.weight.name)) throw new Error(`internal: no tensor '${b.weight.name}' for this plan`);
       // one prompt shares the model's KV cache; a batch of B shares the caches of the first plan for B
       const share = batch > 1 ? this.batchCaches.get(batch) ?? this.executor : this.executor;
-      ex = await checked(this.executor.gpu, () => new Executor(this.executor.gpu, plan, this.weights, undefined, share));
+      ex = await checked(this.executor.gpu, () => new Executor(this.executor.gpu, plan, weights, undefined, share));
       if (batch > 1 && !this.batchCaches.has(batch)) this.batchCaches.set(batch, ex);
       this.tappedExecutors.set(key, ex);
+      // variants with SAEs hold their tensors: keep the last few
+      if (saes.length) {
+        this.saeVariants.push(key);
+        if (this.saeVariants.length > MAX_SAE_VARIANTS) {
+          const old = this.saeVariants.shift()!;
+          this.tappedExecutors.get(old)?.destroy();
+          this.tappedExecutors.delete(old);
+        }
+      }
     }
     return ex;
   }
+  private saeVariants: string[] = [];
   private batchCaches = new Map<number, Executor>();
 
   /** Run `tokens` (BOS included) and collect the selected hooks at every position, e.g.

@@ -18,6 +18,10 @@ import { writeSafetensors } from '../runtime/formats/safetensors.js';
 import { Model } from '../runtime/model.js';
 import { loadModelSource } from '../runtime/node/load.js';
 import { GGUF } from './helpers/models.js';
+import { saeSplicing } from '../runtime/sae/splice.js';
+import { withSaes } from '../ops/sae_splice.js';
+import { ReferenceRunner } from '../runtime/reference.js';
+import { Graph } from '../compiler/ir/graph.js';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -245,6 +249,38 @@ describe('an SAE spliced into the model at its hook', () => {
       expect(relErr(kept.logits.flatMap((l) => [...l]), clean.logits.flatMap((l) => [...l]))).toBeLessThanOrEqual(1e-5);
       await expect(model.runWithHooks(tokens, { interventions: [], saes: [{ sae }], hooks: `${hook}.hook_sae_latents` })).rejects.toThrow(/unknown hook/);
       await expect(model.runWithHooks(tokens, { interventions: [], saes: [{ sae: { ...sae, hook: 'blocks.9.hook_resid_post' } }] })).rejects.toThrow(/not a hook of this model/);
+    } finally {
+      model.dispose();
+    }
+  });
+
+  it('is ops of the graph: the float64 reference runs through the splice (ReLU, an input scale) and the GPU agrees with it', async () => {
+    const src = loadModelSource(GGUF);
+    const model = await Model.create(src, { contextLength: 256 });
+    try {
+      const hook = 'blocks.1.hook_resid_mid', dims: SaeDims = { dIn: 64, dSae: 96, arch: 'relu', k: 0 };
+      const sae = { dims, params: randomParams(dims), inputScale: 1.75, hook };
+      const tokens = model.tokenizer.encode('Lily saw a big dog.');
+      const acts = `${hook}.hook_sae_acts_post`, recons = `${hook}.hook_sae_recons`;
+      const r = await model.runWithHooks(tokens, { interventions: [], saes: [{ sae }], hooks: [acts, recons] });
+      const { specs, tensors } = saeSplicing(model.graph, [{ sae }]);
+      const g = withSaes(model.graph, specs);
+      expect(g.nodes.some((n) => n.op.name === 'sae_encode') && g.nodes.some((n) => n.op.name === 'sae_decode')).toBe(true);
+      const ref = new ReferenceRunner(new Graph({ logits: g.outputs.logits!, acts: g.hooks[acts]!.node, recons: g.hooks[recons]!.node }), new Map([...src.weights, ...tensors]));
+      const want = { logits: [] as number[], acts: [] as number[], recons: [] as number[] };
+      tokens.forEach((token, pos) => {
+        const v = ref.step({ token, pos });
+        for (const k of ['logits', 'acts', 'recons'] as const) want[k].push(...v.get(ref.graph.outputs[k]!)!);
+      });
+      expect(relErr(r.cache.get(acts)!.data, want.acts), seedNote).toBeLessThanOrEqual(TOL);
+      expect(relErr(r.cache.get(recons)!.data, want.recons), seedNote).toBeLessThanOrEqual(TOL);
+      expect(relErr(r.logits.flatMap((l) => [...l]), want.logits), seedNote).toBeLessThanOrEqual(1e-4);
+      // the latents are the SAE's own (a plain applySae of the clean value, scaled) before anything downstream
+      const clean = (await model.runWithCache(tokens, { hooks: hook })).cache.get(hook)!.data;
+      const direct = saeReference(sae.params, dims, clean.map((v) => v * sae.inputScale), tokens.length);
+      expect(relErr(r.cache.get(acts)!.data, direct.acts), seedNote).toBeLessThanOrEqual(TOL);
+      await expect(model.runWithHooks(tokens, { interventions: [], saes: [{ sae }, { sae: { ...sae } }] })).rejects.toThrow(/one SAE a hook/);
+      await expect(model.runWithHooks(tokens, { interventions: [], saes: [{ sae: { ...sae, dims: { ...dims, dIn: 32 } } }] })).rejects.toThrow(/reads 32 values/);
     } finally {
       model.dispose();
     }

@@ -1,13 +1,15 @@
 // Hooked runs: a prompt (or a batch of prompts of one length) through a plan variant with the selected
 // hooks tapped and the interventions compiled in, the hooks' values copied out on the GPU after each
-// prefill block and read back once at the end. SAE splices run here too (runtime/sae/splice.ts).
+// prefill block and read back once at the end. SAE splices are graph edits of the same plan
+// (runtime/sae/splice.ts), their latents hooks like any other.
 import { UsageError } from '../../compiler/errors.js';
 import type { Graph } from '../../compiler/ir/graph.js';
 import { selectHooks } from '../../compiler/hooks.js';
 import { ivName } from '../../ops/intervene.js';
 import { readBuffer, type Executor, type StageCopy } from '../executor.js';
 import type { LlamaConfig } from '../../models/llama.js';
-import { spliceSaes, type SaeSplice } from '../sae/splice.js';
+import { saeSplicing, type SaeSplice } from '../sae/splice.js';
+import type { WeightMap } from '../weights.js';
 import { checkSelection, interventionTables, patternSelection, sliceSelection, type CacheEntry, type Intervention } from './cache.js';
 import type { PlanVariant } from '../variant.js';
 
@@ -20,7 +22,7 @@ export interface RunHost {
   checkTokens(tokens: readonly number[]): void;
   /** positions 0..n in prefill blocks ([start, length]) for a batch of B prompts */
   blocks(n: number, batch?: number): [number, number][];
-  variant(v: PlanVariant): Promise<Executor>;
+  variant(v: PlanVariant, tensors?: WeightMap): Promise<Executor>;
 }
 
 export interface HookedRunOptions {
@@ -31,36 +33,35 @@ export interface HookedRunOptions {
 
 /** One prompt with interventions and cached hooks (and SAE splices); the KV cache then holds it. */
 export async function runWithHooks(m: RunHost, tokens: readonly number[], opts: HookedRunOptions): Promise<{ logits: Float32Array[]; cache: Map<string, CacheEntry> }> {
-  const plain = async (interventions: readonly Intervention[], hooks: string | readonly string[] | undefined) => {
-    const r = await runBatchWithHooks(m, [tokens], { interventions, hooks });
-    return { logits: r.logits[0]!, cache: r.cache };
-  };
-  if (opts.saes?.length) return spliceSaes(m, tokens, { ...opts, saes: opts.saes }, plain);
-  return plain(opts.interventions, opts.hooks);
+  const r = await runBatchWithHooks(m, [tokens], opts);
+  return { logits: r.logits[0]!, cache: r.cache };
 }
 
 /** Several prompts of one length at once (each with its own KV cache): every pass takes a block of
  *  positions of every prompt. Cache entries are [batch, pos, ...]; interventions apply to every prompt. */
-export async function runBatchWithHooks(m: RunHost, prompts: readonly (readonly number[])[], opts: { interventions: readonly Intervention[]; hooks?: string | readonly string[] }):
+export async function runBatchWithHooks(m: RunHost, prompts: readonly (readonly number[])[], opts: HookedRunOptions):
   Promise<{ logits: Float32Array[][]; cache: Map<string, CacheEntry> }> {
   if (prompts.length === 0) throw new UsageError('no prompts to run');
   prompts.forEach((p) => m.checkTokens(p));
   const n = prompts[0]!.length, B = prompts.length;
   if (prompts.some((p) => p.length !== n)) throw new UsageError(`prompts of ${[...new Set(prompts.map((p) => p.length))].join(' and ')} tokens: a batch needs prompts of one token length`);
+  // with SAEs spliced in, the hooks are the spliced graph's (the SAEs' latents among them)
+  const splice = opts.saes?.length ? saeSplicing(m.graph, opts.saes) : undefined;
+  const hooks = splice?.hooks ?? m.graph.hooks;
   const selector = typeof opts.hooks === 'string' ? opts.hooks : (opts.hooks ?? []).join(',');
-  const sels = selector.trim() ? selectHooks(selector, m.hookNames) : [];
-  for (const s of sels) checkSelection(s, m.graph.hooks[s.hook]!.shape, n);
+  const sels = selector.trim() ? selectHooks(selector, Object.keys(hooks)) : [];
+  for (const s of sels) checkSelection(s, hooks[s.hook]!.shape, n);
   const names = [...new Set(sels.map((s) => s.hook))];
   const tables = interventionTables(opts.interventions, m.graph.hooks, m.hookNames, n);
   const blocks: { ex: Executor; start: number; len: number }[] = [];
   for (const [start, len] of m.blocks(n, B)) {
-    const ex = await m.variant({ taps: names, interventions: [...tables.keys()].map((hook) => ({ hook, rows: n })), positions: len, batch: B });
+    const ex = await m.variant({ taps: names, interventions: [...tables.keys()].map((hook) => ({ hook, rows: n })), saes: splice?.specs, positions: len, batch: B }, splice?.tensors);
     for (const [hook, t] of tables) { ex.write(ivName(hook, 'a'), t.a); ex.write(ivName(hook, 'b'), t.b); }
     blocks.push({ ex, start, len });
   }
   const d = m.executor.gpu.device;
   const staged = names.map((name) => {
-    const bytes = m.graph.hooks[name]!.node.size * 4; // per position
+    const bytes = hooks[name]!.node.size * 4; // per position
     return { name, bytes, dst: d.createBuffer({ size: Math.max(16, bytes * n * B), usage: GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC }) };
   });
   try {
@@ -77,7 +78,7 @@ export async function runBatchWithHooks(m: RunHost, prompts: readonly (readonly 
     const cache = new Map<string, CacheEntry>();
     for (const s of staged) {
       const all = await readBuffer(m.executor.gpu, s.dst);
-      const h = m.graph.hooks[s.name]!;
+      const h = hooks[s.name]!;
       const per = s.bytes / 4;
       for (const sel of sels.filter((x) => x.hook === s.name)) {
         const parts = prompts.map((_, b) => {
