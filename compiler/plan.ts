@@ -6,7 +6,7 @@ import { type BufId, type Chunk, type LowerCtx, type Node, type PosRange, inRang
 import type { Target } from './target.js';
 import { ShapeError, TapirError } from './errors.js';
 import { type FragmentIR, type KernelIR, specParams, storageParams, uniformParams } from './kernel/ir.js';
-import { type FragmentUse, withEpilogues } from './kernel/compose.js';
+import { withEpilogues } from './kernel/compose.js';
 import { gpuRowWords, gpuWords } from './ir/dtype.js';
 
 export type BufferKind = 'input' | 'weight' | 'state' | 'const' | 'activation' | 'scratch';

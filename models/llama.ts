@@ -48,12 +48,16 @@ export const qWidth = (c: Pick<LlamaConfig, 'dim' | 'nHeads' | 'headDim'>) => c.
  *  `startLayer` builds only the layers from there on, reading the residual stream from an input
  *  `resid` instead of the embedding (re-running the tail of the model, as patching sweeps do).
  *  `positions`: a block of that many tokens per pass (a prefill); without it, one (a decode step).
- *  `batch`: that many sequences at once, each with its own KV cache (several prompts of one length). */
-export function llama(c: LlamaConfig, dtypeOf: (name: string) => DType = () => 'f32', opts: { startLayer?: number; positions?: number; batch?: number } = {}): Graph {
+ *  `batch`: that many sequences at once, each with its own KV cache (several prompts of one length).
+ *  `head: 'last'`: the final norm and unembedding of each sequence's last position only (a prefill that
+ *  wants the next token); `pick: k` adds an output `picked`, those logits at k token ids (an input
+ *  `pick`), e.g. a patching metric's target and distractor. */
+export interface LlamaGraphOptions { startLayer?: number; positions?: number; batch?: number; head?: 'all' | 'last'; pick?: number }
+export function llama(c: LlamaConfig, dtypeOf: (name: string) => DType = () => 'f32', opts: LlamaGraphOptions = {}): Graph {
   const g = new GraphBuilder();
   const o = ops(g);
   const weight = (name: string, shape: number[]) => o.weight(name, shape, dtypeOf(name));
-  const { input, state, ropeTable, embedding, rmsnorm, matvec, rope, kvWrite, attention, add, bias, siluMul, argmax, attentionPattern, rmsParts, headResult, scale } = o;
+  const { input, state, ropeTable, embedding, rmsnorm, matvec, rope, kvWrite, attention, add, bias, siluMul, argmax, attentionPattern, rmsParts, headResult, scale, lastRow, pick } = o;
   const times = (x: Node, f: number | undefined) => (f === undefined || f === 1 ? x : scale(x, f));
   const hs = headSize(c), qDim = qWidth(c);
   const kvDim = c.nKvHeads * hs;
@@ -116,21 +120,32 @@ export function llama(c: LlamaConfig, dtypeOf: (name: string) => DType = () => '
     const act = hook(`${b}mlp.hook_post`, siluMul(gate, up)); // [hiddenDim]
     x = hook(`${b}hook_resid_post`, add(x, hook(`${b}hook_mlp_out`, times(matvec(w('ffn_down', [c.dim, c.hiddenDim]), act), c.residualScale)))); // [dim]
   }
+  if (opts.head === 'last' && block) x = lastRow(x); // [B, 1, dim]: from here on, the last position only
   normHooks('ln_final', x);
-  const xf = rmsnorm(x, weight('output_norm.weight', [c.dim]), c.rmsEps); // [dim]
-  const unembed = c.tiedEmbeddings ? tokenEmbd : weight('output.weight', [c.vocabSize, c.dim]); // [vocab, dim]
-  const logits = hook('hook_logits', times(matvec(unembed, xf), c.logitScale === undefined ? undefined : 1 / c.logitScale)); // [vocab]
+  const logits = hook('hook_logits', unembedding(c, o, x, weight, tokenEmbd)); // [vocab]
   const next = argmax(logits); // i32[1], the greedy choice, so greedy decoding reads back 4 bytes
+  if (opts.pick) return g.finish({ picked: pick(logits, input('pick', [opts.pick])) }, hooks); // [..., k]
   return g.finish({ logits, next }, hooks);
 }
 
-/** The logit lens's head: the final norm and unembedding of one residual-stream vector `resid`
- *  ([dim] -> logits [vocab]), on the model's own weights. */
-export function lensHead(c: LlamaConfig, dtypeOf: (name: string) => DType = () => 'f32'): Graph {
+/** The final norm and the unembedding: residual stream [.., dim] -> logits [.., vocab]. */
+function unembedding(c: LlamaConfig, o: ReturnType<typeof ops>, x: Node, weight: (name: string, shape: number[]) => Node, tokenEmbd?: Node): Node {
+  const xf = o.rmsnorm(x, weight('output_norm.weight', [c.dim]), c.rmsEps); // [dim]
+  const unembed = c.tiedEmbeddings ? tokenEmbd ?? weight('token_embd.weight', [c.vocabSize, c.dim]) : weight('output.weight', [c.vocabSize, c.dim]); // [vocab, dim]
+  const logits = o.matvec(unembed, xf);
+  return c.logitScale === undefined || c.logitScale === 1 ? logits : o.scale(logits, 1 / c.logitScale);
+}
+
+/** The logit lens's head: the final norm and unembedding of residual-stream rows, on the model's own
+ *  weights, then what the lens reports of each row (ops/lens_stats.ts). The rows are `layers` blocks of
+ *  `positions` (layer-major: a position's final layer in the last block); `resid` [layers·positions, dim],
+ *  `target` i32[1] (the vocabulary size for none). Outputs: `stats` [rows, 3 + 2·top], `logits`. */
+export function lensHead(c: LlamaConfig, dtypeOf: (name: string) => DType, a: { layers: number; positions: number; top: number }): Graph {
   const g = new GraphBuilder();
   const o = ops(g);
-  const x = o.input('resid', [c.dim], 'f32'); // [dim]
-  const unembed = c.tiedEmbeddings ? o.weight('token_embd.weight', [c.vocabSize, c.dim], dtypeOf('token_embd.weight')) : o.weight('output.weight', [c.vocabSize, c.dim], dtypeOf('output.weight'));
-  const logits = o.matvec(unembed, o.rmsnorm(x, o.weight('output_norm.weight', [c.dim], dtypeOf('output_norm.weight')), c.rmsEps)); // [vocab]
-  return g.finish({ logits });
+  const weight = (name: string, shape: number[]) => o.weight(name, shape, dtypeOf(name));
+  const rows = a.layers * a.positions;
+  const logits = unembedding(c, o, o.input('resid', [rows, c.dim], 'f32'), weight); // [rows, vocab]
+  const stats = o.lensStats(logits, o.input('target', [1]), { layers: a.layers, top: a.top }); // [rows, 3 + 2·top]
+  return g.finish({ stats, logits });
 }

@@ -27,6 +27,9 @@ import { stored } from './stored.js';
 import { headResult, type HeadResultAttr } from './head_result.js';
 import { saeEncode } from './sae_encode.js';
 import { saeDecode } from './sae_decode.js';
+import { lastRow } from './last_row.js';
+import { pick } from './pick.js';
+import { lensStats, type LensStatsAttr } from './lens_stats.js';
 import type { Op } from './op.js';
 import { RULES } from './rules.js';
 import { fragments, kernels } from './kernels.gen.js';
@@ -34,7 +37,7 @@ import { opSet } from '../compiler/ir/opset.js';
 import type { DType } from '../compiler/ir/dtype.js';
 
 export const OPS: readonly Op[] = [input, weight, state, ropeTable, embedding, rmsnorm, matvec, rope, kvWrite, attention, add, bias, siluMul,
-  scale, slice, qkvMatvec, ropeKv, qkvRopeKv, ffnGateUp, argmax, intervene, attentionPattern, rmsParts, stored, headResult, saeEncode, saeDecode] as Op[];
+  scale, slice, qkvMatvec, ropeKv, qkvRopeKv, ffnGateUp, argmax, intervene, attentionPattern, rmsParts, stored, headResult, saeEncode, saeDecode, lastRow, pick, lensStats] as Op[];
 /** tapir's op set: what compile() and parseGraph() are given */
 export const OPSET = opSet(OPS, RULES, kernels, fragments);
 
@@ -59,5 +62,8 @@ export function ops(g: GraphBuilder) {
     attentionPattern: (q: Node, k: Node, pos: Node, a: PatternAttr) => g.apply(attentionPattern, [q, k, pos], a),
     rmsParts: (x: Node, eps: number, part: 'scale' | 'normalized') => g.apply(rmsParts, [x], { eps, part }),
     headResult: (z: Node, wo: Node, a: HeadResultAttr) => g.apply(headResult, [z, wo], a),
+    lastRow: (x: Node) => g.apply(lastRow, [x], {}),
+    pick: (x: Node, ids: Node) => g.apply(pick, [x, ids], {}),
+    lensStats: (logits: Node, target: Node, a: LensStatsAttr) => g.apply(lensStats, [logits, target], a),
   };
 }

@@ -3,7 +3,7 @@
 // Fusion extends it without new kernel source: `norm` folds the RMSNorm of x (weight nw) into the
 // dot product, and `epilogues` splice fragments (residual/bias add, scale) into the store.
 // Sources: [W, x, nw if norm, ...one vector per `add` epilogue].
-import { type Invocation, type In, type Out, type Spec, type u32, type u32x4, type f32x4, bitcastF32, epilogue, f32, idiv, mul4, sharedF32, lane4, subgroupAdd, unpackHalf, workgroupBarrier } from '../compiler/kernel/dsl.js';
+import { type Invocation, type In, type Out, type Spec, type u32, type u32x4, type f32x4, epilogue, f32, idiv, mul4, sharedF32, lane4, subgroupAdd, unpackHalf, workgroupBarrier } from '../compiler/kernel/dsl.js';
 import { sumRuns, workgroupSum } from './reduce.js';
 import { type Op, expectDtype, expectShape, isBlock, overRows, rowsOf } from './op.js';
 import { WTYPE, weightAt } from './dequant.js';

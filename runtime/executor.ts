@@ -13,7 +13,7 @@ import { kernels } from '../ops/kernels.gen.js';
  *  H200 machines); then eight a submit, which costs the host less per step. */
 const SUBMIT_STEPS = [1, 1, 2, 2, 3, 4, 5, 6, 8];
 import { toWGSL, uniformBytes } from '../compiler/kernel/wgsl.js';
-import type { GpuContext } from './gpu.js';
+import { checked, type GpuContext } from './gpu.js';
 import { weightRows, type WeightMap } from './weights.js';
 import { type BufId, inRange } from '../compiler/ir/op.js';
 
@@ -26,23 +26,48 @@ export interface Step {
   readonly kernel: string;
 }
 
-export function pipelineFor(gpu: GpuContext, k: KernelIR, values: Readonly<Record<string, number>> = {}): GPUComputePipeline {
+/** A kernel's WGSL on this device, its specialization constants, and the pipeline cache's key. */
+function pipelineKey(gpu: GpuContext, k: KernelIR, values: Readonly<Record<string, number>>) {
   const code = toWGSL(k, { subgroups: gpu.features.includes('subgroups') });
   const constants = Object.fromEntries(specParams(k).map((p) => [p.name, values[p.name]!]));
-  const key = `${code}\n${JSON.stringify(constants)}`;
+  return { code, constants, key: `${code}\n${JSON.stringify(constants)}` };
+}
+
+function moduleFor(gpu: GpuContext, code: string): GPUShaderModule {
+  let module = gpu.shaderModules.get(code);
+  if (!module) {
+    gpu.modules.push(code);
+    module = gpu.device.createShaderModule({ code });
+    gpu.shaderModules.set(code, module);
+  }
+  return module;
+}
+
+export function pipelineFor(gpu: GpuContext, k: KernelIR, values: Readonly<Record<string, number>> = {}): GPUComputePipeline {
+  const { code, constants, key } = pipelineKey(gpu, k, values);
   let p = gpu.pipelines.get(key);
   if (!p) {
-    let module = gpu.shaderModules.get(code);
-    if (!module) {
-      gpu.modules.push(code);
-      module = gpu.device.createShaderModule({ code });
-      gpu.shaderModules.set(code, module);
-    }
-    p = gpu.device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main', constants } });
+    p = gpu.device.createComputePipeline({ layout: 'auto', compute: { module: moduleFor(gpu, code), entryPoint: 'main', constants } });
     gpu.pipelines.set(key, p);
   }
   return p;
 }
+
+/** Create, all at once, the pipelines these kernels need that the context lacks: the driver compiles
+ *  them side by side (createComputePipelineAsync) instead of one after another as a plan is built. */
+export async function preparePipelines(gpu: GpuContext, wanted: Iterable<{ kernel: KernelIR; values: Readonly<Record<string, number>> }>): Promise<void> {
+  const todo = new Map<string, Promise<void>>();
+  for (const { kernel, values } of wanted) {
+    const { code, constants, key } = pipelineKey(gpu, kernel, values);
+    if (gpu.pipelines.has(key) || todo.has(key)) continue;
+    const module = moduleFor(gpu, code);
+    todo.set(key, gpu.device.createComputePipelineAsync({ layout: 'auto', compute: { module, entryPoint: 'main', constants } }).then((p) => { gpu.pipelines.set(key, p); }));
+  }
+  await Promise.all(todo.values());
+}
+
+/** The pipelines a plan dispatches. */
+export const planPipelines = (plan: Plan) => plan.dispatches.map((ds) => ({ kernel: plan.kernels.get(ds.kernel)!, values: ds.uniforms }));
 
 /** Workgroup grid for a linear count: 2-D past 65535 (kernels linearise it back). */
 export const grid = (n: number): [number, number] =>
@@ -157,6 +182,13 @@ export class Executor {
     this.owned.push(this.readback);
   }
 
+  /** An executor whose pipelines were compiled side by side first (see preparePipelines), checked for
+   *  validation errors. */
+  static async create(gpu: GpuContext, plan: Plan, weights: WeightMap, share?: Executor): Promise<Executor> {
+    await preparePipelines(gpu, planPipelines(plan));
+    return checked(gpu, () => new Executor(gpu, plan, weights, undefined, share));
+  }
+
   /** A dispatch of kernel `k` over these buffers (by parameter name), and its uniform buffer if any. */
   private bindKernel(k: KernelIR, bufs: Record<string, GPUBuffer>, values: Readonly<Record<string, number>>, groups: number, name = k.name): { step: Step; uniforms?: GPUBuffer } {
     const d = this.gpu.device;
@@ -215,16 +247,31 @@ export class Executor {
     for (const c of stage) enc.copyBufferToBuffer(this.buffers.get(this.plan.outputs[c.output]!)!, c.srcOffset ?? 0, c.dst, c.offset, c.bytes);
   }
 
+  /** Write the per-step inputs (by name: token, pos), run every dispatch and copy the `stage` outputs
+   *  into their collecting buffers; submitted, not waited for. Later queue work sees its results. */
+  submit(inputs: Readonly<Record<string, number | Float32Array | Int32Array>>, stage: readonly StageCopy[] = []) {
+    this.writeInputs(inputs);
+    const enc = this.gpu.device.createCommandEncoder();
+    this.encodePass(enc, this.stepsAt(this.posOf(inputs)));
+    this.encodeStage(enc, stage);
+    this.gpu.device.queue.submit([enc.finish()]);
+  }
+
+  /** A plan input's or output's buffer, for copies on the GPU between plans. */
+  buffer(kind: 'input' | 'output', name: string): GPUBuffer {
+    const id = (kind === 'input' ? this.plan.inputs : this.plan.outputs)[name];
+    if (!id) throw new Error(`internal: the plan has no ${kind} '${name}'`);
+    return this.buffers.get(id)!;
+  }
+
   /** Write the per-step inputs (by name: token, pos), run every dispatch, copy the `stage` outputs
    *  into their collecting buffers, read back one output. */
   async run(inputs: Readonly<Record<string, number | Float32Array | Int32Array>>, output: string, stage: readonly StageCopy[] = []): Promise<Float32Array> {
     const d = this.gpu.device;
-    this.writeInputs(inputs);
-    const enc = d.createCommandEncoder();
-    this.encodePass(enc, this.stepsAt(this.posOf(inputs)));
-    this.encodeStage(enc, stage);
+    this.submit(inputs, stage);
     const outId = this.plan.outputs[output]!;
     const bytes = this.plan.buffers.get(outId)!.bytes;
+    const enc = d.createCommandEncoder();
     enc.copyBufferToBuffer(this.buffers.get(outId)!, 0, this.readback, 0, bytes);
     d.queue.submit([enc.finish()]);
     await this.readback.mapAsync(GPUMapMode.READ, 0, bytes);

@@ -10,7 +10,7 @@ import { type Plan } from '../compiler/plan.js';
 import { compile, type CompileOptions } from '../compiler/passes.js';
 import { headSize, lensHead, llama, type LlamaConfig } from '../models/llama.js';
 import { Executor } from './executor.js';
-import { checked, getGpu, targetOf, type GpuContext } from './gpu.js';
+import { getGpu, targetOf, type GpuContext } from './gpu.js';
 import { ReferenceRunner } from './reference.js';
 import { generate, sampleBatch, type GenerateOptions, type GenerateResult } from './generate.js';
 import { runBatchWithHooks, runWithHooks, type HookedRunOptions } from './interp/run.js';
@@ -96,11 +96,14 @@ export class Model {
     const target = targetOf(gpu, opts.maxBindingBytes);
     const compileOptions: CompileOptions = { fuse: opts.fuse, disableRules: opts.disableRules };
     const plan = compile(graph, OPSET, target, compileOptions).plan!;
-    const executor = await checked(gpu, () => new Executor(gpu, plan, src.weights));
+    const executor = await Executor.create(gpu, plan, src.weights);
     return new Model(config, makeTokenizer(src.vocab), graph, plan, executor, src.weights, src.file, target, compileOptions);
   }
 
   get contextLength() { return this.config.contextLength; }
+
+  /** the largest storage binding the model's plans are compiled for */
+  get bindingBytes() { return this.target.maxBindingBytes; }
 
   /** How each weight is stored, as the graph builder asks for it. */
   private readonly dtypeOf = (name: string) => dtypesOf(this.weights)(name);
@@ -180,10 +183,12 @@ export class Model {
   private async runFrom(tokens: readonly number[], from: number, output: 'next' | 'logits'): Promise<Float32Array> {
     let out: Float32Array | undefined;
     const per = output === 'next' ? 1 : this.config.vocabSize;
+    // each block's last position alone is unembedded (head 'last'): only the final one is read
     for (const [start, len] of this.blocks(tokens.length - from)) {
-      const ex = await this.variant({ positions: len });
-      const all = await ex.run({ token: Int32Array.from(tokens.slice(from + start, from + start + len)), pos: from + start }, output);
-      out = all.slice((len - 1) * per, len * per);
+      const ex = await this.variant({ positions: len, head: 'last' });
+      const inputs = { token: Int32Array.from(tokens.slice(from + start, from + start + len)), pos: from + start };
+      if (start + len < tokens.length - from) ex.submit(inputs);
+      else out = (await ex.run(inputs, output)).slice(0, per);
     }
     this.pos = tokens.length;
     return out!;
@@ -213,15 +218,15 @@ export class Model {
     const key = variantKey(v);
     let ex = this.tappedExecutors.get(key);
     if (!ex) {
-      const { taps, interventions, saes, startLayer, positions, batch } = normalVariant(v);
+      const { taps, interventions, saes, startLayer, positions, batch, head, pick } = normalVariant(v);
       if (saes.length && batch > 1) throw new UsageError('SAE splices run one prompt at a time');
-      const graph = startLayer || positions ? llama(this.config, this.dtypeOf, { startLayer, ...(positions ? { positions } : {}), batch }) : this.graph;
+      const graph = startLayer || positions || pick ? llama(this.config, this.dtypeOf, { startLayer, ...(positions ? { positions } : {}), batch, head, pick }) : this.graph;
       const plan = compile(graph, OPSET, this.target, { ...this.compileOptions, taps, edits: [interventionEdit(interventions), saeSplices(saes)] }).plan!;
       const weights = tensors?.size ? new Map([...this.weights, ...tensors]) : this.weights;
       for (const b of plan.buffers.values()) if (b.weight && !weights.has(b.weight.name)) throw new Error(`internal: no tensor '${b.weight.name}' for this plan`);
       // one prompt shares the model's KV cache; a batch of B shares the caches of the first plan for B
       const share = batch > 1 ? this.batchCaches.get(batch) ?? this.executor : this.executor;
-      ex = await checked(this.executor.gpu, () => new Executor(this.executor.gpu, plan, weights, undefined, share));
+      ex = await Executor.create(this.executor.gpu, plan, weights, share);
       if (batch > 1 && !this.batchCaches.has(batch)) this.batchCaches.set(batch, ex);
       this.tappedExecutors.set(key, ex);
       // variants with SAEs hold their tensors: keep the last few
@@ -243,8 +248,8 @@ export class Model {
    *  `runWithCache(ids, { hooks: 'blocks.*.hook_resid_post' })`. Returns every position's logits too.
    *  The prompt runs as a prefill (blocks of positions, one pass each); hooks are extra outputs of the
    *  compiled plan, copied out on the GPU after each pass and read back once. */
-  runWithCache(tokens: readonly number[], opts: { hooks: string | readonly string[] }) {
-    return this.runWithHooks(tokens, { hooks: opts.hooks, interventions: [] });
+  runWithCache(tokens: readonly number[], opts: { hooks: string | readonly string[]; logits?: HookedRunOptions['logits'] }) {
+    return this.runWithHooks(tokens, { hooks: opts.hooks, interventions: [], logits: opts.logits });
   }
 
   /** Run with interventions at hooks (replace/patch, add, scale, zero- or mean-ablate; a hook's
@@ -258,11 +263,11 @@ export class Model {
 
   /** Several prompts of one length at once (each with its own KV cache): every pass takes a block of
    *  positions of every prompt. Cache entries are [batch, pos, ...]; interventions apply to every prompt. */
-  runBatchWithCache(prompts: readonly (readonly number[])[], opts: { hooks: string | readonly string[] }) {
-    return this.runBatchWithHooks(prompts, { hooks: opts.hooks, interventions: [] });
+  runBatchWithCache(prompts: readonly (readonly number[])[], opts: { hooks: string | readonly string[]; logits?: HookedRunOptions['logits'] }) {
+    return this.runBatchWithHooks(prompts, { hooks: opts.hooks, interventions: [], logits: opts.logits });
   }
 
-  runBatchWithHooks(prompts: readonly (readonly number[])[], opts: { interventions: readonly Intervention[]; hooks?: string | readonly string[] }) {
+  runBatchWithHooks(prompts: readonly (readonly number[])[], opts: { interventions: readonly Intervention[]; hooks?: string | readonly string[]; logits?: HookedRunOptions['logits'] }) {
     return runBatchWithHooks(this, prompts, opts);
   }
 
@@ -290,24 +295,24 @@ export class Model {
     return { restore: () => copy(copies, states), destroy: () => copies.forEach((c) => c.destroy()) };
   }
 
-  private lensExecutor: Executor | undefined;
+  private lensExecutors = new Map<string, Executor>();
 
-  /** The logits the final norm and unembedding give for residual-stream vectors (the logit lens);
-   *  one GPU run per vector, on the model's own weight buffers. */
-  async unembed(resid: readonly Float32Array[]): Promise<Float32Array[]> {
-    if (!this.lensExecutor) {
-      const plan = compile(lensHead(this.config, this.dtypeOf), OPSET, this.target, this.compileOptions).plan!;
-      const gpu = this.executor.gpu;
-      this.lensExecutor = await checked(gpu, () => new Executor(gpu, plan, this.weights, undefined, this.executor));
+  /** The logit lens's head (models/llama.ts's lensHead) for `layers` blocks of `positions` rows,
+   *  reporting the top `top` tokens of each; built once, on the model's own weight buffers. */
+  async lensExecutor(layers: number, positions: number, top: number): Promise<Executor> {
+    const key = `${layers}|${positions}|${top}`;
+    let ex = this.lensExecutors.get(key);
+    if (!ex) {
+      const plan = compile(lensHead(this.config, this.dtypeOf, { layers, positions, top }), OPSET, this.target, this.compileOptions).plan!;
+      ex = await Executor.create(this.executor.gpu, plan, this.weights, this.executor);
+      this.lensExecutors.set(key, ex);
     }
-    const out: Float32Array[] = [];
-    for (const r of resid) out.push((await this.lensExecutor.run({ resid: r }, 'logits')).subarray(0, this.config.vocabSize));
-    return out;
+    return ex;
   }
 
   dispose() {
     this.executor.destroy();
-    this.lensExecutor?.destroy();
+    for (const ex of this.lensExecutors.values()) ex.destroy();
     for (const ex of this.tappedExecutors.values()) ex.destroy();
   }
 }

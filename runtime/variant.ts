@@ -16,6 +16,10 @@ export interface PlanVariant {
   readonly positions?: number;
   /** sequences per pass, each with its own KV cache */
   readonly batch?: number;
+  /** 'last': logits of each sequence's last position only (models/llama.ts) */
+  readonly head?: 'all' | 'last';
+  /** an output `picked`: the logits at this many token ids (an input `pick`) */
+  readonly pick?: number;
 }
 
 /** The variant with every field given, lists in a fixed order, so equal variants are equal records. */
@@ -27,6 +31,8 @@ export function normalVariant(v: PlanVariant): Required<PlanVariant> {
     startLayer: v.startLayer ?? 0,
     positions: v.positions ?? 0,
     batch: v.batch ?? 1,
+    head: v.head ?? 'all',
+    pick: v.pick ?? 0,
   };
 }
 
@@ -34,5 +40,5 @@ export function normalVariant(v: PlanVariant): Required<PlanVariant> {
 export function variantKey(v: PlanVariant): string {
   const n = normalVariant(v);
   const saes = n.saes.map((s) => [s.hook, s.id, s.dIn, s.dSae, s.arch, s.k, s.inputScale, s.errorTerm].join(' '));
-  return [n.taps.join(','), n.interventions.map((i) => `${i.hook}*${i.rows}`).join(';'), saes.join(';'), n.startLayer, n.positions, n.batch].join('|');
+  return [n.taps.join(','), n.interventions.map((i) => `${i.hook}*${i.rows}`).join(';'), saes.join(';'), n.startLayer, n.positions, n.batch, n.head, n.pick].join('|');
 }

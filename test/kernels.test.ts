@@ -415,3 +415,36 @@ describe('kernels over several positions match their references', () => {
     expect(relErr(iv.out, iv.ref), seedNote).toBeLessThanOrEqual(TOL);
   });
 });
+
+describe('the interpretability kernels match their references', () => {
+  it.each([[3, 5, 1000, 7, 417], [2, 3, 513, 1, undefined], [4, 1, 64, 64, 0]])('lens_stats: %i layers x %i positions over %i tokens, top %i, target %s', async (layers, positions, V, top, target) => {
+    const R = layers * positions, W = 3 + 2 * top;
+    const { out, ref } = await runBoth((o) => o.lensStats(o.weight('z', [R, V]), o.input('target', [1]), { layers, top }), { z: rnd.normal(R * V, 4) }, { target: Int32Array.of(target ?? V) });
+    for (let r = 0; r < R; r++) {
+      const at = `${seedNote} row ${r}`, g = out.subarray(r * W, (r + 1) * W), f = ref.subarray(r * W, (r + 1) * W);
+      expect(Array.from(g.subarray(3, 3 + top)), at).toEqual(Array.from(f.subarray(3, 3 + top))); // the same tokens, in order
+      expect(relErr(g.subarray(3 + top), f.subarray(3 + top)), at).toBeLessThanOrEqual(TOL);
+      expect(Math.abs(g[0]! - f[0]!), `${at} KL`).toBeLessThanOrEqual(TOL * Math.max(1, f[0]!));
+      if (target !== undefined) {
+        expect(g[1], `${at} rank`).toBe(f[1]);
+        expect(Math.abs(g[2]! - f[2]!), `${at} target probability`).toBeLessThanOrEqual(TOL * Math.max(f[2]!, 1e-3));
+      }
+    }
+    // the final layer's rows have no divergence from themselves
+    for (let p = 0; p < positions; p++) expect(out[((layers - 1) * positions + p) * W]).toBe(0);
+  });
+
+  it('lens_stats breaks ties as a stable sort does: the lower token first, and in the rank', async () => {
+    const V = 300, z = new Float32Array(V).map((_, i) => (i % 7 === 0 ? 2.5 : i % 5)); // many equal logits
+    const { out, ref } = await runBoth((o) => o.lensStats(o.weight('z', [1, V]), o.input('target', [1]), { layers: 1, top: 9 }), { z }, { target: Int32Array.of(140) });
+    expect([out[1], ...out.subarray(3, 12)]).toEqual([ref[1], ...ref.subarray(3, 12)]); // rank, then the top 9
+  });
+
+  it('last_row and pick: each sequence\'s last position, a few columns of each row', async () => {
+    const [B, T, n] = [3, 5, 67];
+    const last = await runBoth((o) => o.lastRow(o.input('x', [B, T, n], 'f32')), {}, { x: rnd.normal(B * T * n) });
+    expect(Array.from(last.out)).toEqual(Array.from(last.ref).map(Math.fround));
+    const picked = await runBoth((o) => o.pick(o.input('x', [B, 1, n], 'f32'), o.input('ids', [3])), {}, { x: rnd.normal(B * n), ids: Int32Array.of(66, 0, 31) });
+    expect(Array.from(picked.out)).toEqual(Array.from(picked.ref).map(Math.fround));
+  });
+});

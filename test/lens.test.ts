@@ -10,6 +10,8 @@ import { loadModelSource } from '../runtime/node/load.js';
 import { logitLens } from '../runtime/interp/lens.js';
 import { dequantize } from '../ops/dequant.js';
 import { GGUF } from './helpers/models.js';
+import { tinySynth } from './helpers/synth.js';
+import { lensCellsReference } from './helpers/lens_reference.js';
 import { relErr } from './helpers/numeric.js';
 
 const root = path.resolve(import.meta.dirname, '..');
@@ -20,10 +22,10 @@ describe('logit lens', () => {
     try {
       const tokens = model.tokenizer.encode('Once upon a time, there was a little girl named');
       const lily = model.tokenizer.idOf(' Lily')!;
-      const lens = await logitLens(model, tokens, { target: lily });
+      const lens = await logitLens(model, tokens, { target: lily, logits: true });
       const final = await model.logits(tokens);
       const L = model.config.nLayers;
-      final.forEach((row, p) => expect(relErr(lens.logits[L - 1]![p]!, row)).toBeLessThanOrEqual(1e-6));
+      final.forEach((row, p) => expect(relErr(lens.logits![L - 1]![p]!, row)).toBeLessThanOrEqual(1e-6));
       expect(lens.layers[L - 1]!.cells.at(-1)!.target!.rank).toBe(0); // the model says " Lily" here
       expect(lens.layers[L - 1]!.cells.every((c) => c.kl < 1e-6)).toBe(true);
       // CPU: float64 final norm + unembedding of the cached residual stream
@@ -36,11 +38,34 @@ describe('logit lens', () => {
         tokens.forEach((_, p) => {
           const x = Float64Array.from(resid.subarray(p * 64, (p + 1) * 64));
           const cpu = matvec.reference([W, x, NW], { norm: true, eps: model.config.rmsEps }, { srcs: [w.shape, [64], [64]], out: [w.shape[0]!] });
-          expect(relErr(lens.logits[l]![p]!, cpu), `layer ${l} position ${p}`).toBeLessThanOrEqual(1e-5);
+          expect(relErr(lens.logits![l]![p]!, cpu), `layer ${l} position ${p}`).toBeLessThanOrEqual(1e-5);
         });
       }
     } finally {
       model.dispose();
+    }
+  });
+
+  it('reports what the pre-change algorithm (every cell sorted in JavaScript) reports, on the same logits', async () => {
+    for (const [file, prompt] of [[GGUF, 'Once upon a time, there was a little girl named'], [tinySynth(), 'The cat sat on the mat and']] as const) {
+      const model = await Model.create(loadModelSource(file), { contextLength: 64 });
+      try {
+        const tokens = model.tokenizer.encode(prompt);
+        const target = tokens[3]!;
+        const lens = await logitLens(model, tokens, { target, top: 7, logits: true });
+        const old = lensCellsReference(lens.logits!, target, 7);
+        lens.layers.forEach((layer, l) => layer.cells.forEach((cell, p) => {
+          const want = old[l]![p]!, at = `${file} layer ${l} position ${p}`;
+          expect(cell.top.map((t) => t.id), at).toEqual(want.top.map((t) => t.id));
+          cell.top.forEach((t, j) => expect(Math.abs(t.prob - want.top[j]!.prob), at).toBeLessThanOrEqual(1e-5 * Math.max(want.top[j]!.prob, 1e-3)));
+          expect(cell.target!.rank, at).toBe(want.target!.rank);
+          expect(Math.abs(cell.target!.prob - want.target!.prob), at).toBeLessThanOrEqual(1e-5 * Math.max(want.target!.prob, 1e-3));
+          expect(Math.abs(cell.kl - want.kl), at).toBeLessThanOrEqual(1e-5 * Math.max(1, want.kl));
+        }));
+        await expect(logitLens(model, tokens, { top: model.config.vocabSize + 1 })).rejects.toThrow(/vocabulary has/);
+      } finally {
+        model.dispose();
+      }
     }
   });
 

@@ -23,7 +23,7 @@ tensors named by hook, shaped [1, pos, ...] as TransformerLens shapes them.`,
     const { model } = await openModel(o);
     try {
       const tokens = model.tokenizer.encode(o.prompt);
-      const { cache } = await model.runWithCache(tokens, { hooks: o.hooks });
+      const { cache } = await model.runWithHooks(tokens, { interventions: [], hooks: o.hooks, logits: 'none' });
       const tensors = [...cache].map(([name, e]) => ({ name, dtype: 'f32' as const, shape: e.shape, bytes: new Uint8Array(e.data.buffer, e.data.byteOffset, e.data.byteLength) }));
       const file = o.out;
       writeAtomically(file, (fd) => { fs.writeSync(fd, writeSafetensors(tensors, { model: model.file, tokens: JSON.stringify(tokens) })); });

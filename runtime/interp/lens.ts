@@ -1,8 +1,14 @@
 // The logit lens: what the model would predict if it stopped after each layer — the residual stream
 // after every block read through the final RMSNorm and the unembedding (nostalgebraist, 2020).
+// One GPU job: the prompt runs with every layer's hook_resid_post tapped into a GPU buffer; the lens
+// head (models/llama.ts's lensHead) unembeds all (layer, position) rows as one matrix product and
+// reduces each row on the GPU to what is reported (top-k, the target's rank and probability, the KL to
+// the final layer; ops/lens_stats.ts); only that is read back, once. The full lens logits are opt-in.
 import { UsageError } from '../../compiler/errors.js';
+import { lensStatsWidth } from '../../ops/lens_stats.js';
 import type { Model } from '../model.js';
-import { softmax } from '../sampler.js';
+import type { StageCopy } from '../executor.js';
+import { preparedRun, submitRun } from './run.js';
 
 export interface LensCell {
   top: { id: number; piece: string; prob: number }[];
@@ -17,36 +23,67 @@ export interface LensResult {
   target?: { id: number; piece: string };
   /** `blocks.{l}.hook_resid_post`, one row per layer, one cell per position */
   layers: { hook: string; cells: LensCell[] }[];
-  /** the lens logits: [layer][position] (the last layer's are the model's logits) */
-  logits: Float32Array[][];
+  /** with `logits: true`, the lens logits: [layer][position] (the last layer's are the model's logits) */
+  logits?: Float32Array[][];
 }
 
-export async function logitLens(model: Model, tokens: number[], opts: { target?: number; top?: number } = {}): Promise<LensResult> {
-  const top = opts.top ?? 5;
-  if (opts.target !== undefined && (opts.target < 0 || opts.target >= model.config.vocabSize)) throw new UsageError(`target token ${opts.target} is outside the vocabulary`);
-  const L = model.config.nLayers;
+export interface LensOptions {
+  target?: number;
+  /** tokens reported per cell (default 5) */
+  top?: number;
+  /** also read back every (layer, position)'s logits */
+  logits?: boolean;
+}
+
+export async function logitLens(model: Model, tokens: number[], opts: LensOptions = {}): Promise<LensResult> {
+  const top = opts.top ?? 5, V = model.config.vocabSize, L = model.config.nLayers, dim = model.config.dim;
+  if (!Number.isInteger(top) || top < 1 || top > V) throw new UsageError(`the lens reports the top ${top} tokens, but the vocabulary has ${V}: choose 1..${V}`);
+  if (opts.target !== undefined && (!Number.isInteger(opts.target) || opts.target < 0 || opts.target >= V)) throw new UsageError(`target token ${opts.target} is outside the vocabulary`);
+  const n = tokens.length;
   const hooks = Array.from({ length: L }, (_, l) => `blocks.${l}.hook_resid_post`);
-  const { cache } = await model.runWithCache(tokens, { hooks });
-  const dim = model.config.dim;
-  const logits: Float32Array[][] = [];
-  for (const h of hooks) {
-    const data = cache.get(h)!.data;
-    logits.push(await model.unembed(tokens.map((_, p) => data.slice(p * dim, (p + 1) * dim))));
+  // positions per pass of the lens head: its logits ([layers · positions, vocab]) fit one binding
+  const chunk = Math.max(1, Math.min(n, Math.floor(Math.floor(model.bindingBytes / (4 * Math.max(V, dim))) / L)));
+  const W = lensStatsWidth(top);
+  const statsBytes = L * n * W * 4, logitsBytes = opts.logits ? L * n * V * 4 : 0;
+  const gpu = model.executor.gpu, d = gpu.device;
+  if (statsBytes + logitsBytes > gpu.limits.maxBufferSize) throw new UsageError(`the lens logits of ${L} layers × ${n} positions (${((L * n * V * 4) / 2 ** 20).toFixed(0)} MiB) do not fit one buffer of this device: leave them out or use fewer positions`);
+  const run = await preparedRun(model, [tokens], { interventions: [], hooks, head: 'last' });
+  const heads = await Promise.all([...new Set([chunk, n % chunk || chunk])].map(async (c) => [c, await model.lensExecutor(L, c, top)] as const));
+  const headFor = new Map(heads);
+  const resid = d.createBuffer({ size: L * n * dim * 4, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC }); // [layer, pos, dim]
+  const staging = d.createBuffer({ size: statsBytes + logitsBytes, usage: GPUBufferUsage.COPY_DST | GPUBufferUsage.MAP_READ });
+  try {
+    submitRun([tokens], run, ({ start, len }) => hooks.map((h, l) => ({ output: `hook:${h}`, dst: resid, srcOffset: 0, offset: (l * n + start) * dim * 4, bytes: len * dim * 4 })));
+    for (let p0 = 0; p0 < n; p0 += chunk) {
+      const c = Math.min(chunk, n - p0), ex = headFor.get(c)!;
+      const enc = d.createCommandEncoder();
+      for (let l = 0; l < L; l++) enc.copyBufferToBuffer(resid, (l * n + p0) * dim * 4, ex.buffer('input', 'resid'), l * c * dim * 4, c * dim * 4);
+      d.queue.submit([enc.finish()]);
+      // the chunk's rows are layer-major; they land at [layer, position] in the staging buffer
+      const stage: StageCopy[] = [];
+      for (let l = 0; l < L; l++) {
+        stage.push({ output: 'stats', dst: staging, srcOffset: l * c * W * 4, offset: (l * n + p0) * W * 4, bytes: c * W * 4 });
+        if (opts.logits) stage.push({ output: 'logits', dst: staging, srcOffset: l * c * V * 4, offset: statsBytes + (l * n + p0) * V * 4, bytes: c * V * 4 });
+      }
+      ex.submit({ target: Int32Array.of(opts.target ?? V) }, stage);
+    }
+    await staging.mapAsync(GPUMapMode.READ);
+    const all = new Float32Array(staging.getMappedRange().slice(0));
+    staging.unmap();
+    const piece = (id: number) => model.tokenizer.piece(id);
+    const layers = hooks.map((hook, l) => ({
+      hook,
+      cells: tokens.map((_, p): LensCell => {
+        const s = all.subarray((l * n + p) * W, (l * n + p + 1) * W);
+        const cell: LensCell = { top: Array.from({ length: top }, (_, j) => ({ id: s[3 + j]!, piece: piece(s[3 + j]!), prob: s[3 + top + j]! })), kl: s[0]! };
+        if (opts.target !== undefined) cell.target = { rank: s[1]!, prob: s[2]! };
+        return cell;
+      }),
+    }));
+    const logits = opts.logits ? hooks.map((_, l) => tokens.map((_, p) => all.subarray(statsBytes / 4 + (l * n + p) * V, statsBytes / 4 + (l * n + p + 1) * V))) : undefined;
+    return { tokens, pieces: tokens.map(piece), target: opts.target === undefined ? undefined : { id: opts.target, piece: piece(opts.target) }, layers, ...(logits ? { logits } : {}) };
+  } finally {
+    resid.destroy();
+    staging.destroy();
   }
-  const final = logits[L - 1]!.map((r) => softmax(r));
-  const piece = (id: number) => model.tokenizer.piece(id);
-  const layers = hooks.map((hook, l) => ({
-    hook,
-    cells: logits[l]!.map((row, p) => {
-      const probs = softmax(row);
-      const order = Array.from(probs.keys()).sort((a, b) => probs[b]! - probs[a]! || a - b);
-      let kl = 0;
-      const f = final[p]!;
-      for (let i = 0; i < f.length; i++) if (f[i]! > 0) kl += f[i]! * (Math.log(f[i]!) - Math.log(Math.max(probs[i]!, 1e-300)));
-      const cell: LensCell = { top: order.slice(0, top).map((id) => ({ id, piece: piece(id), prob: probs[id]! })), kl: Math.max(0, kl) };
-      if (opts.target !== undefined) cell.target = { rank: order.indexOf(opts.target), prob: probs[opts.target]! };
-      return cell;
-    }),
-  }));
-  return { tokens, pieces: tokens.map(piece), target: opts.target === undefined ? undefined : { id: opts.target, piece: piece(opts.target) }, layers, logits };
 }

@@ -6,7 +6,7 @@ import { UsageError } from '../../compiler/errors.js';
 import type { Graph } from '../../compiler/ir/graph.js';
 import { selectHooks } from '../../compiler/hooks.js';
 import { ivName } from '../../ops/intervene.js';
-import { readBuffer, type Executor, type StageCopy } from '../executor.js';
+import type { Executor, StageCopy } from '../executor.js';
 import type { LlamaConfig } from '../../models/llama.js';
 import { saeSplicing, type SaeSplice } from '../sae/splice.js';
 import type { WeightMap } from '../weights.js';
@@ -29,6 +29,10 @@ export interface HookedRunOptions {
   interventions: readonly Intervention[];
   hooks?: string | readonly string[];
   saes?: readonly SaeSplice[];
+  /** which logits come back: every position's (the default), each prompt's last position's, or none
+   *  (the run computes the unembedding only where it is read, unless a final-norm or logits hook is
+   *  tapped) */
+  logits?: 'all' | 'last' | 'none';
 }
 
 /** One prompt with interventions and cached hooks (and SAE splices); the KV cache then holds it. */
@@ -37,10 +41,9 @@ export async function runWithHooks(m: RunHost, tokens: readonly number[], opts: 
   return { logits: r.logits[0]!, cache: r.cache };
 }
 
-/** Several prompts of one length at once (each with its own KV cache): every pass takes a block of
- *  positions of every prompt. Cache entries are [batch, pos, ...]; interventions apply to every prompt. */
-export async function runBatchWithHooks(m: RunHost, prompts: readonly (readonly number[])[], opts: HookedRunOptions):
-  Promise<{ logits: Float32Array[][]; cache: Map<string, CacheEntry> }> {
+/** What a hooked run of these prompts runs: its hooks (the spliced graph's, with SAEs), the selected
+ *  ones, and each prefill block's plan variant with the interventions' tables written. */
+export async function preparedRun(m: RunHost, prompts: readonly (readonly number[])[], opts: HookedRunOptions & { head?: 'all' | 'last' }) {
   if (prompts.length === 0) throw new UsageError('no prompts to run');
   prompts.forEach((p) => m.checkTokens(p));
   const n = prompts[0]!.length, B = prompts.length;
@@ -52,46 +55,81 @@ export async function runBatchWithHooks(m: RunHost, prompts: readonly (readonly 
   const sels = selector.trim() ? selectHooks(selector, Object.keys(hooks)) : [];
   for (const s of sels) checkSelection(s, hooks[s.hook]!.shape, n);
   const names = [...new Set(sels.map((s) => s.hook))];
+  // the last position's logits alone, unless a hook needs the final norm or the logits of every position
+  const head = opts.head === 'last' && !names.some((h) => h === 'hook_logits' || h.startsWith('ln_final.')) ? 'last' : 'all';
   const tables = interventionTables(opts.interventions, m.graph.hooks, m.hookNames, n);
   const blocks: { ex: Executor; start: number; len: number }[] = [];
   for (const [start, len] of m.blocks(n, B)) {
-    const ex = await m.variant({ taps: names, interventions: [...tables.keys()].map((hook) => ({ hook, rows: n })), saes: splice?.specs, positions: len, batch: B }, splice?.tensors);
+    const ex = await m.variant({ taps: names, interventions: [...tables.keys()].map((hook) => ({ hook, rows: n })), saes: splice?.specs, positions: len, batch: B, head }, splice?.tensors);
     for (const [hook, t] of tables) { ex.write(ivName(hook, 'a'), t.a); ex.write(ivName(hook, 'b'), t.b); }
     blocks.push({ ex, start, len });
   }
-  const d = m.executor.gpu.device;
-  const staged = names.map((name) => {
-    const bytes = hooks[name]!.node.size * 4; // per position
-    return { name, bytes, dst: d.createBuffer({ size: Math.max(16, bytes * n * B), usage: GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC }) };
+  return { n, B, hooks, sels, names, head, blocks };
+}
+
+/** Submit every block of a prepared run (the batch's KV caches cleared first), each with its copies
+ *  into staging buffers; nothing is waited for. */
+export function submitRun(prompts: readonly (readonly number[])[], run: Awaited<ReturnType<typeof preparedRun>>, copies: (block: { start: number; len: number; last: boolean }) => StageCopy[]) {
+  run.blocks[0]!.ex.reset(); // the batch's caches (for one prompt: the model's own)
+  run.blocks.forEach(({ ex, start, len }, i) => {
+    const token = Int32Array.from(prompts.flatMap((p) => p.slice(start, start + len)));
+    ex.submit({ token, pos: start }, copies({ start, len, last: i === run.blocks.length - 1 }));
   });
+}
+
+/** Several prompts of one length at once (each with its own KV cache): every pass takes a block of
+ *  positions of every prompt. Cache entries are [batch, pos, ...]; interventions apply to every prompt.
+ *  Every hook's values (and the logits asked for) are copied on the GPU into one buffer after each
+ *  block and read back once, at the end. */
+export async function runBatchWithHooks(m: RunHost, prompts: readonly (readonly number[])[], opts: HookedRunOptions):
+  Promise<{ logits: Float32Array[][]; cache: Map<string, CacheEntry> }> {
+  const want = opts.logits ?? 'all';
+  const run = await preparedRun(m, prompts, { ...opts, head: want === 'all' ? 'all' : 'last' });
+  const { n, B, hooks, sels, names, head } = run;
+  const V = m.config.vocabSize;
+  // one staging buffer: each hook's [B, n, per-position] values, then the logits
+  let at = 0;
+  const regions = names.map((name) => {
+    const bytes = hooks[name]!.node.size * 4; // per position
+    const r = { name, bytes, at };
+    at += bytes * n * B;
+    return r;
+  });
+  const logitsAt = at, logitRows = want === 'all' ? n : want === 'last' ? 1 : 0;
+  at += logitRows * B * V * 4;
+  const limit = m.executor.gpu.limits.maxBufferSize;
+  if (at > limit) throw new UsageError(`this run would read back ${(at / 2 ** 20).toFixed(0)} MiB at once, more than the device's largest buffer (${(limit / 2 ** 20).toFixed(0)} MiB): select fewer hooks or positions${want === 'all' ? ", or ask for the last position's logits only" : ''}`);
+  const d = m.executor.gpu.device;
+  const staging = d.createBuffer({ size: Math.max(16, at), usage: GPUBufferUsage.COPY_DST | GPUBufferUsage.MAP_READ });
   try {
-    blocks[0]!.ex.reset(); // the batch's caches (for one prompt: the model's own)
-    const logits: Float32Array[][] = prompts.map(() => []);
-    const V = m.config.vocabSize;
-    for (const { ex, start, len } of blocks) {
+    submitRun(prompts, run, ({ start, len, last }) => {
       // the block's outputs are [B, len, ...]: each prompt's rows go to its positions start.. of [B, n, ...]
-      const stage: StageCopy[] = staged.flatMap((s) => prompts.map((_, b) => ({ output: `hook:${s.name}`, dst: s.dst, srcOffset: b * len * s.bytes, offset: (b * n + start) * s.bytes, bytes: len * s.bytes })));
-      const token = Int32Array.from(prompts.flatMap((p) => p.slice(start, start + len)));
-      const out = await ex.run({ token, pos: start }, 'logits', stage);
-      for (let b = 0; b < B; b++) for (let t = 0; t < len; t++) logits[b]!.push(out.slice((b * len + t) * V, (b * len + t + 1) * V));
-    }
+      const stage: StageCopy[] = regions.flatMap((s) => prompts.map((_, b) => ({ output: `hook:${s.name}`, dst: staging, srcOffset: b * len * s.bytes, offset: s.at + (b * n + start) * s.bytes, bytes: len * s.bytes })));
+      const row = V * 4;
+      if (want === 'all') stage.push(...prompts.map((_, b) => ({ output: 'logits', dst: staging, srcOffset: b * len * row, offset: logitsAt + (b * n + start) * row, bytes: len * row })));
+      if (want === 'last' && last) stage.push(...prompts.map((_, b) => ({ output: 'logits', dst: staging, srcOffset: (head === 'last' ? b : b * len + len - 1) * row, offset: logitsAt + b * row, bytes: row })));
+      return stage;
+    });
+    await staging.mapAsync(GPUMapMode.READ);
+    const all = new Float32Array(staging.getMappedRange().slice(0));
+    staging.unmap();
+    const logits = prompts.map((_, b) => Array.from({ length: logitRows }, (_, t) => all.subarray((logitsAt / 4) + (b * logitRows + t) * V, (logitsAt / 4) + (b * logitRows + t + 1) * V)));
     const cache = new Map<string, CacheEntry>();
-    for (const s of staged) {
-      const all = await readBuffer(m.executor.gpu, s.dst);
+    for (const s of regions) {
       const h = hooks[s.name]!;
       const per = s.bytes / 4;
       for (const sel of sels.filter((x) => x.hook === s.name)) {
         const parts = prompts.map((_, b) => {
-          const one = all.subarray(b * n * per, (b + 1) * n * per);
+          const one = all.subarray(s.at / 4 + b * n * per, s.at / 4 + (b + 1) * n * per);
           return h.layout === 'pattern' ? patternSelection(sel, one, h.shape, n) : sliceSelection(sel, one, h.shape, n);
         });
-        const data = new Float32Array(parts.reduce((k, p) => k + p.data.length, 0));
-        parts.reduce((at, p) => (data.set(p.data, at), at + p.data.length), 0);
+        const data = parts.length === 1 ? parts[0]!.data : new Float32Array(parts.reduce((k, p) => k + p.data.length, 0));
+        if (parts.length > 1) parts.reduce((k, p) => (data.set(p.data, k), k + p.data.length), 0);
         cache.set(sel.key, { shape: [B, ...parts[0]!.shape.slice(1)], data });
       }
     }
     return { logits, cache };
   } finally {
-    for (const s of staged) s.dst.destroy();
+    staging.destroy();
   }
 }

@@ -27,7 +27,7 @@ const TOP = 8, WINDOW = 12, BINS = 12;
 export async function featureCards(gpu: GpuContext, sae: SaeModel, store: string, model: Model, o: { latents?: number[] } = {}): Promise<FeatureCard[]> {
   const m = readManifest(store);
   const data = [readSplit(store, m, false), readSplit(store, m, true)];
-  const { dIn, dSae } = sae.dims;
+  const { dSae } = sae.dims;
   const latents = o.latents ?? Array.from({ length: dSae }, (_, j) => j);
   // rows -> (sequence, position)
   const where: { seq: number[]; pos: number }[][] = data.map((d) => d.tokens.flatMap((seq) => seq.map((_, pos) => ({ seq, pos }))));
