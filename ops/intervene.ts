@@ -2,6 +2,8 @@
 // by the host once per run. Every kind is such a map: replace/patch (a=0, b=value), add a steering
 // vector (a=1, b=v), scale (a=s, b=0), zero-ablate (0, 0), mean-ablate (0, mean); positions and heads
 // left alone have a=1, b=0, which leaves x bit for bit. Positions past `rows` are left alone too.
+// Over a batch of B sequences each has its own tables ([B, rows, size]), so one pass can patch each
+// sequence at its own site.
 import { type Invocation, type In, type Out, type f32, type u32, idiv } from '../compiler/kernel/dsl.js';
 import { type Op, elems, expectShape, groupsFor, overRows, rowsOf, seqLenOf } from './op.js';
 import { ShapeError, UsageError } from '../compiler/errors.js';
@@ -13,7 +15,7 @@ export const intervene: Op = overRows({
   name: 'intervene',
   infer([x, pos, a, b]) {
     expectShape(pos!, [1], 'position');
-    if (a!.shape.length !== 2 || a!.shape[1] !== elems(x!)) throw new ShapeError(`intervention tables must be [rows, ${elems(x!)}]`);
+    if (a!.shape.length !== 2 || a!.shape[1] !== elems(x!)) throw new ShapeError(`intervention tables must be [rows, ${elems(x!)}] (a sequence's)`);
     expectShape(b!, a!.shape, 'intervention offset');
     return x!;
   },
@@ -23,10 +25,11 @@ export const intervene: Op = overRows({
   },
   lower(n, ctx) {
     const [x, pos, a, b] = n.srcs;
+    const [rows, size] = a!.shape.slice(-2) as [number, number];
     ctx.dispatch('interveneKernel', { x: ctx.buf(x!), pos: ctx.buf(pos!), a: ctx.buf(a!), b: ctx.buf(b!), out: ctx.buf(n) },
-      { n: a!.shape[1]!, tokens: rowsOf(x!.shape), seqLen: seqLenOf(x!.shape), rows: a!.shape[0]! }, groupsFor(n.size, 64));
+      { n: size, tokens: rowsOf(x!.shape), seqLen: seqLenOf(x!.shape), rows }, groupsFor(n.size, 64));
   },
-}, { rows: () => [0], pos: 1 });
+}, { rows: () => [0], pos: 1, states: [2, 3] });
 
 /** @kernel @workgroupSize 64 */
 export function interveneKernel(id: Invocation, x: In<f32>, pos: In<u32>, a: In<f32>, b: In<f32>, out: Out<f32>, n: u32, tokens: u32, seqLen: u32, rows: u32) {
@@ -34,12 +37,14 @@ export function interveneKernel(id: Invocation, x: In<f32>, pos: In<u32>, a: In<
   if (i >= n * tokens) {
     return;
   }
-  const p: u32 = pos[0] + idiv(i, n) % seqLen; // element i is in row i / n, at that position of its sequence
+  const r: u32 = idiv(i, n); // element i is in row r: sequence r / seqLen, position pos + r % seqLen
+  const p: u32 = pos[0] + r % seqLen;
   if (p >= rows) {
     out[i] = x[i];
     return;
   }
-  out[i] = x[i] * a[p * n + i % n] + b[p * n + i % n];
+  const t: u32 = (idiv(r, seqLen) * rows + p) * n + i % n; // that sequence's table
+  out[i] = x[i] * a[t] + b[t];
 }
 
 /** The name of the input that holds a hook's intervention table: 'a' multiplies, 'b' adds. */
@@ -62,6 +67,10 @@ export function withInterventions(graph: Graph, list: readonly { hook: string; r
   }
   const pos = graph.nodes.find((n) => n.op.name === 'input' && n.attr.name === 'pos');
   if (!pos) throw new UsageError('interventions need a graph with a position input');
+  // a batch of B sequences ([B, T, ...] rows: token ids or the residual stream come in so): each
+  // sequence has its own tables
+  const rowInput = graph.nodes.find((n) => n.op.name === 'input' && (n.attr.name === 'token' || n.attr.name === 'resid'));
+  const batch = rowInput?.shape.length === 3 ? rowInput.shape[0]! : 1;
   const g = new GraphBuilder();
   const map = new Map<Node, Node>();
   // the hooks' nodes too: some (norm scales, patterns) are computed only when tapped, outside the outputs' graph
@@ -70,7 +79,8 @@ export function withInterventions(graph: Graph, list: readonly { hook: string; r
     let m = g.apply(n.op, n.srcs.map((s) => map.get(s)!), n.attr);
     const iv = at.get(n);
     if (iv) {
-      const table = (k: 'a' | 'b') => g.apply(input, [], { name: ivName(iv.hook, k), shape: [iv.rows, iv.size], dtype: 'f32' });
+      const shape = batch > 1 ? [batch, iv.rows, iv.size] : [iv.rows, iv.size];
+      const table = (k: 'a' | 'b') => g.apply(input, [], { name: ivName(iv.hook, k), shape, dtype: 'f32' });
       m = g.apply(intervene, [m, map.get(pos)!, table('a'), table('b')], {});
     }
     map.set(n, m);

@@ -257,6 +257,13 @@ export class Executor {
     this.gpu.device.queue.submit([enc.finish()]);
   }
 
+  /** A state's buffer (a KV cache), by the state's name. */
+  state(name: string): GPUBuffer {
+    const b = this.buffers.get(`state:${name}`);
+    if (!b) throw new Error(`internal: the plan has no state '${name}'`);
+    return b;
+  }
+
   /** A plan input's or output's buffer, for copies on the GPU between plans. */
   buffer(kind: 'input' | 'output', name: string): GPUBuffer {
     const id = (kind === 'input' ? this.plan.inputs : this.plan.outputs)[name];

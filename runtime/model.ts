@@ -14,6 +14,7 @@ import { getGpu, targetOf, type GpuContext } from './gpu.js';
 import { ReferenceRunner } from './reference.js';
 import { generate, sampleBatch, type GenerateOptions, type GenerateResult } from './generate.js';
 import { runBatchWithHooks, runWithHooks, type HookedRunOptions } from './interp/run.js';
+import { patchedRuns, type PatchedRuns } from './interp/patch_run.js';
 import type { CacheEntry, Intervention } from './interp/cache.js';
 import { normalVariant, variantKey, type PlanVariant } from './variant.js';
 import { makeTokenizer } from './tokenizer.js';
@@ -45,6 +46,8 @@ export interface ModelOptions {
 export const DEFAULT_CONTEXT_CAP = 4096;
 /** plan variants with SAE splices kept at once (each holds its SAEs' tensors on the GPU) */
 const MAX_SAE_VARIANTS = 8;
+/** most sequences one batched pass takes */
+const MAX_BATCH = 64;
 /** most positions one prefill pass takes */
 const MAX_BLOCK = 256;
 
@@ -101,6 +104,15 @@ export class Model {
   }
 
   get contextLength() { return this.config.contextLength; }
+
+  /** Sequences one batched pass may hold: each has its own KV cache, and a layer's caches of the
+   *  batch are one binding. */
+  get maxBatch(): number {
+    return Math.min(MAX_BATCH, Math.floor(this.target.maxBindingBytes / (this.contextLength * this.config.nKvHeads * headSize(this.config) * 4)));
+  }
+
+  /** B patched runs of a prompt from a layer and position on (runtime/interp/patch_run.ts). */
+  patchedRuns(r: PatchedRuns): Promise<Float32Array> { return patchedRuns(this, r); }
 
   /** the largest storage binding the model's plans are compiled for */
   get bindingBytes() { return this.target.maxBindingBytes; }

@@ -447,4 +447,12 @@ describe('the interpretability kernels match their references', () => {
     const picked = await runBoth((o) => o.pick(o.input('x', [B, 1, n], 'f32'), o.input('ids', [3])), {}, { x: rnd.normal(B * n), ids: Int32Array.of(66, 0, 31) });
     expect(Array.from(picked.out)).toEqual(Array.from(picked.ref).map(Math.fround));
   });
+
+  it('intervene over a batch: each sequence its own tables', async () => {
+    const [B, T, d, rows] = [3, 6, 37, 20];
+    const op = (name: string) => OPSET.ops.get(name)!;
+    const { out, ref } = await runBoth((o, g) => g.apply(op('intervene'), [o.input('x', [B, T, d], 'f32'), o.input('pos', [1]), o.input('a', [B, rows, d], 'f32'), o.input('b', [B, rows, d], 'f32')], {}),
+      {}, { x: rnd.normal(B * T * d), a: rnd.normal(B * rows * d), b: rnd.normal(B * rows * d), pos: 17 }); // rows past 20 left alone
+    expect(relErr(out, ref), seedNote).toBeLessThanOrEqual(TOL);
+  });
 });

@@ -114,10 +114,24 @@ describe('activation patching', () => {
   it('the reactive sweep gives the naive sweep\'s scores with at most half its work', async () => {
     const clean = model.tokenizer.encode('Lily saw a dog'), corrupt = model.tokenizer.encode('Tim saw a dog');
     const o = { target: model.tokenizer.idOf(' and')!, distractor: model.tokenizer.idOf('.')!, sites: ['resid_pre', 'attn_out'] };
-    const fast = await activationPatching(model, clean, corrupt, o);
+    // one site a pass: purely reactive; the default: sites batched into passes of about PATCH_ROWS rows
+    const reactive = await activationPatching(model, clean, corrupt, { ...o, rows: 1 });
+    const batched = await activationPatching(model, clean, corrupt, o);
     const slow = await activationPatchingNaive(model, clean, corrupt, o);
-    fast.sites.forEach((s, i) => s.scores.forEach((row, l) => row.forEach((v, c) => expect(Math.abs(v! - slow.sites[i]!.scores[l]![c]!)).toBeLessThanOrEqual(1e-5))));
-    expect(fast.work.layerSteps).toBeLessThanOrEqual(0.5 * fast.work.naiveLayerSteps);
+    for (const fast of [reactive, batched])
+      fast.sites.forEach((s, i) => s.scores.forEach((row, l) => row.forEach((v, c) => expect(Math.abs(v! - slow.sites[i]!.scores[l]![c]!)).toBeLessThanOrEqual(1e-5))));
+    expect(reactive.work.layerSteps).toBeLessThanOrEqual(0.5 * reactive.work.naiveLayerSteps);
+    expect(batched.work.layerSteps).toBeLessThanOrEqual(batched.work.naiveLayerSteps);
+  });
+
+  it('batches of patched runs over positions p0.. reuse the corrupted KV rows below p0: every grouping gives the same scores', async () => {
+    const clean = model.tokenizer.encode(CLEAN), corrupt = model.tokenizer.encode(CORRUPT);
+    const o = { target: model.tokenizer.idOf(' and')!, distractor: model.tokenizer.idOf(' was')!, sites: ['resid_pre', 'z'] };
+    const one = await activationPatching(model, clean, corrupt, { ...o, rows: 1 });
+    for (const rows of [20, 64, 10_000]) {
+      const r = await activationPatching(model, clean, corrupt, { ...o, rows });
+      r.sites.forEach((s, i) => expect(s.effects, `rows ${rows} ${s.site}`).toEqual(one.sites[i]!.effects)); // to the bit
+    }
   });
 
   it('rejects prompts of different lengths', async () => {

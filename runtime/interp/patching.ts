@@ -6,8 +6,6 @@
 // unchanged activation gives an effect of exactly 0.
 import { CancelledError, UsageError } from '../../compiler/errors.js';
 import type { Model } from '../model.js';
-import { interventionTables } from './cache.js';
-import { ivName } from '../../ops/intervene.js';
 
 export const SITES: Readonly<Record<string, string>> = {
   resid_pre: 'hook_resid_pre', resid_mid: 'hook_resid_mid', resid_post: 'hook_resid_post',
@@ -77,71 +75,95 @@ export async function activationPatchingNaive(model: Model, clean: number[], cor
 /** Work done, in layer-steps (one transformer layer at one position): what a sweep costs. */
 export interface PatchWork { layerSteps: number; naiveLayerSteps: number }
 
-/** Reactive patching: a patch at (layer l, position p) changes nothing before layer l, at any position,
- *  and nothing before position p. So each patched run starts at layer l, fed the corrupted run's cached
- *  hook_resid_pre, and at position p, reusing the KV-cache rows below p: positions are swept from last
- *  to first, so the rows below p are still the corrupted run's (restored once per layer). Positions
- *  p..n-1 run as one prefill pass of the layers from l. Per head (attn.hook_z) sites patch every
- *  position, so they reuse only the layers below. Every kernel computes a position's row the same way
- *  whatever the block, so an unchanged activation gives an effect of exactly 0. */
-export async function activationPatching(model: Model, clean: number[], corrupt: number[], o: PatchOptions):
+/** Rows (sequences × positions) a pass of patched runs aims at: about one tile of the matrix products,
+ *  so batching fills the tiles and reactivity (below) still skips what need not run. */
+export const PATCH_ROWS = 64;
+
+/** Positions grouped for batched reactive runs: from the last position back, a group grows while its
+ *  sequences × the positions they run (from the group's first on) stay within `rows`. */
+export function positionGroups(n: number, rows: number): { from: number; cols: number[] }[] {
+  const groups: { from: number; cols: number[] }[] = [];
+  for (let end = n; end > 0;) {
+    let from = end - 1;
+    while (from > 0 && (end - from + 1) * (n - from + 1) <= rows) from--;
+    groups.push({ from, cols: Array.from({ length: end - from }, (_, i) => from + i) });
+    end = from;
+  }
+  return groups;
+}
+
+/** Batched, reactive patching. A patch at (layer l, position p) changes nothing before layer l, at any
+ *  position, and nothing before position p. So patched runs start at layer l, fed the corrupted run's
+ *  cached hook_resid_pre, and run as batches: a group of positions p ≥ p0 is one batch of sequences
+ *  (each patched at its own position, with its own intervention tables) over positions p0..n-1, their
+ *  KV-cache rows below p0 copied from the corrupted run. Per-head (attn.hook_z) sites patch every
+ *  position, so a batch of heads runs from position 0. Each run's metric (target − distractor logit
+ *  at the last position) is picked on the GPU: a few bytes come back per run. Every kernel computes a
+ *  position's row the same way whatever the block or batch, so an unchanged activation gives an effect
+ *  of exactly 0. `rows`: the rows a pass aims at (PATCH_ROWS; 1 runs every site alone). */
+export async function activationPatching(model: Model, clean: number[], corrupt: number[], o: PatchOptions & { rows?: number }):
   Promise<{ clean: number; corrupted: number; sites: PatchSite[]; work: PatchWork }> {
   if (clean.length !== corrupt.length) throw new UsageError(`the clean prompt has ${clean.length} tokens and the corrupted one ${corrupt.length}: they must tokenize to the same length`);
   const sites = o.sites ?? ['resid_pre'];
   for (const s of sites) if (!SITES[s]) throw new UsageError(`unknown site '${s}' (sites: ${Object.keys(SITES).join(', ')})`);
-  const L = model.config.nLayers, n = clean.length, dim = model.config.dim, V = model.config.vocabSize;
-  const last = (ls: Float32Array[]) => metricOf(ls[ls.length - 1]!, o);
+  for (const t of [o.target, o.distractor]) if (t !== undefined && !(Number.isInteger(t) && t >= 0 && t < model.config.vocabSize)) throw new UsageError(`token ${t} is outside the vocabulary`);
+  const L = model.config.nLayers, n = clean.length, H = model.config.nHeads;
+  const maxBatch = model.maxBatch;
+  if (maxBatch < 1) throw new UsageError(`one more KV cache of ${model.contextLength} positions does not fit a binding of this device: use a shorter --context`);
   const work: PatchWork = { layerSteps: 2 * n * L, naiveLayerSteps: 0 };
   const siteHooks = sites.flatMap((s) => Array.from({ length: L }, (_, l) => `blocks.${l}.${SITES[s]}`));
-  const cleanRun = await model.runWithCache(clean, { hooks: siteHooks });
+  const cleanRun = await model.runWithCache(clean, { hooks: siteHooks, logits: 'last' });
   const residHooks = Array.from({ length: L }, (_, l) => `blocks.${l}.hook_resid_pre`);
-  const corruptRun = await model.runWithCache(corrupt, { hooks: residHooks });
-  const top = last(cleanRun.logits), base = last(corruptRun.logits);
-  const saved = model.saveState(); // the corrupted run's KV cache
+  const corruptRun = await model.runWithCache(corrupt, { hooks: residHooks, logits: 'last' }); // the model's KV cache now holds it
+  const top = metricOf(cleanRun.logits[0]!, o), base = metricOf(corruptRun.logits[0]!, o);
+  const ids = Int32Array.from(o.distractor === undefined ? [o.target] : [o.target, o.distractor]);
+  const rowsPerPass = Math.max(1, o.rows ?? PATCH_ROWS);
+  const total = sites.reduce((s, site) => s + L * (site === 'z' ? H : n), 0);
   const out: PatchSite[] = [];
-  const total = sites.reduce((s, site) => s + L * (site === 'z' ? model.config.nHeads : n), 0);
   let done = 0;
-  try {
-    for (const site of sites) {
-      const perHead = site === 'z';
-      const cols = perHead ? Array.from({ length: model.config.nHeads }, (_, h) => `head ${h}`) : clean.map((t) => model.tokenizer.piece(t));
-      const scores: (number | null)[][] = [], effects: number[][] = [];
-      for (let l = 0; l < L; l++) {
-        const hook = `blocks.${l}.${SITES[site]}`;
-        const resid = corruptRun.cache.get(`blocks.${l}.hook_resid_pre`)!.data;
-        const row: (number | null)[] = new Array(cols.length).fill(null), eff: number[] = new Array(cols.length).fill(0);
-        saved.restore();
-        // positions last to first; heads all start at position 0
-        const order = perHead ? [...cols.keys()] : [...cols.keys()].reverse();
-        for (const c of order) {
-          if (o.stop?.aborted) throw new CancelledError();
-          const at = perHead ? `${hook}[head=${c}]` : `${hook}[pos=${c}]`;
-          const t = interventionTables([{ hook: at, replace: cleanRun.cache.get(hook)!.data }], model.graph.hooks, model.hookNames, n).get(hook)!;
-          // positions from..n-1 in one pass of the layers from l (a prefill of the tail)
-          const from = perHead ? 0 : c;
-          const ex = await model.variant({ interventions: [{ hook, rows: n }], startLayer: l, positions: n - from });
-          ex.write(ivName(hook, 'a'), t.a);
-          ex.write(ivName(hook, 'b'), t.b);
-          const inputs: Record<string, number | Int32Array | Float32Array> = l === 0 ? { token: Int32Array.from(corrupt.slice(from)), pos: from } : { resid: resid.subarray(from * dim, n * dim), pos: from };
-          const logits = (await ex.run(inputs, 'logits')).subarray((n - from - 1) * V, (n - from) * V);
-          work.layerSteps += (n - from) * (L - l);
-          const patched = metricOf(logits, o);
+  for (const site of sites) {
+    const perHead = site === 'z';
+    const cols = perHead ? Array.from({ length: H }, (_, h) => `head ${h}`) : clean.map((t) => model.tokenizer.piece(t));
+    // batches: groups of positions (reactive), or of heads (every position)
+    const groups = (perHead ? chunks(H, Math.max(1, Math.floor(rowsPerPass / n))).map((c) => ({ from: 0, cols: c })) : positionGroups(n, rowsPerPass))
+      .flatMap((g) => chunks(g.cols.length, maxBatch).map((part) => ({ from: g.from, cols: part.map((i) => g.cols[i]!) })));
+    const scores: (number | null)[][] = [], effects: number[][] = [];
+    for (let l = 0; l < L; l++) {
+      const hook = `blocks.${l}.${SITES[site]}`;
+      const size = model.graph.hooks[hook]!.node.size, hs = size / H;
+      const cleanAct = cleanRun.cache.get(hook)!.data, resid = corruptRun.cache.get(`blocks.${l}.hook_resid_pre`)!.data;
+      const row: (number | null)[] = new Array(cols.length).fill(null), eff: number[] = new Array(cols.length).fill(0);
+      for (const { from, cols: batch } of groups) {
+        if (o.stop?.aborted) throw new CancelledError();
+        const B = batch.length;
+        // each sequence's tables: identity, but its own site takes the clean value
+        const a = new Float32Array(B * n * size).fill(1), b = new Float32Array(B * n * size);
+        batch.forEach((c, k) => {
+          for (let p = perHead ? 0 : c; p < (perHead ? n : c + 1); p++)
+            for (let e = perHead ? c * hs : 0; e < (perHead ? (c + 1) * hs : size); e++) { a[(k * n + p) * size + e] = 0; b[(k * n + p) * size + e] = cleanAct[p * size + e]!; }
+        });
+        const picked = await model.patchedRuns({ layer: l, from, batch: B, hook, a, b, ids, tokens: corrupt, resid });
+        batch.forEach((c, k) => {
+          const patched = picked[k * ids.length]! - (ids.length > 1 ? picked[k * ids.length + 1]! : 0);
           eff[c] = patched - base;
           row[c] = top === base ? null : (patched - base) / (top - base);
-          o.onProgress?.(++done, total);
-        }
-        scores.push(row);
-        effects.push(eff);
+        });
+        work.layerSteps += B * (n - from) * (L - l);
+        done += B;
+        o.onProgress?.(done, total);
       }
-      work.naiveLayerSteps += cols.length * L * n * L;
-      out.push({ site, rows: Array.from({ length: L }, (_, l) => `blocks.${l}`), cols, scores, effects });
+      scores.push(row);
+      effects.push(eff);
     }
-  } finally {
-    saved.destroy();
+    work.naiveLayerSteps += cols.length * L * n * L;
+    out.push({ site, rows: Array.from({ length: L }, (_, l) => `blocks.${l}`), cols, scores, effects });
   }
   work.naiveLayerSteps += 2 * n * L;
   return { clean: top, corrupted: base, sites: out, work };
 }
+
+/** 0..n-1 in runs of at most `size`. */
+const chunks = (n: number, size: number) => Array.from({ length: Math.ceil(n / size) }, (_, i) => Array.from({ length: Math.min(size, n - i * size) }, (_, j) => i * size + j));
 
 /** The sweep as `tapir patch --json` and the viewer report it: the metric's tokens named beside the
  *  scores. Clean and corrupted runs that agree on the metric are an error: every score would be 0 / 0. */

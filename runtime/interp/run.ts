@@ -41,6 +41,13 @@ export async function runWithHooks(m: RunHost, tokens: readonly number[], opts: 
   return { logits: r.logits[0]!, cache: r.cache };
 }
 
+const tile = (x: Float32Array, times: number) => {
+  if (times === 1) return x;
+  const out = new Float32Array(x.length * times);
+  for (let k = 0; k < times; k++) out.set(x, k * x.length);
+  return out;
+};
+
 /** What a hooked run of these prompts runs: its hooks (the spliced graph's, with SAEs), the selected
  *  ones, and each prefill block's plan variant with the interventions' tables written. */
 export async function preparedRun(m: RunHost, prompts: readonly (readonly number[])[], opts: HookedRunOptions & { head?: 'all' | 'last' }) {
@@ -61,7 +68,8 @@ export async function preparedRun(m: RunHost, prompts: readonly (readonly number
   const blocks: { ex: Executor; start: number; len: number }[] = [];
   for (const [start, len] of m.blocks(n, B)) {
     const ex = await m.variant({ taps: names, interventions: [...tables.keys()].map((hook) => ({ hook, rows: n })), saes: splice?.specs, positions: len, batch: B, head }, splice?.tensors);
-    for (const [hook, t] of tables) { ex.write(ivName(hook, 'a'), t.a); ex.write(ivName(hook, 'b'), t.b); }
+    // every prompt of a batch has its own tables: the same edits, B times
+    for (const [hook, t] of tables) { ex.write(ivName(hook, 'a'), tile(t.a, B)); ex.write(ivName(hook, 'b'), tile(t.b, B)); }
     blocks.push({ ex, start, len });
   }
   return { n, B, hooks, sels, names, head, blocks };

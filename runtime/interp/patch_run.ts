@@ -1,0 +1,57 @@
+// A batch of patched runs of one prompt, as patching sweeps make them (runtime/interp/patching.ts): B
+// copies of the corrupted prompt from layer `layer` and position `from` on, each with its own
+// intervention tables at `hook`, their KV-cache rows below `from` copied from the corrupted run (which
+// the model's own cache holds). Returns the logits at `ids` of each copy's last position ([B, ids]).
+import { ivName } from '../../ops/intervene.js';
+import { headSize } from '../../models/llama.js';
+import type { RunHost } from './run.js';
+
+export interface PatchedRuns {
+  layer: number;
+  /** the first position that runs (rows below it come from the corrupted run's cache) */
+  from: number;
+  batch: number;
+  hook: string;
+  /** the tables x -> x·a + b, [batch, positions, size] */
+  a: Float32Array;
+  b: Float32Array;
+  /** token ids whose logits come back */
+  ids: Int32Array;
+  /** the corrupted prompt, and its cached hook_resid_pre at `layer` ([positions, dim]) */
+  tokens: readonly number[];
+  resid: Float32Array;
+}
+
+export async function patchedRuns(m: RunHost, r: PatchedRuns): Promise<Float32Array> {
+  const c = m.config, n = r.tokens.length, B = r.batch, dim = c.dim;
+  const kvBytes = c.contextLength * c.nKvHeads * headSize(c) * 4; // one sequence's cache of one layer
+  const blocks = m.blocks(n - r.from, B);
+  const d = m.executor.gpu.device;
+  let picked: Float32Array | undefined;
+  for (const [i, [start, len]] of blocks.entries()) {
+    const ex = await m.variant({ interventions: [{ hook: r.hook, rows: n }], startLayer: r.layer, positions: len, batch: B, head: 'last', pick: r.ids.length });
+    ex.write(ivName(r.hook, 'a'), r.a);
+    ex.write(ivName(r.hook, 'b'), r.b);
+    if (i === 0 && r.from > 0) {
+      // the rows below `from` of every layer that runs: the corrupted run's, in each sequence's cache
+      const enc = d.createCommandEncoder();
+      for (let l = r.layer; l < c.nLayers; l++)
+        for (const kv of ['k', 'v']) {
+          const name = `cache.${kv}.${l}`;
+          for (let b = 0; b < B; b++) enc.copyBufferToBuffer(m.executor.state(name), 0, ex.state(name), b * kvBytes, (r.from * kvBytes) / c.contextLength);
+        }
+      d.queue.submit([enc.finish()]);
+    }
+    const at = r.from + start;
+    const inputs: Record<string, number | Int32Array | Float32Array> = { pos: at, pick: r.ids };
+    if (r.layer === 0) inputs.token = Int32Array.from({ length: B * len }, (_, k) => r.tokens[at + (k % len)]!);
+    else {
+      const x = new Float32Array(B * len * dim), rows = r.resid.subarray(at * dim, (at + len) * dim);
+      for (let b = 0; b < B; b++) x.set(rows, b * len * dim);
+      inputs.resid = x;
+    }
+    if (i < blocks.length - 1) ex.submit(inputs);
+    else picked = await ex.run(inputs, 'picked');
+  }
+  return picked!.subarray(0, B * r.ids.length);
+}
