@@ -108,10 +108,13 @@ export function quantize(dtype: DType, x: ArrayLike<number>): Uint8Array {
 }
 
 // ---- CPU: file layout -> GPU layout ---------------------------------------------------------------
-/** Repack `rows` rows of `cols` columns (file layout) into the GPU layout described at the top. */
-export function repack(dtype: DType, bytes: Uint8Array, rows: number, cols: number): Uint32Array {
+/** Whether the GPU layout of `cols`-wide rows is the file's, byte for byte (no repacking). */
+export const sameLayout = (dtype: DType, cols: number) => dtype === 'f32' || ((dtype === 'f16' || dtype === 'bf16') && cols % 2 === 0);
+
+/** Repack `rows` rows of `cols` columns (file layout) into the GPU layout described at the top, into
+ *  `out` when given (zeroed, at least that many words: e.g. a buffer's mapping). */
+export function repack(dtype: DType, bytes: Uint8Array, rows: number, cols: number, out = new Uint32Array(gpuWords(dtype, rows, cols))): Uint32Array {
   const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const out = new Uint32Array(gpuWords(dtype, rows, cols));
   switch (dtype) {
     case 'f32':
       for (let i = 0; i < rows * cols; i++) out[i] = v.getUint32(i * 4, true);

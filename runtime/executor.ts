@@ -3,7 +3,8 @@
 // position buffer are written, then the recorded dispatch list is encoded and submitted.
 import { type Plan } from '../compiler/plan.js';
 import { type KernelIR, specParams, storageParams, uniformParams } from '../compiler/kernel/ir.js';
-import { repack } from '../ops/dequant.js';
+import { repack, sameLayout } from '../ops/dequant.js';
+import { rawBytes } from '../compiler/ir/dtype.js';
 import { kernels } from '../ops/kernels.gen.js';
 
 /** Greedy decoding's steps a command buffer, submit by submit (the position advances on the GPU):
@@ -14,7 +15,7 @@ import { kernels } from '../ops/kernels.gen.js';
 const SUBMIT_STEPS = [1, 1, 2, 2, 3, 4, 5, 6, 8];
 import { toWGSL, uniformBytes } from '../compiler/kernel/wgsl.js';
 import { checked, type GpuContext } from './gpu.js';
-import { weightRows, type WeightMap } from './weights.js';
+import { weightRows, weightRowsInto, type WeightMap } from './weights.js';
 import { type BufId, inRange } from '../compiler/ir/op.js';
 
 const MAX_GROUPS_PER_DIM = 65535;
@@ -158,13 +159,21 @@ export class Executor {
         this.buffers.set(spec.id, theirs);
         continue;
       }
-      const buf = d.createBuffer({ size: Math.ceil(spec.bytes / 4) * 4, usage });
+      // a weight is written through its mapping at creation: read from the file straight into it where
+      // the GPU layout is the file's (f32, f16 and bf16 of even width), else repacked into it
+      const buf = d.createBuffer({ size: Math.ceil(spec.bytes / 4) * 4, usage, mappedAtCreation: !!spec.weight });
       this.owned.push(buf);
       this.buffers.set(spec.id, buf);
       if (spec.weight) {
         const w = weights.get(spec.weight.name)!;
         const { rowStart, rows, cols } = spec.weight;
-        d.queue.writeBuffer(buf, 0, repack(w.dtype, weightRows(w, rowStart, rows), rows, cols) as Uint32Array<ArrayBuffer>);
+        const mapped = buf.getMappedRange();
+        if (sameLayout(w.dtype, cols)) {
+          const into = new Uint8Array(mapped, 0, rawBytes(w.dtype, rows * cols));
+          const got = weightRowsInto(w, rowStart, rows, into);
+          if (got !== into) into.set(got);
+        } else repack(w.dtype, weightRows(w, rowStart, rows), rows, cols, new Uint32Array(mapped));
+        buf.unmap();
       } else if (spec.kind === 'const') {
         d.queue.writeBuffer(buf, 0, consts(spec.id) as Float32Array<ArrayBuffer>);
       }

@@ -9,6 +9,8 @@ export interface WeightTensor {
   readonly bytes: Uint8Array;
   /** rows [start, start+count) of a 2-D weight, when they can be read without the rest */
   readonly readRows?: (start: number, count: number) => Uint8Array;
+  /** the same rows read straight into `into` (exactly their size): no buffer of their own */
+  readonly readRowsInto?: (start: number, count: number, into: Uint8Array) => void;
 }
 
 /** Rows of a weight in file layout. */
@@ -16,6 +18,14 @@ export function weightRows(w: WeightTensor, start: number, count: number): Uint8
   if (w.readRows) return w.readRows(start, count);
   const rowBytes = w.bytes.byteLength / (w.shape.length === 2 ? w.shape[0]! : 1);
   return w.bytes.subarray(start * rowBytes, (start + count) * rowBytes);
+}
+
+/** Rows of a weight in file layout, written into `into` (exactly their size) where they are read from
+ *  a file; where they are in memory already, `into` is left alone and a view is returned. */
+export function weightRowsInto(w: WeightTensor, start: number, count: number, into: Uint8Array): Uint8Array {
+  if (!w.readRowsInto) return weightRows(w, start, count);
+  w.readRowsInto(start, count, into);
+  return into;
 }
 export type WeightMap = Map<string, WeightTensor>;
 

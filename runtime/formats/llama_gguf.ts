@@ -166,5 +166,6 @@ function rowRange(w: WeightTensor, start: number, count: number): WeightTensor {
     shape: [count, w.shape[1]!], dtype: w.dtype,
     get bytes() { return weightRows(w, start, count); },
     readRows: (s: number, n: number) => weightRows(w, start + s, n),
+    ...(w.readRowsInto ? { readRowsInto: (s: number, n: number, into: Uint8Array) => w.readRowsInto!(start + s, n, into) } : {}),
   };
 }

@@ -7,6 +7,8 @@ export interface ByteSource {
   readonly size: number;
   /** `length` bytes from `offset`; the caller has checked the range against `size` */
   read(offset: number, length: number): Uint8Array;
+  /** the same bytes written into `into` (exactly `length` long), where the source can avoid a buffer */
+  readInto?(offset: number, into: Uint8Array): void;
 }
 
 export const memorySource = (b: Uint8Array): ByteSource => ({ size: b.byteLength, read: (o, n) => b.subarray(o, o + n) });
@@ -19,5 +21,6 @@ export function lazyWeight(src: ByteSource, shape: readonly number[], dtype: DTy
     shape, dtype,
     get bytes() { return src.read(offset, length); },
     readRows: (start: number, count: number) => src.read(offset + start * rowBytes, count * rowBytes),
+    ...(src.readInto ? { readRowsInto: (start: number, count: number, into: Uint8Array) => src.readInto!(offset + start * rowBytes, into.subarray(0, count * rowBytes)) } : {}),
   };
 }

@@ -32,23 +32,26 @@ function stat(file: string, what: string): fs.Stats {
 export function fileSource(file: string, what = 'model file'): ByteSource {
   const st = stat(file, what);
   if (!st.isFile()) throw new UsageError(`${what} '${file}' is not a file`);
+  const readInto = (offset: number, into: Uint8Array) => {
+    const fd = fs.openSync(file, 'r');
+    try {
+      for (let done = 0; done < into.byteLength;) {
+        const n = fs.readSync(fd, into, done, into.byteLength - done, offset + done);
+        if (n === 0) throw new FormatError(file, `the file ended at byte ${offset + done} (it changed while being read?)`);
+        done += n;
+      }
+    } finally {
+      fs.closeSync(fd);
+    }
+  };
   return {
     size: st.size,
     read(offset, length) {
       const out = new Uint8Array(length);
-      const fd = fs.openSync(file, 'r');
-      try {
-        let done = 0;
-        while (done < length) {
-          const n = fs.readSync(fd, out, done, length - done, offset + done);
-          if (n === 0) throw new FormatError(file, `the file ended at byte ${offset + done} (it changed while being read?)`);
-          done += n;
-        }
-      } finally {
-        fs.closeSync(fd);
-      }
+      readInto(offset, out);
       return out;
     },
+    readInto,
   };
 }
 
