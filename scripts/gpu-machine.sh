@@ -11,6 +11,9 @@
 #                                             # and the ratios; with .gpu/base.tar.xz also the base build
 #   bash scripts/gpu-machine.sh pack-base REV # here: .gpu/base.tar.xz, the app built at git revision REV,
 #                                             # so `compare` measures before and after in the same call
+#   bash scripts/gpu-machine.sh interp        # there: the interpretability workloads (benchmarks/interp.ts)
+#                                             # beside the PyTorch peer (benchmarks/interp_peer.py) and the
+#                                             # decode benches of this build and the base build: $OUT/interp.json
 #   bash scripts/gpu-machine.sh tapir ARGS    # there: any tapir command (the default model is packed
 #                                             # into .gpu/models/ when ../shared/models has it)
 #
@@ -103,6 +106,28 @@ case "${1:-}" in
       (cd /tmp/tapir-base && ../tapir/node --no-concurrent-recompilation bin/tapir.js bench --synth "$preset" --prompt-tokens 128 --gen-tokens 256 --json --dtype "${dtypes[0]}") > "$out/base-${dtypes[0]}.json" || true
     fi
     python3 benchmarks/compare.py "$out/hf.json" "$out"/tapir-*.json "$out"/base-*.json
+    ;;
+  interp)
+    shift
+    out=${OUT:-/tmp}
+    unpack
+    preset=${TAPIR_PRESET:-llama-3.2-1b}
+    export __GL_SHADER_DISK_CACHE=0 # the NVIDIA driver compiles every pipeline anew: first runs are first runs
+    log "PyTorch peer"
+    # shellcheck disable=SC2086
+    python3 benchmarks/interp_peer.py ${TAPIR_PEER_ARGS:-} > "$out/peer.json" || log "peer failed"
+    bench=(bench --synth "$preset" --dtype f16 --prompt-tokens 128 --gen-tokens 128 --json)
+    log "tapir decode"
+    (cd /tmp/tapir && ./node --no-concurrent-recompilation bin/tapir.js "${bench[@]}" --taps 'blocks.*.hook_resid_post') > "$out/decode.json" || log "tapir bench failed"
+    if [ -d /tmp/tapir-base ]; then
+      log "base build decode"
+      (cd /tmp/tapir-base && ../tapir/node --no-concurrent-recompilation bin/tapir.js "${bench[@]}") > "$out/decode-base.json" || log "base bench failed"
+    fi
+    log "tapir workloads"
+    (cd /tmp/tapir && ./node --no-concurrent-recompilation dist/benchmarks/interp.js --out /tmp/interp --preset "$preset" \
+      --peer "$out/peer.json" --decode "$out/decode.json" --decode-base "$out/decode-base.json") > /dev/null || log "tapir workloads failed"
+    cp /tmp/interp/interp.json /tmp/interp/tapir.json "$out/" 2>/dev/null || true
+    cat "$out/interp.json" 2>/dev/null || true
     ;;
   pack-base) shift; pack_base "$@" ;;
   *) sed -n '2,17p' "$0"; exit 2 ;;

@@ -10,6 +10,7 @@ import { ggufHeader, type GGUFWriteTensor, type GGUFWriteValue } from '../format
 import { llamaMetadata, ropeFreqsTensor } from '../formats/llama_gguf_write.js';
 import { GGML_TYPE_ID } from '../../ops/dequant.js';
 import type { SynthModel } from '../synth/synth.js';
+import type { WeightMap } from '../weights.js';
 
 export function writeAtomically(file: string, write: (fd: number) => void) {
   const tmp = `${file}.partial`;
@@ -51,9 +52,10 @@ export function writeGGUFFile(file: string, metadata: [string, GGUFWriteValue][]
 }
 
 /** A synthetic model (runtime/synth) as a GGUF file. */
-export function writeSynthGGUF(m: SynthModel, file: string, onTensor?: (i: number) => void) {
+export function writeSynthGGUF(m: SynthModel, file: string, onTensor?: (i: number) => void, made?: WeightMap) {
   writeGGUFFile(file, llamaMetadata(m.config, m.vocab, m.family), [
-    ...m.tensors.map((t) => ({ name: t.name, dims: [...t.shape].reverse(), type: GGML_TYPE_ID[t.dtype]!, bytes: t.bytes, produce: t.produce })),
+    // `made`: tensors made already (e.g. benchWeights'), written as they are
+    ...m.tensors.map((t) => ({ name: t.name, dims: [...t.shape].reverse(), type: GGML_TYPE_ID[t.dtype]!, bytes: t.bytes, produce: made?.has(t.name) ? () => made.get(t.name)!.bytes : t.produce })),
     ...ropeFreqsTensor(m.config).map((t) => ({ ...t, bytes: t.data.length, produce: () => t.data })),
   ], onTensor);
   return file;

@@ -1,0 +1,117 @@
+// The interpretability workloads researchers run, timed with the CLI's default settings beside the
+// PyTorch peer (benchmarks/interp_peer.py, run in the same device call):
+//   cache128, cache8x128   16 (every layer's) hook_resid_post of 1 or 8 prompts of 128 tokens, on the host
+//   lens16                 the logit lens over a 16-token prompt (top 5, the target's rank, KL)
+//   patch16x16             resid_pre activation patching, every layer × 16 positions
+//   prefill512             a 512-token prompt's prefill (tokens/s)
+//   load                   the GGUF file to a ready model (pipelines created at load included)
+// Each workload runs in a fresh process (its first call is a first run: after load, nothing compiled
+// yet; the runbook turns the NVIDIA driver's shader cache off), then `--repeat` more times (median).
+//
+//   node --no-concurrent-recompilation dist/benchmarks/interp.js --out DIR [--preset P] [--dtype T]
+//        [--peer peer.json] [--decode bench.json] [--decode-base bench.json]
+// writes DIR/model.gguf (unless there), DIR/tapir.json and, with --peer, DIR/interp.json:
+// {"card", "workloads": {name: {"tapir_ms", "peer_ms", "speedup", "first_run_ms"}}, "decode": {...}}.
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { Model } from '../runtime/model.js';
+import { releaseGpu } from '../runtime/gpu.js';
+import { loadModelSource } from '../runtime/node/load.js';
+import { writeSynthGGUF } from '../runtime/node/write_file.js';
+import { benchWeights, synthModel } from '../runtime/synth/synth.js';
+import { logitLens } from '../runtime/interp/lens.js';
+import { activationPatching } from '../runtime/interp/patching.js';
+import type { DType } from '../compiler/ir/dtype.js';
+
+const WORKLOADS = ['cache128', 'cache8x128', 'lens16', 'patch16x16', 'prefill512'] as const;
+type Workload = (typeof WORKLOADS)[number];
+
+const { values: a } = parseArgs({ options: {
+  out: { type: 'string' }, preset: { type: 'string', default: 'llama-3.2-1b' }, dtype: { type: 'string', default: 'f16' },
+  repeat: { type: 'string', default: '5' }, workload: { type: 'string' }, peer: { type: 'string' }, decode: { type: 'string' }, 'decode-base': { type: 'string' },
+} });
+const out = a.out ?? '/tmp/tapir-interp';
+const file = path.join(out, 'model.gguf');
+const repeat = Number(a.repeat);
+const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]!;
+
+interface One { workload: Workload; load_ms: number; first_run_ms: number; ms: number; runs_ms: number[]; device: string; tokens_per_s?: number }
+
+/** One workload in this process: load, the first call, then `repeat` calls. */
+async function one(w: Workload): Promise<One> {
+  const t0 = performance.now();
+  const model = await Model.create(loadModelSource(file));
+  const loadMs = performance.now() - t0;
+  const V = model.config.vocabSize;
+  let seed = 12345;
+  const rand = () => ((seed = (seed * 1103515245 + 12345) >>> 0) % V);
+  const prompt = (n: number) => [model.tokenizer.vocab.bos, ...Array.from({ length: n - 1 }, rand)];
+  const resid = 'blocks.*.hook_resid_post';
+  const [p128, batch, p16, c16, p512] = [prompt(128), Array.from({ length: 8 }, () => prompt(128)), prompt(16), prompt(16), prompt(512)];
+  const target = 1234 % V, distractor = 5678 % V;
+  const runs: Record<Workload, () => Promise<unknown>> = {
+    // what `tapir cache` runs (no logits read back), for one prompt and a batch
+    cache128: () => model.runWithHooks(p128, { interventions: [], hooks: resid, logits: 'none' }),
+    cache8x128: () => model.runBatchWithHooks(batch, { interventions: [], hooks: resid, logits: 'none' }),
+    // what `tapir lens` and `tapir patch` run by default
+    lens16: () => logitLens(model, p16, { target, top: 5 }),
+    patch16x16: () => activationPatching(model, p16, c16, { target, distractor, sites: ['resid_pre'] }),
+    prefill512: () => model.prefill(p512, 'next'),
+  };
+  const timed = async () => { const s = performance.now(); await runs[w](); return performance.now() - s; };
+  const first = await timed();
+  const ms: number[] = [];
+  for (let i = 0; i < repeat; i++) ms.push(await timed());
+  const device = model.executor.gpu.adapterInfo;
+  model.dispose();
+  await releaseGpu();
+  return { workload: w, load_ms: loadMs, first_run_ms: first, ms: median(ms), runs_ms: ms, device, ...(w === 'prefill512' ? { tokens_per_s: (512 / median(ms)) * 1000 } : {}) };
+}
+
+if (a.workload) {
+  console.log(JSON.stringify(await one(a.workload as Workload)));
+  process.exit(0);
+}
+
+fs.mkdirSync(out, { recursive: true });
+if (!fs.existsSync(file)) {
+  const t0 = performance.now();
+  const m = synthModel(a.preset!, a.dtype as DType, 1);
+  writeSynthGGUF(m, file, undefined, benchWeights(m));
+  console.error(`interp: wrote ${file} (${(fs.statSync(file).size / 2 ** 30).toFixed(2)} GiB) in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+}
+const results: Record<string, One> = {};
+for (const w of WORKLOADS) {
+  const r = spawnSync(process.execPath, ['--no-concurrent-recompilation', process.argv[1]!, '--workload', w, '--out', out, '--repeat', String(repeat)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+  if (r.status !== 0) { console.error(`interp: ${w} failed (exit ${r.status})`); continue; }
+  results[w] = JSON.parse(r.stdout.trim().split('\n').pop()!);
+  console.error(`interp: ${w}: first ${results[w]!.first_run_ms.toFixed(0)} ms, then ${results[w]!.ms.toFixed(1)} ms (load ${results[w]!.load_ms.toFixed(0)} ms)`);
+}
+fs.writeFileSync(path.join(out, 'tapir.json'), JSON.stringify(results, null, 1));
+
+// with the peer's numbers (and the decode benches): the interp.json the runbook keeps
+if (a.peer) {
+  const peer = JSON.parse(fs.readFileSync(a.peer, 'utf8')) as { card: string; workloads: Record<string, { ms: number; first_ms: number }> };
+  const row = (mine: string, theirs: string) => {
+    const t = results[mine], p = peer.workloads[theirs];
+    return t ? { tapir_ms: t.ms, peer_ms: p?.ms ?? null, speedup: p ? p.ms / t.ms : null, first_run_ms: t.first_run_ms } : null;
+  };
+  const decodeOf = (f?: string) => (f && fs.existsSync(f) ? (JSON.parse(fs.readFileSync(f, 'utf8')) as { decode: { gpuMsPerToken?: number; tokensPerSecond: number }; tapped?: { ratio: number } }) : undefined);
+  const [now, base] = [decodeOf(a.decode), decodeOf(a['decode-base'])];
+  const loads = Object.values(results).map((r) => r.load_ms);
+  const interp = {
+    card: peer.card, tapir_device: Object.values(results)[0]?.device,
+    workloads: {
+      cache128: row('cache128', 'cache128'), cache8x128: row('cache8x128', 'cache8x128'), lens16: row('lens16', 'lens16'),
+      patch16x16: row('patch16x16', 'patch16x16'), patch16x16_batched: row('patch16x16', 'patch16x16_batched'), prefill512: row('prefill512', 'prefill512'),
+      load: { tapir_ms: loads.length ? median(loads) : null },
+    },
+    prefill512_tokens_per_s: { tapir: results.prefill512?.tokens_per_s ?? null, peer: (peer.workloads.prefill512 as { tokens_per_s?: number } | undefined)?.tokens_per_s ?? null },
+    decode: { gpu_ms_per_token: now?.decode.gpuMsPerToken ?? null, base_gpu_ms_per_token: base?.decode.gpuMsPerToken ?? null, tapped_ratio: now?.tapped?.ratio ?? null },
+  };
+  fs.writeFileSync(path.join(out, 'interp.json'), JSON.stringify(interp, null, 1));
+  console.log(JSON.stringify(interp));
+}
+process.exit(0);
