@@ -10,7 +10,7 @@
 //
 //   node --no-concurrent-recompilation dist/benchmarks/interp.js --out DIR [--preset P] [--dtype T]
 //        [--peer peer.json] [--decode bench.json] [--decode-base bench.json]
-// writes DIR/model.gguf (unless there), DIR/tapir.json and, with --peer, DIR/interp.json:
+// writes DIR/model.gguf (unless there; --prepare: only that), DIR/tapir.json and, with --peer, DIR/interp.json:
 // {"card", "workloads": {name: {"tapir_ms", "peer_ms", "speedup", "first_run_ms"}}, "decode": {...}}.
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -30,7 +30,7 @@ type Workload = (typeof WORKLOADS)[number];
 
 const { values: a } = parseArgs({ options: {
   out: { type: 'string' }, preset: { type: 'string', default: 'llama-3.2-1b' }, dtype: { type: 'string', default: 'f16' },
-  repeat: { type: 'string', default: '5' }, workload: { type: 'string' }, peer: { type: 'string' }, decode: { type: 'string' }, 'decode-base': { type: 'string' },
+  repeat: { type: 'string', default: '5' }, workload: { type: 'string' }, prepare: { type: 'boolean' }, peer: { type: 'string' }, decode: { type: 'string' }, 'decode-base': { type: 'string' },
 } });
 const out = a.out ?? '/tmp/tapir-interp';
 const file = path.join(out, 'model.gguf');
@@ -82,6 +82,7 @@ if (!fs.existsSync(file)) {
   writeSynthGGUF(m, file, undefined, benchWeights(m));
   console.error(`interp: wrote ${file} (${(fs.statSync(file).size / 2 ** 30).toFixed(2)} GiB) in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
 }
+if (a.prepare) process.exit(0); // the model file only (benchmarks/interp_profile.ts reads it)
 const results: Record<string, One> = {};
 for (const w of WORKLOADS) {
   const r = spawnSync(process.execPath, ['--no-concurrent-recompilation', process.argv[1]!, '--workload', w, '--out', out, '--repeat', String(repeat)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
