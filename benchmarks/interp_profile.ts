@@ -25,7 +25,7 @@ const top = async (ex: Executor, inputs: Record<string, number | Int32Array | Fl
 };
 const out: Record<string, unknown> = { device: model.executor.gpu.adapterInfo, bindingBytes: model.bindingBytes, blockSize: model.blockSize };
 
-for (const [name, prompts] of [['cache128', [prompt(128)]], ['cache8x128', Array.from({ length: 8 }, () => prompt(128))], ['prefill16', [prompt(16)]]] as const) {
+for (const [name, prompts] of [['cache128', [prompt(128)]], ['cache8x128', Array.from({ length: 8 }, () => prompt(128))], ['prefill16', [prompt(16)]], ['prefill512', [prompt(512)]]] as const) {
   const phases: unknown[] = [];
   for (let k = 0; k < 4; k++) {
     const t0 = performance.now();

@@ -59,6 +59,6 @@ if [ "${1:-}" = "--tests" ] && { [ ! -d test/oracle/node_modules ] || [ test/ora
   log "npm ci (test/oracle: llama.cpp via node-llama-cpp, CPU only)"
   (cd test/oracle && npm ci --omit=optional --no-audit --no-fund --loglevel=error)
 fi
-if [ ! -f dist/.built ] || [ -n "$(find compiler runtime ops models examples cli viewer package.json tsconfig.json -newer dist/.built -type f 2>/dev/null | head -1)" ]; then
+if [ ! -f dist/.built ] || [ -n "$(find compiler runtime ops models examples cli viewer benchmarks package.json tsconfig.json -newer dist/.built -type f 2>/dev/null | head -1)" ]; then
   log "building"; npm run -s build
 fi
