@@ -63,6 +63,45 @@ for (const [name, prompts] of [['cache128', [prompt(128)]], ['cache8x128', Array
   const ex = await model.variant({ interventions: [{ hook: r.hook, rows: n }], startLayer: 0, positions: 8, batch: 8, head: 'last', pick: 2 });
   out.patch_batch = { times, profile: await top(ex, { token: new Int32Array(64), pos: 8, pick: r.ids }) };
 }
+{
+  // reading back: a MAP_READ buffer filled on the GPU, mapped, copied out
+  const r: Record<string, unknown> = {};
+  for (const mb of [16, 128]) {
+    const bytes = mb << 20;
+    const src = d.createBuffer({ size: bytes, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC });
+    const dst = d.createBuffer({ size: bytes, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    const times: unknown[] = [];
+    for (let k = 0; k < 3; k++) {
+      const enc = d.createCommandEncoder();
+      enc.copyBufferToBuffer(src, 0, dst, 0, bytes);
+      d.queue.submit([enc.finish()]);
+      const t0 = performance.now();
+      await dst.mapAsync(GPUMapMode.READ);
+      const map = ms(t0);
+      const t1 = performance.now();
+      const copy = new Float32Array(dst.getMappedRange()).slice(0);
+      const slice = ms(t1);
+      dst.unmap();
+      const t2 = performance.now();
+      copy.slice(0);
+      times.push({ map, copyOut: slice, jsCopy: ms(t2) });
+    }
+    r[`${mb}MiB`] = times;
+    src.destroy();
+    dst.destroy();
+  }
+  out.readback = r;
+}
+{
+  // a block of at most 32 positions (matmulSmallKernel) and one of 40 (matmulKernel) give the same bits
+  const p40 = prompt(40);
+  const hook = `blocks.${model.config.nLayers - 1}.hook_resid_post`;
+  const big = (await model.runWithCache(p40, { hooks: hook, logits: 'none' })).cache.get(hook)!.data;
+  const small = (await model.runWithCache(p40.slice(0, 20), { hooks: hook, logits: 'none' })).cache.get(hook)!.data;
+  let diff = 0;
+  for (let i = 0; i < small.length; i++) if (small[i] !== big[i]) diff++;
+  out.blockInvariance = { compared: small.length, differing: diff };
+}
 console.log(JSON.stringify(out, null, 1));
 model.dispose();
 await releaseGpu();

@@ -94,14 +94,16 @@ export function lowerMatvec(call: MatvecCall, ctx: LowerCtx, out: string, offset
   // f16 and q8_0 rows of whole 16-byte loads: the wide decode kernels
   const chunks = ctx.chunks(w);
   const wide = block ? undefined : wideFor([w], w.shape[1]!, chunks.map((c) => c.rows));
-  const e = lowerEpilogues(call.owner, ctx, block ? 'matmulKernel' : wide?.matvec ?? 'matvecKernel', call.vectors, call.epilogues);
+  const e = lowerEpilogues(call.owner, ctx, block ? (T <= SMALL_TOKENS ? 'matmulSmallKernel' : 'matmulKernel') : wide?.matvec ?? 'matvecKernel', call.vectors, call.epilogues);
   const bind: Record<string, string> = { ...e.bind, x: ctx.buf(x), nw: norm ? ctx.buf(norm.weight) : ctx.buf(x), out };
   const grid = wide && wideGrid(wide, w.shape[0]!, w.shape[1]!);
   const uniforms: Record<string, number> = { ...e.uniforms, cols: w.shape[1]!, eps: norm?.eps ?? 0, norm: norm ? 1 : 0, ...(grid ? { lanes: grid.lanes } : { wtype: WTYPE[w.dtype]! }) };
   for (const c of chunks) {
     if (block) {
-      const rowTiles = Math.ceil(c.rows / TILE);
-      ctx.dispatch(e.kernel, { ...bind, w: c.buf }, { ...uniforms, rows: c.rows, tokens: T, outStride: stride, outOffset: offset + c.rowStart, rowTiles }, rowTiles * Math.ceil(T / TILE));
+      // a few positions: tiles of SMALL_TILE rows × SMALL_TILE positions, many more workgroups
+      const tile = T <= SMALL_TOKENS ? SMALL_TILE : TILE;
+      const rowTiles = Math.ceil(c.rows / tile);
+      ctx.dispatch(e.kernel, { ...bind, w: c.buf }, { ...uniforms, rows: c.rows, tokens: T, outStride: stride, outOffset: offset + c.rowStart, rowTiles }, rowTiles * Math.ceil(T / tile));
     } else ctx.dispatch(e.kernel, { ...bind, w: c.buf }, { ...uniforms, rows: c.rows, outOffset: offset + c.rowStart }, grid ? Math.ceil(c.rows / ((wide.rowSet * 256) / grid.lanes)) : c.rows);
   }
 }
@@ -128,6 +130,12 @@ export function wideGrid(k: Wide, rows: number, cols: number, rowSet = k.rowSet)
 
 /** a matmul workgroup's tile: TILE weight rows by TILE positions */
 const TILE = 64;
+/** at most this many positions (all sequences' rows of a block) take matmulSmallKernel's tiles of
+ *  SMALL_TILE rows by SMALL_TILE positions: with 64 × 64 tiles, a few positions leave most of each
+ *  tile idle and a matrix only rows / 64 workgroups (a 16-position prefill of the 1B shape took 27 ms
+ *  on an H100, 128 positions 35 ms) */
+const SMALL_TOKENS = 32;
+const SMALL_TILE = 16;
 
 /** A workgroup per output row: strided partial dot products (and sums of squares for the norm),
  *  a tree reduction, then the epilogue at the store. */
@@ -251,6 +259,68 @@ export function matmulKernel(id: Invocation, w: In<u32>, x: In<f32>, nw: In<f32>
         out[o] = epilogue(v * scale, o);
       }
     }
+  }
+}
+
+/** The matrix product for a few positions: a workgroup takes 16 weight rows by 16 positions and each
+ *  invocation one output, its sum over the columns in order, one product at a time: the same sum in
+ *  the same order as matmulKernel's (and its norm's sums of squares in its four interleaved parts,
+ *  added as it adds them), so a position's row is the same bits whichever kernel a block takes. Each
+ *  step stages 64 columns of the tile's weights (dequantized) and raw x in workgroup memory. */
+/** @kernel @workgroupSize 256 */
+export function matmulSmallKernel(id: Invocation, w: In<u32>, x: In<f32>, nw: In<f32>, out: Out<f32>,
+  rows: u32, cols: u32, tokens: u32, outStride: u32, outOffset: u32, eps: f32, rowTiles: u32, wtype: Spec<u32>, norm: Spec<u32>) {
+  const ws = sharedF32(1024); // [64 columns][16 rows]
+  const xs = sharedF32(1024); // [64 columns][16 positions]
+  const ns = sharedF32(64); // the norm weight's 64 columns
+  const r0: u32 = (id.group % rowTiles) * 16;
+  const t0: u32 = idiv(id.group, rowTiles) * 16;
+  const ty: u32 = idiv(id.local, 16); // this invocation's row in the tile
+  const tx: u32 = id.local % 16; // and position
+  // staging: invocation i loads row (and position) i % 16 at columns 4·(i / 16) .. +3 of the step
+  const lr: u32 = id.local % 16;
+  const lc: u32 = idiv(id.local, 16) * 4;
+  const wr: u32 = Math.min(r0 + lr, rows - 1); // rows and positions past the end compute a copy, never stored
+  const xt: u32 = Math.min(t0 + lr, tokens - 1);
+  let acc: f32 = 0;
+  let s0: f32 = 0;
+  let s1: f32 = 0;
+  let s2: f32 = 0;
+  let s3: f32 = 0;
+  for (let c0: u32 = 0; c0 < cols; c0 += 64) {
+    for (let j: u32 = 0; j < 4; j++) {
+      const c: u32 = Math.min(c0 + lc + j, cols - 1);
+      const live: f32 = c0 + lc + j < cols ? 1 : 0;
+      ws[(lc + j) * 16 + lr] = weightAt(w, wtype, rows, cols, wr, c) * live;
+      xs[(lc + j) * 16 + lr] = x[xt * cols + c] * live;
+    }
+    if (norm === 1 && id.local < 64) {
+      ns[id.local] = nw[Math.min(c0 + id.local, cols - 1)];
+    }
+    workgroupBarrier();
+    for (let k: u32 = 0; k < 64; k++) {
+      const xv: f32 = xs[k * 16 + tx];
+      // the squares as matmulKernel's staging sums them: column c in part (c % 16) / 4
+      const q: u32 = (k % 16) >> 2;
+      if (q === 0) {
+        s0 += xv * xv;
+      } else if (q === 1) {
+        s1 += xv * xv;
+      } else if (q === 2) {
+        s2 += xv * xv;
+      } else {
+        s3 += xv * xv;
+      }
+      acc += ws[k * 16 + ty] * (norm === 1 ? xv * ns[k] : xv);
+    }
+    workgroupBarrier();
+  }
+  const r: u32 = r0 + ty;
+  const t: u32 = t0 + tx;
+  if (r < rows && t < tokens) {
+    const scale: f32 = norm === 1 ? 1 / Math.sqrt((s0 + s1 + s2 + s3) / f32(cols) + eps) : 1;
+    const o: u32 = t * outStride + outOffset + r;
+    out[o] = epilogue(acc * scale, o);
   }
 }
 

@@ -243,7 +243,7 @@ describe('GPU errors are not silent', () => {
 describe('kernels over several positions match their references', () => {
   const op = (name: string) => OPSET.ops.get(name)!;
   const T = 11, pos = 5;
-  it.each([[67, 131, false], [8, 300, true]])('matmul %i x %i (norm: %s), with add and store epilogues', async (rows, cols, norm) => {
+  it.each([[67, 131, false, T], [8, 300, true, T], [67, 131, true, 40]])('matmul %i x %i (norm: %s) over %i positions, with add and store epilogues', async (rows, cols, norm, T) => {
     // the fused kernel stores W·x on the side and returns W·x + y; the reference is the unfused graph
     const { out, ref, plan } = await runBoth((o, g) => {
       const srcs = [o.weight('w', [rows, cols]), o.weight('x', [T, cols]), ...(norm ? [o.weight('nw', [cols])] : []), o.weight('y', [T, rows])];
@@ -256,7 +256,7 @@ describe('kernels over several positions match their references', () => {
         return o.add(o.add(m, o.weight('y', [T, rows])), m);
       },
     });
-    expect(plan.dispatches[0]!.kernel).toBe('matmulKernel+storeEpilogue+addEpilogue');
+    expect(plan.dispatches[0]!.kernel).toBe(`${T <= 32 ? 'matmulSmallKernel' : 'matmulKernel'}+storeEpilogue+addEpilogue`); // a few positions: small tiles
     expect(relErr(out, ref), seedNote).toBeLessThanOrEqual(TOL);
   });
 
@@ -271,7 +271,8 @@ describe('kernels over several positions match their references', () => {
     const all = await run(n, 0);
     expect(all.plan.dispatches.map((d) => [d.kernel, d.groups])).toEqual([['matmulKernel', 3 * 3]]);
     expect(relErr(all.out, all.ref), seedNote).toBeLessThanOrEqual(TOL);
-    for (const [m, from] of [[1, 0], [1, 149], [7, 64]] as const) {
+    // blocks of up to 32 positions take matmulSmallKernel: the same bits as matmulKernel's tiles
+    for (const [m, from] of [[1, 0], [1, 149], [7, 64], [32, 100], [33, 17]] as const) {
       const part = await run(m, from);
       expect(Array.from(part.out), `rows ${from}..${from + m - 1}`).toEqual(Array.from(all.out.subarray(from * rows, (from + m) * rows)));
     }

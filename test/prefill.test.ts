@@ -127,7 +127,7 @@ describe('prefill', () => {
     const c = { ...src.config, contextLength: 64 };
     const plan = compile(llama(c, () => 'f32', { positions: 16 }), OPSET, target({ maxBindingBytes: 1 << 27 })).plan!;
     const names = plan.dispatches.map((d) => d.kernel);
-    expect(names.filter((k) => k.startsWith('matmulKernel')).length).toBe(7 * c.nLayers + 1); // q, k, v, o, gate, up, down; + logits
+    expect(names.filter((k) => k.startsWith('matmulSmallKernel')).length).toBe(7 * c.nLayers + 1); // q, k, v, o, gate, up, down; + logits (16 positions: small tiles)
     expect(names.filter((k) => k.startsWith('matvecKernel'))).toEqual([]);
     expect(names).toContain('ropeKvKernel');
     expect(names).toContain('attentionShortKernel');

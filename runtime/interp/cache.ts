@@ -27,6 +27,7 @@ export function checkSelection(s: HookSelection, shape: readonly number[], posit
 export /** A hook's [pos, ...shape] values, narrowed to one head and/or one position; shaped [1, pos, ...]. */
 function sliceSelection(s: HookSelection, all: Float32Array, shape: readonly number[], positions: number): CacheEntry {
   const per = shape.reduce((a, b) => a * b, 1);
+  if (s.pos === undefined && s.head === undefined) return { shape: [1, positions, ...shape], data: all.slice(0, positions * per) }; // the whole hook: one copy
   const ps = s.pos === undefined ? [...Array(positions).keys()] : [s.pos < 0 ? positions + s.pos : s.pos];
   const inner = s.head === undefined ? per : shape[1]!;
   const data = new Float32Array(ps.length * inner);

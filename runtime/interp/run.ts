@@ -119,9 +119,9 @@ export async function runBatchWithHooks(m: RunHost, prompts: readonly (readonly 
       return stage;
     });
     await staging.mapAsync(GPUMapMode.READ);
-    const all = new Float32Array(staging.getMappedRange().slice(0));
-    staging.unmap();
-    const logits = prompts.map((_, b) => Array.from({ length: logitRows }, (_, t) => all.subarray((logitsAt / 4) + (b * logitRows + t) * V, (logitsAt / 4) + (b * logitRows + t + 1) * V)));
+    // every value is copied out of the mapping once, straight into what is returned
+    const all = new Float32Array(staging.getMappedRange());
+    const logits = prompts.map((_, b) => Array.from({ length: logitRows }, (_, t) => all.slice((logitsAt / 4) + (b * logitRows + t) * V, (logitsAt / 4) + (b * logitRows + t + 1) * V)));
     const cache = new Map<string, CacheEntry>();
     for (const s of regions) {
       const h = hooks[s.name]!;
@@ -136,6 +136,7 @@ export async function runBatchWithHooks(m: RunHost, prompts: readonly (readonly 
         cache.set(sel.key, { shape: [B, ...parts[0]!.shape.slice(1)], data });
       }
     }
+    staging.unmap();
     return { logits, cache };
   } finally {
     staging.destroy();

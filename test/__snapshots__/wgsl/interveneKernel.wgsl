@@ -17,10 +17,12 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   if ((i >= (u.n * u.tokens))) {
     return;
   }
-  let p: u32 = (pos[0u] + ((i / u.n) % u.seqLen));
+  let r: u32 = (i / u.n);
+  let p: u32 = (pos[0u] + (r % u.seqLen));
   if ((p >= u.rows)) {
     out[i] = x[i];
     return;
   }
-  out[i] = ((x[i] * a[((p * u.n) + (i % u.n))]) + b[((p * u.n) + (i % u.n))]);
+  let t: u32 = (((((r / u.seqLen) * u.rows) + p) * u.n) + (i % u.n));
+  out[i] = ((x[i] * a[t]) + b[t]);
 }
