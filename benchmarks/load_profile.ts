@@ -42,6 +42,31 @@ const before = gpu.pipelines.size;
 if (a.parallel) await preparePipelines(gpu, wanted);
 else for (const w of wanted) pipelineFor(gpu, w.kernel, w.values);
 lap(a.parallel ? 'variant pipelines (async, side by side)' : 'variant pipelines (one by one)');
+// uploading the same weights two ways: read from the file into each buffer's mapping at creation (what
+// the executor does), or into one host buffer and queue.writeBuffer
+const specs = [...plan.buffers.values()].filter((b) => b.weight);
+const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST;
+const made: GPUBuffer[] = [];
+for (const b of specs) {
+  const w = src.weights.get(b.weight!.name)!;
+  const buf = gpu.device.createBuffer({ size: Math.ceil(b.bytes / 4) * 4, usage, mappedAtCreation: true });
+  w.readRowsInto!(b.weight!.rowStart, b.weight!.rows, new Uint8Array(buf.getMappedRange(), 0, b.bytes));
+  buf.unmap();
+  made.push(buf);
+}
+await gpu.device.queue.onSubmittedWorkDone(); lap('upload again: mapped at creation');
+const host = new Uint8Array(Math.max(...specs.map((b) => b.bytes)));
+for (const b of specs) {
+  const w = src.weights.get(b.weight!.name)!;
+  const buf = gpu.device.createBuffer({ size: Math.ceil(b.bytes / 4) * 4, usage });
+  w.readRowsInto!(b.weight!.rowStart, b.weight!.rows, host.subarray(0, b.bytes));
+  gpu.device.queue.writeBuffer(buf, 0, host, 0, b.bytes);
+  made.push(buf);
+}
+await gpu.device.queue.onSubmittedWorkDone(); lap('upload again: one host buffer, writeBuffer');
+for (const b of specs) src.weights.get(b.weight!.name)!.readRowsInto!(b.weight!.rowStart, b.weight!.rows, host.subarray(0, b.bytes));
+lap('file read alone');
+made.forEach((b) => b.destroy());
 console.log(JSON.stringify({ laps, newPipelines: gpu.pipelines.size - before, decodePipelines: before }));
 ex.destroy();
 await releaseGpu();

@@ -220,8 +220,9 @@ export async function benchmark(model: Model, o: BenchOptions) {
     roofline: roof,
     prefill: {
       tokens: prefillPrompt.length, ms: sig(prefillMs), tokensPerSecond: sig(prefillPrompt.length / prefillMs * 1000), runsMs: prefillRuns.map(sig),
-      // the matrix products' share of the work: 2 flops a weight a position (the logits of every position included)
-      matmulTflops: sig(2 * matmulWeights(model) * prefillPrompt.length / prefillMs / 1e9),
+      // the matrix products' share of the work: 2 flops a weight a position (the unembedding only of the
+      // last position of each block: a prefill computes no other logits)
+      matmulTflops: sig(2 * ((matmulWeights(model) - model.config.dim * V) * prefillPrompt.length + model.config.dim * V * model.blocks(prefillPrompt.length).length) / prefillMs / 1e9),
     },
     decode: {
       tokens: n, ms: sig(decodeMs), tokensPerSecond: sig(n / decodeMs * 1000),
