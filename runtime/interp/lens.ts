@@ -47,8 +47,9 @@ export async function logitLens(model: Model, tokens: number[], opts: LensOption
   const statsBytes = L * n * W * 4, logitsBytes = opts.logits ? L * n * V * 4 : 0;
   const gpu = model.executor.gpu, d = gpu.device;
   if (statsBytes + logitsBytes > gpu.limits.maxBufferSize) throw new UsageError(`the lens logits of ${L} layers × ${n} positions (${((L * n * V * 4) / 2 ** 20).toFixed(0)} MiB) do not fit one buffer of this device: leave them out or use fewer positions`);
-  const run = await preparedRun(model, [tokens], { interventions: [], hooks, head: 'last' });
-  const heads = await Promise.all([...new Set([chunk, n % chunk || chunk])].map(async (c) => [c, await model.lensExecutor(L, c, top)] as const));
+  // the prompt's plan and the lens head's, their pipelines compiled side by side
+  const [run, ...heads] = await Promise.all([preparedRun(model, [tokens], { interventions: [], hooks, head: 'last' }),
+    ...[...new Set([chunk, n % chunk || chunk])].map(async (c) => [c, await model.lensExecutor(L, c, top)] as const)]);
   const headFor = new Map(heads);
   const resid = d.createBuffer({ size: L * n * dim * 4, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC }); // [layer, pos, dim]
   const staging = d.createBuffer({ size: statsBytes + logitsBytes, usage: GPUBufferUsage.COPY_DST | GPUBufferUsage.MAP_READ });
