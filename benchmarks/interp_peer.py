@@ -85,57 +85,53 @@ def lens(ids, target, top=5):
     return [x.cpu() for x in (topp, topi, rank, probs[..., target], kl)]
 
 
-def patch_naive(clean, corrupt, target, distractor):
-    """one forward per (layer, position), as TransformerLens' get_act_patch_resid_pre"""
+def resid_pre_cache(ids):
+    """hook_resid_pre of every layer: each decoder layer's input"""
     cache, hs = {}, []
     for l, layer in enumerate(layers):
         hs.append(layer.register_forward_pre_hook(lambda m, args, kw, l=l: cache.__setitem__(l, (args[0] if args else kw['hidden_states']).clone()), with_kwargs=True))
     try:
-        model(clean, use_cache=False, logits_to_keep=1)
+        model(ids, use_cache=False, logits_to_keep=1)
     finally:
         for h in hs: h.remove()
-    n = clean.shape[1]
+    return cache
+
+
+def last_logits_with_input(l, edit, ids):
+    """the last position's logits with decoder layer l's input x replaced by edit(x)"""
+    def hook(m, args, kw):
+        x = edit((args[0] if args else kw['hidden_states']).clone())
+        if args: return (x, *args[1:]), kw
+        kw['hidden_states'] = x; return args, kw
+    h = layers[l].register_forward_pre_hook(hook, with_kwargs=True)
+    try:
+        return model(ids, use_cache=False, logits_to_keep=1).logits[:, -1]
+    finally:
+        h.remove()
+
+
+def patch_naive(clean, corrupt, target, distractor):
+    """one forward per (layer, position), as TransformerLens' get_act_patch_resid_pre"""
+    cache, n = resid_pre_cache(clean), clean.shape[1]
     out = torch.zeros(L, n)
     for l in range(L):
         for pos in range(n):
-            def hook(m, args, kw, l=l, pos=pos):
-                x = args[0] if args else kw['hidden_states']
-                x = x.clone(); x[:, pos] = cache[l][:, pos]
-                if args: return (x, *args[1:]), kw
-                kw['hidden_states'] = x; return args, kw
-            h = layers[l].register_forward_pre_hook(hook, with_kwargs=True)
-            try:
-                lg = model(corrupt, use_cache=False, logits_to_keep=1).logits[0, -1]
-            finally:
-                h.remove()
+            def edit(x, l=l, pos=pos):
+                x[:, pos] = cache[l][:, pos]; return x
+            lg = last_logits_with_input(l, edit, corrupt)[0]
             out[l, pos] = (lg[target] - lg[distractor]).item()
     return out
 
 
 def patch_batched(clean, corrupt, target, distractor):
     """one forward per layer: a batch of n copies of the corrupted prompt, copy p patched at position p"""
-    cache, hs = {}, []
-    for l, layer in enumerate(layers):
-        hs.append(layer.register_forward_pre_hook(lambda m, args, kw, l=l: cache.__setitem__(l, (args[0] if args else kw['hidden_states']).clone()), with_kwargs=True))
-    try:
-        model(clean, use_cache=False, logits_to_keep=1)
-    finally:
-        for h in hs: h.remove()
-    n = clean.shape[1]
-    batch = corrupt.expand(n, n)
+    cache, n = resid_pre_cache(clean), clean.shape[1]
     idx = torch.arange(n, device=dev)
     rows = []
     for l in range(L):
-        def hook(m, args, kw, l=l):
-            x = args[0] if args else kw['hidden_states']
-            x = x.clone(); x[idx, idx] = cache[l][0, idx]
-            if args: return (x, *args[1:]), kw
-            kw['hidden_states'] = x; return args, kw
-        h = layers[l].register_forward_pre_hook(hook, with_kwargs=True)
-        try:
-            lg = model(batch, use_cache=False, logits_to_keep=1).logits[:, -1]
-        finally:
-            h.remove()
+        def edit(x, l=l):
+            x[idx, idx] = cache[l][0, idx]; return x
+        lg = last_logits_with_input(l, edit, corrupt.expand(n, n))
         rows.append((lg[:, target] - lg[:, distractor]).cpu())
     return torch.stack(rows)
 
