@@ -69,6 +69,20 @@ describe('logit lens', () => {
     }
   });
 
+  it('a lens head too wide for one binding runs in chunks of positions, with the same cells', async () => {
+    const whole = await Model.create(loadModelSource(GGUF), { contextLength: 32 });
+    // 12 rows of 512 logits a binding: chunks of 2 positions of the 5 layers
+    const split = await Model.create(loadModelSource(GGUF), { contextLength: 32, maxBindingBytes: 12 * 512 * 4 });
+    try {
+      const tokens = whole.tokenizer.encode('Once upon a time, there was');
+      const [a, b] = [await logitLens(whole, tokens, { target: 7 }), await logitLens(split, tokens, { target: 7 })];
+      expect(b.layers).toEqual(a.layers);
+    } finally {
+      whole.dispose();
+      split.dispose();
+    }
+  });
+
   it('tapir lens prints JSON and an SVG heatmap; an unknown piece is exit code 2', () => {
     fs.mkdirSync(path.join(root, 'test-output'), { recursive: true });
     const svg = path.join(root, 'test-output', 'lens.svg');
