@@ -134,6 +134,20 @@ describe('activation patching', () => {
     }
   });
 
+  it('prompts that differ from their first token on: one site a pass and batches agree with the naive sweep, and WebGPU reports nothing', async () => {
+    const clean = model.tokenizer.encode('Lily saw a dog').slice(1), corrupt = model.tokenizer.encode('Tim saw a dog').slice(1); // no BOS: position 0 differs
+    expect(clean[0]).not.toBe(corrupt[0]);
+    const o = { target: model.tokenizer.idOf(' and')!, distractor: model.tokenizer.idOf('.')!, sites: ['resid_pre', 'attn_out'] };
+    const d = model.executor.gpu.device;
+    d.pushErrorScope('validation');
+    const single = await activationPatching(model, clean, corrupt, { ...o, rows: 1 });
+    const batched = await activationPatching(model, clean, corrupt, { ...o, rows: 6 });
+    expect(await d.popErrorScope()).toBeNull();
+    const slow = await activationPatchingNaive(model, clean, corrupt, o);
+    for (const fast of [single, batched])
+      fast.sites.forEach((s, i) => s.scores.forEach((row, l) => row.forEach((v, c) => expect(Math.abs(v! - slow.sites[i]!.scores[l]![c]!), `${s.site} ${l} ${c}`).toBeLessThanOrEqual(1e-5))));
+  });
+
   it('rejects prompts of different lengths', async () => {
     await expect(activationPatching(model, model.tokenizer.encode('Lily'), model.tokenizer.encode('Lily and Ben'), { target: 1 })).rejects.toThrow(/same length/);
   });

@@ -1,7 +1,8 @@
 // A batch of patched runs of one prompt, as patching sweeps make them (runtime/interp/patching.ts): B
 // copies of the corrupted prompt from layer `layer` and position `from` on, each with its own
 // intervention tables at `hook`, their KV-cache rows below `from` copied from the corrupted run (which
-// the model's own cache holds). Returns the logits at `ids` of each copy's last position ([B, ids]).
+// the model's own cache holds; a batch of one runs on that cache itself, so the caller keeps its rows
+// below `from` the corrupted run's). Returns the logits at `ids` of each copy's last position ([B, ids]).
 import { ivName } from '../../ops/intervene.js';
 import { headSize } from '../../models/llama.js';
 import type { RunHost } from './run.js';
@@ -38,6 +39,8 @@ export async function patchedRuns(m: RunHost, r: PatchedRuns): Promise<Float32Ar
       for (let l = r.layer; l < c.nLayers; l++)
         for (const kv of ['k', 'v']) {
           const name = `cache.${kv}.${l}`;
+          // (one sequence runs on the model's own cache, which holds them already)
+          if (ex.state(name) === m.executor.state(name)) continue;
           for (let b = 0; b < B; b++) enc.copyBufferToBuffer(m.executor.state(name), 0, ex.state(name), b * kvBytes, (r.from * kvBytes) / c.contextLength);
         }
       d.queue.submit([enc.finish()]);

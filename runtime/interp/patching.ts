@@ -117,48 +117,56 @@ export async function activationPatching(model: Model, clean: number[], corrupt:
   const cleanRun = await model.runWithCache(clean, { hooks: siteHooks, logits: 'last' });
   const residHooks = Array.from({ length: L }, (_, l) => `blocks.${l}.hook_resid_pre`);
   const corruptRun = await model.runWithCache(corrupt, { hooks: residHooks, logits: 'last' }); // the model's KV cache now holds it
+  // a batch of one patched run writes the model's own cache: put the corrupted run back each layer (within
+  // a layer, groups go from the last position down, so rows below a group's first are still its)
+  const saved = model.saveState();
   const top = metricOf(cleanRun.logits[0]!, o), base = metricOf(corruptRun.logits[0]!, o);
   const ids = Int32Array.from(o.distractor === undefined ? [o.target] : [o.target, o.distractor]);
   const rowsPerPass = Math.max(1, o.rows ?? PATCH_ROWS);
   const total = sites.reduce((s, site) => s + L * (site === 'z' ? H : n), 0);
   const out: PatchSite[] = [];
   let done = 0;
-  for (const site of sites) {
-    const perHead = site === 'z';
-    const cols = perHead ? Array.from({ length: H }, (_, h) => `head ${h}`) : clean.map((t) => model.tokenizer.piece(t));
-    // batches: groups of positions (reactive), or of heads (every position)
-    const groups = (perHead ? chunks(H, Math.max(1, Math.floor(rowsPerPass / n))).map((c) => ({ from: 0, cols: c })) : positionGroups(n, rowsPerPass))
-      .flatMap((g) => chunks(g.cols.length, maxBatch).map((part) => ({ from: g.from, cols: part.map((i) => g.cols[i]!) })));
-    const scores: (number | null)[][] = [], effects: number[][] = [];
-    for (let l = 0; l < L; l++) {
-      const hook = `blocks.${l}.${SITES[site]}`;
-      const size = model.graph.hooks[hook]!.node.size, hs = size / H;
-      const cleanAct = cleanRun.cache.get(hook)!.data, resid = corruptRun.cache.get(`blocks.${l}.hook_resid_pre`)!.data;
-      const row: (number | null)[] = new Array(cols.length).fill(null), eff: number[] = new Array(cols.length).fill(0);
-      for (const { from, cols: batch } of groups) {
-        if (o.stop?.aborted) throw new CancelledError();
-        const B = batch.length;
-        // each sequence's tables: identity, but its own site takes the clean value
-        const a = new Float32Array(B * n * size).fill(1), b = new Float32Array(B * n * size);
-        batch.forEach((c, k) => {
-          for (let p = perHead ? 0 : c; p < (perHead ? n : c + 1); p++)
-            for (let e = perHead ? c * hs : 0; e < (perHead ? (c + 1) * hs : size); e++) { a[(k * n + p) * size + e] = 0; b[(k * n + p) * size + e] = cleanAct[p * size + e]!; }
-        });
-        const picked = await model.patchedRuns({ layer: l, from, batch: B, hook, a, b, ids, tokens: corrupt, resid });
-        batch.forEach((c, k) => {
-          const patched = picked[k * ids.length]! - (ids.length > 1 ? picked[k * ids.length + 1]! : 0);
-          eff[c] = patched - base;
-          row[c] = top === base ? null : (patched - base) / (top - base);
-        });
-        work.layerSteps += B * (n - from) * (L - l);
-        done += B;
-        o.onProgress?.(done, total);
+  try {
+    for (const site of sites) {
+      const perHead = site === 'z';
+      const cols = perHead ? Array.from({ length: H }, (_, h) => `head ${h}`) : clean.map((t) => model.tokenizer.piece(t));
+      // batches: groups of positions (reactive), or of heads (every position)
+      const groups = (perHead ? chunks(H, Math.max(1, Math.floor(rowsPerPass / n))).map((c) => ({ from: 0, cols: c })) : positionGroups(n, rowsPerPass))
+        .flatMap((g) => chunks(g.cols.length, maxBatch).map((part) => ({ from: g.from, cols: part.map((i) => g.cols[i]!) })));
+      const scores: (number | null)[][] = [], effects: number[][] = [];
+      for (let l = 0; l < L; l++) {
+        saved.restore();
+        const hook = `blocks.${l}.${SITES[site]}`;
+        const size = model.graph.hooks[hook]!.node.size, hs = size / H;
+        const cleanAct = cleanRun.cache.get(hook)!.data, resid = corruptRun.cache.get(`blocks.${l}.hook_resid_pre`)!.data;
+        const row: (number | null)[] = new Array(cols.length).fill(null), eff: number[] = new Array(cols.length).fill(0);
+        for (const { from, cols: batch } of groups) {
+          if (o.stop?.aborted) throw new CancelledError();
+          const B = batch.length;
+          // each sequence's tables: identity, but its own site takes the clean value
+          const a = new Float32Array(B * n * size).fill(1), b = new Float32Array(B * n * size);
+          batch.forEach((c, k) => {
+            for (let p = perHead ? 0 : c; p < (perHead ? n : c + 1); p++)
+              for (let e = perHead ? c * hs : 0; e < (perHead ? (c + 1) * hs : size); e++) { a[(k * n + p) * size + e] = 0; b[(k * n + p) * size + e] = cleanAct[p * size + e]!; }
+          });
+          const picked = await model.patchedRuns({ layer: l, from, batch: B, hook, a, b, ids, tokens: corrupt, resid });
+          batch.forEach((c, k) => {
+            const patched = picked[k * ids.length]! - (ids.length > 1 ? picked[k * ids.length + 1]! : 0);
+            eff[c] = patched - base;
+            row[c] = top === base ? null : (patched - base) / (top - base);
+          });
+          work.layerSteps += B * (n - from) * (L - l);
+          done += B;
+          o.onProgress?.(done, total);
+        }
+        scores.push(row);
+        effects.push(eff);
       }
-      scores.push(row);
-      effects.push(eff);
+      work.naiveLayerSteps += cols.length * L * n * L;
+      out.push({ site, rows: Array.from({ length: L }, (_, l) => `blocks.${l}`), cols, scores, effects });
     }
-    work.naiveLayerSteps += cols.length * L * n * L;
-    out.push({ site, rows: Array.from({ length: L }, (_, l) => `blocks.${l}`), cols, scores, effects });
+  } finally {
+    saved.destroy();
   }
   work.naiveLayerSteps += 2 * n * L;
   return { clean: top, corrupted: base, sites: out, work };

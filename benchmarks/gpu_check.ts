@@ -1,0 +1,48 @@
+// The new interpretability kernels checked on the GPU machine (CI has no GPU): on stories260K, the lens's
+// GPU reductions against ops/lens_stats.ts's float64 reference applied to the same lens logits; batched
+// patching against one site a pass (to the bit) and against the naive sweep (1e-5). Prints JSON; exit 1
+// if a check fails.   node --no-concurrent-recompilation dist/benchmarks/gpu_check.js MODEL.gguf
+import { Model } from '../runtime/model.js';
+import { releaseGpu } from '../runtime/gpu.js';
+import { loadModelSource } from '../runtime/node/load.js';
+import { logitLens } from '../runtime/interp/lens.js';
+import { activationPatching, activationPatchingNaive } from '../runtime/interp/patching.js';
+import { lensStats } from '../ops/lens_stats.js';
+
+const model = await Model.create(loadModelSource(process.argv[2]!), { contextLength: 64 });
+const tok = model.tokenizer, V = model.config.vocabSize, L = model.config.nLayers;
+const out: Record<string, unknown> = { device: model.executor.gpu.adapterInfo };
+let ok = true;
+{
+  const tokens = tok.encode('Once upon a time, there was a little girl named');
+  const target = tok.idOf(' Lily')!, top = 5, n = tokens.length;
+  const r = await logitLens(model, tokens, { target, top, logits: true });
+  const z = new Float64Array(L * n * V);
+  r.logits!.forEach((layer, l) => layer.forEach((row, p) => z.set(row, (l * n + p) * V)));
+  const ref = lensStats.reference([z, Float64Array.of(target)], { layers: L, top }, { srcs: [[L * n, V], [1]], out: [L * n, 3 + 2 * top] });
+  let worstProb = 0, worstKl = 0, idsOff = 0;
+  r.layers.forEach((layer, l) => layer.cells.forEach((c, p) => {
+    const f = ref.subarray((l * n + p) * (3 + 2 * top));
+    if (c.target!.rank !== f[1] || c.top.some((t, j) => t.id !== f[3 + j])) idsOff++;
+    worstProb = Math.max(worstProb, Math.abs(c.target!.prob - f[2]!) / Math.max(f[2]!, 1e-3), ...c.top.map((t, j) => Math.abs(t.prob - f[3 + top + j]!) / Math.max(f[3 + top + j]!, 1e-3)));
+    worstKl = Math.max(worstKl, Math.abs(c.kl - f[0]!) / Math.max(1, f[0]!));
+  }));
+  const pass = idsOff === 0 && worstProb <= 1e-5 && worstKl <= 1e-5;
+  out.lens = { cells: L * n, cellsWithOtherTokensOrRank: idsOff, worstProbabilityError: worstProb, worstKlError: worstKl, pass };
+  ok &&= pass;
+}
+{
+  const clean = tok.encode('Lily and Ben went to the park. Lily'), corrupt = tok.encode('Tim and Ben went to the park. Tim');
+  const o = { target: tok.idOf(' and')!, distractor: tok.idOf(' was')!, sites: ['resid_pre', 'z'] };
+  const [batched, single, naive] = [await activationPatching(model, clean, corrupt, o), await activationPatching(model, clean, corrupt, { ...o, rows: 1 }), await activationPatchingNaive(model, clean, corrupt, o)];
+  const same = batched.sites.every((s, i) => JSON.stringify(s.effects) === JSON.stringify(single.sites[i]!.effects));
+  let worst = 0;
+  batched.sites.forEach((s, i) => s.scores.forEach((row, l) => row.forEach((v, c) => (worst = Math.max(worst, Math.abs(v! - naive.sites[i]!.scores[l]![c]!))))));
+  const pass = same && worst <= 1e-5;
+  out.patching = { sites: batched.sites.reduce((k, s) => k + s.scores.flat().length, 0), batchedEqualsOneSiteAPassBitwise: same, worstScoreVsNaive: worst, pass };
+  ok &&= pass;
+}
+console.log(JSON.stringify(out));
+model.dispose();
+await releaseGpu();
+process.exit(ok ? 0 : 1);
