@@ -257,9 +257,10 @@ export class Model {
   private batchCaches = new Map<number, Executor>();
 
   /** Run `tokens` (BOS included) and collect the selected hooks at every position, e.g.
-   *  `runWithCache(ids, { hooks: 'blocks.*.hook_resid_post' })`. Returns every position's logits too.
-   *  The prompt runs as a prefill (blocks of positions, one pass each); hooks are extra outputs of the
-   *  compiled plan, copied out on the GPU after each pass and read back once. */
+   *  `runWithCache(ids, { hooks: 'blocks.*.hook_resid_post' })`. Returns every position's logits too
+   *  (`logits: 'last'` or `'none'` reads back less and unembeds only the last position). The prompt
+   *  runs as a prefill (blocks of positions, one pass each); hooks are extra outputs of the compiled
+   *  plan, copied out on the GPU after each pass and read back once. */
   runWithCache(tokens: readonly number[], opts: { hooks: string | readonly string[]; logits?: HookedRunOptions['logits'] }) {
     return this.runWithHooks(tokens, { hooks: opts.hooks, interventions: [], logits: opts.logits });
   }
