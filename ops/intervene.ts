@@ -7,7 +7,7 @@
 import { type Invocation, type In, type Out, type f32, type u32, idiv } from '../compiler/kernel/dsl.js';
 import { type Op, elems, expectShape, groupsFor, overRows, rowsOf, seqLenOf } from './op.js';
 import { ShapeError, UsageError } from '../compiler/errors.js';
-import { Graph, GraphBuilder, type Node } from '../compiler/ir/graph.js';
+import { rebuildWith, type Graph, type Node } from '../compiler/ir/graph.js';
 import type { GraphEdit } from '../compiler/passes.js';
 import { input } from './input.js';
 
@@ -71,20 +71,12 @@ export function withInterventions(graph: Graph, list: readonly { hook: string; r
   // sequence has its own tables
   const rowInput = graph.nodes.find((n) => n.op.name === 'input' && (n.attr.name === 'token' || n.attr.name === 'resid'));
   const batch = rowInput?.shape.length === 3 ? rowInput.shape[0]! : 1;
-  const g = new GraphBuilder();
-  const map = new Map<Node, Node>();
-  // the hooks' nodes too: some (norm scales, patterns) are computed only when tapped, outside the outputs' graph
-  const every = new Graph({ ...graph.outputs, ...Object.fromEntries(Object.entries(graph.hooks).map(([k, h]) => [`hook:${k}`, h.node])) });
-  for (const n of every.nodes) {
-    let m = g.apply(n.op, n.srcs.map((s) => map.get(s)!), n.attr);
+  return rebuildWith(graph, (n, m, g) => {
     const iv = at.get(n);
-    if (iv) {
-      const shape = batch > 1 ? [batch, iv.rows, iv.size] : [iv.rows, iv.size];
-      const table = (k: 'a' | 'b') => g.apply(input, [], { name: ivName(iv.hook, k), shape, dtype: 'f32' });
-      m = g.apply(intervene, [m, map.get(pos)!, table('a'), table('b')], {});
-    }
-    map.set(n, m);
-  }
-  const hooks = Object.fromEntries(Object.entries(graph.hooks).map(([k, h]) => [k, { ...h, node: map.get(h.node)! }]));
-  return g.finish(Object.fromEntries(Object.entries(graph.outputs).map(([k, n]) => [k, map.get(n)!])), hooks);
+    if (!iv) return undefined;
+    const shape = batch > 1 ? [batch, iv.rows, iv.size] : [iv.rows, iv.size];
+    const table = (k: 'a' | 'b') => g.apply(input, [], { name: ivName(iv.hook, k), shape, dtype: 'f32' });
+    // (the position input rebuilt: hash-consing gives the same node)
+    return { node: g.apply(intervene, [m, g.apply(pos.op, [], pos.attr), table('a'), table('b')], {}) };
+  });
 }

@@ -6,7 +6,7 @@
 // Because the splice is in the graph, it runs inside the plan (one pass, no read-back between), and
 // the float64 reference and later passes see through it.
 import { UsageError } from '../compiler/errors.js';
-import { Graph, GraphBuilder, type Hook, type Node } from '../compiler/ir/graph.js';
+import { rebuildWith, type Graph, type GraphBuilder, type Node } from '../compiler/ir/graph.js';
 import type { GraphEdit } from '../compiler/passes.js';
 import { add } from './add.js';
 import { saeDecode } from './sae_decode.js';
@@ -50,25 +50,13 @@ export function withSaes(graph: Graph, list: readonly SaeSpliceSpec[]): Graph {
     if (at.has(h.node)) throw new UsageError('one SAE a hook');
     at.set(h.node, s);
   }
-  const g = new GraphBuilder();
-  const map = new Map<Node, Node>();
-  const added: Record<string, Hook> = {};
-  const every = new Graph({ ...graph.outputs, ...Object.fromEntries(Object.entries(graph.hooks).map(([k, h]) => [`hook:${k}`, h.node])) });
-  for (const n of every.nodes) {
-    const m = g.apply(n.op, n.srcs.map((x) => map.get(x)!), n.attr);
+  return rebuildWith(graph, (n, m, g) => {
     const s = at.get(n);
-    if (!s) { map.set(n, m); continue; }
+    if (!s) return undefined;
     const values = spliced(g, m, s);
-    SAE_HOOKS.forEach((h) => { added[`${s.hook}.${h}`] = { node: values[h], shape: [h === 'hook_sae_acts_pre' || h === 'hook_sae_acts_post' ? s.dSae : s.dIn] }; });
-    map.set(n, values.hook_sae_output);
-  }
-  const hooks: Record<string, Hook> = {};
-  for (const [k, h] of Object.entries(graph.hooks)) {
-    hooks[k] = { ...h, node: map.get(h.node)! };
-    // an SAE's hooks follow its own, so they list in graph order
-    for (const x of SAE_HOOKS) if (added[`${k}.${x}`]) hooks[`${k}.${x}`] = added[`${k}.${x}`]!;
-  }
-  return g.finish(Object.fromEntries(Object.entries(graph.outputs).map(([k, n]) => [k, map.get(n)!])), hooks);
+    const hooks = Object.fromEntries(SAE_HOOKS.map((h) => [`${s.hook}.${h}`, { node: values[h], shape: [h === 'hook_sae_acts_pre' || h === 'hook_sae_acts_post' ? s.dSae : s.dIn] }]));
+    return { node: values.hook_sae_output, hooks, after: s.hook }; // an SAE's hooks follow its own, in graph order
+  });
 }
 
 /** The SAE's values, from the hook's value x ([rows, d_in]). */

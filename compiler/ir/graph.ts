@@ -118,3 +118,30 @@ export class Graph {
     return `${lines.join('\n')}\nreturn ${outs}\n`;
   }
 }
+
+/** What an edit puts in place of a node: the node its readers (and its hooks) see from now on, and
+ *  hooks the edit adds, listed right after hook `after`. */
+export interface NodeEdit { readonly node: Node; readonly hooks?: Readonly<Record<string, Hook>>; readonly after?: string }
+
+/** The graph rebuilt node by node, with `edit(original, rebuilt, builder)` saying what replaces a node
+ *  (undefined: nothing). The hooks' nodes are rebuilt too: some (norm scales, patterns) are computed
+ *  only when tapped, outside the outputs' graph. Graph edits at hooks (interventions, SAE splices) are
+ *  this with their own ops. */
+export function rebuildWith(graph: Graph, edit: (n: Node, m: Node, g: GraphBuilder) => NodeEdit | undefined): Graph {
+  const g = new GraphBuilder();
+  const map = new Map<Node, Node>();
+  const added = new Map<string, Readonly<Record<string, Hook>>>();
+  const every = new Graph({ ...graph.outputs, ...Object.fromEntries(Object.entries(graph.hooks).map(([k, h]) => [`hook:${k}`, h.node])) });
+  for (const n of every.nodes) {
+    const m = g.apply(n.op, n.srcs.map((s) => map.get(s)!), n.attr);
+    const e = edit(n, m, g);
+    if (e?.hooks && e.after !== undefined) added.set(e.after, e.hooks);
+    map.set(n, e?.node ?? m);
+  }
+  const hooks: Record<string, Hook> = {};
+  for (const [k, h] of Object.entries(graph.hooks)) {
+    hooks[k] = { ...h, node: map.get(h.node)! };
+    Object.assign(hooks, added.get(k) ?? {});
+  }
+  return g.finish(Object.fromEntries(Object.entries(graph.outputs).map(([k, n]) => [k, map.get(n)!])), hooks);
+}
