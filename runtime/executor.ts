@@ -17,8 +17,12 @@ import { toWGSL, uniformBytes } from '../compiler/kernel/wgsl.js';
 import { checked, type GpuContext } from './gpu.js';
 import { weightRowsInto, type WeightMap } from './weights.js';
 import { type BufId, inRange } from '../compiler/ir/op.js';
+import { PassTimer, readBuffer } from './readback.js';
+export { PassTimer, readBuffer };
 
 const MAX_GROUPS_PER_DIM = 65535;
+/** bytes of the executor's uniform buffer each dispatch takes: WebGPU's largest minUniformBufferOffsetAlignment */
+const UNIFORM_SLOT = 256;
 
 export interface Step {
   readonly pipeline: GPUComputePipeline;
@@ -28,7 +32,7 @@ export interface Step {
 }
 
 /** A kernel's WGSL on this device, its specialization constants, and the pipeline cache's key. */
-function pipelineKey(gpu: GpuContext, k: KernelIR, values: Readonly<Record<string, number>>) {
+export function pipelineKey(gpu: GpuContext, k: KernelIR, values: Readonly<Record<string, number>>) {
   const code = toWGSL(k, { subgroups: gpu.features.includes('subgroups') });
   const constants = Object.fromEntries(specParams(k).map((p) => [p.name, values[p.name]!]));
   return { code, constants, key: `${code}\n${JSON.stringify(constants)}` };
@@ -94,47 +98,7 @@ export const constValue = (plan: Plan) => (id: BufId): Float32Array => {
 };
 
 /** After a step, copy output `output` (its first `bytes`) into `dst` at `offset`. */
-/** GPU timestamps around `passes` compute passes (pass i writes slots 2i and 2i+1), read back once. */
-export class PassTimer {
-  private constructor(private gpu: GpuContext, private set: GPUQuerySet, private resolved: GPUBuffer, readonly passes: number) {}
-  /** undefined where the device offers no timestamp queries */
-  static create(gpu: GpuContext, passes: number): PassTimer | undefined {
-    if (!gpu.features.includes('timestamp-query')) return undefined;
-    const d = gpu.device;
-    return new PassTimer(gpu, d.createQuerySet({ type: 'timestamp', count: 2 * passes }),
-      d.createBuffer({ size: 16 * passes, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC }), passes);
-  }
-  writes(i: number): GPUComputePassTimestampWrites {
-    return { querySet: this.set, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 };
-  }
-  /** each pass's duration, after every submitted pass */
-  async durationsNs(): Promise<number[]> {
-    const enc = this.gpu.device.createCommandEncoder();
-    enc.resolveQuerySet(this.set, 0, 2 * this.passes, this.resolved, 0);
-    this.gpu.device.queue.submit([enc.finish()]);
-    const t = new BigUint64Array((await readBuffer(this.gpu, this.resolved)).buffer, 0, 2 * this.passes);
-    return Array.from({ length: this.passes }, (_, i) => Number(t[2 * i + 1]! - t[2 * i]!));
-  }
-  destroy() {
-    this.set.destroy();
-    this.resolved.destroy();
-  }
-}
-
 export interface StageCopy { output: string; dst: GPUBuffer; offset: number; bytes: number; srcOffset?: number }
-
-/** Read a whole GPU buffer back. */
-export async function readBuffer(gpu: GpuContext, src: GPUBuffer): Promise<Float32Array> {
-  const d = gpu.device;
-  const tmp = d.createBuffer({ size: src.size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
-  const enc = d.createCommandEncoder();
-  enc.copyBufferToBuffer(src, 0, tmp, 0, src.size);
-  d.queue.submit([enc.finish()]);
-  await tmp.mapAsync(GPUMapMode.READ);
-  const out = new Float32Array(tmp.getMappedRange().slice(0));
-  tmp.destroy();
-  return out;
-}
 
 export class Executor {
   readonly buffers = new Map<BufId, GPUBuffer>();
@@ -180,12 +144,21 @@ export class Executor {
         d.queue.writeBuffer(buf, 0, consts(spec.id) as Float32Array<ArrayBuffer>);
       }
     }
-    for (const ds of plan.dispatches) {
+    // every dispatch's uniforms in one buffer, each at its own 256-byte slot (WebGPU's largest uniform
+    // offset alignment): one buffer and one write instead of one of each per dispatch
+    const slots: number[] = plan.dispatches.map((ds) => (uniformParams(plan.kernels.get(ds.kernel)!).length ? UNIFORM_SLOT : 0));
+    const uniformBuf = d.createBuffer({ size: Math.max(16, slots.reduce((a, b) => a + b, 0)), usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+    this.owned.push(uniformBuf);
+    const uniformHost = new Uint8Array(uniformBuf.size);
+    let at = 0;
+    plan.dispatches.forEach((ds, i) => {
       const k = plan.kernels.get(ds.kernel)!;
-      const { step, uniforms } = this.bindKernel(k, Object.fromEntries(Object.entries(ds.bind).map(([p, id]) => [p, this.buffers.get(id)!])), ds.uniforms, ds.groups, ds.kernel);
-      if (uniforms) this.owned.push(uniforms);
+      if (slots[i]) uniformHost.set(new Uint8Array(uniformData(k, ds.uniforms)), at);
+      const { step } = this.bindKernel(k, Object.fromEntries(Object.entries(ds.bind).map(([p, id]) => [p, this.buffers.get(id)!])), ds.uniforms, ds.groups, ds.kernel, slots[i] ? { buffer: uniformBuf, offset: at } : undefined);
+      at += slots[i]!;
       this.steps.push(step);
-    }
+    });
+    d.queue.writeBuffer(uniformBuf, 0, uniformHost);
     // each range of positions with its own dispatches, and its steps: chosen per pass without a scan
     this.ranges = plan.positionBreaks().map((from) => ({ from, steps: this.steps.filter((_, i) => inRange(plan.dispatches[i]!.when, from)) }));
     this.outBytes = Math.max(...Object.values(plan.outputs).map((id) => plan.buffers.get(id)!.bytes));
@@ -201,12 +174,13 @@ export class Executor {
   }
 
   /** A dispatch of kernel `k` over these buffers (by parameter name), and its uniform buffer if any. */
-  private bindKernel(k: KernelIR, bufs: Record<string, GPUBuffer>, values: Readonly<Record<string, number>>, groups: number, name = k.name): { step: Step; uniforms?: GPUBuffer } {
+  private bindKernel(k: KernelIR, bufs: Record<string, GPUBuffer>, values: Readonly<Record<string, number>>, groups: number, name = k.name, slot?: { buffer: GPUBuffer; offset: number }): { step: Step; uniforms?: GPUBuffer } {
     const d = this.gpu.device;
     const pipeline = pipelineFor(this.gpu, k, values);
     const entries: GPUBindGroupEntry[] = storageParams(k).map((p, i) => ({ binding: i, resource: { buffer: bufs[p.name]! } }));
     let uniforms: GPUBuffer | undefined;
-    if (uniformParams(k).length) {
+    if (slot) entries.push({ binding: entries.length, resource: { buffer: slot.buffer, offset: slot.offset, size: uniformBytes(k) } });
+    else if (uniformParams(k).length) {
       uniforms = d.createBuffer({ size: uniformBytes(k), usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
       d.queue.writeBuffer(uniforms, 0, new Uint8Array(uniformData(k, values)));
       entries.push({ binding: entries.length, resource: { buffer: uniforms } });

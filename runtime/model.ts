@@ -9,7 +9,8 @@ import type { Target } from '../compiler/target.js';
 import { type Plan } from '../compiler/plan.js';
 import { compile, type CompileOptions } from '../compiler/passes.js';
 import { headSize, lensHead, llama, type LlamaConfig } from '../models/llama.js';
-import { Executor } from './executor.js';
+import { Executor, planPipelines, preparePipelines } from './executor.js';
+import { aheadPipelines } from './ahead.js';
 import { getGpu, targetOf, type GpuContext } from './gpu.js';
 import { ReferenceRunner } from './reference.js';
 import { generate, sampleBatch, type GenerateOptions, type GenerateResult } from './generate.js';
@@ -41,6 +42,8 @@ export interface ModelOptions {
   fuse?: boolean;
   /** fusion rules to leave out */
   disableRules?: readonly string[];
+  /** create at load the pipelines prefill-shaped workloads need (runtime/ahead.ts; default true) */
+  ahead?: boolean;
 }
 
 export const DEFAULT_CONTEXT_CAP = 4096;
@@ -50,6 +53,12 @@ const MAX_SAE_VARIANTS = 8;
 const MAX_BATCH = 64;
 /** most positions one prefill pass takes */
 const MAX_BLOCK = 256;
+
+/** Positions one prefill pass of this model takes on this target (Model.blockSize). */
+function blockSizeOf(c: LlamaConfig, target: Target): number {
+  const widest = Math.max(c.vocabSize, c.hiddenDim, c.dim, (c.nHeads + 2 * c.nKvHeads) * headSize(c), c.nHeads * c.contextLength);
+  return Math.max(1, Math.min(MAX_BLOCK, Math.floor(target.maxBindingBytes / (4 * widest))));
+}
 
 /** How each weight of a map is stored, as the graph builder asks for it. */
 export const dtypesOf = (weights: WeightMap) => (name: string) => weights.get(name)?.dtype ?? 'f32';
@@ -99,7 +108,11 @@ export class Model {
     const target = targetOf(gpu, opts.maxBindingBytes);
     const compileOptions: CompileOptions = { fuse: opts.fuse, disableRules: opts.disableRules };
     const plan = compile(graph, OPSET, target, compileOptions).plan!;
+    await preparePipelines(gpu, planPipelines(plan));
+    // the pipelines prefill-shaped workloads will need, created while the weights upload (runtime/ahead.ts)
+    const ahead = opts.ahead === false ? undefined : preparePipelines(gpu, aheadPipelines(config, dtypesOf(src.weights), target, compileOptions, blockSizeOf(config, target)));
     const executor = await Executor.create(gpu, plan, src.weights);
+    await ahead;
     return new Model(config, makeTokenizer(src.vocab), graph, plan, executor, src.weights, src.file, target, compileOptions);
   }
 
@@ -162,11 +175,7 @@ export class Model {
 
   /** Positions one prefill pass takes: every activation of the pass (logits, attention patterns, the
    *  FFN's inner width) must fit one storage binding. */
-  get blockSize(): number {
-    const c = this.config;
-    const widest = Math.max(c.vocabSize, c.hiddenDim, c.dim, (c.nHeads + 2 * c.nKvHeads) * headSize(c), c.nHeads * c.contextLength);
-    return Math.max(1, Math.min(MAX_BLOCK, Math.floor(this.target.maxBindingBytes / (4 * widest))));
-  }
+  get blockSize(): number { return blockSizeOf(this.config, this.target); }
 
   /** Positions split into prefill blocks ([start, length] pairs); a batch of prompts shares a block's rows. */
   blocks(n: number, batch = 1): [number, number][] {

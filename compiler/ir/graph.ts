@@ -31,9 +31,25 @@ export const canonical = (v: AttrValue): string =>
     : Array.isArray(v) ? `[${v.map(canonical).join(',')}]`
       : `{${Object.keys(v).sort().map((k) => `${JSON.stringify(k)}:${canonical((v as Attr)[k]!)}`).join(',')}}`;
 
+// Rewrites rebuild nodes from the attribute records of nodes already built: those records are frozen
+// deep copies made here, so each one's key text is worked out once and it is never copied again.
+const deepFrozen = new WeakSet<object>();
+const keyText = new WeakMap<object, string>();
+
 /** deep-frozen copy of an attribute value (a record inside a record is frozen too) */
-const frozen = (v: AttrValue): AttrValue =>
-  typeof v !== 'object' ? v : Object.freeze(Array.isArray(v) ? v.map(frozen) : Object.fromEntries(Object.entries(v).map(([k, x]) => [k, frozen(x as AttrValue)])));
+const frozen = (v: AttrValue): AttrValue => {
+  if (typeof v !== 'object' || deepFrozen.has(v)) return v;
+  const f = Object.freeze(Array.isArray(v) ? v.map(frozen) : Object.fromEntries(Object.entries(v).map(([k, x]) => [k, frozen(x as AttrValue)])));
+  deepFrozen.add(f);
+  return f;
+};
+
+/** canonical(attr), remembered for the records frozen() made */
+const attrKey = (a: Attr): string => {
+  let k = keyText.get(a);
+  if (k === undefined) { k = canonical(a); if (deepFrozen.has(a)) keyText.set(a, k); }
+  return k;
+};
 
 /** Builds a graph; hash-conses nodes so each distinct (op, srcs, attr) exists once. */
 export class GraphBuilder implements Builder {
@@ -49,7 +65,7 @@ export class GraphBuilder implements Builder {
   }
 
   apply<A extends Attr>(op: Op<A>, srcs: readonly Node[], attr: A): Node {
-    const key = `${op.name}(${srcs.map((s) => s.id).join(',')})${canonical(attr)}`;
+    const key = `${op.name}(${srcs.map((s) => s.id).join(',')})${attrKey(attr)}`;
     const hit = this.memo.get(key);
     if (hit) return hit;
     let type: TensorType;

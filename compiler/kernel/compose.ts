@@ -9,9 +9,26 @@ import type { Expr, FragmentIR, KernelIR, Param, Stmt } from './ir.js';
 /** A fragment and the hole it fills ('epilogue' unless the kernel names others). */
 export interface FragmentUse { frag: FragmentIR; hole?: string }
 
+// Compositions made once per (kernel, fragments, holes): kernels and fragments are the op set's
+// constants, so every plan variant gets the same composed object, and what is derived from it (its
+// WGSL, its pipeline) is found again by identity.
+const made = new WeakMap<KernelIR, Map<string, KernelIR>>();
+const fragIds = new WeakMap<FragmentIR, number>();
+const fragId = (f: FragmentIR) => { let id = fragIds.get(f); if (id === undefined) fragIds.set(f, (id = nextFragId++)); return id; };
+let nextFragId = 0;
+
 export function withEpilogues(k: KernelIR, fragsIn: readonly (FragmentIR | FragmentUse)[]): KernelIR {
   const uses: FragmentUse[] = fragsIn.map((f) => ('frag' in f ? f : { frag: f }));
   if (uses.length === 0) return k;
+  const key = uses.map((u) => `${fragId(u.frag)}@${u.hole ?? 'epilogue'}`).join(' ');
+  let byKey = made.get(k);
+  if (!byKey) made.set(k, (byKey = new Map()));
+  let out = byKey.get(key);
+  if (!out) byKey.set(key, (out = compose(k, uses)));
+  return out;
+}
+
+function compose(k: KernelIR, uses: readonly FragmentUse[]): KernelIR {
   const frags = uses.map((u) => u.frag);
   const holeOf = (j: number) => uses[j]!.hole ?? 'epilogue';
   const taken = new Set(k.params.map((p) => p.name).concat(k.shared.map((s) => s.name)));
