@@ -17,6 +17,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Model } from '../runtime/model.js';
+import { Executor } from '../runtime/executor.js';
 import { releaseGpu } from '../runtime/gpu.js';
 import { loadModelSource } from '../runtime/node/load.js';
 import { writeSynthGGUF } from '../runtime/node/write_file.js';
@@ -37,7 +38,7 @@ const file = path.join(out, 'model.gguf');
 const repeat = Number(a.repeat);
 const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]!;
 
-interface One { workload: Workload; load_ms: number; first_run_ms: number; ms: number; runs_ms: number[]; device: string; tokens_per_s?: number }
+interface One { workload: Workload; load_ms: number; first_run_ms: number; first_run?: { variants_ms: number; executors_ms: number; made: number }; warm_variant_ms?: number; new_length_ms?: number; ms: number; runs_ms: number[]; device: string; tokens_per_s?: number }
 
 /** One workload in this process: load, the first call, then `repeat` calls. */
 async function one(w: Workload): Promise<One> {
@@ -61,13 +62,34 @@ async function one(w: Workload): Promise<One> {
     prefill512: () => model.prefill(p512, 'next'),
   };
   const timed = async () => { const s = performance.now(); await runs[w](); return performance.now() - s; };
+  // where a first run's time goes: plan variants made (compiled, then their executors created)
+  const spent = { variants_ms: 0, executors_ms: 0, made: 0 };
+  const clock = <A extends unknown[], R>(f: (...a: A) => Promise<R>, add: (ms: number) => void) => async (...a: A) => { const s = performance.now(); try { return await f(...a); } finally { add(performance.now() - s); } };
+  const [variant, lensEx, create] = [model.variant.bind(model), model.lensExecutor.bind(model), Executor.create];
+  model.variant = clock(variant, (ms) => { spent.variants_ms += ms; });
+  model.lensExecutor = clock(lensEx, (ms) => { spent.variants_ms += ms; });
+  Executor.create = clock(create, (ms) => { spent.executors_ms += ms; spent.made++; });
   const first = await timed();
+  const firstRun = { ...spent, variants_ms: +spent.variants_ms.toFixed(1), executors_ms: +spent.executors_ms.toFixed(1) };
+  [model.variant, model.lensExecutor, Executor.create] = [variant, lensEx, create];
   const ms: number[] = [];
   for (let i = 0; i < repeat; i++) ms.push(await timed());
+  // the same workload on a prompt of another length, once, in this warm process: its new plan variants
+  // made and run (what the first run costs beyond what a fresh process adds)
+  const other: Partial<Record<Workload, () => Promise<unknown>>> = {
+    cache128: () => model.runWithHooks(prompt(120), { interventions: [], hooks: resid, logits: 'none' }),
+    lens16: () => logitLens(model, prompt(15), { target, top: 5 }),
+  };
+  let newLengthMs: number | undefined;
+  if (other[w]) { const s = performance.now(); await other[w]!(); newLengthMs = +(performance.now() - s).toFixed(1); }
+  // a variant made once the process is warm (compiled and created, nothing run): what a new prompt length costs
+  const sv = performance.now();
+  await model.variant({ taps: Array.from({ length: model.config.nLayers }, (_, l) => `blocks.${l}.hook_resid_post`), positions: 77, head: 'last' });
+  const warmVariantMs = +(performance.now() - sv).toFixed(1);
   const device = model.executor.gpu.adapterInfo;
   model.dispose();
   await releaseGpu();
-  return { workload: w, load_ms: loadMs, first_run_ms: first, ms: median(ms), runs_ms: ms, device, ...(w === 'prefill512' ? { tokens_per_s: (512 / median(ms)) * 1000 } : {}) };
+  return { workload: w, load_ms: loadMs, first_run_ms: first, first_run: firstRun, warm_variant_ms: warmVariantMs, new_length_ms: newLengthMs, ms: median(ms), runs_ms: ms, device, ...(w === 'prefill512' ? { tokens_per_s: (512 / median(ms)) * 1000 } : {}) };
 }
 
 if (a.workload) {

@@ -105,6 +105,14 @@ export class Executor {
   readonly steps: Step[] = [];
   private readback: GPUBuffer;
   private owned: GPUBuffer[] = [];
+  /** the executor whose buffers this one's share (itself, for a model's own plan) */
+  readonly root: Executor;
+  /** (root only) activation and scratch buffers lent to the executors sharing with it, by size: only
+   *  one pass runs at a time and each reads its outputs in its own submission, so the variants of a
+   *  model take turns with one set instead of each allocating its own (most of a new variant's cost) */
+  private arena = new Map<number, GPUBuffer[]>();
+  /** bytes bound of buffers lent by the arena (which are larger) */
+  private bindBytes = new Map<GPUBuffer, number>();
   private outBytes: number;
 
   constructor(
@@ -120,10 +128,18 @@ export class Executor {
     // the largest weight piece this executor uploads (not one it shares), in the file's bytes
     const largestPiece = Math.max(0, ...[...plan.buffers.values()].map((b) => (b.weight && !share?.buffers.has(b.id) ? rawBytes(weights.get(b.weight.name)!.dtype, b.weight.rows * b.weight.cols) : 0)));
     let host = new Uint8Array(0);
+    this.root = share ? share.root : this;
+    const lent = new Map<number, number>(); // arena buffers this plan took, by size class
     for (const spec of plan.buffers.values()) {
       const theirs = share?.buffers.get(spec.id);
       if (theirs && (spec.kind === 'weight' || spec.kind === 'const' || spec.kind === 'state') && theirs.size === Math.ceil(spec.bytes / 4) * 4) {
         this.buffers.set(spec.id, theirs);
+        continue;
+      }
+      if (share && (spec.kind === 'activation' || spec.kind === 'scratch')) {
+        const buf = this.root.lend(Math.ceil(spec.bytes / 4) * 4, lent);
+        this.bindBytes.set(buf, Math.ceil(spec.bytes / 4) * 4);
+        this.buffers.set(spec.id, buf);
         continue;
       }
       const buf = d.createBuffer({ size: Math.ceil(spec.bytes / 4) * 4, usage });
@@ -177,7 +193,7 @@ export class Executor {
   private bindKernel(k: KernelIR, bufs: Record<string, GPUBuffer>, values: Readonly<Record<string, number>>, groups: number, name = k.name, slot?: { buffer: GPUBuffer; offset: number }): { step: Step; uniforms?: GPUBuffer } {
     const d = this.gpu.device;
     const pipeline = pipelineFor(this.gpu, k, values);
-    const entries: GPUBindGroupEntry[] = storageParams(k).map((p, i) => ({ binding: i, resource: { buffer: bufs[p.name]! } }));
+    const entries: GPUBindGroupEntry[] = storageParams(k).map((p, i) => ({ binding: i, resource: { buffer: bufs[p.name]!, size: this.bindBytes.get(bufs[p.name]!) } }));
     let uniforms: GPUBuffer | undefined;
     if (slot) entries.push({ binding: entries.length, resource: { buffer: slot.buffer, offset: slot.offset, size: uniformBytes(k) } });
     else if (uniformParams(k).length) {
@@ -356,6 +372,23 @@ export class Executor {
   /** Read any buffer of the plan (for tests and tools). */
   async read(id: BufId): Promise<Float32Array> {
     return readBuffer(this.gpu, this.buffers.get(id)!);
+  }
+
+  /** (root) The next arena buffer of at least `bytes` for a plan that has taken `lent` of each size class
+   *  so far: sizes round up to a quarter step between powers of two (at most a quarter more memory), so
+   *  plans for other prompt lengths find them too. */
+  private lend(bytes: number, lent: Map<number, number>): GPUBuffer {
+    const step = 2 ** Math.max(2, Math.floor(Math.log2(Math.max(16, bytes))) - 2);
+    const size = Math.ceil(bytes / step) * step;
+    const i = lent.get(size) ?? 0;
+    lent.set(size, i + 1);
+    let list = this.arena.get(size);
+    if (!list) this.arena.set(size, (list = []));
+    if (!list[i]) {
+      list[i] = this.gpu.device.createBuffer({ size, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC });
+      this.owned.push(list[i]);
+    }
+    return list[i];
   }
 
   destroy() {
