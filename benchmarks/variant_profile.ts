@@ -13,7 +13,11 @@ import { Executor } from '../runtime/executor.js';
 
 const { values: a } = parseArgs({ options: { out: { type: 'string', default: '/tmp/tapir-interp' } } });
 const src = loadModelSource(path.join(a.out!, 'model.gguf'));
+const l0 = performance.now();
 const model = await Model.create(src);
+const l1 = performance.now();
+await model.executor.gpu.device.queue.onSubmittedWorkDone();
+console.log(JSON.stringify({ load_ms: +(l1 - l0).toFixed(1), upload_tail_ms: +(performance.now() - l1).toFixed(1) }));
 const taps = Array.from({ length: model.config.nLayers }, (_, l) => `blocks.${l}.hook_resid_post`);
 const rows: Record<string, number>[] = [];
 for (const positions of [77, 78, 79, 80, 81, 82]) {
@@ -24,9 +28,10 @@ for (const positions of [77, 78, 79, 80, 81, 82]) {
   const t2 = performance.now();
   const ex = await Executor.create(model.executor.gpu, plan, src.weights, model.executor);
   const t3 = performance.now();
+  const keep = ex;
   await model.executor.gpu.device.queue.onSubmittedWorkDone();
   const t4 = performance.now();
-  ex.destroy();
+  void keep; // kept: later variants find its arena buffers
   rows.push({ positions, build: t1 - t0, compile: t2 - t1, executor: t3 - t2, drain: t4 - t3, dispatches: plan.dispatches.length, buffers: plan.buffers.size });
 }
 console.log(JSON.stringify(rows.map((r) => Object.fromEntries(Object.entries(r).map(([k, v]) => [k, +v.toFixed(1)])))));

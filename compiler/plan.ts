@@ -108,6 +108,8 @@ export function lowerGraph(graph: Graph, target: Target, opts: PlanOptions): Pla
 
   const ctx: LowerCtx = {
     maxStorageBuffers: target.maxStorageBuffers,
+    maxBindingBytes: target.maxBindingBytes,
+    splitCols: target.splitCols,
     buf(n) {
       if (leafKind(n) === 'weight') {
         const cs = ctx.chunks(n);
@@ -139,6 +141,10 @@ export function lowerGraph(graph: Graph, target: Target, opts: PlanOptions): Pla
     },
     scratch(n, name, floats) {
       return add({ id: `scratch:%${n.id}.${name}`, kind: 'scratch', bytes: Math.max(16, floats * F32) });
+    },
+    planScratch(name, floats) {
+      const id = `scratch:${name}`, bytes = Math.max(16, floats * F32), had = buffers.get(id);
+      return had && had.bytes >= bytes ? id : add({ id, kind: 'scratch', bytes });
     },
     fragment(name) {
       const f = opts.fragments?.[name];

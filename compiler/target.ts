@@ -8,6 +8,9 @@ export interface Target {
   readonly maxStorageBuffers: number;
   /** subgroup operations (subgroupAdd, subgroupMax); without them kernels reduce through workgroup memory */
   readonly subgroups: boolean;
+  /** columns one split of a prefill matrix product sums at most (default ops/matvec.ts's SPLIT_COLS;
+   *  tests lower it to split small matrices) */
+  readonly splitCols?: number;
 }
 
 /** WebGPU's guaranteed limits, with subgroups: what a plan is written for when nothing else is said. */

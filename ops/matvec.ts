@@ -98,14 +98,56 @@ export function lowerMatvec(call: MatvecCall, ctx: LowerCtx, out: string, offset
   const bind: Record<string, string> = { ...e.bind, x: ctx.buf(x), nw: norm ? ctx.buf(norm.weight) : ctx.buf(x), out };
   const grid = wide && wideGrid(wide, w.shape[0]!, w.shape[1]!);
   const uniforms: Record<string, number> = { ...e.uniforms, cols: w.shape[1]!, eps: norm?.eps ?? 0, norm: norm ? 1 : 0, ...(grid ? { lanes: grid.lanes } : { wtype: WTYPE[w.dtype]! }) };
+  // a few positions: tiles of SMALL_TILE rows × SMALL_TILE positions, many more workgroups
+  const tile = T <= SMALL_TOKENS ? SMALL_TILE : TILE;
+  const splits = block ? splitsFor(w.shape[0]!, w.shape[1]!, T, ctx) : 1;
+  if (splits > 1) return lowerSplit(call, ctx, out, offset, stride, splits, tile);
   for (const c of chunks) {
     if (block) {
-      // a few positions: tiles of SMALL_TILE rows × SMALL_TILE positions, many more workgroups
-      const tile = T <= SMALL_TOKENS ? SMALL_TILE : TILE;
-      const rowTiles = Math.ceil(c.rows / tile);
-      ctx.dispatch(e.kernel, { ...bind, w: c.buf }, { ...uniforms, rows: c.rows, tokens: T, outStride: stride, outOffset: offset + c.rowStart, rowTiles }, rowTiles * Math.ceil(T / tile));
+      const rowTiles = Math.ceil(c.rows / tile), tiles = rowTiles * Math.ceil(T / tile);
+      ctx.dispatch(e.kernel, { ...bind, w: c.buf }, { ...uniforms, rows: c.rows, tokens: T, outStride: stride, outOffset: offset + c.rowStart, rowTiles, tiles, splitCols: w.shape[1]! }, tiles);
     } else ctx.dispatch(e.kernel, { ...bind, w: c.buf }, { ...uniforms, rows: c.rows, outOffset: offset + c.rowStart }, grid ? Math.ceil(c.rows / ((wide.rowSet * 256) / grid.lanes)) : c.rows);
   }
+}
+
+/** Columns one split of a prefill matrix product sums at most (Target.splitCols overrides it): a
+ *  matrix of few output rows (2048) over a block of positions is only a few dozen tiles, each walking
+ *  all its columns; split along the columns it gives every SM work. */
+export const SPLIT_COLS = 1024;
+/** the most rows a block pass takes (Model's MAX_BLOCK, PATCH_ROWS): splits are chosen for it */
+const SPLIT_BLOCK_ROWS = 256;
+/** the most output rows a matrix that splits has: wider ones (the FFN's gate and up, the unembedding) have tiles enough */
+const SPLIT_MAX_ROWS = 4096;
+
+/** How many splits a matrix product of `rows` × `cols` takes over a block of T positions: decided by
+ *  the matrix alone (so a position's row is the same bits in any block), one where the partial sums of
+ *  a full block would not fit a binding. */
+export function splitsFor(rows: number, cols: number, T: number, ctx: Pick<LowerCtx, 'splitCols' | 'maxBindingBytes'>): number {
+  const per = Math.max(64, ctx.splitCols ?? SPLIT_COLS);
+  if (rows > SPLIT_MAX_ROWS || cols < 2 * per) return 1;
+  const splits = Math.min(8, Math.ceil(cols / per));
+  return splits * Math.max(SPLIT_BLOCK_ROWS, T) * rows * 4 <= ctx.maxBindingBytes ? splits : 1;
+}
+
+/** A block's matrix product in `splits` column ranges: each range's partial sums into a scratch
+ *  [splits][T][rows] (matmul kernels without epilogues or the norm's scale), then splitSumKernel adds
+ *  them in order, scales and runs the epilogues. */
+function lowerSplit(call: MatvecCall, ctx: LowerCtx, out: string, offset: number, stride: number, splits: number, tile: number) {
+  const { w, x, norm } = call;
+  const T = rowsOf(x.shape), rows = w.shape[0]!, cols = w.shape[1]!;
+  const splitCols = Math.ceil(Math.ceil(cols / splits) / 64) * 64;
+  // (one buffer for the plan: each split product's sums are added up by the dispatch after it)
+  const part = ctx.planScratch('split', splits * T * rows);
+  const kernel = T <= SMALL_TOKENS ? 'matmulSmallKernel' : 'matmulKernel';
+  for (const c of ctx.chunks(w)) {
+    const rowTiles = Math.ceil(c.rows / tile), tiles = rowTiles * Math.ceil(T / tile);
+    ctx.dispatch(kernel, { w: c.buf, x: ctx.buf(x), nw: norm ? ctx.buf(norm.weight) : ctx.buf(x), out: part },
+      { rows: c.rows, cols, tokens: T, outStride: rows, outOffset: c.rowStart, eps: 0, rowTiles, tiles, splitCols, wtype: WTYPE[w.dtype]!, norm: norm ? 1 : 0 }, tiles * Math.ceil(cols / splitCols));
+  }
+  const e = lowerEpilogues(call.owner, ctx, 'splitSumKernel', call.vectors, call.epilogues);
+  const rowBlocks = Math.ceil(rows / 256);
+  ctx.dispatch(e.kernel, { ...e.bind, part, x: ctx.buf(x), out },
+    { ...e.uniforms, rows, cols, tokens: T, splits: Math.ceil(cols / splitCols), outStride: stride, outOffset: offset, eps: norm?.eps ?? 0, rowBlocks, norm: norm ? 1 : 0 }, rowBlocks * T);
 }
 
 /** The 16-byte decode kernels by weight dtype: the column multiple that makes a row whole 16-byte loads,
@@ -126,6 +168,37 @@ export function wideFor(weights: readonly Node[], cols: number, rows = weights.m
 export function wideGrid(k: Wide, rows: number, cols: number, rowSet = k.rowSet): { lanes: number; groups: number } {
   const lanes = lanesFor(rows / rowSet, (cols * 8) / k.perLoad);
   return { lanes, groups: Math.ceil(rows / ((rowSet * 256) / lanes)) };
+}
+
+/** The splits of a matrix product split along its columns (lowerMatvec) added up, in split order, then
+ *  scaled by the row's norm and passed to the epilogues: one invocation per output, `rowBlocks` workgroups
+ *  of 256 outputs per position. `part` holds [splits][tokens][rows] partial sums; the squares of x's row
+ *  for the norm are summed here, the same way for a position in any block. */
+/** @kernel @workgroupSize 256 */
+export function splitSumKernel(id: Invocation, part: In<f32>, x: In<f32>, out: Out<f32>,
+  rows: u32, cols: u32, tokens: u32, splits: u32, outStride: u32, outOffset: u32, eps: f32, rowBlocks: u32, norm: Spec<u32>) {
+  const sq = sharedF32(256);
+  const t: u32 = idiv(id.group, rowBlocks);
+  const r: u32 = (id.group % rowBlocks) * 256 + id.local;
+  let scale: f32 = 1;
+  if (norm === 1) {
+    let ss: f32 = 0;
+    for (let c: u32 = id.local; c < cols; c += 256) {
+      const v: f32 = x[t * cols + c];
+      ss += v * v;
+    }
+    sq[id.local] = ss;
+    workgroupSum(sq, id);
+    scale = 1 / Math.sqrt(sq[0] / f32(cols) + eps);
+  }
+  if (r < rows) {
+    let v: f32 = 0;
+    for (let k: u32 = 0; k < splits; k++) {
+      v += part[(k * tokens + t) * rows + r];
+    }
+    const o: u32 = t * outStride + outOffset + r;
+    out[o] = epilogue(v * scale, o);
+  }
 }
 
 /** a matmul workgroup's tile: TILE weight rows by TILE positions */
@@ -176,12 +249,17 @@ export function matvecKernel(id: Invocation, w: In<u32>, x: In<f32>, nw: In<f32>
  *  squares ride along with the staging (four invocations a position, added in a fixed order). */
 /** @kernel @workgroupSize 256 */
 export function matmulKernel(id: Invocation, w: In<u32>, x: In<f32>, nw: In<f32>, out: Out<f32>,
-  rows: u32, cols: u32, tokens: u32, outStride: u32, outOffset: u32, eps: f32, rowTiles: u32, wtype: Spec<u32>, norm: Spec<u32>) {
+  rows: u32, cols: u32, tokens: u32, outStride: u32, outOffset: u32, eps: f32, rowTiles: u32, tiles: u32, splitCols: u32, wtype: Spec<u32>, norm: Spec<u32>) {
   const ws = sharedF32(1024); // [16 columns][64 rows]
   const xs = sharedF32(1024); // [16 columns][64 positions]
   const sq = sharedF32(256);
-  const r0: u32 = (id.group % rowTiles) * 64;
-  const t0: u32 = idiv(id.group, rowTiles) * 64;
+  // split k of `tiles` tiles sums columns k0 .. k1 (all of them when there is one split)
+  const split: u32 = idiv(id.group, tiles);
+  const tile: u32 = id.group % tiles;
+  const k0: u32 = split * splitCols;
+  const k1: u32 = Math.min(cols, k0 + splitCols);
+  const r0: u32 = (tile % rowTiles) * 64;
+  const t0: u32 = idiv(tile, rowTiles) * 64;
   const tx: u32 = id.local % 16;
   const ty: u32 = idiv(id.local, 16);
   // staging: invocation i loads row (and position) i / 4, columns 4·(i % 4) .. +3 of the step
@@ -206,11 +284,11 @@ export function matmulKernel(id: Invocation, w: In<u32>, x: In<f32>, nw: In<f32>
   let a31: f32 = 0;
   let a32: f32 = 0;
   let a33: f32 = 0;
-  for (let c0: u32 = 0; c0 < cols; c0 += 16) {
+  for (let c0: u32 = k0; c0 < k1; c0 += 16) {
     for (let j: u32 = 0; j < 4; j++) {
       // columns past the end (the last step of a row that is not whole steps) read the last, as 0
-      const c: u32 = Math.min(c0 + lc + j, cols - 1);
-      const live: f32 = c0 + lc + j < cols ? 1 : 0;
+      const c: u32 = Math.min(c0 + lc + j, k1 - 1);
+      const live: f32 = c0 + lc + j < k1 ? 1 : 0;
       const xv: f32 = x[xt * cols + c] * live;
       ss += xv * xv;
       ws[(lc + j) * 64 + lr] = weightAt(w, wtype, rows, cols, wr, c) * live;
@@ -250,12 +328,13 @@ export function matmulKernel(id: Invocation, w: In<u32>, x: In<f32>, nw: In<f32>
   for (let j: u32 = 0; j < 4; j++) {
     const tl: u32 = tx + 16 * j; // the position within the tile
     const squares: f32 = sq[4 * tl] + sq[4 * tl + 1] + sq[4 * tl + 2] + sq[4 * tl + 3];
-    const scale: f32 = norm === 1 ? 1 / Math.sqrt(squares / f32(cols) + eps) : 1;
+    // a split's partial sum is stored as it is: splitSumKernel adds the splits and scales
+    const scale: f32 = norm === 1 && k1 - k0 === cols ? 1 / Math.sqrt(squares / f32(cols) + eps) : 1;
     for (let i: u32 = 0; i < 4; i++) {
       const r: u32 = r0 + ty + 16 * i;
       if (r < rows && t0 + tl < tokens) {
         const v: f32 = pick4(i, pick4(j, a00, a01, a02, a03), pick4(j, a10, a11, a12, a13), pick4(j, a20, a21, a22, a23), pick4(j, a30, a31, a32, a33));
-        const o: u32 = (t0 + tl) * outStride + outOffset + r;
+        const o: u32 = (split * tokens + t0 + tl) * outStride + outOffset + r;
         out[o] = epilogue(v * scale, o);
       }
     }
@@ -269,12 +348,17 @@ export function matmulKernel(id: Invocation, w: In<u32>, x: In<f32>, nw: In<f32>
  *  step stages 64 columns of the tile's weights (dequantized) and raw x in workgroup memory. */
 /** @kernel @workgroupSize 256 */
 export function matmulSmallKernel(id: Invocation, w: In<u32>, x: In<f32>, nw: In<f32>, out: Out<f32>,
-  rows: u32, cols: u32, tokens: u32, outStride: u32, outOffset: u32, eps: f32, rowTiles: u32, wtype: Spec<u32>, norm: Spec<u32>) {
+  rows: u32, cols: u32, tokens: u32, outStride: u32, outOffset: u32, eps: f32, rowTiles: u32, tiles: u32, splitCols: u32, wtype: Spec<u32>, norm: Spec<u32>) {
   const ws = sharedF32(1024); // [64 columns][16 rows]
   const xs = sharedF32(1024); // [64 columns][16 positions]
   const ns = sharedF32(64); // the norm weight's 64 columns
-  const r0: u32 = (id.group % rowTiles) * 16;
-  const t0: u32 = idiv(id.group, rowTiles) * 16;
+  // split k of `tiles` tiles sums columns k0 .. k1, as matmulKernel's
+  const split: u32 = idiv(id.group, tiles);
+  const tile: u32 = id.group % tiles;
+  const k0: u32 = split * splitCols;
+  const k1: u32 = Math.min(cols, k0 + splitCols);
+  const r0: u32 = (tile % rowTiles) * 16;
+  const t0: u32 = idiv(tile, rowTiles) * 16;
   const ty: u32 = idiv(id.local, 16); // this invocation's row in the tile
   const tx: u32 = id.local % 16; // and position
   // staging: invocation i loads row (and position) i % 16 at columns 4·(i / 16) .. +3 of the step
@@ -287,15 +371,15 @@ export function matmulSmallKernel(id: Invocation, w: In<u32>, x: In<f32>, nw: In
   let s1: f32 = 0;
   let s2: f32 = 0;
   let s3: f32 = 0;
-  for (let c0: u32 = 0; c0 < cols; c0 += 64) {
+  for (let c0: u32 = k0; c0 < k1; c0 += 64) {
     for (let j: u32 = 0; j < 4; j++) {
-      const c: u32 = Math.min(c0 + lc + j, cols - 1);
-      const live: f32 = c0 + lc + j < cols ? 1 : 0;
+      const c: u32 = Math.min(c0 + lc + j, k1 - 1);
+      const live: f32 = c0 + lc + j < k1 ? 1 : 0;
       ws[(lc + j) * 16 + lr] = weightAt(w, wtype, rows, cols, wr, c) * live;
       xs[(lc + j) * 16 + lr] = x[xt * cols + c] * live;
     }
     if (norm === 1 && id.local < 64) {
-      ns[id.local] = nw[Math.min(c0 + id.local, cols - 1)];
+      ns[id.local] = nw[Math.min(c0 + id.local, k1 - 1)];
     }
     workgroupBarrier();
     for (let k: u32 = 0; k < 64; k++) {
@@ -318,8 +402,8 @@ export function matmulSmallKernel(id: Invocation, w: In<u32>, x: In<f32>, nw: In
   const r: u32 = r0 + ty;
   const t: u32 = t0 + tx;
   if (r < rows && t < tokens) {
-    const scale: f32 = norm === 1 ? 1 / Math.sqrt((s0 + s1 + s2 + s3) / f32(cols) + eps) : 1;
-    const o: u32 = t * outStride + outOffset + r;
+    const scale: f32 = norm === 1 && k1 - k0 === cols ? 1 / Math.sqrt((s0 + s1 + s2 + s3) / f32(cols) + eps) : 1;
+    const o: u32 = (split * tokens + t) * outStride + outOffset + r;
     out[o] = epilogue(acc * scale, o);
   }
 }

@@ -278,6 +278,35 @@ describe('kernels over several positions match their references', () => {
     }
   });
 
+  // split along the columns (the 1B shape's prefill splits its 2048- and 8192-column products; here the
+  // target splits every 64): partial sums of each range, added in order by splitSumKernel with the norm
+  // and the epilogues; a position's row is still the same bits in any block, small tiles or large
+  it.each(['f32', 'f16', 'q8_0'] as const)('matmul split along its columns (%s weights, norm, add and store epilogues): the reference, the same bits in any block', async (dtype) => {
+    const rows = 70, cols = dtype === 'q8_0' ? 288 : 300, n = 90;
+    const w = weightOf([rows, cols], dtype, rnd.normal(rows * cols));
+    const x = rnd.normal(n * cols), nw = rnd.normal(cols), y = rnd.normal(n * rows);
+    const run = (m: number, from: number) => runBoth((o, g) => {
+      const f = g.apply(op('matvec'), [o.weight('w', [rows, cols], dtype), o.weight('x', [m, cols]), o.weight('nw', [cols]), o.weight('y', [m, rows])], { norm: true, eps: 1e-5, epilogues: [epilogueUse('store'), epilogueUse('add')] });
+      return o.add(f, g.apply(op('stored'), [f], { n: 0, shape: [m, rows] }));
+    }, { w, x: x.slice(from * cols, (from + m) * cols), nw, y: y.slice(from * rows, (from + m) * rows) }, {}, {
+      splitCols: 64,
+      reference: (o) => {
+        const m0 = o.matvec(o.weight('w', [rows, cols], dtype), o.rmsnorm(o.weight('x', [m, cols]), o.weight('nw', [cols]), 1e-5));
+        return o.add(o.add(m0, o.weight('y', [m, rows])), m0);
+      },
+    });
+    const all = await run(n, 0);
+    expect(all.plan.dispatches.map((d) => d.kernel)).toEqual(['matmulKernel', 'splitSumKernel+storeEpilogue+addEpilogue', 'addKernel']);
+    expect(all.plan.dispatches[0]!.groups).toBe(2 * 2 * Math.ceil(cols / 64)); // 2 × 2 tiles, a split every 64 columns
+    expect(relErr(all.out, all.ref), seedNote).toBeLessThanOrEqual(TOL);
+    for (const [m, from] of [[1, 0], [1, 89], [7, 64], [32, 50], [33, 17]] as const) {
+      const part = await run(m, from);
+      expect(part.plan.dispatches[0]!.kernel).toBe(m <= 32 ? 'matmulSmallKernel' : 'matmulKernel');
+      expect(relErr(part.out, part.ref), seedNote).toBeLessThanOrEqual(TOL);
+      expect(Array.from(part.out), `rows ${from}..${from + m - 1}`).toEqual(Array.from(all.out.subarray(from * rows, (from + m) * rows)));
+    }
+  });
+
   it.each(['f16', 'q8_0', 'q4_0'] as const)('matmul with %s weights split across bindings', async (dtype) => {
     const rows = 200, cols = 64, n = 3; // activations fit the 3000-byte limit, the weight does not
     const w = weightOf([rows, cols], dtype, rnd.normal(rows * cols));

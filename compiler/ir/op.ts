@@ -82,6 +82,9 @@ export interface LowerCtx {
   chunks(n: Node): readonly Chunk[];
   /** a private buffer of `floats` f32 for this node (e.g. attention scores) */
   scratch(n: Node, name: string, floats: number): BufId;
+  /** one private buffer of the whole plan, at least `floats` f32, for values a kernel makes and the
+   *  next dispatch consumes (shared by every node that asks for it by this name) */
+  planScratch(name: string, floats: number): BufId;
   /** `when`: only for passes whose first position lies in that range */
   dispatch(kernel: string, bind: Record<string, BufId>, uniforms: Record<string, number>, groups: number, when?: PosRange): void;
   /** a kernel with epilogue fragments spliced into its holes; returns its name for dispatch() */
@@ -92,4 +95,8 @@ export interface LowerCtx {
   stored(n: Node, k: number): BufId;
   /** storage buffers a kernel may bind (the device's maxStorageBuffersPerShaderStage) */
   readonly maxStorageBuffers: number;
+  /** the largest storage binding (Target.maxBindingBytes) */
+  readonly maxBindingBytes: number;
+  /** columns one split of a prefill matrix product sums at most (Target.splitCols) */
+  readonly splitCols?: number;
 }

@@ -14,6 +14,8 @@ struct Params {
   outOffset: u32,
   eps: f32,
   rowTiles: u32,
+  tiles: u32,
+  splitCols: u32,
 }
 @group(0) @binding(5) var<uniform> u: Params;
 var<workgroup> ws: array<f32, 1024>;
@@ -21,8 +23,12 @@ var<workgroup> xs: array<f32, 1024>;
 var<workgroup> sq: array<f32, 256>;
 @compute @workgroup_size(256)
 fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let r0: u32 = (((wid.x + wid.y * nwg.x) % u.rowTiles) * 64u);
-  let t0: u32 = (((wid.x + wid.y * nwg.x) / u.rowTiles) * 64u);
+  let split: u32 = ((wid.x + wid.y * nwg.x) / u.tiles);
+  let tile: u32 = ((wid.x + wid.y * nwg.x) % u.tiles);
+  let k0: u32 = (split * u.splitCols);
+  let k1: u32 = min(u.cols, (k0 + u.splitCols));
+  let r0: u32 = ((tile % u.rowTiles) * 64u);
+  let t0: u32 = ((tile / u.rowTiles) * 64u);
   let tx: u32 = (lid.x % 16u);
   let ty: u32 = (lid.x / 16u);
   let lr: u32 = (lid.x >> 2u);
@@ -46,10 +52,10 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   var a31: f32 = 0.0f;
   var a32: f32 = 0.0f;
   var a33: f32 = 0.0f;
-  for (var c0: u32 = 0u; (c0 < u.cols); c0 += 16u) {
+  for (var c0: u32 = k0; (c0 < k1); c0 += 16u) {
     for (var j: u32 = 0u; (j < 4u); j += 1u) {
-      let c: u32 = min(((c0 + lc) + j), (u.cols - 1u));
-      let live: f32 = select(0.0f, 1.0f, (((c0 + lc) + j) < u.cols));
+      let c: u32 = min(((c0 + lc) + j), (k1 - 1u));
+      let live: f32 = select(0.0f, 1.0f, (((c0 + lc) + j) < k1));
       let xv: f32 = (x[((xt * u.cols) + c)] * live);
       ss += (xv * xv);
       ws[(((lc + j) * 64u) + lr)] = (select(select(select(select((bitcast<f32>(w[(((u.rows * (u.cols >> 3u)) + (wr * (u.cols >> 5u))) + (c >> 5u))]) * f32((i32(((w[((wr * (u.cols >> 3u)) + (c >> 3u))] >> ((c & 7u) * 4u)) & 15u)) - 8i))), (unpack2x16float(w[((u.rows * (u.cols >> 2u)) + (((wr * (u.cols >> 5u)) + (c >> 5u)) >> 1u))])[(((wr * (u.cols >> 5u)) + (c >> 5u)) & 1u)] * f32(extractBits(bitcast<i32>(w[((wr * (u.cols >> 2u)) + (c >> 2u))]), (c & 3u) * 8u, 8u))), (wtype == 3u)), bitcast<f32>((((w[((wr * ((u.cols + 1u) >> 1u)) + (c >> 1u))] >> ((c & 1u) * 16u)) & 0xffffu) << 16u)), (wtype == 2u)), unpack2x16float(w[((wr * ((u.cols + 1u) >> 1u)) + (c >> 1u))])[(c & 1u)], (wtype == 1u)), bitcast<f32>(w[((wr * u.cols) + c)]), (wtype == 0u)) * live);
@@ -89,12 +95,12 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   for (var j: u32 = 0u; (j < 4u); j += 1u) {
     let tl: u32 = (tx + (16u * j));
     let squares: f32 = (((sq[(4u * tl)] + sq[((4u * tl) + 1u)]) + sq[((4u * tl) + 2u)]) + sq[((4u * tl) + 3u)]);
-    let scale: f32 = select(1.0f, (1.0f / sqrt(((squares / f32(u.cols)) + u.eps))), (norm == 1u));
+    let scale: f32 = select(1.0f, (1.0f / sqrt(((squares / f32(u.cols)) + u.eps))), ((norm == 1u) && ((k1 - k0) == u.cols)));
     for (var i: u32 = 0u; (i < 4u); i += 1u) {
       let r: u32 = ((r0 + ty) + (16u * i));
       if (((r < u.rows) && ((t0 + tl) < u.tokens))) {
         let v: f32 = select(select(select(select(select(select(a33, a32, (j == 2u)), a31, (j == 1u)), a30, (j == 0u)), select(select(select(a23, a22, (j == 2u)), a21, (j == 1u)), a20, (j == 0u)), (i == 2u)), select(select(select(a13, a12, (j == 2u)), a11, (j == 1u)), a10, (j == 0u)), (i == 1u)), select(select(select(a03, a02, (j == 2u)), a01, (j == 1u)), a00, (j == 0u)), (i == 0u));
-        let o: u32 = ((((t0 + tl) * u.outStride) + u.outOffset) + r);
+        let o: u32 = ((((((split * u.tokens) + t0) + tl) * u.outStride) + u.outOffset) + r);
         out[o] = ((v * scale) + y_e0[o]);
       }
     }

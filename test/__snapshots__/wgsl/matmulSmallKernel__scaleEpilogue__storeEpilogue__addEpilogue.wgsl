@@ -15,6 +15,8 @@ struct Params {
   outOffset: u32,
   eps: f32,
   rowTiles: u32,
+  tiles: u32,
+  splitCols: u32,
   factor_e0: f32,
 }
 @group(0) @binding(6) var<uniform> u: Params;
@@ -23,8 +25,12 @@ var<workgroup> xs: array<f32, 1024>;
 var<workgroup> ns: array<f32, 64>;
 @compute @workgroup_size(256)
 fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let r0: u32 = (((wid.x + wid.y * nwg.x) % u.rowTiles) * 16u);
-  let t0: u32 = (((wid.x + wid.y * nwg.x) / u.rowTiles) * 16u);
+  let split: u32 = ((wid.x + wid.y * nwg.x) / u.tiles);
+  let tile: u32 = ((wid.x + wid.y * nwg.x) % u.tiles);
+  let k0: u32 = (split * u.splitCols);
+  let k1: u32 = min(u.cols, (k0 + u.splitCols));
+  let r0: u32 = ((tile % u.rowTiles) * 16u);
+  let t0: u32 = ((tile / u.rowTiles) * 16u);
   let ty: u32 = (lid.x / 16u);
   let tx: u32 = (lid.x % 16u);
   let lr: u32 = (lid.x % 16u);
@@ -36,15 +42,15 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   var s1: f32 = 0.0f;
   var s2: f32 = 0.0f;
   var s3: f32 = 0.0f;
-  for (var c0: u32 = 0u; (c0 < u.cols); c0 += 64u) {
+  for (var c0: u32 = k0; (c0 < k1); c0 += 64u) {
     for (var j: u32 = 0u; (j < 4u); j += 1u) {
-      let c: u32 = min(((c0 + lc) + j), (u.cols - 1u));
-      let live: f32 = select(0.0f, 1.0f, (((c0 + lc) + j) < u.cols));
+      let c: u32 = min(((c0 + lc) + j), (k1 - 1u));
+      let live: f32 = select(0.0f, 1.0f, (((c0 + lc) + j) < k1));
       ws[(((lc + j) * 16u) + lr)] = (select(select(select(select((bitcast<f32>(w[(((u.rows * (u.cols >> 3u)) + (wr * (u.cols >> 5u))) + (c >> 5u))]) * f32((i32(((w[((wr * (u.cols >> 3u)) + (c >> 3u))] >> ((c & 7u) * 4u)) & 15u)) - 8i))), (unpack2x16float(w[((u.rows * (u.cols >> 2u)) + (((wr * (u.cols >> 5u)) + (c >> 5u)) >> 1u))])[(((wr * (u.cols >> 5u)) + (c >> 5u)) & 1u)] * f32(extractBits(bitcast<i32>(w[((wr * (u.cols >> 2u)) + (c >> 2u))]), (c & 3u) * 8u, 8u))), (wtype == 3u)), bitcast<f32>((((w[((wr * ((u.cols + 1u) >> 1u)) + (c >> 1u))] >> ((c & 1u) * 16u)) & 0xffffu) << 16u)), (wtype == 2u)), unpack2x16float(w[((wr * ((u.cols + 1u) >> 1u)) + (c >> 1u))])[(c & 1u)], (wtype == 1u)), bitcast<f32>(w[((wr * u.cols) + c)]), (wtype == 0u)) * live);
       xs[(((lc + j) * 16u) + lr)] = (x[((xt * u.cols) + c)] * live);
     }
     if (((norm == 1u) && (lid.x < 64u))) {
-      ns[lid.x] = nw[min((c0 + lid.x), (u.cols - 1u))];
+      ns[lid.x] = nw[min((c0 + lid.x), (k1 - 1u))];
     }
     workgroupBarrier();
     for (var k: u32 = 0u; (k < 64u); k += 1u) {
@@ -70,8 +76,8 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   let r: u32 = (r0 + ty);
   let t: u32 = (t0 + tx);
   if (((r < u.rows) && (t < u.tokens))) {
-    let scale: f32 = select(1.0f, (1.0f / sqrt((((((s0 + s1) + s2) + s3) / f32(u.cols)) + u.eps))), (norm == 1u));
-    let o: u32 = (((t * u.outStride) + u.outOffset) + r);
+    let scale: f32 = select(1.0f, (1.0f / sqrt((((((s0 + s1) + s2) + s3) / f32(u.cols)) + u.eps))), ((norm == 1u) && ((k1 - k0) == u.cols)));
+    let o: u32 = (((((split * u.tokens) + t) * u.outStride) + u.outOffset) + r);
     let ep_1: f32 = ((acc * scale) * u.factor_e0);
     t_e1[o] = ep_1;
     out[o] = (ep_1 + y_e2[o]);
