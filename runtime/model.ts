@@ -15,7 +15,7 @@ import { getGpu, targetOf, type GpuContext } from './gpu.js';
 import { ReferenceRunner } from './reference.js';
 import { generate, sampleBatch, type GenerateOptions, type GenerateResult } from './generate.js';
 import { runBatchWithHooks, runWithHooks, type HookedRunOptions } from './interp/run.js';
-import { patchedRuns, type PatchedRuns } from './interp/patch_run.js';
+import { patchedRuns, submitPatchedRuns, type PatchedRuns } from './interp/patch_run.js';
 import type { CacheEntry, Intervention } from './interp/cache.js';
 import { normalVariant, variantKey, type PlanVariant } from './variant.js';
 import { makeTokenizer } from './tokenizer.js';
@@ -126,6 +126,8 @@ export class Model {
 
   /** B patched runs of a prompt from a layer and position on (runtime/interp/patch_run.ts). */
   patchedRuns(r: PatchedRuns): Promise<Float32Array> { return patchedRuns(this, r); }
+  /** The same, submitted without waiting; the picked logits land in `stage.dst` at `stage.offset`. */
+  submitPatchedRuns(r: PatchedRuns, stage: { dst: GPUBuffer; offset: number }): Promise<void> { return submitPatchedRuns(this, r, stage); }
 
   /** the largest storage binding the model's plans are compiled for */
   get bindingBytes() { return this.target.maxBindingBytes; }

@@ -1,6 +1,7 @@
 // Interventions and activation patching, against exact identities and a brute-force float64 CPU
 // reference that re-runs the whole model for every site.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CancelledError } from '../compiler/errors.js';
 import { ivName, withInterventions } from '../ops/intervene.js';
 import { Model } from '../runtime/model.js';
 import { loadModelSource } from '../runtime/node/load.js';
@@ -146,6 +147,24 @@ describe('activation patching', () => {
     const slow = await activationPatchingNaive(model, clean, corrupt, o);
     for (const fast of [single, batched])
       fast.sites.forEach((s, i) => s.scores.forEach((row, l) => row.forEach((v, c) => expect(Math.abs(v! - slow.sites[i]!.scores[l]![c]!), `${s.site} ${l} ${c}`).toBeLessThanOrEqual(1e-5))));
+  });
+
+  it('reports progress up to every run, in order, and stops when asked, leaving the model usable', async () => {
+    const clean = model.tokenizer.encode(CLEAN), corrupt = model.tokenizer.encode(CORRUPT);
+    const o = { target: model.tokenizer.idOf(' and')!, distractor: model.tokenizer.idOf(' was')!, sites: ['resid_pre', 'z'] };
+    const seen: [number, number][] = [];
+    const full = await activationPatching(model, clean, corrupt, { ...o, onProgress: (d, t) => seen.push([d, t]) });
+    const total = model.config.nLayers * (clean.length + model.config.nHeads);
+    expect(seen.at(-1)).toEqual([total, total]);
+    expect(seen.every(([d], i) => i === 0 || d > seen[i - 1]![0])).toBe(true);
+    // results arrive a layer behind the submissions: stopping after the first report ends the sweep early
+    const stop = { aborted: false };
+    const stopped: number[] = [];
+    await expect(activationPatching(model, clean, corrupt, { ...o, stop, onProgress: (d) => { stopped.push(d); stop.aborted = true; } })).rejects.toBeInstanceOf(CancelledError);
+    expect(stopped.length).toBeGreaterThan(0);
+    expect(stopped.at(-1)!).toBeLessThan(total);
+    const again = await activationPatching(model, clean, corrupt, o);
+    expect(JSON.stringify(again.sites)).toBe(JSON.stringify(full.sites));
   });
 
   it('rejects prompts of different lengths', async () => {

@@ -2,7 +2,8 @@
 // copies of the corrupted prompt from layer `layer` and position `from` on, each with its own
 // intervention tables at `hook`, their KV-cache rows below `from` copied from the corrupted run (which
 // the model's own cache holds; a batch of one runs on that cache itself, so the caller keeps its rows
-// below `from` the corrupted run's). Returns the logits at `ids` of each copy's last position ([B, ids]).
+// below `from` the corrupted run's). Returns the logits at `ids` of each copy's last position ([B, ids]);
+// submitPatchedRuns leaves them in a buffer of the caller's, so batches follow each other without waiting.
 import { ivName } from '../../ops/intervene.js';
 import { headSize } from '../../models/llama.js';
 import type { RunHost } from './run.js';
@@ -24,11 +25,24 @@ export interface PatchedRuns {
 }
 
 export async function patchedRuns(m: RunHost, r: PatchedRuns): Promise<Float32Array> {
+  const d = m.executor.gpu.device, bytes = r.batch * r.ids.length * 4;
+  const dst = d.createBuffer({ size: bytes, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+  try {
+    await submitPatchedRuns(m, r, { dst, offset: 0 });
+    await dst.mapAsync(GPUMapMode.READ);
+    return new Float32Array(dst.getMappedRange().slice(0));
+  } finally {
+    dst.destroy();
+  }
+}
+
+/** The same runs, submitted and not waited for: their picked logits ([B, ids]) are copied into `stage.dst`
+ *  at `stage.offset` after the last block (a sweep maps one buffer for many such batches). */
+export async function submitPatchedRuns(m: RunHost, r: PatchedRuns, stage: { dst: GPUBuffer; offset: number }): Promise<void> {
   const c = m.config, n = r.tokens.length, B = r.batch, dim = c.dim;
   const kvBytes = c.contextLength * c.nKvHeads * headSize(c) * 4; // one sequence's cache of one layer
   const blocks = m.blocks(n - r.from, B);
   const d = m.executor.gpu.device;
-  let picked: Float32Array | undefined;
   for (const [i, [start, len]] of blocks.entries()) {
     const ex = await m.variant({ interventions: [{ hook: r.hook, rows: n }], startLayer: r.layer, positions: len, batch: B, head: 'last', pick: r.ids.length });
     ex.write(ivName(r.hook, 'a'), r.a);
@@ -53,8 +67,6 @@ export async function patchedRuns(m: RunHost, r: PatchedRuns): Promise<Float32Ar
       for (let b = 0; b < B; b++) x.set(rows, b * len * dim);
       inputs.resid = x;
     }
-    if (i < blocks.length - 1) ex.submit(inputs);
-    else picked = await ex.run(inputs, 'picked');
+    ex.submit(inputs, i < blocks.length - 1 ? [] : [{ output: 'picked', dst: stage.dst, offset: stage.offset, bytes: B * r.ids.length * 4 }]);
   }
-  return picked!.subarray(0, B * r.ids.length);
 }

@@ -126,6 +126,10 @@ export async function activationPatching(model: Model, clean: number[], corrupt:
   const total = sites.reduce((s, site) => s + L * (site === 'z' ? H : n), 0);
   const out: PatchSite[] = [];
   let done = 0;
+  // a layer's batches are submitted, then the layer before's results are read while the GPU runs them
+  const d = model.executor.gpu.device;
+  let pending: (() => Promise<void>) | undefined;
+  const staging: GPUBuffer[] = [];
   try {
     for (const site of sites) {
       const perHead = site === 'z';
@@ -140,6 +144,10 @@ export async function activationPatching(model: Model, clean: number[], corrupt:
         const size = model.graph.hooks[hook]!.node.size, hs = size / H;
         const cleanAct = cleanRun.cache.get(hook)!.data, resid = corruptRun.cache.get(`blocks.${l}.hook_resid_pre`)!.data;
         const row: (number | null)[] = new Array(cols.length).fill(null), eff: number[] = new Array(cols.length).fill(0);
+        const dst = d.createBuffer({ size: Math.max(16, groups.reduce((t, g) => t + g.cols.length, 0) * ids.length * 4), usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+        staging.push(dst);
+        const placed: { batch: number[]; at: number }[] = [];
+        let at = 0;
         for (const { from, cols: batch } of groups) {
           if (o.stop?.aborted) throw new CancelledError();
           const B = batch.length;
@@ -149,24 +157,37 @@ export async function activationPatching(model: Model, clean: number[], corrupt:
             for (let p = perHead ? 0 : c; p < (perHead ? n : c + 1); p++)
               for (let e = perHead ? c * hs : 0; e < (perHead ? (c + 1) * hs : size); e++) { a[(k * n + p) * size + e] = 0; b[(k * n + p) * size + e] = cleanAct[p * size + e]!; }
           });
-          const picked = await model.patchedRuns({ layer: l, from, batch: B, hook, a, b, ids, tokens: corrupt, resid });
-          batch.forEach((c, k) => {
-            const patched = picked[k * ids.length]! - (ids.length > 1 ? picked[k * ids.length + 1]! : 0);
-            eff[c] = patched - base;
-            row[c] = top === base ? null : (patched - base) / (top - base);
-          });
+          await model.submitPatchedRuns({ layer: l, from, batch: B, hook, a, b, ids, tokens: corrupt, resid }, { dst, offset: at * 4 });
+          placed.push({ batch, at });
+          at += B * ids.length;
           work.layerSteps += B * (n - from) * (L - l);
-          done += B;
-          o.onProgress?.(done, total);
         }
         scores.push(row);
         effects.push(eff);
+        const previous = pending;
+        pending = async () => {
+          await dst.mapAsync(GPUMapMode.READ);
+          const picked = new Float32Array(dst.getMappedRange().slice(0));
+          for (const { batch, at: from } of placed) {
+            batch.forEach((c, k) => {
+              const patched = picked[from + k * ids.length]! - (ids.length > 1 ? picked[from + k * ids.length + 1]! : 0);
+              eff[c] = patched - base;
+              row[c] = top === base ? null : (patched - base) / (top - base);
+            });
+            done += batch.length;
+            o.onProgress?.(done, total);
+          }
+          dst.destroy();
+        };
+        await previous?.();
       }
       work.naiveLayerSteps += cols.length * L * n * L;
       out.push({ site, rows: Array.from({ length: L }, (_, l) => `blocks.${l}`), cols, scores, effects });
     }
+    await pending?.();
   } finally {
     saved.destroy();
+    for (const b of staging) b.destroy();
   }
   work.naiveLayerSteps += 2 * n * L;
   return { clean: top, corrupted: base, sites: out, work };
