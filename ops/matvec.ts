@@ -382,28 +382,20 @@ export function matmulSmallKernel(id: Invocation, w: In<u32>, x: In<f32>, nw: In
       ns[id.local] = nw[Math.min(c0 + id.local, k1 - 1)];
     }
     workgroupBarrier();
-    // columns in order; the squares as matmulKernel's staging sums them: column c in part (c % 16) / 4
-    for (let kq: u32 = 0; kq < 64; kq += 16) {
-      for (let k: u32 = kq; k < kq + 4; k++) {
-        const xv: f32 = xs[k * 16 + tx];
+    for (let k: u32 = 0; k < 64; k++) {
+      const xv: f32 = xs[k * 16 + tx];
+      // the squares as matmulKernel's staging sums them: column c in part (c % 16) / 4
+      const q: u32 = (k % 16) >> 2;
+      if (q === 0) {
         s0 += xv * xv;
-        acc += ws[k * 16 + ty] * (norm === 1 ? xv * ns[k] : xv);
-      }
-      for (let k: u32 = kq + 4; k < kq + 8; k++) {
-        const xv: f32 = xs[k * 16 + tx];
+      } else if (q === 1) {
         s1 += xv * xv;
-        acc += ws[k * 16 + ty] * (norm === 1 ? xv * ns[k] : xv);
-      }
-      for (let k: u32 = kq + 8; k < kq + 12; k++) {
-        const xv: f32 = xs[k * 16 + tx];
+      } else if (q === 2) {
         s2 += xv * xv;
-        acc += ws[k * 16 + ty] * (norm === 1 ? xv * ns[k] : xv);
-      }
-      for (let k: u32 = kq + 12; k < kq + 16; k++) {
-        const xv: f32 = xs[k * 16 + tx];
+      } else {
         s3 += xv * xv;
-        acc += ws[k * 16 + ty] * (norm === 1 ? xv * ns[k] : xv);
       }
+      acc += ws[k * 16 + ty] * (norm === 1 ? xv * ns[k] : xv);
     }
     workgroupBarrier();
   }

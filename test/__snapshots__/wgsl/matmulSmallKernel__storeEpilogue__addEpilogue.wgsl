@@ -52,27 +52,23 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
       ns[lid.x] = nw[min((c0 + lid.x), (k1 - 1u))];
     }
     workgroupBarrier();
-    for (var kq: u32 = 0u; (kq < 64u); kq += 16u) {
-      for (var k: u32 = kq; (k < (kq + 4u)); k += 1u) {
-        let xv: f32 = xs[((k * 16u) + tx)];
+    for (var k: u32 = 0u; (k < 64u); k += 1u) {
+      let xv: f32 = xs[((k * 16u) + tx)];
+      let q: u32 = ((k % 16u) >> 2u);
+      if ((q == 0u)) {
         s0 += (xv * xv);
-        acc += (ws[((k * 16u) + ty)] * select(xv, (xv * ns[k]), (norm == 1u)));
+      } else {
+        if ((q == 1u)) {
+          s1 += (xv * xv);
+        } else {
+          if ((q == 2u)) {
+            s2 += (xv * xv);
+          } else {
+            s3 += (xv * xv);
+          }
+        }
       }
-      for (var k: u32 = (kq + 4u); (k < (kq + 8u)); k += 1u) {
-        let xv: f32 = xs[((k * 16u) + tx)];
-        s1 += (xv * xv);
-        acc += (ws[((k * 16u) + ty)] * select(xv, (xv * ns[k]), (norm == 1u)));
-      }
-      for (var k: u32 = (kq + 8u); (k < (kq + 12u)); k += 1u) {
-        let xv: f32 = xs[((k * 16u) + tx)];
-        s2 += (xv * xv);
-        acc += (ws[((k * 16u) + ty)] * select(xv, (xv * ns[k]), (norm == 1u)));
-      }
-      for (var k: u32 = (kq + 12u); (k < (kq + 16u)); k += 1u) {
-        let xv: f32 = xs[((k * 16u) + tx)];
-        s3 += (xv * xv);
-        acc += (ws[((k * 16u) + ty)] * select(xv, (xv * ns[k]), (norm == 1u)));
-      }
+      acc += (ws[((k * 16u) + ty)] * select(xv, (xv * ns[k]), (norm == 1u)));
     }
     workgroupBarrier();
   }
