@@ -31,7 +31,7 @@ export class ByteLevelBpeTokenizer implements Tokenizer {
   private specials: { text: string; id: number }[] = [];
   private pre: RegExp;
   private cache = new Map<string, number[]>();
-  private bytesOf: Uint8Array[];
+  private bytesOf: (Uint8Array | undefined)[] = [];
 
   constructor(readonly vocab: Vocab) {
     const pre = PRE_TOKENIZERS[vocab.pre ?? 'default'];
@@ -47,15 +47,23 @@ export class ByteLevelBpeTokenizer implements Tokenizer {
       if ((t === TokenType.Control || t === TokenType.UserDefined) && p.length > 0) this.specials.push({ text: p, id });
     });
     this.specials.sort((a, b) => b.text.length - a.text.length);
-    const enc = new TextEncoder();
-    this.bytesOf = vocab.pieces.map((p, id) => {
-      const t = vocab.types[id];
-      if (t === TokenType.Control) return new Uint8Array(0);
-      if (t === TokenType.UserDefined) return enc.encode(p);
+  }
+
+  /** A piece's bytes, worked out when first asked for (a vocabulary of 128k pieces took a third of a
+   *  second to convert at load, and a run decodes only the pieces it meets). */
+  private bytesOfPiece(id: number): Uint8Array {
+    let b = this.bytesOf[id];
+    if (b) return b;
+    const p = this.vocab.pieces[id], t = this.vocab.types[id];
+    if (p === undefined) return new Uint8Array(0);
+    if (t === TokenType.Control) b = new Uint8Array(0);
+    else if (t === TokenType.UserDefined) b = new TextEncoder().encode(p);
+    else {
       const chars = Array.from(p);
-      if (chars.every((c) => CHAR_TO_BYTE.has(c))) return Uint8Array.from(chars, (c) => CHAR_TO_BYTE.get(c)!);
-      return enc.encode(p);
-    });
+      b = chars.every((c) => CHAR_TO_BYTE.has(c)) ? Uint8Array.from(chars, (c) => CHAR_TO_BYTE.get(c)!) : new TextEncoder().encode(p);
+    }
+    this.bytesOf[id] = b;
+    return b;
   }
 
   get size() { return this.vocab.pieces.length; }
@@ -103,6 +111,6 @@ export class ByteLevelBpeTokenizer implements Tokenizer {
     return ids;
   }
 
-  tokenBytes(id: number, _prev: number): Uint8Array { return this.bytesOf[id] ?? new Uint8Array(0); }
+  tokenBytes(id: number, _prev: number): Uint8Array { return this.bytesOfPiece(id); }
   decode(ids: readonly number[]): string { return decodeWith(this, ids); }
 }
