@@ -1,6 +1,8 @@
 // A command's options, declared once: each with its kind, meaning and default. The parser (Node's
 // util.parseArgs), the checks of numbers and the --help text all come from that declaration, so help
 // cannot drift from what a command accepts. Every usage error is a UsageError: one line, exit code 2.
+import fs from 'node:fs';
+import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { UsageError } from '../compiler/errors.js';
 
@@ -12,6 +14,8 @@ interface Base {
 export type OptionSpec =
   | (Base & { readonly kind: 'flag' })
   | (Base & { readonly kind: 'string'; readonly arg: string; readonly default?: string; readonly multiple?: boolean })
+  /** a file or folder the command writes: the folder it goes in must exist, checked before any work */
+  | (Base & { readonly kind: 'output'; readonly arg: string })
   | (Base & { readonly kind: 'int'; readonly arg: string; readonly min: number; readonly max?: number; readonly default?: number })
   | (Base & { readonly kind: 'number'; readonly arg: string; readonly min: number; readonly max: number; readonly default?: number });
 export type OptionSpecs = Readonly<Record<string, OptionSpec>>;
@@ -73,6 +77,13 @@ function checkedNumber(raw: string, name: string, s: OptionSpec & { kind: 'int' 
   return n;
 }
 
+/** An output path whose folder exists (else the command would do all its work and then fail to write). */
+function checkedOutput(file: string, name: string): string {
+  const dir = path.dirname(path.resolve(file));
+  if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new UsageError(`--${name} ${file}: the folder ${path.dirname(file)} does not exist (create it first)`);
+  return file;
+}
+
 /** argv -> the declared options' values (numbers checked, defaults filled in). `command` names the
  *  command in messages ('sae collect'). */
 export function parseOptions<O extends OptionSpecs>(command: string, argv: readonly string[], specs: O): Values<O> {
@@ -89,6 +100,7 @@ export function parseOptions<O extends OptionSpecs>(command: string, argv: reado
     switch (s.kind) {
       case 'flag': values[name] = v === true; break;
       case 'string': values[name] = v ?? (s.multiple ? [] : s.default); break;
+      case 'output': values[name] = v === undefined ? undefined : checkedOutput(v as string, name); break;
       case 'int':
       case 'number': values[name] = v === undefined ? s.default : checkedNumber(v as string, name, s); break;
     }

@@ -261,6 +261,12 @@ describe('tapir CLI', () => {
     ['an unknown option', () => ['generate', '--frobnicate'], /Unknown option '--frobnicate'/],
     ['a bad number', () => ['generate', '-n', 'many'], /--new-tokens must be an integer/],
     ['an unknown command', () => ['frobnicate'], /unknown command/],
+    // an output in a folder that does not exist: said before any work (these ended in an internal error
+    // and a stack trace after all of it)
+    ['cache --out in a missing folder', () => ['cache', '-p', 'Once', '--hooks', 'blocks.0.hook_resid_post', '--out', path.join(dir, 'no-such', 'c.safetensors')], /--out .*no-such.*does not exist/],
+    ['lens --svg in a missing folder', () => ['lens', '-p', 'Once upon a time', '--svg', path.join(dir, 'no-such', 'l.svg')], /--svg .*does not exist/],
+    ['explain --html in a missing folder', () => ['explain', '-p', 'Once upon a time', '--html', path.join(dir, 'no-such', 'e.html')], /--html .*does not exist/],
+    ['sae train --out in a missing folder', () => ['sae', 'train', '--store', dir, '--out', path.join(dir, 'no-such', 'deeper', 'sae')], /--out .*does not exist/],
   ];
   it.each(cases)('%s: one clear line, exit code 2', (_, args, msg) => {
     const r = tapir(...args());

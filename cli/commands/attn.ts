@@ -15,7 +15,7 @@ TransformerLens's blocks.L.attn.hook_pattern gives it. Text: each head's stronge
   options: {
     prompt: { kind: 'string', short: 'p', arg: 'TEXT', help: 'the prompt (BOS is added)' },
     layers: { kind: 'string', arg: 'LIST', help: 'comma-separated layer numbers (default: all)' },
-    svg: { kind: 'string', arg: 'FILE', help: 'one destination × source heatmap per head (masked cells grey, values in tooltips)' },
+    svg: { kind: 'output', arg: 'FILE', help: 'one destination × source heatmap per head (masked cells grey, values in tooltips)' },
   },
   async run(o) {
     if (o.prompt === undefined) throw new UsageError("attn needs -p PROMPT (see 'tapir attn --help')");

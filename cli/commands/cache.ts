@@ -15,7 +15,7 @@ tensors named by hook, shaped [1, pos, ...] as TransformerLens shapes them.`,
   options: {
     prompt: { kind: 'string', short: 'p', arg: 'TEXT', help: 'the prompt (BOS is added)' },
     hooks: { kind: 'string', arg: 'SEL', help: "e.g. 'blocks.*.hook_resid_post', 'blocks.3-7.attn.hook_z',\n'blocks.2.attn.hook_z[head=5]', 'blocks.4.hook_resid_pre[pos=-1]' (comma-separated)" },
-    out: { kind: 'string', arg: 'FILE', help: 'the safetensors file to write (atomically)' },
+    out: { kind: 'output', arg: 'FILE', help: 'the safetensors file to write (atomically)' },
   },
   async run(o) {
     if (o.prompt === undefined || o.hooks === undefined || o.out === undefined)

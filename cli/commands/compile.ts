@@ -19,9 +19,9 @@ export default command({
   about: `Compiles the model without running it and reports what one decode step costs: dispatches (per
 layer), weight bytes read, memory allocated.`,
   options: {
-    svg: { kind: 'string', arg: 'FILE', help: 'the graph after fusion, kernels as clusters (FILE), and before (FILE with .before.svg)' },
-    ir: { kind: 'string', arg: 'FILE', help: 'the fused graph as text (parses back with tapir\'s IR grammar)' },
-    wgsl: { kind: 'string', arg: 'DIR', help: 'one .wgsl file per kernel, each naming the ops it fused' },
+    svg: { kind: 'output', arg: 'FILE', help: 'the graph after fusion, kernels as clusters (FILE), and before (FILE with .before.svg)' },
+    ir: { kind: 'output', arg: 'FILE', help: 'the fused graph as text (parses back with tapir\'s IR grammar)' },
+    wgsl: { kind: 'output', arg: 'DIR', help: 'one .wgsl file per kernel, each naming the ops it fused' },
     'no-fuse': { kind: 'flag', help: 'compile without the fusion rules' },
     'disable-rule': { kind: 'string', arg: 'R', multiple: true, help: 'leave out one rule (repeatable): ${RULE_NAMES}' },
     'dump-after': { kind: 'string', arg: 'PASS', help: 'print the IR after a pass: ${PASS_NAMES}' },

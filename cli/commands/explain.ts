@@ -27,7 +27,7 @@ decision more than k random words (the deletion curve).`,
     baseline: { kind: 'string', arg: 'PIECE', help: 'what occlusion puts in a word\'s place (default: the unknown token)' },
     draws: { kind: 'int', arg: 'N', min: 1, default: 20, help: 'random draws per k on the deletion curve (default: 20)' },
     seed: { kind: 'int', arg: 'S', min: 0, default: 0, help: 'seed of those draws (default: 0)' },
-    html: { kind: 'string', arg: 'FILE', help: 'the report as one HTML page (works offline)' },
+    html: { kind: 'output', arg: 'FILE', help: 'the report as one HTML page (works offline)' },
   },
   async run(o) {
     if (o.prompt === undefined) throw new UsageError("explain needs -p PROMPT (see 'tapir explain --help')");

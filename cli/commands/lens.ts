@@ -18,7 +18,7 @@ divergence from the model's final output. The last layer's row is the model's ow
     target: { kind: 'string', arg: 'PIECE', help: 'a vocabulary entry written exactly as in the vocabulary (e.g. " Lily")' },
     'target-id': { kind: 'int', arg: 'N', min: 0, help: 'the target by id' },
     top: { kind: 'int', arg: 'K', min: 1, default: 5, help: 'top tokens per cell (default: 5)' },
-    svg: { kind: 'string', arg: 'FILE', help: 'a heatmap: top token in each cell, its probability (or the target\'s) as colour' },
+    svg: { kind: 'output', arg: 'FILE', help: 'a heatmap: top token in each cell, its probability (or the target\'s) as colour' },
   },
   async run(o) {
     if (o.prompt === undefined) throw new UsageError("lens needs -p PROMPT (see 'tapir lens --help')");

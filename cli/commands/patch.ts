@@ -22,7 +22,7 @@ minus the distractor's if one is given. The two prompts must tokenize to the sam
     distractor: { kind: 'string', arg: 'PIECE', help: 'a token whose logit the metric subtracts' },
     'distractor-id': { kind: 'int', arg: 'N', min: 0, help: 'the distractor by id' },
     sites: { kind: 'string', arg: 'LIST', default: 'resid_pre', help: 'comma-separated, of ${SITES} (default: resid_pre);\nz patches one head at all positions, the others one position' },
-    svg: { kind: 'string', arg: 'FILE', help: 'one heatmap per site kind (diverging colours, values in tooltips)' },
+    svg: { kind: 'output', arg: 'FILE', help: 'one heatmap per site kind (diverging colours, values in tooltips)' },
   },
   fill: () => ({ SITES: Object.keys(SITES).join(', ') }),
   async run(o) {

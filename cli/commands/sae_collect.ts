@@ -17,7 +17,7 @@ again with the same arguments, it resumes from the last whole shard.`,
   options: {
     hook: { kind: 'string', arg: 'HOOK', help: "the hook to collect at (e.g. 'blocks.3.hook_resid_post')" },
     tokens: { kind: 'int', arg: 'N', min: 1, help: 'how many tokens (rows) to collect' },
-    out: { kind: 'string', arg: 'STORE', help: 'the store\'s folder' },
+    out: { kind: 'output', arg: 'STORE', help: 'the store\'s folder' },
     corpus: { kind: 'string', arg: 'FILE', multiple: true, help: 'text files to read sequences from (repeatable; default: stories sampled from the model)' },
     seed: { kind: 'int', arg: 'S', min: 0, default: 0, help: 'seed of the sampled stories (default: 0)' },
     temperature: { kind: 'number', arg: 'T', min: 0, max: 10, default: 1, help: 'sampling temperature of the stories (default: 1)' },

@@ -18,7 +18,7 @@ top and bottom tokens of W_dec · W_U).`,
   options: {
     sae: { kind: 'string', arg: 'DIR', help: "the SAE, in SAELens's layout" },
     store: { kind: 'string', arg: 'STORE', help: 'the activation store the contexts come from' },
-    html: { kind: 'string', arg: 'FILE', help: 'the page to write (atomically)' },
+    html: { kind: 'output', arg: 'FILE', help: 'the page to write (atomically)' },
     latents: { kind: 'string', arg: 'LIST', help: 'comma-separated latents (default: all)' },
   },
   async run(o) {

@@ -21,7 +21,7 @@ bit-identical to an uninterrupted run. At the end DIR holds the SAE in SAELens's
   model: false,
   options: {
     store: { kind: 'string', arg: 'STORE', help: 'the activation store (tapir sae collect)' },
-    out: { kind: 'string', arg: 'DIR', help: 'where the SAE and its checkpoint go' },
+    out: { kind: 'output', arg: 'DIR', help: 'where the SAE and its checkpoint go' },
     arch: { kind: 'string', arg: 'ARCH', default: 'topk', help: 'topk or relu (default: topk)' },
     k: { kind: 'int', arg: 'K', min: 1, default: 8, help: 'latents a TopK SAE keeps per row (default: 8)' },
     latents: { kind: 'string', arg: 'N', help: 'latents: a count, or a multiple of the input width as 8x (default: 8x)' },

@@ -19,7 +19,7 @@ tokenizer learned from a small built-in text. The file is written atomically (FI
   options: {
     preset: { kind: 'string', arg: 'NAME', help: '${PRESET_NAMES}' },
     dtype: { kind: 'string', arg: 'DTYPE', help: 'f32, f16, bf16, q8_0 or q4_0 (matrices; norm vectors stay f32)' },
-    out: { kind: 'string', arg: 'FILE', help: 'where to write the .gguf' },
+    out: { kind: 'output', arg: 'FILE', help: 'where to write the .gguf' },
     arch: { kind: 'string', arg: 'ARCH', default: 'llama', help: 'the model family: ${ARCH_NAMES} (default llama); its\nGGUF architecture, tensors (biases, q/k norms, fused QKV) and tokenizer' },
     seed: { kind: 'int', arg: 'S', min: 0, default: 0, help: 'weight seed (default: 0)' },
   },
