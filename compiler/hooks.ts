@@ -21,10 +21,13 @@ HookSelector {
   seg = "*" -- any
       | digit+ "-" digit+ -- range
       | (alnum | "_")+ -- word
-  filter = "[" key "=" int "]"
-  key = "head" | "pos"
-  int = "-"? digit+
+  filter = "[" key "=" value "]"
+  key = (alnum | "_")+
+  value = (~"]" ~"," any)*
 }`);
+
+/** What a selection may be filtered by, as its help says it. */
+const FILTERS: Readonly<Record<string, string>> = { pos: 'a position (negative counts from the end)', head: 'an attention head' };
 
 export interface HookSelection {
   hook: string;
@@ -67,7 +70,12 @@ export function selectHooks(selector: string, names: readonly string[]): HookSel
     Sel(path, filters) {
       const all = [path.children[0]!, ...path.children[2]!.children];
       const f: Record<string, number> = {};
-      for (const x of filters.children) f[x.children[1]!.sourceString] = Number(x.children[3]!.sourceString);
+      for (const x of filters.children) {
+        const key = x.children[1]!.sourceString, value = x.children[3]!.sourceString.trim();
+        if (!FILTERS[key]) throw new UsageError(`'${this.sourceString}' has the filter [${key}=...], which hooks do not take: ${Object.entries(FILTERS).map(([k, m]) => `[${k}=N] selects ${m}`).join(', ')}`);
+        if (!/^-?\d+$/.test(value)) throw new UsageError(`'${this.sourceString}': [${key}=${value}] needs a whole number, e.g. [${key}=${key === 'pos' ? '-1' : '0'}]`);
+        f[key] = Number(value);
+      }
       return { text: path.sourceString, segs: all.map((n) => n['seg']() as Seg), filters: f, source: this.sourceString };
     },
   });
@@ -87,6 +95,12 @@ export function selectHooks(selector: string, names: readonly string[]): HookSel
       });
     });
     if (!matches.length) {
+      // a layer past the model's last: say so, not which names are nearest
+      const layers = 1 + Math.max(-1, ...names.map((nm) => /^blocks\.(\d+)\./.exec(nm)).filter((x) => x).map((x) => Number(x![1])));
+      const asked = s.segs[0]?.word === 'blocks' ? s.segs[1] : undefined;
+      const top = asked?.hi ?? (asked?.word !== undefined && /^\d+$/.test(asked.word) ? Number(asked.word) : undefined);
+      if (top !== undefined && layers > 0 && top >= layers)
+        throw new UsageError(`'${s.text}': layer ${top} is out of range: the model has ${layers} layers, blocks.0 .. blocks.${layers - 1}`);
       const probe = s.text.replace(/\*/g, '0').replace(/(\d+)-\d+/g, '$1');
       throw new UsageError(`unknown hook '${s.text}'; the nearest hooks are ${nearest(probe, names).join(', ')} ('tapir hooks' lists them all)`);
     }

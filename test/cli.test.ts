@@ -100,6 +100,11 @@ describe('tapir CLI', () => {
     const names = JSON.parse(h.stdout).map((x: { name: string }) => x.name);
     expect(names).toContain('blocks.4.hook_resid_post');
     expect(names).toContain('blocks.0.attn.hook_rot_k');
+    // what a cache holds: attention patterns as TransformerLens's [batch, head, query, key], not the
+    // context the listing's graph was built with
+    const pattern = JSON.parse(h.stdout).find((x: { name: string }) => x.name === 'blocks.0.attn.hook_pattern');
+    expect(pattern.cacheShape).toEqual(['batch', 8, 'pos', 'pos']);
+    expect(tapir('hooks').stdout).toMatch(/blocks\.0\.attn\.hook_pattern +\[batch, 8, pos, pos\]/);
     const file = path.join(dir, 'acts.safetensors');
     const r = tapir('cache', '-p', 'Once upon a time', '--hooks', 'blocks.*.hook_resid_post,blocks.1.attn.hook_z[head=2]', '--out', file, '--json');
     expect(r.code, r.stderr.join('\n')).toBe(0);
@@ -108,7 +113,7 @@ describe('tapir CLI', () => {
     expect(st.tensors.get('blocks.1.attn.hook_z[head=2]')!.shape).toEqual([1, 5, 8]);
     const bad = tapir('cache', '-p', 'x', '--hooks', 'blocks.9.hook_resid_post', '--out', file);
     expect(bad.code).toBe(2);
-    expect(bad.stderr[0]).toMatch(/unknown hook 'blocks.9.hook_resid_post'; the nearest hooks are/);
+    expect(bad.stderr[0]).toMatch(/'blocks.9.hook_resid_post': layer 9 is out of range: the model has 5 layers, blocks.0 .. blocks.4/);
   });
 
   it('patch prints scores as JSON, and refuses prompts it cannot score', () => {
@@ -260,6 +265,9 @@ describe('tapir CLI', () => {
     ['a token outside the vocabulary', () => ['logits', '--tokens', '1,512'], /outside the vocabulary/],
     ['an unknown option', () => ['generate', '--frobnicate'], /Unknown option '--frobnicate'/],
     ['a bad number', () => ['generate', '-n', 'many'], /--new-tokens must be an integer/],
+    ['no tokens to generate', () => ['generate', '-n', '0'], /--new-tokens must be an integer >= 1, got '0'/],
+    ['a selector filter hooks do not take', () => ['cache', '-p', 'Once', '--hooks', 'blocks.1.hook_resid_post[layer=1]', '--out', path.join(dir, 'f.safetensors')], /\[layer=\.\.\.\], which hooks do not take: \[pos=N\] selects a position/],
+    ['a filter that is not a number', () => ['cache', '-p', 'Once', '--hooks', 'blocks.1.hook_resid_post[pos=last]', '--out', path.join(dir, 'f.safetensors')], /\[pos=last\] needs a whole number/],
     ['an unknown command', () => ['frobnicate'], /unknown command/],
     // an output in a folder that does not exist: said before any work (these ended in an internal error
     // and a stack trace after all of it)

@@ -149,7 +149,9 @@ describe('hook selectors', () => {
   });
   it('reject unknown names, listing the nearest real ones', () => {
     expect(() => selectHooks('blocks.2.hook_resid_psot', all)).toThrow(/unknown hook 'blocks.2.hook_resid_psot'; the nearest hooks are blocks.2.hook_resid_post/);
-    expect(() => selectHooks('blocks.9.attn.hook_z', all)).toThrow(/nearest hooks are blocks\.[0-7]\.attn\.hook_z/);
+    expect(() => selectHooks('blocks.9.attn.hook_z', all)).toThrow(/'blocks.9.attn.hook_z': layer 9 is out of range: the model has 8 layers, blocks.0 .. blocks.7/);
+    expect(() => selectHooks('blocks.6-9.attn.hook_z[head=1]', all).map((s) => s.hook)).not.toThrow(); // in range in part: those layers
+    expect(() => selectHooks('blocks.2.attn.hook_z[layer=1]', all)).toThrow(/\[layer=\.\.\.\], which hooks do not take/);
     expect(() => selectHooks('blocks..x', all)).toThrow(/bad hook selector/);
   });
 });

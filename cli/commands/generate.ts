@@ -11,7 +11,7 @@ export default command({
   about: 'Generates text. Without a prompt it starts from BOS.',
   options: {
     prompt: { kind: 'string', short: 'p', arg: 'TEXT', help: 'the prompt (default: empty)' },
-    'new-tokens': { kind: 'int', short: 'n', arg: 'N', min: 0, default: 256, help: 'tokens to generate (default: 256; stops early at EOS or a full context)' },
+    'new-tokens': { kind: 'int', short: 'n', arg: 'N', min: 1, default: 256, help: 'tokens to generate (default: 256; stops early at EOS or a full context)' },
     temperature: { kind: 'number', arg: 'T', min: 0, max: 100, default: 0, help: '0 is greedy (default: 0)' },
     'top-p': { kind: 'number', arg: 'P', min: 0, max: 1, default: 0.9, help: 'nucleus sampling mass, used when T > 0 (default: 0.9; 0 or 1 turns it off)' },
     seed: { kind: 'int', arg: 'S', min: 0, help: 'RNG seed for sampling (default: from the clock; printed with --json)' },

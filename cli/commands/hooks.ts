@@ -8,13 +8,19 @@ export default command({
   name: 'hooks',
   summary: "list the model's hook points (TransformerLens names) and their shapes",
   usage: 'tapir hooks [-m MODEL] [--json]',
-  about: 'Lists every hook point with its shape per position ([batch, pos] come first in a cache).',
+  about: 'Lists every hook point with the shape its values have in a cache: [batch, pos, ...], and\nTransformerLens\'s [batch, head, query pos, key pos] for attention patterns and scores.',
   options: {},
   async run(o) {
     const src = loadModelSource(o.model ?? defaultModel(), { tokenizer: o.tokenizer });
     const graph = llama({ ...src.config, contextLength: Math.min(src.config.contextLength, 16) });
-    const list = Object.entries(graph.hooks).map(([name, h]) => ({ name, shape: h.shape }));
+    // the shape a cache holds: [batch, pos, ...] per position, or TransformerLens's [batch, head, query,
+    // key] for attention patterns and scores (whose key axis is the prompt's positions, not the context
+    // this listing's graph was built with)
+    const list = Object.entries(graph.hooks).map(([name, h]) => ({
+      name, shape: h.shape,
+      cacheShape: h.layout === 'pattern' ? ['batch', h.shape[0]!, 'pos', 'pos'] : ['batch', 'pos', ...h.shape],
+    }));
     if (o.json) out(JSON.stringify(list) + '\n');
-    else for (const h of list) out(`${h.name.padEnd(32)} [batch, pos, ${h.shape.join(', ')}]\n`);
+    else for (const h of list) out(`${h.name.padEnd(32)} [${h.cacheShape.join(', ')}]\n`);
   },
 });
