@@ -31,7 +31,7 @@ export type Values<O extends OptionSpecs> = { -readonly [K in keyof O]: ValueOf<
 
 /** The options every command that loads a model takes. */
 export const MODEL_OPTIONS = {
-  model: { kind: 'string', short: 'm', arg: 'PATH', help: 'GGUF (llama, qwen2, qwen3, phi3 or granite architecture) or llama2.c .bin\n(default: <repo>/../shared/models/stories260K.gguf)' },
+  model: { kind: 'string', short: 'm', arg: 'PATH', help: 'GGUF (llama, qwen2, qwen3, phi3 or granite architecture), llama2.c .bin,\nor a Hugging Face folder (config.json, tokenizer.json, *.safetensors)\n(default: <repo>/../shared/models/stories260K.gguf)' },
   tokenizer: { kind: 'string', arg: 'PATH', help: 'tokenizer.bin for a llama2.c checkpoint (default: tokenizer.bin or\ntok<vocab>.bin beside it)' },
   context: { kind: 'int', arg: 'N', min: 1, help: "positions the KV cache holds (default: the model's, at most 4096)" },
 } as const satisfies OptionSpecs;

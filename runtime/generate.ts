@@ -1,6 +1,7 @@
 // Text generation on a model: a prefill of the prompt, then one token a step. Greedy decoding keeps
 // the token loop on the GPU; sampling reads the logits each step. Batch sampling runs several
 // sequences at once, each with its own KV cache and sampler.
+import { UsageError } from '../compiler/errors.js';
 import { Sampler, type SamplerOptions } from './sampler.js';
 import { StreamDecoder, type Tokenizer } from './tokenizers/common.js';
 import type { Executor } from './executor.js';
@@ -42,6 +43,8 @@ export interface Decoder {
 
 export async function generate(m: Decoder, o: GenerateOptions = {}): Promise<GenerateResult> {
   const tokens = o.tokens ? [...o.tokens] : m.tokenizer.encode(o.prompt ?? '');
+  // a model whose tokenizer adds no BOS (Qwen's) has nothing to start from without a prompt
+  if (tokens.length === 0 && !o.tokens) throw new UsageError("this model's tokenizer adds no BOS token, so there is nothing to start from: give a prompt with -p");
   m.checkTokens(tokens);
   const promptTokens = tokens.length;
   const seed = o.seed ?? Date.now() % 2 ** 31;

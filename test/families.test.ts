@@ -188,6 +188,12 @@ describe.each(NAMES)('tapir generate, lens, patch and hooks on a %s GGUF', (fami
     if (family !== 'mistral') expect(o.chatPrompt).toContain('Be brief.'); // (the [INST] format has no system turn)
     const want = (llamaCpp({ model: files[family], tokenize: [{ text: o.chatPrompt, special: true }] }).tokens as number[][])[0]!;
     expect(o.tokens.slice(0, o.promptTokens)).toEqual(want);
+    // no prompt: a tokenizer that adds BOS starts from it; one that adds none (Qwen's) asks for -p
+    const bare = tapir('generate', '-m', files[family], '-n', '2');
+    if (loadModelSource(files[family]).vocab.addBos === false) {
+      expect(bare.code).toBe(2);
+      expect(bare.stderr).toMatch(/^tapir: error: this model's tokenizer adds no BOS token, so there is nothing to start from: give a prompt with -p$/m);
+    } else expect(bare.code, bare.stderr).toBe(0);
     if (family === 'llama') { // a file without a template (stories260K), and --system alone: usage errors
       const none = tapir('generate', '--chat', '-p', 'hi');
       expect(none.code).toBe(2);
