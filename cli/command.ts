@@ -18,6 +18,8 @@ export interface Command<O extends OptionSpecs = OptionSpecs> {
   readonly column?: number;
   /** a paragraph after the options */
   readonly after?: string;
+  /** the option a bare first argument gives (`tapir tokenize TEXT`) */
+  readonly positional?: string;
   /** names in the help filled in at help time (lists of presets, rules, ...) */
   readonly fill?: () => Record<string, string>;
   run(o: Values<O & typeof MODEL_OPTIONS & typeof OUTPUT_OPTIONS>): Promise<void>;
@@ -39,7 +41,8 @@ export function helpOf(c: Command): string {
 
 /** Parse argv for `c` and run it; --help prints the help instead. */
 export async function runCommand(c: Command, argv: readonly string[], write: (s: string) => void): Promise<void> {
-  const o = parseOptions(c.name, argv, allOptions(c)) as Values<typeof MODEL_OPTIONS & typeof OUTPUT_OPTIONS>;
+  const args = c.positional && argv[0] !== undefined && !argv[0].startsWith('-') ? [`--${c.positional}`, ...argv] : argv;
+  const o = parseOptions(c.name, args, allOptions(c)) as Values<typeof MODEL_OPTIONS & typeof OUTPUT_OPTIONS>;
   if (o.help) return write(helpOf(c) + '\n');
   await (c.run as (o: unknown) => Promise<void>)(o);
 }

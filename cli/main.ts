@@ -24,6 +24,7 @@ import saeFeatures from './commands/sae_features.js';
 import saeTrain from './commands/sae_train.js';
 import serve from './commands/serve.js';
 import synth from './commands/synth.js';
+import tokenize from './commands/tokenize.js';
 
 /** A command that holds subcommands (`tapir sae collect`). */
 interface Group { readonly name: string; readonly summary: string; readonly about: string; readonly commands: readonly Command[] }
@@ -36,7 +37,7 @@ const sae: Group = {
 };
 
 // in the order `tapir --help` lists them
-const COMMANDS: readonly (Command | Group)[] = [generate, logits, graph, synth, compile, hooks, lens, patch, explain, bench, attn, dla, cache, sae, serve] as (Command | Group)[];
+const COMMANDS: readonly (Command | Group)[] = [generate, logits, graph, synth, compile, hooks, tokenize, lens, patch, explain, bench, attn, dla, cache, sae, serve] as (Command | Group)[];
 
 const listing = (cs: readonly { name: string; summary: string }[], indent: number) =>
   cs.map((c) => `  ${c.name.split(' ').pop()!.padEnd(indent - 2)}${c.summary.replace(/\n/g, '\n' + ' '.repeat(indent))}`).join('\n');

@@ -9,6 +9,8 @@ import path from 'node:path';
 import { writeGGUF } from '../runtime/formats/gguf_write.js';
 import { parseSafetensors } from '../runtime/formats/safetensors.js';
 import { BIN, GGUF, TOK } from './helpers/models.js';
+import { makeTokenizer } from '../runtime/tokenizer.js';
+import { loadModelSource } from '../runtime/node/load.js';
 
 const root = path.resolve(import.meta.dirname, '..');
 const bin = path.join(root, 'bin', 'tapir.js');
@@ -232,6 +234,23 @@ describe('tapir CLI', () => {
     expect(resumed.code, resumed.stderr.join('\n')).toBe(0);
     expect(fs.readFileSync(path.join(out, 'sae_weights.safetensors')).equals(fs.readFileSync(path.join(dir, 'kill-whole', 'sae_weights.safetensors')))).toBe(true);
   }, 600_000);
+
+  it('tokenize prints the ids and pieces the model runs (TransformerLens to_tokens / to_str_tokens); a piece not in the vocabulary says how it tokenizes', () => {
+    const tok = makeTokenizer(loadModelSource(GGUF).vocab);
+    const text = 'Once upon a time, Lily';
+    const r = tapir('tokenize', text, '--json');
+    expect(r.code, r.stderr.join('\n')).toBe(0);
+    const o = JSON.parse(r.stdout);
+    expect(o.tokens).toEqual(tok.encode(text));
+    expect(o.pieces).toEqual(o.tokens.map((t: number) => tok.piece(t)));
+    expect(o.tokens[0]).toBe(tok.vocab.bos);
+    expect(JSON.parse(tapir('tokenize', '-p', text, '--no-bos', '--json').stdout).tokens).toEqual(tok.encode(text).slice(1));
+    expect(tapir('tokenize', text).stdout).toMatch(/^7 tokens\n +0 +1 +"<s>"\n/);
+    const bad = tapir('lens', '-p', 'Once upon a time', '--target', 'Lilyx');
+    expect(bad.code).toBe(2);
+    expect(bad.stderr.at(-1)).toMatch(/'Lilyx' is not a vocabulary entry; it tokenizes as " Lily" \(317\) \+ "x" \(\d+\)/);
+    expect(tapir('tokenize').code).toBe(2);
+  });
 
   it('bench runs as a smoke test on the tiny preset: numbers, not speed claims', () => {
     const r = tapir('bench', '--synth', 'tiny', '--prompt-tokens', '8', '--gen-tokens', '8', '--check', '2', '--taps', 'blocks.*.hook_resid_post', '--json');

@@ -88,6 +88,11 @@ export class StreamDecoder {
 /** A PIECE the user wrote (exactly as in the vocabulary, e.g. " Lily") as its id; `what` names it in the error. */
 export function pieceId(tok: Tokenizer, piece: string, what: string): number {
   const id = tok.idOf(piece);
-  if (id === undefined) throw new UsageError(`${what} '${piece}' is not a vocabulary entry (write it exactly as in the vocabulary, e.g. " Lily")`);
+  if (id === undefined) {
+    // say how the text tokenizes instead, as `tapir tokenize` would
+    const ids = tok.encode(piece, { bos: false });
+    const parts = ids.map((i) => `${JSON.stringify(tok.piece(i))} (${i})`).join(' + ');
+    throw new UsageError(`${what} '${piece}' is not a vocabulary entry; it tokenizes as ${parts || 'nothing'} (write one piece exactly as in the vocabulary, e.g. " Lily", or give its id)`);
+  }
   return id;
 }
