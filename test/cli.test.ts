@@ -141,6 +141,9 @@ describe('tapir CLI', () => {
     const sum = o.components.reduce((s: number, c: { value: number }) => s + c.value, 0);
     expect(Math.abs(sum - o.metric)).toBeLessThan(1e-3);
     expect(o.heads).toHaveLength(5);
+    // a difference only against a distractor
+    expect(tapir('dla', '-p', 'Once upon a time, there was a little girl named', '--target', ' Lily').stdout).toMatch(/^logit of " Lily" -?\d/);
+    expect(tapir('dla', '-p', 'Once upon a time, there was a little girl named', '--target', ' Lily', '--distractor', ' Tim').stdout).toMatch(/^logit difference -?\d/);
   });
 
   it('attn gives every head pattern (rows sum to 1, nothing past the query) and draws it', () => {
@@ -149,6 +152,7 @@ describe('tapir CLI', () => {
     expect(r.code, r.stderr.join('\n')).toBe(0);
     const o = JSON.parse(r.stdout);
     expect(o.layers.map((l: { layer: number }) => l.layer)).toEqual([1, 3]);
+    expect(o.tokens).toHaveLength(o.pieces.length);
     expect(o.layers[0].heads).toHaveLength(8);
     for (const rows of o.layers[1].heads as number[][][])
       rows.forEach((row, q) => {
@@ -184,6 +188,7 @@ describe('tapir CLI', () => {
     expect(tj.log[tj.log.length - 1].loss).toBeLessThan(tj.log[0].loss);
     const cfg = JSON.parse(fs.readFileSync(path.join(sae, 'cfg.json'), 'utf8'));
     expect([cfg.architecture, cfg.d_in, cfg.d_sae, cfg.k, cfg.metadata.hook_name]).toEqual(['topk', 64, 256, 8, 'blocks.2.hook_resid_post']);
+    expect(cfg.metadata.model_name).toBe('stories260K.gguf'); // the model's file name, not a path of this machine
     const e = await tapirAsync('sae', 'eval', '--sae', sae, '--store', store, '--sequences', '3', '--json');
     expect(e.code, e.stderr.join('\n')).toBe(0);
     const ej = JSON.parse(e.stdout);

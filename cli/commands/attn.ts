@@ -25,9 +25,10 @@ TransformerLens's blocks.L.attn.hook_pattern gives it. Text: each head's stronge
     });
     const { model } = await openModel(o);
     try {
-      const p = await attentionPatterns(model, model.tokenizer.encode(o.prompt), layers);
+      const tokens = model.tokenizer.encode(o.prompt);
+      const p = await attentionPatterns(model, tokens, layers);
       if (o.svg !== undefined) { const svg = patternsSvg(p); writeAtomically(o.svg, (fd) => fs.writeSync(fd, svg)); }
-      if (o.json) return out(JSON.stringify(p) + '\n');
+      if (o.json) return out(JSON.stringify({ tokens, ...p }) + '\n');
       for (const { layer, heads } of p.layers)
         heads.forEach((rows, h) => out(`blocks.${layer} head ${h}: ${rows.map((r, q) => `${JSON.stringify(p.pieces[q])}→${JSON.stringify(p.pieces[r.indexOf(Math.max(...r))])}`).join(' ')}\n`));
     } finally {

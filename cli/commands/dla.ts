@@ -27,7 +27,9 @@ norm with its scale frozen. The parts add up to the model's own logit difference
       const distractor = tokenOption(model, 'distractor', o.distractor, o['distractor-id']);
       const a = await directLogitAttribution(model, model.tokenizer.encode(o.prompt), { target, distractor });
       if (o.json) return out(JSON.stringify({ target: model.tokenizer.piece(target), distractor: distractor === undefined ? undefined : model.tokenizer.piece(distractor), ...a }) + '\n');
-      out(`logit difference ${a.metric.toFixed(4)} = sum of the parts below (final norm scale frozen at ${a.scale.toFixed(4)})\n`);
+      // a difference only where there is a distractor; else the target's own logit
+      const metric = distractor === undefined ? `logit of ${JSON.stringify(model.tokenizer.piece(target))}` : 'logit difference';
+      out(`${metric} ${a.metric.toFixed(4)} = sum of the parts below (final norm scale frozen at ${a.scale.toFixed(4)})\n`);
       for (const c of a.components) out(`${c.name.padEnd(16)} ${c.value.toFixed(4).padStart(9)}\n`);
       out('\nper head (attention):\n');
       a.heads.forEach((row, l) => out(`blocks.${l}  ${row.map((v) => v.toFixed(3).padStart(8)).join(' ')}\n`));

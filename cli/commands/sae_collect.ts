@@ -1,4 +1,5 @@
 // tapir sae collect: the values at one hook streamed into an activation store (resumable).
+import path from 'node:path';
 import { UsageError } from '../../compiler/errors.js';
 import { collect } from '../../runtime/sae/store.js';
 import { command } from '../command.js';
@@ -30,7 +31,7 @@ again with the same arguments, it resumes from the last whole shard.`,
     const { model } = await openModel(o);
     try {
       const bar = progressBar('collect', tokens);
-      const m = await collect(model, model.file, { hook: o.hook, tokens, out: o.out, corpus: o.corpus.length ? o.corpus : undefined, seed: o.seed,
+      const m = await collect(model, path.basename(model.file), { hook: o.hook, tokens, out: o.out, corpus: o.corpus.length ? o.corpus : undefined, seed: o.seed,
         temperature: o.temperature, seqLen: o['seq-len'], perShard: o['shard-sequences'], progress: (d) => bar.update(d) });
       bar.done();
       const rows = m.shards.reduce((n, s) => n + s.rows, 0);
