@@ -195,4 +195,20 @@ describe('tapir serve: the command', () => {
     const open = await run('--host', '0.0.0.0');
     expect(open).toMatchObject({ exposed: true, code: 0 });
   }, 60_000);
+
+  it('says its own pid (--json), and with --stdin-stop ends when its standard input closes', async () => {
+    const p = spawn(path.join(repoRoot, 'bin/tapir.js'), ['serve', '--port', '0', '--json', '--stdin-stop'], { cwd: repoRoot, stdio: ['pipe', 'pipe', 'pipe'] });
+    const first = await new Promise<{ url: string; pid: number }>((resolve, reject) => {
+      let out = '';
+      p.stdout.on('data', (c: Buffer) => { out += c.toString(); if (out.includes('\n')) resolve(JSON.parse(out.split('\n')[0]!)); });
+      p.on('exit', (code) => reject(new Error(`serve exited (${code}) before printing its URL`)));
+    });
+    expect(first.pid).toBe(p.pid); // the serving process itself (bin/tapir.js runs in it)
+    expect((await fetch(new URL('/api/info', first.url))).status).toBe(200);
+    const exited = new Promise<number | null>((resolve) => p.on('exit', resolve));
+    p.stdin.end();
+    const code = await Promise.race([exited, new Promise<'hung'>((resolve) => setTimeout(() => resolve('hung'), 20_000))]);
+    if (code === 'hung') p.kill('SIGKILL');
+    expect(code).toBe(0);
+  }, 60_000);
 });
