@@ -5,6 +5,7 @@ import { explain } from '../../runtime/interp/explain.js';
 import { explanationHtml } from '../../runtime/interp/explain_html.js';
 import { writeAtomically } from '../../runtime/node/write_file.js';
 import { command } from '../command.js';
+import { progressBar } from '../progress.js';
 import { openModel, out, tokenOption } from '../common.js';
 
 export default command({
@@ -33,13 +34,20 @@ decision more than k random words (the deletion curve).`,
     if (o.prompt === undefined) throw new UsageError("explain needs -p PROMPT (see 'tapir explain --help')");
     if (o.answer === undefined && o['answer-id'] === undefined) throw new UsageError("explain needs --answer PIECE (see 'tapir explain --help')");
     const { model } = await openModel(o);
+    let bar: ReturnType<typeof progressBar> | undefined, current = '';
     try {
       const e = await explain(model, model.tokenizer.encode(o.prompt), {
         answer: tokenOption(model, 'answer', o.answer, o['answer-id'])!,
         alternative: tokenOption(model, 'alternative', o.alternative, o['alternative-id']),
         baseline: tokenOption(model, 'baseline', o.baseline, undefined),
         draws: o.draws, seed: o.seed,
+        // one bar a phase (occlusion, the deletion curve, erasure)
+        onProgress: (phase, d, t) => {
+          if (phase !== current) { bar?.done(); bar = progressBar(`explain: ${phase}`, t); current = phase; }
+          bar!.update(d, t);
+        },
       });
+      bar?.done();
       if (o.html !== undefined) { const html = explanationHtml(e); writeAtomically(o.html, (fd) => { fs.writeSync(fd, html); }); }
       if (o.json) out(JSON.stringify(e) + '\n');
       else {

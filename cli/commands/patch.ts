@@ -4,6 +4,7 @@ import { UsageError } from '../../compiler/errors.js';
 import { heatmapSvg, stackSvgs } from '../../runtime/interp/heatmap.js';
 import { patchingReport, SITES } from '../../runtime/interp/patching.js';
 import { command } from '../command.js';
+import { progressBar } from '../progress.js';
 import { openModel, out, tokenOption } from '../common.js';
 
 export default command({
@@ -33,7 +34,9 @@ minus the distractor's if one is given. The two prompts must tokenize to the sam
       if (target === undefined) throw new UsageError('patch needs --target PIECE or --target-id N');
       const distractor = tokenOption(model, 'distractor', o.distractor, o['distractor-id']);
       const sites = o.sites.split(',').map((x) => x.trim());
-      const r = await patchingReport(model, model.tokenizer.encode(o.clean), model.tokenizer.encode(o.corrupt), { target, distractor, sites });
+      const bar = progressBar('patch', 1);
+      const r = await patchingReport(model, model.tokenizer.encode(o.clean), model.tokenizer.encode(o.corrupt), { target, distractor, sites, onProgress: (d, t) => bar.update(d, t) });
+      bar.done();
       if (o.svg !== undefined) {
         const maps = r.sites.map((s) => heatmapSvg({
           title: `activation patching: ${s.site} (score = (patched − corrupted) / (clean − corrupted))`,
