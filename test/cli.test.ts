@@ -177,7 +177,13 @@ describe('tapir CLI', () => {
     expect(c.code, c.stderr.join('\n')).toBe(0);
     const cj = JSON.parse(c.stdout);
     expect(cj.dIn).toBe(64);
-    expect(cj.shards).toBeGreaterThanOrEqual(10); // a held-out shard
+    // what was asked, held-out rows included: shards of 16 × 32 rows until 2000, the last held out (it
+    // collected ten shards, 5120 rows, for a held-out tenth)
+    expect(cj.rows).toBeGreaterThanOrEqual(2000);
+    expect(cj.rows).toBeLessThan(2000 + 16 * 32);
+    expect(cj.shards).toBe(4);
+    expect(cj.heldOutRows).toBe(16 * 32);
+    expect(c.stderr.at(-1)).toBe('collect: done (2000 of 2000)'); // the bar's last word, in a pipe too
     const again = await tapirAsync('sae', 'collect', '--hook', 'blocks.2.hook_resid_post', '--tokens', '2000', '--out', store, '--corpus', corpus, '--seq-len', '32', '--shard-sequences', '16', '--json');
     expect(JSON.parse(again.stdout).shards).toBe(cj.shards); // already complete: nothing redone
     const t = await tapirAsync('sae', 'train', '--store', store, '--out', sae, '--k', '8', '--latents', '4x', '--steps', '60', '--batch', '64', '--lr', '3e-3', '--json');

@@ -1,7 +1,7 @@
 // tapir sae collect: the values at one hook streamed into an activation store (resumable).
 import path from 'node:path';
 import { UsageError } from '../../compiler/errors.js';
-import { collect } from '../../runtime/sae/store.js';
+import { collect, isHeldOut } from '../../runtime/sae/store.js';
 import { command } from '../command.js';
 import { openModel, out } from '../common.js';
 import { progressBar } from '../progress.js';
@@ -12,12 +12,12 @@ export default command({
   usage: `tapir sae collect [-m MODEL] --hook HOOK --tokens N --out STORE [--corpus FILE]... [--seed S]
                          [--temperature T] [--seq-len L] [--shard-sequences N] [--json]`,
   about: `Streams the values at one hook into an activation store (shards of f32 rows + their token
-sequences; every tenth shard held out). Without --corpus it samples stories from the model
+sequences; every tenth shard held out, and in a store of fewer its last). Without --corpus it samples stories from the model
 (temperature T, default 1; seeds from --seed and each sequence's index, recorded). Killed and run
 again with the same arguments, it resumes from the last whole shard.`,
   options: {
     hook: { kind: 'string', arg: 'HOOK', help: "the hook to collect at (e.g. 'blocks.3.hook_resid_post')" },
-    tokens: { kind: 'int', arg: 'N', min: 1, help: 'how many tokens (rows) to collect' },
+    tokens: { kind: 'int', arg: 'N', min: 1, help: 'how many tokens (rows) to collect in all, held-out ones included\n(the last shard may take it past N)' },
     out: { kind: 'output', arg: 'STORE', help: 'the store\'s folder' },
     corpus: { kind: 'string', arg: 'FILE', multiple: true, help: 'text files to read sequences from (repeatable; default: stories sampled from the model)' },
     seed: { kind: 'int', arg: 'S', min: 0, default: 0, help: 'seed of the sampled stories (default: 0)' },
@@ -35,8 +35,9 @@ again with the same arguments, it resumes from the last whole shard.`,
         temperature: o.temperature, seqLen: o['seq-len'], perShard: o['shard-sequences'], progress: (d) => bar.update(d) });
       bar.done();
       const rows = m.shards.reduce((n, s) => n + s.rows, 0);
-      if (o.json) out(JSON.stringify({ store: o.out, hook: m.hook, dIn: m.dIn, shards: m.shards.length, rows }) + '\n');
-      else out(`${o.out}: ${m.shards.length} shards, ${rows} rows of ${m.dIn} at ${m.hook}\n`);
+      const heldOut = m.shards.reduce((n, s, k) => n + (isHeldOut(k, m) ? s.rows : 0), 0);
+      if (o.json) out(JSON.stringify({ store: o.out, hook: m.hook, dIn: m.dIn, shards: m.shards.length, rows, heldOutRows: heldOut }) + '\n');
+      else out(`${o.out}: ${m.shards.length} shards, ${rows} rows of ${m.dIn} at ${m.hook} (${heldOut} held out)\n`);
     } finally {
       model.dispose();
     }

@@ -20,8 +20,11 @@ export interface StoreManifest {
   /** how the sequences were made: sampled from the model (seed, temperature) or cut from a corpus */
   source: { kind: 'sampled'; seed: number; temperature: number; maxTokens: number } | { kind: 'corpus'; files: string[]; seqLen: number };
   shards: ShardInfo[];
+  /** the shards held out for evaluation; stores without the field hold out every tenth (k % 10 = 9) */
+  heldOut?: number[];
 }
-export const isHeldOut = (k: number) => k % 10 === 9;
+/** Whether shard k of a store is held out: every tenth, and in a store of fewer than ten its last. */
+export const isHeldOut = (k: number, m?: Pick<StoreManifest, 'heldOut'>) => (m?.heldOut ? m.heldOut.includes(k) : k % 10 === 9);
 
 const writeJson = (file: string, v: unknown) => writeAtomically(file, (fd) => { fs.writeSync(fd, JSON.stringify(v, null, 1)); });
 
@@ -48,7 +51,7 @@ export function readShard(dir: string, m: StoreManifest, k: number): { x: Float3
 
 /** Every row of the training (or held-out) shards, in order. */
 export function readSplit(dir: string, m: StoreManifest, heldOut: boolean): { x: Float32Array; rows: number; tokens: number[][] } {
-  const parts = m.shards.map((_, k) => k).filter((k) => isHeldOut(k) === heldOut).map((k) => readShard(dir, m, k));
+  const parts = m.shards.map((_, k) => k).filter((k) => isHeldOut(k, m) === heldOut).map((k) => readShard(dir, m, k));
   const rows = parts.reduce((n, p) => n + p.x.length / m.dIn, 0);
   const x = new Float32Array(rows * m.dIn);
   let at = 0;
@@ -58,7 +61,7 @@ export function readSplit(dir: string, m: StoreManifest, heldOut: boolean): { x:
 
 export interface CollectOptions {
   hook: string;
-  /** training rows wanted (held-out shards come on top) */
+  /** rows wanted in all, the held-out ones included (the last shard may take it past) */
   tokens: number;
   out: string;
   corpus?: string[];
@@ -98,9 +101,10 @@ export async function collect(model: Model, modelName: string, o: CollectOptions
     }
     if (corpus.length === 0) throw new UsageError(`the corpus has fewer than ${seqLen} tokens`);
   }
-  const trainRows = () => m.shards.reduce((n, s, k) => n + (isHeldOut(k) ? 0 : s.rows), 0);
-  const done = () => trainRows() >= o.tokens && m.shards.some((_, k) => isHeldOut(k));
-  while (!done()) {
+  // what is asked, held-out rows included: every tenth shard is held out, and a store that ends with
+  // fewer holds out its last (so there are at least two shards)
+  const collected = () => m.shards.reduce((n, s) => n + s.rows, 0);
+  while (collected() < o.tokens || m.shards.length < 2) {
     const k = m.shards.length;
     // sequence i of the store: corpus piece i, or the story sampled with seed (seed·1000003 + i), all of
     // a shard's stories sampled together
@@ -115,9 +119,12 @@ export async function collect(model: Model, modelName: string, o: CollectOptions
     const file = `shard-${String(k).padStart(5, '0')}.f32`;
     writeAtomically(path.join(o.out, file), (fd) => { fs.writeSync(fd, new Uint8Array(x.buffer)); });
     writeJson(path.join(o.out, file.replace(/\.f32$/, '.json')), seqs);
-    m = { ...m, shards: [...m.shards, { file, rows: x.length / dIn, sequences: seqs.length }] };
+    const shards = [...m.shards, { file, rows: x.length / dIn, sequences: seqs.length }];
+    const last = collected() + x.length / dIn >= o.tokens && shards.length >= 2;
+    const held = shards.map((_, j) => j).filter((j) => j % 10 === 9);
+    m = { ...m, shards, heldOut: held.length || !last ? held : [shards.length - 1] };
     writeJson(path.join(o.out, 'manifest.json'), m);
-    o.progress?.(Math.min(trainRows(), o.tokens), o.tokens);
+    o.progress?.(Math.min(collected(), o.tokens), o.tokens);
   }
   return m;
 }
