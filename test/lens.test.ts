@@ -92,6 +92,10 @@ describe('logit lens', () => {
     expect(o.layers).toHaveLength(5);
     expect(o.layers[0].cells).toHaveLength(5);
     expect(o.target.piece).toBe(' Lily');
+    // the picture: a colour scale, and pieces' leading spaces visible on the axis
+    const pic = fs.readFileSync(svg, 'utf8');
+    expect(pic).toMatch(/<g class="legend"><text[^>]*>colour scale<\/text>(<rect [^>]*fill="rgb\(\d+,\d+,\d+\)"\/>){21}/);
+    expect(pic).toContain('>\u2423upon</text>');
     const bad = spawnSync(path.join(root, 'bin/tapir.js'), ['lens', '-p', 'x', '--target', ' Lilyy'], { cwd: root, encoding: 'utf8' });
     expect(bad.status).toBe(2);
     expect(bad.stderr).toMatch(/' Lilyy' is not a vocabulary entry/);

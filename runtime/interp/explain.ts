@@ -199,7 +199,7 @@ function sentences(e: Explanation): string[] {
   const agree = e.words.length > 1 ? rankAgreement(e.words.map((w) => w.occlusion), e.words.map((w) => w.erasure)) : 1;
   out.push(`Zeroing each word's embedding instead ranks the words ${agree >= 0.7 ? 'much the same' : agree >= 0.3 ? 'somewhat alike' : 'differently'} (rank correlation ${agree.toFixed(2)}); where the two methods disagree, neither alone is the whole story.`);
   const parts = e.components.slice(1).sort((a, b) => Math.abs(b.value) - Math.abs(a.value));
-  if (parts[0]) out.push(`Inside the network, ${parts[0].name.replace('blocks.', 'layer ').replace('.attn', "'s attention").replace('.mlp', "'s MLP")} wrote the most toward the decision (${signed(parts[0].value)} of ${e.logitDiff.toFixed(2)}).`);
+  if (parts[0]) out.push(`Inside the network, ${parts[0].name} wrote the most toward the decision (${signed(parts[0].value)} of ${e.logitDiff.toFixed(2)}).`);
   const f = e.faithfulness;
   out.push(`Check: occluding the top-k words moved the decision by ${f.topMean.toFixed(2)} on average (k = 1..${f.k.length}), random words by ${f.randomMean.toFixed(2)} (${f.draws} draws each): the attribution ${f.passes ? 'passes' : 'fails'} this test.`);
   return out;

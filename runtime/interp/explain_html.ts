@@ -46,9 +46,9 @@ export function explanationHtml(e: Explanation): string {
   const rows = e.words.map((w) => `<tr><td>${esc(JSON.stringify(w.text))}</td><td>${w.positions.join(', ')}</td><td style="background:${colour(w.occlusion / max, true)}">${fmt(w.occlusion)}</td><td>${fmt(w.erasure)}</td></tr>`).join('\n');
   const heads = heatmapSvg({
     title: 'direct logit attribution by head',
-    rows: e.heads.map((_, l) => `layer ${l}`), cols: (e.heads[0] ?? []).map((_, h) => `head ${h}`),
+    rows: e.heads.map((_, l) => `blocks.${l}`), cols: (e.heads[0] ?? []).map((_, h) => `head ${h}`),
     values: e.heads.map((r) => r.map((v) => v / Math.max(1e-9, ...e.heads.flat().map(Math.abs)))), diverging: true,
-    labels: e.heads.map((r) => r.map((v) => v.toFixed(2))), tooltips: e.heads.map((r, l) => r.map((v, h) => `L${l}H${h}: ${fmt(v)}`)),
+    labels: e.heads.map((r) => r.map((v) => v.toFixed(2))), tooltips: e.heads.map((r, l) => r.map((v, h) => `blocks.${l} head ${h}: ${fmt(v)}`)),
   });
   const sum = e.components.reduce((s, c) => s + c.value, 0);
   return `<!doctype html>

@@ -12,7 +12,8 @@ export interface HeatmapSpec {
 }
 
 export const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
-const show = (s: string) => JSON.stringify(s).slice(1, -1); // visible spaces and newlines
+/** a piece as it reads on an axis: newlines escaped, spaces visible (' Lily' -> '␣Lily') */
+export const show = (s: string) => JSON.stringify(s).slice(1, -1).replace(/ /g, '\u2423');
 
 export function colour(v: number, diverging: boolean): string {
   if (!Number.isFinite(v)) return '#cccccc';
@@ -28,9 +29,9 @@ export function colour(v: number, diverging: boolean): string {
 
 export function heatmapSvg(h: HeatmapSpec): string {
   const cw = 64, ch = 26, left = 190, top = 110;
-  const w = left + cw * h.cols.length + 20, ht = top + ch * h.rows.length + 40;
+  const w = Math.max(left + cw * h.cols.length + 20, 420), ht = top + ch * h.rows.length + 40;
   const out = [`<svg xmlns="http://www.w3.org/2000/svg" width="${w}" height="${ht}" font-family="Helvetica, Arial, sans-serif" font-size="11">`,
-    `<text x="10" y="22" font-size="15" font-weight="bold">${esc(h.title)}</text>`];
+    `<text x="10" y="22" font-size="15" font-weight="bold">${esc(h.title)}</text>`, legend(!!h.diverging, 10, 34)];
   h.cols.forEach((c, j) => out.push(`<text transform="translate(${left + cw * j + cw / 2},${top - 8}) rotate(-45)" text-anchor="start">${esc(show(c))}</text>`));
   h.rows.forEach((r, i) => {
     out.push(`<text x="${left - 8}" y="${top + ch * i + ch / 2 + 4}" text-anchor="end">${esc(r)}</text>`);
@@ -44,6 +45,16 @@ export function heatmapSvg(h: HeatmapSpec): string {
   });
   out.push('</svg>');
   return out.join('\n');
+}
+
+/** The colour scale: its steps from the lowest value to the highest, the ends and middle labelled. */
+function legend(diverging: boolean, x: number, y: number): string {
+  const steps = 20, sw = 12, lo = diverging ? -1 : 0;
+  const cells = Array.from({ length: steps + 1 }, (_, i) => lo + ((1 - lo) * i) / steps)
+    .map((v, i) => `<rect x="${x + 60 + i * sw}" y="${y}" width="${sw}" height="10" fill="${colour(v, diverging)}"/>`);
+  const at = (v: number) => x + 60 + ((v - lo) / (1 - lo)) * steps * sw + sw / 2;
+  const ticks = (diverging ? [-1, 0, 1] : [0, 0.5, 1]).map((v) => `<text x="${at(v)}" y="${y + 22}" text-anchor="middle" font-size="9">${v}</text>`);
+  return `<g class="legend"><text x="${x}" y="${y + 9}" font-size="10">colour scale</text>${cells.join('')}${ticks.join('')}</g>`;
 }
 
 /** Several SVG pictures one above the other, in one SVG. */

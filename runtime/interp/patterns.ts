@@ -14,7 +14,7 @@ export interface LayerPatterns {
 export async function attentionPatterns(model: Model, tokens: number[], layers?: readonly number[]): Promise<{ pieces: string[]; layers: LayerPatterns[] }> {
   const L = model.config.nLayers;
   const which = layers ?? [...Array(L).keys()];
-  for (const l of which) if (!Number.isInteger(l) || l < 0 || l >= L) throw new UsageError(`layer ${l} is out of range (0..${L - 1})`);
+  for (const l of which) if (!Number.isInteger(l) || l < 0 || l >= L) throw new UsageError(`layer ${l} is out of range: the model has ${L} layers, blocks.0 .. blocks.${L - 1}`);
   const { cache } = await model.runWithCache(tokens, { hooks: which.map((l) => `blocks.${l}.attn.hook_pattern`) });
   const n = tokens.length, H = model.config.nHeads;
   return {

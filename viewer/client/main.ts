@@ -41,7 +41,7 @@ async function main() {
     });
   }
   const layerSel = $<HTMLSelectElement>('attn-layer'), headSel = $<HTMLSelectElement>('attn-head');
-  for (let l = 0; l < info.config.layers; l++) layerSel.append(h('option', { value: l }, `layer ${l}`));
+  for (let l = 0; l < info.config.layers; l++) layerSel.append(h('option', { value: l }, `blocks.${l}`));
   for (let k = 0; k < info.config.heads; k++) headSel.append(h('option', { value: k }, `head ${k}`));
   for (const s of info.sites) $('sites').append(h('label', {}, h('input', { type: 'checkbox', name: 'site', value: s, ...(s === 'resid_pre' ? { checked: 'checked' } : {}) }), ` ${s}`));
   if (!info.sae) $('tab-sae').replaceChildren(h('p', {}, 'No SAE is loaded. Start the viewer with tapir serve --sae DIR to see its latents here.'));

@@ -52,7 +52,7 @@ export function rankChart(l: Lens): SVGSVGElement | null {
   const pts = ranks.map((r, i) => `${40 + 60 * i},${y(r)}`).join(' ');
   svg.innerHTML = `<text x="4" y="14" font-size="11">rank of ${JSON.stringify(l.target.piece).replace(/</g, '&lt;')} at the last position (0 = top)</text>
 <polyline points="${pts}" fill="none" stroke="#3b6fb6" stroke-width="2"/>` +
-    ranks.map((r, i) => `<circle cx="${40 + 60 * i}" cy="${y(r)}" r="4" fill="#3b6fb6" data-layer="${i}" data-rank="${r}"><title>layer ${i}: rank ${r}</title></circle><text x="${34 + 60 * i}" y="${H - 6}" font-size="10">L${i}</text><text x="${46 + 60 * i}" y="${y(r) - 6}" font-size="10">${r}</text>`).join('');
+    ranks.map((r, i) => `<circle cx="${40 + 60 * i}" cy="${y(r)}" r="4" fill="#3b6fb6" data-layer="${i}" data-rank="${r}"><title>blocks.${i}: rank ${r}</title></circle><text x="${34 + 60 * i}" y="${H - 6}" font-size="10">${i}</text><text x="${46 + 60 * i}" y="${y(r) - 6}" font-size="10">${r}</text>`).join('');
   return svg;
 }
 
