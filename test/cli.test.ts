@@ -211,6 +211,7 @@ describe('tapir CLI', () => {
     const page = fs.readFileSync(html, 'utf8');
     expect(page.match(/<section id="f\d+">/g)?.length).toBe(8);
     expect(page).toMatch(/logit effect/);
+    expect(page.match(/<g class="axes"[^]*?activation \(rows per bin\)<\/text><\/g>/g)?.length).toBe(8); // every histogram has its axes
     expect(page).not.toMatch(/https?:\/\//); // offline: nothing fetched
     for (const [args, msg] of [
       [['sae', 'eval', '--sae', dir, '--store', store], /not an SAE folder/],

@@ -112,13 +112,17 @@ export function featuresHtml(cards: readonly FeatureCard[], title: string): stri
   const card = (c: FeatureCard) => {
     const hist = c.histogram ?? [], top = c.maxAct ?? Math.max(0, ...(c.onPrompt?.acts ?? []));
     const hmax = Math.max(1, ...hist);
-    const bars = hist.map((n, i) => `<rect x="${i * 14}" y="${40 - (40 * n) / hmax}" width="12" height="${(40 * n) / hmax}" fill="#4a7fb5"><title>${((i / BINS) * top).toFixed(2)}–${(((i + 1) / BINS) * top).toFixed(2)}: ${n}</title></rect>`).join('');
+    // bars over axes: activation (0 .. the largest) along x, rows counted up y
+    const L = 34, bars = hist.map((n, i) => `<rect x="${L + i * 14}" y="${4 + 40 - (40 * n) / hmax}" width="12" height="${(40 * n) / hmax}" fill="#4a7fb5"><title>${((i / BINS) * top).toFixed(2)}–${(((i + 1) / BINS) * top).toFixed(2)}: ${n}</title></rect>`).join('');
+    const axes = `<g class="axes" font-size="9" fill="#555"><line x1="${L - 2}" y1="44" x2="${L + BINS * 14}" y2="44" stroke="#555"/><line x1="${L - 2}" y1="4" x2="${L - 2}" y2="44" stroke="#555"/>` +
+      `<text x="${L - 4}" y="10" text-anchor="end">${hmax}</text><text x="${L - 4}" y="44" text-anchor="end">0</text>` +
+      `<text x="${L}" y="56">0</text><text x="${L + BINS * 14}" y="56" text-anchor="end">${top.toFixed(2)}</text><text x="${L + (BINS * 14) / 2}" y="56" text-anchor="middle">activation (rows per bin)</text></g>`;
     const shade = (tokens: string[], acts: number[], at = -1) => tokens.map((p, i) => `<span class="tok${i === at ? ' at' : ''}" style="background: rgba(230, 110, 30, ${(acts[i]! / Math.max(top, 1e-9)).toFixed(3)})" title="${(acts[i] ?? 0).toFixed(3)}">${esc(p)}</span>`).join('');
     const ctx = c.top.map((t) => `<div class="ctx"><span class="act">${t.act.toFixed(2)}</span> ${shade(t.tokens, t.acts, t.at)}</div>`).join('');
     const stats = c.density === null || c.maxAct === null
       ? '<p>density, histogram and top contexts: unknown here (they need an activation store: tapir serve --sae-store DIR)</p>'
       : `<p>density ${(100 * c.density).toFixed(3)}% (log10 ${c.density > 0 ? Math.log10(c.density).toFixed(2) : '−∞'}), max activation ${c.maxAct.toFixed(3)}</p>
-<svg width="${BINS * 14}" height="42" role="img" aria-label="activation histogram">${bars}</svg>
+<svg width="${34 + BINS * 14 + 4}" height="60" role="img" aria-label="activation histogram">${axes}${bars}</svg>
 <h3>top contexts</h3>${ctx || '<p>never fired</p>'}`;
     const list = (xs: { piece: string; value: number }[], cls: string) => xs.map((x) => `<span class="lg ${cls}">${esc(x.piece)} <small>${x.value.toFixed(2)}</small></span>`).join(' ');
     const prompt = c.onPrompt ? `<h3>on this prompt</h3><div class="ctx">${shade(c.onPrompt.tokens, c.onPrompt.acts)}</div>` : '';
