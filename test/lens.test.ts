@@ -96,6 +96,10 @@ describe('logit lens', () => {
     const pic = fs.readFileSync(svg, 'utf8');
     expect(pic).toMatch(/<g class="legend"><text[^>]*>colour scale<\/text>(<rect [^>]*fill="rgb\(\d+,\d+,\d+\)"\/>){21}/);
     expect(pic).toContain('>\u2423upon</text>');
+    // the text output says the target's rank at the last position, layer by layer, as the JSON has it
+    const text = spawnSync(path.join(root, 'bin/tapir.js'), ['lens', '-p', 'Once upon a time', '--target', ' Lily'], { cwd: root, encoding: 'utf8' }).stdout;
+    const ranks = [...text.matchAll(/^blocks\.(\d)\s+rank\s+(\d+)\s/gm)].map((m) => Number(m[2]));
+    expect(ranks).toEqual(o.layers.map((l: { cells: { target: { rank: number } }[] }) => l.cells.at(-1)!.target.rank));
     const bad = spawnSync(path.join(root, 'bin/tapir.js'), ['lens', '-p', 'x', '--target', ' Lilyy'], { cwd: root, encoding: 'utf8' });
     expect(bad.status).toBe(2);
     expect(bad.stderr).toMatch(/' Lilyy' is not a vocabulary entry/);

@@ -42,6 +42,11 @@ divergence from the model's final output. The last layer's row is the model's ow
       else {
         out(`position:  ${r.pieces.map((p) => JSON.stringify(p).padEnd(12)).join(' ')}\n`);
         for (const l of r.layers) out(`${l.hook.replace('.hook_resid_post', '').padEnd(9)}  ${l.cells.map((c) => `${JSON.stringify(c.top[0]!.piece)} ${(c.top[0]!.prob * 100).toFixed(0)}%`.padEnd(12)).join(' ')}\n`);
+        // the target's rank (0: the top token) and probability at the last position, layer by layer
+        if (r.target) {
+          out(`\n${JSON.stringify(r.target.piece)} at the last position:\n`);
+          for (const l of r.layers) { const t = l.cells.at(-1)!.target!; out(`${l.hook.replace('.hook_resid_post', '').padEnd(9)}  rank ${String(t.rank).padStart(6)}  ${(100 * t.prob).toFixed(2).padStart(6)}%\n`); }
+        }
       }
     } finally {
       model.dispose();
