@@ -26,6 +26,14 @@ HookSelector {
   value = (~"]" ~"," any)*
 }`);
 
+/** TransformerLens's short names (utils.get_act_name) and the hook each names at every layer. */
+const SHORT: Readonly<Record<string, string>> = {
+  resid_pre: 'hook_resid_pre', resid_mid: 'hook_resid_mid', resid_post: 'hook_resid_post', attn_out: 'hook_attn_out', mlp_out: 'hook_mlp_out',
+  q: 'attn.hook_q', k: 'attn.hook_k', v: 'attn.hook_v', z: 'attn.hook_z', rot_q: 'attn.hook_rot_q', rot_k: 'attn.hook_rot_k',
+  pattern: 'attn.hook_pattern', attn: 'attn.hook_pattern', attn_scores: 'attn.hook_attn_scores', scores: 'attn.hook_attn_scores',
+  pre: 'mlp.hook_pre', pre_linear: 'mlp.hook_pre_linear', post: 'mlp.hook_post', embed: 'hook_embed', logits: 'hook_logits',
+};
+
 /** What a selection may be filtered by, as its help says it. */
 const FILTERS: Readonly<Record<string, string>> = { pos: 'a position (negative counts from the end)', head: 'an attention head' };
 
@@ -87,6 +95,9 @@ export function selectHooks(selector: string, names: readonly string[]): HookSel
   const sels = sem(m)['sels']() as Sel[];
   const out: HookSelection[] = [];
   for (const s of sels) {
+    // a short name alone ('resid_post') is that hook at every layer, as get_act_name would name each
+    const short = s.segs.length === 1 && s.segs[0]!.word !== undefined && !names.includes(s.segs[0]!.word) ? SHORT[s.segs[0]!.word] : undefined;
+    if (short) s.segs = short.startsWith('hook_') && names.includes(short) ? [{ word: short }] : [{ word: 'blocks' }, { any: true }, ...short.split('.').map((word) => ({ word }))];
     const matches = names.filter((name) => {
       const parts = name.split('.');
       return parts.length === s.segs.length && parts.every((p, i) => {

@@ -113,6 +113,9 @@ describe('tapir CLI', () => {
     const st = parseSafetensors(new Uint8Array(fs.readFileSync(file)), file);
     expect(st.tensors.get('blocks.4.hook_resid_post')!.shape).toEqual([1, 5, 64]);
     expect(st.tensors.get('blocks.1.attn.hook_z[head=2]')!.shape).toEqual([1, 5, 8]);
+    // TransformerLens's short names: every layer's hook
+    const short = tapir('cache', '-p', 'Once upon a time', '--hooks', 'resid_post', '--out', file, '--json');
+    expect(JSON.parse(short.stdout).hooks.map((h: { name: string }) => h.name)).toEqual([0, 1, 2, 3, 4].map((l) => `blocks.${l}.hook_resid_post`));
     const bad = tapir('cache', '-p', 'x', '--hooks', 'blocks.9.hook_resid_post', '--out', file);
     expect(bad.code).toBe(2);
     expect(bad.stderr[0]).toMatch(/'blocks.9.hook_resid_post': layer 9 is out of range: the model has 5 layers, blocks.0 .. blocks.4/);

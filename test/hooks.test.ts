@@ -147,6 +147,14 @@ describe('hook selectors', () => {
     expect(selectHooks('hook_embed, hook_logits', all).map((s) => s.key)).toEqual(['hook_embed', 'hook_logits']);
     expect(selectHooks('blocks.2.attn.hook_z[head=3]', all)).toEqual([{ hook: 'blocks.2.attn.hook_z', head: 3, key: 'blocks.2.attn.hook_z[head=3]' }]);
   });
+  it("take TransformerLens's short names (get_act_name) for a hook at every layer", () => {
+    const every = (suffix: string) => [...Array(8).keys()].map((l) => `blocks.${l}.${suffix}`);
+    expect(selectHooks('resid_post', all).map((s) => s.hook)).toEqual(every('hook_resid_post'));
+    expect(selectHooks('pattern', all).map((s) => s.hook)).toEqual(every('attn.hook_pattern'));
+    expect(selectHooks('z[head=1]', all)).toEqual(every('attn.hook_z').map((hook) => ({ hook, head: 1, key: `${hook}[head=1]` })));
+    expect(selectHooks('embed, mlp_out', all).map((s) => s.hook)).toEqual(['hook_embed', ...every('hook_mlp_out')]);
+    expect(() => selectHooks('resid_pst', all)).toThrow(/unknown hook 'resid_pst'/);
+  });
   it('reject unknown names, listing the nearest real ones', () => {
     expect(() => selectHooks('blocks.2.hook_resid_psot', all)).toThrow(/unknown hook 'blocks.2.hook_resid_psot'; the nearest hooks are blocks.2.hook_resid_post/);
     expect(() => selectHooks('blocks.9.attn.hook_z', all)).toThrow(/'blocks.9.attn.hook_z': layer 9 is out of range: the model has 8 layers, blocks.0 .. blocks.7/);

@@ -14,7 +14,7 @@ export default command({
 tensors named by hook, shaped [1, pos, ...] as TransformerLens shapes them.`,
   options: {
     prompt: { kind: 'string', short: 'p', arg: 'TEXT', help: 'the prompt (BOS is added)' },
-    hooks: { kind: 'string', arg: 'SEL', help: "e.g. 'blocks.*.hook_resid_post', 'blocks.3-7.attn.hook_z',\n'blocks.2.attn.hook_z[head=5]', 'blocks.4.hook_resid_pre[pos=-1]' (comma-separated)" },
+    hooks: { kind: 'string', arg: 'SEL', help: "e.g. 'blocks.*.hook_resid_post', 'blocks.3-7.attn.hook_z',\n'blocks.2.attn.hook_z[head=5]', 'blocks.4.hook_resid_pre[pos=-1]' (comma-separated);\nTransformerLens's short names ('resid_post', 'z', 'pattern') mean every layer" },
     out: { kind: 'output', arg: 'FILE', help: 'the safetensors file to write (atomically)' },
   },
   async run(o) {
