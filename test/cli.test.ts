@@ -211,6 +211,7 @@ describe('tapir CLI', () => {
     const f = await tapirAsync('sae', 'features', '--sae', sae, '--store', store, '--html', html, '--latents', '0,1,2,3,4,5,6,7', '--json');
     expect(f.code, f.stderr.join('\n')).toBe(0);
     expect(JSON.parse(f.stdout).latents).toBe(8);
+    expect(f.stderr.at(-1)).toMatch(/^features: done \((\d+) of \1\)$/); // its progress, in a pipe too
     const page = fs.readFileSync(html, 'utf8');
     expect(page.match(/<section id="f\d+">/g)?.length).toBe(8);
     expect(page).toMatch(/logit effect/);

@@ -6,6 +6,7 @@ import { writeAtomically } from '../../runtime/node/write_file.js';
 import { featureCards, featuresHtml } from '../../runtime/sae/features.js';
 import { loadSaeLens } from '../../runtime/sae/files.js';
 import { command } from '../command.js';
+import { progressBar } from '../progress.js';
 import { idList, openModel, out } from '../common.js';
 
 export default command({
@@ -28,7 +29,9 @@ top and bottom tokens of W_dec · W_U).`,
       const s = loadSaeLens(o.sae);
       const latents = o.latents !== undefined ? idList(o.latents, '--latents', 'latent numbers') : undefined;
       if (latents?.some((j) => j >= s.dims.dSae)) throw new UsageError(`--latents must be below ${s.dims.dSae}`);
-      const cards = await featureCards(await getGpu(), s, o.store, model, latents ? { latents } : {});
+      const bar = progressBar('features', 1);
+      const cards = await featureCards(await getGpu(), s, o.store, model, { ...(latents ? { latents } : {}), progress: (d, t) => bar.update(d, t) });
+      bar.done();
       const html = featuresHtml(cards, `${s.hook ?? 'SAE'}: ${s.dims.dSae} latents`);
       writeAtomically(o.html, (fd) => { fs.writeSync(fd, html); });
       if (o.json) out(JSON.stringify({ html: o.html, latents: cards.length, dead: cards.filter((c) => c.density === 0).length }) + '\n');

@@ -24,7 +24,7 @@ export interface FeatureCard {
 
 const TOP = 8, WINDOW = 12, BINS = 12;
 
-export async function featureCards(gpu: GpuContext, sae: SaeModel, store: string, model: Model, o: { latents?: number[] } = {}): Promise<FeatureCard[]> {
+export async function featureCards(gpu: GpuContext, sae: SaeModel, store: string, model: Model, o: { latents?: number[]; progress?: (done: number, total: number) => void } = {}): Promise<FeatureCard[]> {
   const m = readManifest(store);
   const data = [readSplit(store, m, false), readSplit(store, m, true)];
   const { dSae } = sae.dims;
@@ -34,9 +34,15 @@ export async function featureCards(gpu: GpuContext, sae: SaeModel, store: string
   // two passes of the SAE over the rows, keeping only what the cards need (not every row's latents):
   // first each latent's density, largest activation and top rows; then its histogram (its bins need the
   // largest) and the activations at the top rows' neighbours
+  // (progress: rows through the SAE, both passes)
+  const rowsAll = data.reduce((n, d) => n + d.rows, 0);
+  let scanned = 0;
   const scan = async (onRow: (split: number, row: number, acts: Float32Array, off: number) => void) => {
     for (const [split, d] of data.entries())
-      await applySae(gpu, sae, d.x, (acts, _x, n, at) => { for (let r = 0; r < n; r++) onRow(split, at + r, acts, r * dSae); });
+      await applySae(gpu, sae, d.x, (acts, _x, n, at) => {
+        for (let r = 0; r < n; r++) onRow(split, at + r, acts, r * dSae);
+        o.progress?.((scanned += n), 2 * rowsAll);
+      });
   };
   const fired = new Float64Array(dSae), maxAct = new Float64Array(dSae);
   const best: { act: number; split: number; row: number }[][] = Array.from({ length: dSae }, () => []);
