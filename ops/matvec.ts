@@ -94,14 +94,14 @@ export function lowerMatvec(call: MatvecCall, ctx: LowerCtx, out: string, offset
   // f16 and q8_0 rows of whole 16-byte loads: the wide decode kernels
   const chunks = ctx.chunks(w);
   const wide = block ? undefined : wideFor([w], w.shape[1]!, chunks.map((c) => c.rows));
-  const e = lowerEpilogues(call.owner, ctx, block ? (T <= SMALL_TOKENS ? 'matmulSmallKernel' : 'matmulKernel') : wide?.matvec ?? 'matvecKernel', call.vectors, call.epilogues);
+  // a few positions: tiles of SMALL_TILE rows × SMALL_TILE positions, many more workgroups
+  const [matmul, tile] = T <= SMALL_TOKENS ? ['matmulSmallKernel', SMALL_TILE] as const : ['matmulKernel', TILE] as const;
+  const splits = block ? splitsFor(w.shape[0]!, w.shape[1]!, T, ctx) : 1;
+  if (splits > 1) return lowerSplit(call, ctx, out, offset, stride, splits, matmul, tile);
+  const e = lowerEpilogues(call.owner, ctx, block ? matmul : wide?.matvec ?? 'matvecKernel', call.vectors, call.epilogues);
   const bind: Record<string, string> = { ...e.bind, x: ctx.buf(x), nw: norm ? ctx.buf(norm.weight) : ctx.buf(x), out };
   const grid = wide && wideGrid(wide, w.shape[0]!, w.shape[1]!);
   const uniforms: Record<string, number> = { ...e.uniforms, cols: w.shape[1]!, eps: norm?.eps ?? 0, norm: norm ? 1 : 0, ...(grid ? { lanes: grid.lanes } : { wtype: WTYPE[w.dtype]! }) };
-  // a few positions: tiles of SMALL_TILE rows × SMALL_TILE positions, many more workgroups
-  const tile = T <= SMALL_TOKENS ? SMALL_TILE : TILE;
-  const splits = block ? splitsFor(w.shape[0]!, w.shape[1]!, T, ctx) : 1;
-  if (splits > 1) return lowerSplit(call, ctx, out, offset, stride, splits, tile);
   for (const c of chunks) {
     if (block) {
       const rowTiles = Math.ceil(c.rows / tile), tiles = rowTiles * Math.ceil(T / tile);
@@ -132,13 +132,12 @@ export function splitsFor(rows: number, cols: number, T: number, ctx: Pick<Lower
 /** A block's matrix product in `splits` column ranges: each range's partial sums into a scratch
  *  [splits][T][rows] (matmul kernels without epilogues or the norm's scale), then splitSumKernel adds
  *  them in order, scales and runs the epilogues. */
-function lowerSplit(call: MatvecCall, ctx: LowerCtx, out: string, offset: number, stride: number, splits: number, tile: number) {
+function lowerSplit(call: MatvecCall, ctx: LowerCtx, out: string, offset: number, stride: number, splits: number, kernel: string, tile: number) {
   const { w, x, norm } = call;
   const T = rowsOf(x.shape), rows = w.shape[0]!, cols = w.shape[1]!;
   const splitCols = Math.ceil(Math.ceil(cols / splits) / 64) * 64;
   // (one buffer for the plan: each split product's sums are added up by the dispatch after it)
   const part = ctx.planScratch('split', splits * T * rows);
-  const kernel = T <= SMALL_TOKENS ? 'matmulSmallKernel' : 'matmulKernel';
   for (const c of ctx.chunks(w)) {
     const rowTiles = Math.ceil(c.rows / tile), tiles = rowTiles * Math.ceil(T / tile);
     ctx.dispatch(kernel, { w: c.buf, x: ctx.buf(x), nw: norm ? ctx.buf(norm.weight) : ctx.buf(x), out: part },

@@ -18,7 +18,6 @@ import { checked, type GpuContext } from './gpu.js';
 import { weightRowsInto, type WeightMap } from './weights.js';
 import { type BufId, inRange } from '../compiler/ir/op.js';
 import { PassTimer, readBuffer } from './readback.js';
-export { PassTimer, readBuffer };
 
 const MAX_GROUPS_PER_DIM = 65535;
 /** bytes of the executor's uniform buffer each dispatch takes: WebGPU's largest minUniformBufferOffsetAlignment */

@@ -298,6 +298,7 @@ describe('kernels over several positions match their references', () => {
     const all = await run(n, 0);
     expect(all.plan.dispatches.map((d) => d.kernel)).toEqual(['matmulKernel', 'splitSumKernel+storeEpilogue+addEpilogue', 'addKernel']);
     expect(all.plan.dispatches[0]!.groups).toBe(2 * 2 * Math.ceil(cols / 64)); // 2 × 2 tiles, a split every 64 columns
+    expect([...all.plan.kernels.keys()].sort()).toEqual([...new Set(all.plan.dispatches.map((d) => d.kernel))].sort()); // no kernel made and not used
     expect(relErr(all.out, all.ref), seedNote).toBeLessThanOrEqual(TOL);
     for (const [m, from] of [[1, 0], [1, 89], [7, 64], [32, 50], [33, 17]] as const) {
       const part = await run(m, from);
