@@ -8,6 +8,8 @@
 // within a file is not a change to the kernel.
 import { describe, expect, it } from 'vitest';
 import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
 import { compile } from '../compiler/passes.js';
 import type { KernelIR } from '../compiler/kernel/ir.js';
 import { toWGSL, usesSubgroups } from '../compiler/kernel/wgsl.js';
@@ -70,6 +72,13 @@ describe('generated WGSL', () => {
     const k = all.get(name)!;
     await expect(snapshot(toWGSL(k))).toMatchFileSnapshot(`__snapshots__/wgsl/${fileOf(name)}.wgsl`);
     if (usesSubgroups(k)) await expect(snapshot(toWGSL(k, { subgroups: false }))).toMatchFileSnapshot(`__snapshots__/wgsl/no-subgroups/${fileOf(name)}.wgsl`);
+  });
+  it('keeps no snapshot of a kernel nothing makes any more', () => {
+    const dir = path.join(import.meta.dirname, '__snapshots__', 'wgsl');
+    const want = new Set([...all.keys()].map((n) => `${fileOf(n)}.wgsl`));
+    const wantNoSg = new Set([...all].filter(([, k]) => usesSubgroups(k)).map(([n]) => `${fileOf(n)}.wgsl`));
+    expect(fs.readdirSync(dir).filter((f) => f.endsWith('.wgsl') && !want.has(f))).toEqual([]);
+    expect(fs.readdirSync(path.join(dir, 'no-subgroups')).filter((f) => !wantNoSg.has(f))).toEqual([]);
   });
 });
 
