@@ -94,7 +94,7 @@ export function lowerMatvec(call: MatvecCall, ctx: LowerCtx, out: string, offset
   // f16 and q8_0 rows of whole 16-byte loads: the wide decode kernels
   const chunks = ctx.chunks(w);
   const wide = block ? undefined : wideFor([w], w.shape[1]!, chunks.map((c) => c.rows));
-  // a few positions: tiles of SMALL_TILE rows × SMALL_TILE positions, many more workgroups
+  // a few positions: smaller tiles, many more workgroups
   const [matmul, tile] = T <= SMALL_TOKENS ? ['matmulSmallKernel', SMALL_TILE] as const : ['matmulKernel', TILE] as const;
   const splits = block ? splitsFor(w.shape[0]!, w.shape[1]!, T, ctx) : 1;
   if (splits > 1) return lowerSplit(call, ctx, out, offset, stride, splits, matmul, tile);
@@ -104,7 +104,7 @@ export function lowerMatvec(call: MatvecCall, ctx: LowerCtx, out: string, offset
   const uniforms: Record<string, number> = { ...e.uniforms, cols: w.shape[1]!, eps: norm?.eps ?? 0, norm: norm ? 1 : 0, ...(grid ? { lanes: grid.lanes } : { wtype: WTYPE[w.dtype]! }) };
   for (const c of chunks) {
     if (block) {
-      const rowTiles = Math.ceil(c.rows / tile), tiles = rowTiles * Math.ceil(T / tile);
+      const rowTiles = Math.ceil(c.rows / tile.rows), tiles = rowTiles * Math.ceil(T / tile.positions);
       ctx.dispatch(e.kernel, { ...bind, w: c.buf }, { ...uniforms, rows: c.rows, tokens: T, outStride: stride, outOffset: offset + c.rowStart, rowTiles, tiles, splitCols: w.shape[1]! }, tiles);
     } else ctx.dispatch(e.kernel, { ...bind, w: c.buf }, { ...uniforms, rows: c.rows, outOffset: offset + c.rowStart }, grid ? Math.ceil(c.rows / ((wide.rowSet * 256) / grid.lanes)) : c.rows);
   }
@@ -132,14 +132,14 @@ export function splitsFor(rows: number, cols: number, T: number, ctx: Pick<Lower
 /** A block's matrix product in `splits` column ranges: each range's partial sums into a scratch
  *  [splits][T][rows] (matmul kernels without epilogues or the norm's scale), then splitSumKernel adds
  *  them in order, scales and runs the epilogues. */
-function lowerSplit(call: MatvecCall, ctx: LowerCtx, out: string, offset: number, stride: number, splits: number, kernel: string, tile: number) {
+function lowerSplit(call: MatvecCall, ctx: LowerCtx, out: string, offset: number, stride: number, splits: number, kernel: string, tile: Tile) {
   const { w, x, norm } = call;
   const T = rowsOf(x.shape), rows = w.shape[0]!, cols = w.shape[1]!;
   const splitCols = Math.ceil(Math.ceil(cols / splits) / 64) * 64;
   // (one buffer for the plan: each split product's sums are added up by the dispatch after it)
   const part = ctx.planScratch('split', splits * T * rows);
   for (const c of ctx.chunks(w)) {
-    const rowTiles = Math.ceil(c.rows / tile), tiles = rowTiles * Math.ceil(T / tile);
+    const rowTiles = Math.ceil(c.rows / tile.rows), tiles = rowTiles * Math.ceil(T / tile.positions);
     ctx.dispatch(kernel, { w: c.buf, x: ctx.buf(x), nw: norm ? ctx.buf(norm.weight) : ctx.buf(x), out: part },
       { rows: c.rows, cols, tokens: T, outStride: rows, outOffset: c.rowStart, eps: 0, rowTiles, tiles, splitCols, wtype: WTYPE[w.dtype]!, norm: norm ? 1 : 0 }, tiles * Math.ceil(cols / splitCols));
   }
@@ -200,14 +200,15 @@ export function splitSumKernel(id: Invocation, part: In<f32>, x: In<f32>, out: O
   }
 }
 
-/** a matmul workgroup's tile: TILE weight rows by TILE positions */
-const TILE = 64;
+/** a matmul workgroup's tile: weight rows by positions */
+type Tile = { readonly rows: number; readonly positions: number };
+const TILE: Tile = { rows: 64, positions: 64 };
 /** at most this many positions (all sequences' rows of a block) take matmulSmallKernel's tiles of
- *  SMALL_TILE rows by SMALL_TILE positions: with 64 × 64 tiles, a few positions leave most of each
- *  tile idle and a matrix only rows / 64 workgroups (a 16-position prefill of the 1B shape took 27 ms
- *  on an H100, 128 positions 35 ms) */
+ *  32 rows by 16 positions: with 64 × 64 tiles, a few positions leave most of each tile idle and a
+ *  matrix only rows / 64 workgroups (a 16-position prefill of the 1B shape took 27 ms on an H100,
+ *  128 positions 35 ms) */
 const SMALL_TOKENS = 32;
-const SMALL_TILE = 16;
+const SMALL_TILE: Tile = { rows: 32, positions: 16 };
 
 /** A workgroup per output row: strided partial dot products (and sums of squares for the norm),
  *  a tree reduction, then the epilogue at the store. */
@@ -340,70 +341,80 @@ export function matmulKernel(id: Invocation, w: In<u32>, x: In<f32>, nw: In<f32>
   }
 }
 
-/** The matrix product for a few positions: a workgroup takes 16 weight rows by 16 positions and each
- *  invocation one output, its sum over the columns in order, one product at a time: the same sum in
- *  the same order as matmulKernel's (and its norm's sums of squares in its four interleaved parts,
- *  added as it adds them), so a position's row is the same bits whichever kernel a block takes. Each
- *  step stages 64 columns of the tile's weights (dequantized) and raw x in workgroup memory. */
-/** @kernel @workgroupSize 256 */
+/** The matrix product for a few positions: a workgroup of 128 takes 32 weight rows by 16 positions,
+ *  an invocation one row by four positions, each output's sum over the columns in order, one product at
+ *  a time: the same sum in the same order as matmulKernel's (and the norm's sums of squares in its four
+ *  interleaved parts, added as it adds them), so a position's row is the same bits whichever kernel a
+ *  block takes. Each step stages 64 columns of the tile's weights (dequantized, neighbouring invocations
+ *  reading neighbouring columns) and of its positions' x (times the norm weight) in workgroup memory;
+ *  a weight read from there serves four products, an x value (the same for a whole subgroup) one. */
+/** @kernel @workgroupSize 128 */
 export function matmulSmallKernel(id: Invocation, w: In<u32>, x: In<f32>, nw: In<f32>, out: Out<f32>,
   rows: u32, cols: u32, tokens: u32, outStride: u32, outOffset: u32, eps: f32, rowTiles: u32, tiles: u32, splitCols: u32, wtype: Spec<u32>, norm: Spec<u32>) {
-  const ws = sharedF32(1024); // [64 columns][16 rows]
-  const xs = sharedF32(1024); // [64 columns][16 positions]
-  const ns = sharedF32(64); // the norm weight's 64 columns
+  const ws = sharedF32(2080); // [32 rows][65]: a step's 64 columns and a pad, so a column's rows fall in 32 banks
+  const xs = sharedF32(1040); // [16 positions][65]
+  const sq = sharedF32(64); // the norm's sums of squares, [16 positions][4 parts]
   // split k of `tiles` tiles sums columns k0 .. k1, as matmulKernel's
   const split: u32 = idiv(id.group, tiles);
   const tile: u32 = id.group % tiles;
   const k0: u32 = split * splitCols;
   const k1: u32 = Math.min(cols, k0 + splitCols);
-  const r0: u32 = (tile % rowTiles) * 16;
+  const r0: u32 = (tile % rowTiles) * 32;
   const t0: u32 = idiv(tile, rowTiles) * 16;
-  const ty: u32 = idiv(id.local, 16); // this invocation's row in the tile
-  const tx: u32 = id.local % 16; // and position
-  // staging: invocation i loads row (and position) i % 16 at columns 4·(i / 16) .. +3 of the step
-  const lr: u32 = id.local % 16;
-  const lc: u32 = idiv(id.local, 16) * 4;
-  const wr: u32 = Math.min(r0 + lr, rows - 1); // rows and positions past the end compute a copy, never stored
-  const xt: u32 = Math.min(t0 + lr, tokens - 1);
-  let acc: f32 = 0;
-  let s0: f32 = 0;
-  let s1: f32 = 0;
-  let s2: f32 = 0;
-  let s3: f32 = 0;
+  const row: u32 = id.local % 32; // this invocation's row in the tile
+  const p0: u32 = idiv(id.local, 32) * 4; // and its first position (one for a whole subgroup)
+  // x staging: invocation i < 64 loads position i / 4's columns of part i % 4 (c % 16 in 4q .. 4q + 3)
+  // in order, summing their squares as matmulKernel's part does
+  const st: u32 = idiv(id.local, 4) % 16;
+  const sp: u32 = id.local % 4;
+  const xt: u32 = Math.min(t0 + st, tokens - 1); // positions past the end compute a copy, never stored
+  let ss: f32 = 0;
+  let a0: f32 = 0;
+  let a1: f32 = 0;
+  let a2: f32 = 0;
+  let a3: f32 = 0;
   for (let c0: u32 = k0; c0 < k1; c0 += 64) {
-    for (let j: u32 = 0; j < 4; j++) {
-      const c: u32 = Math.min(c0 + lc + j, k1 - 1);
-      const live: f32 = c0 + lc + j < k1 ? 1 : 0;
-      ws[(lc + j) * 16 + lr] = weightAt(w, wtype, rows, cols, wr, c) * live;
-      xs[(lc + j) * 16 + lr] = x[xt * cols + c] * live;
+    for (let j: u32 = 0; j < 16; j++) {
+      const v: u32 = id.local + 128 * j; // row v / 64, column v % 64 of the step
+      const cc: u32 = c0 + (v & 63);
+      const live: f32 = cc < k1 ? 1 : 0;
+      ws[(v >> 6) * 65 + (v & 63)] = weightAt(w, wtype, rows, cols, Math.min(r0 + (v >> 6), rows - 1), Math.min(cc, k1 - 1)) * live;
     }
-    if (norm === 1 && id.local < 64) {
-      ns[id.local] = nw[Math.min(c0 + id.local, k1 - 1)];
+    if (id.local < 64) {
+      for (let m: u32 = 0; m < 4; m++) {
+        for (let j: u32 = 0; j < 4; j++) {
+          const k: u32 = 16 * m + 4 * sp + j;
+          const c: u32 = Math.min(c0 + k, k1 - 1);
+          const xv: f32 = x[xt * cols + c] * (c0 + k < k1 ? 1 : 0);
+          ss += xv * xv;
+          xs[st * 65 + k] = norm === 1 ? xv * nw[c] : xv;
+        }
+      }
     }
     workgroupBarrier();
     for (let k: u32 = 0; k < 64; k++) {
-      const xv: f32 = xs[k * 16 + tx];
-      // the squares as matmulKernel's staging sums them: column c in part (c % 16) / 4
-      const q: u32 = (k % 16) >> 2;
-      if (q === 0) {
-        s0 += xv * xv;
-      } else if (q === 1) {
-        s1 += xv * xv;
-      } else if (q === 2) {
-        s2 += xv * xv;
-      } else {
-        s3 += xv * xv;
-      }
-      acc += ws[k * 16 + ty] * (norm === 1 ? xv * ns[k] : xv);
+      const wv: f32 = ws[row * 65 + k];
+      a0 += wv * xs[p0 * 65 + k];
+      a1 += wv * xs[p0 * 65 + 65 + k];
+      a2 += wv * xs[p0 * 65 + 130 + k];
+      a3 += wv * xs[p0 * 65 + 195 + k];
     }
     workgroupBarrier();
   }
-  const r: u32 = r0 + ty;
-  const t: u32 = t0 + tx;
-  if (r < rows && t < tokens) {
-    const scale: f32 = norm === 1 && k1 - k0 === cols ? 1 / Math.sqrt((s0 + s1 + s2 + s3) / f32(cols) + eps) : 1;
-    const o: u32 = (split * tokens + t) * outStride + outOffset + r;
-    out[o] = epilogue(acc * scale, o);
+  if (id.local < 64) {
+    sq[id.local] = ss;
+  }
+  workgroupBarrier();
+  const r: u32 = r0 + row;
+  for (let j: u32 = 0; j < 4; j++) {
+    const tl: u32 = p0 + j; // the position within the tile
+    const squares: f32 = sq[4 * tl] + sq[4 * tl + 1] + sq[4 * tl + 2] + sq[4 * tl + 3];
+    // a split's partial sum is stored as it is: splitSumKernel adds the splits and scales
+    const scale: f32 = norm === 1 && k1 - k0 === cols ? 1 / Math.sqrt(squares / f32(cols) + eps) : 1;
+    if (r < rows && t0 + tl < tokens) {
+      const o: u32 = (split * tokens + t0 + tl) * outStride + outOffset + r;
+      out[o] = epilogue(pick4(j, a0, a1, a2, a3) * scale, o);
+    }
   }
 }
 

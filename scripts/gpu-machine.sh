@@ -14,6 +14,8 @@
 #   bash scripts/gpu-machine.sh interp        # there: the interpretability workloads (benchmarks/interp.ts)
 #                                             # beside the PyTorch peer (benchmarks/interp_peer.py) and the
 #                                             # decode benches of this build and the base build: $OUT/interp.json
+#   bash scripts/gpu-machine.sh profile       # there: benchmarks/interp_profile.ts for this build and the
+#                                             # base build, and benchmarks/gpu_check.ts: $OUT/*.json
 #   bash scripts/gpu-machine.sh tapir ARGS    # there: any tapir command (the default model is packed
 #                                             # into .gpu/models/ when ../shared/models has it)
 #
@@ -128,6 +130,26 @@ case "${1:-}" in
       --peer "$out/peer.json" --decode "$out/decode.json" --decode-base "$out/decode-base.json") > /dev/null || log "tapir workloads failed"
     cp /tmp/interp/interp.json /tmp/interp/tapir.json "$out/" 2>/dev/null || true
     cat "$out/interp.json" 2>/dev/null || true
+    ;;
+  profile)
+    # where the workloads' GPU time goes, kernel by kernel, for this build and the base build (same
+    # model file, same call), and the GPU checks of the interpretability kernels on stories260K
+    shift
+    out=${OUT:-/tmp}; repo=$PWD
+    unpack
+    export __GL_SHADER_DISK_CACHE=0
+    n=(--no-concurrent-recompilation)
+    (cd /tmp/tapir && ./node "${n[@]}" dist/benchmarks/interp.js --prepare --out /tmp/interp --preset "${TAPIR_PRESET:-llama-3.2-1b}")
+    log "profile"
+    (cd /tmp/tapir && ./node "${n[@]}" dist/benchmarks/interp_profile.js --out /tmp/interp) > "$out/profile.json" || log "profile failed"
+    if [ -d /tmp/tapir-base ]; then
+      log "base build profile"
+      (cd /tmp/tapir-base && ../tapir/node "${n[@]}" dist/benchmarks/interp_profile.js --out /tmp/interp) > "$out/profile-base.json" || log "base profile failed"
+    fi
+    if [ -f .gpu/models/stories260K.gguf ]; then
+      log "GPU checks"
+      (cd /tmp/tapir && ./node "${n[@]}" dist/benchmarks/gpu_check.js "$repo/.gpu/models/stories260K.gguf") > "$out/check.json" || log "GPU checks failed"
+    fi
     ;;
   pack-base) shift; pack_base "$@" ;;
   *) sed -n '2,17p' "$0"; exit 2 ;;
