@@ -1,10 +1,8 @@
 // Run a prompt with a cache: the residual stream after every block and one attention head's output,
 // by TransformerLens's hook names. Run: node --no-concurrent-recompilation dist/examples/cache.js
-import { Model } from '../runtime/model.js';
-import { releaseGpu } from '../runtime/gpu.js';
-import { defaultModel, loadModelSource } from '../runtime/node/load.js';
+import { loadModel, defaultModel, releaseGpu } from 'tapir';
 
-const model = await Model.create(loadModelSource(defaultModel()), { contextLength: 64 });
+const model = await loadModel(defaultModel(), { contextLength: 64 });
 const tokens = model.tokenizer.encode('Lily and Ben went to the park');
 const { cache } = await model.runWithCache(tokens, { hooks: 'blocks.*.hook_resid_post,blocks.2.attn.hook_z[head=5]' });
 for (const [name, { shape, data }] of cache) {

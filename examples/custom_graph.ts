@@ -3,14 +3,7 @@
 // checked here against the float64 reference of the same graph.
 // Run: node --no-concurrent-recompilation dist/examples/custom_graph.js
 import fs from 'node:fs';
-import { GraphBuilder } from '../compiler/ir/graph.js';
-import { compile } from '../compiler/passes.js';
-import { toDot, toSvg } from '../compiler/svg.js';
-import { OPSET, ops } from '../ops/index.js';
-import { Executor } from '../runtime/executor.js';
-import { getGpu, releaseGpu, targetOf } from '../runtime/gpu.js';
-import { ReferenceRunner } from '../runtime/reference.js';
-import { weightOf, type WeightMap } from '../runtime/weights.js';
+import { GraphBuilder, compile, toDot, toSvg, OPSET, ops, Executor, getGpu, releaseGpu, targetOf, ReferenceRunner, weightOf, type WeightMap } from 'tapir';
 
 const g = new GraphBuilder();
 const { input, weight, matvec, rmsnorm, siluMul, add } = ops(g);

@@ -1,11 +1,9 @@
 // Using tapir from TypeScript: load stories260K, generate greedily, and check the GPU's logits
 // against the float64 reference forward pass.
 // Run after setup: node --no-concurrent-recompilation dist/examples/generate.js
-import { Model } from '../runtime/model.js';
-import { releaseGpu } from '../runtime/gpu.js';
-import { defaultModel, loadModelSource } from '../runtime/node/load.js';
+import { loadModel, defaultModel, releaseGpu } from 'tapir';
 
-const model = await Model.create(loadModelSource(defaultModel()));
+const model = await loadModel(defaultModel());
 const result = await model.generate({ prompt: 'Lily and Ben', maxNewTokens: 40, temperature: 0 });
 console.log(result.text);
 

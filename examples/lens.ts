@@ -1,11 +1,8 @@
 // The logit lens: which token each layer would predict at each position of a prompt.
 // Run: node --no-concurrent-recompilation dist/examples/lens.js
-import { Model } from '../runtime/model.js';
-import { releaseGpu } from '../runtime/gpu.js';
-import { defaultModel, loadModelSource } from '../runtime/node/load.js';
-import { logitLens } from '../runtime/interp/lens.js';
+import { loadModel, defaultModel, logitLens, releaseGpu } from 'tapir';
 
-const model = await Model.create(loadModelSource(defaultModel()), { contextLength: 64 });
+const model = await loadModel(defaultModel(), { contextLength: 64 });
 const tokens = model.tokenizer.encode('Once upon a time, there was a little girl named');
 const lens = await logitLens(model, tokens, { target: model.tokenizer.idOf(' Lily') });
 for (const layer of lens.layers) {

@@ -1,11 +1,8 @@
 // Activation patching: which residual-stream positions carry the name from "Lily saw a dog" into the
 // prediction, compared with "Tim saw a dog". Run: node --no-concurrent-recompilation dist/examples/patching.js
-import { Model } from '../runtime/model.js';
-import { releaseGpu } from '../runtime/gpu.js';
-import { defaultModel, loadModelSource } from '../runtime/node/load.js';
-import { activationPatching } from '../runtime/interp/patching.js';
+import { loadModel, activationPatching, defaultModel, releaseGpu } from 'tapir';
 
-const model = await Model.create(loadModelSource(defaultModel()), { contextLength: 32 });
+const model = await loadModel(defaultModel(), { contextLength: 32 });
 const tok = model.tokenizer;
 const r = await activationPatching(model, tok.encode('Lily saw a dog'), tok.encode('Tim saw a dog'),
   { target: tok.idOf(' and')!, distractor: tok.idOf('.')!, sites: ['resid_pre'] });

@@ -1,11 +1,9 @@
 // Steering: add a direction to the residual stream at one layer and watch the story change. The
 // direction is the difference between two runs' activations ("Lily" minus "Tom" at layer 2).
 // Run: node --no-concurrent-recompilation dist/examples/steering.js
-import { Model } from '../runtime/model.js';
-import { releaseGpu } from '../runtime/gpu.js';
-import { defaultModel, loadModelSource } from '../runtime/node/load.js';
+import { loadModel, defaultModel, releaseGpu } from 'tapir';
 
-const model = await Model.create(loadModelSource(defaultModel()), { contextLength: 64 });
+const model = await loadModel(defaultModel(), { contextLength: 64 });
 const tok = model.tokenizer;
 const hook = 'blocks.2.hook_resid_post';
 const last = async (text: string) => {

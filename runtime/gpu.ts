@@ -34,7 +34,9 @@ const HOW_TO_FIX =
 async function nodeGpu(): Promise<GPU> {
   let mod: { create: (opts: string[]) => GPU; globals: Record<string, unknown> };
   try {
-    mod = (await import('webgpu')) as unknown as typeof mod;
+    // (a name in a variable: a page's bundler leaves Node's WebGPU out of the bundle)
+    const name = 'webgpu';
+    mod = (await import(/* @vite-ignore */ name)) as unknown as typeof mod;
   } catch (e) {
     throw new GpuUnavailableError(`the 'webgpu' package could not be loaded (${(e as Error).message}). Run npm install. ${HOW_TO_FIX}`);
   }

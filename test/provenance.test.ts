@@ -44,7 +44,7 @@ describe('WGSL provenance', () => {
   });
 
   it('no source file outside the WGSL renderer writes WGSL', () => {
-    const dirs = ['compiler', 'runtime', 'ops', 'models', 'cli', 'examples'];
+    const dirs = ['api', 'compiler', 'runtime', 'ops', 'models', 'cli', 'examples'];
     const offenders: string[] = [];
     const walk = (d: string) => {
       for (const e of fs.readdirSync(d, { withFileTypes: true })) {
