@@ -20,66 +20,69 @@ struct Params {
   factor_e0: f32,
 }
 @group(0) @binding(6) var<uniform> u: Params;
-var<workgroup> ws: array<f32, 1024>;
-var<workgroup> xs: array<f32, 1024>;
-var<workgroup> ns: array<f32, 64>;
-@compute @workgroup_size(256)
+var<workgroup> ws: array<f32, 2080>;
+var<workgroup> xs: array<f32, 1040>;
+var<workgroup> sq: array<f32, 64>;
+@compute @workgroup_size(128)
 fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let split: u32 = ((wid.x + wid.y * nwg.x) / u.tiles);
   let tile: u32 = ((wid.x + wid.y * nwg.x) % u.tiles);
   let k0: u32 = (split * u.splitCols);
   let k1: u32 = min(u.cols, (k0 + u.splitCols));
-  let r0: u32 = ((tile % u.rowTiles) * 16u);
+  let r0: u32 = ((tile % u.rowTiles) * 32u);
   let t0: u32 = ((tile / u.rowTiles) * 16u);
-  let ty: u32 = (lid.x / 16u);
-  let tx: u32 = (lid.x % 16u);
-  let lr: u32 = (lid.x % 16u);
-  let lc: u32 = ((lid.x / 16u) * 4u);
-  let wr: u32 = min((r0 + lr), (u.rows - 1u));
-  let xt: u32 = min((t0 + lr), (u.tokens - 1u));
-  var acc: f32 = 0.0f;
-  var s0: f32 = 0.0f;
-  var s1: f32 = 0.0f;
-  var s2: f32 = 0.0f;
-  var s3: f32 = 0.0f;
+  let row: u32 = (lid.x % 32u);
+  let p0: u32 = ((lid.x / 32u) * 4u);
+  let st: u32 = ((lid.x / 4u) % 16u);
+  let sp: u32 = (lid.x % 4u);
+  let xt: u32 = min((t0 + st), (u.tokens - 1u));
+  var ss: f32 = 0.0f;
+  var a0: f32 = 0.0f;
+  var a1: f32 = 0.0f;
+  var a2: f32 = 0.0f;
+  var a3: f32 = 0.0f;
   for (var c0: u32 = k0; (c0 < k1); c0 += 64u) {
-    for (var j: u32 = 0u; (j < 4u); j += 1u) {
-      let c: u32 = min(((c0 + lc) + j), (k1 - 1u));
-      let live: f32 = select(0.0f, 1.0f, (((c0 + lc) + j) < k1));
-      ws[(((lc + j) * 16u) + lr)] = (select(select(select(select((bitcast<f32>(w[(((u.rows * (u.cols >> 3u)) + (wr * (u.cols >> 5u))) + (c >> 5u))]) * f32((i32(((w[((wr * (u.cols >> 3u)) + (c >> 3u))] >> ((c & 7u) * 4u)) & 15u)) - 8i))), (unpack2x16float(w[((u.rows * (u.cols >> 2u)) + (((wr * (u.cols >> 5u)) + (c >> 5u)) >> 1u))])[(((wr * (u.cols >> 5u)) + (c >> 5u)) & 1u)] * f32(extractBits(bitcast<i32>(w[((wr * (u.cols >> 2u)) + (c >> 2u))]), (c & 3u) * 8u, 8u))), (wtype == 3u)), bitcast<f32>((((w[((wr * ((u.cols + 1u) >> 1u)) + (c >> 1u))] >> ((c & 1u) * 16u)) & 0xffffu) << 16u)), (wtype == 2u)), unpack2x16float(w[((wr * ((u.cols + 1u) >> 1u)) + (c >> 1u))])[(c & 1u)], (wtype == 1u)), bitcast<f32>(w[((wr * u.cols) + c)]), (wtype == 0u)) * live);
-      xs[(((lc + j) * 16u) + lr)] = (x[((xt * u.cols) + c)] * live);
+    for (var j: u32 = 0u; (j < 16u); j += 1u) {
+      let v: u32 = (lid.x + (128u * j));
+      let cc: u32 = (c0 + (v & 63u));
+      let live: f32 = select(0.0f, 1.0f, (cc < k1));
+      ws[(((v >> 6u) * 65u) + (v & 63u))] = (select(select(select(select((bitcast<f32>(w[(((u.rows * (u.cols >> 3u)) + (min((r0 + (v >> 6u)), (u.rows - 1u)) * (u.cols >> 5u))) + (min(cc, (k1 - 1u)) >> 5u))]) * f32((i32(((w[((min((r0 + (v >> 6u)), (u.rows - 1u)) * (u.cols >> 3u)) + (min(cc, (k1 - 1u)) >> 3u))] >> ((min(cc, (k1 - 1u)) & 7u) * 4u)) & 15u)) - 8i))), (unpack2x16float(w[((u.rows * (u.cols >> 2u)) + (((min((r0 + (v >> 6u)), (u.rows - 1u)) * (u.cols >> 5u)) + (min(cc, (k1 - 1u)) >> 5u)) >> 1u))])[(((min((r0 + (v >> 6u)), (u.rows - 1u)) * (u.cols >> 5u)) + (min(cc, (k1 - 1u)) >> 5u)) & 1u)] * f32(extractBits(bitcast<i32>(w[((min((r0 + (v >> 6u)), (u.rows - 1u)) * (u.cols >> 2u)) + (min(cc, (k1 - 1u)) >> 2u))]), (min(cc, (k1 - 1u)) & 3u) * 8u, 8u))), (wtype == 3u)), bitcast<f32>((((w[((min((r0 + (v >> 6u)), (u.rows - 1u)) * ((u.cols + 1u) >> 1u)) + (min(cc, (k1 - 1u)) >> 1u))] >> ((min(cc, (k1 - 1u)) & 1u) * 16u)) & 0xffffu) << 16u)), (wtype == 2u)), unpack2x16float(w[((min((r0 + (v >> 6u)), (u.rows - 1u)) * ((u.cols + 1u) >> 1u)) + (min(cc, (k1 - 1u)) >> 1u))])[(min(cc, (k1 - 1u)) & 1u)], (wtype == 1u)), bitcast<f32>(w[((min((r0 + (v >> 6u)), (u.rows - 1u)) * u.cols) + min(cc, (k1 - 1u)))]), (wtype == 0u)) * live);
     }
-    if (((norm == 1u) && (lid.x < 64u))) {
-      ns[lid.x] = nw[min((c0 + lid.x), (k1 - 1u))];
+    if ((lid.x < 64u)) {
+      for (var m: u32 = 0u; (m < 4u); m += 1u) {
+        for (var j: u32 = 0u; (j < 4u); j += 1u) {
+          let k: u32 = (((16u * m) + (4u * sp)) + j);
+          let c: u32 = min((c0 + k), (k1 - 1u));
+          let xv: f32 = (x[((xt * u.cols) + c)] * select(0.0f, 1.0f, ((c0 + k) < k1)));
+          ss += (xv * xv);
+          xs[((st * 65u) + k)] = select(xv, (xv * nw[c]), (norm == 1u));
+        }
+      }
     }
     workgroupBarrier();
     for (var k: u32 = 0u; (k < 64u); k += 1u) {
-      let xv: f32 = xs[((k * 16u) + tx)];
-      let q: u32 = ((k % 16u) >> 2u);
-      if ((q == 0u)) {
-        s0 += (xv * xv);
-      } else {
-        if ((q == 1u)) {
-          s1 += (xv * xv);
-        } else {
-          if ((q == 2u)) {
-            s2 += (xv * xv);
-          } else {
-            s3 += (xv * xv);
-          }
-        }
-      }
-      acc += (ws[((k * 16u) + ty)] * select(xv, (xv * ns[k]), (norm == 1u)));
+      let wv: f32 = ws[((row * 65u) + k)];
+      a0 += (wv * xs[((p0 * 65u) + k)]);
+      a1 += (wv * xs[(((p0 * 65u) + 65u) + k)]);
+      a2 += (wv * xs[(((p0 * 65u) + 130u) + k)]);
+      a3 += (wv * xs[(((p0 * 65u) + 195u) + k)]);
     }
     workgroupBarrier();
   }
-  let r: u32 = (r0 + ty);
-  let t: u32 = (t0 + tx);
-  if (((r < u.rows) && (t < u.tokens))) {
-    let scale: f32 = select(1.0f, (1.0f / sqrt((((((s0 + s1) + s2) + s3) / f32(u.cols)) + u.eps))), ((norm == 1u) && ((k1 - k0) == u.cols)));
-    let o: u32 = (((((split * u.tokens) + t) * u.outStride) + u.outOffset) + r);
-    let ep_1: f32 = ((acc * scale) * u.factor_e0);
-    t_e1[o] = ep_1;
-    out[o] = (ep_1 + y_e2[o]);
+  if ((lid.x < 64u)) {
+    sq[lid.x] = ss;
+  }
+  workgroupBarrier();
+  let r: u32 = (r0 + row);
+  for (var j: u32 = 0u; (j < 4u); j += 1u) {
+    let tl: u32 = (p0 + j);
+    let squares: f32 = (((sq[(4u * tl)] + sq[((4u * tl) + 1u)]) + sq[((4u * tl) + 2u)]) + sq[((4u * tl) + 3u)]);
+    let scale: f32 = select(1.0f, (1.0f / sqrt(((squares / f32(u.cols)) + u.eps))), ((norm == 1u) && ((k1 - k0) == u.cols)));
+    if (((r < u.rows) && ((t0 + tl) < u.tokens))) {
+      let o: u32 = ((((((split * u.tokens) + t0) + tl) * u.outStride) + u.outOffset) + r);
+      let ep_1: f32 = ((select(select(select(a3, a2, (j == 2u)), a1, (j == 1u)), a0, (j == 0u)) * scale) * u.factor_e0);
+      t_e1[o] = ep_1;
+      out[o] = (ep_1 + y_e2[o]);
+    }
   }
 }
