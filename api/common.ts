@@ -8,6 +8,7 @@ export { ggufModelSource } from '../runtime/formats/open.js';
 export { memorySource, type ByteSource } from '../runtime/formats/source.js';
 export { runWithHooks, runBatchWithHooks, type HookedRunOptions } from '../runtime/interp/run.js';
 export type { Intervention, CacheEntry } from '../runtime/interp/cache.js';
+export { ActivationCache, type ResidStack, type Attributions, type StackOptions } from '../runtime/interp/activation_cache.js';
 export { logitLens, type LensCell, type LensResult, type LensOptions } from '../runtime/interp/lens.js';
 export { activationPatching, activationPatchingNaive, SITES, type PatchSite, type PatchOptions } from '../runtime/interp/patching.js';
 export { directLogitAttribution, type Attribution } from '../runtime/interp/dla.js';
@@ -18,7 +19,7 @@ export { heatmapSvg } from '../runtime/interp/heatmap.js';
 export { applySae } from '../runtime/sae/apply.js';
 export type { SaeModel } from '../runtime/sae/sae.js';
 export type { SaeSplice } from '../runtime/sae/splice.js';
-export { selectHooks, type HookName, type HookSelection } from '../compiler/hooks.js';
+export { selectHooks, hookName, type HookName, type HookSelection } from '../compiler/hooks.js';
 export { TapirError, UsageError, FormatError, ShapeError, GpuUnavailableError, CancelledError } from '../compiler/errors.js';
 // your own graphs: build with the DSL, compile (fusion included), draw, run on the GPU, check in float64
 export { GraphBuilder, type Graph } from '../compiler/ir/graph.js';

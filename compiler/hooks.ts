@@ -34,6 +34,15 @@ const SHORT: Readonly<Record<string, string>> = {
   pre: 'mlp.hook_pre', pre_linear: 'mlp.hook_pre_linear', post: 'mlp.hook_post', embed: 'hook_embed', logits: 'hook_logits',
 };
 
+/** A hook's full name from TransformerLens's ways of naming it: a full name as it is; a short name
+ *  (`resid_post`, `z`, `embed`) or a name within a block (`hook_resid_post`, `attn.hook_z`) with its layer
+ *  (TL's `cache["resid_post", 5]`). */
+export function hookName(name: string, layer?: number): string {
+  if (layer === undefined) return name.includes('.') || name.startsWith('hook_') ? name : SHORT[name] ?? name;
+  const within = SHORT[name] ?? name;
+  return within.startsWith('blocks.') ? within : `blocks.${layer}.${within}`;
+}
+
 /** What a selection may be filtered by, as its help says it. */
 const FILTERS: Readonly<Record<string, string>> = { pos: 'a position (negative counts from the end)', head: 'an attention head' };
 

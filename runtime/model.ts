@@ -16,7 +16,8 @@ import { ReferenceRunner } from './reference.js';
 import { generate, sampleBatch, type GenerateOptions, type GenerateResult } from './generate.js';
 import { runBatchWithHooks, runWithHooks, type HookedRunOptions } from './interp/run.js';
 import { patchedRuns, submitPatchedRuns, type PatchedRuns } from './interp/patch_run.js';
-import type { CacheEntry, Intervention } from './interp/cache.js';
+import type { Intervention } from './interp/cache.js';
+import type { ActivationCache } from './interp/activation_cache.js';
 import { normalVariant, variantKey, type PlanVariant } from './variant.js';
 import { makeTokenizer } from './tokenizer.js';
 import type { Tokenizer, Vocab } from './tokenizers/common.js';
@@ -279,7 +280,7 @@ export class Model {
   /** Run with interventions at hooks (replace/patch, add, scale, zero- or mean-ablate; a hook's
    *  `[pos=..]` and `[head=..]` restrict them), optionally caching hooks (which then hold the edited
    *  values, as in TransformerLens) and splicing SAEs in (runtime/interp/run.ts). */
-  async runWithHooks(tokens: readonly number[], opts: HookedRunOptions): Promise<{ logits: Float32Array[]; cache: Map<string, CacheEntry> }> {
+  async runWithHooks(tokens: readonly number[], opts: HookedRunOptions): Promise<{ logits: Float32Array[]; cache: ActivationCache }> {
     const r = await runWithHooks(this, tokens, opts);
     this.pos = tokens.length; // the KV cache now holds these tokens (edited if there were interventions)
     return r;

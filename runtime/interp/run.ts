@@ -10,8 +10,9 @@ import type { Executor, StageCopy } from '../executor.js';
 import type { LlamaConfig } from '../../models/llama.js';
 import { saeSplicing, type SaeSplice } from '../sae/splice.js';
 import type { WeightMap } from '../weights.js';
-import { checkSelection, interventionTables, patternSelection, sliceSelection, type CacheEntry, type Intervention } from './cache.js';
+import { checkSelection, interventionTables, patternSelection, sliceSelection, type Intervention } from './cache.js';
 import type { PlanVariant } from '../variant.js';
+import { ActivationCache } from './activation_cache.js';
 
 /** What a hooked run needs of a model (runtime/model.ts's Model is one). */
 export interface RunHost {
@@ -23,6 +24,8 @@ export interface RunHost {
   /** positions 0..n in prefill blocks ([start, length]) for a batch of B prompts */
   blocks(n: number, batch?: number): [number, number][];
   variant(v: PlanVariant, tensors?: WeightMap): Promise<Executor>;
+  /** a weight's values by GGUF name (the cache's logitAttrs reads the unembedding) */
+  weightValues(name: string): Float64Array;
 }
 
 export interface HookedRunOptions {
@@ -36,7 +39,7 @@ export interface HookedRunOptions {
 }
 
 /** One prompt with interventions and cached hooks (and SAE splices); the KV cache then holds it. */
-export async function runWithHooks(m: RunHost, tokens: readonly number[], opts: HookedRunOptions): Promise<{ logits: Float32Array[]; cache: Map<string, CacheEntry> }> {
+export async function runWithHooks(m: RunHost, tokens: readonly number[], opts: HookedRunOptions): Promise<{ logits: Float32Array[]; cache: ActivationCache }> {
   const r = await runBatchWithHooks(m, [tokens], opts);
   return { logits: r.logits[0]!, cache: r.cache };
 }
@@ -90,7 +93,7 @@ export function submitRun(prompts: readonly (readonly number[])[], run: Awaited<
  *  Every hook's values (and the logits asked for) are copied on the GPU into one buffer after each
  *  block and read back once, at the end. */
 export async function runBatchWithHooks(m: RunHost, prompts: readonly (readonly number[])[], opts: HookedRunOptions):
-  Promise<{ logits: Float32Array[][]; cache: Map<string, CacheEntry> }> {
+  Promise<{ logits: Float32Array[][]; cache: ActivationCache }> {
   const want = opts.logits ?? 'all';
   const run = await preparedRun(m, prompts, { ...opts, head: want === 'all' ? 'all' : 'last' });
   const { n, B, hooks, sels, names, head } = run;
@@ -122,7 +125,7 @@ export async function runBatchWithHooks(m: RunHost, prompts: readonly (readonly 
     // every value is copied out of the mapping once, straight into what is returned
     const all = new Float32Array(staging.getMappedRange());
     const logits = prompts.map((_, b) => Array.from({ length: logitRows }, (_, t) => all.slice((logitsAt / 4) + (b * logitRows + t) * V, (logitsAt / 4) + (b * logitRows + t + 1) * V)));
-    const cache = new Map<string, CacheEntry>();
+    const cache = new ActivationCache(m);
     for (const s of regions) {
       const h = hooks[s.name]!;
       const per = s.bytes / 4;
