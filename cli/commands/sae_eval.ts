@@ -3,6 +3,7 @@ import { UsageError } from '../../compiler/errors.js';
 import { getGpu } from '../../runtime/gpu.js';
 import { evalSae } from '../../runtime/sae/eval.js';
 import { loadSaeLens } from '../../runtime/sae/files.js';
+import { checkSaeFits } from '../../runtime/sae/splice.js';
 import { command } from '../command.js';
 import { openModel, out } from '../common.js';
 import { progressBar } from '../progress.js';
@@ -23,6 +24,7 @@ with the model the CE loss recovered, (CE_zero − CE_sae) / (CE_zero − CE_cle
     const model = (await openModel(o)).model;
     try {
       const s = loadSaeLens(o.sae);
+      checkSaeFits(model.graph, s);
       const bar = progressBar('eval', o.sequences);
       const r = await evalSae(await getGpu(), s, o.store, { model, sequences: o.sequences, progress: (d) => bar.update(d) });
       bar.done();

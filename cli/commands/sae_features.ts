@@ -5,6 +5,7 @@ import { getGpu } from '../../runtime/gpu.js';
 import { writeAtomically } from '../../runtime/node/write_file.js';
 import { featureCards, featuresHtml } from '../../runtime/sae/features.js';
 import { loadSaeLens } from '../../runtime/sae/files.js';
+import { checkSaeFits } from '../../runtime/sae/splice.js';
 import { command } from '../command.js';
 import { progressBar } from '../progress.js';
 import { idList, openModel, out } from '../common.js';
@@ -27,6 +28,7 @@ top and bottom tokens of W_dec · W_U).`,
     const model = (await openModel(o)).model;
     try {
       const s = loadSaeLens(o.sae);
+      checkSaeFits(model.graph, s);
       const latents = o.latents !== undefined ? idList(o.latents, '--latents', 'latent numbers') : undefined;
       if (latents?.some((j) => j >= s.dims.dSae)) throw new UsageError(`--latents must be below ${s.dims.dSae}`);
       const bar = progressBar('features', 1);

@@ -89,6 +89,8 @@ function readJson(file: string): Record<string, unknown> {
 /** A Hugging Face folder: config.json, tokenizer.json and one or more *.safetensors files. */
 export function loadHFFolder(dir: string): ModelSource {
   const shards = fs.readdirSync(dir).filter((f) => f.endsWith('.safetensors')).sort();
+  const lacks = ['config.json', 'tokenizer.json'].filter((f) => !fs.existsSync(path.join(dir, f)));
+  if (lacks.length === 2 || (lacks.length > 0 && shards.length === 0)) throw new UsageError(`${dir} is not a model folder: a Hugging Face folder has config.json, tokenizer.json and *.safetensors (give a GGUF or llama2.c file with -m, or such a folder)`);
   return hfFromParts({
     config: readJson(path.join(dir, 'config.json')), configFile: path.join(dir, 'config.json'),
     tokenizer: readJson(path.join(dir, 'tokenizer.json')), tokenizerFile: path.join(dir, 'tokenizer.json'),

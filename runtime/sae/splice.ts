@@ -29,3 +29,9 @@ export function saeSplicing(graph: Graph, saes: readonly SaeSplice[]): { specs: 
   });
   return { specs, tensors, hooks: withSaes(graph, specs).hooks };
 }
+
+/** That an SAE fits this model (its hook exists, is as wide as its d_in, can be edited): a usage
+ *  error before any work when not. An SAE without a hook (trained on external rows) is not checked. */
+export function checkSaeFits(graph: Graph, sae: SaeModel): void {
+  if (sae.hook !== undefined) saeSplicing(graph, [{ sae }]);
+}
