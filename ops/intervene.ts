@@ -2,6 +2,7 @@
 // by the host once per run. Every kind is such a map: replace/patch (a=0, b=value), add a steering
 // vector (a=1, b=v), scale (a=s, b=0), zero-ablate (0, 0), mean-ablate (0, mean); positions and heads
 // left alone have a=1, b=0, which leaves x bit for bit. Positions past `rows` are left alone too.
+// With `every`, the tables are one row that applies at every position (steering while generating).
 // Over a batch of B sequences each has its own tables ([B, rows, size]), so one pass can patch each
 // sequence at its own site.
 import { type Invocation, type In, type Out, type f32, type u32, idiv } from '../compiler/kernel/dsl.js';
@@ -11,7 +12,7 @@ import { rebuildWith, type Graph, type Node } from '../compiler/ir/graph.js';
 import type { GraphEdit } from '../compiler/passes.js';
 import { input } from './input.js';
 
-export const intervene: Op = overRows({
+export const intervene: Op<{ every?: boolean }> = overRows<{ every?: boolean }>({
   name: 'intervene',
   infer([x, pos, a, b]) {
     expectShape(pos!, [1], 'position');
@@ -19,26 +20,26 @@ export const intervene: Op = overRows({
     expectShape(b!, a!.shape, 'intervention offset');
     return x!;
   },
-  reference([x, pos, a, b], _, s) {
-    const p = pos![0]!, rows = s.srcs[2]![0]!, n = x!.length;
+  reference([x, pos, a, b], attr, s) {
+    const p = attr.every ? 0 : pos![0]!, rows = s.srcs[2]![0]!, n = x!.length;
     return p >= rows ? Float64Array.from(x!) : x!.map((v, i) => v * a![p * n + i]! + b![p * n + i]!);
   },
   lower(n, ctx) {
     const [x, pos, a, b] = n.srcs;
     const [rows, size] = a!.shape.slice(-2) as [number, number];
     ctx.dispatch('interveneKernel', { x: ctx.buf(x!), pos: ctx.buf(pos!), a: ctx.buf(a!), b: ctx.buf(b!), out: ctx.buf(n) },
-      { n: size, tokens: rowsOf(x!.shape), seqLen: seqLenOf(x!.shape), rows }, groupsFor(n.size, 64));
+      { n: size, tokens: rowsOf(x!.shape), seqLen: seqLenOf(x!.shape), rows, every: n.attr.every ? 1 : 0 }, groupsFor(n.size, 64));
   },
 }, { rows: () => [0], pos: 1, states: [2, 3] });
 
 /** @kernel @workgroupSize 64 */
-export function interveneKernel(id: Invocation, x: In<f32>, pos: In<u32>, a: In<f32>, b: In<f32>, out: Out<f32>, n: u32, tokens: u32, seqLen: u32, rows: u32) {
+export function interveneKernel(id: Invocation, x: In<f32>, pos: In<u32>, a: In<f32>, b: In<f32>, out: Out<f32>, n: u32, tokens: u32, seqLen: u32, rows: u32, every: u32) {
   const i: u32 = id.global;
   if (i >= n * tokens) {
     return;
   }
   const r: u32 = idiv(i, n); // element i is in row r: sequence r / seqLen, position pos + r % seqLen
-  const p: u32 = pos[0] + r % seqLen;
+  const p: u32 = every === 1 ? 0 : pos[0] + r % seqLen;
   if (p >= rows) {
     out[i] = x[i];
     return;
@@ -50,19 +51,23 @@ export function interveneKernel(id: Invocation, x: In<f32>, pos: In<u32>, a: In<
 /** The name of the input that holds a hook's intervention table: 'a' multiplies, 'b' adds. */
 export const ivName = (hook: string, table: 'a' | 'b') => `iv:${hook}:${table}`;
 
-/** The graph edit that puts an intervention at each hook (its tables hold `rows` positions). */
-export const interventions = (list: readonly { hook: string; rows: number }[]): GraphEdit =>
+/** An intervention the plan holds: its tables hold `rows` positions, or (`every`) one row for all. */
+export type InterventionSpec = { readonly hook: string; readonly rows: number; readonly every?: boolean };
+
+/** The graph edit that puts an intervention at each hook. */
+export const interventions = (list: readonly InterventionSpec[]): GraphEdit =>
   (graph) => list.length ? withInterventions(graph, list) : graph;
 
 /** The graph with `intervene(x, pos, a, b)` after each named hook: every reader of the hook, the hook
  *  itself included (TransformerLens caches the edited value), sees the edited value. */
-export function withInterventions(graph: Graph, list: readonly { hook: string; rows: number }[]): Graph {
-  const at = new Map<Node, { hook: string; rows: number; size: number }>();
+export function withInterventions(graph: Graph, list: readonly InterventionSpec[]): Graph {
+  const at = new Map<Node, InterventionSpec & { size: number }>();
   const read = new Set(graph.nodes.flatMap((n) => n.srcs));
   for (const iv of list) {
     const h = graph.hooks[iv.hook];
     if (!h) throw new UsageError(`the model has no hook '${iv.hook}'`);
     if (!read.has(h.node)) throw new UsageError(`'${iv.hook}' can be read but not edited: nothing downstream reads it (attention computes its pattern internally; edit attn.hook_z or the residual stream instead)`);
+    if (iv.every && iv.rows !== 1) throw new Error(`internal: an intervention at every position has one row, not ${iv.rows}`);
     at.set(h.node, { ...iv, size: h.shape.reduce((x, y) => x * y, 1) }); // per position
   }
   const pos = graph.nodes.find((n) => n.op.name === 'input' && n.attr.name === 'pos');
@@ -77,6 +82,6 @@ export function withInterventions(graph: Graph, list: readonly { hook: string; r
     const shape = batch > 1 ? [batch, iv.rows, iv.size] : [iv.rows, iv.size];
     const table = (k: 'a' | 'b') => g.apply(input, [], { name: ivName(iv.hook, k), shape, dtype: 'f32' });
     // (the position input rebuilt: hash-consing gives the same node)
-    return { node: g.apply(intervene, [m, g.apply(pos.op, [], pos.attr), table('a'), table('b')], {}) };
+    return { node: g.apply(intervene, [m, g.apply(pos.op, [], pos.attr), table('a'), table('b')], iv.every ? { every: true } : {}) };
   });
 }

@@ -20,6 +20,7 @@ import type { Intervention } from './interp/cache.js';
 import type { ActivationCache } from './interp/activation_cache.js';
 import { normalVariant, variantKey, type PlanVariant } from './variant.js';
 import { makeTokenizer } from './tokenizer.js';
+import { steeredDecoder, type Steering } from './steer.js';
 import type { Tokenizer, Vocab } from './tokenizers/common.js';
 import type { WeightMap } from './weights.js';
 import { dequantize } from '../ops/dequant.js';
@@ -226,8 +227,11 @@ export class Model {
     return Array.from(tokens);
   }
 
-  /** Generate text from a prompt (runtime/generate.ts). */
-  generate(o: GenerateOptions = {}): Promise<GenerateResult> { return generate(this, o); }
+  /** Generate text from a prompt (runtime/generate.ts); with interventions or SAEs, steered: the edits
+   *  apply at every position, the prompt's and the generated ones (runtime/steer.ts). */
+  async generate(o: GenerateOptions & Steering = {}): Promise<GenerateResult> {
+    return generate(o.interventions?.length || o.saes?.length ? await steeredDecoder(this, o) : this, o);
+  }
 
   /** Several stories sampled at once from BOS, one per seed (runtime/generate.ts). */
   sampleBatch(seeds: readonly number[], maxTokens: number, temperature: number): Promise<number[][]> { return sampleBatch(this, seeds, maxTokens, temperature); }

@@ -2,12 +2,13 @@
 // layer on) and compiled with hooks tapped and interventions in. Variants share the model's weights and
 // KV caches; each is built once, found again by its canonical key.
 import type { SaeSpliceSpec } from '../ops/sae_splice.js';
+import type { InterventionSpec } from '../ops/intervene.js';
 
 export interface PlanVariant {
   /** hooks copied out as extra outputs */
   readonly taps?: readonly string[];
-  /** hooks with an intervention table of `rows` positions */
-  readonly interventions?: readonly { readonly hook: string; readonly rows: number }[];
+  /** hooks with an intervention table of `rows` positions (or one row for every position) */
+  readonly interventions?: readonly InterventionSpec[];
   /** SAEs spliced in at hooks (their tensors are given with the variant) */
   readonly saes?: readonly SaeSpliceSpec[];
   /** the first layer the graph runs (the residual stream before it is an input) */
@@ -26,7 +27,7 @@ export interface PlanVariant {
 export function normalVariant(v: PlanVariant): Required<PlanVariant> {
   return {
     taps: [...(v.taps ?? [])].sort(),
-    interventions: [...(v.interventions ?? [])].sort((a, b) => a.hook.localeCompare(b.hook)).map(({ hook, rows }) => ({ hook, rows })),
+    interventions: [...(v.interventions ?? [])].sort((a, b) => a.hook.localeCompare(b.hook)).map(({ hook, rows, every }) => ({ hook, rows, every: every ?? false })),
     saes: [...(v.saes ?? [])].sort((a, b) => a.hook.localeCompare(b.hook)).map(({ hook, id, dIn, dSae, arch, k, inputScale, errorTerm }) => ({ hook, id, dIn, dSae, arch, k, inputScale, errorTerm })),
     startLayer: v.startLayer ?? 0,
     positions: v.positions ?? 0,
@@ -40,5 +41,5 @@ export function normalVariant(v: PlanVariant): Required<PlanVariant> {
 export function variantKey(v: PlanVariant): string {
   const n = normalVariant(v);
   const saes = n.saes.map((s) => [s.hook, s.id, s.dIn, s.dSae, s.arch, s.k, s.inputScale, s.errorTerm].join(' '));
-  return [n.taps.join(','), n.interventions.map((i) => `${i.hook}*${i.rows}`).join(';'), saes.join(';'), n.startLayer, n.positions, n.batch, n.head, n.pick].join('|');
+  return [n.taps.join(','), n.interventions.map((i) => `${i.hook}*${i.rows}${i.every ? '*every' : ''}`).join(';'), saes.join(';'), n.startLayer, n.positions, n.batch, n.head, n.pick].join('|');
 }

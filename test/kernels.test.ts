@@ -444,6 +444,10 @@ describe('kernels over several positions match their references', () => {
     expect(relErr(ffn.out, ffn.ref), seedNote).toBeLessThanOrEqual(TOL);
     const iv = await runBoth((o, g) => g.apply(op('intervene'), [o.weight('x', [T, d]), o.input('pos', [1]), o.weight('a', [30, d]), o.weight('b', [30, d])], {}), data, { pos: 24 }); // rows past 30 left alone
     expect(relErr(iv.out, iv.ref), seedNote).toBeLessThanOrEqual(TOL);
+    // one row of tables for every position (steering while generating), wherever the block starts
+    const every = await runBoth((o, g) => g.apply(op('intervene'), [o.weight('x', [T, d]), o.input('pos', [1]), o.weight('a', [1, d]), o.weight('b', [1, d])], { every: true }), { x: data.x, a: data.a.slice(0, d), b: data.b.slice(0, d) }, { pos: 57 });
+    expect(relErr(every.out, every.ref), seedNote).toBeLessThanOrEqual(TOL);
+    expect(relErr(every.out, Float64Array.from({ length: T * d }, (_, i) => data.x[i]! * data.a[i % d]! + data.b[i % d]!)), seedNote).toBeLessThanOrEqual(TOL);
   });
 });
 

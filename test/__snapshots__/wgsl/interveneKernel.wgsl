@@ -9,6 +9,7 @@ struct Params {
   tokens: u32,
   seqLen: u32,
   rows: u32,
+  every: u32,
 }
 @group(0) @binding(5) var<uniform> u: Params;
 @compute @workgroup_size(64)
@@ -18,7 +19,7 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
     return;
   }
   let r: u32 = (i / u.n);
-  let p: u32 = (pos[0u] + (r % u.seqLen));
+  let p: u32 = select((pos[0u] + (r % u.seqLen)), 0u, (u.every == 1u));
   if ((p >= u.rows)) {
     out[i] = x[i];
     return;
