@@ -16,6 +16,7 @@ export { attentionPatterns, patternsSvg, type LayerPatterns } from '../runtime/i
 export { explain, type Explanation, type ExplainOptions } from '../runtime/interp/explain.js';
 export { explanationHtml } from '../runtime/interp/explain_html.js';
 export { heatmapSvg } from '../runtime/interp/heatmap.js';
+export { tlWeightNames, type TlWeight } from '../runtime/tl_weights.js';
 export { applySae } from '../runtime/sae/apply.js';
 export type { SaeModel } from '../runtime/sae/sae.js';
 export type { SaeSplice } from '../runtime/sae/splice.js';

@@ -15,6 +15,7 @@ import explain from './commands/explain.js';
 import generate from './commands/generate.js';
 import graph from './commands/graph.js';
 import hooks from './commands/hooks.js';
+import weights from './commands/weights.js';
 import lens from './commands/lens.js';
 import logits from './commands/logits.js';
 import patch from './commands/patch.js';
@@ -37,7 +38,7 @@ const sae: Group = {
 };
 
 // in the order `tapir --help` lists them
-const COMMANDS: readonly (Command | Group)[] = [generate, logits, graph, synth, compile, hooks, tokenize, lens, patch, explain, bench, attn, dla, cache, sae, serve] as (Command | Group)[];
+const COMMANDS: readonly (Command | Group)[] = [generate, logits, graph, synth, compile, hooks, weights, tokenize, lens, patch, explain, bench, attn, dla, cache, sae, serve] as (Command | Group)[];
 
 const listing = (cs: readonly { name: string; summary: string }[], indent: number) =>
   cs.map((c) => `  ${c.name.split(' ').pop()!.padEnd(indent - 2)}${c.summary.replace(/\n/g, '\n' + ' '.repeat(indent))}`).join('\n');

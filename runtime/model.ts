@@ -21,6 +21,7 @@ import type { ActivationCache } from './interp/activation_cache.js';
 import { normalVariant, variantKey, type PlanVariant } from './variant.js';
 import { makeTokenizer } from './tokenizer.js';
 import { steeredDecoder, type Steering } from './steer.js';
+import { tlWeight, type TlWeight } from './tl_weights.js';
 import type { Tokenizer, Vocab } from './tokenizers/common.js';
 import type { WeightMap } from './weights.js';
 import { dequantize } from '../ops/dequant.js';
@@ -32,6 +33,9 @@ export interface ModelSource {
   vocab: Vocab;
   /** the file it came from, for messages */
   file: string;
+  /** the reader interleaved W_q's and W_k's rows per head for tapir's RoPE (NeoX-RoPE families, Hugging
+   *  Face folders): TL-named weights put them back (runtime/tl_weights.ts) */
+  qkInterleavedAtLoad?: boolean;
 }
 
 export interface ModelOptions {
@@ -102,6 +106,7 @@ export class Model {
     readonly file: string,
     private readonly target: Target,
     private readonly compileOptions: CompileOptions,
+    readonly qkInterleavedAtLoad: boolean,
   ) {}
 
   static async create(src: ModelSource, opts: ModelOptions = {}): Promise<Model> {
@@ -115,7 +120,7 @@ export class Model {
     const ahead = opts.ahead === false ? undefined : preparePipelines(gpu, aheadPipelines(config, dtypesOf(src.weights), target, compileOptions, blockSizeOf(config, target)));
     const executor = await Executor.create(gpu, plan, src.weights);
     await ahead;
-    return new Model(config, makeTokenizer(src.vocab), graph, plan, executor, src.weights, src.file, target, compileOptions);
+    return new Model(config, makeTokenizer(src.vocab), graph, plan, executor, src.weights, src.file, target, compileOptions, src.qkInterleavedAtLoad ?? false);
   }
 
   get contextLength() { return this.config.contextLength; }
@@ -302,6 +307,9 @@ export class Model {
 
   /** How a weight is stored (f32, f16, q8_0, ...). */
   weightDtype(name: string) { return this.weights.get(name)?.dtype; }
+
+  /** A weight by TransformerLens's name and in its shape (`W_U`, `blocks.3.attn.W_Q`: runtime/tl_weights.ts). */
+  tlWeight(name: string): TlWeight { return tlWeight(this, name); }
 
   /** A weight's values in float64, dequantized (for CPU-side analysis). */
   weightValues(name: string): Float64Array {

@@ -18,7 +18,7 @@ function tapir(args: string[]): Promise<{ code: number | null; stdout: string; s
 
 const HELP = [
   [], ['--help'], ['generate', '--help'], ['logits', '--help'], ['graph', '--help'], ['synth', '--help'], ['compile', '--help'],
-  ['hooks', '--help'], ['tokenize', '--help'], ['lens', '--help'], ['patch', '--help'], ['explain', '--help'], ['bench', '--help'], ['attn', '--help'],
+  ['hooks', '--help'], ['weights', '--help'], ['tokenize', '--help'], ['lens', '--help'], ['patch', '--help'], ['explain', '--help'], ['bench', '--help'], ['attn', '--help'],
   ['dla', '--help'], ['cache', '--help'], ['serve', '--help'], ['sae', '--help'], ['sae', 'collect', '--help'], ['sae', 'train', '--help'],
   ['sae', 'eval', '--help'], ['sae', 'features', '--help'], ['generate', '-h'],
 ];

@@ -190,7 +190,7 @@ export interface HFParts {
 }
 
 /** A model from a folder's parsed config and tokenizer and its safetensors shards. */
-export function hfFromParts(p: HFParts): { config: LlamaConfig; weights: WeightMap; vocab: Vocab; file: string } {
+export function hfFromParts(p: HFParts): { config: LlamaConfig; weights: WeightMap; vocab: Vocab; file: string; qkInterleavedAtLoad: boolean } {
   const config = configFromHF(p.config, p.configFile);
   if (!p.shards.length) throw new FormatError(p.dir, 'has no *.safetensors files');
   const hf = new Map<string, WeightTensor>();
@@ -204,5 +204,5 @@ export function hfFromParts(p: HFParts): { config: LlamaConfig; weights: WeightM
     }
   }
   const vocab = vocabFromTokenizerJson(p.tokenizer, p.config, p.tokenizerFile, config.vocabSize);
-  return { config, weights: weightsFromHF(hf, config), vocab, file: p.dir };
+  return { config, weights: weightsFromHF(hf, config), vocab, file: p.dir, qkInterleavedAtLoad: true };
 }

@@ -40,7 +40,7 @@ function getter(g: GGUFFile, file: string) {
   return { num, size, str, arr, fail };
 }
 
-export function llamaFromGGUF(g: GGUFFile, src: ByteSource | Uint8Array, file: string): { config: LlamaConfig; weights: WeightMap; vocab: Vocab } {
+export function llamaFromGGUF(g: GGUFFile, src: ByteSource | Uint8Array, file: string): { config: LlamaConfig; weights: WeightMap; vocab: Vocab; qkInterleavedAtLoad: boolean } {
   if (src instanceof Uint8Array) src = memorySource(src);
   const m = getter(g, file);
   const arch = m.str('general.architecture');
@@ -117,7 +117,7 @@ export function llamaFromGGUF(g: GGUFFile, src: ByteSource | Uint8Array, file: s
   };
   for (const k of ['bos', 'eos', 'unk'] as const)
     if (!Number.isInteger(vocab[k]) || vocab[k] < 0 || vocab[k] >= nTok) m.fail(`tokenizer ${k} id ${vocab[k]} is outside the vocabulary`);
-  return { config, weights, vocab };
+  return { config, weights, vocab, qkInterleavedAtLoad: family.neoxRope };
 }
 
 /** The family's tensors as the Llama graph reads them: fused ones split by rows, NeoX RoPE rows interleaved. */
