@@ -69,6 +69,39 @@ describe('logit lens', () => {
     }
   });
 
+  it('reads hook_embed and each resid_mid on request: their logits are the CPU unembedding of those hooks, the other rows unchanged', async () => {
+    const model = await Model.create(loadModelSource(GGUF), { contextLength: 32 });
+    try {
+      const tokens = model.tokenizer.encode('Once upon a time, there was a little girl named');
+      const L = model.config.nLayers, lily = model.tokenizer.idOf(' Lily')!;
+      const [plain, both] = [await logitLens(model, tokens, { target: lily }), await logitLens(model, tokens, { target: lily, embed: true, mid: true, logits: true })];
+      expect(both.layers.map((l) => l.hook)).toEqual(['hook_embed', ...Array.from({ length: L }, (_, l) => [`blocks.${l}.hook_resid_mid`, `blocks.${l}.hook_resid_post`]).flat()]);
+      // the resid_post rows (and the KL, against the last) are the plain lens's
+      for (let l = 0; l < L; l++) {
+        const row = both.layers[2 + 2 * l]!;
+        row.cells.forEach((c, p) => {
+          const want = plain.layers[l]!.cells[p]!;
+          expect(c.top.map((t) => t.id)).toEqual(want.top.map((t) => t.id));
+          expect(Math.abs(c.kl - want.kl)).toBeLessThanOrEqual(1e-6 * Math.max(1, want.kl));
+        });
+      }
+      const src = loadModelSource(GGUF);
+      const w = src.weights.get('output.weight')!, nw = src.weights.get('output_norm.weight')!;
+      const W = dequantize(w.dtype, w.bytes, w.shape[0]! * w.shape[1]!), NW = dequantize('f32', nw.bytes, nw.shape[0]!);
+      const { cache } = await model.runWithCache(tokens, { hooks: 'hook_embed,resid_mid' });
+      both.layers.forEach((layer, r) => {
+        if (layer.hook.endsWith('resid_post')) return;
+        const resid = cache.get(layer.hook)!.data;
+        tokens.forEach((_, p) => {
+          const cpu = matvec.reference([W, Float64Array.from(resid.subarray(p * 64, (p + 1) * 64)), NW], { norm: true, eps: model.config.rmsEps }, { srcs: [w.shape, [64], [64]], out: [w.shape[0]!] });
+          expect(relErr(both.logits![r]![p]!, cpu), `${layer.hook} position ${p}`).toBeLessThanOrEqual(1e-5);
+        });
+      });
+    } finally {
+      model.dispose();
+    }
+  });
+
   it('a lens head too wide for one binding runs in chunks of positions, with the same cells', async () => {
     const whole = await Model.create(loadModelSource(GGUF), { contextLength: 32 });
     // 12 rows of 512 logits a binding: chunks of 2 positions of the 5 layers

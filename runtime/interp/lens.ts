@@ -21,7 +21,8 @@ export interface LensResult {
   tokens: number[];
   pieces: string[];
   target?: { id: number; piece: string };
-  /** `blocks.{l}.hook_resid_post`, one row per layer, one cell per position */
+  /** one row per hook read (`blocks.{l}.hook_resid_post` of every layer, with hook_embed and each
+   *  layer's resid_mid before it on request), one cell per position */
   layers: { hook: string; cells: LensCell[] }[];
   /** with `logits: true`, the lens logits: [layer][position] (the last layer's are the model's logits) */
   logits?: Float32Array[][];
@@ -33,6 +34,10 @@ export interface LensOptions {
   top?: number;
   /** also read back every (layer, position)'s logits */
   logits?: boolean;
+  /** also read the embedding (a row before the first layer) and each layer's resid_mid (between its
+   *  attention and its MLP) through the unembedding */
+  embed?: boolean;
+  mid?: boolean;
 }
 
 export async function logitLens(model: Model, tokens: number[], opts: LensOptions = {}): Promise<LensResult> {
@@ -40,29 +45,32 @@ export async function logitLens(model: Model, tokens: number[], opts: LensOption
   if (!Number.isInteger(top) || top < 1 || top > V) throw new UsageError(`the lens reports the top ${top} tokens, but the vocabulary has ${V}: choose 1..${V}`);
   if (opts.target !== undefined && (!Number.isInteger(opts.target) || opts.target < 0 || opts.target >= V)) throw new UsageError(`target token ${opts.target} is outside the vocabulary`);
   const n = tokens.length;
-  const hooks = Array.from({ length: L }, (_, l) => `blocks.${l}.hook_resid_post`);
+  // the rows read, in the order the residual stream passes them; the last (the final resid_post) is
+  // what the KL is measured against
+  const hooks = [...(opts.embed ? ['hook_embed'] : []), ...Array.from({ length: L }, (_, l) => [...(opts.mid ? [`blocks.${l}.hook_resid_mid`] : []), `blocks.${l}.hook_resid_post`]).flat()];
+  const R = hooks.length;
   // positions per pass of the lens head: its logits ([layers · positions, vocab]) fit one binding
-  const chunk = Math.max(1, Math.min(n, Math.floor(Math.floor(model.bindingBytes / (4 * Math.max(V, dim))) / L)));
+  const chunk = Math.max(1, Math.min(n, Math.floor(Math.floor(model.bindingBytes / (4 * Math.max(V, dim))) / R)));
   const W = lensStatsWidth(top);
-  const statsBytes = L * n * W * 4, logitsBytes = opts.logits ? L * n * V * 4 : 0;
+  const statsBytes = R * n * W * 4, logitsBytes = opts.logits ? R * n * V * 4 : 0;
   const gpu = model.executor.gpu, d = gpu.device;
-  if (statsBytes + logitsBytes > gpu.limits.maxBufferSize) throw new UsageError(`the lens logits of ${L} layers × ${n} positions (${((L * n * V * 4) / 2 ** 20).toFixed(0)} MiB) do not fit one buffer of this device: leave them out or use fewer positions`);
+  if (statsBytes + logitsBytes > gpu.limits.maxBufferSize) throw new UsageError(`the lens logits of ${R} rows × ${n} positions (${((R * n * V * 4) / 2 ** 20).toFixed(0)} MiB) do not fit one buffer of this device: leave them out or use fewer positions`);
   // the prompt's plan and the lens head's, their pipelines compiled side by side
   const [run, ...heads] = await Promise.all([preparedRun(model, [tokens], { interventions: [], hooks, head: 'last' }),
-    ...[...new Set([chunk, n % chunk || chunk])].map(async (c) => [c, await model.lensExecutor(L, c, top)] as const)]);
+    ...[...new Set([chunk, n % chunk || chunk])].map(async (c) => [c, await model.lensExecutor(R, c, top)] as const)]);
   const headFor = new Map(heads);
-  const resid = d.createBuffer({ size: L * n * dim * 4, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC }); // [layer, pos, dim]
+  const resid = d.createBuffer({ size: R * n * dim * 4, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC }); // [layer, pos, dim]
   const staging = d.createBuffer({ size: statsBytes + logitsBytes, usage: GPUBufferUsage.COPY_DST | GPUBufferUsage.MAP_READ });
   try {
     submitRun([tokens], run, ({ start, len }) => hooks.map((h, l) => ({ output: `hook:${h}`, dst: resid, srcOffset: 0, offset: (l * n + start) * dim * 4, bytes: len * dim * 4 })));
     for (let p0 = 0; p0 < n; p0 += chunk) {
       const c = Math.min(chunk, n - p0), ex = headFor.get(c)!;
       const enc = d.createCommandEncoder();
-      for (let l = 0; l < L; l++) enc.copyBufferToBuffer(resid, (l * n + p0) * dim * 4, ex.buffer('input', 'resid'), l * c * dim * 4, c * dim * 4);
+      for (let l = 0; l < R; l++) enc.copyBufferToBuffer(resid, (l * n + p0) * dim * 4, ex.buffer('input', 'resid'), l * c * dim * 4, c * dim * 4);
       d.queue.submit([enc.finish()]);
       // the chunk's rows are layer-major; they land at [layer, position] in the staging buffer
       const stage: StageCopy[] = [];
-      for (let l = 0; l < L; l++) {
+      for (let l = 0; l < R; l++) {
         stage.push({ output: 'stats', dst: staging, srcOffset: l * c * W * 4, offset: (l * n + p0) * W * 4, bytes: c * W * 4 });
         if (opts.logits) stage.push({ output: 'logits', dst: staging, srcOffset: l * c * V * 4, offset: statsBytes + (l * n + p0) * V * 4, bytes: c * V * 4 });
       }
