@@ -8,7 +8,7 @@ import path from 'node:path';
 import { Model } from '../runtime/model.js';
 import { loadModelSource, repoRoot } from '../runtime/node/load.js';
 import { MAX_BODY, startServer, type Viewer } from '../viewer/server.js';
-import { lensJob } from '../viewer/jobs.js';
+import { checkRequest, lensJob } from '../viewer/jobs.js';
 import { GGUF } from './helpers/models.js';
 
 let model: Model;
@@ -118,6 +118,14 @@ describe('tapir serve: what it refuses', () => {
     expect([gen.status, JSON.parse(gen.body).error]).toEqual([400, expect.stringMatching(/between 1 and 256/)]);
     const patch = await post('/api/patch', { clean: 'a', corrupt: 'b', target: ' and', sites: ['../etc'] });
     expect(patch.status).toBe(400);
+    expect(JSON.parse(patch.body).error).toMatch(/'sites' must be a list of sites \(resid_pre, /);
+    // every request is checked against its declared schema (viewer/jobs.ts REQUESTS)
+    expect(() => checkRequest('attention', { prompt: 'a' })).toThrow(/'layer' is required/);
+    expect(() => checkRequest('attention', { prompt: 'a', layer: 1.5 })).toThrow(/'layer' must be an integer/);
+    expect(() => checkRequest('generate', { prompt: 'a', temperature: '1' })).toThrow(/'temperature' must be a number/);
+    expect(checkRequest('generate', { prompt: 'a', seed: null })).toEqual({ prompt: 'a' }); // null: left out
+    expect(checkRequest('patch', { clean: 'a', corrupt: 'b', target: 'c' })).toEqual({ clean: 'a', corrupt: 'b', target: 'c', sites: ['resid_pre'] });
+    expect(() => checkRequest('patch', { clean: 'a', corrupt: 'b', target: 'c', sites: [] })).toThrow(/must be a list of sites/);
     expect((await status()).failed).toBe(0); // each a refusal, none a failure
   });
 });

@@ -1,7 +1,9 @@
 // What the viewer computes, one function per view, over a Model: the server runs them on Dawn, the page
 // (with ?client=1) on the browser's own WebGPU: the same code, the same JSON. Requests arrive as
-// untrusted JSON and are checked here (checkRequest) before any GPU work; a bad one is a UsageError.
+// untrusted JSON and are checked here against declared schemas (checkRequest) before any GPU work; a
+// bad one is a UsageError.
 // Long jobs report progress and stop between units of work when their signal is aborted.
+import { z } from 'zod';
 import { CancelledError, UsageError } from '../compiler/errors.js';
 import type { Model } from '../runtime/model.js';
 import { Sampler, softmax } from '../runtime/sampler.js';
@@ -16,51 +18,44 @@ import { explanationHtml } from '../runtime/interp/explain_html.js';
 export interface Stop { readonly aborted: boolean }
 const check = (s?: Stop) => { if (s?.aborted) throw new CancelledError(); };
 
-// ---- requests: every field typed and bounded; unknown fields are errors, not ignored -----------------
+// ---- requests: one declared schema each (zod), every field typed and bounded; unknown fields are
+// errors, not ignored; the request types are the schemas' ---------------------------------------------
 const MAX_TEXT = 4000;
-type FieldRule = { type: 'text'; optional?: boolean } | { type: 'int'; min: number; max: number; optional?: boolean } | { type: 'number'; min: number; max: number; optional?: boolean } | { type: 'sites' };
-const REQUESTS = {
-  generate: { prompt: { type: 'text' }, maxNewTokens: { type: 'int', min: 1, max: 256, optional: true }, temperature: { type: 'number', min: 0, max: 2, optional: true }, seed: { type: 'int', min: 0, max: 2 ** 31, optional: true } },
-  lens: { prompt: { type: 'text' }, target: { type: 'text', optional: true } },
-  attention: { prompt: { type: 'text' }, layer: { type: 'int', min: 0, max: 1023 } },
-  patch: { clean: { type: 'text' }, corrupt: { type: 'text' }, target: { type: 'text' }, distractor: { type: 'text', optional: true }, sites: { type: 'sites' } },
-  explain: { prompt: { type: 'text' }, answer: { type: 'text' }, alternative: { type: 'text', optional: true } },
-  sae: { prompt: { type: 'text' } },
-  saeFeature: { prompt: { type: 'text' }, latent: { type: 'int', min: 0, max: 2 ** 24 } },
-} as const satisfies Record<string, Record<string, FieldRule>>;
+const text = z.string({ error: 'must be a string' }).max(MAX_TEXT, { error: `is longer than ${MAX_TEXT} characters` });
+const int = (min: number, max: number) => z.number({ error: 'must be an integer' }).int({ error: 'must be an integer' }).min(min, { error: `must be between ${min} and ${max}` }).max(max, { error: `must be between ${min} and ${max}` });
+const number = (min: number, max: number) => z.number({ error: 'must be a number' }).min(min, { error: `must be between ${min} and ${max}` }).max(max, { error: `must be between ${min} and ${max}` });
+const siteNames = Object.keys(SITES) as [string, ...string[]];
+const SITES_ERROR = `must be a list of sites (${siteNames.join(', ')})`;
+const sites = z.array(z.enum(siteNames, { error: SITES_ERROR }), { error: SITES_ERROR }).min(1, { error: SITES_ERROR }).default(['resid_pre']);
+export const REQUESTS = {
+  generate: z.strictObject({ prompt: text, maxNewTokens: int(1, 256).optional(), temperature: number(0, 2).optional(), seed: int(0, 2 ** 31).optional() }),
+  lens: z.strictObject({ prompt: text, target: text.optional() }),
+  attention: z.strictObject({ prompt: text, layer: int(0, 1023) }),
+  patch: z.strictObject({ clean: text, corrupt: text, target: text, distractor: text.optional(), sites }),
+  explain: z.strictObject({ prompt: text, answer: text, alternative: text.optional() }),
+  sae: z.strictObject({ prompt: text }),
+  saeFeature: z.strictObject({ prompt: text, latent: int(0, 2 ** 24) }),
+};
 export type RequestKind = keyof typeof REQUESTS;
-export interface GenerateRequest { prompt: string; maxNewTokens?: number; temperature?: number; seed?: number }
-export interface LensRequest { prompt: string; target?: string }
-export interface AttentionRequest { prompt: string; layer: number }
-export interface PatchRequest { clean: string; corrupt: string; target: string; distractor?: string; sites: string[] }
-export interface ExplainRequest { prompt: string; answer: string; alternative?: string }
-export interface SaeRequest { prompt: string }
+export type GenerateRequest = z.infer<typeof REQUESTS.generate>;
+export type LensRequest = z.infer<typeof REQUESTS.lens>;
+export type AttentionRequest = z.infer<typeof REQUESTS.attention>;
+export type PatchRequest = z.input<typeof REQUESTS.patch> & { sites: string[] };
+export type ExplainRequest = z.infer<typeof REQUESTS.explain>;
+export type SaeRequest = z.infer<typeof REQUESTS.sae>;
 
-/** The request of `kind` in `body` (parsed JSON), checked field by field. */
+/** The request of `kind` in `body` (parsed JSON), checked against its schema; the first problem is
+ *  the error (a field given as null counts as left out). */
 export function checkRequest(kind: RequestKind, body: unknown): Record<string, unknown> {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new UsageError('the request body must be a JSON object');
-  const rules = REQUESTS[kind] as Record<string, FieldRule>;
-  for (const k of Object.keys(body)) if (!Object.hasOwn(rules, k)) throw new UsageError(`unknown field '${k}' (${kind} takes ${Object.keys(rules).join(', ')})`);
-  const out: Record<string, unknown> = {};
-  for (const [k, r] of Object.entries(rules)) {
-    const v = (body as Record<string, unknown>)[k];
-    if (v === undefined || v === null) {
-      if (r.type === 'sites') { out[k] = ['resid_pre']; continue; }
-      if (r.optional) continue;
-      throw new UsageError(`'${k}' is required`);
-    }
-    if (r.type === 'text') {
-      if (typeof v !== 'string') throw new UsageError(`'${k}' must be a string`);
-      if (v.length > MAX_TEXT) throw new UsageError(`'${k}' is longer than ${MAX_TEXT} characters`);
-    } else if (r.type === 'int' || r.type === 'number') {
-      if (typeof v !== 'number' || !Number.isFinite(v) || (r.type === 'int' && !Number.isInteger(v))) throw new UsageError(`'${k}' must be ${r.type === 'int' ? 'an integer' : 'a number'}`);
-      if (v < r.min || v > r.max) throw new UsageError(`'${k}' must be between ${r.min} and ${r.max}`);
-    } else if (!Array.isArray(v) || v.length === 0 || v.some((s) => typeof s !== 'string' || !Object.hasOwn(SITES, s))) {
-      throw new UsageError(`'${k}' must be a list of sites (${Object.keys(SITES).join(', ')})`);
-    }
-    out[k] = v;
-  }
-  return out;
+  const given = Object.fromEntries(Object.entries(body).filter(([, v]) => v !== null));
+  // (a "__proto__" key from JSON.parse is an own field here, and unknown like any other)
+  const r = REQUESTS[kind].safeParse(given);
+  if (r.success) return r.data;
+  const issue = r.error.issues[0]!;
+  if (issue.code === 'unrecognized_keys') throw new UsageError(`unknown field '${issue.keys[0]}' (${kind} takes ${Object.keys(REQUESTS[kind].shape).join(', ')})`);
+  const field = String(issue.path[0] ?? '');
+  throw new UsageError(given[field] === undefined ? `'${field}' is required` : `'${field}' ${issue.message}`);
 }
 
 /** The prompt's tokens, checked against the context. */

@@ -17,6 +17,8 @@ export default defineConfig({
     rollupOptions: {
       // Node's WebGPU (runtime/gpu.ts imports it only where navigator.gpu is missing)
       external: ['webgpu'],
+      // zod's sources carry pure-annotations Rollup cannot place; it drops them, harmlessly
+      onwarn(w, warn) { if (w.code === 'INVALID_ANNOTATION' && w.id?.includes('node_modules/zod')) return; warn(w); },
       output: { entryFileNames: 'app.js', chunkFileNames: '[name].js', assetFileNames: '[name][extname]' },
     },
   },
