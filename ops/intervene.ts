@@ -11,6 +11,7 @@ import { ShapeError, UsageError } from '../compiler/errors.js';
 import { rebuildWith, type Graph, type Node } from '../compiler/ir/graph.js';
 import type { GraphEdit } from '../compiler/passes.js';
 import { input } from './input.js';
+import { nearest } from '../compiler/hooks.js';
 
 export const intervene: Op<{ every?: boolean }> = overRows<{ every?: boolean }>({
   name: 'intervene',
@@ -60,13 +61,27 @@ export const interventions = (list: readonly InterventionSpec[]): GraphEdit =>
 
 /** The graph with `intervene(x, pos, a, b)` after each named hook: every reader of the hook, the hook
  *  itself included (TransformerLens caches the edited value), sees the edited value. */
+/** The hooks an edit (an intervention, a hook function) can be put at: those something downstream
+ *  reads. Attention patterns and scores are computed inside flash attention, and the logits and the
+ *  final norm's parts feed nothing. */
+export function editableHooks(graph: Graph): string[] {
+  const read = new Set(graph.nodes.flatMap((n) => n.srcs));
+  return Object.entries(graph.hooks).filter(([, h]) => read.has(h.node)).map(([name]) => name);
+}
+
+/** The error for an edit at a hook that cannot take one, naming the nearest that can. */
+export function notEditable(graph: Graph, hook: string): UsageError {
+  const near = nearest(hook, editableHooks(graph), 3);
+  return new UsageError(`'${hook}' can be read but not edited: nothing downstream reads it (attention computes its pattern internally); the nearest hooks that take an edit: ${near.join(', ')}`);
+}
+
 export function withInterventions(graph: Graph, list: readonly InterventionSpec[]): Graph {
   const at = new Map<Node, InterventionSpec & { size: number }>();
-  const read = new Set(graph.nodes.flatMap((n) => n.srcs));
+  const editable = new Set(editableHooks(graph));
   for (const iv of list) {
     const h = graph.hooks[iv.hook];
     if (!h) throw new UsageError(`the model has no hook '${iv.hook}'`);
-    if (!read.has(h.node)) throw new UsageError(`'${iv.hook}' can be read but not edited: nothing downstream reads it (attention computes its pattern internally; edit attn.hook_z or the residual stream instead)`);
+    if (!editable.has(iv.hook)) throw notEditable(graph, iv.hook);
     if (iv.every && iv.rows !== 1) throw new Error(`internal: an intervention at every position has one row, not ${iv.rows}`);
     at.set(h.node, { ...iv, size: h.shape.reduce((x, y) => x * y, 1) }); // per position
   }

@@ -33,6 +33,7 @@ export interface SteerHost extends Omit<Decoder, 'prefill' | 'forward' | 'decode
 export async function steeredDecoder(model: SteerHost, s: Steering): Promise<Decoder> {
   const ivs = s.interventions ?? [];
   for (const iv of ivs) {
+    if ('fn' in iv) throw new UsageError(`${iv.hook}: hook functions are for runs of a fixed prompt, not generation (give the edit as add, scale, zero or mean)`);
     if ('replace' in iv) throw new UsageError(`${iv.hook}: generation edits every position alike; 'replace' gives values per position of a fixed prompt (use add, scale, zero or mean)`);
     for (const sel of selectHooks(iv.hook, model.hookNames)) if (sel.pos !== undefined) throw new UsageError(`${sel.key}: generation edits every position alike; leave out [pos=...]`);
   }

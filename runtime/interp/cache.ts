@@ -6,13 +6,19 @@ import type { Graph } from '../../compiler/ir/graph.js';
 import { selectHooks, type HookSelection } from '../../compiler/hooks.js';
 
 /** An edit at a hook (a selector: `[pos=..]` and `[head=..]` narrow it). `replace` gives the hook's
- *  values at every position ([pos, ...], e.g. another run's cache entry); `add` and `mean` one vector. */
+ *  values at every position ([pos, ...], e.g. another run's cache entry); `add` and `mean` one vector.
+ *  `fn` is a JavaScript function of the hook's values ([pos, ...] flat, one whole hook: no filters)
+ *  returning the new values (or editing them in place): runtime/interp/hook_fns.ts. */
 export type Intervention = { hook: string } & (
   | { replace: Float32Array }
   | { add: Float32Array }
   | { scale: number }
   | { zero: true }
-  | { mean: Float32Array });
+  | { mean: Float32Array }
+  | { fn: HookFunction });
+
+/** TransformerLens's hook function: the hook's values in, the edited values out (or `act` edited in place). */
+export type HookFunction = (act: Float32Array, hook: string) => Float32Array | void;
 
 /** A hook's values over the positions of a run: TransformerLens's shape, [batch=1, pos, ...]. */
 export interface CacheEntry { shape: number[]; data: Float32Array }
@@ -48,6 +54,7 @@ export function interventionTables(list: readonly Intervention[], hooks: Graph['
       const positions = sel.pos === undefined ? [...Array(rows).keys()] : [sel.pos < 0 ? rows + sel.pos : sel.pos];
       const [e0, e1] = sel.head === undefined ? [0, size] : [sel.head * h.shape[1]!, (sel.head + 1) * h.shape[1]!];
       const need = (v: Float32Array, n: number, what: string) => { if (v.length !== n) throw new UsageError(`${iv.hook}: ${what} has ${v.length} values, expected ${n}`); };
+      if ('fn' in iv) throw new Error('internal: hook functions are run before the tables (runtime/interp/hook_fns.ts)');
       if ('replace' in iv) need(iv.replace, rows * size, 'the replacement');
       if ('add' in iv) need(iv.add, size, 'the added vector');
       if ('mean' in iv) need(iv.mean, size, 'the mean');

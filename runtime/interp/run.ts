@@ -13,6 +13,7 @@ import type { WeightMap } from '../weights.js';
 import { checkSelection, interventionTables, patternSelection, sliceSelection, type Intervention } from './cache.js';
 import type { PlanVariant } from '../variant.js';
 import { ActivationCache } from './activation_cache.js';
+import { resolveHookFunctions } from './hook_fns.js';
 
 /** What a hooked run needs of a model (runtime/model.ts's Model is one). */
 export interface RunHost {
@@ -94,6 +95,11 @@ export function submitRun(prompts: readonly (readonly number[])[], run: Awaited<
  *  block and read back once, at the end. */
 export async function runBatchWithHooks(m: RunHost, prompts: readonly (readonly number[])[], opts: HookedRunOptions):
   Promise<{ logits: Float32Array[][]; cache: ActivationCache }> {
+  // hook functions first: each becomes a replacement (one more run of the prompt each: hook_fns.ts)
+  if (opts.interventions.some((iv) => 'fn' in iv)) {
+    const read = async (interventions: readonly Intervention[], hook: string) => (await runBatchWithHooks(m, prompts, { interventions, saes: opts.saes, hooks: hook, logits: 'none' })).cache.get(hook)!.data;
+    return runBatchWithHooks(m, prompts, { ...opts, interventions: await resolveHookFunctions(m.graph, m.hookNames, prompts.length, opts.interventions, read) });
+  }
   const want = opts.logits ?? 'all';
   const run = await preparedRun(m, prompts, { ...opts, head: want === 'all' ? 'all' : 'last' });
   const { n, B, hooks, sels, names, head } = run;
