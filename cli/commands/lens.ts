@@ -5,6 +5,7 @@ import { heatmapSvg } from '../../runtime/interp/heatmap.js';
 import { logitLens, type LensCell } from '../../runtime/interp/lens.js';
 import { command } from '../command.js';
 import { openModel, out, tokenOption } from '../common.js';
+import { progressBar } from '../progress.js';
 
 export default command({
   name: 'lens',
@@ -27,7 +28,9 @@ divergence from the model's final output. The last layer's row is the model's ow
     const { model } = await openModel(o);
     try {
       const target = tokenOption(model, 'target', o.target, o['target-id']);
-      const r = await logitLens(model, model.tokenizer.encode(o.prompt), { target, top: o.top, embed: o.embed, mid: o.mid });
+      const bar = progressBar('lens', 1);
+      const r = await logitLens(model, model.tokenizer.encode(o.prompt), { target, top: o.top, embed: o.embed, mid: o.mid, progress: (d, t) => bar.update(d, t) });
+      bar.done();
       // a row's name: blocks.3 (after the block), blocks.3 mid, embed
       const label = (hook: string) => hook === 'hook_embed' ? 'embed' : hook.replace('.hook_resid_post', '').replace('.hook_resid_mid', ' mid');
       if (o.svg !== undefined) {

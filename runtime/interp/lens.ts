@@ -38,6 +38,9 @@ export interface LensOptions {
    *  attention and its MLP) through the unembedding */
   embed?: boolean;
   mid?: boolean;
+  /** called as the prompt's run and then each pass of the lens head finish (the lens waits for each
+   *  only when this is given) */
+  progress?: (done: number, total: number) => void;
 }
 
 export async function logitLens(model: Model, tokens: number[], opts: LensOptions = {}): Promise<LensResult> {
@@ -63,6 +66,9 @@ export async function logitLens(model: Model, tokens: number[], opts: LensOption
   const staging = d.createBuffer({ size: statsBytes + logitsBytes, usage: GPUBufferUsage.COPY_DST | GPUBufferUsage.MAP_READ });
   try {
     submitRun([tokens], run, ({ start, len }) => hooks.map((h, l) => ({ output: `hook:${h}`, dst: resid, srcOffset: 0, offset: (l * n + start) * dim * 4, bytes: len * dim * 4 })));
+    const passes = 1 + Math.ceil(n / chunk);
+    const done = async (k: number) => { if (opts.progress) { await d.queue.onSubmittedWorkDone(); opts.progress(k, passes); } };
+    await done(1);
     for (let p0 = 0; p0 < n; p0 += chunk) {
       const c = Math.min(chunk, n - p0), ex = headFor.get(c)!;
       const enc = d.createCommandEncoder();
@@ -75,6 +81,7 @@ export async function logitLens(model: Model, tokens: number[], opts: LensOption
         if (opts.logits) stage.push({ output: 'logits', dst: staging, srcOffset: l * c * V * 4, offset: statsBytes + (l * n + p0) * V * 4, bytes: c * V * 4 });
       }
       ex.submit({ target: Int32Array.of(opts.target ?? V) }, stage);
+      await done(2 + p0 / chunk);
     }
     await staging.mapAsync(GPUMapMode.READ);
     const all = new Float32Array(staging.getMappedRange().slice(0));
