@@ -6,7 +6,10 @@
 //   prefill512             a 512-token prompt's prefill (tokens/s)
 //   load                   the GGUF file to a ready model (pipelines created at load included)
 // Each workload runs in a fresh process (its first call is a first run: after load, nothing compiled
-// yet; the runbook turns the NVIDIA driver's shader cache off), then `--repeat` more times (median).
+// yet; the runbook turns the NVIDIA driver's shader cache off), then `--warmup` untimed calls (the peer
+// runs every workload in one process, so its GPU is already busy and clocked up; here each workload's
+// process starts on an idle GPU: run m's steady calls fell 80 → 29 ms over five lens calls), then
+// `--repeat` timed calls (median; `warmup_ms` keeps the untimed ones).
 //
 //   node --no-concurrent-recompilation dist/benchmarks/interp.js --out DIR [--preset P] [--dtype T]
 //        [--peer peer.json] [--decode bench.json] [--decode-base bench.json]
@@ -31,14 +34,14 @@ type Workload = (typeof WORKLOADS)[number];
 
 const { values: a } = parseArgs({ options: {
   out: { type: 'string' }, preset: { type: 'string', default: 'llama-3.2-1b' }, dtype: { type: 'string', default: 'f16' },
-  repeat: { type: 'string', default: '5' }, workload: { type: 'string' }, prepare: { type: 'boolean' }, peer: { type: 'string' }, decode: { type: 'string' }, 'decode-base': { type: 'string' },
+  repeat: { type: 'string', default: '5' }, warmup: { type: 'string', default: '3' }, workload: { type: 'string' }, prepare: { type: 'boolean' }, peer: { type: 'string' }, decode: { type: 'string' }, 'decode-base': { type: 'string' },
 } });
 const out = a.out ?? '/tmp/tapir-interp';
 const file = path.join(out, 'model.gguf');
-const repeat = Number(a.repeat);
+const repeat = Number(a.repeat), warmup = Number(a.warmup);
 const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]!;
 
-interface One { workload: Workload; load_ms: number; first_run_ms: number; first_run?: { variants_ms: number; executors_ms: number; made: number }; warm_variant_ms?: number; new_length_ms?: number; ms: number; runs_ms: number[]; device: string; tokens_per_s?: number }
+interface One { workload: Workload; load_ms: number; first_run_ms: number; first_run?: { variants_ms: number; executors_ms: number; made: number }; warm_variant_ms?: number; new_length_ms?: number; ms: number; runs_ms: number[]; warmup_ms: number[]; device: string; tokens_per_s?: number }
 
 /** One workload in this process: load, the first call, then `repeat` calls. */
 async function one(w: Workload): Promise<One> {
@@ -57,7 +60,7 @@ async function one(w: Workload): Promise<One> {
     cache128: () => model.runWithHooks(p128, { interventions: [], hooks: resid, logits: 'none' }),
     cache8x128: () => model.runBatchWithHooks(batch, { interventions: [], hooks: resid, logits: 'none' }),
     // what `tapir lens` and `tapir patch` run by default
-    lens16: () => logitLens(model, p16, { target, top: 5 }),
+    lens16: () => logitLens(model, p16, { target, top: 5, progress: () => {} }), // (the CLI reports progress: it waits for each pass)
     patch16x16: () => activationPatching(model, p16, c16, { target, distractor, sites: ['resid_pre'] }),
     prefill512: () => model.prefill(p512, 'next'),
   };
@@ -73,6 +76,8 @@ async function one(w: Workload): Promise<One> {
   const firstRun = { ...spent, variants_ms: +spent.variants_ms.toFixed(1), executors_ms: +spent.executors_ms.toFixed(1) };
   [model.variant, model.lensExecutor, Executor.create] = [variant, lensEx, create];
   const ms: number[] = [];
+  const warm: number[] = [];
+  for (let i = 0; i < warmup; i++) warm.push(await timed());
   for (let i = 0; i < repeat; i++) ms.push(await timed());
   // the same workload on a prompt of another length, once, in this warm process: its new plan variants
   // made and run (what the first run costs beyond what a fresh process adds)
@@ -89,7 +94,7 @@ async function one(w: Workload): Promise<One> {
   const device = model.executor.gpu.adapterInfo;
   model.dispose();
   await releaseGpu();
-  return { workload: w, load_ms: loadMs, first_run_ms: first, first_run: firstRun, warm_variant_ms: warmVariantMs, new_length_ms: newLengthMs, ms: median(ms), runs_ms: ms, device, ...(w === 'prefill512' ? { tokens_per_s: (512 / median(ms)) * 1000 } : {}) };
+  return { workload: w, load_ms: loadMs, first_run_ms: first, first_run: firstRun, warm_variant_ms: warmVariantMs, new_length_ms: newLengthMs, ms: median(ms), runs_ms: ms, warmup_ms: warm, device, ...(w === 'prefill512' ? { tokens_per_s: (512 / median(ms)) * 1000 } : {}) };
 }
 
 if (a.workload) {
@@ -107,7 +112,7 @@ if (!fs.existsSync(file)) {
 if (a.prepare) process.exit(0); // the model file only (benchmarks/interp_profile.ts reads it)
 const results: Record<string, One> = {};
 for (const w of WORKLOADS) {
-  const r = spawnSync(process.execPath, ['--no-concurrent-recompilation', process.argv[1]!, '--workload', w, '--out', out, '--repeat', String(repeat)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+  const r = spawnSync(process.execPath, ['--no-concurrent-recompilation', process.argv[1]!, '--workload', w, '--out', out, '--repeat', String(repeat), '--warmup', String(warmup)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
   if (r.status !== 0) { console.error(`interp: ${w} failed (exit ${r.status})`); continue; }
   results[w] = JSON.parse(r.stdout.trim().split('\n').pop()!);
   console.error(`interp: ${w}: first ${results[w]!.first_run_ms.toFixed(0)} ms, then ${results[w]!.ms.toFixed(1)} ms (load ${results[w]!.load_ms.toFixed(0)} ms)`);

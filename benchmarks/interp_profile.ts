@@ -93,6 +93,35 @@ for (const [name, prompts] of [['cache128', [prompt(128)]], ['cache8x128', Array
   out.readback = r;
 }
 {
+  // what awaiting the GPU costs by itself: onSubmittedWorkDone on an idle queue, and mapping a small
+  // buffer right after a copy into it (dawn.node resolves both as it processes its events)
+  const idle: number[] = [], map: number[] = [], afterWork: number[] = [];
+  for (let k = 0; k < 5; k++) { const t = performance.now(); await d.queue.onSubmittedWorkDone(); idle.push(ms(t)); }
+  const src = d.createBuffer({ size: 256, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC });
+  const dst = d.createBuffer({ size: 256, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+  for (let k = 0; k < 5; k++) {
+    const enc = d.createCommandEncoder();
+    enc.copyBufferToBuffer(src, 0, dst, 0, 256);
+    d.queue.submit([enc.finish()]);
+    const t = performance.now();
+    await dst.mapAsync(GPUMapMode.READ);
+    map.push(ms(t));
+    dst.unmap();
+  }
+  // a 16-token prefill submitted, then its completion awaited twice (the second wait has nothing to wait for)
+  for (let k = 0; k < 3; k++) {
+    const run = await preparedRun(model, [prompt(16)], { interventions: [], hooks: [], head: 'last' });
+    submitRun([prompt(16)], run, () => []);
+    await d.queue.onSubmittedWorkDone();
+    const t = performance.now();
+    await d.queue.onSubmittedWorkDone();
+    afterWork.push(ms(t));
+  }
+  out.waits = { idleOnSubmittedWorkDone: idle, smallMapAsync: map, secondWaitAfterWork: afterWork };
+  src.destroy();
+  dst.destroy();
+}
+{
   // a block of at most 32 positions (matmulSmallKernel) and one of 40 (matmulKernel) give the same bits
   const p40 = prompt(40);
   const hook = `blocks.${model.config.nLayers - 1}.hook_resid_post`;

@@ -35,7 +35,7 @@ pack() {
   log "app -> .gpu/app.tar.xz"
   tar -cJf .gpu/app.tar.xz dist bin package.json \
     node_modules/webgpu/package.json node_modules/webgpu/index.js node_modules/webgpu/dist/linux-x64 \
-    node_modules/ohm-js node_modules/@viz-js node_modules/@huggingface/jinja
+    node_modules/ohm-js node_modules/@viz-js node_modules/@huggingface/jinja node_modules/zod
   # the default model (../shared/models, never committed) for runs such as the SAE acceptance run
   if [ -f ../shared/models/stories260K.gguf ]; then mkdir -p .gpu/models && cp ../shared/models/stories260K.gguf .gpu/models/; fi
   log "Vulkan loader and libglvnd (amd64) -> .gpu/debs"

@@ -108,8 +108,10 @@ describe('logit lens', () => {
     const split = await Model.create(loadModelSource(GGUF), { contextLength: 32, maxBindingBytes: 12 * 512 * 4 });
     try {
       const tokens = whole.tokenizer.encode('Once upon a time, there was');
-      const [a, b] = [await logitLens(whole, tokens, { target: 7 }), await logitLens(split, tokens, { target: 7 })];
+      const calls: [number, number][] = [];
+      const [a, b] = [await logitLens(whole, tokens, { target: 7 }), await logitLens(split, tokens, { target: 7, progress: (d, t) => calls.push([d, t]) })];
       expect(b.layers).toEqual(a.layers);
+      expect(calls).toEqual(Array.from({ length: Math.ceil(tokens.length / 2) }, (_, k) => [k + 1, Math.ceil(tokens.length / 2)])); // a pass at a time
     } finally {
       whole.dispose();
       split.dispose();

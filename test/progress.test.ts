@@ -40,12 +40,11 @@ describe('progress', () => {
     expect(lines.at(-1)).toMatch(/^patch: done \((\d+) of \1\)$/);
   });
 
-  it('tapir lens reports its progress in a pipe (the prompt, then each pass of the lens head)', () => {
+  it('tapir lens reports its progress in a pipe (each pass of the lens head; one pass: its end)', () => {
     const bin = path.resolve(import.meta.dirname, '..', 'bin', 'tapir.js');
     const r = spawnSync(bin, ['lens', '-p', 'Once upon a time, there was a little girl named', '--json'], { encoding: 'utf8', timeout: 90_000, env: { ...process.env, TAPIR_PROGRESS_EVERY_MS: '0' } });
     expect(r.status, r.stderr).toBe(0);
     const lines = r.stderr.split('\n').filter((l) => l.startsWith('lens:'));
-    expect(lines.length).toBeGreaterThanOrEqual(2);
     expect(lines.at(-1)).toMatch(/^lens: done \((\d+) of \1\)$/);
   });
 });

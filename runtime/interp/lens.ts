@@ -38,8 +38,8 @@ export interface LensOptions {
    *  attention and its MLP) through the unembedding */
   embed?: boolean;
   mid?: boolean;
-  /** called as the prompt's run and then each pass of the lens head finish (the lens waits for each
-   *  only when this is given) */
+  /** called as each pass of the lens head finishes: a prompt too long for one pass waits for each pass
+   *  but the last when this is given (a wait costs the GPU's pipelining: one pass reports only its end) */
   progress?: (done: number, total: number) => void;
 }
 
@@ -66,9 +66,7 @@ export async function logitLens(model: Model, tokens: number[], opts: LensOption
   const staging = d.createBuffer({ size: statsBytes + logitsBytes, usage: GPUBufferUsage.COPY_DST | GPUBufferUsage.MAP_READ });
   try {
     submitRun([tokens], run, ({ start, len }) => hooks.map((h, l) => ({ output: `hook:${h}`, dst: resid, srcOffset: 0, offset: (l * n + start) * dim * 4, bytes: len * dim * 4 })));
-    const passes = 1 + Math.ceil(n / chunk);
-    const done = async (k: number) => { if (opts.progress) { await d.queue.onSubmittedWorkDone(); opts.progress(k, passes); } };
-    await done(1);
+    const passes = Math.ceil(n / chunk);
     for (let p0 = 0; p0 < n; p0 += chunk) {
       const c = Math.min(chunk, n - p0), ex = headFor.get(c)!;
       const enc = d.createCommandEncoder();
@@ -81,11 +79,13 @@ export async function logitLens(model: Model, tokens: number[], opts: LensOption
         if (opts.logits) stage.push({ output: 'logits', dst: staging, srcOffset: l * c * V * 4, offset: statsBytes + (l * n + p0) * V * 4, bytes: c * V * 4 });
       }
       ex.submit({ target: Int32Array.of(opts.target ?? V) }, stage);
-      await done(2 + p0 / chunk);
+      const k = p0 / chunk + 1;
+      if (opts.progress && k < passes) { await d.queue.onSubmittedWorkDone(); opts.progress(k, passes); }
     }
     await staging.mapAsync(GPUMapMode.READ);
     const all = new Float32Array(staging.getMappedRange().slice(0));
     staging.unmap();
+    opts.progress?.(passes, passes);
     const piece = (id: number) => model.tokenizer.piece(id);
     const layers = hooks.map((hook, l) => ({
       hook,
