@@ -3,7 +3,7 @@
 // (themselves checked against the float64 reference in hooks.test.ts): greedy steered text is what
 // the steered model's argmax says at every position; a zero vector changes nothing; the CLI's --steer.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawnSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -55,27 +55,29 @@ describe('steered generation', () => {
     await expect(model.generate({ prompt: 'Lily', interventions: [{ hook, replace: new Float32Array(64) }] })).rejects.toThrow(/'replace' gives values per position/);
   });
 
-  it('tapir generate --steer HOOK:add=FILE*SCALE', () => {
+  it('tapir generate --steer HOOK:add=FILE*SCALE', async () => {
     const file = path.join(dir, 'lily.safetensors');
     fs.writeFileSync(file, writeSafetensors([{ name: 'direction', dtype: 'f32', shape: [64], bytes: new Uint8Array(direction.buffer.slice(0)) }]));
-    const tapir = (...args: string[]) => spawnSync(path.resolve(import.meta.dirname, '..', 'bin', 'tapir.js'), args, { encoding: 'utf8', timeout: 60_000 });
+    // (without blocking the test worker: each generates for seconds)
+    const tapir = (...args: string[]) => new Promise<{ status: number; stdout: string; stderr: string }>((resolve) => {
+      execFile(path.resolve(import.meta.dirname, '..', 'bin', 'tapir.js'), args, { encoding: 'utf8', timeout: 60_000 }, (err, stdout, stderr) => resolve({ status: err ? (typeof err.code === 'number' ? err.code : -1) : 0, stdout, stderr }));
+    });
     const base = ['generate', '-p', 'Once upon a time there was a boy named', '-n', '30', '--json'];
-    const plain = JSON.parse(tapir(...base).stdout) as { text: string };
-    const r = tapir(...base, '--steer', `${hook}:add=${file}*0.5`);
+    const plain = JSON.parse((await tapir(...base)).stdout) as { text: string };
+    const r = await tapir(...base, '--steer', `${hook}:add=${file}*0.5`);
     expect(r.status, r.stderr).toBe(0);
     const half = direction.map((v) => v * 0.5);
-    return model.generate({ prompt: 'Once upon a time there was a boy named', maxNewTokens: 30, interventions: [{ hook, add: half }] }).then((api) => {
-      expect((JSON.parse(r.stdout) as { text: string }).text).toBe(api.text);
-      expect(api.text).not.toBe(plain.text);
-      const bad = tapir(...base, '--steer', `${hook}:add=${file}*x`);
-      expect(bad.status).toBe(2);
-      expect(bad.stderr).toMatch(/--steer '.*': write HOOK:add=FILE/);
-      const missing = tapir(...base, '--steer', `${hook}:add=${path.join(dir, 'none.safetensors')}`);
-      expect(missing.status).toBe(2);
-      expect(missing.stderr).toMatch(/does not exist/);
-      const wide = tapir(...base, '--steer', `blocks.2.hook_mlp_out:add=${file}`, '--steer', 'blocks.0.mlp.hook_post:add=' + file);
-      expect(wide.status).toBe(2);
-      expect(wide.stderr).toMatch(/the added vector has 64 values, expected/);
-    });
+    const api = await model.generate({ prompt: 'Once upon a time there was a boy named', maxNewTokens: 30, interventions: [{ hook, add: half }] });
+    expect((JSON.parse(r.stdout) as { text: string }).text).toBe(api.text);
+    expect(api.text).not.toBe(plain.text);
+    const bad = await tapir(...base, '--steer', `${hook}:add=${file}*x`);
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toMatch(/--steer '.*': write HOOK:add=FILE/);
+    const missing = await tapir(...base, '--steer', `${hook}:add=${path.join(dir, 'none.safetensors')}`);
+    expect(missing.status).toBe(2);
+    expect(missing.stderr).toMatch(/does not exist/);
+    const wide = await tapir(...base, '--steer', `blocks.2.hook_mlp_out:add=${file}`, '--steer', 'blocks.0.mlp.hook_post:add=' + file);
+    expect(wide.status).toBe(2);
+    expect(wide.stderr).toMatch(/the added vector has 64 values, expected/);
   }, 120_000);
 });
