@@ -136,6 +136,11 @@ export async function runBatchWithHooks(m: RunHost, prompts: readonly (readonly 
       const h = hooks[s.name]!;
       const per = s.bytes / 4;
       for (const sel of sels.filter((x) => x.hook === s.name)) {
+        // a whole hook is the batch's [B, n, ...] as staged: one copy out of the mapping
+        if (sel.pos === undefined && sel.head === undefined && h.layout !== 'pattern') {
+          cache.set(sel.key, { shape: [B, n, ...h.shape], data: all.slice(s.at / 4, s.at / 4 + B * n * per) });
+          continue;
+        }
         const parts = prompts.map((_, b) => {
           const one = all.subarray(s.at / 4 + b * n * per, s.at / 4 + (b + 1) * n * per);
           return h.layout === 'pattern' ? patternSelection(sel, one, h.shape, n) : sliceSelection(sel, one, h.shape, n);
