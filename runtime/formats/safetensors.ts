@@ -3,7 +3,7 @@
 // claims is checked against the file before it is trusted.
 import { FormatError } from '../../compiler/errors.js';
 import type { DType } from '../../compiler/ir/dtype.js';
-import { bf16ToFloat, halfToFloat } from '../../ops/dequant.js';
+import { dequantize } from '../../ops/dequant.js';
 
 export interface SafetensorsTensor { name: string; dtype: DType; shape: number[]; begin: number; end: number }
 export interface SafetensorsFile { tensors: Map<string, SafetensorsTensor>; metadata: Map<string, string>; dataOffset: number }
@@ -78,10 +78,5 @@ export function writeSafetensors(tensors: { name: string; dtype: 'f32' | 'f16' |
 
 /** A tensor's values as f32 (its bytes are `file`'s, from the start of the file). */
 export function tensorValues(file: Uint8Array, t: SafetensorsTensor): Float32Array {
-  const raw = file.subarray(t.begin, t.end);
-  const v = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
-  const n = t.shape.reduce((a, b) => a * b, 1);
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) out[i] = t.dtype === 'f32' ? v.getFloat32(i * 4, true) : t.dtype === 'f16' ? halfToFloat(v.getUint16(i * 2, true)) : bf16ToFloat(v.getUint16(i * 2, true));
-  return out;
+  return Float32Array.from(dequantize(t.dtype, file.subarray(t.begin, t.end), t.shape.reduce((a, b) => a * b, 1)));
 }

@@ -7,9 +7,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { FormatError, UsageError } from '../../compiler/errors.js';
-import { parseSafetensors, writeSafetensors } from '../formats/safetensors.js';
+import { parseSafetensors, tensorValues, writeSafetensors } from '../formats/safetensors.js';
 import { writeAtomically } from '../node/write_file.js';
-import { halfToFloat, bf16ToFloat } from '../../ops/dequant.js';
 import { PARAMS, type SaeTensors } from './gpu_sae.js';
 import type { SaeModel } from './sae.js';
 
@@ -58,13 +57,7 @@ export function loadSaeLens(dir: string): SaeModel {
     const t = st.tensors.get(name);
     if (!t) throw new FormatError(wFile, `no tensor '${name}'`);
     if (t.shape.join(',') !== shapes[name]!.join(',')) throw new FormatError(wFile, `'${name}' has shape [${t.shape}], the config implies [${shapes[name]}]`);
-    const raw = bytes.subarray(t.begin, t.end); // (offsets in the file)
-    const v = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
-    const n = shapes[name]!.reduce((a, b) => a * b, 1);
-    const out = new Float32Array(n);
-    for (let i = 0; i < n; i++) out[i] = t.dtype === 'f32' ? v.getFloat32(i * 4, true) : t.dtype === 'f16' ? halfToFloat(v.getUint16(i * 2, true)) : t.dtype === 'bf16' ? bf16ToFloat(v.getUint16(i * 2, true)) : NaN;
-    if (!['f32', 'f16', 'bf16'].includes(t.dtype)) throw new FormatError(wFile, `'${name}' is ${t.dtype}; SAE weights must be F32, F16 or BF16`);
-    params[name] = out;
+    params[name] = tensorValues(bytes, t); // (F32, F16 or BF16: parseSafetensors takes no other)
   }
   return {
     dims: { dIn: dIn as number, dSae: dSae as number, arch: archName === 'topk' ? 'topk' : 'relu', k },
