@@ -38,6 +38,9 @@ export interface ModelSource {
   qkInterleavedAtLoad?: boolean;
 }
 
+/** The plan variant a prefill block of `len` positions runs (its last position unembedded). */
+export type BlockPlan = (len: number) => Promise<Executor>;
+
 export interface ModelOptions {
   /** positions the KV cache holds; default min(model's, 4096) */
   contextLength?: number;
@@ -194,10 +197,12 @@ export class Model {
   }
 
   /** Run the prompt from position 0 in blocks of positions; returns the last position's output
-   *  ('next': the greedy token; 'logits': its logits). The KV cache then holds the prompt. */
-  async prefill(tokens: readonly number[], output: 'next' | 'logits'): Promise<Float32Array> {
+   *  ('next': the greedy token; 'logits': its logits). The KV cache then holds the prompt. `blockPlan`:
+   *  the plan a block of `len` positions runs (default: the plain one, unembedding its last position;
+   *  steering gives its edited variants). */
+  async prefill(tokens: readonly number[], output: 'next' | 'logits', blockPlan?: BlockPlan): Promise<Float32Array> {
     this.reset();
-    return this.runFrom(tokens, 0, output);
+    return this.runFrom(tokens, 0, output, blockPlan);
   }
 
   /** The last position's logits for `tokens`, running only positions `from` on: the KV cache must hold
@@ -210,12 +215,12 @@ export class Model {
   }
 
   /** Positions `from`.. of `tokens` in blocks, on the cache as it is; the last position's output. */
-  private async runFrom(tokens: readonly number[], from: number, output: 'next' | 'logits'): Promise<Float32Array> {
+  private async runFrom(tokens: readonly number[], from: number, output: 'next' | 'logits', blockPlan: BlockPlan = (len) => this.variant({ positions: len, head: 'last' })): Promise<Float32Array> {
     let out: Float32Array | undefined;
     const per = output === 'next' ? 1 : this.config.vocabSize;
     // each block's last position alone is unembedded (head 'last'): only the final one is read
     for (const [start, len] of this.blocks(tokens.length - from)) {
-      const ex = await this.variant({ positions: len, head: 'last' });
+      const ex = await blockPlan(len);
       const inputs = { token: Int32Array.from(tokens.slice(from + start, from + start + len)), pos: from + start };
       if (start + len < tokens.length - from) ex.submit(inputs);
       else out = (await ex.run(inputs, output)).slice(0, per);

@@ -22,11 +22,9 @@ export interface Steering {
 export interface SteerHost extends Omit<Decoder, 'prefill' | 'forward' | 'decodeGreedy' | 'variant'> {
   readonly graph: Graph;
   readonly hookNames: readonly string[];
-  readonly config: Decoder['config'] & { readonly vocabSize: number };
   variant(v: PlanVariant, tensors?: WeightMap): Promise<Executor>;
-  /** a new sequence: the KV cache cleared */
-  reset(): void;
-  blocks(n: number): [number, number][];
+  /** the prompt in blocks, each through the plan `blockPlan` gives (a new sequence in the KV cache) */
+  prefill(tokens: readonly number[], output: 'next' | 'logits', blockPlan: (len: number) => Promise<Executor>): Promise<Float32Array>;
 }
 
 /** A Decoder that runs `model` with the steering's edits at every position. */
@@ -40,12 +38,13 @@ export async function steeredDecoder(model: SteerHost, s: Steering): Promise<Dec
   const splice = s.saes?.length ? saeSplicing(model.graph, s.saes) : undefined;
   // the edits are the same at every position: tables of one row the plan applies at each
   const one = interventionTables(ivs, model.graph.hooks, model.hookNames, 1);
-  const made = new Map<string, Executor>();
-  const variant = async (positions: number | undefined, head: 'all' | 'last') => {
-    const key = `${positions ?? 0}|${head}`;
+  const made = new Map<number, Executor>();
+  // a prefill block of `positions` (its last position unembedded), or the one-token decode plan
+  const variant = async (positions?: number) => {
+    const key = positions ?? 0;
     let ex = made.get(key);
     if (!ex) {
-      ex = await model.variant({ interventions: [...one.keys()].map((hook) => ({ hook, rows: 1, every: true })), saes: splice?.specs, ...(positions ? { positions } : {}), head }, splice?.tensors);
+      ex = await model.variant({ interventions: [...one.keys()].map((hook) => ({ hook, rows: 1, every: true })), saes: splice?.specs, ...(positions ? { positions, head: 'last' as const } : {}) }, splice?.tensors);
       for (const [hook, t] of one) { ex.write(ivName(hook, 'a'), t.a); ex.write(ivName(hook, 'b'), t.b); }
       made.set(key, ex);
     }
@@ -60,27 +59,19 @@ export async function steeredDecoder(model: SteerHost, s: Steering): Promise<Dec
     checkTokens: (t) => model.checkTokens(t),
     variant: (v) => model.variant(v),
     async prefill(tokens, output) {
-      model.reset(); // a new sequence in the model's KV cache
-      let out: Float32Array | undefined;
-      const per = output === 'next' ? 1 : model.config.vocabSize;
-      for (const [start, len] of model.blocks(tokens.length)) {
-        const ex = await variant(len, 'last');
-        const inputs = { token: Int32Array.from(tokens.slice(start, start + len)), pos: start };
-        if (start + len < tokens.length) ex.submit(inputs);
-        else out = (await ex.run(inputs, output)).slice(0, per);
-      }
+      const out = await model.prefill(tokens, output, (len) => variant(len)); // (a new sequence in the model's KV cache)
       pos = tokens.length;
-      return out!;
+      return out;
     },
     async forward(token) {
       room(1);
-      const out = await (await variant(undefined, 'all')).run({ token, pos }, 'logits');
+      const out = await (await variant()).run({ token, pos }, 'logits');
       pos++;
       return out;
     },
     async decodeGreedy(token, steps) {
       room(steps);
-      const { tokens } = await (await variant(undefined, 'all')).greedyOnGpu(token, pos, steps);
+      const { tokens } = await (await variant()).greedyOnGpu(token, pos, steps);
       pos += steps;
       return Array.from(tokens);
     },
