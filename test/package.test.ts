@@ -3,25 +3,22 @@
 // `import ... from 'tapir'`), type-checked under `strict` against the declarations the build emits, and
 // 'tapir/browser' bundled into a page by vite (no Node module in the bundle).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { GGUF } from './helpers/models.js';
 import { modelsDir } from '../runtime/node/load.js';
+import { runProcess } from './helpers/process.js';
 
 const root = path.resolve(import.meta.dirname, '..');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tapir-package-'));
 const app = path.join(tmp, 'app');
 
-/** A process, without blocking the test worker (npm install takes a while): its stdout, or an error. */
-function sh(cmd: string, args: string[], cwd: string, timeout = 300_000): Promise<string> {
-  return new Promise((resolve, reject) => {
-    execFile(cmd, args, { cwd, encoding: 'utf8', timeout, maxBuffer: 64 << 20, env: { ...process.env, npm_config_loglevel: 'error' } }, (err, stdout, stderr) => {
-      if (err) reject(new Error(`${cmd} ${args.join(' ')} (${err.message}):\n${stdout}\n${stderr}`));
-      else resolve(stdout);
-    });
-  });
+/** A process's stdout, or an error with its output (npm install takes a while: never blocking the worker). */
+async function sh(cmd: string, args: string[], cwd: string, timeout = 300_000): Promise<string> {
+  const r = await runProcess(cmd, args, { cwd, timeout, env: { ...process.env, npm_config_loglevel: 'error' } });
+  if (r.code !== 0) throw new Error(`${cmd} ${args.join(' ')} (exit ${r.code}):\n${r.stdout}\n${r.stderr}`);
+  return r.stdout;
 }
 
 const USE = `import { loadModel, logitLens, releaseGpu } from 'tapir';

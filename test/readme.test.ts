@@ -2,7 +2,6 @@
 // "Looking inside" blocks, from a fresh folder beside ../shared (as a checkout's), with the files they
 // name made first (a steering vector, an SAE). Each must exit 0.
 import { afterAll, describe, expect, it } from 'vitest';
-import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -10,6 +9,7 @@ import { modelsDir } from '../runtime/node/load.js';
 import { writeSafetensors } from '../runtime/formats/safetensors.js';
 import { initSae } from '../runtime/sae/sae.js';
 import { saveSaeLens } from '../runtime/sae/files.js';
+import { runProcess } from './helpers/process.js';
 
 const root = path.resolve(import.meta.dirname, '..');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tapir-readme-'));
@@ -36,10 +36,7 @@ describe('README commands', () => {
   it('finds them', () => expect(lines.length).toBeGreaterThanOrEqual(15));
   it.each(lines)('%s', async (line) => {
     const cmd = line.replace(/^npx tapir /, `node --no-concurrent-recompilation ${JSON.stringify(path.join(root, 'bin', 'tapir.js'))} `);
-    // (without blocking the test worker: a generation takes seconds)
-    const r = await new Promise<{ code: number; stderr: string }>((resolve) => {
-      execFile('bash', ['-c', `${cmd} > /dev/null`], { cwd, encoding: 'utf8', timeout: 120_000 }, (err, _out, stderr) => resolve({ code: err ? (typeof err.code === 'number' ? err.code : -1) : 0, stderr }));
-    });
+    const r = await runProcess('bash', ['-c', `${cmd} > /dev/null`], { cwd });
     expect(r.code, r.stderr).toBe(0);
   }, 150_000);
 });

@@ -3,7 +3,6 @@
 // (themselves checked against the float64 reference in hooks.test.ts): greedy steered text is what
 // the steered model's argmax says at every position; a zero vector changes nothing; the CLI's --steer.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -12,6 +11,7 @@ import { loadModelSource } from '../runtime/node/load.js';
 import { writeSafetensors } from '../runtime/formats/safetensors.js';
 import type { Intervention } from '../runtime/interp/cache.js';
 import { GGUF } from './helpers/models.js';
+import { runProcess } from './helpers/process.js';
 
 const hook = 'blocks.2.hook_resid_post';
 let model: Model;
@@ -58,26 +58,23 @@ describe('steered generation', () => {
   it('tapir generate --steer HOOK:add=FILE*SCALE', async () => {
     const file = path.join(dir, 'lily.safetensors');
     fs.writeFileSync(file, writeSafetensors([{ name: 'direction', dtype: 'f32', shape: [64], bytes: new Uint8Array(direction.buffer.slice(0)) }]));
-    // (without blocking the test worker: each generates for seconds)
-    const tapir = (...args: string[]) => new Promise<{ status: number; stdout: string; stderr: string }>((resolve) => {
-      execFile(path.resolve(import.meta.dirname, '..', 'bin', 'tapir.js'), args, { encoding: 'utf8', timeout: 60_000 }, (err, stdout, stderr) => resolve({ status: err ? (typeof err.code === 'number' ? err.code : -1) : 0, stdout, stderr }));
-    });
+    const tapir = (...args: string[]) => runProcess(path.resolve(import.meta.dirname, '..', 'bin', 'tapir.js'), args, { timeout: 60_000 });
     const base = ['generate', '-p', 'Once upon a time there was a boy named', '-n', '30', '--json'];
     const plain = JSON.parse((await tapir(...base)).stdout) as { text: string };
     const r = await tapir(...base, '--steer', `${hook}:add=${file}*0.5`);
-    expect(r.status, r.stderr).toBe(0);
+    expect(r.code, r.stderr).toBe(0);
     const half = direction.map((v) => v * 0.5);
     const api = await model.generate({ prompt: 'Once upon a time there was a boy named', maxNewTokens: 30, interventions: [{ hook, add: half }] });
     expect((JSON.parse(r.stdout) as { text: string }).text).toBe(api.text);
     expect(api.text).not.toBe(plain.text);
     const bad = await tapir(...base, '--steer', `${hook}:add=${file}*x`);
-    expect(bad.status).toBe(2);
+    expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/--steer '.*': write HOOK:add=FILE/);
     const missing = await tapir(...base, '--steer', `${hook}:add=${path.join(dir, 'none.safetensors')}`);
-    expect(missing.status).toBe(2);
+    expect(missing.code).toBe(2);
     expect(missing.stderr).toMatch(/does not exist/);
     const wide = await tapir(...base, '--steer', `blocks.2.hook_mlp_out:add=${file}`, '--steer', 'blocks.0.mlp.hook_post:add=' + file);
-    expect(wide.status).toBe(2);
+    expect(wide.code).toBe(2);
     expect(wide.stderr).toMatch(/the added vector has 64 values, expected/);
   }, 120_000);
 });
