@@ -14,7 +14,7 @@ import { FAMILIES, type FamilyName } from '../models/families.js';
 import { permuteRows } from '../runtime/formats/hf_llama.js';
 import { writeSynth } from './helpers/synth.js';
 import { llamaCpp } from './helpers/oracle.js';
-import { spawnSync } from 'node:child_process';
+import { runProcess } from './helpers/process.js';
 import { makeTokenizer } from '../runtime/tokenizer.js';
 
 const TOL = 1e-3;
@@ -150,21 +150,19 @@ describe('the differential test bites', () => {
 
 describe.each(NAMES)('tapir generate, lens, patch and hooks on a %s GGUF', (family) => {
   const bin = path.resolve(import.meta.dirname, '..', 'bin', 'tapir.js');
-  const tapir = (...args: string[]) => {
-    const r = spawnSync(bin, args, { encoding: 'utf8', timeout: 90_000 });
-    return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-  };
+  // (awaited: a run of synchronous tests holds the worker's event loop, and vitest's RPC times out)
+  const tapir = (...args: string[]) => runProcess(bin, args, { timeout: 90_000 });
   it('work with the standard hook names', async () => {
     const file = files[family];
-    const gen = tapir('generate', '-m', file, '-p', 'Once upon a time', '-n', '8', '--json');
+    const gen = await tapir('generate', '-m', file, '-p', 'Once upon a time', '-n', '8', '--json');
     expect(gen.code, gen.stderr).toBe(0);
     expect(JSON.parse(gen.stdout).tokens.length).toBeGreaterThan(8);
-    const hooks = tapir('hooks', '-m', file, '--json');
+    const hooks = await tapir('hooks', '-m', file, '--json');
     expect(hooks.code, hooks.stderr).toBe(0);
     const names = (JSON.parse(hooks.stdout) as { name: string }[]).map((h) => h.name);
     for (const h of ['hook_embed', 'blocks.0.hook_resid_pre', 'blocks.1.attn.hook_pattern', 'blocks.1.attn.hook_z', 'blocks.1.mlp.hook_post', 'blocks.1.hook_resid_post', 'ln_final.hook_normalized'])
       expect(names, h).toContain(h);
-    const lens = tapir('lens', '-m', file, '-p', 'Once upon a time', '--json');
+    const lens = await tapir('lens', '-m', file, '-p', 'Once upon a time', '--json');
     expect(lens.code, lens.stderr).toBe(0);
     expect(JSON.parse(lens.stdout).layers.length).toBe(2); // the residual stream after each of the 2 blocks
     // clean and corrupted prompts of equal length in this family's tokenizer
@@ -172,7 +170,7 @@ describe.each(NAMES)('tapir generate, lens, patch and hooks on a %s GGUF', (fami
     const words = ['dog', 'cat', 'sun', 'man', 'box', 'day', 'tree', 'bird', 'ball'];
     const len = (w: string) => tok.encode(`The ${w} saw a`).length;
     const [a, b] = words.flatMap((x) => words.filter((y) => y !== x && len(x) === len(y)).map((y) => [x, y]))[0]!;
-    const patch = tapir('patch', '-m', file, '--clean', `The ${a} saw a`, '--corrupt', `The ${b} saw a`, '--target-id', '5', '--distractor-id', '6', '--json');
+    const patch = await tapir('patch', '-m', file, '--clean', `The ${a} saw a`, '--corrupt', `The ${b} saw a`, '--target-id', '5', '--distractor-id', '6', '--json');
     expect(patch.code, patch.stderr).toBe(0);
     const o = JSON.parse(patch.stdout);
     expect(o.sites[0].site).toBe('resid_pre');
@@ -180,8 +178,8 @@ describe.each(NAMES)('tapir generate, lens, patch and hooks on a %s GGUF', (fami
     expect(o.sites[0].scores[0]).toHaveLength(len(a!));
   }, 120_000);
 
-  it('generate --chat lays the prompt out by the file\'s chat template, tokenized as llama.cpp does', () => {
-    const r = tapir('generate', '-m', files[family], '--chat', '--system', 'Be brief.', '-p', 'Tell me a story', '-n', '4', '--json');
+  it('generate --chat lays the prompt out by the file\'s chat template, tokenized as llama.cpp does', async () => {
+    const r = await tapir('generate', '-m', files[family], '--chat', '--system', 'Be brief.', '-p', 'Tell me a story', '-n', '4', '--json');
     expect(r.code, r.stderr).toBe(0);
     const o = JSON.parse(r.stdout);
     expect(o.chatPrompt).toContain('Tell me a story');
@@ -189,16 +187,16 @@ describe.each(NAMES)('tapir generate, lens, patch and hooks on a %s GGUF', (fami
     const want = (llamaCpp({ model: files[family], tokenize: [{ text: o.chatPrompt, special: true }] }).tokens as number[][])[0]!;
     expect(o.tokens.slice(0, o.promptTokens)).toEqual(want);
     // no prompt: a tokenizer that adds BOS starts from it; one that adds none (Qwen's) asks for -p
-    const bare = tapir('generate', '-m', files[family], '-n', '2');
+    const bare = await tapir('generate', '-m', files[family], '-n', '2');
     if (loadModelSource(files[family]).vocab.addBos === false) {
       expect(bare.code).toBe(2);
       expect(bare.stderr).toMatch(/^tapir: error: this model's tokenizer adds no BOS token, so there is nothing to start from: give a prompt with -p$/m);
     } else expect(bare.code, bare.stderr).toBe(0);
     if (family === 'llama') { // a file without a template (stories260K), and --system alone: usage errors
-      const none = tapir('generate', '--chat', '-p', 'hi');
+      const none = await tapir('generate', '--chat', '-p', 'hi');
       expect(none.code).toBe(2);
       expect(none.stderr).toMatch(/carries no chat template/);
-      expect(tapir('generate', '-m', files[family], '--system', 'x', '-p', 'hi').code).toBe(2);
+      expect((await tapir('generate', '-m', files[family], '--system', 'x', '-p', 'hi')).code).toBe(2);
     }
   }, 120_000);
 });

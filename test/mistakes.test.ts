@@ -1,13 +1,13 @@
 // The mistakes a new user makes, each as a real `tapir` process: one clear line on stderr (Dawn's
 // native "artificially reduced" warnings aside), exit code 2, no stack trace, no work done first.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { initSae } from '../runtime/sae/sae.js';
 import { saveSaeLens } from '../runtime/sae/files.js';
 import { writeStoreFromRows } from '../runtime/sae/store.js';
+import { runProcess } from './helpers/process.js';
 
 const root = path.resolve(import.meta.dirname, '..');
 const bin = path.join(root, 'bin', 'tapir.js');
@@ -55,13 +55,13 @@ const MISTAKES: [string, string[], RegExp][] = [
 ];
 
 describe('natural mistakes: one clear line, exit code 2', () => {
-  it.each(MISTAKES)('%s', (_, args, message) => {
-    const r = spawnSync(bin, args, { cwd: dir, encoding: 'utf8', timeout: 60_000 });
+  it.each(MISTAKES)('%s', async (_, args, message) => {
+    const r = await runProcess(bin, args, { cwd: dir, timeout: 60_000 });
     const lines = r.stderr.split('\n').filter((l) => l && !/^Warning: .*artificially reduced/.test(l));
     expect(lines, r.stderr).toHaveLength(1);
     expect(lines[0]).toMatch(/^tapir: error: /);
     expect(lines[0]).toMatch(message);
-    expect(r.status).toBe(2);
+    expect(r.code).toBe(2);
     expect(r.stdout).toBe('');
   });
 });
