@@ -12,6 +12,9 @@ export type u32 = number;
 /** 32-bit signed integer. */
 export type i32 = number;
 
+/** 16-bit float: the element of workgroup tiles the tensor cores read (`sharedF16`); `f16(x)` rounds. */
+export type f16 = number;
+
 /** Four lanes loaded at once (one 16-byte load): `const v: u32x4 = w[i]`, then `v.x` .. `v.w`. Weights
  *  stream at the memory's speed only with loads this wide. */
 export type u32x4 = { readonly x: u32; readonly y: u32; readonly z: u32; readonly w: u32 };
@@ -41,18 +44,23 @@ export interface Invocation {
   /** invocations in this invocation's subgroup (1 where the device has no subgroups); a subgroup is a
    *  run of consecutive `local` indices */
   readonly subgroupSize: u32;
+  /** this invocation's subgroup within the workgroup, 0 .. size / subgroupSize - 1 */
+  readonly subgroupId: u32;
 }
 
 // Conversions: explicit, because TypeScript has one number type and WGSL has three.
 export const f32 = (x: number): f32 => Math.fround(x);
 export const u32 = (x: number): u32 => Math.trunc(x) >>> 0;
 export const i32 = (x: number): i32 => Math.trunc(x) | 0;
+/** Round to the nearest half (ties to even), as WGSL's f16() does. */
+export const f16 = (x: number): f16 => INTRINSICS.unpackHalf.js(halfBits(x), 0);
 /** Integer division (truncating), the only division allowed on u32/i32: `/` would differ from JS. */
 export const idiv = (a: number, b: number): number => Math.trunc(a / b);
 
 /** Workgroup memory: `const s = sharedF32(64)` declares 64 floats of workgroup memory. */
 export const sharedF32 = (n: number): Out<f32> => new Float32Array(n);
 export const sharedU32 = (n: number): Out<u32> => new Uint32Array(n);
+export const sharedF16 = (n: number): Out<f16> => new Float32Array(n);
 
 /** Synchronise workgroup memory. In plain JS (one invocation at a time) it does nothing. */
 export function workgroupBarrier(): void {}
@@ -74,3 +82,26 @@ export const signedByte: (w: u32, k: u32) => i32 = INTRINSICS.signedByte.js;
 export const lane4: (v: u32x4, k: u32) => u32 = INTRINSICS.lane4.js;
 export const subgroupAdd: (v: f32) => f32 = INTRINSICS.subgroupAdd.js;
 export const subgroupMax: (v: f32) => f32 = INTRINSICS.subgroupMax.js;
+// subgroup matrices (the tensor cores): 16 × 16 tiles a whole subgroup holds; no plain-JavaScript run
+export type { MatrixLeft, MatrixRight, MatrixResult } from './intrinsics.js';
+export const matrixZero = INTRINSICS.matrixZero.js;
+export const matrixLoadLeft = INTRINSICS.matrixLoadLeft.js;
+export const matrixLoadRight = INTRINSICS.matrixLoadRight.js;
+export const matrixMultiplyAdd = INTRINSICS.matrixMultiplyAdd.js;
+export const matrixStore = INTRINSICS.matrixStore.js;
+
+/** The IEEE half nearest to x (ties to even), as bits. */
+function halfBits(x: number): number {
+  const b = new DataView(new ArrayBuffer(4));
+  b.setFloat32(0, x);
+  const w = b.getUint32(0), s = (w >>> 16) & 0x8000, e = ((w >>> 23) & 0xff) - 112, m = w & 0x7fffff;
+  if (((w >>> 23) & 0xff) === 0xff) return s | 0x7c00 | (m ? 0x200 : 0); // inf, NaN
+  if (e >= 31) return s | 0x7c00; // overflow
+  if (e <= 0) { // subnormal half (or zero)
+    if (e < -10) return s;
+    const mm = m | 0x800000, shift = 14 - e, h = mm >>> shift, rest = mm & ((1 << shift) - 1), half = 1 << (shift - 1);
+    return s | (h + (rest > half || (rest === half && (h & 1)) ? 1 : 0));
+  }
+  const h = s | (e << 10) | (m >>> 13), rest = m & 0x1fff;
+  return h + (rest > 0x1000 || (rest === 0x1000 && (h & 1)) ? 1 : 0);
+}

@@ -11,7 +11,7 @@ type u32 = number;
 type i32 = number;
 type u32x4 = { readonly x: u32; readonly y: u32; readonly z: u32; readonly w: u32 };
 
-export interface Intrinsic<F extends (...args: never[]) => number = (...args: never[]) => number> {
+export interface Intrinsic<F extends (...args: never[]) => unknown = (...args: never[]) => unknown> {
   /** argument types, in order */
   readonly args: readonly Scalar[];
   /** result type */
@@ -22,8 +22,22 @@ export interface Intrinsic<F extends (...args: never[]) => number = (...args: ne
   wgsl(args: readonly string[], target: Pick<Target, 'subgroups'>): string;
   /** it works across a subgroup (the module then enables subgroups) */
   readonly subgroup?: boolean;
+  /** it takes or makes subgroup matrices (the module enables them and f16; the kernel has no
+   *  plain-JavaScript meaning, and runs only where the device offers f16 16 × 16 × 16 matrices) */
+  readonly matrix?: boolean;
 }
-const intrinsic = <F extends (...args: never[]) => number>(i: Intrinsic<F>) => i;
+const intrinsic = <F extends (...args: never[]) => unknown>(i: Intrinsic<F>) => i;
+
+/** What a subgroup-matrix intrinsic does when a kernel runs as plain JavaScript: it cannot (one
+ *  invocation at a time has no subgroup to share a matrix with). */
+const noPlainJs = (name: string) => (): never => {
+  throw new Error(`${name}: a kernel that multiplies subgroup matrices has no plain-JavaScript run; its op's float64 reference is its reference`);
+};
+/** opaque stand-ins for subgroup matrices in TypeScript (dsl.ts names them) */
+export interface MatrixLeft { readonly matrix: 'left' }
+export interface MatrixRight { readonly matrix: 'right' }
+export interface MatrixResult { readonly matrix: 'result' }
+const LEFT = 'subgroup_matrix_left<f16, 16, 16>', RIGHT = 'subgroup_matrix_right<f16, 16, 16>', RESULT = 'subgroup_matrix_result<f32, 16, 16>';
 
 // bit-level reads for packed weights (f16/bf16 pairs in a u32, int8 quads, nibbles)
 const scratch = new DataView(new ArrayBuffer(4));
@@ -63,6 +77,32 @@ export const INTRINSICS = {
   subgroupMax: intrinsic({
     args: ['f32'], ty: 'f32', subgroup: true, wgsl: ([v], t) => (t.subgroups ? `subgroupMax(${v})` : `(${v})`),
     js: (v: f32): f32 => v,
+  }),
+  /** A 16 × 16 result of zeros. */
+  matrixZero: intrinsic({ args: [], ty: 'matResult', matrix: true, wgsl: () => `${RESULT}()`, js: noPlainJs('matrixZero') as () => MatrixResult }),
+  /** The left operand: rows of 16 halves from workgroup memory, row r at offset + r·stride. */
+  matrixLoadLeft: intrinsic({
+    args: ['ref', 'u32', 'u32'], ty: 'matLeft', matrix: true,
+    wgsl: ([a, o, s]) => `subgroupMatrixLoad<${LEFT}, row_major>(${a}, ${o}, ${s})`,
+    js: noPlainJs('matrixLoadLeft') as (a: unknown, offset: u32, stride: u32) => MatrixLeft,
+  }),
+  /** The right operand, column-major: column c (a weight row) of 16 halves at offset + c·stride. */
+  matrixLoadRight: intrinsic({
+    args: ['ref', 'u32', 'u32'], ty: 'matRight', matrix: true,
+    wgsl: ([a, o, s]) => `subgroupMatrixLoad<${RIGHT}, col_major>(${a}, ${o}, ${s})`,
+    js: noPlainJs('matrixLoadRight') as (a: unknown, offset: u32, stride: u32) => MatrixRight,
+  }),
+  /** c + a·b, accumulated in f32. */
+  matrixMultiplyAdd: intrinsic({
+    args: ['matLeft', 'matRight', 'matResult'], ty: 'matResult', matrix: true,
+    wgsl: ([a, b, c]) => `subgroupMatrixMultiplyAccumulate(${a}, ${b}, ${c})`,
+    js: noPlainJs('matrixMultiplyAdd') as (a: MatrixLeft, b: MatrixRight, c: MatrixResult) => MatrixResult,
+  }),
+  /** The result into f32 workgroup memory, row-major: row r at offset + r·stride. */
+  matrixStore: intrinsic({
+    args: ['ref', 'u32', 'matResult', 'u32'], ty: 'void', matrix: true,
+    wgsl: ([a, o, c, s]) => `subgroupMatrixStore<row_major>(${a}, ${o}, ${c}, ${s})`,
+    js: noPlainJs('matrixStore') as (a: unknown, offset: u32, c: MatrixResult, stride: u32) => void,
   }),
 } as const;
 

@@ -2,15 +2,24 @@
 // Built at build time from TypeScript (compiler/kernelc), composed and printed as WGSL at run time
 // (compiler/kernel/wgsl.ts), so the runtime needs no TypeScript compiler.
 
-/** the value types: scalars, and four-lane vectors that are only loaded and taken apart (`.x` .. `.w`) */
-export type Scalar = 'f32' | 'u32' | 'i32' | 'bool' | 'u32x4' | 'f32x4';
+/** the value types: scalars, four-lane vectors that are only loaded and taken apart (`.x` .. `.w`),
+ *  f16 (workgroup tiles for the tensor cores), a subgroup's 16 × 16 matrices, and two that only
+ *  intrinsics see: a workgroup array passed by reference, and no value (an intrinsic run for its effect) */
+export type Scalar = 'f32' | 'u32' | 'i32' | 'bool' | 'u32x4' | 'f32x4' | 'f16' | Matrix | 'ref' | 'void';
+/** A subgroup's 16 × 16 matrix (WGSL's subgroup matrices: Vulkan cooperative matrices, the tensor
+ *  cores): the f16 left operand (rows of positions, row-major), the f16 right operand (columns of weight
+ *  rows, column-major) and the f32 result they are multiplied and added into. */
+export type Matrix = 'matLeft' | 'matRight' | 'matResult';
+export const isMatrix = (t: string): t is Matrix => t === 'matLeft' || t === 'matRight' || t === 'matResult';
 
 export type Expr =
   | { k: 'lit'; text: string; ty: Scalar | 'int' | 'float' } // 'int'/'float': abstract literals
   | { k: 'var'; name: string; ty: Scalar }
   | { k: 'uniform'; name: string; ty: Scalar }
   | { k: 'spec'; name: string; ty: Scalar }
-  | { k: 'builtin'; name: 'local' | 'group' | 'global' | 'size' | 'subgroupSize'; ty: 'u32' }
+  | { k: 'builtin'; name: 'local' | 'group' | 'global' | 'size' | 'subgroupSize' | 'subgroupId'; ty: 'u32' }
+  /** a workgroup array passed to an intrinsic (WGSL `&name`) */
+  | { k: 'ref'; array: string; ty: 'ref' }
   | { k: 'index'; array: string; index: Expr; ty: Scalar }
   | { k: 'len'; array: string; ty: 'u32' }
   | { k: 'bin'; op: string; a: Expr; b: Expr; ty: Scalar }
@@ -36,7 +45,9 @@ export type Stmt =
   | { k: 'break' }
   | { k: 'continue' }
   | { k: 'return' }
-  | { k: 'barrier'; scope: 'workgroup' | 'storage' };
+  | { k: 'barrier'; scope: 'workgroup' | 'storage' }
+  /** an intrinsic called for its effect (a subgroup matrix stored) */
+  | { k: 'call'; call: Extract<Expr, { k: 'call' }> };
 
 export type Param =
   | { kind: 'in' | 'out'; name: string; elem: 'f32' | 'u32' | 'i32' | 'u32x4' | 'f32x4' }
@@ -61,8 +72,11 @@ export interface KernelIR {
   source: string;
   workgroupSize: number;
   params: Param[];
-  shared: { name: string; elem: 'f32' | 'u32'; size: number }[];
+  shared: { name: string; elem: 'f32' | 'u32' | 'f16'; size: number }[];
   body: Stmt[];
+  /** set where the kernel has no plain-JavaScript meaning (it multiplies subgroup matrices, which run
+   *  a whole subgroup at once): its reference is its op's float64 reference */
+  noPlainJs?: string;
 }
 
 /** The storage parameters of a kernel, in binding order. */

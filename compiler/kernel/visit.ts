@@ -6,7 +6,7 @@ import type { Expr, Stmt } from './ir.js';
 /** The direct sub-expressions of `e`. */
 export function children(e: Expr): readonly Expr[] {
   switch (e.k) {
-    case 'lit': case 'var': case 'uniform': case 'spec': case 'builtin': case 'len': case 'arg': return [];
+    case 'lit': case 'var': case 'uniform': case 'spec': case 'builtin': case 'len': case 'arg': case 'ref': return [];
     case 'index': return [e.index];
     case 'bin': return [e.a, e.b];
     case 'un': case 'member': return [e.a];
@@ -19,7 +19,7 @@ export function children(e: Expr): readonly Expr[] {
 export function mapExpr(e: Expr, f: (e: Expr) => Expr): Expr {
   const m = (x: Expr) => mapExpr(x, f);
   switch (e.k) {
-    case 'lit': case 'var': case 'uniform': case 'spec': case 'builtin': case 'len': case 'arg': return f(e);
+    case 'lit': case 'var': case 'uniform': case 'spec': case 'builtin': case 'len': case 'arg': case 'ref': return f(e);
     case 'index': return f({ ...e, index: m(e.index) });
     case 'bin': return f({ ...e, a: m(e.a), b: m(e.b) });
     case 'un': return f({ ...e, a: m(e.a) });
@@ -39,6 +39,7 @@ function stmtExprs(s: Stmt): Expr[] {
     case 'assign': return [s.target, s.value];
     case 'if': case 'while': return [s.cond];
     case 'for': return s.cond ? [s.cond] : [];
+    case 'call': return [s.call];
     case 'break': case 'continue': case 'return': case 'barrier': return [];
   }
 }

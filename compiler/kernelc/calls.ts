@@ -9,7 +9,7 @@ import { coerce, isAbstract, isInt, unify } from './types.js';
 
 type DslCall = (t: Context, e: CallExpression, args: Expression[]) => Expr;
 
-const conversion = (to: 'f32' | 'u32' | 'i32'): DslCall => (t, e, args) => {
+const conversion = (to: 'f32' | 'u32' | 'i32' | 'f16'): DslCall => (t, e, args) => {
   if (args.length !== 1) t.fail(e, `${to}() takes one argument`);
   const a = t.expr(args[0]!);
   if (isAbstract(a.ty as never)) return coerce(a, to, t.at(e));
@@ -22,6 +22,7 @@ const DSL_CALLS: Record<string, DslCall> = {
   f32: conversion('f32'),
   u32: conversion('u32'),
   i32: conversion('i32'),
+  f16: conversion('f16'),
   idiv: (t, e, args) => {
     if (args.length !== 2) t.fail(e, 'idiv(a, b) takes two arguments');
     const [a, b, ty] = unify(t.expr(args[0]!), t.expr(args[1]!), e.getText(), t.at(e));
@@ -66,6 +67,13 @@ function mathCall(t: Context, e: CallExpression, f: string, args: Expression[]):
   return t.fail(e, `Math.${f} is not supported in kernels`);
 }
 
+/** A workgroup array passed to an intrinsic by reference (the subgroup-matrix loads and stores). */
+function ref(t: Context, a: Expression): Expr {
+  const b = Node.isIdentifier(a) ? t.lookup(a.getText()) : undefined;
+  if (!b || b.kind !== 'array' || !t.shared.some((s) => s.name === b.name)) t.fail(a, `'${a.getText()}' must be a workgroup array (sharedF16/sharedF32)`);
+  return { k: 'ref', array: b.name, ty: 'ref' };
+}
+
 export function call(t: Context, e: CallExpression): Expr {
   const callee = e.getExpression();
   const args = e.getArguments() as Expression[];
@@ -75,7 +83,7 @@ export function call(t: Context, e: CallExpression): Expr {
   const sig = dsl ? intrinsicOf(dsl) : undefined;
   if (sig) {
     if (args.length !== sig.args.length) t.fail(e, `${dsl}() takes ${sig.args.length} argument(s)`);
-    return { k: 'call', fn: dsl!, args: args.map((a, i) => coerce(t.expr(a), sig.args[i]!, (msg) => t.fail(e, `${dsl}: ${msg}`))), ty: sig.ty };
+    return { k: 'call', fn: dsl!, args: args.map((a, i) => (sig.args[i] === 'ref' ? ref(t, a) : coerce(t.expr(a), sig.args[i]!, (msg) => t.fail(e, `${dsl}: ${msg}`)))), ty: sig.ty };
   }
   if (!dsl && Node.isIdentifier(callee)) return t.inlineExpr(e, text, args);
   const m = /^Math\.(\w+)$/.exec(text);

@@ -123,8 +123,8 @@ rule(SyntaxKind.PropertyAccessExpression, (t, e) => {
   const prop = e.getName();
   const b = t.lookup(base);
   if (b?.kind === 'invocation') {
-    if (prop === 'local' || prop === 'group' || prop === 'global' || prop === 'size' || prop === 'subgroupSize') return { k: 'builtin', name: prop, ty: 'u32' };
-    t.fail(e, `${base}.${prop}: an Invocation has local, group, global, size and subgroupSize`);
+    if (prop === 'local' || prop === 'group' || prop === 'global' || prop === 'size' || prop === 'subgroupSize' || prop === 'subgroupId') return { k: 'builtin', name: prop, ty: 'u32' };
+    t.fail(e, `${base}.${prop}: an Invocation has local, group, global, size, subgroupSize and subgroupId`);
   }
   if (b?.kind === 'array' && prop === 'length') return { k: 'len', array: b.name, ty: 'u32' };
   if (prop === 'x' || prop === 'y' || prop === 'z' || prop === 'w') {

@@ -71,12 +71,12 @@ function varDecl(t: Context, d: VariableDeclaration, mutable: boolean): Stmt[] {
   const initNode = d.getInitializer();
   if (initNode && Node.isCallExpression(initNode)) {
     const callee = t.dslNames.get(initNode.getExpression().getText());
-    if (callee === 'sharedF32' || callee === 'sharedU32') {
+    if (callee === 'sharedF32' || callee === 'sharedU32' || callee === 'sharedF16') {
       if (mutable || t.scopes.length !== 2) t.fail(d, 'declare workgroup memory with const at the top of the kernel');
       const arg = initNode.getArguments()[0];
       const size = arg && Node.isNumericLiteral(arg) ? Number(arg.getLiteralValue()) : NaN;
       if (!Number.isInteger(size) || size < 1) t.fail(d, `${callee}() takes a literal size`);
-      const elem = callee === 'sharedF32' ? 'f32' : 'u32';
+      const elem = callee === 'sharedF32' ? 'f32' : callee === 'sharedF16' ? 'f16' : 'u32';
       t.shared.push({ name, elem, size });
       t.declare(d, name, { kind: 'array', elem, writable: true, name });
       return [];
@@ -86,7 +86,7 @@ function varDecl(t: Context, d: VariableDeclaration, mutable: boolean): Stmt[] {
   let ty: Scalar | undefined;
   if (annotated !== undefined) {
     ty = SCALARS[annotated];
-    if (!ty) t.fail(d, `'${name}' has type '${annotated}'; locals are f32, u32, i32 or boolean`);
+    if (!ty) t.fail(d, `'${name}' has type '${annotated}'; locals are f32, u32, i32, f16, boolean or a Matrix type`);
   }
   let init: Expr | null = null;
   if (initNode) {
@@ -145,6 +145,8 @@ function exprStmt(t: Context, e: Expression): Stmt {
     const callee = t.dslNames.get(e.getExpression().getText());
     if (callee === 'workgroupBarrier') return { k: 'barrier', scope: 'workgroup' };
     if (callee === 'storageBarrier') return { k: 'barrier', scope: 'storage' };
+    const c = t.expr(e);
+    if (c.k === 'call' && c.ty === 'void') return { k: 'call', call: c };
   }
   return t.fail(e, `this expression does nothing in a kernel: ${e.getText()}`);
 }

@@ -17,6 +17,7 @@ import { fragmentParams, kernelParams } from './params.js';
 import { dslImports, hasTag, relPath } from './source.js';
 import { block } from './statements.js';
 import { coerce, KernelSyntaxError } from './types.js';
+import { usesMatrices } from '../kernel/wgsl.js';
 
 export { KernelSyntaxError } from './types.js';
 
@@ -39,7 +40,9 @@ class FunctionTranslator extends Context {
     const body = fn.getBody();
     if (!body || !Node.isBlock(body)) this.fail(fn, 'a kernel needs a body');
     const stmts = this.block(body.getStatements());
-    return { name: fn.getName()!, source: `${this.file}:${fn.getStartLineNumber()}`, workgroupSize, params, shared: this.shared, body: stmts };
+    const k: KernelIR = { name: fn.getName()!, source: `${this.file}:${fn.getStartLineNumber()}`, workgroupSize, params, shared: this.shared, body: stmts };
+    // the translator says so where a kernel cannot run as plain JavaScript
+    return usesMatrices(k) ? { ...k, noPlainJs: 'it multiplies subgroup matrices, which a whole subgroup runs at once' } : k;
   }
 
   /** An `@epilogue` function `(v: f32, i: u32, ...params): f32 { return expr; }` as a fragment. A

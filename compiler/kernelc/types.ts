@@ -14,7 +14,10 @@ export const isAbstract = (t: Ty): t is 'int' | 'float' => t === 'int' || t === 
 export const isInt = (t: Ty) => t === 'u32' || t === 'i32' || t === 'int';
 
 /** The TypeScript spellings of the value types. */
-export const SCALARS: Record<string, Scalar> = { f32: 'f32', u32: 'u32', i32: 'i32', boolean: 'bool', u32x4: 'u32x4', f32x4: 'f32x4' };
+export const SCALARS: Record<string, Scalar> = {
+  f32: 'f32', u32: 'u32', i32: 'i32', boolean: 'bool', u32x4: 'u32x4', f32x4: 'f32x4', f16: 'f16',
+  MatrixLeft: 'matLeft', MatrixRight: 'matRight', MatrixResult: 'matResult',
+};
 
 /** What a name stands for while a function is translated. */
 export type Binding =
@@ -57,7 +60,7 @@ export function coerce(e: Expr, ty: Scalar, fail: (m: string) => never): Expr {
     if (e.ty !== ty) fail(`expected ${ty} but found ${e.ty}`);
     return e;
   }
-  if (e.ty === 'float' && ty !== 'f32') fail(`a fractional number cannot be ${ty}`);
+  if (e.ty === 'float' && ty !== 'f32' && ty !== 'f16') fail(`a fractional number cannot be ${ty}`);
   if (ty === 'bool') fail('expected a boolean');
   switch (e.k) {
     case 'lit': return { ...e, ty };
