@@ -11,6 +11,10 @@ export interface Target {
   /** columns one split of a prefill matrix product sums at most (default ops/matvec.ts's SPLIT_COLS;
    *  tests lower it to split small matrices) */
   readonly splitCols?: number;
+  /** f16 16 × 16 × 16 subgroup matrices with f32 results (the tensor cores, through WGSL's
+   *  chromium_experimental_subgroup_matrix) and f16 in shaders, for subgroups of 32: prefill matrix
+   *  products of non-f32 weights then run on them (ops/matmul_tensor.ts) */
+  readonly matrices?: boolean;
 }
 
 /** WebGPU's guaranteed limits, with subgroups: what a plan is written for when nothing else is said. */

@@ -94,10 +94,9 @@ export function lowerMatvec(call: MatvecCall, ctx: LowerCtx, out: string, offset
   // f16 and q8_0 rows of whole 16-byte loads: the wide decode kernels
   const chunks = ctx.chunks(w);
   const wide = block ? undefined : wideFor([w], w.shape[1]!, chunks.map((c) => c.rows));
-  // a few positions: smaller tiles, many more workgroups
-  const [matmul, tile] = T <= SMALL_TOKENS ? ['matmulSmallKernel', SMALL_TILE] as const : ['matmulKernel', TILE] as const;
+  const { kernel: matmul, tile, specs } = matmulFor(w.dtype, T, ctx);
   const splits = block ? splitsFor(w.shape[0]!, w.shape[1]!, T, ctx) : 1;
-  if (splits > 1) return lowerSplit(call, ctx, out, offset, stride, splits, matmul, tile);
+  if (splits > 1) return lowerSplit(call, ctx, out, offset, stride, splits, matmul, tile, specs);
   const e = lowerEpilogues(call.owner, ctx, block ? matmul : wide?.matvec ?? 'matvecKernel', call.vectors, call.epilogues);
   const bind: Record<string, string> = { ...e.bind, x: ctx.buf(x), nw: norm ? ctx.buf(norm.weight) : ctx.buf(x), out };
   const grid = wide && wideGrid(wide, w.shape[0]!, w.shape[1]!);
@@ -105,7 +104,7 @@ export function lowerMatvec(call: MatvecCall, ctx: LowerCtx, out: string, offset
   for (const c of chunks) {
     if (block) {
       const rowTiles = Math.ceil(c.rows / tile.rows), tiles = rowTiles * Math.ceil(T / tile.positions);
-      ctx.dispatch(e.kernel, { ...bind, w: c.buf }, { ...uniforms, rows: c.rows, tokens: T, outStride: stride, outOffset: offset + c.rowStart, rowTiles, tiles, splitCols: w.shape[1]! }, tiles);
+      ctx.dispatch(e.kernel, { ...bind, w: c.buf }, { ...uniforms, ...specs, rows: c.rows, tokens: T, outStride: stride, outOffset: offset + c.rowStart, rowTiles, tiles, splitCols: w.shape[1]! }, tiles);
     } else ctx.dispatch(e.kernel, { ...bind, w: c.buf }, { ...uniforms, rows: c.rows, outOffset: offset + c.rowStart }, grid ? Math.ceil(c.rows / ((wide.rowSet * 256) / grid.lanes)) : c.rows);
   }
 }
@@ -132,7 +131,7 @@ export function splitsFor(rows: number, cols: number, T: number, ctx: Pick<Lower
 /** A block's matrix product in `splits` column ranges: each range's partial sums into a scratch
  *  [splits][T][rows] (matmul kernels without epilogues or the norm's scale), then splitSumKernel adds
  *  them in order, scales and runs the epilogues. */
-function lowerSplit(call: MatvecCall, ctx: LowerCtx, out: string, offset: number, stride: number, splits: number, kernel: string, tile: Tile) {
+function lowerSplit(call: MatvecCall, ctx: LowerCtx, out: string, offset: number, stride: number, splits: number, kernel: string, tile: Tile, specs: Record<string, number>) {
   const { w, x, norm } = call;
   const T = rowsOf(x.shape), rows = w.shape[0]!, cols = w.shape[1]!;
   const splitCols = Math.ceil(Math.ceil(cols / splits) / 64) * 64;
@@ -141,7 +140,7 @@ function lowerSplit(call: MatvecCall, ctx: LowerCtx, out: string, offset: number
   for (const c of ctx.chunks(w)) {
     const rowTiles = Math.ceil(c.rows / tile.rows), tiles = rowTiles * Math.ceil(T / tile.positions);
     ctx.dispatch(kernel, { w: c.buf, x: ctx.buf(x), nw: norm ? ctx.buf(norm.weight) : ctx.buf(x), out: part },
-      { rows: c.rows, cols, tokens: T, outStride: rows, outOffset: c.rowStart, eps: 0, rowTiles, tiles, splitCols, wtype: WTYPE[w.dtype]!, norm: norm ? 1 : 0 }, tiles * Math.ceil(cols / splitCols));
+      { ...specs, rows: c.rows, cols, tokens: T, outStride: rows, outOffset: c.rowStart, eps: 0, rowTiles, tiles, splitCols, wtype: WTYPE[w.dtype]!, norm: norm ? 1 : 0 }, tiles * Math.ceil(cols / splitCols));
   }
   const e = lowerEpilogues(call.owner, ctx, 'splitSumKernel', call.vectors, call.epilogues);
   const rowBlocks = Math.ceil(rows / 256);
@@ -209,6 +208,19 @@ const TILE: Tile = { rows: 64, positions: 64 };
  *  128 positions 35 ms) */
 const SMALL_TOKENS = 32;
 const SMALL_TILE: Tile = { rows: 32, positions: 16 };
+/** matmulTensorKernel's tiles (ops/matmul_tensor.ts): 64 weight rows by 64 positions, or by 16 for a
+ *  block of at most 16 positions (its `big` specialization) */
+const TENSOR_TILE: Tile = { rows: 64, positions: 64 };
+const TENSOR_SMALL_TILE: Tile = { rows: 64, positions: 16 };
+
+/** The prefill matrix-product kernel for weights of `dtype` over T positions: the tensor cores where the
+ *  target has subgroup matrices and the weights are not f32 (an f32 model keeps the exact f32 path),
+ *  else the f32 kernels, with smaller tiles for a few positions. The choice depends on the matrix and
+ *  the device, never on the block: a position's row is the same bits in any block. */
+export function matmulFor(dtype: string, T: number, ctx: Pick<LowerCtx, 'matrices'>): { kernel: string; tile: Tile; specs: Record<string, number> } {
+  if (ctx.matrices && dtype !== 'f32') return T <= 16 ? { kernel: 'matmulTensorKernel', tile: TENSOR_SMALL_TILE, specs: { big: 0 } } : { kernel: 'matmulTensorKernel', tile: TENSOR_TILE, specs: { big: 1 } };
+  return T <= SMALL_TOKENS ? { kernel: 'matmulSmallKernel', tile: SMALL_TILE, specs: {} } : { kernel: 'matmulKernel', tile: TILE, specs: {} };
+}
 
 /** A workgroup per output row: strided partial dot products (and sums of squares for the norm),
  *  a tree reduction, then the epilogue at the store. */

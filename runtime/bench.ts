@@ -217,6 +217,8 @@ export async function benchmark(model: Model, o: BenchOptions) {
   const msPerToken = gpuMsPerToken ?? decodeMs / n;
   return {
     device: gpu.adapterInfo, features: gpu.features,
+    // which kernels the prefill's matrix products of non-f32 weights took, and why
+    matrixProducts: gpu.matrices.ok ? 'tensor cores (f16 subgroup matrices, f32 sums)' : `f32 kernels: ${gpu.matrices.why}`,
     model: { file: model.file, dim: model.config.dim, layers: model.config.nLayers, vocab: V, weightDtype: [...new Set([...model.plan.buffers.values()].filter((b) => b.weight).map((b) => model.weightDtype(b.weight!.name)))] },
     roofline: roof,
     prefill: {

@@ -10,6 +10,8 @@ export interface GpuContext {
   features: string[];
   /** the adapter's description (vendor, architecture, device, driver) */
   adapterInfo: string;
+  /** f16 16 × 16 × 16 subgroup matrices with f32 results, for subgroups of 32 (Target.matrices), or why not */
+  matrices: { readonly ok: true } | { readonly ok: false; readonly why: string };
   /** compiled pipelines by WGSL text and constants: lavapipe compiles each through LLVM, so never twice */
   pipelines: Map<string, GPUComputePipeline>;
   shaderModules: Map<string, GPUShaderModule>;
@@ -24,7 +26,7 @@ export interface GpuContext {
 /** The compile target this device is: its limits and features (`maxBindingBytes` may be lowered, as
  *  tests do to force weight splitting). */
 export function targetOf(gpu: GpuContext, maxBindingBytes = gpu.limits.maxStorageBufferBindingSize): Target {
-  return { maxBindingBytes, maxStorageBuffers: gpu.limits.maxStorageBuffersPerShaderStage, subgroups: gpu.features.includes('subgroups') };
+  return { maxBindingBytes, maxStorageBuffers: gpu.limits.maxStorageBuffersPerShaderStage, subgroups: gpu.features.includes('subgroups'), matrices: gpu.matrices.ok };
 }
 
 const HOW_TO_FIX =
@@ -41,8 +43,13 @@ async function nodeGpu(): Promise<GPU> {
     throw new GpuUnavailableError(`the 'webgpu' package could not be loaded (${(e as Error).message}). Run npm install. ${HOW_TO_FIX}`);
   }
   Object.assign(globalThis, mod.globals); // GPUBufferUsage, GPUMapMode, ...
-  // Dawn options, comma-separated (e.g. "enable-dawn-features=vulkan_enable_f16_on_nvidia" or "adapter=NAME")
+  // Dawn options, `;`-separated (e.g. "adapter=NAME"). Dawn offers subgroup matrices (the tensor cores)
+  // only with allow_unsafe_apis, and f16 on NVIDIA's Vulkan driver only with vulkan_enable_f16_on_nvidia:
+  // both are asked for, with any features the options name.
   const options = (process.env.TAPIR_DAWN_OPTIONS ?? '').split(/\s*;\s*/).filter(Boolean);
+  const ours = 'allow_unsafe_apis,vulkan_enable_f16_on_nvidia';
+  const i = options.findIndex((o) => o.startsWith('enable-dawn-features='));
+  if (i >= 0) options[i] += `,${ours}`; else options.push(`enable-dawn-features=${ours}`);
   return mod.create(options);
 }
 
@@ -65,8 +72,9 @@ async function openGpu(): Promise<GpuContext> {
   }
   if (!adapter) throw new GpuUnavailableError(`WebGPU found no adapter. ${HOW_TO_FIX}`);
   const l = adapter.limits;
-  const features = (['timestamp-query', 'shader-f16', 'subgroups'] as const).filter((f) => adapter.features.has(f));
   const info = adapter.info ?? ({} as GPUAdapterInfo);
+  const matrices = matricesOf(adapter, info);
+  const features = (['timestamp-query', 'shader-f16', 'subgroups', ...(matrices.ok ? [MATRIX_FEATURE] : [])] as const).filter((f) => adapter.features.has(f));
   const device = await adapter.requestDevice({
     requiredFeatures: features as GPUFeatureName[],
     requiredLimits: {
@@ -86,6 +94,7 @@ async function openGpu(): Promise<GpuContext> {
     },
     features: [...features],
     adapterInfo: [info.vendor, info.architecture, info.device, info.description].filter(Boolean).join(' / '),
+    matrices,
     pipelines: new Map(),
     shaderModules: new Map(),
     modules: [],
@@ -97,6 +106,28 @@ async function openGpu(): Promise<GpuContext> {
     },
   };
   return ctx;
+}
+
+const MATRIX_FEATURE = 'chromium-experimental-subgroup-matrix';
+/** The subgroup-matrix configurations Dawn lists on the adapter (an experimental field). */
+type MatrixConfig = { componentType: string; resultComponentType: string; M: number; N: number; K: number };
+
+/** Whether matmulTensorKernel can run here: the feature, f16 and subgroups, an f16 × f16 -> f32
+ *  16 × 16 × 16 configuration, and subgroups of exactly 32 (its workgroup of 128 is four subgroups). Chosen
+ *  by what the adapter offers, never by its vendor's name. */
+function matricesOf(adapter: GPUAdapter, info: GPUAdapterInfo): GpuContext['matrices'] {
+  // opt-in for now: on the H100 under Dawn's robustness checks the tensor-core kernel measured no faster
+  // than the f32 kernels (benchmarks/RESULTS.md, issue 18), so the default stays f32
+  if (typeof process === 'undefined' || process.env.TAPIR_TENSOR_CORES !== 'on') return { ok: false, why: 'the f32 kernels are the default (TAPIR_TENSOR_CORES=on asks for the tensor cores)' };
+  const has = (f: string) => adapter.features.has(f);
+  if (!has(MATRIX_FEATURE)) return { ok: false, why: `the adapter does not offer ${MATRIX_FEATURE}` };
+  if (!has('shader-f16') || !has('subgroups')) return { ok: false, why: 'the adapter offers subgroup matrices but not shader-f16 and subgroups' };
+  const x = info as GPUAdapterInfo & { subgroupMatrixConfigs?: Iterable<MatrixConfig>; subgroupMinSize?: number; subgroupMaxSize?: number };
+  const configs = [...(x.subgroupMatrixConfigs ?? [])];
+  if (!configs.some((c) => c.componentType === 'f16' && c.resultComponentType === 'f32' && c.M === 16 && c.N === 16 && c.K === 16))
+    return { ok: false, why: 'the adapter lists no f16 16x16x16 subgroup matrix with f32 results' };
+  if (x.subgroupMinSize !== 32 || x.subgroupMaxSize !== 32) return { ok: false, why: `its subgroups are ${x.subgroupMinSize}..${x.subgroupMaxSize} wide, not 32` };
+  return { ok: true };
 }
 
 /** Run `make` (which creates GPU objects) and fail if WebGPU reported a validation error meanwhile:

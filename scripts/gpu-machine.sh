@@ -16,6 +16,8 @@
 #                                             # decode benches of this build and the base build: $OUT/interp.json
 #   bash scripts/gpu-machine.sh profile       # there: benchmarks/interp_profile.ts for this build and the
 #                                             # base build, and benchmarks/gpu_check.ts: $OUT/*.json
+#   bash scripts/gpu-machine.sh kernels       # there: the kernels CI cannot run (tensor cores) against
+#                                             # their float64 references (benchmarks/tensor_check.ts)
 #   bash scripts/gpu-machine.sh tapir ARGS    # there: any tapir command (the default model is packed
 #                                             # into .gpu/models/ when ../shared/models has it)
 #
@@ -151,6 +153,14 @@ case "${1:-}" in
       (cd /tmp/tapir && ./node "${n[@]}" dist/benchmarks/gpu_check.js "$repo/.gpu/models/stories260K.gguf") > "$out/check.json" || log "GPU checks failed"
     fi
     ;;
+  kernels)
+    # the kernels only the GPU machine can run (the tensor-core matrix product) against their float64
+    # references: $OUT/kernels.json (keep it in benchmarks/runs/)
+    out=${OUT:-/tmp}
+    unpack
+    (cd /tmp/tapir && ./node --no-concurrent-recompilation dist/benchmarks/tensor_check.js) > "$out/kernels.json" || log "kernel checks failed"
+    cat "$out/kernels.json"
+    ;;
   pack-base) shift; pack_base "$@" ;;
-  *) sed -n '2,17p' "$0"; exit 2 ;;
+  *) sed -n '2,19p' "$0"; exit 2 ;;
 esac

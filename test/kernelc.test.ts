@@ -72,3 +72,82 @@ describe('kernel translation', () => {
     expect(() => translate(src)).toThrow(/ops\/case\.ts:5:/);
   });
 });
+
+// What the tensor-core kernels need (issue 18): f16 workgroup tiles, the subgroup's index, and subgroup
+// matrices as intrinsics (load from workgroup memory, multiply-add, store). Lavapipe has no subgroup
+// matrices, so only the translation and printing are checked here; the GPU machine runs the kernel
+// against its float64 reference (benchmarks/tensor_check.ts, `gpu-machine.sh kernels`).
+describe('subgroup matrices and f16 in the kernel language', () => {
+  const MATRIX_HEADER = `import { type Invocation, type Out, type f32, type u32, type MatrixLeft, type MatrixRight, type MatrixResult, f16, f32, sharedF16, sharedF32, matrixZero, matrixLoadLeft, matrixLoadRight, matrixMultiplyAdd, matrixStore, workgroupBarrier } from '../compiler/kernel/dsl.js';\n`;
+  const translateM = (body: string) => {
+    const project = new Project({ useInMemoryFileSystem: true });
+    return translateSourceFile(project.createSourceFile(path.join(root, 'ops/case.ts'), MATRIX_HEADER + body), root);
+  };
+  const tile = `
+      const a = sharedF16(256);
+      const o = sharedF32(256);
+      a[id.local] = f16(f32(id.local) * 0.5);
+      workgroupBarrier();
+      let c: MatrixResult = matrixZero();
+      const l: MatrixLeft = matrixLoadLeft(a, 0, 16);
+      const r: MatrixRight = matrixLoadRight(a, id.subgroupId * 16, 16);
+      c = matrixMultiplyAdd(l, r, c);
+      matrixStore(o, 0, c, 16);
+      workgroupBarrier();
+      out[id.local] = o[id.local];`;
+
+  it('prints matrices, f16 tiles and the subgroup index as WGSL, and marks the kernel as having no plain-JavaScript run', () => {
+    const [k] = translateM(kernel('out: Out<f32>', tile));
+    const wgsl = toWGSL(k!);
+    for (const line of ['enable f16;', 'enable subgroups;', 'enable chromium_experimental_subgroup_matrix;', 'diagnostic(off, chromium.subgroup_matrix_uniformity);',
+      'var<workgroup> a: array<f16, 256>;', 'a[lid.x] = f16((f32(lid.x) * 0.5f));',
+      'var c: subgroup_matrix_result<f32, 16, 16> = subgroup_matrix_result<f32, 16, 16>();',
+      'let l: subgroup_matrix_left<f16, 16, 16> = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, row_major>(&a, 0u, 16u);',
+      'subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, col_major>(&a, (sgid * 16u), 16u);',
+      'c = subgroupMatrixMultiplyAccumulate(l, r, c);', 'subgroupMatrixStore<row_major>(&o, 0u, c, 16u);', '@builtin(subgroup_id) sgid: u32'])
+      expect(wgsl).toContain(line);
+    expect(k!.noPlainJs).toMatch(/subgroup matrices/);
+    // the directives come before any declaration
+    expect(wgsl.indexOf('diagnostic(')).toBeLessThan(wgsl.indexOf('@group'));
+    // a kernel without matrices is unchanged: no f16, no matrix extension, and it runs as JavaScript
+    const [plain] = translate(kernel('out: Out<f32>', 'out[id.local] = 1;'));
+    expect(toWGSL(plain!)).not.toMatch(/enable f16|subgroup_matrix/);
+    expect(plain!.noPlainJs).toBeUndefined();
+  });
+
+  it('rejects matrices from anything but workgroup arrays, and mismatched operands', () => {
+    expect(() => translateM(kernel('x: Out<f32>, out: Out<f32>', 'const l: MatrixLeft = matrixLoadLeft(x, 0, 16);'))).toThrow(/'x' must be a workgroup array/);
+    expect(() => translateM(kernel('out: Out<f32>', `const a = sharedF16(256);\n  let c: MatrixResult = matrixZero();\n  const r: MatrixRight = matrixLoadRight(a, 0, 16);\n  c = matrixMultiplyAdd(r, r, c);`))).toThrow(/matrixMultiplyAdd: expected matLeft but found matRight/);
+    expect(() => translateM(kernel('out: Out<f32>', 'let c: MatrixResult = matrixZero();\n  out[0] = c;'))).toThrow(/expected f32 but found matResult/);
+  });
+
+  it('has no plain-JavaScript run for matrices, and rounds f16 as WGSL does', async () => {
+    const dsl = await import('../compiler/kernel/dsl.js');
+    expect(() => dsl.matrixZero()).toThrow(/no plain-JavaScript run; its op's float64 reference is its reference/);
+    // round to nearest, ties to even; the largest half; overflow to infinity; subnormals; NaN stays NaN
+    expect([1 + 2 ** -11, 1 + 3 * 2 ** -11, 1 + 2 ** -10 + 2 ** -12, 65504, 65520, 2 ** -24, 2 ** -25, 3 * 2 ** -26, -0.1].map(dsl.f16))
+      .toEqual([1, 1 + 2 ** -9, 1 + 2 ** -10, 65504, Infinity, 2 ** -24, 0, 2 ** -24, -0.0999755859375]);
+    expect(dsl.f16(NaN)).toBeNaN();
+  });
+});
+
+describe('which kernel a prefill matrix product takes', () => {
+  it('the tensor cores where the target has subgroup matrices and the weights are not f32, by the matrix and the device alone', async () => {
+    const { GraphBuilder } = await import('../compiler/ir/graph.js');
+    const { lowerGraph } = await import('../compiler/plan.js');
+    const { target } = await import('../compiler/target.js');
+    const { kernels, fragments } = await import('../ops/kernels.gen.js');
+    const { ops } = await import('../ops/index.js');
+    const plan = (dtype: 'f16' | 'q8_0' | 'f32', T: number, matrices: boolean) => {
+      const g = new GraphBuilder(), o = ops(g);
+      const graph = g.finish({ out: o.matvec(o.weight('w', [128, 256], dtype), o.weight('x', [T, 256])) });
+      return lowerGraph(graph, target({ maxBindingBytes: 1 << 27, matrices }), { kernels, fragments }).dispatches.map((d) => [d.kernel, d.uniforms.big, d.groups]);
+    };
+    // 128 rows are 2 tiles of 64; 100 positions 2 tiles of 64 (big), 16 positions one of 16 (small)
+    expect(plan('f16', 100, true)).toEqual([['matmulTensorKernel', 1, 4]]);
+    expect(plan('q8_0', 16, true)).toEqual([['matmulTensorKernel', 0, 2]]);
+    expect(plan('f32', 100, true)).toEqual([['matmulKernel', undefined, 4]]); // f32 models keep the exact f32 path
+    expect(plan('f16', 100, false)).toEqual([['matmulKernel', undefined, 4]]);
+    expect(plan('f16', 16, false)).toEqual([['matmulSmallKernel', undefined, 4]]);
+  });
+});

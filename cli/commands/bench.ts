@@ -64,7 +64,7 @@ streaming-read kernel measured in the same run. A benchmark: it prints numbers, 
       out(`device    ${r.device} (${r.features.join(', ') || 'no optional features'})\n`);
       out(`model     ${r.model.file}: ${r.model.layers} layers, dim ${r.model.dim}, vocab ${r.model.vocab}, weights ${r.model.weightDtype.join('/')} (loaded in ${(loadMs / 1000).toFixed(1)} s)\n`);
       out(`roofline  ${r.roofline.GBps} GB/s reading ${(r.roofline.bytes / 2 ** 20).toFixed(0)} MiB once: streaming read ${r.roofline.stream.GBps} GB/s, f16 matvec ${r.roofline.matvec.GBps} GB/s\n`);
-      out(`prefill   ${r.prefill.tokens} tokens in ${r.prefill.ms} ms (median of ${r.prefill.runsMs.join(', ')}): ${r.prefill.tokensPerSecond} tokens/s; matrix products ${r.prefill.matmulTflops} TFLOP/s\n`);
+      out(`prefill   ${r.prefill.tokens} tokens in ${r.prefill.ms} ms (median of ${r.prefill.runsMs.join(', ')}): ${r.prefill.tokensPerSecond} tokens/s; matrix products ${r.prefill.matmulTflops} TFLOP/s (${r.matrixProducts})\n`);
       out(`decode    ${d.tokens} tokens in ${d.ms} ms: ${d.tokensPerSecond} tokens/s (GPU loop, median of ${d.runsTokensPerSecond.join(', ')}; the host encodes a step in ${d.encodeMsPerToken} ms); ${d.hostLoopTokensPerSecond} tokens/s with a host round trip per token\n`);
       out(`per token ${d.dispatchesPerToken} dispatches, ${(d.weightBytesPerToken / 1e6).toFixed(1)} MB of weights + ${(d.kvBytesPerToken / 1e6).toFixed(2)} MB of KV cache` +
         `${d.gpuMsPerToken !== undefined ? `, ${d.gpuMsPerToken} ms GPU time` : ''}: ${d.achievedGBps} GB/s = ${(100 * d.rooflineFraction).toFixed(1)}% of the roofline\n`);

@@ -99,4 +99,6 @@ export interface LowerCtx {
   readonly maxBindingBytes: number;
   /** columns one split of a prefill matrix product sums at most (Target.splitCols) */
   readonly splitCols?: number;
+  /** the device multiplies f16 subgroup matrices (Target.matrices) */
+  readonly matrices?: boolean;
 }
