@@ -3,6 +3,9 @@
 // weights stay quantized on the GPU.
 import { type In, type Spec, type u32, bitcastF32, f32, i32, signedByte, unpackHalf } from '../compiler/kernel/dsl.js';
 import { type DType, gpuWords, rawBytes } from '../compiler/ir/dtype.js';
+import { floatToHalf, halfToFloat } from '../compiler/kernel/intrinsics.js';
+
+export { floatToHalf, halfToFloat };
 
 /** Spec-constant codes for the weight dtype a kernel reads. */
 export const WTYPE: Readonly<Record<string, number>> = { f32: 0, f16: 1, bf16: 2, q8_0: 3, q4_0: 4 };
@@ -10,32 +13,6 @@ export const GGML_TYPE_ID: Readonly<Record<string, number>> = { f32: 0, f16: 1, 
 
 // ---- halves --------------------------------------------------------------------------------
 const cvt = new DataView(new ArrayBuffer(4));
-export function halfToFloat(h: number): number {
-  const e = (h >> 10) & 31, m = h & 1023, s = h >> 15 ? -1 : 1;
-  return e === 0 ? s * m * 2 ** -24 : e === 31 ? (m ? NaN : s * Infinity) : s * (1 + m / 1024) * 2 ** (e - 15);
-}
-/** IEEE half, round to nearest even (via f32). */
-export function floatToHalf(x: number): number {
-  cvt.setFloat32(0, x, true);
-  const f = cvt.getUint32(0, true);
-  const sign = (f >>> 16) & 0x8000;
-  const exp = (f >>> 23) & 0xff, man = f & 0x7fffff;
-  if (exp === 0xff) return sign | 0x7c00 | (man ? 0x200 : 0);
-  const e = exp - 127 + 15;
-  if (e >= 31) return sign | 0x7c00;
-  if (e <= 0) {
-    if (e < -10) return sign;
-    const m = man | 0x800000, shift = 14 - e;
-    let h = m >>> shift;
-    const rem = m & ((1 << shift) - 1), half = 1 << (shift - 1);
-    if (rem > half || (rem === half && h & 1)) h++;
-    return sign | h;
-  }
-  let h = (e << 10) | (man >>> 13);
-  const rem = man & 0x1fff;
-  if (rem > 0x1000 || (rem === 0x1000 && h & 1)) h++;
-  return sign | h;
-}
 export const bf16ToFloat = (b: number) => { cvt.setUint32(0, b << 16, true); return cvt.getFloat32(0, true); };
 export function floatToBf16(x: number): number {
   cvt.setFloat32(0, x, true);

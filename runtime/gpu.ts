@@ -26,7 +26,9 @@ export interface GpuContext {
 /** The compile target this device is: its limits and features (`maxBindingBytes` may be lowered, as
  *  tests do to force weight splitting). */
 export function targetOf(gpu: GpuContext, maxBindingBytes = gpu.limits.maxStorageBufferBindingSize): Target {
-  return { maxBindingBytes, maxStorageBuffers: gpu.limits.maxStorageBuffersPerShaderStage, subgroups: gpu.features.includes('subgroups'), matrices: gpu.matrices.ok };
+  const subgroups = gpu.features.includes('subgroups');
+  // (a context stripped of subgroups, as tests make, has no subgroup matrices either)
+  return { maxBindingBytes, maxStorageBuffers: gpu.limits.maxStorageBuffersPerShaderStage, subgroups, matrices: gpu.matrices.ok && subgroups };
 }
 
 const HOW_TO_FIX =

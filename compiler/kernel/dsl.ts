@@ -3,7 +3,7 @@
 // parameter is the invocation (`id: Invocation`), then storage arrays (`In<T>` read-only,
 // `Out<T>` read-write), then scalars (`f32`/`u32`/`i32`), which become fields of a uniform struct.
 // Everything here also runs as plain JavaScript, so a kernel stays an ordinary function.
-import { INTRINSICS } from './intrinsics.js';
+import { INTRINSICS, floatToHalf, halfToFloat } from './intrinsics.js';
 
 /** 32-bit float. In a kernel, `number` must be spelled as one of f32/u32/i32. */
 export type f32 = number;
@@ -53,7 +53,7 @@ export const f32 = (x: number): f32 => Math.fround(x);
 export const u32 = (x: number): u32 => Math.trunc(x) >>> 0;
 export const i32 = (x: number): i32 => Math.trunc(x) | 0;
 /** Round to the nearest half (ties to even), as WGSL's f16() does. */
-export const f16 = (x: number): f16 => INTRINSICS.unpackHalf.js(halfBits(x), 0);
+export const f16 = (x: number): f16 => halfToFloat(floatToHalf(x));
 /** Integer division (truncating), the only division allowed on u32/i32: `/` would differ from JS. */
 export const idiv = (a: number, b: number): number => Math.trunc(a / b);
 
@@ -90,18 +90,3 @@ export const matrixLoadRight = INTRINSICS.matrixLoadRight.js;
 export const matrixMultiplyAdd = INTRINSICS.matrixMultiplyAdd.js;
 export const matrixStore = INTRINSICS.matrixStore.js;
 
-/** The IEEE half nearest to x (ties to even), as bits. */
-function halfBits(x: number): number {
-  const b = new DataView(new ArrayBuffer(4));
-  b.setFloat32(0, x);
-  const w = b.getUint32(0), s = (w >>> 16) & 0x8000, e = ((w >>> 23) & 0xff) - 112, m = w & 0x7fffff;
-  if (((w >>> 23) & 0xff) === 0xff) return s | 0x7c00 | (m ? 0x200 : 0); // inf, NaN
-  if (e >= 31) return s | 0x7c00; // overflow
-  if (e <= 0) { // subnormal half (or zero)
-    if (e < -10) return s;
-    const mm = m | 0x800000, shift = 14 - e, h = mm >>> shift, rest = mm & ((1 << shift) - 1), half = 1 << (shift - 1);
-    return s | (h + (rest > half || (rest === half && (h & 1)) ? 1 : 0));
-  }
-  const h = s | (e << 10) | (m >>> 13), rest = m & 0x1fff;
-  return h + (rest > 0x1000 || (rest === 0x1000 && (h & 1)) ? 1 : 0);
-}

@@ -42,6 +42,34 @@ const LEFT = 'subgroup_matrix_left<f16, 16, 16>', RIGHT = 'subgroup_matrix_right
 // bit-level reads for packed weights (f16/bf16 pairs in a u32, int8 quads, nibbles)
 const scratch = new DataView(new ArrayBuffer(4));
 
+/** IEEE half bits -> number. */
+export function halfToFloat(h: number): number {
+  const e = (h >> 10) & 31, m = h & 1023, s = h >> 15 ? -1 : 1;
+  return e === 0 ? s * m * 2 ** -24 : e === 31 ? (m ? NaN : s * Infinity) : s * (1 + m / 1024) * 2 ** (e - 15);
+}
+/** number -> IEEE half bits, round to nearest even (via f32). */
+export function floatToHalf(x: number): number {
+  scratch.setFloat32(0, x, true);
+  const f = scratch.getUint32(0, true);
+  const sign = (f >>> 16) & 0x8000;
+  const exp = (f >>> 23) & 0xff, man = f & 0x7fffff;
+  if (exp === 0xff) return sign | 0x7c00 | (man ? 0x200 : 0);
+  const e = exp - 127 + 15;
+  if (e >= 31) return sign | 0x7c00;
+  if (e <= 0) {
+    if (e < -10) return sign;
+    const m = man | 0x800000, shift = 14 - e;
+    let h = m >>> shift;
+    const rem = m & ((1 << shift) - 1), half = 1 << (shift - 1);
+    if (rem > half || (rem === half && h & 1)) h++;
+    return sign | h;
+  }
+  let h = (e << 10) | (man >>> 13);
+  const rem = man & 0x1fff;
+  if (rem > 0x1000 || (rem === 0x1000 && h & 1)) h++;
+  return sign | h;
+}
+
 export const INTRINSICS = {
   /** The u32's bits as an f32. */
   bitcastF32: intrinsic({
@@ -51,11 +79,7 @@ export const INTRINSICS = {
   /** Half `k` (0 = low 16 bits) of a u32 holding two IEEE halves, as f32. */
   unpackHalf: intrinsic({
     args: ['u32', 'u32'], ty: 'f32', wgsl: ([w, k]) => `unpack2x16float(${w})[${k}]`,
-    js: (w: u32, k: u32): f32 => {
-      const h = (w >>> (k * 16)) & 0xffff;
-      const e = (h >> 10) & 31, m = h & 1023, s = h >> 15 ? -1 : 1;
-      return e === 0 ? s * m * 2 ** -24 : e === 31 ? (m ? NaN : s * Infinity) : s * (1 + m / 1024) * 2 ** (e - 15);
-    },
+    js: (w: u32, k: u32): f32 => halfToFloat((w >>> (k * 16)) & 0xffff),
   }),
   /** Byte `k` (0 = lowest) of a u32, sign-extended to i32. */
   signedByte: intrinsic({
