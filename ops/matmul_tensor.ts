@@ -12,7 +12,7 @@
 // PyTorch f16.
 import {
   type Invocation, type In, type Out, type Spec, type u32, f32, type MatrixLeft, type MatrixRight, type MatrixResult,
-  epilogue, f16, idiv, matrixLoadLeft, matrixLoadRight, matrixMultiplyAdd, matrixStore, matrixZero, sharedF16, sharedF32, workgroupBarrier,
+  bitcastF32, epilogue, f16, halfOf, idiv, matrixLoadLeft, matrixLoadRight, matrixMultiplyAdd, matrixStore, matrixZero, sharedF16, sharedF32, workgroupBarrier,
 } from '../compiler/kernel/dsl.js';
 import { weightAt } from './dequant.js';
 
@@ -39,16 +39,21 @@ export function matmulTensorKernel(id: Invocation, w: In<u32>, x: In<f32>, nw: I
   const tp: u32 = big === 1 ? 64 : 16; // positions in a tile
   const r0: u32 = (tile % rowTiles) * 64;
   const t0: u32 = idiv(tile, rowTiles) * tp;
-  // staging x: invocation i takes position i / per, columns (i % per)·xn .. +xn of a step
-  const per: u32 = idiv(128, tp);
-  const xn: u32 = idiv(32, per);
-  const xp: u32 = idiv(id.local, per);
-  const xc: u32 = (id.local % per) * xn;
-  const xt: u32 = Math.min(t0 + xp, tokens - 1); // positions and rows past the end compute a copy, never stored
-  // staging W: row i / 2, columns (i % 2)·16 .. +16
+  // staging W: row i / 2, columns (i % 2)·16 .. +16 of a step
   const wl: u32 = id.local >> 1;
   const wc: u32 = (id.local & 1) * 16;
   const wr: u32 = Math.min(r0 + wl, rows - 1);
+  // f16 and bf16 rows are whole u32 words of two halves (ops/dequant.ts): a step's 16 halves are 8 words
+  const wbase: u32 = wr * ((cols + 1) >> 1) + (wc >> 1);
+  // staging x (positions past the end compute a copy of the last, never stored): in a big tile
+  // invocation i takes position i / 2, columns (i % 2)·16 .. +16; in a small one position i / 8,
+  // columns (i % 8)·4 .. +4. (Each shape is written out, so compiler/kernel/bounds.ts sees every
+  // workgroup index in bounds and the printer needs no clamps on them.)
+  const xpb: u32 = id.local >> 1;
+  const xcb: u32 = (id.local & 1) * 16;
+  const xps: u32 = id.local >> 3;
+  const xcs: u32 = (id.local & 7) * 4;
+  const xt: u32 = Math.min(t0 + (big === 1 ? xpb : xps), tokens - 1);
   // this subgroup's blocks: its first weight row and position in the tile
   const s: u32 = id.subgroupId;
   const rb: u32 = big === 1 ? (s & 1) * 32 : s * 16;
@@ -59,17 +64,42 @@ export function matmulTensorKernel(id: Invocation, w: In<u32>, x: In<f32>, nw: I
   let c10: MatrixResult = matrixZero();
   let c11: MatrixResult = matrixZero();
   for (let c0: u32 = k0; c0 < k1; c0 += 32) {
-    for (let j: u32 = 0; j < xn; j++) {
-      // columns past the end (the last step of a row that is not whole steps) read the last, as 0
-      const c: u32 = Math.min(c0 + xc + j, k1 - 1);
-      const live: f32 = c0 + xc + j < k1 ? 1 : 0;
-      const xv: f32 = x[xt * cols + c] * live;
-      xs[xp * 40 + xc + j] = f16(norm === 1 ? xv * nw[c] : xv);
+    // a whole step (every step but a ragged last one): no column to mask
+    const whole: boolean = c0 + 32 <= k1;
+    if (whole && wtype === 1) {
+      for (let j: u32 = 0; j < 8; j++) {
+        const word: u32 = w[wbase + ((c0 >> 1) + j)];
+        ws[wl * 40 + wc + 2 * j] = halfOf(word, 0);
+        ws[wl * 40 + wc + 2 * j + 1] = halfOf(word, 1);
+      }
+    } else if (whole && wtype === 2) {
+      for (let j: u32 = 0; j < 8; j++) {
+        const word: u32 = w[wbase + ((c0 >> 1) + j)];
+        ws[wl * 40 + wc + 2 * j] = f16(bitcastF32(word << 16));
+        ws[wl * 40 + wc + 2 * j + 1] = f16(bitcastF32(word & 0xffff0000));
+      }
+    } else {
+      for (let j: u32 = 0; j < 16; j++) {
+        // columns past the end (the last step of a row that is not whole steps) read the last, as 0
+        const c: u32 = Math.min(c0 + wc + j, k1 - 1);
+        const live: f32 = c0 + wc + j < k1 ? 1 : 0;
+        ws[wl * 40 + wc + j] = f16(weightAt(w, wtype, rows, cols, wr, c) * live);
+      }
     }
-    for (let j: u32 = 0; j < 16; j++) {
-      const c: u32 = Math.min(c0 + wc + j, k1 - 1);
-      const live: f32 = c0 + wc + j < k1 ? 1 : 0;
-      ws[wl * 40 + wc + j] = f16(weightAt(w, wtype, rows, cols, wr, c) * live);
+    if (big === 1) {
+      for (let j: u32 = 0; j < 16; j++) {
+        const c: u32 = Math.min(c0 + xcb + j, k1 - 1);
+        const live: f32 = whole || c0 + xcb + j < k1 ? 1 : 0;
+        const xv: f32 = x[xt * cols + c] * live;
+        xs[xpb * 40 + xcb + j] = f16(norm === 1 ? xv * nw[c] : xv);
+      }
+    } else {
+      for (let j: u32 = 0; j < 4; j++) {
+        const c: u32 = Math.min(c0 + xcs + j, k1 - 1);
+        const live: f32 = whole || c0 + xcs + j < k1 ? 1 : 0;
+        const xv: f32 = x[xt * cols + c] * live;
+        xs[xps * 40 + xcs + j] = f16(norm === 1 ? xv * nw[c] : xv);
+      }
     }
     workgroupBarrier();
     for (let kk: u32 = 0; kk < 32; kk += 16) {
@@ -77,8 +107,9 @@ export function matmulTensorKernel(id: Invocation, w: In<u32>, x: In<f32>, nw: I
       const b0: MatrixRight = matrixLoadRight(ws, rb * 40 + kk, 40);
       c00 = matrixMultiplyAdd(a0, b0, c00);
       if (big === 1) {
-        const a1: MatrixLeft = matrixLoadLeft(xs, (pb + 16) * 40 + kk, 40);
-        const b1: MatrixRight = matrixLoadRight(ws, (rb + 16) * 40 + kk, 40);
+        // (the big tile's second block of positions and of weight rows, written as such)
+        const a1: MatrixLeft = matrixLoadLeft(xs, ((s >> 1) * 32 + 16) * 40 + kk, 40);
+        const b1: MatrixRight = matrixLoadRight(ws, ((s & 1) * 32 + 16) * 40 + kk, 40);
         c01 = matrixMultiplyAdd(a0, b1, c01);
         c10 = matrixMultiplyAdd(a1, b0, c10);
         c11 = matrixMultiplyAdd(a1, b1, c11);

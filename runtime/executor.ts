@@ -129,19 +129,23 @@ export class Executor {
     let host = new Uint8Array(0);
     this.root = share ? share.root : this;
     const lent = new Map<number, number>(); // arena buffers this plan took, by size class
+    // buffers are whole 16-byte lanes: kernels read some arrays four words at a time, and the printer
+    // clamps every index to the array's length in whole elements (compiler/kernel/bounds.ts), so a
+    // trailing part-lane (a q8_0 matrix of 68 × 96: 6936 bytes) would be out of reach; never past a binding
+    const sizeOf = (bytes: number) => (Math.ceil(bytes / 16) * 16 <= gpu.limits.maxStorageBufferBindingSize ? Math.ceil(bytes / 16) * 16 : Math.ceil(bytes / 4) * 4);
     for (const spec of plan.buffers.values()) {
       const theirs = share?.buffers.get(spec.id);
-      if (theirs && (spec.kind === 'weight' || spec.kind === 'const' || spec.kind === 'state') && theirs.size === Math.ceil(spec.bytes / 4) * 4) {
+      if (theirs && (spec.kind === 'weight' || spec.kind === 'const' || spec.kind === 'state') && theirs.size === sizeOf(spec.bytes)) {
         this.buffers.set(spec.id, theirs);
         continue;
       }
       if (share && (spec.kind === 'activation' || spec.kind === 'scratch')) {
-        const buf = this.root.lend(Math.ceil(spec.bytes / 4) * 4, lent);
-        this.bindBytes.set(buf, Math.ceil(spec.bytes / 4) * 4);
+        const buf = this.root.lend(sizeOf(spec.bytes), lent);
+        this.bindBytes.set(buf, sizeOf(spec.bytes));
         this.buffers.set(spec.id, buf);
         continue;
       }
-      const buf = d.createBuffer({ size: Math.ceil(spec.bytes / 4) * 4, usage });
+      const buf = d.createBuffer({ size: sizeOf(spec.bytes), usage });
       this.owned.push(buf);
       this.buffers.set(spec.id, buf);
       if (spec.weight) {

@@ -47,9 +47,12 @@ async function nodeGpu(): Promise<GPU> {
   Object.assign(globalThis, mod.globals); // GPUBufferUsage, GPUMapMode, ...
   // Dawn options, `;`-separated (e.g. "adapter=NAME"). Dawn offers subgroup matrices (the tensor cores)
   // only with allow_unsafe_apis, and f16 on NVIDIA's Vulkan driver only with vulkan_enable_f16_on_nvidia:
-  // both are asked for, with any features the options name.
+  // both are asked for, with any features the options name. Dawn's robustness transform is off: tapir's
+  // printer guards every array access itself (compiler/kernel/bounds.ts: storage indices clamped as the
+  // transform would, workgroup ones shown in bounds or clamped), and the transform's clamps on indices
+  // already in bounds cost the tensor-core kernels 30-40 % (issue 18's runs).
   const options = (process.env.TAPIR_DAWN_OPTIONS ?? '').split(/\s*;\s*/).filter(Boolean);
-  const ours = 'allow_unsafe_apis,vulkan_enable_f16_on_nvidia';
+  const ours = 'allow_unsafe_apis,vulkan_enable_f16_on_nvidia,disable_robustness';
   const i = options.findIndex((o) => o.startsWith('enable-dawn-features='));
   if (i >= 0) options[i] += `,${ours}`; else options.push(`enable-dawn-features=${ours}`);
   return mod.create(options);

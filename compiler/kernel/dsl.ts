@@ -78,6 +78,7 @@ export function epilogue(v: f32, _i: u32, _hole?: string): f32 {
 // bit-level reads for packed weights and subgroup reductions.
 export const bitcastF32: (w: u32) => f32 = INTRINSICS.bitcastF32.js;
 export const unpackHalf: (w: u32, k: u32) => f32 = INTRINSICS.unpackHalf.js;
+export const halfOf: (w: u32, k: u32) => f16 = INTRINSICS.halfOf.js;
 export const signedByte: (w: u32, k: u32) => i32 = INTRINSICS.signedByte.js;
 export const lane4: (v: u32x4, k: u32) => u32 = INTRINSICS.lane4.js;
 export const subgroupAdd: (v: f32) => f32 = INTRINSICS.subgroupAdd.js;

@@ -22,6 +22,9 @@ export interface Intrinsic<F extends (...args: never[]) => unknown = (...args: n
   wgsl(args: readonly string[], target: Pick<Target, 'subgroups'>): string;
   /** it works across a subgroup (the module then enables subgroups) */
   readonly subgroup?: boolean;
+  /** its second argument picks one of this many lanes of a vector (the printer clamps it unless
+   *  compiler/kernel/bounds.ts shows it in range) */
+  readonly lanes?: number;
   /** it takes or makes subgroup matrices (the module enables them and f16; the kernel has no
    *  plain-JavaScript meaning, and runs only where the device offers f16 16 × 16 × 16 matrices) */
   readonly matrix?: boolean;
@@ -78,8 +81,14 @@ export const INTRINSICS = {
   }),
   /** Half `k` (0 = low 16 bits) of a u32 holding two IEEE halves, as f32. */
   unpackHalf: intrinsic({
-    args: ['u32', 'u32'], ty: 'f32', wgsl: ([w, k]) => `unpack2x16float(${w})[${k}]`,
+    args: ['u32', 'u32'], ty: 'f32', lanes: 2, wgsl: ([w, k]) => `unpack2x16float(${w})[${k}]`,
     js: (w: u32, k: u32): f32 => halfToFloat((w >>> (k * 16)) & 0xffff),
+  }),
+  /** Half `k` (0 = low 16 bits) of a u32 holding two IEEE halves, as f16: the bits as they are, no
+   *  conversion (an f16 weight on its way into a tensor-core tile). */
+  halfOf: intrinsic({
+    args: ['u32', 'u32'], ty: 'f16', lanes: 2, wgsl: ([w, k]) => `bitcast<vec2<f16>>(${w})[${k}]`,
+    js: (w: u32, k: u32): number => halfToFloat((w >>> (k * 16)) & 0xffff),
   }),
   /** Byte `k` (0 = lowest) of a u32, sign-extended to i32. */
   signedByte: intrinsic({
@@ -88,7 +97,7 @@ export const INTRINSICS = {
   }),
   /** Lane `k` (0 = x .. 3 = w) of a 4-lane load, `k` known only at run time. */
   lane4: intrinsic({
-    args: ['u32x4', 'u32'], ty: 'u32', wgsl: ([v, k]) => `${v}[${k}]`,
+    args: ['u32x4', 'u32'], ty: 'u32', lanes: 4, wgsl: ([v, k]) => `${v}[${k}]`,
     js: (v: u32x4, k: u32): u32 => [v.x, v.y, v.z, v.w][k]!,
   }),
   /** The sum of `v` over this invocation's subgroup, in every invocation of it (a subgroup of one in

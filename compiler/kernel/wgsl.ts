@@ -3,6 +3,7 @@ import { type Expr, type KernelIR, type Stmt, specParams, storageParams, uniform
 import type { Target as FullTarget } from '../target.js';
 import { intrinsicOf } from './intrinsics.js';
 import { someInStmts } from './visit.js';
+import { type Access, workgroupAccesses } from './bounds.js';
 
 // WGSL keywords and reserved words a TypeScript identifier could collide with; such names get a `_`.
 const RESERVED = new Set(
@@ -42,7 +43,26 @@ function lit(e: Extract<Expr, { k: 'lit' }>): string {
 type Target = Pick<FullTarget, 'subgroups'>;
 const WITH_SUBGROUPS: Target = { subgroups: true };
 
-export function expr(e: Expr, k: KernelIR, t: Target = WITH_SUBGROUPS): string {
+/** What printing a kernel's expressions needs: the kernel, the target, and which arrays are storage
+ *  (every access clamped to the array's length) or workgroup memory (clamped to its size unless
+ *  compiler/kernel/bounds.ts shows the access in bounds). */
+interface Printing { readonly k: KernelIR; readonly t: Target; readonly storage: ReadonlySet<string>; readonly shared: ReadonlyMap<string, number>; readonly accesses: ReadonlyMap<Expr, Access> }
+
+export function printing(k: KernelIR, t: Target = WITH_SUBGROUPS): Printing {
+  return { k, t, storage: new Set(storageParams(k).map((p) => p.name)), shared: new Map(k.shared.map((s) => [s.name, s.size])), accesses: workgroupAccesses(k) };
+}
+
+/** An array element, guarded: no index the printer writes reaches outside its array. */
+function element(e: Extract<Expr, { k: 'index' }>, p: Printing): string {
+  const name = wgslName(e.array), i = expr(e.index, p), u = e.index.ty === 'u32' ? i : `u32(${i})`;
+  if (p.storage.has(e.array)) return `${name}[min(${u}, arrayLength(&${name}) - 1u)]`;
+  const size = p.shared.get(e.array);
+  if (size === undefined) return `${name}[${i}]`;
+  return (p.accesses.get(e)?.span.hi ?? Infinity) < size ? `${name}[${i}]` : `${name}[min(${u}, ${size - 1}u)]`;
+}
+
+export function expr(e: Expr, p: Printing): string {
+  const { k, t } = p;
   switch (e.k) {
     case 'lit': return lit(e);
     case 'var': return wgslName(e.name);
@@ -55,26 +75,32 @@ export function expr(e: Expr, k: KernelIR, t: Target = WITH_SUBGROUPS): string {
       if (e.name === 'subgroupId') return t.subgroups ? 'sgid' : 'lid.x';
       if (e.name === 'group') return '(wid.x + wid.y * nwg.x)';
       return `((wid.x + wid.y * nwg.x) * ${k.workgroupSize}u + lid.x)`;
-    case 'index': return `${wgslName(e.array)}[${expr(e.index, k, t)}]`;
+    case 'index': return element(e, p);
     case 'len': return `arrayLength(&${wgslName(e.array)})`;
-    case 'bin': return `(${expr(e.a, k, t)} ${e.op} ${expr(e.b, k, t)})`;
-    case 'un': return `(${e.op}${expr(e.a, k, t)})`;
+    case 'bin': return `(${expr(e.a, p)} ${e.op} ${expr(e.b, p)})`;
+    case 'un': return `(${e.op}${expr(e.a, p)})`;
     case 'call': {
-      const args = e.args.map((a) => expr(a, k, t));
+      const args = e.args.map((a) => expr(a, p));
+      const lanes = intrinsicOf(e.fn)?.lanes;
+      if (lanes && (p.accesses.get(e)?.span.hi ?? Infinity) >= lanes) args[1] = `min(${args[1]}, ${lanes - 1}u)`;
+      // a subgroup matrix is loaded or stored whole: it must be shown inside its workgroup array
+      const m = p.accesses.get(e);
+      if (m && m.array && m.span.hi >= (p.shared.get(m.array) ?? 0))
+        throw new Error(`internal: ${k.name}: ${e.fn} on '${m.array}' is not shown inside its ${p.shared.get(m.array)} elements (its last element may be ${m.span.hi}): compiler/kernel/bounds.ts`);
       // an intrinsic spells itself; WGSL builtins (sqrt, max, conversions) are written as called
       return intrinsicOf(e.fn)?.wgsl(args, t) ?? `${e.fn}(${args.join(', ')})`;
     }
-    case 'select': return `select(${expr(e.b, k, t)}, ${expr(e.a, k, t)}, ${expr(e.cond, k, t)})`;
-    case 'hole': return expr(e.args[0]!, k, t);
-    case 'member': return `${expr(e.a, k, t)}.${e.field}`;
+    case 'select': return `select(${expr(e.b, p)}, ${expr(e.a, p)}, ${expr(e.cond, p)})`;
+    case 'hole': return expr(e.args[0]!, p);
+    case 'member': return `${expr(e.a, p)}.${e.field}`;
     case 'ref': return `&${wgslName(e.array)}`;
     case 'arg': throw new Error('internal: a fragment argument outside a fragment');
   }
 }
 
-function stmt(s: Stmt, k: KernelIR, ind: string, t: Target): string {
-  const block = (b: Stmt[]) => b.map((x) => stmt(x, k, ind + '  ', t)).join('');
-  const ex = (e: Expr) => expr(e, k, t);
+function stmt(s: Stmt, p: Printing, ind: string): string {
+  const block = (b: Stmt[]) => b.map((x) => stmt(x, p, ind + '  ')).join('');
+  const ex = (e: Expr) => expr(e, p);
   switch (s.k) {
     case 'let':
       return `${ind}${s.mutable ? 'var' : 'let'} ${wgslName(s.name)}: ${wgslType(s.ty)}${s.init ? ` = ${ex(s.init)}` : ''};\n`;
@@ -82,8 +108,8 @@ function stmt(s: Stmt, k: KernelIR, ind: string, t: Target): string {
     case 'if':
       return `${ind}if (${ex(s.cond)}) {\n${block(s.then)}${ind}}${s.else.length ? ` else {\n${block(s.else)}${ind}}` : ''}\n`;
     case 'for': {
-      const init = s.init ? stmt(s.init, k, '', t).trim().replace(/;$/, '') : '';
-      const upd = s.update ? stmt(s.update, k, '', t).trim().replace(/;$/, '') : '';
+      const init = s.init ? stmt(s.init, p, '').trim().replace(/;$/, '') : '';
+      const upd = s.update ? stmt(s.update, p, '').trim().replace(/;$/, '') : '';
       return `${ind}for (${init}; ${s.cond ? ex(s.cond) : ''}; ${upd}) {\n${block(s.body)}${ind}}\n`;
     }
     case 'while': return `${ind}while (${ex(s.cond)}) {\n${block(s.body)}${ind}}\n`;
@@ -113,9 +139,10 @@ function writeWGSL(k: KernelIR, t: Target): string {
   const matrices = usesMatrices(k);
   // subgroup matrices are held by subgroups: a device without subgroups never gets such a kernel
   if (matrices && !t.subgroups) throw new Error(`internal: ${k.name} multiplies subgroup matrices, for a target without subgroups`);
+  const pr = printing(k, t);
   const out: string[] = [`// ${k.name} — generated by tapir from ${k.source}`];
   // directives come before declarations (a comment may precede them)
-  if (matrices || k.shared.some((s) => s.elem === 'f16')) out.push('enable f16;');
+  if (matrices || k.shared.some((s) => s.elem === 'f16') || someInStmts(k.body, (e) => e.ty === 'f16')) out.push('enable f16;');
   if (sg || sgid) out.push('enable subgroups;');
   if (matrices) {
     out.push('enable chromium_experimental_subgroup_matrix;');
@@ -137,7 +164,7 @@ function writeWGSL(k: KernelIR, t: Target): string {
   out.push(
     `@compute @workgroup_size(${k.workgroupSize})\n` +
       `fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u${sg ? ', @builtin(subgroup_size) sgsize: u32' : ''}${sgid ? ', @builtin(subgroup_id) sgid: u32' : ''}) {\n` +
-      k.body.map((s) => stmt(s, k, '  ', t)).join('') +
+      k.body.map((s) => stmt(s, pr, '  ')).join('') +
       `}`,
   );
   return out.join('\n') + '\n';

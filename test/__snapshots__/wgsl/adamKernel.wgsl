@@ -18,10 +18,10 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   if ((k >= u.n)) {
     return;
   }
-  let gk: f32 = g[k];
-  let mk: f32 = ((u.beta1 * m[k]) + ((1.0f - u.beta1) * gk));
-  let vk: f32 = ((u.beta2 * v[k]) + (((1.0f - u.beta2) * gk) * gk));
-  m[k] = mk;
-  v[k] = vk;
-  p[k] = (p[k] - ((u.lr * (mk * step[0u])) / (sqrt((vk * step[1u])) + u.eps)));
+  let gk: f32 = g[min(k, arrayLength(&g) - 1u)];
+  let mk: f32 = ((u.beta1 * m[min(k, arrayLength(&m) - 1u)]) + ((1.0f - u.beta1) * gk));
+  let vk: f32 = ((u.beta2 * v[min(k, arrayLength(&v) - 1u)]) + (((1.0f - u.beta2) * gk) * gk));
+  m[min(k, arrayLength(&m) - 1u)] = mk;
+  v[min(k, arrayLength(&v) - 1u)] = vk;
+  p[min(k, arrayLength(&p) - 1u)] = (p[min(k, arrayLength(&p) - 1u)] - ((u.lr * (mk * step[min(0u, arrayLength(&step) - 1u)])) / (sqrt((vk * step[min(1u, arrayLength(&step) - 1u)])) + u.eps)));
 }

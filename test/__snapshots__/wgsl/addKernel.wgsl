@@ -11,6 +11,6 @@ struct Params {
 fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let i: u32 = ((wid.x + wid.y * nwg.x) * 64u + lid.x);
   if ((i < u.n)) {
-    out[i] = (a[i] + b[(i % u.m)]);
+    out[min(i, arrayLength(&out) - 1u)] = (a[min(i, arrayLength(&a) - 1u)] + b[min((i % u.m), arrayLength(&b) - 1u)]);
   }
 }

@@ -13,7 +13,7 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   var at: u32 = 0u;
   let row: u32 = ((wid.x + wid.y * nwg.x) * (u.n >> 2u));
   for (var i: u32 = lid.x; (i < (u.n >> 2u)); i += 256u) {
-    let v: vec4<f32> = x[(row + i)];
+    let v: vec4<f32> = x[min((row + i), arrayLength(&x) - 1u)];
     at = select(select(select(select(at, (4u * i), (v.x > best)), ((4u * i) + 1u), (v.y > max(best, v.x))), ((4u * i) + 2u), (v.z > max(max(best, v.x), v.y))), ((4u * i) + 3u), (v.w > max(max(max(best, v.x), v.y), v.z)));
     best = max(max(max(max(best, v.x), v.y), v.z), v.w);
   }
@@ -22,8 +22,8 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   workgroupBarrier();
   for (var s_keepLargest1: u32 = (256u >> 1u); (s_keepLargest1 > 0u); s_keepLargest1 >>= 1u) {
     if ((lid.x < s_keepLargest1)) {
-      let v_keepLargest1: f32 = vals[(lid.x + s_keepLargest1)];
-      let j_keepLargest1: u32 = idxs[(lid.x + s_keepLargest1)];
+      let v_keepLargest1: f32 = vals[min((lid.x + s_keepLargest1), 255u)];
+      let j_keepLargest1: u32 = idxs[min((lid.x + s_keepLargest1), 255u)];
       if (((v_keepLargest1 > vals[lid.x]) || ((v_keepLargest1 == vals[lid.x]) && (j_keepLargest1 < idxs[lid.x])))) {
         vals[lid.x] = v_keepLargest1;
         idxs[lid.x] = j_keepLargest1;
@@ -32,6 +32,6 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
     workgroupBarrier();
   }
   if ((lid.x == 0u)) {
-    out[(wid.x + wid.y * nwg.x)] = idxs[0u];
+    out[min((wid.x + wid.y * nwg.x), arrayLength(&out) - 1u)] = idxs[0u];
   }
 }

@@ -13,10 +13,10 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   var best: f32 = (-3.4e38f);
   var at: u32 = 0u;
   for (var k: u32 = lid.x; (k < u.parts); k += 64u) {
-    let v: f32 = vals[(((wid.x + wid.y * nwg.x) * u.parts) + k)];
+    let v: f32 = vals[min((((wid.x + wid.y * nwg.x) * u.parts) + k), arrayLength(&vals) - 1u)];
     if ((v > best)) {
       best = v;
-      at = idxs[(((wid.x + wid.y * nwg.x) * u.parts) + k)];
+      at = idxs[min((((wid.x + wid.y * nwg.x) * u.parts) + k), arrayLength(&idxs) - 1u)];
     }
   }
   sv[lid.x] = best;
@@ -24,8 +24,8 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   workgroupBarrier();
   for (var s_keepLargest1: u32 = (64u >> 1u); (s_keepLargest1 > 0u); s_keepLargest1 >>= 1u) {
     if ((lid.x < s_keepLargest1)) {
-      let v_keepLargest1: f32 = sv[(lid.x + s_keepLargest1)];
-      let j_keepLargest1: u32 = si[(lid.x + s_keepLargest1)];
+      let v_keepLargest1: f32 = sv[min((lid.x + s_keepLargest1), 63u)];
+      let j_keepLargest1: u32 = si[min((lid.x + s_keepLargest1), 63u)];
       if (((v_keepLargest1 > sv[lid.x]) || ((v_keepLargest1 == sv[lid.x]) && (j_keepLargest1 < si[lid.x])))) {
         sv[lid.x] = v_keepLargest1;
         si[lid.x] = j_keepLargest1;
@@ -34,6 +34,6 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
     workgroupBarrier();
   }
   if ((lid.x == 0u)) {
-    out[(wid.x + wid.y * nwg.x)] = si[0u];
+    out[min((wid.x + wid.y * nwg.x), arrayLength(&out) - 1u)] = si[0u];
   }
 }

@@ -13,8 +13,8 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   var at: u32 = 0u;
   let row: u32 = ((wid.x + wid.y * nwg.x) * u.n);
   for (var i: u32 = lid.x; (i < u.n); i += 256u) {
-    if ((x[(row + i)] > best)) {
-      best = x[(row + i)];
+    if ((x[min((row + i), arrayLength(&x) - 1u)] > best)) {
+      best = x[min((row + i), arrayLength(&x) - 1u)];
       at = i;
     }
   }
@@ -23,8 +23,8 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   workgroupBarrier();
   for (var s_keepLargest1: u32 = (256u >> 1u); (s_keepLargest1 > 0u); s_keepLargest1 >>= 1u) {
     if ((lid.x < s_keepLargest1)) {
-      let v_keepLargest1: f32 = vals[(lid.x + s_keepLargest1)];
-      let j_keepLargest1: u32 = idxs[(lid.x + s_keepLargest1)];
+      let v_keepLargest1: f32 = vals[min((lid.x + s_keepLargest1), 255u)];
+      let j_keepLargest1: u32 = idxs[min((lid.x + s_keepLargest1), 255u)];
       if (((v_keepLargest1 > vals[lid.x]) || ((v_keepLargest1 == vals[lid.x]) && (j_keepLargest1 < idxs[lid.x])))) {
         vals[lid.x] = v_keepLargest1;
         idxs[lid.x] = j_keepLargest1;
@@ -33,6 +33,6 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
     workgroupBarrier();
   }
   if ((lid.x == 0u)) {
-    out[(wid.x + wid.y * nwg.x)] = idxs[0u];
+    out[min((wid.x + wid.y * nwg.x), arrayLength(&out) - 1u)] = idxs[0u];
   }
 }

@@ -18,7 +18,7 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   for (var j: u32 = 0u; (j < 4u); j += 1u) {
     let i: u32 = ((first + (j * 256u)) + lid.x);
     if ((i < (u.n >> 2u))) {
-      let v: vec4<f32> = x[((row * (u.n >> 2u)) + i)];
+      let v: vec4<f32> = x[min(((row * (u.n >> 2u)) + i), arrayLength(&x) - 1u)];
       at = select(select(select(select(at, (4u * i), (v.x > best)), ((4u * i) + 1u), (v.y > max(best, v.x))), ((4u * i) + 2u), (v.z > max(max(best, v.x), v.y))), ((4u * i) + 3u), (v.w > max(max(max(best, v.x), v.y), v.z)));
       best = max(max(max(max(best, v.x), v.y), v.z), v.w);
     }
@@ -28,8 +28,8 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   workgroupBarrier();
   for (var s_keepLargest1: u32 = (256u >> 1u); (s_keepLargest1 > 0u); s_keepLargest1 >>= 1u) {
     if ((lid.x < s_keepLargest1)) {
-      let v_keepLargest1: f32 = sv[(lid.x + s_keepLargest1)];
-      let j_keepLargest1: u32 = si[(lid.x + s_keepLargest1)];
+      let v_keepLargest1: f32 = sv[min((lid.x + s_keepLargest1), 255u)];
+      let j_keepLargest1: u32 = si[min((lid.x + s_keepLargest1), 255u)];
       if (((v_keepLargest1 > sv[lid.x]) || ((v_keepLargest1 == sv[lid.x]) && (j_keepLargest1 < si[lid.x])))) {
         sv[lid.x] = v_keepLargest1;
         si[lid.x] = j_keepLargest1;
@@ -38,7 +38,7 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
     workgroupBarrier();
   }
   if ((lid.x == 0u)) {
-    vals[(wid.x + wid.y * nwg.x)] = sv[0u];
-    idxs[(wid.x + wid.y * nwg.x)] = si[0u];
+    vals[min((wid.x + wid.y * nwg.x), arrayLength(&vals) - 1u)] = sv[0u];
+    idxs[min((wid.x + wid.y * nwg.x), arrayLength(&idxs) - 1u)] = si[0u];
   }
 }

@@ -22,7 +22,7 @@ var<workgroup> sums: array<f32, 1024>;
 fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(subgroup_size) sgsize: u32) {
   let h: u32 = ((wid.x + wid.y * nwg.x) % u.nHeads);
   let r: u32 = ((wid.x + wid.y * nwg.x) / u.nHeads);
-  let p: u32 = min((pos[0u] + (r % u.seqLen)), 1023u);
+  let p: u32 = min((pos[min(0u, arrayLength(&pos) - 1u)] + (r % u.seqLen)), 1023u);
   let q4: u32 = (((wid.x + wid.y * nwg.x) * headSize) >> 2u);
   let ko: u32 = ((((r / u.seqLen) * u.context) * u.kvDim) + ((h / u.group) * headSize));
   var best: f32 = (-3.4e38f);
@@ -33,9 +33,9 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
     let kt: u32 = (((t * u.kvDim) + ko) >> 2u);
     let ku: u32 = (((u_ * u.kvDim) + ko) >> 2u);
     for (var d: u32 = 0u; (d < (headSize >> 2u)); d += 1u) {
-      let qv: vec4<f32> = q[(q4 + d)];
-      let a: vec4<f32> = kc[(kt + d)];
-      let b: vec4<f32> = kc[(ku + d)];
+      let qv: vec4<f32> = q[min((q4 + d), arrayLength(&q) - 1u)];
+      let a: vec4<f32> = kc[min((kt + d), arrayLength(&kc) - 1u)];
+      let b: vec4<f32> = kc[min((ku + d), arrayLength(&kc) - 1u)];
       dt += ((((qv.x * a.x) + (qv.y * a.y)) + (qv.z * a.z)) + (qv.w * a.w));
       du += ((((qv.x * b.x) + (qv.y * b.y)) + (qv.z * b.z)) + (qv.w * b.w));
     }
@@ -55,7 +55,7 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   workgroupBarrier();
   for (var s_workgroupMax1: u32 = (256u >> 1u); (s_workgroupMax1 >= sg_workgroupMax1); s_workgroupMax1 >>= 1u) {
     if ((lid.x < s_workgroupMax1)) {
-      red[lid.x] = max(red[lid.x], red[(lid.x + s_workgroupMax1)]);
+      red[lid.x] = max(red[lid.x], red[min((lid.x + s_workgroupMax1), 255u)]);
     }
     workgroupBarrier();
   }
@@ -76,7 +76,7 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   workgroupBarrier();
   for (var s_sumRuns3: u32 = (256u >> 1u); (s_sumRuns3 >= sg_sumRuns3); s_sumRuns3 >>= 1u) {
     if ((lid.x < s_sumRuns3)) {
-      red[lid.x] += red[(lid.x + s_sumRuns3)];
+      red[lid.x] += red[min((lid.x + s_sumRuns3), 255u)];
     }
     workgroupBarrier();
   }
@@ -94,7 +94,7 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
       for (var j: u32 = 0u; (j < 16u); j += 1u) {
         let t: u32 = min((t0 + (j * groups)), p);
         let e: f32 = select(0.0f, scores[t], ((t0 + (j * groups)) <= p));
-        let v: vec4<f32> = vc[((((t * u.kvDim) + ko) >> 2u) + dq)];
+        let v: vec4<f32> = vc[min(((((t * u.kvDim) + ko) >> 2u) + dq), arrayLength(&vc) - 1u)];
         sx += (e * v.x);
         sy += (e * v.y);
         sz += (e * v.z);
@@ -111,8 +111,8 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
     let c: u32 = (lid.x >> 2u);
     var a: f32 = 0.0f;
     for (var g: u32 = 0u; (g < groups); g += 1u) {
-      a += sums[((4u * ((g * quads) + c)) + (lid.x & 3u))];
+      a += sums[min(((4u * ((g * quads) + c)) + (lid.x & 3u)), 1023u)];
     }
-    out[(((wid.x + wid.y * nwg.x) * headSize) + lid.x)] = (a / total);
+    out[min((((wid.x + wid.y * nwg.x) * headSize) + lid.x), arrayLength(&out) - 1u)] = (a / total);
   }
 }

@@ -30,13 +30,13 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
     var acc2_rowDot2F161: f32 = 0.0f;
     var ss_rowDot2F161: f32 = 0.0f;
     for (var j_rowDot2F161: u32 = lane; (j_rowDot2F161 < c8); j_rowDot2F161 += lanes) {
-      let v1_rowDot2F161: vec4<u32> = wg[((row * c8) + j_rowDot2F161)];
-      let v2_rowDot2F161: vec4<u32> = wu[((row * c8) + j_rowDot2F161)];
-      let a_rowDot2F161: vec4<f32> = x[(2u * j_rowDot2F161)];
-      let b_rowDot2F161: vec4<f32> = x[((2u * j_rowDot2F161) + 1u)];
+      let v1_rowDot2F161: vec4<u32> = wg[min(((row * c8) + j_rowDot2F161), arrayLength(&wg) - 1u)];
+      let v2_rowDot2F161: vec4<u32> = wu[min(((row * c8) + j_rowDot2F161), arrayLength(&wu) - 1u)];
+      let a_rowDot2F161: vec4<f32> = x[min((2u * j_rowDot2F161), arrayLength(&x) - 1u)];
+      let b_rowDot2F161: vec4<f32> = x[min(((2u * j_rowDot2F161) + 1u), arrayLength(&x) - 1u)];
       ss_rowDot2F161 += ((((((((a_rowDot2F161.x * a_rowDot2F161.x) + (a_rowDot2F161.y * a_rowDot2F161.y)) + (a_rowDot2F161.z * a_rowDot2F161.z)) + (a_rowDot2F161.w * a_rowDot2F161.w)) + (b_rowDot2F161.x * b_rowDot2F161.x)) + (b_rowDot2F161.y * b_rowDot2F161.y)) + (b_rowDot2F161.z * b_rowDot2F161.z)) + (b_rowDot2F161.w * b_rowDot2F161.w));
-      let na_rowDot2F161: vec4<f32> = (a_rowDot2F161 * nw[(2u * j_rowDot2F161)]);
-      let nb_rowDot2F161: vec4<f32> = (b_rowDot2F161 * nw[((2u * j_rowDot2F161) + 1u)]);
+      let na_rowDot2F161: vec4<f32> = (a_rowDot2F161 * nw[min((2u * j_rowDot2F161), arrayLength(&nw) - 1u)]);
+      let nb_rowDot2F161: vec4<f32> = (b_rowDot2F161 * nw[min(((2u * j_rowDot2F161) + 1u), arrayLength(&nw) - 1u)]);
       acc1_rowDot2F161 += ((((((((unpack2x16float(v1_rowDot2F161.x)[0u] * na_rowDot2F161.x) + (unpack2x16float(v1_rowDot2F161.x)[1u] * na_rowDot2F161.y)) + (unpack2x16float(v1_rowDot2F161.y)[0u] * na_rowDot2F161.z)) + (unpack2x16float(v1_rowDot2F161.y)[1u] * na_rowDot2F161.w)) + (unpack2x16float(v1_rowDot2F161.z)[0u] * nb_rowDot2F161.x)) + (unpack2x16float(v1_rowDot2F161.z)[1u] * nb_rowDot2F161.y)) + (unpack2x16float(v1_rowDot2F161.w)[0u] * nb_rowDot2F161.z)) + (unpack2x16float(v1_rowDot2F161.w)[1u] * nb_rowDot2F161.w));
       acc2_rowDot2F161 += ((((((((unpack2x16float(v2_rowDot2F161.x)[0u] * na_rowDot2F161.x) + (unpack2x16float(v2_rowDot2F161.x)[1u] * na_rowDot2F161.y)) + (unpack2x16float(v2_rowDot2F161.y)[0u] * na_rowDot2F161.z)) + (unpack2x16float(v2_rowDot2F161.y)[1u] * na_rowDot2F161.w)) + (unpack2x16float(v2_rowDot2F161.z)[0u] * nb_rowDot2F161.x)) + (unpack2x16float(v2_rowDot2F161.z)[1u] * nb_rowDot2F161.y)) + (unpack2x16float(v2_rowDot2F161.w)[0u] * nb_rowDot2F161.z)) + (unpack2x16float(v2_rowDot2F161.w)[1u] * nb_rowDot2F161.w));
     }
@@ -52,7 +52,7 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   workgroupBarrier();
   for (var s_sumRuns3: u32 = (lanes >> 1u); (s_sumRuns3 >= sg_sumRuns3); s_sumRuns3 >>= 1u) {
     if ((lane < s_sumRuns3)) {
-      gates[lid.x] += gates[(lid.x + s_sumRuns3)];
+      gates[lid.x] += gates[min((lid.x + s_sumRuns3), 255u)];
     }
     workgroupBarrier();
   }
@@ -64,7 +64,7 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   workgroupBarrier();
   for (var s_sumRuns5: u32 = (lanes >> 1u); (s_sumRuns5 >= sg_sumRuns5); s_sumRuns5 >>= 1u) {
     if ((lane < s_sumRuns5)) {
-      ups[lid.x] += ups[(lid.x + s_sumRuns5)];
+      ups[lid.x] += ups[min((lid.x + s_sumRuns5), 255u)];
     }
     workgroupBarrier();
   }
@@ -76,18 +76,18 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   workgroupBarrier();
   for (var s_sumRuns7: u32 = (lanes >> 1u); (s_sumRuns7 >= sg_sumRuns7); s_sumRuns7 >>= 1u) {
     if ((lane < s_sumRuns7)) {
-      squares[lid.x] += squares[(lid.x + s_sumRuns7)];
+      squares[lid.x] += squares[min((lid.x + s_sumRuns7), 255u)];
     }
     workgroupBarrier();
   }
   if (((lane == 0u) && (row < u.rows))) {
     let scale: f32 = (1.0f / sqrt(((squares[lid.x] / f32(u.cols)) + u.eps)));
     let ep_0: f32 = (gates[lid.x] * scale);
-    t_e0[row] = ep_0;
+    t_e0[min(row, arrayLength(&t_e0) - 1u)] = ep_0;
     let gv: f32 = ep_0;
     let ep_1: f32 = (ups[lid.x] * scale);
-    t_e1[row] = ep_1;
+    t_e1[min(row, arrayLength(&t_e1) - 1u)] = ep_1;
     let uv: f32 = ep_1;
-    out[row] = ((gv / (1.0f + exp((-gv)))) * uv);
+    out[min(row, arrayLength(&out) - 1u)] = ((gv / (1.0f + exp((-gv)))) * uv);
   }
 }

@@ -32,13 +32,13 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   let rh: u32 = ((wid.x + wid.y * nwg.x) / u.splits);
   let h: u32 = (rh % u.nHeads);
   let r: u32 = (rh / u.nHeads);
-  let p: u32 = (pos[0u] + (r % u.seqLen));
+  let p: u32 = (pos[min(0u, arrayLength(&pos) - 1u)] + (r % u.seqLen));
   let qo: u32 = (rh * headSize);
   let ko: u32 = ((((r / u.seqLen) * u.context) * u.kvDim) + ((h / u.group) * headSize));
   let first: u32 = (split * u.chunk);
   let last: u32 = min(p, ((first + u.chunk) - 1u));
   for (var d: u32 = lid.x; (d < headSize); d += 64u) {
-    acc[d] = 0.0f;
+    acc[min(d, 255u)] = 0.0f;
   }
   var runMax: f32 = (-3.4e38f);
   var runSum: f32 = 0.0f;
@@ -49,8 +49,8 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
       var dot: f32 = 0.0f;
       let k4: u32 = (((t * u.kvDim) + ko) >> 2u);
       for (var d: u32 = 0u; (d < (headSize >> 2u)); d += 1u) {
-        let qv: vec4<f32> = q[((qo >> 2u) + d)];
-        let kv: vec4<f32> = kc[(k4 + d)];
+        let qv: vec4<f32> = q[min(((qo >> 2u) + d), arrayLength(&q) - 1u)];
+        let kv: vec4<f32> = kc[min((k4 + d), arrayLength(&kc) - 1u)];
         dot += ((((qv.x * kv.x) + (qv.y * kv.y)) + (qv.z * kv.z)) + (qv.w * kv.w));
       }
       s = (dot * u.scale);
@@ -64,7 +64,7 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
     workgroupBarrier();
     for (var s_workgroupMax1: u32 = (64u >> 1u); (s_workgroupMax1 >= sg_workgroupMax1); s_workgroupMax1 >>= 1u) {
       if ((lid.x < s_workgroupMax1)) {
-        red[lid.x] = max(red[lid.x], red[(lid.x + s_workgroupMax1)]);
+        red[lid.x] = max(red[lid.x], red[min((lid.x + s_workgroupMax1), 63u)]);
       }
       workgroupBarrier();
     }
@@ -85,7 +85,7 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
       for (var j: u32 = 0u; (j < per); j += 1u) {
         let key: u32 = min(((kg * per) + j), 63u);
         let pk: f32 = select(0.0f, probs[key], (((kg * per) + j) < 64u));
-        let v: vec4<f32> = vc[((((min((t0 + key), last) * u.kvDim) + ko) >> 2u) + dq)];
+        let v: vec4<f32> = vc[min(((((min((t0 + key), last) * u.kvDim) + ko) >> 2u) + dq), arrayLength(&vc) - 1u)];
         sx += (pk * v.x);
         sy += (pk * v.y);
         sz += (pk * v.z);
@@ -101,7 +101,7 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
       for (var c: u32 = 0u; (c < 4u); c += 1u) {
         var a: f32 = (acc[((4u * dq) + c)] * correction);
         for (var g: u32 = 0u; (g < groups); g += 1u) {
-          a += sums[((4u * ((g * quads) + dq)) + c)];
+          a += sums[min(((4u * ((g * quads) + dq)) + c), 255u)];
         }
         acc[((4u * dq) + c)] = a;
       }
@@ -111,10 +111,10 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   }
   let po: u32 = ((wid.x + wid.y * nwg.x) * (headSize + 2u));
   for (var d: u32 = lid.x; (d < headSize); d += 64u) {
-    out[(po + d)] = acc[d];
+    out[min((po + d), arrayLength(&out) - 1u)] = acc[min(d, 255u)];
   }
   if ((lid.x == 0u)) {
-    out[(po + headSize)] = runMax;
-    out[((po + headSize) + 1u)] = runSum;
+    out[min((po + headSize), arrayLength(&out) - 1u)] = runMax;
+    out[min(((po + headSize) + 1u), arrayLength(&out) - 1u)] = runSum;
   }
 }

@@ -13,23 +13,23 @@ struct Params {
 @compute @workgroup_size(64)
 fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let base: u32 = (((wid.x + wid.y * nwg.x) * u.splits) * (u.headSize + 2u));
-  let p: u32 = (pos[0u] + (((wid.x + wid.y * nwg.x) / u.nHeads) % u.seqLen));
+  let p: u32 = (pos[min(0u, arrayLength(&pos) - 1u)] + (((wid.x + wid.y * nwg.x) / u.nHeads) % u.seqLen));
   let active_: u32 = min(u.splits, ((p / u.chunk) + 1u));
   var top: f32 = (-3.4e38f);
   for (var s: u32 = 0u; (s < active_); s += 1u) {
-    top = max(top, part[((base + (s * (u.headSize + 2u))) + u.headSize)]);
+    top = max(top, part[min(((base + (s * (u.headSize + 2u))) + u.headSize), arrayLength(&part) - 1u)]);
   }
   var total: f32 = 0.0f;
   for (var s: u32 = 0u; (s < active_); s += 1u) {
     let o: u32 = (base + (s * (u.headSize + 2u)));
-    total += (exp((part[(o + u.headSize)] - top)) * part[((o + u.headSize) + 1u)]);
+    total += (exp((part[min((o + u.headSize), arrayLength(&part) - 1u)] - top)) * part[min(((o + u.headSize) + 1u), arrayLength(&part) - 1u)]);
   }
   for (var d: u32 = lid.x; (d < u.headSize); d += 64u) {
     var a: f32 = 0.0f;
     for (var s: u32 = 0u; (s < active_); s += 1u) {
       let o: u32 = (base + (s * (u.headSize + 2u)));
-      a += (exp((part[(o + u.headSize)] - top)) * part[(o + d)]);
+      a += (exp((part[min((o + u.headSize), arrayLength(&part) - 1u)] - top)) * part[min((o + d), arrayLength(&part) - 1u)]);
     }
-    out[(((wid.x + wid.y * nwg.x) * u.headSize) + d)] = (a / total);
+    out[min((((wid.x + wid.y * nwg.x) * u.headSize) + d), arrayLength(&out) - 1u)] = (a / total);
   }
 }

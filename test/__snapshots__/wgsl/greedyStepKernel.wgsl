@@ -9,7 +9,7 @@ struct Params {
 @group(0) @binding(4) var<uniform> u: Params;
 @compute @workgroup_size(1)
 fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  token[0u] = next[0u];
-  history[(pos[0u] - u.first)] = next[0u];
-  pos[0u] = (pos[0u] + 1u);
+  token[min(0u, arrayLength(&token) - 1u)] = next[min(0u, arrayLength(&next) - 1u)];
+  history[min((pos[min(0u, arrayLength(&pos) - 1u)] - u.first), arrayLength(&history) - 1u)] = next[min(0u, arrayLength(&next) - 1u)];
+  pos[min(0u, arrayLength(&pos) - 1u)] = (pos[min(0u, arrayLength(&pos) - 1u)] + 1u);
 }

@@ -19,11 +19,11 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
     return;
   }
   let r: u32 = (i / u.n);
-  let p: u32 = select((pos[0u] + (r % u.seqLen)), 0u, (u.every == 1u));
+  let p: u32 = select((pos[min(0u, arrayLength(&pos) - 1u)] + (r % u.seqLen)), 0u, (u.every == 1u));
   if ((p >= u.rows)) {
-    out[i] = x[i];
+    out[min(i, arrayLength(&out) - 1u)] = x[min(i, arrayLength(&x) - 1u)];
     return;
   }
   let t: u32 = (((((r / u.seqLen) * u.rows) + p) * u.n) + (i % u.n));
-  out[i] = ((x[i] * a[t]) + b[t]);
+  out[min(i, arrayLength(&out) - 1u)] = ((x[min(i, arrayLength(&x) - 1u)] * a[min(t, arrayLength(&a) - 1u)]) + b[min(t, arrayLength(&b) - 1u)]);
 }

@@ -14,6 +14,6 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   let i: u32 = ((wid.x + wid.y * nwg.x) * 64u + lid.x);
   if ((i < u.n)) {
     let r: u32 = (i / u.width);
-    cache[((((((r / u.seqLen) * u.context) + pos[0u]) + (r % u.seqLen)) * u.width) + (i % u.width))] = x[i];
+    cache[min(((((((r / u.seqLen) * u.context) + pos[min(0u, arrayLength(&pos) - 1u)]) + (r % u.seqLen)) * u.width) + (i % u.width)), arrayLength(&cache) - 1u)] = x[min(i, arrayLength(&x) - 1u)];
   }
 }

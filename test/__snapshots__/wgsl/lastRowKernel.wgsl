@@ -11,6 +11,6 @@ struct Params {
 fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let i: u32 = ((wid.x + wid.y * nwg.x) * 64u + lid.x);
   if ((i < u.total)) {
-    out[i] = x[((((((i / u.width) * u.T) + u.T) - 1u) * u.width) + (i % u.width))];
+    out[min(i, arrayLength(&out) - 1u)] = x[min(((((((i / u.width) * u.T) + u.T) - 1u) * u.width) + (i % u.width)), arrayLength(&x) - 1u)];
   }
 }

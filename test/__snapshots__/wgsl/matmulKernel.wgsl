@@ -55,10 +55,10 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
     for (var j: u32 = 0u; (j < 4u); j += 1u) {
       let c: u32 = min(((c0 + lc) + j), (k1 - 1u));
       let live: f32 = select(0.0f, 1.0f, (((c0 + lc) + j) < k1));
-      let xv: f32 = (x[((xt * u.cols) + c)] * live);
+      let xv: f32 = (x[min(((xt * u.cols) + c), arrayLength(&x) - 1u)] * live);
       ss += (xv * xv);
-      ws[(((lc + j) * 64u) + lr)] = (select(select(select(select((bitcast<f32>(w[(((u.rows * (u.cols >> 3u)) + (wr * (u.cols >> 5u))) + (c >> 5u))]) * f32((i32(((w[((wr * (u.cols >> 3u)) + (c >> 3u))] >> ((c & 7u) * 4u)) & 15u)) - 8i))), (unpack2x16float(w[((u.rows * (u.cols >> 2u)) + (((wr * (u.cols >> 5u)) + (c >> 5u)) >> 1u))])[(((wr * (u.cols >> 5u)) + (c >> 5u)) & 1u)] * f32(extractBits(bitcast<i32>(w[((wr * (u.cols >> 2u)) + (c >> 2u))]), (c & 3u) * 8u, 8u))), (wtype == 3u)), bitcast<f32>((((w[((wr * ((u.cols + 1u) >> 1u)) + (c >> 1u))] >> ((c & 1u) * 16u)) & 0xffffu) << 16u)), (wtype == 2u)), unpack2x16float(w[((wr * ((u.cols + 1u) >> 1u)) + (c >> 1u))])[(c & 1u)], (wtype == 1u)), bitcast<f32>(w[((wr * u.cols) + c)]), (wtype == 0u)) * live);
-      xs[(((lc + j) * 64u) + lr)] = select(xv, (xv * nw[c]), (norm == 1u));
+      ws[(((lc + j) * 64u) + lr)] = (select(select(select(select((bitcast<f32>(w[min((((u.rows * (u.cols >> 3u)) + (wr * (u.cols >> 5u))) + (c >> 5u)), arrayLength(&w) - 1u)]) * f32((i32(((w[min(((wr * (u.cols >> 3u)) + (c >> 3u)), arrayLength(&w) - 1u)] >> ((c & 7u) * 4u)) & 15u)) - 8i))), (unpack2x16float(w[min(((u.rows * (u.cols >> 2u)) + (((wr * (u.cols >> 5u)) + (c >> 5u)) >> 1u)), arrayLength(&w) - 1u)])[(((wr * (u.cols >> 5u)) + (c >> 5u)) & 1u)] * f32(extractBits(bitcast<i32>(w[min(((wr * (u.cols >> 2u)) + (c >> 2u)), arrayLength(&w) - 1u)]), (c & 3u) * 8u, 8u))), (wtype == 3u)), bitcast<f32>((((w[min(((wr * ((u.cols + 1u) >> 1u)) + (c >> 1u)), arrayLength(&w) - 1u)] >> ((c & 1u) * 16u)) & 0xffffu) << 16u)), (wtype == 2u)), unpack2x16float(w[min(((wr * ((u.cols + 1u) >> 1u)) + (c >> 1u)), arrayLength(&w) - 1u)])[(c & 1u)], (wtype == 1u)), bitcast<f32>(w[min(((wr * u.cols) + c), arrayLength(&w) - 1u)]), (wtype == 0u)) * live);
+      xs[(((lc + j) * 64u) + lr)] = select(xv, (xv * nw[min(c, arrayLength(&nw) - 1u)]), (norm == 1u));
     }
     workgroupBarrier();
     for (var k: u32 = 0u; (k < 16u); k += 1u) {
@@ -100,7 +100,7 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
       if (((r < u.rows) && ((t0 + tl) < u.tokens))) {
         let v: f32 = select(select(select(select(select(select(a33, a32, (j == 2u)), a31, (j == 1u)), a30, (j == 0u)), select(select(select(a23, a22, (j == 2u)), a21, (j == 1u)), a20, (j == 0u)), (i == 2u)), select(select(select(a13, a12, (j == 2u)), a11, (j == 1u)), a10, (j == 0u)), (i == 1u)), select(select(select(a03, a02, (j == 2u)), a01, (j == 1u)), a00, (j == 0u)), (i == 0u));
         let o: u32 = ((((((split * u.tokens) + t0) + tl) * u.outStride) + u.outOffset) + r);
-        out[o] = (v * scale);
+        out[min(o, arrayLength(&out) - 1u)] = (v * scale);
       }
     }
   }

@@ -43,16 +43,16 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
       let v: u32 = (lid.x + (128u * j));
       let cc: u32 = (c0 + (v & 63u));
       let live: f32 = select(0.0f, 1.0f, (cc < k1));
-      ws[(((v >> 6u) * 65u) + (v & 63u))] = (select(select(select(select((bitcast<f32>(w[(((u.rows * (u.cols >> 3u)) + (min((r0 + (v >> 6u)), (u.rows - 1u)) * (u.cols >> 5u))) + (min(cc, (k1 - 1u)) >> 5u))]) * f32((i32(((w[((min((r0 + (v >> 6u)), (u.rows - 1u)) * (u.cols >> 3u)) + (min(cc, (k1 - 1u)) >> 3u))] >> ((min(cc, (k1 - 1u)) & 7u) * 4u)) & 15u)) - 8i))), (unpack2x16float(w[((u.rows * (u.cols >> 2u)) + (((min((r0 + (v >> 6u)), (u.rows - 1u)) * (u.cols >> 5u)) + (min(cc, (k1 - 1u)) >> 5u)) >> 1u))])[(((min((r0 + (v >> 6u)), (u.rows - 1u)) * (u.cols >> 5u)) + (min(cc, (k1 - 1u)) >> 5u)) & 1u)] * f32(extractBits(bitcast<i32>(w[((min((r0 + (v >> 6u)), (u.rows - 1u)) * (u.cols >> 2u)) + (min(cc, (k1 - 1u)) >> 2u))]), (min(cc, (k1 - 1u)) & 3u) * 8u, 8u))), (wtype == 3u)), bitcast<f32>((((w[((min((r0 + (v >> 6u)), (u.rows - 1u)) * ((u.cols + 1u) >> 1u)) + (min(cc, (k1 - 1u)) >> 1u))] >> ((min(cc, (k1 - 1u)) & 1u) * 16u)) & 0xffffu) << 16u)), (wtype == 2u)), unpack2x16float(w[((min((r0 + (v >> 6u)), (u.rows - 1u)) * ((u.cols + 1u) >> 1u)) + (min(cc, (k1 - 1u)) >> 1u))])[(min(cc, (k1 - 1u)) & 1u)], (wtype == 1u)), bitcast<f32>(w[((min((r0 + (v >> 6u)), (u.rows - 1u)) * u.cols) + min(cc, (k1 - 1u)))]), (wtype == 0u)) * live);
+      ws[(((v >> 6u) * 65u) + (v & 63u))] = (select(select(select(select((bitcast<f32>(w[min((((u.rows * (u.cols >> 3u)) + (min((r0 + (v >> 6u)), (u.rows - 1u)) * (u.cols >> 5u))) + (min(cc, (k1 - 1u)) >> 5u)), arrayLength(&w) - 1u)]) * f32((i32(((w[min(((min((r0 + (v >> 6u)), (u.rows - 1u)) * (u.cols >> 3u)) + (min(cc, (k1 - 1u)) >> 3u)), arrayLength(&w) - 1u)] >> ((min(cc, (k1 - 1u)) & 7u) * 4u)) & 15u)) - 8i))), (unpack2x16float(w[min(((u.rows * (u.cols >> 2u)) + (((min((r0 + (v >> 6u)), (u.rows - 1u)) * (u.cols >> 5u)) + (min(cc, (k1 - 1u)) >> 5u)) >> 1u)), arrayLength(&w) - 1u)])[(((min((r0 + (v >> 6u)), (u.rows - 1u)) * (u.cols >> 5u)) + (min(cc, (k1 - 1u)) >> 5u)) & 1u)] * f32(extractBits(bitcast<i32>(w[min(((min((r0 + (v >> 6u)), (u.rows - 1u)) * (u.cols >> 2u)) + (min(cc, (k1 - 1u)) >> 2u)), arrayLength(&w) - 1u)]), (min(cc, (k1 - 1u)) & 3u) * 8u, 8u))), (wtype == 3u)), bitcast<f32>((((w[min(((min((r0 + (v >> 6u)), (u.rows - 1u)) * ((u.cols + 1u) >> 1u)) + (min(cc, (k1 - 1u)) >> 1u)), arrayLength(&w) - 1u)] >> ((min(cc, (k1 - 1u)) & 1u) * 16u)) & 0xffffu) << 16u)), (wtype == 2u)), unpack2x16float(w[min(((min((r0 + (v >> 6u)), (u.rows - 1u)) * ((u.cols + 1u) >> 1u)) + (min(cc, (k1 - 1u)) >> 1u)), arrayLength(&w) - 1u)])[(min(cc, (k1 - 1u)) & 1u)], (wtype == 1u)), bitcast<f32>(w[min(((min((r0 + (v >> 6u)), (u.rows - 1u)) * u.cols) + min(cc, (k1 - 1u))), arrayLength(&w) - 1u)]), (wtype == 0u)) * live);
     }
     if ((lid.x < 64u)) {
       for (var m: u32 = 0u; (m < 4u); m += 1u) {
         for (var j: u32 = 0u; (j < 4u); j += 1u) {
           let k: u32 = (((16u * m) + (4u * sp)) + j);
           let c: u32 = min((c0 + k), (k1 - 1u));
-          let xv: f32 = (x[((xt * u.cols) + c)] * select(0.0f, 1.0f, ((c0 + k) < k1)));
+          let xv: f32 = (x[min(((xt * u.cols) + c), arrayLength(&x) - 1u)] * select(0.0f, 1.0f, ((c0 + k) < k1)));
           ss += (xv * xv);
-          xs[((st * 65u) + k)] = select(xv, (xv * nw[c]), (norm == 1u));
+          xs[((st * 65u) + k)] = select(xv, (xv * nw[min(c, arrayLength(&nw) - 1u)]), (norm == 1u));
         }
       }
     }
@@ -77,7 +77,7 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
     let scale: f32 = select(1.0f, (1.0f / sqrt(((squares / f32(u.cols)) + u.eps))), ((norm == 1u) && ((k1 - k0) == u.cols)));
     if (((r < u.rows) && ((t0 + tl) < u.tokens))) {
       let o: u32 = ((((((split * u.tokens) + t0) + tl) * u.outStride) + u.outOffset) + r);
-      out[o] = (select(select(select(a3, a2, (j == 2u)), a1, (j == 1u)), a0, (j == 0u)) * scale);
+      out[min(o, arrayLength(&out) - 1u)] = (select(select(select(a3, a2, (j == 2u)), a1, (j == 1u)), a0, (j == 0u)) * scale);
     }
   }
 }

@@ -35,14 +35,15 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   let tp: u32 = select(16u, 64u, (big == 1u));
   let r0: u32 = ((tile % u.rowTiles) * 64u);
   let t0: u32 = ((tile / u.rowTiles) * tp);
-  let per: u32 = (128u / tp);
-  let xn: u32 = (32u / per);
-  let xp: u32 = (lid.x / per);
-  let xc: u32 = ((lid.x % per) * xn);
-  let xt: u32 = min((t0 + xp), (u.tokens - 1u));
   let wl: u32 = (lid.x >> 1u);
   let wc: u32 = ((lid.x & 1u) * 16u);
   let wr: u32 = min((r0 + wl), (u.rows - 1u));
+  let wbase: u32 = ((wr * ((u.cols + 1u) >> 1u)) + (wc >> 1u));
+  let xpb: u32 = (lid.x >> 1u);
+  let xcb: u32 = ((lid.x & 1u) * 16u);
+  let xps: u32 = (lid.x >> 3u);
+  let xcs: u32 = ((lid.x & 7u) * 4u);
+  let xt: u32 = min((t0 + select(xps, xpb, (big == 1u))), (u.tokens - 1u));
   let s: u32 = sgid;
   let rb: u32 = select((s * 16u), ((s & 1u) * 32u), (big == 1u));
   let pb: u32 = select(0u, ((s >> 1u) * 32u), (big == 1u));
@@ -51,16 +52,42 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   var c10: subgroup_matrix_result<f32, 16, 16> = subgroup_matrix_result<f32, 16, 16>();
   var c11: subgroup_matrix_result<f32, 16, 16> = subgroup_matrix_result<f32, 16, 16>();
   for (var c0: u32 = k0; (c0 < k1); c0 += 32u) {
-    for (var j: u32 = 0u; (j < xn); j += 1u) {
-      let c: u32 = min(((c0 + xc) + j), (k1 - 1u));
-      let live: f32 = select(0.0f, 1.0f, (((c0 + xc) + j) < k1));
-      let xv: f32 = (x[((xt * u.cols) + c)] * live);
-      xs[(((xp * 40u) + xc) + j)] = f16(select(xv, (xv * nw[c]), (norm == 1u)));
+    let whole: bool = ((c0 + 32u) <= k1);
+    if ((whole && (wtype == 1u))) {
+      for (var j: u32 = 0u; (j < 8u); j += 1u) {
+        let word: u32 = w[min((wbase + ((c0 >> 1u) + j)), arrayLength(&w) - 1u)];
+        ws[(((wl * 40u) + wc) + (2u * j))] = bitcast<vec2<f16>>(word)[0u];
+        ws[((((wl * 40u) + wc) + (2u * j)) + 1u)] = bitcast<vec2<f16>>(word)[1u];
+      }
+    } else {
+      if ((whole && (wtype == 2u))) {
+        for (var j: u32 = 0u; (j < 8u); j += 1u) {
+          let word: u32 = w[min((wbase + ((c0 >> 1u) + j)), arrayLength(&w) - 1u)];
+          ws[(((wl * 40u) + wc) + (2u * j))] = f16(bitcast<f32>((word << 16u)));
+          ws[((((wl * 40u) + wc) + (2u * j)) + 1u)] = f16(bitcast<f32>((word & 0xffff0000u)));
+        }
+      } else {
+        for (var j: u32 = 0u; (j < 16u); j += 1u) {
+          let c: u32 = min(((c0 + wc) + j), (k1 - 1u));
+          let live: f32 = select(0.0f, 1.0f, (((c0 + wc) + j) < k1));
+          ws[(((wl * 40u) + wc) + j)] = f16((select(select(select(select((bitcast<f32>(w[min((((u.rows * (u.cols >> 3u)) + (wr * (u.cols >> 5u))) + (c >> 5u)), arrayLength(&w) - 1u)]) * f32((i32(((w[min(((wr * (u.cols >> 3u)) + (c >> 3u)), arrayLength(&w) - 1u)] >> ((c & 7u) * 4u)) & 15u)) - 8i))), (unpack2x16float(w[min(((u.rows * (u.cols >> 2u)) + (((wr * (u.cols >> 5u)) + (c >> 5u)) >> 1u)), arrayLength(&w) - 1u)])[(((wr * (u.cols >> 5u)) + (c >> 5u)) & 1u)] * f32(extractBits(bitcast<i32>(w[min(((wr * (u.cols >> 2u)) + (c >> 2u)), arrayLength(&w) - 1u)]), (c & 3u) * 8u, 8u))), (wtype == 3u)), bitcast<f32>((((w[min(((wr * ((u.cols + 1u) >> 1u)) + (c >> 1u)), arrayLength(&w) - 1u)] >> ((c & 1u) * 16u)) & 0xffffu) << 16u)), (wtype == 2u)), unpack2x16float(w[min(((wr * ((u.cols + 1u) >> 1u)) + (c >> 1u)), arrayLength(&w) - 1u)])[(c & 1u)], (wtype == 1u)), bitcast<f32>(w[min(((wr * u.cols) + c), arrayLength(&w) - 1u)]), (wtype == 0u)) * live));
+        }
+      }
     }
-    for (var j: u32 = 0u; (j < 16u); j += 1u) {
-      let c: u32 = min(((c0 + wc) + j), (k1 - 1u));
-      let live: f32 = select(0.0f, 1.0f, (((c0 + wc) + j) < k1));
-      ws[(((wl * 40u) + wc) + j)] = f16((select(select(select(select((bitcast<f32>(w[(((u.rows * (u.cols >> 3u)) + (wr * (u.cols >> 5u))) + (c >> 5u))]) * f32((i32(((w[((wr * (u.cols >> 3u)) + (c >> 3u))] >> ((c & 7u) * 4u)) & 15u)) - 8i))), (unpack2x16float(w[((u.rows * (u.cols >> 2u)) + (((wr * (u.cols >> 5u)) + (c >> 5u)) >> 1u))])[(((wr * (u.cols >> 5u)) + (c >> 5u)) & 1u)] * f32(extractBits(bitcast<i32>(w[((wr * (u.cols >> 2u)) + (c >> 2u))]), (c & 3u) * 8u, 8u))), (wtype == 3u)), bitcast<f32>((((w[((wr * ((u.cols + 1u) >> 1u)) + (c >> 1u))] >> ((c & 1u) * 16u)) & 0xffffu) << 16u)), (wtype == 2u)), unpack2x16float(w[((wr * ((u.cols + 1u) >> 1u)) + (c >> 1u))])[(c & 1u)], (wtype == 1u)), bitcast<f32>(w[((wr * u.cols) + c)]), (wtype == 0u)) * live));
+    if ((big == 1u)) {
+      for (var j: u32 = 0u; (j < 16u); j += 1u) {
+        let c: u32 = min(((c0 + xcb) + j), (k1 - 1u));
+        let live: f32 = select(0.0f, 1.0f, (whole || (((c0 + xcb) + j) < k1)));
+        let xv: f32 = (x[min(((xt * u.cols) + c), arrayLength(&x) - 1u)] * live);
+        xs[(((xpb * 40u) + xcb) + j)] = f16(select(xv, (xv * nw[min(c, arrayLength(&nw) - 1u)]), (norm == 1u)));
+      }
+    } else {
+      for (var j: u32 = 0u; (j < 4u); j += 1u) {
+        let c: u32 = min(((c0 + xcs) + j), (k1 - 1u));
+        let live: f32 = select(0.0f, 1.0f, (whole || (((c0 + xcs) + j) < k1)));
+        let xv: f32 = (x[min(((xt * u.cols) + c), arrayLength(&x) - 1u)] * live);
+        xs[(((xps * 40u) + xcs) + j)] = f16(select(xv, (xv * nw[min(c, arrayLength(&nw) - 1u)]), (norm == 1u)));
+      }
     }
     workgroupBarrier();
     for (var kk: u32 = 0u; (kk < 32u); kk += 16u) {
@@ -68,8 +95,8 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
       let b0: subgroup_matrix_right<f16, 16, 16> = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, col_major>(&ws, ((rb * 40u) + kk), 40u);
       c00 = subgroupMatrixMultiplyAccumulate(a0, b0, c00);
       if ((big == 1u)) {
-        let a1: subgroup_matrix_left<f16, 16, 16> = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, row_major>(&xs, (((pb + 16u) * 40u) + kk), 40u);
-        let b1: subgroup_matrix_right<f16, 16, 16> = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, col_major>(&ws, (((rb + 16u) * 40u) + kk), 40u);
+        let a1: subgroup_matrix_left<f16, 16, 16> = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, row_major>(&xs, (((((s >> 1u) * 32u) + 16u) * 40u) + kk), 40u);
+        let b1: subgroup_matrix_right<f16, 16, 16> = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, col_major>(&ws, (((((s & 1u) * 32u) + 16u) * 40u) + kk), 40u);
         c01 = subgroupMatrixMultiplyAccumulate(a0, b1, c01);
         c10 = subgroupMatrixMultiplyAccumulate(a1, b0, c10);
         c11 = subgroupMatrixMultiplyAccumulate(a1, b1, c11);
@@ -83,7 +110,7 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
       let xr: u32 = min((t0 + (task >> 3u)), (u.tokens - 1u));
       var ss: f32 = 0.0f;
       for (var c: u32 = (task & 7u); (c < u.cols); c += 8u) {
-        let v: f32 = x[((xr * u.cols) + c)];
+        let v: f32 = x[min(((xr * u.cols) + c), arrayLength(&x) - 1u)];
         ss += (v * v);
       }
       os[task] = ss;
@@ -122,7 +149,7 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
       let r: u32 = ((r0 + rq) + (e & 15u));
       if (((r < u.rows) && ((t0 + tl) < u.tokens))) {
         let o: u32 = ((((((split * u.tokens) + t0) + tl) * u.outStride) + u.outOffset) + r);
-        out[o] = (os[((s * 256u) + e)] * sc[tl]);
+        out[min(o, arrayLength(&out) - 1u)] = (os[((s * 256u) + e)] * sc[tl]);
       }
     }
     workgroupBarrier();

@@ -27,12 +27,12 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
     var acc_rowDotF161: f32 = 0.0f;
     var ss_rowDotF161: f32 = 0.0f;
     for (var j_rowDotF161: u32 = lane; (j_rowDotF161 < (u.cols >> 3u)); j_rowDotF161 += lanes) {
-      let v_rowDotF161: vec4<u32> = w[((row * (u.cols >> 3u)) + j_rowDotF161)];
-      let a_rowDotF161: vec4<f32> = x[(2u * j_rowDotF161)];
-      let b_rowDotF161: vec4<f32> = x[((2u * j_rowDotF161) + 1u)];
+      let v_rowDotF161: vec4<u32> = w[min(((row * (u.cols >> 3u)) + j_rowDotF161), arrayLength(&w) - 1u)];
+      let a_rowDotF161: vec4<f32> = x[min((2u * j_rowDotF161), arrayLength(&x) - 1u)];
+      let b_rowDotF161: vec4<f32> = x[min(((2u * j_rowDotF161) + 1u), arrayLength(&x) - 1u)];
       ss_rowDotF161 += ((((((((a_rowDotF161.x * a_rowDotF161.x) + (a_rowDotF161.y * a_rowDotF161.y)) + (a_rowDotF161.z * a_rowDotF161.z)) + (a_rowDotF161.w * a_rowDotF161.w)) + (b_rowDotF161.x * b_rowDotF161.x)) + (b_rowDotF161.y * b_rowDotF161.y)) + (b_rowDotF161.z * b_rowDotF161.z)) + (b_rowDotF161.w * b_rowDotF161.w));
       if ((norm == 1u)) {
-        acc_rowDotF161 += ((((((((unpack2x16float(v_rowDotF161.x)[0u] * (a_rowDotF161 * nw[(2u * j_rowDotF161)]).x) + (unpack2x16float(v_rowDotF161.x)[1u] * (a_rowDotF161 * nw[(2u * j_rowDotF161)]).y)) + (unpack2x16float(v_rowDotF161.y)[0u] * (a_rowDotF161 * nw[(2u * j_rowDotF161)]).z)) + (unpack2x16float(v_rowDotF161.y)[1u] * (a_rowDotF161 * nw[(2u * j_rowDotF161)]).w)) + (unpack2x16float(v_rowDotF161.z)[0u] * (b_rowDotF161 * nw[((2u * j_rowDotF161) + 1u)]).x)) + (unpack2x16float(v_rowDotF161.z)[1u] * (b_rowDotF161 * nw[((2u * j_rowDotF161) + 1u)]).y)) + (unpack2x16float(v_rowDotF161.w)[0u] * (b_rowDotF161 * nw[((2u * j_rowDotF161) + 1u)]).z)) + (unpack2x16float(v_rowDotF161.w)[1u] * (b_rowDotF161 * nw[((2u * j_rowDotF161) + 1u)]).w));
+        acc_rowDotF161 += ((((((((unpack2x16float(v_rowDotF161.x)[0u] * (a_rowDotF161 * nw[min((2u * j_rowDotF161), arrayLength(&nw) - 1u)]).x) + (unpack2x16float(v_rowDotF161.x)[1u] * (a_rowDotF161 * nw[min((2u * j_rowDotF161), arrayLength(&nw) - 1u)]).y)) + (unpack2x16float(v_rowDotF161.y)[0u] * (a_rowDotF161 * nw[min((2u * j_rowDotF161), arrayLength(&nw) - 1u)]).z)) + (unpack2x16float(v_rowDotF161.y)[1u] * (a_rowDotF161 * nw[min((2u * j_rowDotF161), arrayLength(&nw) - 1u)]).w)) + (unpack2x16float(v_rowDotF161.z)[0u] * (b_rowDotF161 * nw[min(((2u * j_rowDotF161) + 1u), arrayLength(&nw) - 1u)]).x)) + (unpack2x16float(v_rowDotF161.z)[1u] * (b_rowDotF161 * nw[min(((2u * j_rowDotF161) + 1u), arrayLength(&nw) - 1u)]).y)) + (unpack2x16float(v_rowDotF161.w)[0u] * (b_rowDotF161 * nw[min(((2u * j_rowDotF161) + 1u), arrayLength(&nw) - 1u)]).z)) + (unpack2x16float(v_rowDotF161.w)[1u] * (b_rowDotF161 * nw[min(((2u * j_rowDotF161) + 1u), arrayLength(&nw) - 1u)]).w));
       } else {
         acc_rowDotF161 += ((((((((unpack2x16float(v_rowDotF161.x)[0u] * a_rowDotF161.x) + (unpack2x16float(v_rowDotF161.x)[1u] * a_rowDotF161.y)) + (unpack2x16float(v_rowDotF161.y)[0u] * a_rowDotF161.z)) + (unpack2x16float(v_rowDotF161.y)[1u] * a_rowDotF161.w)) + (unpack2x16float(v_rowDotF161.z)[0u] * b_rowDotF161.x)) + (unpack2x16float(v_rowDotF161.z)[1u] * b_rowDotF161.y)) + (unpack2x16float(v_rowDotF161.w)[0u] * b_rowDotF161.z)) + (unpack2x16float(v_rowDotF161.w)[1u] * b_rowDotF161.w));
       }
@@ -48,7 +48,7 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   workgroupBarrier();
   for (var s_sumRuns3: u32 = (lanes >> 1u); (s_sumRuns3 >= sg_sumRuns3); s_sumRuns3 >>= 1u) {
     if ((lane < s_sumRuns3)) {
-      partial[lid.x] += partial[(lid.x + s_sumRuns3)];
+      partial[lid.x] += partial[min((lid.x + s_sumRuns3), 255u)];
     }
     workgroupBarrier();
   }
@@ -60,12 +60,12 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   workgroupBarrier();
   for (var s_sumRuns5: u32 = (lanes >> 1u); (s_sumRuns5 >= sg_sumRuns5); s_sumRuns5 >>= 1u) {
     if ((lane < s_sumRuns5)) {
-      squares[lid.x] += squares[(lid.x + s_sumRuns5)];
+      squares[lid.x] += squares[min((lid.x + s_sumRuns5), 255u)];
     }
     workgroupBarrier();
   }
   if (((lane == 0u) && (row < u.rows))) {
     let scale: f32 = select(1.0f, (1.0f / sqrt(((squares[lid.x] / f32(u.cols)) + u.eps))), (norm == 1u));
-    out[(u.outOffset + row)] = (((partial[lid.x] * scale) * u.factor_e0) + y_e1[(u.outOffset + row)]);
+    out[min((u.outOffset + row), arrayLength(&out) - 1u)] = (((partial[lid.x] * scale) * u.factor_e0) + y_e1[min((u.outOffset + row), arrayLength(&y_e1) - 1u)]);
   }
 }

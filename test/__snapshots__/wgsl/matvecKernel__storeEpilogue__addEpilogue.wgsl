@@ -26,9 +26,9 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   var acc: f32 = 0.0f;
   var ss: f32 = 0.0f;
   for (var c: u32 = lid.x; (c < u.cols); c += 64u) {
-    let xv: f32 = x[c];
+    let xv: f32 = x[min(c, arrayLength(&x) - 1u)];
     ss += (xv * xv);
-    acc += (select(select(select(select((bitcast<f32>(w[(((u.rows * (u.cols >> 3u)) + (row * (u.cols >> 5u))) + (c >> 5u))]) * f32((i32(((w[((row * (u.cols >> 3u)) + (c >> 3u))] >> ((c & 7u) * 4u)) & 15u)) - 8i))), (unpack2x16float(w[((u.rows * (u.cols >> 2u)) + (((row * (u.cols >> 5u)) + (c >> 5u)) >> 1u))])[(((row * (u.cols >> 5u)) + (c >> 5u)) & 1u)] * f32(extractBits(bitcast<i32>(w[((row * (u.cols >> 2u)) + (c >> 2u))]), (c & 3u) * 8u, 8u))), (wtype == 3u)), bitcast<f32>((((w[((row * ((u.cols + 1u) >> 1u)) + (c >> 1u))] >> ((c & 1u) * 16u)) & 0xffffu) << 16u)), (wtype == 2u)), unpack2x16float(w[((row * ((u.cols + 1u) >> 1u)) + (c >> 1u))])[(c & 1u)], (wtype == 1u)), bitcast<f32>(w[((row * u.cols) + c)]), (wtype == 0u)) * select(xv, (xv * nw[c]), (norm == 1u)));
+    acc += (select(select(select(select((bitcast<f32>(w[min((((u.rows * (u.cols >> 3u)) + (row * (u.cols >> 5u))) + (c >> 5u)), arrayLength(&w) - 1u)]) * f32((i32(((w[min(((row * (u.cols >> 3u)) + (c >> 3u)), arrayLength(&w) - 1u)] >> ((c & 7u) * 4u)) & 15u)) - 8i))), (unpack2x16float(w[min(((u.rows * (u.cols >> 2u)) + (((row * (u.cols >> 5u)) + (c >> 5u)) >> 1u)), arrayLength(&w) - 1u)])[(((row * (u.cols >> 5u)) + (c >> 5u)) & 1u)] * f32(extractBits(bitcast<i32>(w[min(((row * (u.cols >> 2u)) + (c >> 2u)), arrayLength(&w) - 1u)]), (c & 3u) * 8u, 8u))), (wtype == 3u)), bitcast<f32>((((w[min(((row * ((u.cols + 1u) >> 1u)) + (c >> 1u)), arrayLength(&w) - 1u)] >> ((c & 1u) * 16u)) & 0xffffu) << 16u)), (wtype == 2u)), unpack2x16float(w[min(((row * ((u.cols + 1u) >> 1u)) + (c >> 1u)), arrayLength(&w) - 1u)])[(c & 1u)], (wtype == 1u)), bitcast<f32>(w[min(((row * u.cols) + c), arrayLength(&w) - 1u)]), (wtype == 0u)) * select(xv, (xv * nw[min(c, arrayLength(&nw) - 1u)]), (norm == 1u)));
   }
   partial[lid.x] = acc;
   squares[lid.x] = ss;
@@ -40,7 +40,7 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   workgroupBarrier();
   for (var s_sumRuns2: u32 = (64u >> 1u); (s_sumRuns2 >= sg_sumRuns2); s_sumRuns2 >>= 1u) {
     if ((lid.x < s_sumRuns2)) {
-      partial[lid.x] += partial[(lid.x + s_sumRuns2)];
+      partial[lid.x] += partial[min((lid.x + s_sumRuns2), 63u)];
     }
     workgroupBarrier();
   }
@@ -53,7 +53,7 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
     workgroupBarrier();
     for (var s_sumRuns4: u32 = (64u >> 1u); (s_sumRuns4 >= sg_sumRuns4); s_sumRuns4 >>= 1u) {
       if ((lid.x < s_sumRuns4)) {
-        squares[lid.x] += squares[(lid.x + s_sumRuns4)];
+        squares[lid.x] += squares[min((lid.x + s_sumRuns4), 63u)];
       }
       workgroupBarrier();
     }
@@ -61,7 +61,7 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   if ((lid.x == 0u)) {
     let scale: f32 = select(1.0f, (1.0f / sqrt(((squares[0u] / f32(u.cols)) + u.eps))), (norm == 1u));
     let ep_0: f32 = (partial[0u] * scale);
-    t_e0[(u.outOffset + row)] = ep_0;
-    out[(u.outOffset + row)] = (ep_0 + y_e1[(u.outOffset + row)]);
+    t_e0[min((u.outOffset + row), arrayLength(&t_e0) - 1u)] = ep_0;
+    out[min((u.outOffset + row), arrayLength(&out) - 1u)] = (ep_0 + y_e1[min((u.outOffset + row), arrayLength(&y_e1) - 1u)]);
   }
 }

@@ -30,19 +30,19 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   var acc: f32 = 0.0f;
   var ss: f32 = 0.0f;
   for (var c: u32 = lid.x; (c < u.cols); c += 64u) {
-    let xv: f32 = x[c];
+    let xv: f32 = x[min(c, arrayLength(&x) - 1u)];
     ss += (xv * xv);
     var wgt: f32 = 0.0f;
     if ((row < u.rq)) {
-      wgt = select(select(select(select((bitcast<f32>(wq[(((u.rq * (u.cols >> 3u)) + (row * (u.cols >> 5u))) + (c >> 5u))]) * f32((i32(((wq[((row * (u.cols >> 3u)) + (c >> 3u))] >> ((c & 7u) * 4u)) & 15u)) - 8i))), (unpack2x16float(wq[((u.rq * (u.cols >> 2u)) + (((row * (u.cols >> 5u)) + (c >> 5u)) >> 1u))])[(((row * (u.cols >> 5u)) + (c >> 5u)) & 1u)] * f32(extractBits(bitcast<i32>(wq[((row * (u.cols >> 2u)) + (c >> 2u))]), (c & 3u) * 8u, 8u))), (qtype == 3u)), bitcast<f32>((((wq[((row * ((u.cols + 1u) >> 1u)) + (c >> 1u))] >> ((c & 1u) * 16u)) & 0xffffu) << 16u)), (qtype == 2u)), unpack2x16float(wq[((row * ((u.cols + 1u) >> 1u)) + (c >> 1u))])[(c & 1u)], (qtype == 1u)), bitcast<f32>(wq[((row * u.cols) + c)]), (qtype == 0u));
+      wgt = select(select(select(select((bitcast<f32>(wq[min((((u.rq * (u.cols >> 3u)) + (row * (u.cols >> 5u))) + (c >> 5u)), arrayLength(&wq) - 1u)]) * f32((i32(((wq[min(((row * (u.cols >> 3u)) + (c >> 3u)), arrayLength(&wq) - 1u)] >> ((c & 7u) * 4u)) & 15u)) - 8i))), (unpack2x16float(wq[min(((u.rq * (u.cols >> 2u)) + (((row * (u.cols >> 5u)) + (c >> 5u)) >> 1u)), arrayLength(&wq) - 1u)])[(((row * (u.cols >> 5u)) + (c >> 5u)) & 1u)] * f32(extractBits(bitcast<i32>(wq[min(((row * (u.cols >> 2u)) + (c >> 2u)), arrayLength(&wq) - 1u)]), (c & 3u) * 8u, 8u))), (qtype == 3u)), bitcast<f32>((((wq[min(((row * ((u.cols + 1u) >> 1u)) + (c >> 1u)), arrayLength(&wq) - 1u)] >> ((c & 1u) * 16u)) & 0xffffu) << 16u)), (qtype == 2u)), unpack2x16float(wq[min(((row * ((u.cols + 1u) >> 1u)) + (c >> 1u)), arrayLength(&wq) - 1u)])[(c & 1u)], (qtype == 1u)), bitcast<f32>(wq[min(((row * u.cols) + c), arrayLength(&wq) - 1u)]), (qtype == 0u));
     } else {
       if ((row < (u.rq + u.rk))) {
-        wgt = select(select(select(select((bitcast<f32>(wk[(((u.rk * (u.cols >> 3u)) + ((row - u.rq) * (u.cols >> 5u))) + (c >> 5u))]) * f32((i32(((wk[(((row - u.rq) * (u.cols >> 3u)) + (c >> 3u))] >> ((c & 7u) * 4u)) & 15u)) - 8i))), (unpack2x16float(wk[((u.rk * (u.cols >> 2u)) + ((((row - u.rq) * (u.cols >> 5u)) + (c >> 5u)) >> 1u))])[((((row - u.rq) * (u.cols >> 5u)) + (c >> 5u)) & 1u)] * f32(extractBits(bitcast<i32>(wk[(((row - u.rq) * (u.cols >> 2u)) + (c >> 2u))]), (c & 3u) * 8u, 8u))), (ktype == 3u)), bitcast<f32>((((wk[(((row - u.rq) * ((u.cols + 1u) >> 1u)) + (c >> 1u))] >> ((c & 1u) * 16u)) & 0xffffu) << 16u)), (ktype == 2u)), unpack2x16float(wk[(((row - u.rq) * ((u.cols + 1u) >> 1u)) + (c >> 1u))])[(c & 1u)], (ktype == 1u)), bitcast<f32>(wk[(((row - u.rq) * u.cols) + c)]), (ktype == 0u));
+        wgt = select(select(select(select((bitcast<f32>(wk[min((((u.rk * (u.cols >> 3u)) + ((row - u.rq) * (u.cols >> 5u))) + (c >> 5u)), arrayLength(&wk) - 1u)]) * f32((i32(((wk[min((((row - u.rq) * (u.cols >> 3u)) + (c >> 3u)), arrayLength(&wk) - 1u)] >> ((c & 7u) * 4u)) & 15u)) - 8i))), (unpack2x16float(wk[min(((u.rk * (u.cols >> 2u)) + ((((row - u.rq) * (u.cols >> 5u)) + (c >> 5u)) >> 1u)), arrayLength(&wk) - 1u)])[((((row - u.rq) * (u.cols >> 5u)) + (c >> 5u)) & 1u)] * f32(extractBits(bitcast<i32>(wk[min((((row - u.rq) * (u.cols >> 2u)) + (c >> 2u)), arrayLength(&wk) - 1u)]), (c & 3u) * 8u, 8u))), (ktype == 3u)), bitcast<f32>((((wk[min((((row - u.rq) * ((u.cols + 1u) >> 1u)) + (c >> 1u)), arrayLength(&wk) - 1u)] >> ((c & 1u) * 16u)) & 0xffffu) << 16u)), (ktype == 2u)), unpack2x16float(wk[min((((row - u.rq) * ((u.cols + 1u) >> 1u)) + (c >> 1u)), arrayLength(&wk) - 1u)])[(c & 1u)], (ktype == 1u)), bitcast<f32>(wk[min((((row - u.rq) * u.cols) + c), arrayLength(&wk) - 1u)]), (ktype == 0u));
       } else {
-        wgt = select(select(select(select((bitcast<f32>(wv[(((u.rv * (u.cols >> 3u)) + (((row - u.rq) - u.rk) * (u.cols >> 5u))) + (c >> 5u))]) * f32((i32(((wv[((((row - u.rq) - u.rk) * (u.cols >> 3u)) + (c >> 3u))] >> ((c & 7u) * 4u)) & 15u)) - 8i))), (unpack2x16float(wv[((u.rv * (u.cols >> 2u)) + (((((row - u.rq) - u.rk) * (u.cols >> 5u)) + (c >> 5u)) >> 1u))])[(((((row - u.rq) - u.rk) * (u.cols >> 5u)) + (c >> 5u)) & 1u)] * f32(extractBits(bitcast<i32>(wv[((((row - u.rq) - u.rk) * (u.cols >> 2u)) + (c >> 2u))]), (c & 3u) * 8u, 8u))), (vtype == 3u)), bitcast<f32>((((wv[((((row - u.rq) - u.rk) * ((u.cols + 1u) >> 1u)) + (c >> 1u))] >> ((c & 1u) * 16u)) & 0xffffu) << 16u)), (vtype == 2u)), unpack2x16float(wv[((((row - u.rq) - u.rk) * ((u.cols + 1u) >> 1u)) + (c >> 1u))])[(c & 1u)], (vtype == 1u)), bitcast<f32>(wv[((((row - u.rq) - u.rk) * u.cols) + c)]), (vtype == 0u));
+        wgt = select(select(select(select((bitcast<f32>(wv[min((((u.rv * (u.cols >> 3u)) + (((row - u.rq) - u.rk) * (u.cols >> 5u))) + (c >> 5u)), arrayLength(&wv) - 1u)]) * f32((i32(((wv[min(((((row - u.rq) - u.rk) * (u.cols >> 3u)) + (c >> 3u)), arrayLength(&wv) - 1u)] >> ((c & 7u) * 4u)) & 15u)) - 8i))), (unpack2x16float(wv[min(((u.rv * (u.cols >> 2u)) + (((((row - u.rq) - u.rk) * (u.cols >> 5u)) + (c >> 5u)) >> 1u)), arrayLength(&wv) - 1u)])[(((((row - u.rq) - u.rk) * (u.cols >> 5u)) + (c >> 5u)) & 1u)] * f32(extractBits(bitcast<i32>(wv[min(((((row - u.rq) - u.rk) * (u.cols >> 2u)) + (c >> 2u)), arrayLength(&wv) - 1u)]), (c & 3u) * 8u, 8u))), (vtype == 3u)), bitcast<f32>((((wv[min(((((row - u.rq) - u.rk) * ((u.cols + 1u) >> 1u)) + (c >> 1u)), arrayLength(&wv) - 1u)] >> ((c & 1u) * 16u)) & 0xffffu) << 16u)), (vtype == 2u)), unpack2x16float(wv[min(((((row - u.rq) - u.rk) * ((u.cols + 1u) >> 1u)) + (c >> 1u)), arrayLength(&wv) - 1u)])[(c & 1u)], (vtype == 1u)), bitcast<f32>(wv[min(((((row - u.rq) - u.rk) * u.cols) + c), arrayLength(&wv) - 1u)]), (vtype == 0u));
       }
     }
-    acc += (wgt * (xv * nw[c]));
+    acc += (wgt * (xv * nw[min(c, arrayLength(&nw) - 1u)]));
   }
   partial[lid.x] = acc;
   squares[lid.x] = ss;
@@ -54,7 +54,7 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   workgroupBarrier();
   for (var s_sumRuns2: u32 = (64u >> 1u); (s_sumRuns2 >= sg_sumRuns2); s_sumRuns2 >>= 1u) {
     if ((lid.x < s_sumRuns2)) {
-      partial[lid.x] += partial[(lid.x + s_sumRuns2)];
+      partial[lid.x] += partial[min((lid.x + s_sumRuns2), 63u)];
     }
     workgroupBarrier();
   }
@@ -66,11 +66,11 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   workgroupBarrier();
   for (var s_sumRuns4: u32 = (64u >> 1u); (s_sumRuns4 >= sg_sumRuns4); s_sumRuns4 >>= 1u) {
     if ((lid.x < s_sumRuns4)) {
-      squares[lid.x] += squares[(lid.x + s_sumRuns4)];
+      squares[lid.x] += squares[min((lid.x + s_sumRuns4), 63u)];
     }
     workgroupBarrier();
   }
   if ((lid.x == 0u)) {
-    out[row] = ((partial[0u] / sqrt(((squares[0u] / f32(u.cols)) + u.eps))) + y_e0[(u32(u.offset_e0) + row)]);
+    out[min(row, arrayLength(&out) - 1u)] = ((partial[0u] / sqrt(((squares[0u] / f32(u.cols)) + u.eps))) + y_e0[min((u32(u.offset_e0) + row), arrayLength(&y_e0) - 1u)]);
   }
 }

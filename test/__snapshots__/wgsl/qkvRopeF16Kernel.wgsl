@@ -33,12 +33,12 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
     var acc_rowDotF162: f32 = 0.0f;
     var ss_rowDotF162: f32 = 0.0f;
     for (var j_rowDotF162: u32 = lane; (j_rowDotF162 < c8); j_rowDotF162 += lanes) {
-      let v_rowDotF162: vec4<u32> = wq[((row * c8) + j_rowDotF162)];
-      let a_rowDotF162: vec4<f32> = x[(2u * j_rowDotF162)];
-      let b_rowDotF162: vec4<f32> = x[((2u * j_rowDotF162) + 1u)];
+      let v_rowDotF162: vec4<u32> = wq[min(((row * c8) + j_rowDotF162), arrayLength(&wq) - 1u)];
+      let a_rowDotF162: vec4<f32> = x[min((2u * j_rowDotF162), arrayLength(&x) - 1u)];
+      let b_rowDotF162: vec4<f32> = x[min(((2u * j_rowDotF162) + 1u), arrayLength(&x) - 1u)];
       ss_rowDotF162 += ((((((((a_rowDotF162.x * a_rowDotF162.x) + (a_rowDotF162.y * a_rowDotF162.y)) + (a_rowDotF162.z * a_rowDotF162.z)) + (a_rowDotF162.w * a_rowDotF162.w)) + (b_rowDotF162.x * b_rowDotF162.x)) + (b_rowDotF162.y * b_rowDotF162.y)) + (b_rowDotF162.z * b_rowDotF162.z)) + (b_rowDotF162.w * b_rowDotF162.w));
       if ((1u == 1u)) {
-        acc_rowDotF162 += ((((((((unpack2x16float(v_rowDotF162.x)[0u] * (a_rowDotF162 * nw[(2u * j_rowDotF162)]).x) + (unpack2x16float(v_rowDotF162.x)[1u] * (a_rowDotF162 * nw[(2u * j_rowDotF162)]).y)) + (unpack2x16float(v_rowDotF162.y)[0u] * (a_rowDotF162 * nw[(2u * j_rowDotF162)]).z)) + (unpack2x16float(v_rowDotF162.y)[1u] * (a_rowDotF162 * nw[(2u * j_rowDotF162)]).w)) + (unpack2x16float(v_rowDotF162.z)[0u] * (b_rowDotF162 * nw[((2u * j_rowDotF162) + 1u)]).x)) + (unpack2x16float(v_rowDotF162.z)[1u] * (b_rowDotF162 * nw[((2u * j_rowDotF162) + 1u)]).y)) + (unpack2x16float(v_rowDotF162.w)[0u] * (b_rowDotF162 * nw[((2u * j_rowDotF162) + 1u)]).z)) + (unpack2x16float(v_rowDotF162.w)[1u] * (b_rowDotF162 * nw[((2u * j_rowDotF162) + 1u)]).w));
+        acc_rowDotF162 += ((((((((unpack2x16float(v_rowDotF162.x)[0u] * (a_rowDotF162 * nw[min((2u * j_rowDotF162), arrayLength(&nw) - 1u)]).x) + (unpack2x16float(v_rowDotF162.x)[1u] * (a_rowDotF162 * nw[min((2u * j_rowDotF162), arrayLength(&nw) - 1u)]).y)) + (unpack2x16float(v_rowDotF162.y)[0u] * (a_rowDotF162 * nw[min((2u * j_rowDotF162), arrayLength(&nw) - 1u)]).z)) + (unpack2x16float(v_rowDotF162.y)[1u] * (a_rowDotF162 * nw[min((2u * j_rowDotF162), arrayLength(&nw) - 1u)]).w)) + (unpack2x16float(v_rowDotF162.z)[0u] * (b_rowDotF162 * nw[min(((2u * j_rowDotF162) + 1u), arrayLength(&nw) - 1u)]).x)) + (unpack2x16float(v_rowDotF162.z)[1u] * (b_rowDotF162 * nw[min(((2u * j_rowDotF162) + 1u), arrayLength(&nw) - 1u)]).y)) + (unpack2x16float(v_rowDotF162.w)[0u] * (b_rowDotF162 * nw[min(((2u * j_rowDotF162) + 1u), arrayLength(&nw) - 1u)]).z)) + (unpack2x16float(v_rowDotF162.w)[1u] * (b_rowDotF162 * nw[min(((2u * j_rowDotF162) + 1u), arrayLength(&nw) - 1u)]).w));
       } else {
         acc_rowDotF162 += ((((((((unpack2x16float(v_rowDotF162.x)[0u] * a_rowDotF162.x) + (unpack2x16float(v_rowDotF162.x)[1u] * a_rowDotF162.y)) + (unpack2x16float(v_rowDotF162.y)[0u] * a_rowDotF162.z)) + (unpack2x16float(v_rowDotF162.y)[1u] * a_rowDotF162.w)) + (unpack2x16float(v_rowDotF162.z)[0u] * b_rowDotF162.x)) + (unpack2x16float(v_rowDotF162.z)[1u] * b_rowDotF162.y)) + (unpack2x16float(v_rowDotF162.w)[0u] * b_rowDotF162.z)) + (unpack2x16float(v_rowDotF162.w)[1u] * b_rowDotF162.w));
       }
@@ -50,12 +50,12 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
       var acc_rowDotF163: f32 = 0.0f;
       var ss_rowDotF163: f32 = 0.0f;
       for (var j_rowDotF163: u32 = lane; (j_rowDotF163 < c8); j_rowDotF163 += lanes) {
-        let v_rowDotF163: vec4<u32> = wk[(((row - u.rq) * c8) + j_rowDotF163)];
-        let a_rowDotF163: vec4<f32> = x[(2u * j_rowDotF163)];
-        let b_rowDotF163: vec4<f32> = x[((2u * j_rowDotF163) + 1u)];
+        let v_rowDotF163: vec4<u32> = wk[min((((row - u.rq) * c8) + j_rowDotF163), arrayLength(&wk) - 1u)];
+        let a_rowDotF163: vec4<f32> = x[min((2u * j_rowDotF163), arrayLength(&x) - 1u)];
+        let b_rowDotF163: vec4<f32> = x[min(((2u * j_rowDotF163) + 1u), arrayLength(&x) - 1u)];
         ss_rowDotF163 += ((((((((a_rowDotF163.x * a_rowDotF163.x) + (a_rowDotF163.y * a_rowDotF163.y)) + (a_rowDotF163.z * a_rowDotF163.z)) + (a_rowDotF163.w * a_rowDotF163.w)) + (b_rowDotF163.x * b_rowDotF163.x)) + (b_rowDotF163.y * b_rowDotF163.y)) + (b_rowDotF163.z * b_rowDotF163.z)) + (b_rowDotF163.w * b_rowDotF163.w));
         if ((1u == 1u)) {
-          acc_rowDotF163 += ((((((((unpack2x16float(v_rowDotF163.x)[0u] * (a_rowDotF163 * nw[(2u * j_rowDotF163)]).x) + (unpack2x16float(v_rowDotF163.x)[1u] * (a_rowDotF163 * nw[(2u * j_rowDotF163)]).y)) + (unpack2x16float(v_rowDotF163.y)[0u] * (a_rowDotF163 * nw[(2u * j_rowDotF163)]).z)) + (unpack2x16float(v_rowDotF163.y)[1u] * (a_rowDotF163 * nw[(2u * j_rowDotF163)]).w)) + (unpack2x16float(v_rowDotF163.z)[0u] * (b_rowDotF163 * nw[((2u * j_rowDotF163) + 1u)]).x)) + (unpack2x16float(v_rowDotF163.z)[1u] * (b_rowDotF163 * nw[((2u * j_rowDotF163) + 1u)]).y)) + (unpack2x16float(v_rowDotF163.w)[0u] * (b_rowDotF163 * nw[((2u * j_rowDotF163) + 1u)]).z)) + (unpack2x16float(v_rowDotF163.w)[1u] * (b_rowDotF163 * nw[((2u * j_rowDotF163) + 1u)]).w));
+          acc_rowDotF163 += ((((((((unpack2x16float(v_rowDotF163.x)[0u] * (a_rowDotF163 * nw[min((2u * j_rowDotF163), arrayLength(&nw) - 1u)]).x) + (unpack2x16float(v_rowDotF163.x)[1u] * (a_rowDotF163 * nw[min((2u * j_rowDotF163), arrayLength(&nw) - 1u)]).y)) + (unpack2x16float(v_rowDotF163.y)[0u] * (a_rowDotF163 * nw[min((2u * j_rowDotF163), arrayLength(&nw) - 1u)]).z)) + (unpack2x16float(v_rowDotF163.y)[1u] * (a_rowDotF163 * nw[min((2u * j_rowDotF163), arrayLength(&nw) - 1u)]).w)) + (unpack2x16float(v_rowDotF163.z)[0u] * (b_rowDotF163 * nw[min(((2u * j_rowDotF163) + 1u), arrayLength(&nw) - 1u)]).x)) + (unpack2x16float(v_rowDotF163.z)[1u] * (b_rowDotF163 * nw[min(((2u * j_rowDotF163) + 1u), arrayLength(&nw) - 1u)]).y)) + (unpack2x16float(v_rowDotF163.w)[0u] * (b_rowDotF163 * nw[min(((2u * j_rowDotF163) + 1u), arrayLength(&nw) - 1u)]).z)) + (unpack2x16float(v_rowDotF163.w)[1u] * (b_rowDotF163 * nw[min(((2u * j_rowDotF163) + 1u), arrayLength(&nw) - 1u)]).w));
         } else {
           acc_rowDotF163 += ((((((((unpack2x16float(v_rowDotF163.x)[0u] * a_rowDotF163.x) + (unpack2x16float(v_rowDotF163.x)[1u] * a_rowDotF163.y)) + (unpack2x16float(v_rowDotF163.y)[0u] * a_rowDotF163.z)) + (unpack2x16float(v_rowDotF163.y)[1u] * a_rowDotF163.w)) + (unpack2x16float(v_rowDotF163.z)[0u] * b_rowDotF163.x)) + (unpack2x16float(v_rowDotF163.z)[1u] * b_rowDotF163.y)) + (unpack2x16float(v_rowDotF163.w)[0u] * b_rowDotF163.z)) + (unpack2x16float(v_rowDotF163.w)[1u] * b_rowDotF163.w));
         }
@@ -67,12 +67,12 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
         var acc_rowDotF164: f32 = 0.0f;
         var ss_rowDotF164: f32 = 0.0f;
         for (var j_rowDotF164: u32 = lane; (j_rowDotF164 < c8); j_rowDotF164 += lanes) {
-          let v_rowDotF164: vec4<u32> = wv[((((row - u.rq) - u.rk) * c8) + j_rowDotF164)];
-          let a_rowDotF164: vec4<f32> = x[(2u * j_rowDotF164)];
-          let b_rowDotF164: vec4<f32> = x[((2u * j_rowDotF164) + 1u)];
+          let v_rowDotF164: vec4<u32> = wv[min(((((row - u.rq) - u.rk) * c8) + j_rowDotF164), arrayLength(&wv) - 1u)];
+          let a_rowDotF164: vec4<f32> = x[min((2u * j_rowDotF164), arrayLength(&x) - 1u)];
+          let b_rowDotF164: vec4<f32> = x[min(((2u * j_rowDotF164) + 1u), arrayLength(&x) - 1u)];
           ss_rowDotF164 += ((((((((a_rowDotF164.x * a_rowDotF164.x) + (a_rowDotF164.y * a_rowDotF164.y)) + (a_rowDotF164.z * a_rowDotF164.z)) + (a_rowDotF164.w * a_rowDotF164.w)) + (b_rowDotF164.x * b_rowDotF164.x)) + (b_rowDotF164.y * b_rowDotF164.y)) + (b_rowDotF164.z * b_rowDotF164.z)) + (b_rowDotF164.w * b_rowDotF164.w));
           if ((1u == 1u)) {
-            acc_rowDotF164 += ((((((((unpack2x16float(v_rowDotF164.x)[0u] * (a_rowDotF164 * nw[(2u * j_rowDotF164)]).x) + (unpack2x16float(v_rowDotF164.x)[1u] * (a_rowDotF164 * nw[(2u * j_rowDotF164)]).y)) + (unpack2x16float(v_rowDotF164.y)[0u] * (a_rowDotF164 * nw[(2u * j_rowDotF164)]).z)) + (unpack2x16float(v_rowDotF164.y)[1u] * (a_rowDotF164 * nw[(2u * j_rowDotF164)]).w)) + (unpack2x16float(v_rowDotF164.z)[0u] * (b_rowDotF164 * nw[((2u * j_rowDotF164) + 1u)]).x)) + (unpack2x16float(v_rowDotF164.z)[1u] * (b_rowDotF164 * nw[((2u * j_rowDotF164) + 1u)]).y)) + (unpack2x16float(v_rowDotF164.w)[0u] * (b_rowDotF164 * nw[((2u * j_rowDotF164) + 1u)]).z)) + (unpack2x16float(v_rowDotF164.w)[1u] * (b_rowDotF164 * nw[((2u * j_rowDotF164) + 1u)]).w));
+            acc_rowDotF164 += ((((((((unpack2x16float(v_rowDotF164.x)[0u] * (a_rowDotF164 * nw[min((2u * j_rowDotF164), arrayLength(&nw) - 1u)]).x) + (unpack2x16float(v_rowDotF164.x)[1u] * (a_rowDotF164 * nw[min((2u * j_rowDotF164), arrayLength(&nw) - 1u)]).y)) + (unpack2x16float(v_rowDotF164.y)[0u] * (a_rowDotF164 * nw[min((2u * j_rowDotF164), arrayLength(&nw) - 1u)]).z)) + (unpack2x16float(v_rowDotF164.y)[1u] * (a_rowDotF164 * nw[min((2u * j_rowDotF164), arrayLength(&nw) - 1u)]).w)) + (unpack2x16float(v_rowDotF164.z)[0u] * (b_rowDotF164 * nw[min(((2u * j_rowDotF164) + 1u), arrayLength(&nw) - 1u)]).x)) + (unpack2x16float(v_rowDotF164.z)[1u] * (b_rowDotF164 * nw[min(((2u * j_rowDotF164) + 1u), arrayLength(&nw) - 1u)]).y)) + (unpack2x16float(v_rowDotF164.w)[0u] * (b_rowDotF164 * nw[min(((2u * j_rowDotF164) + 1u), arrayLength(&nw) - 1u)]).z)) + (unpack2x16float(v_rowDotF164.w)[1u] * (b_rowDotF164 * nw[min(((2u * j_rowDotF164) + 1u), arrayLength(&nw) - 1u)]).w));
           } else {
             acc_rowDotF164 += ((((((((unpack2x16float(v_rowDotF164.x)[0u] * a_rowDotF164.x) + (unpack2x16float(v_rowDotF164.x)[1u] * a_rowDotF164.y)) + (unpack2x16float(v_rowDotF164.y)[0u] * a_rowDotF164.z)) + (unpack2x16float(v_rowDotF164.y)[1u] * a_rowDotF164.w)) + (unpack2x16float(v_rowDotF164.z)[0u] * b_rowDotF164.x)) + (unpack2x16float(v_rowDotF164.z)[1u] * b_rowDotF164.y)) + (unpack2x16float(v_rowDotF164.w)[0u] * b_rowDotF164.z)) + (unpack2x16float(v_rowDotF164.w)[1u] * b_rowDotF164.w));
           }
@@ -90,7 +90,7 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   workgroupBarrier();
   for (var s_sumRuns6: u32 = (lanes >> 1u); (s_sumRuns6 >= sg_sumRuns6); s_sumRuns6 >>= 1u) {
     if ((lane < s_sumRuns6)) {
-      partial[lid.x] += partial[(lid.x + s_sumRuns6)];
+      partial[lid.x] += partial[min((lid.x + s_sumRuns6), 255u)];
     }
     workgroupBarrier();
   }
@@ -102,29 +102,29 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   workgroupBarrier();
   for (var s_sumRuns8: u32 = (lanes >> 1u); (s_sumRuns8 >= sg_sumRuns8); s_sumRuns8 >>= 1u) {
     if ((lane < s_sumRuns8)) {
-      squares[lid.x] += squares[(lid.x + s_sumRuns8)];
+      squares[lid.x] += squares[min((lid.x + s_sumRuns8), 255u)];
     }
     workgroupBarrier();
   }
   let first: u32 = (lid.x - lane);
   if (((lane == 0u) && (row < (u.rq + (2u * u.rk))))) {
-    let scale: f32 = (1.0f / sqrt(((squares[first] / f32(u.cols)) + u.eps)));
+    let scale: f32 = (1.0f / sqrt(((squares[min(first, 255u)] / f32(u.cols)) + u.eps)));
     let i_storeRotated9: u32 = select((row - u.rq), row, (row < u.rq));
     let j_storeRotated9: u32 = ((i_storeRotated9 - (i_storeRotated9 & 1u)) % u.headSize);
-    var v_storeRotated9: f32 = (partial[first] * scale);
+    var v_storeRotated9: f32 = (partial[min(first, 255u)] * scale);
     if (((row < (u.rq + u.rk)) && (j_storeRotated9 < u.rotDim))) {
-      let t_storeRotated9: u32 = (((pos[0u] * (u.rotDim >> 1u)) + (j_storeRotated9 >> 1u)) * 2u);
-      let c_storeRotated9: f32 = table[t_storeRotated9];
-      let s_storeRotated9: f32 = table[(t_storeRotated9 + 1u)];
-      v_storeRotated9 = select((((partial[(first ^ lanes)] * scale) * s_storeRotated9) + ((partial[first] * scale) * c_storeRotated9)), (((partial[first] * scale) * c_storeRotated9) - ((partial[(first ^ lanes)] * scale) * s_storeRotated9)), ((i_storeRotated9 & 1u) == 0u));
+      let t_storeRotated9: u32 = (((pos[min(0u, arrayLength(&pos) - 1u)] * (u.rotDim >> 1u)) + (j_storeRotated9 >> 1u)) * 2u);
+      let c_storeRotated9: f32 = table[min(t_storeRotated9, arrayLength(&table) - 1u)];
+      let s_storeRotated9: f32 = table[min((t_storeRotated9 + 1u), arrayLength(&table) - 1u)];
+      v_storeRotated9 = select((((partial[min((first ^ lanes), 255u)] * scale) * s_storeRotated9) + ((partial[min(first, 255u)] * scale) * c_storeRotated9)), (((partial[min(first, 255u)] * scale) * c_storeRotated9) - ((partial[min((first ^ lanes), 255u)] * scale) * s_storeRotated9)), ((i_storeRotated9 & 1u) == 0u));
     }
     if ((row < u.rq)) {
-      q[row] = v_storeRotated9;
+      q[min(row, arrayLength(&q) - 1u)] = v_storeRotated9;
     } else {
       if ((row < (u.rq + u.rk))) {
-        kc[((pos[0u] * u.rk) + i_storeRotated9)] = v_storeRotated9;
+        kc[min(((pos[min(0u, arrayLength(&pos) - 1u)] * u.rk) + i_storeRotated9), arrayLength(&kc) - 1u)] = v_storeRotated9;
       } else {
-        vc[(((pos[0u] * u.rk) + i_storeRotated9) - u.rk)] = v_storeRotated9;
+        vc[min((((pos[min(0u, arrayLength(&pos) - 1u)] * u.rk) + i_storeRotated9) - u.rk), arrayLength(&vc) - 1u)] = v_storeRotated9;
       }
     }
   }

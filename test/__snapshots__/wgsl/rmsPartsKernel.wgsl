@@ -14,7 +14,7 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   let at: u32 = ((wid.x + wid.y * nwg.x) * u.n);
   var ss_sumOfSquares1: f32 = 0.0f;
   for (var i_sumOfSquares1: u32 = lid.x; (i_sumOfSquares1 < u.n); i_sumOfSquares1 += 64u) {
-    ss_sumOfSquares1 += (x[(at + i_sumOfSquares1)] * x[(at + i_sumOfSquares1)]);
+    ss_sumOfSquares1 += (x[min((at + i_sumOfSquares1), arrayLength(&x) - 1u)] * x[min((at + i_sumOfSquares1), arrayLength(&x) - 1u)]);
   }
   partial[lid.x] = ss_sumOfSquares1;
   let sg_sumRuns3: u32 = select(1u, sgsize, (sgsize <= 64u));
@@ -25,18 +25,18 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   workgroupBarrier();
   for (var s_sumRuns3: u32 = (64u >> 1u); (s_sumRuns3 >= sg_sumRuns3); s_sumRuns3 >>= 1u) {
     if ((lid.x < s_sumRuns3)) {
-      partial[lid.x] += partial[(lid.x + s_sumRuns3)];
+      partial[lid.x] += partial[min((lid.x + s_sumRuns3), 63u)];
     }
     workgroupBarrier();
   }
   let scale: f32 = sqrt(((partial[0u] / f32(u.n)) + u.eps));
   if ((u.normalized == 1u)) {
     for (var i: u32 = lid.x; (i < u.n); i += 64u) {
-      out[(at + i)] = (x[(at + i)] / scale);
+      out[min((at + i), arrayLength(&out) - 1u)] = (x[min((at + i), arrayLength(&x) - 1u)] / scale);
     }
   } else {
     if ((lid.x == 0u)) {
-      out[(wid.x + wid.y * nwg.x)] = scale;
+      out[min((wid.x + wid.y * nwg.x), arrayLength(&out) - 1u)] = scale;
     }
   }
 }

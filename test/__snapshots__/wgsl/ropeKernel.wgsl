@@ -21,15 +21,15 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   let j: u32 = ((2u * (i % u.pairs)) % u.headSize);
   let at: u32 = (2u * i);
   if ((j >= u.rotDim)) {
-    out[at] = x[at];
-    out[(at + 1u)] = x[(at + 1u)];
+    out[min(at, arrayLength(&out) - 1u)] = x[min(at, arrayLength(&x) - 1u)];
+    out[min((at + 1u), arrayLength(&out) - 1u)] = x[min((at + 1u), arrayLength(&x) - 1u)];
     return;
   }
-  let t: u32 = ((((pos[0u] + (row % u.seqLen)) * (u.rotDim / 2u)) + (j / 2u)) * 2u);
-  let c: f32 = table[t];
-  let s: f32 = table[(t + 1u)];
-  let a: f32 = x[at];
-  let b: f32 = x[(at + 1u)];
-  out[at] = ((a * c) - (b * s));
-  out[(at + 1u)] = ((a * s) + (b * c));
+  let t: u32 = ((((pos[min(0u, arrayLength(&pos) - 1u)] + (row % u.seqLen)) * (u.rotDim / 2u)) + (j / 2u)) * 2u);
+  let c: f32 = table[min(t, arrayLength(&table) - 1u)];
+  let s: f32 = table[min((t + 1u), arrayLength(&table) - 1u)];
+  let a: f32 = x[min(at, arrayLength(&x) - 1u)];
+  let b: f32 = x[min((at + 1u), arrayLength(&x) - 1u)];
+  out[min(at, arrayLength(&out) - 1u)] = ((a * c) - (b * s));
+  out[min((at + 1u), arrayLength(&out) - 1u)] = ((a * s) + (b * c));
 }

@@ -26,43 +26,43 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   if ((((wid.x + wid.y * nwg.x) * 64u + lid.x) < (per_ropeKvPair1 * u.tokens))) {
     let row_ropeKvPair1: u32 = (((wid.x + wid.y * nwg.x) * 64u + lid.x) / per_ropeKvPair1);
     let i_ropeKvPair1: u32 = (((wid.x + wid.y * nwg.x) * 64u + lid.x) % per_ropeKvPair1);
-    let p_ropeKvPair1: u32 = (pos[0u] + (row_ropeKvPair1 % u.seqLen));
+    let p_ropeKvPair1: u32 = (pos[min(0u, arrayLength(&pos) - 1u)] + (row_ropeKvPair1 % u.seqLen));
     let slot_ropeKvPair1: u32 = (((row_ropeKvPair1 / u.seqLen) * u.context) + p_ropeKvPair1);
     let base_ropeKvPair1: u32 = (row_ropeKvPair1 * (u.qDim + (2u * u.kvDim)));
     if ((i_ropeKvPair1 >= (qPairs_ropeKvPair1 + kPairs_ropeKvPair1))) {
       let d_ropeKvPair1: u32 = ((i_ropeKvPair1 - qPairs_ropeKvPair1) - kPairs_ropeKvPair1);
-      vc[((slot_ropeKvPair1 * u.kvDim) + d_ropeKvPair1)] = qkv[(((base_ropeKvPair1 + u.qDim) + u.kvDim) + d_ropeKvPair1)];
+      vc[min(((slot_ropeKvPair1 * u.kvDim) + d_ropeKvPair1), arrayLength(&vc) - 1u)] = qkv[min((((base_ropeKvPair1 + u.qDim) + u.kvDim) + d_ropeKvPair1), arrayLength(&qkv) - 1u)];
     } else {
       let isK_ropeKvPair1: bool = (i_ropeKvPair1 >= qPairs_ropeKvPair1);
       let pair_ropeKvPair1: u32 = select(i_ropeKvPair1, (i_ropeKvPair1 - qPairs_ropeKvPair1), isK_ropeKvPair1);
       let at_ropeKvPair1: u32 = (2u * pair_ropeKvPair1);
       let j_ropeKvPair1: u32 = (at_ropeKvPair1 % u.headSize);
       let src_ropeKvPair1: u32 = (base_ropeKvPair1 + select(at_ropeKvPair1, (u.qDim + at_ropeKvPair1), isK_ropeKvPair1));
-      var a_ropeKvPair1: f32 = qkv[src_ropeKvPair1];
-      var b_ropeKvPair1: f32 = qkv[(src_ropeKvPair1 + 1u)];
+      var a_ropeKvPair1: f32 = qkv[min(src_ropeKvPair1, arrayLength(&qkv) - 1u)];
+      var b_ropeKvPair1: f32 = qkv[min((src_ropeKvPair1 + 1u), arrayLength(&qkv) - 1u)];
       if ((1u == 1u)) {
         var ss_ropeKvPair1: f32 = 0.0f;
         for (var d_ropeKvPair1: u32 = 0u; (d_ropeKvPair1 < u.headSize); d_ropeKvPair1 += 1u) {
-          ss_ropeKvPair1 += (qkv[((src_ropeKvPair1 - j_ropeKvPair1) + d_ropeKvPair1)] * qkv[((src_ropeKvPair1 - j_ropeKvPair1) + d_ropeKvPair1)]);
+          ss_ropeKvPair1 += (qkv[min(((src_ropeKvPair1 - j_ropeKvPair1) + d_ropeKvPair1), arrayLength(&qkv) - 1u)] * qkv[min(((src_ropeKvPair1 - j_ropeKvPair1) + d_ropeKvPair1), arrayLength(&qkv) - 1u)]);
         }
         let scale_ropeKvPair1: f32 = (1.0f / sqrt(((ss_ropeKvPair1 / f32(u.headSize)) + u.eps)));
-        a_ropeKvPair1 = ((a_ropeKvPair1 * scale_ropeKvPair1) * select(qn[j_ropeKvPair1], kn[j_ropeKvPair1], isK_ropeKvPair1));
-        b_ropeKvPair1 = ((b_ropeKvPair1 * scale_ropeKvPair1) * select(qn[(j_ropeKvPair1 + 1u)], kn[(j_ropeKvPair1 + 1u)], isK_ropeKvPair1));
+        a_ropeKvPair1 = ((a_ropeKvPair1 * scale_ropeKvPair1) * select(qn[min(j_ropeKvPair1, arrayLength(&qn) - 1u)], kn[min(j_ropeKvPair1, arrayLength(&kn) - 1u)], isK_ropeKvPair1));
+        b_ropeKvPair1 = ((b_ropeKvPair1 * scale_ropeKvPair1) * select(qn[min((j_ropeKvPair1 + 1u), arrayLength(&qn) - 1u)], kn[min((j_ropeKvPair1 + 1u), arrayLength(&kn) - 1u)], isK_ropeKvPair1));
       }
       if ((j_ropeKvPair1 < u.rotDim)) {
         let t_ropeKvPair1: u32 = (((p_ropeKvPair1 * (u.rotDim / 2u)) + (j_ropeKvPair1 / 2u)) * 2u);
-        let c_ropeKvPair1: f32 = table[t_ropeKvPair1];
-        let s_ropeKvPair1: f32 = table[(t_ropeKvPair1 + 1u)];
+        let c_ropeKvPair1: f32 = table[min(t_ropeKvPair1, arrayLength(&table) - 1u)];
+        let s_ropeKvPair1: f32 = table[min((t_ropeKvPair1 + 1u), arrayLength(&table) - 1u)];
         let ra_ropeKvPair1: f32 = ((a_ropeKvPair1 * c_ropeKvPair1) - (b_ropeKvPair1 * s_ropeKvPair1));
         b_ropeKvPair1 = ((a_ropeKvPair1 * s_ropeKvPair1) + (b_ropeKvPair1 * c_ropeKvPair1));
         a_ropeKvPair1 = ra_ropeKvPair1;
       }
       if (isK_ropeKvPair1) {
-        kc[((slot_ropeKvPair1 * u.kvDim) + at_ropeKvPair1)] = a_ropeKvPair1;
-        kc[(((slot_ropeKvPair1 * u.kvDim) + at_ropeKvPair1) + 1u)] = b_ropeKvPair1;
+        kc[min(((slot_ropeKvPair1 * u.kvDim) + at_ropeKvPair1), arrayLength(&kc) - 1u)] = a_ropeKvPair1;
+        kc[min((((slot_ropeKvPair1 * u.kvDim) + at_ropeKvPair1) + 1u), arrayLength(&kc) - 1u)] = b_ropeKvPair1;
       } else {
-        q[((row_ropeKvPair1 * u.qDim) + at_ropeKvPair1)] = a_ropeKvPair1;
-        q[(((row_ropeKvPair1 * u.qDim) + at_ropeKvPair1) + 1u)] = b_ropeKvPair1;
+        q[min(((row_ropeKvPair1 * u.qDim) + at_ropeKvPair1), arrayLength(&q) - 1u)] = a_ropeKvPair1;
+        q[min((((row_ropeKvPair1 * u.qDim) + at_ropeKvPair1) + 1u), arrayLength(&q) - 1u)] = b_ropeKvPair1;
       }
     }
   }

@@ -18,9 +18,9 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   }
   var s: f32 = 0.0f;
   for (var i: u32 = 0u; (i < u.dIn); i += 1u) {
-    let d: f32 = (eAux[((b * u.dIn) + i)] - (x[((b * u.dIn) + i)] - xHat[((b * u.dIn) + i)]));
+    let d: f32 = (eAux[min(((b * u.dIn) + i), arrayLength(&eAux) - 1u)] - (x[min(((b * u.dIn) + i), arrayLength(&x) - 1u)] - xHat[min(((b * u.dIn) + i), arrayLength(&xHat) - 1u)]));
     s += (d * d);
-    gAux[((b * u.dIn) + i)] = (((2.0f * u.alpha) * d) / f32(u.rows));
+    gAux[min(((b * u.dIn) + i), arrayLength(&gAux) - 1u)] = (((2.0f * u.alpha) * d) / f32(u.rows));
   }
-  sqAux[b] = s;
+  sqAux[min(b, arrayLength(&sqAux) - 1u)] = s;
 }

@@ -15,7 +15,7 @@ var<workgroup> idxs: array<u32, 256>;
 fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let row: u32 = (wid.x + wid.y * nwg.x);
   for (var j: u32 = lid.x; (j < u.dSae); j += 256u) {
-    actsAux[((row * u.dSae) + j)] = 0.0f;
+    actsAux[min(((row * u.dSae) + j), arrayLength(&actsAux) - 1u)] = 0.0f;
   }
   storageBarrier();
   for (var t: u32 = 0u; (t < u.kAux); t += 1u) {
@@ -24,12 +24,12 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
     for (var j: u32 = lid.x; (j < u.dSae); j += 256u) {
       var taken: u32 = 0u;
       for (var u_: u32 = 0u; (u_ < t); u_ += 1u) {
-        if ((chosenAux[((row * u.kAux) + u_)] == j)) {
+        if ((chosenAux[min(((row * u.kAux) + u_), arrayLength(&chosenAux) - 1u)] == j)) {
           taken = 1u;
         }
       }
-      let v: f32 = pre[((row * u.dSae) + j)];
-      if ((((taken == 0u) && (since[j] >= u.window)) && (v > best))) {
+      let v: f32 = pre[min(((row * u.dSae) + j), arrayLength(&pre) - 1u)];
+      if ((((taken == 0u) && (since[min(j, arrayLength(&since) - 1u)] >= u.window)) && (v > best))) {
         best = v;
         at = j;
       }
@@ -39,8 +39,8 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
     workgroupBarrier();
     for (var s_keepLargest1: u32 = (256u >> 1u); (s_keepLargest1 > 0u); s_keepLargest1 >>= 1u) {
       if ((lid.x < s_keepLargest1)) {
-        let v_keepLargest1: f32 = vals[(lid.x + s_keepLargest1)];
-        let j_keepLargest1: u32 = idxs[(lid.x + s_keepLargest1)];
+        let v_keepLargest1: f32 = vals[min((lid.x + s_keepLargest1), 255u)];
+        let j_keepLargest1: u32 = idxs[min((lid.x + s_keepLargest1), 255u)];
         if (((v_keepLargest1 > vals[lid.x]) || ((v_keepLargest1 == vals[lid.x]) && (j_keepLargest1 < idxs[lid.x])))) {
           vals[lid.x] = v_keepLargest1;
           idxs[lid.x] = j_keepLargest1;
@@ -50,9 +50,9 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
     }
     if ((lid.x == 0u)) {
       let j: u32 = idxs[0u];
-      chosenAux[((row * u.kAux) + t)] = j;
+      chosenAux[min(((row * u.kAux) + t), arrayLength(&chosenAux) - 1u)] = j;
       if ((j < u.dSae)) {
-        actsAux[((row * u.dSae) + j)] = max(vals[0u], 0.0f);
+        actsAux[min(((row * u.dSae) + j), arrayLength(&actsAux) - 1u)] = max(vals[0u], 0.0f);
       }
     }
     storageBarrier();

@@ -15,22 +15,22 @@ struct Params {
 fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let row: u32 = (wid.x + wid.y * nwg.x);
   for (var i: u32 = lid.x; (i < u.dIn); i += 64u) {
-    var v: f32 = bDec[i];
+    var v: f32 = bDec[min(i, arrayLength(&bDec) - 1u)];
     if ((topk == 1u)) {
       for (var t: u32 = 0u; (t < u.k); t += 1u) {
-        let j: u32 = chosen[((row * u.k) + t)];
+        let j: u32 = chosen[min(((row * u.k) + t), arrayLength(&chosen) - 1u)];
         if ((j < u.dSae)) {
-          v += (acts[((row * u.dSae) + j)] * wDec[((j * u.dIn) + i)]);
+          v += (acts[min(((row * u.dSae) + j), arrayLength(&acts) - 1u)] * wDec[min(((j * u.dIn) + i), arrayLength(&wDec) - 1u)]);
         }
       }
     } else {
       for (var j: u32 = 0u; (j < u.dSae); j += 1u) {
-        let a: f32 = acts[((row * u.dSae) + j)];
+        let a: f32 = acts[min(((row * u.dSae) + j), arrayLength(&acts) - 1u)];
         if ((a != 0.0f)) {
-          v += (a * wDec[((j * u.dIn) + i)]);
+          v += (a * wDec[min(((j * u.dIn) + i), arrayLength(&wDec) - 1u)]);
         }
       }
     }
-    out[((row * u.dIn) + i)] = v;
+    out[min(((row * u.dIn) + i), arrayLength(&out) - 1u)] = v;
   }
 }

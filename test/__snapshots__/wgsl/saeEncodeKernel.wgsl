@@ -19,12 +19,12 @@ var<workgroup> idxs: array<u32, 256>;
 fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let row: u32 = (wid.x + wid.y * nwg.x);
   for (var j: u32 = lid.x; (j < u.dSae); j += 256u) {
-    var v: f32 = bEnc[j];
+    var v: f32 = bEnc[min(j, arrayLength(&bEnc) - 1u)];
     for (var i: u32 = 0u; (i < u.dIn); i += 1u) {
-      v += ((x[((row * u.dIn) + i)] - bDec[i]) * wEnc[((i * u.dSae) + j)]);
+      v += ((x[min(((row * u.dIn) + i), arrayLength(&x) - 1u)] - bDec[min(i, arrayLength(&bDec) - 1u)]) * wEnc[min(((i * u.dSae) + j), arrayLength(&wEnc) - 1u)]);
     }
-    pre[((row * u.dSae) + j)] = v;
-    acts[((row * u.dSae) + j)] = select(max(v, 0.0f), 0.0f, (topk == 1u));
+    pre[min(((row * u.dSae) + j), arrayLength(&pre) - 1u)] = v;
+    acts[min(((row * u.dSae) + j), arrayLength(&acts) - 1u)] = select(max(v, 0.0f), 0.0f, (topk == 1u));
   }
   if ((topk == 1u)) {
     storageBarrier();
@@ -34,11 +34,11 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
       for (var j: u32 = lid.x; (j < u.dSae); j += 256u) {
         var taken: u32 = 0u;
         for (var u_: u32 = 0u; (u_ < t); u_ += 1u) {
-          if ((chosen[((row * u.k) + u_)] == j)) {
+          if ((chosen[min(((row * u.k) + u_), arrayLength(&chosen) - 1u)] == j)) {
             taken = 1u;
           }
         }
-        let v: f32 = pre[((row * u.dSae) + j)];
+        let v: f32 = pre[min(((row * u.dSae) + j), arrayLength(&pre) - 1u)];
         if (((taken == 0u) && (v > best))) {
           best = v;
           at = j;
@@ -49,8 +49,8 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
       workgroupBarrier();
       for (var s_keepLargest1: u32 = (256u >> 1u); (s_keepLargest1 > 0u); s_keepLargest1 >>= 1u) {
         if ((lid.x < s_keepLargest1)) {
-          let v_keepLargest1: f32 = vals[(lid.x + s_keepLargest1)];
-          let j_keepLargest1: u32 = idxs[(lid.x + s_keepLargest1)];
+          let v_keepLargest1: f32 = vals[min((lid.x + s_keepLargest1), 255u)];
+          let j_keepLargest1: u32 = idxs[min((lid.x + s_keepLargest1), 255u)];
           if (((v_keepLargest1 > vals[lid.x]) || ((v_keepLargest1 == vals[lid.x]) && (j_keepLargest1 < idxs[lid.x])))) {
             vals[lid.x] = v_keepLargest1;
             idxs[lid.x] = j_keepLargest1;
@@ -59,8 +59,8 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
         workgroupBarrier();
       }
       if ((lid.x == 0u)) {
-        chosen[((row * u.k) + t)] = idxs[0u];
-        acts[((row * u.dSae) + idxs[0u])] = max(vals[0u], 0.0f);
+        chosen[min(((row * u.k) + t), arrayLength(&chosen) - 1u)] = idxs[0u];
+        acts[min(((row * u.dSae) + idxs[0u]), arrayLength(&acts) - 1u)] = max(vals[0u], 0.0f);
       }
       storageBarrier();
     }

@@ -16,9 +16,9 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   }
   var s: f32 = 0.0f;
   for (var i: u32 = 0u; (i < u.dIn); i += 1u) {
-    let e: f32 = (xHat[((b * u.dIn) + i)] - x[((b * u.dIn) + i)]);
+    let e: f32 = (xHat[min(((b * u.dIn) + i), arrayLength(&xHat) - 1u)] - x[min(((b * u.dIn) + i), arrayLength(&x) - 1u)]);
     s += (e * e);
-    g[((b * u.dIn) + i)] = ((2.0f * e) / f32(u.rows));
+    g[min(((b * u.dIn) + i), arrayLength(&g) - 1u)] = ((2.0f * e) / f32(u.rows));
   }
-  sq[b] = s;
+  sq[min(b, arrayLength(&sq) - 1u)] = s;
 }

@@ -17,10 +17,10 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   }
   var v: f32 = 0.0f;
   for (var b: u32 = 0u; (b < u.rows); b += 1u) {
-    v += g[((b * u.dIn) + i)];
+    v += g[min(((b * u.dIn) + i), arrayLength(&g) - 1u)];
   }
   for (var j: u32 = 0u; (j < u.dSae); j += 1u) {
-    v -= (wEnc[((i * u.dSae) + j)] * gBenc[j]);
+    v -= (wEnc[min(((i * u.dSae) + j), arrayLength(&wEnc) - 1u)] * gBenc[min(j, arrayLength(&gBenc) - 1u)]);
   }
-  grad[i] = v;
+  grad[min(i, arrayLength(&grad) - 1u)] = v;
 }

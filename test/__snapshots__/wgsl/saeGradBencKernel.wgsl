@@ -14,7 +14,7 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   }
   var v: f32 = 0.0f;
   for (var b: u32 = 0u; (b < u.rows); b += 1u) {
-    v += gPre[((b * u.dSae) + j)];
+    v += gPre[min(((b * u.dSae) + j), arrayLength(&gPre) - 1u)];
   }
-  grad[j] = v;
+  grad[min(j, arrayLength(&grad) - 1u)] = v;
 }

@@ -24,20 +24,20 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   if ((u.l1 > 0.0f)) {
     var ss: f32 = 0.0f;
     for (var d: u32 = 0u; (d < u.dIn); d += 1u) {
-      ss += (wDec[((j * u.dIn) + d)] * wDec[((j * u.dIn) + d)]);
+      ss += (wDec[min(((j * u.dIn) + d), arrayLength(&wDec) - 1u)] * wDec[min(((j * u.dIn) + d), arrayLength(&wDec) - 1u)]);
     }
-    shrink = ((u.l1 * wDec[n]) / (f32(u.rows) * sqrt(ss)));
+    shrink = ((u.l1 * wDec[min(n, arrayLength(&wDec) - 1u)]) / (f32(u.rows) * sqrt(ss)));
   }
   var v: f32 = 0.0f;
   for (var b: u32 = 0u; (b < u.rows); b += 1u) {
-    let a: f32 = acts[((b * u.dSae) + j)];
+    let a: f32 = acts[min(((b * u.dSae) + j), arrayLength(&acts) - 1u)];
     if ((a != 0.0f)) {
-      v += (a * (g[((b * u.dIn) + i)] + shrink));
+      v += (a * (g[min(((b * u.dIn) + i), arrayLength(&g) - 1u)] + shrink));
     }
-    let aa: f32 = actsAux[((b * u.dSae) + j)];
+    let aa: f32 = actsAux[min(((b * u.dSae) + j), arrayLength(&actsAux) - 1u)];
     if ((aa != 0.0f)) {
-      v += (aa * gAux[((b * u.dIn) + i)]);
+      v += (aa * gAux[min(((b * u.dIn) + i), arrayLength(&gAux) - 1u)]);
     }
   }
-  grad[n] = v;
+  grad[min(n, arrayLength(&grad) - 1u)] = v;
 }

@@ -19,10 +19,10 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   let j: u32 = (n % u.dSae);
   var v: f32 = 0.0f;
   for (var b: u32 = 0u; (b < u.rows); b += 1u) {
-    let gp: f32 = gPre[((b * u.dSae) + j)];
+    let gp: f32 = gPre[min(((b * u.dSae) + j), arrayLength(&gPre) - 1u)];
     if ((gp != 0.0f)) {
-      v += ((x[((b * u.dIn) + i)] - bDec[i]) * gp);
+      v += ((x[min(((b * u.dIn) + i), arrayLength(&x) - 1u)] - bDec[min(i, arrayLength(&bDec) - 1u)]) * gp);
     }
   }
-  grad[n] = v;
+  grad[min(n, arrayLength(&grad) - 1u)] = v;
 }

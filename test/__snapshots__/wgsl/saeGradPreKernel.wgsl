@@ -21,21 +21,21 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   let b: u32 = (n / u.dSae);
   let j: u32 = (n % u.dSae);
   var v: f32 = 0.0f;
-  if ((acts[n] > 0.0f)) {
+  if ((acts[min(n, arrayLength(&acts) - 1u)] > 0.0f)) {
     var ss: f32 = 0.0f;
     for (var i: u32 = 0u; (i < u.dIn); i += 1u) {
-      let w: f32 = wDec[((j * u.dIn) + i)];
-      v += (g[((b * u.dIn) + i)] * w);
+      let w: f32 = wDec[min(((j * u.dIn) + i), arrayLength(&wDec) - 1u)];
+      v += (g[min(((b * u.dIn) + i), arrayLength(&g) - 1u)] * w);
       ss += (w * w);
     }
     if ((u.l1 > 0.0f)) {
       v += ((u.l1 * sqrt(ss)) / f32(u.rows));
     }
   }
-  if ((actsAux[n] > 0.0f)) {
+  if ((actsAux[min(n, arrayLength(&actsAux) - 1u)] > 0.0f)) {
     for (var i: u32 = 0u; (i < u.dIn); i += 1u) {
-      v += (gAux[((b * u.dIn) + i)] * wDec[((j * u.dIn) + i)]);
+      v += (gAux[min(((b * u.dIn) + i), arrayLength(&gAux) - 1u)] * wDec[min(((j * u.dIn) + i), arrayLength(&wDec) - 1u)]);
     }
   }
-  gPre[n] = v;
+  gPre[min(n, arrayLength(&gPre) - 1u)] = v;
 }

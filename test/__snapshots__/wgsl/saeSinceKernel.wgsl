@@ -14,9 +14,9 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   }
   var fired: u32 = 0u;
   for (var b: u32 = 0u; (b < u.rows); b += 1u) {
-    if ((acts[((b * u.dSae) + j)] > 0.0f)) {
+    if ((acts[min(((b * u.dSae) + j), arrayLength(&acts) - 1u)] > 0.0f)) {
       fired = 1u;
     }
   }
-  since[j] = select((since[j] + f32(u.rows)), 0.0f, (fired == 1u));
+  since[min(j, arrayLength(&since) - 1u)] = select((since[min(j, arrayLength(&since) - 1u)] + f32(u.rows)), 0.0f, (fired == 1u));
 }

@@ -10,6 +10,6 @@ struct Params {
 fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let i: u32 = ((wid.x + wid.y * nwg.x) * 64u + lid.x);
   if ((i < u.n)) {
-    out[i] = (x[i] * u.factor);
+    out[min(i, arrayLength(&out) - 1u)] = (x[min(i, arrayLength(&x) - 1u)] * u.factor);
   }
 }

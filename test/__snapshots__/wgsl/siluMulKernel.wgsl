@@ -10,7 +10,7 @@ struct Params {
 fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let i: u32 = ((wid.x + wid.y * nwg.x) * 64u + lid.x);
   if ((i < u.n)) {
-    let g: f32 = gate[i];
-    out[i] = ((g / (1.0f + exp((-g)))) * up[i]);
+    let g: f32 = gate[min(i, arrayLength(&gate) - 1u)];
+    out[min(i, arrayLength(&out) - 1u)] = ((g / (1.0f + exp((-g)))) * up[min(i, arrayLength(&up) - 1u)]);
   }
 }

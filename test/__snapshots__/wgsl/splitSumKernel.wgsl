@@ -24,7 +24,7 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   if ((norm == 1u)) {
     var ss: f32 = 0.0f;
     for (var c: u32 = lid.x; (c < u.cols); c += 256u) {
-      let v: f32 = x[((t * u.cols) + c)];
+      let v: f32 = x[min(((t * u.cols) + c), arrayLength(&x) - 1u)];
       ss += (v * v);
     }
     sq[lid.x] = ss;
@@ -36,7 +36,7 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
     workgroupBarrier();
     for (var s_sumRuns2: u32 = (256u >> 1u); (s_sumRuns2 >= sg_sumRuns2); s_sumRuns2 >>= 1u) {
       if ((lid.x < s_sumRuns2)) {
-        sq[lid.x] += sq[(lid.x + s_sumRuns2)];
+        sq[lid.x] += sq[min((lid.x + s_sumRuns2), 255u)];
       }
       workgroupBarrier();
     }
@@ -45,9 +45,9 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   if ((r < u.rows)) {
     var v: f32 = 0.0f;
     for (var k: u32 = 0u; (k < u.splits); k += 1u) {
-      v += part[((((k * u.tokens) + t) * u.rows) + r)];
+      v += part[min(((((k * u.tokens) + t) * u.rows) + r), arrayLength(&part) - 1u)];
     }
     let o: u32 = (((t * u.outStride) + u.outOffset) + r);
-    out[o] = (v * scale);
+    out[min(o, arrayLength(&out) - 1u)] = (v * scale);
   }
 }

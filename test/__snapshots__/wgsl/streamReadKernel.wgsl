@@ -13,14 +13,14 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   for (var j: u32 = lid.x; (j < u.per); j += 1024u) {
     let i: u32 = (base + j);
     if (((i + 768u) < u.n)) {
-      let a: vec4<u32> = x[i];
-      let b: vec4<u32> = x[(i + 256u)];
-      let c: vec4<u32> = x[(i + 512u)];
-      let d: vec4<u32> = x[(i + 768u)];
+      let a: vec4<u32> = x[min(i, arrayLength(&x) - 1u)];
+      let b: vec4<u32> = x[min((i + 256u), arrayLength(&x) - 1u)];
+      let c: vec4<u32> = x[min((i + 512u), arrayLength(&x) - 1u)];
+      let d: vec4<u32> = x[min((i + 768u), arrayLength(&x) - 1u)];
       acc = ((((((((((((((((acc ^ a.x) ^ a.y) ^ a.z) ^ a.w) ^ b.x) ^ b.y) ^ b.z) ^ b.w) ^ c.x) ^ c.y) ^ c.z) ^ c.w) ^ d.x) ^ d.y) ^ d.z) ^ d.w);
     }
   }
   if ((acc == 0x9e3779b9u)) {
-    out[(((wid.x + wid.y * nwg.x) * 256u + lid.x) & 1023u)] = acc;
+    out[min((((wid.x + wid.y * nwg.x) * 256u + lid.x) & 1023u), arrayLength(&out) - 1u)] = acc;
   }
 }

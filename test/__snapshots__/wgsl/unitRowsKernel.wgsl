@@ -13,10 +13,10 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   }
   var ss: f32 = 0.0f;
   for (var c: u32 = 0u; (c < u.cols); c += 1u) {
-    ss += (w[((r * u.cols) + c)] * w[((r * u.cols) + c)]);
+    ss += (w[min(((r * u.cols) + c), arrayLength(&w) - 1u)] * w[min(((r * u.cols) + c), arrayLength(&w) - 1u)]);
   }
   let s: f32 = select(1.0f, (1.0f / sqrt(ss)), (ss > 0.0f));
   for (var c: u32 = 0u; (c < u.cols); c += 1u) {
-    w[((r * u.cols) + c)] = (w[((r * u.cols) + c)] * s);
+    w[min(((r * u.cols) + c), arrayLength(&w) - 1u)] = (w[min(((r * u.cols) + c), arrayLength(&w) - 1u)] * s);
   }
 }

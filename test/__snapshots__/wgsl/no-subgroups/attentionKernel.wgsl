@@ -20,7 +20,7 @@ var<workgroup> red: array<f32, 64>;
 fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let h: u32 = ((wid.x + wid.y * nwg.x) % u.nHeads);
   let r: u32 = ((wid.x + wid.y * nwg.x) / u.nHeads);
-  let p: u32 = (pos[0u] + (r % u.seqLen));
+  let p: u32 = (pos[min(0u, arrayLength(&pos) - 1u)] + (r % u.seqLen));
   let qo: u32 = ((wid.x + wid.y * nwg.x) * u.headSize);
   let ko: u32 = ((((r / u.seqLen) * u.context) * u.kvDim) + ((h / u.group) * u.headSize));
   let so: u32 = ((wid.x + wid.y * nwg.x) * u.context);
@@ -28,10 +28,10 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   for (var t: u32 = lid.x; (t <= p); t += 64u) {
     var s: f32 = 0.0f;
     for (var d: u32 = 0u; (d < u.headSize); d += 1u) {
-      s += (q[(qo + d)] * kc[(((t * u.kvDim) + ko) + d)]);
+      s += (q[min((qo + d), arrayLength(&q) - 1u)] * kc[min((((t * u.kvDim) + ko) + d), arrayLength(&kc) - 1u)]);
     }
     s = (s * u.scale);
-    scores[(so + t)] = s;
+    scores[min((so + t), arrayLength(&scores) - 1u)] = s;
     best = max(best, s);
   }
   red[lid.x] = best;
@@ -43,7 +43,7 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   workgroupBarrier();
   for (var s_workgroupMax1: u32 = (64u >> 1u); (s_workgroupMax1 >= sg_workgroupMax1); s_workgroupMax1 >>= 1u) {
     if ((lid.x < s_workgroupMax1)) {
-      red[lid.x] = max(red[lid.x], red[(lid.x + s_workgroupMax1)]);
+      red[lid.x] = max(red[lid.x], red[min((lid.x + s_workgroupMax1), 63u)]);
     }
     workgroupBarrier();
   }
@@ -51,8 +51,8 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   workgroupBarrier();
   var sum: f32 = 0.0f;
   for (var t: u32 = lid.x; (t <= p); t += 64u) {
-    let e: f32 = exp((scores[(so + t)] - top));
-    scores[(so + t)] = e;
+    let e: f32 = exp((scores[min((so + t), arrayLength(&scores) - 1u)] - top));
+    scores[min((so + t), arrayLength(&scores) - 1u)] = e;
     sum += e;
   }
   red[lid.x] = sum;
@@ -64,7 +64,7 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   workgroupBarrier();
   for (var s_sumRuns3: u32 = (64u >> 1u); (s_sumRuns3 >= sg_sumRuns3); s_sumRuns3 >>= 1u) {
     if ((lid.x < s_sumRuns3)) {
-      red[lid.x] += red[(lid.x + s_sumRuns3)];
+      red[lid.x] += red[min((lid.x + s_sumRuns3), 63u)];
     }
     workgroupBarrier();
   }
@@ -73,12 +73,12 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   for (var d: u32 = lid.x; (d < u.headSize); d += 64u) {
     var acc: f32 = 0.0f;
     for (var t: u32 = 0u; (t <= p); t += 1u) {
-      acc += (scores[(so + t)] * vc[(((t * u.kvDim) + ko) + d)]);
+      acc += (scores[min((so + t), arrayLength(&scores) - 1u)] * vc[min((((t * u.kvDim) + ko) + d), arrayLength(&vc) - 1u)]);
     }
-    out[(qo + d)] = (acc / total);
+    out[min((qo + d), arrayLength(&out) - 1u)] = (acc / total);
   }
   storageBarrier();
   for (var t: u32 = lid.x; (t <= p); t += 64u) {
-    scores[(so + t)] = (scores[(so + t)] / total);
+    scores[min((so + t), arrayLength(&scores) - 1u)] = (scores[min((so + t), arrayLength(&scores) - 1u)] / total);
   }
 }

@@ -20,7 +20,7 @@ var<workgroup> red: array<f32, 64>;
 fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let h: u32 = ((wid.x + wid.y * nwg.x) % u.nHeads);
   let r: u32 = ((wid.x + wid.y * nwg.x) / u.nHeads);
-  let p: u32 = (pos[0u] + (r % u.seqLen));
+  let p: u32 = (pos[min(0u, arrayLength(&pos) - 1u)] + (r % u.seqLen));
   let qo: u32 = ((wid.x + wid.y * nwg.x) * u.headSize);
   let ko: u32 = ((((r / u.seqLen) * u.context) * u.kvDim) + ((h / u.group) * u.headSize));
   let oo: u32 = ((wid.x + wid.y * nwg.x) * u.context);
@@ -29,13 +29,13 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
     if ((t <= p)) {
       var s: f32 = 0.0f;
       for (var d: u32 = 0u; (d < u.headSize); d += 1u) {
-        s += (q[(qo + d)] * kc[(((t * u.kvDim) + ko) + d)]);
+        s += (q[min((qo + d), arrayLength(&q) - 1u)] * kc[min((((t * u.kvDim) + ko) + d), arrayLength(&kc) - 1u)]);
       }
       s = (s * u.scale);
-      out[(oo + t)] = s;
+      out[min((oo + t), arrayLength(&out) - 1u)] = s;
       best = max(best, s);
     } else {
-      out[(oo + t)] = u.masked;
+      out[min((oo + t), arrayLength(&out) - 1u)] = u.masked;
     }
   }
   red[lid.x] = best;
@@ -47,7 +47,7 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   workgroupBarrier();
   for (var s_workgroupMax1: u32 = (64u >> 1u); (s_workgroupMax1 >= sg_workgroupMax1); s_workgroupMax1 >>= 1u) {
     if ((lid.x < s_workgroupMax1)) {
-      red[lid.x] = max(red[lid.x], red[(lid.x + s_workgroupMax1)]);
+      red[lid.x] = max(red[lid.x], red[min((lid.x + s_workgroupMax1), 63u)]);
     }
     workgroupBarrier();
   }
@@ -55,7 +55,7 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   workgroupBarrier();
   var sum: f32 = 0.0f;
   for (var t: u32 = lid.x; (t <= p); t += 64u) {
-    sum += exp((out[(oo + t)] - top));
+    sum += exp((out[min((oo + t), arrayLength(&out) - 1u)] - top));
   }
   red[lid.x] = sum;
   let sg_sumRuns3: u32 = select(1u, 1u, (1u <= 64u));
@@ -66,14 +66,14 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   workgroupBarrier();
   for (var s_sumRuns3: u32 = (64u >> 1u); (s_sumRuns3 >= sg_sumRuns3); s_sumRuns3 >>= 1u) {
     if ((lid.x < s_sumRuns3)) {
-      red[lid.x] += red[(lid.x + s_sumRuns3)];
+      red[lid.x] += red[min((lid.x + s_sumRuns3), 63u)];
     }
     workgroupBarrier();
   }
   let total: f32 = red[0u];
   if ((u.scores == 0u)) {
     for (var t: u32 = lid.x; (t <= p); t += 64u) {
-      out[(oo + t)] = (exp((out[(oo + t)] - top)) / total);
+      out[min((oo + t), arrayLength(&out) - 1u)] = (exp((out[min((oo + t), arrayLength(&out) - 1u)] - top)) / total);
     }
   }
 }

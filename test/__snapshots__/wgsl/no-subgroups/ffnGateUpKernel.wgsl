@@ -25,11 +25,11 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   var up: f32 = 0.0f;
   var ss: f32 = 0.0f;
   for (var c: u32 = lid.x; (c < u.cols); c += 64u) {
-    let xv: f32 = x[c];
+    let xv: f32 = x[min(c, arrayLength(&x) - 1u)];
     ss += (xv * xv);
-    let xn: f32 = (xv * nw[c]);
-    g += (select(select(select(select((bitcast<f32>(wg[(((u.rows * (u.cols >> 3u)) + (row * (u.cols >> 5u))) + (c >> 5u))]) * f32((i32(((wg[((row * (u.cols >> 3u)) + (c >> 3u))] >> ((c & 7u) * 4u)) & 15u)) - 8i))), (unpack2x16float(wg[((u.rows * (u.cols >> 2u)) + (((row * (u.cols >> 5u)) + (c >> 5u)) >> 1u))])[(((row * (u.cols >> 5u)) + (c >> 5u)) & 1u)] * f32(extractBits(bitcast<i32>(wg[((row * (u.cols >> 2u)) + (c >> 2u))]), (c & 3u) * 8u, 8u))), (gtype == 3u)), bitcast<f32>((((wg[((row * ((u.cols + 1u) >> 1u)) + (c >> 1u))] >> ((c & 1u) * 16u)) & 0xffffu) << 16u)), (gtype == 2u)), unpack2x16float(wg[((row * ((u.cols + 1u) >> 1u)) + (c >> 1u))])[(c & 1u)], (gtype == 1u)), bitcast<f32>(wg[((row * u.cols) + c)]), (gtype == 0u)) * xn);
-    up += (select(select(select(select((bitcast<f32>(wu[(((u.rows * (u.cols >> 3u)) + (row * (u.cols >> 5u))) + (c >> 5u))]) * f32((i32(((wu[((row * (u.cols >> 3u)) + (c >> 3u))] >> ((c & 7u) * 4u)) & 15u)) - 8i))), (unpack2x16float(wu[((u.rows * (u.cols >> 2u)) + (((row * (u.cols >> 5u)) + (c >> 5u)) >> 1u))])[(((row * (u.cols >> 5u)) + (c >> 5u)) & 1u)] * f32(extractBits(bitcast<i32>(wu[((row * (u.cols >> 2u)) + (c >> 2u))]), (c & 3u) * 8u, 8u))), (utype == 3u)), bitcast<f32>((((wu[((row * ((u.cols + 1u) >> 1u)) + (c >> 1u))] >> ((c & 1u) * 16u)) & 0xffffu) << 16u)), (utype == 2u)), unpack2x16float(wu[((row * ((u.cols + 1u) >> 1u)) + (c >> 1u))])[(c & 1u)], (utype == 1u)), bitcast<f32>(wu[((row * u.cols) + c)]), (utype == 0u)) * xn);
+    let xn: f32 = (xv * nw[min(c, arrayLength(&nw) - 1u)]);
+    g += (select(select(select(select((bitcast<f32>(wg[min((((u.rows * (u.cols >> 3u)) + (row * (u.cols >> 5u))) + (c >> 5u)), arrayLength(&wg) - 1u)]) * f32((i32(((wg[min(((row * (u.cols >> 3u)) + (c >> 3u)), arrayLength(&wg) - 1u)] >> ((c & 7u) * 4u)) & 15u)) - 8i))), (unpack2x16float(wg[min(((u.rows * (u.cols >> 2u)) + (((row * (u.cols >> 5u)) + (c >> 5u)) >> 1u)), arrayLength(&wg) - 1u)])[(((row * (u.cols >> 5u)) + (c >> 5u)) & 1u)] * f32(extractBits(bitcast<i32>(wg[min(((row * (u.cols >> 2u)) + (c >> 2u)), arrayLength(&wg) - 1u)]), (c & 3u) * 8u, 8u))), (gtype == 3u)), bitcast<f32>((((wg[min(((row * ((u.cols + 1u) >> 1u)) + (c >> 1u)), arrayLength(&wg) - 1u)] >> ((c & 1u) * 16u)) & 0xffffu) << 16u)), (gtype == 2u)), unpack2x16float(wg[min(((row * ((u.cols + 1u) >> 1u)) + (c >> 1u)), arrayLength(&wg) - 1u)])[(c & 1u)], (gtype == 1u)), bitcast<f32>(wg[min(((row * u.cols) + c), arrayLength(&wg) - 1u)]), (gtype == 0u)) * xn);
+    up += (select(select(select(select((bitcast<f32>(wu[min((((u.rows * (u.cols >> 3u)) + (row * (u.cols >> 5u))) + (c >> 5u)), arrayLength(&wu) - 1u)]) * f32((i32(((wu[min(((row * (u.cols >> 3u)) + (c >> 3u)), arrayLength(&wu) - 1u)] >> ((c & 7u) * 4u)) & 15u)) - 8i))), (unpack2x16float(wu[min(((u.rows * (u.cols >> 2u)) + (((row * (u.cols >> 5u)) + (c >> 5u)) >> 1u)), arrayLength(&wu) - 1u)])[(((row * (u.cols >> 5u)) + (c >> 5u)) & 1u)] * f32(extractBits(bitcast<i32>(wu[min(((row * (u.cols >> 2u)) + (c >> 2u)), arrayLength(&wu) - 1u)]), (c & 3u) * 8u, 8u))), (utype == 3u)), bitcast<f32>((((wu[min(((row * ((u.cols + 1u) >> 1u)) + (c >> 1u)), arrayLength(&wu) - 1u)] >> ((c & 1u) * 16u)) & 0xffffu) << 16u)), (utype == 2u)), unpack2x16float(wu[min(((row * ((u.cols + 1u) >> 1u)) + (c >> 1u)), arrayLength(&wu) - 1u)])[(c & 1u)], (utype == 1u)), bitcast<f32>(wu[min(((row * u.cols) + c), arrayLength(&wu) - 1u)]), (utype == 0u)) * xn);
   }
   gates[lid.x] = g;
   ups[lid.x] = up;
@@ -42,7 +42,7 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   workgroupBarrier();
   for (var s_sumRuns2: u32 = (64u >> 1u); (s_sumRuns2 >= sg_sumRuns2); s_sumRuns2 >>= 1u) {
     if ((lid.x < s_sumRuns2)) {
-      gates[lid.x] += gates[(lid.x + s_sumRuns2)];
+      gates[lid.x] += gates[min((lid.x + s_sumRuns2), 63u)];
     }
     workgroupBarrier();
   }
@@ -54,7 +54,7 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   workgroupBarrier();
   for (var s_sumRuns4: u32 = (64u >> 1u); (s_sumRuns4 >= sg_sumRuns4); s_sumRuns4 >>= 1u) {
     if ((lid.x < s_sumRuns4)) {
-      ups[lid.x] += ups[(lid.x + s_sumRuns4)];
+      ups[lid.x] += ups[min((lid.x + s_sumRuns4), 63u)];
     }
     workgroupBarrier();
   }
@@ -66,7 +66,7 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   workgroupBarrier();
   for (var s_sumRuns6: u32 = (64u >> 1u); (s_sumRuns6 >= sg_sumRuns6); s_sumRuns6 >>= 1u) {
     if ((lid.x < s_sumRuns6)) {
-      squares[lid.x] += squares[(lid.x + s_sumRuns6)];
+      squares[lid.x] += squares[min((lid.x + s_sumRuns6), 63u)];
     }
     workgroupBarrier();
   }
@@ -74,6 +74,6 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
     let scale: f32 = (1.0f / sqrt(((squares[0u] / f32(u.cols)) + u.eps)));
     let gv: f32 = (gates[0u] * scale);
     let uv: f32 = (ups[0u] * scale);
-    out[row] = ((gv / (1.0f + exp((-gv)))) * uv);
+    out[min(row, arrayLength(&out) - 1u)] = ((gv / (1.0f + exp((-gv)))) * uv);
   }
 }

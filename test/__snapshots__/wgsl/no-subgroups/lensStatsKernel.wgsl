@@ -19,7 +19,7 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   let w: u32 = ((wid.x + wid.y * nwg.x) * (3u + (2u * u.top)));
   var m_logSumExp1: f32 = (-3.4e38f);
   for (var i_logSumExp1: u32 = lid.x; (i_logSumExp1 < u.n); i_logSumExp1 += 256u) {
-    m_logSumExp1 = max(m_logSumExp1, z[(row + i_logSumExp1)]);
+    m_logSumExp1 = max(m_logSumExp1, z[min((row + i_logSumExp1), arrayLength(&z) - 1u)]);
   }
   a[lid.x] = m_logSumExp1;
   let sg_workgroupMax2: u32 = select(1u, 1u, (1u <= 256u));
@@ -30,7 +30,7 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   workgroupBarrier();
   for (var s_workgroupMax2: u32 = (256u >> 1u); (s_workgroupMax2 >= sg_workgroupMax2); s_workgroupMax2 >>= 1u) {
     if ((lid.x < s_workgroupMax2)) {
-      a[lid.x] = max(a[lid.x], a[(lid.x + s_workgroupMax2)]);
+      a[lid.x] = max(a[lid.x], a[min((lid.x + s_workgroupMax2), 255u)]);
     }
     workgroupBarrier();
   }
@@ -38,7 +38,7 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   workgroupBarrier();
   var s_logSumExp1: f32 = 0.0f;
   for (var i_logSumExp1: u32 = lid.x; (i_logSumExp1 < u.n); i_logSumExp1 += 256u) {
-    s_logSumExp1 += exp((z[(row + i_logSumExp1)] - mx_logSumExp1));
+    s_logSumExp1 += exp((z[min((row + i_logSumExp1), arrayLength(&z) - 1u)] - mx_logSumExp1));
   }
   a[lid.x] = s_logSumExp1;
   let sg_sumRuns4: u32 = select(1u, 1u, (1u <= 256u));
@@ -49,7 +49,7 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   workgroupBarrier();
   for (var s_sumRuns4: u32 = (256u >> 1u); (s_sumRuns4 >= sg_sumRuns4); s_sumRuns4 >>= 1u) {
     if ((lid.x < s_sumRuns4)) {
-      a[lid.x] += a[(lid.x + s_sumRuns4)];
+      a[lid.x] += a[min((lid.x + s_sumRuns4), 255u)];
     }
     workgroupBarrier();
   }
@@ -61,7 +61,7 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   workgroupBarrier();
   var m_logSumExp5: f32 = (-3.4e38f);
   for (var i_logSumExp5: u32 = lid.x; (i_logSumExp5 < u.n); i_logSumExp5 += 256u) {
-    m_logSumExp5 = max(m_logSumExp5, z[(fin + i_logSumExp5)]);
+    m_logSumExp5 = max(m_logSumExp5, z[min((fin + i_logSumExp5), arrayLength(&z) - 1u)]);
   }
   a[lid.x] = m_logSumExp5;
   let sg_workgroupMax6: u32 = select(1u, 1u, (1u <= 256u));
@@ -72,7 +72,7 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   workgroupBarrier();
   for (var s_workgroupMax6: u32 = (256u >> 1u); (s_workgroupMax6 >= sg_workgroupMax6); s_workgroupMax6 >>= 1u) {
     if ((lid.x < s_workgroupMax6)) {
-      a[lid.x] = max(a[lid.x], a[(lid.x + s_workgroupMax6)]);
+      a[lid.x] = max(a[lid.x], a[min((lid.x + s_workgroupMax6), 255u)]);
     }
     workgroupBarrier();
   }
@@ -80,7 +80,7 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   workgroupBarrier();
   var s_logSumExp5: f32 = 0.0f;
   for (var i_logSumExp5: u32 = lid.x; (i_logSumExp5 < u.n); i_logSumExp5 += 256u) {
-    s_logSumExp5 += exp((z[(fin + i_logSumExp5)] - mx_logSumExp5));
+    s_logSumExp5 += exp((z[min((fin + i_logSumExp5), arrayLength(&z) - 1u)] - mx_logSumExp5));
   }
   a[lid.x] = s_logSumExp5;
   let sg_sumRuns8: u32 = select(1u, 1u, (1u <= 256u));
@@ -91,7 +91,7 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   workgroupBarrier();
   for (var s_sumRuns8: u32 = (256u >> 1u); (s_sumRuns8 >= sg_sumRuns8); s_sumRuns8 >>= 1u) {
     if ((lid.x < s_sumRuns8)) {
-      a[lid.x] += a[(lid.x + s_sumRuns8)];
+      a[lid.x] += a[min((lid.x + s_sumRuns8), 255u)];
     }
     workgroupBarrier();
   }
@@ -103,8 +103,8 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   workgroupBarrier();
   var kl: f32 = 0.0f;
   for (var i: u32 = lid.x; (i < u.n); i += 256u) {
-    let lf: f32 = (z[(fin + i)] - lseF);
-    kl += (exp(lf) * (lf - (z[(row + i)] - lse)));
+    let lf: f32 = (z[min((fin + i), arrayLength(&z) - 1u)] - lseF);
+    kl += (exp(lf) * (lf - (z[min((row + i), arrayLength(&z) - 1u)] - lse)));
   }
   a[lid.x] = kl;
   let sg_sumRuns10: u32 = select(1u, 1u, (1u <= 256u));
@@ -115,19 +115,19 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   workgroupBarrier();
   for (var s_sumRuns10: u32 = (256u >> 1u); (s_sumRuns10 >= sg_sumRuns10); s_sumRuns10 >>= 1u) {
     if ((lid.x < s_sumRuns10)) {
-      a[lid.x] += a[(lid.x + s_sumRuns10)];
+      a[lid.x] += a[min((lid.x + s_sumRuns10), 255u)];
     }
     workgroupBarrier();
   }
   if ((lid.x == 0u)) {
-    out[w] = max(a[0u], 0.0f);
+    out[min(w, arrayLength(&out) - 1u)] = max(a[0u], 0.0f);
   }
   workgroupBarrier();
-  let t: u32 = min(target_[0u], (u.n - 1u));
-  let zt: f32 = z[(row + t)];
+  let t: u32 = min(target_[min(0u, arrayLength(&target_) - 1u)], (u.n - 1u));
+  let zt: f32 = z[min((row + t), arrayLength(&z) - 1u)];
   var above: f32 = 0.0f;
   for (var i: u32 = lid.x; (i < u.n); i += 256u) {
-    let v: f32 = z[(row + i)];
+    let v: f32 = z[min((row + i), arrayLength(&z) - 1u)];
     if (((v > zt) || ((v == zt) && (i < t)))) {
       above += 1.0f;
     }
@@ -141,13 +141,13 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   workgroupBarrier();
   for (var s_sumRuns12: u32 = (256u >> 1u); (s_sumRuns12 >= sg_sumRuns12); s_sumRuns12 >>= 1u) {
     if ((lid.x < s_sumRuns12)) {
-      a[lid.x] += a[(lid.x + s_sumRuns12)];
+      a[lid.x] += a[min((lid.x + s_sumRuns12), 255u)];
     }
     workgroupBarrier();
   }
-  if (((lid.x == 0u) && (target_[0u] < u.n))) {
-    out[(w + 1u)] = a[0u];
-    out[(w + 2u)] = exp((zt - lse));
+  if (((lid.x == 0u) && (target_[min(0u, arrayLength(&target_) - 1u)] < u.n))) {
+    out[min((w + 1u), arrayLength(&out) - 1u)] = a[0u];
+    out[min((w + 2u), arrayLength(&out) - 1u)] = exp((zt - lse));
   }
   workgroupBarrier();
   var prevV: f32 = 3.4e38f;
@@ -156,7 +156,7 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
     var best: f32 = (-3.4e38f);
     var at: u32 = u.n;
     for (var i: u32 = lid.x; (i < u.n); i += 256u) {
-      let v: f32 = z[(row + i)];
+      let v: f32 = z[min((row + i), arrayLength(&z) - 1u)];
       if ((((v < prevV) || ((v == prevV) && (i > prevI))) && ((v > best) || (at == u.n)))) {
         best = v;
         at = i;
@@ -167,8 +167,8 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
     workgroupBarrier();
     for (var s_keepLargest13: u32 = (256u >> 1u); (s_keepLargest13 > 0u); s_keepLargest13 >>= 1u) {
       if ((lid.x < s_keepLargest13)) {
-        let v_keepLargest13: f32 = a[(lid.x + s_keepLargest13)];
-        let j_keepLargest13: u32 = ix[(lid.x + s_keepLargest13)];
+        let v_keepLargest13: f32 = a[min((lid.x + s_keepLargest13), 255u)];
+        let j_keepLargest13: u32 = ix[min((lid.x + s_keepLargest13), 255u)];
         if (((v_keepLargest13 > a[lid.x]) || ((v_keepLargest13 == a[lid.x]) && (j_keepLargest13 < ix[lid.x])))) {
           a[lid.x] = v_keepLargest13;
           ix[lid.x] = j_keepLargest13;
@@ -179,8 +179,8 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
     prevV = a[0u];
     prevI = ix[0u];
     if ((lid.x == 0u)) {
-      out[((w + 3u) + j)] = f32(prevI);
-      out[(((w + 3u) + u.top) + j)] = exp((prevV - lse));
+      out[min(((w + 3u) + j), arrayLength(&out) - 1u)] = f32(prevI);
+      out[min((((w + 3u) + u.top) + j), arrayLength(&out) - 1u)] = exp((prevV - lse));
     }
     workgroupBarrier();
   }
