@@ -11,7 +11,7 @@ import { lensHead, llama, type LlamaConfig } from '../models/llama.js';
 import type { DType } from '../compiler/ir/dtype.js';
 import { OPSET } from '../ops/index.js';
 import { interventions } from '../ops/intervene.js';
-import { planPipelines } from './executor.js';
+import { planPipelines } from './pipelines.js';
 
 /** Positions of a small and a large prefill block: the matrix products have a kernel for blocks of at
  *  most 32 rows and one for more (ops/matvec.ts). */

@@ -4,7 +4,7 @@
 import { Model } from './model.js';
 import { NormalRng } from './synth/synth.js';
 import { headSize } from '../models/llama.js';
-import { grid, pipelineFor, uniformData } from './executor.js';
+import { grid, pipelineFor, uniformData } from './pipelines.js';
 import { PassTimer, readBuffer } from './readback.js';
 import { selectHooks } from '../compiler/hooks.js';
 import { kernels } from '../ops/kernels.gen.js';

@@ -219,7 +219,7 @@ describe('Llama 3 RoPE scaling', () => {
 describe('GPU errors are not silent', () => {
   it('a kernel WebGPU rejects fails the plan that uses it', async () => {
     const { checked, getGpu } = await import('../runtime/gpu.js');
-    const { pipelineFor } = await import('../runtime/executor.js');
+    const { pipelineFor } = await import('../runtime/pipelines.js');
     const gpu = await getGpu();
     // a constant that WGSL refuses to fold (−∞): the module does not compile
     const bad = { name: 'badKernel', source: 'test', workgroupSize: 64, shared: [], params: [{ kind: 'out' as const, name: 'o', elem: 'f32' as const }],

@@ -2,7 +2,7 @@
 // ops/sae_*.ts and ops/adam.ts dispatched over them. One batch size for its life (the kernels' uniforms
 // are fixed); a shorter batch is padded with zero rows, which the caller ignores.
 import type { GpuContext } from '../gpu.js';
-import { grid, pipelineFor, uniformData } from '../executor.js';
+import { grid, pipelineFor, uniformData } from '../pipelines.js';
 import { readBuffer } from '../readback.js';
 import { kernels } from '../../ops/kernels.gen.js';
 import { storageParams, uniformParams } from '../../compiler/kernel/ir.js';
