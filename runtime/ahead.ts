@@ -10,7 +10,6 @@ import type { Target } from '../compiler/target.js';
 import { lensHead, llama, type LlamaConfig } from '../models/llama.js';
 import type { DType } from '../compiler/ir/dtype.js';
 import { OPSET } from '../ops/index.js';
-import { interventions } from '../ops/intervene.js';
 import { planPipelines } from './pipelines.js';
 
 /** Positions of a small and a large prefill block: the matrix products have a kernel for blocks of at
@@ -35,8 +34,9 @@ export function aheadPipelines(config: LlamaConfig, dtypeOf: (name: string) => D
       plans.push(compile(llama(c, dtypeOf, { positions, head }), OPSET, target, o).plan!);
       plans.push(compile(llama(c, dtypeOf, { positions, head }), OPSET, target, { ...o, taps: resid }).plan!);
     }
-    const patch = llama(c, dtypeOf, { startLayer: 1, positions: positions / 2, batch: 2, head: 'last', pick: 2 });
-    plans.push(compile(patch, OPSET, target, { ...o, edits: [interventions([{ hook: 'blocks.1.hook_resid_pre', rows: positions / 2 }])] }).plan!);
+    // (resid_pre patching: one plan for every layer, its resid_pre hooks tapped; runtime/interp/patch_run.ts)
+    const patch = llama(c, dtypeOf, { positions: positions / 2, batch: 2, head: 'last', pick: 2 });
+    plans.push(compile(patch, OPSET, target, { ...o, taps: ['blocks.0.hook_resid_pre', 'blocks.1.hook_resid_pre'] }).plan!);
   }
   // the lens head's rows (2 layers × positions) of logits must fit a binding
   const lensRows = Math.floor(target.maxBindingBytes / (4 * c.vocabSize));

@@ -17,7 +17,7 @@ import { uniformBytes } from '../compiler/kernel/wgsl.js';
 import { grid, pipelineFor, preparePipelines, planPipelines, uniformData } from './pipelines.js';
 import { checked, type GpuContext } from './gpu.js';
 import { weightRowsInto, type WeightMap } from './weights.js';
-import { type BufId, inRange } from '../compiler/ir/op.js';
+import { type BufId, type Node, inRange } from '../compiler/ir/op.js';
 import { PassTimer, readBuffer } from './readback.js';
 
 /** bytes of the executor's uniform buffer each dispatch takes: WebGPU's largest minUniformBufferOffsetAlignment */
@@ -199,6 +199,35 @@ export class Executor {
     this.encodePass(enc, this.stepsAt(this.posOf(inputs)));
     this.encodeStage(enc, stage);
     this.gpu.device.queue.submit([enc.finish()]);
+  }
+
+  /** A pass from a tapped hook on: `value` written into the hook's buffer (output `cut`, `hook:NAME`),
+   *  and only the dispatches the plan's other outputs need past that value run. Patching the residual
+   *  stream at layer l so runs one plan for every layer: the layers below l are skipped, not rebuilt. */
+  submitFrom(cut: string, value: Float32Array, inputs: Readonly<Record<string, number | Float32Array | Int32Array>>, stage: readonly StageCopy[] = []) {
+    const id = this.plan.outputs[cut];
+    if (!id) throw new Error(`internal: the plan has no output '${cut}'`);
+    let after = this.downstream.get(cut);
+    if (!after) this.downstream.set(cut, (after = this.stepsPast(cut)));
+    this.gpu.device.queue.writeBuffer(this.buffers.get(id)!, 0, value as Float32Array<ArrayBuffer>);
+    this.writeInputs(inputs);
+    const enc = this.gpu.device.createCommandEncoder();
+    this.encodePass(enc, this.stepsAt(this.posOf(inputs)).filter((s) => after.has(s)));
+    this.encodeStage(enc, stage);
+    this.gpu.device.queue.submit([enc.finish()]);
+  }
+  private downstream = new Map<string, ReadonlySet<Step>>();
+
+  /** The steps whose nodes the plan's outputs other than hooks reach without passing through `cut`'s node. */
+  private stepsPast(cut: string): ReadonlySet<Step> {
+    const outputs = this.plan.graph.outputs, stop = outputs[cut]!, needed = new Set<number>();
+    const visit = (n: Node) => {
+      if (n === stop || needed.has(n.id)) return;
+      needed.add(n.id);
+      n.srcs.forEach(visit);
+    };
+    for (const [name, n] of Object.entries(outputs)) if (!name.startsWith('hook:')) visit(n);
+    return new Set(this.steps.filter((_, i) => needed.has(this.plan.dispatches[i]!.node.id)));
   }
 
   /** A state's buffer (a KV cache), by the state's name. */

@@ -8,6 +8,7 @@ import { loadModelSource } from '../runtime/node/load.js';
 import { ReferenceRunner } from '../runtime/reference.js';
 import { activationPatching, activationPatchingNaive, metricOf, SITES } from '../runtime/interp/patching.js';
 import { GGUF } from './helpers/models.js';
+import { type PlanVariant, variantKey } from '../runtime/variant.js';
 import { relErr } from './helpers/numeric.js';
 
 let model: Model;
@@ -123,6 +124,21 @@ describe('activation patching', () => {
       fast.sites.forEach((s, i) => s.scores.forEach((row, l) => row.forEach((v, c) => expect(Math.abs(v! - slow.sites[i]!.scores[l]![c]!)).toBeLessThanOrEqual(1e-5))));
     expect(reactive.work.layerSteps).toBeLessThanOrEqual(0.5 * reactive.work.naiveLayerSteps);
     expect(batched.work.layerSteps).toBeLessThanOrEqual(batched.work.naiveLayerSteps);
+  });
+
+  it('a resid_pre sweep runs one plan for every layer: as many plans as batch shapes, none built from a layer on', async () => {
+    const clean = model.tokenizer.encode(CLEAN), corrupt = model.tokenizer.encode(CORRUPT);
+    const asked: PlanVariant[] = [];
+    const variant = model.variant.bind(model);
+    model.variant = (v, t) => { if (v.pick) asked.push(v); return variant(v, t); };
+    try {
+      await activationPatching(model, clean, corrupt, { target: model.tokenizer.idOf(' and')!, distractor: model.tokenizer.idOf(' was')! });
+    } finally {
+      model.variant = variant;
+    }
+    expect(asked.length).toBeGreaterThanOrEqual(model.config.nLayers);
+    expect(asked.every((v) => !v.startLayer && !v.interventions?.length)).toBe(true);
+    expect(new Set(asked.map(variantKey)).size).toBe(new Set(asked.map((v) => `${v.batch}x${v.positions}`)).size);
   });
 
   it('batches of patched runs over positions p0.. reuse the corrupted KV rows below p0: every grouping gives the same scores', async () => {

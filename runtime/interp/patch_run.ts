@@ -1,6 +1,7 @@
 // A batch of patched runs of one prompt, as patching sweeps make them (runtime/interp/patching.ts): B
 // copies of the corrupted prompt from layer `layer` and position `from` on, each with its own
-// intervention tables at `hook`, their KV-cache rows below `from` copied from the corrupted run (which
+// intervention tables at `hook` (at the layer's resid_pre, applied to the residual stream the runs start
+// from, by one plan for every layer), their KV-cache rows below `from` copied from the corrupted run (which
 // the model's own cache holds; a batch of one runs on that cache itself, so the caller keeps its rows
 // below `from` the corrupted run's). Returns the logits at `ids` of each copy's last position ([B, ids]);
 // submitPatchedRuns leaves them in a buffer of the caller's, so batches follow each other without waiting.
@@ -43,10 +44,19 @@ export async function submitPatchedRuns(m: RunHost, r: PatchedRuns, stage: { dst
   const kvBytes = c.contextLength * c.nKvHeads * headSize(c) * 4; // one sequence's cache of one layer
   const blocks = m.blocks(n - r.from, B);
   const d = m.executor.gpu.device;
+  // the residual stream at the layer the runs start from: patched on the host, and run from there by one
+  // plan for every layer (its resid_pre hooks tapped, the dispatches below the layer's skipped); other
+  // sites are inside the layer, so their runs start there with intervention tables
+  const atInput = r.hook === `blocks.${r.layer}.hook_resid_pre`;
+  const taps = Array.from({ length: c.nLayers }, (_, l) => `blocks.${l}.hook_resid_pre`);
   for (const [i, [start, len]] of blocks.entries()) {
-    const ex = await m.variant({ interventions: [{ hook: r.hook, rows: n }], startLayer: r.layer, positions: len, batch: B, head: 'last', pick: r.ids.length });
-    ex.write(ivName(r.hook, 'a'), r.a);
-    ex.write(ivName(r.hook, 'b'), r.b);
+    const ex = atInput
+      ? await m.variant({ taps, positions: len, batch: B, head: 'last', pick: r.ids.length })
+      : await m.variant({ interventions: [{ hook: r.hook, rows: n }], startLayer: r.layer, positions: len, batch: B, head: 'last', pick: r.ids.length });
+    if (!atInput) {
+      ex.write(ivName(r.hook, 'a'), r.a);
+      ex.write(ivName(r.hook, 'b'), r.b);
+    }
     if (i === 0 && r.from > 0) {
       // the rows below `from` of every layer that runs: the corrupted run's, in each sequence's cache
       const enc = d.createCommandEncoder();
@@ -61,12 +71,31 @@ export async function submitPatchedRuns(m: RunHost, r: PatchedRuns, stage: { dst
     }
     const at = r.from + start;
     const inputs: Record<string, number | Int32Array | Float32Array> = { pos: at, pick: r.ids };
+    const copies = i < blocks.length - 1 ? [] : [{ output: 'picked', dst: stage.dst, offset: stage.offset, bytes: B * r.ids.length * 4 }];
+    if (atInput) {
+      ex.submitFrom(`hook:${r.hook}`, patchedResid(r, at, len), inputs, copies);
+      continue;
+    }
     if (r.layer === 0) inputs.token = Int32Array.from({ length: B * len }, (_, k) => r.tokens[at + (k % len)]!);
     else {
       const x = new Float32Array(B * len * dim), rows = r.resid.subarray(at * dim, (at + len) * dim);
       for (let b = 0; b < B; b++) x.set(rows, b * len * dim);
       inputs.resid = x;
     }
-    ex.submit(inputs, i < blocks.length - 1 ? [] : [{ output: 'picked', dst: stage.dst, offset: stage.offset, bytes: B * r.ids.length * 4 }]);
+    ex.submit(inputs, copies);
   }
+}
+
+/** Each copy's residual stream at positions at .. at+len, its tables applied (x·a + b, as the intervene
+ *  op computes it in f32: a patch's a is 0 or 1, so the values are the GPU's to the bit). [B, len, dim] */
+function patchedResid(r: PatchedRuns, at: number, len: number): Float32Array {
+  const n = r.tokens.length, dim = r.resid.length / n, x = new Float32Array(r.batch * len * dim);
+  for (let k = 0; k < r.batch; k++)
+    for (let j = 0; j < len; j++)
+      for (let e = 0; e < dim; e++) {
+        const v = r.resid[(at + j) * dim + e]!, t = ((k * n + at + j) * dim + e);
+        const a = r.a[t]!, b = r.b[t]!;
+        x[(k * len + j) * dim + e] = a === 0 ? b : a === 1 && b === 0 ? v : Math.fround(v * a) + b;
+      }
+  return x;
 }
