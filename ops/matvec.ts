@@ -95,7 +95,7 @@ export function lowerMatvec(call: MatvecCall, ctx: LowerCtx, out: string, offset
   const chunks = ctx.chunks(w);
   const wide = block ? undefined : wideFor([w], w.shape[1]!, chunks.map((c) => c.rows));
   const { kernel: matmul, tile, specs } = matmulFor(w.dtype, T, ctx);
-  const splits = block ? splitsFor(w.shape[0]!, w.shape[1]!, T, ctx) : 1;
+  const splits = block ? splitsFor(w.shape[0]!, w.shape[1]!, T, ctx, matmul === 'matmulTensorKernel' ? TENSOR_SPLIT_COLS : SPLIT_COLS) : 1;
   if (splits > 1) return lowerSplit(call, ctx, out, offset, stride, splits, matmul, tile, specs);
   const e = lowerEpilogues(call.owner, ctx, block ? matmul : wide?.matvec ?? 'matvecKernel', call.vectors, call.epilogues);
   const bind: Record<string, string> = { ...e.bind, x: ctx.buf(x), nw: norm ? ctx.buf(norm.weight) : ctx.buf(x), out };
@@ -113,6 +113,10 @@ export function lowerMatvec(call: MatvecCall, ctx: LowerCtx, out: string, offset
  *  matrix of few output rows (2048) over a block of positions is only a few dozen tiles, each walking
  *  all its columns; split along the columns it gives every SM work. */
 export const SPLIT_COLS = 1024;
+/** The same for the tensor-core kernel (ops/matmul_tensor.ts), whose tiles are few at 128 positions
+ *  and fewer at 16 (a 2048-row matrix: 64 or 128 workgroups at 1024 columns a split, one subgroup of
+ *  four busy per SM): it splits every 512. */
+export const TENSOR_SPLIT_COLS = 512;
 /** the most rows a block pass takes (Model's MAX_BLOCK, PATCH_ROWS): splits are chosen for it */
 const SPLIT_BLOCK_ROWS = 256;
 /** the most output rows a matrix that splits has: wider ones (the FFN's gate and up, the unembedding) have tiles enough */
@@ -121,8 +125,8 @@ const SPLIT_MAX_ROWS = 4096;
 /** How many splits a matrix product of `rows` × `cols` takes over a block of T positions: decided by
  *  the matrix alone (so a position's row is the same bits in any block), one where the partial sums of
  *  a full block would not fit a binding. */
-export function splitsFor(rows: number, cols: number, T: number, ctx: Pick<LowerCtx, 'splitCols' | 'maxBindingBytes'>): number {
-  const per = Math.max(64, ctx.splitCols ?? SPLIT_COLS);
+export function splitsFor(rows: number, cols: number, T: number, ctx: Pick<LowerCtx, 'splitCols' | 'maxBindingBytes'>, splitCols = SPLIT_COLS): number {
+  const per = Math.max(64, ctx.splitCols ?? splitCols);
   if (rows > SPLIT_MAX_ROWS || cols < 2 * per) return 1;
   const splits = Math.min(8, Math.ceil(cols / per));
   return splits * Math.max(SPLIT_BLOCK_ROWS, T) * rows * 4 <= ctx.maxBindingBytes ? splits : 1;
