@@ -3,7 +3,7 @@
 // Fusion extends it without new kernel source: `norm` folds the RMSNorm of x (weight nw) into the
 // dot product, and `epilogues` splice fragments (residual/bias add, scale) into the store.
 // Sources: [W, x, nw if norm, ...one vector per `add` epilogue].
-import { type Invocation, type In, type Out, type Spec, type u32, type u32x4, type f32x4, epilogue, f32, idiv, mul4, sharedF32, lane4, subgroupAdd, unpackHalf, workgroupBarrier } from '../compiler/kernel/dsl.js';
+import { type Invocation, type In, type Out, type Spec, type u32, type u32x4, type f32x4, epilogue, f32, idiv, localF32, mul4, sharedF32, lane4, subgroupAdd, unpackHalf, workgroupBarrier } from '../compiler/kernel/dsl.js';
 import { sumRuns, workgroupSum } from './reduce.js';
 import { type Op, expectDtype, expectShape, isBlock, overRows, rowsOf } from './op.js';
 import { WTYPE, weightAt } from './dequant.js';
@@ -284,22 +284,9 @@ export function matmulKernel(id: Invocation, w: In<u32>, x: In<f32>, nw: In<f32>
   const wr: u32 = Math.min(r0 + lr, rows - 1); // rows and positions past the end compute a copy, never stored
   const xt: u32 = Math.min(t0 + lr, tokens - 1);
   let ss: f32 = 0;
-  let a00: f32 = 0;
-  let a01: f32 = 0;
-  let a02: f32 = 0;
-  let a03: f32 = 0;
-  let a10: f32 = 0;
-  let a11: f32 = 0;
-  let a12: f32 = 0;
-  let a13: f32 = 0;
-  let a20: f32 = 0;
-  let a21: f32 = 0;
-  let a22: f32 = 0;
-  let a23: f32 = 0;
-  let a30: f32 = 0;
-  let a31: f32 = 0;
-  let a32: f32 = 0;
-  let a33: f32 = 0;
+  const acc = localF32(16); // [4 weight rows][4 positions]: rows ty + 16i, positions tx + 16j
+  const wv = localF32(4);
+  const xv4 = localF32(4);
   for (let c0: u32 = k0; c0 < k1; c0 += 16) {
     for (let j: u32 = 0; j < 4; j++) {
       // columns past the end (the last step of a row that is not whole steps) read the last, as 0
@@ -312,30 +299,15 @@ export function matmulKernel(id: Invocation, w: In<u32>, x: In<f32>, nw: In<f32>
     }
     workgroupBarrier();
     for (let k: u32 = 0; k < 16; k++) {
-      const w0: f32 = ws[k * 64 + ty];
-      const w1: f32 = ws[k * 64 + ty + 16];
-      const w2: f32 = ws[k * 64 + ty + 32];
-      const w3: f32 = ws[k * 64 + ty + 48];
-      const x0: f32 = xs[k * 64 + tx];
-      const x1: f32 = xs[k * 64 + tx + 16];
-      const x2: f32 = xs[k * 64 + tx + 32];
-      const x3: f32 = xs[k * 64 + tx + 48];
-      a00 += w0 * x0;
-      a01 += w0 * x1;
-      a02 += w0 * x2;
-      a03 += w0 * x3;
-      a10 += w1 * x0;
-      a11 += w1 * x1;
-      a12 += w1 * x2;
-      a13 += w1 * x3;
-      a20 += w2 * x0;
-      a21 += w2 * x1;
-      a22 += w2 * x2;
-      a23 += w2 * x3;
-      a30 += w3 * x0;
-      a31 += w3 * x1;
-      a32 += w3 * x2;
-      a33 += w3 * x3;
+      for (let i: u32 = 0; i < 4; i++) {
+        wv[i] = ws[k * 64 + ty + 16 * i];
+        xv4[i] = xs[k * 64 + tx + 16 * i];
+      }
+      for (let i: u32 = 0; i < 4; i++) {
+        for (let j: u32 = 0; j < 4; j++) {
+          acc[i * 4 + j] += wv[i] * xv4[j];
+        }
+      }
     }
     workgroupBarrier();
   }
@@ -349,7 +321,7 @@ export function matmulKernel(id: Invocation, w: In<u32>, x: In<f32>, nw: In<f32>
     for (let i: u32 = 0; i < 4; i++) {
       const r: u32 = r0 + ty + 16 * i;
       if (r < rows && t0 + tl < tokens) {
-        const v: f32 = pick4(i, pick4(j, a00, a01, a02, a03), pick4(j, a10, a11, a12, a13), pick4(j, a20, a21, a22, a23), pick4(j, a30, a31, a32, a33));
+        const v: f32 = acc[i * 4 + j];
         const o: u32 = (split * tokens + t0 + tl) * outStride + outOffset + r;
         out[o] = epilogue(v * scale, o);
       }
@@ -370,6 +342,7 @@ export function matmulSmallKernel(id: Invocation, w: In<u32>, x: In<f32>, nw: In
   const ws = sharedF32(2080); // [32 rows][65]: a step's 64 columns and a pad, so a column's rows fall in 32 banks
   const xs = sharedF32(1040); // [16 positions][65]
   const sq = sharedF32(64); // the norm's sums of squares, [16 positions][4 parts]
+  const acc = localF32(4); // this invocation's four positions (p0 .. p0 + 3) of its row
   // split k of `tiles` tiles sums columns k0 .. k1, as matmulKernel's
   const split: u32 = idiv(id.group, tiles);
   const tile: u32 = id.group % tiles;
@@ -385,10 +358,6 @@ export function matmulSmallKernel(id: Invocation, w: In<u32>, x: In<f32>, nw: In
   const sp: u32 = id.local % 4;
   const xt: u32 = Math.min(t0 + st, tokens - 1); // positions past the end compute a copy, never stored
   let ss: f32 = 0;
-  let a0: f32 = 0;
-  let a1: f32 = 0;
-  let a2: f32 = 0;
-  let a3: f32 = 0;
   for (let c0: u32 = k0; c0 < k1; c0 += 64) {
     for (let j: u32 = 0; j < 16; j++) {
       const v: u32 = id.local + 128 * j; // row v / 64, column v % 64 of the step
@@ -410,10 +379,9 @@ export function matmulSmallKernel(id: Invocation, w: In<u32>, x: In<f32>, nw: In
     workgroupBarrier();
     for (let k: u32 = 0; k < 64; k++) {
       const wv: f32 = ws[row * 65 + k];
-      a0 += wv * xs[p0 * 65 + k];
-      a1 += wv * xs[p0 * 65 + 65 + k];
-      a2 += wv * xs[p0 * 65 + 130 + k];
-      a3 += wv * xs[p0 * 65 + 195 + k];
+      for (let j: u32 = 0; j < 4; j++) {
+        acc[j] += wv * xs[p0 * 65 + 65 * j + k];
+      }
     }
     workgroupBarrier();
   }
@@ -429,15 +397,9 @@ export function matmulSmallKernel(id: Invocation, w: In<u32>, x: In<f32>, nw: In
     const scale: f32 = norm === 1 && k1 - k0 === cols ? 1 / Math.sqrt(squares / f32(cols) + eps) : 1;
     if (r < rows && t0 + tl < tokens) {
       const o: u32 = (split * tokens + t0 + tl) * outStride + outOffset + r;
-      out[o] = epilogue(pick4(j, a0, a1, a2, a3) * scale, o);
+      out[o] = epilogue(acc[j] * scale, o);
     }
   }
-}
-
-/** a, b, c or d for k = 0, 1, 2 or 3 */
-/** @inline */
-export function pick4(k: u32, a: f32, b: f32, c: f32, d: f32): f32 {
-  return k === 0 ? a : k === 1 ? b : k === 2 ? c : d;
 }
 
 /** 8 f16 weights (one 16-byte load) times 8 elements of x (two 4-lane loads). */

@@ -6,7 +6,7 @@ import { translateSourceFile } from '../compiler/kernelc/translate.js';
 import { toWGSL } from '../compiler/kernel/wgsl.js';
 
 const root = path.resolve(import.meta.dirname, '..');
-const HEADER = `import { type Invocation, type In, type Out, type f32, type u32, type i32, f32, u32, idiv, sharedF32, workgroupBarrier } from '../compiler/kernel/dsl.js';\n`;
+const HEADER = `import { type Invocation, type In, type Out, type f32, type u32, type i32, f32, u32, idiv, localF32, sharedF32, workgroupBarrier } from '../compiler/kernel/dsl.js';\n`;
 
 function translate(body: string) {
   const project = new Project({ useInMemoryFileSystem: true });
@@ -64,6 +64,34 @@ describe('kernel translation', () => {
     expect(wgsl).toContain('out[min(lid.x, arrayLength(&out) - 1u)] += s_bump2;');
     expect(() => translate(`/** @inline */\nexport function bad(a: Out<f32>): void {\n  return;\n}\n` + kernel('out: Out<f32>', 'bad(out);'))).toThrow(/must not return early/);
     expect(() => translate(`/** @inline */\nexport function two(x: f32): f32 {\n  return x;\n}\n` + kernel('out: Out<f32>', 'two(1);'))).toThrow(/only @inline helpers returning void/);
+  });
+
+  it('unrolls the constant-trip loops that index local arrays, so every index is a constant', () => {
+    const src = kernel('x: In<f32>, out: Out<f32>, n: u32', `
+      const acc = localF32(8);
+      for (let c: u32 = 0; c < n; c++) {
+        for (let i: u32 = 0; i < 2; i++) {
+          for (let j: u32 = 0; j < 4; j++) {
+            const p: f32 = x[c] * f32(j);
+            acc[i * 4 + j] += p;
+          }
+        }
+      }
+      for (let j: u32 = 0; j < 8; j += 2) { out[j] = acc[j]; }
+      for (let j: u32 = 0; j < 3; j++) { if (j === n) { break; } acc[j] = 1; }
+      out[8] = acc[n];`);
+    const k = translate(src)[0]!;
+    const wgsl = toWGSL(k);
+    expect(k.locals).toEqual([{ name: 'acc', elem: 'f32', size: 8 }]);
+    expect(wgsl).toContain('  var acc: array<f32, 8>;');
+    expect(wgsl).toContain('for (var c: u32 = 0u; (c < u.n); c += 1u)'); // a loop of run-time length stays
+    for (const i of [0, 1]) for (const j of [0, 1, 2, 3]) expect(wgsl).toContain(`acc[${i * 4 + j}u] += p;`);
+    expect(wgsl).toContain('let p: f32 = (x[min(c, arrayLength(&x) - 1u)] * f32(3u));'); // each copy a block of its own
+    expect(wgsl).toContain('out[min(6u, arrayLength(&out) - 1u)] = acc[6u];'); // steps of 2: 0, 2, 4, 6
+    expect(wgsl).toContain('for (var j: u32 = 0u; (j < 3u); j += 1u)'); // a body that breaks stays a loop
+    expect(wgsl).toContain('acc[min(u.n, 7u)]'); // an index known only at run time is clamped
+    expect(wgsl).not.toMatch(/for \(var [ij]: u32 = 0u; \([ij] < [24]u\)/);
+    expect(() => translate(kernel('out: Out<f32>', 'if (out[0] > 0) { const a = localF32(4); }'))).toThrow(/local arrays with const at the top/);
   });
 
   it('names the line of the error', () => {

@@ -125,7 +125,7 @@ export interface Access { readonly array: string; readonly span: Interval }
  *  vector lane an intrinsic picks at run time, with the interval its elements lie in; keyed by the
  *  expression object the printer prints. */
 export function workgroupAccesses(kernel: KernelIR): Map<Expr, Access> {
-  const shared = new Set(kernel.shared.map((s) => s.name));
+  const shared = new Set([...kernel.shared, ...(kernel.locals ?? [])].map((s) => s.name)); // (an invocation's local arrays as well)
   const k = { workgroupSize: kernel.workgroupSize, matrixSubgroups: someInStmts(kernel.body, (e) => e.k === 'call' && intrinsicOf(e.fn)?.matrix === true) };
   const out = new Map<Expr, Access>();
   const visitExpr = (e: Expr, env: Env) => {

@@ -31,7 +31,7 @@ export function withEpilogues(k: KernelIR, fragsIn: readonly (FragmentIR | Fragm
 function compose(k: KernelIR, uses: readonly FragmentUse[]): KernelIR {
   const frags = uses.map((u) => u.frag);
   const holeOf = (j: number) => uses[j]!.hole ?? 'epilogue';
-  const taken = new Set(k.params.map((p) => p.name).concat(k.shared.map((s) => s.name)));
+  const taken = new Set([...k.params, ...k.shared, ...(k.locals ?? [])].map((p) => p.name));
   const fresh = (base: string) => { let name = base; while (taken.has(name)) name += '_'; taken.add(name); return name; };
   const params: Param[] = [...k.params];
   const renames = frags.map((f, j) => {

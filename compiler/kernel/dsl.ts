@@ -61,6 +61,10 @@ export const idiv = (a: number, b: number): number => Math.trunc(a / b);
 export const sharedF32 = (n: number): Out<f32> => new Float32Array(n);
 export const sharedU32 = (n: number): Out<u32> => new Uint32Array(n);
 export const sharedF16 = (n: number): Out<f16> => new Float32Array(n);
+/** This invocation's own array: `const acc = localF32(16)` (zeros), for accumulators indexed by
+ *  constant-trip loops, which unroll so every index is a constant. */
+export const localF32 = (n: number): Out<f32> => new Float32Array(n);
+export const localU32 = (n: number): Out<u32> => new Uint32Array(n);
 
 /** Synchronise workgroup memory. In plain JS (one invocation at a time) it does nothing. */
 export function workgroupBarrier(): void {}

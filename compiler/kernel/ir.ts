@@ -73,6 +73,9 @@ export interface KernelIR {
   workgroupSize: number;
   params: Param[];
   shared: { name: string; elem: 'f32' | 'u32' | 'f16'; size: number }[];
+  /** each invocation's own fixed-size arrays (registers where every index is a constant: the loops
+   *  that index them unroll, compiler/kernel/unroll.ts) */
+  locals?: { name: string; elem: 'f32' | 'u32'; size: number }[];
   body: Stmt[];
   /** set where the kernel has no plain-JavaScript meaning (it multiplies subgroup matrices, which run
    *  a whole subgroup at once): its reference is its op's float64 reference */

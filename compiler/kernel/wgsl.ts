@@ -44,12 +44,12 @@ type Target = Pick<FullTarget, 'subgroups'>;
 const WITH_SUBGROUPS: Target = { subgroups: true };
 
 /** What printing a kernel's expressions needs: the kernel, the target, and which arrays are storage
- *  (every access clamped to the array's length) or workgroup memory (clamped to its size unless
- *  compiler/kernel/bounds.ts shows the access in bounds). */
+ *  (every access clamped to the array's length) or of a fixed size, workgroup memory and local arrays
+ *  (clamped to their size unless compiler/kernel/bounds.ts shows the access in bounds). */
 interface Printing { readonly k: KernelIR; readonly t: Target; readonly storage: ReadonlySet<string>; readonly shared: ReadonlyMap<string, number>; readonly accesses: ReadonlyMap<Expr, Access> }
 
 export function printing(k: KernelIR, t: Target = WITH_SUBGROUPS): Printing {
-  return { k, t, storage: new Set(storageParams(k).map((p) => p.name)), shared: new Map(k.shared.map((s) => [s.name, s.size])), accesses: workgroupAccesses(k) };
+  return { k, t, storage: new Set(storageParams(k).map((p) => p.name)), shared: new Map([...k.shared, ...(k.locals ?? [])].map((s) => [s.name, s.size])), accesses: workgroupAccesses(k) };
 }
 
 /** An array element, guarded: no index the printer writes reaches outside its array. */
@@ -106,6 +106,8 @@ function stmt(s: Stmt, p: Printing, ind: string): string {
       return `${ind}${s.mutable ? 'var' : 'let'} ${wgslName(s.name)}: ${wgslType(s.ty)}${s.init ? ` = ${ex(s.init)}` : ''};\n`;
     case 'assign': return `${ind}${ex(s.target)} ${s.op} ${ex(s.value)};\n`;
     case 'if':
+      // (an unrolled loop's copy: a block of its own, compiler/kernel/unroll.ts)
+      if (s.cond.k === 'lit' && s.cond.text === 'true' && !s.else.length) return `${ind}{\n${block(s.then)}${ind}}\n`;
       return `${ind}if (${ex(s.cond)}) {\n${block(s.then)}${ind}}${s.else.length ? ` else {\n${block(s.else)}${ind}}` : ''}\n`;
     case 'for': {
       const init = s.init ? stmt(s.init, p, '').trim().replace(/;$/, '') : '';
@@ -164,6 +166,7 @@ function writeWGSL(k: KernelIR, t: Target): string {
   out.push(
     `@compute @workgroup_size(${k.workgroupSize})\n` +
       `fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u${sg ? ', @builtin(subgroup_size) sgsize: u32' : ''}${sgid ? ', @builtin(subgroup_id) sgid: u32' : ''}) {\n` +
+      (k.locals ?? []).map((l) => `  var ${wgslName(l.name)}: array<${l.elem}, ${l.size}>;\n`).join('') +
       k.body.map((s) => stmt(s, pr, '  ')).join('') +
       `}`,
   );

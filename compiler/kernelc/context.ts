@@ -9,6 +9,7 @@ import { KernelSyntaxError, type Binding } from './types.js';
 export abstract class Context {
   scopes: Map<string, Binding>[] = [];
   readonly shared: KernelIR['shared'] = [];
+  readonly locals: NonNullable<KernelIR['locals']> = [];
   /** appended to the names of an inlined helper's locals */
   localSuffix = '';
   inlineDepth = 0;

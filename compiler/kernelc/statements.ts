@@ -71,6 +71,16 @@ function varDecl(t: Context, d: VariableDeclaration, mutable: boolean): Stmt[] {
   const initNode = d.getInitializer();
   if (initNode && Node.isCallExpression(initNode)) {
     const callee = t.dslNames.get(initNode.getExpression().getText());
+    if (callee === 'localF32' || callee === 'localU32') {
+      if (mutable || t.scopes.length !== 2 || t.inlineDepth > 0) t.fail(d, 'declare local arrays with const at the top of the kernel');
+      const arg = initNode.getArguments()[0];
+      const size = arg && Node.isNumericLiteral(arg) ? Number(arg.getLiteralValue()) : NaN;
+      if (!Number.isInteger(size) || size < 1 || size > 64) t.fail(d, `${callee}() takes a literal size of 1..64`);
+      const elem = callee === 'localF32' ? 'f32' : 'u32';
+      t.locals.push({ name, elem, size });
+      t.declare(d, name, { kind: 'array', elem, writable: true, name });
+      return [];
+    }
     if (callee === 'sharedF32' || callee === 'sharedU32' || callee === 'sharedF16') {
       if (mutable || t.scopes.length !== 2) t.fail(d, 'declare workgroup memory with const at the top of the kernel');
       const arg = initNode.getArguments()[0];

@@ -18,6 +18,7 @@ import { dslImports, hasTag, relPath } from './source.js';
 import { block } from './statements.js';
 import { coerce, KernelSyntaxError } from './types.js';
 import { usesMatrices } from '../kernel/wgsl.js';
+import { unrollLocals } from '../kernel/unroll.js';
 
 export { KernelSyntaxError } from './types.js';
 
@@ -40,7 +41,7 @@ class FunctionTranslator extends Context {
     const body = fn.getBody();
     if (!body || !Node.isBlock(body)) this.fail(fn, 'a kernel needs a body');
     const stmts = this.block(body.getStatements());
-    const k: KernelIR = { name: fn.getName()!, source: `${this.file}:${fn.getStartLineNumber()}`, workgroupSize, params, shared: this.shared, body: stmts };
+    const k: KernelIR = { name: fn.getName()!, source: `${this.file}:${fn.getStartLineNumber()}`, workgroupSize, params, shared: this.shared, ...(this.locals.length ? { locals: this.locals } : {}), body: unrollLocals(stmts, new Set(this.locals.map((l) => l.name))) };
     // the translator says so where a kernel cannot run as plain JavaScript
     return usesMatrices(k) ? { ...k, noPlainJs: 'it multiplies subgroup matrices, which a whole subgroup runs at once' } : k;
   }

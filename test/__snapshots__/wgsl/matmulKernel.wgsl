@@ -22,6 +22,9 @@ var<workgroup> xs: array<f32, 1024>;
 var<workgroup> sq: array<f32, 256>;
 @compute @workgroup_size(256)
 fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  var acc: array<f32, 16>;
+  var wv: array<f32, 4>;
+  var xv4: array<f32, 4>;
   let split: u32 = ((wid.x + wid.y * nwg.x) / u.tiles);
   let tile: u32 = ((wid.x + wid.y * nwg.x) % u.tiles);
   let k0: u32 = (split * u.splitCols);
@@ -35,22 +38,6 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   let wr: u32 = min((r0 + lr), (u.rows - 1u));
   let xt: u32 = min((t0 + lr), (u.tokens - 1u));
   var ss: f32 = 0.0f;
-  var a00: f32 = 0.0f;
-  var a01: f32 = 0.0f;
-  var a02: f32 = 0.0f;
-  var a03: f32 = 0.0f;
-  var a10: f32 = 0.0f;
-  var a11: f32 = 0.0f;
-  var a12: f32 = 0.0f;
-  var a13: f32 = 0.0f;
-  var a20: f32 = 0.0f;
-  var a21: f32 = 0.0f;
-  var a22: f32 = 0.0f;
-  var a23: f32 = 0.0f;
-  var a30: f32 = 0.0f;
-  var a31: f32 = 0.0f;
-  var a32: f32 = 0.0f;
-  var a33: f32 = 0.0f;
   for (var c0: u32 = k0; (c0 < k1); c0 += 16u) {
     for (var j: u32 = 0u; (j < 4u); j += 1u) {
       let c: u32 = min(((c0 + lc) + j), (k1 - 1u));
@@ -62,43 +49,226 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
     }
     workgroupBarrier();
     for (var k: u32 = 0u; (k < 16u); k += 1u) {
-      let w0: f32 = ws[((k * 64u) + ty)];
-      let w1: f32 = ws[(((k * 64u) + ty) + 16u)];
-      let w2: f32 = ws[(((k * 64u) + ty) + 32u)];
-      let w3: f32 = ws[(((k * 64u) + ty) + 48u)];
-      let x0: f32 = xs[((k * 64u) + tx)];
-      let x1: f32 = xs[(((k * 64u) + tx) + 16u)];
-      let x2: f32 = xs[(((k * 64u) + tx) + 32u)];
-      let x3: f32 = xs[(((k * 64u) + tx) + 48u)];
-      a00 += (w0 * x0);
-      a01 += (w0 * x1);
-      a02 += (w0 * x2);
-      a03 += (w0 * x3);
-      a10 += (w1 * x0);
-      a11 += (w1 * x1);
-      a12 += (w1 * x2);
-      a13 += (w1 * x3);
-      a20 += (w2 * x0);
-      a21 += (w2 * x1);
-      a22 += (w2 * x2);
-      a23 += (w2 * x3);
-      a30 += (w3 * x0);
-      a31 += (w3 * x1);
-      a32 += (w3 * x2);
-      a33 += (w3 * x3);
+      {
+        wv[0u] = ws[(((k * 64u) + ty) + 0u)];
+        xv4[0u] = xs[(((k * 64u) + tx) + 0u)];
+      }
+      {
+        wv[1u] = ws[(((k * 64u) + ty) + 16u)];
+        xv4[1u] = xs[(((k * 64u) + tx) + 16u)];
+      }
+      {
+        wv[2u] = ws[(((k * 64u) + ty) + 32u)];
+        xv4[2u] = xs[(((k * 64u) + tx) + 32u)];
+      }
+      {
+        wv[3u] = ws[(((k * 64u) + ty) + 48u)];
+        xv4[3u] = xs[(((k * 64u) + tx) + 48u)];
+      }
+      {
+        {
+          acc[0u] += (wv[0u] * xv4[0u]);
+        }
+        {
+          acc[1u] += (wv[0u] * xv4[1u]);
+        }
+        {
+          acc[2u] += (wv[0u] * xv4[2u]);
+        }
+        {
+          acc[3u] += (wv[0u] * xv4[3u]);
+        }
+      }
+      {
+        {
+          acc[4u] += (wv[1u] * xv4[0u]);
+        }
+        {
+          acc[5u] += (wv[1u] * xv4[1u]);
+        }
+        {
+          acc[6u] += (wv[1u] * xv4[2u]);
+        }
+        {
+          acc[7u] += (wv[1u] * xv4[3u]);
+        }
+      }
+      {
+        {
+          acc[8u] += (wv[2u] * xv4[0u]);
+        }
+        {
+          acc[9u] += (wv[2u] * xv4[1u]);
+        }
+        {
+          acc[10u] += (wv[2u] * xv4[2u]);
+        }
+        {
+          acc[11u] += (wv[2u] * xv4[3u]);
+        }
+      }
+      {
+        {
+          acc[12u] += (wv[3u] * xv4[0u]);
+        }
+        {
+          acc[13u] += (wv[3u] * xv4[1u]);
+        }
+        {
+          acc[14u] += (wv[3u] * xv4[2u]);
+        }
+        {
+          acc[15u] += (wv[3u] * xv4[3u]);
+        }
+      }
     }
     workgroupBarrier();
   }
   sq[lid.x] = ss;
   workgroupBarrier();
-  for (var j: u32 = 0u; (j < 4u); j += 1u) {
-    let tl: u32 = (tx + (16u * j));
+  {
+    let tl: u32 = (tx + 0u);
     let squares: f32 = (((sq[(4u * tl)] + sq[((4u * tl) + 1u)]) + sq[((4u * tl) + 2u)]) + sq[((4u * tl) + 3u)]);
     let scale: f32 = select(1.0f, (1.0f / sqrt(((squares / f32(u.cols)) + u.eps))), ((norm == 1u) && ((k1 - k0) == u.cols)));
-    for (var i: u32 = 0u; (i < 4u); i += 1u) {
-      let r: u32 = ((r0 + ty) + (16u * i));
+    {
+      let r: u32 = ((r0 + ty) + 0u);
       if (((r < u.rows) && ((t0 + tl) < u.tokens))) {
-        let v: f32 = select(select(select(select(select(select(a33, a32, (j == 2u)), a31, (j == 1u)), a30, (j == 0u)), select(select(select(a23, a22, (j == 2u)), a21, (j == 1u)), a20, (j == 0u)), (i == 2u)), select(select(select(a13, a12, (j == 2u)), a11, (j == 1u)), a10, (j == 0u)), (i == 1u)), select(select(select(a03, a02, (j == 2u)), a01, (j == 1u)), a00, (j == 0u)), (i == 0u));
+        let v: f32 = acc[0u];
+        let o: u32 = ((((((split * u.tokens) + t0) + tl) * u.outStride) + u.outOffset) + r);
+        out[min(o, arrayLength(&out) - 1u)] = (v * scale);
+      }
+    }
+    {
+      let r: u32 = ((r0 + ty) + 16u);
+      if (((r < u.rows) && ((t0 + tl) < u.tokens))) {
+        let v: f32 = acc[4u];
+        let o: u32 = ((((((split * u.tokens) + t0) + tl) * u.outStride) + u.outOffset) + r);
+        out[min(o, arrayLength(&out) - 1u)] = (v * scale);
+      }
+    }
+    {
+      let r: u32 = ((r0 + ty) + 32u);
+      if (((r < u.rows) && ((t0 + tl) < u.tokens))) {
+        let v: f32 = acc[8u];
+        let o: u32 = ((((((split * u.tokens) + t0) + tl) * u.outStride) + u.outOffset) + r);
+        out[min(o, arrayLength(&out) - 1u)] = (v * scale);
+      }
+    }
+    {
+      let r: u32 = ((r0 + ty) + 48u);
+      if (((r < u.rows) && ((t0 + tl) < u.tokens))) {
+        let v: f32 = acc[12u];
+        let o: u32 = ((((((split * u.tokens) + t0) + tl) * u.outStride) + u.outOffset) + r);
+        out[min(o, arrayLength(&out) - 1u)] = (v * scale);
+      }
+    }
+  }
+  {
+    let tl: u32 = (tx + 16u);
+    let squares: f32 = (((sq[(4u * tl)] + sq[((4u * tl) + 1u)]) + sq[((4u * tl) + 2u)]) + sq[((4u * tl) + 3u)]);
+    let scale: f32 = select(1.0f, (1.0f / sqrt(((squares / f32(u.cols)) + u.eps))), ((norm == 1u) && ((k1 - k0) == u.cols)));
+    {
+      let r: u32 = ((r0 + ty) + 0u);
+      if (((r < u.rows) && ((t0 + tl) < u.tokens))) {
+        let v: f32 = acc[1u];
+        let o: u32 = ((((((split * u.tokens) + t0) + tl) * u.outStride) + u.outOffset) + r);
+        out[min(o, arrayLength(&out) - 1u)] = (v * scale);
+      }
+    }
+    {
+      let r: u32 = ((r0 + ty) + 16u);
+      if (((r < u.rows) && ((t0 + tl) < u.tokens))) {
+        let v: f32 = acc[5u];
+        let o: u32 = ((((((split * u.tokens) + t0) + tl) * u.outStride) + u.outOffset) + r);
+        out[min(o, arrayLength(&out) - 1u)] = (v * scale);
+      }
+    }
+    {
+      let r: u32 = ((r0 + ty) + 32u);
+      if (((r < u.rows) && ((t0 + tl) < u.tokens))) {
+        let v: f32 = acc[9u];
+        let o: u32 = ((((((split * u.tokens) + t0) + tl) * u.outStride) + u.outOffset) + r);
+        out[min(o, arrayLength(&out) - 1u)] = (v * scale);
+      }
+    }
+    {
+      let r: u32 = ((r0 + ty) + 48u);
+      if (((r < u.rows) && ((t0 + tl) < u.tokens))) {
+        let v: f32 = acc[13u];
+        let o: u32 = ((((((split * u.tokens) + t0) + tl) * u.outStride) + u.outOffset) + r);
+        out[min(o, arrayLength(&out) - 1u)] = (v * scale);
+      }
+    }
+  }
+  {
+    let tl: u32 = (tx + 32u);
+    let squares: f32 = (((sq[(4u * tl)] + sq[((4u * tl) + 1u)]) + sq[((4u * tl) + 2u)]) + sq[((4u * tl) + 3u)]);
+    let scale: f32 = select(1.0f, (1.0f / sqrt(((squares / f32(u.cols)) + u.eps))), ((norm == 1u) && ((k1 - k0) == u.cols)));
+    {
+      let r: u32 = ((r0 + ty) + 0u);
+      if (((r < u.rows) && ((t0 + tl) < u.tokens))) {
+        let v: f32 = acc[2u];
+        let o: u32 = ((((((split * u.tokens) + t0) + tl) * u.outStride) + u.outOffset) + r);
+        out[min(o, arrayLength(&out) - 1u)] = (v * scale);
+      }
+    }
+    {
+      let r: u32 = ((r0 + ty) + 16u);
+      if (((r < u.rows) && ((t0 + tl) < u.tokens))) {
+        let v: f32 = acc[6u];
+        let o: u32 = ((((((split * u.tokens) + t0) + tl) * u.outStride) + u.outOffset) + r);
+        out[min(o, arrayLength(&out) - 1u)] = (v * scale);
+      }
+    }
+    {
+      let r: u32 = ((r0 + ty) + 32u);
+      if (((r < u.rows) && ((t0 + tl) < u.tokens))) {
+        let v: f32 = acc[10u];
+        let o: u32 = ((((((split * u.tokens) + t0) + tl) * u.outStride) + u.outOffset) + r);
+        out[min(o, arrayLength(&out) - 1u)] = (v * scale);
+      }
+    }
+    {
+      let r: u32 = ((r0 + ty) + 48u);
+      if (((r < u.rows) && ((t0 + tl) < u.tokens))) {
+        let v: f32 = acc[14u];
+        let o: u32 = ((((((split * u.tokens) + t0) + tl) * u.outStride) + u.outOffset) + r);
+        out[min(o, arrayLength(&out) - 1u)] = (v * scale);
+      }
+    }
+  }
+  {
+    let tl: u32 = (tx + 48u);
+    let squares: f32 = (((sq[(4u * tl)] + sq[((4u * tl) + 1u)]) + sq[((4u * tl) + 2u)]) + sq[((4u * tl) + 3u)]);
+    let scale: f32 = select(1.0f, (1.0f / sqrt(((squares / f32(u.cols)) + u.eps))), ((norm == 1u) && ((k1 - k0) == u.cols)));
+    {
+      let r: u32 = ((r0 + ty) + 0u);
+      if (((r < u.rows) && ((t0 + tl) < u.tokens))) {
+        let v: f32 = acc[3u];
+        let o: u32 = ((((((split * u.tokens) + t0) + tl) * u.outStride) + u.outOffset) + r);
+        out[min(o, arrayLength(&out) - 1u)] = (v * scale);
+      }
+    }
+    {
+      let r: u32 = ((r0 + ty) + 16u);
+      if (((r < u.rows) && ((t0 + tl) < u.tokens))) {
+        let v: f32 = acc[7u];
+        let o: u32 = ((((((split * u.tokens) + t0) + tl) * u.outStride) + u.outOffset) + r);
+        out[min(o, arrayLength(&out) - 1u)] = (v * scale);
+      }
+    }
+    {
+      let r: u32 = ((r0 + ty) + 32u);
+      if (((r < u.rows) && ((t0 + tl) < u.tokens))) {
+        let v: f32 = acc[11u];
+        let o: u32 = ((((((split * u.tokens) + t0) + tl) * u.outStride) + u.outOffset) + r);
+        out[min(o, arrayLength(&out) - 1u)] = (v * scale);
+      }
+    }
+    {
+      let r: u32 = ((r0 + ty) + 48u);
+      if (((r < u.rows) && ((t0 + tl) < u.tokens))) {
+        let v: f32 = acc[15u];
         let o: u32 = ((((((split * u.tokens) + t0) + tl) * u.outStride) + u.outOffset) + r);
         out[min(o, arrayLength(&out) - 1u)] = (v * scale);
       }

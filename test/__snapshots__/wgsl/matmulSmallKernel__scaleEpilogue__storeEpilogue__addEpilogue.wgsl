@@ -25,6 +25,7 @@ var<workgroup> xs: array<f32, 1040>;
 var<workgroup> sq: array<f32, 64>;
 @compute @workgroup_size(128)
 fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  var acc: array<f32, 4>;
   let split: u32 = ((wid.x + wid.y * nwg.x) / u.tiles);
   let tile: u32 = ((wid.x + wid.y * nwg.x) % u.tiles);
   let k0: u32 = (split * u.splitCols);
@@ -37,10 +38,6 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   let sp: u32 = (lid.x % 4u);
   let xt: u32 = min((t0 + st), (u.tokens - 1u));
   var ss: f32 = 0.0f;
-  var a0: f32 = 0.0f;
-  var a1: f32 = 0.0f;
-  var a2: f32 = 0.0f;
-  var a3: f32 = 0.0f;
   for (var c0: u32 = k0; (c0 < k1); c0 += 64u) {
     for (var j: u32 = 0u; (j < 16u); j += 1u) {
       let v: u32 = (lid.x + (128u * j));
@@ -62,10 +59,18 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
     workgroupBarrier();
     for (var k: u32 = 0u; (k < 64u); k += 1u) {
       let wv: f32 = ws[((row * 65u) + k)];
-      a0 += (wv * xs[((p0 * 65u) + k)]);
-      a1 += (wv * xs[(((p0 * 65u) + 65u) + k)]);
-      a2 += (wv * xs[(((p0 * 65u) + 130u) + k)]);
-      a3 += (wv * xs[(((p0 * 65u) + 195u) + k)]);
+      {
+        acc[0u] += (wv * xs[(((p0 * 65u) + 0u) + k)]);
+      }
+      {
+        acc[1u] += (wv * xs[(((p0 * 65u) + 65u) + k)]);
+      }
+      {
+        acc[2u] += (wv * xs[(((p0 * 65u) + 130u) + k)]);
+      }
+      {
+        acc[3u] += (wv * xs[(((p0 * 65u) + 195u) + k)]);
+      }
     }
     workgroupBarrier();
   }
@@ -74,15 +79,48 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   }
   workgroupBarrier();
   let r: u32 = (r0 + row);
-  for (var j: u32 = 0u; (j < 4u); j += 1u) {
-    let tl: u32 = (p0 + j);
+  {
+    let tl: u32 = (p0 + 0u);
     let squares: f32 = (((sq[(4u * tl)] + sq[((4u * tl) + 1u)]) + sq[((4u * tl) + 2u)]) + sq[((4u * tl) + 3u)]);
     let scale: f32 = select(1.0f, (1.0f / sqrt(((squares / f32(u.cols)) + u.eps))), ((norm == 1u) && ((k1 - k0) == u.cols)));
     if (((r < u.rows) && ((t0 + tl) < u.tokens))) {
       let o: u32 = ((((((split * u.tokens) + t0) + tl) * u.outStride) + u.outOffset) + r);
-      let ep_1: f32 = ((select(select(select(a3, a2, (j == 2u)), a1, (j == 1u)), a0, (j == 0u)) * scale) * u.factor_e0);
+      let ep_1: f32 = ((acc[0u] * scale) * u.factor_e0);
       t_e1[min(o, arrayLength(&t_e1) - 1u)] = ep_1;
       out[min(o, arrayLength(&out) - 1u)] = (ep_1 + y_e2[min(o, arrayLength(&y_e2) - 1u)]);
+    }
+  }
+  {
+    let tl: u32 = (p0 + 1u);
+    let squares: f32 = (((sq[(4u * tl)] + sq[((4u * tl) + 1u)]) + sq[((4u * tl) + 2u)]) + sq[((4u * tl) + 3u)]);
+    let scale: f32 = select(1.0f, (1.0f / sqrt(((squares / f32(u.cols)) + u.eps))), ((norm == 1u) && ((k1 - k0) == u.cols)));
+    if (((r < u.rows) && ((t0 + tl) < u.tokens))) {
+      let o: u32 = ((((((split * u.tokens) + t0) + tl) * u.outStride) + u.outOffset) + r);
+      let ep_1_: f32 = ((acc[1u] * scale) * u.factor_e0);
+      t_e1[min(o, arrayLength(&t_e1) - 1u)] = ep_1_;
+      out[min(o, arrayLength(&out) - 1u)] = (ep_1_ + y_e2[min(o, arrayLength(&y_e2) - 1u)]);
+    }
+  }
+  {
+    let tl: u32 = (p0 + 2u);
+    let squares: f32 = (((sq[(4u * tl)] + sq[((4u * tl) + 1u)]) + sq[((4u * tl) + 2u)]) + sq[((4u * tl) + 3u)]);
+    let scale: f32 = select(1.0f, (1.0f / sqrt(((squares / f32(u.cols)) + u.eps))), ((norm == 1u) && ((k1 - k0) == u.cols)));
+    if (((r < u.rows) && ((t0 + tl) < u.tokens))) {
+      let o: u32 = ((((((split * u.tokens) + t0) + tl) * u.outStride) + u.outOffset) + r);
+      let ep_1__: f32 = ((acc[2u] * scale) * u.factor_e0);
+      t_e1[min(o, arrayLength(&t_e1) - 1u)] = ep_1__;
+      out[min(o, arrayLength(&out) - 1u)] = (ep_1__ + y_e2[min(o, arrayLength(&y_e2) - 1u)]);
+    }
+  }
+  {
+    let tl: u32 = (p0 + 3u);
+    let squares: f32 = (((sq[(4u * tl)] + sq[((4u * tl) + 1u)]) + sq[((4u * tl) + 2u)]) + sq[((4u * tl) + 3u)]);
+    let scale: f32 = select(1.0f, (1.0f / sqrt(((squares / f32(u.cols)) + u.eps))), ((norm == 1u) && ((k1 - k0) == u.cols)));
+    if (((r < u.rows) && ((t0 + tl) < u.tokens))) {
+      let o: u32 = ((((((split * u.tokens) + t0) + tl) * u.outStride) + u.outOffset) + r);
+      let ep_1___: f32 = ((acc[3u] * scale) * u.factor_e0);
+      t_e1[min(o, arrayLength(&t_e1) - 1u)] = ep_1___;
+      out[min(o, arrayLength(&out) - 1u)] = (ep_1___ + y_e2[min(o, arrayLength(&y_e2) - 1u)]);
     }
   }
 }
