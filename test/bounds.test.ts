@@ -49,6 +49,8 @@ describe('array accesses are guarded', () => {
       for (let j: u32 = 0; j <= 8; j++) { s[j * 8] += 1; }
       if (id.local < 16) { s[id.local * 4 + 3] += 1; }
       s[(id.local + n) % 64] += 1;
+      let m: u32 = id.local;
+      if (m < 8) { m += n; s[m] += 1; }
       s[id.local + n] += 1;
       workgroupBarrier();
       out[id.group * 64 + id.local] = s[id.local];`));
@@ -59,6 +61,7 @@ describe('array accesses are guarded', () => {
     expect(wgsl).toContain('s[((lid.x * 4u) + 3u)] += 1.0f;'); // inside `if (lid.x < 16)`
     expect(wgsl).toContain('s[((lid.x + u.n) % 64u)] += 1.0f;');
     expect(wgsl).toContain('s[min((lid.x + u.n), 63u)] += 1.0f;');
+    expect(wgsl).toContain('s[min(m, 63u)] += 1.0f;'); // a mutable variable is not narrowed by `if (m < 8)`
     expect(wgsl).toContain('out[min((((wid.x + wid.y * nwg.x) * 64u) + lid.x), arrayLength(&out) - 1u)] = s[lid.x];');
   });
 

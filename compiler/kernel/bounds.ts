@@ -80,7 +80,9 @@ function narrow(cond: Expr, env: Map<string, Interval>, k: Parameters<typeof int
   if (cond.op === '&&') { narrow(cond.a, env, k); narrow(cond.b, env, k); return; }
   if (cond.op !== '<' && cond.op !== '<=') return;
   const key = cond.a.k === 'var' ? `var:${cond.a.name}` : cond.a.k === 'builtin' && cond.a.name === 'local' ? 'builtin:local' : undefined;
-  if (!key || cond.a.ty !== 'u32') return;
+  // (only names that cannot change inside the block: immutable values and loop counters the body
+  // leaves alone are the names the environment holds; a mutable variable is never narrowed)
+  if (!key || cond.a.ty !== 'u32' || (key.startsWith('var:') && !env.has(key))) return;
   const now = intervalOf(cond.a, env, k), bound = intervalOf(cond.b, env, k);
   const hi = cond.op === '<' ? bound.hi - 1 : bound.hi;
   if (hi < now.hi) env.set(key, { lo: now.lo, hi: Math.max(now.lo, hi) });
@@ -114,7 +116,9 @@ function counter(s: Extract<Stmt, { k: 'for' }>, env: Env, k: Parameters<typeof 
   let hi = c.op === '<' ? bound.hi - 1 : bound.hi;
   // a constant start and step: the last value the counter takes
   if (start.lo === start.hi && by.lo === by.hi && hi >= start.lo) hi = start.lo + Math.floor((hi - start.lo) / by.lo) * by.lo;
-  return hi < start.lo ? undefined : [name, { lo: start.lo, hi }];
+  if (hi < start.lo) return;
+  // (a step past 2^32 wraps around: then the counter may come back below its start)
+  return [name, { lo: hi + by.hi > U32_MAX ? 0 : start.lo, hi }];
 }
 
 /** An access the analysis saw: the array, the interval of its index (or of a matrix's last element,
