@@ -17,7 +17,8 @@
 #   bash scripts/gpu-machine.sh profile       # there: benchmarks/interp_profile.ts for this build and the
 #                                             # base build, and benchmarks/gpu_check.ts: $OUT/*.json
 #   bash scripts/gpu-machine.sh kernels       # there: the kernels CI cannot run (tensor cores) against
-#                                             # their float64 references (benchmarks/tensor_check.ts)
+#                                             # their float64 references (benchmarks/tensor_check.ts);
+#                                             # with TAPIR_TENSOR_CORES=off, the f32 kernels for every dtype
 #   bash scripts/gpu-machine.sh tapir ARGS    # there: any tapir command (the default model is packed
 #                                             # into .gpu/models/ when ../shared/models has it)
 #
