@@ -163,5 +163,5 @@ case "${1:-}" in
     cat "$out/kernels.json"
     ;;
   pack-base) shift; pack_base "$@" ;;
-  *) sed -n '2,19p' "$0"; exit 2 ;;
+  *) sed -n '2,/^# \.gpu\/ holds/p' "$0" | sed '$d'; exit 2 ;;  # (the header, up to what .gpu/ holds)
 esac
