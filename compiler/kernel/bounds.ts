@@ -11,8 +11,8 @@
 // in the body) and `if (x < b)` around a block; uniforms, specialization constants and loaded values
 // are unknown. A storage array's length is never known, so its accesses are always clamped.
 import type { Expr, KernelIR, Stmt } from './ir.js';
-import { intrinsicOf } from './intrinsics.js';
-import { children, someInStmts } from './visit.js';
+import { intrinsicOf, usesMatrices } from './intrinsics.js';
+import { children } from './visit.js';
 
 /** the values an expression may take: lo .. hi, inclusive */
 export interface Interval { readonly lo: number; readonly hi: number }
@@ -130,7 +130,7 @@ export interface Access { readonly array: string; readonly span: Interval }
  *  expression object the printer prints. */
 export function workgroupAccesses(kernel: KernelIR): Map<Expr, Access> {
   const shared = new Set([...kernel.shared, ...(kernel.locals ?? [])].map((s) => s.name)); // (an invocation's local arrays as well)
-  const k = { workgroupSize: kernel.workgroupSize, matrixSubgroups: someInStmts(kernel.body, (e) => e.k === 'call' && intrinsicOf(e.fn)?.matrix === true) };
+  const k = { workgroupSize: kernel.workgroupSize, matrixSubgroups: usesMatrices(kernel) };
   const out = new Map<Expr, Access>();
   const visitExpr = (e: Expr, env: Env) => {
     if (e.k === 'index' && shared.has(e.array)) out.set(e, { array: e.array, span: intervalOf(e.index, env, k) });

@@ -2,7 +2,8 @@
 // Each is one entry: its signature (the translator checks calls against it), its plain-JavaScript
 // meaning (dsl.ts exports it, so a kernel still runs as an ordinary function) and its WGSL spelling
 // (the printer writes it). A new intrinsic is one more entry here.
-import type { Scalar } from './ir.js';
+import type { KernelIR, Scalar } from './ir.js';
+import { someInStmts } from './visit.js';
 import type { Target } from '../target.js';
 
 // (dsl.ts names these types for kernels; plain numbers here keep this table below dsl.ts)
@@ -142,3 +143,7 @@ export const INTRINSICS = {
 export type IntrinsicName = keyof typeof INTRINSICS;
 export const intrinsicOf = (name: string): Intrinsic | undefined =>
   Object.hasOwn(INTRINSICS, name) ? (INTRINSICS as Record<string, Intrinsic>)[name] : undefined;
+
+/** Whether a kernel multiplies subgroup matrices (its module enables them and f16; it has no
+ *  plain-JavaScript run; it runs only on subgroups of 32). */
+export const usesMatrices = (k: Pick<KernelIR, 'body'>) => someInStmts(k.body, (e) => e.k === 'call' && intrinsicOf(e.fn)?.matrix === true);

@@ -1,7 +1,7 @@
 // Kernel IR -> WGSL. The only place in tapir that writes WGSL text.
 import { type Expr, type KernelIR, type Stmt, specParams, storageParams, uniformParams } from './ir.js';
 import type { Target as FullTarget } from '../target.js';
-import { intrinsicOf } from './intrinsics.js';
+import { intrinsicOf, usesMatrices } from './intrinsics.js';
 import { someInStmts } from './visit.js';
 import { type Access, workgroupAccesses } from './bounds.js';
 
@@ -48,7 +48,7 @@ const WITH_SUBGROUPS: Target = { subgroups: true };
  *  (clamped to their size unless compiler/kernel/bounds.ts shows the access in bounds). */
 interface Printing { readonly k: KernelIR; readonly t: Target; readonly storage: ReadonlySet<string>; readonly shared: ReadonlyMap<string, number>; readonly accesses: ReadonlyMap<Expr, Access> }
 
-export function printing(k: KernelIR, t: Target = WITH_SUBGROUPS): Printing {
+function printing(k: KernelIR, t: Target = WITH_SUBGROUPS): Printing {
   return { k, t, storage: new Set(storageParams(k).map((p) => p.name)), shared: new Map([...k.shared, ...(k.locals ?? [])].map((s) => [s.name, s.size])), accesses: workgroupAccesses(k) };
 }
 
@@ -57,7 +57,7 @@ function element(e: Extract<Expr, { k: 'index' }>, p: Printing): string {
   const name = wgslName(e.array), i = expr(e.index, p), u = e.index.ty === 'u32' ? i : `u32(${i})`;
   if (p.storage.has(e.array)) return `${name}[min(${u}, arrayLength(&${name}) - 1u)]`;
   const size = p.shared.get(e.array);
-  if (size === undefined) return `${name}[${i}]`;
+  if (size === undefined) throw new Error(`internal: ${p.k.name} indexes '${e.array}', which is no storage, workgroup or local array`);
   return (p.accesses.get(e)?.span.hi ?? Infinity) < size ? `${name}[${i}]` : `${name}[min(${u}, ${size - 1}u)]`;
 }
 
@@ -81,10 +81,9 @@ export function expr(e: Expr, p: Printing): string {
     case 'un': return `(${e.op}${expr(e.a, p)})`;
     case 'call': {
       const args = e.args.map((a) => expr(a, p));
-      const lanes = intrinsicOf(e.fn)?.lanes;
-      if (lanes && (p.accesses.get(e)?.span.hi ?? Infinity) >= lanes) args[1] = `min(${args[1]}, ${lanes - 1}u)`;
+      const lanes = intrinsicOf(e.fn)?.lanes, m = p.accesses.get(e);
+      if (lanes && (m?.span.hi ?? Infinity) >= lanes) args[1] = `min(${args[1]}, ${lanes - 1}u)`;
       // a subgroup matrix is loaded or stored whole: it must be shown inside its workgroup array
-      const m = p.accesses.get(e);
       if (m && m.array && m.span.hi >= (p.shared.get(m.array) ?? 0))
         throw new Error(`internal: ${k.name}: ${e.fn} on '${m.array}' is not shown inside its ${p.shared.get(m.array)} elements (its last element may be ${m.span.hi}): compiler/kernel/bounds.ts`);
       // an intrinsic spells itself; WGSL builtins (sqrt, max, conversions) are written as called
@@ -176,9 +175,6 @@ function writeWGSL(k: KernelIR, t: Target): string {
 /** Whether a kernel reads its subgroup size or sums over subgroups (then the module enables them). */
 export const usesSubgroups = (k: KernelIR) =>
   someInStmts(k.body, (e) => (e.k === 'call' && intrinsicOf(e.fn)?.subgroup === true) || (e.k === 'builtin' && e.name === 'subgroupSize'));
-
-/** Whether a kernel multiplies subgroup matrices (then the module enables them, and f16). */
-export const usesMatrices = (k: KernelIR) => someInStmts(k.body, (e) => e.k === 'call' && intrinsicOf(e.fn)?.matrix === true);
 
 /** Bytes of the uniform buffer a kernel needs (every scalar is 4 bytes; WGSL wants a multiple of 16). */
 export const uniformBytes = (k: KernelIR) => Math.max(16, Math.ceil((uniformParams(k).length * 4) / 16) * 16);

@@ -17,7 +17,7 @@ import { fragmentParams, kernelParams } from './params.js';
 import { dslImports, hasTag, relPath } from './source.js';
 import { block } from './statements.js';
 import { coerce, KernelSyntaxError } from './types.js';
-import { usesMatrices } from '../kernel/wgsl.js';
+import { usesMatrices } from '../kernel/intrinsics.js';
 import { unrollLocals } from '../kernel/unroll.js';
 
 export { KernelSyntaxError } from './types.js';
