@@ -7,6 +7,7 @@
 // On the GPU machine (after `bash scripts/gpu-machine.sh node --version` unpacked Node and webgpu):
 //   cd /tmp/tapir && [NOROBUST=1] ./node $REPO/benchmarks/probes/subgroup_matrix.mjs [CONFIGS] [SHAPES]
 import { create, globals } from '/tmp/tapir/node_modules/webgpu/index.js';
+import { fromHalf, probeInputs, rnd, toHalf, upload } from './harness.mjs';
 Object.assign(globalThis, globals);
 const gpu = create([`enable-dawn-features=allow_unsafe_apis,vulkan_enable_f16_on_nvidia${process.env.NOROBUST ? ',disable_robustness' : ''}`]);
 const adapter = await gpu.requestAdapter();
@@ -76,12 +77,6 @@ ${DIRECT === 2 ? '' : `    for (var i = lid.x; i < TM * KS; i += ${WG}u) {
 }`;
 }
 
-function toHalf(f) { // f32 -> f16 bits, round to nearest even
-  const b = new DataView(new ArrayBuffer(4)); b.setFloat32(0, f); const x = b.getUint32(0);
-  const s = (x >>> 16) & 0x8000; let e = ((x >>> 23) & 0xff) - 127 + 15; let m = x & 0x7fffff;
-  if (e <= 0) return s; if (e >= 31) return s | 0x7c00;
-  let h = s | (e << 10) | (m >>> 13); const rest = m & 0x1fff; if (rest > 0x1000 || (rest === 0x1000 && (h & 1))) h++; return h; }
-function fromHalf(h) { const e = (h >> 10) & 31, m = h & 1023, s = h >> 15 ? -1 : 1; return e === 0 ? s * m * 2 ** -24 : s * (1 + m / 1024) * 2 ** (e - 15); }
 
 async function run(cfg, n, N, K, reps = 20, check = true) {
   const [MT, NT, S, KS, DIRECT] = cfg;
@@ -93,10 +88,8 @@ async function run(cfg, n, N, K, reps = 20, check = true) {
   const t0 = performance.now();
   const pipe = await device.createComputePipelineAsync({ layout: 'auto', compute: { module: mod, entryPoint: 'main' } });
   const pipeMs = performance.now() - t0;
-  let seed = 1; const rnd = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32 - 0.5);
-  const wh = new Uint16Array(N * K); const T = Math.min(wh.length, 1 << 20); for (let i = 0; i < T; i++) wh[i] = toHalf(rnd() * 0.1); for (let i = T; i < wh.length; i += T) wh.copyWithin(i, 0, Math.min(T, wh.length - i));
-  const xf = new Float32Array(n * K); for (let i = 0; i < xf.length; i++) xf[i] = rnd() + (i % 7 === 0 ? 0.3 : 0);
-  const mk = (data, usage) => { const b = device.createBuffer({ size: Math.max(16, data.byteLength), usage: usage | GPUBufferUsage.COPY_DST }); device.queue.writeBuffer(b, 0, data); return b; };
+  const { wh, xf } = probeInputs(n, N, K);
+  const mk = (data, usage) => upload(device, data, usage);
   const wb = mk(wh, GPUBufferUsage.STORAGE), xb = mk(DIRECT === 2 ? Uint16Array.from(xf, toHalf) : xf, GPUBufferUsage.STORAGE);
   const ob = device.createBuffer({ size: n * N * 4, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC });
   const ub = mk(new Uint32Array([n, N, K, 0]), GPUBufferUsage.UNIFORM);
