@@ -127,6 +127,11 @@ export async function runBatchWithHooks(m: RunHost, prompts: readonly (readonly 
       if (want === 'last' && last) stage.push(...prompts.map((_, b) => ({ output: 'logits', dst: staging, srcOffset: (head === 'last' ? b : b * len + len - 1) * row, offset: logitsAt + b * row, bytes: row })));
       return stage;
     });
+    // while the GPU runs, the arrays whole hooks are returned in are made and written once: a fresh
+    // array's pages are mapped in on first touch, which for a batch's 134 MB took as long as the GPU's
+    // whole pass (benchmarks/interp_profile.ts, readback); touched now, that cost hides behind the GPU
+    const whole = new Map(regions.flatMap((s) => hooks[s.name]!.layout === 'pattern' ? []
+      : sels.filter((x) => x.hook === s.name && x.pos === undefined && x.head === undefined).map((x) => [x.key, new Float32Array(B * n * (s.bytes / 4)).fill(0)] as const)));
     await staging.mapAsync(GPUMapMode.READ);
     // every value is copied out of the mapping once, straight into what is returned
     const all = new Float32Array(staging.getMappedRange());
@@ -137,8 +142,10 @@ export async function runBatchWithHooks(m: RunHost, prompts: readonly (readonly 
       const per = s.bytes / 4;
       for (const sel of sels.filter((x) => x.hook === s.name)) {
         // a whole hook is the batch's [B, n, ...] as staged: one copy out of the mapping
-        if (sel.pos === undefined && sel.head === undefined && h.layout !== 'pattern') {
-          cache.set(sel.key, { shape: [B, n, ...h.shape], data: all.slice(s.at / 4, s.at / 4 + B * n * per) });
+        const made = whole.get(sel.key);
+        if (made) {
+          made.set(all.subarray(s.at / 4, s.at / 4 + B * n * per));
+          cache.set(sel.key, { shape: [B, n, ...h.shape], data: made });
           continue;
         }
         const parts = prompts.map((_, b) => {
