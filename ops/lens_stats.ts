@@ -5,7 +5,7 @@
 // (layers − 1)·c + r % c.
 // Sources: [logits [R, V], target i32[1] (V or more: none)]. Output [R, 3 + 2k]:
 // [kl, rank, prob, id_1..id_k, prob_1..prob_k] (ids are exact in f32 below 2^24).
-import { type Invocation, type In, type Out, type f32, type u32, f32 as toF32, sharedF32, sharedU32, idiv, workgroupBarrier } from '../compiler/kernel/dsl.js';
+import { type Invocation, type In, type Out, type f32, type u32, f32 as toF32, bitcastF32, localF32, localU32, sharedF32, sharedU32, idiv, workgroupBarrier } from '../compiler/kernel/dsl.js';
 import { type Op, expectDtype } from './op.js';
 import { ShapeError } from '../compiler/errors.js';
 import { keepLargest } from './argmax.js';
@@ -57,12 +57,14 @@ export const lensStats: Op<LensStatsAttr> = {
 
 /** A workgroup per row. Log-sum-exp of the row and of its position's final row; the KL as
  *  Σ f_i ((zf_i − lseF) − (z_i − lse)); the target's rank as the count of logits above it (ties: the
- *  lower index first, as a stable sort by probability would give); top-k in k rounds, each the largest
- *  (value, lowest index) strictly after the previous round's in that order, so nothing is marked. */
+ *  lower index first, as a stable sort by probability would give); the top k (ties the same way) from
+ *  each invocation's own sorted eight, one pass over the row (k ≤ 8), or in k passes. */
 /** @kernel @workgroupSize 256 */
 export function lensStatsKernel(id: Invocation, z: In<f32>, target: In<u32>, out: Out<f32>, n: u32, rows: u32, layers: u32, top: u32) {
   const a = sharedF32(256);
   const ix = sharedU32(256);
+  const tv = localF32(8); // (top ≤ 8: this invocation's largest, in order, and their tokens)
+  const ti = localU32(8);
   const row: u32 = id.group * n;
   const c: u32 = idiv(rows, layers); // positions
   const fin: u32 = ((layers - 1) * c + id.group % c) * n;
@@ -101,26 +103,77 @@ export function lensStatsKernel(id: Invocation, z: In<f32>, target: In<u32>, out
     out[w + 2] = Math.exp(zt - lse);
   }
   workgroupBarrier();
-  let prevV: f32 = 3.4e38;
-  let prevI: u32 = 0;
-  for (let j: u32 = 0; j < top; j++) {
-    let best: f32 = -3.4e38;
-    let at: u32 = n;
+  if (top <= 8) {
+    // each invocation keeps the eight largest of its share in order (value, then the lower index
+    // first; empty slots are (−∞, n), below every real entry), in one pass over the row; then k rounds
+    // take the largest head of all lists, and its owner moves its list up (a list of eight holds every
+    // entry of a top-k of at most eight that it can hold)
+    const none: f32 = bitcastF32(0xff800000 | (id.local & 0)); // −∞ (made at run time: WGSL rejects a constant ∞)
+    for (let q: u32 = 0; q < 8; q++) {
+      tv[q] = none;
+      ti[q] = n;
+    }
     for (let i: u32 = id.local; i < n; i += id.size) {
       const v: f32 = z[row + i];
-      if ((v < prevV || (v === prevV && i > prevI)) && (v > best || at === n)) {
-        best = v;
-        at = i;
+      // (NaN never enters: it compares false)
+      if (v > tv[7] || (v === tv[7] && ti[7] === n)) {
+        tv[7] = v;
+        ti[7] = i;
+        for (let q: u32 = 0; q < 7; q++) {
+          // the new entry bubbles up from slot 7 - q to 6 - q while it comes first
+          if (tv[7 - q] > tv[6 - q] || (tv[7 - q] === tv[6 - q] && ti[7 - q] < ti[6 - q])) {
+            const sv: f32 = tv[6 - q];
+            const si: u32 = ti[6 - q];
+            tv[6 - q] = tv[7 - q];
+            ti[6 - q] = ti[7 - q];
+            tv[7 - q] = sv;
+            ti[7 - q] = si;
+          }
+        }
       }
     }
-    keepLargest(a, ix, best, at, id);
-    prevV = a[0];
-    prevI = ix[0];
-    if (id.local === 0) {
-      out[w + 3 + j] = toF32(prevI);
-      out[w + 3 + top + j] = Math.exp(prevV - lse);
+    for (let j: u32 = 0; j < top; j++) {
+      keepLargest(a, ix, tv[0], ti[0], id);
+      const bestV: f32 = a[0];
+      const bestI: u32 = ix[0];
+      if (id.local === 0) {
+        out[w + 3 + j] = toF32(bestI);
+        out[w + 3 + top + j] = Math.exp(bestV - lse);
+      }
+      if (ti[0] === bestI && bestI < n) {
+        for (let q: u32 = 0; q < 7; q++) {
+          tv[q] = tv[q + 1];
+          ti[q] = ti[q + 1];
+        }
+        tv[7] = none;
+        ti[7] = n;
+      }
+      workgroupBarrier();
     }
-    workgroupBarrier();
+  } else {
+    // more than eight: k rounds over the row, each the largest (value, lowest index) strictly after
+    // the previous round's in that order
+    let prevV: f32 = 3.4e38;
+    let prevI: u32 = 0;
+    for (let j: u32 = 0; j < top; j++) {
+      let best: f32 = -3.4e38;
+      let at: u32 = n;
+      for (let i: u32 = id.local; i < n; i += id.size) {
+        const v: f32 = z[row + i];
+        if ((v < prevV || (v === prevV && i > prevI)) && (v > best || at === n)) {
+          best = v;
+          at = i;
+        }
+      }
+      keepLargest(a, ix, best, at, id);
+      prevV = a[0];
+      prevI = ix[0];
+      if (id.local === 0) {
+        out[w + 3 + j] = toF32(prevI);
+        out[w + 3 + top + j] = Math.exp(prevV - lse);
+      }
+      workgroupBarrier();
+    }
   }
 }
 

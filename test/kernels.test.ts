@@ -469,10 +469,18 @@ describe('the interpretability kernels match their references', () => {
     for (let p = 0; p < positions; p++) expect(out[((layers - 1) * positions + p) * W]).toBe(0);
   });
 
-  it('lens_stats breaks ties as a stable sort does: the lower token first, and in the rank', async () => {
+  it.each([9, 8])('lens_stats breaks ties as a stable sort does: the lower token first, and in the rank (top %i)', async (top) => {
+    // (top 8 or fewer: each invocation's sorted eight; more: a pass a round)
     const V = 300, z = new Float32Array(V).map((_, i) => (i % 7 === 0 ? 2.5 : i % 5)); // many equal logits
-    const { out, ref } = await runBoth((o) => o.lensStats(o.weight('z', [1, V]), o.input('target', [1]), { layers: 1, top: 9 }), { z }, { target: Int32Array.of(140) });
-    expect([out[1], ...out.subarray(3, 12)]).toEqual([ref[1], ...ref.subarray(3, 12)]); // rank, then the top 9
+    const { out, ref } = await runBoth((o) => o.lensStats(o.weight('z', [1, V]), o.input('target', [1]), { layers: 1, top }), { z }, { target: Int32Array.of(140) });
+    expect([out[1], ...out.subarray(3, 3 + top)]).toEqual([ref[1], ...ref.subarray(3, 3 + top)]); // rank, then the top ones
+  });
+
+  it('lens_stats with fewer finite logits than it reports: the −∞ ones follow, lower token first', async () => {
+    const V = 40, z = new Float32Array(V).fill(-Infinity);
+    z[33] = 1; z[7] = 2; z[20] = 1;
+    const { out } = await runBoth((o) => o.lensStats(o.weight('z', [1, V]), o.input('target', [1]), { layers: 1, top: 5 }), { z }, { target: Int32Array.of(V) });
+    expect(Array.from(out.subarray(3, 8))).toEqual([7, 20, 33, 0, 1]);
   });
 
   it('last_row and pick: each sequence\'s last position, a few columns of each row', async () => {

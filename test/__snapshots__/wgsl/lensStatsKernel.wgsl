@@ -14,6 +14,8 @@ var<workgroup> a: array<f32, 256>;
 var<workgroup> ix: array<u32, 256>;
 @compute @workgroup_size(256)
 fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(subgroup_size) sgsize: u32) {
+  var tv: array<f32, 8>;
+  var ti: array<u32, 8>;
   let row: u32 = ((wid.x + wid.y * nwg.x) * u.n);
   let c: u32 = (u.rows / u.layers);
   let fin: u32 = ((((u.layers - 1u) * c) + ((wid.x + wid.y * nwg.x) % c)) * u.n);
@@ -151,38 +153,206 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
     out[min((w + 2u), arrayLength(&out) - 1u)] = exp((zt - lse));
   }
   workgroupBarrier();
-  var prevV: f32 = 3.4e38f;
-  var prevI: u32 = 0u;
-  for (var j: u32 = 0u; (j < u.top); j += 1u) {
-    var best: f32 = (-3.4e38f);
-    var at: u32 = u.n;
+  if ((u.top <= 8u)) {
+    let none: f32 = bitcast<f32>((0xff800000u | (lid.x & 0u)));
+    {
+      tv[0u] = none;
+      ti[0u] = u.n;
+    }
+    {
+      tv[1u] = none;
+      ti[1u] = u.n;
+    }
+    {
+      tv[2u] = none;
+      ti[2u] = u.n;
+    }
+    {
+      tv[3u] = none;
+      ti[3u] = u.n;
+    }
+    {
+      tv[4u] = none;
+      ti[4u] = u.n;
+    }
+    {
+      tv[5u] = none;
+      ti[5u] = u.n;
+    }
+    {
+      tv[6u] = none;
+      ti[6u] = u.n;
+    }
+    {
+      tv[7u] = none;
+      ti[7u] = u.n;
+    }
     for (var i: u32 = lid.x; (i < u.n); i += 256u) {
       let v: f32 = z[min((row + i), arrayLength(&z) - 1u)];
-      if ((((v < prevV) || ((v == prevV) && (i > prevI))) && ((v > best) || (at == u.n)))) {
-        best = v;
-        at = i;
+      if (((v > tv[7u]) || ((v == tv[7u]) && (ti[7u] == u.n)))) {
+        tv[7u] = v;
+        ti[7u] = i;
+        {
+          if (((tv[7u] > tv[6u]) || ((tv[7u] == tv[6u]) && (ti[7u] < ti[6u])))) {
+            let sv: f32 = tv[6u];
+            let si: u32 = ti[6u];
+            tv[6u] = tv[7u];
+            ti[6u] = ti[7u];
+            tv[7u] = sv;
+            ti[7u] = si;
+          }
+        }
+        {
+          if (((tv[6u] > tv[5u]) || ((tv[6u] == tv[5u]) && (ti[6u] < ti[5u])))) {
+            let sv: f32 = tv[5u];
+            let si: u32 = ti[5u];
+            tv[5u] = tv[6u];
+            ti[5u] = ti[6u];
+            tv[6u] = sv;
+            ti[6u] = si;
+          }
+        }
+        {
+          if (((tv[5u] > tv[4u]) || ((tv[5u] == tv[4u]) && (ti[5u] < ti[4u])))) {
+            let sv: f32 = tv[4u];
+            let si: u32 = ti[4u];
+            tv[4u] = tv[5u];
+            ti[4u] = ti[5u];
+            tv[5u] = sv;
+            ti[5u] = si;
+          }
+        }
+        {
+          if (((tv[4u] > tv[3u]) || ((tv[4u] == tv[3u]) && (ti[4u] < ti[3u])))) {
+            let sv: f32 = tv[3u];
+            let si: u32 = ti[3u];
+            tv[3u] = tv[4u];
+            ti[3u] = ti[4u];
+            tv[4u] = sv;
+            ti[4u] = si;
+          }
+        }
+        {
+          if (((tv[3u] > tv[2u]) || ((tv[3u] == tv[2u]) && (ti[3u] < ti[2u])))) {
+            let sv: f32 = tv[2u];
+            let si: u32 = ti[2u];
+            tv[2u] = tv[3u];
+            ti[2u] = ti[3u];
+            tv[3u] = sv;
+            ti[3u] = si;
+          }
+        }
+        {
+          if (((tv[2u] > tv[1u]) || ((tv[2u] == tv[1u]) && (ti[2u] < ti[1u])))) {
+            let sv: f32 = tv[1u];
+            let si: u32 = ti[1u];
+            tv[1u] = tv[2u];
+            ti[1u] = ti[2u];
+            tv[2u] = sv;
+            ti[2u] = si;
+          }
+        }
+        {
+          if (((tv[1u] > tv[0u]) || ((tv[1u] == tv[0u]) && (ti[1u] < ti[0u])))) {
+            let sv: f32 = tv[0u];
+            let si: u32 = ti[0u];
+            tv[0u] = tv[1u];
+            ti[0u] = ti[1u];
+            tv[1u] = sv;
+            ti[1u] = si;
+          }
+        }
       }
     }
-    a[lid.x] = best;
-    ix[lid.x] = at;
-    workgroupBarrier();
-    for (var s_keepLargest13: u32 = (256u >> 1u); (s_keepLargest13 > 0u); s_keepLargest13 >>= 1u) {
-      if ((lid.x < s_keepLargest13)) {
-        let v_keepLargest13: f32 = a[min((lid.x + s_keepLargest13), 255u)];
-        let j_keepLargest13: u32 = ix[min((lid.x + s_keepLargest13), 255u)];
-        if (((v_keepLargest13 > a[lid.x]) || ((v_keepLargest13 == a[lid.x]) && (j_keepLargest13 < ix[lid.x])))) {
-          a[lid.x] = v_keepLargest13;
-          ix[lid.x] = j_keepLargest13;
+    for (var j: u32 = 0u; (j < u.top); j += 1u) {
+      a[lid.x] = tv[0u];
+      ix[lid.x] = ti[0u];
+      workgroupBarrier();
+      for (var s_keepLargest13: u32 = (256u >> 1u); (s_keepLargest13 > 0u); s_keepLargest13 >>= 1u) {
+        if ((lid.x < s_keepLargest13)) {
+          let v_keepLargest13: f32 = a[min((lid.x + s_keepLargest13), 255u)];
+          let j_keepLargest13: u32 = ix[min((lid.x + s_keepLargest13), 255u)];
+          if (((v_keepLargest13 > a[lid.x]) || ((v_keepLargest13 == a[lid.x]) && (j_keepLargest13 < ix[lid.x])))) {
+            a[lid.x] = v_keepLargest13;
+            ix[lid.x] = j_keepLargest13;
+          }
         }
+        workgroupBarrier();
+      }
+      let bestV: f32 = a[0u];
+      let bestI: u32 = ix[0u];
+      if ((lid.x == 0u)) {
+        out[min(((w + 3u) + j), arrayLength(&out) - 1u)] = f32(bestI);
+        out[min((((w + 3u) + u.top) + j), arrayLength(&out) - 1u)] = exp((bestV - lse));
+      }
+      if (((ti[0u] == bestI) && (bestI < u.n))) {
+        {
+          tv[0u] = tv[1u];
+          ti[0u] = ti[1u];
+        }
+        {
+          tv[1u] = tv[2u];
+          ti[1u] = ti[2u];
+        }
+        {
+          tv[2u] = tv[3u];
+          ti[2u] = ti[3u];
+        }
+        {
+          tv[3u] = tv[4u];
+          ti[3u] = ti[4u];
+        }
+        {
+          tv[4u] = tv[5u];
+          ti[4u] = ti[5u];
+        }
+        {
+          tv[5u] = tv[6u];
+          ti[5u] = ti[6u];
+        }
+        {
+          tv[6u] = tv[7u];
+          ti[6u] = ti[7u];
+        }
+        tv[7u] = none;
+        ti[7u] = u.n;
       }
       workgroupBarrier();
     }
-    prevV = a[0u];
-    prevI = ix[0u];
-    if ((lid.x == 0u)) {
-      out[min(((w + 3u) + j), arrayLength(&out) - 1u)] = f32(prevI);
-      out[min((((w + 3u) + u.top) + j), arrayLength(&out) - 1u)] = exp((prevV - lse));
+  } else {
+    var prevV: f32 = 3.4e38f;
+    var prevI: u32 = 0u;
+    for (var j: u32 = 0u; (j < u.top); j += 1u) {
+      var best: f32 = (-3.4e38f);
+      var at: u32 = u.n;
+      for (var i: u32 = lid.x; (i < u.n); i += 256u) {
+        let v: f32 = z[min((row + i), arrayLength(&z) - 1u)];
+        if ((((v < prevV) || ((v == prevV) && (i > prevI))) && ((v > best) || (at == u.n)))) {
+          best = v;
+          at = i;
+        }
+      }
+      a[lid.x] = best;
+      ix[lid.x] = at;
+      workgroupBarrier();
+      for (var s_keepLargest14: u32 = (256u >> 1u); (s_keepLargest14 > 0u); s_keepLargest14 >>= 1u) {
+        if ((lid.x < s_keepLargest14)) {
+          let v_keepLargest14: f32 = a[min((lid.x + s_keepLargest14), 255u)];
+          let j_keepLargest14: u32 = ix[min((lid.x + s_keepLargest14), 255u)];
+          if (((v_keepLargest14 > a[lid.x]) || ((v_keepLargest14 == a[lid.x]) && (j_keepLargest14 < ix[lid.x])))) {
+            a[lid.x] = v_keepLargest14;
+            ix[lid.x] = j_keepLargest14;
+          }
+        }
+        workgroupBarrier();
+      }
+      prevV = a[0u];
+      prevI = ix[0u];
+      if ((lid.x == 0u)) {
+        out[min(((w + 3u) + j), arrayLength(&out) - 1u)] = f32(prevI);
+        out[min((((w + 3u) + u.top) + j), arrayLength(&out) - 1u)] = exp((prevV - lse));
+      }
+      workgroupBarrier();
     }
-    workgroupBarrier();
   }
 }
