@@ -1,6 +1,6 @@
 // The tensor-core matrix product (ops/matmul_tensor.ts) against its op's float64 reference, on the GPU
 // machine (lavapipe offers no subgroup matrices, so CI cannot run it). Fresh random inputs of awkward
-// sizes (130 weight rows, 100 or 96 columns: not multiples of the 64 × 64 tile nor of its 32-column
+// sizes (130 or 8262 weight rows, 100 or 96 columns: not multiples of the tiles nor of their 32-column
 // steps), every non-f32 weight dtype, with the norm; prints JSON, exit 1 if a check fails.
 //
 // Tolerance, derived: the kernel rounds each activation (times the norm weight) and each weight to f16
@@ -16,6 +16,7 @@ import { lowerGraph } from '../compiler/plan.js';
 import type { DType } from '../compiler/ir/dtype.js';
 import { fragments, kernels } from '../ops/kernels.gen.js';
 import { OPSET, ops } from '../ops/index.js';
+import { TENSOR_WIDE_ROWS } from '../ops/matvec.js';
 import { Executor } from '../runtime/executor.js';
 import { getGpu, releaseGpu, targetOf } from '../runtime/gpu.js';
 import { ReferenceRunner } from '../runtime/reference.js';
@@ -45,9 +46,11 @@ async function product(w: WeightTensor, rows: number, cols: number, x: Float32Ar
 const reference = (graph: ReturnType<GraphBuilder['finish']>, weights: WeightMap) => new ReferenceRunner(graph, weights).output({}, 'out');
 
 for (const dtype of ['f16', 'bf16', 'q8_0', 'q4_0', 'f32'] as const) {
-  for (const splitCols of [undefined, 64]) {
+  // 130 rows: tiles of 64 rows; past TENSOR_WIDE_ROWS, 150 positions take the 128 × 128 tiles (and
+  // blocks of 17..64 the 64 × 64, of ≤ 16 the small ones: a row's bits compared across all three)
+  for (const [rows, splitCols] of [[130, undefined], [130, 64], [TENSOR_WIDE_ROWS + 70, undefined], [TENSOR_WIDE_ROWS + 70, 64]] as const) {
     // (split every 64 columns: 200 or 192 of them, four splits)
-    const rows = 130, cols = (dtype.startsWith('q') ? 96 : 100) * (splitCols ? 2 : 1), n = 150;
+    const cols = (dtype.startsWith('q') ? 96 : 100) * (splitCols ? 2 : 1), n = 150;
     const wv = normal(rows * cols), x = normal(n * cols), nw = normal(cols);
     const w = weightOf([rows, cols], dtype, wv);
     const all = await product(w, rows, cols, x, n, nw, dtype, splitCols);
@@ -74,7 +77,7 @@ for (const dtype of ['f16', 'bf16', 'q8_0', 'q4_0', 'f32'] as const) {
       if (part.out.some((v, i) => !Object.is(v, whole[i]))) blocksDiffer++;
     }
     const pass = (bound ? bad === 0 : rel <= 1e-5) && blocksDiffer === 0 && Number.isFinite(rel) && (dtype === 'f32' || tensor === gpu.matrices.ok);
-    out[`${dtype}${splitCols ? `_split${splitCols}` : ''}`] = { kernels: all.kernels, relErr: rel, worstErrorOverBound: worst, overBound: bad, blocksWithOtherBits: blocksDiffer, pass };
+    out[`${dtype}_${rows}${splitCols ? `_split${splitCols}` : ''}`] = { kernels: all.kernels, relErr: rel, worstErrorOverBound: worst, overBound: bad, blocksWithOtherBits: blocksDiffer, pass };
     ok &&= pass;
   }
 }

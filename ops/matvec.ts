@@ -94,7 +94,7 @@ export function lowerMatvec(call: MatvecCall, ctx: LowerCtx, out: string, offset
   // f16 and q8_0 rows of whole 16-byte loads: the wide decode kernels
   const chunks = ctx.chunks(w);
   const wide = block ? undefined : wideFor([w], w.shape[1]!, chunks.map((c) => c.rows));
-  const { kernel: matmul, tile, specs } = matmulFor(w.dtype, T, ctx);
+  const { kernel: matmul, tile, specs } = matmulFor(w.dtype, T, w.shape[0]!, ctx);
   const splits = block ? splitsFor(w.shape[0]!, w.shape[1]!, T, ctx, matmul === 'matmulTensorKernel' ? TENSOR_SPLIT_COLS : SPLIT_COLS) : 1;
   if (splits > 1) return lowerSplit(call, ctx, out, offset, stride, splits, matmul, tile, specs);
   const e = lowerEpilogues(call.owner, ctx, block ? matmul : wide?.matvec ?? 'matvecKernel', call.vectors, call.epilogues);
@@ -212,17 +212,22 @@ const TILE: Tile = { rows: 64, positions: 64 };
  *  128 positions 35 ms) */
 const SMALL_TOKENS = 32;
 const SMALL_TILE: Tile = { rows: 32, positions: 16 };
-/** matmulTensorKernel's tiles (ops/matmul_tensor.ts): 64 weight rows by 64 positions, or by 16 for a
- *  block of at most 16 positions (its `big` specialization) */
-const TENSOR_TILE: Tile = { rows: 64, positions: 64 };
-const TENSOR_SMALL_TILE: Tile = { rows: 64, positions: 16 };
+/** matmulTensorKernel's tiles (ops/matmul_tensor.ts, its `shape` specialization): 64 weight rows by 16
+ *  positions for a block of at most 16, 64 by 64, and 128 by 128 for a matrix of at least
+ *  TENSOR_WIDE_ROWS rows over more than 64 positions (the FFN's gate and up, the unembedding: tiles
+ *  enough for every SM, and each staged value serves twice the products) */
+const TENSOR_TILES: readonly Tile[] = [{ rows: 64, positions: 16 }, { rows: 64, positions: 64 }, { rows: 128, positions: 128 }];
+export const TENSOR_WIDE_ROWS = 8192;
 
-/** The prefill matrix-product kernel for weights of `dtype` over T positions: the tensor cores where the
- *  target has subgroup matrices and the weights are not f32 (an f32 model keeps the exact f32 path),
- *  else the f32 kernels, with smaller tiles for a few positions. The choice depends on the matrix and
- *  the device, never on the block: a position's row is the same bits in any block. */
-export function matmulFor(dtype: string, T: number, ctx: Pick<LowerCtx, 'matrices'>): { kernel: string; tile: Tile; specs: Record<string, number> } {
-  if (ctx.matrices && dtype !== 'f32') return T <= 16 ? { kernel: 'matmulTensorKernel', tile: TENSOR_SMALL_TILE, specs: { big: 0 } } : { kernel: 'matmulTensorKernel', tile: TENSOR_TILE, specs: { big: 1 } };
+/** The prefill matrix-product kernel for weights of `dtype` and `rows` rows over T positions: the tensor
+ *  cores where the target has subgroup matrices and the weights are not f32 (an f32 model keeps the
+ *  exact f32 path), else the f32 kernels, with smaller tiles for a few positions. Every tile sums a
+ *  row's columns in the same order, so a position's row is the same bits in any block. */
+export function matmulFor(dtype: string, T: number, rows: number, ctx: Pick<LowerCtx, 'matrices'>): { kernel: string; tile: Tile; specs: Record<string, number> } {
+  if (ctx.matrices && dtype !== 'f32') {
+    const shape = T <= 16 ? 0 : T > 64 && rows >= TENSOR_WIDE_ROWS ? 2 : 1;
+    return { kernel: 'matmulTensorKernel', tile: TENSOR_TILES[shape]!, specs: { shape } };
+  }
   return T <= SMALL_TOKENS ? { kernel: 'matmulSmallKernel', tile: SMALL_TILE, specs: {} } : { kernel: 'matmulKernel', tile: TILE, specs: {} };
 }
 

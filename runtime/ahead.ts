@@ -12,9 +12,10 @@ import type { DType } from '../compiler/ir/dtype.js';
 import { OPSET } from '../ops/index.js';
 import { planPipelines } from './pipelines.js';
 
-/** Positions of a small and a large prefill block: the matrix products have a kernel for blocks of at
- *  most 32 rows and one for more (ops/matvec.ts). */
-const BLOCKS = [2, 64] as const;
+/** Positions of prefill blocks, one for each kernel the matrix products choose by the block's rows
+ *  (ops/matvec.ts's matmulFor): the f32 kernels' at most 32 and more; the tensor cores' at most 16, up
+ *  to 64, and more (its 128 × 128 tiles, for matrices of TENSOR_WIDE_ROWS rows or more). */
+const BLOCKS = [2, 64, 128] as const;
 
 /** The top-k the lens reports unless asked otherwise (cli/commands/lens.ts) */
 const LENS_TOP = 5;
@@ -40,7 +41,7 @@ export function aheadPipelines(config: LlamaConfig, dtypeOf: (name: string) => D
   }
   // the lens head's rows (2 layers × positions) of logits must fit a binding
   const lensRows = Math.floor(target.maxBindingBytes / (4 * c.vocabSize));
-  for (const positions of new Set([1, Math.min(32, Math.floor(lensRows / 2))])) {
+  for (const positions of new Set([1, Math.min(32, Math.floor(lensRows / 2)), Math.min(64, Math.floor(lensRows / 2))])) {
     if (2 * positions <= lensRows) plans.push(compile(lensHead(c, dtypeOf, { layers: 2, positions, top: LENS_TOP }), OPSET, target, o).plan!);
   }
   return plans.flatMap(planPipelines);

@@ -86,6 +86,8 @@ async function openGpu(): Promise<GpuContext> {
       maxStorageBufferBindingSize: l.maxStorageBufferBindingSize,
       maxStorageBuffersPerShaderStage: l.maxStorageBuffersPerShaderStage,
       maxBufferSize: l.maxBufferSize,
+      // matmulTensorKernel's tiles (TENSOR_WORKGROUP_BYTES) are past WebGPU's default 16 KiB
+      maxComputeWorkgroupStorageSize: l.maxComputeWorkgroupStorageSize,
     },
   });
   let lost = false;
@@ -114,6 +116,9 @@ async function openGpu(): Promise<GpuContext> {
 }
 
 const MATRIX_FEATURE = 'chromium-experimental-subgroup-matrix';
+/** the workgroup memory matmulTensorKernel declares (ops/matmul_tensor.ts: two f16 tiles of 128 × 40,
+ *  1024 + 128 f32; test/bounds.test.ts checks it against the kernel) */
+export const TENSOR_WORKGROUP_BYTES = 2 * 5120 * 2 + (1024 + 128) * 4;
 /** The subgroup-matrix configurations Dawn lists on the adapter (an experimental field). */
 type MatrixConfig = { componentType: string; resultComponentType: string; M: number; N: number; K: number };
 
@@ -133,6 +138,7 @@ function matricesOf(adapter: GPUAdapter, info: GPUAdapterInfo): GpuContext['matr
   if (!configs.some((c) => c.componentType === 'f16' && c.resultComponentType === 'f32' && c.M === 16 && c.N === 16 && c.K === 16))
     return { ok: false, why: 'the adapter lists no f16 16x16x16 subgroup matrix with f32 results' };
   if (x.subgroupMinSize !== 32 || x.subgroupMaxSize !== 32) return { ok: false, why: `its subgroups are ${x.subgroupMinSize}..${x.subgroupMaxSize} wide, not 32` };
+  if (adapter.limits.maxComputeWorkgroupStorageSize < TENSOR_WORKGROUP_BYTES) return { ok: false, why: `its workgroups have ${adapter.limits.maxComputeWorkgroupStorageSize} bytes of memory, the tiles need ${TENSOR_WORKGROUP_BYTES}` };
   return { ok: true };
 }
 

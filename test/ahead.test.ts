@@ -11,6 +11,12 @@ import { pipelineKey, planPipelines } from '../runtime/pipelines.js';
 import { logitLens } from '../runtime/interp/lens.js';
 import { activationPatching } from '../runtime/interp/patching.js';
 import { GGUF } from './helpers/models.js';
+import { compile } from '../compiler/passes.js';
+import { target } from '../compiler/target.js';
+import { OPSET } from '../ops/index.js';
+import { lensHead, llama } from '../models/llama.js';
+import { synthModel } from '../runtime/synth/synth.js';
+import type { GpuContext } from '../runtime/gpu.js';
 
 describe('pipelines ahead of the workloads', () => {
   it('the pipelines made at load cover every one the default workloads dispatch, for short and long prompts', async () => {
@@ -38,5 +44,28 @@ describe('pipelines ahead of the workloads', () => {
     } finally {
       model.dispose();
     }
+  });
+
+  it.each([true, false])("with tensor cores (%s), they cover the 1B shape's workloads too: every tile the products choose (compiled only)", (matrices) => {
+    const config = { ...synthModel('llama-3.2-1b', 'f16').config, contextLength: 4096 };
+    const dt = () => 'f16' as const, t = target({ maxBindingBytes: 2 ** 31 - 4, maxStorageBuffers: 10, matrices });
+    const gpu = { features: ['subgroups'] } as unknown as GpuContext; // (pipelineKey reads only the features)
+    const key = (w: ReturnType<typeof planPipelines>[number]) => pipelineKey(gpu, w.kernel, w.values).key;
+    const ahead = new Set(aheadPipelines(config, dt, t, {}, 256).map(key));
+    const L = config.nLayers, every = (h: string) => Array.from({ length: L }, (_, l) => `blocks.${l}.${h}`);
+    const plans = [
+      compile(llama(config, dt, { positions: 16, head: 'last' }), OPSET, t, { taps: every('hook_resid_post') }).plan!, // the lens's forward
+      compile(llama(config, dt, { positions: 128, head: 'last' }), OPSET, t, { taps: every('hook_resid_post') }).plan!, // cache128
+      compile(llama(config, dt, { positions: 32, batch: 8, head: 'last' }), OPSET, t, { taps: every('hook_resid_post') }).plan!, // cache8x128
+      compile(llama(config, dt, { positions: 256, head: 'last' }), OPSET, t).plan!, // a prefill block
+      compile(llama(config, dt, { positions: 16, batch: 16, head: 'last', pick: 2 }), OPSET, t, { taps: every('hook_resid_pre') }).plan!, // patching
+      compile(lensHead(config, dt, { layers: L, positions: 16, top: 5 }), OPSET, t).plan!, // the lens head, 256 rows
+    ];
+    const used = plans.flatMap(planPipelines);
+    const shapes = new Set(used.filter((w) => w.kernel.name === 'matmulTensorKernel').map((w) => w.values.shape));
+    const products = new Set(used.map((w) => w.kernel.name).filter((k) => k.startsWith('matmul')).map((k) => k.split('+')[0]));
+    if (matrices) expect([...shapes].sort()).toEqual([0, 1, 2]);
+    else expect([...products].sort()).toEqual(['matmulKernel', 'matmulSmallKernel']);
+    expect(used.filter((w) => !ahead.has(key(w))).map((w) => `${w.kernel.name} ${JSON.stringify(w.values)}`)).toEqual([]);
   });
 });

@@ -10,7 +10,7 @@ import { toWGSL } from '../compiler/kernel/wgsl.js';
 import { intervalOf, workgroupAccesses } from '../compiler/kernel/bounds.js';
 import type { Expr } from '../compiler/kernel/ir.js';
 import { kernels } from '../ops/kernels.gen.js';
-import { getGpu } from '../runtime/gpu.js';
+import { getGpu, TENSOR_WORKGROUP_BYTES } from '../runtime/gpu.js';
 
 const root = path.resolve(import.meta.dirname, '..');
 const HEADER = `import { type Invocation, type In, type Out, type f32, type u32, type u32x4, type MatrixLeft, f32, u32, idiv, lane4, sharedF32, sharedF16, matrixLoadLeft, workgroupBarrier } from '../compiler/kernel/dsl.js';\n`;
@@ -84,11 +84,14 @@ describe('array accesses are guarded', () => {
 
   it("shows the tensor-core kernel's tiles in bounds, so its workgroup stores and matrix loads are unguarded", () => {
     const k = kernels.matmulTensorKernel;
-    const size = new Map(k.shared.map((s) => [s.name, s.size]));
+    const size = new Map([...k.shared, ...(k.locals ?? [])].map((s) => [s.name, s.size]));
     const accesses = [...workgroupAccesses(k).values()].filter((a) => a.array);
     expect(accesses.length).toBeGreaterThan(15);
     for (const a of accesses) expect(a.span.hi, a.array).toBeLessThan(size.get(a.array)!);
-    expect(toWGSL(k)).not.toMatch(/(xs|ws|os|sc)\[min\(/);
+    expect(toWGSL(k)).not.toMatch(/(xs|ws|os|sc|wq|xq)\[min\(/);
+    // the device is asked for this much workgroup memory where the tensor cores run (runtime/gpu.ts)
+    const bytes = k.shared.reduce((n, s) => n + s.size * (s.elem === 'f16' ? 2 : 4), 0);
+    expect(bytes).toBe(TENSOR_WORKGROUP_BYTES);
   });
 
   it('on the device (robustness off), an index past the end reads and writes the last element, as the robustness transform made it', async () => {

@@ -170,7 +170,7 @@ describe('which kernel a prefill matrix product takes', () => {
     const plan = (dtype: 'f16' | 'q8_0' | 'f32', T: number, matrices: boolean) => {
       const g = new GraphBuilder(), o = ops(g);
       const graph = g.finish({ out: o.matvec(o.weight('w', [128, 256], dtype), o.weight('x', [T, 256])) });
-      return lowerGraph(graph, target({ maxBindingBytes: 1 << 27, matrices }), { kernels, fragments }).dispatches.map((d) => [d.kernel, d.uniforms.big, d.groups]);
+      return lowerGraph(graph, target({ maxBindingBytes: 1 << 27, matrices }), { kernels, fragments }).dispatches.map((d) => [d.kernel, d.uniforms.shape, d.groups]);
     };
     // 128 rows are 2 tiles of 64; 100 positions 2 tiles of 64 (big), 16 positions one of 16 (small)
     expect(plan('f16', 100, true)).toEqual([['matmulTensorKernel', 1, 4]]);

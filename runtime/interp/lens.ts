@@ -62,10 +62,12 @@ export async function logitLens(model: Model, tokens: number[], opts: LensOption
   const [run, ...heads] = await Promise.all([preparedRun(model, [tokens], { interventions: [], hooks, head: 'last' }),
     ...[...new Set([chunk, n % chunk || chunk])].map(async (c) => [c, await model.lensExecutor(R, c, top)] as const)]);
   const headFor = new Map(heads);
+  performance.mark('lens:prepared'); // (marks: where a lens's time goes, benchmarks/interp_profile.ts)
   const resid = d.createBuffer({ size: R * n * dim * 4, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC }); // [layer, pos, dim]
   const staging = d.createBuffer({ size: statsBytes + logitsBytes, usage: GPUBufferUsage.COPY_DST | GPUBufferUsage.MAP_READ });
   try {
     submitRun([tokens], run, ({ start, len }) => hooks.map((h, l) => ({ output: `hook:${h}`, dst: resid, srcOffset: 0, offset: (l * n + start) * dim * 4, bytes: len * dim * 4 })));
+    performance.mark('lens:forward-submitted');
     const passes = Math.ceil(n / chunk);
     for (let p0 = 0; p0 < n; p0 += chunk) {
       const c = Math.min(chunk, n - p0), ex = headFor.get(c)!;
@@ -82,7 +84,9 @@ export async function logitLens(model: Model, tokens: number[], opts: LensOption
       const k = p0 / chunk + 1;
       if (opts.progress && k < passes) { await d.queue.onSubmittedWorkDone(); opts.progress(k, passes); }
     }
+    performance.mark('lens:head-submitted');
     await staging.mapAsync(GPUMapMode.READ);
+    performance.mark('lens:read');
     const all = new Float32Array(staging.getMappedRange().slice(0));
     staging.unmap();
     opts.progress?.(passes, passes);
@@ -97,6 +101,7 @@ export async function logitLens(model: Model, tokens: number[], opts: LensOption
       }),
     }));
     const logits = opts.logits ? hooks.map((_, l) => tokens.map((_, p) => all.subarray(statsBytes / 4 + (l * n + p) * V, statsBytes / 4 + (l * n + p + 1) * V))) : undefined;
+    performance.mark('lens:done');
     return { tokens, pieces: tokens.map(piece), target: opts.target === undefined ? undefined : { id: opts.target, piece: piece(opts.target) }, layers, ...(logits ? { logits } : {}) };
   } finally {
     resid.destroy();

@@ -9,7 +9,7 @@ diagnostic(off, chromium.subgroup_matrix_uniformity);
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
 override wtype: u32;
 override norm: u32;
-override big: u32;
+override shape: u32;
 struct Params {
   rows: u32,
   cols: u32,
@@ -22,84 +22,1377 @@ struct Params {
   splitCols: u32,
 }
 @group(0) @binding(4) var<uniform> u: Params;
-var<workgroup> xs: array<f16, 2560>;
-var<workgroup> ws: array<f16, 2560>;
+var<workgroup> xs: array<f16, 5120>;
+var<workgroup> ws: array<f16, 5120>;
 var<workgroup> os: array<f32, 1024>;
-var<workgroup> sc: array<f32, 64>;
+var<workgroup> sc: array<f32, 128>;
 @compute @workgroup_size(128)
 fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(subgroup_size) sgsize: u32, @builtin(subgroup_id) sgid: u32) {
+  var wq: array<u32, 16>;
+  var xq: array<f32, 32>;
   let split: u32 = ((wid.x + wid.y * nwg.x) / u.tiles);
   let tile: u32 = ((wid.x + wid.y * nwg.x) % u.tiles);
   let k0: u32 = (split * u.splitCols);
   let k1: u32 = min(u.cols, (k0 + u.splitCols));
-  let tp: u32 = select(16u, 64u, (big == 1u));
-  let r0: u32 = ((tile % u.rowTiles) * 64u);
+  let tr: u32 = select(64u, 128u, (shape == 2u));
+  let tp: u32 = select(select(16u, 64u, (shape == 1u)), 128u, (shape == 2u));
+  let ks: u32 = select(32u, 64u, (shape == 0u));
+  let r0: u32 = ((tile % u.rowTiles) * tr);
   let t0: u32 = ((tile / u.rowTiles) * tp);
-  let wl: u32 = (lid.x >> 1u);
-  let wc: u32 = ((lid.x & 1u) * 16u);
-  let wr: u32 = min((r0 + wl), (u.rows - 1u));
-  let wbase: u32 = ((wr * ((u.cols + 1u) >> 1u)) + (wc >> 1u));
-  let xpb: u32 = (lid.x >> 1u);
-  let xcb: u32 = ((lid.x & 1u) * 16u);
-  let xps: u32 = (lid.x >> 3u);
-  let xcs: u32 = ((lid.x & 7u) * 4u);
-  let xt: u32 = min((t0 + select(xps, xpb, (big == 1u))), (u.tokens - 1u));
-  let s: u32 = sgid;
-  let rb: u32 = select((s * 16u), ((s & 1u) * 32u), (big == 1u));
-  let pb: u32 = select(0u, ((s >> 1u) * 32u), (big == 1u));
-  var c00: subgroup_matrix_result<f32, 16, 16> = subgroup_matrix_result<f32, 16, 16>();
-  var c01: subgroup_matrix_result<f32, 16, 16> = subgroup_matrix_result<f32, 16, 16>();
-  var c10: subgroup_matrix_result<f32, 16, 16> = subgroup_matrix_result<f32, 16, 16>();
-  var c11: subgroup_matrix_result<f32, 16, 16> = subgroup_matrix_result<f32, 16, 16>();
-  for (var c0: u32 = k0; (c0 < k1); c0 += 32u) {
-    let whole: bool = ((c0 + 32u) <= k1);
-    if ((whole && (wtype == 1u))) {
-      for (var j: u32 = 0u; (j < 8u); j += 1u) {
-        let word: u32 = w[min((wbase + ((c0 >> 1u) + j)), arrayLength(&w) - 1u)];
-        ws[(((wl * 40u) + wc) + (2u * j))] = bitcast<vec2<f16>>(word)[0u];
-        ws[((((wl * 40u) + wc) + (2u * j)) + 1u)] = bitcast<vec2<f16>>(word)[1u];
-      }
-    } else {
-      if ((whole && (wtype == 2u))) {
-        for (var j: u32 = 0u; (j < 8u); j += 1u) {
-          let word: u32 = w[min((wbase + ((c0 >> 1u) + j)), arrayLength(&w) - 1u)];
-          ws[(((wl * 40u) + wc) + (2u * j))] = f16(bitcast<f32>((word << 16u)));
-          ws[((((wl * 40u) + wc) + (2u * j)) + 1u)] = f16(bitcast<f32>((word & 0xffff0000u)));
+  let sr: u32 = (lid.x >> 3u);
+  let sc4: u32 = ((lid.x & 7u) * 4u);
+  let sc8: u32 = ((lid.x & 7u) * 8u);
+  let rm: u32 = (tr >> 4u);
+  let pm: u32 = (tp >> 4u);
+  let half: u32 = ((u.cols + 1u) >> 1u);
+  let words: bool = ((wtype == 1u) || (wtype == 2u));
+  if ((shape == 0u)) {
+    {
+      if (words) {
+        let wr: u32 = min(((r0 + sr) + 0u), (u.rows - 1u));
+        {
+          wq[0u] = w[min((((wr * half) + ((k0 + sc8) >> 1u)) + 0u), arrayLength(&w) - 1u)];
         }
-      } else {
-        for (var j: u32 = 0u; (j < 16u); j += 1u) {
-          let c: u32 = min(((c0 + wc) + j), (k1 - 1u));
-          let live: f32 = select(0.0f, 1.0f, (((c0 + wc) + j) < k1));
-          ws[(((wl * 40u) + wc) + j)] = f16((select(select(select(select((bitcast<f32>(w[min((((u.rows * (u.cols >> 3u)) + (wr * (u.cols >> 5u))) + (c >> 5u)), arrayLength(&w) - 1u)]) * f32((i32(((w[min(((wr * (u.cols >> 3u)) + (c >> 3u)), arrayLength(&w) - 1u)] >> ((c & 7u) * 4u)) & 15u)) - 8i))), (unpack2x16float(w[min(((u.rows * (u.cols >> 2u)) + (((wr * (u.cols >> 5u)) + (c >> 5u)) >> 1u)), arrayLength(&w) - 1u)])[(((wr * (u.cols >> 5u)) + (c >> 5u)) & 1u)] * f32(extractBits(bitcast<i32>(w[min(((wr * (u.cols >> 2u)) + (c >> 2u)), arrayLength(&w) - 1u)]), (c & 3u) * 8u, 8u))), (wtype == 3u)), bitcast<f32>((((w[min(((wr * ((u.cols + 1u) >> 1u)) + (c >> 1u)), arrayLength(&w) - 1u)] >> ((c & 1u) * 16u)) & 0xffffu) << 16u)), (wtype == 2u)), unpack2x16float(w[min(((wr * ((u.cols + 1u) >> 1u)) + (c >> 1u)), arrayLength(&w) - 1u)])[(c & 1u)], (wtype == 1u)), bitcast<f32>(w[min(((wr * u.cols) + c), arrayLength(&w) - 1u)]), (wtype == 0u)) * live));
+        {
+          wq[1u] = w[min((((wr * half) + ((k0 + sc8) >> 1u)) + 1u), arrayLength(&w) - 1u)];
+        }
+        {
+          wq[2u] = w[min((((wr * half) + ((k0 + sc8) >> 1u)) + 2u), arrayLength(&w) - 1u)];
+        }
+        {
+          wq[3u] = w[min((((wr * half) + ((k0 + sc8) >> 1u)) + 3u), arrayLength(&w) - 1u)];
         }
       }
     }
-    if ((big == 1u)) {
-      for (var j: u32 = 0u; (j < 16u); j += 1u) {
-        let c: u32 = min(((c0 + xcb) + j), (k1 - 1u));
-        let live: f32 = select(0.0f, 1.0f, (whole || (((c0 + xcb) + j) < k1)));
-        let xv: f32 = (x[min(((xt * u.cols) + c), arrayLength(&x) - 1u)] * live);
-        xs[(((xpb * 40u) + xcb) + j)] = f16(select(xv, (xv * nw[min(c, arrayLength(&nw) - 1u)]), (norm == 1u)));
+    {
+      if (words) {
+        let wr: u32 = min(((r0 + sr) + 16u), (u.rows - 1u));
+        {
+          wq[4u] = w[min((((wr * half) + ((k0 + sc8) >> 1u)) + 0u), arrayLength(&w) - 1u)];
+        }
+        {
+          wq[5u] = w[min((((wr * half) + ((k0 + sc8) >> 1u)) + 1u), arrayLength(&w) - 1u)];
+        }
+        {
+          wq[6u] = w[min((((wr * half) + ((k0 + sc8) >> 1u)) + 2u), arrayLength(&w) - 1u)];
+        }
+        {
+          wq[7u] = w[min((((wr * half) + ((k0 + sc8) >> 1u)) + 3u), arrayLength(&w) - 1u)];
+        }
+      }
+    }
+    {
+      if (words) {
+        let wr: u32 = min(((r0 + sr) + 32u), (u.rows - 1u));
+        {
+          wq[8u] = w[min((((wr * half) + ((k0 + sc8) >> 1u)) + 0u), arrayLength(&w) - 1u)];
+        }
+        {
+          wq[9u] = w[min((((wr * half) + ((k0 + sc8) >> 1u)) + 1u), arrayLength(&w) - 1u)];
+        }
+        {
+          wq[10u] = w[min((((wr * half) + ((k0 + sc8) >> 1u)) + 2u), arrayLength(&w) - 1u)];
+        }
+        {
+          wq[11u] = w[min((((wr * half) + ((k0 + sc8) >> 1u)) + 3u), arrayLength(&w) - 1u)];
+        }
+      }
+    }
+    {
+      if (words) {
+        let wr: u32 = min(((r0 + sr) + 48u), (u.rows - 1u));
+        {
+          wq[12u] = w[min((((wr * half) + ((k0 + sc8) >> 1u)) + 0u), arrayLength(&w) - 1u)];
+        }
+        {
+          wq[13u] = w[min((((wr * half) + ((k0 + sc8) >> 1u)) + 1u), arrayLength(&w) - 1u)];
+        }
+        {
+          wq[14u] = w[min((((wr * half) + ((k0 + sc8) >> 1u)) + 2u), arrayLength(&w) - 1u)];
+        }
+        {
+          wq[15u] = w[min((((wr * half) + ((k0 + sc8) >> 1u)) + 3u), arrayLength(&w) - 1u)];
+        }
+      }
+    }
+    let xt: u32 = min((t0 + sr), (u.tokens - 1u));
+    {
+      xq[0u] = x[min(((xt * u.cols) + min(((k0 + sc8) + 0u), (k1 - 1u))), arrayLength(&x) - 1u)];
+    }
+    {
+      xq[1u] = x[min(((xt * u.cols) + min(((k0 + sc8) + 1u), (k1 - 1u))), arrayLength(&x) - 1u)];
+    }
+    {
+      xq[2u] = x[min(((xt * u.cols) + min(((k0 + sc8) + 2u), (k1 - 1u))), arrayLength(&x) - 1u)];
+    }
+    {
+      xq[3u] = x[min(((xt * u.cols) + min(((k0 + sc8) + 3u), (k1 - 1u))), arrayLength(&x) - 1u)];
+    }
+    {
+      xq[4u] = x[min(((xt * u.cols) + min(((k0 + sc8) + 4u), (k1 - 1u))), arrayLength(&x) - 1u)];
+    }
+    {
+      xq[5u] = x[min(((xt * u.cols) + min(((k0 + sc8) + 5u), (k1 - 1u))), arrayLength(&x) - 1u)];
+    }
+    {
+      xq[6u] = x[min(((xt * u.cols) + min(((k0 + sc8) + 6u), (k1 - 1u))), arrayLength(&x) - 1u)];
+    }
+    {
+      xq[7u] = x[min(((xt * u.cols) + min(((k0 + sc8) + 7u), (k1 - 1u))), arrayLength(&x) - 1u)];
+    }
+  } else {
+    {
+      if (((0u < rm) && words)) {
+        let wr: u32 = min(((r0 + sr) + 0u), (u.rows - 1u));
+        {
+          wq[0u] = w[min((((wr * half) + ((k0 + sc4) >> 1u)) + 0u), arrayLength(&w) - 1u)];
+        }
+        {
+          wq[1u] = w[min((((wr * half) + ((k0 + sc4) >> 1u)) + 1u), arrayLength(&w) - 1u)];
+        }
+      }
+      if ((0u < pm)) {
+        let xt: u32 = min(((t0 + sr) + 0u), (u.tokens - 1u));
+        {
+          xq[0u] = x[min(((xt * u.cols) + min(((k0 + sc4) + 0u), (k1 - 1u))), arrayLength(&x) - 1u)];
+        }
+        {
+          xq[1u] = x[min(((xt * u.cols) + min(((k0 + sc4) + 1u), (k1 - 1u))), arrayLength(&x) - 1u)];
+        }
+        {
+          xq[2u] = x[min(((xt * u.cols) + min(((k0 + sc4) + 2u), (k1 - 1u))), arrayLength(&x) - 1u)];
+        }
+        {
+          xq[3u] = x[min(((xt * u.cols) + min(((k0 + sc4) + 3u), (k1 - 1u))), arrayLength(&x) - 1u)];
+        }
+      }
+    }
+    {
+      if (((1u < rm) && words)) {
+        let wr: u32 = min(((r0 + sr) + 16u), (u.rows - 1u));
+        {
+          wq[2u] = w[min((((wr * half) + ((k0 + sc4) >> 1u)) + 0u), arrayLength(&w) - 1u)];
+        }
+        {
+          wq[3u] = w[min((((wr * half) + ((k0 + sc4) >> 1u)) + 1u), arrayLength(&w) - 1u)];
+        }
+      }
+      if ((1u < pm)) {
+        let xt: u32 = min(((t0 + sr) + 16u), (u.tokens - 1u));
+        {
+          xq[4u] = x[min(((xt * u.cols) + min(((k0 + sc4) + 0u), (k1 - 1u))), arrayLength(&x) - 1u)];
+        }
+        {
+          xq[5u] = x[min(((xt * u.cols) + min(((k0 + sc4) + 1u), (k1 - 1u))), arrayLength(&x) - 1u)];
+        }
+        {
+          xq[6u] = x[min(((xt * u.cols) + min(((k0 + sc4) + 2u), (k1 - 1u))), arrayLength(&x) - 1u)];
+        }
+        {
+          xq[7u] = x[min(((xt * u.cols) + min(((k0 + sc4) + 3u), (k1 - 1u))), arrayLength(&x) - 1u)];
+        }
+      }
+    }
+    {
+      if (((2u < rm) && words)) {
+        let wr: u32 = min(((r0 + sr) + 32u), (u.rows - 1u));
+        {
+          wq[4u] = w[min((((wr * half) + ((k0 + sc4) >> 1u)) + 0u), arrayLength(&w) - 1u)];
+        }
+        {
+          wq[5u] = w[min((((wr * half) + ((k0 + sc4) >> 1u)) + 1u), arrayLength(&w) - 1u)];
+        }
+      }
+      if ((2u < pm)) {
+        let xt: u32 = min(((t0 + sr) + 32u), (u.tokens - 1u));
+        {
+          xq[8u] = x[min(((xt * u.cols) + min(((k0 + sc4) + 0u), (k1 - 1u))), arrayLength(&x) - 1u)];
+        }
+        {
+          xq[9u] = x[min(((xt * u.cols) + min(((k0 + sc4) + 1u), (k1 - 1u))), arrayLength(&x) - 1u)];
+        }
+        {
+          xq[10u] = x[min(((xt * u.cols) + min(((k0 + sc4) + 2u), (k1 - 1u))), arrayLength(&x) - 1u)];
+        }
+        {
+          xq[11u] = x[min(((xt * u.cols) + min(((k0 + sc4) + 3u), (k1 - 1u))), arrayLength(&x) - 1u)];
+        }
+      }
+    }
+    {
+      if (((3u < rm) && words)) {
+        let wr: u32 = min(((r0 + sr) + 48u), (u.rows - 1u));
+        {
+          wq[6u] = w[min((((wr * half) + ((k0 + sc4) >> 1u)) + 0u), arrayLength(&w) - 1u)];
+        }
+        {
+          wq[7u] = w[min((((wr * half) + ((k0 + sc4) >> 1u)) + 1u), arrayLength(&w) - 1u)];
+        }
+      }
+      if ((3u < pm)) {
+        let xt: u32 = min(((t0 + sr) + 48u), (u.tokens - 1u));
+        {
+          xq[12u] = x[min(((xt * u.cols) + min(((k0 + sc4) + 0u), (k1 - 1u))), arrayLength(&x) - 1u)];
+        }
+        {
+          xq[13u] = x[min(((xt * u.cols) + min(((k0 + sc4) + 1u), (k1 - 1u))), arrayLength(&x) - 1u)];
+        }
+        {
+          xq[14u] = x[min(((xt * u.cols) + min(((k0 + sc4) + 2u), (k1 - 1u))), arrayLength(&x) - 1u)];
+        }
+        {
+          xq[15u] = x[min(((xt * u.cols) + min(((k0 + sc4) + 3u), (k1 - 1u))), arrayLength(&x) - 1u)];
+        }
+      }
+    }
+    {
+      if (((4u < rm) && words)) {
+        let wr: u32 = min(((r0 + sr) + 64u), (u.rows - 1u));
+        {
+          wq[8u] = w[min((((wr * half) + ((k0 + sc4) >> 1u)) + 0u), arrayLength(&w) - 1u)];
+        }
+        {
+          wq[9u] = w[min((((wr * half) + ((k0 + sc4) >> 1u)) + 1u), arrayLength(&w) - 1u)];
+        }
+      }
+      if ((4u < pm)) {
+        let xt: u32 = min(((t0 + sr) + 64u), (u.tokens - 1u));
+        {
+          xq[16u] = x[min(((xt * u.cols) + min(((k0 + sc4) + 0u), (k1 - 1u))), arrayLength(&x) - 1u)];
+        }
+        {
+          xq[17u] = x[min(((xt * u.cols) + min(((k0 + sc4) + 1u), (k1 - 1u))), arrayLength(&x) - 1u)];
+        }
+        {
+          xq[18u] = x[min(((xt * u.cols) + min(((k0 + sc4) + 2u), (k1 - 1u))), arrayLength(&x) - 1u)];
+        }
+        {
+          xq[19u] = x[min(((xt * u.cols) + min(((k0 + sc4) + 3u), (k1 - 1u))), arrayLength(&x) - 1u)];
+        }
+      }
+    }
+    {
+      if (((5u < rm) && words)) {
+        let wr: u32 = min(((r0 + sr) + 80u), (u.rows - 1u));
+        {
+          wq[10u] = w[min((((wr * half) + ((k0 + sc4) >> 1u)) + 0u), arrayLength(&w) - 1u)];
+        }
+        {
+          wq[11u] = w[min((((wr * half) + ((k0 + sc4) >> 1u)) + 1u), arrayLength(&w) - 1u)];
+        }
+      }
+      if ((5u < pm)) {
+        let xt: u32 = min(((t0 + sr) + 80u), (u.tokens - 1u));
+        {
+          xq[20u] = x[min(((xt * u.cols) + min(((k0 + sc4) + 0u), (k1 - 1u))), arrayLength(&x) - 1u)];
+        }
+        {
+          xq[21u] = x[min(((xt * u.cols) + min(((k0 + sc4) + 1u), (k1 - 1u))), arrayLength(&x) - 1u)];
+        }
+        {
+          xq[22u] = x[min(((xt * u.cols) + min(((k0 + sc4) + 2u), (k1 - 1u))), arrayLength(&x) - 1u)];
+        }
+        {
+          xq[23u] = x[min(((xt * u.cols) + min(((k0 + sc4) + 3u), (k1 - 1u))), arrayLength(&x) - 1u)];
+        }
+      }
+    }
+    {
+      if (((6u < rm) && words)) {
+        let wr: u32 = min(((r0 + sr) + 96u), (u.rows - 1u));
+        {
+          wq[12u] = w[min((((wr * half) + ((k0 + sc4) >> 1u)) + 0u), arrayLength(&w) - 1u)];
+        }
+        {
+          wq[13u] = w[min((((wr * half) + ((k0 + sc4) >> 1u)) + 1u), arrayLength(&w) - 1u)];
+        }
+      }
+      if ((6u < pm)) {
+        let xt: u32 = min(((t0 + sr) + 96u), (u.tokens - 1u));
+        {
+          xq[24u] = x[min(((xt * u.cols) + min(((k0 + sc4) + 0u), (k1 - 1u))), arrayLength(&x) - 1u)];
+        }
+        {
+          xq[25u] = x[min(((xt * u.cols) + min(((k0 + sc4) + 1u), (k1 - 1u))), arrayLength(&x) - 1u)];
+        }
+        {
+          xq[26u] = x[min(((xt * u.cols) + min(((k0 + sc4) + 2u), (k1 - 1u))), arrayLength(&x) - 1u)];
+        }
+        {
+          xq[27u] = x[min(((xt * u.cols) + min(((k0 + sc4) + 3u), (k1 - 1u))), arrayLength(&x) - 1u)];
+        }
+      }
+    }
+    {
+      if (((7u < rm) && words)) {
+        let wr: u32 = min(((r0 + sr) + 112u), (u.rows - 1u));
+        {
+          wq[14u] = w[min((((wr * half) + ((k0 + sc4) >> 1u)) + 0u), arrayLength(&w) - 1u)];
+        }
+        {
+          wq[15u] = w[min((((wr * half) + ((k0 + sc4) >> 1u)) + 1u), arrayLength(&w) - 1u)];
+        }
+      }
+      if ((7u < pm)) {
+        let xt: u32 = min(((t0 + sr) + 112u), (u.tokens - 1u));
+        {
+          xq[28u] = x[min(((xt * u.cols) + min(((k0 + sc4) + 0u), (k1 - 1u))), arrayLength(&x) - 1u)];
+        }
+        {
+          xq[29u] = x[min(((xt * u.cols) + min(((k0 + sc4) + 1u), (k1 - 1u))), arrayLength(&x) - 1u)];
+        }
+        {
+          xq[30u] = x[min(((xt * u.cols) + min(((k0 + sc4) + 2u), (k1 - 1u))), arrayLength(&x) - 1u)];
+        }
+        {
+          xq[31u] = x[min(((xt * u.cols) + min(((k0 + sc4) + 3u), (k1 - 1u))), arrayLength(&x) - 1u)];
+        }
+      }
+    }
+  }
+  let s: u32 = sgid;
+  let pb: u32 = select(select(0u, ((s >> 1u) * 32u), (shape == 1u)), ((s >> 1u) * 64u), (shape == 2u));
+  let rb: u32 = select(select((s * 16u), ((s & 1u) * 32u), (shape == 1u)), ((s & 1u) * 64u), (shape == 2u));
+  var c00: subgroup_matrix_result<f32, 16, 16> = subgroup_matrix_result<f32, 16, 16>();
+  var c01: subgroup_matrix_result<f32, 16, 16> = subgroup_matrix_result<f32, 16, 16>();
+  var c02: subgroup_matrix_result<f32, 16, 16> = subgroup_matrix_result<f32, 16, 16>();
+  var c03: subgroup_matrix_result<f32, 16, 16> = subgroup_matrix_result<f32, 16, 16>();
+  var c10: subgroup_matrix_result<f32, 16, 16> = subgroup_matrix_result<f32, 16, 16>();
+  var c11: subgroup_matrix_result<f32, 16, 16> = subgroup_matrix_result<f32, 16, 16>();
+  var c12: subgroup_matrix_result<f32, 16, 16> = subgroup_matrix_result<f32, 16, 16>();
+  var c13: subgroup_matrix_result<f32, 16, 16> = subgroup_matrix_result<f32, 16, 16>();
+  var c20: subgroup_matrix_result<f32, 16, 16> = subgroup_matrix_result<f32, 16, 16>();
+  var c21: subgroup_matrix_result<f32, 16, 16> = subgroup_matrix_result<f32, 16, 16>();
+  var c22: subgroup_matrix_result<f32, 16, 16> = subgroup_matrix_result<f32, 16, 16>();
+  var c23: subgroup_matrix_result<f32, 16, 16> = subgroup_matrix_result<f32, 16, 16>();
+  var c30: subgroup_matrix_result<f32, 16, 16> = subgroup_matrix_result<f32, 16, 16>();
+  var c31: subgroup_matrix_result<f32, 16, 16> = subgroup_matrix_result<f32, 16, 16>();
+  var c32: subgroup_matrix_result<f32, 16, 16> = subgroup_matrix_result<f32, 16, 16>();
+  var c33: subgroup_matrix_result<f32, 16, 16> = subgroup_matrix_result<f32, 16, 16>();
+  for (var c0: u32 = k0; (c0 < k1); c0 += ks) {
+    let whole: bool = ((c0 + ks) <= k1);
+    if ((shape == 0u)) {
+      {
+        let at: u32 = (((sr + 0u) * 72u) + sc8);
+        if ((whole && (wtype == 1u))) {
+          {
+            ws[(at + 0u)] = bitcast<vec2<f16>>(wq[0u])[0u];
+            ws[((at + 0u) + 1u)] = bitcast<vec2<f16>>(wq[0u])[1u];
+          }
+          {
+            ws[(at + 2u)] = bitcast<vec2<f16>>(wq[1u])[0u];
+            ws[((at + 2u) + 1u)] = bitcast<vec2<f16>>(wq[1u])[1u];
+          }
+          {
+            ws[(at + 4u)] = bitcast<vec2<f16>>(wq[2u])[0u];
+            ws[((at + 4u) + 1u)] = bitcast<vec2<f16>>(wq[2u])[1u];
+          }
+          {
+            ws[(at + 6u)] = bitcast<vec2<f16>>(wq[3u])[0u];
+            ws[((at + 6u) + 1u)] = bitcast<vec2<f16>>(wq[3u])[1u];
+          }
+        } else {
+          if ((whole && (wtype == 2u))) {
+            {
+              ws[(at + 0u)] = f16(bitcast<f32>((wq[0u] << 16u)));
+              ws[((at + 0u) + 1u)] = f16(bitcast<f32>((wq[0u] & 0xffff0000u)));
+            }
+            {
+              ws[(at + 2u)] = f16(bitcast<f32>((wq[1u] << 16u)));
+              ws[((at + 2u) + 1u)] = f16(bitcast<f32>((wq[1u] & 0xffff0000u)));
+            }
+            {
+              ws[(at + 4u)] = f16(bitcast<f32>((wq[2u] << 16u)));
+              ws[((at + 4u) + 1u)] = f16(bitcast<f32>((wq[2u] & 0xffff0000u)));
+            }
+            {
+              ws[(at + 6u)] = f16(bitcast<f32>((wq[3u] << 16u)));
+              ws[((at + 6u) + 1u)] = f16(bitcast<f32>((wq[3u] & 0xffff0000u)));
+            }
+          } else {
+            let wr: u32 = min(((r0 + sr) + 0u), (u.rows - 1u));
+            for (var j: u32 = 0u; (j < 8u); j += 1u) {
+              let c: u32 = min(((c0 + sc8) + j), (k1 - 1u));
+              let live: f32 = select(0.0f, 1.0f, (((c0 + sc8) + j) < k1));
+              ws[(at + j)] = f16((select(select(select(select((bitcast<f32>(w[min((((u.rows * (u.cols >> 3u)) + (wr * (u.cols >> 5u))) + (c >> 5u)), arrayLength(&w) - 1u)]) * f32((i32(((w[min(((wr * (u.cols >> 3u)) + (c >> 3u)), arrayLength(&w) - 1u)] >> ((c & 7u) * 4u)) & 15u)) - 8i))), (unpack2x16float(w[min(((u.rows * (u.cols >> 2u)) + (((wr * (u.cols >> 5u)) + (c >> 5u)) >> 1u)), arrayLength(&w) - 1u)])[(((wr * (u.cols >> 5u)) + (c >> 5u)) & 1u)] * f32(extractBits(bitcast<i32>(w[min(((wr * (u.cols >> 2u)) + (c >> 2u)), arrayLength(&w) - 1u)]), (c & 3u) * 8u, 8u))), (wtype == 3u)), bitcast<f32>((((w[min(((wr * ((u.cols + 1u) >> 1u)) + (c >> 1u)), arrayLength(&w) - 1u)] >> ((c & 1u) * 16u)) & 0xffffu) << 16u)), (wtype == 2u)), unpack2x16float(w[min(((wr * ((u.cols + 1u) >> 1u)) + (c >> 1u)), arrayLength(&w) - 1u)])[(c & 1u)], (wtype == 1u)), bitcast<f32>(w[min(((wr * u.cols) + c), arrayLength(&w) - 1u)]), (wtype == 0u)) * live));
+            }
+          }
+        }
+      }
+      {
+        let at: u32 = (((sr + 16u) * 72u) + sc8);
+        if ((whole && (wtype == 1u))) {
+          {
+            ws[(at + 0u)] = bitcast<vec2<f16>>(wq[4u])[0u];
+            ws[((at + 0u) + 1u)] = bitcast<vec2<f16>>(wq[4u])[1u];
+          }
+          {
+            ws[(at + 2u)] = bitcast<vec2<f16>>(wq[5u])[0u];
+            ws[((at + 2u) + 1u)] = bitcast<vec2<f16>>(wq[5u])[1u];
+          }
+          {
+            ws[(at + 4u)] = bitcast<vec2<f16>>(wq[6u])[0u];
+            ws[((at + 4u) + 1u)] = bitcast<vec2<f16>>(wq[6u])[1u];
+          }
+          {
+            ws[(at + 6u)] = bitcast<vec2<f16>>(wq[7u])[0u];
+            ws[((at + 6u) + 1u)] = bitcast<vec2<f16>>(wq[7u])[1u];
+          }
+        } else {
+          if ((whole && (wtype == 2u))) {
+            {
+              ws[(at + 0u)] = f16(bitcast<f32>((wq[4u] << 16u)));
+              ws[((at + 0u) + 1u)] = f16(bitcast<f32>((wq[4u] & 0xffff0000u)));
+            }
+            {
+              ws[(at + 2u)] = f16(bitcast<f32>((wq[5u] << 16u)));
+              ws[((at + 2u) + 1u)] = f16(bitcast<f32>((wq[5u] & 0xffff0000u)));
+            }
+            {
+              ws[(at + 4u)] = f16(bitcast<f32>((wq[6u] << 16u)));
+              ws[((at + 4u) + 1u)] = f16(bitcast<f32>((wq[6u] & 0xffff0000u)));
+            }
+            {
+              ws[(at + 6u)] = f16(bitcast<f32>((wq[7u] << 16u)));
+              ws[((at + 6u) + 1u)] = f16(bitcast<f32>((wq[7u] & 0xffff0000u)));
+            }
+          } else {
+            let wr: u32 = min(((r0 + sr) + 16u), (u.rows - 1u));
+            for (var j: u32 = 0u; (j < 8u); j += 1u) {
+              let c: u32 = min(((c0 + sc8) + j), (k1 - 1u));
+              let live: f32 = select(0.0f, 1.0f, (((c0 + sc8) + j) < k1));
+              ws[(at + j)] = f16((select(select(select(select((bitcast<f32>(w[min((((u.rows * (u.cols >> 3u)) + (wr * (u.cols >> 5u))) + (c >> 5u)), arrayLength(&w) - 1u)]) * f32((i32(((w[min(((wr * (u.cols >> 3u)) + (c >> 3u)), arrayLength(&w) - 1u)] >> ((c & 7u) * 4u)) & 15u)) - 8i))), (unpack2x16float(w[min(((u.rows * (u.cols >> 2u)) + (((wr * (u.cols >> 5u)) + (c >> 5u)) >> 1u)), arrayLength(&w) - 1u)])[(((wr * (u.cols >> 5u)) + (c >> 5u)) & 1u)] * f32(extractBits(bitcast<i32>(w[min(((wr * (u.cols >> 2u)) + (c >> 2u)), arrayLength(&w) - 1u)]), (c & 3u) * 8u, 8u))), (wtype == 3u)), bitcast<f32>((((w[min(((wr * ((u.cols + 1u) >> 1u)) + (c >> 1u)), arrayLength(&w) - 1u)] >> ((c & 1u) * 16u)) & 0xffffu) << 16u)), (wtype == 2u)), unpack2x16float(w[min(((wr * ((u.cols + 1u) >> 1u)) + (c >> 1u)), arrayLength(&w) - 1u)])[(c & 1u)], (wtype == 1u)), bitcast<f32>(w[min(((wr * u.cols) + c), arrayLength(&w) - 1u)]), (wtype == 0u)) * live));
+            }
+          }
+        }
+      }
+      {
+        let at: u32 = (((sr + 32u) * 72u) + sc8);
+        if ((whole && (wtype == 1u))) {
+          {
+            ws[(at + 0u)] = bitcast<vec2<f16>>(wq[8u])[0u];
+            ws[((at + 0u) + 1u)] = bitcast<vec2<f16>>(wq[8u])[1u];
+          }
+          {
+            ws[(at + 2u)] = bitcast<vec2<f16>>(wq[9u])[0u];
+            ws[((at + 2u) + 1u)] = bitcast<vec2<f16>>(wq[9u])[1u];
+          }
+          {
+            ws[(at + 4u)] = bitcast<vec2<f16>>(wq[10u])[0u];
+            ws[((at + 4u) + 1u)] = bitcast<vec2<f16>>(wq[10u])[1u];
+          }
+          {
+            ws[(at + 6u)] = bitcast<vec2<f16>>(wq[11u])[0u];
+            ws[((at + 6u) + 1u)] = bitcast<vec2<f16>>(wq[11u])[1u];
+          }
+        } else {
+          if ((whole && (wtype == 2u))) {
+            {
+              ws[(at + 0u)] = f16(bitcast<f32>((wq[8u] << 16u)));
+              ws[((at + 0u) + 1u)] = f16(bitcast<f32>((wq[8u] & 0xffff0000u)));
+            }
+            {
+              ws[(at + 2u)] = f16(bitcast<f32>((wq[9u] << 16u)));
+              ws[((at + 2u) + 1u)] = f16(bitcast<f32>((wq[9u] & 0xffff0000u)));
+            }
+            {
+              ws[(at + 4u)] = f16(bitcast<f32>((wq[10u] << 16u)));
+              ws[((at + 4u) + 1u)] = f16(bitcast<f32>((wq[10u] & 0xffff0000u)));
+            }
+            {
+              ws[(at + 6u)] = f16(bitcast<f32>((wq[11u] << 16u)));
+              ws[((at + 6u) + 1u)] = f16(bitcast<f32>((wq[11u] & 0xffff0000u)));
+            }
+          } else {
+            let wr: u32 = min(((r0 + sr) + 32u), (u.rows - 1u));
+            for (var j: u32 = 0u; (j < 8u); j += 1u) {
+              let c: u32 = min(((c0 + sc8) + j), (k1 - 1u));
+              let live: f32 = select(0.0f, 1.0f, (((c0 + sc8) + j) < k1));
+              ws[(at + j)] = f16((select(select(select(select((bitcast<f32>(w[min((((u.rows * (u.cols >> 3u)) + (wr * (u.cols >> 5u))) + (c >> 5u)), arrayLength(&w) - 1u)]) * f32((i32(((w[min(((wr * (u.cols >> 3u)) + (c >> 3u)), arrayLength(&w) - 1u)] >> ((c & 7u) * 4u)) & 15u)) - 8i))), (unpack2x16float(w[min(((u.rows * (u.cols >> 2u)) + (((wr * (u.cols >> 5u)) + (c >> 5u)) >> 1u)), arrayLength(&w) - 1u)])[(((wr * (u.cols >> 5u)) + (c >> 5u)) & 1u)] * f32(extractBits(bitcast<i32>(w[min(((wr * (u.cols >> 2u)) + (c >> 2u)), arrayLength(&w) - 1u)]), (c & 3u) * 8u, 8u))), (wtype == 3u)), bitcast<f32>((((w[min(((wr * ((u.cols + 1u) >> 1u)) + (c >> 1u)), arrayLength(&w) - 1u)] >> ((c & 1u) * 16u)) & 0xffffu) << 16u)), (wtype == 2u)), unpack2x16float(w[min(((wr * ((u.cols + 1u) >> 1u)) + (c >> 1u)), arrayLength(&w) - 1u)])[(c & 1u)], (wtype == 1u)), bitcast<f32>(w[min(((wr * u.cols) + c), arrayLength(&w) - 1u)]), (wtype == 0u)) * live));
+            }
+          }
+        }
+      }
+      {
+        let at: u32 = (((sr + 48u) * 72u) + sc8);
+        if ((whole && (wtype == 1u))) {
+          {
+            ws[(at + 0u)] = bitcast<vec2<f16>>(wq[12u])[0u];
+            ws[((at + 0u) + 1u)] = bitcast<vec2<f16>>(wq[12u])[1u];
+          }
+          {
+            ws[(at + 2u)] = bitcast<vec2<f16>>(wq[13u])[0u];
+            ws[((at + 2u) + 1u)] = bitcast<vec2<f16>>(wq[13u])[1u];
+          }
+          {
+            ws[(at + 4u)] = bitcast<vec2<f16>>(wq[14u])[0u];
+            ws[((at + 4u) + 1u)] = bitcast<vec2<f16>>(wq[14u])[1u];
+          }
+          {
+            ws[(at + 6u)] = bitcast<vec2<f16>>(wq[15u])[0u];
+            ws[((at + 6u) + 1u)] = bitcast<vec2<f16>>(wq[15u])[1u];
+          }
+        } else {
+          if ((whole && (wtype == 2u))) {
+            {
+              ws[(at + 0u)] = f16(bitcast<f32>((wq[12u] << 16u)));
+              ws[((at + 0u) + 1u)] = f16(bitcast<f32>((wq[12u] & 0xffff0000u)));
+            }
+            {
+              ws[(at + 2u)] = f16(bitcast<f32>((wq[13u] << 16u)));
+              ws[((at + 2u) + 1u)] = f16(bitcast<f32>((wq[13u] & 0xffff0000u)));
+            }
+            {
+              ws[(at + 4u)] = f16(bitcast<f32>((wq[14u] << 16u)));
+              ws[((at + 4u) + 1u)] = f16(bitcast<f32>((wq[14u] & 0xffff0000u)));
+            }
+            {
+              ws[(at + 6u)] = f16(bitcast<f32>((wq[15u] << 16u)));
+              ws[((at + 6u) + 1u)] = f16(bitcast<f32>((wq[15u] & 0xffff0000u)));
+            }
+          } else {
+            let wr: u32 = min(((r0 + sr) + 48u), (u.rows - 1u));
+            for (var j: u32 = 0u; (j < 8u); j += 1u) {
+              let c: u32 = min(((c0 + sc8) + j), (k1 - 1u));
+              let live: f32 = select(0.0f, 1.0f, (((c0 + sc8) + j) < k1));
+              ws[(at + j)] = f16((select(select(select(select((bitcast<f32>(w[min((((u.rows * (u.cols >> 3u)) + (wr * (u.cols >> 5u))) + (c >> 5u)), arrayLength(&w) - 1u)]) * f32((i32(((w[min(((wr * (u.cols >> 3u)) + (c >> 3u)), arrayLength(&w) - 1u)] >> ((c & 7u) * 4u)) & 15u)) - 8i))), (unpack2x16float(w[min(((u.rows * (u.cols >> 2u)) + (((wr * (u.cols >> 5u)) + (c >> 5u)) >> 1u)), arrayLength(&w) - 1u)])[(((wr * (u.cols >> 5u)) + (c >> 5u)) & 1u)] * f32(extractBits(bitcast<i32>(w[min(((wr * (u.cols >> 2u)) + (c >> 2u)), arrayLength(&w) - 1u)]), (c & 3u) * 8u, 8u))), (wtype == 3u)), bitcast<f32>((((w[min(((wr * ((u.cols + 1u) >> 1u)) + (c >> 1u)), arrayLength(&w) - 1u)] >> ((c & 1u) * 16u)) & 0xffffu) << 16u)), (wtype == 2u)), unpack2x16float(w[min(((wr * ((u.cols + 1u) >> 1u)) + (c >> 1u)), arrayLength(&w) - 1u)])[(c & 1u)], (wtype == 1u)), bitcast<f32>(w[min(((wr * u.cols) + c), arrayLength(&w) - 1u)]), (wtype == 0u)) * live));
+            }
+          }
+        }
+      }
+      {
+        let c: u32 = min(((c0 + sc8) + 0u), (k1 - 1u));
+        let xv: f32 = select(0.0f, xq[0u], (((c0 + sc8) + 0u) < k1));
+        xs[(((sr * 72u) + sc8) + 0u)] = f16(select(xv, (xv * nw[min(c, arrayLength(&nw) - 1u)]), (norm == 1u)));
+      }
+      {
+        let c: u32 = min(((c0 + sc8) + 1u), (k1 - 1u));
+        let xv: f32 = select(0.0f, xq[1u], (((c0 + sc8) + 1u) < k1));
+        xs[(((sr * 72u) + sc8) + 1u)] = f16(select(xv, (xv * nw[min(c, arrayLength(&nw) - 1u)]), (norm == 1u)));
+      }
+      {
+        let c: u32 = min(((c0 + sc8) + 2u), (k1 - 1u));
+        let xv: f32 = select(0.0f, xq[2u], (((c0 + sc8) + 2u) < k1));
+        xs[(((sr * 72u) + sc8) + 2u)] = f16(select(xv, (xv * nw[min(c, arrayLength(&nw) - 1u)]), (norm == 1u)));
+      }
+      {
+        let c: u32 = min(((c0 + sc8) + 3u), (k1 - 1u));
+        let xv: f32 = select(0.0f, xq[3u], (((c0 + sc8) + 3u) < k1));
+        xs[(((sr * 72u) + sc8) + 3u)] = f16(select(xv, (xv * nw[min(c, arrayLength(&nw) - 1u)]), (norm == 1u)));
+      }
+      {
+        let c: u32 = min(((c0 + sc8) + 4u), (k1 - 1u));
+        let xv: f32 = select(0.0f, xq[4u], (((c0 + sc8) + 4u) < k1));
+        xs[(((sr * 72u) + sc8) + 4u)] = f16(select(xv, (xv * nw[min(c, arrayLength(&nw) - 1u)]), (norm == 1u)));
+      }
+      {
+        let c: u32 = min(((c0 + sc8) + 5u), (k1 - 1u));
+        let xv: f32 = select(0.0f, xq[5u], (((c0 + sc8) + 5u) < k1));
+        xs[(((sr * 72u) + sc8) + 5u)] = f16(select(xv, (xv * nw[min(c, arrayLength(&nw) - 1u)]), (norm == 1u)));
+      }
+      {
+        let c: u32 = min(((c0 + sc8) + 6u), (k1 - 1u));
+        let xv: f32 = select(0.0f, xq[6u], (((c0 + sc8) + 6u) < k1));
+        xs[(((sr * 72u) + sc8) + 6u)] = f16(select(xv, (xv * nw[min(c, arrayLength(&nw) - 1u)]), (norm == 1u)));
+      }
+      {
+        let c: u32 = min(((c0 + sc8) + 7u), (k1 - 1u));
+        let xv: f32 = select(0.0f, xq[7u], (((c0 + sc8) + 7u) < k1));
+        xs[(((sr * 72u) + sc8) + 7u)] = f16(select(xv, (xv * nw[min(c, arrayLength(&nw) - 1u)]), (norm == 1u)));
       }
     } else {
-      for (var j: u32 = 0u; (j < 4u); j += 1u) {
-        let c: u32 = min(((c0 + xcs) + j), (k1 - 1u));
-        let live: f32 = select(0.0f, 1.0f, (whole || (((c0 + xcs) + j) < k1)));
-        let xv: f32 = (x[min(((xt * u.cols) + c), arrayLength(&x) - 1u)] * live);
-        xs[(((xps * 40u) + xcs) + j)] = f16(select(xv, (xv * nw[min(c, arrayLength(&nw) - 1u)]), (norm == 1u)));
+      {
+        if ((0u < rm)) {
+          let at: u32 = (((sr + 0u) * 40u) + sc4);
+          if ((whole && (wtype == 1u))) {
+            {
+              ws[(at + 0u)] = bitcast<vec2<f16>>(wq[0u])[0u];
+              ws[((at + 0u) + 1u)] = bitcast<vec2<f16>>(wq[0u])[1u];
+            }
+            {
+              ws[(at + 2u)] = bitcast<vec2<f16>>(wq[1u])[0u];
+              ws[((at + 2u) + 1u)] = bitcast<vec2<f16>>(wq[1u])[1u];
+            }
+          } else {
+            if ((whole && (wtype == 2u))) {
+              {
+                ws[(at + 0u)] = f16(bitcast<f32>((wq[0u] << 16u)));
+                ws[((at + 0u) + 1u)] = f16(bitcast<f32>((wq[0u] & 0xffff0000u)));
+              }
+              {
+                ws[(at + 2u)] = f16(bitcast<f32>((wq[1u] << 16u)));
+                ws[((at + 2u) + 1u)] = f16(bitcast<f32>((wq[1u] & 0xffff0000u)));
+              }
+            } else {
+              let wr: u32 = min(((r0 + sr) + 0u), (u.rows - 1u));
+              for (var j: u32 = 0u; (j < 4u); j += 1u) {
+                let c: u32 = min(((c0 + sc4) + j), (k1 - 1u));
+                let live: f32 = select(0.0f, 1.0f, (((c0 + sc4) + j) < k1));
+                ws[(at + j)] = f16((select(select(select(select((bitcast<f32>(w[min((((u.rows * (u.cols >> 3u)) + (wr * (u.cols >> 5u))) + (c >> 5u)), arrayLength(&w) - 1u)]) * f32((i32(((w[min(((wr * (u.cols >> 3u)) + (c >> 3u)), arrayLength(&w) - 1u)] >> ((c & 7u) * 4u)) & 15u)) - 8i))), (unpack2x16float(w[min(((u.rows * (u.cols >> 2u)) + (((wr * (u.cols >> 5u)) + (c >> 5u)) >> 1u)), arrayLength(&w) - 1u)])[(((wr * (u.cols >> 5u)) + (c >> 5u)) & 1u)] * f32(extractBits(bitcast<i32>(w[min(((wr * (u.cols >> 2u)) + (c >> 2u)), arrayLength(&w) - 1u)]), (c & 3u) * 8u, 8u))), (wtype == 3u)), bitcast<f32>((((w[min(((wr * ((u.cols + 1u) >> 1u)) + (c >> 1u)), arrayLength(&w) - 1u)] >> ((c & 1u) * 16u)) & 0xffffu) << 16u)), (wtype == 2u)), unpack2x16float(w[min(((wr * ((u.cols + 1u) >> 1u)) + (c >> 1u)), arrayLength(&w) - 1u)])[(c & 1u)], (wtype == 1u)), bitcast<f32>(w[min(((wr * u.cols) + c), arrayLength(&w) - 1u)]), (wtype == 0u)) * live));
+              }
+            }
+          }
+        }
+        if ((0u < pm)) {
+          {
+            let c: u32 = min(((c0 + sc4) + 0u), (k1 - 1u));
+            let xv: f32 = select(0.0f, xq[0u], (((c0 + sc4) + 0u) < k1));
+            xs[((((sr + 0u) * 40u) + sc4) + 0u)] = f16(select(xv, (xv * nw[min(c, arrayLength(&nw) - 1u)]), (norm == 1u)));
+          }
+          {
+            let c: u32 = min(((c0 + sc4) + 1u), (k1 - 1u));
+            let xv: f32 = select(0.0f, xq[1u], (((c0 + sc4) + 1u) < k1));
+            xs[((((sr + 0u) * 40u) + sc4) + 1u)] = f16(select(xv, (xv * nw[min(c, arrayLength(&nw) - 1u)]), (norm == 1u)));
+          }
+          {
+            let c: u32 = min(((c0 + sc4) + 2u), (k1 - 1u));
+            let xv: f32 = select(0.0f, xq[2u], (((c0 + sc4) + 2u) < k1));
+            xs[((((sr + 0u) * 40u) + sc4) + 2u)] = f16(select(xv, (xv * nw[min(c, arrayLength(&nw) - 1u)]), (norm == 1u)));
+          }
+          {
+            let c: u32 = min(((c0 + sc4) + 3u), (k1 - 1u));
+            let xv: f32 = select(0.0f, xq[3u], (((c0 + sc4) + 3u) < k1));
+            xs[((((sr + 0u) * 40u) + sc4) + 3u)] = f16(select(xv, (xv * nw[min(c, arrayLength(&nw) - 1u)]), (norm == 1u)));
+          }
+        }
+      }
+      {
+        if ((1u < rm)) {
+          let at: u32 = (((sr + 16u) * 40u) + sc4);
+          if ((whole && (wtype == 1u))) {
+            {
+              ws[(at + 0u)] = bitcast<vec2<f16>>(wq[2u])[0u];
+              ws[((at + 0u) + 1u)] = bitcast<vec2<f16>>(wq[2u])[1u];
+            }
+            {
+              ws[(at + 2u)] = bitcast<vec2<f16>>(wq[3u])[0u];
+              ws[((at + 2u) + 1u)] = bitcast<vec2<f16>>(wq[3u])[1u];
+            }
+          } else {
+            if ((whole && (wtype == 2u))) {
+              {
+                ws[(at + 0u)] = f16(bitcast<f32>((wq[2u] << 16u)));
+                ws[((at + 0u) + 1u)] = f16(bitcast<f32>((wq[2u] & 0xffff0000u)));
+              }
+              {
+                ws[(at + 2u)] = f16(bitcast<f32>((wq[3u] << 16u)));
+                ws[((at + 2u) + 1u)] = f16(bitcast<f32>((wq[3u] & 0xffff0000u)));
+              }
+            } else {
+              let wr: u32 = min(((r0 + sr) + 16u), (u.rows - 1u));
+              for (var j: u32 = 0u; (j < 4u); j += 1u) {
+                let c: u32 = min(((c0 + sc4) + j), (k1 - 1u));
+                let live: f32 = select(0.0f, 1.0f, (((c0 + sc4) + j) < k1));
+                ws[(at + j)] = f16((select(select(select(select((bitcast<f32>(w[min((((u.rows * (u.cols >> 3u)) + (wr * (u.cols >> 5u))) + (c >> 5u)), arrayLength(&w) - 1u)]) * f32((i32(((w[min(((wr * (u.cols >> 3u)) + (c >> 3u)), arrayLength(&w) - 1u)] >> ((c & 7u) * 4u)) & 15u)) - 8i))), (unpack2x16float(w[min(((u.rows * (u.cols >> 2u)) + (((wr * (u.cols >> 5u)) + (c >> 5u)) >> 1u)), arrayLength(&w) - 1u)])[(((wr * (u.cols >> 5u)) + (c >> 5u)) & 1u)] * f32(extractBits(bitcast<i32>(w[min(((wr * (u.cols >> 2u)) + (c >> 2u)), arrayLength(&w) - 1u)]), (c & 3u) * 8u, 8u))), (wtype == 3u)), bitcast<f32>((((w[min(((wr * ((u.cols + 1u) >> 1u)) + (c >> 1u)), arrayLength(&w) - 1u)] >> ((c & 1u) * 16u)) & 0xffffu) << 16u)), (wtype == 2u)), unpack2x16float(w[min(((wr * ((u.cols + 1u) >> 1u)) + (c >> 1u)), arrayLength(&w) - 1u)])[(c & 1u)], (wtype == 1u)), bitcast<f32>(w[min(((wr * u.cols) + c), arrayLength(&w) - 1u)]), (wtype == 0u)) * live));
+              }
+            }
+          }
+        }
+        if ((1u < pm)) {
+          {
+            let c: u32 = min(((c0 + sc4) + 0u), (k1 - 1u));
+            let xv: f32 = select(0.0f, xq[4u], (((c0 + sc4) + 0u) < k1));
+            xs[((((sr + 16u) * 40u) + sc4) + 0u)] = f16(select(xv, (xv * nw[min(c, arrayLength(&nw) - 1u)]), (norm == 1u)));
+          }
+          {
+            let c: u32 = min(((c0 + sc4) + 1u), (k1 - 1u));
+            let xv: f32 = select(0.0f, xq[5u], (((c0 + sc4) + 1u) < k1));
+            xs[((((sr + 16u) * 40u) + sc4) + 1u)] = f16(select(xv, (xv * nw[min(c, arrayLength(&nw) - 1u)]), (norm == 1u)));
+          }
+          {
+            let c: u32 = min(((c0 + sc4) + 2u), (k1 - 1u));
+            let xv: f32 = select(0.0f, xq[6u], (((c0 + sc4) + 2u) < k1));
+            xs[((((sr + 16u) * 40u) + sc4) + 2u)] = f16(select(xv, (xv * nw[min(c, arrayLength(&nw) - 1u)]), (norm == 1u)));
+          }
+          {
+            let c: u32 = min(((c0 + sc4) + 3u), (k1 - 1u));
+            let xv: f32 = select(0.0f, xq[7u], (((c0 + sc4) + 3u) < k1));
+            xs[((((sr + 16u) * 40u) + sc4) + 3u)] = f16(select(xv, (xv * nw[min(c, arrayLength(&nw) - 1u)]), (norm == 1u)));
+          }
+        }
+      }
+      {
+        if ((2u < rm)) {
+          let at: u32 = (((sr + 32u) * 40u) + sc4);
+          if ((whole && (wtype == 1u))) {
+            {
+              ws[(at + 0u)] = bitcast<vec2<f16>>(wq[4u])[0u];
+              ws[((at + 0u) + 1u)] = bitcast<vec2<f16>>(wq[4u])[1u];
+            }
+            {
+              ws[(at + 2u)] = bitcast<vec2<f16>>(wq[5u])[0u];
+              ws[((at + 2u) + 1u)] = bitcast<vec2<f16>>(wq[5u])[1u];
+            }
+          } else {
+            if ((whole && (wtype == 2u))) {
+              {
+                ws[(at + 0u)] = f16(bitcast<f32>((wq[4u] << 16u)));
+                ws[((at + 0u) + 1u)] = f16(bitcast<f32>((wq[4u] & 0xffff0000u)));
+              }
+              {
+                ws[(at + 2u)] = f16(bitcast<f32>((wq[5u] << 16u)));
+                ws[((at + 2u) + 1u)] = f16(bitcast<f32>((wq[5u] & 0xffff0000u)));
+              }
+            } else {
+              let wr: u32 = min(((r0 + sr) + 32u), (u.rows - 1u));
+              for (var j: u32 = 0u; (j < 4u); j += 1u) {
+                let c: u32 = min(((c0 + sc4) + j), (k1 - 1u));
+                let live: f32 = select(0.0f, 1.0f, (((c0 + sc4) + j) < k1));
+                ws[(at + j)] = f16((select(select(select(select((bitcast<f32>(w[min((((u.rows * (u.cols >> 3u)) + (wr * (u.cols >> 5u))) + (c >> 5u)), arrayLength(&w) - 1u)]) * f32((i32(((w[min(((wr * (u.cols >> 3u)) + (c >> 3u)), arrayLength(&w) - 1u)] >> ((c & 7u) * 4u)) & 15u)) - 8i))), (unpack2x16float(w[min(((u.rows * (u.cols >> 2u)) + (((wr * (u.cols >> 5u)) + (c >> 5u)) >> 1u)), arrayLength(&w) - 1u)])[(((wr * (u.cols >> 5u)) + (c >> 5u)) & 1u)] * f32(extractBits(bitcast<i32>(w[min(((wr * (u.cols >> 2u)) + (c >> 2u)), arrayLength(&w) - 1u)]), (c & 3u) * 8u, 8u))), (wtype == 3u)), bitcast<f32>((((w[min(((wr * ((u.cols + 1u) >> 1u)) + (c >> 1u)), arrayLength(&w) - 1u)] >> ((c & 1u) * 16u)) & 0xffffu) << 16u)), (wtype == 2u)), unpack2x16float(w[min(((wr * ((u.cols + 1u) >> 1u)) + (c >> 1u)), arrayLength(&w) - 1u)])[(c & 1u)], (wtype == 1u)), bitcast<f32>(w[min(((wr * u.cols) + c), arrayLength(&w) - 1u)]), (wtype == 0u)) * live));
+              }
+            }
+          }
+        }
+        if ((2u < pm)) {
+          {
+            let c: u32 = min(((c0 + sc4) + 0u), (k1 - 1u));
+            let xv: f32 = select(0.0f, xq[8u], (((c0 + sc4) + 0u) < k1));
+            xs[((((sr + 32u) * 40u) + sc4) + 0u)] = f16(select(xv, (xv * nw[min(c, arrayLength(&nw) - 1u)]), (norm == 1u)));
+          }
+          {
+            let c: u32 = min(((c0 + sc4) + 1u), (k1 - 1u));
+            let xv: f32 = select(0.0f, xq[9u], (((c0 + sc4) + 1u) < k1));
+            xs[((((sr + 32u) * 40u) + sc4) + 1u)] = f16(select(xv, (xv * nw[min(c, arrayLength(&nw) - 1u)]), (norm == 1u)));
+          }
+          {
+            let c: u32 = min(((c0 + sc4) + 2u), (k1 - 1u));
+            let xv: f32 = select(0.0f, xq[10u], (((c0 + sc4) + 2u) < k1));
+            xs[((((sr + 32u) * 40u) + sc4) + 2u)] = f16(select(xv, (xv * nw[min(c, arrayLength(&nw) - 1u)]), (norm == 1u)));
+          }
+          {
+            let c: u32 = min(((c0 + sc4) + 3u), (k1 - 1u));
+            let xv: f32 = select(0.0f, xq[11u], (((c0 + sc4) + 3u) < k1));
+            xs[((((sr + 32u) * 40u) + sc4) + 3u)] = f16(select(xv, (xv * nw[min(c, arrayLength(&nw) - 1u)]), (norm == 1u)));
+          }
+        }
+      }
+      {
+        if ((3u < rm)) {
+          let at: u32 = (((sr + 48u) * 40u) + sc4);
+          if ((whole && (wtype == 1u))) {
+            {
+              ws[(at + 0u)] = bitcast<vec2<f16>>(wq[6u])[0u];
+              ws[((at + 0u) + 1u)] = bitcast<vec2<f16>>(wq[6u])[1u];
+            }
+            {
+              ws[(at + 2u)] = bitcast<vec2<f16>>(wq[7u])[0u];
+              ws[((at + 2u) + 1u)] = bitcast<vec2<f16>>(wq[7u])[1u];
+            }
+          } else {
+            if ((whole && (wtype == 2u))) {
+              {
+                ws[(at + 0u)] = f16(bitcast<f32>((wq[6u] << 16u)));
+                ws[((at + 0u) + 1u)] = f16(bitcast<f32>((wq[6u] & 0xffff0000u)));
+              }
+              {
+                ws[(at + 2u)] = f16(bitcast<f32>((wq[7u] << 16u)));
+                ws[((at + 2u) + 1u)] = f16(bitcast<f32>((wq[7u] & 0xffff0000u)));
+              }
+            } else {
+              let wr: u32 = min(((r0 + sr) + 48u), (u.rows - 1u));
+              for (var j: u32 = 0u; (j < 4u); j += 1u) {
+                let c: u32 = min(((c0 + sc4) + j), (k1 - 1u));
+                let live: f32 = select(0.0f, 1.0f, (((c0 + sc4) + j) < k1));
+                ws[(at + j)] = f16((select(select(select(select((bitcast<f32>(w[min((((u.rows * (u.cols >> 3u)) + (wr * (u.cols >> 5u))) + (c >> 5u)), arrayLength(&w) - 1u)]) * f32((i32(((w[min(((wr * (u.cols >> 3u)) + (c >> 3u)), arrayLength(&w) - 1u)] >> ((c & 7u) * 4u)) & 15u)) - 8i))), (unpack2x16float(w[min(((u.rows * (u.cols >> 2u)) + (((wr * (u.cols >> 5u)) + (c >> 5u)) >> 1u)), arrayLength(&w) - 1u)])[(((wr * (u.cols >> 5u)) + (c >> 5u)) & 1u)] * f32(extractBits(bitcast<i32>(w[min(((wr * (u.cols >> 2u)) + (c >> 2u)), arrayLength(&w) - 1u)]), (c & 3u) * 8u, 8u))), (wtype == 3u)), bitcast<f32>((((w[min(((wr * ((u.cols + 1u) >> 1u)) + (c >> 1u)), arrayLength(&w) - 1u)] >> ((c & 1u) * 16u)) & 0xffffu) << 16u)), (wtype == 2u)), unpack2x16float(w[min(((wr * ((u.cols + 1u) >> 1u)) + (c >> 1u)), arrayLength(&w) - 1u)])[(c & 1u)], (wtype == 1u)), bitcast<f32>(w[min(((wr * u.cols) + c), arrayLength(&w) - 1u)]), (wtype == 0u)) * live));
+              }
+            }
+          }
+        }
+        if ((3u < pm)) {
+          {
+            let c: u32 = min(((c0 + sc4) + 0u), (k1 - 1u));
+            let xv: f32 = select(0.0f, xq[12u], (((c0 + sc4) + 0u) < k1));
+            xs[((((sr + 48u) * 40u) + sc4) + 0u)] = f16(select(xv, (xv * nw[min(c, arrayLength(&nw) - 1u)]), (norm == 1u)));
+          }
+          {
+            let c: u32 = min(((c0 + sc4) + 1u), (k1 - 1u));
+            let xv: f32 = select(0.0f, xq[13u], (((c0 + sc4) + 1u) < k1));
+            xs[((((sr + 48u) * 40u) + sc4) + 1u)] = f16(select(xv, (xv * nw[min(c, arrayLength(&nw) - 1u)]), (norm == 1u)));
+          }
+          {
+            let c: u32 = min(((c0 + sc4) + 2u), (k1 - 1u));
+            let xv: f32 = select(0.0f, xq[14u], (((c0 + sc4) + 2u) < k1));
+            xs[((((sr + 48u) * 40u) + sc4) + 2u)] = f16(select(xv, (xv * nw[min(c, arrayLength(&nw) - 1u)]), (norm == 1u)));
+          }
+          {
+            let c: u32 = min(((c0 + sc4) + 3u), (k1 - 1u));
+            let xv: f32 = select(0.0f, xq[15u], (((c0 + sc4) + 3u) < k1));
+            xs[((((sr + 48u) * 40u) + sc4) + 3u)] = f16(select(xv, (xv * nw[min(c, arrayLength(&nw) - 1u)]), (norm == 1u)));
+          }
+        }
+      }
+      {
+        if ((4u < rm)) {
+          let at: u32 = (((sr + 64u) * 40u) + sc4);
+          if ((whole && (wtype == 1u))) {
+            {
+              ws[(at + 0u)] = bitcast<vec2<f16>>(wq[8u])[0u];
+              ws[((at + 0u) + 1u)] = bitcast<vec2<f16>>(wq[8u])[1u];
+            }
+            {
+              ws[(at + 2u)] = bitcast<vec2<f16>>(wq[9u])[0u];
+              ws[((at + 2u) + 1u)] = bitcast<vec2<f16>>(wq[9u])[1u];
+            }
+          } else {
+            if ((whole && (wtype == 2u))) {
+              {
+                ws[(at + 0u)] = f16(bitcast<f32>((wq[8u] << 16u)));
+                ws[((at + 0u) + 1u)] = f16(bitcast<f32>((wq[8u] & 0xffff0000u)));
+              }
+              {
+                ws[(at + 2u)] = f16(bitcast<f32>((wq[9u] << 16u)));
+                ws[((at + 2u) + 1u)] = f16(bitcast<f32>((wq[9u] & 0xffff0000u)));
+              }
+            } else {
+              let wr: u32 = min(((r0 + sr) + 64u), (u.rows - 1u));
+              for (var j: u32 = 0u; (j < 4u); j += 1u) {
+                let c: u32 = min(((c0 + sc4) + j), (k1 - 1u));
+                let live: f32 = select(0.0f, 1.0f, (((c0 + sc4) + j) < k1));
+                ws[(at + j)] = f16((select(select(select(select((bitcast<f32>(w[min((((u.rows * (u.cols >> 3u)) + (wr * (u.cols >> 5u))) + (c >> 5u)), arrayLength(&w) - 1u)]) * f32((i32(((w[min(((wr * (u.cols >> 3u)) + (c >> 3u)), arrayLength(&w) - 1u)] >> ((c & 7u) * 4u)) & 15u)) - 8i))), (unpack2x16float(w[min(((u.rows * (u.cols >> 2u)) + (((wr * (u.cols >> 5u)) + (c >> 5u)) >> 1u)), arrayLength(&w) - 1u)])[(((wr * (u.cols >> 5u)) + (c >> 5u)) & 1u)] * f32(extractBits(bitcast<i32>(w[min(((wr * (u.cols >> 2u)) + (c >> 2u)), arrayLength(&w) - 1u)]), (c & 3u) * 8u, 8u))), (wtype == 3u)), bitcast<f32>((((w[min(((wr * ((u.cols + 1u) >> 1u)) + (c >> 1u)), arrayLength(&w) - 1u)] >> ((c & 1u) * 16u)) & 0xffffu) << 16u)), (wtype == 2u)), unpack2x16float(w[min(((wr * ((u.cols + 1u) >> 1u)) + (c >> 1u)), arrayLength(&w) - 1u)])[(c & 1u)], (wtype == 1u)), bitcast<f32>(w[min(((wr * u.cols) + c), arrayLength(&w) - 1u)]), (wtype == 0u)) * live));
+              }
+            }
+          }
+        }
+        if ((4u < pm)) {
+          {
+            let c: u32 = min(((c0 + sc4) + 0u), (k1 - 1u));
+            let xv: f32 = select(0.0f, xq[16u], (((c0 + sc4) + 0u) < k1));
+            xs[((((sr + 64u) * 40u) + sc4) + 0u)] = f16(select(xv, (xv * nw[min(c, arrayLength(&nw) - 1u)]), (norm == 1u)));
+          }
+          {
+            let c: u32 = min(((c0 + sc4) + 1u), (k1 - 1u));
+            let xv: f32 = select(0.0f, xq[17u], (((c0 + sc4) + 1u) < k1));
+            xs[((((sr + 64u) * 40u) + sc4) + 1u)] = f16(select(xv, (xv * nw[min(c, arrayLength(&nw) - 1u)]), (norm == 1u)));
+          }
+          {
+            let c: u32 = min(((c0 + sc4) + 2u), (k1 - 1u));
+            let xv: f32 = select(0.0f, xq[18u], (((c0 + sc4) + 2u) < k1));
+            xs[((((sr + 64u) * 40u) + sc4) + 2u)] = f16(select(xv, (xv * nw[min(c, arrayLength(&nw) - 1u)]), (norm == 1u)));
+          }
+          {
+            let c: u32 = min(((c0 + sc4) + 3u), (k1 - 1u));
+            let xv: f32 = select(0.0f, xq[19u], (((c0 + sc4) + 3u) < k1));
+            xs[((((sr + 64u) * 40u) + sc4) + 3u)] = f16(select(xv, (xv * nw[min(c, arrayLength(&nw) - 1u)]), (norm == 1u)));
+          }
+        }
+      }
+      {
+        if ((5u < rm)) {
+          let at: u32 = (((sr + 80u) * 40u) + sc4);
+          if ((whole && (wtype == 1u))) {
+            {
+              ws[(at + 0u)] = bitcast<vec2<f16>>(wq[10u])[0u];
+              ws[((at + 0u) + 1u)] = bitcast<vec2<f16>>(wq[10u])[1u];
+            }
+            {
+              ws[(at + 2u)] = bitcast<vec2<f16>>(wq[11u])[0u];
+              ws[((at + 2u) + 1u)] = bitcast<vec2<f16>>(wq[11u])[1u];
+            }
+          } else {
+            if ((whole && (wtype == 2u))) {
+              {
+                ws[(at + 0u)] = f16(bitcast<f32>((wq[10u] << 16u)));
+                ws[((at + 0u) + 1u)] = f16(bitcast<f32>((wq[10u] & 0xffff0000u)));
+              }
+              {
+                ws[(at + 2u)] = f16(bitcast<f32>((wq[11u] << 16u)));
+                ws[((at + 2u) + 1u)] = f16(bitcast<f32>((wq[11u] & 0xffff0000u)));
+              }
+            } else {
+              let wr: u32 = min(((r0 + sr) + 80u), (u.rows - 1u));
+              for (var j: u32 = 0u; (j < 4u); j += 1u) {
+                let c: u32 = min(((c0 + sc4) + j), (k1 - 1u));
+                let live: f32 = select(0.0f, 1.0f, (((c0 + sc4) + j) < k1));
+                ws[(at + j)] = f16((select(select(select(select((bitcast<f32>(w[min((((u.rows * (u.cols >> 3u)) + (wr * (u.cols >> 5u))) + (c >> 5u)), arrayLength(&w) - 1u)]) * f32((i32(((w[min(((wr * (u.cols >> 3u)) + (c >> 3u)), arrayLength(&w) - 1u)] >> ((c & 7u) * 4u)) & 15u)) - 8i))), (unpack2x16float(w[min(((u.rows * (u.cols >> 2u)) + (((wr * (u.cols >> 5u)) + (c >> 5u)) >> 1u)), arrayLength(&w) - 1u)])[(((wr * (u.cols >> 5u)) + (c >> 5u)) & 1u)] * f32(extractBits(bitcast<i32>(w[min(((wr * (u.cols >> 2u)) + (c >> 2u)), arrayLength(&w) - 1u)]), (c & 3u) * 8u, 8u))), (wtype == 3u)), bitcast<f32>((((w[min(((wr * ((u.cols + 1u) >> 1u)) + (c >> 1u)), arrayLength(&w) - 1u)] >> ((c & 1u) * 16u)) & 0xffffu) << 16u)), (wtype == 2u)), unpack2x16float(w[min(((wr * ((u.cols + 1u) >> 1u)) + (c >> 1u)), arrayLength(&w) - 1u)])[(c & 1u)], (wtype == 1u)), bitcast<f32>(w[min(((wr * u.cols) + c), arrayLength(&w) - 1u)]), (wtype == 0u)) * live));
+              }
+            }
+          }
+        }
+        if ((5u < pm)) {
+          {
+            let c: u32 = min(((c0 + sc4) + 0u), (k1 - 1u));
+            let xv: f32 = select(0.0f, xq[20u], (((c0 + sc4) + 0u) < k1));
+            xs[((((sr + 80u) * 40u) + sc4) + 0u)] = f16(select(xv, (xv * nw[min(c, arrayLength(&nw) - 1u)]), (norm == 1u)));
+          }
+          {
+            let c: u32 = min(((c0 + sc4) + 1u), (k1 - 1u));
+            let xv: f32 = select(0.0f, xq[21u], (((c0 + sc4) + 1u) < k1));
+            xs[((((sr + 80u) * 40u) + sc4) + 1u)] = f16(select(xv, (xv * nw[min(c, arrayLength(&nw) - 1u)]), (norm == 1u)));
+          }
+          {
+            let c: u32 = min(((c0 + sc4) + 2u), (k1 - 1u));
+            let xv: f32 = select(0.0f, xq[22u], (((c0 + sc4) + 2u) < k1));
+            xs[((((sr + 80u) * 40u) + sc4) + 2u)] = f16(select(xv, (xv * nw[min(c, arrayLength(&nw) - 1u)]), (norm == 1u)));
+          }
+          {
+            let c: u32 = min(((c0 + sc4) + 3u), (k1 - 1u));
+            let xv: f32 = select(0.0f, xq[23u], (((c0 + sc4) + 3u) < k1));
+            xs[((((sr + 80u) * 40u) + sc4) + 3u)] = f16(select(xv, (xv * nw[min(c, arrayLength(&nw) - 1u)]), (norm == 1u)));
+          }
+        }
+      }
+      {
+        if ((6u < rm)) {
+          let at: u32 = (((sr + 96u) * 40u) + sc4);
+          if ((whole && (wtype == 1u))) {
+            {
+              ws[(at + 0u)] = bitcast<vec2<f16>>(wq[12u])[0u];
+              ws[((at + 0u) + 1u)] = bitcast<vec2<f16>>(wq[12u])[1u];
+            }
+            {
+              ws[(at + 2u)] = bitcast<vec2<f16>>(wq[13u])[0u];
+              ws[((at + 2u) + 1u)] = bitcast<vec2<f16>>(wq[13u])[1u];
+            }
+          } else {
+            if ((whole && (wtype == 2u))) {
+              {
+                ws[(at + 0u)] = f16(bitcast<f32>((wq[12u] << 16u)));
+                ws[((at + 0u) + 1u)] = f16(bitcast<f32>((wq[12u] & 0xffff0000u)));
+              }
+              {
+                ws[(at + 2u)] = f16(bitcast<f32>((wq[13u] << 16u)));
+                ws[((at + 2u) + 1u)] = f16(bitcast<f32>((wq[13u] & 0xffff0000u)));
+              }
+            } else {
+              let wr: u32 = min(((r0 + sr) + 96u), (u.rows - 1u));
+              for (var j: u32 = 0u; (j < 4u); j += 1u) {
+                let c: u32 = min(((c0 + sc4) + j), (k1 - 1u));
+                let live: f32 = select(0.0f, 1.0f, (((c0 + sc4) + j) < k1));
+                ws[(at + j)] = f16((select(select(select(select((bitcast<f32>(w[min((((u.rows * (u.cols >> 3u)) + (wr * (u.cols >> 5u))) + (c >> 5u)), arrayLength(&w) - 1u)]) * f32((i32(((w[min(((wr * (u.cols >> 3u)) + (c >> 3u)), arrayLength(&w) - 1u)] >> ((c & 7u) * 4u)) & 15u)) - 8i))), (unpack2x16float(w[min(((u.rows * (u.cols >> 2u)) + (((wr * (u.cols >> 5u)) + (c >> 5u)) >> 1u)), arrayLength(&w) - 1u)])[(((wr * (u.cols >> 5u)) + (c >> 5u)) & 1u)] * f32(extractBits(bitcast<i32>(w[min(((wr * (u.cols >> 2u)) + (c >> 2u)), arrayLength(&w) - 1u)]), (c & 3u) * 8u, 8u))), (wtype == 3u)), bitcast<f32>((((w[min(((wr * ((u.cols + 1u) >> 1u)) + (c >> 1u)), arrayLength(&w) - 1u)] >> ((c & 1u) * 16u)) & 0xffffu) << 16u)), (wtype == 2u)), unpack2x16float(w[min(((wr * ((u.cols + 1u) >> 1u)) + (c >> 1u)), arrayLength(&w) - 1u)])[(c & 1u)], (wtype == 1u)), bitcast<f32>(w[min(((wr * u.cols) + c), arrayLength(&w) - 1u)]), (wtype == 0u)) * live));
+              }
+            }
+          }
+        }
+        if ((6u < pm)) {
+          {
+            let c: u32 = min(((c0 + sc4) + 0u), (k1 - 1u));
+            let xv: f32 = select(0.0f, xq[24u], (((c0 + sc4) + 0u) < k1));
+            xs[((((sr + 96u) * 40u) + sc4) + 0u)] = f16(select(xv, (xv * nw[min(c, arrayLength(&nw) - 1u)]), (norm == 1u)));
+          }
+          {
+            let c: u32 = min(((c0 + sc4) + 1u), (k1 - 1u));
+            let xv: f32 = select(0.0f, xq[25u], (((c0 + sc4) + 1u) < k1));
+            xs[((((sr + 96u) * 40u) + sc4) + 1u)] = f16(select(xv, (xv * nw[min(c, arrayLength(&nw) - 1u)]), (norm == 1u)));
+          }
+          {
+            let c: u32 = min(((c0 + sc4) + 2u), (k1 - 1u));
+            let xv: f32 = select(0.0f, xq[26u], (((c0 + sc4) + 2u) < k1));
+            xs[((((sr + 96u) * 40u) + sc4) + 2u)] = f16(select(xv, (xv * nw[min(c, arrayLength(&nw) - 1u)]), (norm == 1u)));
+          }
+          {
+            let c: u32 = min(((c0 + sc4) + 3u), (k1 - 1u));
+            let xv: f32 = select(0.0f, xq[27u], (((c0 + sc4) + 3u) < k1));
+            xs[((((sr + 96u) * 40u) + sc4) + 3u)] = f16(select(xv, (xv * nw[min(c, arrayLength(&nw) - 1u)]), (norm == 1u)));
+          }
+        }
+      }
+      {
+        if ((7u < rm)) {
+          let at: u32 = (((sr + 112u) * 40u) + sc4);
+          if ((whole && (wtype == 1u))) {
+            {
+              ws[(at + 0u)] = bitcast<vec2<f16>>(wq[14u])[0u];
+              ws[((at + 0u) + 1u)] = bitcast<vec2<f16>>(wq[14u])[1u];
+            }
+            {
+              ws[(at + 2u)] = bitcast<vec2<f16>>(wq[15u])[0u];
+              ws[((at + 2u) + 1u)] = bitcast<vec2<f16>>(wq[15u])[1u];
+            }
+          } else {
+            if ((whole && (wtype == 2u))) {
+              {
+                ws[(at + 0u)] = f16(bitcast<f32>((wq[14u] << 16u)));
+                ws[((at + 0u) + 1u)] = f16(bitcast<f32>((wq[14u] & 0xffff0000u)));
+              }
+              {
+                ws[(at + 2u)] = f16(bitcast<f32>((wq[15u] << 16u)));
+                ws[((at + 2u) + 1u)] = f16(bitcast<f32>((wq[15u] & 0xffff0000u)));
+              }
+            } else {
+              let wr: u32 = min(((r0 + sr) + 112u), (u.rows - 1u));
+              for (var j: u32 = 0u; (j < 4u); j += 1u) {
+                let c: u32 = min(((c0 + sc4) + j), (k1 - 1u));
+                let live: f32 = select(0.0f, 1.0f, (((c0 + sc4) + j) < k1));
+                ws[(at + j)] = f16((select(select(select(select((bitcast<f32>(w[min((((u.rows * (u.cols >> 3u)) + (wr * (u.cols >> 5u))) + (c >> 5u)), arrayLength(&w) - 1u)]) * f32((i32(((w[min(((wr * (u.cols >> 3u)) + (c >> 3u)), arrayLength(&w) - 1u)] >> ((c & 7u) * 4u)) & 15u)) - 8i))), (unpack2x16float(w[min(((u.rows * (u.cols >> 2u)) + (((wr * (u.cols >> 5u)) + (c >> 5u)) >> 1u)), arrayLength(&w) - 1u)])[(((wr * (u.cols >> 5u)) + (c >> 5u)) & 1u)] * f32(extractBits(bitcast<i32>(w[min(((wr * (u.cols >> 2u)) + (c >> 2u)), arrayLength(&w) - 1u)]), (c & 3u) * 8u, 8u))), (wtype == 3u)), bitcast<f32>((((w[min(((wr * ((u.cols + 1u) >> 1u)) + (c >> 1u)), arrayLength(&w) - 1u)] >> ((c & 1u) * 16u)) & 0xffffu) << 16u)), (wtype == 2u)), unpack2x16float(w[min(((wr * ((u.cols + 1u) >> 1u)) + (c >> 1u)), arrayLength(&w) - 1u)])[(c & 1u)], (wtype == 1u)), bitcast<f32>(w[min(((wr * u.cols) + c), arrayLength(&w) - 1u)]), (wtype == 0u)) * live));
+              }
+            }
+          }
+        }
+        if ((7u < pm)) {
+          {
+            let c: u32 = min(((c0 + sc4) + 0u), (k1 - 1u));
+            let xv: f32 = select(0.0f, xq[28u], (((c0 + sc4) + 0u) < k1));
+            xs[((((sr + 112u) * 40u) + sc4) + 0u)] = f16(select(xv, (xv * nw[min(c, arrayLength(&nw) - 1u)]), (norm == 1u)));
+          }
+          {
+            let c: u32 = min(((c0 + sc4) + 1u), (k1 - 1u));
+            let xv: f32 = select(0.0f, xq[29u], (((c0 + sc4) + 1u) < k1));
+            xs[((((sr + 112u) * 40u) + sc4) + 1u)] = f16(select(xv, (xv * nw[min(c, arrayLength(&nw) - 1u)]), (norm == 1u)));
+          }
+          {
+            let c: u32 = min(((c0 + sc4) + 2u), (k1 - 1u));
+            let xv: f32 = select(0.0f, xq[30u], (((c0 + sc4) + 2u) < k1));
+            xs[((((sr + 112u) * 40u) + sc4) + 2u)] = f16(select(xv, (xv * nw[min(c, arrayLength(&nw) - 1u)]), (norm == 1u)));
+          }
+          {
+            let c: u32 = min(((c0 + sc4) + 3u), (k1 - 1u));
+            let xv: f32 = select(0.0f, xq[31u], (((c0 + sc4) + 3u) < k1));
+            xs[((((sr + 112u) * 40u) + sc4) + 3u)] = f16(select(xv, (xv * nw[min(c, arrayLength(&nw) - 1u)]), (norm == 1u)));
+          }
+        }
       }
     }
     workgroupBarrier();
-    for (var kk: u32 = 0u; (kk < 32u); kk += 16u) {
-      let a0: subgroup_matrix_left<f16, 16, 16> = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, row_major>(&xs, ((pb * 40u) + kk), 40u);
-      let b0: subgroup_matrix_right<f16, 16, 16> = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, col_major>(&ws, ((rb * 40u) + kk), 40u);
-      c00 = subgroupMatrixMultiplyAccumulate(a0, b0, c00);
-      if ((big == 1u)) {
-        let a1: subgroup_matrix_left<f16, 16, 16> = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, row_major>(&xs, (((((s >> 1u) * 32u) + 16u) * 40u) + kk), 40u);
-        let b1: subgroup_matrix_right<f16, 16, 16> = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, col_major>(&ws, (((((s & 1u) * 32u) + 16u) * 40u) + kk), 40u);
+    let n0: u32 = min((c0 + ks), (k1 - 1u));
+    if ((shape == 0u)) {
+      {
+        if (words) {
+          let wr: u32 = min(((r0 + sr) + 0u), (u.rows - 1u));
+          {
+            wq[0u] = w[min((((wr * half) + ((n0 + sc8) >> 1u)) + 0u), arrayLength(&w) - 1u)];
+          }
+          {
+            wq[1u] = w[min((((wr * half) + ((n0 + sc8) >> 1u)) + 1u), arrayLength(&w) - 1u)];
+          }
+          {
+            wq[2u] = w[min((((wr * half) + ((n0 + sc8) >> 1u)) + 2u), arrayLength(&w) - 1u)];
+          }
+          {
+            wq[3u] = w[min((((wr * half) + ((n0 + sc8) >> 1u)) + 3u), arrayLength(&w) - 1u)];
+          }
+        }
+      }
+      {
+        if (words) {
+          let wr: u32 = min(((r0 + sr) + 16u), (u.rows - 1u));
+          {
+            wq[4u] = w[min((((wr * half) + ((n0 + sc8) >> 1u)) + 0u), arrayLength(&w) - 1u)];
+          }
+          {
+            wq[5u] = w[min((((wr * half) + ((n0 + sc8) >> 1u)) + 1u), arrayLength(&w) - 1u)];
+          }
+          {
+            wq[6u] = w[min((((wr * half) + ((n0 + sc8) >> 1u)) + 2u), arrayLength(&w) - 1u)];
+          }
+          {
+            wq[7u] = w[min((((wr * half) + ((n0 + sc8) >> 1u)) + 3u), arrayLength(&w) - 1u)];
+          }
+        }
+      }
+      {
+        if (words) {
+          let wr: u32 = min(((r0 + sr) + 32u), (u.rows - 1u));
+          {
+            wq[8u] = w[min((((wr * half) + ((n0 + sc8) >> 1u)) + 0u), arrayLength(&w) - 1u)];
+          }
+          {
+            wq[9u] = w[min((((wr * half) + ((n0 + sc8) >> 1u)) + 1u), arrayLength(&w) - 1u)];
+          }
+          {
+            wq[10u] = w[min((((wr * half) + ((n0 + sc8) >> 1u)) + 2u), arrayLength(&w) - 1u)];
+          }
+          {
+            wq[11u] = w[min((((wr * half) + ((n0 + sc8) >> 1u)) + 3u), arrayLength(&w) - 1u)];
+          }
+        }
+      }
+      {
+        if (words) {
+          let wr: u32 = min(((r0 + sr) + 48u), (u.rows - 1u));
+          {
+            wq[12u] = w[min((((wr * half) + ((n0 + sc8) >> 1u)) + 0u), arrayLength(&w) - 1u)];
+          }
+          {
+            wq[13u] = w[min((((wr * half) + ((n0 + sc8) >> 1u)) + 1u), arrayLength(&w) - 1u)];
+          }
+          {
+            wq[14u] = w[min((((wr * half) + ((n0 + sc8) >> 1u)) + 2u), arrayLength(&w) - 1u)];
+          }
+          {
+            wq[15u] = w[min((((wr * half) + ((n0 + sc8) >> 1u)) + 3u), arrayLength(&w) - 1u)];
+          }
+        }
+      }
+      let xt: u32 = min((t0 + sr), (u.tokens - 1u));
+      {
+        xq[0u] = x[min(((xt * u.cols) + min(((n0 + sc8) + 0u), (k1 - 1u))), arrayLength(&x) - 1u)];
+      }
+      {
+        xq[1u] = x[min(((xt * u.cols) + min(((n0 + sc8) + 1u), (k1 - 1u))), arrayLength(&x) - 1u)];
+      }
+      {
+        xq[2u] = x[min(((xt * u.cols) + min(((n0 + sc8) + 2u), (k1 - 1u))), arrayLength(&x) - 1u)];
+      }
+      {
+        xq[3u] = x[min(((xt * u.cols) + min(((n0 + sc8) + 3u), (k1 - 1u))), arrayLength(&x) - 1u)];
+      }
+      {
+        xq[4u] = x[min(((xt * u.cols) + min(((n0 + sc8) + 4u), (k1 - 1u))), arrayLength(&x) - 1u)];
+      }
+      {
+        xq[5u] = x[min(((xt * u.cols) + min(((n0 + sc8) + 5u), (k1 - 1u))), arrayLength(&x) - 1u)];
+      }
+      {
+        xq[6u] = x[min(((xt * u.cols) + min(((n0 + sc8) + 6u), (k1 - 1u))), arrayLength(&x) - 1u)];
+      }
+      {
+        xq[7u] = x[min(((xt * u.cols) + min(((n0 + sc8) + 7u), (k1 - 1u))), arrayLength(&x) - 1u)];
+      }
+    } else {
+      {
+        if (((0u < rm) && words)) {
+          let wr: u32 = min(((r0 + sr) + 0u), (u.rows - 1u));
+          {
+            wq[0u] = w[min((((wr * half) + ((n0 + sc4) >> 1u)) + 0u), arrayLength(&w) - 1u)];
+          }
+          {
+            wq[1u] = w[min((((wr * half) + ((n0 + sc4) >> 1u)) + 1u), arrayLength(&w) - 1u)];
+          }
+        }
+        if ((0u < pm)) {
+          let xt: u32 = min(((t0 + sr) + 0u), (u.tokens - 1u));
+          {
+            xq[0u] = x[min(((xt * u.cols) + min(((n0 + sc4) + 0u), (k1 - 1u))), arrayLength(&x) - 1u)];
+          }
+          {
+            xq[1u] = x[min(((xt * u.cols) + min(((n0 + sc4) + 1u), (k1 - 1u))), arrayLength(&x) - 1u)];
+          }
+          {
+            xq[2u] = x[min(((xt * u.cols) + min(((n0 + sc4) + 2u), (k1 - 1u))), arrayLength(&x) - 1u)];
+          }
+          {
+            xq[3u] = x[min(((xt * u.cols) + min(((n0 + sc4) + 3u), (k1 - 1u))), arrayLength(&x) - 1u)];
+          }
+        }
+      }
+      {
+        if (((1u < rm) && words)) {
+          let wr: u32 = min(((r0 + sr) + 16u), (u.rows - 1u));
+          {
+            wq[2u] = w[min((((wr * half) + ((n0 + sc4) >> 1u)) + 0u), arrayLength(&w) - 1u)];
+          }
+          {
+            wq[3u] = w[min((((wr * half) + ((n0 + sc4) >> 1u)) + 1u), arrayLength(&w) - 1u)];
+          }
+        }
+        if ((1u < pm)) {
+          let xt: u32 = min(((t0 + sr) + 16u), (u.tokens - 1u));
+          {
+            xq[4u] = x[min(((xt * u.cols) + min(((n0 + sc4) + 0u), (k1 - 1u))), arrayLength(&x) - 1u)];
+          }
+          {
+            xq[5u] = x[min(((xt * u.cols) + min(((n0 + sc4) + 1u), (k1 - 1u))), arrayLength(&x) - 1u)];
+          }
+          {
+            xq[6u] = x[min(((xt * u.cols) + min(((n0 + sc4) + 2u), (k1 - 1u))), arrayLength(&x) - 1u)];
+          }
+          {
+            xq[7u] = x[min(((xt * u.cols) + min(((n0 + sc4) + 3u), (k1 - 1u))), arrayLength(&x) - 1u)];
+          }
+        }
+      }
+      {
+        if (((2u < rm) && words)) {
+          let wr: u32 = min(((r0 + sr) + 32u), (u.rows - 1u));
+          {
+            wq[4u] = w[min((((wr * half) + ((n0 + sc4) >> 1u)) + 0u), arrayLength(&w) - 1u)];
+          }
+          {
+            wq[5u] = w[min((((wr * half) + ((n0 + sc4) >> 1u)) + 1u), arrayLength(&w) - 1u)];
+          }
+        }
+        if ((2u < pm)) {
+          let xt: u32 = min(((t0 + sr) + 32u), (u.tokens - 1u));
+          {
+            xq[8u] = x[min(((xt * u.cols) + min(((n0 + sc4) + 0u), (k1 - 1u))), arrayLength(&x) - 1u)];
+          }
+          {
+            xq[9u] = x[min(((xt * u.cols) + min(((n0 + sc4) + 1u), (k1 - 1u))), arrayLength(&x) - 1u)];
+          }
+          {
+            xq[10u] = x[min(((xt * u.cols) + min(((n0 + sc4) + 2u), (k1 - 1u))), arrayLength(&x) - 1u)];
+          }
+          {
+            xq[11u] = x[min(((xt * u.cols) + min(((n0 + sc4) + 3u), (k1 - 1u))), arrayLength(&x) - 1u)];
+          }
+        }
+      }
+      {
+        if (((3u < rm) && words)) {
+          let wr: u32 = min(((r0 + sr) + 48u), (u.rows - 1u));
+          {
+            wq[6u] = w[min((((wr * half) + ((n0 + sc4) >> 1u)) + 0u), arrayLength(&w) - 1u)];
+          }
+          {
+            wq[7u] = w[min((((wr * half) + ((n0 + sc4) >> 1u)) + 1u), arrayLength(&w) - 1u)];
+          }
+        }
+        if ((3u < pm)) {
+          let xt: u32 = min(((t0 + sr) + 48u), (u.tokens - 1u));
+          {
+            xq[12u] = x[min(((xt * u.cols) + min(((n0 + sc4) + 0u), (k1 - 1u))), arrayLength(&x) - 1u)];
+          }
+          {
+            xq[13u] = x[min(((xt * u.cols) + min(((n0 + sc4) + 1u), (k1 - 1u))), arrayLength(&x) - 1u)];
+          }
+          {
+            xq[14u] = x[min(((xt * u.cols) + min(((n0 + sc4) + 2u), (k1 - 1u))), arrayLength(&x) - 1u)];
+          }
+          {
+            xq[15u] = x[min(((xt * u.cols) + min(((n0 + sc4) + 3u), (k1 - 1u))), arrayLength(&x) - 1u)];
+          }
+        }
+      }
+      {
+        if (((4u < rm) && words)) {
+          let wr: u32 = min(((r0 + sr) + 64u), (u.rows - 1u));
+          {
+            wq[8u] = w[min((((wr * half) + ((n0 + sc4) >> 1u)) + 0u), arrayLength(&w) - 1u)];
+          }
+          {
+            wq[9u] = w[min((((wr * half) + ((n0 + sc4) >> 1u)) + 1u), arrayLength(&w) - 1u)];
+          }
+        }
+        if ((4u < pm)) {
+          let xt: u32 = min(((t0 + sr) + 64u), (u.tokens - 1u));
+          {
+            xq[16u] = x[min(((xt * u.cols) + min(((n0 + sc4) + 0u), (k1 - 1u))), arrayLength(&x) - 1u)];
+          }
+          {
+            xq[17u] = x[min(((xt * u.cols) + min(((n0 + sc4) + 1u), (k1 - 1u))), arrayLength(&x) - 1u)];
+          }
+          {
+            xq[18u] = x[min(((xt * u.cols) + min(((n0 + sc4) + 2u), (k1 - 1u))), arrayLength(&x) - 1u)];
+          }
+          {
+            xq[19u] = x[min(((xt * u.cols) + min(((n0 + sc4) + 3u), (k1 - 1u))), arrayLength(&x) - 1u)];
+          }
+        }
+      }
+      {
+        if (((5u < rm) && words)) {
+          let wr: u32 = min(((r0 + sr) + 80u), (u.rows - 1u));
+          {
+            wq[10u] = w[min((((wr * half) + ((n0 + sc4) >> 1u)) + 0u), arrayLength(&w) - 1u)];
+          }
+          {
+            wq[11u] = w[min((((wr * half) + ((n0 + sc4) >> 1u)) + 1u), arrayLength(&w) - 1u)];
+          }
+        }
+        if ((5u < pm)) {
+          let xt: u32 = min(((t0 + sr) + 80u), (u.tokens - 1u));
+          {
+            xq[20u] = x[min(((xt * u.cols) + min(((n0 + sc4) + 0u), (k1 - 1u))), arrayLength(&x) - 1u)];
+          }
+          {
+            xq[21u] = x[min(((xt * u.cols) + min(((n0 + sc4) + 1u), (k1 - 1u))), arrayLength(&x) - 1u)];
+          }
+          {
+            xq[22u] = x[min(((xt * u.cols) + min(((n0 + sc4) + 2u), (k1 - 1u))), arrayLength(&x) - 1u)];
+          }
+          {
+            xq[23u] = x[min(((xt * u.cols) + min(((n0 + sc4) + 3u), (k1 - 1u))), arrayLength(&x) - 1u)];
+          }
+        }
+      }
+      {
+        if (((6u < rm) && words)) {
+          let wr: u32 = min(((r0 + sr) + 96u), (u.rows - 1u));
+          {
+            wq[12u] = w[min((((wr * half) + ((n0 + sc4) >> 1u)) + 0u), arrayLength(&w) - 1u)];
+          }
+          {
+            wq[13u] = w[min((((wr * half) + ((n0 + sc4) >> 1u)) + 1u), arrayLength(&w) - 1u)];
+          }
+        }
+        if ((6u < pm)) {
+          let xt: u32 = min(((t0 + sr) + 96u), (u.tokens - 1u));
+          {
+            xq[24u] = x[min(((xt * u.cols) + min(((n0 + sc4) + 0u), (k1 - 1u))), arrayLength(&x) - 1u)];
+          }
+          {
+            xq[25u] = x[min(((xt * u.cols) + min(((n0 + sc4) + 1u), (k1 - 1u))), arrayLength(&x) - 1u)];
+          }
+          {
+            xq[26u] = x[min(((xt * u.cols) + min(((n0 + sc4) + 2u), (k1 - 1u))), arrayLength(&x) - 1u)];
+          }
+          {
+            xq[27u] = x[min(((xt * u.cols) + min(((n0 + sc4) + 3u), (k1 - 1u))), arrayLength(&x) - 1u)];
+          }
+        }
+      }
+      {
+        if (((7u < rm) && words)) {
+          let wr: u32 = min(((r0 + sr) + 112u), (u.rows - 1u));
+          {
+            wq[14u] = w[min((((wr * half) + ((n0 + sc4) >> 1u)) + 0u), arrayLength(&w) - 1u)];
+          }
+          {
+            wq[15u] = w[min((((wr * half) + ((n0 + sc4) >> 1u)) + 1u), arrayLength(&w) - 1u)];
+          }
+        }
+        if ((7u < pm)) {
+          let xt: u32 = min(((t0 + sr) + 112u), (u.tokens - 1u));
+          {
+            xq[28u] = x[min(((xt * u.cols) + min(((n0 + sc4) + 0u), (k1 - 1u))), arrayLength(&x) - 1u)];
+          }
+          {
+            xq[29u] = x[min(((xt * u.cols) + min(((n0 + sc4) + 1u), (k1 - 1u))), arrayLength(&x) - 1u)];
+          }
+          {
+            xq[30u] = x[min(((xt * u.cols) + min(((n0 + sc4) + 2u), (k1 - 1u))), arrayLength(&x) - 1u)];
+          }
+          {
+            xq[31u] = x[min(((xt * u.cols) + min(((n0 + sc4) + 3u), (k1 - 1u))), arrayLength(&x) - 1u)];
+          }
+        }
+      }
+    }
+    if ((shape == 2u)) {
+      for (var kk: u32 = 0u; (kk < 32u); kk += 16u) {
+        let a0: subgroup_matrix_left<f16, 16, 16> = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, row_major>(&xs, ((((s >> 1u) * 64u) * 40u) + kk), 40u);
+        let a1: subgroup_matrix_left<f16, 16, 16> = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, row_major>(&xs, (((((s >> 1u) * 64u) + 16u) * 40u) + kk), 40u);
+        let a2: subgroup_matrix_left<f16, 16, 16> = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, row_major>(&xs, (((((s >> 1u) * 64u) + 32u) * 40u) + kk), 40u);
+        let a3: subgroup_matrix_left<f16, 16, 16> = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, row_major>(&xs, (((((s >> 1u) * 64u) + 48u) * 40u) + kk), 40u);
+        let b0: subgroup_matrix_right<f16, 16, 16> = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, col_major>(&ws, ((((s & 1u) * 64u) * 40u) + kk), 40u);
+        let b1: subgroup_matrix_right<f16, 16, 16> = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, col_major>(&ws, (((((s & 1u) * 64u) + 16u) * 40u) + kk), 40u);
+        let b2: subgroup_matrix_right<f16, 16, 16> = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, col_major>(&ws, (((((s & 1u) * 64u) + 32u) * 40u) + kk), 40u);
+        let b3: subgroup_matrix_right<f16, 16, 16> = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, col_major>(&ws, (((((s & 1u) * 64u) + 48u) * 40u) + kk), 40u);
+        c00 = subgroupMatrixMultiplyAccumulate(a0, b0, c00);
         c01 = subgroupMatrixMultiplyAccumulate(a0, b1, c01);
+        c02 = subgroupMatrixMultiplyAccumulate(a0, b2, c02);
+        c03 = subgroupMatrixMultiplyAccumulate(a0, b3, c03);
         c10 = subgroupMatrixMultiplyAccumulate(a1, b0, c10);
         c11 = subgroupMatrixMultiplyAccumulate(a1, b1, c11);
+        c12 = subgroupMatrixMultiplyAccumulate(a1, b2, c12);
+        c13 = subgroupMatrixMultiplyAccumulate(a1, b3, c13);
+        c20 = subgroupMatrixMultiplyAccumulate(a2, b0, c20);
+        c21 = subgroupMatrixMultiplyAccumulate(a2, b1, c21);
+        c22 = subgroupMatrixMultiplyAccumulate(a2, b2, c22);
+        c23 = subgroupMatrixMultiplyAccumulate(a2, b3, c23);
+        c30 = subgroupMatrixMultiplyAccumulate(a3, b0, c30);
+        c31 = subgroupMatrixMultiplyAccumulate(a3, b1, c31);
+        c32 = subgroupMatrixMultiplyAccumulate(a3, b2, c32);
+        c33 = subgroupMatrixMultiplyAccumulate(a3, b3, c33);
+      }
+    } else {
+      if ((shape == 1u)) {
+        for (var kk: u32 = 0u; (kk < 32u); kk += 16u) {
+          let a0: subgroup_matrix_left<f16, 16, 16> = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, row_major>(&xs, ((((s >> 1u) * 32u) * 40u) + kk), 40u);
+          let a1: subgroup_matrix_left<f16, 16, 16> = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, row_major>(&xs, (((((s >> 1u) * 32u) + 16u) * 40u) + kk), 40u);
+          let b0: subgroup_matrix_right<f16, 16, 16> = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, col_major>(&ws, ((((s & 1u) * 32u) * 40u) + kk), 40u);
+          let b1: subgroup_matrix_right<f16, 16, 16> = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, col_major>(&ws, (((((s & 1u) * 32u) + 16u) * 40u) + kk), 40u);
+          c00 = subgroupMatrixMultiplyAccumulate(a0, b0, c00);
+          c01 = subgroupMatrixMultiplyAccumulate(a0, b1, c01);
+          c10 = subgroupMatrixMultiplyAccumulate(a1, b0, c10);
+          c11 = subgroupMatrixMultiplyAccumulate(a1, b1, c11);
+        }
+      } else {
+        for (var kk: u32 = 0u; (kk < 64u); kk += 16u) {
+          let a0: subgroup_matrix_left<f16, 16, 16> = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, row_major>(&xs, kk, 72u);
+          let b0: subgroup_matrix_right<f16, 16, 16> = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, col_major>(&ws, (((s * 16u) * 72u) + kk), 72u);
+          c00 = subgroupMatrixMultiplyAccumulate(a0, b0, c00);
+        }
       }
     }
     workgroupBarrier();
@@ -126,32 +1419,82 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   }
   workgroupBarrier();
   let lane: u32 = (lid.x - (s * sgsize));
-  let blocks: u32 = select(1u, 4u, (big == 1u));
-  for (var q: u32 = 0u; (q < blocks); q += 1u) {
-    if ((q == 0u)) {
-      subgroupMatrixStore<row_major>(&os, (s * 256u), c00, 16u);
-    } else {
-      if ((q == 1u)) {
-        subgroupMatrixStore<row_major>(&os, (s * 256u), c01, 16u);
+  let side: u32 = select(select(1u, 2u, (shape == 1u)), 4u, (shape == 2u));
+  for (var q: u32 = 0u; (q < 16u); q += 1u) {
+    if ((((q >> 2u) < side) && ((q & 3u) < side))) {
+      if ((q == 0u)) {
+        subgroupMatrixStore<row_major>(&os, (s * 256u), c00, 16u);
       } else {
-        if ((q == 2u)) {
-          subgroupMatrixStore<row_major>(&os, (s * 256u), c10, 16u);
+        if ((q == 1u)) {
+          subgroupMatrixStore<row_major>(&os, (s * 256u), c01, 16u);
         } else {
-          subgroupMatrixStore<row_major>(&os, (s * 256u), c11, 16u);
+          if ((q == 2u)) {
+            subgroupMatrixStore<row_major>(&os, (s * 256u), c02, 16u);
+          } else {
+            if ((q == 3u)) {
+              subgroupMatrixStore<row_major>(&os, (s * 256u), c03, 16u);
+            } else {
+              if ((q == 4u)) {
+                subgroupMatrixStore<row_major>(&os, (s * 256u), c10, 16u);
+              } else {
+                if ((q == 5u)) {
+                  subgroupMatrixStore<row_major>(&os, (s * 256u), c11, 16u);
+                } else {
+                  if ((q == 6u)) {
+                    subgroupMatrixStore<row_major>(&os, (s * 256u), c12, 16u);
+                  } else {
+                    if ((q == 7u)) {
+                      subgroupMatrixStore<row_major>(&os, (s * 256u), c13, 16u);
+                    } else {
+                      if ((q == 8u)) {
+                        subgroupMatrixStore<row_major>(&os, (s * 256u), c20, 16u);
+                      } else {
+                        if ((q == 9u)) {
+                          subgroupMatrixStore<row_major>(&os, (s * 256u), c21, 16u);
+                        } else {
+                          if ((q == 10u)) {
+                            subgroupMatrixStore<row_major>(&os, (s * 256u), c22, 16u);
+                          } else {
+                            if ((q == 11u)) {
+                              subgroupMatrixStore<row_major>(&os, (s * 256u), c23, 16u);
+                            } else {
+                              if ((q == 12u)) {
+                                subgroupMatrixStore<row_major>(&os, (s * 256u), c30, 16u);
+                              } else {
+                                if ((q == 13u)) {
+                                  subgroupMatrixStore<row_major>(&os, (s * 256u), c31, 16u);
+                                } else {
+                                  if ((q == 14u)) {
+                                    subgroupMatrixStore<row_major>(&os, (s * 256u), c32, 16u);
+                                  } else {
+                                    subgroupMatrixStore<row_major>(&os, (s * 256u), c33, 16u);
+                                  }
+                                }
+                              }
+                            }
+                          }
+                        }
+                      }
+                    }
+                  }
+                }
+              }
+            }
+          }
         }
       }
-    }
-    workgroupBarrier();
-    let pq: u32 = (pb + ((q >> 1u) * 16u));
-    let rq: u32 = (rb + ((q & 1u) * 16u));
-    for (var e: u32 = lane; (e < 256u); e += sgsize) {
-      let tl: u32 = (pq + (e >> 4u));
-      let r: u32 = ((r0 + rq) + (e & 15u));
-      if (((r < u.rows) && ((t0 + tl) < u.tokens))) {
-        let o: u32 = ((((((split * u.tokens) + t0) + tl) * u.outStride) + u.outOffset) + r);
-        out[min(o, arrayLength(&out) - 1u)] = (os[((s * 256u) + e)] * sc[tl]);
+      workgroupBarrier();
+      let pq: u32 = (pb + ((q >> 2u) * 16u));
+      let rq: u32 = (rb + ((q & 3u) * 16u));
+      for (var e: u32 = lane; (e < 256u); e += sgsize) {
+        let tl: u32 = (pq + (e >> 4u));
+        let r: u32 = ((r0 + rq) + (e & 15u));
+        if (((r < u.rows) && ((t0 + tl) < u.tokens))) {
+          let o: u32 = ((((((split * u.tokens) + t0) + tl) * u.outStride) + u.outOffset) + r);
+          out[min(o, arrayLength(&out) - 1u)] = (os[((s * 256u) + e)] * sc[tl]);
+        }
       }
+      workgroupBarrier();
     }
-    workgroupBarrier();
   }
 }
