@@ -48,9 +48,18 @@ for (const [name, prompts] of [['cache128', [prompt(128)]], ['cache8x128', Array
 {
   const p16 = prompt(16);
   const times: number[] = [];
-  for (let k = 0; k < 4; k++) { const t = performance.now(); await logitLens(model, p16, { target: 5, top: 5 }); times.push(ms(t)); }
+  const phases: Record<string, number>[] = [];
+  for (let k = 0; k < 4; k++) {
+    performance.clearMarks();
+    const t = performance.now();
+    await logitLens(model, p16, { target: 5, top: 5 });
+    times.push(ms(t));
+    // the lens's marks (runtime/interp/lens.ts): each phase's ms since the one before
+    let last = t;
+    phases.push(Object.fromEntries(performance.getEntriesByType('mark').map((m) => { const d = +(m.startTime - last).toFixed(2); last = m.startTime; return [m.name.slice(5), d]; })));
+  }
   const head = await model.lensExecutor(model.config.nLayers, 16, 5);
-  out.lens16 = { times, head: await top(head, { target: Int32Array.of(5) }) };
+  out.lens16 = { times, phases, head: await top(head, { target: Int32Array.of(5) }) };
 }
 {
   // one patched batch: 4 sequences from position 8 of a 16-token prompt, layer 0
