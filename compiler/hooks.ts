@@ -76,32 +76,47 @@ export function nearest(name: string, names: readonly string[], n = 3): string[]
   return [...names].sort((a, b) => editDistance(name, a) - editDistance(name, b) || a.localeCompare(b)).slice(0, n);
 }
 
+type Sel = { text: string; segs: Seg[]; filters: Record<string, number>; source: string };
+// one set of semantics for every selector (making them per call cost milliseconds a hooked run)
+const semantics = grammar.createSemantics();
+semantics.addOperation<Sel[] | Sel>('sels', {
+  List(list) { return list.asIteration().children.map((c: ohm.Node) => c['sels']() as Sel); },
+  Sel(path, filters) {
+    const all = [path.children[0]!, ...path.children[2]!.children];
+    const f: Record<string, number> = {};
+    for (const x of filters.children) {
+      const key = x.children[1]!.sourceString, value = x.children[3]!.sourceString.trim();
+      if (!FILTERS[key]) throw new UsageError(`'${this.sourceString}' has the filter [${key}=...], which hooks do not take: ${Object.entries(FILTERS).map(([k, m]) => `[${k}=N] selects ${m}`).join(', ')}`);
+      if (!/^-?\d+$/.test(value)) throw new UsageError(`'${this.sourceString}': [${key}=${value}] needs a whole number, e.g. [${key}=${key === 'pos' ? '-1' : '0'}]`);
+      f[key] = Number(value);
+    }
+    return { text: path.sourceString, segs: all.map((n) => n['seg']() as Seg), filters: f, source: this.sourceString };
+  },
+});
+semantics.addOperation<Seg>('seg', {
+  seg_any(_s) { return { any: true }; },
+  seg_range(a, _d, b) { return { lo: Number(a.sourceString), hi: Number(b.sourceString) }; },
+  seg_word(w) { return { word: w.sourceString }; },
+});
+/** selectors parsed before (a workload asks for the same hooks call after call) */
+const parsed = new Map<string, readonly Sel[]>();
+const PARSED_KEPT = 256;
+
+function parseSelector(selector: string): Sel[] {
+  let sels = parsed.get(selector);
+  if (!sels) {
+    const m = grammar.match(selector);
+    if (m.failed()) throw new UsageError(`bad hook selector '${selector}': ${m.shortMessage}`);
+    sels = semantics(m)['sels']() as Sel[];
+    if (parsed.size >= PARSED_KEPT) parsed.delete(parsed.keys().next().value!);
+    parsed.set(selector, sels);
+  }
+  return sels.map((x) => ({ ...x })); // (the caller may replace a copy's segs)
+}
+
 /** Expand a selector against the hook names a model has. */
 export function selectHooks(selector: string, names: readonly string[]): HookSelection[] {
-  const m = grammar.match(selector);
-  if (m.failed()) throw new UsageError(`bad hook selector '${selector}': ${m.shortMessage}`);
-  type Sel = { text: string; segs: Seg[]; filters: Record<string, number>; source: string };
-  const sem = grammar.createSemantics();
-  sem.addOperation<Sel[] | Sel>('sels', {
-    List(list) { return list.asIteration().children.map((c: ohm.Node) => c['sels']() as Sel); },
-    Sel(path, filters) {
-      const all = [path.children[0]!, ...path.children[2]!.children];
-      const f: Record<string, number> = {};
-      for (const x of filters.children) {
-        const key = x.children[1]!.sourceString, value = x.children[3]!.sourceString.trim();
-        if (!FILTERS[key]) throw new UsageError(`'${this.sourceString}' has the filter [${key}=...], which hooks do not take: ${Object.entries(FILTERS).map(([k, m]) => `[${k}=N] selects ${m}`).join(', ')}`);
-        if (!/^-?\d+$/.test(value)) throw new UsageError(`'${this.sourceString}': [${key}=${value}] needs a whole number, e.g. [${key}=${key === 'pos' ? '-1' : '0'}]`);
-        f[key] = Number(value);
-      }
-      return { text: path.sourceString, segs: all.map((n) => n['seg']() as Seg), filters: f, source: this.sourceString };
-    },
-  });
-  sem.addOperation<Seg>('seg', {
-    seg_any(_s) { return { any: true }; },
-    seg_range(a, _d, b) { return { lo: Number(a.sourceString), hi: Number(b.sourceString) }; },
-    seg_word(w) { return { word: w.sourceString }; },
-  });
-  const sels = sem(m)['sels']() as Sel[];
+  const sels = parseSelector(selector);
   const out: HookSelection[] = [];
   for (const s of sels) {
     // a short name alone ('resid_post') is that hook at every layer, as get_act_name would name each
