@@ -8,8 +8,8 @@
 // Each workload runs in a fresh process (its first call is a first run: after load, nothing compiled
 // yet; the runbook turns the NVIDIA driver's shader cache off), then `--warmup` untimed calls (the peer
 // runs every workload in one process, so its GPU is already busy and clocked up; here each workload's
-// process starts on an idle GPU: run m's steady calls fell 80 → 29 ms over five lens calls), then
-// `--repeat` timed calls (median; `warmup_ms` keeps the untimed ones).
+// process starts on an idle GPU: run m's steady calls fell 80 → 29 ms over five lens calls; so for at
+// least WARMUP_MS), then `--repeat` timed calls (median; `warmup_ms` keeps the untimed ones).
 //
 //   node --no-concurrent-recompilation dist/benchmarks/interp.js --out DIR [--preset P] [--dtype T]
 //        [--peer peer.json] [--decode bench.json] [--decode-base bench.json]
@@ -40,6 +40,8 @@ const out = a.out ?? '/tmp/tapir-interp';
 const file = path.join(out, 'model.gguf');
 const repeat = Number(a.repeat), warmup = Number(a.warmup);
 const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]!;
+/** the least time a workload's untimed calls take before its timed ones */
+const WARMUP_MS = 1500;
 
 interface One { workload: Workload; load_ms: number; first_run_ms: number; first_run?: { variants_ms: number; executors_ms: number; made: number }; warm_variant_ms?: number; new_length_ms?: number; ms: number; runs_ms: number[]; warmup_ms: number[]; device: string; tokens_per_s?: number }
 
@@ -77,7 +79,10 @@ async function one(w: Workload): Promise<One> {
   [model.variant, model.lensExecutor, Executor.create] = [variant, lensEx, create];
   const ms: number[] = [];
   const warm: number[] = [];
-  for (let i = 0; i < warmup; i++) warm.push(await timed());
+  // untimed calls until the GPU is clocked up: at least `warmup` of them and WARMUP_MS of work (run y:
+  // lens16's calls still fell 69 → 42 → 29 ms after three; a warm process ran them at 17 ms)
+  const w0 = performance.now();
+  while (warm.length < warmup || performance.now() - w0 < WARMUP_MS) warm.push(await timed());
   for (let i = 0; i < repeat; i++) ms.push(await timed());
   // the same workload on a prompt of another length, once, in this warm process: its new plan variants
   // made and run (what the first run costs beyond what a fresh process adds)
