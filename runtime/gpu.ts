@@ -126,8 +126,8 @@ type MatrixConfig = { componentType: string; resultComponentType: string; M: num
  *  16 × 16 × 16 configuration, and subgroups of exactly 32 (its workgroup of 128 is four subgroups). Chosen
  *  by what the adapter offers, never by its vendor's name. */
 function matricesOf(adapter: GPUAdapter, info: GPUAdapterInfo): GpuContext['matrices'] {
-  // on where offered (with Dawn's robustness transform off and the kernel's tiles shown in bounds it
-  // measured 1.2-1.4x the f32 kernels on 256-row passes: benchmarks/RESULTS.md, issue 18);
+  // on where offered (with Dawn's robustness transform off and the kernel's tiles shown in bounds:
+  // 256-row passes' products about twice the f32 kernels' speed, benchmarks/RESULTS.md, issue 18);
   // TAPIR_TENSOR_CORES=off keeps every product on the exact f32 kernels
   if (typeof process !== 'undefined' && process.env.TAPIR_TENSOR_CORES === 'off') return { ok: false, why: 'TAPIR_TENSOR_CORES=off keeps the f32 kernels' };
   const has = (f: string) => adapter.features.has(f);

@@ -451,6 +451,19 @@ describe('kernels over several positions match their references', () => {
   });
 });
 
+describe('a pass of many dispatches', () => {
+  it('goes to the queue in pieces (runtime/executor.ts submitSteps) and computes what one submit would', async () => {
+    const n = 37, chain = 300, x = rnd.normal(n);
+    const { out, ref, plan } = await runBoth((o) => {
+      let y = o.weight('x', [n]);
+      for (let i = 0; i < chain; i++) y = o.add(y, o.weight('x', [n])); // each add waits for the one before
+      return y;
+    }, { x }, {});
+    expect(plan.dispatches.length).toBeGreaterThan(256); // pieces of 32, 64, 128 and the rest
+    expect(relErr(out, ref), seedNote).toBeLessThanOrEqual(TOL);
+  });
+});
+
 describe('the interpretability kernels match their references', () => {
   it.each([[3, 5, 1000, 7, 417], [2, 3, 513, 1, undefined], [4, 1, 64, 64, 0]])('lens_stats: %i layers x %i positions over %i tokens, top %i, target %s', async (layers, positions, V, top, target) => {
     const R = layers * positions, W = 3 + 2 * top;
