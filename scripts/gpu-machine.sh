@@ -19,6 +19,11 @@
 #   bash scripts/gpu-machine.sh kernels       # there: the kernels CI cannot run (tensor cores) against
 #                                             # their float64 references (benchmarks/tensor_check.ts);
 #                                             # with TAPIR_TENSOR_CORES=off, the f32 kernels for every dtype
+#   bash scripts/gpu-machine.sh session       # there: kernels, this build's profile, interp, then the f32
+#                                             # kernels' profile and checks, in one call, all in
+#                                             # $OUT/all.tgz (the device tool brings back 8 files at most;
+#                                             # the tarball is rewritten after each step, so a call cut
+#                                             # short keeps what was done)
 #   bash scripts/gpu-machine.sh tapir ARGS    # there: any tapir command (the default model is packed
 #                                             # into .gpu/models/ when ../shared/models has it)
 #
@@ -161,6 +166,21 @@ case "${1:-}" in
     unpack
     (cd /tmp/tapir && ./node --no-concurrent-recompilation dist/benchmarks/tensor_check.js) > "$out/kernels.json" || log "kernel checks failed"
     cat "$out/kernels.json"
+    ;;
+  session)
+    # everything a session measures, in the order it matters (checks first: no benchmark of a wrong kernel)
+    out=${OUT:-/tmp}; o=/tmp/session; mkdir -p "$o"
+    save() { tar -czf "$out/all.tgz" -C "$o" .; }
+    OUT=$o timeout 150 bash "$0" kernels > /dev/null 2> "$o/log.txt" || true; save
+    n=(--no-concurrent-recompilation)
+    export __GL_SHADER_DISK_CACHE=0
+    (cd /tmp/tapir && ./node "${n[@]}" dist/benchmarks/interp.js --prepare --out /tmp/interp --preset "${TAPIR_PRESET:-llama-3.2-1b}") 2>> "$o/log.txt"
+    (cd /tmp/tapir && timeout 90 ./node "${n[@]}" dist/benchmarks/interp_profile.js --out /tmp/interp) > "$o/profile.json" 2>> "$o/log.txt" || true; save
+    if ! grep -q '"pass": false' "$o/kernels.json"; then OUT=$o timeout 300 bash "$0" interp > /dev/null 2>> "$o/log.txt" || true; fi; save
+    (cd /tmp/tapir && TAPIR_TENSOR_CORES=off timeout 60 ./node "${n[@]}" dist/benchmarks/interp_profile.js --out /tmp/interp) > "$o/profile-f32.json" 2>> "$o/log.txt" || true; save
+    (cd /tmp/tapir && TAPIR_TENSOR_CORES=off timeout 90 ./node "${n[@]}" dist/benchmarks/tensor_check.js) > "$o/kernels-f32.json" 2>> "$o/log.txt" || true; save
+    echo "kernels: $(grep -c '"pass": true' "$o/kernels.json") pass, $(grep -c '"pass": false' "$o/kernels.json") fail; f32: $(grep -c '"pass": true' "$o/kernels-f32.json") pass, $(grep -c '"pass": false' "$o/kernels-f32.json") fail"
+    cat "$o/interp.json" 2>/dev/null || true
     ;;
   pack-base) shift; pack_base "$@" ;;
   *) sed -n '2,/^# \.gpu\/ holds/p' "$0" | sed '$d'; exit 2 ;;  # (the header, up to what .gpu/ holds)
