@@ -50,13 +50,10 @@ for (const [name, prompts] of [['cache128', [prompt(128)]], ['cache8x128', Array
   const times: number[] = [];
   const phases: Record<string, number>[] = [];
   for (let k = 0; k < 4; k++) {
-    performance.clearMarks();
-    const t = performance.now();
-    await logitLens(model, p16, { target: 5, top: 5 });
+    const t = performance.now(), timings: Record<string, number> = {};
+    await logitLens(model, p16, { target: 5, top: 5, timings }); // (each phase's ms: runtime/interp/lens.ts)
     times.push(ms(t));
-    // the lens's marks (runtime/interp/lens.ts): each phase's ms since the one before
-    let last = t;
-    phases.push(Object.fromEntries(performance.getEntriesByType('mark').map((m) => { const d = +(m.startTime - last).toFixed(2); last = m.startTime; return [m.name.slice(5), d]; })));
+    phases.push(timings);
   }
   const head = await model.lensExecutor(model.config.nLayers, 16, 5);
   out.lens16 = { times, phases, head: await top(head, { target: Int32Array.of(5) }) };

@@ -52,7 +52,9 @@ describe('logit lens', () => {
       try {
         const tokens = model.tokenizer.encode(prompt);
         const target = tokens[3]!;
-        const lens = await logitLens(model, tokens, { target, top: 7, logits: true });
+        const timings: Record<string, number> = {};
+        const lens = await logitLens(model, tokens, { target, top: 7, logits: true, timings });
+        expect(Object.keys(timings)).toEqual(['prepared', 'forward-submitted', 'head-submitted', 'read', 'done']); // (where its time went)
         const old = lensCellsReference(lens.logits!, target, 7);
         lens.layers.forEach((layer, l) => layer.cells.forEach((cell, p) => {
           const want = old[l]![p]!, at = `${file} layer ${l} position ${p}`;

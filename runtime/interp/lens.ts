@@ -41,6 +41,9 @@ export interface LensOptions {
   /** called as each pass of the lens head finishes: a prompt too long for one pass waits for each pass
    *  but the last when this is given (a wait costs the GPU's pipelining: one pass reports only its end) */
   progress?: (done: number, total: number) => void;
+  /** filled, when given, with each phase's ms since the one before (prepared, forward-submitted,
+   *  head-submitted, read, done): where a lens's time goes (benchmarks/interp_profile.ts) */
+  timings?: Record<string, number>;
 }
 
 export async function logitLens(model: Model, tokens: number[], opts: LensOptions = {}): Promise<LensResult> {
@@ -48,6 +51,13 @@ export async function logitLens(model: Model, tokens: number[], opts: LensOption
   if (!Number.isInteger(top) || top < 1 || top > V) throw new UsageError(`the lens reports the top ${top} tokens, but the vocabulary has ${V}: choose 1..${V}`);
   if (opts.target !== undefined && (!Number.isInteger(opts.target) || opts.target < 0 || opts.target >= V)) throw new UsageError(`target token ${opts.target} is outside the vocabulary`);
   const n = tokens.length;
+  let since = performance.now();
+  const lap = (phase: string) => {
+    if (!opts.timings) return;
+    const now = performance.now();
+    opts.timings[phase] = +(now - since).toFixed(2);
+    since = now;
+  };
   // the rows read, in the order the residual stream passes them; the last (the final resid_post) is
   // what the KL is measured against
   const hooks = [...(opts.embed ? ['hook_embed'] : []), ...Array.from({ length: L }, (_, l) => [...(opts.mid ? [`blocks.${l}.hook_resid_mid`] : []), `blocks.${l}.hook_resid_post`]).flat()];
@@ -62,12 +72,12 @@ export async function logitLens(model: Model, tokens: number[], opts: LensOption
   const [run, ...heads] = await Promise.all([preparedRun(model, [tokens], { interventions: [], hooks, head: 'last' }),
     ...[...new Set([chunk, n % chunk || chunk])].map(async (c) => [c, await model.lensExecutor(R, c, top)] as const)]);
   const headFor = new Map(heads);
-  performance.mark('lens:prepared'); // (marks: where a lens's time goes, benchmarks/interp_profile.ts)
+  lap('prepared');
   const resid = d.createBuffer({ size: R * n * dim * 4, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC }); // [layer, pos, dim]
   const staging = d.createBuffer({ size: statsBytes + logitsBytes, usage: GPUBufferUsage.COPY_DST | GPUBufferUsage.MAP_READ });
   try {
     submitRun([tokens], run, ({ start, len }) => hooks.map((h, l) => ({ output: `hook:${h}`, dst: resid, srcOffset: 0, offset: (l * n + start) * dim * 4, bytes: len * dim * 4 })));
-    performance.mark('lens:forward-submitted');
+    lap('forward-submitted');
     const passes = Math.ceil(n / chunk);
     for (let p0 = 0; p0 < n; p0 += chunk) {
       const c = Math.min(chunk, n - p0), ex = headFor.get(c)!;
@@ -84,9 +94,9 @@ export async function logitLens(model: Model, tokens: number[], opts: LensOption
       const k = p0 / chunk + 1;
       if (opts.progress && k < passes) { await d.queue.onSubmittedWorkDone(); opts.progress(k, passes); }
     }
-    performance.mark('lens:head-submitted');
+    lap('head-submitted');
     await staging.mapAsync(GPUMapMode.READ);
-    performance.mark('lens:read');
+    lap('read');
     const all = new Float32Array(staging.getMappedRange().slice(0));
     staging.unmap();
     opts.progress?.(passes, passes);
@@ -101,7 +111,7 @@ export async function logitLens(model: Model, tokens: number[], opts: LensOption
       }),
     }));
     const logits = opts.logits ? hooks.map((_, l) => tokens.map((_, p) => all.subarray(statsBytes / 4 + (l * n + p) * V, statsBytes / 4 + (l * n + p + 1) * V))) : undefined;
-    performance.mark('lens:done');
+    lap('done');
     return { tokens, pieces: tokens.map(piece), target: opts.target === undefined ? undefined : { id: opts.target, piece: piece(opts.target) }, layers, ...(logits ? { logits } : {}) };
   } finally {
     resid.destroy();
