@@ -210,7 +210,7 @@ export class Executor {
     let from = 0, piece = steps.length > PIECES_FROM ? FIRST_PIECE : steps.length;
     for (;;) {
       const to = Math.min(steps.length, from + piece), enc = d.createCommandEncoder();
-      this.encodePass(enc, steps.slice(from, to));
+      this.encodePass(enc, from === 0 && to === steps.length ? steps : steps.slice(from, to));
       if (to === steps.length) this.encodeStage(enc, stage);
       d.queue.submit([enc.finish()]);
       if (to === steps.length) return;
