@@ -9,6 +9,7 @@ import { lensStatsWidth } from '../../ops/lens_stats.js';
 import type { Model } from '../model.js';
 import type { StageCopy } from '../executor.js';
 import { preparedRun, submitRun } from './run.js';
+import { leaseStaging } from '../staging.js';
 
 export interface LensCell {
   top: { id: number; piece: string; prob: number }[];
@@ -74,7 +75,7 @@ export async function logitLens(model: Model, tokens: number[], opts: LensOption
   const headFor = new Map(heads);
   lap('prepared');
   const resid = d.createBuffer({ size: R * n * dim * 4, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC }); // [layer, pos, dim]
-  const staging = d.createBuffer({ size: statsBytes + logitsBytes, usage: GPUBufferUsage.COPY_DST | GPUBufferUsage.MAP_READ });
+  const lease = leaseStaging(d, statsBytes + logitsBytes), staging = lease.buffer;
   try {
     submitRun([tokens], run, ({ start, len }) => hooks.map((h, l) => ({ output: `hook:${h}`, dst: resid, srcOffset: 0, offset: (l * n + start) * dim * 4, bytes: len * dim * 4 })));
     lap('forward-submitted');
@@ -95,10 +96,9 @@ export async function logitLens(model: Model, tokens: number[], opts: LensOption
       if (opts.progress && k < passes) { await d.queue.onSubmittedWorkDone(); opts.progress(k, passes); }
     }
     lap('head-submitted');
-    await staging.mapAsync(GPUMapMode.READ);
+    const all = new Float32Array((await lease.read(statsBytes + logitsBytes)).slice(0));
     lap('read');
-    const all = new Float32Array(staging.getMappedRange().slice(0));
-    staging.unmap();
+    lease.release();
     opts.progress?.(passes, passes);
     const piece = (id: number) => model.tokenizer.piece(id);
     const layers = hooks.map((hook, l) => ({
@@ -115,6 +115,6 @@ export async function logitLens(model: Model, tokens: number[], opts: LensOption
     return { tokens, pieces: tokens.map(piece), target: opts.target === undefined ? undefined : { id: opts.target, piece: piece(opts.target) }, layers, ...(logits ? { logits } : {}) };
   } finally {
     resid.destroy();
-    staging.destroy();
+    lease.release();
   }
 }

@@ -13,6 +13,7 @@ import type { WeightMap } from '../weights.js';
 import { checkSelection, interventionTables, patternSelection, sliceSelection, type Intervention } from './cache.js';
 import type { PlanVariant } from '../variant.js';
 import { ActivationCache } from './activation_cache.js';
+import { leaseStaging } from '../staging.js';
 import { resolveHookFunctions } from './hook_fns.js';
 
 /** What a hooked run needs of a model (runtime/model.ts's Model is one). */
@@ -117,7 +118,7 @@ export async function runBatchWithHooks(m: RunHost, prompts: readonly (readonly 
   const limit = m.executor.gpu.limits.maxBufferSize;
   if (at > limit) throw new UsageError(`this run would read back ${(at / 2 ** 20).toFixed(0)} MiB at once, more than the device's largest buffer (${(limit / 2 ** 20).toFixed(0)} MiB): select fewer hooks or positions${want === 'all' ? ", or ask for the last position's logits only" : ''}`);
   const d = m.executor.gpu.device;
-  const staging = d.createBuffer({ size: Math.max(16, at), usage: GPUBufferUsage.COPY_DST | GPUBufferUsage.MAP_READ });
+  const lease = leaseStaging(d, Math.max(16, at)), staging = lease.buffer;
   try {
     submitRun(prompts, run, ({ start, len, last }) => {
       // the block's outputs are [B, len, ...]: each prompt's rows go to its positions start.. of [B, n, ...]
@@ -132,9 +133,8 @@ export async function runBatchWithHooks(m: RunHost, prompts: readonly (readonly 
     // whole pass (benchmarks/interp_profile.ts, readback); touched now, that cost hides behind the GPU
     const whole = new Map(regions.flatMap((s) => hooks[s.name]!.layout === 'pattern' ? []
       : sels.filter((x) => x.hook === s.name && x.pos === undefined && x.head === undefined).map((x) => [x.key, new Float32Array(B * n * (s.bytes / 4)).fill(0)] as const)));
-    await staging.mapAsync(GPUMapMode.READ);
     // every value is copied out of the mapping once, straight into what is returned
-    const all = new Float32Array(staging.getMappedRange());
+    const all = new Float32Array(await lease.read(Math.max(16, at)));
     const logits = prompts.map((_, b) => Array.from({ length: logitRows }, (_, t) => all.slice((logitsAt / 4) + (b * logitRows + t) * V, (logitsAt / 4) + (b * logitRows + t + 1) * V)));
     const cache = new ActivationCache(m);
     for (const s of regions) {
@@ -157,9 +157,8 @@ export async function runBatchWithHooks(m: RunHost, prompts: readonly (readonly 
         cache.set(sel.key, { shape: [B, ...parts[0]!.shape.slice(1)], data });
       }
     }
-    staging.unmap();
     return { logits, cache };
   } finally {
-    staging.destroy();
+    lease.release();
   }
 }
