@@ -28,6 +28,7 @@ import { benchWeights, synthModel } from '../runtime/synth/synth.js';
 import { logitLens } from '../runtime/interp/lens.js';
 import { activationPatching } from '../runtime/interp/patching.js';
 import type { DType } from '../compiler/ir/dtype.js';
+import { headSize, qWidth } from '../models/llama.js';
 
 const WORKLOADS = ['cache128', 'cache8x128', 'lens16', 'patch16x16', 'prefill512'] as const;
 type Workload = (typeof WORKLOADS)[number];
@@ -43,7 +44,7 @@ const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.len
 /** the least time a workload's untimed calls take before its timed ones */
 const WARMUP_MS = 1500;
 
-interface One { workload: Workload; load_ms: number; first_run_ms: number; first_run?: { variants_ms: number; executors_ms: number; made: number }; warm_variant_ms?: number; new_length_ms?: number; ms: number; runs_ms: number[]; warmup_ms: number[]; device: string; tokens_per_s?: number }
+interface One { workload: Workload; load_ms: number; first_run_ms: number; first_run?: { variants_ms: number; executors_ms: number; made: number }; warm_variant_ms?: number; new_length_ms?: number; ms: number; runs_ms: number[]; warmup_ms: number[]; device: string; tokens_per_s?: number; matmul?: { positions: number; products_ms: number; tflops: number } }
 
 /** One workload in this process: load, the first call, then `repeat` calls. */
 async function one(w: Workload): Promise<One> {
@@ -96,10 +97,21 @@ async function one(w: Workload): Promise<One> {
   const sv = performance.now();
   await model.variant({ taps: Array.from({ length: model.config.nLayers }, (_, l) => `blocks.${l}.hook_resid_post`), positions: 77, head: 'last' });
   const warmVariantMs = +(performance.now() - sv).toFixed(1);
+  // the prefill's matrix products (the layers' and the last position's unembedding), GPU time of its first
+  // block with each dispatch timed alone, as TFLOP/s: what is compared with torch.matmul at those shapes
+  let matmul: One['matmul'];
+  if (w === 'prefill512') {
+    const [, len] = model.blocks(512)[0]!, c = model.config, kv = c.nKvHeads * headSize(c);
+    const ex = await model.variant({ positions: len, head: 'last' });
+    const p = await ex.profile({ token: Int32Array.from(p512.slice(0, len)), pos: 0 });
+    const products = [...(p ?? new Map()).entries()].filter(([k]) => /^(matmul|splitSum)/.test(k)).reduce((s, [, v]) => s + v.ns, 0) / 1e6;
+    const flops = 2 * len * c.nLayers * (c.dim * (qWidth(c) + 2 * kv) + qWidth(c) * c.dim + 3 * c.hiddenDim * c.dim) + 2 * c.vocabSize * c.dim;
+    if (p) matmul = { positions: len, products_ms: +products.toFixed(2), tflops: +(flops / products / 1e9).toFixed(2) };
+  }
   const device = model.executor.gpu.adapterInfo;
   model.dispose();
   await releaseGpu();
-  return { workload: w, load_ms: loadMs, first_run_ms: first, first_run: firstRun, warm_variant_ms: warmVariantMs, new_length_ms: newLengthMs, ms: median(ms), runs_ms: ms, warmup_ms: warm, device, ...(w === 'prefill512' ? { tokens_per_s: (512 / median(ms)) * 1000 } : {}) };
+  return { workload: w, load_ms: loadMs, first_run_ms: first, first_run: firstRun, warm_variant_ms: warmVariantMs, new_length_ms: newLengthMs, ms: median(ms), runs_ms: ms, warmup_ms: warm, device, ...(matmul ? { matmul } : {}), ...(w === 'prefill512' ? { tokens_per_s: (512 / median(ms)) * 1000 } : {}) };
 }
 
 if (a.workload) {
@@ -141,6 +153,11 @@ if (a.peer) {
       patch16x16: row('patch16x16', 'patch16x16'), patch16x16_batched: row('patch16x16', 'patch16x16_batched'), prefill512: row('prefill512', 'prefill512'),
       load: { tapir_ms: loads.length ? median(loads) : null },
     },
+    // the products' TFLOP/s in a prefill block, and torch.matmul's at that block's layer products
+    prefill512_matmul: (() => {
+      const mine = results.prefill512?.matmul, theirs = (peer as { matmul?: Record<string, { tflops: number }> }).matmul?.[String(mine?.positions)];
+      return mine ? { ...mine, torch_matmul_tflops: theirs?.tflops ?? null, fraction_of_torch_matmul: theirs ? mine.tflops / theirs.tflops : null } : null;
+    })(),
     prefill512_tokens_per_s: { tapir: results.prefill512?.tokens_per_s ?? null, peer: (peer.workloads.prefill512 as { tokens_per_s?: number } | undefined)?.tokens_per_s ?? null },
     decode: { gpu_ms_per_token: now?.decode.gpuMsPerToken ?? null, base_gpu_ms_per_token: base?.decode.gpuMsPerToken ?? null, tapped_ratio: now?.tapped?.ratio ?? null },
   };

@@ -12,7 +12,8 @@ as TransformerLens and nnsight run them, activations ending on the host. Prints 
                       (TransformerLens' get_act_patch_resid_pre), the metric read per site
   patch16x16_batched  the same with one forward per layer: a batch of 16 copies of the corrupted prompt,
                       copy p patched at position p
-  prefill512          one 512-token forward (logits of the last position), tokens/s
+  prefill512          one 512-token forward (logits of the last position), tokens/s; and torch.matmul's
+                      TFLOP/s at a prefill block's layer products ("matmul": T = 256 and 512)
 Run on the GPU machine: bash scripts/gpu-machine.sh interp (with tapir in the same call).
 """
 import argparse, json, time
@@ -148,4 +149,17 @@ with torch.inference_mode():
     p512 = tokens(1, 512)
     r = measure(lambda: model(p512, use_cache=False, logits_to_keep=1))
     w['prefill512'] = {**r, 'tokens_per_s': 512 / r['ms'] * 1e3}
+    # torch.matmul f16 at a prefill block's layer products (x [T, in] @ W^T [in, out]; tapir's blocks are 256
+    # positions on this shape), TFLOP/s over one layer's products: what tapir's products are compared with
+    shapes = {'qkv': (cfg.hidden_size, cfg.hidden_size + 2 * cfg.num_key_value_heads * (cfg.hidden_size // cfg.num_attention_heads)),
+              'o': (cfg.hidden_size, cfg.hidden_size), 'gate_up': (cfg.hidden_size, 2 * cfg.intermediate_size), 'down': (cfg.intermediate_size, cfg.hidden_size)}
+    out['matmul'] = {}
+    for T in (256, 512):
+        flops = secs = 0.0
+        for k, n in shapes.values():
+            x = torch.randn(T, k, device=dev, dtype=model.dtype)
+            wt = torch.randn(n, k, device=dev, dtype=model.dtype)
+            s = measure(lambda: torch.matmul(x, wt.t()))['ms'] / 1e3
+            flops += 2 * T * k * n; secs += s
+        out['matmul'][str(T)] = {'tflops': flops / secs / 1e12, 'layer_ms': secs * 1e3}
 print(json.dumps(out))

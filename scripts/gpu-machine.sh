@@ -19,7 +19,7 @@
 #   bash scripts/gpu-machine.sh kernels       # there: the kernels CI cannot run (tensor cores) against
 #                                             # their float64 references (benchmarks/tensor_check.ts);
 #                                             # with TAPIR_TENSOR_CORES=off, the f32 kernels for every dtype
-#   bash scripts/gpu-machine.sh session       # there: kernels, this build's profile, interp, then the f32
+#   bash scripts/gpu-machine.sh session       # there: kernels, GPU checks, this build's profile, interp, then the f32
 #                                             # kernels' profile and checks, in one call, all in
 #                                             # $OUT/all.tgz (the device tool brings back 8 files at most;
 #                                             # the tarball is rewritten after each step, so a call cut
@@ -169,11 +169,14 @@ case "${1:-}" in
     ;;
   session)
     # everything a session measures, in the order it matters (checks first: no benchmark of a wrong kernel)
-    out=${OUT:-/tmp}; o=/tmp/session; mkdir -p "$o"
+    out=${OUT:-/tmp}; o=/tmp/session; repo=$PWD; mkdir -p "$o"
     save() { tar -czf "$out/all.tgz" -C "$o" .; }
     OUT=$o timeout 150 bash "$0" kernels > /dev/null 2> "$o/log.txt" || true; save
     n=(--no-concurrent-recompilation)
     export __GL_SHADER_DISK_CACHE=0
+    if [ -f .gpu/models/stories260K.gguf ]; then
+      (cd /tmp/tapir && timeout 90 ./node "${n[@]}" dist/benchmarks/gpu_check.js "$repo/.gpu/models/stories260K.gguf") > "$o/check.json" 2>> "$o/log.txt" || true; save
+    fi
     (cd /tmp/tapir && ./node "${n[@]}" dist/benchmarks/interp.js --prepare --out /tmp/interp --preset "${TAPIR_PRESET:-llama-3.2-1b}") 2>> "$o/log.txt"
     (cd /tmp/tapir && timeout 90 ./node "${n[@]}" dist/benchmarks/interp_profile.js --out /tmp/interp) > "$o/profile.json" 2>> "$o/log.txt" || true; save
     if ! grep -q '"pass": false' "$o/kernels.json"; then OUT=$o timeout 300 bash "$0" interp > /dev/null 2>> "$o/log.txt" || true; fi; save
