@@ -168,10 +168,12 @@ case "${1:-}" in
     cat "$out/kernels.json"
     ;;
   session)
-    # everything a session measures, in the order it matters (checks first: no benchmark of a wrong kernel)
+    # everything a session measures, in the order it matters (checks first: no benchmark of a wrong kernel);
+    # TAPIR_SKIP="kernels f32" leaves steps out (the device time left decides)
     out=${OUT:-/tmp}; o=/tmp/session; repo=$PWD; mkdir -p "$o"
     save() { tar -czf "$out/all.tgz" -C "$o" .; }
-    OUT=$o timeout 150 bash "$0" kernels > /dev/null 2> "$o/log.txt" || true; save
+    want() { [[ " ${TAPIR_SKIP:-} " != *" $1 "* ]]; }
+    if want kernels; then OUT=$o timeout 150 bash "$0" kernels > /dev/null 2> "$o/log.txt" || true; save; else unpack 2> "$o/log.txt"; fi
     n=(--no-concurrent-recompilation)
     export __GL_SHADER_DISK_CACHE=0
     if [ -f .gpu/models/stories260K.gguf ]; then
@@ -179,10 +181,12 @@ case "${1:-}" in
     fi
     (cd /tmp/tapir && ./node "${n[@]}" dist/benchmarks/interp.js --prepare --out /tmp/interp --preset "${TAPIR_PRESET:-llama-3.2-1b}") 2>> "$o/log.txt"
     (cd /tmp/tapir && timeout 90 ./node "${n[@]}" dist/benchmarks/interp_profile.js --out /tmp/interp) > "$o/profile.json" 2>> "$o/log.txt" || true; save
-    if ! grep -q '"pass": false' "$o/kernels.json"; then OUT=$o timeout 300 bash "$0" interp > /dev/null 2>> "$o/log.txt" || true; fi; save
-    (cd /tmp/tapir && TAPIR_TENSOR_CORES=off timeout 60 ./node "${n[@]}" dist/benchmarks/interp_profile.js --out /tmp/interp) > "$o/profile-f32.json" 2>> "$o/log.txt" || true; save
-    (cd /tmp/tapir && TAPIR_TENSOR_CORES=off timeout 90 ./node "${n[@]}" dist/benchmarks/tensor_check.js) > "$o/kernels-f32.json" 2>> "$o/log.txt" || true; save
-    echo "kernels: $(grep -c '"pass": true' "$o/kernels.json") pass, $(grep -c '"pass": false' "$o/kernels.json") fail; f32: $(grep -c '"pass": true' "$o/kernels-f32.json") pass, $(grep -c '"pass": false' "$o/kernels-f32.json") fail"
+    if ! grep -qs '"pass": false' "$o/kernels.json"; then OUT=$o timeout 300 bash "$0" interp > /dev/null 2>> "$o/log.txt" || true; fi; save
+    if want f32; then
+      (cd /tmp/tapir && TAPIR_TENSOR_CORES=off timeout 60 ./node "${n[@]}" dist/benchmarks/interp_profile.js --out /tmp/interp) > "$o/profile-f32.json" 2>> "$o/log.txt" || true; save
+      (cd /tmp/tapir && TAPIR_TENSOR_CORES=off timeout 90 ./node "${n[@]}" dist/benchmarks/tensor_check.js) > "$o/kernels-f32.json" 2>> "$o/log.txt" || true; save
+    fi
+    echo "kernels: $(grep -cs '"pass": true' "$o/kernels.json") pass, $(grep -cs '"pass": false' "$o/kernels.json") fail; f32: $(grep -cs '"pass": true' "$o/kernels-f32.json") pass, $(grep -cs '"pass": false' "$o/kernels-f32.json") fail"
     cat "$o/interp.json" 2>/dev/null || true
     ;;
   pack-base) shift; pack_base "$@" ;;
