@@ -114,8 +114,32 @@ function parseSelector(selector: string): Sel[] {
   return sels.map((x) => ({ ...x })); // (the caller may replace a copy's segs)
 }
 
+/** A graph's hook names, in order, one frozen array per hooks record: selections against it are kept
+ *  (selectHooks), so a workload asking for the same hooks call after call matches them once. */
+export function hookNamesOf(hooks: Readonly<Record<string, unknown>>): readonly string[] {
+  let names = namesOf.get(hooks);
+  if (!names) namesOf.set(hooks, (names = Object.freeze(Object.keys(hooks))));
+  return names;
+}
+const namesOf = new WeakMap<object, readonly string[]>();
+/** selections made, by the names array they were made against (matching a selector splits and compares
+ *  every name: 16 selectors against the 1B shape's ~500 hooks took ~2 ms of a 12 ms lens on the H100) */
+const selected = new WeakMap<readonly string[], Map<string, readonly HookSelection[]>>();
+
 /** Expand a selector against the hook names a model has. */
 export function selectHooks(selector: string, names: readonly string[]): HookSelection[] {
+  let memo = selected.get(names);
+  if (!memo) selected.set(names, (memo = new Map()));
+  let sels = memo.get(selector);
+  if (!sels) {
+    sels = expandSelector(selector, names);
+    if (memo.size >= PARSED_KEPT) memo.delete(memo.keys().next().value!);
+    memo.set(selector, sels);
+  }
+  return sels.map((x) => ({ ...x })); // (callers own what they get)
+}
+
+function expandSelector(selector: string, names: readonly string[]): HookSelection[] {
   const sels = parseSelector(selector);
   const out: HookSelection[] = [];
   for (const s of sels) {

@@ -2,6 +2,7 @@
 // and the tokenizer. Generation and every-position logits are built on `forward(token, pos)`.
 import { FormatError, UsageError } from '../compiler/errors.js';
 import { Graph as GraphClass, type Graph } from '../compiler/ir/graph.js';
+import { hookNamesOf } from '../compiler/hooks.js';
 import { OPSET } from '../ops/index.js';
 import { interventions as interventionEdit } from '../ops/intervene.js';
 import { saeSplices } from '../ops/sae_splice.js';
@@ -248,7 +249,7 @@ export class Model {
   sampleBatch(seeds: readonly number[], maxTokens: number, temperature: number): Promise<number[][]> { return sampleBatch(this, seeds, maxTokens, temperature); }
 
   /** The hook names this model has (TransformerLens's), in graph order. */
-  get hookNames(): string[] { return Object.keys(this.graph.hooks); }
+  get hookNames(): readonly string[] { return hookNamesOf(this.graph.hooks); }
 
   /** The plan with these hooks tapped, interventions and SAE splices compiled in, for a block of
    *  positions of a batch (built once per variant; weights and KV cache shared with the plain plan).

@@ -4,7 +4,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { selectHooks } from '../compiler/hooks.js';
+import { hookNamesOf, selectHooks } from '../compiler/hooks.js';
 import { compile } from '../compiler/passes.js';
 import { llama } from '../models/llama.js';
 import { fragments, kernels } from '../ops/kernels.gen.js';
@@ -25,7 +25,7 @@ async function everyHookMatches(file: string, prompt: string) {
   try {
     const tokens = model.tokenizer.encode(prompt);
     const { logits, cache } = await model.runWithCache(tokens, { hooks: '*,*.*,blocks.*.*,blocks.*.attn.*,blocks.*.mlp.*,blocks.*.ln1.*,blocks.*.ln2.*' });
-    expect([...cache.keys()].sort()).toEqual(model.hookNames.sort());
+    expect([...cache.keys()].sort()).toEqual([...model.hookNames].sort());
     const ref = model.reference();
     const plain = await model.logits(tokens);
     tokens.forEach((token, pos) => {
@@ -146,6 +146,17 @@ describe('hook selectors', () => {
     expect(selectHooks('blocks.3-5.attn.hook_z', all).map((s) => s.hook)).toEqual(['blocks.3.attn.hook_z', 'blocks.4.attn.hook_z', 'blocks.5.attn.hook_z']);
     expect(selectHooks('hook_embed, hook_logits', all).map((s) => s.key)).toEqual(['hook_embed', 'hook_logits']);
     expect(selectHooks('blocks.2.attn.hook_z[head=3]', all)).toEqual([{ hook: 'blocks.2.attn.hook_z', head: 3, key: 'blocks.2.attn.hook_z[head=3]' }]);
+  });
+  it('are matched once per names array; each caller gets its own selections', () => {
+    const first = selectHooks('blocks.2-3.attn.hook_z[head=1]', all);
+    first[0]!.pos = 5; // (a caller editing what it got)
+    first.pop();
+    expect(selectHooks('blocks.2-3.attn.hook_z[head=1]', all)).toEqual([2, 3].map((l) => ({ hook: `blocks.${l}.attn.hook_z`, head: 1, key: `blocks.${l}.attn.hook_z[head=1]` })));
+    // another model's names: matched against those, not the first model's
+    const fewer = all.filter((n) => !n.startsWith('blocks.3.'));
+    expect(selectHooks('blocks.*.attn.hook_z', fewer).map((s) => s.hook)).toEqual([0, 1, 2, 4, 5, 6, 7].map((l) => `blocks.${l}.attn.hook_z`));
+    expect(hookNamesOf(names)).toBe(hookNamesOf(names));
+    expect(hookNamesOf(names)).toEqual(all);
   });
   it("take TransformerLens's short names (get_act_name) for a hook at every layer", () => {
     const every = (suffix: string) => [...Array(8).keys()].map((l) => `blocks.${l}.${suffix}`);

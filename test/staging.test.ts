@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { getGpu } from '../runtime/gpu.js';
 import { KEEP_STAGING_BYTES, keptStagingBytes, leaseStaging } from '../runtime/staging.js';
 
-async function filled(values: Float32Array): Promise<GPUBuffer> {
+async function filled(values: Float32Array<ArrayBuffer>): Promise<GPUBuffer> {
   const d = (await getGpu()).device;
   const src = d.createBuffer({ size: values.byteLength, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST });
   d.queue.writeBuffer(src, 0, values);

@@ -4,7 +4,7 @@
 // (runtime/sae/splice.ts), their latents hooks like any other.
 import { UsageError } from '../../compiler/errors.js';
 import type { Graph } from '../../compiler/ir/graph.js';
-import { selectHooks } from '../../compiler/hooks.js';
+import { hookNamesOf, selectHooks } from '../../compiler/hooks.js';
 import { ivName } from '../../ops/intervene.js';
 import type { Executor, StageCopy } from '../executor.js';
 import type { LlamaConfig } from '../../models/llama.js';
@@ -64,7 +64,7 @@ export async function preparedRun(m: RunHost, prompts: readonly (readonly number
   const splice = opts.saes?.length ? saeSplicing(m.graph, opts.saes) : undefined;
   const hooks = splice?.hooks ?? m.graph.hooks;
   const selector = typeof opts.hooks === 'string' ? opts.hooks : (opts.hooks ?? []).join(',');
-  const sels = selector.trim() ? selectHooks(selector, Object.keys(hooks)) : [];
+  const sels = selector.trim() ? selectHooks(selector, hookNamesOf(hooks)) : [];
   for (const s of sels) checkSelection(s, hooks[s.hook]!.shape, n);
   const names = [...new Set(sels.map((s) => s.hook))];
   // the last position's logits alone, unless a hook needs the final norm or the logits of every position
