@@ -72,6 +72,31 @@ describe('prefill', () => {
     }
   });
 
+  it('whole hooks over several blocks, read back block by block as the GPU finishes each: the values of one buffer read at the end', async () => {
+    const model = await Model.create(src, { contextLength: 64, maxBindingBytes: 8 * 64 * 8 * 4 + 16 }); // blocks of 8 rows: 4 positions × 2 prompts
+    try {
+      const prompts = ['Tim had a red ball in the park', 'Ben saw a big cat in the park'].map((p) => model.tokenizer.encode(p));
+      const n = prompts[0]!.length;
+      expect(model.blocks(n, 2).length).toBeGreaterThan(2);
+      const hooks = 'blocks.*.hook_resid_post,blocks.0.attn.hook_z,blocks.3.mlp.hook_post';
+      const [last, none, all] = [await model.runBatchWithCache(prompts, { hooks, logits: 'last' }), await model.runBatchWithCache(prompts, { hooks, logits: 'none' }), await model.runBatchWithCache(prompts, { hooks, logits: 'all' })];
+      expect([...last.cache.keys()]).toEqual([...all.cache.keys()]);
+      for (const [key, e] of all.cache) {
+        for (const r of [last, none]) {
+          expect(r.cache.get(key)!.shape, key).toEqual(e.shape);
+          expect(relErr(r.cache.get(key)!.data, e.data), key).toBe(0);
+        }
+      }
+      prompts.forEach((_, b) => {
+        expect(last.logits[b]!.length).toBe(1);
+        expect(relErr(last.logits[b]![0]!, all.logits[b]![n - 1]!), `prompt ${b}`).toBe(0);
+        expect(none.logits[b]).toEqual([]);
+      });
+    } finally {
+      model.dispose();
+    }
+  });
+
   it('greedy decoding with the token loop on the GPU gives the tokens of the host loop', async () => {
     const model = await Model.create(src, { contextLength: 64 });
     try {

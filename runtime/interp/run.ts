@@ -118,6 +118,9 @@ export async function runBatchWithHooks(m: RunHost, prompts: readonly (readonly 
   const limit = m.executor.gpu.limits.maxBufferSize;
   if (at > limit) throw new UsageError(`this run would read back ${(at / 2 ** 20).toFixed(0)} MiB at once, more than the device's largest buffer (${(limit / 2 ** 20).toFixed(0)} MiB): select fewer hooks or positions${want === 'all' ? ", or ask for the last position's logits only" : ''}`);
   const d = m.executor.gpu.device;
+  // every hook whole (a cache's usual ask) over several blocks: each block read back as the GPU finishes it
+  const wholeOnly = sels.every((x) => hooks[x.hook]!.layout !== 'pattern' && x.pos === undefined && x.head === undefined);
+  if (wholeOnly && want !== 'all' && run.blocks.length > 1) return readByBlock(m, prompts, run, regions, want === 'last');
   const lease = leaseStaging(d, Math.max(16, at)), staging = lease.buffer;
   try {
     submitRun(prompts, run, ({ start, len, last }) => {
@@ -160,5 +163,51 @@ export async function runBatchWithHooks(m: RunHost, prompts: readonly (readonly 
     return { logits, cache };
   } finally {
     lease.release();
+  }
+}
+
+/** A hooked run of whole hooks over several blocks, each block's values staged in a buffer of its own and
+ *  copied out as soon as the GPU has finished that block, while it runs the next ones (one buffer for the
+ *  whole run is mapped only after the last block: its 134 MB for a batch of eight 128-token prompts were
+ *  copied out after the GPU had finished, ~10-14 ms on the H100 host, benchmarks/interp_profile.ts). The
+ *  values, and the order they are summed in, are the same as the one-buffer path's. */
+async function readByBlock(m: RunHost, prompts: readonly (readonly number[])[], run: Awaited<ReturnType<typeof preparedRun>>,
+  regions: readonly { name: string; bytes: number }[], lastLogits: boolean): Promise<{ logits: Float32Array[][]; cache: ActivationCache }> {
+  const { n, B, hooks, sels, head } = run, V = m.config.vocabSize, row = V * 4, d = m.executor.gpu.device;
+  // a block's staging: [region][prompt][its len rows], then (the last block) each prompt's last logits
+  const layout = run.blocks.map(({ len }, i) => {
+    let at = 0;
+    const where = regions.map((s) => { const r = at; at += B * len * s.bytes; return r; });
+    const logitsAt = at;
+    if (lastLogits && i === run.blocks.length - 1) at += B * row;
+    return { where, logitsAt, bytes: Math.max(16, at) };
+  });
+  const leases = layout.map((l) => leaseStaging(d, l.bytes));
+  try {
+    submitRun(prompts, run, ({ start, len, last }) => {
+      const i = run.blocks.findIndex((b) => b.start === start), l = layout[i]!, dst = leases[i]!.buffer;
+      const stage: StageCopy[] = regions.flatMap((s, k) => prompts.map((_, b) => ({ output: `hook:${s.name}`, dst, srcOffset: b * len * s.bytes, offset: l.where[k]! + b * len * s.bytes, bytes: len * s.bytes })));
+      if (lastLogits && last) stage.push(...prompts.map((_, b) => ({ output: 'logits', dst, srcOffset: (head === 'last' ? b : b * len + len - 1) * row, offset: l.logitsAt + b * row, bytes: row })));
+      return stage;
+    });
+    // the arrays returned, made and touched while the GPU runs (see runBatchWithHooks)
+    const arrays = regions.map((s) => new Float32Array(B * n * (s.bytes / 4)).fill(0));
+    let logits: Float32Array[][] = prompts.map(() => []);
+    for (const [i, { start, len }] of run.blocks.entries()) {
+      const l = layout[i]!, all = new Float32Array(await leases[i]!.read(l.bytes));
+      regions.forEach((s, k) => {
+        const per = s.bytes / 4;
+        for (let b = 0; b < B; b++) arrays[k]!.set(all.subarray((l.where[k]! / 4) + b * len * per, (l.where[k]! / 4) + (b + 1) * len * per), (b * n + start) * per);
+      });
+      if (lastLogits && i === run.blocks.length - 1) logits = prompts.map((_, b) => [all.slice(l.logitsAt / 4 + b * V, l.logitsAt / 4 + (b + 1) * V)]);
+      leases[i]!.release();
+    }
+    const cache = new ActivationCache(m);
+    regions.forEach((s, k) => {
+      for (const sel of sels.filter((x) => x.hook === s.name)) cache.set(sel.key, { shape: [B, n, ...hooks[s.name]!.shape], data: arrays[k]! });
+    });
+    return { logits, cache };
+  } finally {
+    for (const l of leases) l.release();
   }
 }
