@@ -10,6 +10,8 @@ export const add: Op = {
     return a!;
   },
   reference: ([a, b]) => a!.map((v, i) => v + b![i % b!.length]!),
+  // (a vector added to every row would need its gradient summed over the rows: none is given)
+  vjp: (n, dy) => [dy, n.srcs[1]!.size === n.size ? dy : undefined],
   lower(n, ctx) {
     const b = n.srcs[1]!;
     ctx.dispatch('addKernel', { a: ctx.buf(n.srcs[0]!), b: ctx.buf(b), out: ctx.buf(n) }, { n: n.size, m: b.size }, groupsFor(n.size, 64));

@@ -12,6 +12,7 @@ export const bias: Op<{ offset: number }> = {
     if (b!.shape.length !== 1 || offset < 0 || offset + width > b!.shape[0]!) throw new ShapeError(`bias [${offset}, ${offset + width}) of [${b!.shape}]`);
     return x!;
   },
+  vjp: (_, dy) => [dy, undefined], // (the bias is a weight)
   reference([x, b], { offset }, s) {
     const width = s.out[s.out.length - 1]!;
     return x!.map((v, i) => v + b![offset + (i % width)]!);

@@ -30,6 +30,11 @@ import { saeDecode } from './sae_decode.js';
 import { lastRow } from './last_row.js';
 import { pick } from './pick.js';
 import { lensStats, type LensStatsAttr } from './lens_stats.js';
+import { fill } from './fill.js';
+import { matvecT } from './matvec_t.js';
+import { rmsnormGrad } from './rmsnorm_grad.js';
+import { siluMulGrad } from './silu_mul_grad.js';
+import type { GradOps } from '../compiler/grad.js';
 import type { Op } from './op.js';
 import { RULES } from './rules.js';
 import { fragments, kernels } from './kernels.gen.js';
@@ -37,7 +42,10 @@ import { opSet } from '../compiler/ir/opset.js';
 import type { DType } from '../compiler/ir/dtype.js';
 
 export const OPS: readonly Op[] = [input, weight, state, ropeTable, embedding, rmsnorm, matvec, rope, kvWrite, attention, add, bias, siluMul,
-  scale, slice, qkvMatvec, ropeKv, qkvRopeKv, ffnGateUp, argmax, intervene, attentionPattern, rmsParts, stored, headResult, saeEncode, saeDecode, lastRow, pick, lensStats] as Op[];
+  scale, slice, qkvMatvec, ropeKv, qkvRopeKv, ffnGateUp, argmax, intervene, attentionPattern, rmsParts, stored, headResult, saeEncode, saeDecode, lastRow, pick, lensStats,
+  fill, matvecT, rmsnormGrad, siluMulGrad] as Op[];
+/** what compiler/grad.ts builds with: the seed constant and the sum of a node's gradients */
+export const GRAD_OPS: GradOps = { fill, add };
 /** tapir's op set: what compile() and parseGraph() are given */
 export const OPSET = opSet(OPS, RULES, kernels, fragments);
 

@@ -12,6 +12,7 @@ import { ShapeError } from '../compiler/errors.js';
 import type { Node } from '../compiler/ir/graph.js';
 import { BLOCK, WEIGHT_DTYPES } from '../compiler/ir/dtype.js';
 import type { LowerCtx } from '../compiler/ir/op.js';
+import { matvecT } from './matvec_t.js';
 
 export type MatvecAttr = { norm?: boolean; eps?: number; epilogues?: readonly EpilogueUse[] };
 
@@ -63,6 +64,12 @@ export const matvec: Op<MatvecAttr> = overRows<MatvecAttr>({
     return out;
   },
   lower(n, ctx) { lowerMatvec(matvecCall(n), ctx, ctx.buf(n), 0, n.shape[n.shape.length - 1]!); },
+  // the input's gradient through the weights as stored (the weight's own: none); the unfused graph's
+  // product only (a fused norm or epilogue is the fusion pass's, after differentiation)
+  vjp(n, dy, b) {
+    if (n.attr.norm || epiloguesOf(n.attr as MatvecAttr).length) throw new Error('internal: a fused matvec has no backward (differentiate before fusing)');
+    return [undefined, b.apply(matvecT, [n.srcs[0]!, dy], {})];
+  },
   // x and each epilogue vector have a row per position; over T positions it is a matrix product
 }, { rows: (a, nSrcs) => [1, ...Array.from({ length: nSrcs - (a.norm ? 3 : 2) }, (_, i) => i + (a.norm ? 3 : 2))] });
 

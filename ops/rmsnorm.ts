@@ -3,6 +3,7 @@
 import { type Invocation, type In, type Out, f32, type u32, sharedF32 } from '../compiler/kernel/dsl.js';
 import { sumOfSquares } from './reduce.js';
 import { type Op, expectShape, overRows, rowsOf } from './op.js';
+import { rmsnormGrad } from './rmsnorm_grad.js';
 
 export const rmsnorm: Op<{ eps: number }> = overRows<{ eps: number }>({
   name: 'rmsnorm',
@@ -21,6 +22,7 @@ export const rmsnorm: Op<{ eps: number }> = overRows<{ eps: number }>({
     }
     return out;
   },
+  vjp: (n, dy, b) => [b.apply(rmsnormGrad, [n.srcs[0]!, n.srcs[1]!, dy], { eps: Number(n.attr.eps) }), undefined], // (the weight's: none)
   lower(n, ctx) {
     const m = n.srcs[1]!.shape[0]!; // a workgroup per chunk of the weight's length
     ctx.dispatch('rmsnormKernel', { x: ctx.buf(n.srcs[0]!), w: ctx.buf(n.srcs[1]!), out: ctx.buf(n) }, { n: m, eps: Number(n.attr.eps) }, (rowsOf(n.shape) * n.shape[n.shape.length - 1]!) / m);

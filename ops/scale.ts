@@ -6,6 +6,7 @@ export const scale: Op<{ factor: number }> = {
   name: 'scale',
   infer: ([x]) => x!,
   reference: ([x], { factor }) => x!.map((v) => v * factor),
+  vjp: (n, dy, b) => [b.apply(scale, [dy], { factor: Number(n.attr.factor) })],
   lower(n, ctx) {
     ctx.dispatch('scaleKernel', { x: ctx.buf(n.srcs[0]!), out: ctx.buf(n) }, { n: n.size, factor: Number(n.attr.factor) }, groupsFor(n.size, 64));
   },

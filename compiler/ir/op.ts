@@ -57,6 +57,10 @@ export interface Op<A extends Attr = Attr> {
   storeOf?(n: Node): { of: Node; k: number };
   /** the ops of the unfused graph a (fused) node stands for, for pictures and reports */
   describe?(n: Node): string[];
+  /** reverse mode (compiler/grad.ts): given `dy`, the gradient of a scalar with respect to this node's
+   *  value, the gradient with respect to each source, built from ops with `b`; undefined where this op
+   *  gives none (weights, token ids, positions). A gradient asked through an op without it is an error. */
+  vjp?(n: Node, dy: Node, b: Builder): readonly (Node | undefined)[];
 }
 
 export const leafKind = (n: Node): LeafKind | undefined => n.op.leaf;

@@ -1,0 +1,121 @@
+// Reverse mode (compiler/grad.ts and each op's vjp), in float64: every rule against central differences
+// of its op's reference along random directions, then the pass over a small SwiGLU block (a node used
+// twice, f16 and q8_0 weights) against central differences of the reference forward.
+import { describe, expect, it } from 'vitest';
+import { GraphBuilder, type Node } from '../compiler/ir/graph.js';
+import { gradients } from '../compiler/grad.js';
+import { GRAD_OPS, ops } from '../ops/index.js';
+import { ReferenceRunner } from '../runtime/reference.js';
+import { f32Weight, weightOf, type WeightMap } from '../runtime/weights.js';
+import { randomSource } from './helpers/numeric.js';
+import { leafKind } from '../compiler/ir/op.js';
+import type { DType } from '../compiler/ir/dtype.js';
+
+const rnd = randomSource();
+const seedNote = `random seed ${rnd.seed}`;
+const EPS = 1e-5;
+const dot = (a: ArrayLike<number>, b: ArrayLike<number>) => { let s = 0; for (let i = 0; i < a.length; i++) s += a[i]! * b[i]!; return s; };
+const f64 = (x: Float32Array) => Float64Array.from(x);
+const along = (x: Float64Array, v: Float64Array, t: number) => x.map((e, i) => e + t * v[i]!);
+
+type Built = { out: Node; x: Node[] };
+/** a graph of one op (or a few), its f32 inputs named x0, x1, ..; weights from `w` */
+function graphOf(build: (o: ReturnType<typeof ops>, g: GraphBuilder) => Built) {
+  const g = new GraphBuilder();
+  return { g, ...build(ops(g), g) };
+}
+function weightsOf(nodes: readonly Node[], w: Record<string, { dtype: DType; values: Float32Array }>): WeightMap {
+  const m: WeightMap = new Map();
+  for (const n of nodes) if (leafKind(n) === 'weight') {
+    const d = w[String(n.attr.name)]!;
+    m.set(String(n.attr.name), d.dtype === 'f32' ? f32Weight(n.shape, d.values) : weightOf(n.shape, d.dtype, d.values));
+  }
+  return m;
+}
+
+describe("each op's vector-Jacobian product equals central differences of its reference", () => {
+  // ⟨vjp(dy), v⟩ against ⟨dy, (f(x + εv) − f(x − εv)) / 2ε⟩, every differentiable source moved at once
+  const cases: [string, (o: ReturnType<typeof ops>) => Built][] = [
+    ['add', (o) => { const a = o.input('x0', [3, 10], 'f32'), b = o.input('x1', [3, 10], 'f32'); return { out: o.add(a, b), x: [a, b] }; }],
+    ['scale', (o) => { const a = o.input('x0', [7], 'f32'); return { out: o.scale(a, -1.75), x: [a] }; }],
+    ['bias', (o) => { const a = o.input('x0', [2, 6], 'f32'); return { out: o.bias(a, o.weight('b', [9]), 2), x: [a] }; }],
+    ['rmsnorm (a block of rows)', (o) => { const a = o.input('x0', [4, 12], 'f32'); return { out: o.rmsnorm(a, o.weight('nw', [12]), 1e-5), x: [a] }; }],
+    ['rmsnorm per head (a weight shorter than the row)', (o) => { const a = o.input('x0', [12], 'f32'); return { out: o.rmsnorm(a, o.weight('hw', [4]), 1e-6), x: [a] }; }],
+    ['silu_mul', (o) => { const g = o.input('x0', [3, 9], 'f32'), u = o.input('x1', [3, 9], 'f32'); return { out: o.siluMul(g, u), x: [g, u] }; }],
+    ['matvec, f32', (o) => { const a = o.input('x0', [5, 8], 'f32'); return { out: o.matvec(o.weight('w32', [6, 8]), a), x: [a] }; }],
+    ['matvec, f16', (o) => { const a = o.input('x0', [8], 'f32'); return { out: o.matvec(o.weight('w16', [6, 8], 'f16'), a), x: [a] }; }],
+    ['matvec, q8_0', (o) => { const a = o.input('x0', [2, 64], 'f32'); return { out: o.matvec(o.weight('wq8', [5, 64], 'q8_0'), a), x: [a] }; }],
+    ['matvec, q4_0', (o) => { const a = o.input('x0', [32], 'f32'); return { out: o.matvec(o.weight('wq4', [3, 32], 'q4_0'), a), x: [a] }; }],
+  ];
+  const w = {
+    b: { dtype: 'f32' as DType, values: rnd.normal(9) }, nw: { dtype: 'f32' as DType, values: rnd.normal(12) }, hw: { dtype: 'f32' as DType, values: rnd.normal(4) },
+    w32: { dtype: 'f32' as DType, values: rnd.normal(48) }, w16: { dtype: 'f16' as DType, values: rnd.normal(48) },
+    wq8: { dtype: 'q8_0' as DType, values: rnd.normal(320) }, wq4: { dtype: 'q4_0' as DType, values: rnd.normal(96) },
+  };
+  it.each(cases)('%s', (_, build) => {
+    const { g, out, x } = graphOf(build);
+    const dyIn = ops(g).input('dy', [...out.shape], 'f32');
+    const shares = out.op.vjp!(out, dyIn, g);
+    const picked = x.map((xi) => shares[out.srcs.indexOf(xi)]!);
+    const graph = g.finish({ out, ...Object.fromEntries(picked.map((s, i) => [`g${i}`, s])) });
+    const ref = new ReferenceRunner(graph, weightsOf(graph.nodes, w));
+    const values = x.map((xi) => f64(rnd.normal(xi.size))), dirs = x.map((xi) => f64(rnd.normal(xi.size))), dyv = f64(rnd.normal(out.size));
+    const at = (t: number) => Object.fromEntries([...x.map((xi, i) => [String(xi.attr.name), along(values[i]!, dirs[i]!, t)] as const), ['dy', dyv] as const]);
+    const run = ref.step(at(0));
+    const analytic = picked.reduce((s, share, i) => s + dot(run.get(share)!, dirs[i]!), 0);
+    const numeric = dot(dyv, ref.output(at(EPS), 'out').map((v, i) => (v - ref.output(at(-EPS), 'out')[i]!) / (2 * EPS)));
+    expect(Math.abs(analytic - numeric) / Math.max(1e-12, Math.abs(numeric)), seedNote).toBeLessThanOrEqual(1e-6);
+  });
+});
+
+describe('the gradient pass', () => {
+  const dim = 64, hid = 96;
+  const w = {
+    ln1: { dtype: 'f32' as DType, values: rnd.normal(dim) }, ln2: { dtype: 'f32' as DType, values: rnd.normal(dim) },
+    gate: { dtype: 'f16' as DType, values: rnd.normal(hid * dim, 0.2) }, up: { dtype: 'q8_0' as DType, values: rnd.normal(hid * dim, 0.2) },
+    down: { dtype: 'f16' as DType, values: rnd.normal(dim * hid, 0.2) }, probe: { dtype: 'f32' as DType, values: rnd.normal(dim) },
+  };
+  /** x → x + 0.7·down(silu(gate(n1(x)))·up(n1(x))) → probe·n2(·): x feeds the norm and the residual add */
+  const block = (o: ReturnType<typeof ops>) => {
+    const x = o.input('x', [dim], 'f32');
+    const h = o.rmsnorm(x, o.weight('ln1', [dim]), 1e-5);
+    const a = o.siluMul(o.matvec(o.weight('gate', [hid, dim], 'f16'), h), o.matvec(o.weight('up', [hid, dim], 'q8_0'), h));
+    const y = o.add(x, o.scale(o.matvec(o.weight('down', [dim, hid], 'f16'), a), 0.7));
+    return { x, h, metric: o.matvec(o.weight('probe', [1, dim]), o.rmsnorm(y, o.weight('ln2', [dim]), 1e-5)) };
+  };
+
+  it('gives d metric / d input and / d an inner node, equal to central differences of the reference forward', () => {
+    const g = new GraphBuilder();
+    const { x, h, metric } = block(ops(g));
+    const grads = gradients(g, metric, [x, h], GRAD_OPS);
+    const graph = g.finish({ metric, dx: grads.get(x)!, dh: grads.get(h)! });
+    const ref = new ReferenceRunner(graph, weightsOf(graph.nodes, w));
+    const x0 = f64(rnd.normal(dim)), v = f64(rnd.normal(dim));
+    const dx = ref.output({ x: x0 }, 'dx');
+    const numeric = (ref.output({ x: along(x0, v, EPS) }, 'metric')[0]! - ref.output({ x: along(x0, v, -EPS) }, 'metric')[0]!) / (2 * EPS);
+    expect(Math.abs(dot(dx, v) - numeric) / Math.abs(numeric), seedNote).toBeLessThanOrEqual(1e-6);
+    // through h alone: dx = the norm's backward of dh plus the residual path's gradient, so dh differs from dx
+    // and has h's shape; its own check: the metric as a function of h (a graph cut at h)
+    const cut = new GraphBuilder(), o = ops(cut), hin = o.input('h', [dim], 'f32');
+    const a = o.siluMul(o.matvec(o.weight('gate', [hid, dim], 'f16'), hin), o.matvec(o.weight('up', [hid, dim], 'q8_0'), hin));
+    const y = o.add(o.input('x', [dim], 'f32'), o.scale(o.matvec(o.weight('down', [dim, hid], 'f16'), a), 0.7));
+    const m2 = o.matvec(o.weight('probe', [1, dim]), o.rmsnorm(y, o.weight('ln2', [dim]), 1e-5));
+    const cutRef = new ReferenceRunner(cut.finish({ m2 }), weightsOf(cut.finish({ m2 }).nodes, w));
+    const h0 = ref.step({ x: x0 }).get(h)!, u = f64(rnd.normal(dim));
+    const dhNumeric = (cutRef.output({ h: along(h0, u, EPS), x: x0 }, 'm2')[0]! - cutRef.output({ h: along(h0, u, -EPS), x: x0 }, 'm2')[0]!) / (2 * EPS);
+    expect(Math.abs(dot(ref.output({ x: x0 }, 'dh'), u) - dhNumeric) / Math.abs(dhNumeric), seedNote).toBeLessThanOrEqual(1e-6);
+  });
+
+  it('says what it cannot do: a metric that is not a scalar, a node the metric does not depend on, an op with no backward', () => {
+    const g = new GraphBuilder(), o = ops(g);
+    const { x, metric } = block(o);
+    expect(() => gradients(g, o.scale(x, 2), [x], GRAD_OPS)).toThrow(/scalar metric/);
+    const other = o.input('other', [dim], 'f32');
+    expect(() => gradients(g, metric, [other], GRAD_OPS)).toThrow(/does not depend on/);
+    const token = o.input('token', [1]);
+    const viaArgmax = o.matvec(o.weight('probe', [1, dim]), o.add(x, o.embedding(o.weight('emb', [4, dim]), token)));
+    expect(() => gradients(g, viaArgmax, [x], GRAD_OPS)).not.toThrow(); // (no gradient is asked through the embedding)
+    const emb = o.weight('emb2', [4, dim]);
+    expect(() => gradients(g, o.matvec(o.weight('probe', [1, dim]), o.embedding(emb, token)), [emb], GRAD_OPS)).toThrow(/no gradient through embedding/);
+  });
+});
