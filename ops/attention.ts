@@ -62,6 +62,12 @@ export const attention: Op<AttentionAttr> = overRows<AttentionAttr>({
     }
     return out;
   },
+  vjp(n, dz, b) {
+    // (the flash flag picks a forward kernel; the gradient's reference is the same either way)
+    const a: AttentionAttr = { ...(n.attr as AttentionAttr) };
+    delete a.flash;
+    return [...(['q', 'k', 'v'] as const).map((of) => b.apply(attentionGrad, [...n.srcs, dz], { ...a, of })), undefined];
+  },
   lower(n, ctx) {
     const [q, kc, vc, pos] = n.srcs;
     const { nHeads, nKvHeads, headSize, flash } = n.attr as AttentionAttr;
@@ -93,6 +99,47 @@ export const attention: Op<AttentionAttr> = overRows<AttentionAttr>({
       { headSize, nHeads, kvDim: nKvHeads * headSize, group: nHeads / nKvHeads, seqLen, context, scale: scoreScale(n.attr as AttentionAttr) }, nHeads * T);
   },
 }, { rows: () => [0], pos: 3, states: [1, 2] });
+
+// Attention's gradients, through the softmax as flash attention computes it (no [pos, pos] matrix:
+// each query row's probabilities are made again from q and the keys). Row t of a block sits at
+// position p = pos + t and sees keys 0..p. With P = softmax(scale·q·kⱼ) and z = Σ Pⱼ·vⱼ:
+//   dvⱼ += Pⱼ·dz,  dPⱼ = dz·vⱼ,  dsⱼ = Pⱼ·(dPⱼ − Σᵢ Pᵢ·dPᵢ),  dq = scale·Σ dsⱼ·kⱼ,  dkⱼ += scale·dsⱼ·q.
+// `of` picks the source: q (a row per query) or the key or value cache (summed over the block's rows).
+export type AttentionGradAttr = AttentionAttr & { of: 'q' | 'k' | 'v' };
+
+export const attentionGrad: Op<AttentionGradAttr> = {
+  name: 'attention_grad',
+  infer([q, kc, vc, pos, dz], { of }) {
+    if (q!.shape.length > 2 || kc!.shape.length !== 2) throw new ShapeError('attention_grad takes one sequence: q [T, width] and caches [context, width]');
+    expectShape(dz!, q!.shape, 'attention output gradient');
+    expectShape(vc!, kc!.shape, 'value cache');
+    expectShape(pos!, [1], 'position');
+    return { shape: of === 'q' ? q!.shape : kc!.shape, dtype: 'f32' };
+  },
+  reference([q, kc, vc, pos, dz], a, s) {
+    const { nHeads, nKvHeads, headSize } = a, qDim = nHeads * headSize, kvDim = nKvHeads * headSize, group = nHeads / nKvHeads;
+    const T = q!.length / qDim, scale = scoreScale(a);
+    const out = new Float64Array(a.of === 'q' ? q!.length : s.srcs[1]!.reduce((x, y) => x * y, 1));
+    for (let t = 0; t < T; t++) {
+      const p = pos![0]! + t, qt = q!.subarray(t * qDim, (t + 1) * qDim), dzt = dz!.subarray(t * qDim, (t + 1) * qDim);
+      for (let h = 0; h < nHeads; h++) {
+        const ko = Math.floor(h / group) * headSize;
+        const P = softmax(attentionScores(qt, kc!, p, h, a));
+        const dP = P.map((_, j) => { let d = 0; for (let e = 0; e < headSize; e++) d += dzt[h * headSize + e]! * vc![j * kvDim + ko + e]!; return d; });
+        const mean = P.reduce((acc, pj, j) => acc + pj * dP[j]!, 0);
+        for (let j = 0; j <= p; j++) {
+          const ds = P[j]! * (dP[j]! - mean);
+          for (let e = 0; e < headSize; e++) {
+            if (a.of === 'q') out[t * qDim + h * headSize + e]! += scale * ds * kc![j * kvDim + ko + e]!;
+            else if (a.of === 'k') out[j * kvDim + ko + e]! += scale * ds * qt[h * headSize + e]!;
+            else out[j * kvDim + ko + e]! += P[j]! * dzt[h * headSize + e]!;
+          }
+        }
+      }
+    }
+    return out;
+  },
+};
 
 /** A workgroup per (query row, head). Leaves the softmaxed pattern of each in `scores` [T, nHeads, context]. */
 /** @kernel @workgroupSize 64 */

@@ -3,6 +3,7 @@
 import { type Invocation, type In, type Out, type f32, type u32, idiv } from '../compiler/kernel/dsl.js';
 import { type Op, expectShape, groupsFor, overRows, seqLenOf } from './op.js';
 import { ShapeError } from '../compiler/errors.js';
+import { kvRows } from './kv_rows.js';
 
 export const kvWrite: Op = overRows({
   name: 'kv_write',
@@ -17,6 +18,9 @@ export const kvWrite: Op = overRows({
     cache!.set(x!, pos![0]! * x!.length);
     return cache!;
   },
+  // the block's rows of the cache's gradient are its keys' (values'); earlier positions' rows would flow
+  // to the cache as it was (a previous block's): not given yet
+  vjp: (n, dy, b) => [undefined, b.apply(kvRows, [dy, n.srcs[2]!, n.srcs[1]!], {}), undefined],
   lower(n, ctx) {
     const [cache, x, pos] = n.srcs;
     const width = x!.shape[x!.shape.length - 1]!;

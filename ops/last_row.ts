@@ -4,6 +4,7 @@
 import { type Invocation, type In, type Out, type f32, type u32, idiv } from '../compiler/kernel/dsl.js';
 import { type Op, groupsFor } from './op.js';
 import { ShapeError } from '../compiler/errors.js';
+import { lastRowGrad } from './last_row_grad.js';
 
 export const lastRow: Op = {
   name: 'last_row',
@@ -19,6 +20,7 @@ export const lastRow: Op = {
     for (let b = 0; b < B; b++) out.set(x!.subarray((b * T + T - 1) * n, (b * T + T) * n), b * n);
     return out;
   },
+  vjp: (n, dy, b) => [b.apply(lastRowGrad, [dy, n.srcs[0]!], {})],
   lower(n, ctx) {
     const x = n.srcs[0]!, sh = x.shape;
     ctx.dispatch('lastRowKernel', { x: ctx.buf(x), out: ctx.buf(n) }, { width: sh[sh.length - 1]!, T: sh[sh.length - 2]!, total: n.size }, groupsFor(n.size, 64));

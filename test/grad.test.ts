@@ -2,14 +2,18 @@
 // of its op's reference along random directions, then the pass over a small SwiGLU block (a node used
 // twice, f16 and q8_0 weights) against central differences of the reference forward.
 import { describe, expect, it } from 'vitest';
-import { GraphBuilder, type Node } from '../compiler/ir/graph.js';
+import { GraphBuilder, rebuildWith, type Graph, type Node } from '../compiler/ir/graph.js';
 import { gradients } from '../compiler/grad.js';
 import { GRAD_OPS, ops } from '../ops/index.js';
 import { ReferenceRunner } from '../runtime/reference.js';
 import { f32Weight, weightOf, type WeightMap } from '../runtime/weights.js';
-import { randomSource } from './helpers/numeric.js';
+import { randomSource, relErr } from './helpers/numeric.js';
 import { leafKind } from '../compiler/ir/op.js';
 import type { DType } from '../compiler/ir/dtype.js';
+import { llama } from '../models/llama.js';
+import { loadModelSource } from '../runtime/node/load.js';
+import { dtypesOf } from '../runtime/model.js';
+import { GGUF } from './helpers/models.js';
 
 const rnd = randomSource();
 const seedNote = `random seed ${rnd.seed}`;
@@ -46,7 +50,15 @@ describe("each op's vector-Jacobian product equals central differences of its re
     ['matvec, f16', (o) => { const a = o.input('x0', [8], 'f32'); return { out: o.matvec(o.weight('w16', [6, 8], 'f16'), a), x: [a] }; }],
     ['matvec, q8_0', (o) => { const a = o.input('x0', [2, 64], 'f32'); return { out: o.matvec(o.weight('wq8', [5, 64], 'q8_0'), a), x: [a] }; }],
     ['matvec, q4_0', (o) => { const a = o.input('x0', [32], 'f32'); return { out: o.matvec(o.weight('wq4', [3, 32], 'q4_0'), a), x: [a] }; }],
+    ['rope (a block from position 2, partial rotary)', (o) => { const a = o.input('x0', [3, 16], 'f32'); return { out: o.rope(a, o.input('pos', [1]), o.ropeTable(8, 4, 10000), 8), x: [a] }; }],
+    ['last_row', (o) => { const a = o.input('x0', [4, 5], 'f32'); return { out: o.lastRow(a), x: [a] }; }],
+    ['kv_write (the block\'s rows)', (o) => { const k = o.input('x0', [3, 8], 'f32'); return { out: o.kvWrite(o.input('cache', [8, 8], 'f32'), k, o.input('pos', [1])), x: [k] }; }],
+    ['attention (grouped heads, a block from position 2)', (o) => {
+      const q = o.input('x0', [3, 16], 'f32'), k = o.input('x1', [8, 8], 'f32'), v = o.input('x2', [8, 8], 'f32');
+      return { out: o.attention(q, k, v, o.input('pos', [1]), { nHeads: 4, nKvHeads: 2, headSize: 4 }), x: [q, k, v] };
+    }],
   ];
+  const fixed = { pos: Float64Array.of(2), cache: f64(rnd.normal(64)) };
   const w = {
     b: { dtype: 'f32' as DType, values: rnd.normal(9) }, nw: { dtype: 'f32' as DType, values: rnd.normal(12) }, hw: { dtype: 'f32' as DType, values: rnd.normal(4) },
     w32: { dtype: 'f32' as DType, values: rnd.normal(48) }, w16: { dtype: 'f16' as DType, values: rnd.normal(48) },
@@ -60,7 +72,7 @@ describe("each op's vector-Jacobian product equals central differences of its re
     const graph = g.finish({ out, ...Object.fromEntries(picked.map((s, i) => [`g${i}`, s])) });
     const ref = new ReferenceRunner(graph, weightsOf(graph.nodes, w));
     const values = x.map((xi) => f64(rnd.normal(xi.size))), dirs = x.map((xi) => f64(rnd.normal(xi.size))), dyv = f64(rnd.normal(out.size));
-    const at = (t: number) => Object.fromEntries([...x.map((xi, i) => [String(xi.attr.name), along(values[i]!, dirs[i]!, t)] as const), ['dy', dyv] as const]);
+    const at = (t: number) => ({ ...fixed, ...Object.fromEntries([...x.map((xi, i) => [String(xi.attr.name), along(values[i]!, dirs[i]!, t)] as const), ['dy', dyv] as const]) });
     const run = ref.step(at(0));
     const analytic = picked.reduce((s, share, i) => s + dot(run.get(share)!, dirs[i]!), 0);
     const numeric = dot(dyv, ref.output(at(EPS), 'out').map((v, i) => (v - ref.output(at(-EPS), 'out')[i]!) / (2 * EPS)));
@@ -117,5 +129,47 @@ describe('the gradient pass', () => {
     expect(() => gradients(g, viaArgmax, [x], GRAD_OPS)).not.toThrow(); // (no gradient is asked through the embedding)
     const emb = o.weight('emb2', [4, dim]);
     expect(() => gradients(g, o.matvec(o.weight('probe', [1, dim]), o.embedding(emb, token)), [emb], GRAD_OPS)).toThrow(/no gradient through embedding/);
+  });
+});
+
+describe('gradients through a whole model (stories260K, float64)', () => {
+  const src = loadModelSource(GGUF), c = src.config, V = c.vocabSize;
+  const tokens = [1, 403, 407, 261, 378, 380], T = tokens.length;
+  const target = 3, distractor = 7;
+  const probe = new Float32Array(V);
+  probe[target] = 1; probe[distractor] = -1;
+  const weights: WeightMap = new Map([...src.weights, ['probe', f32Weight([1, V], probe)]]);
+  const graph = llama(c, dtypesOf(src.weights), { positions: T, head: 'last' });
+  const inputs = { token: tokens, pos: 0 };
+  /** the model rebuilt with the metric (the last position's logit difference, target − distractor) and
+   *  `perturb` added at `hook` (for central differences), or the gradients at `hooks` */
+  const build = (edit: (g: GraphBuilder, hooks: Graph['hooks']) => { at?: string; grads?: readonly string[] }) => {
+    let b: GraphBuilder | undefined;
+    const spec = edit(new GraphBuilder(), graph.hooks);
+    const rebuilt = rebuildWith(graph, (n, m, g) => {
+      b = g;
+      return spec.at && n === graph.hooks[spec.at]!.node ? { node: ops(g).add(m, ops(g).input('perturb', [...m.shape], 'f32')) } : undefined;
+    });
+    const o = ops(b!);
+    const metric = o.matvec(o.weight('probe', [1, V]), rebuilt.outputs.logits!);
+    const grads = spec.grads ? gradients(b!, metric, spec.grads.map((h) => rebuilt.hooks[h]!.node), GRAD_OPS) : new Map<Node, Node>();
+    const outs = Object.fromEntries((spec.grads ?? []).map((h) => [`d:${h}`, grads.get(rebuilt.hooks[h]!.node)!]));
+    return new ReferenceRunner(b!.finish({ metric, ...outs }), weights);
+  };
+  const metricAt = (hook: string, delta: Float64Array) => build(() => ({ at: hook })).output({ ...inputs, perturb: delta }, 'metric')[0]!;
+
+  it.each(['hook_embed', 'blocks.0.hook_resid_pre', 'blocks.3.hook_resid_pre'])('d (logit difference) / d %s along random directions equals central differences', (hook) => {
+    const ref = build(() => ({ grads: [hook] }));
+    const grad = ref.output(inputs, `d:${hook}`);
+    expect(grad.length).toBe(T * c.dim);
+    // three directions' derivatives compared as a vector (one direction alone may be nearly orthogonal to
+    // the gradient, its derivative a difference of near-equal numbers)
+    const eps = 1e-5, analytic: number[] = [], numeric: number[] = [];
+    for (let k = 0; k < 3; k++) {
+      const v = f64(rnd.normal(T * c.dim));
+      analytic.push(dot(grad, v));
+      numeric.push((metricAt(hook, v.map((x) => x * eps)) - metricAt(hook, v.map((x) => -x * eps))) / (2 * eps));
+    }
+    expect(relErr(analytic, numeric), seedNote).toBeLessThanOrEqual(1e-5);
   });
 });
