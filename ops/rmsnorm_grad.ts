@@ -1,5 +1,7 @@
 // RMSNorm's gradient with respect to its input. With s = 1/√(mean(x²) + eps) over a chunk of m (the
 // weight's length) and y = w·x·s: dx_j = s·w_j·dy_j − (s³/m)·x_j·Σ_i dy_i·w_i·x_i.
+import { type Invocation, type In, type Out, f32, type u32, sharedF32 } from '../compiler/kernel/dsl.js';
+import { sumOfSquares, workgroupSum } from './reduce.js';
 import { type Op, expectShape } from './op.js';
 
 export const rmsnormGrad: Op<{ eps: number }> = {
@@ -19,4 +21,28 @@ export const rmsnormGrad: Op<{ eps: number }> = {
     }
     return out;
   },
+  lower(n, ctx) {
+    const [x, w, dy] = n.srcs, m = w!.shape[0]!;
+    ctx.dispatch('rmsnormGradKernel', { x: ctx.buf(x!), w: ctx.buf(w!), dy: ctx.buf(dy!), out: ctx.buf(n) }, { n: m, eps: Number(n.attr.eps) }, n.size / m);
+  },
 };
+
+/** A workgroup per chunk: the sum of squares and Σ dy·w·x reduced, then every element. */
+/** @kernel @workgroupSize 64 */
+export function rmsnormGradKernel(id: Invocation, x: In<f32>, w: In<f32>, dy: In<f32>, out: Out<f32>, n: u32, eps: f32) {
+  const partial = sharedF32(64);
+  const dots = sharedF32(64);
+  const at: u32 = id.group * n;
+  let d: f32 = 0;
+  for (let i: u32 = id.local; i < n; i += id.size) {
+    d += dy[at + i] * w[i] * x[at + i];
+  }
+  dots[id.local] = d;
+  workgroupSum(dots, id);
+  sumOfSquares(x, at, n, partial, id);
+  const s: f32 = 1 / Math.sqrt(partial[0] / f32(n) + eps);
+  const k: f32 = (s * s * s / f32(n)) * dots[0];
+  for (let i: u32 = id.local; i < n; i += id.size) {
+    out[at + i] = s * w[i] * dy[at + i] - k * x[at + i];
+  }
+}

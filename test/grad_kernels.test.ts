@@ -1,0 +1,54 @@
+// The backward ops' GPU kernels against their float64 references on fresh random inputs (f32: relative
+// error of the whole vector <= 1e-5; NaN never passes): RoPE turned back, SwiGLU's two gradients, the
+// norm's, the transposed product for every weight dtype (weights read in place, split into row pieces
+// too), the last row spread back and a block's rows of a cache's gradient.
+import { describe, expect, it } from 'vitest';
+import { randomSource, relErr } from './helpers/numeric.js';
+import { runBoth } from './helpers/gpu.js';
+import { weightOf } from '../runtime/weights.js';
+import { ropeGrad } from '../ops/rope_grad.js';
+import { siluMulGrad } from '../ops/silu_mul_grad.js';
+import { rmsnormGrad } from '../ops/rmsnorm_grad.js';
+import { matvecT } from '../ops/matvec_t.js';
+import { lastRowGrad } from '../ops/last_row_grad.js';
+import { kvRows } from '../ops/kv_rows.js';
+import type { DType } from '../compiler/ir/dtype.js';
+
+const rnd = randomSource();
+const seedNote = `random seed ${rnd.seed}`;
+const TOL = 1e-5;
+
+describe('backward kernels match their float64 references', () => {
+  it('rope_grad over a block from position 3 (partial rotary)', async () => {
+    const { out, ref } = await runBoth((o, g) => g.apply(ropeGrad, [o.weight('dy', [5, 24]), o.input('pos', [1]), o.ropeTable(16, 4, 10000)], { headSize: 8 }), { dy: rnd.normal(120) }, { pos: 3 });
+    expect(relErr(out, ref), seedNote).toBeLessThanOrEqual(TOL);
+  });
+
+  it.each(['gate', 'up'] as const)('silu_mul_grad of %s', async (of) => {
+    const { out, ref } = await runBoth((o, g) => g.apply(siluMulGrad, [o.weight('g', [3, 77]), o.weight('u', [3, 77]), o.weight('dy', [3, 77])], { of }), { g: rnd.normal(231, 3), u: rnd.normal(231), dy: rnd.normal(231) }, {});
+    expect(relErr(out, ref), seedNote).toBeLessThanOrEqual(TOL);
+  });
+
+  it.each([[[4, 200], 200], [[3, 96], 24]] as const)('rmsnorm_grad of [%s] with a weight of %i', async (shape, m) => {
+    const size = shape[0] * shape[1];
+    const { out, ref } = await runBoth((o, g) => g.apply(rmsnormGrad, [o.weight('x', [...shape]), o.weight('w', [m]), o.weight('dy', [...shape])], { eps: 1e-5 }), { x: rnd.normal(size), w: rnd.normal(m), dy: rnd.normal(size) }, {});
+    expect(relErr(out, ref), seedNote).toBeLessThanOrEqual(TOL);
+  });
+
+  it.each([['f32', 37, 40], ['f16', 37, 66], ['bf16', 21, 30], ['q8_0', 19, 96], ['q4_0', 67, 64]] as const)('matvec_t through %s weights [%i, %i], whole and in row pieces', async (dtype, rows, cols) => {
+    const data = { w: weightOf([rows, cols], dtype as DType, rnd.normal(rows * cols)), dy: rnd.normal(3 * rows) };
+    // in row pieces: a binding limit below the weight's bytes, above the vectors'
+    for (const maxBindingBytes of [undefined, Math.max(3 * cols, 3 * rows) * 4 + 64]) {
+      const { out, ref, plan } = await runBoth((o, g) => g.apply(matvecT, [o.weight('w', [rows, cols], dtype as DType), o.weight('dy', [3, rows])], {}), data, {}, { maxBindingBytes });
+      if (maxBindingBytes) expect(plan.dispatches.filter((d) => d.kernel === 'matvecTKernel').length).toBeGreaterThan(1);
+      expect(relErr(out, ref), `${seedNote}, ${maxBindingBytes ?? 'whole'}`).toBeLessThanOrEqual(TOL);
+    }
+  });
+
+  it('last_row_grad and kv_rows', async () => {
+    const a = await runBoth((o, g) => g.apply(lastRowGrad, [o.weight('dy', [1, 9]), o.weight('x', [5, 9])], {}), { dy: rnd.normal(9), x: rnd.normal(45) }, {});
+    expect(relErr(a.out, a.ref), seedNote).toBeLessThanOrEqual(TOL);
+    const b = await runBoth((o, g) => g.apply(kvRows, [o.weight('dc', [12, 8]), o.input('pos', [1]), o.weight('k', [4, 8])], {}), { dc: rnd.normal(96), k: rnd.normal(32) }, { pos: 5 });
+    expect(Array.from(b.out)).toEqual(Array.from(b.ref));
+  });
+});
