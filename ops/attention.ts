@@ -138,6 +138,16 @@ export const attentionGrad: Op<AttentionGradAttr> = {
       }
     }
     return out;
+  },  lower(n, ctx) {
+    const [q, kc, vc, pos, dz] = n.srcs;
+    const a = n.attr as AttentionGradAttr, qDim = a.nHeads * a.headSize, T = q!.size / qDim, kvDim = a.nKvHeads * a.headSize;
+    const u = { T, nHeads: a.nHeads, headSize: a.headSize, qDim, kvDim, group: a.nHeads / a.nKvHeads, scale: scoreScale(a) };
+    const bind = { q: ctx.buf(q!), kc: ctx.buf(kc!), vc: ctx.buf(vc!), pos: ctx.buf(pos!), dz: ctx.buf(dz!) };
+    // each query row and head's softmax max, sum and Σ P·dP, then the gradient asked for
+    const stats = ctx.scratch(n, 'stats', T * a.nHeads * 3);
+    ctx.dispatch('attentionStatsKernel', { ...bind, stats }, u, Math.ceil((T * a.nHeads) / 64));
+    if (a.of === 'q') ctx.dispatch('attentionGradQKernel', { ...bind, stats, out: ctx.buf(n) }, u, Math.ceil(n.size / 64));
+    else ctx.dispatch('attentionGradKvKernel', { ...bind, stats, out: ctx.buf(n) }, { ...u, n: n.size, ofK: a.of === 'k' ? 1 : 0 }, Math.ceil(n.size / 64));
   },
 };
 
@@ -405,4 +415,107 @@ export function flashCombineKernel(id: Invocation, part: In<f32>, pos: In<u32>, 
     }
     out[id.group * headSize + d] = a / total;
   }
+}
+
+/** The softmax statistics of query row t, head h (an invocation each): its max score, the sum of
+ *  exp(s − max) and Σ Pⱼ·(dz·vⱼ) over keys 0..pos + t. */
+/** @kernel @workgroupSize 64 */
+export function attentionStatsKernel(id: Invocation, q: In<f32>, kc: In<f32>, vc: In<f32>, pos: In<u32>, dz: In<f32>, stats: Out<f32>,
+  T: u32, nHeads: u32, headSize: u32, qDim: u32, kvDim: u32, group: u32, scale: f32) {
+  const i: u32 = id.global;
+  if (i >= T * nHeads) {
+    return;
+  }
+  const t: u32 = idiv(i, nHeads);
+  const h: u32 = i % nHeads;
+  const p: u32 = pos[0] + t;
+  const ko: u32 = idiv(h, group) * headSize;
+  const qo: u32 = t * qDim + h * headSize;
+  let m: f32 = 0;
+  for (let j: u32 = 0; j <= p; j++) {
+    let sc: f32 = 0;
+    for (let e: u32 = 0; e < headSize; e++) {
+      sc += q[qo + e] * kc[j * kvDim + ko + e];
+    }
+    m = j === 0 ? sc * scale : Math.max(m, sc * scale);
+  }
+  let z: f32 = 0;
+  let pd: f32 = 0;
+  for (let j: u32 = 0; j <= p; j++) {
+    let sc: f32 = 0;
+    let dp: f32 = 0;
+    for (let e: u32 = 0; e < headSize; e++) {
+      sc += q[qo + e] * kc[j * kvDim + ko + e];
+      dp += dz[qo + e] * vc[j * kvDim + ko + e];
+    }
+    const x: f32 = Math.exp(sc * scale - m);
+    z += x;
+    pd += x * dp;
+  }
+  stats[i * 3] = m;
+  stats[i * 3 + 1] = z;
+  stats[i * 3 + 2] = pd / z;
+}
+
+/** dq of one element (row t, head h, lane e): scale · Σⱼ Pⱼ·(dPⱼ − Σ P·dP)·kⱼ[e]. */
+/** @kernel @workgroupSize 64 */
+export function attentionGradQKernel(id: Invocation, q: In<f32>, kc: In<f32>, vc: In<f32>, pos: In<u32>, dz: In<f32>, stats: In<f32>, out: Out<f32>,
+  T: u32, nHeads: u32, headSize: u32, qDim: u32, kvDim: u32, group: u32, scale: f32) {
+  const i: u32 = id.global;
+  if (i >= T * qDim) {
+    return;
+  }
+  const t: u32 = idiv(i, qDim);
+  const h: u32 = idiv(i % qDim, headSize);
+  const e: u32 = i % headSize;
+  const p: u32 = pos[0] + t;
+  const ko: u32 = idiv(h, group) * headSize;
+  const qo: u32 = t * qDim + h * headSize;
+  const st: u32 = (t * nHeads + h) * 3;
+  let acc: f32 = 0;
+  for (let j: u32 = 0; j <= p; j++) {
+    let sc: f32 = 0;
+    let dp: f32 = 0;
+    for (let d: u32 = 0; d < headSize; d++) {
+      sc += q[qo + d] * kc[j * kvDim + ko + d];
+      dp += dz[qo + d] * vc[j * kvDim + ko + d];
+    }
+    const pj: f32 = Math.exp(sc * scale - stats[st]) / stats[st + 1];
+    acc += pj * (dp - stats[st + 2]) * kc[j * kvDim + ko + e];
+  }
+  out[i] = scale * acc;
+}
+
+/** dk (ofK 1) or dv (0) of one cache element (key j, lane c): summed over the block's query rows that
+ *  see key j and the query heads of c's KV head. Keys past the block's last position get 0. */
+/** @kernel @workgroupSize 64 */
+export function attentionGradKvKernel(id: Invocation, q: In<f32>, kc: In<f32>, vc: In<f32>, pos: In<u32>, dz: In<f32>, stats: In<f32>, out: Out<f32>,
+  T: u32, nHeads: u32, headSize: u32, qDim: u32, kvDim: u32, group: u32, scale: f32, n: u32, ofK: u32) {
+  const i: u32 = id.global;
+  if (i >= n) {
+    return;
+  }
+  const j: u32 = idiv(i, kvDim);
+  const c: u32 = i % kvDim;
+  const ko: u32 = c - c % headSize;
+  const e: u32 = c % headSize;
+  let acc: f32 = 0;
+  for (let t: u32 = 0; t < T; t++) {
+    if (j <= pos[0] + t) {
+      for (let g: u32 = 0; g < group; g++) {
+        const h: u32 = idiv(c, headSize) * group + g;
+        const qo: u32 = t * qDim + h * headSize;
+        const st: u32 = (t * nHeads + h) * 3;
+        let sc: f32 = 0;
+        let dp: f32 = 0;
+        for (let d: u32 = 0; d < headSize; d++) {
+          sc += q[qo + d] * kc[j * kvDim + ko + d];
+          dp += dz[qo + d] * vc[j * kvDim + ko + d];
+        }
+        const pj: f32 = Math.exp(sc * scale - stats[st]) / stats[st + 1];
+        acc += ofK === 1 ? scale * pj * (dp - stats[st + 2]) * q[qo + e] : pj * dz[qo + e];
+      }
+    }
+  }
+  out[i] = acc;
 }

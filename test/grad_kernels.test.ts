@@ -13,6 +13,7 @@ import { matvecT } from '../ops/matvec_t.js';
 import { lastRowGrad } from '../ops/last_row_grad.js';
 import { kvRows } from '../ops/kv_rows.js';
 import type { DType } from '../compiler/ir/dtype.js';
+import { attentionGrad } from '../ops/attention.js';
 
 const rnd = randomSource();
 const seedNote = `random seed ${rnd.seed}`;
@@ -43,6 +44,14 @@ describe('backward kernels match their float64 references', () => {
       if (maxBindingBytes) expect(plan.dispatches.filter((d) => d.kernel === 'matvecTKernel').length).toBeGreaterThan(1);
       expect(relErr(out, ref), `${seedNote}, ${maxBindingBytes ?? 'whole'}`).toBeLessThanOrEqual(TOL);
     }
+  });
+
+  it.each(['q', 'k', 'v'] as const)('attention_grad of %s: grouped heads, a block of 5 rows from position 3 (keys past the block get 0)', async (of) => {
+    const [T, nHeads, nKvHeads, headSize, ctxLen] = [5, 4, 2, 8, 12], qDim = nHeads * headSize, kvDim = nKvHeads * headSize;
+    const { out, ref } = await runBoth((o, g) => g.apply(attentionGrad, [o.weight('q', [T, qDim]), o.weight('kc', [ctxLen, kvDim]), o.weight('vc', [ctxLen, kvDim]), o.input('pos', [1]), o.weight('dz', [T, qDim])], { nHeads, nKvHeads, headSize, of }),
+      { q: rnd.normal(T * qDim), kc: rnd.normal(ctxLen * kvDim), vc: rnd.normal(ctxLen * kvDim), dz: rnd.normal(T * qDim) }, { pos: 3 });
+    expect(relErr(out, ref), seedNote).toBeLessThanOrEqual(TOL);
+    if (of !== 'q') expect(Array.from(out.subarray(8 * kvDim))).toEqual(new Array((ctxLen - 8) * kvDim).fill(0));
   });
 
   it('last_row_grad and kv_rows', async () => {
