@@ -37,6 +37,7 @@ import { siluMulGrad } from './silu_mul_grad.js';
 import { ropeGrad } from './rope_grad.js';
 import { lastRowGrad } from './last_row_grad.js';
 import { kvRows } from './kv_rows.js';
+import { logitDiff, logitDiffGrad } from './logit_diff.js';
 import type { GradOps } from '../compiler/grad.js';
 import type { Op } from './op.js';
 import { RULES } from './rules.js';
@@ -46,7 +47,7 @@ import type { DType } from '../compiler/ir/dtype.js';
 
 export const OPS: readonly Op[] = [input, weight, state, ropeTable, embedding, rmsnorm, matvec, rope, kvWrite, attention, add, bias, siluMul,
   scale, slice, qkvMatvec, ropeKv, qkvRopeKv, ffnGateUp, argmax, intervene, attentionPattern, rmsParts, stored, headResult, saeEncode, saeDecode, lastRow, pick, lensStats,
-  fill, matvecT, rmsnormGrad, siluMulGrad, ropeGrad, lastRowGrad, kvRows, attentionGrad] as Op[];
+  fill, matvecT, rmsnormGrad, siluMulGrad, ropeGrad, lastRowGrad, kvRows, attentionGrad, logitDiff, logitDiffGrad] as Op[];
 /** what compiler/grad.ts builds with: the seed constant and the sum of a node's gradients */
 export const GRAD_OPS: GradOps = { fill, add };
 /** tapir's op set: what compile() and parseGraph() are given */
@@ -76,5 +77,6 @@ export function ops(g: GraphBuilder) {
     lastRow: (x: Node) => g.apply(lastRow, [x], {}),
     pick: (x: Node, ids: Node) => g.apply(pick, [x, ids], {}),
     lensStats: (logits: Node, target: Node, a: LensStatsAttr) => g.apply(lensStats, [logits, target], a),
+    logitDiff: (logits: Node, ids: Node) => g.apply(logitDiff, [logits, ids], {}),
   };
 }

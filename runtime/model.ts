@@ -17,6 +17,7 @@ import { getGpu, targetOf, type GpuContext } from './gpu.js';
 import { ReferenceRunner } from './reference.js';
 import { generate, sampleBatch, type GenerateOptions, type GenerateResult } from './generate.js';
 import { runBatchWithHooks, runWithHooks, type HookedRunOptions } from './interp/run.js';
+import { runWithGradients, type GradientOptions, type GradientResult } from './interp/gradients.js';
 import { patchedRuns, submitPatchedRuns, type PatchedRuns } from './interp/patch_run.js';
 import type { Intervention } from './interp/cache.js';
 import type { ActivationCache } from './interp/activation_cache.js';
@@ -312,6 +313,16 @@ export class Model {
     return runBatchWithHooks(this, prompts, opts);
   }
 
+  /** d(metric)/d(hook) at whole hooks, the metric the last position's logit difference (target −
+   *  distractor): the compiler's backward of the prompt's graph, run on the GPU (runtime/interp/gradients.ts).
+   *  The KV cache then holds the prompt. */
+  async runWithGradients(tokens: readonly number[], opts: GradientOptions): Promise<GradientResult> {
+    const r = await runWithGradients({ config: this.config, dtypeOf: this.dtypeOf, target: this.target, compileOptions: this.compileOptions, weights: this.weights, executor: this.executor, blockSize: this.blockSize, checkTokens: (t) => this.checkTokens(t), plans: this.gradientPlans }, tokens, opts);
+    this.pos = tokens.length;
+    return r;
+  }
+  private gradientPlans = new Map<string, { ex: Executor; plan: Plan }>();
+
   /** How a weight is stored (f32, f16, q8_0, ...). */
   weightDtype(name: string) { return this.weights.get(name)?.dtype; }
 
@@ -358,5 +369,6 @@ export class Model {
     this.executor.destroy();
     for (const ex of this.lensExecutors.values()) ex.destroy();
     for (const ex of this.tappedExecutors.values()) ex.destroy();
+    for (const { ex } of this.gradientPlans.values()) ex.destroy();
   }
 }
