@@ -9,6 +9,7 @@ import { out } from './common.js';
 import attn from './commands/attn.js';
 import bench from './commands/bench.js';
 import cache from './commands/cache.js';
+import grad from './commands/grad.js';
 import compile from './commands/compile.js';
 import dla from './commands/dla.js';
 import explain from './commands/explain.js';
@@ -38,7 +39,7 @@ const sae: Group = {
 };
 
 // in the order `tapir --help` lists them
-const COMMANDS: readonly (Command | Group)[] = [generate, logits, graph, synth, compile, hooks, weights, tokenize, lens, patch, explain, bench, attn, dla, cache, sae, serve] as (Command | Group)[];
+const COMMANDS: readonly (Command | Group)[] = [generate, logits, graph, synth, compile, hooks, weights, tokenize, lens, patch, explain, bench, attn, dla, cache, grad, sae, serve] as (Command | Group)[];
 
 const listing = (cs: readonly { name: string; summary: string }[], indent: number) =>
   cs.map((c) => `  ${c.name.split(' ').pop()!.padEnd(indent - 2)}${c.summary.replace(/\n/g, '\n' + ' '.repeat(indent))}`).join('\n');

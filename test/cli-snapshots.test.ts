@@ -19,7 +19,7 @@ function tapir(args: string[]): Promise<{ code: number | null; stdout: string; s
 const HELP = [
   [], ['--help'], ['generate', '--help'], ['logits', '--help'], ['graph', '--help'], ['synth', '--help'], ['compile', '--help'],
   ['hooks', '--help'], ['weights', '--help'], ['tokenize', '--help'], ['lens', '--help'], ['patch', '--help'], ['explain', '--help'], ['bench', '--help'], ['attn', '--help'],
-  ['dla', '--help'], ['cache', '--help'], ['serve', '--help'], ['sae', '--help'], ['sae', 'collect', '--help'], ['sae', 'train', '--help'],
+  ['dla', '--help'], ['cache', '--help'], ['grad', '--help'], ['serve', '--help'], ['sae', '--help'], ['sae', 'collect', '--help'], ['sae', 'train', '--help'],
   ['sae', 'eval', '--help'], ['sae', 'features', '--help'], ['generate', '-h'],
 ];
 
@@ -32,7 +32,8 @@ const ERRORS = [
   ['synth', '--preset', 'tiny', '--dtype', 'f16', '--out', '/tmp/x.gguf', '--arch', 'gpt2'], ['lens'], ['lens', '-p', 'Lily', '--target', 'notapiece'],
   ['lens', '-p', 'Lily', '--top', '0'], ['patch', '--clean', 'a'], ['patch', '--clean', 'Lily saw', '--corrupt', 'Tim saw'],
   ['patch', '--clean', 'Lily saw', '--corrupt', 'Tim saw', '--target', ' and', '--sites', 'nope'], ['compile', '--disable-rule', 'nope'],
-  ['compile', '--dump-after', 'nope'], ['cache', '-p', 'Lily'], ['cache', '-p', 'Lily', '--hooks', 'blocks.*.hook_resid_psot', '--out', '/tmp/tapir-x.safetensors'],
+  ['compile', '--dump-after', 'nope'], ['cache', '-p', 'Lily'], ['grad', '-p', 'Lily', '--target', ' Lily', '--distractor', ' Tim', '--hooks', 'blocks.0.attn.hook_pattern', '--out', '/tmp/tapir-g.safetensors'],
+  ['grad', '-p', 'Lily', '--target', ' Lily', '--hooks', 'hook_embed', '--out', '/tmp/tapir-g.safetensors'], ['cache', '-p', 'Lily', '--hooks', 'blocks.*.hook_resid_psot', '--out', '/tmp/tapir-x.safetensors'],
   ['explain', '-p', 'Lily'], ['dla', '-p', 'Lily'], ['attn'], ['attn', '-p', 'Lily', '--layers', 'a'], ['sae', 'nope'], ['sae', 'train'],
   ['sae', 'collect', '--hook', 'x'], ['serve', '--port', '70000'], ['serve', '--sae-store', 'x'], ['bench', '--synth', 'tiny', '-m', 'x.gguf'],
   ['bench', '--prompt-tokens', '1'], ['hooks', '--bogus'],

@@ -121,6 +121,20 @@ describe('tapir CLI', () => {
     expect(bad.stderr[0]).toMatch(/'blocks.9.hook_resid_post': layer 9 is out of range: the model has 5 layers, blocks.0 .. blocks.4/);
   });
 
+  it('grad writes d(logit difference)/d(hook) as safetensors, shaped as the forward hooks', () => {
+    const file = path.join(dir, 'grads.safetensors');
+    const r = tapir('grad', '-p', 'Once upon a time', '--target', ' there', '--distractor', ' Lily', '--hooks', 'hook_embed,blocks.*.hook_resid_pre', '--out', file, '--json');
+    expect(r.code, r.stderr.join('\n')).toBe(0);
+    const j = JSON.parse(r.stdout);
+    expect(Number.isFinite(j.metric)).toBe(true);
+    const buf = new Uint8Array(fs.readFileSync(file)), st = parseSafetensors(buf, file);
+    expect([...st.tensors.keys()]).toEqual(['hook_embed', ...[0, 1, 2, 3, 4].map((l) => `blocks.${l}.hook_resid_pre`)]);
+    expect(st.tensors.get('blocks.3.hook_resid_pre')!.shape).toEqual([1, 5, 64]);
+    // hook_embed is the first layer's resid_pre: the same gradient
+    const bytes = (n: string) => Array.from(buf.subarray(st.tensors.get(n)!.begin, st.tensors.get(n)!.end));
+    expect(bytes('hook_embed')).toEqual(bytes('blocks.0.hook_resid_pre'));
+  });
+
   it('patch prints scores as JSON, and refuses prompts it cannot score', () => {
     const r = tapir('patch', '--clean', 'Lily saw a dog', '--corrupt', 'Tim saw a dog', '--target', ' and', '--distractor', '.', '--json');
     expect(r.code, r.stderr.join('\n')).toBe(0);
@@ -280,7 +294,7 @@ describe('tapir CLI', () => {
     expect(tapir('bench', '--synth', 'tiny', '--prompt-tokens', '8', '--gen-tokens', '99999').code).toBe(2);
   });
 
-  it.each(['generate', 'logits', 'graph', 'compile', 'synth', 'hooks', 'cache', 'lens', 'patch', 'attn', 'dla', 'bench', 'serve'])('%s --help', (cmd) => {
+  it.each(['generate', 'logits', 'graph', 'compile', 'synth', 'hooks', 'cache', 'grad', 'lens', 'patch', 'attn', 'dla', 'bench', 'serve'])('%s --help', (cmd) => {
     const r = tapir(cmd, '--help');
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/^Usage: tapir/);
