@@ -34,7 +34,6 @@ import { fill } from './fill.js';
 import { matvecT } from './matvec_t.js';
 import { rmsnormGrad } from './rmsnorm_grad.js';
 import { siluMulGrad } from './silu_mul_grad.js';
-import { ropeGrad } from './rope_grad.js';
 import { lastRowGrad } from './last_row_grad.js';
 import { kvRows } from './kv_rows.js';
 import { logitDiff, logitDiffGrad } from './logit_diff.js';
@@ -47,7 +46,7 @@ import type { DType } from '../compiler/ir/dtype.js';
 
 export const OPS: readonly Op[] = [input, weight, state, ropeTable, embedding, rmsnorm, matvec, rope, kvWrite, attention, add, bias, siluMul,
   scale, slice, qkvMatvec, ropeKv, qkvRopeKv, ffnGateUp, argmax, intervene, attentionPattern, rmsParts, stored, headResult, saeEncode, saeDecode, lastRow, pick, lensStats,
-  fill, matvecT, rmsnormGrad, siluMulGrad, ropeGrad, lastRowGrad, kvRows, attentionGrad, logitDiff, logitDiffGrad] as Op[];
+  fill, matvecT, rmsnormGrad, siluMulGrad, lastRowGrad, kvRows, attentionGrad, logitDiff, logitDiffGrad] as Op[];
 /** what compiler/grad.ts builds with: the seed constant and the sum of a node's gradients */
 export const GRAD_OPS: GradOps = { fill, add };
 /** tapir's op set: what compile() and parseGraph() are given */

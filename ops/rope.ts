@@ -3,7 +3,6 @@
 import { type Invocation, type In, type Out, type f32, type u32, idiv } from '../compiler/kernel/dsl.js';
 import { type Op, expectShape, groupsFor, overRows, rowsOf, seqLenOf } from './op.js';
 import { ShapeError } from '../compiler/errors.js';
-import { ropeGrad } from './rope_grad.js';
 
 export const rope: Op<{ headSize: number }> = overRows<{ headSize: number }>({
   name: 'rope',
@@ -26,7 +25,11 @@ export const rope: Op<{ headSize: number }> = overRows<{ headSize: number }>({
       }
     return out;
   },
-  vjp: (n, dy, b) => [b.apply(ropeGrad, [dy, n.srcs[1]!, n.srcs[2]!], { headSize: Number(n.attr.headSize) }), undefined, undefined],
+  // a rotation's transpose is the rotation by the opposite angles: RoPE again, through the inverse table
+  vjp(n, dy, b) {
+    const table = n.srcs[2]!;
+    return [b.apply(rope, [dy, n.srcs[1]!, b.apply(table.op, [], { ...table.attr, inverse: true })], n.attr), undefined, undefined];
+  },
   lower(n, ctx) {
     const [x, pos, table] = n.srcs;
     const pairs = n.shape[n.shape.length - 1]! / 2;

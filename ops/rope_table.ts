@@ -5,21 +5,23 @@
 import type { Op } from './op.js';
 import { ShapeError } from '../compiler/errors.js';
 
-export const ropeTable: Op<{ context: number; rotDim: number; theta: number; factors?: readonly number[] }> = {
+/** `inverse`: the opposite angles (sin negated): RoPE through it turns a vector back, which is RoPE's
+ *  gradient (ops/rope.ts's vjp). */
+export const ropeTable: Op<{ context: number; rotDim: number; theta: number; factors?: readonly number[]; inverse?: boolean }> = {
   name: 'rope_table',
   leaf: 'const',
   infer(_, a) {
     if (a.factors && a.factors.length !== a.rotDim / 2) throw new ShapeError(`RoPE needs ${a.rotDim / 2} frequency factors, got ${a.factors.length}`);
     return { shape: [a.context, a.rotDim / 2, 2], dtype: 'f32' };
   },
-  reference(_, { context, rotDim, theta, factors }) {
+  reference(_, { context, rotDim, theta, factors, inverse }) {
     const half = rotDim / 2;
     const out = new Float64Array(context * half * 2);
     for (let p = 0; p < context; p++)
       for (let i = 0; i < half; i++) {
         const angle = (p * Math.pow(theta, (-2 * i) / rotDim)) / (factors ? factors[i]! : 1);
         out[(p * half + i) * 2] = Math.cos(angle);
-        out[(p * half + i) * 2 + 1] = Math.sin(angle);
+        out[(p * half + i) * 2 + 1] = inverse ? -Math.sin(angle) : Math.sin(angle);
       }
     return out;
   },

@@ -1,12 +1,11 @@
 // The backward ops' GPU kernels against their float64 references on fresh random inputs (f32: relative
-// error of the whole vector <= 1e-5; NaN never passes): RoPE turned back, SwiGLU's two gradients, the
+// error of the whole vector <= 1e-5; NaN never passes): SwiGLU's two gradients, the
 // norm's, the transposed product for every weight dtype (weights read in place, split into row pieces
 // too), the last row spread back and a block's rows of a cache's gradient.
 import { describe, expect, it } from 'vitest';
 import { randomSource, relErr } from './helpers/numeric.js';
 import { runBoth } from './helpers/gpu.js';
 import { weightOf } from '../runtime/weights.js';
-import { ropeGrad } from '../ops/rope_grad.js';
 import { siluMulGrad } from '../ops/silu_mul_grad.js';
 import { rmsnormGrad } from '../ops/rmsnorm_grad.js';
 import { matvecT } from '../ops/matvec_t.js';
@@ -20,11 +19,6 @@ const seedNote = `random seed ${rnd.seed}`;
 const TOL = 1e-5;
 
 describe('backward kernels match their float64 references', () => {
-  it('rope_grad over a block from position 3 (partial rotary)', async () => {
-    const { out, ref } = await runBoth((o, g) => g.apply(ropeGrad, [o.weight('dy', [5, 24]), o.input('pos', [1]), o.ropeTable(16, 4, 10000)], { headSize: 8 }), { dy: rnd.normal(120) }, { pos: 3 });
-    expect(relErr(out, ref), seedNote).toBeLessThanOrEqual(TOL);
-  });
-
   it.each(['gate', 'up'] as const)('silu_mul_grad of %s', async (of) => {
     const { out, ref } = await runBoth((o, g) => g.apply(siluMulGrad, [o.weight('g', [3, 77]), o.weight('u', [3, 77]), o.weight('dy', [3, 77])], { of }), { g: rnd.normal(231, 3), u: rnd.normal(231), dy: rnd.normal(231) }, {});
     expect(relErr(out, ref), seedNote).toBeLessThanOrEqual(TOL);
