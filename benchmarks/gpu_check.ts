@@ -1,6 +1,7 @@
 // The new interpretability kernels checked on the GPU machine (CI has no GPU): on stories260K, the lens's
 // GPU reductions against ops/lens_stats.ts's float64 reference applied to the same lens logits; batched
-// patching against one site a pass (to the bit) and against the naive sweep (1e-5). Prints JSON; exit 1
+// patching against one site a pass (to the bit) and against the naive sweep (1e-5); the backward kernels'
+// gradients at hooks against the float64 reference of the same backward (1e-4). Prints JSON; exit 1
 // if a check fails.   node --no-concurrent-recompilation dist/benchmarks/gpu_check.js MODEL.gguf
 import { Model } from '../runtime/model.js';
 import { releaseGpu } from '../runtime/gpu.js';
@@ -8,6 +9,9 @@ import { loadModelSource } from '../runtime/node/load.js';
 import { logitLens } from '../runtime/interp/lens.js';
 import { activationPatching, activationPatchingNaive } from '../runtime/interp/patching.js';
 import { lensStats } from '../ops/lens_stats.js';
+import { gradientGraph } from '../runtime/interp/gradients.js';
+import { ReferenceRunner } from '../runtime/reference.js';
+import { relErr } from '../test/helpers/numeric.js';
 
 const model = await Model.create(loadModelSource(process.argv[2]!), { contextLength: 64 });
 const tok = model.tokenizer, V = model.config.vocabSize, L = model.config.nLayers;
@@ -40,6 +44,18 @@ let ok = true;
   batched.sites.forEach((s, i) => s.scores.forEach((row, l) => row.forEach((v, c) => (worst = Math.max(worst, Math.abs(v! - naive.sites[i]!.scores[l]![c]!))))));
   const pass = same && worst <= 1e-5;
   out.patching = { sites: batched.sites.reduce((k, s) => k + s.scores.flat().length, 0), batchedEqualsOneSiteAPassBitwise: same, worstScoreVsNaive: worst, pass };
+  ok &&= pass;
+}
+{
+  const src = loadModelSource(process.argv[2]!);
+  const tokens = tok.encode('Once upon a time, there was a little girl named'), [target, distractor] = [tok.idOf(' Lily')!, tok.idOf(' Tim')!];
+  const hooks = ['hook_embed', ...Array.from({ length: L }, (_, l) => `blocks.${l}.hook_resid_pre`), 'blocks.1.attn.hook_z', 'blocks.2.mlp.hook_post'];
+  const r = await model.runWithGradients(tokens, { target, distractor, hooks });
+  const ref = new ReferenceRunner(gradientGraph({ ...src.config, contextLength: 64 }, (n) => src.weights.get(n)?.dtype ?? 'f32', tokens.length, hooks), src.weights);
+  const values = ref.step({ token: tokens, pos: 0, ids: [target, distractor] });
+  const errs = hooks.map((h) => relErr(r.grads.get(h)!.data, values.get(ref.graph.outputs[`grad:${h}`]!)!));
+  const pass = errs.every((e) => e <= 1e-4);
+  out.gradients = { hooks: hooks.length, worstRelErr: Math.max(...errs), pass };
   ok &&= pass;
 }
 console.log(JSON.stringify(out));

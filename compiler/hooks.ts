@@ -102,7 +102,7 @@ semantics.addOperation<Seg>('seg', {
 const parsed = new Map<string, readonly Sel[]>();
 const PARSED_KEPT = 256;
 
-function parseSelector(selector: string): Sel[] {
+function parseSelector(selector: string): readonly Sel[] {
   let sels = parsed.get(selector);
   if (!sels) {
     const m = grammar.match(selector);
@@ -111,7 +111,7 @@ function parseSelector(selector: string): Sel[] {
     if (parsed.size >= PARSED_KEPT) parsed.delete(parsed.keys().next().value!);
     parsed.set(selector, sels);
   }
-  return sels.map((x) => ({ ...x })); // (the caller may replace a copy's segs)
+  return sels;
 }
 
 /** A graph's hook names, in order, one frozen array per hooks record: selections against it are kept
@@ -145,18 +145,18 @@ function expandSelector(selector: string, names: readonly string[]): HookSelecti
   for (const s of sels) {
     // a short name alone ('resid_post') is that hook at every layer, as get_act_name would name each
     const short = s.segs.length === 1 && s.segs[0]!.word !== undefined && !names.includes(s.segs[0]!.word) ? SHORT[s.segs[0]!.word] : undefined;
-    if (short) s.segs = short.startsWith('hook_') && names.includes(short) ? [{ word: short }] : [{ word: 'blocks' }, { any: true }, ...short.split('.').map((word) => ({ word }))];
+    const segs: readonly Seg[] = !short ? s.segs : short.startsWith('hook_') && names.includes(short) ? [{ word: short }] : [{ word: 'blocks' }, { any: true }, ...short.split('.').map((word) => ({ word }))];
     const matches = names.filter((name) => {
       const parts = name.split('.');
-      return parts.length === s.segs.length && parts.every((p, i) => {
-        const g = s.segs[i]!;
+      return parts.length === segs.length && parts.every((p, i) => {
+        const g = segs[i]!;
         return g.any || (g.word !== undefined ? g.word === p : /^\d+$/.test(p) && Number(p) >= g.lo! && Number(p) <= g.hi!);
       });
     });
     if (!matches.length) {
       // a layer past the model's last: say so, not which names are nearest
       const layers = 1 + Math.max(-1, ...names.map((nm) => /^blocks\.(\d+)\./.exec(nm)).filter((x) => x).map((x) => Number(x![1])));
-      const asked = s.segs[0]?.word === 'blocks' ? s.segs[1] : undefined;
+      const asked = segs[0]?.word === 'blocks' ? segs[1] : undefined;
       const top = asked?.hi ?? (asked?.word !== undefined && /^\d+$/.test(asked.word) ? Number(asked.word) : undefined);
       if (top !== undefined && layers > 0 && top >= layers)
         throw new UsageError(`'${s.text}': layer ${top} is out of range: the model has ${layers} layers, blocks.0 .. blocks.${layers - 1}`);

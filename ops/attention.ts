@@ -4,7 +4,7 @@ import { type Invocation, type f32x4, type Spec, type In, type Out, type f32, ty
 import { type Op, expectShape, overRows, rowsOf, seqLenOf } from './op.js';
 import { ShapeError } from '../compiler/errors.js';
 import { workgroupMax, workgroupSum } from './reduce.js';
-import { leafKind } from '../compiler/ir/op.js';
+import { leafKind, type Node as GraphNode } from '../compiler/ir/op.js';
 
 /** `flash`: one pass with an online softmax over tiles (set by the flash_attention rule); without
  *  it the kernel also leaves each head's attention pattern in a scratch buffer. */
@@ -66,7 +66,9 @@ export const attention: Op<AttentionAttr> = overRows<AttentionAttr>({
     // (the flash flag picks a forward kernel; the gradient's reference is the same either way)
     const a: AttentionAttr = { ...(n.attr as AttentionAttr) };
     delete a.flash;
-    return [...(['q', 'k', 'v'] as const).map((of) => b.apply(attentionGrad, [...n.srcs, dz], { ...a, of })), undefined];
+    // the softmax statistics once, for all three gradients
+    const stats = b.apply(attentionStats, [...n.srcs, dz], a);
+    return [...(['q', 'k', 'v'] as const).map((of) => b.apply(attentionGrad, [...n.srcs, dz, stats], { ...a, of })), undefined];
   },
   lower(n, ctx) {
     const [q, kc, vc, pos] = n.srcs;
@@ -107,10 +109,49 @@ export const attention: Op<AttentionAttr> = overRows<AttentionAttr>({
 // `of` picks the source: q (a row per query) or the key or value cache (summed over the block's rows).
 export type AttentionGradAttr = AttentionAttr & { of: 'q' | 'k' | 'v' };
 
+/** Each query row and head's softmax statistics, [T, nHeads, 3]: the max score, Σ exp(s − max) and
+ *  Σ Pⱼ·(dz·vⱼ) over the keys it sees (made once, read by the three gradients). */
+export const attentionStats: Op<AttentionAttr> = {
+  name: 'attention_stats',
+  infer([q, kc, , pos, dz], { nHeads, headSize }) {
+    if (q!.shape.length > 2 || kc!.shape.length !== 2) throw new ShapeError('attention_stats takes one sequence: q [T, width] and caches [context, width]');
+    expectShape(dz!, q!.shape, 'attention output gradient');
+    expectShape(pos!, [1], 'position');
+    return { shape: [q!.shape.reduce((x, y) => x * y, 1) / (nHeads * headSize), nHeads, 3], dtype: 'f32' };
+  },
+  reference([q, kc, vc, pos, dz], a) {
+    const { nHeads, nKvHeads, headSize } = a, qDim = nHeads * headSize, kvDim = nKvHeads * headSize, group = nHeads / nKvHeads;
+    const T = q!.length / qDim, out = new Float64Array(T * nHeads * 3);
+    for (let t = 0; t < T; t++)
+      for (let h = 0; h < nHeads; h++) {
+        const s = attentionScores(q!.subarray(t * qDim, (t + 1) * qDim), kc!, pos![0]! + t, h, a), m = Math.max(...s), ko = Math.floor(h / group) * headSize;
+        let z = 0, pd = 0;
+        s.forEach((x, j) => {
+          let dp = 0;
+          for (let e = 0; e < headSize; e++) dp += dz![t * qDim + h * headSize + e]! * vc![j * kvDim + ko + e]!;
+          z += Math.exp(x - m);
+          pd += Math.exp(x - m) * dp;
+        });
+        out.set([m, z, pd / z], (t * nHeads + h) * 3);
+      }
+    return out;
+  },
+  lower(n, ctx) {
+    const [q, kc, vc, pos, dz] = n.srcs, a = n.attr as AttentionAttr;
+    ctx.dispatch('attentionStatsKernel', { q: ctx.buf(q!), kc: ctx.buf(kc!), vc: ctx.buf(vc!), pos: ctx.buf(pos!), dz: ctx.buf(dz!), stats: ctx.buf(n) },
+      attentionGradUniforms(q!, a), Math.ceil(n.size / 3 / 64));
+  },
+};
+const attentionGradUniforms = (q: GraphNode, a: AttentionAttr) => {
+  const qDim = a.nHeads * a.headSize;
+  return { T: q.size / qDim, nHeads: a.nHeads, headSize: a.headSize, qDim, kvDim: a.nKvHeads * a.headSize, group: a.nHeads / a.nKvHeads, scale: scoreScale(a) };
+};
+
 export const attentionGrad: Op<AttentionGradAttr> = {
   name: 'attention_grad',
-  infer([q, kc, vc, pos, dz], { of }) {
+  infer([q, kc, vc, pos, dz, stats], { of, nHeads, headSize }) {
     if (q!.shape.length > 2 || kc!.shape.length !== 2) throw new ShapeError('attention_grad takes one sequence: q [T, width] and caches [context, width]');
+    expectShape(stats!, [q!.shape.reduce((x, y) => x * y, 1) / (nHeads * headSize), nHeads, 3], 'softmax statistics');
     expectShape(dz!, q!.shape, 'attention output gradient');
     expectShape(vc!, kc!.shape, 'value cache');
     expectShape(pos!, [1], 'position');
@@ -138,16 +179,13 @@ export const attentionGrad: Op<AttentionGradAttr> = {
       }
     }
     return out;
-  },  lower(n, ctx) {
-    const [q, kc, vc, pos, dz] = n.srcs;
-    const a = n.attr as AttentionGradAttr, qDim = a.nHeads * a.headSize, T = q!.size / qDim, kvDim = a.nKvHeads * a.headSize;
-    const u = { T, nHeads: a.nHeads, headSize: a.headSize, qDim, kvDim, group: a.nHeads / a.nKvHeads, scale: scoreScale(a) };
-    const bind = { q: ctx.buf(q!), kc: ctx.buf(kc!), vc: ctx.buf(vc!), pos: ctx.buf(pos!), dz: ctx.buf(dz!) };
-    // each query row and head's softmax max, sum and Σ P·dP, then the gradient asked for
-    const stats = ctx.scratch(n, 'stats', T * a.nHeads * 3);
-    ctx.dispatch('attentionStatsKernel', { ...bind, stats }, u, Math.ceil((T * a.nHeads) / 64));
-    if (a.of === 'q') ctx.dispatch('attentionGradQKernel', { ...bind, stats, out: ctx.buf(n) }, u, Math.ceil(n.size / 64));
-    else ctx.dispatch('attentionGradKvKernel', { ...bind, stats, out: ctx.buf(n) }, { ...u, n: n.size, ofK: a.of === 'k' ? 1 : 0 }, Math.ceil(n.size / 64));
+  },
+  // (the reference makes its probabilities anew; the kernels read the statistics node)
+  lower(n, ctx) {
+    const [q, kc, vc, pos, dz, stats] = n.srcs, a = n.attr as AttentionGradAttr;
+    const bind = { q: ctx.buf(q!), kc: ctx.buf(kc!), vc: ctx.buf(vc!), pos: ctx.buf(pos!), dz: ctx.buf(dz!), stats: ctx.buf(stats!), out: ctx.buf(n) };
+    if (a.of === 'q') ctx.dispatch('attentionGradQKernel', bind, attentionGradUniforms(q!, a), Math.ceil(n.size / 64));
+    else ctx.dispatch('attentionGradKvKernel', bind, { ...attentionGradUniforms(q!, a), n: n.size, ofK: a.of === 'k' ? 1 : 0 }, Math.ceil(n.size / 64));
   },
 };
 

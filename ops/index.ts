@@ -9,7 +9,7 @@ import { rmsnorm } from './rmsnorm.js';
 import { matvec } from './matvec.js';
 import { rope } from './rope.js';
 import { kvWrite } from './kv_write.js';
-import { attention, attentionGrad, type AttentionAttr } from './attention.js';
+import { attention, attentionGrad, attentionStats, type AttentionAttr } from './attention.js';
 import { add } from './add.js';
 import { bias } from './bias.js';
 import { siluMul } from './silu_mul.js';
@@ -46,7 +46,7 @@ import type { DType } from '../compiler/ir/dtype.js';
 
 export const OPS: readonly Op[] = [input, weight, state, ropeTable, embedding, rmsnorm, matvec, rope, kvWrite, attention, add, bias, siluMul,
   scale, slice, qkvMatvec, ropeKv, qkvRopeKv, ffnGateUp, argmax, intervene, attentionPattern, rmsParts, stored, headResult, saeEncode, saeDecode, lastRow, pick, lensStats,
-  fill, matvecT, rmsnormGrad, siluMulGrad, lastRowGrad, kvRows, attentionGrad, logitDiff, logitDiffGrad] as Op[];
+  fill, matvecT, rmsnormGrad, siluMulGrad, lastRowGrad, kvRows, attentionStats, attentionGrad, logitDiff, logitDiffGrad] as Op[];
 /** what compiler/grad.ts builds with: the seed constant and the sum of a node's gradients */
 export const GRAD_OPS: GradOps = { fill, add };
 /** tapir's op set: what compile() and parseGraph() are given */

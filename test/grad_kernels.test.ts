@@ -12,7 +12,7 @@ import { matvecT } from '../ops/matvec_t.js';
 import { lastRowGrad } from '../ops/last_row_grad.js';
 import { kvRows } from '../ops/kv_rows.js';
 import type { DType } from '../compiler/ir/dtype.js';
-import { attentionGrad } from '../ops/attention.js';
+import { attentionGrad, attentionStats } from '../ops/attention.js';
 
 const rnd = randomSource();
 const seedNote = `random seed ${rnd.seed}`;
@@ -42,10 +42,20 @@ describe('backward kernels match their float64 references', () => {
 
   it.each(['q', 'k', 'v'] as const)('attention_grad of %s: grouped heads, a block of 5 rows from position 3 (keys past the block get 0)', async (of) => {
     const [T, nHeads, nKvHeads, headSize, ctxLen] = [5, 4, 2, 8, 12], qDim = nHeads * headSize, kvDim = nKvHeads * headSize;
-    const { out, ref } = await runBoth((o, g) => g.apply(attentionGrad, [o.weight('q', [T, qDim]), o.weight('kc', [ctxLen, kvDim]), o.weight('vc', [ctxLen, kvDim]), o.input('pos', [1]), o.weight('dz', [T, qDim])], { nHeads, nKvHeads, headSize, of }),
+    const { out, ref } = await runBoth((o, g) => {
+      const srcs = [o.weight('q', [T, qDim]), o.weight('kc', [ctxLen, kvDim]), o.weight('vc', [ctxLen, kvDim]), o.input('pos', [1]), o.weight('dz', [T, qDim])];
+      return g.apply(attentionGrad, [...srcs, g.apply(attentionStats, srcs, { nHeads, nKvHeads, headSize })], { nHeads, nKvHeads, headSize, of });
+    },
       { q: rnd.normal(T * qDim), kc: rnd.normal(ctxLen * kvDim), vc: rnd.normal(ctxLen * kvDim), dz: rnd.normal(T * qDim) }, { pos: 3 });
     expect(relErr(out, ref), seedNote).toBeLessThanOrEqual(TOL);
     if (of !== 'q') expect(Array.from(out.subarray(8 * kvDim))).toEqual(new Array((ctxLen - 8) * kvDim).fill(0));
+  });
+
+  it('attention_stats: each query row and head\'s max score, sum of exponentials and Σ P·dP', async () => {
+    const [T, nHeads, nKvHeads, headSize, ctxLen] = [4, 4, 2, 8, 10], qDim = nHeads * headSize, kvDim = nKvHeads * headSize;
+    const { out, ref } = await runBoth((o, g) => g.apply(attentionStats, [o.weight('q', [T, qDim]), o.weight('kc', [ctxLen, kvDim]), o.weight('vc', [ctxLen, kvDim]), o.input('pos', [1]), o.weight('dz', [T, qDim])], { nHeads, nKvHeads, headSize }),
+      { q: rnd.normal(T * qDim), kc: rnd.normal(ctxLen * kvDim), vc: rnd.normal(ctxLen * kvDim), dz: rnd.normal(T * qDim) }, { pos: 2 });
+    expect(relErr(out, ref), seedNote).toBeLessThanOrEqual(TOL);
   });
 
   it('last_row_grad and kv_rows', async () => {

@@ -4,11 +4,8 @@
 import { describe, expect, it, afterAll } from 'vitest';
 import { Model, dtypesOf } from '../runtime/model.js';
 import { loadModelSource } from '../runtime/node/load.js';
-import { llama } from '../models/llama.js';
-import { rebuildWith, type GraphBuilder } from '../compiler/ir/graph.js';
-import { gradients } from '../compiler/grad.js';
-import { GRAD_OPS, ops } from '../ops/index.js';
 import { ReferenceRunner } from '../runtime/reference.js';
+import { gradientGraph } from '../runtime/interp/gradients.js';
 import { UsageError } from '../compiler/errors.js';
 import { relErr } from './helpers/numeric.js';
 import { GGUF } from './helpers/models.js';
@@ -27,17 +24,12 @@ describe('gradients at hooks (GPU)', () => {
     const logits = (await model.logits(tokens)).at(-1)!;
     expect(Math.abs(r.metric - (logits[target]! - logits[distractor]!))).toBeLessThanOrEqual(1e-4 * Math.max(1, Math.abs(r.metric)));
     // the reference: the same graph, differentiated the same way, evaluated in float64
-    const graph = llama({ ...src.config, contextLength: 64 }, dtypesOf(src.weights), { positions: tokens.length, head: 'last' });
-    let b: GraphBuilder | undefined;
-    const rebuilt = rebuildWith(graph, (_n, _m, g) => { b = g; return undefined; });
-    const o = ops(b!), metric = o.logitDiff(rebuilt.outputs.logits!, o.input('ids', [2]));
-    const grads = gradients(b!, metric, hooks.map((h) => rebuilt.hooks[h]!.node), GRAD_OPS);
-    const ref = new ReferenceRunner(b!.finish({ metric, ...Object.fromEntries(hooks.map((h) => [h, grads.get(rebuilt.hooks[h]!.node)!])) }), src.weights);
+    const ref = new ReferenceRunner(gradientGraph({ ...src.config, contextLength: 64 }, dtypesOf(src.weights), tokens.length, hooks), src.weights);
     const values = ref.step({ token: tokens, pos: 0, ids: [target, distractor] });
     for (const h of hooks) {
       const got = r.grads.get(h)!;
       expect(got.shape.slice(0, 2)).toEqual([1, tokens.length]);
-      const want = values.get(grads.get(rebuilt.hooks[h]!.node)!)!;
+      const want = values.get(ref.graph.outputs[`grad:${h}`]!)!;
       expect(got.data.length).toBe(want.length);
       expect(relErr(got.data, want), h).toBeLessThanOrEqual(1e-4);
     }

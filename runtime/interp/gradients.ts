@@ -4,7 +4,7 @@
 // as the forward hook is ([batch, pos, ...]). For now the prompt runs as one block (no backward across
 // prefill blocks yet) and the metric is the last position's logit difference.
 import { ShapeError, UsageError } from '../../compiler/errors.js';
-import { rebuildWith, type GraphBuilder } from '../../compiler/ir/graph.js';
+import { rebuildWith, type Graph, type GraphBuilder } from '../../compiler/ir/graph.js';
 import { hookNamesOf, selectHooks } from '../../compiler/hooks.js';
 import { gradients } from '../../compiler/grad.js';
 import { compile, type CompileOptions } from '../../compiler/passes.js';
@@ -33,6 +33,8 @@ export interface GradientResult {
 /** What a gradient run needs of a model (runtime/model.ts's Model gives it). */
 export interface GradientHost {
   readonly config: LlamaConfig;
+  /** the model's own graph: its hooks' names and per-position shapes */
+  readonly graph: Graph;
   readonly dtypeOf: (name: string) => DType;
   readonly target: Target;
   readonly compileOptions: CompileOptions;
@@ -49,34 +51,39 @@ export async function runWithGradients(h: GradientHost, tokens: readonly number[
   const V = h.config.vocabSize, T = tokens.length;
   for (const id of [o.target, o.distractor]) if (!Number.isInteger(id) || id < 0 || id >= V) throw new UsageError(`token id ${id} is outside the vocabulary (0..${V - 1})`);
   if (T > h.blockSize) throw new UsageError(`gradients run the prompt as one block for now: at most ${h.blockSize} tokens, got ${T}`);
-  const graph = llama(h.config, h.dtypeOf, { positions: T, head: 'last' });
-  const sels = selectHooks(typeof o.hooks === 'string' ? o.hooks : o.hooks.join(','), hookNamesOf(graph.hooks));
+  const sels = selectHooks(typeof o.hooks === 'string' ? o.hooks : o.hooks.join(','), hookNamesOf(h.graph.hooks));
   if (!sels.length) throw new UsageError('no hooks to give gradients at');
   for (const s of sels) if (s.pos !== undefined || s.head !== undefined) throw new UsageError(`${s.key}: gradients are given for whole hooks; leave out [pos=..] and [head=..]`);
   const names = [...new Set(sels.map((s) => s.hook))];
   const key = `${T}|${names.join(',')}`;
   let p = h.plans.get(key);
   if (!p) {
-    let b: GraphBuilder | undefined;
-    const rebuilt = rebuildWith(graph, (_n, _m, g) => { b = g; return undefined; });
-    const o2 = ops(b!), metric = o2.logitDiff(rebuilt.outputs.logits!, o2.input('ids', [2]));
-    let grads: Map<Node, Node>;
-    try {
-      grads = gradients(b!, metric, names.map((n) => rebuilt.hooks[n]!.node), GRAD_OPS);
-    } catch (e) {
-      if (e instanceof ShapeError) throw new UsageError(`no gradient at ${names.join(', ')}: ${e.message}`);
-      throw e;
-    }
-    const outputs = { metric, ...Object.fromEntries(names.map((n) => [`grad:${n}`, grads.get(rebuilt.hooks[n]!.node)!])) };
-    const plan = compile(b!.finish(outputs), OPSET, h.target, h.compileOptions).plan!;
+    const plan = compile(gradientGraph(h.config, h.dtypeOf, T, names), OPSET, h.target, h.compileOptions).plan!;
     p = { ex: await Executor.create(h.executor.gpu, plan, h.weights, h.executor), plan };
     h.plans.set(key, p);
   }
   const metric = (await p.ex.run({ token: Int32Array.from(tokens), pos: 0, ids: Int32Array.of(o.target, o.distractor) }, 'metric'))[0]!;
   const grads = new Map<string, { shape: number[]; data: Float32Array }>();
   for (const n of names) {
-    const shape = [1, T, ...graph.hooks[n]!.shape], size = shape.reduce((a, c) => a * c, 1);
+    const shape = [1, T, ...h.graph.hooks[n]!.shape], size = shape.reduce((a, c) => a * c, 1);
     grads.set(n, { shape, data: (await p.ex.read(p.plan.outputs[`grad:${n}`]!)).slice(0, size) });
   }
   return { metric, grads };
+}
+
+/** The graph a gradient run compiles: the prompt's block of T positions, the metric (logit difference of
+ *  the input `ids` [target, distractor] at the last position) and, as outputs `grad:HOOK`, its gradient
+ *  at each hook (the float64 reference runs the same graph: test/gradients.test.ts, gpu_check). */
+export function gradientGraph(c: LlamaConfig, dtypeOf: (name: string) => DType, T: number, hooks: readonly string[]): Graph {
+  let b: GraphBuilder | undefined;
+  const rebuilt = rebuildWith(llama(c, dtypeOf, { positions: T, head: 'last' }), (_n, _m, g) => { b = g; return undefined; });
+  const o = ops(b!), metric = o.logitDiff(rebuilt.outputs.logits!, o.input('ids', [2]));
+  let grads: Map<Node, Node>;
+  try {
+    grads = gradients(b!, metric, hooks.map((n) => rebuilt.hooks[n]!.node), GRAD_OPS);
+  } catch (e) {
+    if (e instanceof ShapeError) throw new UsageError(`no gradient at ${hooks.join(', ')}: ${e.message}`);
+    throw e;
+  }
+  return b!.finish({ metric, ...Object.fromEntries(hooks.map((n) => [`grad:${n}`, grads.get(rebuilt.hooks[n]!.node)!])) });
 }

@@ -119,7 +119,8 @@ export async function runBatchWithHooks(m: RunHost, prompts: readonly (readonly 
   if (at > limit) throw new UsageError(`this run would read back ${(at / 2 ** 20).toFixed(0)} MiB at once, more than the device's largest buffer (${(limit / 2 ** 20).toFixed(0)} MiB): select fewer hooks or positions${want === 'all' ? ", or ask for the last position's logits only" : ''}`);
   const d = m.executor.gpu.device;
   // every hook whole (a cache's usual ask) over several blocks: each block read back as the GPU finishes it
-  const wholeOnly = sels.every((x) => hooks[x.hook]!.layout !== 'pattern' && x.pos === undefined && x.head === undefined);
+  const isWhole = (x: (typeof sels)[number]) => hooks[x.hook]!.layout !== 'pattern' && x.pos === undefined && x.head === undefined;
+  const wholeOnly = sels.every(isWhole);
   if (wholeOnly && want !== 'all' && run.blocks.length > 1) return readByBlock(m, prompts, run, regions, want === 'last');
   const lease = leaseStaging(d, Math.max(16, at)), staging = lease.buffer;
   try {
@@ -134,8 +135,7 @@ export async function runBatchWithHooks(m: RunHost, prompts: readonly (readonly 
     // while the GPU runs, the arrays whole hooks are returned in are made and written once: a fresh
     // array's pages are mapped in on first touch, which for a batch's 134 MB took as long as the GPU's
     // whole pass (benchmarks/interp_profile.ts, readback); touched now, that cost hides behind the GPU
-    const whole = new Map(regions.flatMap((s) => hooks[s.name]!.layout === 'pattern' ? []
-      : sels.filter((x) => x.hook === s.name && x.pos === undefined && x.head === undefined).map((x) => [x.key, new Float32Array(B * n * (s.bytes / 4)).fill(0)] as const)));
+    const whole = new Map(regions.flatMap((s) => sels.filter((x) => x.hook === s.name && isWhole(x)).map((x) => [x.key, new Float32Array(B * n * (s.bytes / 4)).fill(0)] as const)));
     // every value is copied out of the mapping once, straight into what is returned
     const all = new Float32Array(await lease.read(Math.max(16, at)));
     const logits = prompts.map((_, b) => Array.from({ length: logitRows }, (_, t) => all.slice((logitsAt / 4) + (b * logitRows + t) * V, (logitsAt / 4) + (b * logitRows + t + 1) * V)));
