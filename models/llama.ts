@@ -51,8 +51,9 @@ export const qWidth = (c: Pick<LlamaConfig, 'dim' | 'nHeads' | 'headDim'>) => c.
  *  `batch`: that many sequences at once, each with its own KV cache (several prompts of one length).
  *  `head: 'last'`: the final norm and unembedding of each sequence's last position only (a prefill that
  *  wants the next token); `pick: k` adds an output `picked`, those logits at k token ids (an input
- *  `pick`), e.g. a patching metric's target and distractor. */
-export interface LlamaGraphOptions { startLayer?: number; positions?: number; batch?: number; head?: 'all' | 'last'; pick?: number }
+ *  `pick`), e.g. a patching metric's target and distractor; `headRow`: the head reads that position's
+ *  row instead of the last (a gradient's metric at an earlier position). */
+export interface LlamaGraphOptions { startLayer?: number; positions?: number; batch?: number; head?: 'all' | 'last'; headRow?: number; pick?: number }
 export function llama(c: LlamaConfig, dtypeOf: (name: string) => DType = () => 'f32', opts: LlamaGraphOptions = {}): Graph {
   const g = new GraphBuilder();
   const o = ops(g);
@@ -120,7 +121,7 @@ export function llama(c: LlamaConfig, dtypeOf: (name: string) => DType = () => '
     const act = hook(`${b}mlp.hook_post`, siluMul(gate, up)); // [hiddenDim]
     x = hook(`${b}hook_resid_post`, add(x, hook(`${b}hook_mlp_out`, times(matvec(w('ffn_down', [c.dim, c.hiddenDim]), act), c.residualScale)))); // [dim]
   }
-  if (opts.head === 'last' && block) x = lastRow(x); // [B, 1, dim]: from here on, the last position only
+  if (opts.head === 'last' && block) x = lastRow(x, opts.headRow); // [B, 1, dim]: from here on, the last position only
   normHooks('ln_final', x);
   const logits = hook('hook_logits', unembedding(c, o, x, weight, tokenEmbd)); // [vocab]
   const next = argmax(logits); // i32[1], the greedy choice, so greedy decoding reads back 4 bytes

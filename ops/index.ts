@@ -37,6 +37,7 @@ import { siluMulGrad } from './silu_mul_grad.js';
 import { lastRowGrad } from './last_row_grad.js';
 import { kvRows } from './kv_rows.js';
 import { logitDiff, logitDiffGrad } from './logit_diff.js';
+import { logProb, logProbGrad } from './log_prob.js';
 import type { GradOps } from '../compiler/grad.js';
 import type { Op } from './op.js';
 import { RULES } from './rules.js';
@@ -46,12 +47,14 @@ import type { DType } from '../compiler/ir/dtype.js';
 
 export const OPS: readonly Op[] = [input, weight, state, ropeTable, embedding, rmsnorm, matvec, rope, kvWrite, attention, add, bias, siluMul,
   scale, slice, qkvMatvec, ropeKv, qkvRopeKv, ffnGateUp, argmax, intervene, attentionPattern, rmsParts, stored, headResult, saeEncode, saeDecode, lastRow, pick, lensStats,
-  fill, matvecT, rmsnormGrad, siluMulGrad, lastRowGrad, kvRows, attentionStats, attentionGrad, logitDiff, logitDiffGrad] as Op[];
+  fill, matvecT, rmsnormGrad, siluMulGrad, lastRowGrad, kvRows, attentionStats, attentionGrad, logitDiff, logitDiffGrad, logProb, logProbGrad] as Op[];
 /** what compiler/grad.ts builds with: the seed constant and the sum of a node's gradients */
 export const GRAD_OPS: GradOps = { fill, add };
 /** tapir's op set: what compile() and parseGraph() are given */
 export const OPSET = opSet(OPS, RULES, kernels, fragments);
 
+/** The graph-building helpers of one builder (what a caller-built metric is made with). */
+export type Ops = ReturnType<typeof ops>;
 export function ops(g: GraphBuilder) {
   return {
     input: (name: string, shape: number[], dtype: 'i32' | 'f32' = 'i32') => g.apply(input, [], { name, shape, dtype }),
@@ -73,9 +76,10 @@ export function ops(g: GraphBuilder) {
     attentionPattern: (q: Node, k: Node, pos: Node, a: PatternAttr) => g.apply(attentionPattern, [q, k, pos], a),
     rmsParts: (x: Node, eps: number, part: 'scale' | 'normalized') => g.apply(rmsParts, [x], { eps, part }),
     headResult: (z: Node, wo: Node, a: HeadResultAttr) => g.apply(headResult, [z, wo], a),
-    lastRow: (x: Node) => g.apply(lastRow, [x], {}),
+    lastRow: (x: Node, row?: number) => g.apply(lastRow, [x], row === undefined ? {} : { row }),
     pick: (x: Node, ids: Node) => g.apply(pick, [x, ids], {}),
     lensStats: (logits: Node, target: Node, a: LensStatsAttr) => g.apply(lensStats, [logits, target], a),
-    logitDiff: (logits: Node, ids: Node) => g.apply(logitDiff, [logits, ids], {}),
+    logitDiff: (logits: Node, ids: Node, row?: number) => g.apply(logitDiff, [logits, ids], row === undefined ? {} : { row }),
+    logProb: (logits: Node, ids: Node, row?: number) => g.apply(logProb, [logits, ids], row === undefined ? {} : { row }),
   };
 }

@@ -133,6 +133,31 @@ describe('tapir CLI', () => {
     // hook_embed is the first layer's resid_pre: the same gradient
     const bytes = (n: string) => Array.from(buf.subarray(st.tensors.get(n)!.begin, st.tensors.get(n)!.end));
     expect(bytes('hook_embed')).toEqual(bytes('blocks.0.hook_resid_pre'));
+    // a log-probability at an earlier position: positions past it get no gradient
+    const lp = tapir('grad', '-p', 'Once upon a time', '--target', ' upon', '--metric', 'log-prob', '--pos', '1', '--hooks', 'blocks.2.hook_resid_pre', '--out', file, '--json');
+    expect(lp.code, lp.stderr.join('\n')).toBe(0);
+    expect(JSON.parse(lp.stdout).metric).toBeLessThan(0);
+    const st2 = parseSafetensors(new Uint8Array(fs.readFileSync(file)), file), t2 = st2.tensors.get('blocks.2.hook_resid_pre')!;
+    const g2 = new Float32Array(new Uint8Array(fs.readFileSync(file)).slice(t2.begin, t2.end).buffer);
+    expect(g2.subarray(2 * 64).every((v) => v === 0)).toBe(true);
+    expect(g2.subarray(0, 2 * 64).some((v) => v !== 0)).toBe(true);
+    const past = tapir('grad', '-p', 'Once upon a time', '--target', ' upon', '--pos', '9', '--hooks', 'hook_embed', '--out', file);
+    expect(past.code).toBe(2);
+    expect(past.stderr[0]).toMatch(/position 9 is outside the prompt's 5 positions/);
+  });
+
+  it('patch --method attribution estimates the sweep from one backward, beside the exact one with --compare-exact', () => {
+    const r = tapir('patch', '--clean', 'Lily saw a dog', '--corrupt', 'Tim saw a dog', '--target', ' and', '--distractor', '.', '--method', 'attribution', '--compare-exact', '--json');
+    expect(r.code, r.stderr.join('\n')).toBe(0);
+    const o = JSON.parse(r.stdout);
+    expect(o.method).toBe('attribution');
+    expect(o.sites[0].scores).toHaveLength(5);
+    expect(o.exact[0].scores[0][1]).toBeCloseTo(1, 5);
+    expect(o.correlation.resid_pre).toBeGreaterThan(-1);
+    expect(o.correlation.resid_pre).toBeLessThanOrEqual(1);
+    const bad = tapir('patch', '--clean', 'Lily saw a dog', '--corrupt', 'Tim saw a dog', '--target', ' and', '--method', 'guess');
+    expect(bad.code).toBe(2);
+    expect(bad.stderr[0]).toMatch(/unknown method 'guess'/);
   });
 
   it('patch prints scores as JSON, and refuses prompts it cannot score', () => {

@@ -52,13 +52,18 @@ describe("each op's vector-Jacobian product equals central differences of its re
     ['matvec, q4_0', (o) => { const a = o.input('x0', [32], 'f32'); return { out: o.matvec(o.weight('wq4', [3, 32], 'q4_0'), a), x: [a] }; }],
     ['rope (a block from position 2, partial rotary)', (o) => { const a = o.input('x0', [3, 16], 'f32'); return { out: o.rope(a, o.input('pos', [1]), o.ropeTable(8, 4, 10000), 8), x: [a] }; }],
     ['last_row', (o) => { const a = o.input('x0', [4, 5], 'f32'); return { out: o.lastRow(a), x: [a] }; }],
+    ['last_row at row 1 (a batch of two)', (o) => { const a = o.input('x0', [2, 4, 5], 'f32'); return { out: o.lastRow(a, 1), x: [a] }; }],
+    ['logit_diff (target − distractor, the last row)', (o) => { const a = o.input('x0', [3, 11], 'f32'); return { out: o.logitDiff(a, o.input('ids2', [2])), x: [a] }; }],
+    ['logit_diff (a target alone, row 1)', (o) => { const a = o.input('x0', [3, 11], 'f32'); return { out: o.logitDiff(a, o.input('ids1', [1]), 1), x: [a] }; }],
+    ['log_prob (the last row)', (o) => { const a = o.input('x0', [2, 11], 'f32'); return { out: o.logProb(a, o.input('ids1', [1])), x: [a] }; }],
+    ['log_prob (row 0)', (o) => { const a = o.input('x0', [2, 11], 'f32'); return { out: o.logProb(a, o.input('ids1', [1]), 0), x: [a] }; }],
     ['kv_write (the block\'s rows)', (o) => { const k = o.input('x0', [3, 8], 'f32'); return { out: o.kvWrite(o.input('cache', [8, 8], 'f32'), k, o.input('pos', [1])), x: [k] }; }],
     ['attention (grouped heads, a block from position 2)', (o) => {
       const q = o.input('x0', [3, 16], 'f32'), k = o.input('x1', [8, 8], 'f32'), v = o.input('x2', [8, 8], 'f32');
       return { out: o.attention(q, k, v, o.input('pos', [1]), { nHeads: 4, nKvHeads: 2, headSize: 4 }), x: [q, k, v] };
     }],
   ];
-  const fixed = { pos: Float64Array.of(2), cache: f64(rnd.normal(64)) };
+  const fixed = { pos: Float64Array.of(2), cache: f64(rnd.normal(64)), ids1: Float64Array.of(4), ids2: Float64Array.of(9, 2) };
   const w = {
     b: { dtype: 'f32' as DType, values: rnd.normal(9) }, nw: { dtype: 'f32' as DType, values: rnd.normal(12) }, hw: { dtype: 'f32' as DType, values: rnd.normal(4) },
     w32: { dtype: 'f32' as DType, values: rnd.normal(48) }, w16: { dtype: 'f16' as DType, values: rnd.normal(48) },

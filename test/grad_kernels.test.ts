@@ -1,7 +1,8 @@
 // The backward ops' GPU kernels against their float64 references on fresh random inputs (f32: relative
 // error of the whole vector <= 1e-5; NaN never passes): SwiGLU's two gradients, the
 // norm's, the transposed product for every weight dtype (weights read in place, split into row pieces
-// too), the last row spread back and a block's rows of a cache's gradient.
+// too), the last row spread back and a block's rows of a cache's gradient, the metrics (a logit
+// difference, a log-probability over a vocabulary wider than the workgroup) and their gradients.
 import { describe, expect, it } from 'vitest';
 import { randomSource, relErr } from './helpers/numeric.js';
 import { runBoth } from './helpers/gpu.js';
@@ -13,6 +14,8 @@ import { lastRowGrad } from '../ops/last_row_grad.js';
 import { kvRows } from '../ops/kv_rows.js';
 import type { DType } from '../compiler/ir/dtype.js';
 import { attentionGrad, attentionStats } from '../ops/attention.js';
+import { logProb, logProbGrad } from '../ops/log_prob.js';
+import { logitDiff, logitDiffGrad } from '../ops/logit_diff.js';
 
 const rnd = randomSource();
 const seedNote = `random seed ${rnd.seed}`;
@@ -63,5 +66,32 @@ describe('backward kernels match their float64 references', () => {
     expect(relErr(a.out, a.ref), seedNote).toBeLessThanOrEqual(TOL);
     const b = await runBoth((o, g) => g.apply(kvRows, [o.weight('dc', [12, 8]), o.input('pos', [1]), o.weight('k', [4, 8])], {}), { dc: rnd.normal(96), k: rnd.normal(32) }, { pos: 5 });
     expect(Array.from(b.out)).toEqual(Array.from(b.ref));
+  });
+
+  it('last_row_grad at an earlier row of a batch', async () => {
+    const a = await runBoth((o, g) => g.apply(lastRowGrad, [o.input('dy', [2, 1, 9], 'f32'), o.input('x', [2, 5, 9], 'f32')], { row: 2 }), {}, { dy: rnd.normal(18), x: rnd.normal(90) });
+    expect(relErr(a.out, a.ref), seedNote).toBeLessThanOrEqual(TOL);
+    expect(Array.from(a.out.subarray(0, 18))).toEqual(new Array(18).fill(0));
+  });
+
+  // 3 rows of a vocabulary of 1000 (not a multiple of the 256 invocations); ids as an input
+  const V = 1000, z = () => rnd.normal(3 * V, 4);
+  it.each([[[17, 512], undefined], [[17], 1], [[999, 0], 0]] as const)('logit_diff of ids %j at row %s, and its gradient', async (ids, row) => {
+    const attr: Record<string, number> = row === undefined ? {} : { row };
+    const data = { z: z(), dy: rnd.normal(1) };
+    const f = await runBoth((o, g) => g.apply(logitDiff, [o.weight('z', [3, V]), o.input('ids', [ids.length])], attr), data, { ids: Int32Array.from(ids) });
+    expect(relErr(f.out, f.ref), seedNote).toBeLessThanOrEqual(TOL);
+    const b = await runBoth((o, g) => g.apply(logitDiffGrad, [o.weight('dy', [1]), o.input('ids', [ids.length]), o.weight('z', [3, V])], attr), data, { ids: Int32Array.from(ids) });
+    expect(Array.from(b.out)).toEqual(Array.from(b.ref).map(Math.fround));
+  });
+
+  it.each([undefined, 0] as const)('log_prob at row %s, and its gradient (softmax from the metric)', async (row) => {
+    const attr: Record<string, number> = row === undefined ? {} : { row };
+    const data = { z: z(), dy: rnd.normal(1), m: new Float32Array(1) };
+    const f = await runBoth((o, g) => g.apply(logProb, [o.weight('z', [3, V]), o.input('ids', [1])], attr), data, { ids: Int32Array.of(321) });
+    expect(relErr(f.out, f.ref), seedNote).toBeLessThanOrEqual(TOL);
+    data.m[0] = f.ref[0]!; // the metric's value, as the forward gives it to the backward
+    const b = await runBoth((o, g) => g.apply(logProbGrad, [o.weight('dy', [1]), o.input('ids', [1]), o.weight('z', [3, V]), o.weight('m', [1])], attr), data, { ids: Int32Array.of(321) });
+    expect(relErr(b.out, b.ref), seedNote).toBeLessThanOrEqual(TOL);
   });
 });

@@ -1,11 +1,15 @@
 // Gradients at hooks on the GPU (Model.runWithGradients): the compiler's backward of stories260K's
 // graph, run on lavapipe, against the float64 reference evaluating the same differentiated graph
-// (<= 1e-4 relative, vector norm, per hook); the metric against the forward's logits; bad asks refused.
+// (<= 1e-4 relative, vector norm, per hook); the metric against the forward's logits; the metrics
+// (a logit difference, a log-probability at an earlier position, one the caller builds); the forward's
+// activations beside the gradients; bad asks refused.
 import { describe, expect, it, afterAll } from 'vitest';
 import { Model, dtypesOf } from '../runtime/model.js';
 import { loadModelSource } from '../runtime/node/load.js';
 import { ReferenceRunner } from '../runtime/reference.js';
-import { gradientGraph } from '../runtime/interp/gradients.js';
+import { gradientGraph, type MetricSpec } from '../runtime/interp/gradients.js';
+import type { Ops } from '../ops/index.js';
+import type { Node } from '../compiler/ir/op.js';
 import { UsageError } from '../compiler/errors.js';
 import { relErr } from './helpers/numeric.js';
 import { GGUF } from './helpers/models.js';
@@ -35,11 +39,40 @@ describe('gradients at hooks (GPU)', () => {
     }
   });
 
+  it('take a log-probability at an earlier position and a metric the caller builds, and give the forward\'s activations', async () => {
+    const pos = 6, token = tokens[pos + 1]!;
+    const lp = await model.runWithGradients(tokens, { metric: { kind: 'log_prob', token, pos }, hooks });
+    const logits = (await model.logits(tokens))[pos]!;
+    let m = -Infinity, sum = 0;
+    for (const z of logits) m = Math.max(m, z);
+    for (const z of logits) sum += Math.exp(z - m);
+    expect(Math.abs(lp.metric - (logits[token]! - m - Math.log(sum)))).toBeLessThanOrEqual(1e-4);
+    // a caller's metric: log p(target) − 0.5 · (logit[target] − logit[distractor]), at the last position
+    const custom = { kind: 'custom' as const, name: 'mix', build: (o: Ops, z: Node) => o.add(o.logProb(z, o.input('t1', [1])), o.scale(o.logitDiff(z, o.input('t2', [2])), -0.5)), inputs: { t1: Int32Array.of(target), t2: Int32Array.of(target, distractor) } };
+    const cu = await model.runWithGradients(tokens, { metric: custom, hooks });
+    const cache = (await model.runWithCache(tokens, { hooks })).cache;
+    for (const [r, spec, inputs] of [[lp, { kind: 'log_prob', row: pos }, { ids: [token] }], [cu, custom, { t1: [target], t2: [target, distractor] }]] as const) {
+      const ref = new ReferenceRunner(gradientGraph({ ...src.config, contextLength: 64 }, dtypesOf(src.weights), tokens.length, hooks, spec as MetricSpec), src.weights);
+      const values = ref.step({ token: tokens, pos: 0, ...inputs });
+      expect(Math.abs(r.metric - values.get(ref.graph.outputs.metric!)![0]!)).toBeLessThanOrEqual(1e-4);
+      for (const h of hooks) {
+        expect(relErr(r.grads.get(h)!.data, values.get(ref.graph.outputs[`grad:${h}`]!)!), `${spec.kind} ${h}`).toBeLessThanOrEqual(1e-4);
+        expect(Array.from(r.acts.get(h)!.data), h).toEqual(Array.from(cache.get(h)!.data));
+      }
+    }
+    // the log-probability at position 6 does not depend on later positions: their gradients are 0
+    const g = lp.grads.get('blocks.0.hook_resid_pre')!, width = g.data.length / tokens.length;
+    expect(Array.from(g.data.subarray((pos + 1) * width))).toEqual(new Array((tokens.length - pos - 1) * width).fill(0));
+  });
+
   it('refuse what they cannot give: a hook no backward reaches, a filtered hook, a token outside the vocabulary, a prompt of several blocks', async () => {
     await expect(model.runWithGradients(tokens, { target, distractor, hooks: 'blocks.0.attn.hook_pattern' })).rejects.toThrow(/no gradient at blocks\.0\.attn\.hook_pattern/);
     await expect(model.runWithGradients(tokens, { target, distractor, hooks: 'blocks.0.attn.hook_z[head=1]' })).rejects.toThrow(/whole hooks/);
     await expect(model.runWithGradients(tokens, { target: 100000, distractor, hooks })).rejects.toThrow(UsageError);
     await expect(model.runWithGradients(tokens, { target, distractor, hooks: 'blocks.9.hook_resid_pre' })).rejects.toThrow(/out of range/);
+    await expect(model.runWithGradients(tokens, { metric: { kind: 'log_prob', token: target, pos: tokens.length }, hooks })).rejects.toThrow(new RegExp(`position ${tokens.length} is outside the prompt's ${tokens.length} positions`));
+    await expect(model.runWithGradients(tokens, { hooks })).rejects.toThrow(/need a metric/);
+    await expect(model.runWithGradients(tokens, { metric: { kind: 'custom', name: 'vector', build: (_o, z) => z }, hooks })).rejects.toThrow(/a metric is one number/);
     const small = await Model.create(src, { contextLength: 64, maxBindingBytes: 8 * 64 * 8 * 4 + 16 }); // blocks of 8 positions
     try {
       expect(tokens.length).toBeGreaterThan(small.blockSize);

@@ -77,6 +77,16 @@ describe('tapir serve: the API', () => {
     expect(res.type).toBe('result');
     expect(res.result.sites[0]!.scores).toHaveLength(5);
   });
+
+  it('gives attribution patching beside the exact sweep, as `tapir patch --method attribution --compare-exact` does', async () => {
+    const r = lines((await post('/api/patch', { clean: 'Lily saw a dog', corrupt: 'Tim saw a dog', target: ' and', distractor: '.', sites: ['resid_pre'], method: 'attribution', compareExact: true })).body);
+    const res = r.at(-1) as { type: string; result: { method: string; sites: { scores: (number | null)[][] }[]; exact: { scores: (number | null)[][] }[]; correlation: Record<string, number> } };
+    expect(res.type).toBe('result');
+    expect(res.result.method).toBe('attribution');
+    expect(res.result.sites[0]!.scores).toHaveLength(5);
+    expect(res.result.exact[0]!.scores[0]![1]).toBeCloseTo(1, 5);
+    expect(Math.abs(res.result.correlation.resid_pre!)).toBeLessThanOrEqual(1);
+  });
 });
 
 describe('tapir serve: explain', () => {
@@ -124,7 +134,8 @@ describe('tapir serve: what it refuses', () => {
     expect(() => checkRequest('attention', { prompt: 'a', layer: 1.5 })).toThrow(/'layer' must be an integer/);
     expect(() => checkRequest('generate', { prompt: 'a', temperature: '1' })).toThrow(/'temperature' must be a number/);
     expect(checkRequest('generate', { prompt: 'a', seed: null })).toEqual({ prompt: 'a' }); // null: left out
-    expect(checkRequest('patch', { clean: 'a', corrupt: 'b', target: 'c' })).toEqual({ clean: 'a', corrupt: 'b', target: 'c', sites: ['resid_pre'] });
+    expect(checkRequest('patch', { clean: 'a', corrupt: 'b', target: 'c' })).toEqual({ clean: 'a', corrupt: 'b', target: 'c', sites: ['resid_pre'], method: 'exact' });
+    expect(() => checkRequest('patch', { clean: 'a', corrupt: 'b', target: 'c', method: 'guess' })).toThrow(/'method' must be one of exact, attribution/);
     expect(() => checkRequest('patch', { clean: 'a', corrupt: 'b', target: 'c', sites: [] })).toThrow(/must be a list of sites/);
     expect((await status()).failed).toBe(0); // each a refusal, none a failure
   });

@@ -111,6 +111,30 @@ describe('the viewer in Chromium', () => {
     }
   });
 
+  it('offers attribution patching beside the exact sweep: its cells are the CLI\'s, with the correlation', async () => {
+    const page = await open();
+    try {
+      await page.click('nav button[data-tab=tab-patch]');
+      await page.fill('#clean', 'Lily saw a dog');
+      await page.fill('#corrupt', 'Tim saw a dog');
+      await page.fill('#patch-target', ' and');
+      await page.fill('#patch-distractor', '.');
+      await page.selectOption('#patch-method', 'compare');
+      await page.click('#patch-run');
+      await page.waitForSelector('#patch-results table[data-method=exact] td[data-score]', { timeout: 120_000 });
+      const want = cli('patch', '--clean', 'Lily saw a dog', '--corrupt', 'Tim saw a dog', '--target', ' and', '--distractor', '.', '--method', 'attribution', '--compare-exact');
+      for (const [method, sites] of [['attribution', want.sites], ['exact', want.exact]] as const) {
+        const cells = await page.$$eval(`#patch-results table[data-method=${method}] td[data-score]`, (tds) => tds.map((td) => ({ row: Number(td.getAttribute('data-row')), col: Number(td.getAttribute('data-col')), score: td.getAttribute('data-score') })));
+        expect(cells).toHaveLength(5 * 6);
+        for (const c of cells) expect(Number(c.score), `${method} ${c.row} ${c.col}`).toBeCloseTo(sites[0].scores[c.row][c.col], 6);
+      }
+      expect(await page.textContent('#patch-results')).toContain(`correlation of attribution with exact patching: ${want.correlation.resid_pre.toFixed(4)}`);
+      await page.screenshot({ path: path.join(shots, 'viewer-attribution.png'), fullPage: true });
+    } finally {
+      await page.close();
+    }
+  });
+
   it('shows the compiled graph, fused and not, and zooms', async () => {
     const page = await open();
     try {

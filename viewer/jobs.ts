@@ -10,7 +10,8 @@ import { Sampler, softmax } from '../runtime/sampler.js';
 import { StreamDecoder, pieceId } from '../runtime/tokenizers/common.js';
 import { logitLens } from '../runtime/interp/lens.js';
 import { attentionPatterns } from '../runtime/interp/patterns.js';
-import { SITES, patchingReport } from '../runtime/interp/patching.js';
+import { SITES } from '../runtime/interp/patching.js';
+import { METHODS, patchingReport } from '../runtime/interp/patch_report.js';
 import { explain, type Explanation } from '../runtime/interp/explain.js';
 import { explanationHtml } from '../runtime/interp/explain_html.js';
 
@@ -31,7 +32,7 @@ export const REQUESTS = {
   generate: z.strictObject({ prompt: text, maxNewTokens: int(1, 256).optional(), temperature: number(0, 2).optional(), seed: int(0, 2 ** 31).optional() }),
   lens: z.strictObject({ prompt: text, target: text.optional() }),
   attention: z.strictObject({ prompt: text, layer: int(0, 1023) }),
-  patch: z.strictObject({ clean: text, corrupt: text, target: text, distractor: text.optional(), sites }),
+  patch: z.strictObject({ clean: text, corrupt: text, target: text, distractor: text.optional(), sites, method: z.enum(METHODS, { error: `must be one of ${METHODS.join(', ')}` }).default('exact'), compareExact: z.boolean({ error: 'must be true or false' }).optional() }),
   explain: z.strictObject({ prompt: text, answer: text, alternative: text.optional() }),
   sae: z.strictObject({ prompt: text }),
   saeFeature: z.strictObject({ prompt: text, latent: int(0, 2 ** 24) }),
@@ -104,11 +105,12 @@ export async function attentionJob(model: Model, r: AttentionRequest) {
   return { pieces: p.pieces, layer: r.layer, heads: p.layers[0]!.heads };
 }
 
-/** The reactive patching sweep, as `tapir patch --json` prints it; progress in patched runs. */
+/** The reactive patching sweep (or attribution patching's estimate, with the exact sweep beside it on
+ *  request), as `tapir patch --json` prints it; progress in patched runs (sites, for attribution). */
 export async function patchJob(model: Model, r: PatchRequest, onProgress?: (done: number, total: number) => void, stop?: Stop) {
   const target = pieceId(model.tokenizer, r.target, 'target');
   const distractor = r.distractor === undefined || r.distractor === '' ? undefined : pieceId(model.tokenizer, r.distractor, 'distractor');
-  return patchingReport(model, promptTokens(model, r.clean), promptTokens(model, r.corrupt), { target, distractor, sites: r.sites, onProgress, stop });
+  return patchingReport(model, promptTokens(model, r.clean), promptTokens(model, r.corrupt), { target, distractor, sites: r.sites, method: r.method, compareExact: r.compareExact, onProgress, stop });
 }
 
 /** `tapir explain`'s report: the explanation and its offline HTML page; progress by phase. */

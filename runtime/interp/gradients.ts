@@ -1,8 +1,9 @@
 // Gradients at hooks on the GPU: the prompt's graph with a metric on its logits, differentiated by the
 // compiler (compiler/grad.ts: each op's vector-Jacobian product), compiled and run as one plan — the
 // forward, then the backward — on the model's weights and KV cache. d(metric)/d(hook) comes back shaped
-// as the forward hook is ([batch, pos, ...]). For now the prompt runs as one block (no backward across
-// prefill blocks yet) and the metric is the last position's logit difference.
+// as the forward hook is ([batch, pos, ...]), beside the forward's activation there. Metrics: a logit
+// difference, a log-probability, or a node the caller builds, at any position of the prompt. For now
+// the prompt runs as one block (no backward across prefill blocks yet).
 import { ShapeError, UsageError } from '../../compiler/errors.js';
 import { rebuildWith, type Graph, type GraphBuilder } from '../../compiler/ir/graph.js';
 import { hookNamesOf, selectHooks } from '../../compiler/hooks.js';
@@ -12,15 +13,26 @@ import type { Plan } from '../../compiler/plan.js';
 import type { Target } from '../../compiler/target.js';
 import type { DType } from '../../compiler/ir/dtype.js';
 import type { Node } from '../../compiler/ir/op.js';
-import { GRAD_OPS, OPSET, ops } from '../../ops/index.js';
+import { GRAD_OPS, OPSET, ops, type Ops } from '../../ops/index.js';
 import { llama, type LlamaConfig } from '../../models/llama.js';
 import { Executor } from '../executor.js';
 import type { WeightMap } from '../weights.js';
 
+/** What is differentiated: a scalar of the logits at one position (the last unless `pos`). */
+export type Metric =
+  /** logit[target] − logit[distractor] (logit[target] alone without a distractor) */
+  | { kind: 'logit_diff'; target: number; distractor?: number; pos?: number }
+  /** log p(token) */
+  | { kind: 'log_prob'; token: number; pos?: number }
+  /** a scalar node built from that position's logits [1, V] with the graph's ops (each needs a backward
+   *  rule); `name` keeps its compiled plan between calls; `inputs` feeds the inputs it made (o.input) */
+  | { kind: 'custom'; name: string; build: (o: Ops, logits: Node) => Node; pos?: number; inputs?: Readonly<Record<string, Int32Array | Float32Array>> };
+
 export interface GradientOptions {
-  /** the metric: logit[target] − logit[distractor] at the last position */
-  target: number;
-  distractor: number;
+  metric?: Metric;
+  /** shorthand for metric { kind: 'logit_diff', target, distractor } */
+  target?: number;
+  distractor?: number;
   /** hooks to give d(metric)/d(hook) at (whole hooks, e.g. 'hook_embed, blocks.*.hook_resid_pre') */
   hooks: string | readonly string[];
 }
@@ -28,6 +40,8 @@ export interface GradientResult {
   metric: number;
   /** d(metric)/d(hook) by hook name, [1, pos, ...] */
   grads: Map<string, { shape: number[]; data: Float32Array }>;
+  /** the forward's activation at each of those hooks, [1, pos, ...] */
+  acts: Map<string, { shape: number[]; data: Float32Array }>;
 }
 
 /** What a gradient run needs of a model (runtime/model.ts's Model gives it). */
@@ -46,38 +60,61 @@ export interface GradientHost {
   readonly plans: Map<string, { ex: Executor; plan: Plan }>;
 }
 
+/** The metric asked for (a logit difference where only target and distractor are given), checked. */
+function metricOf(o: GradientOptions, V: number, T: number): Metric {
+  const m: Metric | undefined = o.metric ?? (o.target === undefined ? undefined : { kind: 'logit_diff', target: o.target, distractor: o.distractor });
+  if (!m) throw new UsageError('gradients need a metric (or a target token for the logit difference)');
+  const ids = m.kind === 'logit_diff' ? [m.target, ...(m.distractor === undefined ? [] : [m.distractor])] : m.kind === 'log_prob' ? [m.token] : [];
+  for (const id of ids) if (!Number.isInteger(id) || id < 0 || id >= V) throw new UsageError(`token id ${id} is outside the vocabulary (0..${V - 1})`);
+  if (m.pos !== undefined && !(Number.isInteger(m.pos) && m.pos >= 0 && m.pos < T)) throw new UsageError(`the metric's position ${m.pos} is outside the prompt's ${T} positions (0..${T - 1})`);
+  return m;
+}
+
+/** The metric's shape in a graph (what its plan depends on: not the token ids, which are an input). */
+export type MetricSpec = { kind: 'logit_diff'; pair: boolean; row?: number } | { kind: 'log_prob'; row?: number } | { kind: 'custom'; build: (o: Ops, logits: Node) => Node; row?: number };
+const specOf = (m: Metric): MetricSpec => (m.kind === 'logit_diff' ? { kind: m.kind, pair: m.distractor !== undefined, row: m.pos } : m.kind === 'log_prob' ? { kind: m.kind, row: m.pos } : { kind: m.kind, build: m.build, row: m.pos });
+const idsOf = (m: Metric): Record<string, Int32Array | Float32Array> =>
+  m.kind === 'logit_diff' ? { ids: Int32Array.from(m.distractor === undefined ? [m.target] : [m.target, m.distractor]) } : m.kind === 'log_prob' ? { ids: Int32Array.of(m.token) } : { ...m.inputs };
+const keyOf = (m: Metric) => (m.kind === 'logit_diff' ? `diff${m.distractor === undefined ? 1 : 2}` : m.kind === 'log_prob' ? 'logprob' : `custom:${m.name}`) + `@${m.pos ?? 'last'}`;
+
 export async function runWithGradients(h: GradientHost, tokens: readonly number[], o: GradientOptions): Promise<GradientResult> {
   h.checkTokens(tokens);
   const V = h.config.vocabSize, T = tokens.length;
-  for (const id of [o.target, o.distractor]) if (!Number.isInteger(id) || id < 0 || id >= V) throw new UsageError(`token id ${id} is outside the vocabulary (0..${V - 1})`);
+  const metric = metricOf(o, V, T);
   if (T > h.blockSize) throw new UsageError(`gradients run the prompt as one block for now: at most ${h.blockSize} tokens, got ${T}`);
   const sels = selectHooks(typeof o.hooks === 'string' ? o.hooks : o.hooks.join(','), hookNamesOf(h.graph.hooks));
   if (!sels.length) throw new UsageError('no hooks to give gradients at');
   for (const s of sels) if (s.pos !== undefined || s.head !== undefined) throw new UsageError(`${s.key}: gradients are given for whole hooks; leave out [pos=..] and [head=..]`);
   const names = [...new Set(sels.map((s) => s.hook))];
-  const key = `${T}|${names.join(',')}`;
+  const key = `${T}|${keyOf(metric)}|${names.join(',')}`;
   let p = h.plans.get(key);
   if (!p) {
-    const plan = compile(gradientGraph(h.config, h.dtypeOf, T, names), OPSET, h.target, h.compileOptions).plan!;
+    const plan = compile(gradientGraph(h.config, h.dtypeOf, T, names, specOf(metric)), OPSET, h.target, h.compileOptions).plan!;
     p = { ex: await Executor.create(h.executor.gpu, plan, h.weights, h.executor), plan };
     h.plans.set(key, p);
   }
-  const metric = (await p.ex.run({ token: Int32Array.from(tokens), pos: 0, ids: Int32Array.of(o.target, o.distractor) }, 'metric'))[0]!;
-  const grads = new Map<string, { shape: number[]; data: Float32Array }>();
+  const value = (await p.ex.run({ token: Int32Array.from(tokens), pos: 0, ...idsOf(metric) }, 'metric'))[0]!;
+  const grads = new Map<string, { shape: number[]; data: Float32Array }>(), acts = new Map<string, { shape: number[]; data: Float32Array }>();
   for (const n of names) {
     const shape = [1, T, ...h.graph.hooks[n]!.shape], size = shape.reduce((a, c) => a * c, 1);
     grads.set(n, { shape, data: (await p.ex.read(p.plan.outputs[`grad:${n}`]!)).slice(0, size) });
+    acts.set(n, { shape, data: (await p.ex.read(p.plan.outputs[`act:${n}`]!)).slice(0, size) });
   }
-  return { metric, grads };
+  return { metric: value, grads, acts };
 }
 
-/** The graph a gradient run compiles: the prompt's block of T positions, the metric (logit difference of
- *  the input `ids` [target, distractor] at the last position) and, as outputs `grad:HOOK`, its gradient
- *  at each hook (the float64 reference runs the same graph: test/gradients.test.ts, gpu_check). */
-export function gradientGraph(c: LlamaConfig, dtypeOf: (name: string) => DType, T: number, hooks: readonly string[]): Graph {
+/** The graph a gradient run compiles: the prompt's block of T positions, the metric of the head's row
+ *  (`spec`; its token ids an input `ids`) and, as outputs, its gradient `grad:HOOK` and the forward's
+ *  activation `act:HOOK` at each hook (the float64 reference runs the same graph: test/gradients.test.ts,
+ *  gpu_check). The head unembeds the metric's row alone, so the backward never spreads over [T, vocab]. */
+export function gradientGraph(c: LlamaConfig, dtypeOf: (name: string) => DType, T: number, hooks: readonly string[], spec: MetricSpec = { kind: 'logit_diff', pair: true }): Graph {
   let b: GraphBuilder | undefined;
-  const rebuilt = rebuildWith(llama(c, dtypeOf, { positions: T, head: 'last' }), (_n, _m, g) => { b = g; return undefined; });
-  const o = ops(b!), metric = o.logitDiff(rebuilt.outputs.logits!, o.input('ids', [2]));
+  const rebuilt = rebuildWith(llama(c, dtypeOf, { positions: T, head: 'last', headRow: spec.row }), (_n, _m, g) => { b = g; return undefined; });
+  const o = ops(b!), logits = rebuilt.outputs.logits!;
+  const metric = spec.kind === 'logit_diff' ? o.logitDiff(logits, o.input('ids', [spec.pair ? 2 : 1]))
+    : spec.kind === 'log_prob' ? o.logProb(logits, o.input('ids', [1]))
+    : spec.build(o, logits);
+  if (metric.size !== 1) throw new UsageError(`a metric is one number; the one built has shape [${metric.shape}]`);
   let grads: Map<Node, Node>;
   try {
     grads = gradients(b!, metric, hooks.map((n) => rebuilt.hooks[n]!.node), GRAD_OPS);
@@ -85,5 +122,5 @@ export function gradientGraph(c: LlamaConfig, dtypeOf: (name: string) => DType, 
     if (e instanceof ShapeError) throw new UsageError(`no gradient at ${hooks.join(', ')}: ${e.message}`);
     throw e;
   }
-  return b!.finish({ metric, ...Object.fromEntries(hooks.map((n) => [`grad:${n}`, grads.get(rebuilt.hooks[n]!.node)!])) });
+  return b!.finish({ metric, ...Object.fromEntries(hooks.flatMap((n) => [[`grad:${n}`, grads.get(rebuilt.hooks[n]!.node)!], [`act:${n}`, rebuilt.hooks[n]!.node]])) });
 }

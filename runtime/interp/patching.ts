@@ -195,13 +195,3 @@ export async function activationPatching(model: Model, clean: number[], corrupt:
 
 /** 0..n-1 in runs of at most `size`. */
 const chunks = (n: number, size: number) => Array.from({ length: Math.ceil(n / size) }, (_, i) => Array.from({ length: Math.min(size, n - i * size) }, (_, j) => i * size + j));
-
-/** The sweep as `tapir patch --json` and the viewer report it: the metric's tokens named beside the
- *  scores. Clean and corrupted runs that agree on the metric are an error: every score would be 0 / 0. */
-export async function patchingReport(model: Model, clean: number[], corrupt: number[], o: PatchOptions) {
-  const r = await activationPatching(model, clean, corrupt, o);
-  if (r.clean === r.corrupted)
-    throw new UsageError(`the clean and corrupted prompts give the same metric (${r.clean}), so the normalised score is undefined: choose prompts, target or distractor that differ`);
-  const named = (id: number) => ({ id, piece: model.tokenizer.piece(id) });
-  return { target: named(o.target), distractor: o.distractor === undefined ? undefined : named(o.distractor), clean: r.clean, corrupted: r.corrupted, sites: r.sites };
-}

@@ -95,7 +95,8 @@ async function main() {
     $('patch-results').replaceChildren(h('p', { class: 'wait' }, 'sweeping…'));
     $('patch-run').setAttribute('disabled', '');
     try {
-      const p = await engine.patch({ clean: val('clean'), corrupt: val('corrupt'), target: val('patch-target'), ...(val('patch-distractor') ? { distractor: val('patch-distractor') } : {}), sites },
+      const how = val('patch-method'), method = how === 'exact' ? 'exact' : 'attribution';
+      const p = await engine.patch({ clean: val('clean'), corrupt: val('corrupt'), target: val('patch-target'), ...(val('patch-distractor') ? { distractor: val('patch-distractor') } : {}), sites, method, ...(how === 'compare' ? { compareExact: true } : {}) },
         (done, total) => { bar.max = total; bar.value = done; $('patch-count').textContent = `${done} / ${total} patched runs`; });
       $('patch-results').replaceChildren(patchTables(p));
     } catch (e) {

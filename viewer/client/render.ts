@@ -67,14 +67,17 @@ export function patternTable(a: Attention, head: number): HTMLElement {
   return h('table', { class: 'heat pattern' }, h('thead', {}, head_), h('tbody', {}, ...rows));
 }
 
-/** One heatmap per site kind: (patched − corrupted) / (clean − corrupted), diverging colours. */
+/** One heatmap per site kind: (patched − corrupted) / (clean − corrupted), diverging colours; for
+ *  attribution patching its estimate, and beside it the exact sweep and their correlation if asked. */
 export function patchTables(p: Patch): HTMLElement {
-  return h('div', {}, h('p', {}, `metric: clean ${p.clean.toFixed(4)}, corrupted ${p.corrupted.toFixed(4)} (target ${JSON.stringify(p.target.piece)}${p.distractor ? ` − ${JSON.stringify(p.distractor.piece)}` : ''})`),
-    ...p.sites.map((s) => h('section', {}, h('h3', {}, s.site),
-      h('table', { class: 'heat patch', 'data-site': s.site },
-        h('thead', {}, h('tr', {}, h('th', {}), ...s.cols.map((c) => h('th', {}, showPiece(c))))),
-        h('tbody', {}, ...s.rows.map((row, i) => h('tr', {}, h('th', {}, row), ...s.scores[i]!.map((v, j) => {
-          const bg = v === null ? '#eee' : colour(v, true);
-          return h('td', { 'data-site': s.site, 'data-row': i, 'data-col': j, 'data-score': v ?? 'null', title: `${row} ${s.cols[j]}: score ${v === null ? 'undefined' : v.toFixed(4)}, effect ${s.effects[i]![j]!.toFixed(4)}`, style: `background:${bg};color:${ink(bg)}` }, v === null ? '' : v.toFixed(2));
-        }))))))));
+  const table = (s: Patch['sites'][number], how: string) => h('section', {}, h('h3', {}, `${s.site}${p.exact ? ` (${how})` : ''}`),
+    ...(p.correlation && how === 'exact' ? [h('p', {}, `correlation of attribution with exact patching: ${p.correlation[s.site] === null ? 'undefined' : p.correlation[s.site]!.toFixed(4)}`)] : []),
+    h('table', { class: 'heat patch', 'data-site': s.site, 'data-method': how },
+      h('thead', {}, h('tr', {}, h('th', {}), ...s.cols.map((c) => h('th', {}, showPiece(c))))),
+      h('tbody', {}, ...s.rows.map((row, i) => h('tr', {}, h('th', {}, row), ...s.scores[i]!.map((v, j) => {
+        const bg = v === null ? '#eee' : colour(v, true);
+        return h('td', { 'data-site': s.site, 'data-row': i, 'data-col': j, 'data-score': v ?? 'null', title: `${row} ${s.cols[j]}: score ${v === null ? 'undefined' : v.toFixed(4)}, effect ${s.effects[i]![j]!.toFixed(4)}`, style: `background:${bg};color:${ink(bg)}` }, v === null ? '' : v.toFixed(2));
+      }))))));
+  return h('div', {}, h('p', {}, `${p.method === 'attribution' ? 'attribution patching (first-order estimate); ' : ''}metric: clean ${p.clean.toFixed(4)}, corrupted ${p.corrupted.toFixed(4)} (target ${JSON.stringify(p.target.piece)}${p.distractor ? ` − ${JSON.stringify(p.distractor.piece)}` : ''})`),
+    ...p.sites.flatMap((s, i) => [table(s, p.method), ...(p.exact ? [table(p.exact[i]!, 'exact')] : [])]));
 }

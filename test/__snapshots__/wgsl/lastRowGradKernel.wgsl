@@ -4,6 +4,7 @@
 struct Params {
   width: u32,
   T: u32,
+  row: u32,
   total: u32,
 }
 @group(0) @binding(2) var<uniform> u: Params;
@@ -11,7 +12,7 @@ struct Params {
 fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let i: u32 = ((wid.x + wid.y * nwg.x) * 64u + lid.x);
   if ((i < u.total)) {
-    let row: u32 = (i / u.width);
-    out[min(i, arrayLength(&out) - 1u)] = select(0.0f, dy[min((((row / u.T) * u.width) + (i % u.width)), arrayLength(&dy) - 1u)], ((row % u.T) == (u.T - 1u)));
+    let r: u32 = (i / u.width);
+    out[min(i, arrayLength(&out) - 1u)] = select(0.0f, dy[min((((r / u.T) * u.width) + (i % u.width)), arrayLength(&dy) - 1u)], ((r % u.T) == u.row));
   }
 }

@@ -4,6 +4,7 @@
 struct Params {
   width: u32,
   T: u32,
+  row: u32,
   total: u32,
 }
 @group(0) @binding(2) var<uniform> u: Params;
@@ -11,6 +12,6 @@ struct Params {
 fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let i: u32 = ((wid.x + wid.y * nwg.x) * 64u + lid.x);
   if ((i < u.total)) {
-    out[min(i, arrayLength(&out) - 1u)] = x[min(((((((i / u.width) * u.T) + u.T) - 1u) * u.width) + (i % u.width)), arrayLength(&x) - 1u)];
+    out[min(i, arrayLength(&out) - 1u)] = x[min((((((i / u.width) * u.T) + u.row) * u.width) + (i % u.width)), arrayLength(&x) - 1u)];
   }
 }

@@ -4,15 +4,16 @@
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
 struct Params {
   n: u32,
-  last: u32,
+  at: u32,
+  pair: u32,
 }
 @group(0) @binding(3) var<uniform> u: Params;
 @compute @workgroup_size(64)
 fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let i: u32 = ((wid.x + wid.y * nwg.x) * 64u + lid.x);
   if ((i < u.n)) {
-    let plus: f32 = select(0.0f, dy[min(0u, arrayLength(&dy) - 1u)], (i == (u.last + ids[min(0u, arrayLength(&ids) - 1u)])));
-    let minus: f32 = select(0.0f, dy[min(0u, arrayLength(&dy) - 1u)], (i == (u.last + ids[min(1u, arrayLength(&ids) - 1u)])));
+    let plus: f32 = select(0.0f, dy[min(0u, arrayLength(&dy) - 1u)], (i == (u.at + ids[min(0u, arrayLength(&ids) - 1u)])));
+    let minus: f32 = select(0.0f, dy[min(0u, arrayLength(&dy) - 1u)], ((u.pair == 1u) && (i == (u.at + ids[min(1u, arrayLength(&ids) - 1u)]))));
     out[min(i, arrayLength(&out) - 1u)] = (plus - minus);
   }
 }

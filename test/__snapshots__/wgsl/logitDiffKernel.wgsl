@@ -3,12 +3,14 @@
 @group(0) @binding(1) var<storage, read> ids: array<u32>;
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
 struct Params {
-  last: u32,
+  at: u32,
+  pair: u32,
 }
 @group(0) @binding(3) var<uniform> u: Params;
 @compute @workgroup_size(64)
 fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   if ((((wid.x + wid.y * nwg.x) * 64u + lid.x) == 0u)) {
-    out[min(0u, arrayLength(&out) - 1u)] = (x[min((u.last + ids[min(0u, arrayLength(&ids) - 1u)]), arrayLength(&x) - 1u)] - x[min((u.last + ids[min(1u, arrayLength(&ids) - 1u)]), arrayLength(&x) - 1u)]);
+    let minus: f32 = select(0.0f, x[min((u.at + ids[min(1u, arrayLength(&ids) - 1u)]), arrayLength(&x) - 1u)], (u.pair == 1u));
+    out[min(0u, arrayLength(&out) - 1u)] = (x[min((u.at + ids[min(0u, arrayLength(&ids) - 1u)]), arrayLength(&x) - 1u)] - minus);
   }
 }
