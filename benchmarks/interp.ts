@@ -4,6 +4,10 @@
 //   lens16                 the logit lens over a 16-token prompt (top 5, the target's rank, KL)
 //   patch16x16             resid_pre activation patching, every layer × 16 positions
 //   prefill512             a 512-token prompt's prefill (tokens/s)
+//   grad128                d(logit diff)/d(every layer's resid_pre) of a 128-token prompt (forward + backward),
+//                          beside the prompt's forward alone: backward / forward (issue 19: <= 3)
+//   attrib16x16            attribution patching, resid_pre, every layer x 16 positions, beside one forward of
+//                          the prompt (issue 19: <= 4)
 //   load                   the GGUF file to a ready model (pipelines created at load included)
 // Each workload runs in a fresh process (its first call is a first run: after load, nothing compiled
 // yet; the runbook turns the NVIDIA driver's shader cache off), then `--warmup` untimed calls (the peer
@@ -27,10 +31,15 @@ import { writeSynthGGUF } from '../runtime/node/write_file.js';
 import { benchWeights, synthModel } from '../runtime/synth/synth.js';
 import { logitLens } from '../runtime/interp/lens.js';
 import { activationPatching } from '../runtime/interp/patching.js';
+import { attributionPatching } from '../runtime/interp/attribution.js';
+import { gradientGraph } from '../runtime/interp/gradients.js';
+import { compile } from '../compiler/passes.js';
+import { OPSET } from '../ops/index.js';
+import { llama } from '../models/llama.js';
 import type { DType } from '../compiler/ir/dtype.js';
 import { headSize, qWidth } from '../models/llama.js';
 
-const WORKLOADS = ['cache128', 'cache8x128', 'lens16', 'patch16x16', 'prefill512'] as const;
+const WORKLOADS = ['cache128', 'cache8x128', 'lens16', 'patch16x16', 'prefill512', 'grad128', 'attrib16x16'] as const;
 type Workload = (typeof WORKLOADS)[number];
 
 const { values: a } = parseArgs({ options: {
@@ -44,7 +53,7 @@ const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.len
 /** the least time a workload's untimed calls take before its timed ones */
 const WARMUP_MS = 1500;
 
-interface One { workload: Workload; load_ms: number; first_run_ms: number; first_run?: { variants_ms: number; executors_ms: number; made: number }; warm_variant_ms?: number; new_length_ms?: number; ms: number; runs_ms: number[]; warmup_ms: number[]; device: string; tokens_per_s?: number; matmul?: { positions: number; products_ms: number; tflops: number } }
+interface One { workload: Workload; load_ms: number; forward_ms?: number; grad_memory?: Record<string, number>; first_run_ms: number; first_run?: { variants_ms: number; executors_ms: number; made: number }; warm_variant_ms?: number; new_length_ms?: number; ms: number; runs_ms: number[]; warmup_ms: number[]; device: string; tokens_per_s?: number; matmul?: { positions: number; products_ms: number; tflops: number } }
 
 /** One workload in this process: load, the first call, then `repeat` calls. */
 async function one(w: Workload): Promise<One> {
@@ -66,7 +75,11 @@ async function one(w: Workload): Promise<One> {
     lens16: () => logitLens(model, p16, { target, top: 5, progress: () => {} }), // (the CLI reports progress: it waits for each pass)
     patch16x16: () => activationPatching(model, p16, c16, { target, distractor, sites: ['resid_pre'] }),
     prefill512: () => model.prefill(p512, 'next'),
+    grad128: () => model.runWithGradients(p128, { target, distractor, hooks: 'blocks.*.hook_resid_pre' }),
+    attrib16x16: () => attributionPatching(model, p16, c16, { target, distractor, sites: ['resid_pre'] }),
   };
+  // the gradient workloads' yardstick: one forward of the same prompt (the prefill, next token only)
+  const forwardOf: Partial<Record<Workload, () => Promise<unknown>>> = { grad128: () => model.prefill(p128, 'next'), attrib16x16: () => model.prefill(p16, 'next') };
   const timed = async () => { const s = performance.now(); await runs[w](); return performance.now() - s; };
   // where a first run's time goes: plan variants made (compiled, then their executors created)
   const spent = { variants_ms: 0, executors_ms: 0, made: 0 };
@@ -91,6 +104,20 @@ async function one(w: Workload): Promise<One> {
     cache128: () => model.runWithHooks(prompt(120), { interventions: [], hooks: resid, logits: 'none' }),
     lens16: () => logitLens(model, prompt(15), { target, top: 5 }),
   };
+  let forwardMs: number | undefined, gradMemory: One['grad_memory'];
+  if (forwardOf[w]) {
+    const f: number[] = [];
+    for (let i = 0; i < repeat; i++) { const s0 = performance.now(); await forwardOf[w]!(); f.push(performance.now() - s0); }
+    forwardMs = median(f);
+  }
+  if (w === 'grad128') {
+    // the backward's planned memory at context 4096 (compiled, not run): beside the forward's KV cache
+    const c = { ...model.config, contextLength: 4096 }, hooks = Array.from({ length: c.nLayers }, (_, l) => `blocks.${l}.hook_resid_pre`);
+    const bwd = compile(gradientGraph(c, (n) => model.weightDtype(n) ?? 'f32', 128, hooks), OPSET, model['target'], {}).plan!;
+    const fwd = compile(llama(c, (n) => model.weightDtype(n) ?? 'f32', { positions: 128, head: 'last' }), OPSET, model['target'], {}).plan!;
+    const mib = (b: number) => +(b / 2 ** 20).toFixed(1);
+    gradMemory = { context: 4096, positions: 128, backward_activation_mib: mib(bwd.memory.activationBytes), backward_scratch_mib: mib(bwd.bytesByKind().scratch ?? 0), forward_activation_mib: mib(fwd.memory.activationBytes), forward_scratch_mib: mib(fwd.bytesByKind().scratch ?? 0), kv_cache_mib: mib(fwd.bytesByKind().state ?? 0) };
+  }
   let newLengthMs: number | undefined;
   if (other[w]) { const s = performance.now(); await other[w]!(); newLengthMs = +(performance.now() - s).toFixed(1); }
   // a variant made once the process is warm (compiled and created, nothing run): what a new prompt length costs
@@ -111,7 +138,7 @@ async function one(w: Workload): Promise<One> {
   const device = model.executor.gpu.adapterInfo;
   model.dispose();
   await releaseGpu();
-  return { workload: w, load_ms: loadMs, first_run_ms: first, first_run: firstRun, warm_variant_ms: warmVariantMs, new_length_ms: newLengthMs, ms: median(ms), runs_ms: ms, warmup_ms: warm, device, ...(matmul ? { matmul } : {}), ...(w === 'prefill512' ? { tokens_per_s: (512 / median(ms)) * 1000 } : {}) };
+  return { workload: w, load_ms: loadMs, first_run_ms: first, ...(forwardMs !== undefined ? { forward_ms: forwardMs } : {}), ...(gradMemory ? { grad_memory: gradMemory } : {}), first_run: firstRun, warm_variant_ms: warmVariantMs, new_length_ms: newLengthMs, ms: median(ms), runs_ms: ms, warmup_ms: warm, device, ...(matmul ? { matmul } : {}), ...(w === 'prefill512' ? { tokens_per_s: (512 / median(ms)) * 1000 } : {}) };
 }
 
 if (a.workload) {
@@ -159,6 +186,12 @@ if (a.peer) {
       return mine ? { ...mine, torch_matmul_tflops: theirs?.tflops ?? null, fraction_of_torch_matmul: theirs ? mine.tflops / theirs.tflops : null } : null;
     })(),
     prefill512_tokens_per_s: { tapir: results.prefill512?.tokens_per_s ?? null, peer: (peer.workloads.prefill512 as { tokens_per_s?: number } | undefined)?.tokens_per_s ?? null },
+    // issue 19: the backward beside the forward of the same prompt; the attribution sweep beside one forward
+    gradients: {
+      grad128: results.grad128 ? { grad_ms: results.grad128.ms, forward_ms: results.grad128.forward_ms, backward_over_forward: (results.grad128.ms - results.grad128.forward_ms!) / results.grad128.forward_ms!, first_run_ms: results.grad128.first_run_ms } : null,
+      attrib16x16: results.attrib16x16 ? { sweep_ms: results.attrib16x16.ms, forward_ms: results.attrib16x16.forward_ms, sweep_over_forward: results.attrib16x16.ms / results.attrib16x16.forward_ms!, first_run_ms: results.attrib16x16.first_run_ms } : null,
+      memory: results.grad128?.grad_memory ?? null,
+    },
     decode: { gpu_ms_per_token: now?.decode.gpuMsPerToken ?? null, base_gpu_ms_per_token: base?.decode.gpuMsPerToken ?? null, tapped_ratio: now?.tapped?.ratio ?? null },
   };
   fs.writeFileSync(path.join(out, 'interp.json'), JSON.stringify(interp, null, 1));

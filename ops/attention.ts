@@ -151,6 +151,7 @@ export const attentionGrad: Op<AttentionGradAttr> = {
   name: 'attention_grad',
   infer([q, kc, vc, pos, dz, stats], { of, nHeads, headSize }) {
     if (q!.shape.length > 2 || kc!.shape.length !== 2) throw new ShapeError('attention_grad takes one sequence: q [T, width] and caches [context, width]');
+    if (headSize > 128) throw new ShapeError(`attention's backward takes heads of at most 128 lanes, got ${headSize}`);
     expectShape(stats!, [q!.shape.reduce((x, y) => x * y, 1) / (nHeads * headSize), nHeads, 3], 'softmax statistics');
     expectShape(dz!, q!.shape, 'attention output gradient');
     expectShape(vc!, kc!.shape, 'value cache');
@@ -184,8 +185,9 @@ export const attentionGrad: Op<AttentionGradAttr> = {
   lower(n, ctx) {
     const [q, kc, vc, pos, dz, stats] = n.srcs, a = n.attr as AttentionGradAttr;
     const bind = { q: ctx.buf(q!), kc: ctx.buf(kc!), vc: ctx.buf(vc!), pos: ctx.buf(pos!), dz: ctx.buf(dz!), stats: ctx.buf(stats!), out: ctx.buf(n) };
-    if (a.of === 'q') ctx.dispatch('attentionGradQKernel', bind, attentionGradUniforms(q!, a), Math.ceil(n.size / 64));
-    else ctx.dispatch('attentionGradKvKernel', bind, { ...attentionGradUniforms(q!, a), n: n.size, ofK: a.of === 'k' ? 1 : 0 }, Math.ceil(n.size / 64));
+    // a workgroup per (query row, head) for dq; per (key, KV head) of the cache for dk and dv
+    if (a.of === 'q') ctx.dispatch('attentionGradQKernel', bind, attentionGradUniforms(q!, a), q!.size / a.headSize);
+    else ctx.dispatch('attentionGradKvKernel', bind, { ...attentionGradUniforms(q!, a), ofK: a.of === 'k' ? 1 : 0 }, kc!.shape[0]! * a.nKvHeads);
   },
 };
 
@@ -495,65 +497,114 @@ export function attentionStatsKernel(id: Invocation, q: In<f32>, kc: In<f32>, vc
   stats[i * 3 + 2] = pd / z;
 }
 
-/** dq of one element (row t, head h, lane e): scale · Σⱼ Pⱼ·(dPⱼ − Σ P·dP)·kⱼ[e]. */
+/** dq of query row t, head h (a workgroup each, headSize ≤ 128: invocation i takes lanes i and i + 64):
+ *  scale · Σⱼ Pⱼ·(dPⱼ − Σ P·dP)·kⱼ. The keys go 64 at a time: each invocation makes one key's
+ *  dSⱼ = Pⱼ·(dPⱼ − Σ P·dP) (its two dot products once, not once per lane), then every lane adds them up. */
 /** @kernel @workgroupSize 64 */
 export function attentionGradQKernel(id: Invocation, q: In<f32>, kc: In<f32>, vc: In<f32>, pos: In<u32>, dz: In<f32>, stats: In<f32>, out: Out<f32>,
   T: u32, nHeads: u32, headSize: u32, qDim: u32, kvDim: u32, group: u32, scale: f32) {
-  const i: u32 = id.global;
-  if (i >= T * qDim) {
-    return;
-  }
-  const t: u32 = idiv(i, qDim);
-  const h: u32 = idiv(i % qDim, headSize);
-  const e: u32 = i % headSize;
-  const p: u32 = pos[0] + t;
+  const ds = sharedF32(64);
+  const t: u32 = idiv(id.group, nHeads);
+  const h: u32 = id.group % nHeads;
+  const p: u32 = pos[0] + Math.min(t, T - 1);
   const ko: u32 = idiv(h, group) * headSize;
   const qo: u32 = t * qDim + h * headSize;
   const st: u32 = (t * nHeads + h) * 3;
-  let acc: f32 = 0;
-  for (let j: u32 = 0; j <= p; j++) {
-    let sc: f32 = 0;
-    let dp: f32 = 0;
-    for (let d: u32 = 0; d < headSize; d++) {
-      sc += q[qo + d] * kc[j * kvDim + ko + d];
-      dp += dz[qo + d] * vc[j * kvDim + ko + d];
+  const e0: u32 = Math.min(id.local, headSize - 1);
+  const e1: u32 = Math.min(id.local + 64, headSize - 1);
+  let a0: f32 = 0;
+  let a1: f32 = 0;
+  for (let j0: u32 = 0; j0 <= p; j0 += 64) {
+    const j: u32 = j0 + id.local;
+    let v: f32 = 0;
+    if (j <= p) {
+      let sc: f32 = 0;
+      let dp: f32 = 0;
+      for (let d: u32 = 0; d < headSize; d++) {
+        sc += q[qo + d] * kc[j * kvDim + ko + d];
+        dp += dz[qo + d] * vc[j * kvDim + ko + d];
+      }
+      v = (Math.exp(sc * scale - stats[st]) / stats[st + 1]) * (dp - stats[st + 2]);
     }
-    const pj: f32 = Math.exp(sc * scale - stats[st]) / stats[st + 1];
-    acc += pj * (dp - stats[st + 2]) * kc[j * kvDim + ko + e];
+    ds[id.local] = v;
+    workgroupBarrier();
+    const n: u32 = Math.min(64, p + 1 - j0);
+    for (let k: u32 = 0; k < n; k++) {
+      const kr: u32 = (j0 + k) * kvDim + ko;
+      a0 += ds[k] * kc[kr + e0];
+      a1 += ds[k] * kc[kr + e1];
+    }
+    workgroupBarrier();
   }
-  out[i] = scale * acc;
+  if (id.local < headSize) {
+    out[qo + id.local] = scale * a0;
+  }
+  if (id.local + 64 < headSize) {
+    out[qo + id.local + 64] = scale * a1;
+  }
 }
 
-/** dk (ofK 1) or dv (0) of one cache element (key j, lane c): summed over the block's query rows that
- *  see key j and the query heads of c's KV head. Keys past the block's last position get 0. */
-/** @kernel @workgroupSize 64 */
+/** dk (ofK 1) or dv (0) of key j's row of KV head kh (a workgroup each, headSize ≤ 128), summed over the
+ *  block's (query row, head) pairs that see key j: 256 pairs at a time, each invocation makes one pair's
+ *  weight (scale·dS for dk, P for dv: its dot products once), then a quarter of the invocations per
+ *  64 lanes adds up the pairs' q (dk) or dz (dv) rows, and the quarters are added. Keys past the block's
+ *  last position get 0. */
+/** @kernel @workgroupSize 256 */
 export function attentionGradKvKernel(id: Invocation, q: In<f32>, kc: In<f32>, vc: In<f32>, pos: In<u32>, dz: In<f32>, stats: In<f32>, out: Out<f32>,
-  T: u32, nHeads: u32, headSize: u32, qDim: u32, kvDim: u32, group: u32, scale: f32, n: u32, ofK: u32) {
-  const i: u32 = id.global;
-  if (i >= n) {
-    return;
-  }
-  const j: u32 = idiv(i, kvDim);
-  const c: u32 = i % kvDim;
-  const ko: u32 = c - c % headSize;
-  const e: u32 = c % headSize;
-  let acc: f32 = 0;
-  for (let t: u32 = 0; t < T; t++) {
-    if (j <= pos[0] + t) {
-      for (let g: u32 = 0; g < group; g++) {
-        const h: u32 = idiv(c, headSize) * group + g;
-        const qo: u32 = t * qDim + h * headSize;
-        const st: u32 = (t * nHeads + h) * 3;
-        let sc: f32 = 0;
-        let dp: f32 = 0;
-        for (let d: u32 = 0; d < headSize; d++) {
-          sc += q[qo + d] * kc[j * kvDim + ko + d];
-          dp += dz[qo + d] * vc[j * kvDim + ko + d];
-        }
-        const pj: f32 = Math.exp(sc * scale - stats[st]) / stats[st + 1];
-        acc += ofK === 1 ? scale * pj * (dp - stats[st + 2]) * q[qo + e] : pj * dz[qo + e];
+  T: u32, nHeads: u32, headSize: u32, qDim: u32, kvDim: u32, group: u32, scale: f32, ofK: u32) {
+  const wt = sharedF32(256);
+  const part = sharedF32(256);
+  const nKv: u32 = idiv(nHeads, group);
+  const kh: u32 = id.group % nKv;
+  const j: u32 = idiv(id.group, nKv);
+  const ko: u32 = j * kvDim + kh * headSize;
+  // (no query row of the block sees a key past its last position: no pairs)
+  const pairs: u32 = j < pos[0] + T ? T * group : 0;
+  const e: u32 = id.local & 63;
+  const quarter: u32 = id.local >> 6;
+  const e0: u32 = Math.min(e, headSize - 1);
+  const e1: u32 = Math.min(e + 64, headSize - 1);
+  let a0: f32 = 0;
+  let a1: f32 = 0;
+  for (let i0: u32 = 0; i0 < pairs; i0 += 256) {
+    const i: u32 = i0 + id.local;
+    const t: u32 = idiv(i, group);
+    let v: f32 = 0;
+    if (i < pairs && j <= pos[0] + t) {
+      const h: u32 = kh * group + i % group;
+      const qo: u32 = t * qDim + h * headSize;
+      const st: u32 = (t * nHeads + h) * 3;
+      let sc: f32 = 0;
+      let dp: f32 = 0;
+      for (let d: u32 = 0; d < headSize; d++) {
+        sc += q[qo + d] * kc[ko + d];
+        dp += dz[qo + d] * vc[ko + d];
       }
+      const pj: f32 = Math.exp(sc * scale - stats[st]) / stats[st + 1];
+      v = ofK === 1 ? scale * pj * (dp - stats[st + 2]) : pj;
     }
+    wt[id.local] = v;
+    workgroupBarrier();
+    const n: u32 = Math.min(256, pairs - i0);
+    for (let k: u32 = quarter; k < n; k += 4) {
+      const ii: u32 = i0 + k;
+      const base: u32 = idiv(ii, group) * qDim + (kh * group + ii % group) * headSize;
+      const x0: f32 = ofK === 1 ? q[base + e0] : dz[base + e0];
+      const x1: f32 = ofK === 1 ? q[base + e1] : dz[base + e1];
+      a0 += wt[k] * x0;
+      a1 += wt[k] * x1;
+    }
+    workgroupBarrier();
   }
-  out[i] = acc;
+  part[id.local] = a0;
+  workgroupBarrier();
+  if (id.local < headSize && id.local < 64) {
+    out[ko + id.local] = part[id.local] + part[id.local + 64] + part[id.local + 128] + part[id.local + 192];
+  }
+  workgroupBarrier();
+  part[id.local] = a1;
+  workgroupBarrier();
+  if (id.local + 64 < headSize) {
+    out[ko + id.local + 64] = part[id.local] + part[id.local + 64] + part[id.local + 128] + part[id.local + 192];
+  }
 }

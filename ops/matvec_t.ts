@@ -1,7 +1,11 @@
 // The transposed product: dy [.., rows] through W [rows, cols] to [.., cols] (out = Wᵀ·dy per row), the
 // gradient of a matrix product with respect to its input. The weights are read as they are stored
-// (any dtype; the float64 reference sees them dequantized), never copied transposed.
-import { type Invocation, type In, type Out, type Spec, type f32, type u32, idiv } from '../compiler/kernel/dsl.js';
+// (any dtype; the float64 reference sees them dequantized), never copied transposed. A tiled kernel
+// (matmulTKernel): a workgroup takes 32 positions by 128 columns and walks the weight's rows 32 at a
+// time through workgroup memory, each invocation 4 × 4 outputs in registers; tall matrices (the
+// unembedding: 128256 rows) are split along their rows into partial sums, added in split order
+// (matvecTSumKernel), so every SM has work even for one position.
+import { type Invocation, type In, type Out, type Spec, type f32, type u32, idiv, localF32, sharedF32, workgroupBarrier } from '../compiler/kernel/dsl.js';
 import { WTYPE, weightAt } from './dequant.js';
 import { type Op, expectShape, groupsFor } from './op.js';
 import { ShapeError } from '../compiler/errors.js';
@@ -26,24 +30,94 @@ export const matvecT: Op = {
     return out;
   },
   lower(n, ctx) {
-    const [w, dy] = n.srcs, [rows, cols] = w!.shape as [number, number];
-    ctx.chunks(w!).forEach((c, k) => ctx.dispatch('matvecTKernel', { w: c.buf, dy: ctx.buf(dy!), out: ctx.buf(n) },
-      { rows: c.rows, cols, allRows: rows, rowStart: c.rowStart, n: n.size, add: k > 0 ? 1 : 0, wtype: WTYPE[w!.dtype]! }, groupsFor(n.size, 64)));
+    const [w, dy] = n.srcs, [rows, cols] = w!.shape as [number, number], T = n.size / cols;
+    const tiles = Math.ceil(T / TILE_POSITIONS) * Math.ceil(cols / TILE_COLS);
+    ctx.chunks(w!).forEach((c, k) => {
+      // splits along the rows where the tiles alone leave SMs idle (each split at least 512 rows)
+      const splits = Math.max(1, Math.min(Math.floor(TARGET_GROUPS / tiles), Math.floor(c.rows / 512), Math.floor(ctx.maxBindingBytes / (4 * n.size))));
+      const splitRows = Math.ceil(c.rows / splits / TILE_K) * TILE_K, used = Math.ceil(c.rows / splitRows);
+      const u = { rows: c.rows, cols, allRows: rows, rowStart: c.rowStart, tokens: T, colTiles: Math.ceil(cols / TILE_COLS), tiles, splitRows, wtype: WTYPE[w!.dtype]! };
+      if (used === 1) { ctx.dispatch('matmulTKernel', { w: c.buf, dy: ctx.buf(dy!), out: ctx.buf(n) }, { ...u, add: k > 0 ? 1 : 0 }, tiles); return; }
+      const part = ctx.planScratch('split_t', used * n.size);
+      ctx.dispatch('matmulTKernel', { w: c.buf, dy: ctx.buf(dy!), out: part }, { ...u, add: 0 }, tiles * used);
+      ctx.dispatch('matvecTSumKernel', { part, out: ctx.buf(n) }, { n: n.size, splits: used, add: k > 0 ? 1 : 0 }, groupsFor(n.size, 256));
+    });
   },
 };
 
-/** out[t][c] = Σ_r W[r][c]·dy[t][r] over this piece's rows, in row order (weights read where they are). */
-/** @kernel @workgroupSize 64 */
-export function matvecTKernel(id: Invocation, w: In<u32>, dy: In<f32>, out: Out<f32>, rows: u32, cols: u32, allRows: u32, rowStart: u32, n: u32, add: u32, wtype: Spec<u32>) {
+const TILE_POSITIONS = 32;
+const TILE_COLS = 128;
+const TILE_K = 32;
+/** workgroups a transposed product aims at before it splits along the rows (two per SM of an H100) */
+const TARGET_GROUPS = 264;
+
+/** out[s][t][c] = Σ_r W[r][c]·dy[t][rowStart + r] over split s's rows (the whole piece with one split),
+ *  plus out's value where `add`. A workgroup: 32 positions × 128 columns (tile t % colTiles of the
+ *  columns, t / colTiles of the positions); invocation i takes columns 4·(i % 32).. and positions
+ *  4·(i / 32)..; each step stages 32 weight rows × 128 columns and dy's 32 × 32 in workgroup memory. */
+/** @kernel @workgroupSize 256 */
+export function matmulTKernel(id: Invocation, w: In<u32>, dy: In<f32>, out: Out<f32>, rows: u32, cols: u32, allRows: u32, rowStart: u32,
+  tokens: u32, colTiles: u32, tiles: u32, splitRows: u32, add: u32, wtype: Spec<u32>) {
+  const ws = sharedF32(4096); // [32 rows][128 columns]
+  const ds = sharedF32(1024); // [32 rows][32 positions]
+  const acc = localF32(16); // [position 0..3][column 0..3]
+  const split: u32 = idiv(id.group, tiles);
+  const tile: u32 = id.group % tiles;
+  const c0: u32 = (tile % colTiles) * 128;
+  const p0: u32 = idiv(tile, colTiles) * 32;
+  const r0: u32 = split * splitRows;
+  const r1: u32 = Math.min(rows, r0 + splitRows);
+  const cg: u32 = (id.local & 31) * 4;
+  const pg: u32 = (id.local >> 5) * 4;
+  for (let k0: u32 = r0; k0 < r1; k0 += 32) {
+    // the weights: element e = local + 256j is row e / 128, column e % 128 (neighbours read neighbouring columns)
+    for (let j: u32 = 0; j < 16; j++) {
+      const e: u32 = id.local + 256 * j;
+      const r: u32 = k0 + (e >> 7);
+      const c: u32 = c0 + (e & 127);
+      const live: f32 = r < r1 && c < cols ? 1 : 0;
+      ws[e] = weightAt(w, wtype, rows, cols, Math.min(r, rows - 1), Math.min(c, cols - 1)) * live;
+    }
+    // dy: element e is position e / 32, row e % 32 (neighbours read neighbouring rows), stored by row
+    for (let j: u32 = 0; j < 4; j++) {
+      const e: u32 = id.local + 256 * j;
+      const p: u32 = p0 + (e >> 5);
+      const r: u32 = k0 + (e & 31);
+      const v: f32 = dy[Math.min(p, tokens - 1) * allRows + rowStart + Math.min(r, rows - 1)];
+      ds[(e & 31) * 32 + (e >> 5)] = p < tokens && r < r1 ? v : 0;
+    }
+    workgroupBarrier();
+    for (let k: u32 = 0; k < 32; k++) {
+      for (let a: u32 = 0; a < 4; a++) {
+        const d: f32 = ds[k * 32 + pg + a];
+        for (let b: u32 = 0; b < 4; b++) {
+          acc[4 * a + b] += d * ws[k * 128 + cg + b];
+        }
+      }
+    }
+    workgroupBarrier();
+  }
+  for (let a: u32 = 0; a < 4; a++) {
+    for (let b: u32 = 0; b < 4; b++) {
+      const p: u32 = p0 + pg + a;
+      const c: u32 = c0 + cg + b;
+      if (p < tokens && c < cols) {
+        const o: u32 = (split * tokens + p) * cols + c;
+        out[o] = add === 1 ? out[o] + acc[4 * a + b] : acc[4 * a + b];
+      }
+    }
+  }
+}
+
+/** out[i] (+)= Σ_s part[s][i], in split order. */
+/** @kernel @workgroupSize 256 */
+export function matvecTSumKernel(id: Invocation, part: In<f32>, out: Out<f32>, n: u32, splits: u32, add: u32) {
   const i: u32 = id.global;
-  if (i >= n) {
-    return;
+  if (i < n) {
+    let v: f32 = add === 1 ? out[i] : 0;
+    for (let s: u32 = 0; s < splits; s++) {
+      v += part[s * n + i];
+    }
+    out[i] = v;
   }
-  const t: u32 = idiv(i, cols);
-  const c: u32 = i % cols;
-  let acc: f32 = add === 1 ? out[i] : 0;
-  for (let r: u32 = 0; r < rows; r++) {
-    acc += weightAt(w, wtype, rows, cols, r, c) * dy[t * allRows + rowStart + r];
-  }
-  out[i] = acc;
 }

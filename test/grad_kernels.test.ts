@@ -38,9 +38,17 @@ describe('backward kernels match their float64 references', () => {
     // in row pieces: a binding limit below the weight's bytes, above the vectors'
     for (const maxBindingBytes of [undefined, Math.max(3 * cols, 3 * rows) * 4 + 64]) {
       const { out, ref, plan } = await runBoth((o, g) => g.apply(matvecT, [o.weight('w', [rows, cols], dtype as DType), o.weight('dy', [3, rows])], {}), data, {}, { maxBindingBytes });
-      if (maxBindingBytes) expect(plan.dispatches.filter((d) => d.kernel === 'matvecTKernel').length).toBeGreaterThan(1);
+      if (maxBindingBytes) expect(plan.dispatches.filter((d) => d.kernel === 'matmulTKernel').length).toBeGreaterThan(1);
       expect(relErr(out, ref), `${seedNote}, ${maxBindingBytes ?? 'whole'}`).toBeLessThanOrEqual(TOL);
     }
+  });
+
+  it.each([['f16', 1500, 70, 3], ['q8_0', 1100, 64, 1], ['f32', 45, 300, 40], ['bf16', 77, 130, 33]] as const)('matvec_t in tiles and row splits: %s [%i, %i] over %i positions', async (dtype, rows, cols, T) => {
+    const data = { w: weightOf([rows, cols], dtype as DType, rnd.normal(rows * cols)), dy: rnd.normal(T * rows) };
+    const { out, ref, plan } = await runBoth((o, g) => g.apply(matvecT, [o.weight('w', [rows, cols], dtype as DType), o.weight('dy', [T, rows])], {}), data, {});
+    // a tall matrix over few positions is split along its rows (partial sums added in order)
+    expect(plan.dispatches.some((d) => d.kernel === 'matvecTSumKernel')).toBe(rows >= 1024);
+    expect(relErr(out, ref), seedNote).toBeLessThanOrEqual(TOL);
   });
 
   it.each(['q', 'k', 'v'] as const)('attention_grad of %s: grouped heads, a block of 5 rows from position 3 (keys past the block get 0)', async (of) => {
@@ -52,6 +60,17 @@ describe('backward kernels match their float64 references', () => {
       { q: rnd.normal(T * qDim), kc: rnd.normal(ctxLen * kvDim), vc: rnd.normal(ctxLen * kvDim), dz: rnd.normal(T * qDim) }, { pos: 3 });
     expect(relErr(out, ref), seedNote).toBeLessThanOrEqual(TOL);
     if (of !== 'q') expect(Array.from(out.subarray(8 * kvDim))).toEqual(new Array((ctxLen - 8) * kvDim).fill(0));
+  });
+
+  it.each(['q', 'k', 'v'] as const)('attention_grad of %s: heads of 96 lanes, 70 rows from position 5 (more than a chunk of keys and of pairs)', async (of) => {
+    const [T, nHeads, nKvHeads, headSize, ctxLen] = [70, 8, 2, 96, 80], qDim = nHeads * headSize, kvDim = nKvHeads * headSize;
+    const { out, ref } = await runBoth((o, g) => {
+      const srcs = [o.weight('q', [T, qDim]), o.weight('kc', [ctxLen, kvDim]), o.weight('vc', [ctxLen, kvDim]), o.input('pos', [1]), o.weight('dz', [T, qDim])];
+      return g.apply(attentionGrad, [...srcs, g.apply(attentionStats, srcs, { nHeads, nKvHeads, headSize })], { nHeads, nKvHeads, headSize, of });
+    },
+      { q: rnd.normal(T * qDim), kc: rnd.normal(ctxLen * kvDim), vc: rnd.normal(ctxLen * kvDim), dz: rnd.normal(T * qDim) }, { pos: 5 });
+    expect(relErr(out, ref), seedNote).toBeLessThanOrEqual(TOL);
+    if (of !== 'q') expect(Array.from(out.subarray(75 * kvDim))).toEqual(new Array((ctxLen - 75) * kvDim).fill(0));
   });
 
   it('attention_stats: each query row and head\'s max score, sum of exponentials and Σ P·dP', async () => {

@@ -16,6 +16,7 @@ import type { Node } from '../../compiler/ir/op.js';
 import { GRAD_OPS, OPSET, ops, type Ops } from '../../ops/index.js';
 import { llama, type LlamaConfig } from '../../models/llama.js';
 import { Executor } from '../executor.js';
+import { leaseStaging } from '../staging.js';
 import type { WeightMap } from '../weights.js';
 
 /** What is differentiated: a scalar of the logits at one position (the last unless `pos`). */
@@ -93,14 +94,24 @@ export async function runWithGradients(h: GradientHost, tokens: readonly number[
     p = { ex: await Executor.create(h.executor.gpu, plan, h.weights, h.executor), plan };
     h.plans.set(key, p);
   }
-  const value = (await p.ex.run({ token: Int32Array.from(tokens), pos: 0, ...idsOf(metric) }, 'metric'))[0]!;
-  const grads = new Map<string, { shape: number[]; data: Float32Array }>(), acts = new Map<string, { shape: number[]; data: Float32Array }>();
-  for (const n of names) {
-    const shape = [1, T, ...h.graph.hooks[n]!.shape], size = shape.reduce((a, c) => a * c, 1);
-    grads.set(n, { shape, data: (await p.ex.read(p.plan.outputs[`grad:${n}`]!)).slice(0, size) });
-    acts.set(n, { shape, data: (await p.ex.read(p.plan.outputs[`act:${n}`]!)).slice(0, size) });
+  // the metric, then every gradient and activation copied after the pass into one staging buffer, mapped once
+  const parts = names.flatMap((n) => {
+    const shape = [1, T, ...h.graph.hooks[n]!.shape], bytes = 4 * shape.reduce((a, c) => a * c, 1);
+    return [{ n, kind: 'grad', shape, bytes }, { n, kind: 'act', shape, bytes }];
+  });
+  const offsets = parts.map((_, i) => parts.slice(0, i).reduce((a, q) => a + q.bytes, 0));
+  const total = offsets.at(-1)! + parts.at(-1)!.bytes;
+  const staging = leaseStaging(h.executor.gpu.device, total);
+  try {
+    const stage = parts.map((q, i) => ({ output: `${q.kind}:${q.n}`, dst: staging.buffer, offset: offsets[i]!, bytes: q.bytes }));
+    const value = (await p.ex.run({ token: Int32Array.from(tokens), pos: 0, ...idsOf(metric) }, 'metric', stage))[0]!;
+    const all = await staging.read(total);
+    const grads = new Map<string, { shape: number[]; data: Float32Array }>(), acts = new Map<string, { shape: number[]; data: Float32Array }>();
+    parts.forEach((q, i) => (q.kind === 'grad' ? grads : acts).set(q.n, { shape: q.shape, data: new Float32Array(all.slice(offsets[i]!, offsets[i]! + q.bytes)) }));
+    return { metric: value, grads, acts };
+  } finally {
+    staging.release();
   }
-  return { metric: value, grads, acts };
 }
 
 /** The graph a gradient run compiles: the prompt's block of T positions, the metric of the head's row

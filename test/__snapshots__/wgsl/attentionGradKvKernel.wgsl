@@ -14,37 +14,63 @@ struct Params {
   kvDim: u32,
   group: u32,
   scale: f32,
-  n: u32,
   ofK: u32,
 }
 @group(0) @binding(7) var<uniform> u: Params;
-@compute @workgroup_size(64)
+var<workgroup> wt: array<f32, 256>;
+var<workgroup> part: array<f32, 256>;
+@compute @workgroup_size(256)
 fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let i: u32 = ((wid.x + wid.y * nwg.x) * 64u + lid.x);
-  if ((i >= u.n)) {
-    return;
-  }
-  let j: u32 = (i / u.kvDim);
-  let c: u32 = (i % u.kvDim);
-  let ko: u32 = (c - (c % u.headSize));
-  let e: u32 = (c % u.headSize);
-  var acc: f32 = 0.0f;
-  for (var t: u32 = 0u; (t < u.T); t += 1u) {
-    if ((j <= (pos[min(0u, arrayLength(&pos) - 1u)] + t))) {
-      for (var g: u32 = 0u; (g < u.group); g += 1u) {
-        let h: u32 = (((c / u.headSize) * u.group) + g);
-        let qo: u32 = ((t * u.qDim) + (h * u.headSize));
-        let st: u32 = (((t * u.nHeads) + h) * 3u);
-        var sc: f32 = 0.0f;
-        var dp: f32 = 0.0f;
-        for (var d: u32 = 0u; (d < u.headSize); d += 1u) {
-          sc += (q[min((qo + d), arrayLength(&q) - 1u)] * kc[min((((j * u.kvDim) + ko) + d), arrayLength(&kc) - 1u)]);
-          dp += (dz[min((qo + d), arrayLength(&dz) - 1u)] * vc[min((((j * u.kvDim) + ko) + d), arrayLength(&vc) - 1u)]);
-        }
-        let pj: f32 = (exp(((sc * u.scale) - stats[min(st, arrayLength(&stats) - 1u)])) / stats[min((st + 1u), arrayLength(&stats) - 1u)]);
-        acc += select((pj * dz[min((qo + e), arrayLength(&dz) - 1u)]), (((u.scale * pj) * (dp - stats[min((st + 2u), arrayLength(&stats) - 1u)])) * q[min((qo + e), arrayLength(&q) - 1u)]), (u.ofK == 1u));
+  let nKv: u32 = (u.nHeads / u.group);
+  let kh: u32 = ((wid.x + wid.y * nwg.x) % nKv);
+  let j: u32 = ((wid.x + wid.y * nwg.x) / nKv);
+  let ko: u32 = ((j * u.kvDim) + (kh * u.headSize));
+  let pairs: u32 = select(0u, (u.T * u.group), (j < (pos[min(0u, arrayLength(&pos) - 1u)] + u.T)));
+  let e: u32 = (lid.x & 63u);
+  let quarter: u32 = (lid.x >> 6u);
+  let e0: u32 = min(e, (u.headSize - 1u));
+  let e1: u32 = min((e + 64u), (u.headSize - 1u));
+  var a0: f32 = 0.0f;
+  var a1: f32 = 0.0f;
+  for (var i0: u32 = 0u; (i0 < pairs); i0 += 256u) {
+    let i: u32 = (i0 + lid.x);
+    let t: u32 = (i / u.group);
+    var v: f32 = 0.0f;
+    if (((i < pairs) && (j <= (pos[min(0u, arrayLength(&pos) - 1u)] + t)))) {
+      let h: u32 = ((kh * u.group) + (i % u.group));
+      let qo: u32 = ((t * u.qDim) + (h * u.headSize));
+      let st: u32 = (((t * u.nHeads) + h) * 3u);
+      var sc: f32 = 0.0f;
+      var dp: f32 = 0.0f;
+      for (var d: u32 = 0u; (d < u.headSize); d += 1u) {
+        sc += (q[min((qo + d), arrayLength(&q) - 1u)] * kc[min((ko + d), arrayLength(&kc) - 1u)]);
+        dp += (dz[min((qo + d), arrayLength(&dz) - 1u)] * vc[min((ko + d), arrayLength(&vc) - 1u)]);
       }
+      let pj: f32 = (exp(((sc * u.scale) - stats[min(st, arrayLength(&stats) - 1u)])) / stats[min((st + 1u), arrayLength(&stats) - 1u)]);
+      v = select(pj, ((u.scale * pj) * (dp - stats[min((st + 2u), arrayLength(&stats) - 1u)])), (u.ofK == 1u));
     }
+    wt[lid.x] = v;
+    workgroupBarrier();
+    let n: u32 = min(256u, (pairs - i0));
+    for (var k: u32 = quarter; (k < n); k += 4u) {
+      let ii: u32 = (i0 + k);
+      let base: u32 = (((ii / u.group) * u.qDim) + (((kh * u.group) + (ii % u.group)) * u.headSize));
+      let x0: f32 = select(dz[min((base + e0), arrayLength(&dz) - 1u)], q[min((base + e0), arrayLength(&q) - 1u)], (u.ofK == 1u));
+      let x1: f32 = select(dz[min((base + e1), arrayLength(&dz) - 1u)], q[min((base + e1), arrayLength(&q) - 1u)], (u.ofK == 1u));
+      a0 += (wt[k] * x0);
+      a1 += (wt[k] * x1);
+    }
+    workgroupBarrier();
   }
-  out[min(i, arrayLength(&out) - 1u)] = acc;
+  part[lid.x] = a0;
+  workgroupBarrier();
+  if (((lid.x < u.headSize) && (lid.x < 64u))) {
+    out[min((ko + lid.x), arrayLength(&out) - 1u)] = (((part[lid.x] + part[(lid.x + 64u)]) + part[(lid.x + 128u)]) + part[(lid.x + 192u)]);
+  }
+  workgroupBarrier();
+  part[lid.x] = a1;
+  workgroupBarrier();
+  if (((lid.x + 64u) < u.headSize)) {
+    out[min(((ko + lid.x) + 64u), arrayLength(&out) - 1u)] = (((part[lid.x] + part[min((lid.x + 64u), 255u)]) + part[min((lid.x + 128u), 255u)]) + part[min((lid.x + 192u), 255u)]);
+  }
 }

@@ -16,29 +16,45 @@ struct Params {
   scale: f32,
 }
 @group(0) @binding(7) var<uniform> u: Params;
+var<workgroup> ds: array<f32, 64>;
 @compute @workgroup_size(64)
 fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let i: u32 = ((wid.x + wid.y * nwg.x) * 64u + lid.x);
-  if ((i >= (u.T * u.qDim))) {
-    return;
-  }
-  let t: u32 = (i / u.qDim);
-  let h: u32 = ((i % u.qDim) / u.headSize);
-  let e: u32 = (i % u.headSize);
-  let p: u32 = (pos[min(0u, arrayLength(&pos) - 1u)] + t);
+  let t: u32 = ((wid.x + wid.y * nwg.x) / u.nHeads);
+  let h: u32 = ((wid.x + wid.y * nwg.x) % u.nHeads);
+  let p: u32 = (pos[min(0u, arrayLength(&pos) - 1u)] + min(t, (u.T - 1u)));
   let ko: u32 = ((h / u.group) * u.headSize);
   let qo: u32 = ((t * u.qDim) + (h * u.headSize));
   let st: u32 = (((t * u.nHeads) + h) * 3u);
-  var acc: f32 = 0.0f;
-  for (var j: u32 = 0u; (j <= p); j += 1u) {
-    var sc: f32 = 0.0f;
-    var dp: f32 = 0.0f;
-    for (var d: u32 = 0u; (d < u.headSize); d += 1u) {
-      sc += (q[min((qo + d), arrayLength(&q) - 1u)] * kc[min((((j * u.kvDim) + ko) + d), arrayLength(&kc) - 1u)]);
-      dp += (dz[min((qo + d), arrayLength(&dz) - 1u)] * vc[min((((j * u.kvDim) + ko) + d), arrayLength(&vc) - 1u)]);
+  let e0: u32 = min(lid.x, (u.headSize - 1u));
+  let e1: u32 = min((lid.x + 64u), (u.headSize - 1u));
+  var a0: f32 = 0.0f;
+  var a1: f32 = 0.0f;
+  for (var j0: u32 = 0u; (j0 <= p); j0 += 64u) {
+    let j: u32 = (j0 + lid.x);
+    var v: f32 = 0.0f;
+    if ((j <= p)) {
+      var sc: f32 = 0.0f;
+      var dp: f32 = 0.0f;
+      for (var d: u32 = 0u; (d < u.headSize); d += 1u) {
+        sc += (q[min((qo + d), arrayLength(&q) - 1u)] * kc[min((((j * u.kvDim) + ko) + d), arrayLength(&kc) - 1u)]);
+        dp += (dz[min((qo + d), arrayLength(&dz) - 1u)] * vc[min((((j * u.kvDim) + ko) + d), arrayLength(&vc) - 1u)]);
+      }
+      v = ((exp(((sc * u.scale) - stats[min(st, arrayLength(&stats) - 1u)])) / stats[min((st + 1u), arrayLength(&stats) - 1u)]) * (dp - stats[min((st + 2u), arrayLength(&stats) - 1u)]));
     }
-    let pj: f32 = (exp(((sc * u.scale) - stats[min(st, arrayLength(&stats) - 1u)])) / stats[min((st + 1u), arrayLength(&stats) - 1u)]);
-    acc += ((pj * (dp - stats[min((st + 2u), arrayLength(&stats) - 1u)])) * kc[min((((j * u.kvDim) + ko) + e), arrayLength(&kc) - 1u)]);
+    ds[lid.x] = v;
+    workgroupBarrier();
+    let n: u32 = min(64u, ((p + 1u) - j0));
+    for (var k: u32 = 0u; (k < n); k += 1u) {
+      let kr: u32 = (((j0 + k) * u.kvDim) + ko);
+      a0 += (ds[k] * kc[min((kr + e0), arrayLength(&kc) - 1u)]);
+      a1 += (ds[k] * kc[min((kr + e1), arrayLength(&kc) - 1u)]);
+    }
+    workgroupBarrier();
   }
-  out[min(i, arrayLength(&out) - 1u)] = (u.scale * acc);
+  if ((lid.x < u.headSize)) {
+    out[min((qo + lid.x), arrayLength(&out) - 1u)] = (u.scale * a0);
+  }
+  if (((lid.x + 64u) < u.headSize)) {
+    out[min(((qo + lid.x) + 64u), arrayLength(&out) - 1u)] = (u.scale * a1);
+  }
 }
