@@ -52,8 +52,10 @@ const repeat = Number(a.repeat), warmup = Number(a.warmup);
 const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]!;
 /** the least time a workload's untimed calls take before its timed ones */
 const WARMUP_MS = 1500;
+/** how long the GPU idles before the after-idle call */
+const IDLE_MS = 2000;
 
-interface One { workload: Workload; load_ms: number; forward_ms?: number; grad_memory?: Record<string, number>; first_run_ms: number; first_run?: { variants_ms: number; executors_ms: number; made: number }; warm_variant_ms?: number; new_length_ms?: number; ms: number; runs_ms: number[]; warmup_ms: number[]; device: string; tokens_per_s?: number; matmul?: { positions: number; products_ms: number; tflops: number } }
+interface One { workload: Workload; load_ms: number; after_idle_ms: number; forward_ms?: number; grad_memory?: Record<string, number>; first_run_ms: number; first_run?: { variants_ms: number; executors_ms: number; made: number }; warm_variant_ms?: number; new_length_ms?: number; ms: number; runs_ms: number[]; warmup_ms: number[]; device: string; tokens_per_s?: number; matmul?: { positions: number; products_ms: number; tflops: number } }
 
 /** One workload in this process: load, the first call, then `repeat` calls. */
 async function one(w: Workload): Promise<One> {
@@ -98,18 +100,24 @@ async function one(w: Workload): Promise<One> {
   const w0 = performance.now();
   while (warm.length < warmup || performance.now() - w0 < WARMUP_MS) warm.push(await timed());
   for (let i = 0; i < repeat; i++) ms.push(await timed());
+  // (the gradient workloads) the forward of the same prompt, timed while the GPU is as warm
+  let forwardMs: number | undefined, gradMemory: One['grad_memory'];
+  if (forwardOf[w]) {
+    const f: number[] = [];
+    await forwardOf[w]!(); // (its plan made, untimed)
+    for (let i = 0; i < repeat; i++) { const s0 = performance.now(); await forwardOf[w]!(); f.push(performance.now() - s0); }
+    forwardMs = median(f);
+  }
+  // the same call once more after the GPU has idled (IDLE_MS): everything it needs made already, so
+  // what is left of a first run's excess is the GPU's own (its clocks come down when idle)
+  await new Promise((r) => setTimeout(r, IDLE_MS));
+  const afterIdleMs = await timed();
   // the same workload on a prompt of another length, once, in this warm process: its new plan variants
   // made and run (what the first run costs beyond what a fresh process adds)
   const other: Partial<Record<Workload, () => Promise<unknown>>> = {
     cache128: () => model.runWithHooks(prompt(120), { interventions: [], hooks: resid, logits: 'none' }),
     lens16: () => logitLens(model, prompt(15), { target, top: 5 }),
   };
-  let forwardMs: number | undefined, gradMemory: One['grad_memory'];
-  if (forwardOf[w]) {
-    const f: number[] = [];
-    for (let i = 0; i < repeat; i++) { const s0 = performance.now(); await forwardOf[w]!(); f.push(performance.now() - s0); }
-    forwardMs = median(f);
-  }
   if (w === 'grad128') {
     // the backward's planned memory at context 4096 (compiled, not run): beside the forward's KV cache
     const c = { ...model.config, contextLength: 4096 }, hooks = Array.from({ length: c.nLayers }, (_, l) => `blocks.${l}.hook_resid_pre`);
@@ -138,7 +146,7 @@ async function one(w: Workload): Promise<One> {
   const device = model.executor.gpu.adapterInfo;
   model.dispose();
   await releaseGpu();
-  return { workload: w, load_ms: loadMs, first_run_ms: first, ...(forwardMs !== undefined ? { forward_ms: forwardMs } : {}), ...(gradMemory ? { grad_memory: gradMemory } : {}), first_run: firstRun, warm_variant_ms: warmVariantMs, new_length_ms: newLengthMs, ms: median(ms), runs_ms: ms, warmup_ms: warm, device, ...(matmul ? { matmul } : {}), ...(w === 'prefill512' ? { tokens_per_s: (512 / median(ms)) * 1000 } : {}) };
+  return { workload: w, load_ms: loadMs, first_run_ms: first, after_idle_ms: afterIdleMs, ...(forwardMs !== undefined ? { forward_ms: forwardMs } : {}), ...(gradMemory ? { grad_memory: gradMemory } : {}), first_run: firstRun, warm_variant_ms: warmVariantMs, new_length_ms: newLengthMs, ms: median(ms), runs_ms: ms, warmup_ms: warm, device, ...(matmul ? { matmul } : {}), ...(w === 'prefill512' ? { tokens_per_s: (512 / median(ms)) * 1000 } : {}) };
 }
 
 if (a.workload) {
@@ -168,7 +176,7 @@ if (a.peer) {
   const peer = JSON.parse(fs.readFileSync(a.peer, 'utf8')) as { card: string; workloads: Record<string, { ms: number; first_ms: number }> };
   const row = (mine: string, theirs: string) => {
     const t = results[mine], p = peer.workloads[theirs];
-    return t ? { tapir_ms: t.ms, peer_ms: p?.ms ?? null, speedup: p ? p.ms / t.ms : null, first_run_ms: t.first_run_ms } : null;
+    return t ? { tapir_ms: t.ms, peer_ms: p?.ms ?? null, speedup: p ? p.ms / t.ms : null, first_run_ms: t.first_run_ms, after_idle_ms: t.after_idle_ms } : null;
   };
   const decodeOf = (f?: string) => (f && fs.existsSync(f) ? (JSON.parse(fs.readFileSync(f, 'utf8')) as { decode: { gpuMsPerToken?: number; tokensPerSecond: number }; tapped?: { ratio: number } }) : undefined);
   const [now, base] = [decodeOf(a.decode), decodeOf(a['decode-base'])];
