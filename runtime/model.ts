@@ -317,7 +317,7 @@ export class Model {
    *  distractor): the compiler's backward of the prompt's graph, run on the GPU (runtime/interp/gradients.ts).
    *  The KV cache then holds the prompt. */
   async runWithGradients(tokens: readonly number[], opts: GradientOptions): Promise<GradientResult> {
-    const r = await runWithGradients({ config: this.config, graph: this.graph, dtypeOf: this.dtypeOf, target: this.target, compileOptions: this.compileOptions, weights: this.weights, executor: this.executor, blockSize: this.blockSize, checkTokens: (t) => this.checkTokens(t), plans: this.gradientPlans }, tokens, opts);
+    const r = await runWithGradients({ config: this.config, graph: this.graph, dtypeOf: this.dtypeOf, target: this.target, compileOptions: this.compileOptions, weights: this.weights, executor: this.executor, checkTokens: (t) => this.checkTokens(t), plans: this.gradientPlans }, tokens, opts);
     this.pos = tokens.length;
     return r;
   }

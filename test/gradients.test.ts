@@ -65,7 +65,7 @@ describe('gradients at hooks (GPU)', () => {
     expect(Array.from(g.data.subarray((pos + 1) * width))).toEqual(new Array((tokens.length - pos - 1) * width).fill(0));
   });
 
-  it('refuse what they cannot give: a hook no backward reaches, a filtered hook, a token outside the vocabulary, a prompt of several blocks', async () => {
+  it('take a prompt of several prefill blocks as one backward, and refuse what they cannot give: a hook no backward reaches, a filtered hook, a token outside the vocabulary, a prompt past the bindings', async () => {
     await expect(model.runWithGradients(tokens, { target, distractor, hooks: 'blocks.0.attn.hook_pattern' })).rejects.toThrow(/no gradient at blocks\.0\.attn\.hook_pattern/);
     await expect(model.runWithGradients(tokens, { target, distractor, hooks: 'blocks.0.attn.hook_z[head=1]' })).rejects.toThrow(/whole hooks/);
     await expect(model.runWithGradients(tokens, { target: 100000, distractor, hooks })).rejects.toThrow(UsageError);
@@ -73,10 +73,17 @@ describe('gradients at hooks (GPU)', () => {
     await expect(model.runWithGradients(tokens, { metric: { kind: 'log_prob', token: target, pos: tokens.length }, hooks })).rejects.toThrow(new RegExp(`position ${tokens.length} is outside the prompt's ${tokens.length} positions`));
     await expect(model.runWithGradients(tokens, { hooks })).rejects.toThrow(/need a metric/);
     await expect(model.runWithGradients(tokens, { metric: { kind: 'custom', name: 'vector', build: (_o, z) => z }, hooks })).rejects.toThrow(/a metric is one number/);
-    const small = await Model.create(src, { contextLength: 64, maxBindingBytes: 8 * 64 * 8 * 4 + 16 }); // blocks of 8 positions
+    // a device of small bindings: prefill blocks of 8 positions (the vocabulary's logits), gradients of
+    // up to 16 (the attention's scores over a 32-position cache): a 14-token prompt is one backward
+    const small = await Model.create(src, { contextLength: 32, maxBindingBytes: 16 * 1024 + 16 });
     try {
+      expect(small.blockSize).toBe(8);
       expect(tokens.length).toBeGreaterThan(small.blockSize);
-      await expect(small.runWithGradients(tokens, { target, distractor, hooks })).rejects.toThrow(/one block for now: at most 8 tokens/);
+      const r = await small.runWithGradients(tokens, { target, distractor, hooks });
+      const big = await model.runWithGradients(tokens, { target, distractor, hooks });
+      for (const h of hooks) expect(relErr(r.grads.get(h)!.data, big.grads.get(h)!.data), h).toBeLessThanOrEqual(1e-5);
+      const long = [...tokens, ...tokens.slice(1, 4)];
+      await expect(small.runWithGradients(long, { target, distractor, hooks })).rejects.toThrow(/at most 16 tokens on this device/);
     } finally {
       small.dispose();
     }

@@ -17,7 +17,7 @@ export default command({
 selected whole hook, every position, as F32 tensors named by hook, shaped [1, pos, ...] as the forward
 hooks are. The metric, at the last position (or --pos): logit-diff, the target's logit minus the
 distractor's (the target's alone without one); log-prob, the target's log-probability. The prompt runs
-as one prefill block (its length is at most the model's block size).`,
+forward and backward as one block, as long as the device's bindings hold it.`,
   options: {
     prompt: { kind: 'string', short: 'p', arg: 'TEXT', help: 'the prompt (BOS is added)' },
     target: { kind: 'string', arg: 'PIECE', help: 'the metric\'s token, exactly as in the vocabulary (e.g. " Lily")' },

@@ -3,7 +3,7 @@
 // forward, then the backward — on the model's weights and KV cache. d(metric)/d(hook) comes back shaped
 // as the forward hook is ([batch, pos, ...]), beside the forward's activation there. Metrics: a logit
 // difference, a log-probability, or a node the caller builds, at any position of the prompt. For now
-// the prompt runs as one block (no backward across prefill blocks yet).
+// the prompt runs as one block, as long as a binding holds (gradientPositions).
 import { ShapeError, UsageError } from '../../compiler/errors.js';
 import { rebuildWith, type Graph, type GraphBuilder } from '../../compiler/ir/graph.js';
 import { hookNamesOf, selectHooks } from '../../compiler/hooks.js';
@@ -14,7 +14,7 @@ import type { Target } from '../../compiler/target.js';
 import type { DType } from '../../compiler/ir/dtype.js';
 import type { Node } from '../../compiler/ir/op.js';
 import { GRAD_OPS, OPSET, ops, type Ops } from '../../ops/index.js';
-import { llama, type LlamaConfig } from '../../models/llama.js';
+import { headSize, llama, type LlamaConfig } from '../../models/llama.js';
 import { Executor } from '../executor.js';
 import { leaseStaging } from '../staging.js';
 import type { WeightMap } from '../weights.js';
@@ -55,10 +55,18 @@ export interface GradientHost {
   readonly compileOptions: CompileOptions;
   readonly weights: WeightMap;
   readonly executor: Executor;
-  readonly blockSize: number;
   checkTokens(tokens: readonly number[]): void;
   /** plans made before, by prompt length and hooks */
   readonly plans: Map<string, { ex: Executor; plan: Plan }>;
+}
+
+/** The most positions a gradient run takes: the whole prompt is one block (its backward reaches every
+ *  earlier position through the block's own KV-cache rows), so its widest per-position activation — the
+ *  FFN's hidden rows, the fused q/k/v, the attention's scores over the cache — must fit a binding. (Not
+ *  the prefill's 256-row block: the head unembeds one row, and a backward is one pass.) */
+export function gradientPositions(c: LlamaConfig, target: Target): number {
+  const widest = Math.max(c.hiddenDim, c.dim, (c.nHeads + 2 * c.nKvHeads) * headSize(c), c.nHeads * c.contextLength);
+  return Math.max(1, Math.floor(target.maxBindingBytes / (4 * widest)));
 }
 
 /** The metric asked for (a logit difference where only target and distractor are given), checked. */
@@ -82,7 +90,8 @@ export async function runWithGradients(h: GradientHost, tokens: readonly number[
   h.checkTokens(tokens);
   const V = h.config.vocabSize, T = tokens.length;
   const metric = metricOf(o, V, T);
-  if (T > h.blockSize) throw new UsageError(`gradients run the prompt as one block for now: at most ${h.blockSize} tokens, got ${T}`);
+  const most = gradientPositions(h.config, h.target);
+  if (T > most) throw new UsageError(`gradients run the prompt as one block: at most ${most} tokens on this device (its largest binding holds ${most} rows of the widest activation), got ${T}`);
   const sels = selectHooks(typeof o.hooks === 'string' ? o.hooks : o.hooks.join(','), hookNamesOf(h.graph.hooks));
   if (!sels.length) throw new UsageError('no hooks to give gradients at');
   for (const s of sels) if (s.pos !== undefined || s.head !== undefined) throw new UsageError(`${s.key}: gradients are given for whole hooks; leave out [pos=..] and [head=..]`);
