@@ -11,6 +11,7 @@ import { ShapeError, UsageError } from '../compiler/errors.js';
 import { rebuildWith, type Graph, type Node } from '../compiler/ir/graph.js';
 import type { GraphEdit } from '../compiler/passes.js';
 import { input } from './input.js';
+import { fill } from './fill.js';
 import { nearest } from '../compiler/hooks.js';
 
 export const intervene: Op<{ every?: boolean }> = overRows<{ every?: boolean }>({
@@ -25,6 +26,8 @@ export const intervene: Op<{ every?: boolean }> = overRows<{ every?: boolean }>(
     const p = attr.every ? 0 : pos![0]!, rows = s.srcs[2]![0]!, n = x!.length;
     return p >= rows ? Float64Array.from(x!) : x!.map((v, i) => v * a![p * n + i]! + b![p * n + i]!);
   },
+  // d/dx (x·a + b) = a: the same map of the gradient with b = 0 (the tables are inputs: no gradient)
+  vjp: (n, dy, g) => [g.apply(intervene, [dy, n.srcs[1]!, n.srcs[2]!, g.apply(fill, [], { shape: [...n.srcs[3]!.shape], value: 0 })], n.attr), undefined, undefined, undefined],
   lower(n, ctx) {
     const [x, pos, a, b] = n.srcs;
     const [rows, size] = a!.shape.slice(-2) as [number, number];

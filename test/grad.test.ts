@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { GraphBuilder, rebuildWith, type Graph, type Node } from '../compiler/ir/graph.js';
 import { gradients } from '../compiler/grad.js';
 import { GRAD_OPS, ops } from '../ops/index.js';
+import { intervene } from '../ops/intervene.js';
 import { ReferenceRunner } from '../runtime/reference.js';
 import { f32Weight, weightOf, type WeightMap } from '../runtime/weights.js';
 import { randomSource, relErr } from './helpers/numeric.js';
@@ -39,7 +40,7 @@ function weightsOf(nodes: readonly Node[], w: Record<string, { dtype: DType; val
 
 describe("each op's vector-Jacobian product equals central differences of its reference", () => {
   // ⟨vjp(dy), v⟩ against ⟨dy, (f(x + εv) − f(x − εv)) / 2ε⟩, every differentiable source moved at once
-  const cases: [string, (o: ReturnType<typeof ops>) => Built][] = [
+  const cases: [string, (o: ReturnType<typeof ops>, g: GraphBuilder) => Built][] = [
     ['add', (o) => { const a = o.input('x0', [3, 10], 'f32'), b = o.input('x1', [3, 10], 'f32'); return { out: o.add(a, b), x: [a, b] }; }],
     ['scale', (o) => { const a = o.input('x0', [7], 'f32'); return { out: o.scale(a, -1.75), x: [a] }; }],
     ['bias', (o) => { const a = o.input('x0', [2, 6], 'f32'); return { out: o.bias(a, o.weight('b', [9]), 2), x: [a] }; }],
@@ -56,6 +57,10 @@ describe("each op's vector-Jacobian product equals central differences of its re
     ['logit_diff (target − distractor, the last row)', (o) => { const a = o.input('x0', [3, 11], 'f32'); return { out: o.logitDiff(a, o.input('ids2', [2])), x: [a] }; }],
     ['logit_diff (a target alone, row 1)', (o) => { const a = o.input('x0', [3, 11], 'f32'); return { out: o.logitDiff(a, o.input('ids1', [1]), 1), x: [a] }; }],
     ['log_prob (the last row)', (o) => { const a = o.input('x0', [2, 11], 'f32'); return { out: o.logProb(a, o.input('ids1', [1])), x: [a] }; }],
+    ['intervene (tables of 4 rows over a block of 3 from position 2: the last row left alone)', (o, g) => {
+      const a = o.input('x0', [3, 6], 'f32');
+      return { out: g.apply(intervene, [a, o.input('pos', [1]), o.input('ia', [4, 6], 'f32'), o.input('ib', [4, 6], 'f32')], {}), x: [a] };
+    }],
     ['log_prob (row 0)', (o) => { const a = o.input('x0', [2, 11], 'f32'); return { out: o.logProb(a, o.input('ids1', [1]), 0), x: [a] }; }],
     ['kv_write (the block\'s rows)', (o) => { const k = o.input('x0', [3, 8], 'f32'); return { out: o.kvWrite(o.input('cache', [8, 8], 'f32'), k, o.input('pos', [1])), x: [k] }; }],
     ['attention (grouped heads, a block from position 2)', (o) => {
@@ -63,7 +68,7 @@ describe("each op's vector-Jacobian product equals central differences of its re
       return { out: o.attention(q, k, v, o.input('pos', [1]), { nHeads: 4, nKvHeads: 2, headSize: 4 }), x: [q, k, v] };
     }],
   ];
-  const fixed = { pos: Float64Array.of(2), cache: f64(rnd.normal(64)), ids1: Float64Array.of(4), ids2: Float64Array.of(9, 2) };
+  const fixed = { pos: Float64Array.of(2), cache: f64(rnd.normal(64)), ids1: Float64Array.of(4), ids2: Float64Array.of(9, 2), ia: f64(rnd.normal(24)), ib: f64(rnd.normal(24)) };
   const w = {
     b: { dtype: 'f32' as DType, values: rnd.normal(9) }, nw: { dtype: 'f32' as DType, values: rnd.normal(12) }, hw: { dtype: 'f32' as DType, values: rnd.normal(4) },
     w32: { dtype: 'f32' as DType, values: rnd.normal(48) }, w16: { dtype: 'f16' as DType, values: rnd.normal(48) },

@@ -9,6 +9,8 @@ import { loadModelSource } from '../runtime/node/load.js';
 import { ReferenceRunner } from '../runtime/reference.js';
 import { gradientGraph, type MetricSpec } from '../runtime/interp/gradients.js';
 import type { Ops } from '../ops/index.js';
+import { interventionTables } from '../runtime/interp/cache.js';
+import { ivName } from '../ops/intervene.js';
 import type { Node } from '../compiler/ir/op.js';
 import { UsageError } from '../compiler/errors.js';
 import { relErr } from './helpers/numeric.js';
@@ -37,6 +39,29 @@ describe('gradients at hooks (GPU)', () => {
       expect(got.data.length).toBe(want.length);
       expect(relErr(got.data, want), h).toBeLessThanOrEqual(1e-4);
     }
+  });
+
+  it('go through interventions in the forward (a zero-ablated head, a scaled position): equal the float64 reference', async () => {
+    const interventions = [{ hook: 'blocks.1.attn.hook_z[head=2]', zero: true as const }, { hook: 'blocks.2.hook_resid_mid[pos=3]', scale: 0.5 }];
+    const r = await model.runWithGradients(tokens, { target, distractor, hooks, interventions });
+    const edited = (await model.runWithHooks(tokens, { interventions })).logits.at(-1)!;
+    expect(Math.abs(r.metric - (edited[target]! - edited[distractor]!))).toBeLessThanOrEqual(1e-4 * Math.max(1, Math.abs(r.metric)));
+    const plain = await model.runWithGradients(tokens, { target, distractor, hooks });
+    expect(relErr(r.grads.get('hook_embed')!.data, plain.grads.get('hook_embed')!.data)).toBeGreaterThan(1e-3); // (the edits matter)
+    const tables = interventionTables(interventions, model.graph.hooks, model.hookNames, tokens.length);
+    const edits = [...tables.keys()].sort().map((hook) => ({ hook, rows: tokens.length }));
+    const ref = new ReferenceRunner(gradientGraph({ ...src.config, contextLength: 64 }, dtypesOf(src.weights), tokens.length, hooks, undefined, edits), src.weights);
+    const values = ref.step({ token: tokens, pos: 0, ids: [target, distractor], ...Object.fromEntries([...tables].flatMap(([hook, t]) => [[ivName(hook, 'a'), t.a], [ivName(hook, 'b'), t.b]])) });
+    for (const h of hooks) expect(relErr(r.grads.get(h)!.data, values.get(ref.graph.outputs[`grad:${h}`]!)!), h).toBeLessThanOrEqual(1e-4);
+    // the head zero-ablated at layer 1 passes nothing back to its query (its z's gradient is with respect
+    // to the edited value, as TransformerLens's backward hooks give it, and is not 0)
+    const q = (await model.runWithGradients(tokens, { target, distractor, hooks: 'blocks.1.attn.hook_q', interventions })).grads.get('blocks.1.attn.hook_q')!;
+    const [H, hs] = [q.shape[2]!, q.shape[3]!];
+    for (let p = 0; p < tokens.length; p++) {
+      expect(Array.from(q.data.subarray((p * H + 2) * hs, (p * H + 3) * hs)).every((v) => v === 0)).toBe(true);
+      expect(Array.from(q.data.subarray((p * H + 1) * hs, (p * H + 2) * hs)).some((v) => v !== 0) || p === 0).toBe(true);
+    }
+    await expect(model.runWithGradients(tokens, { target, distractor, hooks, interventions: [{ hook: 'blocks.0.hook_resid_post', fn: (a) => a }] })).rejects.toThrow(/not hook functions/);
   });
 
   it('take a log-probability at an earlier position and a metric the caller builds, and give the forward\'s activations', async () => {

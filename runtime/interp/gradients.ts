@@ -17,6 +17,8 @@ import { GRAD_OPS, OPSET, ops, type Ops } from '../../ops/index.js';
 import { headSize, llama, type LlamaConfig } from '../../models/llama.js';
 import { Executor } from '../executor.js';
 import { leaseStaging } from '../staging.js';
+import { interventionTables, type Intervention } from './cache.js';
+import { ivName, withInterventions, type InterventionSpec } from '../../ops/intervene.js';
 import type { WeightMap } from '../weights.js';
 
 /** What is differentiated: a scalar of the logits at one position (the last unless `pos`). */
@@ -36,6 +38,9 @@ export interface GradientOptions {
   distractor?: number;
   /** hooks to give d(metric)/d(hook) at (whole hooks, e.g. 'hook_embed, blocks.*.hook_resid_pre') */
   hooks: string | readonly string[];
+  /** edits in the forward (as runWithHooks takes them; not hook functions): the backward goes through
+   *  them, and a hook's gradient is with respect to its edited value */
+  interventions?: readonly Intervention[];
 }
 export interface GradientResult {
   metric: number;
@@ -96,10 +101,13 @@ export async function runWithGradients(h: GradientHost, tokens: readonly number[
   if (!sels.length) throw new UsageError('no hooks to give gradients at');
   for (const s of sels) if (s.pos !== undefined || s.head !== undefined) throw new UsageError(`${s.key}: gradients are given for whole hooks; leave out [pos=..] and [head=..]`);
   const names = [...new Set(sels.map((s) => s.hook))];
-  const key = `${T}|${keyOf(metric)}|${names.join(',')}`;
+  if ((o.interventions ?? []).some((iv) => 'fn' in iv)) throw new UsageError('gradients take the built-in edits (replace, add, scale, zero, mean), not hook functions');
+  const tables = interventionTables(o.interventions ?? [], h.graph.hooks, hookNamesOf(h.graph.hooks), T);
+  const edits = [...tables.keys()].sort();
+  const key = `${T}|${keyOf(metric)}|${names.join(',')}|${edits.join(',')}`;
   let p = h.plans.get(key);
   if (!p) {
-    const plan = compile(gradientGraph(h.config, h.dtypeOf, T, names, specOf(metric)), OPSET, h.target, h.compileOptions).plan!;
+    const plan = compile(gradientGraph(h.config, h.dtypeOf, T, names, specOf(metric), edits.map((hook) => ({ hook, rows: T }))), OPSET, h.target, h.compileOptions).plan!;
     p = { ex: await Executor.create(h.executor.gpu, plan, h.weights, h.executor), plan };
     h.plans.set(key, p);
   }
@@ -112,6 +120,7 @@ export async function runWithGradients(h: GradientHost, tokens: readonly number[
   const total = offsets.at(-1)! + parts.at(-1)!.bytes;
   const staging = leaseStaging(h.executor.gpu.device, total);
   try {
+    for (const [hook, t] of tables) { p.ex.write(ivName(hook, 'a'), t.a); p.ex.write(ivName(hook, 'b'), t.b); }
     const stage = parts.map((q, i) => ({ output: `${q.kind}:${q.n}`, dst: staging.buffer, offset: offsets[i]!, bytes: q.bytes }));
     const value = (await p.ex.run({ token: Int32Array.from(tokens), pos: 0, ...idsOf(metric) }, 'metric', stage))[0]!;
     const all = await staging.read(total);
@@ -123,13 +132,14 @@ export async function runWithGradients(h: GradientHost, tokens: readonly number[
   }
 }
 
-/** The graph a gradient run compiles: the prompt's block of T positions, the metric of the head's row
- *  (`spec`; its token ids an input `ids`) and, as outputs, its gradient `grad:HOOK` and the forward's
+/** The graph a gradient run compiles: the prompt's block of T positions (with intervention tables at
+ *  the `edits` hooks), the metric of the head's row (`spec`; its token ids an input `ids`) and, as outputs, its gradient `grad:HOOK` and the forward's
  *  activation `act:HOOK` at each hook (the float64 reference runs the same graph: test/gradients.test.ts,
  *  gpu_check). The head unembeds the metric's row alone, so the backward never spreads over [T, vocab]. */
-export function gradientGraph(c: LlamaConfig, dtypeOf: (name: string) => DType, T: number, hooks: readonly string[], spec: MetricSpec = { kind: 'logit_diff', pair: true }): Graph {
+export function gradientGraph(c: LlamaConfig, dtypeOf: (name: string) => DType, T: number, hooks: readonly string[], spec: MetricSpec = { kind: 'logit_diff', pair: true }, edits: readonly InterventionSpec[] = []): Graph {
   let b: GraphBuilder | undefined;
-  const rebuilt = rebuildWith(llama(c, dtypeOf, { positions: T, head: 'last', headRow: spec.row }), (_n, _m, g) => { b = g; return undefined; });
+  const forward = llama(c, dtypeOf, { positions: T, head: 'last', headRow: spec.row });
+  const rebuilt = rebuildWith(edits.length ? withInterventions(forward, edits) : forward, (_n, _m, g) => { b = g; return undefined; });
   const o = ops(b!), logits = rebuilt.outputs.logits!;
   const metric = spec.kind === 'logit_diff' ? o.logitDiff(logits, o.input('ids', [spec.pair ? 2 : 1]))
     : spec.kind === 'log_prob' ? o.logProb(logits, o.input('ids', [1]))
