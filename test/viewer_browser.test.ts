@@ -84,14 +84,19 @@ describe('the viewer in Chromium', () => {
     }
   });
 
+  /** The patching tab with the clean/corrupted pair both patching tests sweep. */
+  const patchForm = async (page: Awaited<ReturnType<typeof open>>) => {
+    await page.click('nav button[data-tab=tab-patch]');
+    await page.fill('#clean', 'Lily saw a dog');
+    await page.fill('#corrupt', 'Tim saw a dog');
+    await page.fill('#patch-target', ' and');
+    await page.fill('#patch-distractor', '.');
+  };
+
   it('runs a patching sweep with a progress bar; its cells are the CLI\'s scores', async () => {
     const page = await open();
     try {
-      await page.click('nav button[data-tab=tab-patch]');
-      await page.fill('#clean', 'Lily saw a dog');
-      await page.fill('#corrupt', 'Tim saw a dog');
-      await page.fill('#patch-target', ' and');
-      await page.fill('#patch-distractor', '.');
+      await patchForm(page);
       await page.check('input[name=site][value=attn_out]');
       await page.click('#patch-run');
       await page.waitForSelector('#patch-progress:not([hidden])');
@@ -114,11 +119,7 @@ describe('the viewer in Chromium', () => {
   it('offers attribution patching beside the exact sweep: its cells are the CLI\'s, with the correlation', async () => {
     const page = await open();
     try {
-      await page.click('nav button[data-tab=tab-patch]');
-      await page.fill('#clean', 'Lily saw a dog');
-      await page.fill('#corrupt', 'Tim saw a dog');
-      await page.fill('#patch-target', ' and');
-      await page.fill('#patch-distractor', '.');
+      await patchForm(page);
       await page.selectOption('#patch-method', 'compare');
       await page.click('#patch-run');
       await page.waitForSelector('#patch-results table[data-method=exact] td[data-score]', { timeout: 120_000 });
