@@ -38,6 +38,7 @@ import { lastRowGrad } from './last_row_grad.js';
 import { kvRows } from './kv_rows.js';
 import { logitDiff, logitDiffGrad } from './logit_diff.js';
 import { logProb, logProbGrad } from './log_prob.js';
+import { whereNonzero } from './where_nonzero.js';
 import type { GradOps } from '../compiler/grad.js';
 import type { Op } from './op.js';
 import { RULES } from './rules.js';
@@ -47,7 +48,7 @@ import type { DType } from '../compiler/ir/dtype.js';
 
 export const OPS: readonly Op[] = [input, weight, state, ropeTable, embedding, rmsnorm, matvec, rope, kvWrite, attention, add, bias, siluMul,
   scale, slice, qkvMatvec, ropeKv, qkvRopeKv, ffnGateUp, argmax, intervene, attentionPattern, rmsParts, stored, headResult, saeEncode, saeDecode, lastRow, pick, lensStats,
-  fill, matvecT, rmsnormGrad, siluMulGrad, lastRowGrad, kvRows, attentionStats, attentionGrad, logitDiff, logitDiffGrad, logProb, logProbGrad] as Op[];
+  fill, matvecT, rmsnormGrad, siluMulGrad, lastRowGrad, kvRows, attentionStats, attentionGrad, logitDiff, logitDiffGrad, logProb, logProbGrad, whereNonzero] as Op[];
 /** what compiler/grad.ts builds with: the seed constant and the sum of a node's gradients */
 export const GRAD_OPS: GradOps = { fill, add };
 /** tapir's op set: what compile() and parseGraph() are given */

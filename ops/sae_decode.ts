@@ -2,6 +2,7 @@
 // stores it. TopK rows read only their k chosen latents; ReLU rows skip the zeros.
 import { type Invocation, type In, type Out, type Spec, type f32, type u32 } from '../compiler/kernel/dsl.js';
 import type { SaeShape } from './sae_encode.js';
+import { matvec } from './matvec.js';
 import { type Op, expectDtype, expectShape, overRows, rowsOf } from './op.js';
 
 /** float64 reference */
@@ -33,6 +34,8 @@ export const saeDecode: Op = overRows({
     const [dSae, dIn] = s.srcs[1] as [number, number];
     return saeDecodeReference(acts!, wDec!, bDec!, { rows: 1, dIn, dSae, arch: 'relu', k: 0 });
   },
+  // x̂ = acts·W_dec + b_dec: d acts = W_dec·dy (W_dec [d_sae, d_in] as a matrix product's weight)
+  vjp: (n, dy, g) => [g.apply(matvec, [n.srcs[1]!, dy], {}), undefined, undefined],
   lower(n, ctx) {
     const [acts, wDec, bDec] = n.srcs;
     const rows = rowsOf(acts!.shape), [dSae, dIn] = wDec!.shape as [number, number];

@@ -6,6 +6,8 @@
 import { type Invocation, type In, type Out, type Spec, type u32, f32, sharedF32, sharedU32, storageBarrier } from '../compiler/kernel/dsl.js';
 import { keepLargest } from './argmax.js';
 import { ShapeError } from '../compiler/errors.js';
+import { matvec } from './matvec.js';
+import { whereNonzero } from './where_nonzero.js';
 import { type Op, expectDtype, expectShape, overRows, rowsOf } from './op.js';
 
 export type SaeArch = 'relu' | 'topk';
@@ -34,7 +36,8 @@ export function saeEncodeReference(x: ArrayLike<number>, wEnc: ArrayLike<number>
   return { pre, acts, chosen };
 }
 
-export type SaeEncodeAttr = { arch: SaeArch; k: number; part: 'pre' | 'acts' };
+/** `clean`: the error term's own copy of the encoder (ops/sae_splice.ts): the same values, another node */
+export type SaeEncodeAttr = { arch: SaeArch; k: number; part: 'pre' | 'acts'; clean?: boolean };
 
 /** The encoder as a graph op (an SAE spliced in at a hook: ops/sae_splice.ts), one row a position:
  *  `part` says which of its values the node is, pre-activations or activations (a node each, the
@@ -56,6 +59,10 @@ export const saeEncode: Op<SaeEncodeAttr> = overRows<SaeEncodeAttr>({
     const r = saeEncodeReference(x!, wEnc!, bEnc!, bDec!, { rows: 1, dIn, dSae, arch, k });
     return part === 'pre' ? r.pre : r.acts;
   },
+  // acts = f(x·W_enc + ..) with f's slope 1 on the kept latents, 0 elsewhere: dx = W_enc·(dy where kept)
+  // (W_enc [d_in, d_sae] as a matrix product's weight; the SAE's own tensors get none). The
+  // pre-activations feed nothing downstream: no rule, so a gradient asked there says none reaches it.
+  vjp: (n, dy, g) => (n.attr.part === 'acts' ? [g.apply(matvec, [n.srcs[1]!, g.apply(whereNonzero, [dy, n], {})], {}), undefined, undefined, undefined] : [undefined, undefined, undefined, undefined]),
   lower(n, ctx) {
     const [x, wEnc, bEnc, bDec] = n.srcs;
     const { arch, k, part } = n.attr as SaeEncodeAttr;

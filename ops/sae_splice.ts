@@ -68,7 +68,15 @@ function spliced(g: GraphBuilder, x: Node, s: SaeSpliceSpec): Record<(typeof SAE
   const acts = encode('acts');
   const decoded = g.apply(saeDecode, [acts, w('W_dec'), w('b_dec')], {});
   const recons = s.inputScale === 1 ? decoded : g.apply(scale, [decoded], { factor: 1 / s.inputScale });
-  const error = g.apply(add, [x, g.apply(scale, [recons], { factor: -1 })], {});
+  // with the error term, the error is x minus a second, clean reconstruction (as SAELens makes it): its
+  // own encoder node (hash-consing would merge an identical one), so the latents' gradient and an edit of
+  // them reach the output through the decoder alone, not cancelled by the error term
+  let clean = recons;
+  if (s.errorTerm) {
+    const again = g.apply(saeDecode, [g.apply(saeEncode, [scaled, w('W_enc'), w('b_enc'), w('b_dec')], { arch: s.arch, k: s.k, part: 'acts', clean: true }), w('W_dec'), w('b_dec')], {});
+    clean = s.inputScale === 1 ? again : g.apply(scale, [again], { factor: 1 / s.inputScale });
+  }
+  const error = g.apply(add, [x, g.apply(scale, [clean], { factor: -1 })], {});
   const output = s.errorTerm ? g.apply(add, [recons, error], {}) : recons;
   return { hook_sae_input: x, hook_sae_acts_pre: encode('pre'), hook_sae_acts_post: acts, hook_sae_recons: recons, hook_sae_error: error, hook_sae_output: output };
 }

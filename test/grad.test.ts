@@ -6,6 +6,8 @@ import { GraphBuilder, rebuildWith, type Graph, type Node } from '../compiler/ir
 import { gradients } from '../compiler/grad.js';
 import { GRAD_OPS, ops } from '../ops/index.js';
 import { intervene } from '../ops/intervene.js';
+import { saeEncode } from '../ops/sae_encode.js';
+import { saeDecode } from '../ops/sae_decode.js';
 import { ReferenceRunner } from '../runtime/reference.js';
 import { f32Weight, weightOf, type WeightMap } from '../runtime/weights.js';
 import { randomSource, relErr } from './helpers/numeric.js';
@@ -61,6 +63,15 @@ describe("each op's vector-Jacobian product equals central differences of its re
       const a = o.input('x0', [3, 6], 'f32');
       return { out: g.apply(intervene, [a, o.input('pos', [1]), o.input('ia', [4, 6], 'f32'), o.input('ib', [4, 6], 'f32')], {}), x: [a] };
     }],
+    ['sae_encode, ReLU (activations: through the kept latents)', (o, g) => {
+      const a = o.input('x0', [3, 6], 'f32');
+      return { out: g.apply(saeEncode, [a, o.weight('we', [6, 10]), o.weight('be', [10]), o.weight('bd', [6])], { arch: 'relu', k: 0, part: 'acts' }), x: [a] };
+    }],
+    ['sae_encode, TopK 3', (o, g) => {
+      const a = o.input('x0', [2, 6], 'f32');
+      return { out: g.apply(saeEncode, [a, o.weight('we', [6, 10]), o.weight('be', [10]), o.weight('bd', [6])], { arch: 'topk', k: 3, part: 'acts' }), x: [a] };
+    }],
+    ['sae_decode', (o, g) => { const a = o.input('x0', [3, 10], 'f32'); return { out: g.apply(saeDecode, [a, o.weight('wd', [10, 6]), o.weight('bd', [6])], {}), x: [a] }; }],
     ['log_prob (row 0)', (o) => { const a = o.input('x0', [2, 11], 'f32'); return { out: o.logProb(a, o.input('ids1', [1]), 0), x: [a] }; }],
     ['kv_write (the block\'s rows)', (o) => { const k = o.input('x0', [3, 8], 'f32'); return { out: o.kvWrite(o.input('cache', [8, 8], 'f32'), k, o.input('pos', [1])), x: [k] }; }],
     ['attention (grouped heads, a block from position 2)', (o) => {
@@ -73,6 +84,7 @@ describe("each op's vector-Jacobian product equals central differences of its re
     b: { dtype: 'f32' as DType, values: rnd.normal(9) }, nw: { dtype: 'f32' as DType, values: rnd.normal(12) }, hw: { dtype: 'f32' as DType, values: rnd.normal(4) },
     w32: { dtype: 'f32' as DType, values: rnd.normal(48) }, w16: { dtype: 'f16' as DType, values: rnd.normal(48) },
     wq8: { dtype: 'q8_0' as DType, values: rnd.normal(320) }, wq4: { dtype: 'q4_0' as DType, values: rnd.normal(96) },
+    we: { dtype: 'f32' as DType, values: rnd.normal(60) }, be: { dtype: 'f32' as DType, values: rnd.normal(10, 0.3) }, bd: { dtype: 'f32' as DType, values: rnd.normal(6) }, wd: { dtype: 'f32' as DType, values: rnd.normal(60) },
   };
   it.each(cases)('%s', (_, build) => {
     const { g, out, x } = graphOf(build);

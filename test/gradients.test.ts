@@ -10,6 +10,8 @@ import { ReferenceRunner } from '../runtime/reference.js';
 import { gradientGraph, type MetricSpec } from '../runtime/interp/gradients.js';
 import type { Ops } from '../ops/index.js';
 import { interventionTables } from '../runtime/interp/cache.js';
+import { saeSplicing } from '../runtime/sae/splice.js';
+import type { SaeDims } from '../runtime/sae/gpu_sae.js';
 import { ivName } from '../ops/intervene.js';
 import type { Node } from '../compiler/ir/op.js';
 import { UsageError } from '../compiler/errors.js';
@@ -62,6 +64,30 @@ describe('gradients at hooks (GPU)', () => {
       expect(Array.from(q.data.subarray((p * H + 1) * hs, (p * H + 2) * hs)).some((v) => v !== 0) || p === 0).toBe(true);
     }
     await expect(model.runWithGradients(tokens, { target, distractor, hooks, interventions: [{ hook: 'blocks.0.hook_resid_post', fn: (a) => a }] })).rejects.toThrow(/not hook functions/);
+  });
+
+  it.each([['relu', false], ['topk', true]] as const)('go through a spliced %s SAE (error term %s): equal the float64 reference, latents a hook', async (arch, errorTerm) => {
+    const hook = 'blocks.2.hook_resid_post', dims: SaeDims = { dIn: 64, dSae: 96, arch, k: arch === 'topk' ? 6 : 0 };
+    const params = { W_enc: Float32Array.from({ length: 64 * 96 }, (_, i) => Math.sin(i * 0.37) * 0.3), b_enc: Float32Array.from({ length: 96 }, (_, i) => Math.cos(i) * 0.1),
+      W_dec: Float32Array.from({ length: 96 * 64 }, (_, i) => Math.cos(i * 0.11) * 0.3), b_dec: Float32Array.from({ length: 64 }, (_, i) => Math.sin(i) * 0.1) };
+    const sae = { dims, params, inputScale: 1.5, hook };
+    const asked = ['hook_embed', `${hook}.hook_sae_acts_post`, 'blocks.1.hook_resid_pre'];
+    const r = await model.runWithGradients(tokens, { target, distractor, hooks: asked, saes: [{ sae, errorTerm }] });
+    const spliced = (await model.runWithHooks(tokens, { interventions: [], saes: [{ sae, errorTerm }] })).logits.at(-1)!;
+    expect(Math.abs(r.metric - (spliced[target]! - spliced[distractor]!))).toBeLessThanOrEqual(1e-4 * Math.max(1, Math.abs(r.metric)));
+    expect(r.grads.get(`${hook}.hook_sae_acts_post`)!.shape).toEqual([1, tokens.length, 96]);
+    const splice = saeSplicing(model.graph, [{ sae, errorTerm }]);
+    const ref = new ReferenceRunner(gradientGraph({ ...src.config, contextLength: 64 }, dtypesOf(src.weights), tokens.length, asked, undefined, [], splice.specs), new Map([...src.weights, ...splice.tensors]));
+    const values = ref.step({ token: tokens, pos: 0, ids: [target, distractor] });
+    for (const h of asked) expect(relErr(r.grads.get(h)!.data, values.get(ref.graph.outputs[`grad:${h}`]!)!), h).toBeLessThanOrEqual(1e-4);
+    // with the error term the hook's value is the model's whatever x is (SAELens's splice): upstream gradients
+    // are the plain model's, while the latents' still reach the output through the decoder; without it the
+    // reconstruction replaces the hook, and the gradients change
+    const plain = await model.runWithGradients(tokens, { target, distractor, hooks: 'hook_embed' });
+    const off = relErr(r.grads.get('hook_embed')!.data, plain.grads.get('hook_embed')!.data);
+    if (errorTerm) expect(off).toBeLessThanOrEqual(1e-5);
+    else expect(off).toBeGreaterThan(1e-3);
+    expect(r.grads.get(`${hook}.hook_sae_acts_post`)!.data.some((v) => v !== 0)).toBe(true);
   });
 
   it('take a log-probability at an earlier position and a metric the caller builds, and give the forward\'s activations', async () => {

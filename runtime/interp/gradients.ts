@@ -18,6 +18,8 @@ import { headSize, llama, type LlamaConfig } from '../../models/llama.js';
 import { Executor } from '../executor.js';
 import { leaseStaging } from '../staging.js';
 import { interventionTables, type Intervention } from './cache.js';
+import { saeSplicing, type SaeSplice } from '../sae/splice.js';
+import { withSaes, type SaeSpliceSpec } from '../../ops/sae_splice.js';
 import { ivName, withInterventions, type InterventionSpec } from '../../ops/intervene.js';
 import type { WeightMap } from '../weights.js';
 
@@ -41,6 +43,9 @@ export interface GradientOptions {
   /** edits in the forward (as runWithHooks takes them; not hook functions): the backward goes through
    *  them, and a hook's gradient is with respect to its edited value */
   interventions?: readonly Intervention[];
+  /** SAEs spliced in (as runWithCache takes them): the backward goes through each encoder and decoder,
+   *  and their latents are hooks (`<hook>.hook_sae_acts_post`) like any other */
+  saes?: readonly SaeSplice[];
 }
 export interface GradientResult {
   metric: number;
@@ -97,23 +102,27 @@ export async function runWithGradients(h: GradientHost, tokens: readonly number[
   const metric = metricOf(o, V, T);
   const most = gradientPositions(h.config, h.target);
   if (T > most) throw new UsageError(`gradients run the prompt as one block: at most ${most} tokens on this device (its largest binding holds ${most} rows of the widest activation), got ${T}`);
-  const sels = selectHooks(typeof o.hooks === 'string' ? o.hooks : o.hooks.join(','), hookNamesOf(h.graph.hooks));
+  const splice = o.saes?.length ? saeSplicing(h.graph, o.saes) : undefined;
+  const graphHooks = splice?.hooks ?? h.graph.hooks;
+  const sels = selectHooks(typeof o.hooks === 'string' ? o.hooks : o.hooks.join(','), hookNamesOf(graphHooks));
   if (!sels.length) throw new UsageError('no hooks to give gradients at');
   for (const s of sels) if (s.pos !== undefined || s.head !== undefined) throw new UsageError(`${s.key}: gradients are given for whole hooks; leave out [pos=..] and [head=..]`);
   const names = [...new Set(sels.map((s) => s.hook))];
   if ((o.interventions ?? []).some((iv) => 'fn' in iv)) throw new UsageError('gradients take the built-in edits (replace, add, scale, zero, mean), not hook functions');
   const tables = interventionTables(o.interventions ?? [], h.graph.hooks, hookNamesOf(h.graph.hooks), T);
   const edits = [...tables.keys()].sort();
-  const key = `${T}|${keyOf(metric)}|${names.join(',')}|${edits.join(',')}`;
+  const key = `${T}|${keyOf(metric)}|${names.join(',')}|${edits.join(',')}|${(splice?.specs ?? []).map((sp) => `${sp.hook}:${sp.id}:${sp.errorTerm}`).join(',')}`;
   let p = h.plans.get(key);
   if (!p) {
-    const plan = compile(gradientGraph(h.config, h.dtypeOf, T, names, specOf(metric), edits.map((hook) => ({ hook, rows: T }))), OPSET, h.target, h.compileOptions).plan!;
-    p = { ex: await Executor.create(h.executor.gpu, plan, h.weights, h.executor), plan };
-    h.plans.set(key, p);
+    const plan = compile(gradientGraph(h.config, h.dtypeOf, T, names, specOf(metric), edits.map((hook) => ({ hook, rows: T })), splice?.specs), OPSET, h.target, h.compileOptions).plan!;
+    const weights = splice ? new Map([...h.weights, ...splice.tensors]) : h.weights;
+    p = { ex: await Executor.create(h.executor.gpu, plan, weights, h.executor), plan };
+    // (plans with SAEs hold the SAEs' tensors on the GPU: not kept)
+    if (!splice) h.plans.set(key, p);
   }
   // the metric, then every gradient and activation copied after the pass into one staging buffer, mapped once
   const parts = names.flatMap((n) => {
-    const shape = [1, T, ...h.graph.hooks[n]!.shape], bytes = 4 * shape.reduce((a, c) => a * c, 1);
+    const shape = [1, T, ...graphHooks[n]!.shape], bytes = 4 * shape.reduce((a, c) => a * c, 1);
     return [{ n, kind: 'grad', shape, bytes }, { n, kind: 'act', shape, bytes }];
   });
   const offsets = parts.map((_, i) => parts.slice(0, i).reduce((a, q) => a + q.bytes, 0));
@@ -129,17 +138,22 @@ export async function runWithGradients(h: GradientHost, tokens: readonly number[
     return { metric: value, grads, acts };
   } finally {
     staging.release();
+    if (splice) p.ex.destroy();
   }
 }
 
 /** The graph a gradient run compiles: the prompt's block of T positions (with intervention tables at
- *  the `edits` hooks), the metric of the head's row (`spec`; its token ids an input `ids`) and, as outputs, its gradient `grad:HOOK` and the forward's
+ *  the `edits` hooks and the `saes` spliced in), the metric of the head's row (`spec`; its token ids an input `ids`) and, as outputs, its gradient `grad:HOOK` and the forward's
  *  activation `act:HOOK` at each hook (the float64 reference runs the same graph: test/gradients.test.ts,
  *  gpu_check). The head unembeds the metric's row alone, so the backward never spreads over [T, vocab]. */
-export function gradientGraph(c: LlamaConfig, dtypeOf: (name: string) => DType, T: number, hooks: readonly string[], spec: MetricSpec = { kind: 'logit_diff', pair: true }, edits: readonly InterventionSpec[] = []): Graph {
+export function gradientGraph(c: LlamaConfig, dtypeOf: (name: string) => DType, T: number, hooks: readonly string[], spec: MetricSpec = { kind: 'logit_diff', pair: true },
+  edits: readonly InterventionSpec[] = [], saes: readonly SaeSpliceSpec[] = []): Graph {
   let b: GraphBuilder | undefined;
-  const forward = llama(c, dtypeOf, { positions: T, head: 'last', headRow: spec.row });
-  const rebuilt = rebuildWith(edits.length ? withInterventions(forward, edits) : forward, (_n, _m, g) => { b = g; return undefined; });
+  const plain = llama(c, dtypeOf, { positions: T, head: 'last', headRow: spec.row });
+  // the edits in the order a hooked run's plan makes them (compiler/passes.ts): interventions, then SAEs
+  const edited = edits.length ? withInterventions(plain, edits) : plain;
+  const forward = saes.length ? withSaes(edited, saes) : edited;
+  const rebuilt = rebuildWith(forward, (_n, _m, g) => { b = g; return undefined; });
   const o = ops(b!), logits = rebuilt.outputs.logits!;
   const metric = spec.kind === 'logit_diff' ? o.logitDiff(logits, o.input('ids', [spec.pair ? 2 : 1]))
     : spec.kind === 'log_prob' ? o.logProb(logits, o.input('ids', [1]))
