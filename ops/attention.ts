@@ -90,7 +90,8 @@ export const attention: Op<AttentionAttr> = overRows<AttentionAttr>({
       if (guarded && shortBelow > 0) ctx.dispatch('attentionShortKernel', { ...bind, out: ctx.buf(n) }, u, nHeads * T, { below: shortBelow });
       // further on, split-K over chunks of keys, so a decode step has more than nHeads workgroups
       const chunk = 64 * Math.ceil(context / (64 * MAX_SPLITS)), splits = Math.ceil(context / chunk);
-      const part = ctx.scratch(n, 'split', T * nHeads * splits * (headSize + 2));
+      // (one buffer for the plan's attentions: each layer's combine reads it before the next layer's writes)
+      const part = ctx.planScratch('attention_split', T * nHeads * splits * (headSize + 2));
       const long = guarded && shortBelow > 0 ? { from: shortBelow } : undefined;
       ctx.dispatch('flashAttentionKernel', { ...bind, out: part }, { ...u, chunk, splits }, nHeads * T * splits, long);
       ctx.dispatch('flashCombineKernel', { part, pos: ctx.buf(pos!), out: ctx.buf(n) }, { headSize, splits, nHeads, seqLen, chunk }, nHeads * T, long);

@@ -17,6 +17,10 @@ import { llama } from '../models/llama.js';
 import { loadModelSource } from '../runtime/node/load.js';
 import { dtypesOf } from '../runtime/model.js';
 import { GGUF } from './helpers/models.js';
+import { synthModel } from '../runtime/synth/synth.js';
+import { gradientGraph } from '../runtime/interp/gradients.js';
+import { compile } from '../compiler/passes.js';
+import { OPSET } from '../ops/index.js';
 
 const rnd = randomSource();
 const seedNote = `random seed ${rnd.seed}`;
@@ -193,5 +197,23 @@ describe('gradients through a whole model (stories260K, float64)', () => {
       numeric.push((metricAt(hook, v.map((x) => x * eps)) - metricAt(hook, v.map((x) => -x * eps))) / (2 * eps));
     }
     expect(relErr(analytic, numeric), seedNote).toBeLessThanOrEqual(1e-5);
+  });
+});
+
+describe("the backward's planned memory (1B shape, context 4096; compiled, not run)", () => {
+  // the stated bound: the forward's KV cache, plus per position what the backward keeps of each layer
+  // (the residual, the two normed inputs, q, k, v, z and its gradient, the FFN's gate, up and product:
+  // 4·dim + 2·qDim + 2·kvDim + 3·hidden floats) and flash attention's partial sums over the key chunks,
+  // plus 16 MiB. No [pos, pos] (or [pos, context]) matrix: one per layer would be 64 MiB at 128 positions.
+  it.each([16, 128, 512])('%i positions: activations and scratch under the KV cache plus the bound', (T) => {
+    const c = { ...synthModel('llama-3.2-1b', 'f16').config, contextLength: 4096 };
+    const target = { maxBindingBytes: 2 ** 31 - 4, maxStorageBuffers: 10, subgroups: true, matrices: true };
+    const hooks = Array.from({ length: c.nLayers }, (_, l) => `blocks.${l}.hook_resid_pre`);
+    const plan = compile(gradientGraph(c, () => 'f16', T, hooks), OPSET, target, {}).plan!;
+    const hs = c.dim / c.nHeads, q = c.nHeads * hs, kv = c.nKvHeads * hs, splits = 64; // (ops/attention.ts: 64 chunks of 64 keys at 4096)
+    const perPosition = 4 * (c.nLayers * (4 * c.dim + 2 * q + 2 * kv + 3 * c.hiddenDim) + c.nHeads * splits * (hs + 2));
+    const kinds = plan.bytesByKind(), used = plan.memory.activationBytes + (kinds.scratch ?? 0);
+    expect(kinds.state).toBe(2 * c.nLayers * c.contextLength * kv * 4); // (the KV cache)
+    expect(used).toBeLessThanOrEqual(kinds.state! + T * perPosition + 16 * 2 ** 20);
   });
 });
