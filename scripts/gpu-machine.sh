@@ -169,7 +169,7 @@ case "${1:-}" in
     ;;
   session)
     # everything a session measures, in the order it matters (checks first: no benchmark of a wrong kernel);
-    # TAPIR_SKIP="kernels f32" leaves steps out (the device time left decides)
+    # TAPIR_SKIP="kernels f32 profile" leaves steps out (the device time left decides)
     out=${OUT:-/tmp}; o=/tmp/session; repo=$PWD; mkdir -p "$o"
     save() { tar -czf "$out/all.tgz" -C "$o" .; }
     want() { [[ " ${TAPIR_SKIP:-} " != *" $1 "* ]]; }
@@ -180,7 +180,7 @@ case "${1:-}" in
       (cd /tmp/tapir && timeout 90 ./node "${n[@]}" dist/benchmarks/gpu_check.js "$repo/.gpu/models/stories260K.gguf") > "$o/check.json" 2>> "$o/log.txt" || true; save
     fi
     (cd /tmp/tapir && ./node "${n[@]}" dist/benchmarks/interp.js --prepare --out /tmp/interp --preset "${TAPIR_PRESET:-llama-3.2-1b}") 2>> "$o/log.txt"
-    (cd /tmp/tapir && timeout 90 ./node "${n[@]}" dist/benchmarks/interp_profile.js --out /tmp/interp) > "$o/profile.json" 2>> "$o/log.txt" || true; save
+    if want profile; then (cd /tmp/tapir && timeout 90 ./node "${n[@]}" dist/benchmarks/interp_profile.js --out /tmp/interp) > "$o/profile.json" 2>> "$o/log.txt" || true; save; fi
     if ! grep -qs '"pass": false' "$o/kernels.json"; then OUT=$o timeout 300 bash "$0" interp > /dev/null 2>> "$o/log.txt" || true; fi; save
     if want f32; then
       (cd /tmp/tapir && TAPIR_TENSOR_CORES=off timeout 60 ./node "${n[@]}" dist/benchmarks/interp_profile.js --out /tmp/interp) > "$o/profile-f32.json" 2>> "$o/log.txt" || true; save
