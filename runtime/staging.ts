@@ -50,6 +50,12 @@ export function leaseStaging(device: GPUDevice, bytes: number): Staging {
   };
 }
 
+/** Destroy the idle staging buffers kept for `device` (what other work left there: tests start clean). */
+export function dropStaging(device: GPUDevice): void {
+  for (const b of idle.get(device) ?? []) b.destroy();
+  idle.delete(device);
+}
+
 /** Idle staging bytes kept for `device` (tests). */
 export function keptStagingBytes(device: GPUDevice): number {
   return (idle.get(device) ?? []).reduce((k, b) => k + b.size, 0);
