@@ -189,6 +189,24 @@ case "${1:-}" in
     echo "kernels: $(grep -cs '"pass": true' "$o/kernels.json") pass, $(grep -cs '"pass": false' "$o/kernels.json") fail; f32: $(grep -cs '"pass": true' "$o/kernels-f32.json") pass, $(grep -cs '"pass": false' "$o/kernels-f32.json") fail"
     cat "$o/interp.json" 2>/dev/null || true
     ;;
+  quick)
+    # when little device time is left: the GPU checks, then some workloads of the interp benchmark
+    # (TAPIR_WORKLOADS, default the gradient ones and two short ones), each in its own process, without
+    # the peer; JSON lines in $OUT/quick.jsonl, all saved after each step in $OUT/all.tgz
+    out=${OUT:-/tmp}; o=/tmp/quick; repo=$PWD; mkdir -p "$o"
+    save() { tar -czf "$out/all.tgz" -C "$o" .; }
+    unpack 2> "$o/log.txt"
+    n=(--no-concurrent-recompilation)
+    export __GL_SHADER_DISK_CACHE=0
+    if [ -f .gpu/models/stories260K.gguf ]; then
+      (cd /tmp/tapir && timeout 90 ./node "${n[@]}" dist/benchmarks/gpu_check.js "$repo/.gpu/models/stories260K.gguf") > "$o/check.json" 2>> "$o/log.txt" || true; save
+    fi
+    (cd /tmp/tapir && ./node "${n[@]}" dist/benchmarks/interp.js --prepare --out /tmp/interp --preset "${TAPIR_PRESET:-llama-3.2-1b}") 2>> "$o/log.txt"
+    for w in ${TAPIR_WORKLOADS:-grad128 attrib16x16 cache128 lens16 prefill512}; do
+      (cd /tmp/tapir && timeout 60 ./node "${n[@]}" dist/benchmarks/interp.js --workload "$w" --out /tmp/interp) >> "$o/quick.jsonl" 2>> "$o/log.txt" || true; save
+    done
+    tail -c 3000 "$o/quick.jsonl"
+    ;;
   pack-base) shift; pack_base "$@" ;;
   *) sed -n '2,/^# \.gpu\/ holds/p' "$0" | sed '$d'; exit 2 ;;  # (the header, up to what .gpu/ holds)
 esac
