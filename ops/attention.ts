@@ -108,7 +108,9 @@ export const attention: Op<AttentionAttr> = overRows<AttentionAttr>({
 // position p = pos + t and sees keys 0..p. With P = softmax(scale·q·kⱼ) and z = Σ Pⱼ·vⱼ:
 //   dvⱼ += Pⱼ·dz,  dPⱼ = dz·vⱼ,  dsⱼ = Pⱼ·(dPⱼ − Σᵢ Pᵢ·dPᵢ),  dq = scale·Σ dsⱼ·kⱼ,  dkⱼ += scale·dsⱼ·q.
 // `of` picks the source: q (a row per query) or the key or value cache (summed over the block's rows).
-export type AttentionGradAttr = AttentionAttr & { of: 'q' | 'k' | 'v' };
+/** `rows` (k, v; the rule attention_grad_rows): only the block's own rows of the cache's gradient,
+ *  [T, kvDim] (keys pos .. pos + T − 1), which is all kv_write's backward reads of it. */
+export type AttentionGradAttr = AttentionAttr & { of: 'q' | 'k' | 'v'; rows?: boolean };
 
 /** Each query row and head's softmax statistics, [T, nHeads, 3]: the max score, Σ exp(s − max) and
  *  Σ Pⱼ·(dz·vⱼ) over the keys it sees (made once, read by the three gradients). */
@@ -150,13 +152,14 @@ const attentionGradUniforms = (q: GraphNode, a: AttentionAttr) => {
 
 export const attentionGrad: Op<AttentionGradAttr> = {
   name: 'attention_grad',
-  infer([q, kc, vc, pos, dz, stats], { of, nHeads, headSize }) {
+  infer([q, kc, vc, pos, dz, stats], { of, nHeads, headSize, rows }) {
     if (q!.shape.length > 2 || kc!.shape.length !== 2) throw new ShapeError('attention_grad takes one sequence: q [T, width] and caches [context, width]');
     if (headSize > 128) throw new ShapeError(`attention's backward takes heads of at most 128 lanes, got ${headSize}`);
     expectShape(stats!, [q!.shape.reduce((x, y) => x * y, 1) / (nHeads * headSize), nHeads, 3], 'softmax statistics');
     expectShape(dz!, q!.shape, 'attention output gradient');
     expectShape(vc!, kc!.shape, 'value cache');
     expectShape(pos!, [1], 'position');
+    if (rows && of !== 'q') return { shape: [...q!.shape.slice(0, -1), kc!.shape[1]!], dtype: 'f32' };
     return { shape: of === 'q' ? q!.shape : kc!.shape, dtype: 'f32' };
   },
   reference([q, kc, vc, pos, dz], a, s) {
@@ -180,7 +183,7 @@ export const attentionGrad: Op<AttentionGradAttr> = {
         }
       }
     }
-    return out;
+    return a.rows && a.of !== 'q' ? out.slice(pos![0]! * kvDim, (pos![0]! + T) * kvDim) : out;
   },
   // (the reference makes its probabilities anew; the kernels read the statistics node)
   lower(n, ctx) {
@@ -188,7 +191,7 @@ export const attentionGrad: Op<AttentionGradAttr> = {
     const bind = { q: ctx.buf(q!), kc: ctx.buf(kc!), vc: ctx.buf(vc!), pos: ctx.buf(pos!), dz: ctx.buf(dz!), stats: ctx.buf(stats!), out: ctx.buf(n) };
     // a workgroup per (query row, head) for dq; per (key, KV head) of the cache for dk and dv
     if (a.of === 'q') ctx.dispatch('attentionGradQKernel', bind, attentionGradUniforms(q!, a), q!.size / a.headSize);
-    else ctx.dispatch('attentionGradKvKernel', bind, { ...attentionGradUniforms(q!, a), ofK: a.of === 'k' ? 1 : 0 }, kc!.shape[0]! * a.nKvHeads);
+    else ctx.dispatch('attentionGradKvKernel', bind, { ...attentionGradUniforms(q!, a), ofK: a.of === 'k' ? 1 : 0, block: a.rows ? 1 : 0 }, (a.rows ? q!.size / (a.nHeads * a.headSize) : kc!.shape[0]!) * a.nKvHeads);
   },
 };
 
@@ -545,22 +548,33 @@ export function attentionGradQKernel(id: Invocation, q: In<f32>, kc: In<f32>, vc
   }
 }
 
-/** dk (ofK 1) or dv (0) of key j's row of KV head kh (a workgroup each, headSize ≤ 128), summed over the
+/** dk (ofK 1) or dv (0) of key j's row of KV head kh (a workgroup each, headSize ≤ 128; `block`: the
+ *  block's own keys only, row r being key pos + r), summed over the
  *  block's (query row, head) pairs that see key j: 256 pairs at a time, each invocation makes one pair's
  *  weight (scale·dS for dk, P for dv: its dot products once), then a quarter of the invocations per
  *  64 lanes adds up the pairs' q (dk) or dz (dv) rows, and the quarters are added. Keys past the block's
  *  last position get 0. */
 /** @kernel @workgroupSize 256 */
 export function attentionGradKvKernel(id: Invocation, q: In<f32>, kc: In<f32>, vc: In<f32>, pos: In<u32>, dz: In<f32>, stats: In<f32>, out: Out<f32>,
-  T: u32, nHeads: u32, headSize: u32, qDim: u32, kvDim: u32, group: u32, scale: f32, ofK: u32) {
+  T: u32, nHeads: u32, headSize: u32, qDim: u32, kvDim: u32, group: u32, scale: f32, ofK: u32, block: u32) {
   const wt = sharedF32(256);
   const part = sharedF32(256);
   const nKv: u32 = idiv(nHeads, group);
   const kh: u32 = id.group % nKv;
-  const j: u32 = idiv(id.group, nKv);
-  const ko: u32 = j * kvDim + kh * headSize;
-  // (no query row of the block sees a key past its last position: no pairs)
-  const pairs: u32 = j < pos[0] + T ? T * group : 0;
+  // output row r: key r of the cache, or (block) the block's row r, key pos + r
+  const r: u32 = idiv(id.group, nKv);
+  const j: u32 = block === 1 ? pos[0] + r : r;
+  const ki: u32 = j * kvDim + kh * headSize;
+  const ko: u32 = r * kvDim + kh * headSize;
+  // no query row of the block sees a key past its last position: 0, and the workgroup is done (the
+  // condition is the same for all of it: the group's key and the read-only position)
+  if (j >= pos[0] + T) {
+    for (let e: u32 = id.local; e < headSize; e += 256) {
+      out[ko + e] = 0;
+    }
+    return;
+  }
+  const pairs: u32 = T * group;
   const e: u32 = id.local & 63;
   const quarter: u32 = id.local >> 6;
   const e0: u32 = Math.min(e, headSize - 1);
@@ -578,8 +592,8 @@ export function attentionGradKvKernel(id: Invocation, q: In<f32>, kc: In<f32>, v
       let sc: f32 = 0;
       let dp: f32 = 0;
       for (let d: u32 = 0; d < headSize; d++) {
-        sc += q[qo + d] * kc[ko + d];
-        dp += dz[qo + d] * vc[ko + d];
+        sc += q[qo + d] * kc[ki + d];
+        dp += dz[qo + d] * vc[ki + d];
       }
       const pj: f32 = Math.exp(sc * scale - stats[st]) / stats[st + 1];
       v = ofK === 1 ? scale * pj * (dp - stats[st + 2]) : pj;

@@ -4,7 +4,7 @@ import type { Node } from '../compiler/ir/op.js';
 import type { Rule, RuleCtx } from '../compiler/rewrite.js';
 import { epilogueAttr, epilogueUse, epiloguesOf, sameEpilogues, storeCount, type EpilogueName } from './epilogues.js';
 import { matvec, type MatvecAttr } from './matvec.js';
-import { attention, type AttentionAttr } from './attention.js';
+import { attention, attentionGrad, type AttentionAttr, type AttentionGradAttr } from './attention.js';
 import { ffnGateUp } from './ffn_gate_up.js';
 import { kvWrite } from './kv_write.js';
 import { QKV_BIAS, qkvMatvec } from './qkv_matvec.js';
@@ -165,6 +165,15 @@ export const RULES: readonly Rule[] = [
   {
     name: 'flash_attention', why: 'processHeadsFlashAttention: one pass over the cache with an online softmax',
     rewrite: (n, c) => (is(n, 'attention') && !n.attr.flash ? c.g.apply(attention, n.srcs, { ...(n.attr as AttentionAttr), flash: true }) : undefined),
+  },
+  {
+    name: 'attention_grad_rows', why: "a backward's key and value gradients for the block's own rows (what kv_write's backward reads), not the whole cache's",
+    // kv_rows(attention_grad{of k|v}(..), pos) -> attention_grad{of, rows}(..) when nothing else reads the cache's gradient
+    rewrite(n, c) {
+      const [dc, pos] = n.srcs;
+      if (!is(n, 'kv_rows') || !is(dc, 'attention_grad') || dc.attr.of === 'q' || dc.attr.rows || dc.srcs[3] !== pos || c.uses(dc) > 1) return undefined;
+      return c.g.apply(attentionGrad, dc.srcs, { ...(dc.attr as AttentionGradAttr), rows: true });
+    },
   },
   {
     name: 'gate_up', why: 'fusedRmsNormFFNGateUp: the gate and up projections of one normed vector, with SiLU·mul',

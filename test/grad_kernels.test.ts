@@ -14,6 +14,8 @@ import { lastRowGrad } from '../ops/last_row_grad.js';
 import { kvRows } from '../ops/kv_rows.js';
 import type { DType } from '../compiler/ir/dtype.js';
 import { attentionGrad, attentionStats } from '../ops/attention.js';
+import type { Ops } from '../ops/index.js';
+import type { GraphBuilder } from '../compiler/ir/graph.js';
 import { logProb, logProbGrad } from '../ops/log_prob.js';
 import { logitDiff, logitDiffGrad } from '../ops/logit_diff.js';
 
@@ -71,6 +73,20 @@ describe('backward kernels match their float64 references', () => {
       { q: rnd.normal(T * qDim), kc: rnd.normal(ctxLen * kvDim), vc: rnd.normal(ctxLen * kvDim), dz: rnd.normal(T * qDim) }, { pos: 5 });
     expect(relErr(out, ref), seedNote).toBeLessThanOrEqual(TOL);
     if (of !== 'q') expect(Array.from(out.subarray(75 * kvDim))).toEqual(new Array((ctxLen - 75) * kvDim).fill(0));
+  });
+
+  it.each(['k', 'v'] as const)('attention_grad of %s, the block\'s rows only (attention_grad_rows): 6 rows from position 4', async (of) => {
+    const [T, nHeads, nKvHeads, headSize, ctxLen] = [6, 4, 2, 16, 20], qDim = nHeads * headSize, kvDim = nKvHeads * headSize;
+    const data = { q: rnd.normal(T * qDim), kc: rnd.normal(ctxLen * kvDim), vc: rnd.normal(ctxLen * kvDim), dz: rnd.normal(T * qDim) };
+    const build = (rows: boolean) => (o: Ops, g: GraphBuilder) => {
+      const srcs = [o.weight('q', [T, qDim]), o.weight('kc', [ctxLen, kvDim]), o.weight('vc', [ctxLen, kvDim]), o.input('pos', [1]), o.weight('dz', [T, qDim])];
+      return g.apply(attentionGrad, [...srcs, g.apply(attentionStats, srcs, { nHeads, nKvHeads, headSize })], { nHeads, nKvHeads, headSize, of, ...(rows ? { rows } : {}) });
+    };
+    const block = await runBoth(build(true), data, { pos: 4 });
+    expect(block.out.length).toBe(T * kvDim);
+    expect(relErr(block.out, block.ref), seedNote).toBeLessThanOrEqual(TOL);
+    const whole = await runBoth(build(false), data, { pos: 4 });
+    expect(Array.from(block.out)).toEqual(Array.from(whole.out.subarray(4 * kvDim, (4 + T) * kvDim)));
   });
 
   it('attention_stats: each query row and head\'s max score, sum of exponentials and Σ P·dP', async () => {

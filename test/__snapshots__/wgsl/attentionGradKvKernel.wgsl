@@ -15,6 +15,7 @@ struct Params {
   group: u32,
   scale: f32,
   ofK: u32,
+  block: u32,
 }
 @group(0) @binding(7) var<uniform> u: Params;
 var<workgroup> wt: array<f32, 256>;
@@ -23,9 +24,17 @@ var<workgroup> part: array<f32, 256>;
 fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let nKv: u32 = (u.nHeads / u.group);
   let kh: u32 = ((wid.x + wid.y * nwg.x) % nKv);
-  let j: u32 = ((wid.x + wid.y * nwg.x) / nKv);
-  let ko: u32 = ((j * u.kvDim) + (kh * u.headSize));
-  let pairs: u32 = select(0u, (u.T * u.group), (j < (pos[min(0u, arrayLength(&pos) - 1u)] + u.T)));
+  let r: u32 = ((wid.x + wid.y * nwg.x) / nKv);
+  let j: u32 = select(r, (pos[min(0u, arrayLength(&pos) - 1u)] + r), (u.block == 1u));
+  let ki: u32 = ((j * u.kvDim) + (kh * u.headSize));
+  let ko: u32 = ((r * u.kvDim) + (kh * u.headSize));
+  if ((j >= (pos[min(0u, arrayLength(&pos) - 1u)] + u.T))) {
+    for (var e: u32 = lid.x; (e < u.headSize); e += 256u) {
+      out[min((ko + e), arrayLength(&out) - 1u)] = 0.0f;
+    }
+    return;
+  }
+  let pairs: u32 = (u.T * u.group);
   let e: u32 = (lid.x & 63u);
   let quarter: u32 = (lid.x >> 6u);
   let e0: u32 = min(e, (u.headSize - 1u));
@@ -43,8 +52,8 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
       var sc: f32 = 0.0f;
       var dp: f32 = 0.0f;
       for (var d: u32 = 0u; (d < u.headSize); d += 1u) {
-        sc += (q[min((qo + d), arrayLength(&q) - 1u)] * kc[min((ko + d), arrayLength(&kc) - 1u)]);
-        dp += (dz[min((qo + d), arrayLength(&dz) - 1u)] * vc[min((ko + d), arrayLength(&vc) - 1u)]);
+        sc += (q[min((qo + d), arrayLength(&q) - 1u)] * kc[min((ki + d), arrayLength(&kc) - 1u)]);
+        dp += (dz[min((qo + d), arrayLength(&dz) - 1u)] * vc[min((ki + d), arrayLength(&vc) - 1u)]);
       }
       let pj: f32 = (exp(((sc * u.scale) - stats[min(st, arrayLength(&stats) - 1u)])) / stats[min((st + 1u), arrayLength(&stats) - 1u)]);
       v = select(pj, ((u.scale * pj) * (dp - stats[min((st + 2u), arrayLength(&stats) - 1u)])), (u.ofK == 1u));
