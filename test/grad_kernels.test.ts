@@ -53,27 +53,20 @@ describe('backward kernels match their float64 references', () => {
     expect(relErr(out, ref), seedNote).toBeLessThanOrEqual(TOL);
   });
 
-  it.each(['q', 'k', 'v'] as const)('attention_grad of %s: grouped heads, a block of 5 rows from position 3 (keys past the block get 0)', async (of) => {
-    const [T, nHeads, nKvHeads, headSize, ctxLen] = [5, 4, 2, 8, 12], qDim = nHeads * headSize, kvDim = nKvHeads * headSize;
-    const { out, ref } = await runBoth((o, g) => {
-      const srcs = [o.weight('q', [T, qDim]), o.weight('kc', [ctxLen, kvDim]), o.weight('vc', [ctxLen, kvDim]), o.input('pos', [1]), o.weight('dz', [T, qDim])];
-      return g.apply(attentionGrad, [...srcs, g.apply(attentionStats, srcs, { nHeads, nKvHeads, headSize })], { nHeads, nKvHeads, headSize, of });
-    },
-      { q: rnd.normal(T * qDim), kc: rnd.normal(ctxLen * kvDim), vc: rnd.normal(ctxLen * kvDim), dz: rnd.normal(T * qDim) }, { pos: 3 });
-    expect(relErr(out, ref), seedNote).toBeLessThanOrEqual(TOL);
-    if (of !== 'q') expect(Array.from(out.subarray(8 * kvDim))).toEqual(new Array((ctxLen - 8) * kvDim).fill(0));
-  });
-
-  it.each(['q', 'k', 'v'] as const)('attention_grad of %s: heads of 96 lanes, 70 rows from position 5 (more than a chunk of keys and of pairs)', async (of) => {
-    const [T, nHeads, nKvHeads, headSize, ctxLen] = [70, 8, 2, 96, 80], qDim = nHeads * headSize, kvDim = nKvHeads * headSize;
-    const { out, ref } = await runBoth((o, g) => {
-      const srcs = [o.weight('q', [T, qDim]), o.weight('kc', [ctxLen, kvDim]), o.weight('vc', [ctxLen, kvDim]), o.input('pos', [1]), o.weight('dz', [T, qDim])];
-      return g.apply(attentionGrad, [...srcs, g.apply(attentionStats, srcs, { nHeads, nKvHeads, headSize })], { nHeads, nKvHeads, headSize, of });
-    },
-      { q: rnd.normal(T * qDim), kc: rnd.normal(ctxLen * kvDim), vc: rnd.normal(ctxLen * kvDim), dz: rnd.normal(T * qDim) }, { pos: 5 });
-    expect(relErr(out, ref), seedNote).toBeLessThanOrEqual(TOL);
-    if (of !== 'q') expect(Array.from(out.subarray(75 * kvDim))).toEqual(new Array((ctxLen - 75) * kvDim).fill(0));
-  });
+  // [T, nHeads, nKvHeads, headSize, context, pos]: grouped heads over a short block; heads of 96 lanes over
+  // 70 rows (more than a chunk of 64 keys for dq and of 256 (row, head) pairs for dk/dv)
+  const ATTENTION_CASES = [[5, 4, 2, 8, 12, 3], [70, 8, 2, 96, 80, 5]] as const;
+  it.each(ATTENTION_CASES.flatMap((c) => (['q', 'k', 'v'] as const).map((of) => [of, ...c] as const)))(
+    'attention_grad of %s: %i rows, %i heads (%i KV heads) of %i lanes, context %i, from position %i (keys past the block get 0)', async (of, T, nHeads, nKvHeads, headSize, ctxLen, pos) => {
+      const qDim = nHeads * headSize, kvDim = nKvHeads * headSize;
+      const { out, ref } = await runBoth((o, g) => {
+        const srcs = [o.weight('q', [T, qDim]), o.weight('kc', [ctxLen, kvDim]), o.weight('vc', [ctxLen, kvDim]), o.input('pos', [1]), o.weight('dz', [T, qDim])];
+        return g.apply(attentionGrad, [...srcs, g.apply(attentionStats, srcs, { nHeads, nKvHeads, headSize })], { nHeads, nKvHeads, headSize, of });
+      },
+        { q: rnd.normal(T * qDim), kc: rnd.normal(ctxLen * kvDim), vc: rnd.normal(ctxLen * kvDim), dz: rnd.normal(T * qDim) }, { pos });
+      expect(relErr(out, ref), seedNote).toBeLessThanOrEqual(TOL);
+      if (of !== 'q') expect(Array.from(out.subarray((pos + T) * kvDim))).toEqual(new Array((ctxLen - pos - T) * kvDim).fill(0));
+    });
 
   it.each(['k', 'v'] as const)('attention_grad of %s, the block\'s rows only (attention_grad_rows): 6 rows from position 4', async (of) => {
     const [T, nHeads, nKvHeads, headSize, ctxLen] = [6, 4, 2, 16, 20], qDim = nHeads * headSize, kvDim = nKvHeads * headSize;
