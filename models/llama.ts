@@ -53,12 +53,18 @@ export const qWidth = (c: Pick<LlamaConfig, 'dim' | 'nHeads' | 'headDim'>) => c.
  *  wants the next token); `pick: k` adds an output `picked`, those logits at k token ids (an input
  *  `pick`), e.g. a patching metric's target and distractor; `headRow`: the head reads that position's
  *  row instead of the last (a gradient's metric at an earlier position). */
-export interface LlamaGraphOptions { startLayer?: number; positions?: number; batch?: number; head?: 'all' | 'last'; headRow?: number; pick?: number }
+export interface LlamaGraphOptions {
+  startLayer?: number; positions?: number; batch?: number; head?: 'all' | 'last'; headRow?: number; pick?: number;
+  /** layers whose attention runs through its scores and pattern (scores -> softmax -> pattern · V), so
+   *  that a gradient reaches hook_attn_scores and hook_pattern: one sequence only, and it makes
+   *  [T, nHeads, context] matrices flash attention never makes */
+  explicitAttention?: readonly number[];
+}
 export function llama(c: LlamaConfig, dtypeOf: (name: string) => DType = () => 'f32', opts: LlamaGraphOptions = {}): Graph {
   const g = new GraphBuilder();
   const o = ops(g);
   const weight = (name: string, shape: number[]) => o.weight(name, shape, dtypeOf(name));
-  const { input, state, ropeTable, embedding, rmsnorm, matvec, rope, kvWrite, attention, add, bias, siluMul, argmax, attentionPattern, rmsParts, headResult, scale, lastRow, pick } = o;
+  const { input, state, ropeTable, embedding, rmsnorm, matvec, rope, kvWrite, attention, add, bias, siluMul, argmax, attentionPattern, patternSoftmax, patternApply, rmsParts, headResult, scale, lastRow, pick } = o;
   const times = (x: Node, f: number | undefined) => (f === undefined || f === 1 ? x : scale(x, f));
   const hs = headSize(c), qDim = qWidth(c);
   const kvDim = c.nKvHeads * hs;
@@ -107,9 +113,12 @@ export function llama(c: LlamaConfig, dtypeOf: (name: string) => DType = () => '
     const vCache = kvWrite(state(`cache.v.${l}`, cacheShape), v, pos); // [context, kvDim]
     // the pattern as its own node: reachable (and computed) only when a hook asks for it
     const pa = { nHeads: c.nHeads, nKvHeads: c.nKvHeads, headSize: hs, ...(c.attentionScale !== undefined ? { scale: c.attentionScale } : {}) };
-    hooks[`${b}attn.hook_attn_scores`] = { node: attentionPattern(q, kCache, pos, { ...pa, scores: true }), shape: [c.nHeads, c.contextLength], layout: 'pattern' };
-    hooks[`${b}attn.hook_pattern`] = { node: attentionPattern(q, kCache, pos, { ...pa, scores: false }), shape: [c.nHeads, c.contextLength], layout: 'pattern' };
-    const z = hook(`${b}attn.hook_z`, attention(q, kCache, vCache, pos, pa), heads(c.nHeads)); // [nHeads*hs]
+    const scores = attentionPattern(q, kCache, pos, { ...pa, scores: true }); // [nHeads, context]
+    const explicit = opts.explicitAttention?.includes(l) === true;
+    const pattern = explicit ? patternSoftmax(scores, pos, c.nHeads) : attentionPattern(q, kCache, pos, { ...pa, scores: false });
+    hooks[`${b}attn.hook_attn_scores`] = { node: scores, shape: [c.nHeads, c.contextLength], layout: 'pattern' };
+    hooks[`${b}attn.hook_pattern`] = { node: pattern, shape: [c.nHeads, c.contextLength], layout: 'pattern' };
+    const z = hook(`${b}attn.hook_z`, explicit ? patternApply(pattern, vCache, pos, { nHeads: c.nHeads, nKvHeads: c.nKvHeads, headSize: hs }) : attention(q, kCache, vCache, pos, pa), heads(c.nHeads)); // [nHeads*hs]
     const wo = w('attn_output', [c.dim, qDim]); // [dim, nHeads*hs]
     hooks[`${b}attn.hook_result`] = { node: headResult(z, wo, { nHeads: c.nHeads, headSize: hs }), shape: [c.nHeads, c.dim] }; // opt-in: computed only when tapped
     x = hook(`${b}hook_resid_mid`, add(x, hook(`${b}hook_attn_out`, times(matvec(wo, z), c.residualScale)))); // [dim]

@@ -3,10 +3,11 @@
 // hook_attn_scores). Flash attention never materialises it, so it is its own op, reachable only when
 // a hook asks for it: it costs nothing otherwise. Sources: [q, kCache, pos].
 import { type Invocation, type In, type Out, type f32, type u32, idiv, sharedF32, workgroupBarrier } from '../compiler/kernel/dsl.js';
-import { type Op, expectShape, overRows, rowsOf, seqLenOf } from './op.js';
+import { type Op, expectShape, groupsFor, overRows, rowsOf, seqLenOf } from './op.js';
 import { ShapeError } from '../compiler/errors.js';
 import { workgroupMax, workgroupSum } from './reduce.js';
 import { attentionScores, scoreScale, softmax } from './attention.js';
+import { eachPatternRow, patternRows, patternSoftmaxGrad } from './pattern_softmax.js';
 
 export type PatternAttr = { nHeads: number; nKvHeads: number; headSize: number; scores: boolean; scale?: number };
 
@@ -27,6 +28,13 @@ export const attentionPattern: Op<PatternAttr> = overRows<PatternAttr>({
     }
     return out;
   },
+  // through the scores (for the pattern, first back through its softmax): dq and the key cache's gradient
+  vjp(n, dy, b) {
+    const [q, kc, pos] = n.srcs, a = n.attr as PatternAttr;
+    const ds = a.scores ? dy : b.apply(patternSoftmaxGrad, [n, dy, pos!], { nHeads: a.nHeads });
+    const grad = (of: 'q' | 'k') => b.apply(attentionPatternGrad, [ds, q!, kc!, pos!], { ...a, of });
+    return [grad('q'), grad('k'), undefined];
+  },
   lower(n, ctx) {
     const [q, kc, pos] = n.srcs;
     const a = n.attr as PatternAttr;
@@ -35,6 +43,81 @@ export const attentionPattern: Op<PatternAttr> = overRows<PatternAttr>({
         nHeads: a.nHeads, seqLen: seqLenOf(q!.shape), scores: a.scores ? 1 : 0, masked: a.scores ? -Infinity : 0 }, a.nHeads * rowsOf(q!.shape));
   },
 }, { rows: () => [0], pos: 2, states: [1] });
+
+/** The scores' backward (sources [d scores, q, key cache, pos], one sequence): dq[r, h] = scale·Σ_t dS[r, h, t]·k[t]
+ *  over the keys row r sees, or dk[t] = scale·Σ over rows that see key t and heads reading its KV head
+ *  of dS[r, h, t]·q[r, h] ([context, kvDim]). */
+export const attentionPatternGrad: Op<PatternAttr & { of: 'q' | 'k' }> = {
+  name: 'attention_pattern_grad',
+  infer([ds, q, kc, pos], a) {
+    const { rows, context } = patternRows(ds!.shape, a.nHeads);
+    if (kc!.shape.length !== 2) throw new ShapeError(`the scores' backward takes one sequence's key cache [context, kvDim], got [${kc!.shape}]`);
+    expectShape(kc!, [context, a.nKvHeads * a.headSize], 'key cache');
+    expectShape(q!, ds!.shape.length === 3 ? [rows, a.nHeads * a.headSize] : [a.nHeads * a.headSize], 'query');
+    expectShape(pos!, [1], 'position');
+    return { shape: a.of === 'q' ? q!.shape : kc!.shape, dtype: 'f32' };
+  },
+  reference([ds, q, kc, pos], a, s) {
+    const hs = a.headSize, kvDim = a.nKvHeads * hs, group = a.nHeads / a.nKvHeads, scale = scoreScale(a);
+    const out = new Float64Array(s.out.reduce((x, y) => x * y, 1));
+    eachPatternRow(s.srcs[0]!, a.nHeads, pos![0]!, (o, p, r, h) => {
+      const qo = (r * a.nHeads + h) * hs, ko = Math.floor(h / group) * hs;
+      for (let t = 0; t <= p; t++)
+        for (let d = 0; d < hs; d++) {
+          if (a.of === 'q') out[qo + d]! += scale * ds![o + t]! * kc![t * kvDim + ko + d]!;
+          else out[t * kvDim + ko + d]! += scale * ds![o + t]! * q![qo + d]!;
+        }
+    });
+    return out;
+  },
+  lower(n, ctx) {
+    const [ds, q, kc, pos] = n.srcs, a = n.attr as PatternAttr & { of: 'q' | 'k' }, { rows, context } = patternRows(ds!.shape, a.nHeads);
+    const u = { nHeads: a.nHeads, headSize: a.headSize, kvDim: a.nKvHeads * a.headSize, group: a.nHeads / a.nKvHeads, context, rows, scale: scoreScale(a) };
+    if (a.of === 'q') ctx.dispatch('scoresGradQKernel', { ds: ctx.buf(ds!), kc: ctx.buf(kc!), pos: ctx.buf(pos!), out: ctx.buf(n) }, u, groupsFor(n.size, 64));
+    else ctx.dispatch('scoresGradKKernel', { ds: ctx.buf(ds!), q: ctx.buf(q!), pos: ctx.buf(pos!), out: ctx.buf(n) }, u, groupsFor(n.size, 64));
+  },
+};
+
+/** An invocation per (row, head, lane) of dq. */
+/** @kernel @workgroupSize 64 */
+export function scoresGradQKernel(id: Invocation, ds: In<f32>, kc: In<f32>, pos: In<u32>, out: Out<f32>,
+  nHeads: u32, headSize: u32, kvDim: u32, group: u32, context: u32, rows: u32, scale: f32) {
+  const i: u32 = id.global;
+  if (i < rows * nHeads * headSize) {
+    const rh: u32 = idiv(i, headSize);
+    const p: u32 = Math.min(pos[0] + idiv(rh, nHeads), context - 1);
+    const ko: u32 = idiv(rh % nHeads, group) * headSize + i % headSize;
+    let acc: f32 = 0;
+    for (let t: u32 = 0; t <= p; t++) {
+      acc += ds[rh * context + t] * kc[t * kvDim + ko];
+    }
+    out[i] = scale * acc;
+  }
+}
+
+/** An invocation per key-cache element (key, KV head, lane): over the rows that see the key and the
+ *  query heads of that KV head. Keys no row sees get 0. */
+/** @kernel @workgroupSize 64 */
+export function scoresGradKKernel(id: Invocation, ds: In<f32>, q: In<f32>, pos: In<u32>, out: Out<f32>,
+  nHeads: u32, headSize: u32, kvDim: u32, group: u32, context: u32, rows: u32, scale: f32) {
+  const i: u32 = id.global;
+  if (i < context * kvDim) {
+    const t: u32 = idiv(i, kvDim);
+    const c: u32 = i % kvDim;
+    const h0: u32 = idiv(c, headSize) * group;
+    const d: u32 = c % headSize;
+    let acc: f32 = 0;
+    for (let r: u32 = 0; r < rows; r++) {
+      if (pos[0] + r >= t) {
+        for (let g: u32 = 0; g < group; g++) {
+          const rh: u32 = r * nHeads + h0 + g;
+          acc += ds[rh * context + t] * q[rh * headSize + d];
+        }
+      }
+    }
+    out[i] = scale * acc;
+  }
+}
 
 /** A workgroup per (query row, head). */
 /** @kernel @workgroupSize 64 */

@@ -141,6 +141,14 @@ describe('tapir CLI', () => {
     const g2 = new Float32Array(new Uint8Array(fs.readFileSync(file)).slice(t2.begin, t2.end).buffer);
     expect(g2.subarray(2 * 64).every((v) => v === 0)).toBe(true);
     expect(g2.subarray(0, 2 * 64).some((v) => v !== 0)).toBe(true);
+    // at an attention pattern: [batch, head, query, key], nothing past the diagonal
+    const pat = tapir('grad', '-p', 'Once upon a time', '--target', ' there', '--hooks', 'blocks.2.attn.hook_pattern', '--out', file, '--json');
+    expect(pat.code, pat.stderr.join('\n')).toBe(0);
+    const st3 = parseSafetensors(new Uint8Array(fs.readFileSync(file)), file), t3 = st3.tensors.get('blocks.2.attn.hook_pattern')!;
+    expect(t3.shape).toEqual([1, 8, 5, 5]);
+    const g3 = new Float32Array(new Uint8Array(fs.readFileSync(file)).slice(t3.begin, t3.end).buffer);
+    expect(g3[1]).toBe(0); // head 0, query 0, key 1
+    expect(g3.some((v) => v !== 0)).toBe(true);
     const past = tapir('grad', '-p', 'Once upon a time', '--target', ' upon', '--pos', '9', '--hooks', 'hook_embed', '--out', file);
     expect(past.code).toBe(2);
     expect(past.stderr[0]).toMatch(/position 9 is outside the prompt's 5 positions/);

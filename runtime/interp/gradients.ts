@@ -3,7 +3,8 @@
 // forward, then the backward — on the model's weights and KV cache. d(metric)/d(hook) comes back shaped
 // as the forward hook is ([batch, pos, ...]), beside the forward's activation there. Metrics: a logit
 // difference, a log-probability, or a node the caller builds, at any position of the prompt. For now
-// the prompt runs as one block, as long as a binding holds (gradientPositions).
+// the prompt runs as one block, as long as a binding holds (gradientPositions). A gradient at a layer's
+// attention pattern or scores makes that layer's attention explicit (models/llama.ts explicitAttention).
 import { ShapeError, UsageError } from '../../compiler/errors.js';
 import { rebuildWith, type Graph, type GraphBuilder } from '../../compiler/ir/graph.js';
 import { hookNamesOf, selectHooks } from '../../compiler/hooks.js';
@@ -17,7 +18,7 @@ import { GRAD_OPS, OPSET, ops, type Ops } from '../../ops/index.js';
 import { headSize, llama, type LlamaConfig } from '../../models/llama.js';
 import { Executor } from '../executor.js';
 import { leaseStaging } from '../staging.js';
-import { interventionTables, type Intervention } from './cache.js';
+import { interventionTables, patternSelection, type Intervention } from './cache.js';
 import { saeSplicing, type SaeSplice } from '../sae/splice.js';
 import { withSaes, type SaeSpliceSpec } from '../../ops/sae_splice.js';
 import { ivName, withInterventions, type InterventionSpec } from '../../ops/intervene.js';
@@ -49,7 +50,7 @@ export interface GradientOptions {
 }
 export interface GradientResult {
   metric: number;
-  /** d(metric)/d(hook) by hook name, [1, pos, ...] */
+  /** d(metric)/d(hook) by hook name, [1, pos, ...] (patterns and scores [1, head, query, key]) */
   grads: Map<string, { shape: number[]; data: Float32Array }>;
   /** the forward's activation at each of those hooks, [1, pos, ...] */
   acts: Map<string, { shape: number[]; data: Float32Array }>;
@@ -134,7 +135,12 @@ export async function runWithGradients(h: GradientHost, tokens: readonly number[
     const value = (await p.ex.run({ token: Int32Array.from(tokens), pos: 0, ...idsOf(metric) }, 'metric', stage))[0]!;
     const all = await staging.read(total);
     const grads = new Map<string, { shape: number[]; data: Float32Array }>(), acts = new Map<string, { shape: number[]; data: Float32Array }>();
-    parts.forEach((q, i) => (q.kind === 'grad' ? grads : acts).set(q.n, { shape: q.shape, data: new Float32Array(all.slice(offsets[i]!, offsets[i]! + q.bytes)) }));
+    parts.forEach((q, i) => {
+      const data = new Float32Array(all.slice(offsets[i]!, offsets[i]! + q.bytes));
+      // patterns and scores as TransformerLens gives them: [1, head, query, key] over the prompt's keys
+      const entry = graphHooks[q.n]!.layout === 'pattern' ? patternSelection(sels.find((s) => s.hook === q.n)!, data, graphHooks[q.n]!.shape, T) : { shape: q.shape, data };
+      (q.kind === 'grad' ? grads : acts).set(q.n, entry);
+    });
     return { metric: value, grads, acts };
   } finally {
     staging.release();
@@ -149,7 +155,9 @@ export async function runWithGradients(h: GradientHost, tokens: readonly number[
 export function gradientGraph(c: LlamaConfig, dtypeOf: (name: string) => DType, T: number, hooks: readonly string[], spec: MetricSpec = { kind: 'logit_diff', pair: true },
   edits: readonly InterventionSpec[] = [], saes: readonly SaeSpliceSpec[] = []): Graph {
   let b: GraphBuilder | undefined;
-  const plain = llama(c, dtypeOf, { positions: T, head: 'last', headRow: spec.row });
+  // a gradient at a layer's pattern or scores needs that layer's attention to run through them
+  const explicitAttention = [...new Set(hooks.flatMap((n) => /^blocks\.(\d+)\.attn\.hook_(pattern|attn_scores)$/.exec(n)?.[1] ?? []).map(Number))];
+  const plain = llama(c, dtypeOf, { positions: T, head: 'last', headRow: spec.row, explicitAttention });
   // the edits in the order a hooked run's plan makes them (compiler/passes.ts): interventions, then SAEs
   const edited = edits.length ? withInterventions(plain, edits) : plain;
   const forward = saes.length ? withSaes(edited, saes) : edited;

@@ -1,0 +1,117 @@
+// The softmax of attention scores into the attention pattern, as its own op: the explicit attention
+// path (models/llama.ts `explicitAttention`) runs scores -> pattern -> pattern_apply where a gradient
+// is asked at hook_attn_scores or hook_pattern, so those hooks lie on the metric's path. Flash
+// attention never makes either matrix; this path does, [T, nHeads, context] each, and is taken only
+// for the layers whose pattern or scores a gradient run asks for. Row r of a block sits at position
+// pos + r and sees keys 0..pos + r; the pattern is 0 past them. Sources: [scores, pos].
+import { type Invocation, type In, type Out, type f32, type u32, idiv, sharedF32, workgroupBarrier } from '../compiler/kernel/dsl.js';
+import { type Op, expectShape } from './op.js';
+import { ShapeError } from '../compiler/errors.js';
+import { workgroupMax, workgroupSum } from './reduce.js';
+
+export type PatternSoftmaxAttr = { nHeads: number };
+
+/** Rows × heads of a pattern [(T,) nHeads, context], checked: one sequence. */
+export function patternRows(shape: readonly number[], nHeads: number): { rows: number; context: number } {
+  if ((shape.length !== 2 && shape.length !== 3) || shape[shape.length - 2] !== nHeads) throw new ShapeError(`a pattern is [nHeads, context] or [T, nHeads, context] with ${nHeads} heads, got [${shape}]`);
+  return { rows: shape.length === 3 ? shape[0]! : 1, context: shape[shape.length - 1]! };
+}
+
+/** Call f(o, p) for each (row, head)'s offset o into a pattern and the last key p it sees. */
+export function eachPatternRow(shape: readonly number[], nHeads: number, pos: number, f: (o: number, p: number, r: number, h: number) => void) {
+  const { rows, context } = patternRows(shape, nHeads);
+  for (let r = 0; r < rows; r++) for (let h = 0; h < nHeads; h++) f((r * nHeads + h) * context, Math.min(pos + r, context - 1), r, h);
+}
+
+export const patternSoftmax: Op<PatternSoftmaxAttr> = {
+  name: 'pattern_softmax',
+  infer([s, pos], a) {
+    patternRows(s!.shape, a.nHeads);
+    expectShape(pos!, [1], 'position');
+    return { shape: s!.shape, dtype: 'f32' };
+  },
+  reference([s, pos], a, sh) {
+    const out = new Float64Array(s!.length);
+    eachPatternRow(sh.srcs[0]!, a.nHeads, pos![0]!, (o, p) => {
+      let m = -Infinity, sum = 0;
+      for (let t = 0; t <= p; t++) m = Math.max(m, s![o + t]!);
+      for (let t = 0; t <= p; t++) sum += Math.exp(s![o + t]! - m);
+      for (let t = 0; t <= p; t++) out[o + t] = Math.exp(s![o + t]! - m) / sum;
+    });
+    return out;
+  },
+  // dS = P ⊙ (dP − Σ P·dP) per row, from the pattern itself
+  vjp: (n, dy, b) => [b.apply(patternSoftmaxGrad, [n, dy, n.srcs[1]!], n.attr), undefined],
+  lower(n, ctx) {
+    const [s, pos] = n.srcs, a = n.attr as PatternSoftmaxAttr, { rows, context } = patternRows(n.shape, a.nHeads);
+    ctx.dispatch('patternSoftmaxKernel', { s: ctx.buf(s!), pos: ctx.buf(pos!), out: ctx.buf(n) }, { nHeads: a.nHeads, context }, rows * a.nHeads);
+  },
+};
+
+/** The softmax's backward: sources [pattern, d pattern, pos]; 0 past each row's keys. */
+export const patternSoftmaxGrad: Op<PatternSoftmaxAttr> = {
+  name: 'pattern_softmax_grad',
+  infer([P, dP, pos], a) {
+    patternRows(P!.shape, a.nHeads);
+    expectShape(dP!, P!.shape, 'pattern gradient');
+    expectShape(pos!, [1], 'position');
+    return { shape: P!.shape, dtype: 'f32' };
+  },
+  reference([P, dP, pos], a, sh) {
+    const out = new Float64Array(P!.length);
+    eachPatternRow(sh.srcs[0]!, a.nHeads, pos![0]!, (o, p) => {
+      let mean = 0;
+      for (let t = 0; t <= p; t++) mean += P![o + t]! * dP![o + t]!;
+      for (let t = 0; t <= p; t++) out[o + t] = P![o + t]! * (dP![o + t]! - mean);
+    });
+    return out;
+  },
+  lower(n, ctx) {
+    const [P, dP, pos] = n.srcs, a = n.attr as PatternSoftmaxAttr, { rows, context } = patternRows(n.shape, a.nHeads);
+    ctx.dispatch('patternSoftmaxGradKernel', { P: ctx.buf(P!), dP: ctx.buf(dP!), pos: ctx.buf(pos!), out: ctx.buf(n) }, { nHeads: a.nHeads, context }, rows * a.nHeads);
+  },
+};
+
+/** A workgroup per (row, head): max, Σ exp, then the row (0 past its keys). */
+/** @kernel @workgroupSize 64 */
+export function patternSoftmaxKernel(id: Invocation, s: In<f32>, pos: In<u32>, out: Out<f32>, nHeads: u32, context: u32) {
+  const red = sharedF32(64);
+  const p: u32 = Math.min(pos[0] + idiv(id.group, nHeads), context - 1);
+  const o: u32 = id.group * context;
+  let best: f32 = -3.4e38;
+  for (let t: u32 = id.local; t <= p; t += id.size) {
+    best = Math.max(best, s[o + t]);
+  }
+  red[id.local] = best;
+  workgroupMax(red, id);
+  const top: f32 = red[0];
+  workgroupBarrier(); // everyone has read the max before red is reused
+  let sum: f32 = 0;
+  for (let t: u32 = id.local; t <= p; t += id.size) {
+    sum += Math.exp(s[o + t] - top);
+  }
+  red[id.local] = sum;
+  workgroupSum(red, id);
+  const total: f32 = red[0];
+  for (let t: u32 = id.local; t < context; t += id.size) {
+    out[o + t] = t <= p ? Math.exp(s[o + t] - top) / total : 0;
+  }
+}
+
+/** A workgroup per (row, head): Σ P·dP, then P·(dP − Σ) (0 past the row's keys). */
+/** @kernel @workgroupSize 64 */
+export function patternSoftmaxGradKernel(id: Invocation, P: In<f32>, dP: In<f32>, pos: In<u32>, out: Out<f32>, nHeads: u32, context: u32) {
+  const red = sharedF32(64);
+  const p: u32 = Math.min(pos[0] + idiv(id.group, nHeads), context - 1);
+  const o: u32 = id.group * context;
+  let acc: f32 = 0;
+  for (let t: u32 = id.local; t <= p; t += id.size) {
+    acc += P[o + t] * dP[o + t];
+  }
+  red[id.local] = acc;
+  workgroupSum(red, id);
+  const mean: f32 = red[0];
+  for (let t: u32 = id.local; t < context; t += id.size) {
+    out[o + t] = t <= p ? P[o + t] * (dP[o + t] - mean) : 0;
+  }
+}
