@@ -6,9 +6,9 @@
 // as exact patching patches a head). Scores are normalised as exact patching's are:
 // effect / (clean − corrupted). `compareExact` also runs the exact sweep and gives each site kind's
 // correlation between the two.
-import { CancelledError, UsageError } from '../../compiler/errors.js';
+import { CancelledError } from '../../compiler/errors.js';
 import type { Model } from '../model.js';
-import { SITES, activationPatching, metricOf, type PatchOptions, type PatchSite } from './patching.js';
+import { SITES, activationPatching, checkPatchArgs, metricOf, type PatchOptions, type PatchSite } from './patching.js';
 
 export interface AttributionReport {
   method: 'attribution';
@@ -33,11 +33,7 @@ export function correlation(a: readonly (number | null)[], b: readonly (number |
 }
 
 export async function attributionPatching(model: Model, clean: number[], corrupt: number[], o: PatchOptions & { compareExact?: boolean }): Promise<AttributionReport> {
-  if (clean.length !== corrupt.length) throw new UsageError(`the clean prompt has ${clean.length} tokens and the corrupted one ${corrupt.length}: they must tokenize to the same length`);
-  const sites = o.sites ?? ['resid_pre'];
-  for (const s of sites) if (!SITES[s]) throw new UsageError(`unknown site '${s}' (sites: ${Object.keys(SITES).join(', ')})`);
-  const V = model.config.vocabSize;
-  for (const t of [o.target, o.distractor]) if (t !== undefined && !(Number.isInteger(t) && t >= 0 && t < V)) throw new UsageError(`token ${t} is outside the vocabulary`);
+  const sites = checkPatchArgs(model.config.vocabSize, clean, corrupt, o);
   const L = model.config.nLayers, H = model.config.nHeads, n = clean.length;
   const hooks = sites.flatMap((s) => Array.from({ length: L }, (_, l) => `blocks.${l}.${SITES[s]}`));
   const total = sites.reduce((s, site) => s + L * (site === 'z' ? H : n), 0);

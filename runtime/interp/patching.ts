@@ -32,6 +32,16 @@ export interface PatchOptions {
   stop?: { readonly aborted: boolean };
 }
 
+/** The checks every sweep makes of its arguments (exact, naive and attribution patching): prompts of one
+ *  length, known sites, tokens inside the vocabulary. Returns the sites (resid_pre unless given). */
+export function checkPatchArgs(vocabSize: number, clean: readonly number[], corrupt: readonly number[], o: PatchOptions): string[] {
+  if (clean.length !== corrupt.length) throw new UsageError(`the clean prompt has ${clean.length} tokens and the corrupted one ${corrupt.length}: they must tokenize to the same length`);
+  const sites = o.sites ?? ['resid_pre'];
+  for (const s of sites) if (!SITES[s]) throw new UsageError(`unknown site '${s}' (sites: ${Object.keys(SITES).join(', ')})`);
+  for (const t of [o.target, o.distractor]) if (t !== undefined && !(Number.isInteger(t) && t >= 0 && t < vocabSize)) throw new UsageError(`token ${t} is outside the vocabulary`);
+  return [...sites];
+}
+
 export function metricOf(logits: Float32Array | Float64Array, o: PatchOptions): number {
   return logits[o.target]! - (o.distractor === undefined ? 0 : logits[o.distractor]!);
 }
@@ -39,9 +49,7 @@ export function metricOf(logits: Float32Array | Float64Array, o: PatchOptions): 
 /** The plain algorithm: every site re-runs the whole corrupted prompt through every layer. Kept as the
  *  baseline the reactive sweep is measured and checked against. */
 export async function activationPatchingNaive(model: Model, clean: number[], corrupt: number[], o: PatchOptions): Promise<{ clean: number; corrupted: number; sites: PatchSite[] }> {
-  if (clean.length !== corrupt.length) throw new UsageError(`the clean prompt has ${clean.length} tokens and the corrupted one ${corrupt.length}: they must tokenize to the same length`);
-  const sites = o.sites ?? ['resid_pre'];
-  for (const s of sites) if (!SITES[s]) throw new UsageError(`unknown site '${s}' (sites: ${Object.keys(SITES).join(', ')})`);
+  const sites = checkPatchArgs(model.config.vocabSize, clean, corrupt, o);
   const last = (ls: Float32Array[]) => metricOf(ls[ls.length - 1]!, o);
   const L = model.config.nLayers, n = clean.length;
   const out: PatchSite[] = [];
@@ -105,10 +113,7 @@ export function positionGroups(n: number, rows: number): { from: number; cols: n
  *  of exactly 0. `rows`: the rows a pass aims at (PATCH_ROWS; 1 runs every site alone). */
 export async function activationPatching(model: Model, clean: number[], corrupt: number[], o: PatchOptions & { rows?: number }):
   Promise<{ clean: number; corrupted: number; sites: PatchSite[]; work: PatchWork }> {
-  if (clean.length !== corrupt.length) throw new UsageError(`the clean prompt has ${clean.length} tokens and the corrupted one ${corrupt.length}: they must tokenize to the same length`);
-  const sites = o.sites ?? ['resid_pre'];
-  for (const s of sites) if (!SITES[s]) throw new UsageError(`unknown site '${s}' (sites: ${Object.keys(SITES).join(', ')})`);
-  for (const t of [o.target, o.distractor]) if (t !== undefined && !(Number.isInteger(t) && t >= 0 && t < model.config.vocabSize)) throw new UsageError(`token ${t} is outside the vocabulary`);
+  const sites = checkPatchArgs(model.config.vocabSize, clean, corrupt, o);
   const L = model.config.nLayers, n = clean.length, H = model.config.nHeads;
   const maxBatch = model.maxBatch;
   if (maxBatch < 1) throw new UsageError(`one more KV cache of ${model.contextLength} positions does not fit a binding of this device: use a shorter --context`);
