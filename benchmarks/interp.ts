@@ -24,7 +24,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Model } from '../runtime/model.js';
-import { Executor } from '../runtime/executor.js';
+import { Executor, creation } from '../runtime/executor.js';
 import { releaseGpu } from '../runtime/gpu.js';
 import { loadModelSource } from '../runtime/node/load.js';
 import { writeSynthGGUF } from '../runtime/node/write_file.js';
@@ -55,7 +55,7 @@ const WARMUP_MS = 1500;
 /** how long the GPU idles before the after-idle call */
 const IDLE_MS = 2000;
 
-interface One { workload: Workload; load_ms: number; after_idle_ms: number; forward_ms?: number; grad_memory?: Record<string, number>; first_run_ms: number; first_run?: { variants_ms: number; executors_ms: number; made: number }; warm_variant_ms?: number; new_length_ms?: number; ms: number; runs_ms: number[]; warmup_ms: number[]; device: string; tokens_per_s?: number; matmul?: { positions: number; products_ms: number; tflops: number } }
+interface One { workload: Workload; load_ms: number; after_idle_ms: number; forward_ms?: number; grad_memory?: Record<string, number>; first_run_ms: number; first_run?: { variants_ms: number; executors_ms: number; made: number; pipelines_ms: number; build_ms: number; check_ms: number }; warm_variant_ms?: number; new_length_ms?: number; ms: number; runs_ms: number[]; warmup_ms: number[]; device: string; tokens_per_s?: number; matmul?: { positions: number; products_ms: number; tflops: number } }
 
 /** One workload in this process: load, the first call, then `repeat` calls. */
 async function one(w: Workload): Promise<One> {
@@ -90,8 +90,10 @@ async function one(w: Workload): Promise<One> {
   model.variant = clock(variant, (ms) => { spent.variants_ms += ms; });
   model.lensExecutor = clock(lensEx, (ms) => { spent.variants_ms += ms; });
   Executor.create = clock(create, (ms) => { spent.executors_ms += ms; spent.made++; });
+  Object.assign(creation, { pipelines_ms: 0, build_ms: 0, check_ms: 0 });
   const first = await timed();
-  const firstRun = { ...spent, variants_ms: +spent.variants_ms.toFixed(1), executors_ms: +spent.executors_ms.toFixed(1) };
+  const fix = (x: number) => +x.toFixed(1);
+  const firstRun = { ...spent, variants_ms: fix(spent.variants_ms), executors_ms: fix(spent.executors_ms), pipelines_ms: fix(creation.pipelines_ms), build_ms: fix(creation.build_ms), check_ms: fix(creation.check_ms) };
   [model.variant, model.lensExecutor, Executor.create] = [variant, lensEx, create];
   const ms: number[] = [];
   const warm: number[] = [];

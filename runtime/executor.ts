@@ -42,6 +42,10 @@ export const constValue = (plan: Plan) => (id: BufId): Float32Array => {
 /** After a step, copy output `output` (its first `bytes`) into `dst` at `offset`. */
 export interface StageCopy { output: string; dst: GPUBuffer; offset: number; bytes: number; srcOffset?: number }
 
+/** Where executors' creation time went in this process (the interp benchmark's first-run breakdown):
+ *  pipelines made (or awaited), buffers and bind groups built, and WebGPU's validation answered. */
+export const creation = { pipelines_ms: 0, build_ms: 0, check_ms: 0 };
+
 export class Executor {
   readonly buffers = new Map<BufId, GPUBuffer>();
   readonly steps: Step[] = [];
@@ -131,8 +135,16 @@ export class Executor {
   /** An executor whose pipelines were compiled side by side first (see preparePipelines), checked for
    *  validation errors. */
   static async create(gpu: GpuContext, plan: Plan, weights: WeightMap, share?: Executor): Promise<Executor> {
+    const t0 = performance.now();
     await preparePipelines(gpu, planPipelines(plan));
-    return checked(gpu, () => new Executor(gpu, plan, weights, undefined, share));
+    const t1 = performance.now();
+    let t2 = t1;
+    try {
+      return await checked(gpu, () => { const ex = new Executor(gpu, plan, weights, undefined, share); t2 = performance.now(); return ex; });
+    } finally {
+      const t3 = performance.now();
+      creation.pipelines_ms += t1 - t0; creation.build_ms += t2 - t1; creation.check_ms += t3 - t2;
+    }
   }
 
   /** A dispatch of kernel `k` over these buffers (by parameter name), and its uniform buffer if any. */
