@@ -32,7 +32,7 @@ const ERRORS = [
   ['synth', '--preset', 'tiny', '--dtype', 'f16', '--out', '/tmp/x.gguf', '--arch', 'gpt2'], ['lens'], ['lens', '-p', 'Lily', '--target', 'notapiece'],
   ['lens', '-p', 'Lily', '--top', '0'], ['patch', '--clean', 'a'], ['patch', '--clean', 'Lily saw', '--corrupt', 'Tim saw'],
   ['patch', '--clean', 'Lily saw', '--corrupt', 'Tim saw', '--target', ' and', '--sites', 'nope'], ['compile', '--disable-rule', 'nope'],
-  ['compile', '--dump-after', 'nope'], ['cache', '-p', 'Lily'], ['grad', '-p', 'Lily', '--target', ' Lily', '--distractor', ' Tim', '--hooks', 'blocks.0.attn.hook_pattern', '--out', '/tmp/tapir-g.safetensors'],
+  ['compile', '--dump-after', 'nope'], ['cache', '-p', 'Lily'], ['grad', '-p', 'Lily', '--target', ' Lily', '--distractor', ' Tim', '--hooks', 'blocks.0.attn.hook_result', '--out', '/tmp/tapir-g.safetensors'],
   ['grad', '-p', 'Lily', '--target', ' Lily', '--metric', 'log-prob', '--distractor', ' Tim', '--hooks', 'hook_embed', '--out', '/tmp/tapir-g.safetensors'], ['grad', '-p', 'Lily', '--target', ' Lily', '--pos', '7', '--hooks', 'hook_embed', '--out', '/tmp/tapir-g.safetensors'], ['cache', '-p', 'Lily', '--hooks', 'blocks.*.hook_resid_psot', '--out', '/tmp/tapir-x.safetensors'],
   ['explain', '-p', 'Lily'], ['dla', '-p', 'Lily'], ['attn'], ['attn', '-p', 'Lily', '--layers', 'a'], ['sae', 'nope'], ['sae', 'train'],
   ['sae', 'collect', '--hook', 'x'], ['serve', '--port', '70000'], ['serve', '--sae-store', 'x'], ['bench', '--synth', 'tiny', '-m', 'x.gguf'],

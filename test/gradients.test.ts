@@ -117,7 +117,8 @@ describe('gradients at hooks (GPU)', () => {
   });
 
   it('take a prompt of several prefill blocks as one backward, and refuse what they cannot give: a hook no backward reaches, a filtered hook, a token outside the vocabulary, a prompt past the bindings', async () => {
-    await expect(model.runWithGradients(tokens, { target, distractor, hooks: 'blocks.0.attn.hook_pattern' })).rejects.toThrow(/no gradient at blocks\.0\.attn\.hook_pattern/);
+    // (each head's result is computed beside the attention output, only when read: the logits do not depend on it)
+    await expect(model.runWithGradients(tokens, { target, distractor, hooks: 'blocks.0.attn.hook_result' })).rejects.toThrow(/no gradient at blocks\.0\.attn\.hook_result/);
     await expect(model.runWithGradients(tokens, { target, distractor, hooks: 'blocks.0.attn.hook_z[head=1]' })).rejects.toThrow(/whole hooks/);
     await expect(model.runWithGradients(tokens, { target: 100000, distractor, hooks })).rejects.toThrow(UsageError);
     await expect(model.runWithGradients(tokens, { target, distractor, hooks: 'blocks.9.hook_resid_pre' })).rejects.toThrow(/out of range/);

@@ -15,9 +15,11 @@ export default command({
                   [--metric logit-diff|log-prob] [--pos N] --hooks SELECTOR --out FILE.safetensors [--json]`,
   about: `Runs the prompt (BOS first) forward and backward on the GPU and writes d(metric)/d(hook) at each
 selected whole hook, every position, as F32 tensors named by hook, shaped [1, pos, ...] as the forward
-hooks are. The metric, at the last position (or --pos): logit-diff, the target's logit minus the
-distractor's (the target's alone without one); log-prob, the target's log-probability. The prompt runs
-forward and backward as one block, as long as the device's bindings hold it.`,
+hooks are (attention patterns and scores [1, head, query, key]: those layers run their attention
+through the explicit pattern, not flash attention). The metric, at the last position (or --pos):
+logit-diff, the target's logit minus the distractor's (the target's alone without one); log-prob, the
+target's log-probability. The prompt runs forward and backward as one block, as long as the device's
+bindings hold it.`,
   options: {
     prompt: { kind: 'string', short: 'p', arg: 'TEXT', help: 'the prompt (BOS is added)' },
     target: { kind: 'string', arg: 'PIECE', help: 'the metric\'s token, exactly as in the vocabulary (e.g. " Lily")' },
