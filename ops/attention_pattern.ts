@@ -8,6 +8,7 @@ import { ShapeError } from '../compiler/errors.js';
 import { workgroupMax, workgroupSum } from './reduce.js';
 import { attentionScores, scoreScale, softmax } from './attention.js';
 import { eachPatternRow, patternRows, patternSoftmaxGrad } from './pattern_softmax.js';
+import { patternUniforms } from './pattern_apply.js';
 
 export type PatternAttr = { nHeads: number; nKvHeads: number; headSize: number; scores: boolean; scale?: number };
 
@@ -72,52 +73,12 @@ export const attentionPatternGrad: Op<PatternAttr & { of: 'q' | 'k' }> = {
   },
   lower(n, ctx) {
     const [ds, q, kc, pos] = n.srcs, a = n.attr as PatternAttr & { of: 'q' | 'k' }, { rows, context } = patternRows(ds!.shape, a.nHeads);
-    const u = { nHeads: a.nHeads, headSize: a.headSize, kvDim: a.nKvHeads * a.headSize, group: a.nHeads / a.nKvHeads, context, rows, scale: scoreScale(a) };
-    if (a.of === 'q') ctx.dispatch('scoresGradQKernel', { ds: ctx.buf(ds!), kc: ctx.buf(kc!), pos: ctx.buf(pos!), out: ctx.buf(n) }, u, groupsFor(n.size, 64));
-    else ctx.dispatch('scoresGradKKernel', { ds: ctx.buf(ds!), q: ctx.buf(q!), pos: ctx.buf(pos!), out: ctx.buf(n) }, u, groupsFor(n.size, 64));
+    // the same contractions as pattern_apply's forward and value gradient, scaled
+    const u = patternUniforms(a, rows, context, scoreScale(a));
+    if (a.of === 'q') ctx.dispatch('patternRowsKernel', { P: ctx.buf(ds!), m: ctx.buf(kc!), pos: ctx.buf(pos!), out: ctx.buf(n) }, u, groupsFor(n.size, 64));
+    else ctx.dispatch('patternColumnsKernel', { P: ctx.buf(ds!), v: ctx.buf(q!), pos: ctx.buf(pos!), out: ctx.buf(n) }, u, groupsFor(n.size, 64));
   },
 };
-
-/** An invocation per (row, head, lane) of dq. */
-/** @kernel @workgroupSize 64 */
-export function scoresGradQKernel(id: Invocation, ds: In<f32>, kc: In<f32>, pos: In<u32>, out: Out<f32>,
-  nHeads: u32, headSize: u32, kvDim: u32, group: u32, context: u32, rows: u32, scale: f32) {
-  const i: u32 = id.global;
-  if (i < rows * nHeads * headSize) {
-    const rh: u32 = idiv(i, headSize);
-    const p: u32 = Math.min(pos[0] + idiv(rh, nHeads), context - 1);
-    const ko: u32 = idiv(rh % nHeads, group) * headSize + i % headSize;
-    let acc: f32 = 0;
-    for (let t: u32 = 0; t <= p; t++) {
-      acc += ds[rh * context + t] * kc[t * kvDim + ko];
-    }
-    out[i] = scale * acc;
-  }
-}
-
-/** An invocation per key-cache element (key, KV head, lane): over the rows that see the key and the
- *  query heads of that KV head. Keys no row sees get 0. */
-/** @kernel @workgroupSize 64 */
-export function scoresGradKKernel(id: Invocation, ds: In<f32>, q: In<f32>, pos: In<u32>, out: Out<f32>,
-  nHeads: u32, headSize: u32, kvDim: u32, group: u32, context: u32, rows: u32, scale: f32) {
-  const i: u32 = id.global;
-  if (i < context * kvDim) {
-    const t: u32 = idiv(i, kvDim);
-    const c: u32 = i % kvDim;
-    const h0: u32 = idiv(c, headSize) * group;
-    const d: u32 = c % headSize;
-    let acc: f32 = 0;
-    for (let r: u32 = 0; r < rows; r++) {
-      if (pos[0] + r >= t) {
-        for (let g: u32 = 0; g < group; g++) {
-          const rh: u32 = r * nHeads + h0 + g;
-          acc += ds[rh * context + t] * q[rh * headSize + d];
-        }
-      }
-    }
-    out[i] = scale * acc;
-  }
-}
 
 /** A workgroup per (query row, head). */
 /** @kernel @workgroupSize 64 */

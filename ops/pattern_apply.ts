@@ -15,8 +15,9 @@ const checkCache = (vc: { shape: readonly number[] }, a: PatternApplyAttr, conte
   if (vc.shape.length !== 2) throw new ShapeError(`the explicit attention path takes one sequence's value cache [context, kvDim], got [${vc.shape}]`);
   expectShape(vc as never, [context, a.nKvHeads * a.headSize], 'value cache');
 };
-const uniforms = (a: PatternApplyAttr, rows: number, context: number) =>
-  ({ nHeads: a.nHeads, headSize: a.headSize, kvDim: a.nKvHeads * a.headSize, group: a.nHeads / a.nKvHeads, context, rows });
+/** the uniforms of patternRowsKernel and patternColumnsKernel (ops/attention_pattern.ts's backward uses them too) */
+export const patternUniforms = (a: PatternApplyAttr, rows: number, context: number, scale = 1) =>
+  ({ nHeads: a.nHeads, headSize: a.headSize, kvDim: a.nKvHeads * a.headSize, group: a.nHeads / a.nKvHeads, context, rows, scale });
 
 export const patternApply: Op<PatternApplyAttr> = {
   name: 'pattern_apply',
@@ -43,7 +44,7 @@ export const patternApply: Op<PatternApplyAttr> = {
   },
   lower(n, ctx) {
     const [P, vc, pos] = n.srcs, a = n.attr as PatternApplyAttr, { rows, context } = patternRows(P!.shape, a.nHeads);
-    ctx.dispatch('patternApplyKernel', { P: ctx.buf(P!), vc: ctx.buf(vc!), pos: ctx.buf(pos!), out: ctx.buf(n) }, uniforms(a, rows, context), groupsFor(n.size, 64));
+    ctx.dispatch('patternRowsKernel', { P: ctx.buf(P!), m: ctx.buf(vc!), pos: ctx.buf(pos!), out: ctx.buf(n) }, patternUniforms(a, rows, context), groupsFor(n.size, 64));
   },
 };
 
@@ -73,26 +74,28 @@ export const patternApplyGrad: Op<PatternApplyGradAttr> = {
   },
   lower(n, ctx) {
     const [P, vc, pos, dz] = n.srcs, a = n.attr as PatternApplyGradAttr, { rows, context } = patternRows(P!.shape, a.nHeads);
-    if (a.of === 'pattern') ctx.dispatch('patternGradKernel', { dz: ctx.buf(dz!), vc: ctx.buf(vc!), pos: ctx.buf(pos!), out: ctx.buf(n) }, uniforms(a, rows, context), groupsFor(n.size, 64));
-    else ctx.dispatch('patternValueGradKernel', { P: ctx.buf(P!), dz: ctx.buf(dz!), pos: ctx.buf(pos!), out: ctx.buf(n) }, uniforms(a, rows, context), groupsFor(n.size, 64));
+    if (a.of === 'pattern') ctx.dispatch('patternGradKernel', { dz: ctx.buf(dz!), vc: ctx.buf(vc!), pos: ctx.buf(pos!), out: ctx.buf(n) }, patternUniforms(a, rows, context), groupsFor(n.size, 64));
+    else ctx.dispatch('patternColumnsKernel', { P: ctx.buf(P!), v: ctx.buf(dz!), pos: ctx.buf(pos!), out: ctx.buf(n) }, patternUniforms(a, rows, context), groupsFor(n.size, 64));
   },
 };
 
-/** An invocation per output (row, head, lane): the pattern's row times the head's value column. */
+/** out[r, h, lane] = scale · Σ_t P[r, h, t] · m[t, h's KV head, lane] over the keys row r sees: the
+ *  attention output from its pattern (m the value cache), or the scores' gradient to q (P the scores'
+ *  gradient, m the key cache; ops/attention_pattern.ts). An invocation per output. */
 /** @kernel @workgroupSize 64 */
-export function patternApplyKernel(id: Invocation, P: In<f32>, vc: In<f32>, pos: In<u32>, out: Out<f32>,
-  nHeads: u32, headSize: u32, kvDim: u32, group: u32, context: u32, rows: u32) {
+export function patternRowsKernel(id: Invocation, P: In<f32>, m: In<f32>, pos: In<u32>, out: Out<f32>,
+  nHeads: u32, headSize: u32, kvDim: u32, group: u32, context: u32, rows: u32, scale: f32) {
   const i: u32 = id.global;
   if (i < rows * nHeads * headSize) {
     const rh: u32 = idiv(i, headSize);
     const h: u32 = rh % nHeads;
     const p: u32 = Math.min(pos[0] + idiv(rh, nHeads), context - 1);
-    const vo: u32 = idiv(h, group) * headSize + i % headSize;
+    const mo: u32 = idiv(h, group) * headSize + i % headSize;
     let acc: f32 = 0;
     for (let t: u32 = 0; t <= p; t++) {
-      acc += P[rh * context + t] * vc[t * kvDim + vo];
+      acc += P[rh * context + t] * m[t * kvDim + mo];
     }
-    out[i] = acc;
+    out[i] = scale * acc;
   }
 }
 
@@ -116,11 +119,13 @@ export function patternGradKernel(id: Invocation, dz: In<f32>, vc: In<f32>, pos:
   }
 }
 
-/** An invocation per value-cache element (key, KV head, lane): over the rows that see the key and the
- *  query heads of that KV head. Keys no row sees get 0. */
+/** out[t, KV head, lane] = scale · Σ P[r, h, t] · v[r, h, lane] over the rows r that see key t and the
+ *  query heads h of that KV head: the value cache's gradient (P the pattern, v dz), or the key cache's
+ *  from the scores' gradient (P that gradient, v the queries; ops/attention_pattern.ts). An invocation
+ *  per cache element; keys no row sees get 0. */
 /** @kernel @workgroupSize 64 */
-export function patternValueGradKernel(id: Invocation, P: In<f32>, dz: In<f32>, pos: In<u32>, out: Out<f32>,
-  nHeads: u32, headSize: u32, kvDim: u32, group: u32, context: u32, rows: u32) {
+export function patternColumnsKernel(id: Invocation, P: In<f32>, v: In<f32>, pos: In<u32>, out: Out<f32>,
+  nHeads: u32, headSize: u32, kvDim: u32, group: u32, context: u32, rows: u32, scale: f32) {
   const i: u32 = id.global;
   if (i < context * kvDim) {
     const t: u32 = idiv(i, kvDim);
@@ -132,10 +137,10 @@ export function patternValueGradKernel(id: Invocation, P: In<f32>, dz: In<f32>, 
       if (pos[0] + r >= t) {
         for (let g: u32 = 0; g < group; g++) {
           const rh: u32 = r * nHeads + h0 + g;
-          acc += P[rh * context + t] * dz[rh * headSize + d];
+          acc += P[rh * context + t] * v[rh * headSize + d];
         }
       }
     }
-    out[i] = acc;
+    out[i] = scale * acc;
   }
 }
