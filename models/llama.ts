@@ -111,11 +111,11 @@ export function llama(c: LlamaConfig, dtypeOf: (name: string) => DType = () => '
     hook(`${b}attn.hook_rot_k`, k, heads(c.nKvHeads));
     const kCache = kvWrite(state(`cache.k.${l}`, cacheShape), k, pos); // [context, kvDim] (per sequence)
     const vCache = kvWrite(state(`cache.v.${l}`, cacheShape), v, pos); // [context, kvDim]
-    // the pattern as its own node: reachable (and computed) only when a hook asks for it
+    // the scores and pattern as their own nodes: reachable (and computed) only when a hook asks for them
     const pa = { nHeads: c.nHeads, nKvHeads: c.nKvHeads, headSize: hs, ...(c.attentionScale !== undefined ? { scale: c.attentionScale } : {}) };
-    const scores = attentionPattern(q, kCache, pos, { ...pa, scores: true }); // [nHeads, context]
+    const scores = attentionPattern(q, kCache, pos, pa); // [nHeads, context]
+    const pattern = patternSoftmax(scores, pos, c.nHeads); // [nHeads, context]
     const explicit = opts.explicitAttention?.includes(l) === true;
-    const pattern = explicit ? patternSoftmax(scores, pos, c.nHeads) : attentionPattern(q, kCache, pos, { ...pa, scores: false });
     hooks[`${b}attn.hook_attn_scores`] = { node: scores, shape: [c.nHeads, c.contextLength], layout: 'pattern' };
     hooks[`${b}attn.hook_pattern`] = { node: pattern, shape: [c.nHeads, c.contextLength], layout: 'pattern' };
     const z = hook(`${b}attn.hook_z`, explicit ? patternApply(pattern, vCache, pos, { nHeads: c.nHeads, nKvHeads: c.nKvHeads, headSize: hs }) : attention(q, kCache, vCache, pos, pa), heads(c.nHeads)); // [nHeads*hs]

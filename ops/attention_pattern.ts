@@ -1,16 +1,16 @@
-// The attention pattern of the current query position, [nHeads, context]: softmax(q·k/√d) over the
-// keys so far, 0 beyond (or, with `scores`, the scaled scores, −∞ beyond: TransformerLens's
-// hook_attn_scores). Flash attention never materialises it, so it is its own op, reachable only when
-// a hook asks for it: it costs nothing otherwise. Sources: [q, kCache, pos].
-import { type Invocation, type In, type Out, type f32, type u32, idiv, sharedF32, workgroupBarrier } from '../compiler/kernel/dsl.js';
-import { type Op, expectShape, groupsFor, overRows, rowsOf, seqLenOf } from './op.js';
+// The attention scores of the current query position, [nHeads, context]: q·k/√d (or the model's own
+// factor) over the keys so far, −∞ beyond — TransformerLens's hook_attn_scores; the pattern is their
+// softmax (ops/pattern_softmax.ts). Flash attention never materialises either, so they are their own
+// ops, reachable only when a hook (or a gradient at one: models/llama.ts explicitAttention) asks for
+// them: they cost nothing otherwise. Sources: [q, kCache, pos].
+import { type Invocation, type In, type Out, type f32, type u32, idiv } from '../compiler/kernel/dsl.js';
+import { type Op, expectShape, groupsFor, overRows, seqLenOf } from './op.js';
 import { ShapeError } from '../compiler/errors.js';
-import { workgroupMax, workgroupSum } from './reduce.js';
-import { attentionScores, scoreScale, softmax } from './attention.js';
-import { eachPatternRow, patternRows, patternSoftmaxGrad } from './pattern_softmax.js';
+import { attentionScores, scoreScale } from './attention.js';
+import { eachPatternRow, patternRows } from './pattern_softmax.js';
 import { patternUniforms } from './pattern_apply.js';
 
-export type PatternAttr = { nHeads: number; nKvHeads: number; headSize: number; scores: boolean; scale?: number };
+export type PatternAttr = { nHeads: number; nKvHeads: number; headSize: number; scale?: number };
 
 export const attentionPattern: Op<PatternAttr> = overRows<PatternAttr>({
   name: 'attention_pattern',
@@ -22,26 +22,22 @@ export const attentionPattern: Op<PatternAttr> = overRows<PatternAttr>({
   },
   reference([q, kc, pos], a, s) {
     const ctx = s.srcs[1]![0]!, p = pos![0]!;
-    const out = new Float64Array(a.nHeads * ctx).fill(a.scores ? -Infinity : 0);
-    for (let h = 0; h < a.nHeads; h++) {
-      const row = attentionScores(q!, kc!, p, h, a);
-      out.set(a.scores ? row : softmax(row), h * ctx);
-    }
+    const out = new Float64Array(a.nHeads * ctx).fill(-Infinity);
+    for (let h = 0; h < a.nHeads; h++) out.set(attentionScores(q!, kc!, p, h, a), h * ctx);
     return out;
   },
-  // through the scores (for the pattern, first back through its softmax): dq and the key cache's gradient
-  vjp(n, dy, b) {
-    const [q, kc, pos] = n.srcs, a = n.attr as PatternAttr;
-    const ds = a.scores ? dy : b.apply(patternSoftmaxGrad, [n, dy, pos!], { nHeads: a.nHeads });
-    const grad = (of: 'q' | 'k') => b.apply(attentionPatternGrad, [ds, q!, kc!, pos!], { ...a, of });
+  // dq and the key cache's gradient
+  vjp(n, ds, b) {
+    const [q, kc, pos] = n.srcs;
+    const grad = (of: 'q' | 'k') => b.apply(attentionPatternGrad, [ds, q!, kc!, pos!], { ...(n.attr as PatternAttr), of });
     return [grad('q'), grad('k'), undefined];
   },
   lower(n, ctx) {
     const [q, kc, pos] = n.srcs;
     const a = n.attr as PatternAttr;
-    ctx.dispatch('attentionPatternKernel', { q: ctx.buf(q!), kc: ctx.buf(kc!), pos: ctx.buf(pos!), out: ctx.buf(n) },
+    ctx.dispatch('attentionScoresKernel', { q: ctx.buf(q!), kc: ctx.buf(kc!), pos: ctx.buf(pos!), out: ctx.buf(n) },
       { headSize: a.headSize, kvDim: a.nKvHeads * a.headSize, group: a.nHeads / a.nKvHeads, context: kc!.shape[kc!.shape.length - 2]!, scale: scoreScale(a),
-        nHeads: a.nHeads, seqLen: seqLenOf(q!.shape), scores: a.scores ? 1 : 0, masked: a.scores ? -Infinity : 0 }, a.nHeads * rowsOf(q!.shape));
+        nHeads: a.nHeads, seqLen: seqLenOf(q!.shape), n: n.size, masked: -Infinity }, groupsFor(n.size, 64));
   },
 }, { rows: () => [0], pos: 2, states: [1] });
 
@@ -80,45 +76,26 @@ export const attentionPatternGrad: Op<PatternAttr & { of: 'q' | 'k' }> = {
   },
 };
 
-/** A workgroup per (query row, head). */
+/** An invocation per (query row, head, key): the scaled dot product where the row sees the key, −∞
+ *  (a uniform: WGSL has no −∞ literal) past it. Row r is position pos + r % seqLen of sequence r / seqLen. */
 /** @kernel @workgroupSize 64 */
-export function attentionPatternKernel(id: Invocation, q: In<f32>, kc: In<f32>, pos: In<u32>, out: Out<f32>,
-  headSize: u32, nHeads: u32, kvDim: u32, group: u32, context: u32, scale: f32, seqLen: u32, scores: u32, masked: f32) {
-  const red = sharedF32(64);
-  const h: u32 = id.group % nHeads;
-  const r: u32 = idiv(id.group, nHeads);
-  const p: u32 = pos[0] + r % seqLen;
-  const qo: u32 = id.group * headSize;
-  const ko: u32 = idiv(r, seqLen) * context * kvDim + idiv(h, group) * headSize;
-  const oo: u32 = id.group * context;
-  let best: f32 = -3.4e38;
-  for (let t: u32 = id.local; t < context; t += id.size) {
-    if (t <= p) {
+export function attentionScoresKernel(id: Invocation, q: In<f32>, kc: In<f32>, pos: In<u32>, out: Out<f32>,
+  headSize: u32, nHeads: u32, kvDim: u32, group: u32, context: u32, scale: f32, seqLen: u32, n: u32, masked: f32) {
+  const i: u32 = id.global;
+  if (i < n) {
+    const t: u32 = i % context;
+    const rh: u32 = idiv(i, context);
+    const r: u32 = idiv(rh, nHeads);
+    if (t <= pos[0] + r % seqLen) {
+      const qo: u32 = rh * headSize;
+      const ko: u32 = (idiv(r, seqLen) * context + t) * kvDim + idiv(rh % nHeads, group) * headSize;
       let s: f32 = 0;
       for (let d: u32 = 0; d < headSize; d++) {
-        s += q[qo + d] * kc[t * kvDim + ko + d];
+        s += q[qo + d] * kc[ko + d];
       }
-      s = s * scale;
-      out[oo + t] = s;
-      best = Math.max(best, s);
+      out[i] = s * scale;
     } else {
-      out[oo + t] = masked; // −∞ for scores, 0 for the pattern (a uniform: WGSL has no −∞ literal)
-    }
-  }
-  red[id.local] = best;
-  workgroupMax(red, id);
-  const top: f32 = red[0];
-  workgroupBarrier(); // everyone has read the max before red is reused
-  let sum: f32 = 0;
-  for (let t: u32 = id.local; t <= p; t += id.size) {
-    sum += Math.exp(out[oo + t] - top);
-  }
-  red[id.local] = sum;
-  workgroupSum(red, id);
-  const total: f32 = red[0];
-  if (scores === 0) {
-    for (let t: u32 = id.local; t <= p; t += id.size) {
-      out[oo + t] = Math.exp(out[oo + t] - top) / total;
+      out[i] = masked;
     }
   }
 }

@@ -1,9 +1,8 @@
-// The softmax of attention scores into the attention pattern, as its own op: the explicit attention
-// path (models/llama.ts `explicitAttention`) runs scores -> pattern -> pattern_apply where a gradient
-// is asked at hook_attn_scores or hook_pattern, so those hooks lie on the metric's path. Flash
-// attention never makes either matrix; this path does, [T, nHeads, context] each, and is taken only
-// for the layers whose pattern or scores a gradient run asks for. Row r of a block sits at position
-// pos + r and sees keys 0..pos + r; the pattern is 0 past them. Sources: [scores, pos].
+// The attention pattern (TransformerLens's hook_pattern): the softmax of the scores
+// (ops/attention_pattern.ts) over the keys each query row sees, 0 past them. Row r of a block sits at
+// position pos + r % T. Where a gradient is asked at a layer's pattern or scores, that layer's attention
+// output is made from this pattern (ops/pattern_apply.ts; models/llama.ts explicitAttention) so both
+// lie on the metric's path. Sources: [scores, pos].
 import { type Invocation, type In, type Out, type f32, type u32, idiv, sharedF32, workgroupBarrier } from '../compiler/kernel/dsl.js';
 import { type Op, expectShape } from './op.js';
 import { ShapeError } from '../compiler/errors.js';
@@ -11,16 +10,18 @@ import { workgroupMax, workgroupSum } from './reduce.js';
 
 export type PatternSoftmaxAttr = { nHeads: number };
 
-/** Rows × heads of a pattern [(T,) nHeads, context], checked: one sequence. */
-export function patternRows(shape: readonly number[], nHeads: number): { rows: number; context: number } {
-  if ((shape.length !== 2 && shape.length !== 3) || shape[shape.length - 2] !== nHeads) throw new ShapeError(`a pattern is [nHeads, context] or [T, nHeads, context] with ${nHeads} heads, got [${shape}]`);
-  return { rows: shape.length === 3 ? shape[0]! : 1, context: shape[shape.length - 1]! };
+/** The rows of a pattern [(B, T,) nHeads, context] (every sequence's), the positions per sequence and
+ *  the keys, checked. Row r sits at position pos + r % seqLen. */
+export function patternRows(shape: readonly number[], nHeads: number): { rows: number; seqLen: number; context: number } {
+  if (shape.length < 2 || shape.length > 4 || shape[shape.length - 2] !== nHeads) throw new ShapeError(`a pattern is [nHeads, context], [T, nHeads, context] or [B, T, nHeads, context] with ${nHeads} heads, got [${shape}]`);
+  const lead = shape.slice(0, -2);
+  return { rows: lead.reduce((a, b) => a * b, 1), seqLen: lead.at(-1) ?? 1, context: shape[shape.length - 1]! };
 }
 
-/** Call f(o, p) for each (row, head)'s offset o into a pattern and the last key p it sees. */
+/** Call f(o, p, r, h) for each (row, head): its offset o into a pattern and the last key p it sees. */
 export function eachPatternRow(shape: readonly number[], nHeads: number, pos: number, f: (o: number, p: number, r: number, h: number) => void) {
-  const { rows, context } = patternRows(shape, nHeads);
-  for (let r = 0; r < rows; r++) for (let h = 0; h < nHeads; h++) f((r * nHeads + h) * context, Math.min(pos + r, context - 1), r, h);
+  const { rows, seqLen, context } = patternRows(shape, nHeads);
+  for (let r = 0; r < rows; r++) for (let h = 0; h < nHeads; h++) f((r * nHeads + h) * context, Math.min(pos + (r % seqLen), context - 1), r, h);
 }
 
 export const patternSoftmax: Op<PatternSoftmaxAttr> = {
@@ -43,8 +44,8 @@ export const patternSoftmax: Op<PatternSoftmaxAttr> = {
   // dS = P ⊙ (dP − Σ P·dP) per row, from the pattern itself
   vjp: (n, dy, b) => [b.apply(patternSoftmaxGrad, [n, dy, n.srcs[1]!], n.attr), undefined],
   lower(n, ctx) {
-    const [s, pos] = n.srcs, a = n.attr as PatternSoftmaxAttr, { rows, context } = patternRows(n.shape, a.nHeads);
-    ctx.dispatch('patternSoftmaxKernel', { s: ctx.buf(s!), pos: ctx.buf(pos!), out: ctx.buf(n) }, { nHeads: a.nHeads, context }, rows * a.nHeads);
+    const [s, pos] = n.srcs, a = n.attr as PatternSoftmaxAttr, { rows, seqLen, context } = patternRows(n.shape, a.nHeads);
+    ctx.dispatch('patternSoftmaxKernel', { s: ctx.buf(s!), pos: ctx.buf(pos!), out: ctx.buf(n) }, { nHeads: a.nHeads, context, seqLen }, rows * a.nHeads);
   },
 };
 
@@ -67,16 +68,16 @@ export const patternSoftmaxGrad: Op<PatternSoftmaxAttr> = {
     return out;
   },
   lower(n, ctx) {
-    const [P, dP, pos] = n.srcs, a = n.attr as PatternSoftmaxAttr, { rows, context } = patternRows(n.shape, a.nHeads);
-    ctx.dispatch('patternSoftmaxGradKernel', { P: ctx.buf(P!), dP: ctx.buf(dP!), pos: ctx.buf(pos!), out: ctx.buf(n) }, { nHeads: a.nHeads, context }, rows * a.nHeads);
+    const [P, dP, pos] = n.srcs, a = n.attr as PatternSoftmaxAttr, { rows, seqLen, context } = patternRows(n.shape, a.nHeads);
+    ctx.dispatch('patternSoftmaxGradKernel', { P: ctx.buf(P!), dP: ctx.buf(dP!), pos: ctx.buf(pos!), out: ctx.buf(n) }, { nHeads: a.nHeads, context, seqLen }, rows * a.nHeads);
   },
 };
 
 /** A workgroup per (row, head): max, Σ exp, then the row (0 past its keys). */
 /** @kernel @workgroupSize 64 */
-export function patternSoftmaxKernel(id: Invocation, s: In<f32>, pos: In<u32>, out: Out<f32>, nHeads: u32, context: u32) {
+export function patternSoftmaxKernel(id: Invocation, s: In<f32>, pos: In<u32>, out: Out<f32>, nHeads: u32, context: u32, seqLen: u32) {
   const red = sharedF32(64);
-  const p: u32 = Math.min(pos[0] + idiv(id.group, nHeads), context - 1);
+  const p: u32 = Math.min(pos[0] + idiv(id.group, nHeads) % seqLen, context - 1);
   const o: u32 = id.group * context;
   let best: f32 = -3.4e38;
   for (let t: u32 = id.local; t <= p; t += id.size) {
@@ -100,9 +101,9 @@ export function patternSoftmaxKernel(id: Invocation, s: In<f32>, pos: In<u32>, o
 
 /** A workgroup per (row, head): Σ P·dP, then P·(dP − Σ) (0 past the row's keys). */
 /** @kernel @workgroupSize 64 */
-export function patternSoftmaxGradKernel(id: Invocation, P: In<f32>, dP: In<f32>, pos: In<u32>, out: Out<f32>, nHeads: u32, context: u32) {
+export function patternSoftmaxGradKernel(id: Invocation, P: In<f32>, dP: In<f32>, pos: In<u32>, out: Out<f32>, nHeads: u32, context: u32, seqLen: u32) {
   const red = sharedF32(64);
-  const p: u32 = Math.min(pos[0] + idiv(id.group, nHeads), context - 1);
+  const p: u32 = Math.min(pos[0] + idiv(id.group, nHeads) % seqLen, context - 1);
   const o: u32 = id.group * context;
   let acc: f32 = 0;
   for (let t: u32 = id.local; t <= p; t += id.size) {

@@ -88,14 +88,10 @@ describe("each op's vector-Jacobian product equals central differences of its re
       const p = o.input('x0', [3, 4, 8], 'f32'), v = o.input('x1', [8, 8], 'f32');
       return { out: o.patternApply(p, v, o.input('pos', [1]), { nHeads: 4, nKvHeads: 2, headSize: 4 }), x: [p, v] };
     }],
-    ['attention_pattern, the pattern (through its softmax to q and the keys)', (o) => {
-      const q = o.input('x0', [3, 16], 'f32'), k = o.input('x1', [8, 8], 'f32');
-      return { out: o.attentionPattern(q, k, o.input('pos', [1]), { nHeads: 4, nKvHeads: 2, headSize: 4, scores: false }), x: [q, k] };
-    }],
     // (scores are −∞ past a row's keys, where differences are NaN: the last position alone sees them all)
-    ['attention_pattern, the scores (the last position, attention scale 0.3)', (o) => {
+    ['attention_pattern: the scores (the last position, attention scale 0.3)', (o) => {
       const q = o.input('x0', [1, 16], 'f32'), k = o.input('x1', [8, 8], 'f32');
-      return { out: o.attentionPattern(q, k, o.input('pos7', [1]), { nHeads: 4, nKvHeads: 2, headSize: 4, scores: true, scale: 0.3 }), x: [q, k] };
+      return { out: o.attentionPattern(q, k, o.input('pos7', [1]), { nHeads: 4, nKvHeads: 2, headSize: 4, scale: 0.3 }), x: [q, k] };
     }],
   ];
   const fixed = { pos: Float64Array.of(2), pos7: Float64Array.of(7), cache: f64(rnd.normal(64)), ids1: Float64Array.of(4), ids2: Float64Array.of(9, 2), ia: f64(rnd.normal(24)), ib: f64(rnd.normal(24)) };

@@ -100,7 +100,7 @@ describe('backward kernels match their float64 references', () => {
       ['pattern_apply', (o) => o.patternApply(o.input('p', [T, nHeads, ctxLen], 'f32'), o.input('vc', [ctxLen, kvDim], 'f32'), o.input('pos', [1]), a), () => ({ p: pattern(), vc: rnd.normal(ctxLen * kvDim) })],
       ...(['pattern', 'v'] as const).map((of) => [`pattern_apply_grad of ${of}`, (o: Ops, g: GraphBuilder) => g.apply(patternApplyGrad, [o.input('p', [T, nHeads, ctxLen], 'f32'), o.input('vc', [ctxLen, kvDim], 'f32'), o.input('pos', [1]), o.input('dz', [T, qDim], 'f32')], { ...a, of }),
         () => ({ p: pattern(), vc: rnd.normal(ctxLen * kvDim), dz: rnd.normal(T * qDim) })] as [string, (o: Ops, g: GraphBuilder) => ReturnType<GraphBuilder["apply"]>, () => Record<string, Float32Array>]),
-      ...(['q', 'k'] as const).map((of) => [`attention_pattern_grad of ${of}`, (o: Ops, g: GraphBuilder) => g.apply(attentionPatternGrad, [o.input('ds', [T, nHeads, ctxLen], 'f32'), o.input('q', [T, qDim], 'f32'), o.input('kc', [ctxLen, kvDim], 'f32'), o.input('pos', [1])], { ...a, scores: true, of }),
+      ...(['q', 'k'] as const).map((of) => [`attention_pattern_grad of ${of}`, (o: Ops, g: GraphBuilder) => g.apply(attentionPatternGrad, [o.input('ds', [T, nHeads, ctxLen], 'f32'), o.input('q', [T, qDim], 'f32'), o.input('kc', [ctxLen, kvDim], 'f32'), o.input('pos', [1])], { ...a, of }),
         () => ({ ds: pattern(), q: rnd.normal(T * qDim), kc: rnd.normal(ctxLen * kvDim) })] as [string, (o: Ops, g: GraphBuilder) => ReturnType<GraphBuilder["apply"]>, () => Record<string, Float32Array>]),
     ];
     it.each(cases)('%s', async (_, build, data) => {

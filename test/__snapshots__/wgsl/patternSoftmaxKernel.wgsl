@@ -6,12 +6,13 @@ enable subgroups;
 struct Params {
   nHeads: u32,
   context: u32,
+  seqLen: u32,
 }
 @group(0) @binding(3) var<uniform> u: Params;
 var<workgroup> red: array<f32, 64>;
 @compute @workgroup_size(64)
 fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(subgroup_size) sgsize: u32) {
-  let p: u32 = min((pos[min(0u, arrayLength(&pos) - 1u)] + ((wid.x + wid.y * nwg.x) / u.nHeads)), (u.context - 1u));
+  let p: u32 = min((pos[min(0u, arrayLength(&pos) - 1u)] + (((wid.x + wid.y * nwg.x) / u.nHeads) % u.seqLen)), (u.context - 1u));
   let o: u32 = ((wid.x + wid.y * nwg.x) * u.context);
   var best: f32 = (-3.4e38f);
   for (var t: u32 = lid.x; (t <= p); t += 64u) {
