@@ -55,7 +55,7 @@ const WARMUP_MS = 1500;
 /** how long the GPU idles before the after-idle call */
 const IDLE_MS = 2000;
 
-interface One { workload: Workload; load_ms: number; after_idle_ms: number; forward_ms?: number; grad_memory?: Record<string, number>; first_run_ms: number; first_run?: { variants_ms: number; executors_ms: number; made: number; pipelines_ms: number; build_ms: number; check_ms: number }; warm_variant_ms?: number; new_length_ms?: number; ms: number; runs_ms: number[]; warmup_ms: number[]; device: string; tokens_per_s?: number; matmul?: { positions: number; products_ms: number; tflops: number } }
+interface One { workload: Workload; load_ms: number; after_idle_ms: number; forward_ms?: number; grad_memory?: Record<string, number>; grad_profile?: { total_ms: number; dispatches: number; top: { kernel: string; ms: number; count: number }[] }; first_run_ms: number; first_run?: { variants_ms: number; executors_ms: number; made: number; pipelines_ms: number; build_ms: number; check_ms: number }; warm_variant_ms?: number; new_length_ms?: number; ms: number; runs_ms: number[]; warmup_ms: number[]; device: string; tokens_per_s?: number; matmul?: { positions: number; products_ms: number; tflops: number } }
 
 /** One workload in this process: load, the first call, then `repeat` calls. */
 async function one(w: Workload): Promise<One> {
@@ -105,6 +105,22 @@ async function one(w: Workload): Promise<One> {
   const w0 = performance.now();
   while (warm.length < warmup || performance.now() - w0 < WARMUP_MS) warm.push(await timed());
   for (let i = 0; i < repeat; i++) ms.push(await timed());
+  // (the gradient workloads) where the backward's time goes: the gradient plan of the prompt, each
+  // dispatch timed alone, summed by kernel (the top ones), right after the timed calls (the GPU warm)
+  let gradProfile: One['grad_profile'];
+  if (w === 'grad128' || w === 'attrib16x16') {
+    const tokens = w === 'grad128' ? p128 : c16, hooks = Array.from({ length: model.config.nLayers }, (_, l) => `blocks.${l}.hook_resid_pre`);
+    const plan = compile(gradientGraph(model.config, (n) => model.weightDtype(n) ?? 'f32', tokens.length, hooks), OPSET, model['target'], {}).plan!;
+    const ex = await Executor.create(model.executor.gpu, plan, model['weights'], model.executor);
+    const inputs = { token: Int32Array.from(tokens), pos: 0, ids: Int32Array.of(target, distractor) };
+    await ex.profile(inputs); // (once untimed: first use of its buffers)
+    const prof = await ex.profile(inputs);
+    ex.destroy();
+    if (prof) {
+      const rows = [...prof.entries()].map(([k, v]) => ({ kernel: k, ms: +(v.ns / 1e6).toFixed(3), count: v.count })).sort((x, y) => y.ms - x.ms);
+      gradProfile = { total_ms: +rows.reduce((a, r) => a + r.ms, 0).toFixed(2), dispatches: plan.dispatches.length, top: rows.slice(0, 14) };
+    }
+  }
   // (the gradient workloads) the forward of the same prompt, timed while the GPU is as warm
   let forwardMs: number | undefined, gradMemory: One['grad_memory'];
   if (forwardOf[w]) {
@@ -151,7 +167,7 @@ async function one(w: Workload): Promise<One> {
   const device = model.executor.gpu.adapterInfo;
   model.dispose();
   await releaseGpu();
-  return { workload: w, load_ms: loadMs, first_run_ms: first, after_idle_ms: afterIdleMs, ...(forwardMs !== undefined ? { forward_ms: forwardMs } : {}), ...(gradMemory ? { grad_memory: gradMemory } : {}), first_run: firstRun, warm_variant_ms: warmVariantMs, new_length_ms: newLengthMs, ms: median(ms), runs_ms: ms, warmup_ms: warm, device, ...(matmul ? { matmul } : {}), ...(w === 'prefill512' || w === 'prefill512x1' ? { tokens_per_s: (512 / median(ms)) * 1000 } : {}) };
+  return { workload: w, load_ms: loadMs, first_run_ms: first, after_idle_ms: afterIdleMs, ...(forwardMs !== undefined ? { forward_ms: forwardMs } : {}), ...(gradMemory ? { grad_memory: gradMemory } : {}), ...(gradProfile ? { grad_profile: gradProfile } : {}), first_run: firstRun, warm_variant_ms: warmVariantMs, new_length_ms: newLengthMs, ms: median(ms), runs_ms: ms, warmup_ms: warm, device, ...(matmul ? { matmul } : {}), ...(w === 'prefill512' || w === 'prefill512x1' ? { tokens_per_s: (512 / median(ms)) * 1000 } : {}) };
 }
 
 if (a.workload) {
