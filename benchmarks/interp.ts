@@ -35,6 +35,7 @@ import { attributionPatching } from '../runtime/interp/attribution.js';
 import { gradientGraph } from '../runtime/interp/gradients.js';
 import { compile } from '../compiler/passes.js';
 import { OPSET } from '../ops/index.js';
+import { TRANSPOSED_SPLIT } from '../ops/matvec_t.js';
 import { llama } from '../models/llama.js';
 import type { DType } from '../compiler/ir/dtype.js';
 import { headSize, qWidth } from '../models/llama.js';
@@ -55,7 +56,7 @@ const WARMUP_MS = 1500;
 /** how long the GPU idles before the after-idle call */
 const IDLE_MS = 2000;
 
-interface One { workload: Workload; load_ms: number; after_idle_ms: number; forward_ms?: number; grad_memory?: Record<string, number>; grad_profile?: { total_ms: number; dispatches: number; top: { kernel: string; ms: number; count: number }[] }; first_run_ms: number; first_run?: { variants_ms: number; executors_ms: number; made: number; pipelines_ms: number; build_ms: number; check_ms: number }; warm_variant_ms?: number; new_length_ms?: number; ms: number; runs_ms: number[]; warmup_ms: number[]; device: string; tokens_per_s?: number; matmul?: { positions: number; products_ms: number; tflops: number } }
+interface One { workload: Workload; load_ms: number; after_idle_ms: number; forward_ms?: number; grad_memory?: Record<string, number>; grad_profile?: { total_ms: number; dispatches: number; top: { kernel: string; ms: number; count: number }[]; splits: Record<string, number> }; first_run_ms: number; first_run?: { variants_ms: number; executors_ms: number; made: number; pipelines_ms: number; build_ms: number; check_ms: number }; warm_variant_ms?: number; new_length_ms?: number; ms: number; runs_ms: number[]; warmup_ms: number[]; device: string; tokens_per_s?: number; matmul?: { positions: number; products_ms: number; tflops: number } }
 
 /** One workload in this process: load, the first call, then `repeat` calls. */
 async function one(w: Workload): Promise<One> {
@@ -110,15 +111,24 @@ async function one(w: Workload): Promise<One> {
   let gradProfile: One['grad_profile'];
   if (w === 'grad128' || w === 'attrib16x16') {
     const tokens = w === 'grad128' ? p128 : c16, hooks = Array.from({ length: model.config.nLayers }, (_, l) => `blocks.${l}.hook_resid_pre`);
-    const plan = compile(gradientGraph(model.config, (n) => model.weightDtype(n) ?? 'f32', tokens.length, hooks), OPSET, model['target'], {}).plan!;
-    const ex = await Executor.create(model.executor.gpu, plan, model['weights'], model.executor);
-    const inputs = { token: Int32Array.from(tokens), pos: 0, ids: Int32Array.of(target, distractor) };
-    await ex.profile(inputs); // (once untimed: first use of its buffers)
-    const prof = await ex.profile(inputs);
-    ex.destroy();
-    if (prof) {
+    // (and the transposed products split further along their rows: which split the default should be)
+    const profileWith = async (split?: { groups: number; minRows: number }) => {
+      const t = split ? { ...model['target'], transposedSplit: split } : model['target'];
+      const plan = compile(gradientGraph(model.config, (n) => model.weightDtype(n) ?? 'f32', tokens.length, hooks), OPSET, t, {}).plan!;
+      const ex = await Executor.create(model.executor.gpu, plan, model['weights'], model.executor);
+      const inputs = { token: Int32Array.from(tokens), pos: 0, ids: Int32Array.of(target, distractor) };
+      await ex.profile(inputs); // (once untimed: first use of its buffers)
+      const prof = await ex.profile(inputs);
+      ex.destroy();
+      if (!prof) return undefined;
       const rows = [...prof.entries()].map(([k, v]) => ({ kernel: k, ms: +(v.ns / 1e6).toFixed(3), count: v.count })).sort((x, y) => y.ms - x.ms);
-      gradProfile = { total_ms: +rows.reduce((a, r) => a + r.ms, 0).toFixed(2), dispatches: plan.dispatches.length, top: rows.slice(0, 14) };
+      return { total_ms: +rows.reduce((a, r) => a + r.ms, 0).toFixed(2), dispatches: plan.dispatches.length, top: rows.slice(0, 14) };
+    };
+    const base = await profileWith();
+    if (base) gradProfile = { ...base, splits: { [JSON.stringify(TRANSPOSED_SPLIT)]: base.total_ms } };
+    for (const split of [{ groups: 1056, minRows: 128 }, { groups: 2112, minRows: 64 }]) {
+      const p = await profileWith(split);
+      if (p && gradProfile) gradProfile.splits[JSON.stringify(split)] = p.total_ms;
     }
   }
   // (the gradient workloads) the forward of the same prompt, timed while the GPU is as warm

@@ -110,6 +110,7 @@ export function lowerGraph(graph: Graph, target: Target, opts: PlanOptions): Pla
     maxStorageBuffers: target.maxStorageBuffers,
     maxBindingBytes: target.maxBindingBytes,
     splitCols: target.splitCols,
+    transposedSplit: target.transposedSplit,
     matrices: target.matrices,
     buf(n) {
       if (leafKind(n) === 'weight') {

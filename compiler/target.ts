@@ -11,6 +11,9 @@ export interface Target {
   /** columns one split of a prefill matrix product sums at most (default ops/matvec.ts's SPLIT_COLS;
    *  tests lower it to split small matrices) */
   readonly splitCols?: number;
+  /** how far a transposed product (a gradient's) splits along the weight's rows: workgroups it aims at
+   *  in all and rows a split walks at least (default ops/matvec_t.ts's TRANSPOSED_SPLIT) */
+  readonly transposedSplit?: { readonly groups: number; readonly minRows: number };
   /** f16 16 × 16 × 16 subgroup matrices with f32 results (the tensor cores, through WGSL's
    *  chromium_experimental_subgroup_matrix) and f16 in shaders, for subgroups of 32: prefill matrix
    *  products of non-f32 weights then run on them (ops/matmul_tensor.ts) */

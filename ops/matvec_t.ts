@@ -33,8 +33,9 @@ export const matvecT: Op = {
     const [w, dy] = n.srcs, [rows, cols] = w!.shape as [number, number], T = n.size / cols;
     const tiles = Math.ceil(T / TILE_POSITIONS) * Math.ceil(cols / TILE_COLS);
     ctx.chunks(w!).forEach((c, k) => {
-      // splits along the rows where the tiles alone leave SMs idle (each split at least 512 rows)
-      const splits = Math.max(1, Math.min(Math.floor(TARGET_GROUPS / tiles), Math.floor(c.rows / 512), Math.floor(ctx.maxBindingBytes / (4 * n.size))));
+      // splits along the rows where the tiles alone leave SMs idle (each split at least minRows rows)
+      const { groups, minRows } = ctx.transposedSplit ?? TRANSPOSED_SPLIT;
+      const splits = Math.max(1, Math.min(Math.floor(groups / tiles), Math.floor(c.rows / minRows), Math.floor(ctx.maxBindingBytes / (4 * n.size))));
       const splitRows = Math.ceil(c.rows / splits / TILE_K) * TILE_K, used = Math.ceil(c.rows / splitRows);
       const u = { rows: c.rows, cols, allRows: rows, rowStart: c.rowStart, tokens: T, colTiles: Math.ceil(cols / TILE_COLS), tiles, splitRows, wtype: WTYPE[w!.dtype]! };
       if (used === 1) { ctx.dispatch('matmulTKernel', { w: c.buf, dy: ctx.buf(dy!), out: ctx.buf(n) }, { ...u, add: k > 0 ? 1 : 0 }, tiles); return; }
@@ -48,8 +49,9 @@ export const matvecT: Op = {
 const TILE_POSITIONS = 32;
 const TILE_COLS = 128;
 const TILE_K = 32;
-/** workgroups a transposed product aims at before it splits along the rows (two per SM of an H100) */
-const TARGET_GROUPS = 264;
+/** how far a transposed product splits along the weight's rows: into up to `groups` workgroups in all
+ *  (tiles × splits), each split at least `minRows` rows (Target.transposedSplit overrides it) */
+export const TRANSPOSED_SPLIT = { groups: 264, minRows: 512 };
 
 /** out[s][t][c] = Σ_r W[r][c]·dy[t][rowStart + r] over split s's rows (the whole piece with one split),
  *  plus out's value where `add`. A workgroup: 32 positions × 128 columns (tile t % colTiles of the
@@ -61,6 +63,7 @@ export function matmulTKernel(id: Invocation, w: In<u32>, dy: In<f32>, out: Out<
   const ws = sharedF32(4096); // [32 rows][128 columns]
   const ds = sharedF32(1024); // [32 rows][32 positions]
   const acc = localF32(16); // [position 0..3][column 0..3]
+  const wr = localF32(4); // one weight row's four columns
   const split: u32 = idiv(id.group, tiles);
   const tile: u32 = id.group % tiles;
   const c0: u32 = (tile % colTiles) * 128;
@@ -88,10 +91,14 @@ export function matmulTKernel(id: Invocation, w: In<u32>, dy: In<f32>, out: Out<
     }
     workgroupBarrier();
     for (let k: u32 = 0; k < 32; k++) {
+      // this row's four weights in registers first: 8 workgroup loads per 16 multiply-adds
+      for (let b: u32 = 0; b < 4; b++) {
+        wr[b] = ws[k * 128 + cg + b];
+      }
       for (let a: u32 = 0; a < 4; a++) {
         const d: f32 = ds[k * 32 + pg + a];
         for (let b: u32 = 0; b < 4; b++) {
-          acc[4 * a + b] += d * ws[k * 128 + cg + b];
+          acc[4 * a + b] += d * wr[b];
         }
       }
     }

@@ -54,6 +54,10 @@ describe('backward kernels match their float64 references', () => {
     // a tall matrix over few positions is split along its rows (partial sums added in order)
     expect(plan.dispatches.some((d) => d.kernel === 'matvecTSumKernel')).toBe(rows >= 1024);
     expect(relErr(out, ref), seedNote).toBeLessThanOrEqual(TOL);
+    // split as far as a target may ask (splits of 64 rows: up to 2048 workgroups), the same sums
+    const far = await runBoth((o, g) => g.apply(matvecT, [o.weight('w', [rows, cols], dtype as DType), o.weight('dy', [T, rows])], {}), data, {}, { transposedSplit: { groups: 2112, minRows: 64 } });
+    expect(far.plan.dispatches.some((d) => d.kernel === 'matvecTSumKernel')).toBe(rows >= 128);
+    expect(relErr(far.out, far.ref), seedNote).toBeLessThanOrEqual(TOL);
   });
 
   // [T, nHeads, nKvHeads, headSize, context, pos]: grouped heads over a short block; heads of 96 lanes over

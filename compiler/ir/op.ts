@@ -103,6 +103,8 @@ export interface LowerCtx {
   readonly maxBindingBytes: number;
   /** columns one split of a prefill matrix product sums at most (Target.splitCols) */
   readonly splitCols?: number;
+  /** how far a transposed product splits along its rows (Target.transposedSplit) */
+  readonly transposedSplit?: { readonly groups: number; readonly minRows: number };
   /** the device multiplies f16 subgroup matrices (Target.matrices) */
   readonly matrices?: boolean;
 }

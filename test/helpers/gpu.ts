@@ -16,7 +16,7 @@ export async function runBoth(
   build: (o: Ops, g: GraphBuilder) => Node,
   data: Record<string, Float32Array | WeightTensor>,
   inputs: Record<string, number | Int32Array | Float32Array>,
-  opts: { maxBindingBytes?: number; maxStorageBuffers?: number; reference?: (o: Ops) => Node; subgroups?: boolean; splitCols?: number } = {},
+  opts: { maxBindingBytes?: number; maxStorageBuffers?: number; reference?: (o: Ops) => Node; subgroups?: boolean; splitCols?: number; transposedSplit?: { groups: number; minRows: number } } = {},
 ) {
   const g = new GraphBuilder();
   const graph = g.finish({ out: build(ops(g), g) });
@@ -29,7 +29,7 @@ export async function runBoth(
   const device = await getGpu();
   // subgroups: false runs the kernels as a device without them would (each invocation its own subgroup)
   const gpu = opts.subgroups === false ? { ...device, features: device.features.filter((f) => f !== 'subgroups') } : device;
-  const plan = lowerGraph(graph, { ...targetOf(gpu, opts.maxBindingBytes), ...(opts.maxStorageBuffers ? { maxStorageBuffers: opts.maxStorageBuffers } : {}), ...(opts.splitCols ? { splitCols: opts.splitCols } : {}) }, { kernels, fragments });
+  const plan = lowerGraph(graph, { ...targetOf(gpu, opts.maxBindingBytes), ...(opts.maxStorageBuffers ? { maxStorageBuffers: opts.maxStorageBuffers } : {}), ...(opts.splitCols ? { splitCols: opts.splitCols } : {}), ...(opts.transposedSplit ? { transposedSplit: opts.transposedSplit } : {}) }, { kernels, fragments });
   const ex = new Executor(gpu, plan, weights);
   try {
     ex.reset();

@@ -20,6 +20,7 @@ var<workgroup> ds: array<f32, 1024>;
 @compute @workgroup_size(256)
 fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   var acc: array<f32, 16>;
+  var wr: array<f32, 4>;
   let split: u32 = ((wid.x + wid.y * nwg.x) / u.tiles);
   let tile: u32 = ((wid.x + wid.y * nwg.x) % u.tiles);
   let c0: u32 = ((tile % u.colTiles) * 128u);
@@ -46,63 +47,75 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
     workgroupBarrier();
     for (var k: u32 = 0u; (k < 32u); k += 1u) {
       {
+        wr[0u] = ws[(((k * 128u) + cg) + 0u)];
+      }
+      {
+        wr[1u] = ws[(((k * 128u) + cg) + 1u)];
+      }
+      {
+        wr[2u] = ws[(((k * 128u) + cg) + 2u)];
+      }
+      {
+        wr[3u] = ws[(((k * 128u) + cg) + 3u)];
+      }
+      {
         let d: f32 = ds[(((k * 32u) + pg) + 0u)];
         {
-          acc[0u] += (d * ws[(((k * 128u) + cg) + 0u)]);
+          acc[0u] += (d * wr[0u]);
         }
         {
-          acc[1u] += (d * ws[(((k * 128u) + cg) + 1u)]);
+          acc[1u] += (d * wr[1u]);
         }
         {
-          acc[2u] += (d * ws[(((k * 128u) + cg) + 2u)]);
+          acc[2u] += (d * wr[2u]);
         }
         {
-          acc[3u] += (d * ws[(((k * 128u) + cg) + 3u)]);
+          acc[3u] += (d * wr[3u]);
         }
       }
       {
         let d: f32 = ds[(((k * 32u) + pg) + 1u)];
         {
-          acc[4u] += (d * ws[(((k * 128u) + cg) + 0u)]);
+          acc[4u] += (d * wr[0u]);
         }
         {
-          acc[5u] += (d * ws[(((k * 128u) + cg) + 1u)]);
+          acc[5u] += (d * wr[1u]);
         }
         {
-          acc[6u] += (d * ws[(((k * 128u) + cg) + 2u)]);
+          acc[6u] += (d * wr[2u]);
         }
         {
-          acc[7u] += (d * ws[(((k * 128u) + cg) + 3u)]);
+          acc[7u] += (d * wr[3u]);
         }
       }
       {
         let d: f32 = ds[(((k * 32u) + pg) + 2u)];
         {
-          acc[8u] += (d * ws[(((k * 128u) + cg) + 0u)]);
+          acc[8u] += (d * wr[0u]);
         }
         {
-          acc[9u] += (d * ws[(((k * 128u) + cg) + 1u)]);
+          acc[9u] += (d * wr[1u]);
         }
         {
-          acc[10u] += (d * ws[(((k * 128u) + cg) + 2u)]);
+          acc[10u] += (d * wr[2u]);
         }
         {
-          acc[11u] += (d * ws[(((k * 128u) + cg) + 3u)]);
+          acc[11u] += (d * wr[3u]);
         }
       }
       {
         let d: f32 = ds[(((k * 32u) + pg) + 3u)];
         {
-          acc[12u] += (d * ws[(((k * 128u) + cg) + 0u)]);
+          acc[12u] += (d * wr[0u]);
         }
         {
-          acc[13u] += (d * ws[(((k * 128u) + cg) + 1u)]);
+          acc[13u] += (d * wr[1u]);
         }
         {
-          acc[14u] += (d * ws[(((k * 128u) + cg) + 2u)]);
+          acc[14u] += (d * wr[2u]);
         }
         {
-          acc[15u] += (d * ws[(((k * 128u) + cg) + 3u)]);
+          acc[15u] += (d * wr[3u]);
         }
       }
     }
