@@ -56,7 +56,8 @@ export const TRANSPOSED_SPLIT = { groups: 264, minRows: 512 };
 /** out[s][t][c] = Σ_r W[r][c]·dy[t][rowStart + r] over split s's rows (the whole piece with one split),
  *  plus out's value where `add`. A workgroup: 32 positions × 128 columns (tile t % colTiles of the
  *  columns, t / colTiles of the positions); invocation i takes columns 4·(i % 32).. and positions
- *  4·(i / 32)..; each step stages 32 weight rows × 128 columns and dy's 32 × 32 in workgroup memory. */
+ *  4·(i / 32)..; each step stages 32 weight rows × 128 columns and dy's 32 × 32 in workgroup memory,
+ *  from registers loaded while the step before multiplied. */
 /** @kernel @workgroupSize 256 */
 export function matmulTKernel(id: Invocation, w: In<u32>, dy: In<f32>, out: Out<f32>, rows: u32, cols: u32, allRows: u32, rowStart: u32,
   tokens: u32, colTiles: u32, tiles: u32, splitRows: u32, add: u32, wtype: Spec<u32>) {
@@ -72,24 +73,23 @@ export function matmulTKernel(id: Invocation, w: In<u32>, dy: In<f32>, out: Out<
   const r1: u32 = Math.min(rows, r0 + splitRows);
   const cg: u32 = (id.local & 31) * 4;
   const pg: u32 = (id.local >> 5) * 4;
+  // a step's values in registers first (masked), so the next step's loads are in flight while this
+  // step multiplies: weights element e = local + 256j is row e / 128, column e % 128 (neighbours read
+  // neighbouring columns); dy element e is position e / 32, row e % 32 (neighbours read neighbouring rows)
+  const wq = localF32(16);
+  const dq = localF32(4);
+  loadStepT(w, wtype, rows, cols, dy, allRows, rowStart, tokens, r0, r1, c0, p0, wq, dq, id);
   for (let k0: u32 = r0; k0 < r1; k0 += 32) {
-    // the weights: element e = local + 256j is row e / 128, column e % 128 (neighbours read neighbouring columns)
     for (let j: u32 = 0; j < 16; j++) {
-      const e: u32 = id.local + 256 * j;
-      const r: u32 = k0 + (e >> 7);
-      const c: u32 = c0 + (e & 127);
-      const live: f32 = r < r1 && c < cols ? 1 : 0;
-      ws[e] = weightAt(w, wtype, rows, cols, Math.min(r, rows - 1), Math.min(c, cols - 1)) * live;
+      ws[id.local + 256 * j] = wq[j];
     }
-    // dy: element e is position e / 32, row e % 32 (neighbours read neighbouring rows), stored by row
     for (let j: u32 = 0; j < 4; j++) {
       const e: u32 = id.local + 256 * j;
-      const p: u32 = p0 + (e >> 5);
-      const r: u32 = k0 + (e & 31);
-      const v: f32 = dy[Math.min(p, tokens - 1) * allRows + rowStart + Math.min(r, rows - 1)];
-      ds[(e & 31) * 32 + (e >> 5)] = p < tokens && r < r1 ? v : 0;
+      ds[(e & 31) * 32 + (e >> 5)] = dq[j]; // stored by row
     }
     workgroupBarrier();
+    // (past the last step they read nothing live: every value masked)
+    loadStepT(w, wtype, rows, cols, dy, allRows, rowStart, tokens, k0 + 32, r1, c0, p0, wq, dq, id);
     for (let k: u32 = 0; k < 32; k++) {
       // this row's four weights in registers first: 8 workgroup loads per 16 multiply-adds
       for (let b: u32 = 0; b < 4; b++) {
@@ -113,6 +113,27 @@ export function matmulTKernel(id: Invocation, w: In<u32>, dy: In<f32>, out: Out<
         out[o] = add === 1 ? out[o] + acc[4 * a + b] : acc[4 * a + b];
       }
     }
+  }
+}
+
+/** One step of matmulTKernel's loads: rows k0 .. k0 + 31 (those below r1) of the weights' 128 columns
+ *  from c0 into wq (16 an invocation) and of dy's 32 positions from p0 into dq (4), 0 where masked. */
+/** @inline */
+export function loadStepT(w: In<u32>, wtype: u32, rows: u32, cols: u32, dy: In<f32>, allRows: u32, rowStart: u32, tokens: u32,
+  k0: u32, r1: u32, c0: u32, p0: u32, wq: Out<f32>, dq: Out<f32>, id: Invocation): void {
+  for (let j: u32 = 0; j < 16; j++) {
+    const e: u32 = id.local + 256 * j;
+    const r: u32 = k0 + (e >> 7);
+    const c: u32 = c0 + (e & 127);
+    const live: f32 = r < r1 && c < cols ? 1 : 0;
+    wq[j] = weightAt(w, wtype, rows, cols, Math.min(r, rows - 1), Math.min(c, cols - 1)) * live;
+  }
+  for (let j: u32 = 0; j < 4; j++) {
+    const e: u32 = id.local + 256 * j;
+    const p: u32 = p0 + (e >> 5);
+    const r: u32 = k0 + (e & 31);
+    const v: f32 = dy[Math.min(p, tokens - 1) * allRows + rowStart + Math.min(r, rows - 1)];
+    dq[j] = p < tokens && r < r1 ? v : 0;
   }
 }
 

@@ -21,6 +21,8 @@ var<workgroup> ds: array<f32, 1024>;
 fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   var acc: array<f32, 16>;
   var wr: array<f32, 4>;
+  var wq: array<f32, 16>;
+  var dq: array<f32, 4>;
   let split: u32 = ((wid.x + wid.y * nwg.x) / u.tiles);
   let tile: u32 = ((wid.x + wid.y * nwg.x) % u.tiles);
   let c0: u32 = ((tile % u.colTiles) * 128u);
@@ -29,22 +31,352 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   let r1: u32 = min(u.rows, (r0 + u.splitRows));
   let cg: u32 = ((lid.x & 31u) * 4u);
   let pg: u32 = ((lid.x >> 5u) * 4u);
+  {
+    let e_loadStepT1: u32 = (lid.x + 0u);
+    let r_loadStepT1: u32 = (r0 + (e_loadStepT1 >> 7u));
+    let c_loadStepT1: u32 = (c0 + (e_loadStepT1 & 127u));
+    let live_loadStepT1: f32 = select(0.0f, 1.0f, ((r_loadStepT1 < r1) && (c_loadStepT1 < u.cols)));
+    wq[0u] = (select(select(select(select((bitcast<f32>(w[min((((u.rows * (u.cols >> 3u)) + (min(r_loadStepT1, (u.rows - 1u)) * (u.cols >> 5u))) + (min(c_loadStepT1, (u.cols - 1u)) >> 5u)), arrayLength(&w) - 1u)]) * f32((i32(((w[min(((min(r_loadStepT1, (u.rows - 1u)) * (u.cols >> 3u)) + (min(c_loadStepT1, (u.cols - 1u)) >> 3u)), arrayLength(&w) - 1u)] >> ((min(c_loadStepT1, (u.cols - 1u)) & 7u) * 4u)) & 15u)) - 8i))), (unpack2x16float(w[min(((u.rows * (u.cols >> 2u)) + (((min(r_loadStepT1, (u.rows - 1u)) * (u.cols >> 5u)) + (min(c_loadStepT1, (u.cols - 1u)) >> 5u)) >> 1u)), arrayLength(&w) - 1u)])[(((min(r_loadStepT1, (u.rows - 1u)) * (u.cols >> 5u)) + (min(c_loadStepT1, (u.cols - 1u)) >> 5u)) & 1u)] * f32(extractBits(bitcast<i32>(w[min(((min(r_loadStepT1, (u.rows - 1u)) * (u.cols >> 2u)) + (min(c_loadStepT1, (u.cols - 1u)) >> 2u)), arrayLength(&w) - 1u)]), (min(c_loadStepT1, (u.cols - 1u)) & 3u) * 8u, 8u))), (wtype == 3u)), bitcast<f32>((((w[min(((min(r_loadStepT1, (u.rows - 1u)) * ((u.cols + 1u) >> 1u)) + (min(c_loadStepT1, (u.cols - 1u)) >> 1u)), arrayLength(&w) - 1u)] >> ((min(c_loadStepT1, (u.cols - 1u)) & 1u) * 16u)) & 0xffffu) << 16u)), (wtype == 2u)), unpack2x16float(w[min(((min(r_loadStepT1, (u.rows - 1u)) * ((u.cols + 1u) >> 1u)) + (min(c_loadStepT1, (u.cols - 1u)) >> 1u)), arrayLength(&w) - 1u)])[(min(c_loadStepT1, (u.cols - 1u)) & 1u)], (wtype == 1u)), bitcast<f32>(w[min(((min(r_loadStepT1, (u.rows - 1u)) * u.cols) + min(c_loadStepT1, (u.cols - 1u))), arrayLength(&w) - 1u)]), (wtype == 0u)) * live_loadStepT1);
+  }
+  {
+    let e_loadStepT1: u32 = (lid.x + 256u);
+    let r_loadStepT1: u32 = (r0 + (e_loadStepT1 >> 7u));
+    let c_loadStepT1: u32 = (c0 + (e_loadStepT1 & 127u));
+    let live_loadStepT1: f32 = select(0.0f, 1.0f, ((r_loadStepT1 < r1) && (c_loadStepT1 < u.cols)));
+    wq[1u] = (select(select(select(select((bitcast<f32>(w[min((((u.rows * (u.cols >> 3u)) + (min(r_loadStepT1, (u.rows - 1u)) * (u.cols >> 5u))) + (min(c_loadStepT1, (u.cols - 1u)) >> 5u)), arrayLength(&w) - 1u)]) * f32((i32(((w[min(((min(r_loadStepT1, (u.rows - 1u)) * (u.cols >> 3u)) + (min(c_loadStepT1, (u.cols - 1u)) >> 3u)), arrayLength(&w) - 1u)] >> ((min(c_loadStepT1, (u.cols - 1u)) & 7u) * 4u)) & 15u)) - 8i))), (unpack2x16float(w[min(((u.rows * (u.cols >> 2u)) + (((min(r_loadStepT1, (u.rows - 1u)) * (u.cols >> 5u)) + (min(c_loadStepT1, (u.cols - 1u)) >> 5u)) >> 1u)), arrayLength(&w) - 1u)])[(((min(r_loadStepT1, (u.rows - 1u)) * (u.cols >> 5u)) + (min(c_loadStepT1, (u.cols - 1u)) >> 5u)) & 1u)] * f32(extractBits(bitcast<i32>(w[min(((min(r_loadStepT1, (u.rows - 1u)) * (u.cols >> 2u)) + (min(c_loadStepT1, (u.cols - 1u)) >> 2u)), arrayLength(&w) - 1u)]), (min(c_loadStepT1, (u.cols - 1u)) & 3u) * 8u, 8u))), (wtype == 3u)), bitcast<f32>((((w[min(((min(r_loadStepT1, (u.rows - 1u)) * ((u.cols + 1u) >> 1u)) + (min(c_loadStepT1, (u.cols - 1u)) >> 1u)), arrayLength(&w) - 1u)] >> ((min(c_loadStepT1, (u.cols - 1u)) & 1u) * 16u)) & 0xffffu) << 16u)), (wtype == 2u)), unpack2x16float(w[min(((min(r_loadStepT1, (u.rows - 1u)) * ((u.cols + 1u) >> 1u)) + (min(c_loadStepT1, (u.cols - 1u)) >> 1u)), arrayLength(&w) - 1u)])[(min(c_loadStepT1, (u.cols - 1u)) & 1u)], (wtype == 1u)), bitcast<f32>(w[min(((min(r_loadStepT1, (u.rows - 1u)) * u.cols) + min(c_loadStepT1, (u.cols - 1u))), arrayLength(&w) - 1u)]), (wtype == 0u)) * live_loadStepT1);
+  }
+  {
+    let e_loadStepT1: u32 = (lid.x + 512u);
+    let r_loadStepT1: u32 = (r0 + (e_loadStepT1 >> 7u));
+    let c_loadStepT1: u32 = (c0 + (e_loadStepT1 & 127u));
+    let live_loadStepT1: f32 = select(0.0f, 1.0f, ((r_loadStepT1 < r1) && (c_loadStepT1 < u.cols)));
+    wq[2u] = (select(select(select(select((bitcast<f32>(w[min((((u.rows * (u.cols >> 3u)) + (min(r_loadStepT1, (u.rows - 1u)) * (u.cols >> 5u))) + (min(c_loadStepT1, (u.cols - 1u)) >> 5u)), arrayLength(&w) - 1u)]) * f32((i32(((w[min(((min(r_loadStepT1, (u.rows - 1u)) * (u.cols >> 3u)) + (min(c_loadStepT1, (u.cols - 1u)) >> 3u)), arrayLength(&w) - 1u)] >> ((min(c_loadStepT1, (u.cols - 1u)) & 7u) * 4u)) & 15u)) - 8i))), (unpack2x16float(w[min(((u.rows * (u.cols >> 2u)) + (((min(r_loadStepT1, (u.rows - 1u)) * (u.cols >> 5u)) + (min(c_loadStepT1, (u.cols - 1u)) >> 5u)) >> 1u)), arrayLength(&w) - 1u)])[(((min(r_loadStepT1, (u.rows - 1u)) * (u.cols >> 5u)) + (min(c_loadStepT1, (u.cols - 1u)) >> 5u)) & 1u)] * f32(extractBits(bitcast<i32>(w[min(((min(r_loadStepT1, (u.rows - 1u)) * (u.cols >> 2u)) + (min(c_loadStepT1, (u.cols - 1u)) >> 2u)), arrayLength(&w) - 1u)]), (min(c_loadStepT1, (u.cols - 1u)) & 3u) * 8u, 8u))), (wtype == 3u)), bitcast<f32>((((w[min(((min(r_loadStepT1, (u.rows - 1u)) * ((u.cols + 1u) >> 1u)) + (min(c_loadStepT1, (u.cols - 1u)) >> 1u)), arrayLength(&w) - 1u)] >> ((min(c_loadStepT1, (u.cols - 1u)) & 1u) * 16u)) & 0xffffu) << 16u)), (wtype == 2u)), unpack2x16float(w[min(((min(r_loadStepT1, (u.rows - 1u)) * ((u.cols + 1u) >> 1u)) + (min(c_loadStepT1, (u.cols - 1u)) >> 1u)), arrayLength(&w) - 1u)])[(min(c_loadStepT1, (u.cols - 1u)) & 1u)], (wtype == 1u)), bitcast<f32>(w[min(((min(r_loadStepT1, (u.rows - 1u)) * u.cols) + min(c_loadStepT1, (u.cols - 1u))), arrayLength(&w) - 1u)]), (wtype == 0u)) * live_loadStepT1);
+  }
+  {
+    let e_loadStepT1: u32 = (lid.x + 768u);
+    let r_loadStepT1: u32 = (r0 + (e_loadStepT1 >> 7u));
+    let c_loadStepT1: u32 = (c0 + (e_loadStepT1 & 127u));
+    let live_loadStepT1: f32 = select(0.0f, 1.0f, ((r_loadStepT1 < r1) && (c_loadStepT1 < u.cols)));
+    wq[3u] = (select(select(select(select((bitcast<f32>(w[min((((u.rows * (u.cols >> 3u)) + (min(r_loadStepT1, (u.rows - 1u)) * (u.cols >> 5u))) + (min(c_loadStepT1, (u.cols - 1u)) >> 5u)), arrayLength(&w) - 1u)]) * f32((i32(((w[min(((min(r_loadStepT1, (u.rows - 1u)) * (u.cols >> 3u)) + (min(c_loadStepT1, (u.cols - 1u)) >> 3u)), arrayLength(&w) - 1u)] >> ((min(c_loadStepT1, (u.cols - 1u)) & 7u) * 4u)) & 15u)) - 8i))), (unpack2x16float(w[min(((u.rows * (u.cols >> 2u)) + (((min(r_loadStepT1, (u.rows - 1u)) * (u.cols >> 5u)) + (min(c_loadStepT1, (u.cols - 1u)) >> 5u)) >> 1u)), arrayLength(&w) - 1u)])[(((min(r_loadStepT1, (u.rows - 1u)) * (u.cols >> 5u)) + (min(c_loadStepT1, (u.cols - 1u)) >> 5u)) & 1u)] * f32(extractBits(bitcast<i32>(w[min(((min(r_loadStepT1, (u.rows - 1u)) * (u.cols >> 2u)) + (min(c_loadStepT1, (u.cols - 1u)) >> 2u)), arrayLength(&w) - 1u)]), (min(c_loadStepT1, (u.cols - 1u)) & 3u) * 8u, 8u))), (wtype == 3u)), bitcast<f32>((((w[min(((min(r_loadStepT1, (u.rows - 1u)) * ((u.cols + 1u) >> 1u)) + (min(c_loadStepT1, (u.cols - 1u)) >> 1u)), arrayLength(&w) - 1u)] >> ((min(c_loadStepT1, (u.cols - 1u)) & 1u) * 16u)) & 0xffffu) << 16u)), (wtype == 2u)), unpack2x16float(w[min(((min(r_loadStepT1, (u.rows - 1u)) * ((u.cols + 1u) >> 1u)) + (min(c_loadStepT1, (u.cols - 1u)) >> 1u)), arrayLength(&w) - 1u)])[(min(c_loadStepT1, (u.cols - 1u)) & 1u)], (wtype == 1u)), bitcast<f32>(w[min(((min(r_loadStepT1, (u.rows - 1u)) * u.cols) + min(c_loadStepT1, (u.cols - 1u))), arrayLength(&w) - 1u)]), (wtype == 0u)) * live_loadStepT1);
+  }
+  {
+    let e_loadStepT1: u32 = (lid.x + 1024u);
+    let r_loadStepT1: u32 = (r0 + (e_loadStepT1 >> 7u));
+    let c_loadStepT1: u32 = (c0 + (e_loadStepT1 & 127u));
+    let live_loadStepT1: f32 = select(0.0f, 1.0f, ((r_loadStepT1 < r1) && (c_loadStepT1 < u.cols)));
+    wq[4u] = (select(select(select(select((bitcast<f32>(w[min((((u.rows * (u.cols >> 3u)) + (min(r_loadStepT1, (u.rows - 1u)) * (u.cols >> 5u))) + (min(c_loadStepT1, (u.cols - 1u)) >> 5u)), arrayLength(&w) - 1u)]) * f32((i32(((w[min(((min(r_loadStepT1, (u.rows - 1u)) * (u.cols >> 3u)) + (min(c_loadStepT1, (u.cols - 1u)) >> 3u)), arrayLength(&w) - 1u)] >> ((min(c_loadStepT1, (u.cols - 1u)) & 7u) * 4u)) & 15u)) - 8i))), (unpack2x16float(w[min(((u.rows * (u.cols >> 2u)) + (((min(r_loadStepT1, (u.rows - 1u)) * (u.cols >> 5u)) + (min(c_loadStepT1, (u.cols - 1u)) >> 5u)) >> 1u)), arrayLength(&w) - 1u)])[(((min(r_loadStepT1, (u.rows - 1u)) * (u.cols >> 5u)) + (min(c_loadStepT1, (u.cols - 1u)) >> 5u)) & 1u)] * f32(extractBits(bitcast<i32>(w[min(((min(r_loadStepT1, (u.rows - 1u)) * (u.cols >> 2u)) + (min(c_loadStepT1, (u.cols - 1u)) >> 2u)), arrayLength(&w) - 1u)]), (min(c_loadStepT1, (u.cols - 1u)) & 3u) * 8u, 8u))), (wtype == 3u)), bitcast<f32>((((w[min(((min(r_loadStepT1, (u.rows - 1u)) * ((u.cols + 1u) >> 1u)) + (min(c_loadStepT1, (u.cols - 1u)) >> 1u)), arrayLength(&w) - 1u)] >> ((min(c_loadStepT1, (u.cols - 1u)) & 1u) * 16u)) & 0xffffu) << 16u)), (wtype == 2u)), unpack2x16float(w[min(((min(r_loadStepT1, (u.rows - 1u)) * ((u.cols + 1u) >> 1u)) + (min(c_loadStepT1, (u.cols - 1u)) >> 1u)), arrayLength(&w) - 1u)])[(min(c_loadStepT1, (u.cols - 1u)) & 1u)], (wtype == 1u)), bitcast<f32>(w[min(((min(r_loadStepT1, (u.rows - 1u)) * u.cols) + min(c_loadStepT1, (u.cols - 1u))), arrayLength(&w) - 1u)]), (wtype == 0u)) * live_loadStepT1);
+  }
+  {
+    let e_loadStepT1: u32 = (lid.x + 1280u);
+    let r_loadStepT1: u32 = (r0 + (e_loadStepT1 >> 7u));
+    let c_loadStepT1: u32 = (c0 + (e_loadStepT1 & 127u));
+    let live_loadStepT1: f32 = select(0.0f, 1.0f, ((r_loadStepT1 < r1) && (c_loadStepT1 < u.cols)));
+    wq[5u] = (select(select(select(select((bitcast<f32>(w[min((((u.rows * (u.cols >> 3u)) + (min(r_loadStepT1, (u.rows - 1u)) * (u.cols >> 5u))) + (min(c_loadStepT1, (u.cols - 1u)) >> 5u)), arrayLength(&w) - 1u)]) * f32((i32(((w[min(((min(r_loadStepT1, (u.rows - 1u)) * (u.cols >> 3u)) + (min(c_loadStepT1, (u.cols - 1u)) >> 3u)), arrayLength(&w) - 1u)] >> ((min(c_loadStepT1, (u.cols - 1u)) & 7u) * 4u)) & 15u)) - 8i))), (unpack2x16float(w[min(((u.rows * (u.cols >> 2u)) + (((min(r_loadStepT1, (u.rows - 1u)) * (u.cols >> 5u)) + (min(c_loadStepT1, (u.cols - 1u)) >> 5u)) >> 1u)), arrayLength(&w) - 1u)])[(((min(r_loadStepT1, (u.rows - 1u)) * (u.cols >> 5u)) + (min(c_loadStepT1, (u.cols - 1u)) >> 5u)) & 1u)] * f32(extractBits(bitcast<i32>(w[min(((min(r_loadStepT1, (u.rows - 1u)) * (u.cols >> 2u)) + (min(c_loadStepT1, (u.cols - 1u)) >> 2u)), arrayLength(&w) - 1u)]), (min(c_loadStepT1, (u.cols - 1u)) & 3u) * 8u, 8u))), (wtype == 3u)), bitcast<f32>((((w[min(((min(r_loadStepT1, (u.rows - 1u)) * ((u.cols + 1u) >> 1u)) + (min(c_loadStepT1, (u.cols - 1u)) >> 1u)), arrayLength(&w) - 1u)] >> ((min(c_loadStepT1, (u.cols - 1u)) & 1u) * 16u)) & 0xffffu) << 16u)), (wtype == 2u)), unpack2x16float(w[min(((min(r_loadStepT1, (u.rows - 1u)) * ((u.cols + 1u) >> 1u)) + (min(c_loadStepT1, (u.cols - 1u)) >> 1u)), arrayLength(&w) - 1u)])[(min(c_loadStepT1, (u.cols - 1u)) & 1u)], (wtype == 1u)), bitcast<f32>(w[min(((min(r_loadStepT1, (u.rows - 1u)) * u.cols) + min(c_loadStepT1, (u.cols - 1u))), arrayLength(&w) - 1u)]), (wtype == 0u)) * live_loadStepT1);
+  }
+  {
+    let e_loadStepT1: u32 = (lid.x + 1536u);
+    let r_loadStepT1: u32 = (r0 + (e_loadStepT1 >> 7u));
+    let c_loadStepT1: u32 = (c0 + (e_loadStepT1 & 127u));
+    let live_loadStepT1: f32 = select(0.0f, 1.0f, ((r_loadStepT1 < r1) && (c_loadStepT1 < u.cols)));
+    wq[6u] = (select(select(select(select((bitcast<f32>(w[min((((u.rows * (u.cols >> 3u)) + (min(r_loadStepT1, (u.rows - 1u)) * (u.cols >> 5u))) + (min(c_loadStepT1, (u.cols - 1u)) >> 5u)), arrayLength(&w) - 1u)]) * f32((i32(((w[min(((min(r_loadStepT1, (u.rows - 1u)) * (u.cols >> 3u)) + (min(c_loadStepT1, (u.cols - 1u)) >> 3u)), arrayLength(&w) - 1u)] >> ((min(c_loadStepT1, (u.cols - 1u)) & 7u) * 4u)) & 15u)) - 8i))), (unpack2x16float(w[min(((u.rows * (u.cols >> 2u)) + (((min(r_loadStepT1, (u.rows - 1u)) * (u.cols >> 5u)) + (min(c_loadStepT1, (u.cols - 1u)) >> 5u)) >> 1u)), arrayLength(&w) - 1u)])[(((min(r_loadStepT1, (u.rows - 1u)) * (u.cols >> 5u)) + (min(c_loadStepT1, (u.cols - 1u)) >> 5u)) & 1u)] * f32(extractBits(bitcast<i32>(w[min(((min(r_loadStepT1, (u.rows - 1u)) * (u.cols >> 2u)) + (min(c_loadStepT1, (u.cols - 1u)) >> 2u)), arrayLength(&w) - 1u)]), (min(c_loadStepT1, (u.cols - 1u)) & 3u) * 8u, 8u))), (wtype == 3u)), bitcast<f32>((((w[min(((min(r_loadStepT1, (u.rows - 1u)) * ((u.cols + 1u) >> 1u)) + (min(c_loadStepT1, (u.cols - 1u)) >> 1u)), arrayLength(&w) - 1u)] >> ((min(c_loadStepT1, (u.cols - 1u)) & 1u) * 16u)) & 0xffffu) << 16u)), (wtype == 2u)), unpack2x16float(w[min(((min(r_loadStepT1, (u.rows - 1u)) * ((u.cols + 1u) >> 1u)) + (min(c_loadStepT1, (u.cols - 1u)) >> 1u)), arrayLength(&w) - 1u)])[(min(c_loadStepT1, (u.cols - 1u)) & 1u)], (wtype == 1u)), bitcast<f32>(w[min(((min(r_loadStepT1, (u.rows - 1u)) * u.cols) + min(c_loadStepT1, (u.cols - 1u))), arrayLength(&w) - 1u)]), (wtype == 0u)) * live_loadStepT1);
+  }
+  {
+    let e_loadStepT1: u32 = (lid.x + 1792u);
+    let r_loadStepT1: u32 = (r0 + (e_loadStepT1 >> 7u));
+    let c_loadStepT1: u32 = (c0 + (e_loadStepT1 & 127u));
+    let live_loadStepT1: f32 = select(0.0f, 1.0f, ((r_loadStepT1 < r1) && (c_loadStepT1 < u.cols)));
+    wq[7u] = (select(select(select(select((bitcast<f32>(w[min((((u.rows * (u.cols >> 3u)) + (min(r_loadStepT1, (u.rows - 1u)) * (u.cols >> 5u))) + (min(c_loadStepT1, (u.cols - 1u)) >> 5u)), arrayLength(&w) - 1u)]) * f32((i32(((w[min(((min(r_loadStepT1, (u.rows - 1u)) * (u.cols >> 3u)) + (min(c_loadStepT1, (u.cols - 1u)) >> 3u)), arrayLength(&w) - 1u)] >> ((min(c_loadStepT1, (u.cols - 1u)) & 7u) * 4u)) & 15u)) - 8i))), (unpack2x16float(w[min(((u.rows * (u.cols >> 2u)) + (((min(r_loadStepT1, (u.rows - 1u)) * (u.cols >> 5u)) + (min(c_loadStepT1, (u.cols - 1u)) >> 5u)) >> 1u)), arrayLength(&w) - 1u)])[(((min(r_loadStepT1, (u.rows - 1u)) * (u.cols >> 5u)) + (min(c_loadStepT1, (u.cols - 1u)) >> 5u)) & 1u)] * f32(extractBits(bitcast<i32>(w[min(((min(r_loadStepT1, (u.rows - 1u)) * (u.cols >> 2u)) + (min(c_loadStepT1, (u.cols - 1u)) >> 2u)), arrayLength(&w) - 1u)]), (min(c_loadStepT1, (u.cols - 1u)) & 3u) * 8u, 8u))), (wtype == 3u)), bitcast<f32>((((w[min(((min(r_loadStepT1, (u.rows - 1u)) * ((u.cols + 1u) >> 1u)) + (min(c_loadStepT1, (u.cols - 1u)) >> 1u)), arrayLength(&w) - 1u)] >> ((min(c_loadStepT1, (u.cols - 1u)) & 1u) * 16u)) & 0xffffu) << 16u)), (wtype == 2u)), unpack2x16float(w[min(((min(r_loadStepT1, (u.rows - 1u)) * ((u.cols + 1u) >> 1u)) + (min(c_loadStepT1, (u.cols - 1u)) >> 1u)), arrayLength(&w) - 1u)])[(min(c_loadStepT1, (u.cols - 1u)) & 1u)], (wtype == 1u)), bitcast<f32>(w[min(((min(r_loadStepT1, (u.rows - 1u)) * u.cols) + min(c_loadStepT1, (u.cols - 1u))), arrayLength(&w) - 1u)]), (wtype == 0u)) * live_loadStepT1);
+  }
+  {
+    let e_loadStepT1: u32 = (lid.x + 2048u);
+    let r_loadStepT1: u32 = (r0 + (e_loadStepT1 >> 7u));
+    let c_loadStepT1: u32 = (c0 + (e_loadStepT1 & 127u));
+    let live_loadStepT1: f32 = select(0.0f, 1.0f, ((r_loadStepT1 < r1) && (c_loadStepT1 < u.cols)));
+    wq[8u] = (select(select(select(select((bitcast<f32>(w[min((((u.rows * (u.cols >> 3u)) + (min(r_loadStepT1, (u.rows - 1u)) * (u.cols >> 5u))) + (min(c_loadStepT1, (u.cols - 1u)) >> 5u)), arrayLength(&w) - 1u)]) * f32((i32(((w[min(((min(r_loadStepT1, (u.rows - 1u)) * (u.cols >> 3u)) + (min(c_loadStepT1, (u.cols - 1u)) >> 3u)), arrayLength(&w) - 1u)] >> ((min(c_loadStepT1, (u.cols - 1u)) & 7u) * 4u)) & 15u)) - 8i))), (unpack2x16float(w[min(((u.rows * (u.cols >> 2u)) + (((min(r_loadStepT1, (u.rows - 1u)) * (u.cols >> 5u)) + (min(c_loadStepT1, (u.cols - 1u)) >> 5u)) >> 1u)), arrayLength(&w) - 1u)])[(((min(r_loadStepT1, (u.rows - 1u)) * (u.cols >> 5u)) + (min(c_loadStepT1, (u.cols - 1u)) >> 5u)) & 1u)] * f32(extractBits(bitcast<i32>(w[min(((min(r_loadStepT1, (u.rows - 1u)) * (u.cols >> 2u)) + (min(c_loadStepT1, (u.cols - 1u)) >> 2u)), arrayLength(&w) - 1u)]), (min(c_loadStepT1, (u.cols - 1u)) & 3u) * 8u, 8u))), (wtype == 3u)), bitcast<f32>((((w[min(((min(r_loadStepT1, (u.rows - 1u)) * ((u.cols + 1u) >> 1u)) + (min(c_loadStepT1, (u.cols - 1u)) >> 1u)), arrayLength(&w) - 1u)] >> ((min(c_loadStepT1, (u.cols - 1u)) & 1u) * 16u)) & 0xffffu) << 16u)), (wtype == 2u)), unpack2x16float(w[min(((min(r_loadStepT1, (u.rows - 1u)) * ((u.cols + 1u) >> 1u)) + (min(c_loadStepT1, (u.cols - 1u)) >> 1u)), arrayLength(&w) - 1u)])[(min(c_loadStepT1, (u.cols - 1u)) & 1u)], (wtype == 1u)), bitcast<f32>(w[min(((min(r_loadStepT1, (u.rows - 1u)) * u.cols) + min(c_loadStepT1, (u.cols - 1u))), arrayLength(&w) - 1u)]), (wtype == 0u)) * live_loadStepT1);
+  }
+  {
+    let e_loadStepT1: u32 = (lid.x + 2304u);
+    let r_loadStepT1: u32 = (r0 + (e_loadStepT1 >> 7u));
+    let c_loadStepT1: u32 = (c0 + (e_loadStepT1 & 127u));
+    let live_loadStepT1: f32 = select(0.0f, 1.0f, ((r_loadStepT1 < r1) && (c_loadStepT1 < u.cols)));
+    wq[9u] = (select(select(select(select((bitcast<f32>(w[min((((u.rows * (u.cols >> 3u)) + (min(r_loadStepT1, (u.rows - 1u)) * (u.cols >> 5u))) + (min(c_loadStepT1, (u.cols - 1u)) >> 5u)), arrayLength(&w) - 1u)]) * f32((i32(((w[min(((min(r_loadStepT1, (u.rows - 1u)) * (u.cols >> 3u)) + (min(c_loadStepT1, (u.cols - 1u)) >> 3u)), arrayLength(&w) - 1u)] >> ((min(c_loadStepT1, (u.cols - 1u)) & 7u) * 4u)) & 15u)) - 8i))), (unpack2x16float(w[min(((u.rows * (u.cols >> 2u)) + (((min(r_loadStepT1, (u.rows - 1u)) * (u.cols >> 5u)) + (min(c_loadStepT1, (u.cols - 1u)) >> 5u)) >> 1u)), arrayLength(&w) - 1u)])[(((min(r_loadStepT1, (u.rows - 1u)) * (u.cols >> 5u)) + (min(c_loadStepT1, (u.cols - 1u)) >> 5u)) & 1u)] * f32(extractBits(bitcast<i32>(w[min(((min(r_loadStepT1, (u.rows - 1u)) * (u.cols >> 2u)) + (min(c_loadStepT1, (u.cols - 1u)) >> 2u)), arrayLength(&w) - 1u)]), (min(c_loadStepT1, (u.cols - 1u)) & 3u) * 8u, 8u))), (wtype == 3u)), bitcast<f32>((((w[min(((min(r_loadStepT1, (u.rows - 1u)) * ((u.cols + 1u) >> 1u)) + (min(c_loadStepT1, (u.cols - 1u)) >> 1u)), arrayLength(&w) - 1u)] >> ((min(c_loadStepT1, (u.cols - 1u)) & 1u) * 16u)) & 0xffffu) << 16u)), (wtype == 2u)), unpack2x16float(w[min(((min(r_loadStepT1, (u.rows - 1u)) * ((u.cols + 1u) >> 1u)) + (min(c_loadStepT1, (u.cols - 1u)) >> 1u)), arrayLength(&w) - 1u)])[(min(c_loadStepT1, (u.cols - 1u)) & 1u)], (wtype == 1u)), bitcast<f32>(w[min(((min(r_loadStepT1, (u.rows - 1u)) * u.cols) + min(c_loadStepT1, (u.cols - 1u))), arrayLength(&w) - 1u)]), (wtype == 0u)) * live_loadStepT1);
+  }
+  {
+    let e_loadStepT1: u32 = (lid.x + 2560u);
+    let r_loadStepT1: u32 = (r0 + (e_loadStepT1 >> 7u));
+    let c_loadStepT1: u32 = (c0 + (e_loadStepT1 & 127u));
+    let live_loadStepT1: f32 = select(0.0f, 1.0f, ((r_loadStepT1 < r1) && (c_loadStepT1 < u.cols)));
+    wq[10u] = (select(select(select(select((bitcast<f32>(w[min((((u.rows * (u.cols >> 3u)) + (min(r_loadStepT1, (u.rows - 1u)) * (u.cols >> 5u))) + (min(c_loadStepT1, (u.cols - 1u)) >> 5u)), arrayLength(&w) - 1u)]) * f32((i32(((w[min(((min(r_loadStepT1, (u.rows - 1u)) * (u.cols >> 3u)) + (min(c_loadStepT1, (u.cols - 1u)) >> 3u)), arrayLength(&w) - 1u)] >> ((min(c_loadStepT1, (u.cols - 1u)) & 7u) * 4u)) & 15u)) - 8i))), (unpack2x16float(w[min(((u.rows * (u.cols >> 2u)) + (((min(r_loadStepT1, (u.rows - 1u)) * (u.cols >> 5u)) + (min(c_loadStepT1, (u.cols - 1u)) >> 5u)) >> 1u)), arrayLength(&w) - 1u)])[(((min(r_loadStepT1, (u.rows - 1u)) * (u.cols >> 5u)) + (min(c_loadStepT1, (u.cols - 1u)) >> 5u)) & 1u)] * f32(extractBits(bitcast<i32>(w[min(((min(r_loadStepT1, (u.rows - 1u)) * (u.cols >> 2u)) + (min(c_loadStepT1, (u.cols - 1u)) >> 2u)), arrayLength(&w) - 1u)]), (min(c_loadStepT1, (u.cols - 1u)) & 3u) * 8u, 8u))), (wtype == 3u)), bitcast<f32>((((w[min(((min(r_loadStepT1, (u.rows - 1u)) * ((u.cols + 1u) >> 1u)) + (min(c_loadStepT1, (u.cols - 1u)) >> 1u)), arrayLength(&w) - 1u)] >> ((min(c_loadStepT1, (u.cols - 1u)) & 1u) * 16u)) & 0xffffu) << 16u)), (wtype == 2u)), unpack2x16float(w[min(((min(r_loadStepT1, (u.rows - 1u)) * ((u.cols + 1u) >> 1u)) + (min(c_loadStepT1, (u.cols - 1u)) >> 1u)), arrayLength(&w) - 1u)])[(min(c_loadStepT1, (u.cols - 1u)) & 1u)], (wtype == 1u)), bitcast<f32>(w[min(((min(r_loadStepT1, (u.rows - 1u)) * u.cols) + min(c_loadStepT1, (u.cols - 1u))), arrayLength(&w) - 1u)]), (wtype == 0u)) * live_loadStepT1);
+  }
+  {
+    let e_loadStepT1: u32 = (lid.x + 2816u);
+    let r_loadStepT1: u32 = (r0 + (e_loadStepT1 >> 7u));
+    let c_loadStepT1: u32 = (c0 + (e_loadStepT1 & 127u));
+    let live_loadStepT1: f32 = select(0.0f, 1.0f, ((r_loadStepT1 < r1) && (c_loadStepT1 < u.cols)));
+    wq[11u] = (select(select(select(select((bitcast<f32>(w[min((((u.rows * (u.cols >> 3u)) + (min(r_loadStepT1, (u.rows - 1u)) * (u.cols >> 5u))) + (min(c_loadStepT1, (u.cols - 1u)) >> 5u)), arrayLength(&w) - 1u)]) * f32((i32(((w[min(((min(r_loadStepT1, (u.rows - 1u)) * (u.cols >> 3u)) + (min(c_loadStepT1, (u.cols - 1u)) >> 3u)), arrayLength(&w) - 1u)] >> ((min(c_loadStepT1, (u.cols - 1u)) & 7u) * 4u)) & 15u)) - 8i))), (unpack2x16float(w[min(((u.rows * (u.cols >> 2u)) + (((min(r_loadStepT1, (u.rows - 1u)) * (u.cols >> 5u)) + (min(c_loadStepT1, (u.cols - 1u)) >> 5u)) >> 1u)), arrayLength(&w) - 1u)])[(((min(r_loadStepT1, (u.rows - 1u)) * (u.cols >> 5u)) + (min(c_loadStepT1, (u.cols - 1u)) >> 5u)) & 1u)] * f32(extractBits(bitcast<i32>(w[min(((min(r_loadStepT1, (u.rows - 1u)) * (u.cols >> 2u)) + (min(c_loadStepT1, (u.cols - 1u)) >> 2u)), arrayLength(&w) - 1u)]), (min(c_loadStepT1, (u.cols - 1u)) & 3u) * 8u, 8u))), (wtype == 3u)), bitcast<f32>((((w[min(((min(r_loadStepT1, (u.rows - 1u)) * ((u.cols + 1u) >> 1u)) + (min(c_loadStepT1, (u.cols - 1u)) >> 1u)), arrayLength(&w) - 1u)] >> ((min(c_loadStepT1, (u.cols - 1u)) & 1u) * 16u)) & 0xffffu) << 16u)), (wtype == 2u)), unpack2x16float(w[min(((min(r_loadStepT1, (u.rows - 1u)) * ((u.cols + 1u) >> 1u)) + (min(c_loadStepT1, (u.cols - 1u)) >> 1u)), arrayLength(&w) - 1u)])[(min(c_loadStepT1, (u.cols - 1u)) & 1u)], (wtype == 1u)), bitcast<f32>(w[min(((min(r_loadStepT1, (u.rows - 1u)) * u.cols) + min(c_loadStepT1, (u.cols - 1u))), arrayLength(&w) - 1u)]), (wtype == 0u)) * live_loadStepT1);
+  }
+  {
+    let e_loadStepT1: u32 = (lid.x + 3072u);
+    let r_loadStepT1: u32 = (r0 + (e_loadStepT1 >> 7u));
+    let c_loadStepT1: u32 = (c0 + (e_loadStepT1 & 127u));
+    let live_loadStepT1: f32 = select(0.0f, 1.0f, ((r_loadStepT1 < r1) && (c_loadStepT1 < u.cols)));
+    wq[12u] = (select(select(select(select((bitcast<f32>(w[min((((u.rows * (u.cols >> 3u)) + (min(r_loadStepT1, (u.rows - 1u)) * (u.cols >> 5u))) + (min(c_loadStepT1, (u.cols - 1u)) >> 5u)), arrayLength(&w) - 1u)]) * f32((i32(((w[min(((min(r_loadStepT1, (u.rows - 1u)) * (u.cols >> 3u)) + (min(c_loadStepT1, (u.cols - 1u)) >> 3u)), arrayLength(&w) - 1u)] >> ((min(c_loadStepT1, (u.cols - 1u)) & 7u) * 4u)) & 15u)) - 8i))), (unpack2x16float(w[min(((u.rows * (u.cols >> 2u)) + (((min(r_loadStepT1, (u.rows - 1u)) * (u.cols >> 5u)) + (min(c_loadStepT1, (u.cols - 1u)) >> 5u)) >> 1u)), arrayLength(&w) - 1u)])[(((min(r_loadStepT1, (u.rows - 1u)) * (u.cols >> 5u)) + (min(c_loadStepT1, (u.cols - 1u)) >> 5u)) & 1u)] * f32(extractBits(bitcast<i32>(w[min(((min(r_loadStepT1, (u.rows - 1u)) * (u.cols >> 2u)) + (min(c_loadStepT1, (u.cols - 1u)) >> 2u)), arrayLength(&w) - 1u)]), (min(c_loadStepT1, (u.cols - 1u)) & 3u) * 8u, 8u))), (wtype == 3u)), bitcast<f32>((((w[min(((min(r_loadStepT1, (u.rows - 1u)) * ((u.cols + 1u) >> 1u)) + (min(c_loadStepT1, (u.cols - 1u)) >> 1u)), arrayLength(&w) - 1u)] >> ((min(c_loadStepT1, (u.cols - 1u)) & 1u) * 16u)) & 0xffffu) << 16u)), (wtype == 2u)), unpack2x16float(w[min(((min(r_loadStepT1, (u.rows - 1u)) * ((u.cols + 1u) >> 1u)) + (min(c_loadStepT1, (u.cols - 1u)) >> 1u)), arrayLength(&w) - 1u)])[(min(c_loadStepT1, (u.cols - 1u)) & 1u)], (wtype == 1u)), bitcast<f32>(w[min(((min(r_loadStepT1, (u.rows - 1u)) * u.cols) + min(c_loadStepT1, (u.cols - 1u))), arrayLength(&w) - 1u)]), (wtype == 0u)) * live_loadStepT1);
+  }
+  {
+    let e_loadStepT1: u32 = (lid.x + 3328u);
+    let r_loadStepT1: u32 = (r0 + (e_loadStepT1 >> 7u));
+    let c_loadStepT1: u32 = (c0 + (e_loadStepT1 & 127u));
+    let live_loadStepT1: f32 = select(0.0f, 1.0f, ((r_loadStepT1 < r1) && (c_loadStepT1 < u.cols)));
+    wq[13u] = (select(select(select(select((bitcast<f32>(w[min((((u.rows * (u.cols >> 3u)) + (min(r_loadStepT1, (u.rows - 1u)) * (u.cols >> 5u))) + (min(c_loadStepT1, (u.cols - 1u)) >> 5u)), arrayLength(&w) - 1u)]) * f32((i32(((w[min(((min(r_loadStepT1, (u.rows - 1u)) * (u.cols >> 3u)) + (min(c_loadStepT1, (u.cols - 1u)) >> 3u)), arrayLength(&w) - 1u)] >> ((min(c_loadStepT1, (u.cols - 1u)) & 7u) * 4u)) & 15u)) - 8i))), (unpack2x16float(w[min(((u.rows * (u.cols >> 2u)) + (((min(r_loadStepT1, (u.rows - 1u)) * (u.cols >> 5u)) + (min(c_loadStepT1, (u.cols - 1u)) >> 5u)) >> 1u)), arrayLength(&w) - 1u)])[(((min(r_loadStepT1, (u.rows - 1u)) * (u.cols >> 5u)) + (min(c_loadStepT1, (u.cols - 1u)) >> 5u)) & 1u)] * f32(extractBits(bitcast<i32>(w[min(((min(r_loadStepT1, (u.rows - 1u)) * (u.cols >> 2u)) + (min(c_loadStepT1, (u.cols - 1u)) >> 2u)), arrayLength(&w) - 1u)]), (min(c_loadStepT1, (u.cols - 1u)) & 3u) * 8u, 8u))), (wtype == 3u)), bitcast<f32>((((w[min(((min(r_loadStepT1, (u.rows - 1u)) * ((u.cols + 1u) >> 1u)) + (min(c_loadStepT1, (u.cols - 1u)) >> 1u)), arrayLength(&w) - 1u)] >> ((min(c_loadStepT1, (u.cols - 1u)) & 1u) * 16u)) & 0xffffu) << 16u)), (wtype == 2u)), unpack2x16float(w[min(((min(r_loadStepT1, (u.rows - 1u)) * ((u.cols + 1u) >> 1u)) + (min(c_loadStepT1, (u.cols - 1u)) >> 1u)), arrayLength(&w) - 1u)])[(min(c_loadStepT1, (u.cols - 1u)) & 1u)], (wtype == 1u)), bitcast<f32>(w[min(((min(r_loadStepT1, (u.rows - 1u)) * u.cols) + min(c_loadStepT1, (u.cols - 1u))), arrayLength(&w) - 1u)]), (wtype == 0u)) * live_loadStepT1);
+  }
+  {
+    let e_loadStepT1: u32 = (lid.x + 3584u);
+    let r_loadStepT1: u32 = (r0 + (e_loadStepT1 >> 7u));
+    let c_loadStepT1: u32 = (c0 + (e_loadStepT1 & 127u));
+    let live_loadStepT1: f32 = select(0.0f, 1.0f, ((r_loadStepT1 < r1) && (c_loadStepT1 < u.cols)));
+    wq[14u] = (select(select(select(select((bitcast<f32>(w[min((((u.rows * (u.cols >> 3u)) + (min(r_loadStepT1, (u.rows - 1u)) * (u.cols >> 5u))) + (min(c_loadStepT1, (u.cols - 1u)) >> 5u)), arrayLength(&w) - 1u)]) * f32((i32(((w[min(((min(r_loadStepT1, (u.rows - 1u)) * (u.cols >> 3u)) + (min(c_loadStepT1, (u.cols - 1u)) >> 3u)), arrayLength(&w) - 1u)] >> ((min(c_loadStepT1, (u.cols - 1u)) & 7u) * 4u)) & 15u)) - 8i))), (unpack2x16float(w[min(((u.rows * (u.cols >> 2u)) + (((min(r_loadStepT1, (u.rows - 1u)) * (u.cols >> 5u)) + (min(c_loadStepT1, (u.cols - 1u)) >> 5u)) >> 1u)), arrayLength(&w) - 1u)])[(((min(r_loadStepT1, (u.rows - 1u)) * (u.cols >> 5u)) + (min(c_loadStepT1, (u.cols - 1u)) >> 5u)) & 1u)] * f32(extractBits(bitcast<i32>(w[min(((min(r_loadStepT1, (u.rows - 1u)) * (u.cols >> 2u)) + (min(c_loadStepT1, (u.cols - 1u)) >> 2u)), arrayLength(&w) - 1u)]), (min(c_loadStepT1, (u.cols - 1u)) & 3u) * 8u, 8u))), (wtype == 3u)), bitcast<f32>((((w[min(((min(r_loadStepT1, (u.rows - 1u)) * ((u.cols + 1u) >> 1u)) + (min(c_loadStepT1, (u.cols - 1u)) >> 1u)), arrayLength(&w) - 1u)] >> ((min(c_loadStepT1, (u.cols - 1u)) & 1u) * 16u)) & 0xffffu) << 16u)), (wtype == 2u)), unpack2x16float(w[min(((min(r_loadStepT1, (u.rows - 1u)) * ((u.cols + 1u) >> 1u)) + (min(c_loadStepT1, (u.cols - 1u)) >> 1u)), arrayLength(&w) - 1u)])[(min(c_loadStepT1, (u.cols - 1u)) & 1u)], (wtype == 1u)), bitcast<f32>(w[min(((min(r_loadStepT1, (u.rows - 1u)) * u.cols) + min(c_loadStepT1, (u.cols - 1u))), arrayLength(&w) - 1u)]), (wtype == 0u)) * live_loadStepT1);
+  }
+  {
+    let e_loadStepT1: u32 = (lid.x + 3840u);
+    let r_loadStepT1: u32 = (r0 + (e_loadStepT1 >> 7u));
+    let c_loadStepT1: u32 = (c0 + (e_loadStepT1 & 127u));
+    let live_loadStepT1: f32 = select(0.0f, 1.0f, ((r_loadStepT1 < r1) && (c_loadStepT1 < u.cols)));
+    wq[15u] = (select(select(select(select((bitcast<f32>(w[min((((u.rows * (u.cols >> 3u)) + (min(r_loadStepT1, (u.rows - 1u)) * (u.cols >> 5u))) + (min(c_loadStepT1, (u.cols - 1u)) >> 5u)), arrayLength(&w) - 1u)]) * f32((i32(((w[min(((min(r_loadStepT1, (u.rows - 1u)) * (u.cols >> 3u)) + (min(c_loadStepT1, (u.cols - 1u)) >> 3u)), arrayLength(&w) - 1u)] >> ((min(c_loadStepT1, (u.cols - 1u)) & 7u) * 4u)) & 15u)) - 8i))), (unpack2x16float(w[min(((u.rows * (u.cols >> 2u)) + (((min(r_loadStepT1, (u.rows - 1u)) * (u.cols >> 5u)) + (min(c_loadStepT1, (u.cols - 1u)) >> 5u)) >> 1u)), arrayLength(&w) - 1u)])[(((min(r_loadStepT1, (u.rows - 1u)) * (u.cols >> 5u)) + (min(c_loadStepT1, (u.cols - 1u)) >> 5u)) & 1u)] * f32(extractBits(bitcast<i32>(w[min(((min(r_loadStepT1, (u.rows - 1u)) * (u.cols >> 2u)) + (min(c_loadStepT1, (u.cols - 1u)) >> 2u)), arrayLength(&w) - 1u)]), (min(c_loadStepT1, (u.cols - 1u)) & 3u) * 8u, 8u))), (wtype == 3u)), bitcast<f32>((((w[min(((min(r_loadStepT1, (u.rows - 1u)) * ((u.cols + 1u) >> 1u)) + (min(c_loadStepT1, (u.cols - 1u)) >> 1u)), arrayLength(&w) - 1u)] >> ((min(c_loadStepT1, (u.cols - 1u)) & 1u) * 16u)) & 0xffffu) << 16u)), (wtype == 2u)), unpack2x16float(w[min(((min(r_loadStepT1, (u.rows - 1u)) * ((u.cols + 1u) >> 1u)) + (min(c_loadStepT1, (u.cols - 1u)) >> 1u)), arrayLength(&w) - 1u)])[(min(c_loadStepT1, (u.cols - 1u)) & 1u)], (wtype == 1u)), bitcast<f32>(w[min(((min(r_loadStepT1, (u.rows - 1u)) * u.cols) + min(c_loadStepT1, (u.cols - 1u))), arrayLength(&w) - 1u)]), (wtype == 0u)) * live_loadStepT1);
+  }
+  {
+    let e_loadStepT1: u32 = (lid.x + 0u);
+    let p_loadStepT1: u32 = (p0 + (e_loadStepT1 >> 5u));
+    let r_loadStepT1: u32 = (r0 + (e_loadStepT1 & 31u));
+    let v_loadStepT1: f32 = dy[min((((min(p_loadStepT1, (u.tokens - 1u)) * u.allRows) + u.rowStart) + min(r_loadStepT1, (u.rows - 1u))), arrayLength(&dy) - 1u)];
+    dq[0u] = select(0.0f, v_loadStepT1, ((p_loadStepT1 < u.tokens) && (r_loadStepT1 < r1)));
+  }
+  {
+    let e_loadStepT1: u32 = (lid.x + 256u);
+    let p_loadStepT1: u32 = (p0 + (e_loadStepT1 >> 5u));
+    let r_loadStepT1: u32 = (r0 + (e_loadStepT1 & 31u));
+    let v_loadStepT1: f32 = dy[min((((min(p_loadStepT1, (u.tokens - 1u)) * u.allRows) + u.rowStart) + min(r_loadStepT1, (u.rows - 1u))), arrayLength(&dy) - 1u)];
+    dq[1u] = select(0.0f, v_loadStepT1, ((p_loadStepT1 < u.tokens) && (r_loadStepT1 < r1)));
+  }
+  {
+    let e_loadStepT1: u32 = (lid.x + 512u);
+    let p_loadStepT1: u32 = (p0 + (e_loadStepT1 >> 5u));
+    let r_loadStepT1: u32 = (r0 + (e_loadStepT1 & 31u));
+    let v_loadStepT1: f32 = dy[min((((min(p_loadStepT1, (u.tokens - 1u)) * u.allRows) + u.rowStart) + min(r_loadStepT1, (u.rows - 1u))), arrayLength(&dy) - 1u)];
+    dq[2u] = select(0.0f, v_loadStepT1, ((p_loadStepT1 < u.tokens) && (r_loadStepT1 < r1)));
+  }
+  {
+    let e_loadStepT1: u32 = (lid.x + 768u);
+    let p_loadStepT1: u32 = (p0 + (e_loadStepT1 >> 5u));
+    let r_loadStepT1: u32 = (r0 + (e_loadStepT1 & 31u));
+    let v_loadStepT1: f32 = dy[min((((min(p_loadStepT1, (u.tokens - 1u)) * u.allRows) + u.rowStart) + min(r_loadStepT1, (u.rows - 1u))), arrayLength(&dy) - 1u)];
+    dq[3u] = select(0.0f, v_loadStepT1, ((p_loadStepT1 < u.tokens) && (r_loadStepT1 < r1)));
+  }
   for (var k0: u32 = r0; (k0 < r1); k0 += 32u) {
-    for (var j: u32 = 0u; (j < 16u); j += 1u) {
-      let e: u32 = (lid.x + (256u * j));
-      let r: u32 = (k0 + (e >> 7u));
-      let c: u32 = (c0 + (e & 127u));
-      let live: f32 = select(0.0f, 1.0f, ((r < r1) && (c < u.cols)));
-      ws[e] = (select(select(select(select((bitcast<f32>(w[min((((u.rows * (u.cols >> 3u)) + (min(r, (u.rows - 1u)) * (u.cols >> 5u))) + (min(c, (u.cols - 1u)) >> 5u)), arrayLength(&w) - 1u)]) * f32((i32(((w[min(((min(r, (u.rows - 1u)) * (u.cols >> 3u)) + (min(c, (u.cols - 1u)) >> 3u)), arrayLength(&w) - 1u)] >> ((min(c, (u.cols - 1u)) & 7u) * 4u)) & 15u)) - 8i))), (unpack2x16float(w[min(((u.rows * (u.cols >> 2u)) + (((min(r, (u.rows - 1u)) * (u.cols >> 5u)) + (min(c, (u.cols - 1u)) >> 5u)) >> 1u)), arrayLength(&w) - 1u)])[(((min(r, (u.rows - 1u)) * (u.cols >> 5u)) + (min(c, (u.cols - 1u)) >> 5u)) & 1u)] * f32(extractBits(bitcast<i32>(w[min(((min(r, (u.rows - 1u)) * (u.cols >> 2u)) + (min(c, (u.cols - 1u)) >> 2u)), arrayLength(&w) - 1u)]), (min(c, (u.cols - 1u)) & 3u) * 8u, 8u))), (wtype == 3u)), bitcast<f32>((((w[min(((min(r, (u.rows - 1u)) * ((u.cols + 1u) >> 1u)) + (min(c, (u.cols - 1u)) >> 1u)), arrayLength(&w) - 1u)] >> ((min(c, (u.cols - 1u)) & 1u) * 16u)) & 0xffffu) << 16u)), (wtype == 2u)), unpack2x16float(w[min(((min(r, (u.rows - 1u)) * ((u.cols + 1u) >> 1u)) + (min(c, (u.cols - 1u)) >> 1u)), arrayLength(&w) - 1u)])[(min(c, (u.cols - 1u)) & 1u)], (wtype == 1u)), bitcast<f32>(w[min(((min(r, (u.rows - 1u)) * u.cols) + min(c, (u.cols - 1u))), arrayLength(&w) - 1u)]), (wtype == 0u)) * live);
+    {
+      ws[(lid.x + 0u)] = wq[0u];
     }
-    for (var j: u32 = 0u; (j < 4u); j += 1u) {
-      let e: u32 = (lid.x + (256u * j));
-      let p: u32 = (p0 + (e >> 5u));
-      let r: u32 = (k0 + (e & 31u));
-      let v: f32 = dy[min((((min(p, (u.tokens - 1u)) * u.allRows) + u.rowStart) + min(r, (u.rows - 1u))), arrayLength(&dy) - 1u)];
-      ds[(((e & 31u) * 32u) + (e >> 5u))] = select(0.0f, v, ((p < u.tokens) && (r < r1)));
+    {
+      ws[(lid.x + 256u)] = wq[1u];
+    }
+    {
+      ws[(lid.x + 512u)] = wq[2u];
+    }
+    {
+      ws[(lid.x + 768u)] = wq[3u];
+    }
+    {
+      ws[(lid.x + 1024u)] = wq[4u];
+    }
+    {
+      ws[(lid.x + 1280u)] = wq[5u];
+    }
+    {
+      ws[(lid.x + 1536u)] = wq[6u];
+    }
+    {
+      ws[(lid.x + 1792u)] = wq[7u];
+    }
+    {
+      ws[(lid.x + 2048u)] = wq[8u];
+    }
+    {
+      ws[(lid.x + 2304u)] = wq[9u];
+    }
+    {
+      ws[(lid.x + 2560u)] = wq[10u];
+    }
+    {
+      ws[(lid.x + 2816u)] = wq[11u];
+    }
+    {
+      ws[(lid.x + 3072u)] = wq[12u];
+    }
+    {
+      ws[(lid.x + 3328u)] = wq[13u];
+    }
+    {
+      ws[(lid.x + 3584u)] = wq[14u];
+    }
+    {
+      ws[(lid.x + 3840u)] = wq[15u];
+    }
+    {
+      let e: u32 = (lid.x + 0u);
+      ds[(((e & 31u) * 32u) + (e >> 5u))] = dq[0u];
+    }
+    {
+      let e: u32 = (lid.x + 256u);
+      ds[(((e & 31u) * 32u) + (e >> 5u))] = dq[1u];
+    }
+    {
+      let e: u32 = (lid.x + 512u);
+      ds[(((e & 31u) * 32u) + (e >> 5u))] = dq[2u];
+    }
+    {
+      let e: u32 = (lid.x + 768u);
+      ds[(((e & 31u) * 32u) + (e >> 5u))] = dq[3u];
     }
     workgroupBarrier();
+    {
+      let e_loadStepT2: u32 = (lid.x + 0u);
+      let r_loadStepT2: u32 = ((k0 + 32u) + (e_loadStepT2 >> 7u));
+      let c_loadStepT2: u32 = (c0 + (e_loadStepT2 & 127u));
+      let live_loadStepT2: f32 = select(0.0f, 1.0f, ((r_loadStepT2 < r1) && (c_loadStepT2 < u.cols)));
+      wq[0u] = (select(select(select(select((bitcast<f32>(w[min((((u.rows * (u.cols >> 3u)) + (min(r_loadStepT2, (u.rows - 1u)) * (u.cols >> 5u))) + (min(c_loadStepT2, (u.cols - 1u)) >> 5u)), arrayLength(&w) - 1u)]) * f32((i32(((w[min(((min(r_loadStepT2, (u.rows - 1u)) * (u.cols >> 3u)) + (min(c_loadStepT2, (u.cols - 1u)) >> 3u)), arrayLength(&w) - 1u)] >> ((min(c_loadStepT2, (u.cols - 1u)) & 7u) * 4u)) & 15u)) - 8i))), (unpack2x16float(w[min(((u.rows * (u.cols >> 2u)) + (((min(r_loadStepT2, (u.rows - 1u)) * (u.cols >> 5u)) + (min(c_loadStepT2, (u.cols - 1u)) >> 5u)) >> 1u)), arrayLength(&w) - 1u)])[(((min(r_loadStepT2, (u.rows - 1u)) * (u.cols >> 5u)) + (min(c_loadStepT2, (u.cols - 1u)) >> 5u)) & 1u)] * f32(extractBits(bitcast<i32>(w[min(((min(r_loadStepT2, (u.rows - 1u)) * (u.cols >> 2u)) + (min(c_loadStepT2, (u.cols - 1u)) >> 2u)), arrayLength(&w) - 1u)]), (min(c_loadStepT2, (u.cols - 1u)) & 3u) * 8u, 8u))), (wtype == 3u)), bitcast<f32>((((w[min(((min(r_loadStepT2, (u.rows - 1u)) * ((u.cols + 1u) >> 1u)) + (min(c_loadStepT2, (u.cols - 1u)) >> 1u)), arrayLength(&w) - 1u)] >> ((min(c_loadStepT2, (u.cols - 1u)) & 1u) * 16u)) & 0xffffu) << 16u)), (wtype == 2u)), unpack2x16float(w[min(((min(r_loadStepT2, (u.rows - 1u)) * ((u.cols + 1u) >> 1u)) + (min(c_loadStepT2, (u.cols - 1u)) >> 1u)), arrayLength(&w) - 1u)])[(min(c_loadStepT2, (u.cols - 1u)) & 1u)], (wtype == 1u)), bitcast<f32>(w[min(((min(r_loadStepT2, (u.rows - 1u)) * u.cols) + min(c_loadStepT2, (u.cols - 1u))), arrayLength(&w) - 1u)]), (wtype == 0u)) * live_loadStepT2);
+    }
+    {
+      let e_loadStepT2: u32 = (lid.x + 256u);
+      let r_loadStepT2: u32 = ((k0 + 32u) + (e_loadStepT2 >> 7u));
+      let c_loadStepT2: u32 = (c0 + (e_loadStepT2 & 127u));
+      let live_loadStepT2: f32 = select(0.0f, 1.0f, ((r_loadStepT2 < r1) && (c_loadStepT2 < u.cols)));
+      wq[1u] = (select(select(select(select((bitcast<f32>(w[min((((u.rows * (u.cols >> 3u)) + (min(r_loadStepT2, (u.rows - 1u)) * (u.cols >> 5u))) + (min(c_loadStepT2, (u.cols - 1u)) >> 5u)), arrayLength(&w) - 1u)]) * f32((i32(((w[min(((min(r_loadStepT2, (u.rows - 1u)) * (u.cols >> 3u)) + (min(c_loadStepT2, (u.cols - 1u)) >> 3u)), arrayLength(&w) - 1u)] >> ((min(c_loadStepT2, (u.cols - 1u)) & 7u) * 4u)) & 15u)) - 8i))), (unpack2x16float(w[min(((u.rows * (u.cols >> 2u)) + (((min(r_loadStepT2, (u.rows - 1u)) * (u.cols >> 5u)) + (min(c_loadStepT2, (u.cols - 1u)) >> 5u)) >> 1u)), arrayLength(&w) - 1u)])[(((min(r_loadStepT2, (u.rows - 1u)) * (u.cols >> 5u)) + (min(c_loadStepT2, (u.cols - 1u)) >> 5u)) & 1u)] * f32(extractBits(bitcast<i32>(w[min(((min(r_loadStepT2, (u.rows - 1u)) * (u.cols >> 2u)) + (min(c_loadStepT2, (u.cols - 1u)) >> 2u)), arrayLength(&w) - 1u)]), (min(c_loadStepT2, (u.cols - 1u)) & 3u) * 8u, 8u))), (wtype == 3u)), bitcast<f32>((((w[min(((min(r_loadStepT2, (u.rows - 1u)) * ((u.cols + 1u) >> 1u)) + (min(c_loadStepT2, (u.cols - 1u)) >> 1u)), arrayLength(&w) - 1u)] >> ((min(c_loadStepT2, (u.cols - 1u)) & 1u) * 16u)) & 0xffffu) << 16u)), (wtype == 2u)), unpack2x16float(w[min(((min(r_loadStepT2, (u.rows - 1u)) * ((u.cols + 1u) >> 1u)) + (min(c_loadStepT2, (u.cols - 1u)) >> 1u)), arrayLength(&w) - 1u)])[(min(c_loadStepT2, (u.cols - 1u)) & 1u)], (wtype == 1u)), bitcast<f32>(w[min(((min(r_loadStepT2, (u.rows - 1u)) * u.cols) + min(c_loadStepT2, (u.cols - 1u))), arrayLength(&w) - 1u)]), (wtype == 0u)) * live_loadStepT2);
+    }
+    {
+      let e_loadStepT2: u32 = (lid.x + 512u);
+      let r_loadStepT2: u32 = ((k0 + 32u) + (e_loadStepT2 >> 7u));
+      let c_loadStepT2: u32 = (c0 + (e_loadStepT2 & 127u));
+      let live_loadStepT2: f32 = select(0.0f, 1.0f, ((r_loadStepT2 < r1) && (c_loadStepT2 < u.cols)));
+      wq[2u] = (select(select(select(select((bitcast<f32>(w[min((((u.rows * (u.cols >> 3u)) + (min(r_loadStepT2, (u.rows - 1u)) * (u.cols >> 5u))) + (min(c_loadStepT2, (u.cols - 1u)) >> 5u)), arrayLength(&w) - 1u)]) * f32((i32(((w[min(((min(r_loadStepT2, (u.rows - 1u)) * (u.cols >> 3u)) + (min(c_loadStepT2, (u.cols - 1u)) >> 3u)), arrayLength(&w) - 1u)] >> ((min(c_loadStepT2, (u.cols - 1u)) & 7u) * 4u)) & 15u)) - 8i))), (unpack2x16float(w[min(((u.rows * (u.cols >> 2u)) + (((min(r_loadStepT2, (u.rows - 1u)) * (u.cols >> 5u)) + (min(c_loadStepT2, (u.cols - 1u)) >> 5u)) >> 1u)), arrayLength(&w) - 1u)])[(((min(r_loadStepT2, (u.rows - 1u)) * (u.cols >> 5u)) + (min(c_loadStepT2, (u.cols - 1u)) >> 5u)) & 1u)] * f32(extractBits(bitcast<i32>(w[min(((min(r_loadStepT2, (u.rows - 1u)) * (u.cols >> 2u)) + (min(c_loadStepT2, (u.cols - 1u)) >> 2u)), arrayLength(&w) - 1u)]), (min(c_loadStepT2, (u.cols - 1u)) & 3u) * 8u, 8u))), (wtype == 3u)), bitcast<f32>((((w[min(((min(r_loadStepT2, (u.rows - 1u)) * ((u.cols + 1u) >> 1u)) + (min(c_loadStepT2, (u.cols - 1u)) >> 1u)), arrayLength(&w) - 1u)] >> ((min(c_loadStepT2, (u.cols - 1u)) & 1u) * 16u)) & 0xffffu) << 16u)), (wtype == 2u)), unpack2x16float(w[min(((min(r_loadStepT2, (u.rows - 1u)) * ((u.cols + 1u) >> 1u)) + (min(c_loadStepT2, (u.cols - 1u)) >> 1u)), arrayLength(&w) - 1u)])[(min(c_loadStepT2, (u.cols - 1u)) & 1u)], (wtype == 1u)), bitcast<f32>(w[min(((min(r_loadStepT2, (u.rows - 1u)) * u.cols) + min(c_loadStepT2, (u.cols - 1u))), arrayLength(&w) - 1u)]), (wtype == 0u)) * live_loadStepT2);
+    }
+    {
+      let e_loadStepT2: u32 = (lid.x + 768u);
+      let r_loadStepT2: u32 = ((k0 + 32u) + (e_loadStepT2 >> 7u));
+      let c_loadStepT2: u32 = (c0 + (e_loadStepT2 & 127u));
+      let live_loadStepT2: f32 = select(0.0f, 1.0f, ((r_loadStepT2 < r1) && (c_loadStepT2 < u.cols)));
+      wq[3u] = (select(select(select(select((bitcast<f32>(w[min((((u.rows * (u.cols >> 3u)) + (min(r_loadStepT2, (u.rows - 1u)) * (u.cols >> 5u))) + (min(c_loadStepT2, (u.cols - 1u)) >> 5u)), arrayLength(&w) - 1u)]) * f32((i32(((w[min(((min(r_loadStepT2, (u.rows - 1u)) * (u.cols >> 3u)) + (min(c_loadStepT2, (u.cols - 1u)) >> 3u)), arrayLength(&w) - 1u)] >> ((min(c_loadStepT2, (u.cols - 1u)) & 7u) * 4u)) & 15u)) - 8i))), (unpack2x16float(w[min(((u.rows * (u.cols >> 2u)) + (((min(r_loadStepT2, (u.rows - 1u)) * (u.cols >> 5u)) + (min(c_loadStepT2, (u.cols - 1u)) >> 5u)) >> 1u)), arrayLength(&w) - 1u)])[(((min(r_loadStepT2, (u.rows - 1u)) * (u.cols >> 5u)) + (min(c_loadStepT2, (u.cols - 1u)) >> 5u)) & 1u)] * f32(extractBits(bitcast<i32>(w[min(((min(r_loadStepT2, (u.rows - 1u)) * (u.cols >> 2u)) + (min(c_loadStepT2, (u.cols - 1u)) >> 2u)), arrayLength(&w) - 1u)]), (min(c_loadStepT2, (u.cols - 1u)) & 3u) * 8u, 8u))), (wtype == 3u)), bitcast<f32>((((w[min(((min(r_loadStepT2, (u.rows - 1u)) * ((u.cols + 1u) >> 1u)) + (min(c_loadStepT2, (u.cols - 1u)) >> 1u)), arrayLength(&w) - 1u)] >> ((min(c_loadStepT2, (u.cols - 1u)) & 1u) * 16u)) & 0xffffu) << 16u)), (wtype == 2u)), unpack2x16float(w[min(((min(r_loadStepT2, (u.rows - 1u)) * ((u.cols + 1u) >> 1u)) + (min(c_loadStepT2, (u.cols - 1u)) >> 1u)), arrayLength(&w) - 1u)])[(min(c_loadStepT2, (u.cols - 1u)) & 1u)], (wtype == 1u)), bitcast<f32>(w[min(((min(r_loadStepT2, (u.rows - 1u)) * u.cols) + min(c_loadStepT2, (u.cols - 1u))), arrayLength(&w) - 1u)]), (wtype == 0u)) * live_loadStepT2);
+    }
+    {
+      let e_loadStepT2: u32 = (lid.x + 1024u);
+      let r_loadStepT2: u32 = ((k0 + 32u) + (e_loadStepT2 >> 7u));
+      let c_loadStepT2: u32 = (c0 + (e_loadStepT2 & 127u));
+      let live_loadStepT2: f32 = select(0.0f, 1.0f, ((r_loadStepT2 < r1) && (c_loadStepT2 < u.cols)));
+      wq[4u] = (select(select(select(select((bitcast<f32>(w[min((((u.rows * (u.cols >> 3u)) + (min(r_loadStepT2, (u.rows - 1u)) * (u.cols >> 5u))) + (min(c_loadStepT2, (u.cols - 1u)) >> 5u)), arrayLength(&w) - 1u)]) * f32((i32(((w[min(((min(r_loadStepT2, (u.rows - 1u)) * (u.cols >> 3u)) + (min(c_loadStepT2, (u.cols - 1u)) >> 3u)), arrayLength(&w) - 1u)] >> ((min(c_loadStepT2, (u.cols - 1u)) & 7u) * 4u)) & 15u)) - 8i))), (unpack2x16float(w[min(((u.rows * (u.cols >> 2u)) + (((min(r_loadStepT2, (u.rows - 1u)) * (u.cols >> 5u)) + (min(c_loadStepT2, (u.cols - 1u)) >> 5u)) >> 1u)), arrayLength(&w) - 1u)])[(((min(r_loadStepT2, (u.rows - 1u)) * (u.cols >> 5u)) + (min(c_loadStepT2, (u.cols - 1u)) >> 5u)) & 1u)] * f32(extractBits(bitcast<i32>(w[min(((min(r_loadStepT2, (u.rows - 1u)) * (u.cols >> 2u)) + (min(c_loadStepT2, (u.cols - 1u)) >> 2u)), arrayLength(&w) - 1u)]), (min(c_loadStepT2, (u.cols - 1u)) & 3u) * 8u, 8u))), (wtype == 3u)), bitcast<f32>((((w[min(((min(r_loadStepT2, (u.rows - 1u)) * ((u.cols + 1u) >> 1u)) + (min(c_loadStepT2, (u.cols - 1u)) >> 1u)), arrayLength(&w) - 1u)] >> ((min(c_loadStepT2, (u.cols - 1u)) & 1u) * 16u)) & 0xffffu) << 16u)), (wtype == 2u)), unpack2x16float(w[min(((min(r_loadStepT2, (u.rows - 1u)) * ((u.cols + 1u) >> 1u)) + (min(c_loadStepT2, (u.cols - 1u)) >> 1u)), arrayLength(&w) - 1u)])[(min(c_loadStepT2, (u.cols - 1u)) & 1u)], (wtype == 1u)), bitcast<f32>(w[min(((min(r_loadStepT2, (u.rows - 1u)) * u.cols) + min(c_loadStepT2, (u.cols - 1u))), arrayLength(&w) - 1u)]), (wtype == 0u)) * live_loadStepT2);
+    }
+    {
+      let e_loadStepT2: u32 = (lid.x + 1280u);
+      let r_loadStepT2: u32 = ((k0 + 32u) + (e_loadStepT2 >> 7u));
+      let c_loadStepT2: u32 = (c0 + (e_loadStepT2 & 127u));
+      let live_loadStepT2: f32 = select(0.0f, 1.0f, ((r_loadStepT2 < r1) && (c_loadStepT2 < u.cols)));
+      wq[5u] = (select(select(select(select((bitcast<f32>(w[min((((u.rows * (u.cols >> 3u)) + (min(r_loadStepT2, (u.rows - 1u)) * (u.cols >> 5u))) + (min(c_loadStepT2, (u.cols - 1u)) >> 5u)), arrayLength(&w) - 1u)]) * f32((i32(((w[min(((min(r_loadStepT2, (u.rows - 1u)) * (u.cols >> 3u)) + (min(c_loadStepT2, (u.cols - 1u)) >> 3u)), arrayLength(&w) - 1u)] >> ((min(c_loadStepT2, (u.cols - 1u)) & 7u) * 4u)) & 15u)) - 8i))), (unpack2x16float(w[min(((u.rows * (u.cols >> 2u)) + (((min(r_loadStepT2, (u.rows - 1u)) * (u.cols >> 5u)) + (min(c_loadStepT2, (u.cols - 1u)) >> 5u)) >> 1u)), arrayLength(&w) - 1u)])[(((min(r_loadStepT2, (u.rows - 1u)) * (u.cols >> 5u)) + (min(c_loadStepT2, (u.cols - 1u)) >> 5u)) & 1u)] * f32(extractBits(bitcast<i32>(w[min(((min(r_loadStepT2, (u.rows - 1u)) * (u.cols >> 2u)) + (min(c_loadStepT2, (u.cols - 1u)) >> 2u)), arrayLength(&w) - 1u)]), (min(c_loadStepT2, (u.cols - 1u)) & 3u) * 8u, 8u))), (wtype == 3u)), bitcast<f32>((((w[min(((min(r_loadStepT2, (u.rows - 1u)) * ((u.cols + 1u) >> 1u)) + (min(c_loadStepT2, (u.cols - 1u)) >> 1u)), arrayLength(&w) - 1u)] >> ((min(c_loadStepT2, (u.cols - 1u)) & 1u) * 16u)) & 0xffffu) << 16u)), (wtype == 2u)), unpack2x16float(w[min(((min(r_loadStepT2, (u.rows - 1u)) * ((u.cols + 1u) >> 1u)) + (min(c_loadStepT2, (u.cols - 1u)) >> 1u)), arrayLength(&w) - 1u)])[(min(c_loadStepT2, (u.cols - 1u)) & 1u)], (wtype == 1u)), bitcast<f32>(w[min(((min(r_loadStepT2, (u.rows - 1u)) * u.cols) + min(c_loadStepT2, (u.cols - 1u))), arrayLength(&w) - 1u)]), (wtype == 0u)) * live_loadStepT2);
+    }
+    {
+      let e_loadStepT2: u32 = (lid.x + 1536u);
+      let r_loadStepT2: u32 = ((k0 + 32u) + (e_loadStepT2 >> 7u));
+      let c_loadStepT2: u32 = (c0 + (e_loadStepT2 & 127u));
+      let live_loadStepT2: f32 = select(0.0f, 1.0f, ((r_loadStepT2 < r1) && (c_loadStepT2 < u.cols)));
+      wq[6u] = (select(select(select(select((bitcast<f32>(w[min((((u.rows * (u.cols >> 3u)) + (min(r_loadStepT2, (u.rows - 1u)) * (u.cols >> 5u))) + (min(c_loadStepT2, (u.cols - 1u)) >> 5u)), arrayLength(&w) - 1u)]) * f32((i32(((w[min(((min(r_loadStepT2, (u.rows - 1u)) * (u.cols >> 3u)) + (min(c_loadStepT2, (u.cols - 1u)) >> 3u)), arrayLength(&w) - 1u)] >> ((min(c_loadStepT2, (u.cols - 1u)) & 7u) * 4u)) & 15u)) - 8i))), (unpack2x16float(w[min(((u.rows * (u.cols >> 2u)) + (((min(r_loadStepT2, (u.rows - 1u)) * (u.cols >> 5u)) + (min(c_loadStepT2, (u.cols - 1u)) >> 5u)) >> 1u)), arrayLength(&w) - 1u)])[(((min(r_loadStepT2, (u.rows - 1u)) * (u.cols >> 5u)) + (min(c_loadStepT2, (u.cols - 1u)) >> 5u)) & 1u)] * f32(extractBits(bitcast<i32>(w[min(((min(r_loadStepT2, (u.rows - 1u)) * (u.cols >> 2u)) + (min(c_loadStepT2, (u.cols - 1u)) >> 2u)), arrayLength(&w) - 1u)]), (min(c_loadStepT2, (u.cols - 1u)) & 3u) * 8u, 8u))), (wtype == 3u)), bitcast<f32>((((w[min(((min(r_loadStepT2, (u.rows - 1u)) * ((u.cols + 1u) >> 1u)) + (min(c_loadStepT2, (u.cols - 1u)) >> 1u)), arrayLength(&w) - 1u)] >> ((min(c_loadStepT2, (u.cols - 1u)) & 1u) * 16u)) & 0xffffu) << 16u)), (wtype == 2u)), unpack2x16float(w[min(((min(r_loadStepT2, (u.rows - 1u)) * ((u.cols + 1u) >> 1u)) + (min(c_loadStepT2, (u.cols - 1u)) >> 1u)), arrayLength(&w) - 1u)])[(min(c_loadStepT2, (u.cols - 1u)) & 1u)], (wtype == 1u)), bitcast<f32>(w[min(((min(r_loadStepT2, (u.rows - 1u)) * u.cols) + min(c_loadStepT2, (u.cols - 1u))), arrayLength(&w) - 1u)]), (wtype == 0u)) * live_loadStepT2);
+    }
+    {
+      let e_loadStepT2: u32 = (lid.x + 1792u);
+      let r_loadStepT2: u32 = ((k0 + 32u) + (e_loadStepT2 >> 7u));
+      let c_loadStepT2: u32 = (c0 + (e_loadStepT2 & 127u));
+      let live_loadStepT2: f32 = select(0.0f, 1.0f, ((r_loadStepT2 < r1) && (c_loadStepT2 < u.cols)));
+      wq[7u] = (select(select(select(select((bitcast<f32>(w[min((((u.rows * (u.cols >> 3u)) + (min(r_loadStepT2, (u.rows - 1u)) * (u.cols >> 5u))) + (min(c_loadStepT2, (u.cols - 1u)) >> 5u)), arrayLength(&w) - 1u)]) * f32((i32(((w[min(((min(r_loadStepT2, (u.rows - 1u)) * (u.cols >> 3u)) + (min(c_loadStepT2, (u.cols - 1u)) >> 3u)), arrayLength(&w) - 1u)] >> ((min(c_loadStepT2, (u.cols - 1u)) & 7u) * 4u)) & 15u)) - 8i))), (unpack2x16float(w[min(((u.rows * (u.cols >> 2u)) + (((min(r_loadStepT2, (u.rows - 1u)) * (u.cols >> 5u)) + (min(c_loadStepT2, (u.cols - 1u)) >> 5u)) >> 1u)), arrayLength(&w) - 1u)])[(((min(r_loadStepT2, (u.rows - 1u)) * (u.cols >> 5u)) + (min(c_loadStepT2, (u.cols - 1u)) >> 5u)) & 1u)] * f32(extractBits(bitcast<i32>(w[min(((min(r_loadStepT2, (u.rows - 1u)) * (u.cols >> 2u)) + (min(c_loadStepT2, (u.cols - 1u)) >> 2u)), arrayLength(&w) - 1u)]), (min(c_loadStepT2, (u.cols - 1u)) & 3u) * 8u, 8u))), (wtype == 3u)), bitcast<f32>((((w[min(((min(r_loadStepT2, (u.rows - 1u)) * ((u.cols + 1u) >> 1u)) + (min(c_loadStepT2, (u.cols - 1u)) >> 1u)), arrayLength(&w) - 1u)] >> ((min(c_loadStepT2, (u.cols - 1u)) & 1u) * 16u)) & 0xffffu) << 16u)), (wtype == 2u)), unpack2x16float(w[min(((min(r_loadStepT2, (u.rows - 1u)) * ((u.cols + 1u) >> 1u)) + (min(c_loadStepT2, (u.cols - 1u)) >> 1u)), arrayLength(&w) - 1u)])[(min(c_loadStepT2, (u.cols - 1u)) & 1u)], (wtype == 1u)), bitcast<f32>(w[min(((min(r_loadStepT2, (u.rows - 1u)) * u.cols) + min(c_loadStepT2, (u.cols - 1u))), arrayLength(&w) - 1u)]), (wtype == 0u)) * live_loadStepT2);
+    }
+    {
+      let e_loadStepT2: u32 = (lid.x + 2048u);
+      let r_loadStepT2: u32 = ((k0 + 32u) + (e_loadStepT2 >> 7u));
+      let c_loadStepT2: u32 = (c0 + (e_loadStepT2 & 127u));
+      let live_loadStepT2: f32 = select(0.0f, 1.0f, ((r_loadStepT2 < r1) && (c_loadStepT2 < u.cols)));
+      wq[8u] = (select(select(select(select((bitcast<f32>(w[min((((u.rows * (u.cols >> 3u)) + (min(r_loadStepT2, (u.rows - 1u)) * (u.cols >> 5u))) + (min(c_loadStepT2, (u.cols - 1u)) >> 5u)), arrayLength(&w) - 1u)]) * f32((i32(((w[min(((min(r_loadStepT2, (u.rows - 1u)) * (u.cols >> 3u)) + (min(c_loadStepT2, (u.cols - 1u)) >> 3u)), arrayLength(&w) - 1u)] >> ((min(c_loadStepT2, (u.cols - 1u)) & 7u) * 4u)) & 15u)) - 8i))), (unpack2x16float(w[min(((u.rows * (u.cols >> 2u)) + (((min(r_loadStepT2, (u.rows - 1u)) * (u.cols >> 5u)) + (min(c_loadStepT2, (u.cols - 1u)) >> 5u)) >> 1u)), arrayLength(&w) - 1u)])[(((min(r_loadStepT2, (u.rows - 1u)) * (u.cols >> 5u)) + (min(c_loadStepT2, (u.cols - 1u)) >> 5u)) & 1u)] * f32(extractBits(bitcast<i32>(w[min(((min(r_loadStepT2, (u.rows - 1u)) * (u.cols >> 2u)) + (min(c_loadStepT2, (u.cols - 1u)) >> 2u)), arrayLength(&w) - 1u)]), (min(c_loadStepT2, (u.cols - 1u)) & 3u) * 8u, 8u))), (wtype == 3u)), bitcast<f32>((((w[min(((min(r_loadStepT2, (u.rows - 1u)) * ((u.cols + 1u) >> 1u)) + (min(c_loadStepT2, (u.cols - 1u)) >> 1u)), arrayLength(&w) - 1u)] >> ((min(c_loadStepT2, (u.cols - 1u)) & 1u) * 16u)) & 0xffffu) << 16u)), (wtype == 2u)), unpack2x16float(w[min(((min(r_loadStepT2, (u.rows - 1u)) * ((u.cols + 1u) >> 1u)) + (min(c_loadStepT2, (u.cols - 1u)) >> 1u)), arrayLength(&w) - 1u)])[(min(c_loadStepT2, (u.cols - 1u)) & 1u)], (wtype == 1u)), bitcast<f32>(w[min(((min(r_loadStepT2, (u.rows - 1u)) * u.cols) + min(c_loadStepT2, (u.cols - 1u))), arrayLength(&w) - 1u)]), (wtype == 0u)) * live_loadStepT2);
+    }
+    {
+      let e_loadStepT2: u32 = (lid.x + 2304u);
+      let r_loadStepT2: u32 = ((k0 + 32u) + (e_loadStepT2 >> 7u));
+      let c_loadStepT2: u32 = (c0 + (e_loadStepT2 & 127u));
+      let live_loadStepT2: f32 = select(0.0f, 1.0f, ((r_loadStepT2 < r1) && (c_loadStepT2 < u.cols)));
+      wq[9u] = (select(select(select(select((bitcast<f32>(w[min((((u.rows * (u.cols >> 3u)) + (min(r_loadStepT2, (u.rows - 1u)) * (u.cols >> 5u))) + (min(c_loadStepT2, (u.cols - 1u)) >> 5u)), arrayLength(&w) - 1u)]) * f32((i32(((w[min(((min(r_loadStepT2, (u.rows - 1u)) * (u.cols >> 3u)) + (min(c_loadStepT2, (u.cols - 1u)) >> 3u)), arrayLength(&w) - 1u)] >> ((min(c_loadStepT2, (u.cols - 1u)) & 7u) * 4u)) & 15u)) - 8i))), (unpack2x16float(w[min(((u.rows * (u.cols >> 2u)) + (((min(r_loadStepT2, (u.rows - 1u)) * (u.cols >> 5u)) + (min(c_loadStepT2, (u.cols - 1u)) >> 5u)) >> 1u)), arrayLength(&w) - 1u)])[(((min(r_loadStepT2, (u.rows - 1u)) * (u.cols >> 5u)) + (min(c_loadStepT2, (u.cols - 1u)) >> 5u)) & 1u)] * f32(extractBits(bitcast<i32>(w[min(((min(r_loadStepT2, (u.rows - 1u)) * (u.cols >> 2u)) + (min(c_loadStepT2, (u.cols - 1u)) >> 2u)), arrayLength(&w) - 1u)]), (min(c_loadStepT2, (u.cols - 1u)) & 3u) * 8u, 8u))), (wtype == 3u)), bitcast<f32>((((w[min(((min(r_loadStepT2, (u.rows - 1u)) * ((u.cols + 1u) >> 1u)) + (min(c_loadStepT2, (u.cols - 1u)) >> 1u)), arrayLength(&w) - 1u)] >> ((min(c_loadStepT2, (u.cols - 1u)) & 1u) * 16u)) & 0xffffu) << 16u)), (wtype == 2u)), unpack2x16float(w[min(((min(r_loadStepT2, (u.rows - 1u)) * ((u.cols + 1u) >> 1u)) + (min(c_loadStepT2, (u.cols - 1u)) >> 1u)), arrayLength(&w) - 1u)])[(min(c_loadStepT2, (u.cols - 1u)) & 1u)], (wtype == 1u)), bitcast<f32>(w[min(((min(r_loadStepT2, (u.rows - 1u)) * u.cols) + min(c_loadStepT2, (u.cols - 1u))), arrayLength(&w) - 1u)]), (wtype == 0u)) * live_loadStepT2);
+    }
+    {
+      let e_loadStepT2: u32 = (lid.x + 2560u);
+      let r_loadStepT2: u32 = ((k0 + 32u) + (e_loadStepT2 >> 7u));
+      let c_loadStepT2: u32 = (c0 + (e_loadStepT2 & 127u));
+      let live_loadStepT2: f32 = select(0.0f, 1.0f, ((r_loadStepT2 < r1) && (c_loadStepT2 < u.cols)));
+      wq[10u] = (select(select(select(select((bitcast<f32>(w[min((((u.rows * (u.cols >> 3u)) + (min(r_loadStepT2, (u.rows - 1u)) * (u.cols >> 5u))) + (min(c_loadStepT2, (u.cols - 1u)) >> 5u)), arrayLength(&w) - 1u)]) * f32((i32(((w[min(((min(r_loadStepT2, (u.rows - 1u)) * (u.cols >> 3u)) + (min(c_loadStepT2, (u.cols - 1u)) >> 3u)), arrayLength(&w) - 1u)] >> ((min(c_loadStepT2, (u.cols - 1u)) & 7u) * 4u)) & 15u)) - 8i))), (unpack2x16float(w[min(((u.rows * (u.cols >> 2u)) + (((min(r_loadStepT2, (u.rows - 1u)) * (u.cols >> 5u)) + (min(c_loadStepT2, (u.cols - 1u)) >> 5u)) >> 1u)), arrayLength(&w) - 1u)])[(((min(r_loadStepT2, (u.rows - 1u)) * (u.cols >> 5u)) + (min(c_loadStepT2, (u.cols - 1u)) >> 5u)) & 1u)] * f32(extractBits(bitcast<i32>(w[min(((min(r_loadStepT2, (u.rows - 1u)) * (u.cols >> 2u)) + (min(c_loadStepT2, (u.cols - 1u)) >> 2u)), arrayLength(&w) - 1u)]), (min(c_loadStepT2, (u.cols - 1u)) & 3u) * 8u, 8u))), (wtype == 3u)), bitcast<f32>((((w[min(((min(r_loadStepT2, (u.rows - 1u)) * ((u.cols + 1u) >> 1u)) + (min(c_loadStepT2, (u.cols - 1u)) >> 1u)), arrayLength(&w) - 1u)] >> ((min(c_loadStepT2, (u.cols - 1u)) & 1u) * 16u)) & 0xffffu) << 16u)), (wtype == 2u)), unpack2x16float(w[min(((min(r_loadStepT2, (u.rows - 1u)) * ((u.cols + 1u) >> 1u)) + (min(c_loadStepT2, (u.cols - 1u)) >> 1u)), arrayLength(&w) - 1u)])[(min(c_loadStepT2, (u.cols - 1u)) & 1u)], (wtype == 1u)), bitcast<f32>(w[min(((min(r_loadStepT2, (u.rows - 1u)) * u.cols) + min(c_loadStepT2, (u.cols - 1u))), arrayLength(&w) - 1u)]), (wtype == 0u)) * live_loadStepT2);
+    }
+    {
+      let e_loadStepT2: u32 = (lid.x + 2816u);
+      let r_loadStepT2: u32 = ((k0 + 32u) + (e_loadStepT2 >> 7u));
+      let c_loadStepT2: u32 = (c0 + (e_loadStepT2 & 127u));
+      let live_loadStepT2: f32 = select(0.0f, 1.0f, ((r_loadStepT2 < r1) && (c_loadStepT2 < u.cols)));
+      wq[11u] = (select(select(select(select((bitcast<f32>(w[min((((u.rows * (u.cols >> 3u)) + (min(r_loadStepT2, (u.rows - 1u)) * (u.cols >> 5u))) + (min(c_loadStepT2, (u.cols - 1u)) >> 5u)), arrayLength(&w) - 1u)]) * f32((i32(((w[min(((min(r_loadStepT2, (u.rows - 1u)) * (u.cols >> 3u)) + (min(c_loadStepT2, (u.cols - 1u)) >> 3u)), arrayLength(&w) - 1u)] >> ((min(c_loadStepT2, (u.cols - 1u)) & 7u) * 4u)) & 15u)) - 8i))), (unpack2x16float(w[min(((u.rows * (u.cols >> 2u)) + (((min(r_loadStepT2, (u.rows - 1u)) * (u.cols >> 5u)) + (min(c_loadStepT2, (u.cols - 1u)) >> 5u)) >> 1u)), arrayLength(&w) - 1u)])[(((min(r_loadStepT2, (u.rows - 1u)) * (u.cols >> 5u)) + (min(c_loadStepT2, (u.cols - 1u)) >> 5u)) & 1u)] * f32(extractBits(bitcast<i32>(w[min(((min(r_loadStepT2, (u.rows - 1u)) * (u.cols >> 2u)) + (min(c_loadStepT2, (u.cols - 1u)) >> 2u)), arrayLength(&w) - 1u)]), (min(c_loadStepT2, (u.cols - 1u)) & 3u) * 8u, 8u))), (wtype == 3u)), bitcast<f32>((((w[min(((min(r_loadStepT2, (u.rows - 1u)) * ((u.cols + 1u) >> 1u)) + (min(c_loadStepT2, (u.cols - 1u)) >> 1u)), arrayLength(&w) - 1u)] >> ((min(c_loadStepT2, (u.cols - 1u)) & 1u) * 16u)) & 0xffffu) << 16u)), (wtype == 2u)), unpack2x16float(w[min(((min(r_loadStepT2, (u.rows - 1u)) * ((u.cols + 1u) >> 1u)) + (min(c_loadStepT2, (u.cols - 1u)) >> 1u)), arrayLength(&w) - 1u)])[(min(c_loadStepT2, (u.cols - 1u)) & 1u)], (wtype == 1u)), bitcast<f32>(w[min(((min(r_loadStepT2, (u.rows - 1u)) * u.cols) + min(c_loadStepT2, (u.cols - 1u))), arrayLength(&w) - 1u)]), (wtype == 0u)) * live_loadStepT2);
+    }
+    {
+      let e_loadStepT2: u32 = (lid.x + 3072u);
+      let r_loadStepT2: u32 = ((k0 + 32u) + (e_loadStepT2 >> 7u));
+      let c_loadStepT2: u32 = (c0 + (e_loadStepT2 & 127u));
+      let live_loadStepT2: f32 = select(0.0f, 1.0f, ((r_loadStepT2 < r1) && (c_loadStepT2 < u.cols)));
+      wq[12u] = (select(select(select(select((bitcast<f32>(w[min((((u.rows * (u.cols >> 3u)) + (min(r_loadStepT2, (u.rows - 1u)) * (u.cols >> 5u))) + (min(c_loadStepT2, (u.cols - 1u)) >> 5u)), arrayLength(&w) - 1u)]) * f32((i32(((w[min(((min(r_loadStepT2, (u.rows - 1u)) * (u.cols >> 3u)) + (min(c_loadStepT2, (u.cols - 1u)) >> 3u)), arrayLength(&w) - 1u)] >> ((min(c_loadStepT2, (u.cols - 1u)) & 7u) * 4u)) & 15u)) - 8i))), (unpack2x16float(w[min(((u.rows * (u.cols >> 2u)) + (((min(r_loadStepT2, (u.rows - 1u)) * (u.cols >> 5u)) + (min(c_loadStepT2, (u.cols - 1u)) >> 5u)) >> 1u)), arrayLength(&w) - 1u)])[(((min(r_loadStepT2, (u.rows - 1u)) * (u.cols >> 5u)) + (min(c_loadStepT2, (u.cols - 1u)) >> 5u)) & 1u)] * f32(extractBits(bitcast<i32>(w[min(((min(r_loadStepT2, (u.rows - 1u)) * (u.cols >> 2u)) + (min(c_loadStepT2, (u.cols - 1u)) >> 2u)), arrayLength(&w) - 1u)]), (min(c_loadStepT2, (u.cols - 1u)) & 3u) * 8u, 8u))), (wtype == 3u)), bitcast<f32>((((w[min(((min(r_loadStepT2, (u.rows - 1u)) * ((u.cols + 1u) >> 1u)) + (min(c_loadStepT2, (u.cols - 1u)) >> 1u)), arrayLength(&w) - 1u)] >> ((min(c_loadStepT2, (u.cols - 1u)) & 1u) * 16u)) & 0xffffu) << 16u)), (wtype == 2u)), unpack2x16float(w[min(((min(r_loadStepT2, (u.rows - 1u)) * ((u.cols + 1u) >> 1u)) + (min(c_loadStepT2, (u.cols - 1u)) >> 1u)), arrayLength(&w) - 1u)])[(min(c_loadStepT2, (u.cols - 1u)) & 1u)], (wtype == 1u)), bitcast<f32>(w[min(((min(r_loadStepT2, (u.rows - 1u)) * u.cols) + min(c_loadStepT2, (u.cols - 1u))), arrayLength(&w) - 1u)]), (wtype == 0u)) * live_loadStepT2);
+    }
+    {
+      let e_loadStepT2: u32 = (lid.x + 3328u);
+      let r_loadStepT2: u32 = ((k0 + 32u) + (e_loadStepT2 >> 7u));
+      let c_loadStepT2: u32 = (c0 + (e_loadStepT2 & 127u));
+      let live_loadStepT2: f32 = select(0.0f, 1.0f, ((r_loadStepT2 < r1) && (c_loadStepT2 < u.cols)));
+      wq[13u] = (select(select(select(select((bitcast<f32>(w[min((((u.rows * (u.cols >> 3u)) + (min(r_loadStepT2, (u.rows - 1u)) * (u.cols >> 5u))) + (min(c_loadStepT2, (u.cols - 1u)) >> 5u)), arrayLength(&w) - 1u)]) * f32((i32(((w[min(((min(r_loadStepT2, (u.rows - 1u)) * (u.cols >> 3u)) + (min(c_loadStepT2, (u.cols - 1u)) >> 3u)), arrayLength(&w) - 1u)] >> ((min(c_loadStepT2, (u.cols - 1u)) & 7u) * 4u)) & 15u)) - 8i))), (unpack2x16float(w[min(((u.rows * (u.cols >> 2u)) + (((min(r_loadStepT2, (u.rows - 1u)) * (u.cols >> 5u)) + (min(c_loadStepT2, (u.cols - 1u)) >> 5u)) >> 1u)), arrayLength(&w) - 1u)])[(((min(r_loadStepT2, (u.rows - 1u)) * (u.cols >> 5u)) + (min(c_loadStepT2, (u.cols - 1u)) >> 5u)) & 1u)] * f32(extractBits(bitcast<i32>(w[min(((min(r_loadStepT2, (u.rows - 1u)) * (u.cols >> 2u)) + (min(c_loadStepT2, (u.cols - 1u)) >> 2u)), arrayLength(&w) - 1u)]), (min(c_loadStepT2, (u.cols - 1u)) & 3u) * 8u, 8u))), (wtype == 3u)), bitcast<f32>((((w[min(((min(r_loadStepT2, (u.rows - 1u)) * ((u.cols + 1u) >> 1u)) + (min(c_loadStepT2, (u.cols - 1u)) >> 1u)), arrayLength(&w) - 1u)] >> ((min(c_loadStepT2, (u.cols - 1u)) & 1u) * 16u)) & 0xffffu) << 16u)), (wtype == 2u)), unpack2x16float(w[min(((min(r_loadStepT2, (u.rows - 1u)) * ((u.cols + 1u) >> 1u)) + (min(c_loadStepT2, (u.cols - 1u)) >> 1u)), arrayLength(&w) - 1u)])[(min(c_loadStepT2, (u.cols - 1u)) & 1u)], (wtype == 1u)), bitcast<f32>(w[min(((min(r_loadStepT2, (u.rows - 1u)) * u.cols) + min(c_loadStepT2, (u.cols - 1u))), arrayLength(&w) - 1u)]), (wtype == 0u)) * live_loadStepT2);
+    }
+    {
+      let e_loadStepT2: u32 = (lid.x + 3584u);
+      let r_loadStepT2: u32 = ((k0 + 32u) + (e_loadStepT2 >> 7u));
+      let c_loadStepT2: u32 = (c0 + (e_loadStepT2 & 127u));
+      let live_loadStepT2: f32 = select(0.0f, 1.0f, ((r_loadStepT2 < r1) && (c_loadStepT2 < u.cols)));
+      wq[14u] = (select(select(select(select((bitcast<f32>(w[min((((u.rows * (u.cols >> 3u)) + (min(r_loadStepT2, (u.rows - 1u)) * (u.cols >> 5u))) + (min(c_loadStepT2, (u.cols - 1u)) >> 5u)), arrayLength(&w) - 1u)]) * f32((i32(((w[min(((min(r_loadStepT2, (u.rows - 1u)) * (u.cols >> 3u)) + (min(c_loadStepT2, (u.cols - 1u)) >> 3u)), arrayLength(&w) - 1u)] >> ((min(c_loadStepT2, (u.cols - 1u)) & 7u) * 4u)) & 15u)) - 8i))), (unpack2x16float(w[min(((u.rows * (u.cols >> 2u)) + (((min(r_loadStepT2, (u.rows - 1u)) * (u.cols >> 5u)) + (min(c_loadStepT2, (u.cols - 1u)) >> 5u)) >> 1u)), arrayLength(&w) - 1u)])[(((min(r_loadStepT2, (u.rows - 1u)) * (u.cols >> 5u)) + (min(c_loadStepT2, (u.cols - 1u)) >> 5u)) & 1u)] * f32(extractBits(bitcast<i32>(w[min(((min(r_loadStepT2, (u.rows - 1u)) * (u.cols >> 2u)) + (min(c_loadStepT2, (u.cols - 1u)) >> 2u)), arrayLength(&w) - 1u)]), (min(c_loadStepT2, (u.cols - 1u)) & 3u) * 8u, 8u))), (wtype == 3u)), bitcast<f32>((((w[min(((min(r_loadStepT2, (u.rows - 1u)) * ((u.cols + 1u) >> 1u)) + (min(c_loadStepT2, (u.cols - 1u)) >> 1u)), arrayLength(&w) - 1u)] >> ((min(c_loadStepT2, (u.cols - 1u)) & 1u) * 16u)) & 0xffffu) << 16u)), (wtype == 2u)), unpack2x16float(w[min(((min(r_loadStepT2, (u.rows - 1u)) * ((u.cols + 1u) >> 1u)) + (min(c_loadStepT2, (u.cols - 1u)) >> 1u)), arrayLength(&w) - 1u)])[(min(c_loadStepT2, (u.cols - 1u)) & 1u)], (wtype == 1u)), bitcast<f32>(w[min(((min(r_loadStepT2, (u.rows - 1u)) * u.cols) + min(c_loadStepT2, (u.cols - 1u))), arrayLength(&w) - 1u)]), (wtype == 0u)) * live_loadStepT2);
+    }
+    {
+      let e_loadStepT2: u32 = (lid.x + 3840u);
+      let r_loadStepT2: u32 = ((k0 + 32u) + (e_loadStepT2 >> 7u));
+      let c_loadStepT2: u32 = (c0 + (e_loadStepT2 & 127u));
+      let live_loadStepT2: f32 = select(0.0f, 1.0f, ((r_loadStepT2 < r1) && (c_loadStepT2 < u.cols)));
+      wq[15u] = (select(select(select(select((bitcast<f32>(w[min((((u.rows * (u.cols >> 3u)) + (min(r_loadStepT2, (u.rows - 1u)) * (u.cols >> 5u))) + (min(c_loadStepT2, (u.cols - 1u)) >> 5u)), arrayLength(&w) - 1u)]) * f32((i32(((w[min(((min(r_loadStepT2, (u.rows - 1u)) * (u.cols >> 3u)) + (min(c_loadStepT2, (u.cols - 1u)) >> 3u)), arrayLength(&w) - 1u)] >> ((min(c_loadStepT2, (u.cols - 1u)) & 7u) * 4u)) & 15u)) - 8i))), (unpack2x16float(w[min(((u.rows * (u.cols >> 2u)) + (((min(r_loadStepT2, (u.rows - 1u)) * (u.cols >> 5u)) + (min(c_loadStepT2, (u.cols - 1u)) >> 5u)) >> 1u)), arrayLength(&w) - 1u)])[(((min(r_loadStepT2, (u.rows - 1u)) * (u.cols >> 5u)) + (min(c_loadStepT2, (u.cols - 1u)) >> 5u)) & 1u)] * f32(extractBits(bitcast<i32>(w[min(((min(r_loadStepT2, (u.rows - 1u)) * (u.cols >> 2u)) + (min(c_loadStepT2, (u.cols - 1u)) >> 2u)), arrayLength(&w) - 1u)]), (min(c_loadStepT2, (u.cols - 1u)) & 3u) * 8u, 8u))), (wtype == 3u)), bitcast<f32>((((w[min(((min(r_loadStepT2, (u.rows - 1u)) * ((u.cols + 1u) >> 1u)) + (min(c_loadStepT2, (u.cols - 1u)) >> 1u)), arrayLength(&w) - 1u)] >> ((min(c_loadStepT2, (u.cols - 1u)) & 1u) * 16u)) & 0xffffu) << 16u)), (wtype == 2u)), unpack2x16float(w[min(((min(r_loadStepT2, (u.rows - 1u)) * ((u.cols + 1u) >> 1u)) + (min(c_loadStepT2, (u.cols - 1u)) >> 1u)), arrayLength(&w) - 1u)])[(min(c_loadStepT2, (u.cols - 1u)) & 1u)], (wtype == 1u)), bitcast<f32>(w[min(((min(r_loadStepT2, (u.rows - 1u)) * u.cols) + min(c_loadStepT2, (u.cols - 1u))), arrayLength(&w) - 1u)]), (wtype == 0u)) * live_loadStepT2);
+    }
+    {
+      let e_loadStepT2: u32 = (lid.x + 0u);
+      let p_loadStepT2: u32 = (p0 + (e_loadStepT2 >> 5u));
+      let r_loadStepT2: u32 = ((k0 + 32u) + (e_loadStepT2 & 31u));
+      let v_loadStepT2: f32 = dy[min((((min(p_loadStepT2, (u.tokens - 1u)) * u.allRows) + u.rowStart) + min(r_loadStepT2, (u.rows - 1u))), arrayLength(&dy) - 1u)];
+      dq[0u] = select(0.0f, v_loadStepT2, ((p_loadStepT2 < u.tokens) && (r_loadStepT2 < r1)));
+    }
+    {
+      let e_loadStepT2: u32 = (lid.x + 256u);
+      let p_loadStepT2: u32 = (p0 + (e_loadStepT2 >> 5u));
+      let r_loadStepT2: u32 = ((k0 + 32u) + (e_loadStepT2 & 31u));
+      let v_loadStepT2: f32 = dy[min((((min(p_loadStepT2, (u.tokens - 1u)) * u.allRows) + u.rowStart) + min(r_loadStepT2, (u.rows - 1u))), arrayLength(&dy) - 1u)];
+      dq[1u] = select(0.0f, v_loadStepT2, ((p_loadStepT2 < u.tokens) && (r_loadStepT2 < r1)));
+    }
+    {
+      let e_loadStepT2: u32 = (lid.x + 512u);
+      let p_loadStepT2: u32 = (p0 + (e_loadStepT2 >> 5u));
+      let r_loadStepT2: u32 = ((k0 + 32u) + (e_loadStepT2 & 31u));
+      let v_loadStepT2: f32 = dy[min((((min(p_loadStepT2, (u.tokens - 1u)) * u.allRows) + u.rowStart) + min(r_loadStepT2, (u.rows - 1u))), arrayLength(&dy) - 1u)];
+      dq[2u] = select(0.0f, v_loadStepT2, ((p_loadStepT2 < u.tokens) && (r_loadStepT2 < r1)));
+    }
+    {
+      let e_loadStepT2: u32 = (lid.x + 768u);
+      let p_loadStepT2: u32 = (p0 + (e_loadStepT2 >> 5u));
+      let r_loadStepT2: u32 = ((k0 + 32u) + (e_loadStepT2 & 31u));
+      let v_loadStepT2: f32 = dy[min((((min(p_loadStepT2, (u.tokens - 1u)) * u.allRows) + u.rowStart) + min(r_loadStepT2, (u.rows - 1u))), arrayLength(&dy) - 1u)];
+      dq[3u] = select(0.0f, v_loadStepT2, ((p_loadStepT2 < u.tokens) && (r_loadStepT2 < r1)));
+    }
     for (var k: u32 = 0u; (k < 32u); k += 1u) {
       {
         wr[0u] = ws[(((k * 128u) + cg) + 0u)];
