@@ -126,7 +126,7 @@ async function one(w: Workload): Promise<One> {
     };
     const base = await profileWith();
     if (base) gradProfile = { ...base, splits: { [JSON.stringify(TRANSPOSED_SPLIT)]: base.total_ms } };
-    for (const split of [{ groups: 1056, minRows: 128 }, { groups: 2112, minRows: 64 }]) {
+    for (const split of [{ groups: 264, minRows: 512 }, { groups: 1056, minRows: 128 }, { groups: 2112, minRows: 64 }].filter((x) => JSON.stringify(x) !== JSON.stringify(TRANSPOSED_SPLIT))) {
       const p = await profileWith(split);
       if (p && gradProfile) gradProfile.splits[JSON.stringify(split)] = p.total_ms;
     }

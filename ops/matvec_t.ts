@@ -50,8 +50,11 @@ const TILE_POSITIONS = 32;
 const TILE_COLS = 128;
 const TILE_K = 32;
 /** how far a transposed product splits along the weight's rows: into up to `groups` workgroups in all
- *  (tiles × splits), each split at least `minRows` rows (Target.transposedSplit overrides it) */
-export const TRANSPOSED_SPLIT = { groups: 264, minRows: 512 };
+ *  (tiles × splits), each split at least `minRows` rows (Target.transposedSplit overrides it). Eight
+ *  workgroups an SM of an H100: run 2026-12-07-h100-a's backward at 16 positions took ~26 ms where
+ *  reading the weights takes ~1 ms, with two an SM (264, 512) — bound by each step's load latency, which
+ *  more workgroups in flight hide (the interp benchmark profiles the gradient plan at both). */
+export const TRANSPOSED_SPLIT = { groups: 1056, minRows: 128 };
 
 /** out[s][t][c] = Σ_r W[r][c]·dy[t][rowStart + r] over split s's rows (the whole piece with one split),
  *  plus out's value where `add`. A workgroup: 32 positions × 128 columns (tile t % colTiles of the
