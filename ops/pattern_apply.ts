@@ -74,7 +74,10 @@ export const patternApplyGrad: Op<PatternApplyGradAttr> = {
   },
   lower(n, ctx) {
     const [P, vc, pos, dz] = n.srcs, a = n.attr as PatternApplyGradAttr, { rows, context } = patternRows(P!.shape, a.nHeads);
-    if (a.of === 'pattern') ctx.dispatch('patternGradKernel', { dz: ctx.buf(dz!), vc: ctx.buf(vc!), pos: ctx.buf(pos!), out: ctx.buf(n) }, patternUniforms(a, rows, context), groupsFor(n.size, 64));
+    // dP: each head row of dz against each value row it sees, 0 past them — the scores' own contraction
+    // (ops/attention_pattern.ts) with dz for q, the values for the keys, no scale
+    if (a.of === 'pattern') ctx.dispatch('attentionScoresKernel', { q: ctx.buf(dz!), kc: ctx.buf(vc!), pos: ctx.buf(pos!), out: ctx.buf(n) },
+      { headSize: a.headSize, nHeads: a.nHeads, kvDim: a.nKvHeads * a.headSize, group: a.nHeads / a.nKvHeads, context, scale: 1, seqLen: rows, n: n.size, masked: 0 }, groupsFor(n.size, 64));
     else ctx.dispatch('patternColumnsKernel', { P: ctx.buf(P!), v: ctx.buf(dz!), pos: ctx.buf(pos!), out: ctx.buf(n) }, patternUniforms(a, rows, context), groupsFor(n.size, 64));
   },
 };
@@ -96,26 +99,6 @@ export function patternRowsKernel(id: Invocation, P: In<f32>, m: In<f32>, pos: I
       acc += P[rh * context + t] * m[t * kvDim + mo];
     }
     out[i] = scale * acc;
-  }
-}
-
-/** An invocation per (row, head, key): dz's head row · the key's value row (0 past the row's keys). */
-/** @kernel @workgroupSize 64 */
-export function patternGradKernel(id: Invocation, dz: In<f32>, vc: In<f32>, pos: In<u32>, out: Out<f32>,
-  nHeads: u32, headSize: u32, kvDim: u32, group: u32, context: u32, rows: u32) {
-  const i: u32 = id.global;
-  if (i < rows * nHeads * context) {
-    const rh: u32 = idiv(i, context);
-    const t: u32 = i % context;
-    const p: u32 = pos[0] + idiv(rh, nHeads);
-    const vo: u32 = t * kvDim + idiv(rh % nHeads, group) * headSize;
-    let acc: f32 = 0;
-    if (t <= p) {
-      for (let d: u32 = 0; d < headSize; d++) {
-        acc += dz[rh * headSize + d] * vc[vo + d];
-      }
-    }
-    out[i] = acc;
   }
 }
 
