@@ -64,7 +64,7 @@ export function llama(c: LlamaConfig, dtypeOf: (name: string) => DType = () => '
   const g = new GraphBuilder();
   const o = ops(g);
   const weight = (name: string, shape: number[]) => o.weight(name, shape, dtypeOf(name));
-  const { input, state, ropeTable, embedding, rmsnorm, matvec, rope, kvWrite, attention, add, bias, siluMul, argmax, attentionPattern, patternSoftmax, patternApply, rmsParts, headResult, scale, lastRow, pick } = o;
+  const { input, state, ropeTable, embedding, rmsnorm, matvec, rope, kvWrite, attention, add, bias, siluMul, argmax, attentionScores, patternSoftmax, patternApply, rmsParts, headResult, scale, lastRow, pick } = o;
   const times = (x: Node, f: number | undefined) => (f === undefined || f === 1 ? x : scale(x, f));
   const hs = headSize(c), qDim = qWidth(c);
   const kvDim = c.nKvHeads * hs;
@@ -113,7 +113,7 @@ export function llama(c: LlamaConfig, dtypeOf: (name: string) => DType = () => '
     const vCache = kvWrite(state(`cache.v.${l}`, cacheShape), v, pos); // [context, kvDim]
     // the scores and pattern as their own nodes: reachable (and computed) only when a hook asks for them
     const pa = { nHeads: c.nHeads, nKvHeads: c.nKvHeads, headSize: hs, ...(c.attentionScale !== undefined ? { scale: c.attentionScale } : {}) };
-    const scores = attentionPattern(q, kCache, pos, pa); // [nHeads, context]
+    const scores = attentionScores(q, kCache, pos, pa); // [nHeads, context]
     const pattern = patternSoftmax(scores, pos, c.nHeads); // [nHeads, context]
     const explicit = opts.explicitAttention?.includes(l) === true;
     hooks[`${b}attn.hook_attn_scores`] = { node: scores, shape: [c.nHeads, c.contextLength], layout: 'pattern' };

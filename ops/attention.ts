@@ -12,7 +12,7 @@ import { leafKind, type Node as GraphNode } from '../compiler/ir/op.js';
 export const scoreScale = (a: { headSize: number; scale?: number }) => a.scale ?? 1 / Math.sqrt(a.headSize);
 
 /** Head h's scaled scores q·k/√d against keys 0..p (float64; the references share it). */
-export function attentionScores(q: Float64Array, kc: Float64Array, p: number, h: number, a: Pick<AttentionAttr, 'nHeads' | 'nKvHeads' | 'headSize' | 'scale'>): Float64Array {
+export function headScores(q: Float64Array, kc: Float64Array, p: number, h: number, a: Pick<AttentionAttr, 'nHeads' | 'nKvHeads' | 'headSize' | 'scale'>): Float64Array {
   const { headSize } = a, kvDim = a.nKvHeads * headSize, ko = Math.floor(h / (a.nHeads / a.nKvHeads)) * headSize;
   return Float64Array.from({ length: p + 1 }, (_, t) => {
     let s = 0;
@@ -56,7 +56,7 @@ export const attention: Op<AttentionAttr> = overRows<AttentionAttr>({
     const out = new Float64Array(nHeads * headSize);
     for (let h = 0; h < nHeads; h++) {
       const ko = Math.floor(h / group) * headSize;
-      const pattern = softmax(attentionScores(q!, kc!, p, h, a));
+      const pattern = softmax(headScores(q!, kc!, p, h, a));
       for (let t = 0; t <= p; t++)
         for (let d = 0; d < headSize; d++) out[h * headSize + d]! += pattern[t]! * vc![t * kvDim + ko + d]!;
     }
@@ -127,7 +127,7 @@ export const attentionStats: Op<AttentionAttr> = {
     const T = q!.length / qDim, out = new Float64Array(T * nHeads * 3);
     for (let t = 0; t < T; t++)
       for (let h = 0; h < nHeads; h++) {
-        const s = attentionScores(q!.subarray(t * qDim, (t + 1) * qDim), kc!, pos![0]! + t, h, a), m = Math.max(...s), ko = Math.floor(h / group) * headSize;
+        const s = headScores(q!.subarray(t * qDim, (t + 1) * qDim), kc!, pos![0]! + t, h, a), m = Math.max(...s), ko = Math.floor(h / group) * headSize;
         let z = 0, pd = 0;
         s.forEach((x, j) => {
           let dp = 0;
@@ -170,7 +170,7 @@ export const attentionGrad: Op<AttentionGradAttr> = {
       const p = pos![0]! + t, qt = q!.subarray(t * qDim, (t + 1) * qDim), dzt = dz!.subarray(t * qDim, (t + 1) * qDim);
       for (let h = 0; h < nHeads; h++) {
         const ko = Math.floor(h / group) * headSize;
-        const P = softmax(attentionScores(qt, kc!, p, h, a));
+        const P = softmax(headScores(qt, kc!, p, h, a));
         const dP = P.map((_, j) => { let d = 0; for (let e = 0; e < headSize; e++) d += dzt[h * headSize + e]! * vc![j * kvDim + ko + e]!; return d; });
         const mean = P.reduce((acc, pj, j) => acc + pj * dP[j]!, 0);
         for (let j = 0; j <= p; j++) {

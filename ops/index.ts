@@ -21,7 +21,7 @@ import { qkvRopeKv } from './qkv_rope_kv.js';
 import { ffnGateUp } from './ffn_gate_up.js';
 import { argmax } from './argmax.js';
 import { intervene } from './intervene.js';
-import { attentionPattern, attentionPatternGrad, type PatternAttr } from './attention_pattern.js';
+import { attentionScores, attentionScoresGrad, type ScoresAttr } from './attention_scores.js';
 import { patternSoftmax, patternSoftmaxGrad } from './pattern_softmax.js';
 import { patternApply, patternApplyGrad, type PatternApplyAttr } from './pattern_apply.js';
 import { rmsParts } from './rms_parts.js';
@@ -49,9 +49,9 @@ import { opSet } from '../compiler/ir/opset.js';
 import type { DType } from '../compiler/ir/dtype.js';
 
 export const OPS: readonly Op[] = [input, weight, state, ropeTable, embedding, rmsnorm, matvec, rope, kvWrite, attention, add, bias, siluMul,
-  scale, slice, qkvMatvec, ropeKv, qkvRopeKv, ffnGateUp, argmax, intervene, attentionPattern, rmsParts, stored, headResult, saeEncode, saeDecode, lastRow, pick, lensStats,
+  scale, slice, qkvMatvec, ropeKv, qkvRopeKv, ffnGateUp, argmax, intervene, attentionScores, rmsParts, stored, headResult, saeEncode, saeDecode, lastRow, pick, lensStats,
   fill, matvecT, rmsnormGrad, siluMulGrad, lastRowGrad, kvRows, attentionStats, attentionGrad, logitDiff, logitDiffGrad, logProb, logProbGrad, whereNonzero,
-  attentionPatternGrad, patternSoftmax, patternSoftmaxGrad, patternApply, patternApplyGrad] as Op[];
+  attentionScoresGrad, patternSoftmax, patternSoftmaxGrad, patternApply, patternApplyGrad] as Op[];
 /** what compiler/grad.ts builds with: the seed constant and the sum of a node's gradients */
 export const GRAD_OPS: GradOps = { fill, add };
 /** tapir's op set: what compile() and parseGraph() are given */
@@ -77,7 +77,7 @@ export function ops(g: GraphBuilder) {
     siluMul: (gate: Node, up: Node) => g.apply(siluMul, [gate, up], {}),
     scale: (x: Node, factor: number) => g.apply(scale, [x], { factor }),
     argmax: (x: Node) => g.apply(argmax, [x], {}),
-    attentionPattern: (q: Node, k: Node, pos: Node, a: PatternAttr) => g.apply(attentionPattern, [q, k, pos], a),
+    attentionScores: (q: Node, k: Node, pos: Node, a: ScoresAttr) => g.apply(attentionScores, [q, k, pos], a),
     patternSoftmax: (scores: Node, pos: Node, nHeads: number) => g.apply(patternSoftmax, [scores, pos], { nHeads }),
     patternApply: (pattern: Node, v: Node, pos: Node, a: PatternApplyAttr) => g.apply(patternApply, [pattern, v, pos], a),
     rmsParts: (x: Node, eps: number, part: 'scale' | 'normalized') => g.apply(rmsParts, [x], { eps, part }),

@@ -15,7 +15,7 @@ const checkCache = (vc: { shape: readonly number[] }, a: PatternApplyAttr, conte
   if (vc.shape.length !== 2) throw new ShapeError(`the explicit attention path takes one sequence's value cache [context, kvDim], got [${vc.shape}]`);
   expectShape(vc as never, [context, a.nKvHeads * a.headSize], 'value cache');
 };
-/** the uniforms of patternRowsKernel and patternColumnsKernel (ops/attention_pattern.ts's backward uses them too) */
+/** the uniforms of patternRowsKernel and patternColumnsKernel (ops/attention_scores.ts's backward uses them too) */
 export const patternUniforms = (a: PatternApplyAttr, rows: number, context: number, scale = 1) =>
   ({ nHeads: a.nHeads, headSize: a.headSize, kvDim: a.nKvHeads * a.headSize, group: a.nHeads / a.nKvHeads, context, rows, scale });
 
@@ -75,7 +75,7 @@ export const patternApplyGrad: Op<PatternApplyGradAttr> = {
   lower(n, ctx) {
     const [P, vc, pos, dz] = n.srcs, a = n.attr as PatternApplyGradAttr, { rows, context } = patternRows(P!.shape, a.nHeads);
     // dP: each head row of dz against each value row it sees, 0 past them — the scores' own contraction
-    // (ops/attention_pattern.ts) with dz for q, the values for the keys, no scale
+    // (ops/attention_scores.ts) with dz for q, the values for the keys, no scale
     if (a.of === 'pattern') ctx.dispatch('attentionScoresKernel', { q: ctx.buf(dz!), kc: ctx.buf(vc!), pos: ctx.buf(pos!), out: ctx.buf(n) },
       { headSize: a.headSize, nHeads: a.nHeads, kvDim: a.nKvHeads * a.headSize, group: a.nHeads / a.nKvHeads, context, scale: 1, seqLen: rows, n: n.size, masked: 0 }, groupsFor(n.size, 64));
     else ctx.dispatch('patternColumnsKernel', { P: ctx.buf(P!), v: ctx.buf(dz!), pos: ctx.buf(pos!), out: ctx.buf(n) }, patternUniforms(a, rows, context), groupsFor(n.size, 64));
@@ -84,7 +84,7 @@ export const patternApplyGrad: Op<PatternApplyGradAttr> = {
 
 /** out[r, h, lane] = scale · Σ_t P[r, h, t] · m[t, h's KV head, lane] over the keys row r sees: the
  *  attention output from its pattern (m the value cache), or the scores' gradient to q (P the scores'
- *  gradient, m the key cache; ops/attention_pattern.ts). An invocation per output. */
+ *  gradient, m the key cache; ops/attention_scores.ts). An invocation per output. */
 /** @kernel @workgroupSize 64 */
 export function patternRowsKernel(id: Invocation, P: In<f32>, m: In<f32>, pos: In<u32>, out: Out<f32>,
   nHeads: u32, headSize: u32, kvDim: u32, group: u32, context: u32, rows: u32, scale: f32) {
@@ -104,7 +104,7 @@ export function patternRowsKernel(id: Invocation, P: In<f32>, m: In<f32>, pos: I
 
 /** out[t, KV head, lane] = scale · Σ P[r, h, t] · v[r, h, lane] over the rows r that see key t and the
  *  query heads h of that KV head: the value cache's gradient (P the pattern, v dz), or the key cache's
- *  from the scores' gradient (P that gradient, v the queries; ops/attention_pattern.ts). An invocation
+ *  from the scores' gradient (P that gradient, v the queries; ops/attention_scores.ts). An invocation
  *  per cache element; keys no row sees get 0. */
 /** @kernel @workgroupSize 64 */
 export function patternColumnsKernel(id: Invocation, P: In<f32>, v: In<f32>, pos: In<u32>, out: Out<f32>,

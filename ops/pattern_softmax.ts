@@ -1,5 +1,5 @@
 // The attention pattern (TransformerLens's hook_pattern): the softmax of the scores
-// (ops/attention_pattern.ts) over the keys each query row sees, 0 past them. Row r of a block sits at
+// (ops/attention_scores.ts) over the keys each query row sees, 0 past them. Row r of a block sits at
 // position pos + r % T. Where a gradient is asked at a layer's pattern or scores, that layer's attention
 // output is made from this pattern (ops/pattern_apply.ts; models/llama.ts explicitAttention) so both
 // lie on the metric's path. Sources: [scores, pos].

@@ -89,9 +89,9 @@ describe("each op's vector-Jacobian product equals central differences of its re
       return { out: o.patternApply(p, v, o.input('pos', [1]), { nHeads: 4, nKvHeads: 2, headSize: 4 }), x: [p, v] };
     }],
     // (scores are −∞ past a row's keys, where differences are NaN: the last position alone sees them all)
-    ['attention_pattern: the scores (the last position, attention scale 0.3)', (o) => {
+    ['attention_scores (the last position, attention scale 0.3)', (o) => {
       const q = o.input('x0', [1, 16], 'f32'), k = o.input('x1', [8, 8], 'f32');
-      return { out: o.attentionPattern(q, k, o.input('pos7', [1]), { nHeads: 4, nKvHeads: 2, headSize: 4, scale: 0.3 }), x: [q, k] };
+      return { out: o.attentionScores(q, k, o.input('pos7', [1]), { nHeads: 4, nKvHeads: 2, headSize: 4, scale: 0.3 }), x: [q, k] };
     }],
   ];
   const fixed = { pos: Float64Array.of(2), pos7: Float64Array.of(7), cache: f64(rnd.normal(64)), ids1: Float64Array.of(4), ids2: Float64Array.of(9, 2), ia: f64(rnd.normal(24)), ib: f64(rnd.normal(24)) };

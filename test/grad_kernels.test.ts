@@ -20,7 +20,7 @@ import { logProb, logProbGrad } from '../ops/log_prob.js';
 import { logitDiff, logitDiffGrad } from '../ops/logit_diff.js';
 import { patternSoftmaxGrad } from '../ops/pattern_softmax.js';
 import { patternApplyGrad } from '../ops/pattern_apply.js';
-import { attentionPatternGrad } from '../ops/attention_pattern.js';
+import { attentionScoresGrad } from '../ops/attention_scores.js';
 
 const rnd = randomSource();
 const seedNote = `random seed ${rnd.seed}`;
@@ -95,7 +95,7 @@ describe('backward kernels match their float64 references', () => {
   describe('the explicit attention path (gradients at hook_pattern, hook_attn_scores)', () => {
     const [T, nHeads, nKvHeads, headSize, ctxLen, pos] = [5, 6, 2, 12, 70, 3], qDim = nHeads * headSize, kvDim = nKvHeads * headSize;
     const a = { nHeads, nKvHeads, headSize };
-    // scores as attention_pattern leaves them: a large value past each row's keys (those must not be read)
+    // scores as attention_scores leaves them: a large value past each row's keys (those must not be read)
     const scores = () => { const s = rnd.normal(T * nHeads * ctxLen, 2); for (let r = 0; r < T; r++) for (let h = 0; h < nHeads; h++) s.fill(1e30, (r * nHeads + h) * ctxLen + pos + r + 1, (r * nHeads + h + 1) * ctxLen); return s; };
     const pattern = () => { const p = Float32Array.from({ length: T * nHeads * ctxLen }, rnd.uniform); for (let r = 0; r < T; r++) for (let h = 0; h < nHeads; h++) p.fill(0, (r * nHeads + h) * ctxLen + pos + r + 1, (r * nHeads + h + 1) * ctxLen); return p; };
     const cases: [string, (o: Ops, g: GraphBuilder) => ReturnType<GraphBuilder['apply']>, () => Record<string, Float32Array>][] = [
@@ -104,7 +104,7 @@ describe('backward kernels match their float64 references', () => {
       ['pattern_apply', (o) => o.patternApply(o.input('p', [T, nHeads, ctxLen], 'f32'), o.input('vc', [ctxLen, kvDim], 'f32'), o.input('pos', [1]), a), () => ({ p: pattern(), vc: rnd.normal(ctxLen * kvDim) })],
       ...(['pattern', 'v'] as const).map((of) => [`pattern_apply_grad of ${of}`, (o: Ops, g: GraphBuilder) => g.apply(patternApplyGrad, [o.input('p', [T, nHeads, ctxLen], 'f32'), o.input('vc', [ctxLen, kvDim], 'f32'), o.input('pos', [1]), o.input('dz', [T, qDim], 'f32')], { ...a, of }),
         () => ({ p: pattern(), vc: rnd.normal(ctxLen * kvDim), dz: rnd.normal(T * qDim) })] as [string, (o: Ops, g: GraphBuilder) => ReturnType<GraphBuilder["apply"]>, () => Record<string, Float32Array>]),
-      ...(['q', 'k'] as const).map((of) => [`attention_pattern_grad of ${of}`, (o: Ops, g: GraphBuilder) => g.apply(attentionPatternGrad, [o.input('ds', [T, nHeads, ctxLen], 'f32'), o.input('q', [T, qDim], 'f32'), o.input('kc', [ctxLen, kvDim], 'f32'), o.input('pos', [1])], { ...a, of }),
+      ...(['q', 'k'] as const).map((of) => [`attention_scores_grad of ${of}`, (o: Ops, g: GraphBuilder) => g.apply(attentionScoresGrad, [o.input('ds', [T, nHeads, ctxLen], 'f32'), o.input('q', [T, qDim], 'f32'), o.input('kc', [ctxLen, kvDim], 'f32'), o.input('pos', [1])], { ...a, of }),
         () => ({ ds: pattern(), q: rnd.normal(T * qDim), kc: rnd.normal(ctxLen * kvDim) })] as [string, (o: Ops, g: GraphBuilder) => ReturnType<GraphBuilder["apply"]>, () => Record<string, Float32Array>]),
     ];
     it.each(cases)('%s', async (_, build, data) => {

@@ -119,7 +119,7 @@ describe('taps survive fusion', () => {
   const fusedKernels = (p: ReturnType<typeof compile>['plan']) =>
     p!.dispatches.filter((d) => !OWN_KERNEL.has(d.node.op.name)).map((d) => d.kernel.replace(/\+(\w+:)?storeEpilogue/g, ''));
   // hooks that no fused kernel computes get their own kernel, and only when tapped
-  const OWN_KERNEL = new Set(['attention_pattern', 'pattern_softmax', 'rms_parts', 'slice', 'head_result']);
+  const OWN_KERNEL = new Set(['attention_scores', 'pattern_softmax', 'rms_parts', 'slice', 'head_result']);
   const plain = compile(graph, OPSET, t).plan!;
   it.each(Object.keys(graph.hooks).filter((h) => h.startsWith('blocks.1.') || !h.startsWith('blocks.')))('%s: the fused kernels stay, the value is stored by one of them or read from its output', (hook) => {
     const tapped = compile(graph, OPSET, t, { taps: [hook] }).plan!;

@@ -360,7 +360,7 @@ describe('kernels over several positions match their references', () => {
     const pat = await runBoth((o) => {
       const p = o.input('pos', [1]);
       const kc = o.kvWrite(o.state('kc', [ctx, kvDim]), o.weight('k', [T, kvDim]), p);
-      return o.patternSoftmax(o.attentionPattern(o.weight('q', [T, nHeads * hs]), kc, p, { nHeads, nKvHeads, headSize: hs }), p, nHeads);
+      return o.patternSoftmax(o.attentionScores(o.weight('q', [T, nHeads * hs]), kc, p, { nHeads, nKvHeads, headSize: hs }), p, nHeads);
     }, data, { pos });
     expect(relErr(pat.out, pat.ref), seedNote).toBeLessThanOrEqual(TOL);
     const rk = await runBoth((o, g) => {

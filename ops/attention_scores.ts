@@ -6,14 +6,14 @@
 import { type Invocation, type In, type Out, type f32, type u32, idiv } from '../compiler/kernel/dsl.js';
 import { type Op, expectShape, groupsFor, overRows, seqLenOf } from './op.js';
 import { ShapeError } from '../compiler/errors.js';
-import { attentionScores, scoreScale } from './attention.js';
+import { headScores, scoreScale } from './attention.js';
 import { eachPatternRow, patternRows } from './pattern_softmax.js';
 import { patternUniforms } from './pattern_apply.js';
 
-export type PatternAttr = { nHeads: number; nKvHeads: number; headSize: number; scale?: number };
+export type ScoresAttr = { nHeads: number; nKvHeads: number; headSize: number; scale?: number };
 
-export const attentionPattern: Op<PatternAttr> = overRows<PatternAttr>({
-  name: 'attention_pattern',
+export const attentionScores: Op<ScoresAttr> = overRows<ScoresAttr>({
+  name: 'attention_scores',
   infer([q, kc, pos], { nHeads, nKvHeads, headSize }) {
     expectShape(q!, [nHeads * headSize], 'query');
     if (kc!.shape.length !== 2 || kc!.shape[1] !== nKvHeads * headSize) throw new ShapeError('key cache must be [context, kvDim]');
@@ -23,18 +23,18 @@ export const attentionPattern: Op<PatternAttr> = overRows<PatternAttr>({
   reference([q, kc, pos], a, s) {
     const ctx = s.srcs[1]![0]!, p = pos![0]!;
     const out = new Float64Array(a.nHeads * ctx).fill(-Infinity);
-    for (let h = 0; h < a.nHeads; h++) out.set(attentionScores(q!, kc!, p, h, a), h * ctx);
+    for (let h = 0; h < a.nHeads; h++) out.set(headScores(q!, kc!, p, h, a), h * ctx);
     return out;
   },
   // dq and the key cache's gradient
   vjp(n, ds, b) {
     const [q, kc, pos] = n.srcs;
-    const grad = (of: 'q' | 'k') => b.apply(attentionPatternGrad, [ds, q!, kc!, pos!], { ...(n.attr as PatternAttr), of });
+    const grad = (of: 'q' | 'k') => b.apply(attentionScoresGrad, [ds, q!, kc!, pos!], { ...(n.attr as ScoresAttr), of });
     return [grad('q'), grad('k'), undefined];
   },
   lower(n, ctx) {
     const [q, kc, pos] = n.srcs;
-    const a = n.attr as PatternAttr;
+    const a = n.attr as ScoresAttr;
     ctx.dispatch('attentionScoresKernel', { q: ctx.buf(q!), kc: ctx.buf(kc!), pos: ctx.buf(pos!), out: ctx.buf(n) },
       { headSize: a.headSize, kvDim: a.nKvHeads * a.headSize, group: a.nHeads / a.nKvHeads, context: kc!.shape[kc!.shape.length - 2]!, scale: scoreScale(a),
         nHeads: a.nHeads, seqLen: seqLenOf(q!.shape), n: n.size, masked: -Infinity }, groupsFor(n.size, 64));
@@ -44,8 +44,8 @@ export const attentionPattern: Op<PatternAttr> = overRows<PatternAttr>({
 /** The scores' backward (sources [d scores, q, key cache, pos], one sequence): dq[r, h] = scale·Σ_t dS[r, h, t]·k[t]
  *  over the keys row r sees, or dk[t] = scale·Σ over rows that see key t and heads reading its KV head
  *  of dS[r, h, t]·q[r, h] ([context, kvDim]). */
-export const attentionPatternGrad: Op<PatternAttr & { of: 'q' | 'k' }> = {
-  name: 'attention_pattern_grad',
+export const attentionScoresGrad: Op<ScoresAttr & { of: 'q' | 'k' }> = {
+  name: 'attention_scores_grad',
   infer([ds, q, kc, pos], a) {
     const { rows, context } = patternRows(ds!.shape, a.nHeads);
     if (kc!.shape.length !== 2) throw new ShapeError(`the scores' backward takes one sequence's key cache [context, kvDim], got [${kc!.shape}]`);
@@ -68,7 +68,7 @@ export const attentionPatternGrad: Op<PatternAttr & { of: 'q' | 'k' }> = {
     return out;
   },
   lower(n, ctx) {
-    const [ds, q, kc, pos] = n.srcs, a = n.attr as PatternAttr & { of: 'q' | 'k' }, { rows, context } = patternRows(ds!.shape, a.nHeads);
+    const [ds, q, kc, pos] = n.srcs, a = n.attr as ScoresAttr & { of: 'q' | 'k' }, { rows, context } = patternRows(ds!.shape, a.nHeads);
     // the same contractions as pattern_apply's forward and value gradient, scaled
     const u = patternUniforms(a, rows, context, scoreScale(a));
     if (a.of === 'q') ctx.dispatch('patternRowsKernel', { P: ctx.buf(ds!), m: ctx.buf(kc!), pos: ctx.buf(pos!), out: ctx.buf(n) }, u, groupsFor(n.size, 64));
