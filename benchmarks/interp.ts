@@ -40,7 +40,7 @@ import { llama } from '../models/llama.js';
 import type { DType } from '../compiler/ir/dtype.js';
 import { headSize, qWidth } from '../models/llama.js';
 
-const WORKLOADS = ['cache128', 'cache8x128', 'lens16', 'patch16x16', 'prefill512', 'grad128', 'attrib16x16', 'prefill512x1'] as const;
+const WORKLOADS = ['cache128', 'cache8x128', 'lens16', 'patch16x16', 'prefill512', 'grad128', 'attrib16x16'] as const;
 type Workload = (typeof WORKLOADS)[number];
 
 const { values: a } = parseArgs({ options: {
@@ -61,9 +61,7 @@ interface One { workload: Workload; load_ms: number; after_idle_ms: number; forw
 /** One workload in this process: load, the first call, then `repeat` calls. */
 async function one(w: Workload): Promise<One> {
   const t0 = performance.now();
-  // prefill512x1: the same prefill as one 512-row pass (a model made with maxBlock 512), against the
-  // default 256-row passes: what raising MAX_BLOCK would give (twice the tiles over the SMs, weights read once)
-  const model = await Model.create(loadModelSource(file), w === 'prefill512x1' ? { maxBlock: 512 } : {});
+  const model = await Model.create(loadModelSource(file));
   const loadMs = performance.now() - t0;
   const V = model.config.vocabSize;
   let seed = 12345;
@@ -80,7 +78,6 @@ async function one(w: Workload): Promise<One> {
     lens16: () => logitLens(model, p16, { target, top: 5, progress: () => {} }), // (the CLI reports progress: it waits for each pass)
     patch16x16: () => activationPatching(model, p16, c16, { target, distractor, sites: ['resid_pre'] }),
     prefill512: () => model.prefill(p512, 'next'),
-    prefill512x1: () => model.prefill(p512, 'next'),
     grad128: () => model.runWithGradients(p128, { target, distractor, hooks: 'blocks.*.hook_resid_pre' }),
     attrib16x16: () => attributionPatching(model, p16, c16, { target, distractor, sites: ['resid_pre'] }),
   };
@@ -166,7 +163,7 @@ async function one(w: Workload): Promise<One> {
   // the prefill's matrix products (the layers' and the last position's unembedding), GPU time of its first
   // block with each dispatch timed alone, as TFLOP/s: what is compared with torch.matmul at those shapes
   let matmul: One['matmul'];
-  if (w === 'prefill512' || w === 'prefill512x1') {
+  if (w === 'prefill512') {
     const [, len] = model.blocks(512)[0]!, c = model.config, kv = c.nKvHeads * headSize(c);
     const ex = await model.variant({ positions: len, head: 'last' });
     const p = await ex.profile({ token: Int32Array.from(p512.slice(0, len)), pos: 0 });
@@ -177,7 +174,7 @@ async function one(w: Workload): Promise<One> {
   const device = model.executor.gpu.adapterInfo;
   model.dispose();
   await releaseGpu();
-  return { workload: w, load_ms: loadMs, first_run_ms: first, after_idle_ms: afterIdleMs, ...(forwardMs !== undefined ? { forward_ms: forwardMs } : {}), ...(gradMemory ? { grad_memory: gradMemory } : {}), ...(gradProfile ? { grad_profile: gradProfile } : {}), first_run: firstRun, warm_variant_ms: warmVariantMs, new_length_ms: newLengthMs, ms: median(ms), runs_ms: ms, warmup_ms: warm, device, ...(matmul ? { matmul } : {}), ...(w === 'prefill512' || w === 'prefill512x1' ? { tokens_per_s: (512 / median(ms)) * 1000 } : {}) };
+  return { workload: w, load_ms: loadMs, first_run_ms: first, after_idle_ms: afterIdleMs, ...(forwardMs !== undefined ? { forward_ms: forwardMs } : {}), ...(gradMemory ? { grad_memory: gradMemory } : {}), ...(gradProfile ? { grad_profile: gradProfile } : {}), first_run: firstRun, warm_variant_ms: warmVariantMs, new_length_ms: newLengthMs, ms: median(ms), runs_ms: ms, warmup_ms: warm, device, ...(matmul ? { matmul } : {}), ...(w === 'prefill512' ? { tokens_per_s: (512 / median(ms)) * 1000 } : {}) };
 }
 
 if (a.workload) {
@@ -217,8 +214,6 @@ if (a.peer) {
     workloads: {
       cache128: row('cache128', 'cache128'), cache8x128: row('cache8x128', 'cache8x128'), lens16: row('lens16', 'lens16'),
       patch16x16: row('patch16x16', 'patch16x16'), patch16x16_batched: row('patch16x16', 'patch16x16_batched'), prefill512: row('prefill512', 'prefill512'),
-      // (not a table row of issue 16: the same prefill in one 512-row pass, beside the same peer)
-      prefill512x1: row('prefill512x1', 'prefill512'),
       load: { tapir_ms: loads.length ? median(loads) : null },
     },
     // the products' TFLOP/s in a prefill block, and torch.matmul's at that block's layer products

@@ -56,8 +56,6 @@ export interface ModelOptions {
   disableRules?: readonly string[];
   /** create at load the pipelines prefill-shaped workloads need (runtime/ahead.ts; default true) */
   ahead?: boolean;
-  /** most positions one prefill pass takes (default MAX_BLOCK; the interp benchmark compares others) */
-  maxBlock?: number;
 }
 
 export const DEFAULT_CONTEXT_CAP = 4096;
@@ -69,9 +67,9 @@ const MAX_BATCH = 64;
 const MAX_BLOCK = 256;
 
 /** Positions one prefill pass of this model takes on this target (Model.blockSize). */
-function blockSizeOf(c: LlamaConfig, target: Target, maxBlock = MAX_BLOCK): number {
+function blockSizeOf(c: LlamaConfig, target: Target): number {
   const widest = Math.max(c.vocabSize, c.hiddenDim, c.dim, (c.nHeads + 2 * c.nKvHeads) * headSize(c), c.nHeads * c.contextLength);
-  return Math.max(1, Math.min(maxBlock, Math.floor(target.maxBindingBytes / (4 * widest))));
+  return Math.max(1, Math.min(MAX_BLOCK, Math.floor(target.maxBindingBytes / (4 * widest))));
 }
 
 /** How each weight of a map is stored, as the graph builder asks for it. */
@@ -115,23 +113,20 @@ export class Model {
     private readonly target: Target,
     private readonly compileOptions: CompileOptions,
     readonly qkInterleavedAtLoad: boolean,
-    private readonly maxBlock: number,
   ) {}
 
   static async create(src: ModelSource, opts: ModelOptions = {}): Promise<Model> {
     const { config, graph } = modelGraph(src, opts.contextLength);
-    const maxBlock = opts.maxBlock ?? MAX_BLOCK;
-    if (!Number.isInteger(maxBlock) || maxBlock < 1) throw new UsageError(`a prefill pass takes at least one position, got maxBlock ${maxBlock}`);
     const gpu = opts.gpu ?? (await getGpu());
     const target = targetOf(gpu, opts.maxBindingBytes);
     const compileOptions: CompileOptions = { fuse: opts.fuse, disableRules: opts.disableRules };
     const plan = compile(graph, OPSET, target, compileOptions).plan!;
     await preparePipelines(gpu, planPipelines(plan));
     // the pipelines prefill-shaped workloads will need, created while the weights upload (runtime/ahead.ts)
-    const ahead = opts.ahead === false ? undefined : preparePipelines(gpu, aheadPipelines(config, dtypesOf(src.weights), target, compileOptions, blockSizeOf(config, target, maxBlock)));
+    const ahead = opts.ahead === false ? undefined : preparePipelines(gpu, aheadPipelines(config, dtypesOf(src.weights), target, compileOptions, blockSizeOf(config, target)));
     const executor = await Executor.create(gpu, plan, src.weights);
     await ahead;
-    return new Model(config, makeTokenizer(src.vocab), graph, plan, executor, src.weights, src.file, target, compileOptions, src.qkInterleavedAtLoad ?? false, maxBlock);
+    return new Model(config, makeTokenizer(src.vocab), graph, plan, executor, src.weights, src.file, target, compileOptions, src.qkInterleavedAtLoad ?? false);
   }
 
   get contextLength() { return this.config.contextLength; }
@@ -195,7 +190,7 @@ export class Model {
 
   /** Positions one prefill pass takes: every activation of the pass (logits, attention patterns, the
    *  FFN's inner width) must fit one storage binding. */
-  get blockSize(): number { return blockSizeOf(this.config, this.target, this.maxBlock); }
+  get blockSize(): number { return blockSizeOf(this.config, this.target); }
 
   /** Positions split into prefill blocks ([start, length] pairs); a batch of prompts shares a block's rows. */
   blocks(n: number, batch = 1): [number, number][] {

@@ -202,7 +202,7 @@ case "${1:-}" in
       (cd /tmp/tapir && timeout 90 ./node "${n[@]}" dist/benchmarks/gpu_check.js "$repo/.gpu/models/stories260K.gguf") > "$o/check.json" 2>> "$o/log.txt" || true; save
     fi
     (cd /tmp/tapir && ./node "${n[@]}" dist/benchmarks/interp.js --prepare --out /tmp/interp --preset "${TAPIR_PRESET:-llama-3.2-1b}") 2>> "$o/log.txt"
-    for w in ${TAPIR_WORKLOADS:-grad128 attrib16x16 prefill512 prefill512x1 cache128 lens16}; do
+    for w in ${TAPIR_WORKLOADS:-grad128 attrib16x16 prefill512 cache128 lens16}; do
       (cd /tmp/tapir && timeout 60 ./node "${n[@]}" dist/benchmarks/interp.js --workload "$w" --out /tmp/interp) >> "$o/quick.jsonl" 2>> "$o/log.txt" || true; save
     done
     tail -c 3000 "$o/quick.jsonl"
