@@ -7,6 +7,7 @@ import { type Invocation, type In, type Out, type f32, type u32, idiv, sharedF32
 import { type Op, expectShape } from './op.js';
 import { ShapeError } from '../compiler/errors.js';
 import { workgroupMax, workgroupSum } from './reduce.js';
+import { softmax } from './attention.js';
 
 export type PatternSoftmaxAttr = { nHeads: number };
 
@@ -33,12 +34,7 @@ export const patternSoftmax: Op<PatternSoftmaxAttr> = {
   },
   reference([s, pos], a, sh) {
     const out = new Float64Array(s!.length);
-    eachPatternRow(sh.srcs[0]!, a.nHeads, pos![0]!, (o, p) => {
-      let m = -Infinity, sum = 0;
-      for (let t = 0; t <= p; t++) m = Math.max(m, s![o + t]!);
-      for (let t = 0; t <= p; t++) sum += Math.exp(s![o + t]! - m);
-      for (let t = 0; t <= p; t++) out[o + t] = Math.exp(s![o + t]! - m) / sum;
-    });
+    eachPatternRow(sh.srcs[0]!, a.nHeads, pos![0]!, (o, p) => out.set(softmax(s!.subarray(o, o + p + 1)), o));
     return out;
   },
   // dS = P ⊙ (dP − Σ P·dP) per row, from the pattern itself
