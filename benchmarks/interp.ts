@@ -38,6 +38,7 @@ import { OPSET } from '../ops/index.js';
 import { TRANSPOSED_SPLIT } from '../ops/matvec_t.js';
 import { llama } from '../models/llama.js';
 import type { DType } from '../compiler/ir/dtype.js';
+import type { Target } from '../compiler/target.js';
 import { headSize, qWidth } from '../models/llama.js';
 
 const WORKLOADS = ['cache128', 'cache8x128', 'lens16', 'patch16x16', 'prefill512', 'grad128', 'attrib16x16'] as const;
@@ -56,7 +57,8 @@ const WARMUP_MS = 1500;
 /** how long the GPU idles before the after-idle call */
 const IDLE_MS = 2000;
 
-interface One { workload: Workload; load_ms: number; after_idle_ms: number; forward_ms?: number; grad_memory?: Record<string, number>; grad_profile?: { total_ms: number; dispatches: number; top: { kernel: string; ms: number; count: number }[]; splits: Record<string, number> }; first_run_ms: number; first_run?: { variants_ms: number; executors_ms: number; made: number; pipelines_ms: number; build_ms: number; check_ms: number }; warm_variant_ms?: number; new_length_ms?: number; ms: number; runs_ms: number[]; warmup_ms: number[]; device: string; tokens_per_s?: number; matmul?: { positions: number; products_ms: number; tflops: number } }
+type GradProfile = { total_ms: number; dispatches: number; top: { kernel: string; ms: number; count: number }[] };
+interface One { workload: Workload; load_ms: number; after_idle_ms: number; forward_ms?: number; grad_memory?: Record<string, number>; grad_profile?: GradProfile & { splits: Record<string, number>; f32?: GradProfile | undefined }; first_run_ms: number; first_run?: { variants_ms: number; executors_ms: number; made: number; pipelines_ms: number; build_ms: number; check_ms: number }; warm_variant_ms?: number; new_length_ms?: number; ms: number; runs_ms: number[]; warmup_ms: number[]; device: string; tokens_per_s?: number; matmul?: { positions: number; products_ms: number; tflops: number; variants: Record<string, number | string> } }
 
 /** One workload in this process: load, the first call, then `repeat` calls. */
 async function one(w: Workload): Promise<One> {
@@ -108,9 +110,10 @@ async function one(w: Workload): Promise<One> {
   let gradProfile: One['grad_profile'];
   if (w === 'grad128' || w === 'attrib16x16') {
     const tokens = w === 'grad128' ? p128 : c16, hooks = Array.from({ length: model.config.nLayers }, (_, l) => `blocks.${l}.hook_resid_pre`);
-    // (and the transposed products split further along their rows: which split the default should be)
-    const profileWith = async (split?: { groups: number; minRows: number }) => {
-      const t = split ? { ...model['target'], transposedSplit: split } : model['target'];
+    // (and the transposed products split otherwise along their rows, and on the f32 kernel: which the
+    // default should be)
+    const profileWith = async (over: Partial<Target> = {}) => {
+      const t = { ...model['target'], ...over };
       const plan = compile(gradientGraph(model.config, (n) => model.weightDtype(n) ?? 'f32', tokens.length, hooks), OPSET, t, {}).plan!;
       const ex = await Executor.create(model.executor.gpu, plan, model['weights'], model.executor);
       const inputs = { token: Int32Array.from(tokens), pos: 0, ids: Int32Array.of(target, distractor) };
@@ -124,9 +127,12 @@ async function one(w: Workload): Promise<One> {
     const base = await profileWith();
     if (base) gradProfile = { ...base, splits: { [JSON.stringify(TRANSPOSED_SPLIT)]: base.total_ms } };
     for (const split of [{ groups: 264, minRows: 512 }, { groups: 1056, minRows: 128 }, { groups: 2112, minRows: 64 }].filter((x) => JSON.stringify(x) !== JSON.stringify(TRANSPOSED_SPLIT))) {
-      const p = await profileWith(split);
+      const p = await profileWith({ transposedSplit: split });
       if (p && gradProfile) gradProfile.splits[JSON.stringify(split)] = p.total_ms;
     }
+    // without the tensor cores (every product f32, the forward's too): by kernel, to set beside the
+    // tensor-core transposed product's
+    if (gradProfile && model['target'].matrices) gradProfile.f32 = await profileWith({ matrices: false }).catch((e) => ({ total_ms: NaN, dispatches: 0, top: [{ kernel: String(e), ms: 0, count: 0 }] }));
   }
   // (the gradient workloads) the forward of the same prompt, timed while the GPU is as warm
   let forwardMs: number | undefined, gradMemory: One['grad_memory'];
@@ -169,7 +175,23 @@ async function one(w: Workload): Promise<One> {
     const p = await ex.profile({ token: Int32Array.from(p512.slice(0, len)), pos: 0 });
     const products = [...(p ?? new Map()).entries()].filter(([k]) => /^(matmul|splitSum)/.test(k)).reduce((s, [, v]) => s + v.ns, 0) / 1e6;
     const flops = 2 * len * c.nLayers * (c.dim * (qWidth(c) + 2 * kv) + qWidth(c) * c.dim + 3 * c.hiddenDim * c.dim) + 2 * c.vocabSize * c.dim;
-    if (p) matmul = { positions: len, products_ms: +products.toFixed(2), tflops: +(flops / products / 1e9).toFixed(2) };
+    if (p) matmul = { positions: len, products_ms: +products.toFixed(2), tflops: +(flops / products / 1e9).toFixed(2), variants: {} };
+    // the same block's products with other tilings (what the defaults should be): the 128 × 128 tensor
+    // tiles for every matrix of 2048 rows or more, and other column splits
+    const variants: Record<string, Partial<Target>> = { wide2048: { tensorWideRows: 2048 }, wide2048_split1024: { tensorWideRows: 2048, splitCols: 1024 }, split256: { splitCols: 256 }, split1024: { splitCols: 1024 } };
+    for (const [name, over] of Object.entries(variants)) {
+      if (!matmul || !model['target'].matrices) break;
+      try {
+        const plan = compile(llama(c, (n) => model.weightDtype(n) ?? 'f32', { positions: len, head: 'last' }), OPSET, { ...model['target'], ...over }, {}).plan!;
+        const vx = await Executor.create(model.executor.gpu, plan, model['weights'], model.executor);
+        const inputs = { token: Int32Array.from(p512.slice(0, len)), pos: 0 };
+        await vx.profile(inputs);
+        const q = await vx.profile(inputs);
+        vx.destroy();
+        const ms = [...(q ?? new Map()).entries()].filter(([k]) => /^(matmul|splitSum)/.test(k)).reduce((s, [, v]) => s + v.ns, 0) / 1e6;
+        matmul.variants[name] = +ms.toFixed(2);
+      } catch (e) { matmul.variants[name] = String(e); } // (a variant that fails is reported, not fatal)
+    }
   }
   const device = model.executor.gpu.adapterInfo;
   model.dispose();

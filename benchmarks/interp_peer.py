@@ -23,6 +23,7 @@ from transformers import LlamaConfig, LlamaForCausalLM
 
 p = argparse.ArgumentParser()
 p.add_argument('--repeat', type=int, default=5)
+p.add_argument('--only', default='', help='space-separated workloads to run (default: all)')
 p.add_argument('--rehearse', action='store_true', help='a tiny model on the CPU: checks the script, measures nothing')
 a = p.parse_args()
 dev = 'cpu' if a.rehearse else 'cuda'
@@ -140,15 +141,16 @@ def patch_batched(clean, corrupt, target, distractor):
 out = {'card': 'cpu (rehearsal)' if a.rehearse else torch.cuda.get_device_name(), 'torch': torch.__version__, 'shape': 'llama-3.2-1b', 'dtype': 'f16', 'workloads': {}}
 w = out['workloads']
 with torch.inference_mode():
-    p128, p8x128, p16, c16 = tokens(1, 128), tokens(8, 128), tokens(1, 16), tokens(1, 16)
-    w['cache128'] = measure(lambda: run_with_cache(p128))
-    w['cache8x128'] = measure(lambda: run_with_cache(p8x128))
-    w['lens16'] = measure(lambda: lens(p16, 1234))
-    w['patch16x16'] = measure(lambda: patch_naive(p16, c16, 1234, 5678))
-    w['patch16x16_batched'] = measure(lambda: patch_batched(p16, c16, 1234, 5678))
-    p512 = tokens(1, 512)
-    r = measure(lambda: model(p512, use_cache=False, logits_to_keep=1))
-    w['prefill512'] = {**r, 'tokens_per_s': 512 / r['ms'] * 1e3}
+    p128, p8x128, p16, c16, p512 = tokens(1, 128), tokens(8, 128), tokens(1, 16), tokens(1, 16), tokens(1, 512)
+    want = lambda name: not a.only or name in a.only.split()
+    if want('cache128'): w['cache128'] = measure(lambda: run_with_cache(p128))
+    if want('cache8x128'): w['cache8x128'] = measure(lambda: run_with_cache(p8x128))
+    if want('lens16'): w['lens16'] = measure(lambda: lens(p16, 1234))
+    if want('patch16x16'): w['patch16x16'] = measure(lambda: patch_naive(p16, c16, 1234, 5678))
+    if want('patch16x16_batched'): w['patch16x16_batched'] = measure(lambda: patch_batched(p16, c16, 1234, 5678))
+    if want('prefill512'):
+        r = measure(lambda: model(p512, use_cache=False, logits_to_keep=1))
+        w['prefill512'] = {**r, 'tokens_per_s': 512 / r['ms'] * 1e3}
     # torch.matmul f16 at a prefill block's layer products (x [T, in] @ W^T [in, out]; tapir's blocks are 256
     # positions on this shape), TFLOP/s over one layer's products: what tapir's products are compared with
     shapes = {'qkv': (cfg.hidden_size, cfg.hidden_size + 2 * cfg.num_key_value_heads * (cfg.hidden_size // cfg.num_attention_heads)),

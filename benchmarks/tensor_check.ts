@@ -9,7 +9,8 @@
 // |out − ref| ≤ (2^-10 + K·2^-24) · Σ_c |w_c · x'_c| · scale, with x' = x · nw and scale the norm's 1/rms;
 // Σ|w·x'| is the same reference run on |w|, |x|, |nw|. (NaN never passes.) Also: a position's row is the
 // same bits in any block (1, 7, 16, 17, 33, 64 positions, anywhere in the prompt), with and without
-// splitting the product along its columns; f32 weights keep the f32 kernels at 1e-5.
+// splitting the product along its columns; f32 weights keep the f32 kernels at 1e-5. And the same for
+// the transposed product of the gradients (below).
 //   node --no-concurrent-recompilation dist/benchmarks/tensor_check.js
 import { GraphBuilder } from '../compiler/ir/graph.js';
 import { lowerGraph } from '../compiler/plan.js';
@@ -78,6 +79,44 @@ for (const dtype of ['f16', 'bf16', 'q8_0', 'q4_0', 'f32'] as const) {
     }
     const pass = (bound ? bad === 0 : rel <= 1e-5) && blocksDiffer === 0 && Number.isFinite(rel) && (dtype === 'f32' || tensor === gpu.matrices.ok);
     out[`${dtype}_${rows}${splitCols ? `_split${splitCols}` : ''}`] = { kernels: all.kernels, relErr: rel, worstErrorOverBound: worst, overBound: bad, blocksWithOtherBits: blocksDiffer, pass };
+    ok &&= pass;
+  }
+}
+
+// The transposed product (a gradient through a matrix product, ops/matmul_t_tensor.ts): out = Wᵀ·dy per
+// position, dy's rows scaled by powers of two apart (10^-9 .. 10^3: gradients are small, and f16 alone
+// would lose them), 5 and 16 positions (the 16-position tiles) and 17 and 100 (the 64-position tiles), a
+// tall matrix split along its rows and one in row pieces (a binding limit under its bytes). Tolerance, as
+// the header of ops/matmul_t_tensor.ts derives it: |out − ref| ≤ (2^-10 + R·2^-24)·Σ_r|W[r][c]·dy[t][r]|.
+for (const dtype of ['f16', 'bf16', 'q8_0', 'q4_0', 'f32'] as const) {
+  for (const [rows, T, maxBindingBytes] of [[130, 5, undefined], [1100, 16, undefined], [130, 17, undefined], [1100, 100, undefined], [300, 33, 40000]] as const) {
+    const cols = dtype.startsWith('q') ? 160 : 150;
+    const wv = normal(rows * cols), dy = normal(T * rows);
+    for (let t = 0; t < T; t++) { const k = 10 ** (uniform() * 12 - 9); for (let r = 0; r < rows; r++) dy[t * rows + r]! *= k; }
+    const w = weightOf([rows, cols], dtype, wv);
+    const g = new GraphBuilder(), o = ops(g);
+    const graph = g.finish({ out: g.apply(OPSET.ops.get('matvec_t')!, [o.weight('w', [rows, cols], dtype), o.weight('dy', [T, rows])], {}) });
+    const weights: WeightMap = new Map([['w', w], ['dy', f32Weight([T, rows], dy)]]);
+    const plan = lowerGraph(graph, targetOf(gpu, maxBindingBytes), { kernels, fragments });
+    const ex = new Executor(gpu, plan, weights);
+    let got: Float32Array;
+    try { ex.reset(); got = (await ex.run({}, 'out')).slice(0, T * cols); } finally { ex.destroy(); }
+    const ref = reference(graph, weights);
+    const wAbs = f32Weight([rows, cols], Float32Array.from(reference(graphOfWeight(rows, cols, dtype), new Map([['w', w]])), Math.abs));
+    const mag = reference(graph, new Map([['w', wAbs], ['dy', f32Weight([T, rows], dy.map(Math.abs))]]));
+    const used = plan.dispatches.map((d) => d.kernel), tensor = used.includes('matmulTTensorKernel');
+    const bound = tensor ? 2 ** -10 + rows * 2 ** -24 : 0;
+    let worst = 0, bad = 0, num = 0, den = 0;
+    for (let i = 0; i < ref.length; i++) {
+      const d = Math.abs(got[i]! - ref[i]!);
+      num += d * d; den += ref[i]! ** 2;
+      const ratio = d / (mag[i]! * (bound || 1e-5) + 1e-38);
+      if (!(ratio <= 1) && bound) bad++;
+      worst = Math.max(worst, Number.isNaN(ratio) ? Infinity : ratio);
+    }
+    const rel = Math.sqrt(num / den);
+    const pass = (bound ? bad === 0 : rel <= 1e-5) && Number.isFinite(rel) && (dtype === 'f32' ? !tensor : tensor === gpu.matrices.ok);
+    out[`transposed_${dtype}_${rows}x${T}${maxBindingBytes ? '_pieces' : ''}`] = { kernels: [...new Set(used)], relErr: rel, worstErrorOverBound: worst, overBound: bad, pass };
     ok &&= pass;
   }
 }

@@ -112,6 +112,7 @@ export function lowerGraph(graph: Graph, target: Target, opts: PlanOptions): Pla
     splitCols: target.splitCols,
     transposedSplit: target.transposedSplit,
     matrices: target.matrices,
+    tensorWideRows: target.tensorWideRows,
     buf(n) {
       if (leafKind(n) === 'weight') {
         const cs = ctx.chunks(n);

@@ -18,6 +18,9 @@ export interface Target {
    *  chromium_experimental_subgroup_matrix) and f16 in shaders, for subgroups of 32: prefill matrix
    *  products of non-f32 weights then run on them (ops/matmul_tensor.ts) */
   readonly matrices?: boolean;
+  /** rows from which a prefill matrix product over more than 64 positions takes the tensor cores'
+   *  128 × 128 tiles (default ops/matvec.ts's TENSOR_WIDE_ROWS; the interp benchmark tries others) */
+  readonly tensorWideRows?: number;
 }
 
 /** WebGPU's guaranteed limits, with subgroups: what a plan is written for when nothing else is said. */

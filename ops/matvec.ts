@@ -230,9 +230,9 @@ export const TENSOR_WIDE_ROWS = 8192;
  *  cores where the target has subgroup matrices and the weights are not f32 (an f32 model keeps the
  *  exact f32 path), else the f32 kernels, with smaller tiles for a few positions. Every tile sums a
  *  row's columns in the same order, so a position's row is the same bits in any block. */
-export function matmulFor(dtype: string, T: number, rows: number, ctx: Pick<LowerCtx, 'matrices'>): { kernel: string; tile: Tile; specs: Record<string, number> } {
+export function matmulFor(dtype: string, T: number, rows: number, ctx: Pick<LowerCtx, 'matrices' | 'tensorWideRows'>): { kernel: string; tile: Tile; specs: Record<string, number> } {
   if (ctx.matrices && dtype !== 'f32') {
-    const shape = T <= 16 ? 0 : T > 64 && rows >= TENSOR_WIDE_ROWS ? 2 : 1;
+    const shape = T <= 16 ? 0 : T > 64 && rows >= (ctx.tensorWideRows ?? TENSOR_WIDE_ROWS) ? 2 : 1;
     return { kernel: 'matmulTensorKernel', tile: TENSOR_TILES[shape]!, specs: { shape } };
   }
   return T <= SMALL_TOKENS ? { kernel: 'matmulSmallKernel', tile: SMALL_TILE, specs: {} } : { kernel: 'matmulKernel', tile: TILE, specs: {} };

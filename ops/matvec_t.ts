@@ -4,7 +4,9 @@
 // (matmulTKernel): a workgroup takes 32 positions by 128 columns and walks the weight's rows 32 at a
 // time through workgroup memory, each invocation 4 × 4 outputs in registers; tall matrices (the
 // unembedding: 128256 rows) are split along their rows into partial sums, added in split order
-// (matvecTSumKernel), so every SM has work even for one position.
+// (matvecTSumKernel), so every SM has work even for one position. Where the device has f16 subgroup
+// matrices and the weights are not f32, the same tiling on the tensor cores (ops/matmul_t_tensor.ts,
+// whose header states its numerics).
 import { type Invocation, type In, type Out, type Spec, type f32, type u32, idiv, localF32, sharedF32, workgroupBarrier } from '../compiler/kernel/dsl.js';
 import { WTYPE, weightAt } from './dequant.js';
 import { type Op, expectShape, groupsFor } from './op.js';
@@ -31,16 +33,27 @@ export const matvecT: Op = {
   },
   lower(n, ctx) {
     const [w, dy] = n.srcs, [rows, cols] = w!.shape as [number, number], T = n.size / cols;
-    const tiles = Math.ceil(T / TILE_POSITIONS) * Math.ceil(cols / TILE_COLS);
+    // the tensor cores where the device has them and the weights are not f32 (ops/matmul_t_tensor.ts)
+    const tensor = ctx.matrices === true && w!.dtype !== 'f32';
+    const tp = tensor ? (T <= 16 ? 16 : 64) : TILE_POSITIONS;
+    const tiles = Math.ceil(T / tp) * Math.ceil(cols / TILE_COLS);
+    const kernel = tensor ? 'matmulTTensorKernel' : 'matmulTKernel';
+    const bind: Record<string, string> = { dy: ctx.buf(dy!) };
+    if (tensor) {
+      // each position's gradient scaled by a power of two before it is rounded to f16
+      bind.scale = ctx.planScratch('grad_scale', T);
+      ctx.dispatch('gradScaleKernel', { dy: bind.dy!, scale: bind.scale }, { rows }, T);
+    }
+    const specs: Record<string, number> = tensor ? { shape: T <= 16 ? 0 : 1 } : {};
     ctx.chunks(w!).forEach((c, k) => {
       // splits along the rows where the tiles alone leave SMs idle (each split at least minRows rows)
       const { groups, minRows } = ctx.transposedSplit ?? TRANSPOSED_SPLIT;
       const splits = Math.max(1, Math.min(Math.floor(groups / tiles), Math.floor(c.rows / minRows), Math.floor(ctx.maxBindingBytes / (4 * n.size))));
       const splitRows = Math.ceil(c.rows / splits / TILE_K) * TILE_K, used = Math.ceil(c.rows / splitRows);
-      const u = { rows: c.rows, cols, allRows: rows, rowStart: c.rowStart, tokens: T, colTiles: Math.ceil(cols / TILE_COLS), tiles, splitRows, wtype: WTYPE[w!.dtype]! };
-      if (used === 1) { ctx.dispatch('matmulTKernel', { w: c.buf, dy: ctx.buf(dy!), out: ctx.buf(n) }, { ...u, add: k > 0 ? 1 : 0 }, tiles); return; }
+      const u = { rows: c.rows, cols, allRows: rows, rowStart: c.rowStart, tokens: T, colTiles: Math.ceil(cols / TILE_COLS), tiles, splitRows, wtype: WTYPE[w!.dtype]!, ...specs };
+      if (used === 1) { ctx.dispatch(kernel, { ...bind, w: c.buf, out: ctx.buf(n) }, { ...u, add: k > 0 ? 1 : 0 }, tiles); return; }
       const part = ctx.planScratch('split_t', used * n.size);
-      ctx.dispatch('matmulTKernel', { w: c.buf, dy: ctx.buf(dy!), out: part }, { ...u, add: 0 }, tiles * used);
+      ctx.dispatch(kernel, { ...bind, w: c.buf, out: part }, { ...u, add: 0 }, tiles * used);
       ctx.dispatch('matvecTSumKernel', { part, out: ctx.buf(n) }, { n: n.size, splits: used, add: k > 0 ? 1 : 0 }, groupsFor(n.size, 256));
     });
   },

@@ -191,19 +191,27 @@ case "${1:-}" in
     ;;
   quick)
     # when little device time is left: the GPU checks, then some workloads of the interp benchmark
-    # (TAPIR_WORKLOADS, default the gradient ones and two short ones), each in its own process, without
-    # the peer; JSON lines in $OUT/quick.jsonl, all saved after each step in $OUT/all.tgz
+    # (TAPIR_WORKLOADS, default the gradient ones and two short ones), each in its own process, the peer
+    # only if asked; JSON lines in quick.jsonl, all saved after each step in $OUT/all.tgz
     out=${OUT:-/tmp}; o=/tmp/quick; repo=$PWD; mkdir -p "$o"
     save() { tar -czf "$out/all.tgz" -C "$o" .; }
     unpack 2> "$o/log.txt"
     n=(--no-concurrent-recompilation)
     export __GL_SHADER_DISK_CACHE=0
+    # (TAPIR_QUICK_PEER="prefill512 ..": the PyTorch peer of those workloads first, peer.json; then
+    # TAPIR_QUICK_KERNELS=1: the tensor-core kernels' checks, kernels.json)
+    if [ -n "${TAPIR_QUICK_PEER:-}" ]; then
+      log "peer" 2>> "$o/log.txt"; timeout 120 python3 benchmarks/interp_peer.py --only "$TAPIR_QUICK_PEER" > "$o/peer.json" 2>> "$o/log.txt" || true; save
+    fi
+    if [ -n "${TAPIR_QUICK_KERNELS:-}" ]; then
+      log "kernel checks" 2>> "$o/log.txt"; (cd /tmp/tapir && timeout 150 ./node "${n[@]}" dist/benchmarks/tensor_check.js) > "$o/kernels.json" 2>> "$o/log.txt" || true; save
+    fi
     if [ -f .gpu/models/stories260K.gguf ]; then
-      (cd /tmp/tapir && timeout 90 ./node "${n[@]}" dist/benchmarks/gpu_check.js "$repo/.gpu/models/stories260K.gguf") > "$o/check.json" 2>> "$o/log.txt" || true; save
+      log "GPU checks" 2>> "$o/log.txt"; (cd /tmp/tapir && timeout 90 ./node "${n[@]}" dist/benchmarks/gpu_check.js "$repo/.gpu/models/stories260K.gguf") > "$o/check.json" 2>> "$o/log.txt" || true; save
     fi
     (cd /tmp/tapir && ./node "${n[@]}" dist/benchmarks/interp.js --prepare --out /tmp/interp --preset "${TAPIR_PRESET:-llama-3.2-1b}") 2>> "$o/log.txt"
     for w in ${TAPIR_WORKLOADS:-grad128 attrib16x16 prefill512 cache128 lens16}; do
-      (cd /tmp/tapir && timeout 60 ./node "${n[@]}" dist/benchmarks/interp.js --workload "$w" --out /tmp/interp) >> "$o/quick.jsonl" 2>> "$o/log.txt" || true; save
+      log "$w" 2>> "$o/log.txt"; (cd /tmp/tapir && timeout 120 ./node "${n[@]}" dist/benchmarks/interp.js --workload "$w" --out /tmp/interp) >> "$o/quick.jsonl" 2>> "$o/log.txt" || true; save
     done
     tail -c 3000 "$o/quick.jsonl"
     ;;

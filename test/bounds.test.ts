@@ -94,6 +94,16 @@ describe('array accesses are guarded', () => {
     expect(bytes).toBe(TENSOR_WORKGROUP_BYTES);
   });
 
+  it("shows the transposed tensor-core kernel's tiles in bounds too, within the workgroup memory the device is asked for", () => {
+    const k = kernels.matmulTTensorKernel;
+    const size = new Map([...k.shared, ...(k.locals ?? [])].map((s) => [s.name, s.size]));
+    const accesses = [...workgroupAccesses(k).values()].filter((a) => a.array);
+    expect(accesses.length).toBeGreaterThan(10);
+    for (const a of accesses) expect(a.span.hi, a.array).toBeLessThan(size.get(a.array)!);
+    expect(toWGSL(k)).not.toMatch(/(ws|ds|os|wq|dq|dsc)\[min\(/);
+    expect(k.shared.reduce((n, s) => n + s.size * (s.elem === 'f16' ? 2 : 4), 0)).toBeLessThanOrEqual(TENSOR_WORKGROUP_BYTES);
+  });
+
   it('on the device (robustness off), an index past the end reads and writes the last element, as the robustness transform made it', async () => {
     const gpu = await getGpu();
     const k = translate(kernel('x: In<f32>, out: Out<f32>, n: u32', `

@@ -107,4 +107,6 @@ export interface LowerCtx {
   readonly transposedSplit?: { readonly groups: number; readonly minRows: number };
   /** the device multiplies f16 subgroup matrices (Target.matrices) */
   readonly matrices?: boolean;
+  /** rows from which a prefill product takes the 128 × 128 tensor tiles (Target.tensorWideRows) */
+  readonly tensorWideRows?: number;
 }

@@ -81,6 +81,7 @@ export function epilogue(v: f32, _i: u32, _hole?: string): f32 {
 // The intrinsics (compiler/kernel/intrinsics.ts has each one's signature, meaning and WGSL):
 // bit-level reads for packed weights and subgroup reductions.
 export const bitcastF32: (w: u32) => f32 = INTRINSICS.bitcastF32.js;
+export const bitcastU32: (v: f32) => u32 = INTRINSICS.bitcastU32.js;
 export const unpackHalf: (w: u32, k: u32) => f32 = INTRINSICS.unpackHalf.js;
 export const halfOf: (w: u32, k: u32) => f16 = INTRINSICS.halfOf.js;
 export const signedByte: (w: u32, k: u32) => i32 = INTRINSICS.signedByte.js;
@@ -92,6 +93,7 @@ export type { MatrixLeft, MatrixRight, MatrixResult } from './intrinsics.js';
 export const matrixZero = INTRINSICS.matrixZero.js;
 export const matrixLoadLeft = INTRINSICS.matrixLoadLeft.js;
 export const matrixLoadRight = INTRINSICS.matrixLoadRight.js;
+export const matrixLoadRightRows = INTRINSICS.matrixLoadRightRows.js;
 export const matrixMultiplyAdd = INTRINSICS.matrixMultiplyAdd.js;
 export const matrixStore = INTRINSICS.matrixStore.js;
 

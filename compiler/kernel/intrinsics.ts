@@ -80,6 +80,11 @@ export const INTRINSICS = {
     args: ['u32'], ty: 'f32', wgsl: ([w]) => `bitcast<f32>(${w})`,
     js: (w: u32): f32 => { scratch.setUint32(0, w >>> 0, true); return scratch.getFloat32(0, true); },
   }),
+  /** The f32's bits as a u32 (a power of two made from an exponent, exactly). */
+  bitcastU32: intrinsic({
+    args: ['f32'], ty: 'u32', wgsl: ([v]) => `bitcast<u32>(${v})`,
+    js: (v: f32): u32 => { scratch.setFloat32(0, v, true); return scratch.getUint32(0, true); },
+  }),
   /** Half `k` (0 = low 16 bits) of a u32 holding two IEEE halves, as f32. */
   unpackHalf: intrinsic({
     args: ['u32', 'u32'], ty: 'f32', lanes: 2, wgsl: ([w, k]) => `unpack2x16float(${w})[${k}]`,
@@ -125,6 +130,13 @@ export const INTRINSICS = {
     args: ['ref', 'u32', 'u32'], ty: 'matRight', matrix: true,
     wgsl: ([a, o, s]) => `subgroupMatrixLoad<${RIGHT}, col_major>(${a}, ${o}, ${s})`,
     js: noPlainJs('matrixLoadRight') as (a: unknown, offset: u32, stride: u32) => MatrixRight,
+  }),
+  /** The right operand, row-major: row k (a weight row, read as the rows are stored) of 16 halves at
+   *  offset + k·stride (the transposed product's weights, never copied transposed). */
+  matrixLoadRightRows: intrinsic({
+    args: ['ref', 'u32', 'u32'], ty: 'matRight', matrix: true,
+    wgsl: ([a, o, s]) => `subgroupMatrixLoad<${RIGHT}, row_major>(${a}, ${o}, ${s})`,
+    js: noPlainJs('matrixLoadRightRows') as (a: unknown, offset: u32, stride: u32) => MatrixRight,
   }),
   /** c + a·b, accumulated in f32. */
   matrixMultiplyAdd: intrinsic({
