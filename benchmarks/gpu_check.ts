@@ -12,6 +12,7 @@ import { lensStats } from '../ops/lens_stats.js';
 import { gradientGraph } from '../runtime/interp/gradients.js';
 import { ReferenceRunner } from '../runtime/reference.js';
 import { relErr } from '../test/helpers/numeric.js';
+import { type WeightMap, weightOf, weightRows } from '../runtime/weights.js';
 
 const model = await Model.create(loadModelSource(process.argv[2]!), { contextLength: 64 });
 const tok = model.tokenizer, V = model.config.vocabSize, L = model.config.nLayers;
@@ -57,6 +58,24 @@ let ok = true;
   const pass = errs.every((e) => e <= 1e-4);
   out.gradients = { hooks: hooks.length, worstRelErr: Math.max(...errs), pass };
   ok &&= pass;
+  // the same with every matrix stored as f16, where the device has subgroup matrices: the forward's and
+  // the backward's products on the tensor cores (f16-rounded activations and gradients, f32 sums),
+  // against the float64 backward of the same f16 weights. Tolerance 2e-2 (vector norm): each product on
+  // the way from the metric to a hook (≤ ~25 here) rounds its inputs to f16 (2^-11 each, 2^-10 a
+  // product), and cancellation in a sum can magnify a product's relative error several times.
+  if (model.executor.gpu.matrices.ok) {
+    const half: WeightMap = new Map([...src.weights].map(([n, w]) => [n, w.shape.length === 2 && w.dtype === 'f32' ? weightOf(w.shape, 'f16', new Float32Array(weightRows(w, 0, w.shape[0]!).slice().buffer)) : w]));
+    const m16 = await Model.create({ ...src, weights: half }, { contextLength: 64 });
+    try {
+      const r16 = await m16.runWithGradients(tokens, { target, distractor, hooks });
+      const ref16 = new ReferenceRunner(gradientGraph({ ...src.config, contextLength: 64 }, (n) => half.get(n)?.dtype ?? 'f32', tokens.length, hooks), half);
+      const v16 = ref16.step({ token: tokens, pos: 0, ids: [target, distractor] });
+      const e16 = hooks.map((h) => relErr(r16.grads.get(h)!.data, v16.get(ref16.graph.outputs[`grad:${h}`]!)!));
+      const pass16 = e16.every((e) => e <= 2e-2);
+      out.gradients_f16 = { hooks: hooks.length, worstRelErr: Math.max(...e16), relErrs: e16, pass: pass16 };
+      ok &&= pass16;
+    } finally { m16.dispose(); }
+  }
 }
 console.log(JSON.stringify(out));
 model.dispose();
