@@ -63,14 +63,10 @@ export function matmulTTensorKernel(id: Invocation, w: In<u32>, dy: In<f32>, sca
   const dq = localF32(16);
   const dn: u32 = shape === 1 ? 16 : 4; // dy values an invocation stages a step
   const dsc = localF32(16); // the scales of those values' positions (the same every step)
+  loadStepTT(w, dy, rows, half, allRows, rowStart, tokens, wtype, dn, r0, c0, p0, wq, dq, id);
   for (let j: u32 = 0; j < 16; j++) {
-    const e: u32 = id.local + 128 * j;
-    if (words) {
-      wq[j] = w[Math.min(r0 + (e >> 6), rows - 1) * half + Math.min((c0 >> 1) + (e & 63), half - 1)];
-    }
     if (j < dn) {
-      dq[j] = dy[Math.min(p0 + (e >> 5), tokens - 1) * allRows + rowStart + Math.min(r0 + (e & 31), rows - 1)];
-      dsc[j] = scale[Math.min(p0 + (e >> 5), tokens - 1)];
+      dsc[j] = scale[Math.min(p0 + ((id.local + 128 * j) >> 5), tokens - 1)];
     }
   }
   // this subgroup's blocks: its first position and column in the tile
@@ -119,16 +115,7 @@ export function matmulTTensorKernel(id: Invocation, w: In<u32>, dy: In<f32>, sca
     workgroupBarrier();
     // the next step's loads, in flight while this step multiplies (past the last step they read the
     // last rows again, unused)
-    const n0: u32 = k0 + 32;
-    for (let j: u32 = 0; j < 16; j++) {
-      const e: u32 = id.local + 128 * j;
-      if (words) {
-        wq[j] = w[Math.min(n0 + (e >> 6), rows - 1) * half + Math.min((c0 >> 1) + (e & 63), half - 1)];
-      }
-      if (j < dn) {
-        dq[j] = dy[Math.min(p0 + (e >> 5), tokens - 1) * allRows + rowStart + Math.min(n0 + (e & 31), rows - 1)];
-      }
-    }
+    loadStepTT(w, dy, rows, half, allRows, rowStart, tokens, wtype, dn, k0 + 32, c0, p0, wq, dq, id);
     for (let kk: u32 = 0; kk < 32; kk += 16) {
       const a0: MatrixLeft = matrixLoadLeft(ds, pb * 40 + kk, 40);
       const b0: MatrixRight = matrixLoadRightRows(ws, kk * 136 + cb, 136);
@@ -182,6 +169,23 @@ export function matmulTTensorKernel(id: Invocation, w: In<u32>, dy: In<f32>, sca
         }
       }
       workgroupBarrier();
+    }
+  }
+}
+
+/** One step of matmulTTensorKernel's loads into registers, from weight row k0 (clamped: masked when
+ *  staged): word e = local + 128j of the step's 32 rows × 64 words (f16/bf16 pairs) into wq, and of the
+ *  first dn × 128 gradients (position e / 32, row e % 32) into dq. */
+/** @inline */
+export function loadStepTT(w: In<u32>, dy: In<f32>, rows: u32, half: u32, allRows: u32, rowStart: u32, tokens: u32, wtype: u32, dn: u32,
+  k0: u32, c0: u32, p0: u32, wq: Out<u32>, dq: Out<f32>, id: Invocation): void {
+  for (let j: u32 = 0; j < 16; j++) {
+    const e: u32 = id.local + 128 * j;
+    if (wtype === 1 || wtype === 2) {
+      wq[j] = w[Math.min(k0 + (e >> 6), rows - 1) * half + Math.min((c0 >> 1) + (e & 63), half - 1)];
+    }
+    if (j < dn) {
+      dq[j] = dy[Math.min(p0 + (e >> 5), tokens - 1) * allRows + rowStart + Math.min(k0 + (e & 31), rows - 1)];
     }
   }
 }

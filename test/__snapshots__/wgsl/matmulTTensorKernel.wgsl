@@ -40,163 +40,227 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   let words: bool = ((wtype == 1u) || (wtype == 2u));
   let dn: u32 = select(4u, 16u, (shape == 1u));
   {
-    let e: u32 = (lid.x + 0u);
-    if (words) {
-      wq[0u] = w[min(((min((r0 + (e >> 6u)), (u.rows - 1u)) * half) + min(((c0 >> 1u) + (e & 63u)), (half - 1u))), arrayLength(&w) - 1u)];
+    let e_loadStepTT1: u32 = (lid.x + 0u);
+    if (((wtype == 1u) || (wtype == 2u))) {
+      wq[0u] = w[min(((min((r0 + (e_loadStepTT1 >> 6u)), (u.rows - 1u)) * half) + min(((c0 >> 1u) + (e_loadStepTT1 & 63u)), (half - 1u))), arrayLength(&w) - 1u)];
     }
     if ((0u < dn)) {
-      dq[0u] = dy[min((((min((p0 + (e >> 5u)), (u.tokens - 1u)) * u.allRows) + u.rowStart) + min((r0 + (e & 31u)), (u.rows - 1u))), arrayLength(&dy) - 1u)];
-      dsc[0u] = scale[min(min((p0 + (e >> 5u)), (u.tokens - 1u)), arrayLength(&scale) - 1u)];
+      dq[0u] = dy[min((((min((p0 + (e_loadStepTT1 >> 5u)), (u.tokens - 1u)) * u.allRows) + u.rowStart) + min((r0 + (e_loadStepTT1 & 31u)), (u.rows - 1u))), arrayLength(&dy) - 1u)];
     }
   }
   {
-    let e: u32 = (lid.x + 128u);
-    if (words) {
-      wq[1u] = w[min(((min((r0 + (e >> 6u)), (u.rows - 1u)) * half) + min(((c0 >> 1u) + (e & 63u)), (half - 1u))), arrayLength(&w) - 1u)];
+    let e_loadStepTT1: u32 = (lid.x + 128u);
+    if (((wtype == 1u) || (wtype == 2u))) {
+      wq[1u] = w[min(((min((r0 + (e_loadStepTT1 >> 6u)), (u.rows - 1u)) * half) + min(((c0 >> 1u) + (e_loadStepTT1 & 63u)), (half - 1u))), arrayLength(&w) - 1u)];
     }
     if ((1u < dn)) {
-      dq[1u] = dy[min((((min((p0 + (e >> 5u)), (u.tokens - 1u)) * u.allRows) + u.rowStart) + min((r0 + (e & 31u)), (u.rows - 1u))), arrayLength(&dy) - 1u)];
-      dsc[1u] = scale[min(min((p0 + (e >> 5u)), (u.tokens - 1u)), arrayLength(&scale) - 1u)];
+      dq[1u] = dy[min((((min((p0 + (e_loadStepTT1 >> 5u)), (u.tokens - 1u)) * u.allRows) + u.rowStart) + min((r0 + (e_loadStepTT1 & 31u)), (u.rows - 1u))), arrayLength(&dy) - 1u)];
     }
   }
   {
-    let e: u32 = (lid.x + 256u);
-    if (words) {
-      wq[2u] = w[min(((min((r0 + (e >> 6u)), (u.rows - 1u)) * half) + min(((c0 >> 1u) + (e & 63u)), (half - 1u))), arrayLength(&w) - 1u)];
+    let e_loadStepTT1: u32 = (lid.x + 256u);
+    if (((wtype == 1u) || (wtype == 2u))) {
+      wq[2u] = w[min(((min((r0 + (e_loadStepTT1 >> 6u)), (u.rows - 1u)) * half) + min(((c0 >> 1u) + (e_loadStepTT1 & 63u)), (half - 1u))), arrayLength(&w) - 1u)];
     }
     if ((2u < dn)) {
-      dq[2u] = dy[min((((min((p0 + (e >> 5u)), (u.tokens - 1u)) * u.allRows) + u.rowStart) + min((r0 + (e & 31u)), (u.rows - 1u))), arrayLength(&dy) - 1u)];
-      dsc[2u] = scale[min(min((p0 + (e >> 5u)), (u.tokens - 1u)), arrayLength(&scale) - 1u)];
+      dq[2u] = dy[min((((min((p0 + (e_loadStepTT1 >> 5u)), (u.tokens - 1u)) * u.allRows) + u.rowStart) + min((r0 + (e_loadStepTT1 & 31u)), (u.rows - 1u))), arrayLength(&dy) - 1u)];
     }
   }
   {
-    let e: u32 = (lid.x + 384u);
-    if (words) {
-      wq[3u] = w[min(((min((r0 + (e >> 6u)), (u.rows - 1u)) * half) + min(((c0 >> 1u) + (e & 63u)), (half - 1u))), arrayLength(&w) - 1u)];
+    let e_loadStepTT1: u32 = (lid.x + 384u);
+    if (((wtype == 1u) || (wtype == 2u))) {
+      wq[3u] = w[min(((min((r0 + (e_loadStepTT1 >> 6u)), (u.rows - 1u)) * half) + min(((c0 >> 1u) + (e_loadStepTT1 & 63u)), (half - 1u))), arrayLength(&w) - 1u)];
     }
     if ((3u < dn)) {
-      dq[3u] = dy[min((((min((p0 + (e >> 5u)), (u.tokens - 1u)) * u.allRows) + u.rowStart) + min((r0 + (e & 31u)), (u.rows - 1u))), arrayLength(&dy) - 1u)];
-      dsc[3u] = scale[min(min((p0 + (e >> 5u)), (u.tokens - 1u)), arrayLength(&scale) - 1u)];
+      dq[3u] = dy[min((((min((p0 + (e_loadStepTT1 >> 5u)), (u.tokens - 1u)) * u.allRows) + u.rowStart) + min((r0 + (e_loadStepTT1 & 31u)), (u.rows - 1u))), arrayLength(&dy) - 1u)];
     }
   }
   {
-    let e: u32 = (lid.x + 512u);
-    if (words) {
-      wq[4u] = w[min(((min((r0 + (e >> 6u)), (u.rows - 1u)) * half) + min(((c0 >> 1u) + (e & 63u)), (half - 1u))), arrayLength(&w) - 1u)];
+    let e_loadStepTT1: u32 = (lid.x + 512u);
+    if (((wtype == 1u) || (wtype == 2u))) {
+      wq[4u] = w[min(((min((r0 + (e_loadStepTT1 >> 6u)), (u.rows - 1u)) * half) + min(((c0 >> 1u) + (e_loadStepTT1 & 63u)), (half - 1u))), arrayLength(&w) - 1u)];
     }
     if ((4u < dn)) {
-      dq[4u] = dy[min((((min((p0 + (e >> 5u)), (u.tokens - 1u)) * u.allRows) + u.rowStart) + min((r0 + (e & 31u)), (u.rows - 1u))), arrayLength(&dy) - 1u)];
-      dsc[4u] = scale[min(min((p0 + (e >> 5u)), (u.tokens - 1u)), arrayLength(&scale) - 1u)];
+      dq[4u] = dy[min((((min((p0 + (e_loadStepTT1 >> 5u)), (u.tokens - 1u)) * u.allRows) + u.rowStart) + min((r0 + (e_loadStepTT1 & 31u)), (u.rows - 1u))), arrayLength(&dy) - 1u)];
     }
   }
   {
-    let e: u32 = (lid.x + 640u);
-    if (words) {
-      wq[5u] = w[min(((min((r0 + (e >> 6u)), (u.rows - 1u)) * half) + min(((c0 >> 1u) + (e & 63u)), (half - 1u))), arrayLength(&w) - 1u)];
+    let e_loadStepTT1: u32 = (lid.x + 640u);
+    if (((wtype == 1u) || (wtype == 2u))) {
+      wq[5u] = w[min(((min((r0 + (e_loadStepTT1 >> 6u)), (u.rows - 1u)) * half) + min(((c0 >> 1u) + (e_loadStepTT1 & 63u)), (half - 1u))), arrayLength(&w) - 1u)];
     }
     if ((5u < dn)) {
-      dq[5u] = dy[min((((min((p0 + (e >> 5u)), (u.tokens - 1u)) * u.allRows) + u.rowStart) + min((r0 + (e & 31u)), (u.rows - 1u))), arrayLength(&dy) - 1u)];
-      dsc[5u] = scale[min(min((p0 + (e >> 5u)), (u.tokens - 1u)), arrayLength(&scale) - 1u)];
+      dq[5u] = dy[min((((min((p0 + (e_loadStepTT1 >> 5u)), (u.tokens - 1u)) * u.allRows) + u.rowStart) + min((r0 + (e_loadStepTT1 & 31u)), (u.rows - 1u))), arrayLength(&dy) - 1u)];
     }
   }
   {
-    let e: u32 = (lid.x + 768u);
-    if (words) {
-      wq[6u] = w[min(((min((r0 + (e >> 6u)), (u.rows - 1u)) * half) + min(((c0 >> 1u) + (e & 63u)), (half - 1u))), arrayLength(&w) - 1u)];
+    let e_loadStepTT1: u32 = (lid.x + 768u);
+    if (((wtype == 1u) || (wtype == 2u))) {
+      wq[6u] = w[min(((min((r0 + (e_loadStepTT1 >> 6u)), (u.rows - 1u)) * half) + min(((c0 >> 1u) + (e_loadStepTT1 & 63u)), (half - 1u))), arrayLength(&w) - 1u)];
     }
     if ((6u < dn)) {
-      dq[6u] = dy[min((((min((p0 + (e >> 5u)), (u.tokens - 1u)) * u.allRows) + u.rowStart) + min((r0 + (e & 31u)), (u.rows - 1u))), arrayLength(&dy) - 1u)];
-      dsc[6u] = scale[min(min((p0 + (e >> 5u)), (u.tokens - 1u)), arrayLength(&scale) - 1u)];
+      dq[6u] = dy[min((((min((p0 + (e_loadStepTT1 >> 5u)), (u.tokens - 1u)) * u.allRows) + u.rowStart) + min((r0 + (e_loadStepTT1 & 31u)), (u.rows - 1u))), arrayLength(&dy) - 1u)];
     }
   }
   {
-    let e: u32 = (lid.x + 896u);
-    if (words) {
-      wq[7u] = w[min(((min((r0 + (e >> 6u)), (u.rows - 1u)) * half) + min(((c0 >> 1u) + (e & 63u)), (half - 1u))), arrayLength(&w) - 1u)];
+    let e_loadStepTT1: u32 = (lid.x + 896u);
+    if (((wtype == 1u) || (wtype == 2u))) {
+      wq[7u] = w[min(((min((r0 + (e_loadStepTT1 >> 6u)), (u.rows - 1u)) * half) + min(((c0 >> 1u) + (e_loadStepTT1 & 63u)), (half - 1u))), arrayLength(&w) - 1u)];
     }
     if ((7u < dn)) {
-      dq[7u] = dy[min((((min((p0 + (e >> 5u)), (u.tokens - 1u)) * u.allRows) + u.rowStart) + min((r0 + (e & 31u)), (u.rows - 1u))), arrayLength(&dy) - 1u)];
-      dsc[7u] = scale[min(min((p0 + (e >> 5u)), (u.tokens - 1u)), arrayLength(&scale) - 1u)];
+      dq[7u] = dy[min((((min((p0 + (e_loadStepTT1 >> 5u)), (u.tokens - 1u)) * u.allRows) + u.rowStart) + min((r0 + (e_loadStepTT1 & 31u)), (u.rows - 1u))), arrayLength(&dy) - 1u)];
     }
   }
   {
-    let e: u32 = (lid.x + 1024u);
-    if (words) {
-      wq[8u] = w[min(((min((r0 + (e >> 6u)), (u.rows - 1u)) * half) + min(((c0 >> 1u) + (e & 63u)), (half - 1u))), arrayLength(&w) - 1u)];
+    let e_loadStepTT1: u32 = (lid.x + 1024u);
+    if (((wtype == 1u) || (wtype == 2u))) {
+      wq[8u] = w[min(((min((r0 + (e_loadStepTT1 >> 6u)), (u.rows - 1u)) * half) + min(((c0 >> 1u) + (e_loadStepTT1 & 63u)), (half - 1u))), arrayLength(&w) - 1u)];
     }
     if ((8u < dn)) {
-      dq[8u] = dy[min((((min((p0 + (e >> 5u)), (u.tokens - 1u)) * u.allRows) + u.rowStart) + min((r0 + (e & 31u)), (u.rows - 1u))), arrayLength(&dy) - 1u)];
-      dsc[8u] = scale[min(min((p0 + (e >> 5u)), (u.tokens - 1u)), arrayLength(&scale) - 1u)];
+      dq[8u] = dy[min((((min((p0 + (e_loadStepTT1 >> 5u)), (u.tokens - 1u)) * u.allRows) + u.rowStart) + min((r0 + (e_loadStepTT1 & 31u)), (u.rows - 1u))), arrayLength(&dy) - 1u)];
     }
   }
   {
-    let e: u32 = (lid.x + 1152u);
-    if (words) {
-      wq[9u] = w[min(((min((r0 + (e >> 6u)), (u.rows - 1u)) * half) + min(((c0 >> 1u) + (e & 63u)), (half - 1u))), arrayLength(&w) - 1u)];
+    let e_loadStepTT1: u32 = (lid.x + 1152u);
+    if (((wtype == 1u) || (wtype == 2u))) {
+      wq[9u] = w[min(((min((r0 + (e_loadStepTT1 >> 6u)), (u.rows - 1u)) * half) + min(((c0 >> 1u) + (e_loadStepTT1 & 63u)), (half - 1u))), arrayLength(&w) - 1u)];
     }
     if ((9u < dn)) {
-      dq[9u] = dy[min((((min((p0 + (e >> 5u)), (u.tokens - 1u)) * u.allRows) + u.rowStart) + min((r0 + (e & 31u)), (u.rows - 1u))), arrayLength(&dy) - 1u)];
-      dsc[9u] = scale[min(min((p0 + (e >> 5u)), (u.tokens - 1u)), arrayLength(&scale) - 1u)];
+      dq[9u] = dy[min((((min((p0 + (e_loadStepTT1 >> 5u)), (u.tokens - 1u)) * u.allRows) + u.rowStart) + min((r0 + (e_loadStepTT1 & 31u)), (u.rows - 1u))), arrayLength(&dy) - 1u)];
     }
   }
   {
-    let e: u32 = (lid.x + 1280u);
-    if (words) {
-      wq[10u] = w[min(((min((r0 + (e >> 6u)), (u.rows - 1u)) * half) + min(((c0 >> 1u) + (e & 63u)), (half - 1u))), arrayLength(&w) - 1u)];
+    let e_loadStepTT1: u32 = (lid.x + 1280u);
+    if (((wtype == 1u) || (wtype == 2u))) {
+      wq[10u] = w[min(((min((r0 + (e_loadStepTT1 >> 6u)), (u.rows - 1u)) * half) + min(((c0 >> 1u) + (e_loadStepTT1 & 63u)), (half - 1u))), arrayLength(&w) - 1u)];
     }
     if ((10u < dn)) {
-      dq[10u] = dy[min((((min((p0 + (e >> 5u)), (u.tokens - 1u)) * u.allRows) + u.rowStart) + min((r0 + (e & 31u)), (u.rows - 1u))), arrayLength(&dy) - 1u)];
-      dsc[10u] = scale[min(min((p0 + (e >> 5u)), (u.tokens - 1u)), arrayLength(&scale) - 1u)];
+      dq[10u] = dy[min((((min((p0 + (e_loadStepTT1 >> 5u)), (u.tokens - 1u)) * u.allRows) + u.rowStart) + min((r0 + (e_loadStepTT1 & 31u)), (u.rows - 1u))), arrayLength(&dy) - 1u)];
     }
   }
   {
-    let e: u32 = (lid.x + 1408u);
-    if (words) {
-      wq[11u] = w[min(((min((r0 + (e >> 6u)), (u.rows - 1u)) * half) + min(((c0 >> 1u) + (e & 63u)), (half - 1u))), arrayLength(&w) - 1u)];
+    let e_loadStepTT1: u32 = (lid.x + 1408u);
+    if (((wtype == 1u) || (wtype == 2u))) {
+      wq[11u] = w[min(((min((r0 + (e_loadStepTT1 >> 6u)), (u.rows - 1u)) * half) + min(((c0 >> 1u) + (e_loadStepTT1 & 63u)), (half - 1u))), arrayLength(&w) - 1u)];
     }
     if ((11u < dn)) {
-      dq[11u] = dy[min((((min((p0 + (e >> 5u)), (u.tokens - 1u)) * u.allRows) + u.rowStart) + min((r0 + (e & 31u)), (u.rows - 1u))), arrayLength(&dy) - 1u)];
-      dsc[11u] = scale[min(min((p0 + (e >> 5u)), (u.tokens - 1u)), arrayLength(&scale) - 1u)];
+      dq[11u] = dy[min((((min((p0 + (e_loadStepTT1 >> 5u)), (u.tokens - 1u)) * u.allRows) + u.rowStart) + min((r0 + (e_loadStepTT1 & 31u)), (u.rows - 1u))), arrayLength(&dy) - 1u)];
     }
   }
   {
-    let e: u32 = (lid.x + 1536u);
-    if (words) {
-      wq[12u] = w[min(((min((r0 + (e >> 6u)), (u.rows - 1u)) * half) + min(((c0 >> 1u) + (e & 63u)), (half - 1u))), arrayLength(&w) - 1u)];
+    let e_loadStepTT1: u32 = (lid.x + 1536u);
+    if (((wtype == 1u) || (wtype == 2u))) {
+      wq[12u] = w[min(((min((r0 + (e_loadStepTT1 >> 6u)), (u.rows - 1u)) * half) + min(((c0 >> 1u) + (e_loadStepTT1 & 63u)), (half - 1u))), arrayLength(&w) - 1u)];
     }
     if ((12u < dn)) {
-      dq[12u] = dy[min((((min((p0 + (e >> 5u)), (u.tokens - 1u)) * u.allRows) + u.rowStart) + min((r0 + (e & 31u)), (u.rows - 1u))), arrayLength(&dy) - 1u)];
-      dsc[12u] = scale[min(min((p0 + (e >> 5u)), (u.tokens - 1u)), arrayLength(&scale) - 1u)];
+      dq[12u] = dy[min((((min((p0 + (e_loadStepTT1 >> 5u)), (u.tokens - 1u)) * u.allRows) + u.rowStart) + min((r0 + (e_loadStepTT1 & 31u)), (u.rows - 1u))), arrayLength(&dy) - 1u)];
     }
   }
   {
-    let e: u32 = (lid.x + 1664u);
-    if (words) {
-      wq[13u] = w[min(((min((r0 + (e >> 6u)), (u.rows - 1u)) * half) + min(((c0 >> 1u) + (e & 63u)), (half - 1u))), arrayLength(&w) - 1u)];
+    let e_loadStepTT1: u32 = (lid.x + 1664u);
+    if (((wtype == 1u) || (wtype == 2u))) {
+      wq[13u] = w[min(((min((r0 + (e_loadStepTT1 >> 6u)), (u.rows - 1u)) * half) + min(((c0 >> 1u) + (e_loadStepTT1 & 63u)), (half - 1u))), arrayLength(&w) - 1u)];
     }
     if ((13u < dn)) {
-      dq[13u] = dy[min((((min((p0 + (e >> 5u)), (u.tokens - 1u)) * u.allRows) + u.rowStart) + min((r0 + (e & 31u)), (u.rows - 1u))), arrayLength(&dy) - 1u)];
-      dsc[13u] = scale[min(min((p0 + (e >> 5u)), (u.tokens - 1u)), arrayLength(&scale) - 1u)];
+      dq[13u] = dy[min((((min((p0 + (e_loadStepTT1 >> 5u)), (u.tokens - 1u)) * u.allRows) + u.rowStart) + min((r0 + (e_loadStepTT1 & 31u)), (u.rows - 1u))), arrayLength(&dy) - 1u)];
     }
   }
   {
-    let e: u32 = (lid.x + 1792u);
-    if (words) {
-      wq[14u] = w[min(((min((r0 + (e >> 6u)), (u.rows - 1u)) * half) + min(((c0 >> 1u) + (e & 63u)), (half - 1u))), arrayLength(&w) - 1u)];
+    let e_loadStepTT1: u32 = (lid.x + 1792u);
+    if (((wtype == 1u) || (wtype == 2u))) {
+      wq[14u] = w[min(((min((r0 + (e_loadStepTT1 >> 6u)), (u.rows - 1u)) * half) + min(((c0 >> 1u) + (e_loadStepTT1 & 63u)), (half - 1u))), arrayLength(&w) - 1u)];
     }
     if ((14u < dn)) {
-      dq[14u] = dy[min((((min((p0 + (e >> 5u)), (u.tokens - 1u)) * u.allRows) + u.rowStart) + min((r0 + (e & 31u)), (u.rows - 1u))), arrayLength(&dy) - 1u)];
-      dsc[14u] = scale[min(min((p0 + (e >> 5u)), (u.tokens - 1u)), arrayLength(&scale) - 1u)];
+      dq[14u] = dy[min((((min((p0 + (e_loadStepTT1 >> 5u)), (u.tokens - 1u)) * u.allRows) + u.rowStart) + min((r0 + (e_loadStepTT1 & 31u)), (u.rows - 1u))), arrayLength(&dy) - 1u)];
     }
   }
   {
-    let e: u32 = (lid.x + 1920u);
-    if (words) {
-      wq[15u] = w[min(((min((r0 + (e >> 6u)), (u.rows - 1u)) * half) + min(((c0 >> 1u) + (e & 63u)), (half - 1u))), arrayLength(&w) - 1u)];
+    let e_loadStepTT1: u32 = (lid.x + 1920u);
+    if (((wtype == 1u) || (wtype == 2u))) {
+      wq[15u] = w[min(((min((r0 + (e_loadStepTT1 >> 6u)), (u.rows - 1u)) * half) + min(((c0 >> 1u) + (e_loadStepTT1 & 63u)), (half - 1u))), arrayLength(&w) - 1u)];
     }
     if ((15u < dn)) {
-      dq[15u] = dy[min((((min((p0 + (e >> 5u)), (u.tokens - 1u)) * u.allRows) + u.rowStart) + min((r0 + (e & 31u)), (u.rows - 1u))), arrayLength(&dy) - 1u)];
-      dsc[15u] = scale[min(min((p0 + (e >> 5u)), (u.tokens - 1u)), arrayLength(&scale) - 1u)];
+      dq[15u] = dy[min((((min((p0 + (e_loadStepTT1 >> 5u)), (u.tokens - 1u)) * u.allRows) + u.rowStart) + min((r0 + (e_loadStepTT1 & 31u)), (u.rows - 1u))), arrayLength(&dy) - 1u)];
+    }
+  }
+  {
+    if ((0u < dn)) {
+      dsc[0u] = scale[min(min((p0 + ((lid.x + 0u) >> 5u)), (u.tokens - 1u)), arrayLength(&scale) - 1u)];
+    }
+  }
+  {
+    if ((1u < dn)) {
+      dsc[1u] = scale[min(min((p0 + ((lid.x + 128u) >> 5u)), (u.tokens - 1u)), arrayLength(&scale) - 1u)];
+    }
+  }
+  {
+    if ((2u < dn)) {
+      dsc[2u] = scale[min(min((p0 + ((lid.x + 256u) >> 5u)), (u.tokens - 1u)), arrayLength(&scale) - 1u)];
+    }
+  }
+  {
+    if ((3u < dn)) {
+      dsc[3u] = scale[min(min((p0 + ((lid.x + 384u) >> 5u)), (u.tokens - 1u)), arrayLength(&scale) - 1u)];
+    }
+  }
+  {
+    if ((4u < dn)) {
+      dsc[4u] = scale[min(min((p0 + ((lid.x + 512u) >> 5u)), (u.tokens - 1u)), arrayLength(&scale) - 1u)];
+    }
+  }
+  {
+    if ((5u < dn)) {
+      dsc[5u] = scale[min(min((p0 + ((lid.x + 640u) >> 5u)), (u.tokens - 1u)), arrayLength(&scale) - 1u)];
+    }
+  }
+  {
+    if ((6u < dn)) {
+      dsc[6u] = scale[min(min((p0 + ((lid.x + 768u) >> 5u)), (u.tokens - 1u)), arrayLength(&scale) - 1u)];
+    }
+  }
+  {
+    if ((7u < dn)) {
+      dsc[7u] = scale[min(min((p0 + ((lid.x + 896u) >> 5u)), (u.tokens - 1u)), arrayLength(&scale) - 1u)];
+    }
+  }
+  {
+    if ((8u < dn)) {
+      dsc[8u] = scale[min(min((p0 + ((lid.x + 1024u) >> 5u)), (u.tokens - 1u)), arrayLength(&scale) - 1u)];
+    }
+  }
+  {
+    if ((9u < dn)) {
+      dsc[9u] = scale[min(min((p0 + ((lid.x + 1152u) >> 5u)), (u.tokens - 1u)), arrayLength(&scale) - 1u)];
+    }
+  }
+  {
+    if ((10u < dn)) {
+      dsc[10u] = scale[min(min((p0 + ((lid.x + 1280u) >> 5u)), (u.tokens - 1u)), arrayLength(&scale) - 1u)];
+    }
+  }
+  {
+    if ((11u < dn)) {
+      dsc[11u] = scale[min(min((p0 + ((lid.x + 1408u) >> 5u)), (u.tokens - 1u)), arrayLength(&scale) - 1u)];
+    }
+  }
+  {
+    if ((12u < dn)) {
+      dsc[12u] = scale[min(min((p0 + ((lid.x + 1536u) >> 5u)), (u.tokens - 1u)), arrayLength(&scale) - 1u)];
+    }
+  }
+  {
+    if ((13u < dn)) {
+      dsc[13u] = scale[min(min((p0 + ((lid.x + 1664u) >> 5u)), (u.tokens - 1u)), arrayLength(&scale) - 1u)];
+    }
+  }
+  {
+    if ((14u < dn)) {
+      dsc[14u] = scale[min(min((p0 + ((lid.x + 1792u) >> 5u)), (u.tokens - 1u)), arrayLength(&scale) - 1u)];
+    }
+  }
+  {
+    if ((15u < dn)) {
+      dsc[15u] = scale[min(min((p0 + ((lid.x + 1920u) >> 5u)), (u.tokens - 1u)), arrayLength(&scale) - 1u)];
     }
   }
   let s: u32 = sgid;
@@ -644,149 +708,148 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
       }
     }
     workgroupBarrier();
-    let n0: u32 = (k0 + 32u);
     {
-      let e: u32 = (lid.x + 0u);
-      if (words) {
-        wq[0u] = w[min(((min((n0 + (e >> 6u)), (u.rows - 1u)) * half) + min(((c0 >> 1u) + (e & 63u)), (half - 1u))), arrayLength(&w) - 1u)];
+      let e_loadStepTT2: u32 = (lid.x + 0u);
+      if (((wtype == 1u) || (wtype == 2u))) {
+        wq[0u] = w[min(((min(((k0 + 32u) + (e_loadStepTT2 >> 6u)), (u.rows - 1u)) * half) + min(((c0 >> 1u) + (e_loadStepTT2 & 63u)), (half - 1u))), arrayLength(&w) - 1u)];
       }
       if ((0u < dn)) {
-        dq[0u] = dy[min((((min((p0 + (e >> 5u)), (u.tokens - 1u)) * u.allRows) + u.rowStart) + min((n0 + (e & 31u)), (u.rows - 1u))), arrayLength(&dy) - 1u)];
+        dq[0u] = dy[min((((min((p0 + (e_loadStepTT2 >> 5u)), (u.tokens - 1u)) * u.allRows) + u.rowStart) + min(((k0 + 32u) + (e_loadStepTT2 & 31u)), (u.rows - 1u))), arrayLength(&dy) - 1u)];
       }
     }
     {
-      let e: u32 = (lid.x + 128u);
-      if (words) {
-        wq[1u] = w[min(((min((n0 + (e >> 6u)), (u.rows - 1u)) * half) + min(((c0 >> 1u) + (e & 63u)), (half - 1u))), arrayLength(&w) - 1u)];
+      let e_loadStepTT2: u32 = (lid.x + 128u);
+      if (((wtype == 1u) || (wtype == 2u))) {
+        wq[1u] = w[min(((min(((k0 + 32u) + (e_loadStepTT2 >> 6u)), (u.rows - 1u)) * half) + min(((c0 >> 1u) + (e_loadStepTT2 & 63u)), (half - 1u))), arrayLength(&w) - 1u)];
       }
       if ((1u < dn)) {
-        dq[1u] = dy[min((((min((p0 + (e >> 5u)), (u.tokens - 1u)) * u.allRows) + u.rowStart) + min((n0 + (e & 31u)), (u.rows - 1u))), arrayLength(&dy) - 1u)];
+        dq[1u] = dy[min((((min((p0 + (e_loadStepTT2 >> 5u)), (u.tokens - 1u)) * u.allRows) + u.rowStart) + min(((k0 + 32u) + (e_loadStepTT2 & 31u)), (u.rows - 1u))), arrayLength(&dy) - 1u)];
       }
     }
     {
-      let e: u32 = (lid.x + 256u);
-      if (words) {
-        wq[2u] = w[min(((min((n0 + (e >> 6u)), (u.rows - 1u)) * half) + min(((c0 >> 1u) + (e & 63u)), (half - 1u))), arrayLength(&w) - 1u)];
+      let e_loadStepTT2: u32 = (lid.x + 256u);
+      if (((wtype == 1u) || (wtype == 2u))) {
+        wq[2u] = w[min(((min(((k0 + 32u) + (e_loadStepTT2 >> 6u)), (u.rows - 1u)) * half) + min(((c0 >> 1u) + (e_loadStepTT2 & 63u)), (half - 1u))), arrayLength(&w) - 1u)];
       }
       if ((2u < dn)) {
-        dq[2u] = dy[min((((min((p0 + (e >> 5u)), (u.tokens - 1u)) * u.allRows) + u.rowStart) + min((n0 + (e & 31u)), (u.rows - 1u))), arrayLength(&dy) - 1u)];
+        dq[2u] = dy[min((((min((p0 + (e_loadStepTT2 >> 5u)), (u.tokens - 1u)) * u.allRows) + u.rowStart) + min(((k0 + 32u) + (e_loadStepTT2 & 31u)), (u.rows - 1u))), arrayLength(&dy) - 1u)];
       }
     }
     {
-      let e: u32 = (lid.x + 384u);
-      if (words) {
-        wq[3u] = w[min(((min((n0 + (e >> 6u)), (u.rows - 1u)) * half) + min(((c0 >> 1u) + (e & 63u)), (half - 1u))), arrayLength(&w) - 1u)];
+      let e_loadStepTT2: u32 = (lid.x + 384u);
+      if (((wtype == 1u) || (wtype == 2u))) {
+        wq[3u] = w[min(((min(((k0 + 32u) + (e_loadStepTT2 >> 6u)), (u.rows - 1u)) * half) + min(((c0 >> 1u) + (e_loadStepTT2 & 63u)), (half - 1u))), arrayLength(&w) - 1u)];
       }
       if ((3u < dn)) {
-        dq[3u] = dy[min((((min((p0 + (e >> 5u)), (u.tokens - 1u)) * u.allRows) + u.rowStart) + min((n0 + (e & 31u)), (u.rows - 1u))), arrayLength(&dy) - 1u)];
+        dq[3u] = dy[min((((min((p0 + (e_loadStepTT2 >> 5u)), (u.tokens - 1u)) * u.allRows) + u.rowStart) + min(((k0 + 32u) + (e_loadStepTT2 & 31u)), (u.rows - 1u))), arrayLength(&dy) - 1u)];
       }
     }
     {
-      let e: u32 = (lid.x + 512u);
-      if (words) {
-        wq[4u] = w[min(((min((n0 + (e >> 6u)), (u.rows - 1u)) * half) + min(((c0 >> 1u) + (e & 63u)), (half - 1u))), arrayLength(&w) - 1u)];
+      let e_loadStepTT2: u32 = (lid.x + 512u);
+      if (((wtype == 1u) || (wtype == 2u))) {
+        wq[4u] = w[min(((min(((k0 + 32u) + (e_loadStepTT2 >> 6u)), (u.rows - 1u)) * half) + min(((c0 >> 1u) + (e_loadStepTT2 & 63u)), (half - 1u))), arrayLength(&w) - 1u)];
       }
       if ((4u < dn)) {
-        dq[4u] = dy[min((((min((p0 + (e >> 5u)), (u.tokens - 1u)) * u.allRows) + u.rowStart) + min((n0 + (e & 31u)), (u.rows - 1u))), arrayLength(&dy) - 1u)];
+        dq[4u] = dy[min((((min((p0 + (e_loadStepTT2 >> 5u)), (u.tokens - 1u)) * u.allRows) + u.rowStart) + min(((k0 + 32u) + (e_loadStepTT2 & 31u)), (u.rows - 1u))), arrayLength(&dy) - 1u)];
       }
     }
     {
-      let e: u32 = (lid.x + 640u);
-      if (words) {
-        wq[5u] = w[min(((min((n0 + (e >> 6u)), (u.rows - 1u)) * half) + min(((c0 >> 1u) + (e & 63u)), (half - 1u))), arrayLength(&w) - 1u)];
+      let e_loadStepTT2: u32 = (lid.x + 640u);
+      if (((wtype == 1u) || (wtype == 2u))) {
+        wq[5u] = w[min(((min(((k0 + 32u) + (e_loadStepTT2 >> 6u)), (u.rows - 1u)) * half) + min(((c0 >> 1u) + (e_loadStepTT2 & 63u)), (half - 1u))), arrayLength(&w) - 1u)];
       }
       if ((5u < dn)) {
-        dq[5u] = dy[min((((min((p0 + (e >> 5u)), (u.tokens - 1u)) * u.allRows) + u.rowStart) + min((n0 + (e & 31u)), (u.rows - 1u))), arrayLength(&dy) - 1u)];
+        dq[5u] = dy[min((((min((p0 + (e_loadStepTT2 >> 5u)), (u.tokens - 1u)) * u.allRows) + u.rowStart) + min(((k0 + 32u) + (e_loadStepTT2 & 31u)), (u.rows - 1u))), arrayLength(&dy) - 1u)];
       }
     }
     {
-      let e: u32 = (lid.x + 768u);
-      if (words) {
-        wq[6u] = w[min(((min((n0 + (e >> 6u)), (u.rows - 1u)) * half) + min(((c0 >> 1u) + (e & 63u)), (half - 1u))), arrayLength(&w) - 1u)];
+      let e_loadStepTT2: u32 = (lid.x + 768u);
+      if (((wtype == 1u) || (wtype == 2u))) {
+        wq[6u] = w[min(((min(((k0 + 32u) + (e_loadStepTT2 >> 6u)), (u.rows - 1u)) * half) + min(((c0 >> 1u) + (e_loadStepTT2 & 63u)), (half - 1u))), arrayLength(&w) - 1u)];
       }
       if ((6u < dn)) {
-        dq[6u] = dy[min((((min((p0 + (e >> 5u)), (u.tokens - 1u)) * u.allRows) + u.rowStart) + min((n0 + (e & 31u)), (u.rows - 1u))), arrayLength(&dy) - 1u)];
+        dq[6u] = dy[min((((min((p0 + (e_loadStepTT2 >> 5u)), (u.tokens - 1u)) * u.allRows) + u.rowStart) + min(((k0 + 32u) + (e_loadStepTT2 & 31u)), (u.rows - 1u))), arrayLength(&dy) - 1u)];
       }
     }
     {
-      let e: u32 = (lid.x + 896u);
-      if (words) {
-        wq[7u] = w[min(((min((n0 + (e >> 6u)), (u.rows - 1u)) * half) + min(((c0 >> 1u) + (e & 63u)), (half - 1u))), arrayLength(&w) - 1u)];
+      let e_loadStepTT2: u32 = (lid.x + 896u);
+      if (((wtype == 1u) || (wtype == 2u))) {
+        wq[7u] = w[min(((min(((k0 + 32u) + (e_loadStepTT2 >> 6u)), (u.rows - 1u)) * half) + min(((c0 >> 1u) + (e_loadStepTT2 & 63u)), (half - 1u))), arrayLength(&w) - 1u)];
       }
       if ((7u < dn)) {
-        dq[7u] = dy[min((((min((p0 + (e >> 5u)), (u.tokens - 1u)) * u.allRows) + u.rowStart) + min((n0 + (e & 31u)), (u.rows - 1u))), arrayLength(&dy) - 1u)];
+        dq[7u] = dy[min((((min((p0 + (e_loadStepTT2 >> 5u)), (u.tokens - 1u)) * u.allRows) + u.rowStart) + min(((k0 + 32u) + (e_loadStepTT2 & 31u)), (u.rows - 1u))), arrayLength(&dy) - 1u)];
       }
     }
     {
-      let e: u32 = (lid.x + 1024u);
-      if (words) {
-        wq[8u] = w[min(((min((n0 + (e >> 6u)), (u.rows - 1u)) * half) + min(((c0 >> 1u) + (e & 63u)), (half - 1u))), arrayLength(&w) - 1u)];
+      let e_loadStepTT2: u32 = (lid.x + 1024u);
+      if (((wtype == 1u) || (wtype == 2u))) {
+        wq[8u] = w[min(((min(((k0 + 32u) + (e_loadStepTT2 >> 6u)), (u.rows - 1u)) * half) + min(((c0 >> 1u) + (e_loadStepTT2 & 63u)), (half - 1u))), arrayLength(&w) - 1u)];
       }
       if ((8u < dn)) {
-        dq[8u] = dy[min((((min((p0 + (e >> 5u)), (u.tokens - 1u)) * u.allRows) + u.rowStart) + min((n0 + (e & 31u)), (u.rows - 1u))), arrayLength(&dy) - 1u)];
+        dq[8u] = dy[min((((min((p0 + (e_loadStepTT2 >> 5u)), (u.tokens - 1u)) * u.allRows) + u.rowStart) + min(((k0 + 32u) + (e_loadStepTT2 & 31u)), (u.rows - 1u))), arrayLength(&dy) - 1u)];
       }
     }
     {
-      let e: u32 = (lid.x + 1152u);
-      if (words) {
-        wq[9u] = w[min(((min((n0 + (e >> 6u)), (u.rows - 1u)) * half) + min(((c0 >> 1u) + (e & 63u)), (half - 1u))), arrayLength(&w) - 1u)];
+      let e_loadStepTT2: u32 = (lid.x + 1152u);
+      if (((wtype == 1u) || (wtype == 2u))) {
+        wq[9u] = w[min(((min(((k0 + 32u) + (e_loadStepTT2 >> 6u)), (u.rows - 1u)) * half) + min(((c0 >> 1u) + (e_loadStepTT2 & 63u)), (half - 1u))), arrayLength(&w) - 1u)];
       }
       if ((9u < dn)) {
-        dq[9u] = dy[min((((min((p0 + (e >> 5u)), (u.tokens - 1u)) * u.allRows) + u.rowStart) + min((n0 + (e & 31u)), (u.rows - 1u))), arrayLength(&dy) - 1u)];
+        dq[9u] = dy[min((((min((p0 + (e_loadStepTT2 >> 5u)), (u.tokens - 1u)) * u.allRows) + u.rowStart) + min(((k0 + 32u) + (e_loadStepTT2 & 31u)), (u.rows - 1u))), arrayLength(&dy) - 1u)];
       }
     }
     {
-      let e: u32 = (lid.x + 1280u);
-      if (words) {
-        wq[10u] = w[min(((min((n0 + (e >> 6u)), (u.rows - 1u)) * half) + min(((c0 >> 1u) + (e & 63u)), (half - 1u))), arrayLength(&w) - 1u)];
+      let e_loadStepTT2: u32 = (lid.x + 1280u);
+      if (((wtype == 1u) || (wtype == 2u))) {
+        wq[10u] = w[min(((min(((k0 + 32u) + (e_loadStepTT2 >> 6u)), (u.rows - 1u)) * half) + min(((c0 >> 1u) + (e_loadStepTT2 & 63u)), (half - 1u))), arrayLength(&w) - 1u)];
       }
       if ((10u < dn)) {
-        dq[10u] = dy[min((((min((p0 + (e >> 5u)), (u.tokens - 1u)) * u.allRows) + u.rowStart) + min((n0 + (e & 31u)), (u.rows - 1u))), arrayLength(&dy) - 1u)];
+        dq[10u] = dy[min((((min((p0 + (e_loadStepTT2 >> 5u)), (u.tokens - 1u)) * u.allRows) + u.rowStart) + min(((k0 + 32u) + (e_loadStepTT2 & 31u)), (u.rows - 1u))), arrayLength(&dy) - 1u)];
       }
     }
     {
-      let e: u32 = (lid.x + 1408u);
-      if (words) {
-        wq[11u] = w[min(((min((n0 + (e >> 6u)), (u.rows - 1u)) * half) + min(((c0 >> 1u) + (e & 63u)), (half - 1u))), arrayLength(&w) - 1u)];
+      let e_loadStepTT2: u32 = (lid.x + 1408u);
+      if (((wtype == 1u) || (wtype == 2u))) {
+        wq[11u] = w[min(((min(((k0 + 32u) + (e_loadStepTT2 >> 6u)), (u.rows - 1u)) * half) + min(((c0 >> 1u) + (e_loadStepTT2 & 63u)), (half - 1u))), arrayLength(&w) - 1u)];
       }
       if ((11u < dn)) {
-        dq[11u] = dy[min((((min((p0 + (e >> 5u)), (u.tokens - 1u)) * u.allRows) + u.rowStart) + min((n0 + (e & 31u)), (u.rows - 1u))), arrayLength(&dy) - 1u)];
+        dq[11u] = dy[min((((min((p0 + (e_loadStepTT2 >> 5u)), (u.tokens - 1u)) * u.allRows) + u.rowStart) + min(((k0 + 32u) + (e_loadStepTT2 & 31u)), (u.rows - 1u))), arrayLength(&dy) - 1u)];
       }
     }
     {
-      let e: u32 = (lid.x + 1536u);
-      if (words) {
-        wq[12u] = w[min(((min((n0 + (e >> 6u)), (u.rows - 1u)) * half) + min(((c0 >> 1u) + (e & 63u)), (half - 1u))), arrayLength(&w) - 1u)];
+      let e_loadStepTT2: u32 = (lid.x + 1536u);
+      if (((wtype == 1u) || (wtype == 2u))) {
+        wq[12u] = w[min(((min(((k0 + 32u) + (e_loadStepTT2 >> 6u)), (u.rows - 1u)) * half) + min(((c0 >> 1u) + (e_loadStepTT2 & 63u)), (half - 1u))), arrayLength(&w) - 1u)];
       }
       if ((12u < dn)) {
-        dq[12u] = dy[min((((min((p0 + (e >> 5u)), (u.tokens - 1u)) * u.allRows) + u.rowStart) + min((n0 + (e & 31u)), (u.rows - 1u))), arrayLength(&dy) - 1u)];
+        dq[12u] = dy[min((((min((p0 + (e_loadStepTT2 >> 5u)), (u.tokens - 1u)) * u.allRows) + u.rowStart) + min(((k0 + 32u) + (e_loadStepTT2 & 31u)), (u.rows - 1u))), arrayLength(&dy) - 1u)];
       }
     }
     {
-      let e: u32 = (lid.x + 1664u);
-      if (words) {
-        wq[13u] = w[min(((min((n0 + (e >> 6u)), (u.rows - 1u)) * half) + min(((c0 >> 1u) + (e & 63u)), (half - 1u))), arrayLength(&w) - 1u)];
+      let e_loadStepTT2: u32 = (lid.x + 1664u);
+      if (((wtype == 1u) || (wtype == 2u))) {
+        wq[13u] = w[min(((min(((k0 + 32u) + (e_loadStepTT2 >> 6u)), (u.rows - 1u)) * half) + min(((c0 >> 1u) + (e_loadStepTT2 & 63u)), (half - 1u))), arrayLength(&w) - 1u)];
       }
       if ((13u < dn)) {
-        dq[13u] = dy[min((((min((p0 + (e >> 5u)), (u.tokens - 1u)) * u.allRows) + u.rowStart) + min((n0 + (e & 31u)), (u.rows - 1u))), arrayLength(&dy) - 1u)];
+        dq[13u] = dy[min((((min((p0 + (e_loadStepTT2 >> 5u)), (u.tokens - 1u)) * u.allRows) + u.rowStart) + min(((k0 + 32u) + (e_loadStepTT2 & 31u)), (u.rows - 1u))), arrayLength(&dy) - 1u)];
       }
     }
     {
-      let e: u32 = (lid.x + 1792u);
-      if (words) {
-        wq[14u] = w[min(((min((n0 + (e >> 6u)), (u.rows - 1u)) * half) + min(((c0 >> 1u) + (e & 63u)), (half - 1u))), arrayLength(&w) - 1u)];
+      let e_loadStepTT2: u32 = (lid.x + 1792u);
+      if (((wtype == 1u) || (wtype == 2u))) {
+        wq[14u] = w[min(((min(((k0 + 32u) + (e_loadStepTT2 >> 6u)), (u.rows - 1u)) * half) + min(((c0 >> 1u) + (e_loadStepTT2 & 63u)), (half - 1u))), arrayLength(&w) - 1u)];
       }
       if ((14u < dn)) {
-        dq[14u] = dy[min((((min((p0 + (e >> 5u)), (u.tokens - 1u)) * u.allRows) + u.rowStart) + min((n0 + (e & 31u)), (u.rows - 1u))), arrayLength(&dy) - 1u)];
+        dq[14u] = dy[min((((min((p0 + (e_loadStepTT2 >> 5u)), (u.tokens - 1u)) * u.allRows) + u.rowStart) + min(((k0 + 32u) + (e_loadStepTT2 & 31u)), (u.rows - 1u))), arrayLength(&dy) - 1u)];
       }
     }
     {
-      let e: u32 = (lid.x + 1920u);
-      if (words) {
-        wq[15u] = w[min(((min((n0 + (e >> 6u)), (u.rows - 1u)) * half) + min(((c0 >> 1u) + (e & 63u)), (half - 1u))), arrayLength(&w) - 1u)];
+      let e_loadStepTT2: u32 = (lid.x + 1920u);
+      if (((wtype == 1u) || (wtype == 2u))) {
+        wq[15u] = w[min(((min(((k0 + 32u) + (e_loadStepTT2 >> 6u)), (u.rows - 1u)) * half) + min(((c0 >> 1u) + (e_loadStepTT2 & 63u)), (half - 1u))), arrayLength(&w) - 1u)];
       }
       if ((15u < dn)) {
-        dq[15u] = dy[min((((min((p0 + (e >> 5u)), (u.tokens - 1u)) * u.allRows) + u.rowStart) + min((n0 + (e & 31u)), (u.rows - 1u))), arrayLength(&dy) - 1u)];
+        dq[15u] = dy[min((((min((p0 + (e_loadStepTT2 >> 5u)), (u.tokens - 1u)) * u.allRows) + u.rowStart) + min(((k0 + 32u) + (e_loadStepTT2 & 31u)), (u.rows - 1u))), arrayLength(&dy) - 1u)];
       }
     }
     for (var kk: u32 = 0u; (kk < 32u); kk += 16u) {
