@@ -199,7 +199,8 @@ case "${1:-}" in
     n=(--no-concurrent-recompilation)
     export __GL_SHADER_DISK_CACHE=0
     # (TAPIR_QUICK_PEER="prefill512 ..": the PyTorch peer of those workloads first, peer.json; then
-    # TAPIR_QUICK_KERNELS=1: the tensor-core kernels' checks, kernels.json)
+    # TAPIR_QUICK_KERNELS=1: the tensor-core kernels' checks, kernels.json; TAPIR_TENSOR_CHECK=transposed
+    # for the transposed product's alone)
     if [ -n "${TAPIR_QUICK_PEER:-}" ]; then
       log "peer" 2>> "$o/log.txt"; timeout 120 python3 benchmarks/interp_peer.py --only "$TAPIR_QUICK_PEER" > "$o/peer.json" 2>> "$o/log.txt" || true; save
     fi
