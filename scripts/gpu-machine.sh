@@ -198,12 +198,9 @@ case "${1:-}" in
     unpack 2> "$o/log.txt"
     n=(--no-concurrent-recompilation)
     export __GL_SHADER_DISK_CACHE=0
-    # (TAPIR_QUICK_PEER="prefill512 ..": the PyTorch peer of those workloads first, peer.json; then
-    # TAPIR_QUICK_KERNELS=1: the tensor-core kernels' checks, kernels.json; TAPIR_TENSOR_CHECK=transposed
-    # for the transposed product's alone)
-    if [ -n "${TAPIR_QUICK_PEER:-}" ]; then
-      log "peer" 2>> "$o/log.txt"; timeout 120 python3 benchmarks/interp_peer.py --only "$TAPIR_QUICK_PEER" > "$o/peer.json" 2>> "$o/log.txt" || true; save
-    fi
+    # (TAPIR_QUICK_KERNELS=1: the tensor-core kernels' checks first, kernels.json; TAPIR_TENSOR_CHECK=
+    # transposed for the transposed product's alone. TAPIR_QUICK_PEER="prefill512 ..": the PyTorch peer
+    # of those workloads last, peer.json: what matters most comes back first when the time runs out)
     if [ -n "${TAPIR_QUICK_KERNELS:-}" ]; then
       log "kernel checks" 2>> "$o/log.txt"; (cd /tmp/tapir && timeout 150 ./node "${n[@]}" dist/benchmarks/tensor_check.js) > "$o/kernels.json" 2>> "$o/log.txt" || true; save
     fi
@@ -214,6 +211,9 @@ case "${1:-}" in
     for w in ${TAPIR_WORKLOADS:-grad128 attrib16x16 prefill512 cache128 lens16}; do
       log "$w" 2>> "$o/log.txt"; (cd /tmp/tapir && timeout 120 ./node "${n[@]}" dist/benchmarks/interp.js --workload "$w" --out /tmp/interp) >> "$o/quick.jsonl" 2>> "$o/log.txt" || true; save
     done
+    if [ -n "${TAPIR_QUICK_PEER:-}" ]; then
+      log "peer" 2>> "$o/log.txt"; timeout 120 python3 benchmarks/interp_peer.py --only "$TAPIR_QUICK_PEER" > "$o/peer.json" 2>> "$o/log.txt" || true; save
+    fi
     tail -c 3000 "$o/quick.jsonl"
     ;;
   pack-base) shift; pack_base "$@" ;;
