@@ -142,7 +142,7 @@ export const attentionStats: Op<AttentionAttr> = {
   lower(n, ctx) {
     const [q, kc, vc, pos, dz] = n.srcs, a = n.attr as AttentionAttr;
     ctx.dispatch('attentionStatsKernel', { q: ctx.buf(q!), kc: ctx.buf(kc!), vc: ctx.buf(vc!), pos: ctx.buf(pos!), dz: ctx.buf(dz!), stats: ctx.buf(n) },
-      attentionGradUniforms(q!, a), Math.ceil(n.size / 3 / 64));
+      attentionGradUniforms(q!, a), n.size / 3);
   },
 };
 const attentionGradUniforms = (q: GraphNode, a: AttentionAttr) => {
@@ -461,44 +461,53 @@ export function flashCombineKernel(id: Invocation, part: In<f32>, pos: In<u32>, 
   }
 }
 
-/** The softmax statistics of query row t, head h (an invocation each): its max score, the sum of
- *  exp(s − max) and Σ Pⱼ·(dz·vⱼ) over keys 0..pos + t. */
+/** The softmax statistics of query row t, head h (a workgroup each: an invocation a row and head left
+ *  most of an H100 idle, 24 ms of a 128-position backward in run 2026-12-07-h100-b): its max score, the
+ *  sum of exp(s − max) and Σ Pⱼ·(dz·vⱼ) over keys 0..pos + t. Invocation i takes keys i, i + 64, ..
+ *  with a running max (its sums rescaled as the max grows), then the workgroup combines them: the
+ *  largest max, and each invocation's sums scaled by exp(its max − the largest). */
 /** @kernel @workgroupSize 64 */
 export function attentionStatsKernel(id: Invocation, q: In<f32>, kc: In<f32>, vc: In<f32>, pos: In<u32>, dz: In<f32>, stats: Out<f32>,
   T: u32, nHeads: u32, headSize: u32, qDim: u32, kvDim: u32, group: u32, scale: f32) {
-  const i: u32 = id.global;
-  if (i >= T * nHeads) {
-    return;
-  }
-  const t: u32 = idiv(i, nHeads);
-  const h: u32 = i % nHeads;
-  const p: u32 = pos[0] + t;
+  const ms = sharedF32(64);
+  const zs = sharedF32(64);
+  const ps = sharedF32(64);
+  const t: u32 = idiv(id.group, nHeads);
+  const h: u32 = id.group % nHeads;
+  const p: u32 = pos[0] + Math.min(t, T - 1);
   const ko: u32 = idiv(h, group) * headSize;
   const qo: u32 = t * qDim + h * headSize;
-  let m: f32 = 0;
-  for (let j: u32 = 0; j <= p; j++) {
-    let sc: f32 = 0;
-    for (let e: u32 = 0; e < headSize; e++) {
-      sc += q[qo + e] * kc[j * kvDim + ko + e];
-    }
-    m = j === 0 ? sc * scale : Math.max(m, sc * scale);
-  }
+  let m: f32 = -3.4e38;
   let z: f32 = 0;
   let pd: f32 = 0;
-  for (let j: u32 = 0; j <= p; j++) {
+  for (let j: u32 = id.local; j <= p; j += 64) {
     let sc: f32 = 0;
     let dp: f32 = 0;
     for (let e: u32 = 0; e < headSize; e++) {
       sc += q[qo + e] * kc[j * kvDim + ko + e];
       dp += dz[qo + e] * vc[j * kvDim + ko + e];
     }
-    const x: f32 = Math.exp(sc * scale - m);
-    z += x;
-    pd += x * dp;
+    const top: f32 = Math.max(m, sc * scale);
+    const r: f32 = Math.exp(m - top);
+    const x: f32 = Math.exp(sc * scale - top);
+    z = z * r + x;
+    pd = pd * r + x * dp;
+    m = top;
   }
-  stats[i * 3] = m;
-  stats[i * 3 + 1] = z;
-  stats[i * 3 + 2] = pd / z;
+  ms[id.local] = m;
+  workgroupMax(ms, id);
+  const best: f32 = ms[0];
+  // (an invocation with no keys has m = −3.4e38: its weight is 0)
+  const wt: f32 = Math.exp(m - best);
+  zs[id.local] = z * wt;
+  ps[id.local] = pd * wt;
+  workgroupSum(zs, id);
+  workgroupSum(ps, id);
+  if (id.local === 0) {
+    stats[id.group * 3] = best;
+    stats[id.group * 3 + 1] = zs[0];
+    stats[id.group * 3 + 2] = ps[0] / zs[0];
+  }
 }
 
 /** dq of query row t, head h (a workgroup each, headSize ≤ 128: invocation i takes lanes i and i + 64):

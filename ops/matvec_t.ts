@@ -63,11 +63,11 @@ const TILE_POSITIONS = 32;
 const TILE_COLS = 128;
 const TILE_K = 32;
 /** how far a transposed product splits along the weight's rows: into up to `groups` workgroups in all
- *  (tiles × splits), each split at least `minRows` rows (Target.transposedSplit overrides it). Eight
- *  workgroups an SM of an H100: run 2026-12-07-h100-a's backward at 16 positions took ~26 ms where
- *  reading the weights takes ~1 ms, with two an SM (264, 512) — bound by each step's load latency, which
- *  more workgroups in flight hide (the interp benchmark profiles the gradient plan at both). */
-export const TRANSPOSED_SPLIT = { groups: 1056, minRows: 128 };
+ *  (tiles × splits), each split at least `minRows` rows (Target.transposedSplit overrides it). Two
+ *  workgroups an SM of an H100: run 2026-12-07-h100-b's gradient plans (the tensor-core kernel) took
+ *  61.9 ms at 128 positions and 18.6 at 16 with these, 68.1 and 19.8 with eight an SM (1056, 128),
+ *  77.8 and 21.6 with sixteen (2112, 64): more splits cost more partial sums than they hide latency. */
+export const TRANSPOSED_SPLIT = { groups: 264, minRows: 512 };
 
 /** out[s][t][c] = Σ_r W[r][c]·dy[t][rowStart + r] over split s's rows (the whole piece with one split),
  *  plus out's value where `add`. A workgroup: 32 positions × 128 columns (tile t % colTiles of the
