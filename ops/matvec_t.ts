@@ -39,11 +39,6 @@ export const matvecT: Op = {
     const tiles = Math.ceil(T / tp) * Math.ceil(cols / TILE_COLS);
     const kernel = tensor ? 'matmulTTensorKernel' : 'matmulTKernel';
     const bind: Record<string, string> = { dy: ctx.buf(dy!) };
-    if (tensor) {
-      // each position's gradient scaled by a power of two before it is rounded to f16
-      bind.scale = ctx.planScratch('grad_scale', T);
-      ctx.dispatch('gradScaleKernel', { dy: bind.dy!, scale: bind.scale }, { rows }, T);
-    }
     const specs: Record<string, number> = tensor ? { shape: T <= 16 ? 0 : 1 } : {};
     ctx.chunks(w!).forEach((c, k) => {
       // splits along the rows where the tiles alone leave SMs idle (each split at least minRows rows)
