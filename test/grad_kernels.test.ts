@@ -113,10 +113,13 @@ describe('backward kernels match their float64 references', () => {
     });
   });
 
-  it('attention_stats: each query row and head\'s max score, sum of exponentials and Σ P·dP', async () => {
-    const [T, nHeads, nKvHeads, headSize, ctxLen] = [4, 4, 2, 8, 10], qDim = nHeads * headSize, kvDim = nKvHeads * headSize;
+  // [T, nHeads, nKvHeads, headSize, context, pos, query scale]: fewer keys than a workgroup's 64
+  // invocations; up to 205 keys (several an invocation, each one's sums rescaled as its max grows) with
+  // scores spread wide (queries × 4)
+  it.each([[4, 4, 2, 8, 10, 2, 1], [6, 4, 1, 16, 220, 199, 4]] as const)('attention_stats: each query row and head\'s max score, sum of exponentials and Σ P·dP (%i rows, %i heads, %i KV heads of %i lanes, context %i from %i, queries × %i)', async (T, nHeads, nKvHeads, headSize, ctxLen, pos, k) => {
+    const qDim = nHeads * headSize, kvDim = nKvHeads * headSize;
     const { out, ref } = await runBoth((o, g) => g.apply(attentionStats, [o.weight('q', [T, qDim]), o.weight('kc', [ctxLen, kvDim]), o.weight('vc', [ctxLen, kvDim]), o.input('pos', [1]), o.weight('dz', [T, qDim])], { nHeads, nKvHeads, headSize }),
-      { q: rnd.normal(T * qDim), kc: rnd.normal(ctxLen * kvDim), vc: rnd.normal(ctxLen * kvDim), dz: rnd.normal(T * qDim) }, { pos: 2 });
+      { q: rnd.normal(T * qDim).map((v) => v * k), kc: rnd.normal(ctxLen * kvDim), vc: rnd.normal(ctxLen * kvDim), dz: rnd.normal(T * qDim) }, { pos });
     expect(relErr(out, ref), seedNote).toBeLessThanOrEqual(TOL);
   });
 
