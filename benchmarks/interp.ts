@@ -34,6 +34,7 @@ import { activationPatching } from '../runtime/interp/patching.js';
 import { attributionPatching } from '../runtime/interp/attribution.js';
 import { gradientGraph } from '../runtime/interp/gradients.js';
 import { compile } from '../compiler/passes.js';
+import type { Plan } from '../compiler/plan.js';
 import { OPSET } from '../ops/index.js';
 import { TRANSPOSED_SPLIT } from '../ops/matvec_t.js';
 import { llama } from '../models/llama.js';
@@ -85,6 +86,12 @@ async function one(w: Workload): Promise<One> {
   };
   // the gradient workloads' yardstick: one forward of the same prompt (the prefill, next token only)
   const forwardOf: Partial<Record<Workload, () => Promise<unknown>>> = { grad128: () => model.prefill(p128, 'next'), attrib16x16: () => model.prefill(p16, 'next') };
+  // a plan made for this model (another target or graph), its dispatches each timed alone, the second
+  // time (the first is the first use of its buffers)
+  const profilePlan = async (plan: Plan, inputs: Readonly<Record<string, number | Int32Array>>) => {
+    const ex = await Executor.create(model.executor.gpu, plan, model['weights'], model.executor);
+    try { await ex.profile(inputs); return await ex.profile(inputs); } finally { ex.destroy(); }
+  };
   const timed = async () => { const s = performance.now(); await runs[w](); return performance.now() - s; };
   // where a first run's time goes: plan variants made (compiled, then their executors created)
   const spent = { variants_ms: 0, executors_ms: 0, made: 0 };
@@ -115,11 +122,7 @@ async function one(w: Workload): Promise<One> {
     const profileWith = async (over: Partial<Target> = {}) => {
       const t = { ...model['target'], ...over };
       const plan = compile(gradientGraph(model.config, (n) => model.weightDtype(n) ?? 'f32', tokens.length, hooks), OPSET, t, {}).plan!;
-      const ex = await Executor.create(model.executor.gpu, plan, model['weights'], model.executor);
-      const inputs = { token: Int32Array.from(tokens), pos: 0, ids: Int32Array.of(target, distractor) };
-      await ex.profile(inputs); // (once untimed: first use of its buffers)
-      const prof = await ex.profile(inputs);
-      ex.destroy();
+      const prof = await profilePlan(plan, { token: Int32Array.from(tokens), pos: 0, ids: Int32Array.of(target, distractor) });
       if (!prof) return undefined;
       const rows = [...prof.entries()].map(([k, v]) => ({ kernel: k, ms: +(v.ns / 1e6).toFixed(3), count: v.count })).sort((x, y) => y.ms - x.ms);
       return { total_ms: +rows.reduce((a, r) => a + r.ms, 0).toFixed(2), dispatches: plan.dispatches.length, top: rows.slice(0, 14) };
@@ -184,11 +187,7 @@ async function one(w: Workload): Promise<One> {
       if (!matmul || !model['target'].matrices) break;
       try {
         const plan = compile(llama(c, (n) => model.weightDtype(n) ?? 'f32', { positions: len, head: 'last' }), OPSET, { ...model['target'], ...over }, {}).plan!;
-        const vx = await Executor.create(model.executor.gpu, plan, model['weights'], model.executor);
-        const inputs = { token: Int32Array.from(p512.slice(0, len)), pos: 0 };
-        await vx.profile(inputs);
-        const q = await vx.profile(inputs);
-        vx.destroy();
+        const q = await profilePlan(plan, { token: Int32Array.from(p512.slice(0, len)), pos: 0 });
         const ms = [...(q ?? new Map()).entries()].filter(([k]) => /^(matmul|splitSum)/.test(k)).reduce((s, [, v]) => s + v.ns, 0) / 1e6;
         matmul.variants[name] = +ms.toFixed(2);
       } catch (e) { matmul.variants[name] = String(e); } // (a variant that fails is reported, not fatal)

@@ -5,17 +5,18 @@
 // them row-major as its right operand (matrixLoadRightRows), so nothing is ever copied transposed.
 //
 // Numerics, stated: a gradient row is scaled by a power of two (gradScale; each split of the rows its
-// own) so that its largest value there lies in [2^13, 2^14), then rounded to f16 (relative 2^-11) on its way into workgroup memory:
-// gradients are small, and unscaled any value under 2^-14 would keep only a subnormal's few bits and
-// under 2^-24 vanish. The weights are exact in f16 (f16; bf16 has fewer mantissa bits) or round once
-// (q8_0 and q4_0's d·q). The matrix unit sums in f32, 16 rows at a time, in row order; the scale is
-// undone exactly on the f32 sum. Per output: |out − ref| ≤ (2^-10 + R·2^-24)·Σ_r |W[r][c]·dy[t][r]|,
+// own) so that its largest value there lies in [2^13, 2^14), then rounded to f16 (relative 2^-11) on
+// its way into workgroup memory: gradients are small, and unscaled any value under 2^-14 would keep
+// only a subnormal's few bits and under 2^-24 vanish. f16 weights are exact; bf16 ones too within
+// f16's range (fewer mantissa bits, a wider exponent), q8_0 and q4_0's d·q round once. The matrix
+// unit sums in f32, 16 rows at a time, in row order; the scale is undone exactly on the f32 sum. Per output: |out − ref| ≤ (2^-10 + R·2^-24)·Σ_r |W[r][c]·dy[t][r]|,
 // the same bound as the forward's tensor-core product (benchmarks/tensor_check.ts checks it on the GPU).
 import {
   type Invocation, type In, type Out, type Spec, type u32, type f32, type MatrixLeft, type MatrixRight, type MatrixResult,
   bitcastF32, bitcastU32, f16, halfOf, idiv, localF32, localU32, matrixLoadLeft, matrixLoadRightRows, matrixMultiplyAdd, matrixStore, matrixZero, sharedF16, sharedF32, subgroupMax, workgroupBarrier,
 } from '../compiler/kernel/dsl.js';
 import { weightAt } from './dequant.js';
+import { gradAt } from './matvec_t.js';
 
 /** The power of two that puts `top` (a largest |value|) in [2^13, 2^14): 2^(13 − e) for top in
  *  [2^e, 2^(e+1)), made from the exponent's bits, so exactly a power of two (clamped to f32's normal
@@ -63,8 +64,7 @@ export function matmulTTensorKernel(id: Invocation, w: In<u32>, dy: In<f32>, out
         const e: u32 = id.local + 128 * j;
         const p: u32 = p0 + (e >> 5);
         const r: u32 = k0 + (e & 31);
-        const v: f32 = dy[Math.min(p, tokens - 1) * allRows + rowStart + Math.min(r, rows - 1)];
-        dsc[j] = Math.max(dsc[j], p < tokens && r < r1 ? Math.abs(v) : 0);
+        dsc[j] = Math.max(dsc[j], p < tokens && r < r1 ? Math.abs(gradAt(dy, allRows, rowStart, tokens, rows, p, r)) : 0);
       }
     }
   }
@@ -194,7 +194,7 @@ export function loadStepTT(w: In<u32>, dy: In<f32>, rows: u32, half: u32, allRow
       wq[j] = w[Math.min(k0 + (e >> 6), rows - 1) * half + Math.min((c0 >> 1) + (e & 63), half - 1)];
     }
     if (j < dn) {
-      dq[j] = dy[Math.min(p0 + (e >> 5), tokens - 1) * allRows + rowStart + Math.min(k0 + (e & 31), rows - 1)];
+      dq[j] = gradAt(dy, allRows, rowStart, tokens, rows, p0 + (e >> 5), k0 + (e & 31));
     }
   }
 }

@@ -147,29 +147,25 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
     let e_loadStepT1: u32 = (lid.x + 0u);
     let p_loadStepT1: u32 = (p0 + (e_loadStepT1 >> 5u));
     let r_loadStepT1: u32 = (r0 + (e_loadStepT1 & 31u));
-    let v_loadStepT1: f32 = dy[min((((min(p_loadStepT1, (u.tokens - 1u)) * u.allRows) + u.rowStart) + min(r_loadStepT1, (u.rows - 1u))), arrayLength(&dy) - 1u)];
-    dq[0u] = select(0.0f, v_loadStepT1, ((p_loadStepT1 < u.tokens) && (r_loadStepT1 < r1)));
+    dq[0u] = select(0.0f, dy[min((((min(p_loadStepT1, (u.tokens - 1u)) * u.allRows) + u.rowStart) + min(r_loadStepT1, (u.rows - 1u))), arrayLength(&dy) - 1u)], ((p_loadStepT1 < u.tokens) && (r_loadStepT1 < r1)));
   }
   {
     let e_loadStepT1: u32 = (lid.x + 256u);
     let p_loadStepT1: u32 = (p0 + (e_loadStepT1 >> 5u));
     let r_loadStepT1: u32 = (r0 + (e_loadStepT1 & 31u));
-    let v_loadStepT1: f32 = dy[min((((min(p_loadStepT1, (u.tokens - 1u)) * u.allRows) + u.rowStart) + min(r_loadStepT1, (u.rows - 1u))), arrayLength(&dy) - 1u)];
-    dq[1u] = select(0.0f, v_loadStepT1, ((p_loadStepT1 < u.tokens) && (r_loadStepT1 < r1)));
+    dq[1u] = select(0.0f, dy[min((((min(p_loadStepT1, (u.tokens - 1u)) * u.allRows) + u.rowStart) + min(r_loadStepT1, (u.rows - 1u))), arrayLength(&dy) - 1u)], ((p_loadStepT1 < u.tokens) && (r_loadStepT1 < r1)));
   }
   {
     let e_loadStepT1: u32 = (lid.x + 512u);
     let p_loadStepT1: u32 = (p0 + (e_loadStepT1 >> 5u));
     let r_loadStepT1: u32 = (r0 + (e_loadStepT1 & 31u));
-    let v_loadStepT1: f32 = dy[min((((min(p_loadStepT1, (u.tokens - 1u)) * u.allRows) + u.rowStart) + min(r_loadStepT1, (u.rows - 1u))), arrayLength(&dy) - 1u)];
-    dq[2u] = select(0.0f, v_loadStepT1, ((p_loadStepT1 < u.tokens) && (r_loadStepT1 < r1)));
+    dq[2u] = select(0.0f, dy[min((((min(p_loadStepT1, (u.tokens - 1u)) * u.allRows) + u.rowStart) + min(r_loadStepT1, (u.rows - 1u))), arrayLength(&dy) - 1u)], ((p_loadStepT1 < u.tokens) && (r_loadStepT1 < r1)));
   }
   {
     let e_loadStepT1: u32 = (lid.x + 768u);
     let p_loadStepT1: u32 = (p0 + (e_loadStepT1 >> 5u));
     let r_loadStepT1: u32 = (r0 + (e_loadStepT1 & 31u));
-    let v_loadStepT1: f32 = dy[min((((min(p_loadStepT1, (u.tokens - 1u)) * u.allRows) + u.rowStart) + min(r_loadStepT1, (u.rows - 1u))), arrayLength(&dy) - 1u)];
-    dq[3u] = select(0.0f, v_loadStepT1, ((p_loadStepT1 < u.tokens) && (r_loadStepT1 < r1)));
+    dq[3u] = select(0.0f, dy[min((((min(p_loadStepT1, (u.tokens - 1u)) * u.allRows) + u.rowStart) + min(r_loadStepT1, (u.rows - 1u))), arrayLength(&dy) - 1u)], ((p_loadStepT1 < u.tokens) && (r_loadStepT1 < r1)));
   }
   for (var k0: u32 = r0; (k0 < r1); k0 += 32u) {
     {
@@ -353,29 +349,25 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
       let e_loadStepT2: u32 = (lid.x + 0u);
       let p_loadStepT2: u32 = (p0 + (e_loadStepT2 >> 5u));
       let r_loadStepT2: u32 = ((k0 + 32u) + (e_loadStepT2 & 31u));
-      let v_loadStepT2: f32 = dy[min((((min(p_loadStepT2, (u.tokens - 1u)) * u.allRows) + u.rowStart) + min(r_loadStepT2, (u.rows - 1u))), arrayLength(&dy) - 1u)];
-      dq[0u] = select(0.0f, v_loadStepT2, ((p_loadStepT2 < u.tokens) && (r_loadStepT2 < r1)));
+      dq[0u] = select(0.0f, dy[min((((min(p_loadStepT2, (u.tokens - 1u)) * u.allRows) + u.rowStart) + min(r_loadStepT2, (u.rows - 1u))), arrayLength(&dy) - 1u)], ((p_loadStepT2 < u.tokens) && (r_loadStepT2 < r1)));
     }
     {
       let e_loadStepT2: u32 = (lid.x + 256u);
       let p_loadStepT2: u32 = (p0 + (e_loadStepT2 >> 5u));
       let r_loadStepT2: u32 = ((k0 + 32u) + (e_loadStepT2 & 31u));
-      let v_loadStepT2: f32 = dy[min((((min(p_loadStepT2, (u.tokens - 1u)) * u.allRows) + u.rowStart) + min(r_loadStepT2, (u.rows - 1u))), arrayLength(&dy) - 1u)];
-      dq[1u] = select(0.0f, v_loadStepT2, ((p_loadStepT2 < u.tokens) && (r_loadStepT2 < r1)));
+      dq[1u] = select(0.0f, dy[min((((min(p_loadStepT2, (u.tokens - 1u)) * u.allRows) + u.rowStart) + min(r_loadStepT2, (u.rows - 1u))), arrayLength(&dy) - 1u)], ((p_loadStepT2 < u.tokens) && (r_loadStepT2 < r1)));
     }
     {
       let e_loadStepT2: u32 = (lid.x + 512u);
       let p_loadStepT2: u32 = (p0 + (e_loadStepT2 >> 5u));
       let r_loadStepT2: u32 = ((k0 + 32u) + (e_loadStepT2 & 31u));
-      let v_loadStepT2: f32 = dy[min((((min(p_loadStepT2, (u.tokens - 1u)) * u.allRows) + u.rowStart) + min(r_loadStepT2, (u.rows - 1u))), arrayLength(&dy) - 1u)];
-      dq[2u] = select(0.0f, v_loadStepT2, ((p_loadStepT2 < u.tokens) && (r_loadStepT2 < r1)));
+      dq[2u] = select(0.0f, dy[min((((min(p_loadStepT2, (u.tokens - 1u)) * u.allRows) + u.rowStart) + min(r_loadStepT2, (u.rows - 1u))), arrayLength(&dy) - 1u)], ((p_loadStepT2 < u.tokens) && (r_loadStepT2 < r1)));
     }
     {
       let e_loadStepT2: u32 = (lid.x + 768u);
       let p_loadStepT2: u32 = (p0 + (e_loadStepT2 >> 5u));
       let r_loadStepT2: u32 = ((k0 + 32u) + (e_loadStepT2 & 31u));
-      let v_loadStepT2: f32 = dy[min((((min(p_loadStepT2, (u.tokens - 1u)) * u.allRows) + u.rowStart) + min(r_loadStepT2, (u.rows - 1u))), arrayLength(&dy) - 1u)];
-      dq[3u] = select(0.0f, v_loadStepT2, ((p_loadStepT2 < u.tokens) && (r_loadStepT2 < r1)));
+      dq[3u] = select(0.0f, dy[min((((min(p_loadStepT2, (u.tokens - 1u)) * u.allRows) + u.rowStart) + min(r_loadStepT2, (u.rows - 1u))), arrayLength(&dy) - 1u)], ((p_loadStepT2 < u.tokens) && (r_loadStepT2 < r1)));
     }
     for (var k: u32 = 0u; (k < 32u); k += 1u) {
       {

@@ -45,8 +45,7 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
         let e: u32 = (lid.x + 0u);
         let p: u32 = (p0 + (e >> 5u));
         let r: u32 = (k0 + (e & 31u));
-        let v: f32 = dy[min((((min(p, (u.tokens - 1u)) * u.allRows) + u.rowStart) + min(r, (u.rows - 1u))), arrayLength(&dy) - 1u)];
-        dsc[0u] = max(dsc[0u], select(0.0f, abs(v), ((p < u.tokens) && (r < r1))));
+        dsc[0u] = max(dsc[0u], select(0.0f, abs(dy[min((((min(p, (u.tokens - 1u)) * u.allRows) + u.rowStart) + min(r, (u.rows - 1u))), arrayLength(&dy) - 1u)]), ((p < u.tokens) && (r < r1))));
       }
     }
     {
@@ -54,8 +53,7 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
         let e: u32 = (lid.x + 128u);
         let p: u32 = (p0 + (e >> 5u));
         let r: u32 = (k0 + (e & 31u));
-        let v: f32 = dy[min((((min(p, (u.tokens - 1u)) * u.allRows) + u.rowStart) + min(r, (u.rows - 1u))), arrayLength(&dy) - 1u)];
-        dsc[1u] = max(dsc[1u], select(0.0f, abs(v), ((p < u.tokens) && (r < r1))));
+        dsc[1u] = max(dsc[1u], select(0.0f, abs(dy[min((((min(p, (u.tokens - 1u)) * u.allRows) + u.rowStart) + min(r, (u.rows - 1u))), arrayLength(&dy) - 1u)]), ((p < u.tokens) && (r < r1))));
       }
     }
     {
@@ -63,8 +61,7 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
         let e: u32 = (lid.x + 256u);
         let p: u32 = (p0 + (e >> 5u));
         let r: u32 = (k0 + (e & 31u));
-        let v: f32 = dy[min((((min(p, (u.tokens - 1u)) * u.allRows) + u.rowStart) + min(r, (u.rows - 1u))), arrayLength(&dy) - 1u)];
-        dsc[2u] = max(dsc[2u], select(0.0f, abs(v), ((p < u.tokens) && (r < r1))));
+        dsc[2u] = max(dsc[2u], select(0.0f, abs(dy[min((((min(p, (u.tokens - 1u)) * u.allRows) + u.rowStart) + min(r, (u.rows - 1u))), arrayLength(&dy) - 1u)]), ((p < u.tokens) && (r < r1))));
       }
     }
     {
@@ -72,8 +69,7 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
         let e: u32 = (lid.x + 384u);
         let p: u32 = (p0 + (e >> 5u));
         let r: u32 = (k0 + (e & 31u));
-        let v: f32 = dy[min((((min(p, (u.tokens - 1u)) * u.allRows) + u.rowStart) + min(r, (u.rows - 1u))), arrayLength(&dy) - 1u)];
-        dsc[3u] = max(dsc[3u], select(0.0f, abs(v), ((p < u.tokens) && (r < r1))));
+        dsc[3u] = max(dsc[3u], select(0.0f, abs(dy[min((((min(p, (u.tokens - 1u)) * u.allRows) + u.rowStart) + min(r, (u.rows - 1u))), arrayLength(&dy) - 1u)]), ((p < u.tokens) && (r < r1))));
       }
     }
     {
@@ -81,8 +77,7 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
         let e: u32 = (lid.x + 512u);
         let p: u32 = (p0 + (e >> 5u));
         let r: u32 = (k0 + (e & 31u));
-        let v: f32 = dy[min((((min(p, (u.tokens - 1u)) * u.allRows) + u.rowStart) + min(r, (u.rows - 1u))), arrayLength(&dy) - 1u)];
-        dsc[4u] = max(dsc[4u], select(0.0f, abs(v), ((p < u.tokens) && (r < r1))));
+        dsc[4u] = max(dsc[4u], select(0.0f, abs(dy[min((((min(p, (u.tokens - 1u)) * u.allRows) + u.rowStart) + min(r, (u.rows - 1u))), arrayLength(&dy) - 1u)]), ((p < u.tokens) && (r < r1))));
       }
     }
     {
@@ -90,8 +85,7 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
         let e: u32 = (lid.x + 640u);
         let p: u32 = (p0 + (e >> 5u));
         let r: u32 = (k0 + (e & 31u));
-        let v: f32 = dy[min((((min(p, (u.tokens - 1u)) * u.allRows) + u.rowStart) + min(r, (u.rows - 1u))), arrayLength(&dy) - 1u)];
-        dsc[5u] = max(dsc[5u], select(0.0f, abs(v), ((p < u.tokens) && (r < r1))));
+        dsc[5u] = max(dsc[5u], select(0.0f, abs(dy[min((((min(p, (u.tokens - 1u)) * u.allRows) + u.rowStart) + min(r, (u.rows - 1u))), arrayLength(&dy) - 1u)]), ((p < u.tokens) && (r < r1))));
       }
     }
     {
@@ -99,8 +93,7 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
         let e: u32 = (lid.x + 768u);
         let p: u32 = (p0 + (e >> 5u));
         let r: u32 = (k0 + (e & 31u));
-        let v: f32 = dy[min((((min(p, (u.tokens - 1u)) * u.allRows) + u.rowStart) + min(r, (u.rows - 1u))), arrayLength(&dy) - 1u)];
-        dsc[6u] = max(dsc[6u], select(0.0f, abs(v), ((p < u.tokens) && (r < r1))));
+        dsc[6u] = max(dsc[6u], select(0.0f, abs(dy[min((((min(p, (u.tokens - 1u)) * u.allRows) + u.rowStart) + min(r, (u.rows - 1u))), arrayLength(&dy) - 1u)]), ((p < u.tokens) && (r < r1))));
       }
     }
     {
@@ -108,8 +101,7 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
         let e: u32 = (lid.x + 896u);
         let p: u32 = (p0 + (e >> 5u));
         let r: u32 = (k0 + (e & 31u));
-        let v: f32 = dy[min((((min(p, (u.tokens - 1u)) * u.allRows) + u.rowStart) + min(r, (u.rows - 1u))), arrayLength(&dy) - 1u)];
-        dsc[7u] = max(dsc[7u], select(0.0f, abs(v), ((p < u.tokens) && (r < r1))));
+        dsc[7u] = max(dsc[7u], select(0.0f, abs(dy[min((((min(p, (u.tokens - 1u)) * u.allRows) + u.rowStart) + min(r, (u.rows - 1u))), arrayLength(&dy) - 1u)]), ((p < u.tokens) && (r < r1))));
       }
     }
     {
@@ -117,8 +109,7 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
         let e: u32 = (lid.x + 1024u);
         let p: u32 = (p0 + (e >> 5u));
         let r: u32 = (k0 + (e & 31u));
-        let v: f32 = dy[min((((min(p, (u.tokens - 1u)) * u.allRows) + u.rowStart) + min(r, (u.rows - 1u))), arrayLength(&dy) - 1u)];
-        dsc[8u] = max(dsc[8u], select(0.0f, abs(v), ((p < u.tokens) && (r < r1))));
+        dsc[8u] = max(dsc[8u], select(0.0f, abs(dy[min((((min(p, (u.tokens - 1u)) * u.allRows) + u.rowStart) + min(r, (u.rows - 1u))), arrayLength(&dy) - 1u)]), ((p < u.tokens) && (r < r1))));
       }
     }
     {
@@ -126,8 +117,7 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
         let e: u32 = (lid.x + 1152u);
         let p: u32 = (p0 + (e >> 5u));
         let r: u32 = (k0 + (e & 31u));
-        let v: f32 = dy[min((((min(p, (u.tokens - 1u)) * u.allRows) + u.rowStart) + min(r, (u.rows - 1u))), arrayLength(&dy) - 1u)];
-        dsc[9u] = max(dsc[9u], select(0.0f, abs(v), ((p < u.tokens) && (r < r1))));
+        dsc[9u] = max(dsc[9u], select(0.0f, abs(dy[min((((min(p, (u.tokens - 1u)) * u.allRows) + u.rowStart) + min(r, (u.rows - 1u))), arrayLength(&dy) - 1u)]), ((p < u.tokens) && (r < r1))));
       }
     }
     {
@@ -135,8 +125,7 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
         let e: u32 = (lid.x + 1280u);
         let p: u32 = (p0 + (e >> 5u));
         let r: u32 = (k0 + (e & 31u));
-        let v: f32 = dy[min((((min(p, (u.tokens - 1u)) * u.allRows) + u.rowStart) + min(r, (u.rows - 1u))), arrayLength(&dy) - 1u)];
-        dsc[10u] = max(dsc[10u], select(0.0f, abs(v), ((p < u.tokens) && (r < r1))));
+        dsc[10u] = max(dsc[10u], select(0.0f, abs(dy[min((((min(p, (u.tokens - 1u)) * u.allRows) + u.rowStart) + min(r, (u.rows - 1u))), arrayLength(&dy) - 1u)]), ((p < u.tokens) && (r < r1))));
       }
     }
     {
@@ -144,8 +133,7 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
         let e: u32 = (lid.x + 1408u);
         let p: u32 = (p0 + (e >> 5u));
         let r: u32 = (k0 + (e & 31u));
-        let v: f32 = dy[min((((min(p, (u.tokens - 1u)) * u.allRows) + u.rowStart) + min(r, (u.rows - 1u))), arrayLength(&dy) - 1u)];
-        dsc[11u] = max(dsc[11u], select(0.0f, abs(v), ((p < u.tokens) && (r < r1))));
+        dsc[11u] = max(dsc[11u], select(0.0f, abs(dy[min((((min(p, (u.tokens - 1u)) * u.allRows) + u.rowStart) + min(r, (u.rows - 1u))), arrayLength(&dy) - 1u)]), ((p < u.tokens) && (r < r1))));
       }
     }
     {
@@ -153,8 +141,7 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
         let e: u32 = (lid.x + 1536u);
         let p: u32 = (p0 + (e >> 5u));
         let r: u32 = (k0 + (e & 31u));
-        let v: f32 = dy[min((((min(p, (u.tokens - 1u)) * u.allRows) + u.rowStart) + min(r, (u.rows - 1u))), arrayLength(&dy) - 1u)];
-        dsc[12u] = max(dsc[12u], select(0.0f, abs(v), ((p < u.tokens) && (r < r1))));
+        dsc[12u] = max(dsc[12u], select(0.0f, abs(dy[min((((min(p, (u.tokens - 1u)) * u.allRows) + u.rowStart) + min(r, (u.rows - 1u))), arrayLength(&dy) - 1u)]), ((p < u.tokens) && (r < r1))));
       }
     }
     {
@@ -162,8 +149,7 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
         let e: u32 = (lid.x + 1664u);
         let p: u32 = (p0 + (e >> 5u));
         let r: u32 = (k0 + (e & 31u));
-        let v: f32 = dy[min((((min(p, (u.tokens - 1u)) * u.allRows) + u.rowStart) + min(r, (u.rows - 1u))), arrayLength(&dy) - 1u)];
-        dsc[13u] = max(dsc[13u], select(0.0f, abs(v), ((p < u.tokens) && (r < r1))));
+        dsc[13u] = max(dsc[13u], select(0.0f, abs(dy[min((((min(p, (u.tokens - 1u)) * u.allRows) + u.rowStart) + min(r, (u.rows - 1u))), arrayLength(&dy) - 1u)]), ((p < u.tokens) && (r < r1))));
       }
     }
     {
@@ -171,8 +157,7 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
         let e: u32 = (lid.x + 1792u);
         let p: u32 = (p0 + (e >> 5u));
         let r: u32 = (k0 + (e & 31u));
-        let v: f32 = dy[min((((min(p, (u.tokens - 1u)) * u.allRows) + u.rowStart) + min(r, (u.rows - 1u))), arrayLength(&dy) - 1u)];
-        dsc[14u] = max(dsc[14u], select(0.0f, abs(v), ((p < u.tokens) && (r < r1))));
+        dsc[14u] = max(dsc[14u], select(0.0f, abs(dy[min((((min(p, (u.tokens - 1u)) * u.allRows) + u.rowStart) + min(r, (u.rows - 1u))), arrayLength(&dy) - 1u)]), ((p < u.tokens) && (r < r1))));
       }
     }
     {
@@ -180,8 +165,7 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
         let e: u32 = (lid.x + 1920u);
         let p: u32 = (p0 + (e >> 5u));
         let r: u32 = (k0 + (e & 31u));
-        let v: f32 = dy[min((((min(p, (u.tokens - 1u)) * u.allRows) + u.rowStart) + min(r, (u.rows - 1u))), arrayLength(&dy) - 1u)];
-        dsc[15u] = max(dsc[15u], select(0.0f, abs(v), ((p < u.tokens) && (r < r1))));
+        dsc[15u] = max(dsc[15u], select(0.0f, abs(dy[min((((min(p, (u.tokens - 1u)) * u.allRows) + u.rowStart) + min(r, (u.rows - 1u))), arrayLength(&dy) - 1u)]), ((p < u.tokens) && (r < r1))));
       }
     }
   }
