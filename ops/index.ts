@@ -39,6 +39,7 @@ import { siluMulGrad } from './silu_mul_grad.js';
 import { lastRowGrad } from './last_row_grad.js';
 import { kvRows } from './kv_rows.js';
 import { logitDiff, logitDiffGrad } from './logit_diff.js';
+import { logitDiffUnembed, logitDiffUnembedGrad } from './logit_diff_unembed.js';
 import { logProb, logProbGrad } from './log_prob.js';
 import { whereNonzero } from './where_nonzero.js';
 import type { GradOps } from '../compiler/grad.js';
@@ -50,7 +51,7 @@ import type { DType } from '../compiler/ir/dtype.js';
 
 export const OPS: readonly Op[] = [input, weight, state, ropeTable, embedding, rmsnorm, matvec, rope, kvWrite, attention, add, bias, siluMul,
   scale, slice, qkvMatvec, ropeKv, qkvRopeKv, ffnGateUp, argmax, intervene, attentionScores, rmsParts, stored, headResult, saeEncode, saeDecode, lastRow, pick, lensStats,
-  fill, matvecT, rmsnormGrad, siluMulGrad, lastRowGrad, kvRows, attentionStats, attentionGrad, logitDiff, logitDiffGrad, logProb, logProbGrad, whereNonzero,
+  fill, matvecT, rmsnormGrad, siluMulGrad, lastRowGrad, kvRows, attentionStats, attentionGrad, logitDiff, logitDiffGrad, logitDiffUnembed, logitDiffUnembedGrad, logProb, logProbGrad, whereNonzero,
   attentionScoresGrad, patternSoftmax, patternSoftmaxGrad, patternApply, patternApplyGrad] as Op[];
 /** what compiler/grad.ts builds with: the seed constant and the sum of a node's gradients */
 export const GRAD_OPS: GradOps = { fill, add };
@@ -86,6 +87,7 @@ export function ops(g: GraphBuilder) {
     pick: (x: Node, ids: Node) => g.apply(pick, [x, ids], {}),
     lensStats: (logits: Node, target: Node, a: LensStatsAttr) => g.apply(lensStats, [logits, target], a),
     logitDiff: (logits: Node, ids: Node, row?: number) => g.apply(logitDiff, [logits, ids], row === undefined ? {} : { row }),
+    logitDiffUnembed: (w: Node, x: Node, ids: Node) => g.apply(logitDiffUnembed, [w, x, ids], {}),
     logProb: (logits: Node, ids: Node, row?: number) => g.apply(logProb, [logits, ids], row === undefined ? {} : { row }),
   };
 }

@@ -62,6 +62,8 @@ describe("each op's vector-Jacobian product equals central differences of its re
     ['last_row at row 1 (a batch of two)', (o) => { const a = o.input('x0', [2, 4, 5], 'f32'); return { out: o.lastRow(a, 1), x: [a] }; }],
     ['logit_diff (target − distractor, the last row)', (o) => { const a = o.input('x0', [3, 11], 'f32'); return { out: o.logitDiff(a, o.input('ids2', [2])), x: [a] }; }],
     ['logit_diff (a target alone, row 1)', (o) => { const a = o.input('x0', [3, 11], 'f32'); return { out: o.logitDiff(a, o.input('ids1', [1]), 1), x: [a] }; }],
+    ['logit_diff_unembed, f16 (target − distractor, one row of a block\'s shape)', (o) => { const a = o.input('x0', [1, 1, 8], 'f32'); return { out: o.logitDiffUnembed(o.weight('w16', [6, 8], 'f16'), a, o.input('ids2u', [2])), x: [a] }; }],
+    ['logit_diff_unembed, q8_0 (a target alone)', (o) => { const a = o.input('x0', [64], 'f32'); return { out: o.logitDiffUnembed(o.weight('wq8', [5, 64], 'q8_0'), a, o.input('ids1u', [1])), x: [a] }; }],
     ['log_prob (the last row)', (o) => { const a = o.input('x0', [2, 11], 'f32'); return { out: o.logProb(a, o.input('ids1', [1])), x: [a] }; }],
     ['intervene (tables of 4 rows over a block of 3 from position 2: the last row left alone)', (o, g) => {
       const a = o.input('x0', [3, 6], 'f32');
@@ -94,7 +96,7 @@ describe("each op's vector-Jacobian product equals central differences of its re
       return { out: o.attentionScores(q, k, o.input('pos7', [1]), { nHeads: 4, nKvHeads: 2, headSize: 4, scale: 0.3 }), x: [q, k] };
     }],
   ];
-  const fixed = { pos: Float64Array.of(2), pos7: Float64Array.of(7), cache: f64(rnd.normal(64)), ids1: Float64Array.of(4), ids2: Float64Array.of(9, 2), ia: f64(rnd.normal(24)), ib: f64(rnd.normal(24)) };
+  const fixed = { pos: Float64Array.of(2), pos7: Float64Array.of(7), cache: f64(rnd.normal(64)), ids1: Float64Array.of(4), ids2: Float64Array.of(9, 2), ids1u: Float64Array.of(3), ids2u: Float64Array.of(5, 1), ia: f64(rnd.normal(24)), ib: f64(rnd.normal(24)) };
   const w = {
     b: { dtype: 'f32' as DType, values: rnd.normal(9) }, nw: { dtype: 'f32' as DType, values: rnd.normal(12) }, hw: { dtype: 'f32' as DType, values: rnd.normal(4) },
     w32: { dtype: 'f32' as DType, values: rnd.normal(48) }, w16: { dtype: 'f16' as DType, values: rnd.normal(48) },

@@ -2,7 +2,8 @@
 // error of the whole vector <= 1e-5; NaN never passes): SwiGLU's two gradients, the
 // norm's, the transposed product for every weight dtype (weights read in place, split into row pieces
 // too), the last row spread back and a block's rows of a cache's gradient, the metrics (a logit
-// difference, a log-probability over a vocabulary wider than the workgroup) and their gradients.
+// difference, a log-probability over a vocabulary wider than the workgroup) and their gradients, and the
+// logit difference read off two rows of the unembedding (every dtype, the rows in one piece or two).
 import { describe, expect, it } from 'vitest';
 import { randomSource, relErr } from './helpers/numeric.js';
 import { runBoth } from './helpers/gpu.js';
@@ -18,6 +19,7 @@ import type { Ops } from '../ops/index.js';
 import type { GraphBuilder } from '../compiler/ir/graph.js';
 import { logProb, logProbGrad } from '../ops/log_prob.js';
 import { logitDiff, logitDiffGrad } from '../ops/logit_diff.js';
+import { logitDiffUnembed, logitDiffUnembedGrad } from '../ops/logit_diff_unembed.js';
 import { patternSoftmaxGrad } from '../ops/pattern_softmax.js';
 import { patternApplyGrad } from '../ops/pattern_apply.js';
 import { attentionScoresGrad } from '../ops/attention_scores.js';
@@ -147,6 +149,22 @@ describe('backward kernels match their float64 references', () => {
     expect(Array.from(b.out)).toEqual(Array.from(b.ref).map(Math.fround));
   });
 
+  // two rows of an unembedding of 300 × 320 (cols past the 256 invocations); the two ids in one row
+  // piece or in different ones (a binding limit under the weight's bytes splits it)
+  it.each([['f32', [17, 290]], ['f16', [299, 0]], ['bf16', [5]], ['q8_0', [120, 121]], ['q4_0', [0, 250]]] as const)('logit_diff_unembed through %s rows %j, and its gradient, whole and in row pieces', async (dtype, ids) => {
+    const [rows, cols] = [300, 320];
+    const data = { w: weightOf([rows, cols], dtype as DType, rnd.normal(rows * cols)), x: rnd.normal(cols), dy: rnd.normal(1) };
+    for (const maxBindingBytes of [undefined, 40 * cols * 4]) {
+      const note = `${seedNote}, ${maxBindingBytes ?? 'whole'}`;
+      const f = await runBoth((o, g) => g.apply(logitDiffUnembed, [o.weight('w', [rows, cols], dtype as DType), o.weight('x', [1, cols]), o.input('ids', [ids.length])], {}), data, { ids: Int32Array.from(ids) }, { maxBindingBytes });
+      if (maxBindingBytes) expect(f.plan.dispatches.filter((d) => d.kernel === 'logitDiffUnembedKernel').length, note).toBeGreaterThan(1);
+      expect(relErr(f.out, f.ref), note).toBeLessThanOrEqual(TOL);
+      const b = await runBoth((o, g) => g.apply(logitDiffUnembedGrad, [o.weight('w', [rows, cols], dtype as DType), o.weight('dy', [1]), o.input('ids', [ids.length])], { shape: [1, cols] }), data, { ids: Int32Array.from(ids) }, { maxBindingBytes });
+      expect(b.out.length).toBe(cols);
+      expect(relErr(b.out, b.ref), note).toBeLessThanOrEqual(TOL);
+    }
+  });
+
   it.each([undefined, 0] as const)('log_prob at row %s, and its gradient (softmax from the metric)', async (row) => {
     const attr: Record<string, number> = row === undefined ? {} : { row };
     const data = { z: z(), dy: rnd.normal(1), m: new Float32Array(1) };
@@ -158,36 +176,17 @@ describe('backward kernels match their float64 references', () => {
   });
 });
 
-describe("the tensor-core transposed product's gradient scales (gradScaleKernel; the product itself runs only where the device has subgroup matrices: benchmarks/tensor_check.ts)", () => {
-  it('scales each row by a power of two that puts its largest |value| in [2^13, 2^14): tiny, huge, zero and subnormal rows', async () => {
-    const { getGpu, targetOf } = await import('../runtime/gpu.js');
-    const { toWGSL } = await import('../compiler/kernel/wgsl.js');
-    const { kernels } = await import('../ops/kernels.gen.js');
-    const gpu = await getGpu(), d = gpu.device, rows = 700;
-    const mags = [1, 1e-9, 3e5, 0, 1e-30, 2 ** -130, 7.5e-3, 2 ** 13];
-    const dy = new Float32Array(mags.length * rows);
-    mags.forEach((m, t) => { const v = rnd.normal(rows); for (let r = 0; r < rows; r++) dy[t * rows + r] = Math.fround(v[r]! * m); });
-    const mk = (size: number, usage: number) => d.createBuffer({ size, usage });
-    const x = mk(dy.byteLength, GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST), out = mk(mags.length * 4, GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC);
-    const un = mk(16, GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST), rb = mk(mags.length * 4, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST);
-    d.queue.writeBuffer(x, 0, dy);
-    d.queue.writeBuffer(un, 0, new Uint32Array([rows, 0, 0, 0]));
-    const pipeline = d.createComputePipeline({ layout: 'auto', compute: { module: d.createShaderModule({ code: toWGSL(kernels.gradScaleKernel, targetOf(gpu)) }), entryPoint: 'main' } });
-    const bg = d.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries: [x, out, un].map((buffer, binding) => ({ binding, resource: { buffer } })) });
-    const enc = d.createCommandEncoder(), pass = enc.beginComputePass();
-    pass.setPipeline(pipeline); pass.setBindGroup(0, bg); pass.dispatchWorkgroups(mags.length); pass.end();
-    enc.copyBufferToBuffer(out, 0, rb, 0, mags.length * 4);
-    d.queue.submit([enc.finish()]);
-    await rb.mapAsync(GPUMapMode.READ);
-    const scale = new Float32Array(rb.getMappedRange().slice(0));
-    rb.unmap();
-    [x, out, un, rb].forEach((b) => b.destroy());
-    mags.forEach((_, t) => {
-      const top = Math.max(...Array.from(dy.subarray(t * rows, (t + 1) * rows), Math.abs)), s = scale[t]!;
-      expect(Number.isInteger(Math.log2(s)), `row ${t}: ${s} is a power of two`).toBe(true);
-      // a row of zeros (or under f32's normal range, as the GPU may flush it) gets the largest scale
-      if (top < 2 ** -113) expect(s).toBe(2 ** 126);
-      else { expect(top * s).toBeGreaterThanOrEqual(2 ** 13); expect(top * s).toBeLessThan(2 ** 14); }
-    });
+describe("the tensor-core transposed product's gradient scales (gradScale, as the kernel inlines it; the product itself runs only where the device has subgroup matrices: benchmarks/tensor_check.ts)", () => {
+  it('a power of two that puts the largest |value| in [2^13, 2^14): tiny, huge, zero and subnormal', async () => {
+    const { gradScale } = await import('../ops/matmul_t_tensor.js');
+    for (const top of [1, 1e-9, 3e5, 7.5e-3, 2 ** 13, 2 ** 14 - 1, 65504, 1e-30, 2 ** -113, ...rnd.normal(20).map((v) => Math.abs(v) * 10 ** (rnd.normal(1)[0]! * 8))]) {
+      const s = gradScale(Math.fround(top));
+      expect(Number.isInteger(Math.log2(s)), `${top}: ${s} is a power of two`).toBe(true);
+      expect(Math.fround(top) * s, `${top}`).toBeGreaterThanOrEqual(2 ** 13);
+      expect(Math.fround(top) * s, `${top}`).toBeLessThan(2 ** 14);
+    }
+    // zero (or under f32's normal range, which a GPU may flush) gets the largest scale; infinity a finite one
+    for (const top of [0, 2 ** -130]) expect(gradScale(top)).toBe(2 ** 126);
+    expect(gradScale(Infinity)).toBe(2 ** -114);
   });
 });

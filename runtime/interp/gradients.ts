@@ -148,10 +148,20 @@ export async function runWithGradients(h: GradientHost, tokens: readonly number[
   }
 }
 
+/** logits = matvec(W, x) of one row, or that scaled (Granite): W, x and the factor; undefined for any
+ *  other head. */
+function unembeddingOf(logits: Node) {
+  const scaled = logits.op.name === 'scale' ? logits : undefined;
+  const mv = scaled ? scaled.srcs[0]! : logits;
+  if (mv.op.name !== 'matvec' || mv.size !== mv.shape[mv.shape.length - 1]) return undefined;
+  return { w: mv.srcs[0]!, x: mv.srcs[1]!, factor: scaled?.attr.factor as number | undefined };
+}
+
 /** The graph a gradient run compiles: the prompt's block of T positions (with intervention tables at
  *  the `edits` hooks and the `saes` spliced in), the metric of the head's row (`spec`; its token ids an input `ids`) and, as outputs, its gradient `grad:HOOK` and the forward's
  *  activation `act:HOOK` at each hook (the float64 reference runs the same graph: test/gradients.test.ts,
- *  gpu_check). The head unembeds the metric's row alone, so the backward never spreads over [T, vocab]. */
+ *  gpu_check). The head unembeds the metric's row alone, so the backward never spreads over [T, vocab];
+ *  a logit difference reads only its two rows of the unembedding (ops/logit_diff_unembed.ts). */
 export function gradientGraph(c: LlamaConfig, dtypeOf: (name: string) => DType, T: number, hooks: readonly string[], spec: MetricSpec = { kind: 'logit_diff', pair: true },
   edits: readonly InterventionSpec[] = [], saes: readonly SaeSpliceSpec[] = []): Graph {
   let b: GraphBuilder | undefined;
@@ -163,7 +173,11 @@ export function gradientGraph(c: LlamaConfig, dtypeOf: (name: string) => DType, 
   const forward = saes.length ? withSaes(edited, saes) : edited;
   const rebuilt = rebuildWith(forward, (_n, _m, g) => { b = g; return undefined; });
   const o = ops(b!), logits = rebuilt.outputs.logits!;
-  const metric = spec.kind === 'logit_diff' ? o.logitDiff(logits, o.input('ids', [spec.pair ? 2 : 1]))
+  // a logit difference reads two rows of the unembedding, not all V (unless the logits' own gradient is asked)
+  const head = unembeddingOf(logits);
+  const direct = spec.kind === 'logit_diff' && head && !hooks.includes('hook_logits') ? o.logitDiffUnembed(head.w, head.x, o.input('ids', [spec.pair ? 2 : 1])) : undefined;
+  const metric = direct ? (head!.factor === undefined ? direct : o.scale(direct, head!.factor))
+    : spec.kind === 'logit_diff' ? o.logitDiff(logits, o.input('ids', [spec.pair ? 2 : 1]))
     : spec.kind === 'log_prob' ? o.logProb(logits, o.input('ids', [1]))
     : spec.build(o, logits);
   if (metric.size !== 1) throw new UsageError(`a metric is one number; the one built has shape [${metric.shape}]`);
