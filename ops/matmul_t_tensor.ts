@@ -4,37 +4,26 @@
 // read as they are stored, row by row, and staged in workgroup memory as they lie: the matrix unit takes
 // them row-major as its right operand (matrixLoadRightRows), so nothing is ever copied transposed.
 //
-// Numerics, stated: a gradient row is scaled by a power of two (gradScaleKernel) so that its largest
-// value lies in [2^13, 2^14), then rounded to f16 (relative 2^-11) on its way into workgroup memory:
-// gradients are small, and unscaled any value under 2^-14 would keep only a subnormal's few bits and
-// under 2^-24 vanish. f16 weights are exact; bf16 ones too within f16's range (fewer mantissa bits, a
-// wider exponent), q8_0 and q4_0's d·q round once. The matrix unit sums in f32, 16 rows at a time, in
-// row order; the scale is undone exactly on the f32 sum. Per output: |out − ref| ≤ (2^-10 + R·2^-24)·
-// Σ_r |W[r][c]·dy[t][r]|, the same bound as the forward's tensor-core product (benchmarks/tensor_check.ts
-// checks it on the GPU).
+// Numerics, stated: a gradient row is scaled by a power of two (gradScale; each split of the rows its
+// own) so that its largest value there lies in [2^13, 2^14), then rounded to f16 (relative 2^-11) on
+// its way into workgroup memory: gradients are small, and unscaled any value under 2^-14 would keep
+// only a subnormal's few bits and under 2^-24 vanish. f16 weights are exact; bf16 ones too within
+// f16's range (fewer mantissa bits, a wider exponent), q8_0 and q4_0's d·q round once. The matrix
+// unit sums in f32, 16 rows at a time, in row order; the scale is undone exactly on the f32 sum. Per output: |out − ref| ≤ (2^-10 + R·2^-24)·Σ_r |W[r][c]·dy[t][r]|,
+// the same bound as the forward's tensor-core product (benchmarks/tensor_check.ts checks it on the GPU).
 import {
   type Invocation, type In, type Out, type Spec, type u32, type f32, type MatrixLeft, type MatrixRight, type MatrixResult,
-  bitcastF32, bitcastU32, f16, halfOf, idiv, localF32, localU32, matrixLoadLeft, matrixLoadRightRows, matrixMultiplyAdd, matrixStore, matrixZero, sharedF16, sharedF32, workgroupBarrier,
+  bitcastF32, bitcastU32, f16, halfOf, idiv, localF32, localU32, matrixLoadLeft, matrixLoadRightRows, matrixMultiplyAdd, matrixStore, matrixZero, sharedF16, sharedF32, subgroupMax, workgroupBarrier,
 } from '../compiler/kernel/dsl.js';
 import { weightAt } from './dequant.js';
 import { gradAt } from './matvec_t.js';
-import { workgroupMax } from './reduce.js';
 
-/** scale[t] = 2^(13 − e) for the largest |dy[t][r]| in [2^e, 2^(e+1)): made from the exponent's bits, so
- *  exactly a power of two (clamped to f32's normal range: a row of zeros gets 2^126, of infinities 2^-114). */
-/** @kernel @workgroupSize 256 */
-export function gradScaleKernel(id: Invocation, dy: In<f32>, scale: Out<f32>, rows: u32) {
-  const m = sharedF32(256);
-  let top: f32 = 0;
-  for (let r: u32 = id.local; r < rows; r += 256) {
-    top = Math.max(top, Math.abs(dy[id.group * rows + r]));
-  }
-  m[id.local] = top;
-  workgroupMax(m, id);
-  if (id.local === 0) {
-    const e: u32 = Math.min(Math.max((bitcastU32(m[0]) >> 23) & 255, 14), 254);
-    scale[id.group] = bitcastF32((267 - e) << 23);
-  }
+/** The power of two that puts `top` (a largest |value|) in [2^13, 2^14): 2^(13 − e) for top in
+ *  [2^e, 2^(e+1)), made from the exponent's bits, so exactly a power of two (clamped to f32's normal
+ *  range: 0 gets 2^126, infinity 2^-114). */
+/** @inline */
+export function gradScale(top: f32): f32 {
+  return bitcastF32((267 - Math.min(Math.max((bitcastU32(top) >> 23) & 255, 14), 254)) << 23);
 }
 
 /** out[s][t][c] = Σ_r W[r][c]·dy[t][rowStart + r] over split s's rows, plus out's value where `add`, in
@@ -44,12 +33,13 @@ export function gradScaleKernel(id: Invocation, dy: In<f32>, scale: Out<f32>, ro
  *  memory, from registers loaded while the step before multiplied. Results go through workgroup
  *  memory, unscaled, to the store. */
 /** @kernel @workgroupSize 128 */
-export function matmulTTensorKernel(id: Invocation, w: In<u32>, dy: In<f32>, scale: In<f32>, out: Out<f32>, rows: u32, cols: u32, allRows: u32,
+export function matmulTTensorKernel(id: Invocation, w: In<u32>, dy: In<f32>, out: Out<f32>, rows: u32, cols: u32, allRows: u32,
   rowStart: u32, tokens: u32, colTiles: u32, tiles: u32, splitRows: u32, add: u32, wtype: Spec<u32>, shape: Spec<u32>) {
   const ws = sharedF16(4400); // [32 weight rows][136 halves: 128 columns and padding], and 48 more: the bounds
   // analysis sees a subgroup's columns (cb) up to 96 in the blocks only shape 1 loads
   const ds = sharedF16(2560); // [64 positions][40 halves: 32 rows and padding] (16 positions in shape 0)
   const os = sharedF32(1024); // each subgroup's 16 × 16 results
+  const scs = sharedF32(64); // each position's scale
   const split: u32 = idiv(id.group, tiles);
   const tile: u32 = id.group % tiles;
   const tp: u32 = shape === 1 ? 64 : 16; // positions in a tile
@@ -64,13 +54,29 @@ export function matmulTTensorKernel(id: Invocation, w: In<u32>, dy: In<f32>, sca
   const wq = localU32(16);
   const dq = localF32(16);
   const dn: u32 = shape === 1 ? 16 : 4; // dy values an invocation stages a step
-  const dsc = localF32(16); // the scales of those values' positions (the same every step)
-  loadStepTT(w, dy, rows, half, allRows, rowStart, tokens, wtype, dn, r0, c0, p0, wq, dq, id);
-  for (let j: u32 = 0; j < 16; j++) {
-    if (j < dn) {
-      dsc[j] = scale[Math.min(p0 + ((id.local + 128 * j) >> 5), tokens - 1)];
+  // each position's scale over this split's rows, first: element e's position e / 32 = subgroup + 4j and
+  // row e % 32 = lane, so the largest |dy| of subgroup s's j-th values over the steps is position
+  // s + 4j's (a split's partial sums are unscaled before they are added: each split may scale apart)
+  const dsc = localF32(16); // the scales of this invocation's positions (the same every step)
+  for (let k0: u32 = r0; k0 < r1; k0 += 32) {
+    for (let j: u32 = 0; j < 16; j++) {
+      if (j < dn) {
+        const e: u32 = id.local + 128 * j;
+        const p: u32 = p0 + (e >> 5);
+        const r: u32 = k0 + (e & 31);
+        dsc[j] = Math.max(dsc[j], p < tokens && r < r1 ? Math.abs(gradAt(dy, allRows, rowStart, tokens, rows, p, r)) : 0);
+      }
     }
   }
+  for (let j: u32 = 0; j < 16; j++) {
+    if (j < dn) {
+      dsc[j] = gradScale(subgroupMax(dsc[j]));
+      if ((id.local & 31) === 0) {
+        scs[(id.local >> 5) + 4 * j] = dsc[j];
+      }
+    }
+  }
+  loadStepTT(w, dy, rows, half, allRows, rowStart, tokens, wtype, dn, r0, c0, p0, wq, dq, id);
   // this subgroup's blocks: its first position and column in the tile
   const s: u32 = id.subgroupId;
   const pb: u32 = shape === 1 ? (s >> 1) * 32 : 0;
@@ -162,11 +168,12 @@ export function matmulTTensorKernel(id: Invocation, w: In<u32>, dy: In<f32>, sca
       }
       workgroupBarrier();
       for (let e: u32 = lane; e < 256; e += id.subgroupSize) {
-        const p: u32 = p0 + pb + (q >> 2) * 16 + (e >> 4);
+        const tl: u32 = pb + (q >> 2) * 16 + (e >> 4);
+        const p: u32 = p0 + tl;
         const c: u32 = c0 + cb + (q & 3) * 16 + (e & 15);
         if (p < tokens && c < cols) {
           const o: u32 = (split * tokens + p) * cols + c;
-          const v: f32 = os[s * 256 + e] / scale[p];
+          const v: f32 = os[s * 256 + e] / scs[tl];
           out[o] = add === 1 ? out[o] + v : v;
         }
       }

@@ -38,12 +38,6 @@ export const matvecT: Op = {
     const tp = tensor ? (T <= 16 ? 16 : 64) : TILE_POSITIONS;
     const tiles = Math.ceil(T / tp) * Math.ceil(cols / TILE_COLS);
     const kernel = tensor ? 'matmulTTensorKernel' : 'matmulTKernel';
-    const bind: Record<string, string> = { dy: ctx.buf(dy!) };
-    if (tensor) {
-      // each position's gradient scaled by a power of two before it is rounded to f16
-      bind.scale = ctx.planScratch('grad_scale', T);
-      ctx.dispatch('gradScaleKernel', { dy: bind.dy!, scale: bind.scale }, { rows }, T);
-    }
     const specs: Record<string, number> = tensor ? { shape: T <= 16 ? 0 : 1 } : {};
     ctx.chunks(w!).forEach((c, k) => {
       // splits along the rows where the tiles alone leave SMs idle (each split at least minRows rows)
@@ -51,9 +45,9 @@ export const matvecT: Op = {
       const splits = Math.max(1, Math.min(Math.floor(groups / tiles), Math.floor(c.rows / minRows), Math.floor(ctx.maxBindingBytes / (4 * n.size))));
       const splitRows = Math.ceil(c.rows / splits / TILE_K) * TILE_K, used = Math.ceil(c.rows / splitRows);
       const u = { rows: c.rows, cols, allRows: rows, rowStart: c.rowStart, tokens: T, colTiles: Math.ceil(cols / TILE_COLS), tiles, splitRows, wtype: WTYPE[w!.dtype]!, ...specs };
-      if (used === 1) { ctx.dispatch(kernel, { ...bind, w: c.buf, out: ctx.buf(n) }, { ...u, add: k > 0 ? 1 : 0 }, tiles); return; }
+      if (used === 1) { ctx.dispatch(kernel, { w: c.buf, dy: ctx.buf(dy!), out: ctx.buf(n) }, { ...u, add: k > 0 ? 1 : 0 }, tiles); return; }
       const part = ctx.planScratch('split_t', used * n.size);
-      ctx.dispatch(kernel, { ...bind, w: c.buf, out: part }, { ...u, add: 0 }, tiles * used);
+      ctx.dispatch(kernel, { w: c.buf, dy: ctx.buf(dy!), out: part }, { ...u, add: 0 }, tiles * used);
       ctx.dispatch('matvecTSumKernel', { part, out: ctx.buf(n) }, { n: n.size, splits: used, add: k > 0 ? 1 : 0 }, groupsFor(n.size, 256));
     });
   },

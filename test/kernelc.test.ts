@@ -180,7 +180,7 @@ describe('which kernel a prefill matrix product takes', () => {
     expect(plan('f16', 16, false)).toEqual([['matmulSmallKernel', undefined, 4]]);
   });
 
-  it("a gradient's transposed product: the tensor cores likewise, each position's gradient scaled first", async () => {
+  it("a gradient's transposed product: the tensor cores likewise", async () => {
     const { GraphBuilder } = await import('../compiler/ir/graph.js');
     const { lowerGraph } = await import('../compiler/plan.js');
     const { target } = await import('../compiler/target.js');
@@ -193,8 +193,8 @@ describe('which kernel a prefill matrix product takes', () => {
       return lowerGraph(graph, target({ maxBindingBytes: 1 << 27, matrices, transposedSplit: { groups: 1, minRows: 1 } }), { kernels, fragments }).dispatches.map((d) => [d.kernel, d.uniforms.shape, d.groups]);
     };
     // 256 columns are 2 tiles of 128; 100 positions 2 tiles of 64, 16 positions one of 16 (32 in the f32 kernel)
-    expect(plan('f16', 100, true)).toEqual([['gradScaleKernel', undefined, 100], ['matmulTTensorKernel', 1, 4]]);
-    expect(plan('q4_0', 16, true)).toEqual([['gradScaleKernel', undefined, 16], ['matmulTTensorKernel', 0, 2]]);
+    expect(plan('f16', 100, true)).toEqual([['matmulTTensorKernel', 1, 4]]);
+    expect(plan('q4_0', 16, true)).toEqual([['matmulTTensorKernel', 0, 2]]);
     expect(plan('f32', 100, true)).toEqual([['matmulTKernel', undefined, 8]]); // f32 models keep the exact f32 path
     expect(plan('f16', 100, false)).toEqual([['matmulTKernel', undefined, 8]]);
     expect(plan('f16', 16, false)).toEqual([['matmulTKernel', undefined, 2]]);

@@ -5,8 +5,7 @@ enable chromium_experimental_subgroup_matrix;
 diagnostic(off, chromium.subgroup_matrix_uniformity);
 @group(0) @binding(0) var<storage, read> w: array<u32>;
 @group(0) @binding(1) var<storage, read> dy: array<f32>;
-@group(0) @binding(2) var<storage, read> scale: array<f32>;
-@group(0) @binding(3) var<storage, read_write> out: array<f32>;
+@group(0) @binding(2) var<storage, read_write> out: array<f32>;
 override wtype: u32;
 override shape: u32;
 struct Params {
@@ -20,10 +19,11 @@ struct Params {
   splitRows: u32,
   add: u32,
 }
-@group(0) @binding(4) var<uniform> u: Params;
+@group(0) @binding(3) var<uniform> u: Params;
 var<workgroup> ws: array<f16, 4400>;
 var<workgroup> ds: array<f16, 2560>;
 var<workgroup> os: array<f32, 1024>;
+var<workgroup> scs: array<f32, 64>;
 @compute @workgroup_size(128)
 fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(subgroup_size) sgsize: u32, @builtin(subgroup_id) sgid: u32) {
   var wq: array<u32, 16>;
@@ -39,6 +39,264 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   let half: u32 = ((u.cols + 1u) >> 1u);
   let words: bool = ((wtype == 1u) || (wtype == 2u));
   let dn: u32 = select(4u, 16u, (shape == 1u));
+  for (var k0: u32 = r0; (k0 < r1); k0 += 32u) {
+    {
+      if ((0u < dn)) {
+        let e: u32 = (lid.x + 0u);
+        let p: u32 = (p0 + (e >> 5u));
+        let r: u32 = (k0 + (e & 31u));
+        dsc[0u] = max(dsc[0u], select(0.0f, abs(dy[min((((min(p, (u.tokens - 1u)) * u.allRows) + u.rowStart) + min(r, (u.rows - 1u))), arrayLength(&dy) - 1u)]), ((p < u.tokens) && (r < r1))));
+      }
+    }
+    {
+      if ((1u < dn)) {
+        let e: u32 = (lid.x + 128u);
+        let p: u32 = (p0 + (e >> 5u));
+        let r: u32 = (k0 + (e & 31u));
+        dsc[1u] = max(dsc[1u], select(0.0f, abs(dy[min((((min(p, (u.tokens - 1u)) * u.allRows) + u.rowStart) + min(r, (u.rows - 1u))), arrayLength(&dy) - 1u)]), ((p < u.tokens) && (r < r1))));
+      }
+    }
+    {
+      if ((2u < dn)) {
+        let e: u32 = (lid.x + 256u);
+        let p: u32 = (p0 + (e >> 5u));
+        let r: u32 = (k0 + (e & 31u));
+        dsc[2u] = max(dsc[2u], select(0.0f, abs(dy[min((((min(p, (u.tokens - 1u)) * u.allRows) + u.rowStart) + min(r, (u.rows - 1u))), arrayLength(&dy) - 1u)]), ((p < u.tokens) && (r < r1))));
+      }
+    }
+    {
+      if ((3u < dn)) {
+        let e: u32 = (lid.x + 384u);
+        let p: u32 = (p0 + (e >> 5u));
+        let r: u32 = (k0 + (e & 31u));
+        dsc[3u] = max(dsc[3u], select(0.0f, abs(dy[min((((min(p, (u.tokens - 1u)) * u.allRows) + u.rowStart) + min(r, (u.rows - 1u))), arrayLength(&dy) - 1u)]), ((p < u.tokens) && (r < r1))));
+      }
+    }
+    {
+      if ((4u < dn)) {
+        let e: u32 = (lid.x + 512u);
+        let p: u32 = (p0 + (e >> 5u));
+        let r: u32 = (k0 + (e & 31u));
+        dsc[4u] = max(dsc[4u], select(0.0f, abs(dy[min((((min(p, (u.tokens - 1u)) * u.allRows) + u.rowStart) + min(r, (u.rows - 1u))), arrayLength(&dy) - 1u)]), ((p < u.tokens) && (r < r1))));
+      }
+    }
+    {
+      if ((5u < dn)) {
+        let e: u32 = (lid.x + 640u);
+        let p: u32 = (p0 + (e >> 5u));
+        let r: u32 = (k0 + (e & 31u));
+        dsc[5u] = max(dsc[5u], select(0.0f, abs(dy[min((((min(p, (u.tokens - 1u)) * u.allRows) + u.rowStart) + min(r, (u.rows - 1u))), arrayLength(&dy) - 1u)]), ((p < u.tokens) && (r < r1))));
+      }
+    }
+    {
+      if ((6u < dn)) {
+        let e: u32 = (lid.x + 768u);
+        let p: u32 = (p0 + (e >> 5u));
+        let r: u32 = (k0 + (e & 31u));
+        dsc[6u] = max(dsc[6u], select(0.0f, abs(dy[min((((min(p, (u.tokens - 1u)) * u.allRows) + u.rowStart) + min(r, (u.rows - 1u))), arrayLength(&dy) - 1u)]), ((p < u.tokens) && (r < r1))));
+      }
+    }
+    {
+      if ((7u < dn)) {
+        let e: u32 = (lid.x + 896u);
+        let p: u32 = (p0 + (e >> 5u));
+        let r: u32 = (k0 + (e & 31u));
+        dsc[7u] = max(dsc[7u], select(0.0f, abs(dy[min((((min(p, (u.tokens - 1u)) * u.allRows) + u.rowStart) + min(r, (u.rows - 1u))), arrayLength(&dy) - 1u)]), ((p < u.tokens) && (r < r1))));
+      }
+    }
+    {
+      if ((8u < dn)) {
+        let e: u32 = (lid.x + 1024u);
+        let p: u32 = (p0 + (e >> 5u));
+        let r: u32 = (k0 + (e & 31u));
+        dsc[8u] = max(dsc[8u], select(0.0f, abs(dy[min((((min(p, (u.tokens - 1u)) * u.allRows) + u.rowStart) + min(r, (u.rows - 1u))), arrayLength(&dy) - 1u)]), ((p < u.tokens) && (r < r1))));
+      }
+    }
+    {
+      if ((9u < dn)) {
+        let e: u32 = (lid.x + 1152u);
+        let p: u32 = (p0 + (e >> 5u));
+        let r: u32 = (k0 + (e & 31u));
+        dsc[9u] = max(dsc[9u], select(0.0f, abs(dy[min((((min(p, (u.tokens - 1u)) * u.allRows) + u.rowStart) + min(r, (u.rows - 1u))), arrayLength(&dy) - 1u)]), ((p < u.tokens) && (r < r1))));
+      }
+    }
+    {
+      if ((10u < dn)) {
+        let e: u32 = (lid.x + 1280u);
+        let p: u32 = (p0 + (e >> 5u));
+        let r: u32 = (k0 + (e & 31u));
+        dsc[10u] = max(dsc[10u], select(0.0f, abs(dy[min((((min(p, (u.tokens - 1u)) * u.allRows) + u.rowStart) + min(r, (u.rows - 1u))), arrayLength(&dy) - 1u)]), ((p < u.tokens) && (r < r1))));
+      }
+    }
+    {
+      if ((11u < dn)) {
+        let e: u32 = (lid.x + 1408u);
+        let p: u32 = (p0 + (e >> 5u));
+        let r: u32 = (k0 + (e & 31u));
+        dsc[11u] = max(dsc[11u], select(0.0f, abs(dy[min((((min(p, (u.tokens - 1u)) * u.allRows) + u.rowStart) + min(r, (u.rows - 1u))), arrayLength(&dy) - 1u)]), ((p < u.tokens) && (r < r1))));
+      }
+    }
+    {
+      if ((12u < dn)) {
+        let e: u32 = (lid.x + 1536u);
+        let p: u32 = (p0 + (e >> 5u));
+        let r: u32 = (k0 + (e & 31u));
+        dsc[12u] = max(dsc[12u], select(0.0f, abs(dy[min((((min(p, (u.tokens - 1u)) * u.allRows) + u.rowStart) + min(r, (u.rows - 1u))), arrayLength(&dy) - 1u)]), ((p < u.tokens) && (r < r1))));
+      }
+    }
+    {
+      if ((13u < dn)) {
+        let e: u32 = (lid.x + 1664u);
+        let p: u32 = (p0 + (e >> 5u));
+        let r: u32 = (k0 + (e & 31u));
+        dsc[13u] = max(dsc[13u], select(0.0f, abs(dy[min((((min(p, (u.tokens - 1u)) * u.allRows) + u.rowStart) + min(r, (u.rows - 1u))), arrayLength(&dy) - 1u)]), ((p < u.tokens) && (r < r1))));
+      }
+    }
+    {
+      if ((14u < dn)) {
+        let e: u32 = (lid.x + 1792u);
+        let p: u32 = (p0 + (e >> 5u));
+        let r: u32 = (k0 + (e & 31u));
+        dsc[14u] = max(dsc[14u], select(0.0f, abs(dy[min((((min(p, (u.tokens - 1u)) * u.allRows) + u.rowStart) + min(r, (u.rows - 1u))), arrayLength(&dy) - 1u)]), ((p < u.tokens) && (r < r1))));
+      }
+    }
+    {
+      if ((15u < dn)) {
+        let e: u32 = (lid.x + 1920u);
+        let p: u32 = (p0 + (e >> 5u));
+        let r: u32 = (k0 + (e & 31u));
+        dsc[15u] = max(dsc[15u], select(0.0f, abs(dy[min((((min(p, (u.tokens - 1u)) * u.allRows) + u.rowStart) + min(r, (u.rows - 1u))), arrayLength(&dy) - 1u)]), ((p < u.tokens) && (r < r1))));
+      }
+    }
+  }
+  {
+    if ((0u < dn)) {
+      dsc[0u] = bitcast<f32>(((267u - min(max(((bitcast<u32>(subgroupMax(dsc[0u])) >> 23u) & 255u), 14u), 254u)) << 23u));
+      if (((lid.x & 31u) == 0u)) {
+        scs[((lid.x >> 5u) + 0u)] = dsc[0u];
+      }
+    }
+  }
+  {
+    if ((1u < dn)) {
+      dsc[1u] = bitcast<f32>(((267u - min(max(((bitcast<u32>(subgroupMax(dsc[1u])) >> 23u) & 255u), 14u), 254u)) << 23u));
+      if (((lid.x & 31u) == 0u)) {
+        scs[((lid.x >> 5u) + 4u)] = dsc[1u];
+      }
+    }
+  }
+  {
+    if ((2u < dn)) {
+      dsc[2u] = bitcast<f32>(((267u - min(max(((bitcast<u32>(subgroupMax(dsc[2u])) >> 23u) & 255u), 14u), 254u)) << 23u));
+      if (((lid.x & 31u) == 0u)) {
+        scs[((lid.x >> 5u) + 8u)] = dsc[2u];
+      }
+    }
+  }
+  {
+    if ((3u < dn)) {
+      dsc[3u] = bitcast<f32>(((267u - min(max(((bitcast<u32>(subgroupMax(dsc[3u])) >> 23u) & 255u), 14u), 254u)) << 23u));
+      if (((lid.x & 31u) == 0u)) {
+        scs[((lid.x >> 5u) + 12u)] = dsc[3u];
+      }
+    }
+  }
+  {
+    if ((4u < dn)) {
+      dsc[4u] = bitcast<f32>(((267u - min(max(((bitcast<u32>(subgroupMax(dsc[4u])) >> 23u) & 255u), 14u), 254u)) << 23u));
+      if (((lid.x & 31u) == 0u)) {
+        scs[((lid.x >> 5u) + 16u)] = dsc[4u];
+      }
+    }
+  }
+  {
+    if ((5u < dn)) {
+      dsc[5u] = bitcast<f32>(((267u - min(max(((bitcast<u32>(subgroupMax(dsc[5u])) >> 23u) & 255u), 14u), 254u)) << 23u));
+      if (((lid.x & 31u) == 0u)) {
+        scs[((lid.x >> 5u) + 20u)] = dsc[5u];
+      }
+    }
+  }
+  {
+    if ((6u < dn)) {
+      dsc[6u] = bitcast<f32>(((267u - min(max(((bitcast<u32>(subgroupMax(dsc[6u])) >> 23u) & 255u), 14u), 254u)) << 23u));
+      if (((lid.x & 31u) == 0u)) {
+        scs[((lid.x >> 5u) + 24u)] = dsc[6u];
+      }
+    }
+  }
+  {
+    if ((7u < dn)) {
+      dsc[7u] = bitcast<f32>(((267u - min(max(((bitcast<u32>(subgroupMax(dsc[7u])) >> 23u) & 255u), 14u), 254u)) << 23u));
+      if (((lid.x & 31u) == 0u)) {
+        scs[((lid.x >> 5u) + 28u)] = dsc[7u];
+      }
+    }
+  }
+  {
+    if ((8u < dn)) {
+      dsc[8u] = bitcast<f32>(((267u - min(max(((bitcast<u32>(subgroupMax(dsc[8u])) >> 23u) & 255u), 14u), 254u)) << 23u));
+      if (((lid.x & 31u) == 0u)) {
+        scs[((lid.x >> 5u) + 32u)] = dsc[8u];
+      }
+    }
+  }
+  {
+    if ((9u < dn)) {
+      dsc[9u] = bitcast<f32>(((267u - min(max(((bitcast<u32>(subgroupMax(dsc[9u])) >> 23u) & 255u), 14u), 254u)) << 23u));
+      if (((lid.x & 31u) == 0u)) {
+        scs[((lid.x >> 5u) + 36u)] = dsc[9u];
+      }
+    }
+  }
+  {
+    if ((10u < dn)) {
+      dsc[10u] = bitcast<f32>(((267u - min(max(((bitcast<u32>(subgroupMax(dsc[10u])) >> 23u) & 255u), 14u), 254u)) << 23u));
+      if (((lid.x & 31u) == 0u)) {
+        scs[((lid.x >> 5u) + 40u)] = dsc[10u];
+      }
+    }
+  }
+  {
+    if ((11u < dn)) {
+      dsc[11u] = bitcast<f32>(((267u - min(max(((bitcast<u32>(subgroupMax(dsc[11u])) >> 23u) & 255u), 14u), 254u)) << 23u));
+      if (((lid.x & 31u) == 0u)) {
+        scs[((lid.x >> 5u) + 44u)] = dsc[11u];
+      }
+    }
+  }
+  {
+    if ((12u < dn)) {
+      dsc[12u] = bitcast<f32>(((267u - min(max(((bitcast<u32>(subgroupMax(dsc[12u])) >> 23u) & 255u), 14u), 254u)) << 23u));
+      if (((lid.x & 31u) == 0u)) {
+        scs[((lid.x >> 5u) + 48u)] = dsc[12u];
+      }
+    }
+  }
+  {
+    if ((13u < dn)) {
+      dsc[13u] = bitcast<f32>(((267u - min(max(((bitcast<u32>(subgroupMax(dsc[13u])) >> 23u) & 255u), 14u), 254u)) << 23u));
+      if (((lid.x & 31u) == 0u)) {
+        scs[((lid.x >> 5u) + 52u)] = dsc[13u];
+      }
+    }
+  }
+  {
+    if ((14u < dn)) {
+      dsc[14u] = bitcast<f32>(((267u - min(max(((bitcast<u32>(subgroupMax(dsc[14u])) >> 23u) & 255u), 14u), 254u)) << 23u));
+      if (((lid.x & 31u) == 0u)) {
+        scs[((lid.x >> 5u) + 56u)] = dsc[14u];
+      }
+    }
+  }
+  {
+    if ((15u < dn)) {
+      dsc[15u] = bitcast<f32>(((267u - min(max(((bitcast<u32>(subgroupMax(dsc[15u])) >> 23u) & 255u), 14u), 254u)) << 23u));
+      if (((lid.x & 31u) == 0u)) {
+        scs[((lid.x >> 5u) + 60u)] = dsc[15u];
+      }
+    }
+  }
   {
     let e_loadStepTT1: u32 = (lid.x + 0u);
     if (((wtype == 1u) || (wtype == 2u))) {
@@ -181,86 +439,6 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
     }
     if ((15u < dn)) {
       dq[15u] = dy[min((((min((p0 + (e_loadStepTT1 >> 5u)), (u.tokens - 1u)) * u.allRows) + u.rowStart) + min((r0 + (e_loadStepTT1 & 31u)), (u.rows - 1u))), arrayLength(&dy) - 1u)];
-    }
-  }
-  {
-    if ((0u < dn)) {
-      dsc[0u] = scale[min(min((p0 + ((lid.x + 0u) >> 5u)), (u.tokens - 1u)), arrayLength(&scale) - 1u)];
-    }
-  }
-  {
-    if ((1u < dn)) {
-      dsc[1u] = scale[min(min((p0 + ((lid.x + 128u) >> 5u)), (u.tokens - 1u)), arrayLength(&scale) - 1u)];
-    }
-  }
-  {
-    if ((2u < dn)) {
-      dsc[2u] = scale[min(min((p0 + ((lid.x + 256u) >> 5u)), (u.tokens - 1u)), arrayLength(&scale) - 1u)];
-    }
-  }
-  {
-    if ((3u < dn)) {
-      dsc[3u] = scale[min(min((p0 + ((lid.x + 384u) >> 5u)), (u.tokens - 1u)), arrayLength(&scale) - 1u)];
-    }
-  }
-  {
-    if ((4u < dn)) {
-      dsc[4u] = scale[min(min((p0 + ((lid.x + 512u) >> 5u)), (u.tokens - 1u)), arrayLength(&scale) - 1u)];
-    }
-  }
-  {
-    if ((5u < dn)) {
-      dsc[5u] = scale[min(min((p0 + ((lid.x + 640u) >> 5u)), (u.tokens - 1u)), arrayLength(&scale) - 1u)];
-    }
-  }
-  {
-    if ((6u < dn)) {
-      dsc[6u] = scale[min(min((p0 + ((lid.x + 768u) >> 5u)), (u.tokens - 1u)), arrayLength(&scale) - 1u)];
-    }
-  }
-  {
-    if ((7u < dn)) {
-      dsc[7u] = scale[min(min((p0 + ((lid.x + 896u) >> 5u)), (u.tokens - 1u)), arrayLength(&scale) - 1u)];
-    }
-  }
-  {
-    if ((8u < dn)) {
-      dsc[8u] = scale[min(min((p0 + ((lid.x + 1024u) >> 5u)), (u.tokens - 1u)), arrayLength(&scale) - 1u)];
-    }
-  }
-  {
-    if ((9u < dn)) {
-      dsc[9u] = scale[min(min((p0 + ((lid.x + 1152u) >> 5u)), (u.tokens - 1u)), arrayLength(&scale) - 1u)];
-    }
-  }
-  {
-    if ((10u < dn)) {
-      dsc[10u] = scale[min(min((p0 + ((lid.x + 1280u) >> 5u)), (u.tokens - 1u)), arrayLength(&scale) - 1u)];
-    }
-  }
-  {
-    if ((11u < dn)) {
-      dsc[11u] = scale[min(min((p0 + ((lid.x + 1408u) >> 5u)), (u.tokens - 1u)), arrayLength(&scale) - 1u)];
-    }
-  }
-  {
-    if ((12u < dn)) {
-      dsc[12u] = scale[min(min((p0 + ((lid.x + 1536u) >> 5u)), (u.tokens - 1u)), arrayLength(&scale) - 1u)];
-    }
-  }
-  {
-    if ((13u < dn)) {
-      dsc[13u] = scale[min(min((p0 + ((lid.x + 1664u) >> 5u)), (u.tokens - 1u)), arrayLength(&scale) - 1u)];
-    }
-  }
-  {
-    if ((14u < dn)) {
-      dsc[14u] = scale[min(min((p0 + ((lid.x + 1792u) >> 5u)), (u.tokens - 1u)), arrayLength(&scale) - 1u)];
-    }
-  }
-  {
-    if ((15u < dn)) {
-      dsc[15u] = scale[min(min((p0 + ((lid.x + 1920u) >> 5u)), (u.tokens - 1u)), arrayLength(&scale) - 1u)];
     }
   }
   let s: u32 = sgid;
@@ -906,11 +1084,12 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
       }
       workgroupBarrier();
       for (var e: u32 = lane; (e < 256u); e += sgsize) {
-        let p: u32 = (((p0 + pb) + ((q >> 2u) * 16u)) + (e >> 4u));
+        let tl: u32 = ((pb + ((q >> 2u) * 16u)) + (e >> 4u));
+        let p: u32 = (p0 + tl);
         let c: u32 = (((c0 + cb) + ((q & 3u) * 16u)) + (e & 15u));
         if (((p < u.tokens) && (c < u.cols))) {
           let o: u32 = ((((split * u.tokens) + p) * u.cols) + c);
-          let v: f32 = (os[((s * 256u) + e)] / scale[min(p, arrayLength(&scale) - 1u)]);
+          let v: f32 = (os[((s * 256u) + e)] / scs[tl]);
           out[min(o, arrayLength(&out) - 1u)] = select(v, (out[min(o, arrayLength(&out) - 1u)] + v), (u.add == 1u));
         }
       }
