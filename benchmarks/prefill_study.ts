@@ -1,7 +1,7 @@
-// Which block size and tensor-core tiling a 512-token prefill should take (issue 18): each variant's
+// Which block size and tensor-core tiling a prefill should take (issue 18): each variant's
 // plan (the prefill's blocks at a block size, with Target overrides) made for the interp benchmark's
-// 1B-shape model and run whole, as the CLI runs a prefill (every block, the last unembedded), timed
-// from submit to the greedy token read back. The variants take turns, round after round, so a GPU whose
+// 1B-shape model and run whole on a 512-token prompt (or 128), as the CLI runs a prefill (every block,
+// the last unembedded), timed from submit to the greedy token read back. The variants take turns, round after round, so a GPU whose
 // clocks move between them moves all of them alike (run b's profiles were taken at moving clocks);
 // each variant's time is its best round. Then the fastest and the default, each dispatch timed alone
 // (the product kernels' share).
@@ -21,18 +21,16 @@ import { llama } from '../models/llama.js';
 
 const { values: a } = parseArgs({ options: { out: { type: 'string' }, rounds: { type: 'string', default: '5' }, runs: { type: 'string', default: '4' } } });
 const file = path.join(a.out ?? '/tmp/interp', 'model.gguf');
-const PROMPT = 512;
 
-/** a variant: the positions of its blocks and what it changes in the target */
-const VARIANTS: Record<string, { block: number; over: Partial<Target> }> = {
-  default: { block: 256, over: {} },
-  block512: { block: 512, over: {} },
-  tiles64: { block: 256, over: { tensorWideRows: 1 << 30 } },
-  block512_tiles64: { block: 512, over: { tensorWideRows: 1 << 30 } },
-  wide2048: { block: 256, over: { tensorWideRows: 2048 } },
-  block512_wide2048: { block: 512, over: { tensorWideRows: 2048 } },
-  split1024: { block: 256, over: { splitCols: 1024 } },
-  block512_split1024: { block: 512, over: { splitCols: 1024 } },
+/** a variant: its prompt's length, the positions of its blocks and what it changes in the target */
+const VARIANTS: Record<string, { prompt: number; block: number; over: Partial<Target> }> = {
+  default: { prompt: 512, block: 256, over: {} },
+  block512: { prompt: 512, block: 512, over: {} },
+  wide2048: { prompt: 512, block: 256, over: { tensorWideRows: 2048 } },
+  block512_wide2048: { prompt: 512, block: 512, over: { tensorWideRows: 2048 } },
+  // a 128-token prompt (cache128, grad128's forward): one block, where the wide tiles are fewer
+  p128_default: { prompt: 128, block: 128, over: {} },
+  p128_wide2048: { prompt: 128, block: 128, over: { tensorWideRows: 2048 } },
 };
 
 const model = await Model.create(loadModelSource(file));
@@ -40,20 +38,20 @@ const out: Record<string, unknown> = { device: model.executor.gpu.adapterInfo, b
 try {
   const V = model.config.vocabSize;
   let seed = 4321;
-  const tokens = [model.tokenizer.vocab.bos, ...Array.from({ length: PROMPT - 1 }, () => ((seed = (seed * 1103515245 + 12345) >>> 0) % V))];
-  const made: Record<string, { ex: Executor; block: number }> = {};
+  const tokens = [model.tokenizer.vocab.bos, ...Array.from({ length: 511 }, () => ((seed = (seed * 1103515245 + 12345) >>> 0) % V))];
+  const made: Record<string, { ex: Executor; block: number; prompt: number }> = {};
   for (const [name, v] of Object.entries(VARIANTS)) {
     try {
       const plan = compile(llama(model.config, (n) => model.weightDtype(n) ?? 'f32', { positions: v.block, head: 'last' }), OPSET, { ...model['target'], ...v.over }, {}).plan!;
-      made[name] = { ex: await Executor.create(model.executor.gpu, plan, model['weights'], model.executor), block: v.block };
+      made[name] = { ex: await Executor.create(model.executor.gpu, plan, model['weights'], model.executor), block: v.block, prompt: v.prompt };
     } catch (e) { out[name] = String(e); }
   }
   /** the prompt through one variant: its blocks in order on the cache (as Model.prefill runs them) */
-  const prefill = async ({ ex, block }: { ex: Executor; block: number }) => {
+  const prefill = async ({ ex, block, prompt }: { ex: Executor; block: number; prompt: number }) => {
     ex.reset();
-    for (let s = 0; s + block < PROMPT; s += block) ex.submit({ token: Int32Array.from(tokens.slice(s, s + block)), pos: s });
-    const s = PROMPT - block;
-    return new Int32Array((await ex.run({ token: Int32Array.from(tokens.slice(s)), pos: s }, 'next')).buffer)[0]!;
+    for (let s = 0; s + block < prompt; s += block) ex.submit({ token: Int32Array.from(tokens.slice(s, s + block)), pos: s });
+    const s = prompt - block;
+    return new Int32Array((await ex.run({ token: Int32Array.from(tokens.slice(s, prompt)), pos: s }, 'next')).buffer)[0]!;
   };
   const best: Record<string, number> = {}, rounds: Record<string, number[]> = {}, next: Record<string, number> = {};
   for (let r = 0; r < Number(a.rounds); r++)
@@ -66,10 +64,10 @@ try {
     }
   out.ms = Object.fromEntries(Object.entries(best).map(([k, v]) => [k, +v.toFixed(2)]));
   out.rounds_ms = rounds;
-  out.tokens_per_s = Object.fromEntries(Object.entries(best).map(([k, v]) => [k, Math.round((PROMPT / v) * 1000)]));
+  out.tokens_per_s = Object.fromEntries(Object.entries(best).map(([k, v]) => [k, Math.round((VARIANTS[k]!.prompt / v) * 1000)]));
   // every variant greedy-picks the same next token (the same model, tiles summing in the same order)
   out.next = next;
-  const fastest = Object.entries(best).sort((x, y) => x[1] - y[1])[0]![0];
+  const fastest = Object.entries(best).filter(([k]) => VARIANTS[k]!.prompt === 512).sort((x, y) => x[1] - y[1])[0]![0];
   out.fastest = fastest;
   out.profile = {} as Record<string, unknown>;
   for (const name of new Set(['default', fastest])) {

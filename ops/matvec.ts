@@ -221,10 +221,12 @@ const SMALL_TOKENS = 32;
 const SMALL_TILE: Tile = { rows: 32, positions: 16 };
 /** matmulTensorKernel's tiles (ops/matmul_tensor.ts, its `shape` specialization): 64 weight rows by 16
  *  positions for a block of at most 16, 64 by 64, and 128 by 128 for a matrix of at least
- *  TENSOR_WIDE_ROWS rows over more than 64 positions (the FFN's gate and up, the unembedding: tiles
- *  enough for every SM, and each staged value serves twice the products) */
+ *  TENSOR_WIDE_ROWS rows over more than 64 positions (each staged value serves twice the products).
+ *  2048: every 1B-shape matrix but k and v; a 512-token prefill took 32.5 ms against 37.8 with 8192
+ *  (the FFN's gate and up alone), a 128-token one 12.1 against 13.1, though the 2048-row matrices then
+ *  have fewer workgroups than SMs (benchmarks/prefill_study.ts, run 2026-12-07-h100-e) */
 const TENSOR_TILES: readonly Tile[] = [{ rows: 64, positions: 16 }, { rows: 64, positions: 64 }, { rows: 128, positions: 128 }];
-export const TENSOR_WIDE_ROWS = 8192;
+export const TENSOR_WIDE_ROWS = 2048;
 
 /** The prefill matrix-product kernel for weights of `dtype` and `rows` rows over T positions: the tensor
  *  cores where the target has subgroup matrices and the weights are not f32 (an f32 model keeps the
