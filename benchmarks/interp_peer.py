@@ -46,10 +46,18 @@ g = torch.Generator(device=dev).manual_seed(1)
 tokens = lambda *shape: torch.randint(0, V, shape, device=dev, generator=g)
 
 
+WARMUP_S = 1.5
+
+
 def measure(f):
-    """first call, then the median of `repeat` calls (ms)"""
+    """first call, then untimed calls for at least WARMUP_S (and three), then the median of `repeat` calls
+    (ms): as benchmarks/interp.ts warms tapir's (three peer runs timed right after the first call gave
+    7.2, 10.9 and 19.9 ms for prefill512 on one card: the GPU's clocks still rising)"""
     sync(); t0 = time.perf_counter(); f(); sync()
     first = (time.perf_counter() - t0) * 1e3
+    n, t0 = 0, time.perf_counter()
+    while n < 3 or time.perf_counter() - t0 < WARMUP_S:
+        f(); sync(); n += 1
     ts = []
     for _ in range(a.repeat):
         t0 = time.perf_counter(); f(); sync(); ts.append((time.perf_counter() - t0) * 1e3)

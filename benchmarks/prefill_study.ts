@@ -26,11 +26,14 @@ const file = path.join(a.out ?? '/tmp/interp', 'model.gguf');
 const VARIANTS: Record<string, { prompt: number; block: number; over: Partial<Target> }> = {
   default: { prompt: 512, block: 256, over: {} },
   block512: { prompt: 512, block: 512, over: {} },
-  wide2048: { prompt: 512, block: 256, over: { tensorWideRows: 2048 } },
-  block512_wide2048: { prompt: 512, block: 512, over: { tensorWideRows: 2048 } },
+  wide8192: { prompt: 512, block: 256, over: { tensorWideRows: 8192 } },
+  split1024: { prompt: 512, block: 256, over: { splitCols: 1024 } },
+  split256: { prompt: 512, block: 256, over: { splitCols: 256 } },
+  block512_split1024: { prompt: 512, block: 512, over: { splitCols: 1024 } },
   // a 128-token prompt (cache128, grad128's forward): one block, where the wide tiles are fewer
   p128_default: { prompt: 128, block: 128, over: {} },
-  p128_wide2048: { prompt: 128, block: 128, over: { tensorWideRows: 2048 } },
+  p128_wide8192: { prompt: 128, block: 128, over: { tensorWideRows: 8192 } },
+  p128_split256: { prompt: 128, block: 128, over: { splitCols: 256 } },
 };
 
 const model = await Model.create(loadModelSource(file));

@@ -6,24 +6,27 @@
 // unembedding: 128256 rows) are split along their rows into partial sums, added in split order
 // (matvecTSumKernel), so every SM has work even for one position. Where the device has f16 subgroup
 // matrices and the weights are not f32, the same tiling on the tensor cores (ops/matmul_t_tensor.ts,
-// whose header states its numerics).
+// whose header states its numerics). Fused (ops/rules.ts, add_into_grad): `acc`, a third source added to
+// the result by the kernel that adds the splits — a backward's sum of two gradients without an add.
 import { type Invocation, type In, type Out, type Spec, type f32, type u32, idiv, localF32, sharedF32, workgroupBarrier } from '../compiler/kernel/dsl.js';
 import { WTYPE, weightAt } from './dequant.js';
 import { type Op, expectShape, groupsFor } from './op.js';
 import { ShapeError } from '../compiler/errors.js';
 
-export const matvecT: Op = {
+export const matvecT: Op<{ acc?: boolean }> = {
   name: 'matvec_t',
-  infer([w, dy]) {
+  infer([w, dy, acc], a) {
     if (w!.shape.length !== 2) throw new ShapeError('matvec_t needs a matrix [rows, cols]');
     const [rows, cols] = w!.shape as [number, number];
     if (dy!.shape.length < 1) throw new ShapeError('matvec_t needs a gradient [.., rows]');
     expectShape({ ...dy!, shape: dy!.shape.slice(-1) }, [rows], 'gradient rows');
-    return { shape: [...dy!.shape.slice(0, -1), cols], dtype: 'f32' };
+    const shape = [...dy!.shape.slice(0, -1), cols];
+    if (a.acc) expectShape(acc!, shape, 'the gradient added');
+    return { shape, dtype: 'f32' };
   },
-  reference([w, dy], _, s) {
+  reference([w, dy, acc], _, s) {
     const [rows, cols] = s.srcs[0] as [number, number], T = dy!.length / rows;
-    const out = new Float64Array(T * cols);
+    const out = acc ? Float64Array.from(acc) : new Float64Array(T * cols);
     for (let t = 0; t < T; t++)
       for (let r = 0; r < rows; r++) {
         const g = dy![t * rows + r]!;
@@ -32,7 +35,7 @@ export const matvecT: Op = {
     return out;
   },
   lower(n, ctx) {
-    const [w, dy] = n.srcs, [rows, cols] = w!.shape as [number, number], T = n.size / cols;
+    const [w, dy, acc] = n.srcs, [rows, cols] = w!.shape as [number, number], T = n.size / cols;
     // the tensor cores where the device has them and the weights are not f32 (ops/matmul_t_tensor.ts)
     const tensor = ctx.matrices === true && w!.dtype !== 'f32';
     const tp = tensor ? (T <= 16 ? 16 : 64) : TILE_POSITIONS;
@@ -45,10 +48,12 @@ export const matvecT: Op = {
       const splits = Math.max(1, Math.min(Math.floor(groups / tiles), Math.floor(c.rows / minRows), Math.floor(ctx.maxBindingBytes / (4 * n.size))));
       const splitRows = Math.ceil(c.rows / splits / TILE_K) * TILE_K, used = Math.ceil(c.rows / splitRows);
       const u = { rows: c.rows, cols, allRows: rows, rowStart: c.rowStart, tokens: T, colTiles: Math.ceil(cols / TILE_COLS), tiles, splitRows, wtype: WTYPE[w!.dtype]!, ...specs };
-      if (used === 1) { ctx.dispatch(kernel, { w: c.buf, dy: ctx.buf(dy!), out: ctx.buf(n) }, { ...u, add: k > 0 ? 1 : 0 }, tiles); return; }
+      // (the first piece's sum starts from `acc` where there is one: through the split path even unsplit)
+      const withAcc = acc !== undefined && k === 0;
+      if (used === 1 && !withAcc) { ctx.dispatch(kernel, { w: c.buf, dy: ctx.buf(dy!), out: ctx.buf(n) }, { ...u, add: k > 0 ? 1 : 0 }, tiles); return; }
       const part = ctx.planScratch('split_t', used * n.size);
       ctx.dispatch(kernel, { w: c.buf, dy: ctx.buf(dy!), out: part }, { ...u, add: 0 }, tiles * used);
-      ctx.dispatch('matvecTSumKernel', { part, out: ctx.buf(n) }, { n: n.size, splits: used, add: k > 0 ? 1 : 0 }, groupsFor(n.size, 256));
+      ctx.dispatch('matvecTSumKernel', { part, acc: withAcc ? ctx.buf(acc!) : part, out: ctx.buf(n) }, { n: n.size, splits: used, add: k > 0 ? 1 : 0, hasAcc: withAcc ? 1 : 0 }, groupsFor(n.size, 256));
     });
   },
 };
@@ -152,12 +157,12 @@ export function gradAt(dy: In<f32>, allRows: u32, rowStart: u32, tokens: u32, ro
   return dy[Math.min(p, tokens - 1) * allRows + rowStart + Math.min(r, rows - 1)];
 }
 
-/** out[i] (+)= Σ_s part[s][i], in split order. */
+/** out[i] (+)= Σ_s part[s][i], in split order, from acc[i] where `hasAcc`. */
 /** @kernel @workgroupSize 256 */
-export function matvecTSumKernel(id: Invocation, part: In<f32>, out: Out<f32>, n: u32, splits: u32, add: u32) {
+export function matvecTSumKernel(id: Invocation, part: In<f32>, acc: In<f32>, out: Out<f32>, n: u32, splits: u32, add: u32, hasAcc: u32) {
   const i: u32 = id.global;
   if (i < n) {
-    let v: f32 = add === 1 ? out[i] : 0;
+    let v: f32 = add === 1 ? out[i] : hasAcc === 1 ? acc[i] : 0;
     for (let s: u32 = 0; s < splits; s++) {
       v += part[s * n + i];
     }

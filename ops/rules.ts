@@ -204,6 +204,18 @@ export const RULES: readonly Rule[] = [
     },
   },
   {
+    name: 'add_into_grad', why: "a backward's sum of two gradients (a value read twice: the residual stream, the normed input of q, k and v or of gate and up) made by the kernel that makes one of them",
+    // add(y, matvec_t(W, dy)) -> matvec_t{acc}(W, dy, y); add(y, rmsnorm_grad(x, w, dy)) -> rmsnorm_grad{acc}(x, w, dy, y) (either order)
+    rewrite(n, c) {
+      if (!is(n, 'add')) return undefined;
+      const [a, b] = n.srcs;
+      for (const [m, y] of [[a!, b!], [b!, a!]])
+        if ((is(m, 'matvec_t') || is(m, 'rmsnorm_grad')) && !m.attr.acc && c.uses(m) === 1 && y.shape.join() === m.shape.join() && !dependsOn(y, m))
+          return c.g.apply(m.op, [...m.srcs, y], { ...m.attr, acc: true });
+      return undefined;
+    },
+  },
+  {
     name: 'bias_into_matvec', why: 'a bias (Qwen2\'s q, k, v) in the matvec epilogue, read from its offset in [q; k; v]',
     // bias(matvec(...), b){offset} -> matvec{epilogues += bias=offset}(..., b), for one position (the epilogue reads b at the output index)
     rewrite: (n, c) => (is(n, 'bias') && is(n.srcs[0], 'matvec') && n.shape.length === 1 ? withEpilogue(n.srcs[0], c, 'bias', [n.srcs[1]!], n.attr.offset as number) : undefined),

@@ -211,6 +211,10 @@ case "${1:-}" in
     for w in ${TAPIR_WORKLOADS:-grad128 attrib16x16 prefill512 cache128 lens16}; do
       log "$w" 2>> "$o/log.txt"; (cd /tmp/tapir && timeout 120 ./node "${n[@]}" dist/benchmarks/interp.js --workload "$w" --out /tmp/interp) >> "$o/quick.jsonl" 2>> "$o/log.txt" || true; save
     done
+    # (TAPIR_QUICK_PROBE=1: the tensor-core product with parts taken out, probe.json: benchmarks/tensor_probe.ts)
+    if [ -n "${TAPIR_QUICK_PROBE:-}" ]; then
+      log "tensor probe" 2>> "$o/log.txt"; (cd /tmp/tapir && timeout 120 ./node "${n[@]}" dist/benchmarks/tensor_probe.js) > "$o/probe.json" 2>> "$o/log.txt" || true; save
+    fi
     # (TAPIR_QUICK_STUDY=1: a 512-token prefill by block size and tiling, study.json: benchmarks/prefill_study.ts)
     if [ -n "${TAPIR_QUICK_STUDY:-}" ]; then
       log "prefill study" 2>> "$o/log.txt"; (cd /tmp/tapir && timeout 150 ./node "${n[@]}" dist/benchmarks/prefill_study.js --out /tmp/interp) > "$o/study.json" 2>> "$o/log.txt" || true; save

@@ -213,6 +213,19 @@ describe('gradients through a whole model (stories260K, float64)', () => {
   });
 });
 
+describe("the backward's sums of gradients (1B shape; compiled, not run)", () => {
+  // a value read twice gets the sum of two gradients: each made by the kernel that makes one of them
+  // (ops/rules.ts, add_into_grad), five a layer (the residual stream twice, q/k/v's input twice, gate/up's once)
+  it.each([16, 128])('%i positions: no add dispatched, every sum fused', (T) => {
+    const c = { ...synthModel('llama-3.2-1b', 'f16').config, contextLength: 4096 };
+    const target = { maxBindingBytes: 2 ** 31 - 4, maxStorageBuffers: 10, subgroups: true, matrices: true };
+    const hooks = Array.from({ length: c.nLayers }, (_, l) => `blocks.${l}.hook_resid_pre`);
+    const s = compile(gradientGraph(c, () => 'f16', T, hooks), OPSET, target, {});
+    expect(s.fired.add_into_grad).toBe(5 * c.nLayers);
+    expect(s.plan!.dispatches.filter((d) => d.kernel.startsWith('addKernel'))).toEqual([]);
+  });
+});
+
 describe("the backward's planned memory (1B shape, context 4096; compiled, not run)", () => {
   // the stated bound: the forward's KV cache, plus per position what the backward keeps of each layer
   // (the residual, the two normed inputs, q, k, v, z and its gradient, the FFN's gate, up and product:

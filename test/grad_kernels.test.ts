@@ -62,6 +62,21 @@ describe('backward kernels match their float64 references', () => {
     expect(relErr(far.out, far.ref), seedNote).toBeLessThanOrEqual(TOL);
   });
 
+  // fused with the add of another gradient (ops/rules.ts, add_into_grad): unsplit, split and in row pieces
+  it.each([['f16', 37, 66, 3, undefined], ['q8_0', 1100, 64, 2, undefined], ['bf16', 45, 30, 5, 500]] as const)('matvec_t of %s [%i, %i] over %i positions with a gradient added (binding limit %s)', async (dtype, rows, cols, T, limit) => {
+    const data = { w: weightOf([rows, cols], dtype as DType, rnd.normal(rows * cols)), dy: rnd.normal(T * rows), acc: rnd.normal(T * cols) };
+    const maxBindingBytes = limit && Math.max(limit, T * Math.max(rows, cols) * 4 + 64);
+    const { out, ref, plan } = await runBoth((o, g) => g.apply(matvecT, [o.weight('w', [rows, cols], dtype as DType), o.weight('dy', [T, rows]), o.weight('acc', [T, cols])], { acc: true }), data, {}, { maxBindingBytes });
+    expect(plan.dispatches.some((d) => d.kernel === 'matvecTSumKernel')).toBe(true);
+    expect(relErr(out, ref), seedNote).toBeLessThanOrEqual(TOL);
+  });
+
+  it('rmsnorm_grad with a gradient added', async () => {
+    const { out, ref } = await runBoth((o, g) => g.apply(rmsnormGrad, [o.weight('x', [3, 96]), o.weight('w', [96]), o.weight('dy', [3, 96]), o.weight('acc', [3, 96])], { eps: 1e-5, acc: true }),
+      { x: rnd.normal(288), w: rnd.normal(96), dy: rnd.normal(288), acc: rnd.normal(288, 3) }, {});
+    expect(relErr(out, ref), seedNote).toBeLessThanOrEqual(TOL);
+  });
+
   // [T, nHeads, nKvHeads, headSize, context, pos]: grouped heads over a short block; heads of 96 lanes over
   // 70 rows (more than a chunk of 64 keys for dq and of 256 (row, head) pairs for dk/dv)
   const ATTENTION_CASES = [[5, 4, 2, 8, 12, 3], [70, 8, 2, 96, 80, 5]] as const;

@@ -65,6 +65,44 @@ describe('add_into_matvec and scale_into_matvec', () => {
   });
 });
 
+describe('add_into_grad', () => {
+  const D = `%0 = input() {name="dq" shape=[2,3] dtype="f32"} : f32[2,3]
+    %1 = input() {name="dk" shape=[2,3] dtype="f32"} : f32[2,3]
+    %2 = weight() {name="wq" shape=[3,4] dtype="f32"} : f32[3,4]
+    %3 = weight() {name="wk" shape=[3,4] dtype="f32"} : f32[3,4]`;
+  it('fires: the sum of two transposed products is made by one of them', () => {
+    expect(run(ir(`${D}
+      %4 = matvec_t(%2, %0) : f32[2,4]
+      %5 = matvec_t(%3, %1) : f32[2,4]
+      %6 = add(%4, %5) : f32[2,4]
+      return y=%6`), 'add_into_grad')).toBe(ir(`${D}
+      %4 = matvec_t(%3, %1) : f32[2,4]
+      %5 = matvec_t(%2, %0, %4) {acc=true} : f32[2,4]
+      return y=%5`));
+  });
+  it('fires on a norm gradient: the residual stream\'s other gradient added by rmsnorm_grad', () => {
+    const N = `%0 = input() {name="x" shape=[2,4] dtype="f32"} : f32[2,4]
+      %1 = weight() {name="nw" shape=[4] dtype="f32"} : f32[4]
+      %2 = input() {name="dy" shape=[2,4] dtype="f32"} : f32[2,4]
+      %3 = input() {name="g" shape=[2,4] dtype="f32"} : f32[2,4]`;
+    expect(run(ir(`${N}
+      %4 = rmsnorm_grad(%0, %1, %2) {eps=0.00001} : f32[2,4]
+      %5 = add(%3, %4) : f32[2,4]
+      return y=%5`), 'add_into_grad')).toBe(ir(`${N}
+      %4 = rmsnorm_grad(%0, %1, %2, %3) {eps=0.00001 acc=true} : f32[2,4]
+      return y=%4`));
+  });
+  it('does not fire where the product is read elsewhere too (a gradient asked for there)', () => {
+    const text = ir(`%0 = input() {name="dq" shape=[2,3] dtype="f32"} : f32[2,3]
+      %1 = weight() {name="wq" shape=[3,4] dtype="f32"} : f32[3,4]
+      %2 = matvec_t(%1, %0) : f32[2,4]
+      %3 = input() {name="g" shape=[2,4] dtype="f32"} : f32[2,4]
+      %4 = add(%3, %2) : f32[2,4]
+      return y=%4 z=%2`);
+    expect(run(text, 'add_into_grad')).toBe(text);
+  });
+});
+
 describe('gate_up', () => {
   const G = `%0 = input() {name="x" shape=[4] dtype="f32"} : f32[4]
     %1 = weight() {name="nw" shape=[4] dtype="f32"} : f32[4]

@@ -3,12 +3,14 @@ enable subgroups;
 @group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read> w: array<f32>;
 @group(0) @binding(2) var<storage, read> dy: array<f32>;
-@group(0) @binding(3) var<storage, read_write> out: array<f32>;
+@group(0) @binding(3) var<storage, read> acc: array<f32>;
+@group(0) @binding(4) var<storage, read_write> out: array<f32>;
 struct Params {
   n: u32,
   eps: f32,
+  hasAcc: u32,
 }
-@group(0) @binding(4) var<uniform> u: Params;
+@group(0) @binding(5) var<uniform> u: Params;
 var<workgroup> partial: array<f32, 64>;
 var<workgroup> dots: array<f32, 64>;
 @compute @workgroup_size(64)
@@ -51,6 +53,7 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   let s: f32 = (1.0f / sqrt(((partial[0u] / f32(u.n)) + u.eps)));
   let k: f32 = ((((s * s) * s) / f32(u.n)) * dots[0u]);
   for (var i: u32 = lid.x; (i < u.n); i += 64u) {
-    out[min((at + i), arrayLength(&out) - 1u)] = (((s * w[min(i, arrayLength(&w) - 1u)]) * dy[min((at + i), arrayLength(&dy) - 1u)]) - (k * x[min((at + i), arrayLength(&x) - 1u)]));
+    let before: f32 = select(0.0f, acc[min((at + i), arrayLength(&acc) - 1u)], (u.hasAcc == 1u));
+    out[min((at + i), arrayLength(&out) - 1u)] = (before + (((s * w[min(i, arrayLength(&w) - 1u)]) * dy[min((at + i), arrayLength(&dy) - 1u)]) - (k * x[min((at + i), arrayLength(&x) - 1u)])));
   }
 }
