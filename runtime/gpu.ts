@@ -52,9 +52,14 @@ async function nodeGpu(): Promise<GPU> {
   // transform would, workgroup ones shown in bounds or clamped), and the transform's clamps on indices
   // already in bounds cost the tensor-core kernels 30-40 % (issue 18's runs).
   const options = (process.env.TAPIR_DAWN_OPTIONS ?? '').split(/\s*;\s*/).filter(Boolean);
-  const ours = 'allow_unsafe_apis,vulkan_enable_f16_on_nvidia,disable_robustness';
-  const i = options.findIndex((o) => o.startsWith('enable-dawn-features='));
-  if (i >= 0) options[i] += `,${ours}`; else options.push(`enable-dawn-features=${ours}`);
+  // Timestamps are not quantized (Dawn's default rounds them to 2^16 ns for pages, against timing
+  // attacks): tapir's per-dispatch profiles (`tapir bench`, the benchmarks) read kernels of a few µs.
+  const add = (flag: string, names: string) => {
+    const i = options.findIndex((o) => o.startsWith(`${flag}=`));
+    if (i >= 0) options[i] += `,${names}`; else options.push(`${flag}=${names}`);
+  };
+  add('enable-dawn-features', 'allow_unsafe_apis,vulkan_enable_f16_on_nvidia,disable_robustness');
+  add('disable-dawn-features', 'timestamp_quantization');
   return mod.create(options);
 }
 
