@@ -37,10 +37,15 @@ export async function attributionPatching(model: Model, clean: number[], corrupt
   const L = model.config.nLayers, H = model.config.nHeads, n = clean.length;
   const hooks = sites.flatMap((s) => Array.from({ length: L }, (_, l) => `blocks.${l}.${SITES[s]}`));
   const total = sites.reduce((s, site) => s + L * (site === 'z' ? H : n), 0);
-  const cleanRun = await model.runWithCache(clean, { hooks, logits: 'last' });
+  // both runs asked for at once: the second is encoded while the GPU runs the first (a backward's
+  // hundreds of dispatches take the host milliseconds to encode; in turn, the GPU would wait for them).
+  // Each run writes the KV-cache rows it reads before reading them, in its own submission.
+  const [cleanRun, g] = await Promise.all([
+    model.runWithCache(clean, { hooks, logits: 'last' }),
+    model.runWithGradients(corrupt, { metric: { kind: 'logit_diff', target: o.target, distractor: o.distractor }, hooks }),
+  ]);
   const top = metricOf(cleanRun.logits[0]!, o);
   if (o.stop?.aborted) throw new CancelledError();
-  const g = await model.runWithGradients(corrupt, { metric: { kind: 'logit_diff', target: o.target, distractor: o.distractor }, hooks });
   const base = g.metric;
   const out: PatchSite[] = [];
   let done = 0;
