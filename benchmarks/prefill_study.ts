@@ -30,10 +30,14 @@ const VARIANTS: Record<string, { prompt: number; block: number; over: Partial<Ta
   split1024: { prompt: 512, block: 256, over: { splitCols: 1024 } },
   split256: { prompt: 512, block: 256, over: { splitCols: 256 } },
   block512_split1024: { prompt: 512, block: 512, over: { splitCols: 1024 } },
+  // the FFN's gate and up (8192 rows) split along their columns too
+  split_rows8192: { prompt: 512, block: 256, over: { splitMaxRows: 8192 } },
+  block512_split_rows8192: { prompt: 512, block: 512, over: { splitMaxRows: 8192 } },
   // a 128-token prompt (cache128, grad128's forward): one block, where the wide tiles are fewer
   p128_default: { prompt: 128, block: 128, over: {} },
   p128_wide8192: { prompt: 128, block: 128, over: { tensorWideRows: 8192 } },
   p128_split256: { prompt: 128, block: 128, over: { splitCols: 256 } },
+  p128_split_rows8192: { prompt: 128, block: 128, over: { splitMaxRows: 8192 } },
 };
 
 const model = await Model.create(loadModelSource(file));
@@ -80,6 +84,11 @@ try {
     const p = await m.ex.profile({ token: Int32Array.from(tokens.slice(0, m.block)), pos: 0 });
     const q = await m.ex.profile({ token: Int32Array.from(tokens.slice(0, m.block)), pos: 0 });
     if (!p || !q) break;
+    if (name === 'default') {
+      // the first block's first two layers, dispatch by dispatch (µs): which product, which attention
+      const steps = await m.ex.profileSteps({ token: Int32Array.from(tokens.slice(0, m.block)), pos: 0 });
+      out.layers01 = steps?.slice(0, 2 + 2 * Math.ceil((steps.length - 6) / model.config.nLayers)).map((s) => `${s.kernel} ${s.groups.join('x')} ${(s.ns / 1e3).toFixed(1)}`);
+    }
     (out.profile as Record<string, unknown>)[name] = [...q.entries()].map(([k, v]) => ({ kernel: k, ms: +(Math.min(v.ns, p.get(k)!.ns) / 1e6).toFixed(3), count: v.count })).sort((x, y) => y.ms - x.ms).slice(0, 12);
   }
   for (const m of Object.values(made)) m.ex.destroy();

@@ -113,6 +113,7 @@ export function lowerGraph(graph: Graph, target: Target, opts: PlanOptions): Pla
     transposedSplit: target.transposedSplit,
     matrices: target.matrices,
     tensorWideRows: target.tensorWideRows,
+    splitMaxRows: target.splitMaxRows,
     buf(n) {
       if (leafKind(n) === 'weight') {
         const cs = ctx.chunks(n);

@@ -21,6 +21,9 @@ export interface Target {
   /** rows from which a prefill matrix product over more than 64 positions takes the tensor cores'
    *  128 × 128 tiles (default ops/matvec.ts's TENSOR_WIDE_ROWS; the interp benchmark tries others) */
   readonly tensorWideRows?: number;
+  /** the most output rows a prefill product that splits along its columns has (default ops/matvec.ts's
+   *  SPLIT_MAX_ROWS; the prefill study tries others) */
+  readonly splitMaxRows?: number;
 }
 
 /** WebGPU's guaranteed limits, with subgroups: what a plan is written for when nothing else is said. */

@@ -132,9 +132,9 @@ const SPLIT_MAX_ROWS = 4096;
 /** How many splits a matrix product of `rows` × `cols` takes over a block of T positions: decided by
  *  the matrix alone (so a position's row is the same bits in any block), one where the partial sums of
  *  a full block would not fit a binding. */
-export function splitsFor(rows: number, cols: number, T: number, ctx: Pick<LowerCtx, 'splitCols' | 'maxBindingBytes'>, splitCols = SPLIT_COLS): number {
+export function splitsFor(rows: number, cols: number, T: number, ctx: Pick<LowerCtx, 'splitCols' | 'maxBindingBytes' | 'splitMaxRows'>, splitCols = SPLIT_COLS): number {
   const per = Math.max(64, ctx.splitCols ?? splitCols);
-  if (rows > SPLIT_MAX_ROWS || cols < 2 * per) return 1;
+  if (rows > (ctx.splitMaxRows ?? SPLIT_MAX_ROWS) || cols < 2 * per) return 1;
   const splits = Math.min(8, Math.ceil(cols / per));
   return splits * Math.max(SPLIT_BLOCK_ROWS, T) * rows * 4 <= ctx.maxBindingBytes ? splits : 1;
 }

@@ -345,6 +345,20 @@ export class Executor {
   /** One step with every dispatch in its own timed pass: GPU nanoseconds by kernel (where the device
    *  offers timestamp queries; undefined otherwise). Slower than a plain step; for profiling. */
   async profile(inputs: Readonly<Record<string, number | Float32Array | Int32Array>>): Promise<Map<string, { ns: number; count: number }> | undefined> {
+    const steps = await this.profileSteps(inputs);
+    if (!steps) return undefined;
+    const out = new Map<string, { ns: number; count: number }>();
+    for (const s of steps) {
+      const e = out.get(s.kernel) ?? { ns: 0, count: 0 };
+      e.ns += s.ns;
+      e.count++;
+      out.set(s.kernel, e);
+    }
+    return out;
+  }
+
+  /** Each dispatch of a step timed alone, in order: its kernel, workgroups and GPU nanoseconds. */
+  async profileSteps(inputs: Readonly<Record<string, number | Float32Array | Int32Array>>): Promise<{ kernel: string; groups: readonly [number, number]; ns: number }[] | undefined> {
     const steps = this.stepsAt(this.posOf(inputs));
     const timer = PassTimer.create(this.gpu, steps.length);
     if (!timer) return undefined;
@@ -354,14 +368,7 @@ export class Executor {
       steps.forEach((s, i) => this.encodePass(enc, [s], timer.writes(i)));
       this.gpu.device.queue.submit([enc.finish()]);
       const ns = await timer.durationsNs();
-      const out = new Map<string, { ns: number; count: number }>();
-      steps.forEach((s, i) => {
-        const e = out.get(s.kernel) ?? { ns: 0, count: 0 };
-        e.ns += ns[i]!;
-        e.count++;
-        out.set(s.kernel, e);
-      });
-      return out;
+      return steps.map((s, i) => ({ kernel: s.kernel, groups: s.groups, ns: ns[i]! }));
     } finally {
       timer.destroy();
     }

@@ -109,4 +109,6 @@ export interface LowerCtx {
   readonly matrices?: boolean;
   /** rows from which a prefill product takes the 128 × 128 tensor tiles (Target.tensorWideRows) */
   readonly tensorWideRows?: number;
+  /** the most rows a prefill product that splits has (Target.splitMaxRows) */
+  readonly splitMaxRows?: number;
 }
