@@ -154,7 +154,7 @@ export const attentionGrad: Op<AttentionGradAttr> = {
   name: 'attention_grad',
   infer([q, kc, vc, pos, dz, stats], { of, nHeads, headSize, rows }) {
     if (q!.shape.length > 2 || kc!.shape.length !== 2) throw new ShapeError('attention_grad takes one sequence: q [T, width] and caches [context, width]');
-    if (headSize > 128) throw new ShapeError(`attention's backward takes heads of at most 128 lanes, got ${headSize}`);
+    if (headSize > 128 || headSize % 4 !== 0) throw new ShapeError(`attention's backward takes heads of at most 128 lanes, a multiple of 4, got ${headSize}`);
     expectShape(stats!, [q!.shape.reduce((x, y) => x * y, 1) / (nHeads * headSize), nHeads, 3], 'softmax statistics');
     expectShape(dz!, q!.shape, 'attention output gradient');
     expectShape(vc!, kc!.shape, 'value cache');
@@ -190,8 +190,9 @@ export const attentionGrad: Op<AttentionGradAttr> = {
     const [q, kc, vc, pos, dz, stats] = n.srcs, a = n.attr as AttentionGradAttr;
     const bind = { q: ctx.buf(q!), kc: ctx.buf(kc!), vc: ctx.buf(vc!), pos: ctx.buf(pos!), dz: ctx.buf(dz!), stats: ctx.buf(stats!), out: ctx.buf(n) };
     // a workgroup per (query row, head) for dq; per (key, KV head) of the cache for dk and dv
-    if (a.of === 'q') ctx.dispatch('attentionGradQKernel', bind, attentionGradUniforms(q!, a), q!.size / a.headSize);
-    else ctx.dispatch('attentionGradKvKernel', bind, { ...attentionGradUniforms(q!, a), ofK: a.of === 'k' ? 1 : 0, block: a.rows ? 1 : 0 }, (a.rows ? q!.size / (a.nHeads * a.headSize) : kc!.shape[0]!) * a.nKvHeads);
+    if (a.of === 'q') ctx.dispatch('attentionGradQKernel', { ...bind, kc4: bind.kc }, attentionGradUniforms(q!, a), q!.size / a.headSize);
+    // (q and dz bound twice: as floats, and as 4-float vectors for the dot products)
+    else ctx.dispatch('attentionGradKvKernel', { ...bind, q4: bind.q, dz4: bind.dz }, { ...attentionGradUniforms(q!, a), ofK: a.of === 'k' ? 1 : 0, block: a.rows ? 1 : 0 }, (a.rows ? q!.size / (a.nHeads * a.headSize) : kc!.shape[0]!) * a.nKvHeads);
   },
 };
 
@@ -467,7 +468,7 @@ export function flashCombineKernel(id: Invocation, part: In<f32>, pos: In<u32>, 
  *  with a running max (its sums rescaled as the max grows), then the workgroup combines them: the
  *  largest max, and each invocation's sums scaled by exp(its max − the largest). */
 /** @kernel @workgroupSize 64 */
-export function attentionStatsKernel(id: Invocation, q: In<f32>, kc: In<f32>, vc: In<f32>, pos: In<u32>, dz: In<f32>, stats: Out<f32>,
+export function attentionStatsKernel(id: Invocation, q: In<f32x4>, kc: In<f32x4>, vc: In<f32x4>, pos: In<u32>, dz: In<f32x4>, stats: Out<f32>,
   T: u32, nHeads: u32, headSize: u32, qDim: u32, kvDim: u32, group: u32, scale: f32) {
   const ms = sharedF32(64);
   const zs = sharedF32(64);
@@ -481,11 +482,16 @@ export function attentionStatsKernel(id: Invocation, q: In<f32>, kc: In<f32>, vc
   let z: f32 = 0;
   let pd: f32 = 0;
   for (let j: u32 = id.local; j <= p; j += 64) {
+    // (16-byte loads: each invocation reads its own key's row)
     let sc: f32 = 0;
     let dp: f32 = 0;
-    for (let e: u32 = 0; e < headSize; e++) {
-      sc += q[qo + e] * kc[j * kvDim + ko + e];
-      dp += dz[qo + e] * vc[j * kvDim + ko + e];
+    for (let e: u32 = 0; e < headSize >> 2; e++) {
+      const a: f32x4 = q[(qo >> 2) + e];
+      const b: f32x4 = kc[((j * kvDim + ko) >> 2) + e];
+      const g: f32x4 = dz[(qo >> 2) + e];
+      const w: f32x4 = vc[((j * kvDim + ko) >> 2) + e];
+      sc += a.x * b.x + a.y * b.y + a.z * b.z + a.w * b.w;
+      dp += g.x * w.x + g.y * w.y + g.z * w.z + g.w * w.w;
     }
     const top: f32 = Math.max(m, sc * scale);
     const r: f32 = Math.exp(m - top);
@@ -514,8 +520,8 @@ export function attentionStatsKernel(id: Invocation, q: In<f32>, kc: In<f32>, vc
  *  scale · Σⱼ Pⱼ·(dPⱼ − Σ P·dP)·kⱼ. The keys go 64 at a time: each invocation makes one key's
  *  dSⱼ = Pⱼ·(dPⱼ − Σ P·dP) (its two dot products once, not once per lane), then every lane adds them up. */
 /** @kernel @workgroupSize 64 */
-export function attentionGradQKernel(id: Invocation, q: In<f32>, kc: In<f32>, vc: In<f32>, pos: In<u32>, dz: In<f32>, stats: In<f32>, out: Out<f32>,
-  T: u32, nHeads: u32, headSize: u32, qDim: u32, kvDim: u32, group: u32, scale: f32) {
+export function attentionGradQKernel(id: Invocation, q: In<f32x4>, kc: In<f32>, vc: In<f32x4>, pos: In<u32>, dz: In<f32x4>, stats: In<f32>, out: Out<f32>,
+  kc4: In<f32x4>, T: u32, nHeads: u32, headSize: u32, qDim: u32, kvDim: u32, group: u32, scale: f32) {
   const ds = sharedF32(64);
   const t: u32 = idiv(id.group, nHeads);
   const h: u32 = id.group % nHeads;
@@ -531,11 +537,16 @@ export function attentionGradQKernel(id: Invocation, q: In<f32>, kc: In<f32>, vc
     const j: u32 = j0 + id.local;
     let v: f32 = 0;
     if (j <= p) {
+      // (16-byte loads: each invocation reads its own key's row)
       let sc: f32 = 0;
       let dp: f32 = 0;
-      for (let d: u32 = 0; d < headSize; d++) {
-        sc += q[qo + d] * kc[j * kvDim + ko + d];
-        dp += dz[qo + d] * vc[j * kvDim + ko + d];
+      for (let d: u32 = 0; d < headSize >> 2; d++) {
+        const a: f32x4 = q[(qo >> 2) + d];
+        const b: f32x4 = kc4[((j * kvDim + ko) >> 2) + d];
+        const g: f32x4 = dz[(qo >> 2) + d];
+        const w: f32x4 = vc[((j * kvDim + ko) >> 2) + d];
+        sc += a.x * b.x + a.y * b.y + a.z * b.z + a.w * b.w;
+        dp += g.x * w.x + g.y * w.y + g.z * w.z + g.w * w.w;
       }
       v = (Math.exp(sc * scale - stats[st]) / stats[st + 1]) * (dp - stats[st + 2]);
     }
@@ -564,8 +575,9 @@ export function attentionGradQKernel(id: Invocation, q: In<f32>, kc: In<f32>, vc
  *  64 lanes adds up the pairs' q (dk) or dz (dv) rows, and the quarters are added. Keys past the block's
  *  last position get 0. */
 /** @kernel @workgroupSize 256 */
-export function attentionGradKvKernel(id: Invocation, q: In<f32>, kc: In<f32>, vc: In<f32>, pos: In<u32>, dz: In<f32>, stats: In<f32>, out: Out<f32>,
-  T: u32, nHeads: u32, headSize: u32, qDim: u32, kvDim: u32, group: u32, scale: f32, ofK: u32, block: u32) {
+export function attentionGradKvKernel(id: Invocation, q: In<f32>, kc: In<f32x4>, vc: In<f32x4>, pos: In<u32>, dz: In<f32>, stats: In<f32>, out: Out<f32>,
+  q4: In<f32x4>, dz4: In<f32x4>,
+  T: u32, nHeads: u32, headSize: u32, qDim: u32, kvDim: u32, group: u32, scale: f32, ofK: Spec<u32>, block: u32) {
   const wt = sharedF32(256);
   const part = sharedF32(256);
   const nKv: u32 = idiv(nHeads, group);
@@ -598,11 +610,18 @@ export function attentionGradKvKernel(id: Invocation, q: In<f32>, kc: In<f32>, v
       const h: u32 = kh * group + i % group;
       const qo: u32 = t * qDim + h * headSize;
       const st: u32 = (t * nHeads + h) * 3;
+      // (16-byte loads: each invocation reads its own row, so a load is a sector a row; dz·v only for dk)
       let sc: f32 = 0;
       let dp: f32 = 0;
-      for (let d: u32 = 0; d < headSize; d++) {
-        sc += q[qo + d] * kc[ki + d];
-        dp += dz[qo + d] * vc[ki + d];
+      for (let d: u32 = 0; d < headSize >> 2; d++) {
+        const a: f32x4 = q4[(qo >> 2) + d];
+        const b: f32x4 = kc[(ki >> 2) + d];
+        sc += a.x * b.x + a.y * b.y + a.z * b.z + a.w * b.w;
+        if (ofK === 1) {
+          const g: f32x4 = dz4[(qo >> 2) + d];
+          const w: f32x4 = vc[(ki >> 2) + d];
+          dp += g.x * w.x + g.y * w.y + g.z * w.z + g.w * w.w;
+        }
       }
       const pj: f32 = Math.exp(sc * scale - stats[st]) / stats[st + 1];
       v = ofK === 1 ? scale * pj * (dp - stats[st + 2]) : pj;

@@ -126,8 +126,11 @@ export const SPLIT_COLS = 1024;
 export const TENSOR_SPLIT_COLS = 512;
 /** the most rows a block pass takes (Model's MAX_BLOCK, PATCH_ROWS): splits are chosen for it */
 const SPLIT_BLOCK_ROWS = 256;
-/** the most output rows a matrix that splits has: wider ones (the FFN's gate and up, the unembedding) have tiles enough */
-const SPLIT_MAX_ROWS = 4096;
+/** the most output rows a matrix that splits has: wider ones (the unembedding) have tiles enough. The
+ *  FFN's gate and up (8192 rows of the 1B shape) split too: unsplit, their 128 workgroups each walked
+ *  2048 columns, 245 µs a product at 256 positions; split, a 512-token prefill took 28.5 ms against 33.0
+ *  and a 128-token one 8.1 against 11.9 (benchmarks/prefill_study.ts, run 2026-12-07-h100-j) */
+const SPLIT_MAX_ROWS = 8192;
 
 /** How many splits a matrix product of `rows` × `cols` takes over a block of T positions: decided by
  *  the matrix alone (so a position's row is the same bits in any block), one where the partial sums of
