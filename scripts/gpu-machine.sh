@@ -211,6 +211,15 @@ case "${1:-}" in
     for w in ${TAPIR_WORKLOADS:-grad128 attrib16x16 prefill512 cache128 lens16}; do
       log "$w" 2>> "$o/log.txt"; (cd /tmp/tapir && timeout 120 ./node "${n[@]}" dist/benchmarks/interp.js --workload "$w" --out /tmp/interp) >> "$o/quick.jsonl" 2>> "$o/log.txt" || true; save
     done
+    # (TAPIR_QUICK_DECODE=1: the decode bench of this build and, with .gpu/base.tar.xz, the base build's:
+    # decode.json, decode-base.json, as the interp runbook runs them)
+    if [ -n "${TAPIR_QUICK_DECODE:-}" ]; then
+      bench=(bench --synth "${TAPIR_PRESET:-llama-3.2-1b}" --dtype f16 --prompt-tokens 128 --gen-tokens 128 --json)
+      log "decode" 2>> "$o/log.txt"; (cd /tmp/tapir && timeout 90 ./node "${n[@]}" bin/tapir.js "${bench[@]}" --taps 'blocks.*.hook_resid_post') > "$o/decode.json" 2>> "$o/log.txt" || true; save
+      if [ -d /tmp/tapir-base ]; then
+        log "base build decode" 2>> "$o/log.txt"; (cd /tmp/tapir-base && timeout 90 ../tapir/node "${n[@]}" bin/tapir.js "${bench[@]}") > "$o/decode-base.json" 2>> "$o/log.txt" || true; save
+      fi
+    fi
     # (TAPIR_QUICK_PROBE=1: the tensor-core product with parts taken out, probe.json: benchmarks/tensor_probe.ts)
     if [ -n "${TAPIR_QUICK_PROBE:-}" ]; then
       log "tensor probe" 2>> "$o/log.txt"; (cd /tmp/tapir && timeout 120 ./node "${n[@]}" dist/benchmarks/tensor_probe.js) > "$o/probe.json" 2>> "$o/log.txt" || true; save
