@@ -24,6 +24,9 @@
 #                                             # $OUT/all.tgz (the device tool brings back 8 files at most;
 #                                             # the tarball is rewritten after each step, so a call cut
 #                                             # short keeps what was done)
+#   bash scripts/gpu-machine.sh quick         # there: the GPU checks and chosen pieces of the interp
+#                                             # benchmark, each saved as it ends ($OUT/all.tgz): TAPIR_WORKLOADS,
+#                                             # TAPIR_QUICK_PEER, _KERNELS, _DECODE, _PROBE, _STUDY (see below)
 #   bash scripts/gpu-machine.sh tapir ARGS    # there: any tapir command (the default model is packed
 #                                             # into .gpu/models/ when ../shared/models has it)
 #
