@@ -30,14 +30,14 @@ const VARIANTS: Record<string, { prompt: number; block: number; over: Partial<Ta
   split1024: { prompt: 512, block: 256, over: { splitCols: 1024 } },
   split256: { prompt: 512, block: 256, over: { splitCols: 256 } },
   block512_split1024: { prompt: 512, block: 512, over: { splitCols: 1024 } },
-  // the FFN's gate and up (8192 rows) split along their columns too
-  split_rows8192: { prompt: 512, block: 256, over: { splitMaxRows: 8192 } },
-  block512_split_rows8192: { prompt: 512, block: 512, over: { splitMaxRows: 8192 } },
+  // the FFN's gate and up (8192 rows) unsplit, as before run 2026-12-07-h100-j
+  split_rows4096: { prompt: 512, block: 256, over: { splitMaxRows: 4096 } },
+  block512_split_rows4096: { prompt: 512, block: 512, over: { splitMaxRows: 4096 } },
   // a 128-token prompt (cache128, grad128's forward): one block, where the wide tiles are fewer
   p128_default: { prompt: 128, block: 128, over: {} },
   p128_wide8192: { prompt: 128, block: 128, over: { tensorWideRows: 8192 } },
   p128_split256: { prompt: 128, block: 128, over: { splitCols: 256 } },
-  p128_split_rows8192: { prompt: 128, block: 128, over: { splitMaxRows: 8192 } },
+  p128_split_rows4096: { prompt: 128, block: 128, over: { splitMaxRows: 4096 } },
 };
 
 const model = await Model.create(loadModelSource(file));

@@ -22,7 +22,7 @@ export interface Target {
    *  128 × 128 tiles (default ops/matvec.ts's TENSOR_WIDE_ROWS; the interp benchmark tries others) */
   readonly tensorWideRows?: number;
   /** the most output rows a prefill product that splits along its columns has (default ops/matvec.ts's
-   *  SPLIT_MAX_ROWS; the prefill study tries others) */
+   *  SPLIT_MAX_ROWS, TENSOR_SPLIT_MAX_ROWS on the tensor cores; the prefill study tries others) */
   readonly splitMaxRows?: number;
 }
 

@@ -102,7 +102,8 @@ export function lowerMatvec(call: MatvecCall, ctx: LowerCtx, out: string, offset
   const chunks = ctx.chunks(w);
   const wide = block ? undefined : wideFor([w], w.shape[1]!, chunks.map((c) => c.rows));
   const { kernel: matmul, tile, specs } = matmulFor(w.dtype, T, w.shape[0]!, ctx);
-  const splits = block ? splitsFor(w.shape[0]!, w.shape[1]!, T, ctx, matmul === 'matmulTensorKernel' ? TENSOR_SPLIT_COLS : SPLIT_COLS) : 1;
+  const tensor = matmul === 'matmulTensorKernel';
+  const splits = block ? splitsFor(w.shape[0]!, w.shape[1]!, T, ctx, tensor ? TENSOR_SPLIT_COLS : SPLIT_COLS, tensor ? TENSOR_SPLIT_MAX_ROWS : SPLIT_MAX_ROWS) : 1;
   if (splits > 1) return lowerSplit(call, ctx, out, offset, stride, splits, matmul, tile, specs);
   const e = lowerEpilogues(call.owner, ctx, block ? matmul : wide?.matvec ?? 'matvecKernel', call.vectors, call.epilogues);
   const bind: Record<string, string> = { ...e.bind, x: ctx.buf(x), nw: norm ? ctx.buf(norm.weight) : ctx.buf(x), out };
@@ -126,18 +127,21 @@ export const SPLIT_COLS = 1024;
 export const TENSOR_SPLIT_COLS = 512;
 /** the most rows a block pass takes (Model's MAX_BLOCK, PATCH_ROWS): splits are chosen for it */
 const SPLIT_BLOCK_ROWS = 256;
-/** the most output rows a matrix that splits has: wider ones (the unembedding) have tiles enough. The
- *  FFN's gate and up (8192 rows of the 1B shape) split too: unsplit, their 128 workgroups each walked
- *  2048 columns, 245 µs a product at 256 positions; split, a 512-token prefill took 28.5 ms against 33.0
- *  and a 128-token one 8.1 against 11.9 (benchmarks/prefill_study.ts, run 2026-12-07-h100-j) */
-const SPLIT_MAX_ROWS = 8192;
+/** the most output rows a matrix that splits has: wider ones (the FFN's gate and up, the unembedding)
+ *  have tiles enough for the f32 kernels */
+const SPLIT_MAX_ROWS = 4096;
+/** the same for the tensor-core kernel, whose 128 × 128 tiles are fewer: the FFN's gate and up (8192
+ *  rows of the 1B shape) split too. Unsplit, their 128 workgroups each walked 2048 columns, 245 µs a
+ *  product at 256 positions; split, a 512-token prefill took 28.5 ms against 33.0 and a 128-token one
+ *  8.1 against 11.9 (benchmarks/prefill_study.ts, run 2026-12-07-h100-j) */
+export const TENSOR_SPLIT_MAX_ROWS = 8192;
 
 /** How many splits a matrix product of `rows` × `cols` takes over a block of T positions: decided by
  *  the matrix alone (so a position's row is the same bits in any block), one where the partial sums of
  *  a full block would not fit a binding. */
-export function splitsFor(rows: number, cols: number, T: number, ctx: Pick<LowerCtx, 'splitCols' | 'maxBindingBytes' | 'splitMaxRows'>, splitCols = SPLIT_COLS): number {
+export function splitsFor(rows: number, cols: number, T: number, ctx: Pick<LowerCtx, 'splitCols' | 'maxBindingBytes' | 'splitMaxRows'>, splitCols = SPLIT_COLS, maxRows = SPLIT_MAX_ROWS): number {
   const per = Math.max(64, ctx.splitCols ?? splitCols);
-  if (rows > (ctx.splitMaxRows ?? SPLIT_MAX_ROWS) || cols < 2 * per) return 1;
+  if (rows > (ctx.splitMaxRows ?? maxRows) || cols < 2 * per) return 1;
   const splits = Math.min(8, Math.ceil(cols / per));
   return splits * Math.max(SPLIT_BLOCK_ROWS, T) * rows * 4 <= ctx.maxBindingBytes ? splits : 1;
 }

@@ -346,15 +346,9 @@ export class Executor {
    *  offers timestamp queries; undefined otherwise). Slower than a plain step; for profiling. */
   async profile(inputs: Readonly<Record<string, number | Float32Array | Int32Array>>): Promise<Map<string, { ns: number; count: number }> | undefined> {
     const steps = await this.profileSteps(inputs);
-    if (!steps) return undefined;
     const out = new Map<string, { ns: number; count: number }>();
-    for (const s of steps) {
-      const e = out.get(s.kernel) ?? { ns: 0, count: 0 };
-      e.ns += s.ns;
-      e.count++;
-      out.set(s.kernel, e);
-    }
-    return out;
+    for (const s of steps ?? []) out.set(s.kernel, { ns: (out.get(s.kernel)?.ns ?? 0) + s.ns, count: (out.get(s.kernel)?.count ?? 0) + 1 });
+    return steps && out;
   }
 
   /** Each dispatch of a step timed alone, in order: its kernel, workgroups and GPU nanoseconds. */
