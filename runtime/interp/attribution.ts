@@ -5,7 +5,8 @@
 // position's row (resid_pre/mid/post, attn_out, mlp_out) or over a head's slice at every position (z,
 // as exact patching patches a head). Scores are normalised as exact patching's are:
 // effect / (clean − corrupted). `compareExact` also runs the exact sweep and gives each site kind's
-// correlation between the two.
+// correlation between the two. Both runs are in flight at once, so the KV cache afterwards holds either
+// prompt: nothing should resume from it (Model.lastLogitsFrom) without a prefill first.
 import { CancelledError } from '../../compiler/errors.js';
 import type { Model } from '../model.js';
 import { SITES, activationPatching, checkPatchArgs, metricOf, type PatchOptions, type PatchSite } from './patching.js';

@@ -174,10 +174,13 @@ export function gradientGraph(c: LlamaConfig, dtypeOf: (name: string) => DType, 
   const rebuilt = rebuildWith(forward, (_n, _m, g) => { b = g; return undefined; });
   const o = ops(b!), logits = rebuilt.outputs.logits!;
   // a logit difference reads two rows of the unembedding, not all V (unless the logits' own gradient is asked)
-  const head = unembeddingOf(logits);
-  const direct = spec.kind === 'logit_diff' && head && !hooks.includes('hook_logits') ? o.logitDiffUnembed(head.w, head.x, o.input('ids', [spec.pair ? 2 : 1])) : undefined;
-  const metric = direct ? (head!.factor === undefined ? direct : o.scale(direct, head!.factor))
-    : spec.kind === 'logit_diff' ? o.logitDiff(logits, o.input('ids', [spec.pair ? 2 : 1]))
+  const logitDiff = (ids: Node) => {
+    const head = hooks.includes('hook_logits') ? undefined : unembeddingOf(logits);
+    if (!head) return o.logitDiff(logits, ids);
+    const d = o.logitDiffUnembed(head.w, head.x, ids);
+    return head.factor === undefined ? d : o.scale(d, head.factor);
+  };
+  const metric = spec.kind === 'logit_diff' ? logitDiff(o.input('ids', [spec.pair ? 2 : 1]))
     : spec.kind === 'log_prob' ? o.logProb(logits, o.input('ids', [1]))
     : spec.build(o, logits);
   if (metric.size !== 1) throw new UsageError(`a metric is one number; the one built has shape [${metric.shape}]`);
