@@ -38,6 +38,10 @@ const VARIANTS: Record<string, { prompt: number; block: number; over: Partial<Ta
   p128_wide8192: { prompt: 128, block: 128, over: { tensorWideRows: 8192 } },
   p128_split256: { prompt: 128, block: 128, over: { splitCols: 256 } },
   p128_split_rows4096: { prompt: 128, block: 128, over: { splitMaxRows: 4096 } },
+  p128_split1024: { prompt: 128, block: 128, over: { splitCols: 1024 } },
+  // a 16-token prompt (lens16, patching's and attribution's runs): the small tiles, fewest workgroups
+  p16_default: { prompt: 16, block: 16, over: {} },
+  p16_split1024: { prompt: 16, block: 16, over: { splitCols: 1024 } },
 };
 
 const model = await Model.create(loadModelSource(file));
@@ -87,7 +91,10 @@ try {
     if (name === 'default') {
       // the first block's first two layers, dispatch by dispatch (µs): which product, which attention
       const steps = await m.ex.profileSteps({ token: Int32Array.from(tokens.slice(0, m.block)), pos: 0 });
-      out.layers01 = steps?.slice(0, 2 + 2 * Math.ceil((steps.length - 6) / model.config.nLayers)).map((s) => `${s.kernel} ${s.groups.join('x')} ${(s.ns / 1e3).toFixed(1)}`);
+      const layers01 = (st: typeof steps) => st?.slice(0, 2 + 2 * Math.ceil((st.length - 6) / model.config.nLayers)).map((s) => `${s.kernel} ${s.groups.join('x')} ${(s.ns / 1e3).toFixed(1)}`);
+      out.layers01 = layers01(steps);
+      // and the second block's (its attention sees the first block's keys too)
+      if (m.prompt > m.block) out.layers01_second = layers01(await m.ex.profileSteps({ token: Int32Array.from(tokens.slice(m.block, 2 * m.block)), pos: m.block }));
     }
     (out.profile as Record<string, unknown>)[name] = [...q.entries()].map(([k, v]) => ({ kernel: k, ms: +(Math.min(v.ns, p.get(k)!.ns) / 1e6).toFixed(3), count: v.count })).sort((x, y) => y.ms - x.ms).slice(0, 12);
   }

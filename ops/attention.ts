@@ -1,10 +1,11 @@
 // Causal self-attention for one new position, with grouped-query attention: query head h reads
 // KV head floor(h / (nHeads / nKvHeads)). Scores over positions 0..pos, softmax, weighted sum of V.
 import { type Invocation, type f32x4, type Spec, type In, type Out, type f32, type u32, idiv, sharedF32, storageBarrier, workgroupBarrier } from '../compiler/kernel/dsl.js';
-import { type Op, expectShape, overRows, rowsOf, seqLenOf } from './op.js';
+import { type Op, expectShape, isBlock, overRows, rowsOf, seqLenOf } from './op.js';
 import { ShapeError } from '../compiler/errors.js';
 import { workgroupMax, workgroupSum } from './reduce.js';
 import { leafKind, type Node as GraphNode } from '../compiler/ir/op.js';
+import { BLOCK_MAX_HEAD, BLOCK_QUERIES } from './attention_block.js';
 
 /** `flash`: one pass with an online softmax over tiles (set by the flash_attention rule); without
  *  it the kernel also leaves each head's attention pattern in a scratch buffer. */
@@ -83,6 +84,24 @@ export const attention: Op<AttentionAttr> = overRows<AttentionAttr>({
       const shortBelow = SHORT_KEYS - seqLen + 1;
       // the guard reads the plan's `pos` input: where the position comes from elsewhere, split always
       const guarded = leafKind(pos!) === 'input' && pos!.attr.name === 'pos';
+      if (isBlock(q!.shape) && headSize <= BLOCK_MAX_HEAD) {
+        // a prefill block (even of one row: a row is the same bits in any block): tiles of query vectors
+        // that share a KV head read its keys once (ops/attention_block.ts), in chunks of SHORT_KEYS merged
+        // by flashCombineKernel where the context is longer. A decode step keeps the kernels below.
+        const chunk = Math.min(context, SHORT_KEYS), splits = Math.ceil(context / chunk), nSeq = T / seqLen;
+        const b = { ...u, tiles: Math.ceil((seqLen * u.group) / BLOCK_QUERIES), nKv: nKvHeads, chunk, splits };
+        const groups = nSeq * nKvHeads * b.tiles * splits;
+        if (splits === 1) { ctx.dispatch('attentionBlockKernel', { ...bind, out: ctx.buf(n) }, { ...b, direct: 1 }, groups); return; }
+        // while the block's last row is in the first chunk, one chunk's workgroups and no merge (the same
+        // bits: flashCombineKernel divides a lone chunk's sums as they are)
+        const oneChunk = SHORT_KEYS - seqLen + 1;
+        if (guarded && oneChunk > 0) ctx.dispatch('attentionBlockKernel', { ...bind, out: ctx.buf(n) }, { ...b, splits: 1, direct: 1 }, groups / splits, { below: oneChunk });
+        const part = ctx.planScratch('attention_split', T * nHeads * splits * (headSize + 2));
+        const later = guarded && oneChunk > 0 ? { from: oneChunk } : undefined;
+        ctx.dispatch('attentionBlockKernel', { ...bind, out: part }, { ...b, direct: 0 }, groups, later);
+        ctx.dispatch('flashCombineKernel', { part, pos: ctx.buf(pos!), out: ctx.buf(n) }, { headSize, splits, nHeads, seqLen, chunk }, nHeads * T, later);
+        return;
+      }
       if (context <= SHORT_KEYS) {
         ctx.dispatch('attentionShortKernel', { ...bind, out: ctx.buf(n) }, u, nHeads * T);
         return;
@@ -443,6 +462,7 @@ export function flashCombineKernel(id: Invocation, part: In<f32>, pos: In<u32>, 
   const base: u32 = id.group * splits * (headSize + 2);
   const p: u32 = pos[0] + idiv(id.group, nHeads) % seqLen;
   const active: u32 = Math.min(splits, idiv(p, chunk) + 1);
+  // (one chunk: its sums divided as they are, the bits its kernel would give unsplit: attentionBlockKernel's rows)
   let top: f32 = -3.4e38;
   for (let s: u32 = 0; s < active; s++) {
     top = Math.max(top, part[base + s * (headSize + 2) + headSize]);
@@ -458,7 +478,7 @@ export function flashCombineKernel(id: Invocation, part: In<f32>, pos: In<u32>, 
       const o: u32 = base + s * (headSize + 2);
       a += Math.exp(part[o + headSize] - top) * part[o + d];
     }
-    out[id.group * headSize + d] = a / total;
+    out[id.group * headSize + d] = active === 1 ? part[base + d] / part[base + headSize + 1] : a / total;
   }
 }
 

@@ -77,7 +77,7 @@ describe('kernels match their references', () => {
   // Past SHORT_KEYS (1024) positions of context the plan holds both ways, guarded by the position: one
   // kernel that holds every score below it, split-K chunks and their merge from it on (a block of rows
   // switches where its last row would pass it).
-  it.each([[0, 1, 'short'], [1023, 1, 'short'], [1024, 1, 'split'], [1300, 1, 'split'], [1999, 1, 'split'], [700, 3, 'short'], [1021, 3, 'short'], [1022, 3, 'split']] as const)(
+  it.each([[0, 1, 'short'], [1023, 1, 'short'], [1024, 1, 'split'], [1300, 1, 'split'], [1999, 1, 'split']] as const)(
     'flash attention past 1024 positions of context: pos %i, %i rows (%s)', async (pos, rows, way) => {
       const [nHeads, nKvHeads, hs, ctx] = [4, 2, 16, 2000], kvDim = nKvHeads * hs;
       const { out, ref, plan } = await runBoth(
@@ -87,6 +87,38 @@ describe('kernels match their references', () => {
       expect(plan.dispatchesAt(pos).map((d) => d.kernel)).toEqual(way === 'short' ? ['attentionShortKernel'] : ['flashAttentionKernel', 'flashCombineKernel']);
       expect(relErr(out, ref), seedNote).toBeLessThanOrEqual(TOL);
     });
+
+  // A prefill block's rows (ops/attention_block.ts): tiles of 16 query vectors of one KV head, partial
+  // tiles (111 pairs), heads of 3 quads (21 key lanes) and of 128 lanes, one query head per KV head,
+  // and contexts past 1024 positions, where chunks of 1024 keys are merged (a block crossing it too).
+  it.each([[6, 2, 12, 37, 0, 140], [4, 4, 8, 20, 66, 140], [8, 2, 64, 70, 300, 1024], [4, 1, 128, 33, 5, 200], [4, 2, 16, 40, 1000, 2000], [4, 2, 16, 3, 700, 2000], [4, 2, 16, 3, 1022, 2000], [4, 2, 16, 9, 1900, 2000]])(
+    'attention of a prefill block: %i heads, %i kv heads, head size %i, %i rows from pos %i, context %i', async (nHeads, nKvHeads, hs, rows, pos, ctx) => {
+      const kvDim = nKvHeads * hs;
+      const { out, ref, plan } = await runBoth(
+        (o) => o.attention(o.weight('q', [rows, nHeads * hs]), o.weight('k', [ctx, kvDim]), o.weight('v', [ctx, kvDim]), o.input('pos', [1]), { nHeads, nKvHeads, headSize: hs, flash: true }),
+        { q: rnd.normal(rows * nHeads * hs, 0.5), k: rnd.normal(ctx * kvDim), v: rnd.normal(ctx * kvDim) }, { pos });
+      // past 1024 positions of context the plan holds both ways, guarded by the block's position: one
+      // chunk of keys while its last row is below 1024, chunks and their merge from there on
+      expect(plan.dispatches.map((d) => d.kernel)).toEqual(ctx > 1024 ? ['attentionBlockKernel', 'attentionBlockKernel', 'flashCombineKernel'] : ['attentionBlockKernel']);
+      expect(plan.dispatchesAt(pos).map((d) => d.kernel)).toEqual(pos + rows > 1024 ? ['attentionBlockKernel', 'flashCombineKernel'] : ['attentionBlockKernel']);
+      expect(relErr(out, ref), seedNote).toBeLessThanOrEqual(TOL);
+    });
+
+  // A row's attention is the same bits in any block that holds it, whichever vectors share its tile:
+  // rows a..b of a block run alone (from position pos + a) give rows a..b of the whole block (past
+  // 1024 positions of context: the whole block through the chunks' merge, the short ones unsplit).
+  it.each([[6, 2, 12, 1024], [8, 2, 64, 2000]])('attention of a prefill block: a row is the same bits in any block (%i heads, %i kv heads, head size %i, context %i)', async (nHeads, nKvHeads, hs, ctx) => {
+    const kvDim = nKvHeads * hs, rows = 45, pos = ctx > 1024 ? 1000 : 50, w = nHeads * hs;
+    const data = { q: rnd.normal(rows * w, 0.5), k: rnd.normal(ctx * kvDim), v: rnd.normal(ctx * kvDim) };
+    const run = (from: number, to: number) => runBoth(
+      (o) => o.attention(o.weight('q', [to - from, w]), o.weight('k', [ctx, kvDim]), o.weight('v', [ctx, kvDim]), o.input('pos', [1]), { nHeads, nKvHeads, headSize: hs, flash: true }),
+      { ...data, q: data.q.slice(from * w, to * w) }, { pos: pos + from });
+    const whole = (await run(0, rows)).out;
+    for (const [a, b] of [[1, 3], [5, 22], [17, 45], [0, 2]] as const) {
+      const part = (await run(a, b)).out;
+      expect(Array.from(part), `rows ${a}..${b - 1}`).toEqual(Array.from(whole.subarray(a * w, b * w)));
+    }
+  });
 
   // heads whose quads do not divide the workgroup (12: 3 quads, 85 key groups) and the widest (256)
   it.each([[6, 2, 12, 0], [6, 2, 12, 800], [2, 1, 256, 1000], [8, 8, 64, 383]])('attention that holds every score: %i heads, %i kv heads, head size %i, pos %i', async (nHeads, nKvHeads, hs, pos) => {

@@ -155,7 +155,9 @@ describe('prefill', () => {
     expect(names.filter((k) => k.startsWith('matmulSmallKernel')).length).toBe(7 * c.nLayers + 1); // q, k, v, o, gate, up, down; + logits (16 positions: small tiles)
     expect(names.filter((k) => k.startsWith('matvecKernel'))).toEqual([]);
     expect(names).toContain('ropeKvKernel');
-    expect(names).toContain('attentionShortKernel');
+    // the block's query rows in tiles that read their KV head's keys once (ops/attention_block.ts)
+    expect(names.filter((k) => k === 'attentionBlockKernel').length).toBe(c.nLayers);
+    expect(names).not.toContain('attentionShortKernel');
     expect(plan.dispatches.length).toBeLessThanOrEqual(10 * c.nLayers + 3);
   });
 });

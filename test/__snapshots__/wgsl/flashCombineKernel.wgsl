@@ -30,6 +30,6 @@ fn main(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
       let o: u32 = (base + (s * (u.headSize + 2u)));
       a += (exp((part[min((o + u.headSize), arrayLength(&part) - 1u)] - top)) * part[min((o + d), arrayLength(&part) - 1u)]);
     }
-    out[min((((wid.x + wid.y * nwg.x) * u.headSize) + d), arrayLength(&out) - 1u)] = (a / total);
+    out[min((((wid.x + wid.y * nwg.x) * u.headSize) + d), arrayLength(&out) - 1u)] = select((a / total), (part[min((base + d), arrayLength(&part) - 1u)] / part[min(((base + u.headSize) + 1u), arrayLength(&part) - 1u)]), (active_ == 1u));
   }
 }
