@@ -125,8 +125,8 @@ export const SPLIT_COLS = 1024;
  *  and fewer at 16 (a 2048-row matrix: 64 or 128 workgroups at 1024 columns a split, one subgroup of
  *  four busy per SM): it splits every 512. */
 export const TENSOR_SPLIT_COLS = 512;
-/** the most rows a block pass takes (Model's MAX_BLOCK, PATCH_ROWS): splits are chosen for it */
-const SPLIT_BLOCK_ROWS = 256;
+/** the most rows a block pass takes (Model's MAX_BLOCK; PATCH_ROWS is less): splits are chosen for it */
+const SPLIT_BLOCK_ROWS = 512;
 /** the most output rows a matrix that splits has: wider ones (the FFN's gate and up, the unembedding)
  *  have tiles enough for the f32 kernels */
 const SPLIT_MAX_ROWS = 4096;

@@ -63,8 +63,10 @@ export const DEFAULT_CONTEXT_CAP = 4096;
 const MAX_SAE_VARIANTS = 8;
 /** most sequences one batched pass takes */
 const MAX_BATCH = 64;
-/** most positions one prefill pass takes */
-const MAX_BLOCK = 256;
+/** most positions one prefill pass takes (ops/matvec.ts's SPLIT_BLOCK_ROWS follows it): 512 took a
+ *  512-token prefill of the 1B shape in 24.8 ms against 26.3 in two blocks of 256 (run 2026-12-07-h100-m,
+ *  benchmarks/prefill_study.ts), where the products' tiles are twice as many per weight tile read */
+const MAX_BLOCK = 512;
 
 /** Positions one prefill pass of this model takes on this target (Model.blockSize). */
 function blockSizeOf(c: LlamaConfig, target: Target): number {
