@@ -94,10 +94,9 @@ export const attention: Op<AttentionAttr> = overRows<AttentionAttr>({
         if (splits === 1) { ctx.dispatch('attentionBlockKernel', { ...bind, out: ctx.buf(n) }, { ...b, direct: 1 }, groups); return; }
         // while the block's last row is in the first chunk, one chunk's workgroups and no merge (the same
         // bits: flashCombineKernel divides a lone chunk's sums as they are)
-        const oneChunk = SHORT_KEYS - seqLen + 1;
-        if (guarded && oneChunk > 0) ctx.dispatch('attentionBlockKernel', { ...bind, out: ctx.buf(n) }, { ...b, splits: 1, direct: 1 }, groups / splits, { below: oneChunk });
+        if (guarded && shortBelow > 0) ctx.dispatch('attentionBlockKernel', { ...bind, out: ctx.buf(n) }, { ...b, splits: 1, direct: 1 }, groups / splits, { below: shortBelow });
         const part = ctx.planScratch('attention_split', T * nHeads * splits * (headSize + 2));
-        const later = guarded && oneChunk > 0 ? { from: oneChunk } : undefined;
+        const later = guarded && shortBelow > 0 ? { from: shortBelow } : undefined;
         ctx.dispatch('attentionBlockKernel', { ...bind, out: part }, { ...b, direct: 0 }, groups, later);
         ctx.dispatch('flashCombineKernel', { part, pos: ctx.buf(pos!), out: ctx.buf(n) }, { headSize, splits, nHeads, seqLen, chunk }, nHeads * T, later);
         return;

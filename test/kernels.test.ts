@@ -90,8 +90,9 @@ describe('kernels match their references', () => {
 
   // A prefill block's rows (ops/attention_block.ts): tiles of 16 query vectors of one KV head, partial
   // tiles (111 pairs), heads of 3 quads (21 key lanes) and of 128 lanes, one query head per KV head,
-  // and contexts past 1024 positions, where chunks of 1024 keys are merged (a block crossing it too).
-  it.each([[6, 2, 12, 37, 0, 140], [4, 4, 8, 20, 66, 140], [8, 2, 64, 70, 300, 1024], [4, 1, 128, 33, 5, 200], [4, 2, 16, 40, 1000, 2000], [4, 2, 16, 3, 700, 2000], [4, 2, 16, 3, 1022, 2000], [4, 2, 16, 9, 1900, 2000]])(
+  // 20 per KV head (a row's heads in two tiles), and contexts past 1024 positions, where chunks of 1024
+  // keys are merged (a block crossing it too).
+  it.each([[6, 2, 12, 37, 0, 140], [20, 1, 8, 5, 3, 140], [4, 4, 8, 20, 66, 140], [8, 2, 64, 70, 300, 1024], [4, 1, 128, 33, 5, 200], [4, 2, 16, 40, 1000, 2000], [4, 2, 16, 3, 700, 2000], [4, 2, 16, 3, 1022, 2000], [4, 2, 16, 9, 1900, 2000]])(
     'attention of a prefill block: %i heads, %i kv heads, head size %i, %i rows from pos %i, context %i', async (nHeads, nKvHeads, hs, rows, pos, ctx) => {
       const kvDim = nKvHeads * hs;
       const { out, ref, plan } = await runBoth(
