@@ -12,7 +12,8 @@
 // them leave its sums as they were (×1, +0).
 import { type Invocation, type f32x4, type Spec, type In, type Out, type f32, type u32, idiv, localF32, sharedF32, workgroupBarrier } from '../compiler/kernel/dsl.js';
 
-/** query vectors a workgroup takes */
+/** query vectors a workgroup takes: the kernel's layout is built on 16 (its 4 × 4 score lanes, 16
+ *  softmax lanes a vector, the [16][..] tiles), so this names that number for the lowering, not a knob */
 export const BLOCK_QUERIES = 16;
 /** the widest head (the query tile is 16 × 128 floats of workgroup memory) */
 export const BLOCK_MAX_HEAD = 128;
